@@ -1,0 +1,139 @@
+"""The paper's call syntax ``[func(param=value, ...)]``: render it and parse it back safely.
+
+Parsing uses ``ast`` and ``ast.literal_eval`` only; nothing is ever evaluated. Written by hand
+because no library renders Python-literal call lists and checks the round trip.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from typing import Any
+
+from funreason_refine.errors import CallSyntaxError
+from funreason_refine.record import FunctionCall
+
+# A rendered answer longer than this is not parsed: ast on hostile megabyte inputs is slow
+# and can exhaust the C stack.
+MAX_CALL_TEXT = 200_000
+
+
+def render_value(value: Any) -> str:
+    """Render a JSON value as a Python literal (strings double-quoted, True/False/None)."""
+    if value is None:
+        return "None"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, str):
+        # JSON string escapes are valid Python string escapes.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CallSyntaxError(f"{value!r} has no Python literal")
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(render_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CallSyntaxError(f"dict key {key!r} is not a string")
+            parts.append(f"{render_value(key)}: {render_value(item)}")
+        return "{" + ", ".join(parts) + "}"
+    raise CallSyntaxError(f"{type(value).__name__} value {value!r} is not JSON")
+
+
+def _is_dotted_name(name: str) -> bool:
+    parts = name.split(".")
+    return all(p.isidentifier() and not _is_keyword(p) for p in parts)
+
+
+def _is_keyword(word: str) -> bool:
+    import keyword
+
+    return keyword.iskeyword(word)
+
+
+def render_call(call: FunctionCall) -> str:
+    if not _is_dotted_name(call.name):
+        raise CallSyntaxError(f"function name {call.name!r} is not a Python identifier")
+    args = []
+    for key, value in call.arguments.items():
+        if not key.isidentifier() or _is_keyword(key):
+            raise CallSyntaxError(f"parameter name {key!r} of {call.name} is not a Python identifier")
+        args.append(f"{key}={render_value(value)}")
+    return f"{call.name}({', '.join(args)})"
+
+
+def render_calls(calls: list[FunctionCall]) -> str:
+    """``[f(a=1), g(b="x")]``; raises CallSyntaxError when a call cannot be written this way."""
+    return "[" + ", ".join(render_call(c) for c in calls) + "]"
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    raise CallSyntaxError(f"the called object {ast.dump(node)[:80]} is not a plain function name")
+
+
+def _literal(node: ast.expr, where: str) -> Any:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise CallSyntaxError(f"{where} is not a literal value ({type(exc).__name__})") from None
+    return _to_json(value, where)
+
+
+def _to_json(value: Any, where: str) -> Any:
+    """literal_eval also yields tuples, sets, bytes and complex numbers; JSON has none."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CallSyntaxError(f"{where} is {value!r}, which JSON cannot hold")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v, where) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CallSyntaxError(f"{where} has a non-string dict key {key!r}")
+            out[key] = _to_json(item, where)
+        return out
+    raise CallSyntaxError(f"{where} is a {type(value).__name__}, which JSON cannot hold")
+
+
+def parse_calls(text: str) -> list[FunctionCall]:
+    """Parse ``[func(param=value), ...]`` into calls without evaluating anything."""
+    if len(text) > MAX_CALL_TEXT:
+        raise CallSyntaxError(f"call text is {len(text)} characters, over {MAX_CALL_TEXT}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        raise CallSyntaxError(f"not valid call syntax: {exc}") from None
+    if not isinstance(tree.body, ast.List):
+        raise CallSyntaxError("calls must be a list: [func(param=value), ...]")
+    calls = []
+    for position, node in enumerate(tree.body.elts, 1):
+        if not isinstance(node, ast.Call):
+            raise CallSyntaxError(f"element {position} of the list is not a function call")
+        name = _dotted(node.func)
+        if node.args:
+            raise CallSyntaxError(f"{name}: positional arguments are not allowed, write param=value")
+        arguments: dict[str, Any] = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise CallSyntaxError(f"{name}: **kwargs is not allowed")
+            if kw.arg in arguments:
+                raise CallSyntaxError(f"{name}: parameter {kw.arg!r} is given twice")
+            arguments[kw.arg] = _literal(kw.value, f"{name}({kw.arg}=...)")
+        calls.append(FunctionCall(name=name, arguments=arguments))
+    return calls

@@ -1,0 +1,110 @@
+"""The ``refine`` command: parse arguments, call the library, print. No logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from funreason_refine.errors import ConfigError, RefineError
+
+DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
+out = Console()
+err = Console(stderr=True)
+
+
+class _Group(click.Group):
+    """Expected errors become one red line (or one line per config problem), exit code 1.
+
+    Set FUNREASON_REFINE_DEBUG=1 to get the traceback instead.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RefineError as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            if isinstance(exc, ConfigError):
+                err.print(f"[red]error:[/] {len(exc.problems)} problem(s) in the configuration:", highlight=False)
+                for problem in exc.problems:
+                    err.print(f"  - {problem}", highlight=False, markup=False)
+            else:
+                err.print(f"[red]error:[/] {exc}", highlight=False)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="funreason-refine")
+def main() -> None:
+    """Refine function-calling training data the FunReason way."""
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: [output] dir of the pipeline).")
+def run(pipeline: Path, limit: int | None, out_dir: Path | None) -> None:
+    """Run PIPELINE; on an existing run folder, resume where it stopped."""
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.console import RunDisplay, summary_tables
+    from funreason_refine.engine import run_pipeline
+
+    loaded = load_pipeline(pipeline, out_dir)
+    size = loaded.input.path.stat().st_size
+    with RunDisplay(err, size, f"refining {loaded.input.path.name}") as progress:
+        result = asyncio.run(run_pipeline(loaded, limit=limit, progress=progress))
+    if result.resumed:
+        out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
+    for table in summary_tables(result.summary):
+        out.print(table)
+    out.print(f"run folder: {result.out_dir} ({result.summary['timings']['records_per_second']} records/s)")
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+def validate(pipeline: Path) -> None:
+    """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
+    from funreason_refine.config import load_pipeline
+
+    loaded = load_pipeline(pipeline)
+    names = " -> ".join(s.name for s in loaded.stages)
+    out.print(f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}",
+              highlight=False)
+
+
+@main.command()
+def stages() -> None:
+    """List registered stages and the plugin that supplied each."""
+    from funreason_refine.plugin_manager import stage_registry
+    from funreason_refine.specs import spec_for
+
+    table = Table(show_edge=False)
+    for col in ("stage", "plugin", "description", "keys"):
+        table.add_column(col)
+    for entry in stage_registry().values():
+        spec = spec_for(entry.name)
+        description = spec.description if spec else entry.cls.summary()
+        keys = ", ".join(entry.cls.Config.model_fields) or "-"
+        table.add_row(entry.name, entry.plugin, escape(description), keys)
+    out.print(table)
+
+
+@main.command()
+def plugins() -> None:
+    """List loaded plugins: name, package, version and the hooks they implement."""
+    from funreason_refine.plugin_manager import plugin_rows
+
+    table = Table(show_edge=False)
+    for col in ("plugin", "package", "version", "hooks"):
+        table.add_column(col)
+    for row in plugin_rows():
+        table.add_row(row["name"], row["package"], row["version"], row["hooks"])
+    out.print(table)

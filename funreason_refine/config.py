@@ -1,0 +1,184 @@
+"""Pipeline files (TOML): parsed into pydantic models, every problem reported at once.
+
+Relative paths in a pipeline file are relative to the file's own folder, so a pipeline runs
+the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from funreason_refine.errors import ConfigError, PluginError
+from funreason_refine.plugin_manager import StageEntry, stage_registry
+from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
+from funreason_refine.specs import OnFail, builtin_specs, spec_for
+from funreason_refine.stages.base import Stage
+
+
+class InputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
+    format: Literal[FORMATS] | None = Field(None, description="xlam or bfcl; detected from the first record when omitted.")  # type: ignore[valid-type]
+    answers: Path | None = Field(None, description="BFCL ground truth; default possible_answer/<file name> beside path.")
+    max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, ge=1024, description="Larger records are quarantined.")
+
+
+class OutputConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path = Field(description="The run folder.")
+
+
+class StageEntryConfig(BaseModel):
+    """One ``[[stages]]`` table; keys other than these go to the stage's own Config."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="A registered stage name (see `refine stages`).")
+    on_fail: OnFail | None = Field(None, description="discard or regenerate; default from the stage spec.")
+    max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
+
+
+class PipelineFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: InputConfig
+    output: OutputConfig
+    stages: list[StageEntryConfig] = Field(default_factory=list, description="Ordered; default: all built-in stages.")
+
+
+@dataclass
+class ConfiguredStage:
+    """A stage ready to run: the instance plus the engine's policy for it."""
+
+    name: str
+    stage: Stage
+    plugin: str
+    on_fail: str
+    max_attempts: int
+
+
+@dataclass
+class Pipeline:
+    path: Path
+    input: InputConfig
+    output_dir: Path
+    stages: list[ConfiguredStage]
+    config_hash: str
+
+
+def _loc(file: Path, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    if len(loc) >= 2 and loc[0] == "stages" and isinstance(loc[1], int):
+        entry = data.get("stages", [])[loc[1]] if isinstance(data.get("stages"), list) else {}
+        name = entry.get("name") if isinstance(entry, dict) else None
+        rest = ".".join(str(p) for p in loc[2:])
+        label = f"[[stages]] #{loc[1] + 1}" + (f" (name = {name!r})" if name else "")
+        return f"{file}: {label}" + (f" key {rest!r}" if rest else "")
+    section = f"[{loc[0]}]" if loc else ""
+    rest = ".".join(str(p) for p in loc[1:])
+    return f"{file}: {section}" + (f" key {rest!r}" if rest else "")
+
+
+def _fix(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "add this key"
+    if kind == "extra_forbidden":
+        return "remove it or check its spelling"
+    return f"got {err.get('input')!r}"
+
+
+def _pydantic_problems(file: Path, exc: ValidationError, data: dict[str, Any]) -> list[str]:
+    return [f"{_loc(file, tuple(e['loc']), data)}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path)
+
+
+def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str]) -> list[ConfiguredStage]:
+    entries = parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
+    stages: list[ConfiguredStage] = []
+    seen: set[str] = set()
+    for number, entry in enumerate(entries, 1):
+        where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
+        if entry.name in seen:
+            problems.append(f"{where}: stage listed twice; each stage may appear once")
+            continue
+        seen.add(entry.name)
+        found = registry.get(entry.name)
+        if found is None:
+            close = difflib.get_close_matches(entry.name, list(registry), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"{where}: no such stage; {hint}registered stages: {', '.join(registry)} (see `refine stages`)")
+            continue
+        options = dict(entry.model_extra or {})
+        try:
+            config = found.cls.Config.model_validate(options)
+        except ValidationError as exc:
+            allowed = ", ".join(found.cls.Config.model_fields) or "none"
+            for e in exc.errors():
+                key = ".".join(str(p) for p in e["loc"])
+                problems.append(f"{where} key {key!r}: {e['msg']} ({_fix(e)}; this stage's own keys: {allowed})")
+            continue
+        spec = spec_for(entry.name)
+        on_fail = entry.on_fail or (spec.on_fail if spec else "discard")
+        max_attempts = entry.max_attempts or (spec.max_attempts if spec else 3)
+        stages.append(ConfiguredStage(name=entry.name, stage=found.cls(config), plugin=found.plugin,
+                                      on_fail=on_fail, max_attempts=max_attempts))
+    return stages
+
+
+def load_pipeline(path: Path, out_dir: Path | None = None) -> Pipeline:
+    """Read and check a pipeline file; raise ConfigError listing every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: pipeline file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read the pipeline file ({exc})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    try:
+        parsed = PipelineFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(path, exc, data)) from None
+    base = path.parent
+    parsed.input.path = _resolve(base, parsed.input.path)
+    if parsed.input.answers is not None:
+        parsed.input.answers = _resolve(base, parsed.input.answers)
+    if not parsed.input.path.is_file():
+        problems.append(f"{path}: [input] key 'path': file {parsed.input.path} not found (relative paths start at the pipeline file's folder)")
+    try:
+        registry = stage_registry()
+    except PluginError as exc:
+        raise ConfigError([str(exc)]) from None
+    stages = _build_stages(path, parsed, registry, problems)
+    if problems:
+        raise ConfigError(problems)
+    output_dir = out_dir if out_dir is not None else _resolve(base, parsed.output.dir)
+    return Pipeline(path=path, input=parsed.input, output_dir=output_dir, stages=stages,
+                    config_hash=_hash(parsed, stages))
+
+
+def _hash(parsed: PipelineFile, stages: list[ConfiguredStage]) -> str:
+    """What decides the results: input, stage order, policies and stage configs (not the output dir)."""
+    payload = {
+        "input": parsed.input.model_dump(mode="json"),
+        "stages": [{"name": s.name, "on_fail": s.on_fail, "max_attempts": s.max_attempts,
+                    "config": s.stage.config.model_dump(mode="json")} for s in stages],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

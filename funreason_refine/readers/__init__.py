@@ -1,0 +1,87 @@
+"""Readers: turn an input file into a stream of records and quarantined items, in file order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Container, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from funreason_refine.errors import InputError
+from funreason_refine.readers import bfcl, xlam
+from funreason_refine.readers.answers import FieldError
+from funreason_refine.readers.raw import iter_raw, preview
+from funreason_refine.record import Quarantined, Record, Source
+
+FORMATS = ("xlam", "bfcl")
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+
+
+def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
+    """Tell xLAM from BFCL by the keys of the first readable record."""
+    for source, obj, _ in iter_raw(path, max_record_bytes):
+        if isinstance(obj, str):
+            continue
+        if xlam.looks_like(obj):
+            return "xlam"
+        if bfcl.looks_like(obj):
+            return "bfcl"
+        keys = ", ".join(sorted(obj)[:8])
+        raise InputError(f"cannot tell the format of {path}: the record at line {source.line} has keys "
+                         f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}")
+    raise InputError(f"cannot tell the format of {path}: it holds no readable JSON object; "
+                     f"set [input] format to one of {', '.join(FORMATS)}")
+
+
+class InputStream:
+    """The records of one input file. ``items`` skips indices already done (resume)."""
+
+    def __init__(self, path: Path, fmt: str | None, answers: Path | None = None,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
+        if not path.is_file():
+            raise InputError(f"input file not found: {path}. Check [input] path in the pipeline file.")
+        self.path = path
+        self.max_record_bytes = max_record_bytes
+        self.format = fmt or detect_format(path, max_record_bytes)
+        self.total_bytes = path.stat().st_size
+        self.count = 0  # input records seen so far, skipped ones included
+        self._answers: dict[str, Any] = {}
+        if self.format == "bfcl":
+            self._answers = bfcl.load_answers(answers or bfcl.default_answers_path(path))
+
+    def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
+        if self.format == "bfcl":
+            return bfcl.to_record(obj, source, index, self._answers)
+        return xlam.to_record(obj, source, index)
+
+    def items(self, skip: Container[int] = (), limit: int | None = None,
+              on_bytes: Callable[[int], None] | None = None) -> Iterator[Record | Quarantined]:
+        index = -1
+        self.count = 0
+        for source, obj, raw in iter_raw(self.path, self.max_record_bytes, on_bytes):
+            index += 1
+            if limit is not None and index >= limit:
+                return
+            self.count = index + 1
+            if index in skip:
+                continue
+            if isinstance(obj, str):
+                yield Quarantined(index=index, source=source, error=obj, raw=raw)
+                continue
+            try:
+                yield self._convert(obj, source, index)
+            except FieldError as exc:
+                yield Quarantined(index=index, source=source, field=exc.field, error=str(exc), raw=_dump(obj))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"])
+                yield Quarantined(index=index, source=source, field=field, error=f"{field}: {err['msg']}", raw=_dump(obj))
+
+
+def _dump(obj: Any) -> str:
+    try:
+        return preview(json.dumps(obj, ensure_ascii=False, default=str))
+    except (ValueError, RecursionError):
+        return preview(repr(obj))

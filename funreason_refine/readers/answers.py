@@ -1,0 +1,113 @@
+"""Shared parsing of reference answers and tool lists into record fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
+from funreason_refine.record import FunctionCall, Problem
+
+
+class FieldError(ValueError):
+    """A record field has the wrong shape: the record is quarantined naming ``field``."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
+def require_str(obj: dict[str, Any], field: str) -> str:
+    if field not in obj:
+        raise FieldError(field, f"missing field {field!r}")
+    value = obj[field]
+    if not isinstance(value, str):
+        raise FieldError(field, f"field {field!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def record_id(obj: dict[str, Any], fallback: str) -> str:
+    value = obj.get("id")
+    if value is None:
+        return fallback
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value)
+    raise FieldError("id", f"field 'id' must be a string or an integer, got {type(value).__name__}")
+
+
+def maybe_json(value: Any, field: str) -> Any:
+    """xLAM stores ``tools`` and ``answers`` as JSON strings; accept them parsed too."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise FieldError(field, f"field {field!r} is a string but not JSON: {exc}") from None
+    return value
+
+
+def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
+    """Normalise every tool; one that cannot be converted is kept as given and noted in ``problems``."""
+    tools = maybe_json(raw, "tools")
+    if isinstance(tools, dict):
+        tools = [tools]
+    if not isinstance(tools, list):
+        raise FieldError("tools", f"field 'tools' must be a list of tools, got {type(tools).__name__}")
+    out = []
+    for i, tool in enumerate(tools):
+        try:
+            out.append(normalize_tool(tool))
+        except UnconvertibleType as exc:
+            problems.append(Problem(field=f"tools[{i}]", code="unconvertible_type", message=str(exc)))
+            out.append(tool if isinstance(tool, dict) else {"invalid": tool})
+    return out
+
+
+def parse_call(raw: Any, where: str) -> FunctionCall:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} is not an object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where} has no function name")
+    if "arguments" not in raw:
+        raise ValueError(f"{where} ({name}) has no 'arguments'")
+    arguments = raw["arguments"]
+    if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} ({name}) arguments are not JSON: {exc.msg}") from None
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{where} ({name}) arguments must be an object, got {type(arguments).__name__}")
+    return FunctionCall(name=name, arguments=arguments)
+
+
+def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str | None:
+    """A list of calls, a plain-text response, or None (malformed, with the problem noted).
+
+    A string that starts with ``[`` or ``{`` must be JSON calls; any other string is a text answer.
+    """
+    value = raw
+    if isinstance(raw, str):
+        stripped = raw.strip()
+        if not stripped.startswith(("[", "{")):
+            return raw
+        try:
+            value = json.loads(stripped)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            message = f"answers look like JSON but do not parse: {getattr(exc, 'msg', 'nested too deeply')}"
+            problems.append(Problem(field="answers", code="malformed_answer", message=message))
+            return None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        problems.append(Problem(field="answers", code="malformed_answer",
+                                message=f"answers must be a list of calls or a text, got {type(value).__name__}"))
+        return None
+    calls = []
+    for i, item in enumerate(value):
+        try:
+            calls.append(parse_call(item, f"answers[{i}]"))
+        except ValueError as exc:
+            problems.append(Problem(field=f"answers[{i}]", code="malformed_answer", message=str(exc)))
+            return None
+    return calls

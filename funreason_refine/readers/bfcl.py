@@ -1,0 +1,107 @@
+"""BFCL question files (``id``, ``question``, ``function``) with ground truth from ``possible_answer/``.
+
+The reference call takes each parameter's first acceptable value; a first value of ``""`` means
+the parameter is omitted. The answer file is indexed by id in memory: BFCL answer files are small.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from funreason_refine.errors import InputError
+from funreason_refine.readers.answers import FieldError, parse_tools, record_id
+from funreason_refine.record import FunctionCall, Problem, Record, Source
+
+
+def looks_like(obj: dict[str, Any]) -> bool:
+    return "question" in obj and "function" in obj
+
+
+def default_answers_path(question_path: Path) -> Path:
+    return question_path.parent / "possible_answer" / question_path.name
+
+
+def load_answers(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise InputError(f"BFCL ground truth not found: {path}. Put the possible_answer file there "
+                         f"(BFCL's layout) or name it with [input] answers = \"...\".")
+    answers: dict[str, Any] = {}
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                answers[str(obj["id"])] = obj["ground_truth"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{path}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})") from None
+    return answers
+
+
+def _first(values: Any, where: str) -> tuple[bool, Any]:
+    """(present, value) for one BFCL slot: a list of acceptable values, first one wins."""
+    if not isinstance(values, list) or not values:
+        raise FieldError(where, f"{where}: ground truth must be a non-empty list of acceptable values")
+    value = values[0]
+    if value == "":
+        return False, None
+    if isinstance(value, dict):
+        # Nested objects list acceptable values per key too.
+        out = {}
+        for key, inner in value.items():
+            if isinstance(inner, list):
+                present, inner = _first(inner, f"{where}.{key}")
+                if not present:
+                    continue
+            out[key] = inner
+        return True, out
+    return True, value
+
+
+def ground_truth_calls(truth: Any, record_id_: str) -> list[FunctionCall]:
+    if not isinstance(truth, list):
+        raise FieldError("ground_truth", f"ground truth of {record_id_} must be a list of calls")
+    calls = []
+    for item in truth:
+        if not isinstance(item, dict) or len(item) != 1:
+            raise FieldError("ground_truth", f"ground truth of {record_id_}: each call must be {{name: {{param: [values]}}}}")
+        (name, params), = item.items()
+        if not isinstance(params, dict):
+            raise FieldError("ground_truth", f"ground truth of {record_id_}: parameters of {name} must be an object")
+        arguments = {}
+        for pname, values in params.items():
+            present, value = _first(values, f"ground_truth.{name}.{pname}")
+            if present:
+                arguments[pname] = value
+        calls.append(FunctionCall(name=name, arguments=arguments))
+    return calls
+
+
+def _query(question: Any) -> str:
+    """The user turns of the first conversation turn, joined."""
+    turns = question
+    if isinstance(turns, list) and turns and isinstance(turns[0], list):
+        turns = turns[0]
+    if not isinstance(turns, list):
+        raise FieldError("question", "field 'question' must be a list of chat messages")
+    texts = [m.get("content") for m in turns if isinstance(m, dict) and m.get("role") == "user"]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise FieldError("question", "field 'question' has no user message with text content")
+    return "\n".join(texts)
+
+
+def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str, Any]) -> Record:
+    rid = record_id(obj, f"{index}")
+    if "question" not in obj:
+        raise FieldError("question", "missing field 'question'")
+    if "function" not in obj:
+        raise FieldError("function", "missing field 'function'")
+    query = _query(obj["question"])
+    problems: list[Problem] = []
+    tools = parse_tools(obj["function"], problems)
+    if rid not in answers:
+        raise FieldError("id", f"no ground truth for id {rid!r} in the possible_answer file")
+    return Record(index=index, id=rid, source=source, query=query, tools=tools,
+                  answer=ground_truth_calls(answers[rid], rid), problems=problems)

@@ -1,0 +1,29 @@
+"""xLAM records: ``{id, query, tools, answers[, cot]}`` with ``tools``/``answers`` as JSON strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from funreason_refine.readers.answers import FieldError, parse_answer, parse_tools, record_id, require_str
+from funreason_refine.record import Problem, Record, Source
+
+
+def looks_like(obj: dict[str, Any]) -> bool:
+    return "query" in obj and "answers" in obj
+
+
+def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
+    """Raises FieldError naming the field when the object is not an xLAM record."""
+    query = require_str(obj, "query")
+    if "tools" not in obj:
+        raise FieldError("tools", "missing field 'tools'")
+    if "answers" not in obj:
+        raise FieldError("answers", "missing field 'answers'")
+    cot = obj.get("cot")
+    if cot is not None and not isinstance(cot, str):
+        raise FieldError("cot", f"field 'cot' must be a string, got {type(cot).__name__}")
+    problems: list[Problem] = []
+    tools = parse_tools(obj["tools"], problems)
+    answer = parse_answer(obj["answers"], problems)
+    return Record(index=index, id=record_id(obj, f"{index}"), source=source, query=query, tools=tools,
+                  answer=answer, cot=cot, problems=problems)

@@ -1,0 +1,123 @@
+"""The record: one training example, and the verdict trail it collects on its way."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FunctionCall(BaseModel):
+    """One call in a reference answer: a function name and its keyword arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Source(BaseModel):
+    """Where a record came from: file and 1-based line (JSONL, JSON) or row (Parquet)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    line: int
+
+
+class Problem(BaseModel):
+    """Something found wrong while reading a record that a stage must rule on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    code: str
+    message: str
+
+
+class Step(BaseModel):
+    """One verdict in a record's trail, written into every output line for auditing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str
+    verdict: Literal["pass", "regenerate", "discard"]
+    reason: str | None = None
+    message: str = ""
+    attempt: int = 1
+    judge: str = "rules"
+
+
+class Record(BaseModel):
+    """One training example.
+
+    ``answer`` is a list of calls (possibly empty: "no function applies"), a plain-text
+    response, or ``None`` when the source answer was malformed (then ``problems`` says why).
+    ``tools`` are OpenAI-style functions whose ``parameters`` are JSON Schema.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(description="Position of the record in the input stream (0-based).")
+    id: str
+    source: Source
+    query: str
+    tools: list[dict[str, Any]]
+    answer: list[FunctionCall] | str | None
+    cot: str | None = None
+    target: str | None = None
+    problems: list[Problem] = Field(default_factory=list)
+    trail: list[Step] = Field(default_factory=list)
+
+    @property
+    def calls(self) -> list[FunctionCall]:
+        """The answer's calls; empty for a text or malformed answer."""
+        return self.answer if isinstance(self.answer, list) else []
+
+    @property
+    def is_call_answer(self) -> bool:
+        return isinstance(self.answer, list)
+
+    def tool_names(self) -> list[str]:
+        return [t.get("name") for t in self.tools if isinstance(t, dict)]  # type: ignore[misc]
+
+
+class Verdict(BaseModel):
+    """What a stage decided about a record.
+
+    - ``pass``: go on; ``final=True`` accepts the record without the remaining stages.
+    - ``regenerate``: ``record`` is the corrected record; the engine re-checks it.
+    - ``discard``: the record leaves with ``reason`` (a short snake_case code) and ``message``.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    action: Literal["pass", "regenerate", "discard"]
+    reason: str | None = None
+    message: str = ""
+    record: Record | None = None
+    final: bool = False
+
+    @classmethod
+    def passed(cls, reason: str | None = None, message: str = "", final: bool = False) -> "Verdict":
+        return cls(action="pass", reason=reason, message=message, final=final)
+
+    @classmethod
+    def discard(cls, reason: str, message: str) -> "Verdict":
+        return cls(action="discard", reason=reason, message=message)
+
+    @classmethod
+    def regenerate(cls, record: Record, reason: str, message: str) -> "Verdict":
+        return cls(action="regenerate", reason=reason, message=message, record=record)
+
+
+class Quarantined(BaseModel):
+    """Input that could not be read as a record, kept with where it was and what is wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    source: Source
+    field: str | None = None
+    error: str
+    raw: str = Field(description="The offending text, cut to a readable length.")

@@ -1,0 +1,71 @@
+"""Stage 3: does the chain of thought exist, close properly, and name exactly the called functions?"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field
+
+from funreason_refine.record import Record, Verdict
+from funreason_refine.stages.base import Stage, StageConfig
+
+_TAG = re.compile(r"</?think>")
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) is not None
+
+
+def _distinctive(name: str) -> bool:
+    """A name an ordinary sentence would not contain by chance (``get_weather``, ``math.sqrt``)."""
+    return any(ch in name for ch in "_.0123456789") or any(ch.isupper() for ch in name[1:])
+
+
+class Cot(Stage):
+    """The CoT is present when required, closes properly and names exactly the called functions."""
+
+    name = "cot"
+    recheck_on_answer_change = True
+
+    class Config(StageConfig):
+        required: bool = Field(False, description="Discard records without a CoT (reason missing_cot).")
+        forbid_uncalled_functions: bool = Field(
+            True, description="Discard a CoT that names an offered function the answer does not call "
+                              "(only names with an underscore, dot, digit or inner capital count).")
+
+    config: Config
+
+    def check(self, record: Record) -> Verdict:
+        cot = record.cot
+        if cot is None:
+            if self.config.required:
+                return Verdict.discard("missing_cot", "the record has no CoT and [[stages]] cot requires one")
+            return Verdict.passed("no_cot", "no CoT to check")
+        if not cot.strip():
+            return Verdict.discard("empty_cot", "the CoT is empty")
+        normalized = None
+        tags = _TAG.findall(cot)
+        if tags:
+            stripped = cot.strip()
+            if tags == ["<think>", "</think>"] and stripped.startswith("<think>") and stripped.endswith("</think>"):
+                # An exact wrapper is format, not content: strip it and check what is inside.
+                cot = normalized = stripped[len("<think>"):-len("</think>")].strip()
+                if not cot:
+                    return Verdict.discard("empty_cot", "the CoT is an empty <think></think> block")
+            else:
+                return Verdict.discard("unclosed_think", f"the CoT contains stray think tags {tags}; "
+                                       "it must be plain reasoning text (the target adds <think></think>)")
+        called = {c.name for c in record.calls}
+        missing = sorted(n for n in called if not _mentions(cot, n))
+        if missing:
+            return Verdict.discard("cot_misses_function", f"the CoT never names {', '.join(missing)}, which the answer calls")
+        if self.config.forbid_uncalled_functions and called:
+            others = sorted(n for n in record.tool_names()
+                            if isinstance(n, str) and n not in called and _distinctive(n) and _mentions(cot, n))
+            if others:
+                return Verdict.discard("cot_names_other_function",
+                                       f"the CoT names {', '.join(others)}, which the answer does not call")
+        if normalized is not None:
+            return Verdict(action="pass", reason="wrapped_think", message="removed the <think></think> wrapper",
+                           record=record.model_copy(update={"cot": normalized}))
+        return Verdict.passed()
