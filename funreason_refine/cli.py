@@ -16,7 +16,7 @@ from funreason_refine.errors import ConfigError, RefineError
 
 DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copy and paste
 
 
 class _Group(click.Group):

@@ -52,7 +52,7 @@ def stage_registry(pm: pluggy.PluginManager | None = None) -> dict[str, StageEnt
     pm = pm or get_plugin_manager()
     registry: dict[str, StageEntry] = {}
     # Call each implementation separately so every stage is attributed to its plugin.
-    for impl in reversed(pm.hook.register_stages.get_hookimpls()):
+    for impl in pm.hook.register_stages.get_hookimpls():  # registration order: built-ins first
         def register(cls: type[Stage], _plugin: str = impl.plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, Stage)):
                 raise PluginError(f"plugin {_plugin} registered {cls!r}, which is not a Stage subclass")

@@ -200,7 +200,8 @@ def normalize_json_schema(schema: Any) -> Any:
 
 
 def _looks_like_json_schema(params: dict[str, Any]) -> bool:
-    return params.get("type") in {"object", "dict"} and isinstance(params.get("properties", {}), dict)
+    # xLAM maps parameter names to objects; a JSON Schema has a string "type" at its root.
+    return isinstance(params.get("type"), str)
 
 
 def normalize_tool(tool: Any) -> dict[str, Any]:

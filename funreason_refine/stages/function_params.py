@@ -44,7 +44,8 @@ class FunctionParams(Stage):
                 if value != call.arguments[key] or type(value) is not type(call.arguments[key]):
                     changes.append(f"{call.name}.{key}: {call.arguments[key]!r} -> {value!r}")
             repaired.append(FunctionCall(name=call.name, arguments=fixed))
-            errors = sorted(validator(schema_key(schema)).iter_errors(fixed), key=lambda e: list(e.absolute_path))
+            errors = sorted(validator(schema_key(schema)).iter_errors(fixed), 
+                            key=lambda e: (list(map(str, e.absolute_path)), e.validator != "type"))
             if errors:
                 error = errors[0]
                 reason = _REASONS.get(error.validator, "invalid_value")

@@ -1,0 +1,47 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+# Installed third-party plugins must never change what the project's own tests see.
+sys._called_from_test = True  # type: ignore[attr-defined]
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "examples" / "quickstart"
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    lines = [r if isinstance(r, (bytes, str)) else json.dumps(r) for r in rows]
+    path.write_bytes(b"".join((line.encode() if isinstance(line, str) else line) + b"\n" for line in lines))
+    return path
+
+
+def xlam_row(rid="r", query="What's the weather in Paris?", tools=None, answers=None, cot=None):
+    tools = tools or [{"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str", "description": "City"}}}]
+    answers = [{"name": "get_weather", "arguments": {"city": "Paris"}}] if answers is None else answers
+    row = {"id": rid, "query": query, "tools": json.dumps(tools), "answers": json.dumps(answers)}
+    if cot is not None:
+        row["cot"] = cot
+    return row
+
+
+def write_pipeline(folder: Path, input_name: str = "in.jsonl", stages: str = "", extra: str = "") -> Path:
+    path = folder / "pipeline.toml"
+    path.write_text(f'[input]\npath = "{input_name}"\n{extra}\n[output]\ndir = "run"\n{stages}', encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture
+def tmp_pipeline(tmp_path):
+    """Write rows and a pipeline over them; returns (pipeline path, run folder)."""
+
+    def make(rows, stages: str = "", extra: str = ""):
+        write_jsonl(tmp_path / "in.jsonl", rows)
+        return write_pipeline(tmp_path, stages=stages, extra=extra), tmp_path / "run"
+
+    return make

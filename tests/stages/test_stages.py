@@ -1,0 +1,191 @@
+"""Every reason code of the five built-in stages, on literal records."""
+
+import pytest
+
+from funreason_refine.stages.classification import Classification
+from funreason_refine.stages.cot import Cot
+from funreason_refine.stages.format import Format
+from funreason_refine.stages.function_params import FunctionParams
+from funreason_refine.stages.query_tool import QueryTool
+from funreason_refine.testing import check, make_record
+
+WEATHER = {"name": "get_weather", "description": "Weather.",
+           "parameters": {"city": {"type": "str", "description": "City"}, "days": {"type": "int, optional", "description": "Days"}}}
+FORECAST = {"name": "get_forecast", "description": "Forecast.", "parameters": {"city": {"type": "str", "description": "City"}}}
+SORT = {"type": "function", "function": {"name": "sort_list", "parameters": {
+    "type": "object", "required": ["values"], "properties": {
+        "values": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+        "order": {"type": "string", "enum": ["asc", "desc"]},
+        "opts": {"type": "object", "properties": {"stable": {"type": "boolean"}}}}}}}
+
+
+def call(name, **arguments):
+    return {"name": name, "arguments": arguments}
+
+
+# --- classification ---
+
+def test_call_answer_passes_classification():
+    verdict = check(Classification, make_record())
+    assert (verdict.action, verdict.reason, verdict.final) == ("pass", None, False)
+
+
+def test_empty_call_list_is_a_valid_no_call_answer():
+    verdict = check(Classification, make_record(answers=[]))
+    assert (verdict.action, verdict.reason) == ("pass", "no_call")
+
+
+@pytest.mark.parametrize("answers", ['[{"name": "get_weather", "arguments": {"city": "Par', '[{"arguments": {}}]'])
+def test_malformed_answer_is_discarded_with_the_reader_message(answers):
+    verdict = check(Classification, make_record(answers=answers))
+    assert (verdict.action, verdict.reason) == ("discard", "malformed_answer")
+    assert "answers" in verdict.message
+
+
+def test_empty_text_answer_is_discarded():
+    assert check(Classification, make_record(answers="  ")).reason == "empty_answer"
+
+
+def test_text_answers_keep_check_or_discard():
+    record = make_record(answers="Hello, I can check the weather.", cot="Greeting, no tool needed.")
+    kept = check(Classification, record, text_answers="keep")
+    assert (kept.action, kept.final, kept.reason) == ("pass", True, "text_answer")
+    assert kept.record.target == "<think>Greeting, no tool needed.</think>\n\nHello, I can check the weather."
+    checked = check(Classification, record, text_answers="check")
+    assert (checked.action, checked.final) == ("pass", False)
+    assert check(Classification, record, text_answers="discard").reason == "text_answer"
+
+
+# --- query_tool ---
+
+def test_good_tools_pass_query_tool():
+    assert check(QueryTool, make_record(tools=[WEATHER, FORECAST, SORT])).action == "pass"
+
+
+@pytest.mark.parametrize("tools, answers, reason, words", [
+    ([{"name": "apply", "parameters": {"f": {"type": "Callable[[int], int]"}}}], [call("apply", f="g")],
+     "unconvertible_type", "Callable"),
+    ([{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "strng"}}}}], [call("f", x="a")],
+     "invalid_tool_schema", "tool 'f'"),
+    ([{"name": "f", "parameters": {"type": "object", "properties": {"x": {"minLength": -1}}}}], [call("f", x="a")],
+     "invalid_tool_schema", "minLength"),
+    ([{"name": "f", "parameters": {"type": "array"}}], [call("f")], "invalid_tool_schema", "object schema"),
+    ([WEATHER, WEATHER], [call("get_weather", city="Rome")], "duplicate_tool_name", "get_weather"),
+    ([WEATHER], [call("get_temperature", city="Rome")], "unknown_function", "get_temperature"),
+    ([], [call("get_weather", city="Rome")], "unknown_function", "none offered"),
+])
+def test_query_tool_discards(tools, answers, reason, words):
+    verdict = check(QueryTool, make_record(tools=tools, answers=answers))
+    assert (verdict.action, verdict.reason) == ("discard", reason)
+    assert words in verdict.message
+
+
+# --- cot ---
+
+def test_cot_naming_exactly_the_called_function_passes():
+    assert check(Cot, make_record(cot="The user wants Paris weather: get_weather with city Paris.")).action == "pass"
+
+
+def test_missing_cot_passes_unless_required():
+    assert check(Cot, make_record()).reason == "no_cot"
+    verdict = check(Cot, make_record(), required=True)
+    assert (verdict.action, verdict.reason) == ("discard", "missing_cot")
+
+
+@pytest.mark.parametrize("cot, reason", [
+    ("   ", "empty_cot"),
+    ("<think></think>", "empty_cot"),
+    ("<think>call get_weather", "unclosed_think"),
+    ("get_weather</think>[get_weather(city='Paris')]", "unclosed_think"),
+    ("I will look up Paris.", "cot_misses_function"),
+    ("I call get_forecast and get_weather for Paris.", "cot_names_other_function"),
+    ("I call get_weathers for Paris.", "cot_misses_function"),
+])
+def test_cot_discards(cot, reason):
+    verdict = check(Cot, make_record(tools=[WEATHER, FORECAST], cot=cot))
+    assert (verdict.action, verdict.reason) == ("discard", reason)
+
+
+def test_cot_wrapper_is_stripped_and_the_inside_checked():
+    verdict = check(Cot, make_record(cot="<think> get_weather for Paris </think>"))
+    assert (verdict.action, verdict.reason, verdict.record.cot) == ("pass", "wrapped_think", "get_weather for Paris")
+    assert check(Cot, make_record(cot="<think>look it up</think>")).reason == "cot_misses_function"
+
+
+def test_ordinary_words_that_are_tool_names_do_not_count_as_naming_them():
+    search = {"name": "search", "parameters": {"q": {"type": "str"}}}
+    record = make_record(tools=[WEATHER, search], cot="No need to search: get_weather for Paris.")
+    assert check(Cot, record).action == "pass"
+    strict = make_record(tools=[WEATHER, FORECAST], cot="get_weather, not get_forecast.")
+    assert check(Cot, strict, forbid_uncalled_functions=False).action == "pass"
+
+
+# --- function_params ---
+
+def test_valid_parameters_pass():
+    assert check(FunctionParams, make_record(tools=[SORT], answers=[call("sort_list", values=[3, 1.5], order="asc")])).action == "pass"
+
+
+@pytest.mark.parametrize("arguments, reason, where", [
+    ({"order": "asc"}, "missing_required", "values"),
+    ({"values": [1], "reverse": True}, "unknown_parameter", "reverse"),
+    ({"values": [1], "order": "random"}, "not_in_enum", "sort_list['order']"),
+    ({"values": [1, "two"]}, "wrong_type", "sort_list['values'][1]"),
+    ({"values": []}, "invalid_value", "sort_list['values']"),
+    ({"values": [1], "opts": {"stable": "maybe"}}, "wrong_type", "sort_list['opts']['stable']"),
+    ({"values": [1], "order": None}, "wrong_type", "order"),
+])
+def test_function_params_discards(arguments, reason, where):
+    verdict = check(FunctionParams, make_record(tools=[SORT], answers=[call("sort_list", **arguments)]))
+    assert (verdict.action, verdict.reason) == ("discard", reason)
+    assert where in verdict.message
+
+
+@pytest.mark.parametrize("given, repaired", [
+    ({"values": ["5", " -2.5 "]}, {"values": [5, -2.5]}),
+    ({"values": "[1, 2]"}, {"values": [1, 2]}),
+    ({"values": [1], "opts": {"stable": "TRUE"}}, {"values": [1], "opts": {"stable": True}}),
+    ({"values": [1], "opts": '{"stable": "false"}'}, {"values": [1], "opts": {"stable": False}}),
+])
+def test_unambiguous_repairs_are_a_regenerate_with_the_repaired_answer(given, repaired):
+    record = make_record(tools=[SORT], answers=[call("sort_list", **given)])
+    verdict = check(FunctionParams, record)
+    assert (verdict.action, verdict.reason) == ("regenerate", "coerced_type")
+    assert verdict.record.calls[0].arguments == repaired
+    assert record.calls[0].arguments == given, "the input record must not be mutated"
+    assert check(FunctionParams, verdict.record).action == "pass"
+
+
+def test_integer_repairs():
+    tools = [WEATHER]
+    assert check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days="5")])).record.calls[0].arguments["days"] == 5
+    assert check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days=5.0)])).record.calls[0].arguments["days"] == 5
+    verdict = check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days="5.5")]))
+    assert (verdict.action, verdict.reason) == ("discard", "wrong_type")
+
+
+def test_ambiguous_values_are_not_repaired():
+    union = {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": ["integer", "string"]}, "y": {"type": "string"}}}}
+    record = make_record(tools=[union], answers=[call("f", x="5", y=5)])
+    verdict = check(FunctionParams, record)
+    assert (verdict.action, verdict.reason) == ("discard", "wrong_type"), "5 -> '5' for a string is not repaired"
+
+
+# --- format ---
+
+def test_format_renders_the_training_target():
+    verdict = check(Format, make_record(cot="get_weather for Paris", answers=[call("get_weather", city="Paris", days=2)]))
+    assert verdict.action == "pass"
+    assert verdict.record.target == '<think>get_weather for Paris</think>\n\n[get_weather(city="Paris", days=2)]'
+    assert check(Format, make_record(answers=[])).record.target == "[]"
+
+
+@pytest.mark.parametrize("answers, reason", [
+    ([call("get weather", city="Paris")], "unrenderable_call"),
+    ([call("f", **{"max-results": 3})], "unrenderable_call"),
+    ('[{"name": "f", "arguments": {"x": NaN}}]', "unrenderable_call"),
+    ('[{"name": "f", "arguments": {"x": "bad \\ud800"}}]', "round_trip_mismatch"),
+])
+def test_format_discards(answers, reason):
+    verdict = check(Format, make_record(answers=answers))
+    assert (verdict.action, verdict.reason) == ("discard", reason)

@@ -1,0 +1,82 @@
+import pytest
+
+from funreason_refine.calls import MAX_CALL_TEXT, parse_calls, render_calls, render_value
+from funreason_refine.errors import CallSyntaxError
+from funreason_refine.record import FunctionCall
+
+
+def test_render_matches_the_papers_syntax():
+    calls = [FunctionCall(name="get_weather", arguments={"city": "Paris", "days": 3, "metric": True, "extra": None}),
+             FunctionCall(name="math.sqrt", arguments={"x": 2.5})]
+    assert render_calls(calls) == '[get_weather(city="Paris", days=3, metric=True, extra=None), math.sqrt(x=2.5)]'
+
+
+@pytest.mark.parametrize("value", ["it's \"quoted\"\n\ttab", "München ☃", "", 0, -7, 10**30, 1.5, -0.25, 1e-9,
+                                   [1, [2, {"a": None}]], {"k": [True, False]}, {}, []])
+def test_values_round_trip_exactly(value):
+    call = FunctionCall(name="f", arguments={"v": value})
+    (back,) = parse_calls(render_calls([call]))
+    assert back.arguments == {"v": value}
+    assert type(back.arguments["v"]) is type(value)
+
+
+def test_empty_call_list_round_trips():
+    assert render_calls([]) == "[]"
+    assert parse_calls("[]") == []
+
+
+def test_tuples_from_model_output_become_lists():
+    (call,) = parse_calls("[f(point=(1, 2))]")
+    assert call.arguments == {"point": [1, 2]}
+
+
+@pytest.mark.parametrize("text", [
+    "[__import__('os').system('echo pwned')]",
+    "[f(x=__import__('os'))]",
+    "[f(x=open('/etc/passwd').read())]",
+    "[(lambda: 1)()]",
+    "[f(x=[i for i in range(3)])]",
+    "[f(x=f'{1+1}')]",
+    "[f(x=1 if True else 2)]",
+    "[f(1)]",
+    "[f(**{'a': 1})]",
+    "[f(x={1, 2})]",
+    "[f(x=1j)]",
+    "[f(x=b'bytes')]",
+    "[getattr(f, 'x')()]",
+    "f(x=1)",
+    "[f(x=1), 2]",
+    "[f(x=1, x=2)]",
+    "[f(x=1e999)]",
+    "[f(x={1: 'a'})]",
+    "[f(x=",
+    "",
+])
+def test_hostile_or_malformed_text_is_rejected_without_evaluation(text, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CallSyntaxError):
+        parse_calls(text)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deeply_nested_or_huge_text_is_rejected_not_crashing():
+    with pytest.raises(CallSyntaxError):
+        parse_calls("[f(x=" + "[" * 100_000 + "]" * 100_000 + ")]")
+    with pytest.raises(CallSyntaxError, match="over"):
+        parse_calls("[f(x='" + "a" * MAX_CALL_TEXT + "')]")
+
+
+@pytest.mark.parametrize("call, message", [
+    (FunctionCall(name="get weather", arguments={}), "function name"),
+    (FunctionCall(name="f", arguments={"max-results": 1}), "parameter name"),
+    (FunctionCall(name="f", arguments={"class": 1}), "parameter name"),
+    (FunctionCall(name="f", arguments={"x": float("nan")}), "literal"),
+])
+def test_unrenderable_calls_say_why(call, message):
+    with pytest.raises(CallSyntaxError, match=message):
+        render_calls([call])
+
+
+def test_render_value_rejects_non_json():
+    with pytest.raises(CallSyntaxError):
+        render_value(object())

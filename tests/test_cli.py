@@ -1,0 +1,115 @@
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from tests.conftest import QUICKSTART, read_jsonl, xlam_row
+
+# Every reason code the built-in stages can give, by stage; the quickstart sample must show them all.
+REASONS = {
+    "classification": {"malformed_answer", "empty_answer"},
+    "query_tool": {"unconvertible_type", "invalid_tool_schema", "duplicate_tool_name", "unknown_function"},
+    "cot": {"empty_cot", "unclosed_think", "cot_misses_function", "cot_names_other_function"},
+    "function_params": {"missing_required", "unknown_parameter", "wrong_type", "not_in_enum", "invalid_value"},
+    "format": {"unrenderable_call", "round_trip_mismatch"},
+}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_path):
+    result = invoke("run", QUICKSTART / "pipeline.toml", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "run"
+    assert sorted(p.name for p in folder.iterdir()) == ["discarded.jsonl", "errors.jsonl", "kept.jsonl",
+                                                       "quarantined.jsonl", "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    for stage, reasons in REASONS.items():
+        assert set(summary["stages"][stage]["records_discarded"]) == reasons, stage
+    passes = {r for s in summary["stages"].values() for r in s["reasons"].get("pass", {})}
+    assert {"no_call", "text_answer", "no_cot", "wrapped_think"} <= passes
+    assert summary["stages"]["function_params"]["reasons"]["regenerate"] == {"coerced_type": 2}
+    quarantined = read_jsonl(folder / "quarantined.jsonl")
+    assert {q["field"] for q in quarantined} == {None, "query"}
+    assert any("not valid UTF-8" in q["error"] for q in quarantined)
+    assert any("max_record_bytes" in q["error"] for q in quarantined)
+    kept = read_jsonl(folder / "kept.jsonl")
+    assert all(k["target"] for k in kept)
+    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 54
+    assert "Stages" in result.output and "kept" in result.output
+
+
+def test_run_limit_and_resume_message(tmp_path):
+    pipeline = QUICKSTART / "pipeline.toml"
+    assert invoke("run", pipeline, "--out", tmp_path / "r", "--limit", 10).exit_code == 0
+    again = invoke("run", pipeline, "--out", tmp_path / "r")
+    assert "resumed: 10 records were already done" in again.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["input"]["records"] == 54
+
+
+def test_output_dir_of_the_pipeline_is_relative_to_the_pipeline_file(tmp_path, monkeypatch):
+    shutil.copytree(QUICKSTART, tmp_path / "qs", ignore=shutil.ignore_patterns("runs"))
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", "qs/pipeline.toml").exit_code == 0
+    assert (tmp_path / "qs" / "runs" / "quickstart" / "kept.jsonl").exists()
+
+
+def test_validate_ok_and_problems(tmp_path):
+    ok = invoke("validate", QUICKSTART / "pipeline.toml")
+    assert ok.exit_code == 0 and "5 stages" in ok.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[input]\npath = "nowhere.jsonl"\n[output]\ndir = "r"\n[[stages]]\nname = "cott"\n')
+    result = CliRunner().invoke(main, ["validate", str(bad)])
+    assert result.exit_code == 1
+    assert "2 problem(s)" in result.output
+    assert "did you mean 'cot'?" in result.output and "nowhere.jsonl not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_debug_variable_brings_the_traceback_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNREASON_REFINE_DEBUG", "1")
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "none.toml")])
+    assert result.exit_code == 1 and type(result.exception).__name__ == "ConfigError"
+
+
+def test_input_problems_are_one_line_errors(tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"prompt": "x"}) + "\n")
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])
+    assert result.exit_code == 1
+    assert "error: cannot tell the format" in result.output and "Traceback" not in result.output
+
+
+def test_stages_lists_the_five_with_plugin_and_description():
+    result = invoke("stages")
+    assert result.exit_code == 0
+    for name in REASONS:
+        assert name in result.output
+    assert "funreason_refine" in result.output and "text_answers" in result.output
+
+
+def test_plugins_lists_the_builtin_plugin():
+    result = invoke("plugins")
+    assert result.exit_code == 0 and "register_stages" in result.output
+
+
+def test_help_does_not_import_heavy_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+            "CliRunner().invoke(main, ['--help']); print(sorted(m for m in ('litellm', 'polars', 'jsonschema') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_bad_records_in_json_array_input(tmp_path):
+    rows = [xlam_row("a"), {"id": "b"}, xlam_row("c")]
+    (tmp_path / "in.json").write_text(json.dumps(rows, indent=1))
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.json"\n[output]\ndir = "r"\n')
+    assert invoke("run", tmp_path / "p.toml").exit_code == 0
+    (q,) = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
+    assert (q["source"]["line"], q["field"]) == (8, "query")

@@ -1,0 +1,80 @@
+import pytest
+
+from funreason_refine.config import load_pipeline
+from funreason_refine.errors import ConfigError
+from tests.conftest import write_jsonl, xlam_row
+
+
+def problems(path):
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    return info.value.problems
+
+
+def test_defaults_run_all_five_builtin_stages_in_spec_order(tmp_pipeline):
+    pipeline, folder = tmp_pipeline([xlam_row()])
+    loaded = load_pipeline(pipeline)
+    assert [s.name for s in loaded.stages] == ["classification", "query_tool", "cot", "function_params", "format"]
+    assert [s.on_fail for s in loaded.stages] == ["discard", "discard", "discard", "regenerate", "regenerate"]
+    assert loaded.output_dir == folder
+    assert loaded.input.path == pipeline.parent / "in.jsonl"
+
+
+def test_every_problem_is_reported_at_once_naming_file_entry_and_fix(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row()])
+    path = tmp_path / "p.toml"
+    path.write_text('''
+[input]
+path = "missing.jsonl"
+[output]
+dir = "run"
+[[stages]]
+name = "clasification"
+[[stages]]
+name = "cot"
+required = "sometimes"
+[[stages]]
+name = "format"
+colour = "blue"
+[[stages]]
+name = "function_params"
+on_fail = "drop"
+''')
+    found = problems(path)
+    assert len(found) == 1  # pydantic errors come first, alone: on_fail
+    assert "[[stages]] #4 (name = 'function_params') key 'on_fail'" in found[0] and "'drop'" in found[0]
+    path.write_text(path.read_text().replace('on_fail = "drop"', ""))
+    found = problems(path)
+    assert len(found) == 4
+    text = "\n".join(found)
+    assert all(p.startswith(str(path)) for p in found)
+    assert "[input] key 'path': file" in text and "missing.jsonl not found" in text
+    assert "#1 (name = 'clasification'): no such stage; did you mean 'classification'?" in text
+    assert "#2 (name = 'cot') key 'required'" in text
+    assert "#3 (name = 'format') key 'colour': Extra inputs are not permitted" in text
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[outptu]\n', "[outptu]: Extra inputs are not permitted (remove it"),
+    ('[input]\npath = "in.jsonl"\n', "[output]: Field required (add this key)"),
+    ('[input]\npath = "in.jsonl"\nformat = "csv"\n[output]\ndir = "r"\n', "[input] key 'format'"),
+    ('[input\npath = 1', "not valid TOML"),
+    ('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[[stages]]\nname = "cot"\n[[stages]]\nname = "cot"\n', "stage listed twice"),
+])
+def test_single_problems(tmp_path, text, words):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row()])
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    assert any(words in p for p in problems(path)), problems(path)
+
+
+def test_missing_pipeline_file(tmp_path):
+    assert "pipeline file not found" in problems(tmp_path / "nope.toml")[0]
+
+
+def test_config_hash_changes_with_stage_config_not_with_output(tmp_pipeline, tmp_path):
+    pipeline, _ = tmp_pipeline([xlam_row()], stages='[[stages]]\nname = "cot"\n')
+    first = load_pipeline(pipeline).config_hash
+    assert load_pipeline(pipeline, out_dir=tmp_path / "elsewhere").config_hash == first
+    pipeline.write_text(pipeline.read_text() + "required = true\n")
+    assert load_pipeline(pipeline).config_hash != first
