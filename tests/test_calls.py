@@ -80,3 +80,29 @@ def test_unrenderable_calls_say_why(call, message):
 def test_render_value_rejects_non_json():
     with pytest.raises(CallSyntaxError):
         render_value(object())
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arguments=st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(lambda k: not __import__("keyword").iskeyword(k)),
+                                 json_values, max_size=5))
+def test_any_json_arguments_round_trip(arguments):
+    call = FunctionCall(name="tool.run", arguments=arguments)
+    text = render_calls([call])
+    try:
+        (back,) = parse_calls(text)
+    except CallSyntaxError:
+        # Only a lone surrogate (legal in JSON, not encodable as UTF-8) may fail to parse back.
+        assert any("\ud800" <= ch <= "\udfff" for ch in text)
+        return
+    import json
+
+    assert json.dumps(back.arguments, sort_keys=True) == json.dumps(arguments, sort_keys=True)
