@@ -111,6 +111,21 @@ def _to_json(value: Any, where: str) -> Any:
     raise CallSyntaxError(f"{where} is a {type(value).__name__}, which JSON cannot hold")
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equal JSON values of equal types: unlike ==, True is not 1 and 1 is not 1.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+    return a == b
+
+
+def same_calls(a: list[FunctionCall], b: list[FunctionCall]) -> bool:
+    return len(a) == len(b) and all(x.name == y.name and same_value(x.arguments, y.arguments) for x, y in zip(a, b))
+
+
 def parse_calls(text: str) -> list[FunctionCall]:
     """Parse ``[func(param=value), ...]`` into calls without evaluating anything."""
     if len(text) > MAX_CALL_TEXT:
@@ -135,5 +150,5 @@ def parse_calls(text: str) -> list[FunctionCall]:
             if kw.arg in arguments:
                 raise CallSyntaxError(f"{name}: parameter {kw.arg!r} is given twice")
             arguments[kw.arg] = _literal(kw.value, f"{name}({kw.arg}=...)")
-        calls.append(FunctionCall(name=name, arguments=arguments))
+        calls.append(FunctionCall.model_construct(name=name, arguments=arguments))  # checked above
     return calls

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -51,7 +50,9 @@ def main() -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default: [output] dir of the pipeline).")
-def run(pipeline: Path, limit: int | None, out_dir: Path | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1).")
+def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | None) -> None:
     """Run PIPELINE; on an existing run folder, resume where it stopped."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.console import RunDisplay, summary_tables
@@ -60,12 +61,14 @@ def run(pipeline: Path, limit: int | None, out_dir: Path | None) -> None:
     loaded = load_pipeline(pipeline, out_dir)
     size = loaded.input.path.stat().st_size
     with RunDisplay(err, size, f"refining {loaded.input.path.name}") as progress:
-        result = asyncio.run(run_pipeline(loaded, limit=limit, progress=progress))
+        result = run_pipeline(loaded, limit=limit, progress=progress, workers=workers)
     if result.resumed:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):
         out.print(table)
-    out.print(f"run folder: {result.out_dir} ({result.summary['timings']['records_per_second']} records/s)")
+    timings = result.summary["timings"]
+    out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, "
+              f"{result.workers} worker(s))")
 
 
 @main.command()

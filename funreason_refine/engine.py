@@ -1,25 +1,35 @@
 """The engine: stream records from the reader through the stages into the run folder.
 
-Data flows one way: reader -> stages -> run folder -> summary. Each record leaves in exactly
-one of kept / discarded / quarantined / errors; this is asserted at the end of every run.
+Data flows one way: reader -> stages -> run folder -> summary. The main process reads and
+writes, in input order; refining (conversion, stages, serialisation) runs in the main process
+or, for large inputs, in worker processes fed a bounded window of batches. Each record leaves
+in exactly one of kept / discarded / quarantined / errors; this is asserted at the end of
+every run.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from funreason_refine import __version__
-from funreason_refine.config import ConfiguredStage, Pipeline
+from funreason_refine.calls import same_calls
+from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
 from funreason_refine.errors import RunFolderError
-from funreason_refine.readers import InputStream
+from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined, Record, Step, Verdict
-from funreason_refine.run_folder import RunFolder
+from funreason_refine.run_folder import RunFolder, to_json_line
+
+BATCH = 256
+# Below this input size worker start-up (about a second) costs more than it saves.
+PARALLEL_MIN_BYTES = 8 << 20
 
 
 class DiscardedRecord(Record):
@@ -51,14 +61,13 @@ class Outcome:
         return self.record
 
 
-def _answer_key(record: Record) -> str:
-    answer = record.answer
-    if isinstance(answer, list):
-        return json.dumps([c.model_dump() for c in answer], sort_keys=True)
-    return json.dumps(answer)
+def _same_answer(a: Record, b: Record) -> bool:
+    if isinstance(a.answer, list) and isinstance(b.answer, list):
+        return same_calls(a.answer, b.answer)
+    return type(a.answer) is type(b.answer) and a.answer == b.answer
 
 
-async def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcome:
+def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcome:
     """Run one record through the stages; return where it ends."""
     trail: list[Step] = []
     regenerations = [0] * len(stages)
@@ -82,8 +91,8 @@ async def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcom
         action = verdict.action
         if action == "regenerate" and st.on_fail == "discard":
             action = "discard"
-        trail.append(Step(stage=st.name, verdict=action, reason=verdict.reason, message=verdict.message,
-                          attempt=attempt))
+        trail.append(Step.model_construct(stage=st.name, verdict=action, reason=verdict.reason,
+                                          message=verdict.message, attempt=attempt, judge="rules"))
         if action == "discard":
             return leave("discarded", st.name, verdict.reason or "unspecified", verdict.message)
         if action == "pass":
@@ -100,7 +109,7 @@ async def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcom
                          f"still failing after {st.max_attempts} regeneration(s): {verdict.message}")
         regenerations[i] += 1
         new = _same_identity(verdict.record, record)
-        answer_changed = _answer_key(new) != _answer_key(record)
+        answer_changed = not _same_answer(new, record)
         record = new
         todo.appendleft(i)
         if answer_changed:
@@ -117,6 +126,79 @@ def _same_identity(new: Record, old: Record) -> Record:
     return new.model_copy(update={"index": old.index, "source": old.source})
 
 
+@dataclass(slots=True)
+class Written:
+    """A finished record, serialised: what the main process writes and counts."""
+
+    index: int
+    kind: str
+    line: str
+    trail: tuple[tuple[str, str, str | None], ...] = ()
+    stage: str | None = None
+    reason: str | None = None
+
+
+def process(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage]) -> Written:
+    item = stream.convert(raw)
+    if isinstance(item, Quarantined):
+        return Written(item.index, "quarantined", to_json_line(item))
+    outcome = refine_record(item, stages)
+    trail = tuple((s.stage, s.verdict, s.reason) for s in outcome.record.trail)
+    return Written(item.index, outcome.kind, to_json_line(outcome.line()), trail, outcome.stage, outcome.reason)
+
+
+# --- worker processes -------------------------------------------------------------------
+
+_WORKER: tuple[InputStream, list[ConfiguredStage]] | None = None
+
+
+def _init_worker(pipeline_path: str, out_dir: str) -> None:
+    global _WORKER
+    pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
+    _WORKER = (_open_stream(pipeline), pipeline.stages)
+
+
+def _work(batch: list[RawItem]) -> list[Written]:
+    assert _WORKER is not None, "worker used before _init_worker"
+    stream, stages = _WORKER
+    return [process(raw, stream, stages) for raw in batch]
+
+
+def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, workers: int) -> Iterator[Written]:
+    """Refine batches in worker processes; yield results in input order, a bounded window ahead."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: the main process runs rich's refresh thread, and forking with threads deadlocks.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(str(pipeline.path), str(pipeline.output_dir))) as pool:
+        window: deque = deque()
+        batches = iter(lambda: list(islice(raws, BATCH)), [])
+        try:
+            for batch in batches:
+                window.append(pool.submit(_work, batch))
+                if len(window) >= 2 * workers + 1:
+                    yield from window.popleft().result()
+            while window:
+                yield from window.popleft().result()
+        except BrokenProcessPool:
+            raise RunFolderError("a worker process died (out of memory?); what was finished is saved: "
+                                 "run the same command again to resume, with --workers 1 to stay in one process") from None
+
+
+def _open_stream(pipeline: Pipeline) -> InputStream:
+    return InputStream(pipeline.input.path, pipeline.input.format, pipeline.input.answers,
+                       pipeline.input.max_record_bytes)
+
+
+def default_workers(pipeline: Pipeline) -> int:
+    if pipeline.input.path.stat().st_size < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 @dataclass
 class Progress:
     """What the engine reports while it runs; the CLI draws it."""
@@ -128,15 +210,17 @@ class Progress:
 @dataclass
 class RunResult:
     summary: dict[str, Any]
-    out_dir: Any
+    out_dir: Path
     resumed: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
+    workers: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progress | None = None) -> RunResult:
+def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progress | None = None,
+                 workers: int | None = None) -> RunResult:
     progress = progress or Progress()
-    stream = InputStream(pipeline.input.path, pipeline.input.format, pipeline.input.answers,
-                         pipeline.input.max_record_bytes)
+    workers = workers or default_workers(pipeline)
+    stream = _open_stream(pipeline)
     folder = RunFolder(pipeline.output_dir)
     folder.open()
     resumed = folder.resumed
@@ -144,20 +228,15 @@ async def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: P
     t0 = time.perf_counter()
     seen = 0
     try:
-        for item in stream.items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes):
-            if isinstance(item, Quarantined):
-                folder.write("quarantined", item.index, item)
-                folder.tally.add("quarantined")
-                kind = "quarantined"
-            else:
-                outcome = await refine_record(item, pipeline.stages)
-                folder.write(outcome.kind, item.index, outcome.line())
-                folder.tally.add(outcome.kind, ((s.stage, s.verdict, s.reason) for s in outcome.record.trail),
-                                 outcome.stage, outcome.reason)
-                kind = outcome.kind
+        raws = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes)
+        results: Iterable[Written] = ((process(raw, stream, pipeline.stages) for raw in raws) if workers == 1
+                                      else _in_pool(raws, pipeline, workers))
+        for written in results:
+            folder.write(written.kind, written.index, written.line)
+            folder.tally.add(written.kind, written.trail, written.stage, written.reason)
             seen += 1
             if progress.on_outcome is not None:
-                progress.on_outcome(kind)
+                progress.on_outcome(written.kind)
         total_input = stream.count
     finally:
         folder.close()
@@ -176,7 +255,8 @@ async def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: P
         "timings": {"started": started.isoformat(timespec="seconds"),
                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "seconds": round(seconds, 3), "records_this_run": seen, "resumed_records": resumed,
-                    "records_per_second": round(seen / seconds, 1) if seconds > 0 else None},
+                    "records_per_second": round(seen / seconds, 1) if seconds > 0 else None,
+                    "workers": workers},
     }
     folder.write_summary(summary)
-    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed)
+    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers)

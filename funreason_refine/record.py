@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,15 +83,20 @@ class Record(BaseModel):
         return [t.get("name") for t in self.tools if isinstance(t, dict)]  # type: ignore[misc]
 
 
-class Verdict(BaseModel):
+VERDICT_ACTIONS = ("pass", "regenerate", "discard")
+
+
+@dataclass(slots=True)
+class Verdict:
     """What a stage decided about a record.
 
-    - ``pass``: go on; ``final=True`` accepts the record without the remaining stages.
+    - ``pass``: go on; ``final=True`` accepts the record without the remaining stages; a pass may
+      carry ``record`` to add derived fields (the format stage writes ``target``).
     - ``regenerate``: ``record`` is the corrected record; the engine re-checks it.
     - ``discard``: the record leaves with ``reason`` (a short snake_case code) and ``message``.
-    """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    A plain dataclass, not a pydantic model: stages build several per record.
+    """
 
     action: Literal["pass", "regenerate", "discard"]
     reason: str | None = None
@@ -98,17 +104,21 @@ class Verdict(BaseModel):
     record: Record | None = None
     final: bool = False
 
+    def __post_init__(self) -> None:
+        if self.action not in VERDICT_ACTIONS:
+            raise ValueError(f"verdict action must be one of {VERDICT_ACTIONS}, got {self.action!r}")
+
     @classmethod
     def passed(cls, reason: str | None = None, message: str = "", final: bool = False) -> "Verdict":
-        return cls(action="pass", reason=reason, message=message, final=final)
+        return cls("pass", reason, message, None, final)
 
     @classmethod
     def discard(cls, reason: str, message: str) -> "Verdict":
-        return cls(action="discard", reason=reason, message=message)
+        return cls("discard", reason, message)
 
     @classmethod
     def regenerate(cls, record: Record, reason: str, message: str) -> "Verdict":
-        return cls(action="regenerate", reason=reason, message=message, record=record)
+        return cls("regenerate", reason, message, record)
 
 
 class Quarantined(BaseModel):

@@ -104,11 +104,12 @@ class RunFolder:
             with file.open("r+b") as fh:
                 fh.truncate(good_bytes)
 
-    def write(self, kind: str, index: int, line: BaseModel) -> None:
+    def write(self, kind: str, index: int, line: str) -> None:
+        """Append one serialised line (see to_json_line) and flush it."""
         if not self.done.add(index):
             raise RunFolderError(f"internal error: input record {index} reached a second outcome ({kind})")
         fh = self._files[kind]
-        fh.write(to_json_line(line) + "\n")
+        fh.write(line + "\n")
         fh.flush()
 
     def write_summary(self, summary: dict[str, Any]) -> None:

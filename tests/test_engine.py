@@ -1,5 +1,3 @@
-import asyncio
-
 import pytest
 
 from funreason_refine.config import ConfiguredStage, load_pipeline
@@ -21,7 +19,7 @@ def staged(*stages, on_fail="regenerate", max_attempts=3):
 
 
 def refine(record, stages):
-    return asyncio.run(refine_record(record, stages))
+    return refine_record(record, stages)
 
 
 class SwitchToForecast(Stage):
@@ -113,7 +111,7 @@ ROWS = [xlam_row("a", cot="get_weather for Paris"),
 
 
 def run(pipeline, **kw):
-    return asyncio.run(run_pipeline(load_pipeline(pipeline), **kw))
+    return run_pipeline(load_pipeline(pipeline), **kw)
 
 
 def outputs(folder):
@@ -179,3 +177,14 @@ def test_an_unwritable_run_folder_is_a_clear_error(tmp_pipeline, tmp_path):
     (tmp_path / "run").write_text("a file where the folder should be")
     with pytest.raises(RunFolderError, match="cannot write the run folder"):
         run(pipeline)
+
+
+def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
+    from tests.conftest import QUICKSTART
+
+    pipeline = QUICKSTART / "pipeline.toml"
+    one = run_pipeline(load_pipeline(pipeline, tmp_path / "one"), workers=1)
+    two = run_pipeline(load_pipeline(pipeline, tmp_path / "two"), workers=2)
+    assert two.workers == 2
+    assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
+    assert one.summary["stages"] == two.summary["stages"]

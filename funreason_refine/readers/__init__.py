@@ -13,10 +13,14 @@ from funreason_refine.errors import InputError
 from funreason_refine.readers import bfcl, xlam
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.readers.raw import iter_raw, preview
-from funreason_refine.record import Quarantined, Record, Source
+from funreason_refine.record import Source
+from funreason_refine.record import Quarantined, Record
 
 FORMATS = ("xlam", "bfcl")
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
+
+RawItem = tuple[int, Source, "dict[str, Any] | str", str]
+"""(index, where, parsed object or error text, raw text for the quarantine file)"""
 
 
 def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
@@ -56,8 +60,9 @@ class InputStream:
             return bfcl.to_record(obj, source, index, self._answers)
         return xlam.to_record(obj, source, index)
 
-    def items(self, skip: Container[int] = (), limit: int | None = None,
-              on_bytes: Callable[[int], None] | None = None) -> Iterator[Record | Quarantined]:
+    def raw_items(self, skip: Container[int] = (), limit: int | None = None,
+                  on_bytes: Callable[[int], None] | None = None) -> Iterator[RawItem]:
+        """The input as parsed JSON objects (or error texts), numbered; cheap, runs in the main process."""
         index = -1
         self.count = 0
         for source, obj, raw in iter_raw(self.path, self.max_record_bytes, on_bytes):
@@ -65,19 +70,27 @@ class InputStream:
             if limit is not None and index >= limit:
                 return
             self.count = index + 1
-            if index in skip:
-                continue
-            if isinstance(obj, str):
-                yield Quarantined(index=index, source=source, error=obj, raw=raw)
-                continue
-            try:
-                yield self._convert(obj, source, index)
-            except FieldError as exc:
-                yield Quarantined(index=index, source=source, field=exc.field, error=str(exc), raw=_dump(obj))
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(p) for p in err["loc"])
-                yield Quarantined(index=index, source=source, field=field, error=f"{field}: {err['msg']}", raw=_dump(obj))
+            if index not in skip:
+                yield index, source, obj, raw
+
+    def convert(self, item: RawItem) -> Record | Quarantined:
+        """One raw item to a record, or to a quarantined item naming field and error."""
+        index, source, obj, raw = item
+        if isinstance(obj, str):
+            return Quarantined(index=index, source=source, error=obj, raw=raw)
+        try:
+            return self._convert(obj, source, index)
+        except FieldError as exc:
+            return Quarantined(index=index, source=source, field=exc.field, error=str(exc), raw=_dump(obj))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            return Quarantined(index=index, source=source, field=field, error=f"{field}: {err['msg']}", raw=_dump(obj))
+
+    def items(self, skip: Container[int] = (), limit: int | None = None,
+              on_bytes: Callable[[int], None] | None = None) -> Iterator[Record | Quarantined]:
+        for item in self.raw_items(skip, limit, on_bytes):
+            yield self.convert(item)
 
 
 def _dump(obj: Any) -> str:

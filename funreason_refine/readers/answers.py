@@ -45,6 +45,33 @@ def maybe_json(value: Any, field: str) -> Any:
     return value
 
 
+_TOOLS: dict[str, dict[str, Any] | str] = {}
+_TOOLS_MAX = 32768
+
+
+def _normalized(tool: Any) -> dict[str, Any]:
+    """normalize_tool, cached by the tool's JSON text.
+
+    Datasets repeat the same few thousand tools across tens of thousands of records; records
+    offering the same tool share one normalised dict, which is therefore read-only.
+    """
+    if not isinstance(tool, dict):
+        return normalize_tool(tool)
+    key = json.dumps(tool, sort_keys=True, default=str)
+    hit = _TOOLS.get(key)
+    if hit is None:
+        if len(_TOOLS) >= _TOOLS_MAX:
+            _TOOLS.clear()
+        try:
+            hit = normalize_tool(tool)
+        except UnconvertibleType as exc:
+            hit = str(exc)
+        _TOOLS[key] = hit
+    if isinstance(hit, str):
+        raise UnconvertibleType(hit)
+    return hit
+
+
 def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
     """Normalise every tool; one that cannot be converted is kept as given and noted in ``problems``."""
     tools = maybe_json(raw, "tools")
@@ -55,7 +82,7 @@ def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
     out = []
     for i, tool in enumerate(tools):
         try:
-            out.append(normalize_tool(tool))
+            out.append(_normalized(tool))
         except UnconvertibleType as exc:
             problems.append(Problem(field=f"tools[{i}]", code="unconvertible_type", message=str(exc)))
             out.append(tool if isinstance(tool, dict) else {"invalid": tool})
@@ -78,7 +105,7 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
             raise ValueError(f"{where} ({name}) arguments are not JSON: {exc.msg}") from None
     if not isinstance(arguments, dict):
         raise ValueError(f"{where} ({name}) arguments must be an object, got {type(arguments).__name__}")
-    return FunctionCall(name=name, arguments=arguments)
+    return FunctionCall.model_construct(name=name, arguments=arguments)  # both checked above
 
 
 def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str | None:

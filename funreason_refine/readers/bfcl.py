@@ -103,5 +103,6 @@ def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str
     tools = parse_tools(obj["function"], problems)
     if rid not in answers:
         raise FieldError("id", f"no ground truth for id {rid!r} in the possible_answer file")
-    return Record(index=index, id=rid, source=source, query=query, tools=tools,
-                  answer=ground_truth_calls(answers[rid], rid), problems=problems)
+    return Record.model_construct(index=index, id=rid, source=source, query=query, tools=tools,
+                                  answer=ground_truth_calls(answers[rid], rid), cot=None, target=None,
+                                  problems=problems, trail=[])

@@ -25,5 +25,6 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     problems: list[Problem] = []
     tools = parse_tools(obj["tools"], problems)
     answer = parse_answer(obj["answers"], problems)
-    return Record(index=index, id=record_id(obj, f"{index}"), source=source, query=query, tools=tools,
-                  answer=answer, cot=cot, problems=problems)
+    # Every field was checked above; pydantic's validation would walk every tool dict again.
+    return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query,
+                                  tools=tools, answer=answer, cot=cot, target=None, problems=problems, trail=[])

@@ -13,7 +13,17 @@ _TAG = re.compile(r"</?think>")
 
 
 def _mentions(text: str, name: str) -> bool:
-    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text) is not None
+    """``name`` occurs as a whole word (not inside ``get_weathers`` or ``x.get_weather``)."""
+    # str.find, not a regex per name: thousands of distinct tool names would thrash re's cache.
+    start = text.find(name)
+    while start != -1:
+        end = start + len(name)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() or before in "_.") and not (after.isalnum() or after == "_"):
+            return True
+        start = text.find(name, start + 1)
+    return False
 
 
 def _distinctive(name: str) -> bool:

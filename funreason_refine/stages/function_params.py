@@ -7,13 +7,17 @@ from typing import Any
 from funreason_refine.record import FunctionCall, Record, Verdict
 from funreason_refine.stages.base import Stage
 from funreason_refine.stages.coerce import coerce
-from funreason_refine.stages.schemas import schema_key, validator
+from funreason_refine.stages.schemas import params_key, validator
 
 _REASONS = {"type": "wrong_type", "enum": "not_in_enum", "const": "not_in_enum"}
 
 
+def _keyword(error: Any) -> str:
+    return str(error.schema_path[-1]) if error.schema_path else ""
+
+
 def _path(call: str, error: Any) -> str:
-    return call + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+    return call + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.instance_path)
 
 
 class FunctionParams(Stage):
@@ -44,11 +48,16 @@ class FunctionParams(Stage):
                 if value != call.arguments[key] or type(value) is not type(call.arguments[key]):
                     changes.append(f"{call.name}.{key}: {call.arguments[key]!r} -> {value!r}")
             repaired.append(FunctionCall(name=call.name, arguments=fixed))
-            errors = sorted(validator(schema_key(schema)).iter_errors(fixed), 
-                            key=lambda e: (list(map(str, e.absolute_path)), e.validator != "type"))
+            try:
+                check_args = validator(params_key(schema))
+            except ValueError as exc:
+                return Verdict.discard("invalid_tool_schema", f"tool {call.name!r}: {exc}")
+            # Report the first error by position; at one position a type error before an enum error.
+            errors = sorted(check_args.iter_errors(fixed),
+                            key=lambda e: (list(map(str, e.instance_path)), _keyword(e) != "type"))
             if errors:
                 error = errors[0]
-                reason = _REASONS.get(error.validator, "invalid_value")
+                reason = _REASONS.get(_keyword(error), "invalid_value")
                 return Verdict.discard(reason, f"{_path(call.name, error)}: {error.message[:300]}")
         if changes:
             return Verdict.regenerate(record.model_copy(update={"answer": repaired}), "coerced_type",

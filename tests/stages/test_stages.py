@@ -189,3 +189,16 @@ def test_format_renders_the_training_target():
 def test_format_discards(answers, reason):
     verdict = check(Format, make_record(answers=answers))
     assert (verdict.action, verdict.reason) == ("discard", reason)
+
+
+@pytest.mark.parametrize("parameters, words", [
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "a"]}, "non-unique"),
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"}, "not of type 'array'"),
+    ({"type": "object", "properties": {"a": {"type": "string", "description": 7}}}, "in properties/a"),
+    ({"type": "object", "properties": {"a": {"type": "integer", "minimum": "zero"}}}, "in properties/a"),
+    ({"type": "object", "properties": {"a": {"items": {"type": "nothing"}}}}, "in properties/a"),
+])
+def test_schema_checks_cached_by_shape_still_catch_every_invalid_schema(parameters, words):
+    verdict = check(QueryTool, make_record(tools=[{"name": "f", "parameters": parameters}], answers=[]))
+    assert (verdict.action, verdict.reason) == ("discard", "invalid_tool_schema")
+    assert words in verdict.message

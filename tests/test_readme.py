@@ -1,0 +1,44 @@
+"""The README's examples run as written."""
+
+import re
+
+from funreason_refine.plugin_manager import get_plugin_manager, stage_registry
+from funreason_refine.testing import check, make_record
+from tests.conftest import REPO
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_first_two_blocks_are_the_set_up_commands_and_ci_runs_the_second():
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    assert "refine run examples/quickstart/pipeline.toml" in blocks[0]
+    assert blocks[1].endswith("pytest")
+    assert blocks[1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_stage_example_registers_and_judges():
+    code = re.search(r"```python\n(.*?)\n```", README, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    module = type("ReadmePlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
+    pm = get_plugin_manager()
+    pm.register(module, name="readme_plugin")
+    try:
+        entry = stage_registry()["values_in_query"]
+        assert entry.plugin == "readme_plugin"
+        ok = make_record(query="Weather in Paris?", answers=[{"name": "get_weather", "arguments": {"city": "paris"}}])
+        bad = make_record(query="Weather in Paris?", answers=[{"name": "get_weather", "arguments": {"city": "Rome"}}])
+        assert check(entry.cls, ok).action == "pass"
+        verdict = check(entry.cls, bad)
+        assert (verdict.action, verdict.reason) == ("discard", "value_not_in_query")
+        assert check(entry.cls, ok, ignore_case=False).action == "discard"
+    finally:
+        pm.unregister(name="readme_plugin")
+
+
+def test_every_reason_code_in_the_readme_table_is_one_the_code_can_give():
+    from tests.test_cli import REASONS
+
+    documented = set(re.findall(r"`([a-z_]+)`", README.split("## Commands")[0]))
+    for stage, reasons in REASONS.items():
+        assert reasons <= documented, stage
