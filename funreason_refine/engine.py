@@ -22,7 +22,7 @@ from typing import Any
 from funreason_refine import __version__
 from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
-from funreason_refine.errors import RunFolderError
+from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined, Record, Step, Verdict
 from funreason_refine.run_folder import RunFolder, to_json_line
@@ -152,14 +152,17 @@ def process(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage]) ->
 _WORKER: tuple[InputStream, list[ConfiguredStage]] | None = None
 
 
-def _init_worker(pipeline_path: str, out_dir: str) -> None:
+def _work(batch: list[RawItem], pipeline_path: str, out_dir: str) -> list[Written]:
+    """Runs in a worker process; loads the pipeline from its file on first use."""
     global _WORKER
-    pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
-    _WORKER = (_open_stream(pipeline), pipeline.stages)
-
-
-def _work(batch: list[RawItem]) -> list[Written]:
-    assert _WORKER is not None, "worker used before _init_worker"
+    if _WORKER is None:
+        try:
+            pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
+        except RefineError as exc:
+            raise RefineError(f"a worker process could not load the pipeline: {exc}. Worker processes "
+                              "see installed plugins only, not stages registered in code; install the "
+                              "plugin or use --workers 1") from None
+        _WORKER = (_open_stream(pipeline), pipeline.stages)
     stream, stages = _WORKER
     return [process(raw, stream, stages) for raw in batch]
 
@@ -172,13 +175,13 @@ def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, workers: int) -> Itera
 
     # spawn, not fork: the main process runs rich's refresh thread, and forking with threads deadlocks.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(pipeline.path), str(pipeline.output_dir))) as pool:
+    args = (str(pipeline.path), str(pipeline.output_dir))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
         window: deque = deque()
         batches = iter(lambda: list(islice(raws, BATCH)), [])
         try:
             for batch in batches:
-                window.append(pool.submit(_work, batch))
+                window.append(pool.submit(_work, batch, *args))
                 if len(window) >= 2 * workers + 1:
                     yield from window.popleft().result()
             while window:

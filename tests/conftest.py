@@ -1,11 +1,14 @@
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-# Installed third-party plugins must never change what the project's own tests see.
+# Installed third-party plugins must never change what the project's own tests see,
+# here or in the worker processes a run may spawn (they inherit the environment).
 sys._called_from_test = True  # type: ignore[attr-defined]
+os.environ["FUNREASON_REFINE_NO_PLUGINS"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart"

@@ -188,3 +188,25 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
     assert two.workers == 2
     assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
     assert one.summary["stages"] == two.summary["stages"]
+
+
+def test_a_stage_only_registered_in_code_is_a_clear_error_in_worker_processes(tmp_path, monkeypatch):
+    from funreason_refine.errors import RefineError
+    from funreason_refine.plugin_manager import get_plugin_manager
+    from funreason_refine import hookimpl
+    from tests.conftest import write_jsonl, write_pipeline
+
+    class InCode:
+        @hookimpl
+        def register_stages(self, register):
+            register(AlwaysRegenerate)
+
+    pm = get_plugin_manager()
+    pm.register(InCode(), name="in_code")
+    try:
+        write_jsonl(tmp_path / "in.jsonl", [xlam_row(str(i)) for i in range(600)])
+        pipeline = load_pipeline(write_pipeline(tmp_path, stages='[[stages]]\nname = "restless"\n'))
+        with pytest.raises(RefineError, match="install the plugin or use --workers 1"):
+            run_pipeline(pipeline, workers=2)
+    finally:
+        pm.unregister(name="in_code")
