@@ -60,7 +60,7 @@ def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | 
 
     loaded = load_pipeline(pipeline, out_dir)
     size = loaded.input.path.stat().st_size
-    with RunDisplay(err, size, f"refining {loaded.input.path.name}") as progress:
+    with RunDisplay(err, size, loaded.input.path.name) as progress:
         result = run_pipeline(loaded, limit=limit, progress=progress, workers=workers)
     if result.resumed:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")

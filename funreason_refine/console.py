@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from funreason_refine.engine import Progress as EngineProgress
@@ -22,8 +22,8 @@ class RunDisplay:
         self._last = 0.0
         self._start = time.perf_counter()
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
+            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
             console=console, transient=False, disable=not console.is_terminal)
         self._task = self._progress.add_task(label, total=total_bytes, counts="")
 
@@ -62,7 +62,8 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         head.add_column(kind, justify="right")
     head.add_row(*(f"{outcomes[k]} ({outcomes[k] / total:.0%})" if total else "0" for k in outcomes))
 
-    stages = Table(title="Stages", show_edge=False)
+    stages = Table(title="Verdicts per stage", caption="a record re-checked after a repair counts again",
+                   show_edge=False)
     for col, justify in (("stage", "left"), ("passed", "right"), ("regenerated", "right"),
                          ("discarded", "right"), ("top reasons", "left")):
         stages.add_column(col, justify=justify)

@@ -39,7 +39,7 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     kept = read_jsonl(folder / "kept.jsonl")
     assert all(k["target"] for k in kept)
     assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 54
-    assert "Stages" in result.output and "kept" in result.output
+    assert "Verdicts per stage" in result.output and "kept" in result.output
 
 
 def test_run_limit_and_resume_message(tmp_path):
@@ -97,13 +97,18 @@ def test_plugins_lists_the_builtin_plugin():
     assert result.exit_code == 0 and "register_stages" in result.output
 
 
-def test_help_does_not_import_heavy_libraries():
+def test_help_and_validate_do_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
-            "CliRunner().invoke(main, ['--help']); print(sorted(m for m in ('litellm', 'polars', 'jsonschema') if m in sys.modules))")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    def imported(args, modules):
+        code = (f"import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+                f"r = CliRunner().invoke(main, {args!r}); assert r.exit_code == 0, r.output; "
+                f"print(sorted(m for m in {modules!r} if m in sys.modules))")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert imported(["--help"], ("litellm", "polars", "jsonschema")) == "[]"
+    assert imported(["validate", str(QUICKSTART / "pipeline.toml")], ("litellm", "polars", "jsonschema_rs")) == "[]"
 
 
 def test_bad_records_in_json_array_input(tmp_path):
