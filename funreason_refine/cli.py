@@ -111,3 +111,18 @@ def plugins() -> None:
     for row in plugin_rows():
         table.add_row(row["name"], row["package"], row["version"], row["hooks"])
     out.print(table)
+
+
+def _register_plugin_commands() -> None:
+    from funreason_refine.errors import PluginError
+    from funreason_refine.plugin_manager import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.register_commands(cli=main)
+    except PluginError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+    except Exception as exc:  # a broken plugin must not take `refine` itself down
+        err.print(f"[red]error:[/] a plugin failed to add its commands: {type(exc).__name__}: {exc}", highlight=False)
+
+
+_register_plugin_commands()

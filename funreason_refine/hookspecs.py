@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import click
 import pluggy
 
 if TYPE_CHECKING:
@@ -28,4 +29,14 @@ def register_stages(register: Callable[[type[Stage]], None]) -> None:
     a nested pydantic ``Config`` (its fields become the keys of the stage's ``[[stages]]``
     table) and a ``check(record) -> Verdict`` method. A name registered twice is an error
     naming both plugins. Return nothing.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to ``refine``, by calling ``cli.add_command(command)``.
+
+    Fires once, when the ``refine`` command starts (so keep the plugin module's imports light:
+    import heavy libraries inside the command). ``cli`` is the top-level click group. Return
+    nothing.
     """

@@ -1,0 +1,45 @@
+"""``refine msl-stats``: added to the ``refine`` command by this plugin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("msl-stats")
+@click.argument("run_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--tokenizer", "tokenizer_path", required=True,
+              help="A local tokenizer folder (or a name already in the local Hugging Face cache).")
+@click.option("--max-length", type=click.IntRange(min=16), help="Truncate as training would.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_json: bool) -> None:
+    """Think and result token counts of RUN_DIR's kept records (the paper's Table 1)."""
+    from rich.console import Console
+    from rich.table import Table
+    from transformers import AutoTokenizer
+
+    from funreason_msl.data import MSLDataset
+    from funreason_msl.stats import segment_stats
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot load a tokenizer from {tokenizer_path!r}: {exc}") from None
+    try:
+        dataset = MSLDataset.from_run(run_dir, tokenizer, max_length=max_length)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    stats = segment_stats(dataset)
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    table = Table(title=f"{stats['examples']} examples ({stats['truncated']} truncated, {stats['dropped']} dropped)",
+                  show_edge=False)
+    for col in ("segment", "mean tokens", "median", "max", "share of plain-SFT loss"):
+        table.add_column(col, justify="left" if col == "segment" else "right")
+    for name in ("think", "result"):
+        s = stats[name]
+        table.add_row(name, f"{s['mean']:.2f}", str(s["median"]), str(s["max"]), f"{s['sft_loss_share']:.1%}")
+    Console().print(table)

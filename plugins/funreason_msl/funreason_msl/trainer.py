@@ -1,0 +1,140 @@
+"""Hugging Face Trainer integration: a compute_loss_func, a Trainer subclass, a learnable alpha."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+from funreason_msl.loss import IGNORE_INDEX, Reduction, msl_loss, segment_counts, segments_from_labels
+
+
+def think_end_id(tokenizer: Any) -> int:
+    """The id of ``</think>``, which must be a single token for segments to be read off the labels."""
+    ids = tokenizer.encode("</think>", add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"'</think>' is {len(ids)} tokens for this tokenizer; add it as a special token "
+                         "(tokenizer.add_special_tokens({'additional_special_tokens': ['<think>', '</think>']}) "
+                         "and model.resize_token_embeddings(len(tokenizer)))")
+    return ids[0]
+
+
+class LearnableAlpha(nn.Module):
+    """alpha = lo + (hi - lo) * sigmoid(theta), trained with the model by the MSL loss itself.
+
+    What it does: dL/dalpha = L_think - L_result, so gradient descent moves alpha toward the
+    segment whose loss is currently lower; unbounded, that collapses alpha to 0 or 1 (the
+    paper's learnable alpha drifts this way). The sigmoid keeps it strictly inside [lo, hi]
+    (default [0.5, 0.9]), so each segment always keeps at least min(lo, 1 - hi) of the weight.
+    """
+
+    def __init__(self, init: float = 0.7, lo: float = 0.5, hi: float = 0.9):
+        super().__init__()
+        if not lo < init < hi:
+            raise ValueError(f"need lo < init < hi, got {lo} < {init} < {hi}")
+        self.lo, self.hi = lo, hi
+        p = (init - lo) / (hi - lo)
+        self.theta = nn.Parameter(torch.tensor(float(torch.logit(torch.tensor(p)))))
+
+    def forward(self) -> torch.Tensor:
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(self.theta)
+
+
+class MSLLoss:
+    """A ``compute_loss_func`` for ``transformers.Trainer``: ``Trainer(..., compute_loss_func=MSLLoss(tokenizer))``.
+
+    Segments are recovered from the labels (``</think>`` must be a single token). Exact without
+    gradient accumulation; the Trainer does not rescale a custom loss for accumulation, so with
+    ``gradient_accumulation_steps > 1`` use :class:`MSLTrainer`, which counts each segment over
+    the whole optimizer step. Used alone under accumulation this raises rather than train on a
+    loss that is off by the accumulation factor.
+    """
+
+    def __init__(self, tokenizer: Any = None, alpha: float | LearnableAlpha = 0.7, reduction: Reduction = "pooled",
+                 think_token_id: int | None = None):
+        self.think_id = think_token_id if think_token_id is not None else think_end_id(tokenizer)
+        self.alpha = alpha
+        self.reduction = reduction
+        self.step_counts: torch.Tensor | None = None  # [think, result] tokens of the current optimizer step
+        self.step_samples: int | None = None
+        self.last: dict[str, float] = {}
+
+    def segments(self, labels: torch.Tensor) -> torch.Tensor:
+        return segments_from_labels(labels, self.think_id)
+
+    def prepare_step(self, batches: list[dict[str, torch.Tensor]]) -> None:
+        """Count each segment over all micro-batches of one optimizer step (called by MSLTrainer)."""
+        counts = torch.zeros(2, dtype=torch.long)
+        samples = 0
+        for batch in batches:
+            labels = batch["labels"]
+            segments = batch.get("segments")
+            counts += segment_counts(labels, segments if segments is not None else self.segments(labels)).cpu()
+            samples += int((labels != IGNORE_INDEX).any(-1).sum())
+        self.step_counts, self.step_samples = counts, samples
+
+    def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None,
+                 segments: torch.Tensor | None = None) -> torch.Tensor:
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        segments = segments if segments is not None else self.segments(labels)
+        alpha = self.alpha() if isinstance(self.alpha, nn.Module) else self.alpha
+        if self.step_counts is not None:
+            n_think, n_result = (int(c) for c in self.step_counts)
+        else:
+            n_think, n_result = (int(c) for c in segment_counts(labels, segments))
+            if num_items_in_batch is not None and int(num_items_in_batch) > n_think + n_result:
+                raise RuntimeError("MSLLoss sees one micro-batch of a larger optimizer step (gradient accumulation or "
+                                   "several devices) but not the step's think/result token counts: use MSLTrainer")
+        loss, (l_think, l_result) = msl_loss(logits, labels, segments, alpha=alpha, reduction=self.reduction,
+                                             num_think=n_think, num_result=n_result,
+                                             num_samples=self.step_samples, return_parts=True)
+        self.last = {"loss_think": float(l_think), "loss_result": float(l_result), "alpha": float(alpha)}
+        return loss
+
+
+class MSLTrainer(Trainer):
+    """``Trainer`` with the multiscale loss; a one-line swap for plain SFT.
+
+    ``MSLTrainer(model=..., args=..., train_dataset=MSLDataset(...), data_collator=MSLCollator(pad_id),
+    tokenizer_for_msl=tokenizer, alpha=0.7)``. Each segment is averaged over the whole optimizer
+    step, so gradient accumulation gives the same loss as one large batch. ``alpha="learnable"``
+    adds a :class:`LearnableAlpha` to the model (trained and saved with it). Logs ``loss_think``,
+    ``loss_result`` and ``alpha`` with every loss.
+    """
+
+    def __init__(self, *args: Any, tokenizer_for_msl: Any = None, alpha: float | str = 0.7,
+                 reduction: Reduction = "pooled", think_token_id: int | None = None, **kwargs: Any):
+        model = kwargs.get("model")
+        if alpha == "learnable":
+            if model is None:
+                raise ValueError("alpha='learnable' needs model=...")
+            model.msl_alpha = LearnableAlpha()
+            alpha = model.msl_alpha
+        self.msl = MSLLoss(tokenizer_for_msl, alpha=alpha, reduction=reduction, think_token_id=think_token_id)
+        if "args" in kwargs and kwargs["args"] is not None:
+            kwargs["args"].remove_unused_columns = False  # keep the segments column for the loss
+        super().__init__(*args, compute_loss_func=self.msl, **kwargs)
+        self._msl_logs: list[dict[str, float]] = []
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list, Any]:
+        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self.msl.prepare_step(batch_samples)
+        return batch_samples, num_items
+
+    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        segments = inputs.pop("segments", None)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.msl(outputs, labels, num_items_in_batch=num_items_in_batch, segments=segments)
+        self._msl_logs.append(self.msl.last)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if self._msl_logs and "loss" in logs:
+            for key in ("loss_think", "loss_result", "alpha"):
+                logs[key] = round(sum(entry[key] for entry in self._msl_logs) / len(self._msl_logs), 4)
+            self._msl_logs.clear()
+        super().log(logs, *args, **kwargs)
