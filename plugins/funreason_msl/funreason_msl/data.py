@@ -150,7 +150,7 @@ class MSLDataset(torch.utils.data.Dataset):
 
 @dataclass
 class MSLCollator:
-    """Pads a batch to its longest example; labels with -100, segments with 0 (not a target)."""
+    """Pads a batch to its longest example; labels with -100, segments (when present) with 0."""
 
     pad_token_id: int
 
@@ -161,5 +161,8 @@ class MSLCollator:
             return torch.tensor([b[key] + [value] * (width - len(b[key])) for b in batch], dtype=torch.long)
 
         mask = torch.tensor([[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch])
-        return {"input_ids": pad("input_ids", self.pad_token_id), "attention_mask": mask,
-                "labels": pad("labels", IGNORE_INDEX), "segments": pad("segments", NOT_TARGET)}
+        out = {"input_ids": pad("input_ids", self.pad_token_id), "attention_mask": mask,
+               "labels": pad("labels", IGNORE_INDEX)}
+        if "segments" in batch[0]:
+            out["segments"] = pad("segments", NOT_TARGET)
+        return out

@@ -90,7 +90,8 @@ class MSLLoss:
         loss, (l_think, l_result) = msl_loss(logits, labels, segments, alpha=alpha, reduction=self.reduction,
                                              num_think=n_think, num_result=n_result,
                                              num_samples=self.step_samples, return_parts=True)
-        self.last = {"loss_think": float(l_think), "loss_result": float(l_result), "alpha": float(alpha)}
+        alpha_value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
+        self.last = {"loss_think": float(l_think), "loss_result": float(l_result), "alpha": alpha_value}
         return loss
 
 

@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+
+from funreason_msl.data import MSLCollator, MSLDataset, encode, read_records
+from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
+
+RECORD = {"id": "r1", "query": "Weather in Rome and Madrid?", "tools": [{"name": "get_weather", "parameters": {}}],
+          "target": '<think>Two cities: get_weather twice.</think>\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]'}
+
+
+def text_of(tokenizer, example, segment):
+    return tokenizer.decode([t for t, s in zip(example.input_ids, example.segments) if s == segment])
+
+
+def test_target_tokens_are_labelled_think_then_result(tokenizer):
+    example = encode(RECORD, tokenizer)
+    think = text_of(tokenizer, example, THINK)
+    result = text_of(tokenizer, example, RESULT)
+    assert think == "<think>Two cities: get_weather twice.</think>"
+    assert result.startswith('\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]')
+    assert result.endswith("<|im_end|>\n"), "the end of turn is a result target: the model must learn to stop"
+    prompt = text_of(tokenizer, example, NOT_TARGET)
+    assert prompt.endswith("<|im_start|>assistant\n") and "Weather in Rome and Madrid?" in prompt
+    assert all((label == IGNORE_INDEX) == (seg == NOT_TARGET) for label, seg in zip(example.labels, example.segments))
+    assert [t for t, lab in zip(example.input_ids, example.labels) if lab != IGNORE_INDEX] == \
+           [lab for lab in example.labels if lab != IGNORE_INDEX]
+
+
+def test_a_target_without_cot_is_all_result(tokenizer):
+    example = encode({**RECORD, "target": '[get_weather(city="Rome")]'}, tokenizer)
+    assert THINK not in example.segments and RESULT in example.segments
+
+
+def test_truncation_cuts_the_cot_never_the_call(tokenizer):
+    long_cot = "<think>" + "I think about the weather in Rome. " * 40 + "get_weather.</think>"
+    record = {**RECORD, "target": long_cot + '\n\n[get_weather(city="Rome")]'}
+    full = encode(record, tokenizer)
+    short = encode(record, tokenizer, max_length=len(full.input_ids) - 30)
+    assert short.truncated and len(short.input_ids) == len(full.input_ids) - 30
+    assert text_of(tokenizer, short, RESULT) == text_of(tokenizer, full, RESULT)
+    think = text_of(tokenizer, short, THINK)
+    assert think.startswith("<think>I think") and think.endswith("</think>")
+    assert text_of(tokenizer, short, NOT_TARGET) == text_of(tokenizer, full, NOT_TARGET)
+
+
+def test_records_whose_prompt_and_call_do_not_fit_are_dropped_and_reported(tokenizer):
+    fits = len(encode(RECORD, tokenizer).input_ids) + 10
+    dataset = MSLDataset([RECORD, {**RECORD, "id": "huge", "query": "word " * 500}], tokenizer, max_length=fits)
+    assert len(dataset) == 1
+    assert dataset.report.dropped[0].startswith("huge: prompt and call alone take")
+
+
+def test_a_slow_tokenizer_is_refused_clearly(tokenizer):
+    class Slow:
+        is_fast = False
+
+    with pytest.raises(TypeError, match="fast tokenizer"):
+        encode(RECORD, Slow())
+
+
+def test_offsets_are_requested_from_the_tokenizer_not_through_the_chat_template(tokenizer):
+    # apply_chat_template ignores return_offsets_mapping outside tokenizer_kwargs: we render text,
+    # then tokenize it ourselves, so every example has think and result labels.
+    example = encode(RECORD, tokenizer)
+    assert example.segments.count(THINK) > 5 and example.segments.count(RESULT) > 5
+
+
+def test_run_folder_records_read_and_a_missing_target_is_named(kept_run, tmp_path):
+    records = read_records(kept_run)
+    assert len(records) == 28 and all(r["target"] for r in records)
+    (tmp_path / "kept.jsonl").write_text(json.dumps({"id": "x", "query": "q", "tools": []}) + "\n")
+    with pytest.raises(ValueError, match=r"kept.jsonl:1: record 'x' has no training target"):
+        read_records(tmp_path)
+
+
+def test_quickstart_dataset_and_collator(records, tokenizer):
+    dataset = MSLDataset(records, tokenizer)
+    assert len(dataset) == len(records)
+    batch = MSLCollator(tokenizer.pad_token_id)([dataset[0], dataset[1], dataset[2]])
+    width = max(len(dataset[i]["input_ids"]) for i in range(3))
+    assert all(batch[k].shape == (3, width) for k in ("input_ids", "attention_mask", "labels", "segments"))
+    short = min(range(3), key=lambda i: len(dataset[i]["input_ids"]))
+    n = len(dataset[short]["input_ids"])
+    if n < width:
+        assert batch["labels"][short, n:].eq(IGNORE_INDEX).all() and batch["segments"][short, n:].eq(0).all()
+        assert batch["attention_mask"][short, n:].eq(0).all()
+    assert batch["labels"].dtype == torch.long

@@ -1,0 +1,107 @@
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from transformers import Trainer, TrainingArguments
+
+from funreason_msl import MSLCollator, MSLDataset, MSLLoss, MSLTrainer
+from funreason_msl.cli import msl_stats
+from funreason_msl.tiny import tiny_model
+
+
+def args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_train_epochs=1,
+                learning_rate=5e-3, logging_steps=1, save_strategy="no", report_to=[], seed=0,
+                use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+@pytest.fixture(scope="module")
+def dataset(records, tokenizer):
+    return MSLDataset(records, tokenizer, max_length=512)
+
+
+def test_training_a_tiny_model_lowers_the_loss_and_logs_both_segments(tmp_path, dataset, tokenizer):
+    model = tiny_model(len(tokenizer))
+    trainer = MSLTrainer(model=model, args=args(tmp_path, max_steps=30, per_device_train_batch_size=8),
+                         train_dataset=dataset, data_collator=MSLCollator(tokenizer.pad_token_id),
+                         tokenizer_for_msl=tokenizer, alpha=0.7)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert {"loss_think", "loss_result", "alpha"} <= set(logs[0])
+    assert logs[0]["alpha"] == 0.7
+    first, last = sum(h["loss"] for h in logs[:3]) / 3, sum(h["loss"] for h in logs[-3:]) / 3
+    assert last < 0.8 * first, (first, last)
+
+
+def first_step_weights(tmp_path, dataset, tokenizer, batch, accumulation):
+    model = tiny_model(len(tokenizer), seed=1)
+    trainer = MSLTrainer(model=model, args=args(tmp_path, max_steps=1, per_device_train_batch_size=batch,
+                                                gradient_accumulation_steps=accumulation, optim="sgd",
+                                                learning_rate=1.0, lr_scheduler_type="constant", warmup_steps=0),
+                         train_dataset=torch.utils.data.Subset(dataset, range(8)),
+                         data_collator=MSLCollator(tokenizer.pad_token_id), tokenizer_for_msl=tokenizer)
+    trainer.train()
+    return model.lm_head.weight.detach().clone()
+
+
+def test_gradient_accumulation_gives_the_step_of_one_large_batch(tmp_path, dataset, tokenizer):
+    one = first_step_weights(tmp_path / "a", dataset, tokenizer, batch=8, accumulation=1)
+    four = first_step_weights(tmp_path / "b", dataset, tokenizer, batch=2, accumulation=4)
+    untrained = tiny_model(len(tokenizer), seed=1).lm_head.weight.detach()
+    assert not torch.allclose(one, untrained)
+    assert torch.allclose(one, four, atol=1e-6)
+
+
+def test_msl_loss_alone_refuses_gradient_accumulation(tmp_path, dataset, tokenizer):
+    trainer = Trainer(model=tiny_model(len(tokenizer)), args=args(tmp_path, max_steps=1, per_device_train_batch_size=2,
+                                                                   gradient_accumulation_steps=2, remove_unused_columns=False),
+                      train_dataset=[{k: v for k, v in dataset[i].items() if k != "segments"} for i in range(4)],
+                      data_collator=MSLCollator(tokenizer.pad_token_id),
+                      compute_loss_func=MSLLoss(tokenizer))
+    with pytest.raises(RuntimeError, match="use MSLTrainer"):
+        trainer.train()
+
+
+def test_msl_loss_as_compute_loss_func_reads_segments_from_labels(dataset, tokenizer):
+    batch = MSLCollator(tokenizer.pad_token_id)([dataset[i] for i in range(3)])
+    assert torch.equal(MSLLoss(tokenizer).segments(batch["labels"]), batch["segments"])
+
+
+def test_learnable_alpha_is_trained_with_the_model(tmp_path, dataset, tokenizer):
+    model = tiny_model(len(tokenizer))
+    trainer = MSLTrainer(model=model, args=args(tmp_path, max_steps=5), train_dataset=dataset,
+                         data_collator=MSLCollator(tokenizer.pad_token_id), tokenizer_for_msl=tokenizer, alpha="learnable")
+    trainer.train()
+    alphas = [h["alpha"] for h in trainer.state.log_history if "alpha" in h]
+    assert alphas[0] != alphas[-1] and all(0.5 < a < 0.9 for a in alphas)
+
+
+def test_msl_stats_prints_the_papers_table_for_a_run(tmp_path, kept_run, tokenizer):
+    tokenizer.save_pretrained(tmp_path / "tok")
+    result = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["examples"] == 28
+    assert stats["think"]["mean"] > stats["result"]["mean"] > 0
+    assert stats["think"]["sft_loss_share"] + stats["result"]["sft_loss_share"] == pytest.approx(1.0)
+    table = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "tok")])
+    assert "share of plain-SFT loss" in table.output
+    missing = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
+
+
+def test_the_runnable_example_trains_and_the_loss_goes_down(kept_run):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = REPO / "examples" / "msl_train" / "train_tiny.py"
+    out = subprocess.run([sys.executable, str(script), str(kept_run), "--steps", "20"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, last = (float(x) for x in out.stdout.strip().splitlines()[-1].removeprefix("loss ").split(" -> "))
+    assert last < first
