@@ -87,3 +87,20 @@ def test_quickstart_dataset_and_collator(records, tokenizer):
         assert batch["labels"][short, n:].eq(IGNORE_INDEX).all() and batch["segments"][short, n:].eq(0).all()
         assert batch["attention_mask"][short, n:].eq(0).all()
     assert batch["labels"].dtype == torch.long
+
+
+def test_a_chat_template_without_generation_markers_still_yields_targets(tokenizer):
+    assert "generation" not in tokenizer.chat_template
+    example = encode(RECORD, tokenizer)
+    assert sum(label != IGNORE_INDEX for label in example.labels) > 10
+
+
+def test_each_record_renders_its_own_tools_exactly_no_keys_from_other_rows(tokenizer):
+    from funreason_msl.data import messages
+
+    a = {**RECORD, "tools": [{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}]}
+    b = {**RECORD, "tools": [{"name": "g", "parameters": {"type": "object", "properties": {"y": {"type": "string", "enum": ["p"]}}}}]}
+    MSLDataset([a, b], tokenizer)
+    for record in (a, b):
+        system = messages(record)[0]["content"]
+        assert json.loads(system[system.index("[{"):]) == record["tools"]
