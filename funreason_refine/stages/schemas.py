@@ -6,8 +6,6 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 # Keywords whose value cannot make a schema invalid when it is a string (title, description)
 # or at all (default, examples): removed from the meta-validation key.
@@ -103,6 +101,9 @@ def _schema_error(key: str) -> str | None:
 
 @lru_cache(maxsize=8192)
 def _shape_error(key: str) -> str | None:
+    from jsonschema import Draft202012Validator  # lazily: `refine --help` loads the stages too
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(json.loads(key))
     except SchemaError as exc:
