@@ -51,14 +51,17 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder (default: [output] dir of the pipeline).")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1).")
-def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | None) -> None:
+              help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1; "
+                   "judged pipelines run in one process).")
+@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for this run.")
+def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | None,
+        judge_model: str | None) -> None:
     """Run PIPELINE; on an existing run folder, resume where it stopped."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.console import RunDisplay, summary_tables
     from funreason_refine.engine import run_pipeline
 
-    loaded = load_pipeline(pipeline, out_dir)
+    loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
     size = loaded.input.path.stat().st_size
     with RunDisplay(err, size, loaded.input.path.name) as progress:
         result = run_pipeline(loaded, limit=limit, progress=progress, workers=workers)
@@ -67,8 +70,17 @@ def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | 
     for table in summary_tables(result.summary):
         out.print(table)
     timings = result.summary["timings"]
+    judge = result.summary["judge"]
+    if judge["model"] or judge.get("generator"):
+        out.print(f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
+                  f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}")
+        for note in judge["notes"]:
+            out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, "
               f"{result.workers} worker(s))")
+    if result.stopped:
+        err.print(f"[yellow]stopped:[/] {result.stopped}. What was finished is saved; run the same command "
+                  "again (with a higher max_cost) to go on.", highlight=False)
 
 
 @main.command()

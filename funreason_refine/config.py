@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.plugin_manager import StageEntry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
-from funreason_refine.specs import OnFail, builtin_specs, spec_for
+from funreason_refine.judge.runner import StageJudge
+from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, ModelSettings, Vote
+from funreason_refine.specs import OnFail, builtin_specs, check_template, spec_for
 from funreason_refine.stages.base import Stage
 
 
@@ -46,6 +48,12 @@ class StageEntryConfig(BaseModel):
     name: str = Field(description="A registered stage name (see `refine stages`).")
     on_fail: OnFail | None = Field(None, description="discard or regenerate; default from the stage spec.")
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
+    judge: bool | dict[str, Any] | None = Field(
+        None, description="false: no judge for this stage; a table: keys overriding [judge] for this stage.")
+    judges: list[dict[str, Any]] | None = Field(None, description="An ensemble: tables overriding [judge].")
+    vote: Vote = Field("unanimous", description="How an ensemble decides: unanimous or majority.")
+    prompt: str | None = Field(None, description="Judge prompt template overriding the stage spec's.")
+    prompt_file: Path | None = Field(None, description="A file holding the judge prompt template.")
 
 
 class PipelineFile(BaseModel):
@@ -53,6 +61,9 @@ class PipelineFile(BaseModel):
 
     input: InputConfig
     output: OutputConfig
+    judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
+    generate: GenerateSettings | None = Field(None, description="Writes CoTs for records without one.")
+    max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly, resumable, when reached.")
     stages: list[StageEntryConfig] = Field(default_factory=list, description="Ordered; default: all built-in stages.")
 
 
@@ -68,12 +79,31 @@ class ConfiguredStage:
 
 
 @dataclass
+class Judging:
+    """Everything LLM-related of a pipeline; absent when it runs on rules alone."""
+
+    defaults: JudgeSettings | None
+    stages: dict[str, StageJudge]
+    generator: GenerateSettings | None
+    max_cost: float | None
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.defaults.max_concurrency if self.defaults else 16
+
+    @property
+    def protocol_retries(self) -> int:
+        return self.defaults.protocol_retries if self.defaults else 2
+
+
+@dataclass
 class Pipeline:
     path: Path
     input: InputConfig
     output_dir: Path
     stages: list[ConfiguredStage]
     config_hash: str
+    judging: Judging | None = None
 
 
 def _loc(file: Path, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
@@ -138,7 +168,67 @@ def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEnt
     return stages
 
 
-def load_pipeline(path: Path, out_dir: Path | None = None) -> Pipeline:
+def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, problems: list[str]) -> str | None:
+    where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
+    if entry.prompt is not None and entry.prompt_file is not None:
+        problems.append(f"{where}: give prompt or prompt_file, not both")
+        return None
+    text = entry.prompt
+    key = "prompt"
+    if entry.prompt_file is not None:
+        key = "prompt_file"
+        prompt_path = _resolve(base, entry.prompt_file)
+        try:
+            text = prompt_path.read_text("utf-8")
+        except OSError as exc:
+            problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
+            return None
+    if text is None:
+        spec = spec_for(entry.name)
+        return spec.prompt if spec else None
+    try:
+        check_template(text)
+    except ValueError as exc:
+        problems.append(f"{where} key {key!r}: {exc}")
+        return None
+    return text
+
+
+def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str]) -> dict[str, StageJudge]:
+    """Which stages ask a judge, with which prompt and models."""
+    entries = parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
+    base = file.parent
+    judged: dict[str, StageJudge] = {}
+    defaults = parsed.judge.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) \
+        if parsed.judge else {}
+    for number, entry in enumerate(entries, 1):
+        where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
+        template = _template(file, base, number, entry, problems)
+        if entry.judge is False or template is None:
+            continue
+        tables = entry.judges if entry.judges is not None else (
+            [entry.judge] if isinstance(entry.judge, dict) else ([{}] if parsed.judge else []))
+        if not tables:
+            continue
+        settings = []
+        for i, table in enumerate(tables):
+            try:
+                settings.append(ModelSettings.model_validate({**defaults, **table}))
+            except ValidationError as exc:
+                key = "judges" if entry.judges is not None else "judge"
+                for e in exc.errors():
+                    loc = ".".join(str(p) for p in e["loc"])
+                    hint = " (set [judge] model or give model in this table)" if e["type"] == "missing" else ""
+                    problems.append(f"{where} key '{key}'{f'[{i}]' if entry.judges is not None else ''}.{loc}: "
+                                    f"{e['msg']}{hint}")
+        spec = spec_for(entry.name)
+        judged[entry.name] = StageJudge(stage=entry.name, template=template,
+                                        allow_newfc=bool(spec and spec.protocol == "judge_newfc"),
+                                        judges=settings, vote=entry.vote)
+    return judged
+
+
+def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | None = None) -> Pipeline:
     """Read and check a pipeline file; raise ConfigError listing every problem found."""
     path = Path(path)
     try:
@@ -152,6 +242,10 @@ def load_pipeline(path: Path, out_dir: Path | None = None) -> Pipeline:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     problems: list[str] = []
+    if judge_model:
+        # --judge-model swaps the model of [judge] for this run, or adds a [judge] with it.
+        table = data.get("judge") if isinstance(data.get("judge"), dict) else {}
+        data = {**data, "judge": {**table, "model": judge_model}}
     try:
         parsed = PipelineFile.model_validate(data)
     except ValidationError as exc:
@@ -167,18 +261,27 @@ def load_pipeline(path: Path, out_dir: Path | None = None) -> Pipeline:
     except PluginError as exc:
         raise ConfigError([str(exc)]) from None
     stages = _build_stages(path, parsed, registry, problems)
+    stage_judges = _stage_judges(path, parsed, problems)
     if problems:
         raise ConfigError(problems)
     output_dir = out_dir if out_dir is not None else _resolve(base, parsed.output.dir)
+    judging = None
+    if stage_judges or parsed.generate is not None:
+        judging = Judging(defaults=parsed.judge, stages=stage_judges, generator=parsed.generate,
+                          max_cost=parsed.max_cost)
     return Pipeline(path=path, input=parsed.input, output_dir=output_dir, stages=stages,
-                    config_hash=_hash(parsed, stages))
+                    config_hash=_hash(parsed, stages, judging), judging=judging)
 
 
-def _hash(parsed: PipelineFile, stages: list[ConfiguredStage]) -> str:
-    """What decides the results: input, stage order, policies and stage configs (not the output dir)."""
-    payload = {
+def _hash(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging | None) -> str:
+    """What decides the results: input, stages, policies, configs, judges and prompts (not the output dir)."""
+    payload: dict[str, Any] = {
         "input": parsed.input.model_dump(mode="json"),
         "stages": [{"name": s.name, "on_fail": s.on_fail, "max_attempts": s.max_attempts,
                     "config": s.stage.config.model_dump(mode="json")} for s in stages],
     }
+    if judging is not None:
+        payload["judges"] = {name: {"template": sj.template, "vote": sj.vote,
+                                    "judges": [j.sampling() for j in sj.judges]} for name, sj in judging.stages.items()}
+        payload["generate"] = judging.generator.model_dump(mode="json") if judging.generator else None
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

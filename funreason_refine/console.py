@@ -18,6 +18,7 @@ class RunDisplay:
 
     def __init__(self, console: Console, total_bytes: int, label: str):
         self.counts: Counter[str] = Counter()
+        self._judge = ""
         self._bytes = 0
         self._last = 0.0
         self._start = time.perf_counter()
@@ -29,7 +30,11 @@ class RunDisplay:
 
     def __enter__(self) -> EngineProgress:
         self._progress.start()
-        return EngineProgress(on_bytes=self._on_bytes, on_outcome=self._on_outcome)
+        return EngineProgress(on_bytes=self._on_bytes, on_outcome=self._on_outcome, on_judge=self._on_judge)
+
+    def _on_judge(self, stats: dict) -> None:
+        self._judge = (f" | judge {stats['calls']} calls ({stats['in_flight']} in flight, {stats['cached']} cached), "
+                       f"{stats['tokens']:,} tokens, ${stats['cost_usd']:.4f}")
 
     def __exit__(self, *exc: object) -> None:
         self._refresh()
@@ -50,7 +55,7 @@ class RunDisplay:
         rate = done / max(time.perf_counter() - self._start, 1e-9)
         text = (f"[green]{self.counts['kept']} kept[/] [yellow]{self.counts['discarded']} discarded[/] "
                 f"[magenta]{self.counts['quarantined']} quarantined[/] [red]{self.counts['errors']} errors[/] "
-                f"{rate:,.0f} rec/s")
+                f"{rate:,.0f} rec/s{self._judge}")
         self._progress.update(self._task, completed=self._bytes, counts=text)
 
 

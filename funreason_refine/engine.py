@@ -9,6 +9,7 @@ every run.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections import deque
@@ -23,6 +24,8 @@ from funreason_refine import __version__
 from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
 from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.judge.client import JudgeCallError
+from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined, Record, Step, Verdict
 from funreason_refine.run_folder import RunFolder, to_json_line
@@ -67,14 +70,31 @@ def _same_answer(a: Record, b: Record) -> bool:
     return type(a.answer) is type(b.answer) and a.answer == b.answer
 
 
-def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcome:
-    """Run one record through the stages; return where it ends."""
+def _step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str) -> Step:
+    return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
+                                judge=judge)
+
+
+async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None) -> Outcome:
+    """Run one record through the stages, asking judges where configured; return where it ends.
+
+    Without a judge this coroutine never waits, and the rules-only path drives it synchronously.
+    """
     trail: list[Step] = []
     regenerations = [0] * len(stages)
     todo = deque(range(len(stages)))
 
     def leave(kind: str, stage: str | None = None, reason: str | None = None, message: str = "") -> Outcome:
         return Outcome(kind, record.model_copy(update={"trail": trail}), stage, reason, message)
+
+    generator = judge.generator if judge is not None else None
+    if generator is not None and record.is_call_answer and not (record.cot or "").strip():
+        try:
+            record = await judge.generate_cot(record)  # type: ignore[union-attr]
+        except JudgeCallError as exc:
+            return leave("errors", "generate", None, str(exc))
+        trail.append(_step("generate", "regenerate", "generated_cot", "CoT written for a record without one", 1,
+                           generator.model))
 
     while todo:
         i = todo.popleft()
@@ -88,11 +108,39 @@ def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcome:
         if not isinstance(verdict, Verdict) or (verdict.record is not None and not isinstance(verdict.record, Record)):
             return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) returned "
                                                  f"{type(verdict).__name__}, not a Verdict")
+        label = "rules"
+        stage_judge = judge.for_stage(st.name) if judge is not None else None
+        if stage_judge is not None and verdict.action == "pass" and not verdict.final:
+            # The rules passed; the judge decides what rules cannot.
+            if verdict.record is not None:
+                record = _same_identity(verdict.record, record)
+            trail.append(_step(st.name, "pass", verdict.reason, verdict.message, attempt, "rules"))
+            try:
+                judged = await judge.ask(stage_judge, record)  # type: ignore[union-attr]
+            except JudgeCallError as exc:
+                return leave("errors", st.name, None, str(exc))
+            if judged is None:
+                continue
+            verdict, label = judged, stage_judge.label
         action = verdict.action
+        if (action == "discard" and st.on_fail == "regenerate" and st.stage.regenerates == "cot"
+                and generator is not None):
+            if regenerations[i] >= st.max_attempts:
+                trail.append(_step(st.name, "discard", verdict.reason, verdict.message, attempt, label))
+                return leave("discarded", st.name, verdict.reason or "unspecified",
+                             f"still failing after {st.max_attempts} rewritten CoT(s): {verdict.message}")
+            trail.append(_step(st.name, "regenerate", verdict.reason, f"{verdict.message} (CoT rewritten)",
+                               attempt, label))
+            try:
+                record = await judge.generate_cot(record, fresh=True)  # type: ignore[union-attr]
+            except JudgeCallError as exc:
+                return leave("errors", "generate", None, str(exc))
+            regenerations[i] += 1
+            todo.appendleft(i)
+            continue
         if action == "regenerate" and st.on_fail == "discard":
             action = "discard"
-        trail.append(Step.model_construct(stage=st.name, verdict=action, reason=verdict.reason,
-                                          message=verdict.message, attempt=attempt, judge="rules"))
+        trail.append(_step(st.name, action, verdict.reason, verdict.message, attempt, label))
         if action == "discard":
             return leave("discarded", st.name, verdict.reason or "unspecified", verdict.message)
         if action == "pass":
@@ -119,6 +167,16 @@ def refine_record(record: Record, stages: list[ConfiguredStage]) -> Outcome:
     return leave("kept")
 
 
+def run_sync(coro: Any) -> Any:
+    """Drive a coroutine that never waits (a rules-only refinement) without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a rules-only refinement tried to wait for I/O")
+
+
 def _same_identity(new: Record, old: Record) -> Record:
     """Index and source belong to the engine; a stage cannot move a record."""
     if new.index == old.index and new.source == old.source:
@@ -138,13 +196,25 @@ class Written:
     reason: str | None = None
 
 
+def _written(outcome: Outcome) -> Written:
+    trail = tuple((s.stage, s.verdict, s.reason) for s in outcome.record.trail)
+    return Written(outcome.record.index, outcome.kind, to_json_line(outcome.line()), trail, outcome.stage,
+                   outcome.reason)
+
+
 def process(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage]) -> Written:
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
         return Written(item.index, "quarantined", to_json_line(item))
-    outcome = refine_record(item, stages)
-    trail = tuple((s.stage, s.verdict, s.reason) for s in outcome.record.trail)
-    return Written(item.index, outcome.kind, to_json_line(outcome.line()), trail, outcome.stage, outcome.reason)
+    return _written(run_sync(refine_record(item, stages)))
+
+
+async def process_judged(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage],
+                         judge: JudgeRunner) -> Written:
+    item = stream.convert(raw)
+    if isinstance(item, Quarantined):
+        return Written(item.index, "quarantined", to_json_line(item))
+    return _written(await refine_record(item, stages, judge))
 
 
 # --- worker processes -------------------------------------------------------------------
@@ -208,6 +278,7 @@ class Progress:
 
     on_bytes: Callable[[int], None] | None = None
     on_outcome: Callable[[str], None] | None = None
+    on_judge: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -216,13 +287,56 @@ class RunResult:
     out_dir: Path
     resumed: int = 0
     workers: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    stopped: str | None = None
+
+
+async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pipeline, folder: RunFolder,
+                      emit: Callable[[Written], None], progress: Progress) -> tuple[JudgeRunner, str | None]:
+    """Records concurrently, judge calls bounded by the client, outcomes written in input order."""
+    from funreason_refine.judge.cache import AnswerCache
+    from funreason_refine.judge.client import LLMClient
+
+    judging = pipeline.judging
+    assert judging is not None
+    client = LLMClient(max_concurrency=judging.max_concurrency, cache=AnswerCache(folder.path))
+    runner = JudgeRunner(client, judging.stages, judging.generator, judging.max_cost, judging.protocol_retries)
+    # Enough records in flight to keep every call slot busy through five sequential stages, and
+    # a slow answer holds back only the writing of what follows it, never the work.
+    window = max(64, 4 * judging.max_concurrency)
+    pending: deque[asyncio.Task[Written]] = deque()
+
+    def report() -> None:
+        if progress.on_judge is not None:
+            total = client.total
+            progress.on_judge({"calls": total.calls, "cached": total.cached, "in_flight": client.in_flight,
+                               "tokens": total.prompt_tokens + total.completion_tokens, "cost_usd": total.cost_usd})
+
+    try:
+        for raw in raws:
+            pending.append(asyncio.ensure_future(process_judged(raw, stream, pipeline.stages, runner)))
+            while pending and (len(pending) >= window or pending[0].done()):
+                emit(await pending.popleft())
+                report()
+            if runner.over_budget():
+                break
+        while pending:
+            emit(await pending.popleft())
+            report()
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if client.cache is not None:
+            client.cache.close()
+    return runner, runner.stopped
 
 
 def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progress | None = None,
                  workers: int | None = None) -> RunResult:
     progress = progress or Progress()
-    workers = workers or default_workers(pipeline)
+    judged = pipeline.judging is not None
+    workers = 1 if judged else (workers or default_workers(pipeline))
     stream = _open_stream(pipeline)
     folder = RunFolder(pipeline.output_dir)
     folder.open()
@@ -230,31 +344,43 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     seen = 0
+    stopped: str | None = None
+    runner: JudgeRunner | None = None
+
+    def emit(written: Written) -> None:
+        nonlocal seen
+        folder.write(written.kind, written.index, written.line)
+        folder.tally.add(written.kind, written.trail, written.stage, written.reason)
+        seen += 1
+        if progress.on_outcome is not None:
+            progress.on_outcome(written.kind)
+
     try:
         raws = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes)
-        results: Iterable[Written] = ((process(raw, stream, pipeline.stages) for raw in raws) if workers == 1
-                                      else _in_pool(raws, pipeline, workers))
-        for written in results:
-            folder.write(written.kind, written.index, written.line)
-            folder.tally.add(written.kind, written.trail, written.stage, written.reason)
-            seen += 1
-            if progress.on_outcome is not None:
-                progress.on_outcome(written.kind)
+        if judged:
+            runner, stopped = asyncio.run(_run_judged(raws, stream, pipeline, folder, emit, progress))
+        else:
+            results: Iterable[Written] = ((process(raw, stream, pipeline.stages) for raw in raws) if workers == 1
+                                          else _in_pool(raws, pipeline, workers))
+            for written in results:
+                emit(written)
         total_input = stream.count
     finally:
         folder.close()
     seconds = time.perf_counter() - t0
-    if folder.tally.total != total_input or len(folder.done) != total_input:
+    if folder.tally.total != len(folder.done) or (stopped is None and len(folder.done) != total_input):
         raise RunFolderError(f"accounting error: {total_input} input records but {folder.tally.total} outcomes "
                              f"in {folder.path}; please report this with the run folder")
     summary = {
         "version": __version__,
         "pipeline": str(pipeline.path),
         "config_hash": pipeline.config_hash,
-        "input": {"path": str(pipeline.input.path), "format": stream.format, "records": total_input,
-                  "limit": limit},
+        "complete": stopped is None,
+        "stopped": stopped,
+        "input": {"path": str(pipeline.input.path), "format": stream.format,
+                  "records": total_input if stopped is None else None, "limit": limit},
         **folder.tally.as_dict([s.name for s in pipeline.stages]),
-        "judge": {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "model": None},
+        "judge": _judge_summary(pipeline, runner),
         "timings": {"started": started.isoformat(timespec="seconds"),
                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "seconds": round(seconds, 3), "records_this_run": seen, "resumed_records": resumed,
@@ -262,4 +388,17 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
                     "workers": workers},
     }
     folder.write_summary(summary)
-    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers)
+    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers, stopped=stopped)
+
+
+def _judge_summary(pipeline: Pipeline, runner: JudgeRunner | None) -> dict[str, Any]:
+    """Calls, tokens and cost of this run (cached answers cost nothing), per stage."""
+    judging = pipeline.judging
+    if runner is None or judging is None:
+        return {"model": None, "calls": 0, "cached": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                "cost_usd": 0.0, "per_stage": {}, "notes": []}
+    return {"model": judging.defaults.model if judging.defaults else None,
+            "generator": judging.generator.model if judging.generator else None,
+            **runner.client.total.as_dict(),
+            "per_stage": {stage: usage.as_dict() for stage, usage in runner.client.usage.items()},
+            "notes": sorted(runner.client.notes)}

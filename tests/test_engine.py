@@ -1,7 +1,7 @@
 import pytest
 
 from funreason_refine.config import ConfiguredStage, load_pipeline
-from funreason_refine.engine import refine_record, run_pipeline
+from funreason_refine.engine import refine_record, run_pipeline, run_sync
 from funreason_refine.errors import RunFolderError
 from funreason_refine.record import FunctionCall, Verdict
 from funreason_refine.stages.base import Stage
@@ -19,7 +19,7 @@ def staged(*stages, on_fail="regenerate", max_attempts=3):
 
 
 def refine(record, stages):
-    return refine_record(record, stages)
+    return run_sync(refine_record(record, stages))
 
 
 class SwitchToForecast(Stage):

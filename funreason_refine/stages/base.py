@@ -29,6 +29,9 @@ class Stage(ABC):
     description: ClassVar[str] = ""
     #: Re-run this stage when a later stage regenerates the answer (the CoT stage does).
     recheck_on_answer_change: ClassVar[bool] = False
+    #: The record field a [generate] model can rewrite when this stage fails and its on_fail is
+    #: "regenerate" ("cot" for the CoT stage); None: failures are discards.
+    regenerates: ClassVar[str | None] = None
 
     class Config(StageConfig):
         pass

@@ -36,6 +36,7 @@ class Cot(Stage):
 
     name = "cot"
     recheck_on_answer_change = True
+    regenerates = "cot"
 
     class Config(StageConfig):
         required: bool = Field(False, description="Discard records without a CoT (reason missing_cot).")

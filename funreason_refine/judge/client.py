@@ -1,0 +1,166 @@
+"""Calls to LiteLLM with our own retries, concurrency bound, answer cache and cost accounting.
+
+LiteLLM's own retries are unreliable (skipped for some providers, no backoff on 5xx,
+Retry-After ignored), so every call passes ``max_retries=0`` and this module retries; its
+Router rejects instead of queueing, so a semaphore bounds the calls in flight; its cache
+ignores ``api_base``, so answers are cached here, in the run folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from funreason_refine.errors import RefineError
+from funreason_refine.judge.cache import AnswerCache, Cached
+from funreason_refine.judge.settings import ModelSettings
+
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 30.0
+
+
+class JudgeCallError(RefineError):
+    """A call failed after its retries (the record goes to errors.jsonl; it can be retried)."""
+
+
+class JudgeSetupError(RefineError):
+    """A call can never succeed as configured (bad key, unknown model): the run stops."""
+
+
+def _litellm() -> Any:
+    # Never fetch the price list from the network; never print LiteLLM's help banner.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
+    return litellm
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "cached": self.cached, "retries": self.retries,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cost_usd": round(self.cost_usd, 6)}
+
+
+@dataclass
+class Answer:
+    text: str
+    cached: bool
+
+
+@dataclass
+class LLMClient:
+    """Shared by every stage of a run: one concurrency bound, one cache, usage per stage."""
+
+    max_concurrency: int
+    cache: AnswerCache | None = None
+    usage: dict[str, Usage] = field(default_factory=lambda: defaultdict(Usage))
+    notes: set[str] = field(default_factory=set)
+    in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.max_concurrency)
+        self._litellm = _litellm()
+
+    @property
+    def total(self) -> Usage:
+        total = Usage()
+        for u in self.usage.values():
+            for name in ("calls", "cached", "retries", "prompt_tokens", "completion_tokens"):
+                setattr(total, name, getattr(total, name) + getattr(u, name))
+            total.cost_usd += u.cost_usd
+        return total
+
+    async def complete(self, settings: ModelSettings, messages: list[dict[str, str]], stage: str,
+                       use_cache: bool = True) -> Answer:
+        key = settings.cache_key(messages)
+        usage = self.usage[stage]
+        if use_cache and self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                usage.cached += 1
+                return Answer(hit.text, cached=True)
+        response = await self._call_with_retries(settings, messages, usage)
+        text = response.choices[0].message.content or ""
+        prompt_tokens = int(getattr(response.usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(response.usage, "completion_tokens", 0) or 0)
+        cost = self._cost(settings, response, prompt_tokens, completion_tokens)
+        usage.calls += 1
+        usage.prompt_tokens += prompt_tokens
+        usage.completion_tokens += completion_tokens
+        usage.cost_usd += cost
+        if self.cache is not None:
+            self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost))
+        return Answer(text, cached=False)
+
+    async def _call_with_retries(self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage) -> Any:
+        litellm = self._litellm
+        retryable = (litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError,
+                     litellm.APIConnectionError, litellm.Timeout, litellm.BadGatewayError)
+        fatal = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError)
+        for attempt in range(settings.max_retries + 1):
+            try:
+                async with self._slots:
+                    self.in_flight += 1
+                    try:
+                        return await litellm.acompletion(
+                            model=settings.model, messages=messages, api_base=settings.api_base,
+                            temperature=settings.temperature, max_tokens=settings.max_tokens,
+                            timeout=settings.timeout, max_retries=0, **settings.extra)
+                    finally:
+                        self.in_flight -= 1
+            except fatal as exc:
+                raise JudgeSetupError(f"{settings.model}: {type(exc).__name__}: {_short(exc)}. Check the model name, "
+                                      "api_base and the API key in the environment") from None
+            except retryable as exc:
+                if attempt == settings.max_retries:
+                    raise JudgeCallError(f"{settings.model}: {type(exc).__name__} after {attempt + 1} attempt(s): "
+                                         f"{_short(exc)}") from None
+                usage.retries += 1
+                await asyncio.sleep(_wait(exc, attempt))
+            except litellm.BadRequestError as exc:
+                raise JudgeCallError(f"{settings.model}: the request was refused: {_short(exc)}") from None
+        raise AssertionError("unreachable")
+
+    def _cost(self, settings: ModelSettings, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
+        if settings.prices is not None:
+            return (prompt_tokens * settings.prices.input_per_million
+                    + completion_tokens * settings.prices.output_per_million) / 1e6
+        try:
+            return float(self._litellm.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # any model missing from LiteLLM's price list: cost 0 and a note, never a crash
+            self.notes.add(f"{settings.model} is not in LiteLLM's price list: its cost counts as 0; "
+                           "set prices = {input_per_million = ..., output_per_million = ...} in its table")
+            return 0.0
+
+
+def _wait(exc: Exception, attempt: int) -> float:
+    """Seconds before the next attempt: the server's Retry-After when it sent one, else backoff with jitter."""
+    headers = getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        retry_after = float(headers.get("retry-after")) if headers.get("retry-after") else None
+    except (TypeError, ValueError):
+        retry_after = None
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), 300.0)
+    return min(BACKOFF_BASE * 2 ** attempt, BACKOFF_MAX) * (0.5 + random.random() / 2)
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:300] + "..."

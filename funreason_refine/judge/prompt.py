@@ -1,0 +1,49 @@
+"""Render a judge prompt: record text goes inside fences as data, never as instructions."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from typing import Any
+
+from funreason_refine.calls import render_calls
+from funreason_refine.errors import CallSyntaxError
+from funreason_refine.record import Record
+
+# A record must not be able to close a fence or speak the protocol: fence markers are broken up,
+# protocol tags are written with entities, so only the judge's own answer carries them.
+_FENCE = re.compile(r"={5,}")
+_TAGS = re.compile(r"<(/?)(judge|reason|newfc|think)\s*>", re.IGNORECASE)
+
+
+def neutralize(text: str) -> str:
+    text = _FENCE.sub(lambda m: " ".join("=" * len(m.group(0))), text)
+    return _TAGS.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text)
+
+
+def answer_text(record: Record) -> str:
+    if isinstance(record.answer, str):
+        return record.answer
+    try:
+        return render_calls(record.calls)
+    except CallSyntaxError:
+        return json.dumps([c.model_dump() for c in record.calls], ensure_ascii=False)
+
+
+def fields(record: Record) -> dict[str, str]:
+    return {
+        "query": neutralize(record.query),
+        "tools": neutralize(json.dumps(record.tools, ensure_ascii=False, indent=1)),
+        "answer": neutralize(answer_text(record)),
+        "cot": neutralize(record.cot or ""),
+    }
+
+
+def placeholders(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def render(template: str, record: Record) -> str:
+    values: dict[str, Any] = fields(record)
+    return template.format_map({name: values[name] for name in placeholders(template)})
