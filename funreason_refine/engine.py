@@ -24,7 +24,7 @@ from funreason_refine import __version__
 from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
 from funreason_refine.errors import RefineError, RunFolderError
-from funreason_refine.judge.client import JudgeCallError
+from funreason_refine.judge.client import BudgetStop, JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined, Record, Step, Verdict
@@ -298,7 +298,8 @@ async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pi
 
     judging = pipeline.judging
     assert judging is not None
-    client = LLMClient(max_concurrency=judging.max_concurrency, cache=AnswerCache(folder.path))
+    client = LLMClient(max_concurrency=judging.max_concurrency, cache=AnswerCache(folder.path),
+                       max_cost=judging.max_cost)
     runner = JudgeRunner(client, judging.stages, judging.generator, judging.max_cost, judging.protocol_retries)
     # Enough records in flight to keep every call slot busy through five sequential stages, and
     # a slow answer holds back only the writing of what follows it, never the work.
@@ -311,17 +312,28 @@ async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pi
             progress.on_judge({"calls": total.calls, "cached": total.cached, "in_flight": client.in_flight,
                                "tokens": total.prompt_tokens + total.completion_tokens, "cost_usd": total.cost_usd})
 
+    async def emit_head() -> bool:
+        """Write the oldest record's outcome; False once the budget stopped it (nothing after it is
+        written either, so the files stay in input order; their answers are cached for the next run)."""
+        try:
+            written = await pending.popleft()
+        except BudgetStop:
+            runner.over_budget()  # records why the run stopped
+            return False
+        emit(written)
+        report()
+        return True
+
     try:
+        going = True
         for raw in raws:
             pending.append(asyncio.ensure_future(process_judged(raw, stream, pipeline.stages, runner)))
-            while pending and (len(pending) >= window or pending[0].done()):
-                emit(await pending.popleft())
-                report()
-            if runner.over_budget():
+            while going and pending and (len(pending) >= window or pending[0].done()):
+                going = await emit_head()
+            if not going or runner.over_budget():
                 break
-        while pending:
-            emit(await pending.popleft())
-            report()
+        while going and pending:
+            going = await emit_head()
     finally:
         for task in pending:
             task.cancel()

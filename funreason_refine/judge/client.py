@@ -9,6 +9,7 @@ ignores ``api_base``, so answers are cached here, in the run folder.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
 import random
@@ -28,6 +29,10 @@ class JudgeCallError(RefineError):
     """A call failed after its retries (the record goes to errors.jsonl; it can be retried)."""
 
 
+class BudgetStop(Exception):
+    """max_cost is reached: no new call is made; the record is left for the next run."""
+
+
 class JudgeSetupError(RefineError):
     """A call can never succeed as configured (bad key, unknown model): the run stops."""
 
@@ -40,6 +45,42 @@ def _litellm() -> Any:
     litellm.suppress_debug_info = True
     logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
     return litellm
+
+
+class OldestFirst:
+    """A semaphore that hands a free slot to the waiter with the lowest priority number.
+
+    Call slots go to the oldest record first, so records finish close to input order, a slow
+    start never starves the head of the run, and a cost cap cuts off the newest work. Written
+    by hand: asyncio's Semaphore is first come, first served.
+    """
+
+    def __init__(self, slots: int):
+        self._free = slots
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    async def acquire(self, priority: int) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiters, (priority, self._seq, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # the slot was handed over just as the waiter was cancelled
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
 
 
 @dataclass
@@ -69,13 +110,18 @@ class LLMClient:
 
     max_concurrency: int
     cache: AnswerCache | None = None
+    max_cost: float | None = None
     usage: dict[str, Usage] = field(default_factory=lambda: defaultdict(Usage))
     notes: set[str] = field(default_factory=set)
     in_flight: int = 0
 
     def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.max_concurrency)
+        self._slots = OldestFirst(self.max_concurrency)
         self._litellm = _litellm()
+
+    def over_budget(self) -> bool:
+        # A billionth of a dollar of slack: twenty calls of $0.01 add up to 0.19999999999999998.
+        return self.max_cost is not None and self.total.cost_usd >= self.max_cost - 1e-9
 
     @property
     def total(self) -> Usage:
@@ -87,7 +133,8 @@ class LLMClient:
         return total
 
     async def complete(self, settings: ModelSettings, messages: list[dict[str, str]], stage: str,
-                       use_cache: bool = True) -> Answer:
+                       use_cache: bool = True, priority: int = 0) -> Answer:
+        """One answer; ``priority`` (the record's index) orders the wait for a call slot."""
         key = settings.cache_key(messages)
         usage = self.usage[stage]
         if use_cache and self.cache is not None:
@@ -95,7 +142,7 @@ class LLMClient:
             if hit is not None:
                 usage.cached += 1
                 return Answer(hit.text, cached=True)
-        response = await self._call_with_retries(settings, messages, usage)
+        response = await self._call_with_retries(settings, messages, usage, priority)
         text = response.choices[0].message.content or ""
         prompt_tokens = int(getattr(response.usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(response.usage, "completion_tokens", 0) or 0)
@@ -108,22 +155,27 @@ class LLMClient:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost))
         return Answer(text, cached=False)
 
-    async def _call_with_retries(self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage) -> Any:
+    async def _call_with_retries(self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage,
+                                 priority: int) -> Any:
         litellm = self._litellm
         retryable = (litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError,
                      litellm.APIConnectionError, litellm.Timeout, litellm.BadGatewayError)
         fatal = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError)
         for attempt in range(settings.max_retries + 1):
             try:
-                async with self._slots:
-                    self.in_flight += 1
-                    try:
-                        return await litellm.acompletion(
-                            model=settings.model, messages=messages, api_base=settings.api_base,
-                            temperature=settings.temperature, max_tokens=settings.max_tokens,
-                            timeout=settings.timeout, max_retries=0, **settings.extra)
-                    finally:
-                        self.in_flight -= 1
+                await self._slots.acquire(priority)
+                if self.over_budget():  # checked again with the slot: others may have spent while we waited
+                    self._slots.release()
+                    raise BudgetStop(f"max_cost of ${self.max_cost:g} reached (${self.total.cost_usd:.4f} spent)")
+                self.in_flight += 1
+                try:
+                    return await litellm.acompletion(
+                        model=settings.model, messages=messages, api_base=settings.api_base,
+                        temperature=settings.temperature, max_tokens=settings.max_tokens,
+                        timeout=settings.timeout, max_retries=0, **settings.extra)
+                finally:
+                    self.in_flight -= 1
+                    self._slots.release()
             except fatal as exc:
                 raise JudgeSetupError(f"{settings.model}: {type(exc).__name__}: {_short(exc)}. Check the model name, "
                                       "api_base and the API key in the environment") from None

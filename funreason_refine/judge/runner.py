@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from funreason_refine.calls import same_calls
-from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.client import BudgetStop, JudgeCallError, LLMClient
 from funreason_refine.judge.prompt import placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
 from funreason_refine.judge.settings import GenerateSettings, ModelSettings, Vote
@@ -59,15 +59,16 @@ class JudgeRunner:
         return self.stages.get(name)
 
     def over_budget(self) -> bool:
-        if self.max_cost is not None and self.client.total.cost_usd >= self.max_cost:
+        if self.client.over_budget():
             self.stopped = f"max_cost of ${self.max_cost:g} reached (${self.client.total.cost_usd:.4f} spent)"
         return self.stopped is not None
 
-    async def _answer(self, settings: ModelSettings, prompt: str, stage: str, allow_newfc: bool) -> JudgeAnswer:
+    async def _answer(self, settings: ModelSettings, prompt: str, stage: str, allow_newfc: bool,
+                      priority: int) -> JudgeAnswer:
         text = prompt
         for attempt in range(self.protocol_retries + 1):
             messages = [{"role": "user", "content": text}]
-            answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0)
+            answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0, priority=priority)
             try:
                 return parse_answer(answer.text, allow_newfc)
             except ProtocolError as exc:
@@ -81,7 +82,7 @@ class JudgeRunner:
         if "cot" in placeholders(sj.template) and not (record.cot or "").strip():
             return None
         prompt = render(sj.template, record)
-        answers = [await self._answer(settings, prompt, sj.stage, sj.allow_newfc) for settings in sj.judges]
+        answers = [await self._answer(settings, prompt, sj.stage, sj.allow_newfc, record.index) for settings in sj.judges]
         yes = sum(a.ok for a in answers)
         ok = yes == len(answers) if sj.vote == "unanimous" else yes * 2 > len(answers)
         reasons = "; ".join(a.reason for a in answers if a.reason and a.ok == ok) or ""
@@ -101,7 +102,7 @@ class JudgeRunner:
         assert self.generator is not None
         prompt = render(self.generator.prompt or DEFAULT_COT_PROMPT, record)
         answer = await self.client.complete(self.generator, [{"role": "user", "content": prompt}], "generate",
-                                            use_cache=not fresh)
+                                            use_cache=not fresh, priority=record.index)
         cot = _THINK_TAGS.sub("", answer.text).strip()
         if not cot:
             raise JudgeCallError(f"{self.generator.model} wrote an empty CoT")
