@@ -25,6 +25,9 @@ class AnswerCache:
     def __init__(self, folder: Path):
         self._db = sqlite3.connect(folder / FILE, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # No fsync per answer (it would stall the event loop): WAL with NORMAL survives a crash of
+        # the process; a power cut may lose the last answers, which are then asked again.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
                          "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL)")
 

@@ -1,23 +1,22 @@
 """funreason-msl: FunReason's multiscale loss (MSL) for training on funreason-refine's kept records.
 
 ``from funreason_msl import msl_loss`` needs only torch; the Trainer pieces need transformers.
+Nothing is imported until asked for: the ``refine`` command loads this plugin on every start.
 """
 
-from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK, msl_loss, segment_counts, segments_from_labels
+from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["IGNORE_INDEX", "LearnableAlpha", "MSLCollator", "MSLDataset", "MSLLoss", "MSLTrainer", "NOT_TARGET",
-           "RESULT", "THINK", "__version__", "msl_loss", "segment_counts", "segments_from_labels"]
+_WHERE = {
+    "msl_loss": "loss", "segment_counts": "loss", "segments_from_labels": "loss", "IGNORE_INDEX": "loss",
+    "NOT_TARGET": "loss", "THINK": "loss", "RESULT": "loss",
+    "MSLDataset": "data", "MSLCollator": "data",
+    "MSLLoss": "trainer", "MSLTrainer": "trainer", "LearnableAlpha": "trainer",
+}
+__all__ = sorted(_WHERE) + ["__version__"]
 
 
 def __getattr__(name: str):
-    # transformers is imported only when the Trainer pieces are asked for.
-    if name in {"MSLLoss", "MSLTrainer", "LearnableAlpha"}:
-        from funreason_msl import trainer
-
-        return getattr(trainer, name)
-    if name in {"MSLDataset", "MSLCollator"}:
-        from funreason_msl import data
-
-        return getattr(data, name)
-    raise AttributeError(name)
+    if name in _WHERE:
+        return getattr(import_module(f"funreason_msl.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'funreason_msl' has no attribute {name!r}")

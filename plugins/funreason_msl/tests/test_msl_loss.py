@@ -123,3 +123,11 @@ def test_learnable_alpha_gets_a_gradient_and_stays_in_bounds():
 def test_unknown_reduction_is_an_error():
     with pytest.raises(ValueError, match="pooled"):
         msl_loss(*batch(), reduction="mean")
+
+
+def test_loading_the_plugin_imports_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    code = "import sys, funreason_msl.plugin; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]

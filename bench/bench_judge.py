@@ -1,0 +1,132 @@
+"""Judged throughput: the engine against a bare litellm.acompletion loop, same server, same run.
+
+    python bench/bench_judge.py [--records 2000] [--concurrency 128]
+
+A FakeLLM server (its own process, listen backlog 1024) answers every request with
+<judge>True</judge> after a delay drawn uniformly from 0.5 to 1.5 s. The engine runs the five
+built-in stages, all judged, on synthetic xLAM records (bench/generate.py); the bare loop makes
+the same number of calls with the same concurrency. Each runs in its own process, whose CPU time
+(user + system) and peak RSS are read when it ends. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def serve(port_queue: multiprocessing.Queue, first_request: multiprocessing.Value) -> None:
+    from funreason_refine.fake_llm import FakeLLM, Reply
+
+    rng = random.Random(0)
+
+    def script(request):
+        if first_request.value == 0.0:
+            first_request.value = time.time()
+        return Reply(text="<judge>True</judge><reason>ok</reason>", delay=rng.uniform(0.5, 1.5))
+
+    with FakeLLM(script) as server:
+        port_queue.put(server.api_base)
+        while True:
+            time.sleep(3600)
+
+
+BARE = """
+import asyncio, os, sys, time
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+import litellm
+litellm.suppress_debug_info = True
+api_base, calls, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+async def main():
+    slots = asyncio.Semaphore(concurrency)
+    first = []
+    async def one(i):
+        async with slots:
+            first.append(time.perf_counter())
+            await litellm.acompletion(model="openai/fake", api_base=api_base, max_retries=0, timeout=60,
+                                      messages=[{"role": "user", "content": f"Judge record {i}."}])
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    print(time.perf_counter() - start, min(first) - start)
+asyncio.run(main())
+"""
+
+ENGINE = """
+import json, sys, time
+print(time.time(), flush=True)
+start = time.perf_counter()
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
+result = run_pipeline(load_pipeline(sys.argv[1]))
+print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summary["judge"]["calls"],
+                  "outcomes": result.summary["outcomes"]}))
+"""
+
+
+def run_measured(code: str, *args: str) -> tuple[str, float, float]:
+    """(stdout, CPU seconds, peak RSS MiB) of a fresh Python process."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"benchmark process failed ({status})")
+    return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=128)
+    args = parser.parse_args()
+    data = HERE / "data" / f"judge-{args.records}.jsonl"
+    if not data.exists():
+        subprocess.run([sys.executable, str(HERE / "generate.py"), str(args.records), str(data)], check=True)
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    first_request = multiprocessing.Value("d", 0.0)
+    server = multiprocessing.Process(target=serve, args=(queue, first_request), daemon=True)
+    server.start()
+    api_base = queue.get(timeout=30)
+    try:
+        runs = HERE / "runs"
+        runs.mkdir(exist_ok=True)
+        out_dir = runs / f"judge-{args.records}"
+        subprocess.run(["rm", "-rf", str(out_dir)], check=True)
+        pipeline = runs / f"judge-{args.records}.toml"
+        pipeline.write_text(f'[input]\npath = "{data}"\nformat = "xlam"\n[output]\ndir = "{out_dir}"\n'
+                            f'[judge]\nmodel = "openai/fake"\napi_base = "{api_base}"\nmax_concurrency = {args.concurrency}\n'
+                            f'timeout = 60\n')
+        out, engine_cpu, engine_mb = run_measured(ENGINE, str(pipeline))
+        started, line = out.strip().splitlines()[-2:]
+        engine = json.loads(line)
+        engine_first = first_request.value - float(started)
+        calls = engine["calls"]
+        bare_out, bare_cpu, bare_mb = run_measured(BARE, api_base, str(calls), str(args.concurrency))
+        bare_seconds, bare_first = (float(x) for x in bare_out.split())
+    finally:
+        server.terminate()
+    ideal = args.concurrency / 1.0  # calls/s: concurrency over the mean latency
+    achieved = calls / engine["seconds"]
+    print(f"records={args.records} concurrency={args.concurrency} judge calls={calls} outcomes={engine['outcomes']}")
+    print("| | wall | calls/s | of ideal | CPU per call | peak RSS |")
+    print("|---|---|---|---|---|---|")
+    print(f"| refine run (5 judged stages) | {engine['seconds']:.1f} s | {achieved:.1f} | {achieved / ideal:.0%} | "
+          f"{engine_cpu / calls * 1000:.2f} ms | {engine_mb:.0f} MiB |")
+    print(f"| bare litellm.acompletion loop | {bare_seconds:.1f} s | {calls / bare_seconds:.1f} | "
+          f"{calls / bare_seconds / ideal:.0%} | {bare_cpu / calls * 1000:.2f} ms | {bare_mb:.0f} MiB |")
+    print(f"engine CPU per call / bare: {engine_cpu / bare_cpu:.2f}x")
+    print(f"first judge call after process start: refine run {engine_first:.2f} s (imports and pipeline loading "
+          f"included); bare loop {bare_first * 1000:.0f} ms after its imports")
+
+
+if __name__ == "__main__":
+    main()
