@@ -328,6 +328,7 @@ async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pi
         going = True
         for raw in raws:
             pending.append(asyncio.ensure_future(process_judged(raw, stream, pipeline.stages, runner)))
+            await asyncio.sleep(0)  # let the new record start: the first calls go out while reading goes on
             while going and pending and (len(pending) >= window or pending[0].done()):
                 going = await emit_head()
             if not going or runner.over_budget():

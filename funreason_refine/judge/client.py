@@ -48,11 +48,9 @@ def _litellm() -> Any:
 
 
 class OldestFirst:
-    """A semaphore that hands a free slot to the waiter with the lowest priority number.
-
-    Call slots go to the oldest record first, so records finish close to input order, a slow
-    start never starves the head of the run, and a cost cap cuts off the newest work. Written
-    by hand: asyncio's Semaphore is first come, first served.
+    """A semaphore that hands a free slot to the waiter with the lowest priority number (first
+    come first served among equals); the runner gives older records lower numbers. Written by
+    hand: asyncio's Semaphore is first come, first served only.
     """
 
     def __init__(self, slots: int):
@@ -114,6 +112,7 @@ class LLMClient:
     usage: dict[str, Usage] = field(default_factory=lambda: defaultdict(Usage))
     notes: set[str] = field(default_factory=set)
     in_flight: int = 0
+    _unpriced: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._slots = OldestFirst(self.max_concurrency)
@@ -193,9 +192,12 @@ class LLMClient:
         if settings.prices is not None:
             return (prompt_tokens * settings.prices.input_per_million
                     + completion_tokens * settings.prices.output_per_million) / 1e6
+        if settings.model in self._unpriced:
+            return 0.0
         try:
             return float(self._litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # any model missing from LiteLLM's price list: cost 0 and a note, never a crash
+            self._unpriced.add(settings.model)  # asked once: the failed look-up costs CPU on every call
             self.notes.add(f"{settings.model} is not in LiteLLM's price list: its cost counts as 0; "
                            "set prices = {input_per_million = ..., output_per_million = ...} in its table")
             return 0.0

@@ -31,10 +31,26 @@ def answer_text(record: Record) -> str:
         return json.dumps([c.model_dump() for c in record.calls], ensure_ascii=False)
 
 
+# Copies of a record share its tools list, so the rendered tools of the record being judged are
+# kept by identity: a record's five stages render them once.
+_TOOLS: dict[int, tuple[Any, str]] = {}
+
+
+def _tools_text(tools: list[Any]) -> str:
+    hit = _TOOLS.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    if len(_TOOLS) > 4096:
+        _TOOLS.clear()
+    text = neutralize(json.dumps(tools, ensure_ascii=False, indent=1))
+    _TOOLS[id(tools)] = (tools, text)
+    return text
+
+
 def fields(record: Record) -> dict[str, str]:
     return {
         "query": neutralize(record.query),
-        "tools": neutralize(json.dumps(record.tools, ensure_ascii=False, indent=1)),
+        "tools": _tools_text(record.tools),
         "answer": neutralize(answer_text(record)),
         "cot": neutralize(record.cot or ""),
     }

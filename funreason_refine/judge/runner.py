@@ -55,6 +55,13 @@ class JudgeRunner:
     protocol_retries: int = 2
     stopped: str | None = field(default=None)
 
+    def priority(self, record: Record) -> int:
+        """Call slots go to the oldest block of max_concurrency records first (first come within a
+        block): records finish close to input order and a cost cap cuts off the newest work, while
+        the records of a block progress together, so the run does not end on a long tail of
+        records that still need all their calls one after another."""
+        return record.index // self.client.max_concurrency
+
     def for_stage(self, name: str) -> StageJudge | None:
         return self.stages.get(name)
 
@@ -82,7 +89,8 @@ class JudgeRunner:
         if "cot" in placeholders(sj.template) and not (record.cot or "").strip():
             return None
         prompt = render(sj.template, record)
-        answers = [await self._answer(settings, prompt, sj.stage, sj.allow_newfc, record.index) for settings in sj.judges]
+        answers = [await self._answer(settings, prompt, sj.stage, sj.allow_newfc, self.priority(record))
+                   for settings in sj.judges]
         yes = sum(a.ok for a in answers)
         ok = yes == len(answers) if sj.vote == "unanimous" else yes * 2 > len(answers)
         reasons = "; ".join(a.reason for a in answers if a.reason and a.ok == ok) or ""
@@ -102,7 +110,7 @@ class JudgeRunner:
         assert self.generator is not None
         prompt = render(self.generator.prompt or DEFAULT_COT_PROMPT, record)
         answer = await self.client.complete(self.generator, [{"role": "user", "content": prompt}], "generate",
-                                            use_cache=not fresh, priority=record.index)
+                                            use_cache=not fresh, priority=self.priority(record))
         cot = _THINK_TAGS.sub("", answer.text).strip()
         if not cot:
             raise JudgeCallError(f"{self.generator.model} wrote an empty CoT")

@@ -314,3 +314,36 @@ def test_judge_config_problems(tmp_path, toml, words):
     with pytest.raises(ConfigError) as info:
         load_pipeline(tmp_path / "p.toml")
     assert words in "\n".join(info.value.problems)
+
+
+def test_concurrent_judging_writes_byte_identical_files_whatever_the_answer_order(tmp_path):
+    import random
+
+    rng = random.Random(7)
+    rows = [forecast_row(str(i), days=i % 5 + 1) for i in range(24)]
+
+    def script(r):
+        verdict = YES if "days=2" not in r.prompt else "<judge>False</judge><reason>two days is wrong</reason>"
+        return Reply(text=verdict, delay=rng.uniform(0, 0.05))
+
+    outputs = []
+    for attempt in ("one", "two"):
+        with FakeLLM(script) as server:
+            path = pipeline(tmp_path, rows, server, judge="max_concurrency = 8")
+            run(path, out_dir=tmp_path / attempt)
+        outputs.append({n: (tmp_path / attempt / f"{n}.jsonl").read_bytes() for n in ("kept", "discarded")})
+    assert outputs[0] == outputs[1]
+    assert outputs[0]["discarded"].count(b"\n") == 5
+
+
+def test_the_judged_example_validates_without_importing_litellm():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+            f"r = CliRunner().invoke(main, ['validate', {str(REPO / 'examples/judged/pipeline.toml')!r}]); "
+            "print(r.exit_code, 'litellm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "False"]
