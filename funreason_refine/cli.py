@@ -103,7 +103,7 @@ def stages() -> None:
 
     table = Table(show_edge=False)
     for col in ("stage", "plugin", "description", "keys"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for entry in stage_registry().values():
         spec = spec_for(entry.name)
         description = spec.description if spec else entry.cls.summary()
@@ -119,7 +119,7 @@ def plugins() -> None:
 
     table = Table(show_edge=False)
     for col in ("plugin", "package", "version", "hooks"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for row in plugin_rows():
         table.add_row(row["name"], row["package"], row["version"], row["hooks"])
     out.print(table)

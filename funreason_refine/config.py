@@ -21,8 +21,8 @@ from funreason_refine.plugin_manager import StageEntry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
 from funreason_refine.judge.runner import StageJudge
 from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, ModelSettings, Vote
-from funreason_refine.specs import OnFail, builtin_specs, check_template, spec_for
-from funreason_refine.stages.base import Stage
+from funreason_refine.specs import OnFail, StageSpec, builtin_specs, check_template
+from funreason_refine.stages.base import Stage, spec_stage
 
 
 class InputConfig(BaseModel):
@@ -48,12 +48,14 @@ class StageEntryConfig(BaseModel):
     name: str = Field(description="A registered stage name (see `refine stages`).")
     on_fail: OnFail | None = Field(None, description="discard or regenerate; default from the stage spec.")
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
+    timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(
         None, description="false: no judge for this stage; a table: keys overriding [judge] for this stage.")
     judges: list[dict[str, Any]] | None = Field(None, description="An ensemble: tables overriding [judge].")
     vote: Vote = Field("unanimous", description="How an ensemble decides: unanimous or majority.")
     prompt: str | None = Field(None, description="Judge prompt template overriding the stage spec's.")
     prompt_file: Path | None = Field(None, description="A file holding the judge prompt template.")
+    spec: dict[str, Any] | None = Field(None, description="An inline stage spec: a judge-only stage with no code.")
 
 
 class PipelineFile(BaseModel):
@@ -64,6 +66,8 @@ class PipelineFile(BaseModel):
     judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
     generate: GenerateSettings | None = Field(None, description="Writes CoTs for records without one.")
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly, resumable, when reached.")
+    stage_specs_dir: Path | None = Field(None, description="A folder of stage spec TOML files (judge-only stages, "
+                                                           "or new prompts for code stages).")
     stages: list[StageEntryConfig] = Field(default_factory=list, description="Ordered; default: all built-in stages.")
 
 
@@ -76,6 +80,7 @@ class ConfiguredStage:
     plugin: str
     on_fail: str
     max_attempts: int
+    timeout: float | None = None
 
 
 @dataclass
@@ -135,7 +140,38 @@ def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
-def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str]) -> list[ConfiguredStage]:
+def _pipeline_specs(file: Path, parsed: PipelineFile, problems: list[str]) -> dict[str, StageSpec]:
+    """Stage specs as this pipeline sees them: built-in, overlaid by stage_specs_dir, by inline specs."""
+    specs = {s.name: s for s in builtin_specs()}
+    if parsed.stage_specs_dir is not None:
+        folder = _resolve(file.parent, parsed.stage_specs_dir)
+        if not folder.is_dir():
+            problems.append(f"{file}: key 'stage_specs_dir': folder {folder} not found")
+        else:
+            for spec_file in sorted(folder.glob("*.toml")):
+                try:
+                    spec = StageSpec.model_validate(tomllib.loads(spec_file.read_text("utf-8")))
+                except tomllib.TOMLDecodeError as exc:
+                    problems.append(f"{spec_file}: not valid TOML: {exc}")
+                    continue
+                except ValidationError as exc:
+                    problems.extend(f"{spec_file}: key {'.'.join(map(str, e['loc']))!r}: {e['msg']} ({_fix(e)})"
+                                    for e in exc.errors())
+                    continue
+                specs[spec.name] = spec
+    for number, entry in enumerate(parsed.stages, 1):
+        if entry.spec is None:
+            continue
+        try:
+            specs[entry.name] = StageSpec.model_validate({"name": entry.name, **entry.spec})
+        except ValidationError as exc:
+            problems.extend(f"{file}: [[stages]] #{number} (name = {entry.name!r}) key "
+                            f"'spec.{'.'.join(map(str, e['loc']))}': {e['msg']} ({_fix(e)})" for e in exc.errors())
+    return specs
+
+
+def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str],
+                  specs: dict[str, StageSpec]) -> list[ConfiguredStage]:
     entries = parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
     stages: list[ConfiguredStage] = []
     seen: set[str] = set()
@@ -146,6 +182,13 @@ def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEnt
             continue
         seen.add(entry.name)
         found = registry.get(entry.name)
+        if found is None and entry.name in specs:
+            if parsed.judge is None and not entry.judge and not entry.judges:
+                problems.append(f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table "
+                                "or run with --judge-model")
+                continue
+            found = StageEntry(name=entry.name, cls=spec_stage(entry.name, specs[entry.name].description),
+                               plugin="spec")
         if found is None:
             close = difflib.get_close_matches(entry.name, list(registry), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -160,15 +203,17 @@ def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEnt
                 key = ".".join(str(p) for p in e["loc"])
                 problems.append(f"{where} key {key!r}: {e['msg']} ({_fix(e)}; this stage's own keys: {allowed})")
             continue
-        spec = spec_for(entry.name)
+        spec = specs.get(entry.name)
         on_fail = entry.on_fail or (spec.on_fail if spec else "discard")
         max_attempts = entry.max_attempts or (spec.max_attempts if spec else 3)
         stages.append(ConfiguredStage(name=entry.name, stage=found.cls(config), plugin=found.plugin,
-                                      on_fail=on_fail, max_attempts=max_attempts))
+                                      on_fail=on_fail, max_attempts=max_attempts,
+                                      timeout=entry.timeout or found.cls.timeout))
     return stages
 
 
-def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, problems: list[str]) -> str | None:
+def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, problems: list[str],
+              specs: dict[str, StageSpec]) -> str | None:
     where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
     if entry.prompt is not None and entry.prompt_file is not None:
         problems.append(f"{where}: give prompt or prompt_file, not both")
@@ -184,7 +229,7 @@ def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, prob
             problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
             return None
     if text is None:
-        spec = spec_for(entry.name)
+        spec = specs.get(entry.name)
         return spec.prompt if spec else None
     try:
         check_template(text)
@@ -194,7 +239,8 @@ def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, prob
     return text
 
 
-def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str]) -> dict[str, StageJudge]:
+def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str],
+                  specs: dict[str, StageSpec]) -> dict[str, StageJudge]:
     """Which stages ask a judge, with which prompt and models."""
     entries = parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
     base = file.parent
@@ -203,7 +249,7 @@ def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str]) -> dict
         if parsed.judge else {}
     for number, entry in enumerate(entries, 1):
         where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
-        template = _template(file, base, number, entry, problems)
+        template = _template(file, base, number, entry, problems, specs)
         if entry.judge is False or template is None:
             continue
         tables = entry.judges if entry.judges is not None else (
@@ -221,7 +267,7 @@ def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str]) -> dict
                     hint = " (set [judge] model or give model in this table)" if e["type"] == "missing" else ""
                     problems.append(f"{where} key '{key}'{f'[{i}]' if entry.judges is not None else ''}.{loc}: "
                                     f"{e['msg']}{hint}")
-        spec = spec_for(entry.name)
+        spec = specs.get(entry.name)
         judged[entry.name] = StageJudge(stage=entry.name, template=template,
                                         allow_newfc=bool(spec and spec.protocol == "judge_newfc"),
                                         judges=settings, vote=entry.vote)
@@ -260,8 +306,9 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
         registry = stage_registry()
     except PluginError as exc:
         raise ConfigError([str(exc)]) from None
-    stages = _build_stages(path, parsed, registry, problems)
-    stage_judges = _stage_judges(path, parsed, problems)
+    specs = _pipeline_specs(path, parsed, problems)
+    stages = _build_stages(path, parsed, registry, problems, specs)
+    stage_judges = _stage_judges(path, parsed, problems, specs)
     if problems:
         raise ConfigError(problems)
     output_dir = out_dir if out_dir is not None else _resolve(base, parsed.output.dir)

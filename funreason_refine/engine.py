@@ -10,7 +10,10 @@ every run.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -23,9 +26,10 @@ from typing import Any
 from funreason_refine import __version__
 from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
-from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.errors import PluginError, RefineError, RunFolderError
 from funreason_refine.judge.client import BudgetStop, JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
+from funreason_refine.plugin_manager import get_plugin_manager
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined, Record, Step, Verdict
 from funreason_refine.run_folder import RunFolder, to_json_line
@@ -101,7 +105,10 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
         st = stages[i]
         attempt = regenerations[i] + 1
         try:
-            verdict = st.stage.check(record)
+            verdict = _check(st, record)
+        except StageTimeout:
+            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) did not answer within "
+                                                 f"{st.timeout:g} s ([[stages]] timeout)")
         except Exception as exc:  # a plugin bug must not take the run down: the record goes to errors
             return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) raised "
                                                  f"{type(exc).__name__}: {exc}")
@@ -165,6 +172,31 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
                 if stages[j].stage.recheck_on_answer_change:
                     todo.appendleft(j)
     return leave("kept")
+
+
+class StageTimeout(BaseException):
+    """A check ran past its timeout. BaseException, so a plugin's ``except Exception`` cannot eat it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise StageTimeout()
+
+
+def _check(st: ConfiguredStage, record: Record) -> Verdict:
+    """Run a stage's check, interrupting it after ``st.timeout`` seconds.
+
+    SIGALRM interrupts Python code only in the main thread (checks in worker processes run
+    there too); elsewhere, and for checks with no timeout, the check runs as it is.
+    """
+    if st.timeout is None or threading.current_thread() is not threading.main_thread():
+        return st.stage.check(record)
+    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, st.timeout)
+    try:
+        return st.stage.check(record)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def run_sync(coro: Any) -> Any:
@@ -359,6 +391,8 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
     seen = 0
     stopped: str | None = None
     runner: JudgeRunner | None = None
+    hooks = get_plugin_manager().hook
+    observed = bool(hooks.record_finished.get_hookimpls())
 
     def emit(written: Written) -> None:
         nonlocal seen
@@ -367,6 +401,9 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
         seen += 1
         if progress.on_outcome is not None:
             progress.on_outcome(written.kind)
+        if observed:
+            _call_plugins(hooks.record_finished, kind=written.kind, record=json.loads(written.line),
+                          run_dir=folder.path)
 
     try:
         raws = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes)
@@ -401,7 +438,18 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
                     "workers": workers},
     }
     folder.write_summary(summary)
+    _call_plugins(hooks.run_finished, run_dir=folder.path, summary=summary)
     return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers, stopped=stopped)
+
+
+def _call_plugins(hook: Any, **kwargs: Any) -> None:
+    """Call a lifecycle hook; a plugin that raises stops the run with a message naming it."""
+    try:
+        hook(**kwargs)
+    except Exception as exc:
+        plugins = ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
+        raise PluginError(f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
+                          "Everything finished so far is saved; fix or remove the plugin and run again") from exc
 
 
 def _judge_summary(pipeline: Pipeline, runner: JudgeRunner | None) -> dict[str, Any]:

@@ -8,7 +8,8 @@ called with keyword arguments only, so an implementation may accept any subset o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import pluggy
@@ -21,14 +22,15 @@ hookimpl = pluggy.HookimplMarker("funreason_refine")
 
 
 @hookspec
-def register_stages(register: Callable[[type[Stage]], None]) -> None:
+def register_stages(register: Callable[..., None]) -> None:
     """Register stage classes, by calling ``register(StageClass)`` once per class.
 
-    Fires once, the first time the stage registry is needed (``refine run``, ``validate``,
-    ``stages``). ``StageClass`` subclasses :class:`funreason_refine.Stage`: a unique ``name``,
-    a nested pydantic ``Config`` (its fields become the keys of the stage's ``[[stages]]``
-    table) and a ``check(record) -> Verdict`` method. A name registered twice is an error
-    naming both plugins. Return nothing.
+    Fires once per process, the first time the stage registry is needed (``refine run``,
+    ``validate``, ``stages``; again in each worker process). ``StageClass`` subclasses
+    :class:`funreason_refine.Stage`: a unique ``name``, a nested pydantic ``Config`` (its fields
+    become the keys of the stage's ``[[stages]]`` table) and a ``check(record) -> Verdict``
+    method. A name registered twice is an error naming both plugins, unless the later one calls
+    ``register(StageClass, replace=True)`` to replace the earlier stage on purpose. Return nothing.
     """
 
 
@@ -39,4 +41,27 @@ def register_commands(cli: click.Group) -> None:
     Fires once, when the ``refine`` command starts (so keep the plugin module's imports light:
     import heavy libraries inside the command). ``cli`` is the top-level click group. Return
     nothing.
+    """
+
+
+@hookspec
+def record_finished(kind: str, record: dict[str, Any], run_dir: Path) -> None:
+    """Observe one finished record, right after its line is written to the run folder.
+
+    Fires in the main process, once per record, in input order. ``kind`` is ``kept``,
+    ``discarded``, ``quarantined`` or ``errors``; ``record`` is the line just written, parsed
+    (for discarded records it has ``stage``, ``reason`` and ``message``; every line has
+    ``index``). Do not modify it. Exceptions stop the run with a message naming the plugin; what
+    was written stays and the run resumes. Return nothing.
+    """
+
+
+@hookspec
+def run_finished(run_dir: Path, summary: dict[str, Any]) -> None:
+    """Extend a run at its end: export, upload, notify.
+
+    Fires in the main process once a run has written ``summary.json`` (also when ``max_cost``
+    stopped it: see ``summary["complete"]``). ``run_dir`` holds ``kept.jsonl`` and the other
+    outcome files. Exceptions are reported naming the plugin; the run folder is already
+    complete. Return nothing.
     """

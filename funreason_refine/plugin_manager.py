@@ -1,7 +1,8 @@
 """The one place plugins are loaded: built-ins first, then installed entry points, lazily, once.
 
-Set ``FUNREASON_REFINE_NO_PLUGINS=1`` to load only the built-in plugins. Installed plugins are
-never loaded under the project's own tests (``sys._called_from_test``, set by tests/conftest.py).
+Set ``FUNREASON_REFINE_NO_PLUGINS=1`` to load only the built-in plugins, and
+``FUNREASON_REFINE_TRACE=1`` to print every hook call and its result to stderr. Installed plugins
+are never loaded under the project's own tests (``sys._called_from_test``, set by tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"a plugin implements a hook that does not exist: {exc}") from None
+        if os.environ.get("FUNREASON_REFINE_TRACE"):
+            pm.trace.root.setwriter(sys.stderr.write)
+            pm.enable_tracing()
         _pm = pm
     return _pm
 
@@ -45,26 +49,33 @@ class StageEntry:
     name: str
     cls: type[Stage]
     plugin: str
+    replaced: str | None = None  # the plugin whose stage of the same name this one replaced
 
 
 def stage_registry(pm: pluggy.PluginManager | None = None) -> dict[str, StageEntry]:
     """Every registered stage by name, with the plugin that registered it."""
     pm = pm or get_plugin_manager()
     registry: dict[str, StageEntry] = {}
-    # Call each implementation separately so every stage is attributed to its plugin.
+    # Each plugin is called on its own (through pluggy, so tracing sees it) to attribute its stages.
     for impl in pm.hook.register_stages.get_hookimpls():  # registration order: built-ins first
-        def register(cls: type[Stage], _plugin: str = impl.plugin_name) -> None:
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+
+        def register(cls: type[Stage], replace: bool = False, _plugin: str = impl.plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, Stage)):
                 raise PluginError(f"plugin {_plugin} registered {cls!r}, which is not a Stage subclass")
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name.isidentifier():
                 raise PluginError(f"plugin {_plugin}: stage class {cls.__name__} needs a `name` that is an identifier")
-            if name in registry:
-                raise PluginError(f"stage {name!r} is registered twice: by {registry[name].plugin} "
-                                  f"and by {_plugin}; rename one of them")
-            registry[name] = StageEntry(name=name, cls=cls, plugin=_plugin)
+            previous = registry.get(name)
+            if previous is not None and not replace:
+                raise PluginError(f"stage {name!r} is registered twice: by {previous.plugin} and by {_plugin}; "
+                                  f"rename one, or register(..., replace=True) to replace it on purpose")
+            if previous is not None and previous.replaced is not None:
+                raise PluginError(f"stage {name!r} is replaced twice: by {previous.plugin} and by {_plugin}")
+            registry[name] = StageEntry(name=name, cls=cls, plugin=_plugin,
+                                        replaced=previous.plugin if previous is not None else None)
 
-        impl.function(register=register)
+        pm.subset_hook_caller("register_stages", remove_plugins=others)(register=register)
     return registry
 
 

@@ -33,3 +33,28 @@ def check(stage: Stage | type[Stage], record: Record, **config: Any) -> Verdict:
     """Run one stage (a class is instantiated with ``config``) on one record."""
     instance = stage(stage.Config(**config)) if isinstance(stage, type) else stage
     return instance.check(record)
+
+
+def run_rows(rows: list[dict[str, Any]], folder: Any, stages_toml: str = "", extra_toml: str = "") -> dict[str, list]:
+    """Run a pipeline on xLAM-shaped ``rows`` in ``folder``; return the lines of each outcome file.
+
+    ``stages_toml`` holds ``[[stages]]`` tables (default: the five built-in stages).
+    """
+    from pathlib import Path
+
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.engine import run_pipeline
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "input.jsonl").open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    (folder / "pipeline.toml").write_text(f'{extra_toml}\n[input]\npath = "input.jsonl"\nformat = "xlam"\n'
+                                          f'[output]\ndir = "run"\n{stages_toml}', encoding="utf-8")
+    run_pipeline(load_pipeline(folder / "pipeline.toml"), workers=1)
+    out = {}
+    for kind in ("kept", "discarded", "quarantined", "errors"):
+        text = (folder / "run" / f"{kind}.jsonl").read_text(encoding="utf-8")
+        out[kind] = [json.loads(line) for line in text.splitlines() if line]
+    return out

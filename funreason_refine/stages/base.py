@@ -32,6 +32,9 @@ class Stage(ABC):
     #: The record field a [generate] model can rewrite when this stage fails and its on_fail is
     #: "regenerate" ("cot" for the CoT stage); None: failures are discards.
     regenerates: ClassVar[str | None] = None
+    #: Seconds a check may take before the record goes to errors.jsonl (``[[stages]] timeout``
+    #: overrides it); None: no limit, for checks whose work the input size bounds.
+    timeout: ClassVar[float | None] = 60.0
 
     class Config(StageConfig):
         pass
@@ -49,3 +52,18 @@ class Stage(ABC):
     @abstractmethod
     def check(self, record: Record) -> Verdict:
         """Judge one record."""
+
+
+class SpecStage(Stage):
+    """A stage defined by a TOML spec alone: no rules of its own, its judge decides."""
+
+    name = "spec_stage"
+    timeout = None
+
+    def check(self, record: Record) -> Verdict:
+        return Verdict.passed()
+
+
+def spec_stage(name: str, description: str) -> type[Stage]:
+    """The class of a judge-only stage named ``name``."""
+    return type(f"SpecStage_{name}", (SpecStage,), {"name": name, "description": description})

@@ -15,6 +15,7 @@ class Classification(Stage):
     """Tell call answers from text answers; discard malformed answers."""
 
     name = "classification"
+    timeout = None  # bounded by [input] max_record_bytes
 
     class Config(StageConfig):
         text_answers: Literal["keep", "check", "discard"] = Field(

@@ -35,6 +35,7 @@ class Cot(Stage):
     """The CoT is present when required, closes properly and names exactly the called functions."""
 
     name = "cot"
+    timeout = None  # bounded by [input] max_record_bytes
     recheck_on_answer_change = True
     regenerates = "cot"
 

@@ -13,6 +13,7 @@ class Format(Stage):
     """Render the call syntax, parse it back safely, require identical calls; write the target."""
 
     name = "format"
+    timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:
         text = None

@@ -24,6 +24,7 @@ class FunctionParams(Stage):
     """Required parameters present, no unknown ones, values valid (types, enums, nested items)."""
 
     name = "function_params"
+    timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:
         tools = {t.get("name"): t for t in record.tools}

@@ -13,6 +13,7 @@ class QueryTool(Stage):
     """Tools are valid JSON Schemas with unique names; every called function is offered."""
 
     name = "query_tool"
+    timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:
         for problem in record.problems:

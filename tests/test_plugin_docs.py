@@ -1,0 +1,50 @@
+"""docs/plugins.md stays true: every hook with its exact signature, and a test for every hook."""
+
+import inspect
+import re
+
+from funreason_refine import hookspecs
+from tests import test_hooks
+from tests.conftest import REPO
+
+DOCS = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+HOOKS = {name: f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(f, "funreason_refine_spec")}
+
+
+def test_every_hook_is_documented_with_its_exact_signature():
+    assert HOOKS
+    for name, func in HOOKS.items():
+        signature = f"def {name}{str(inspect.signature(func)).replace(chr(39), '')}"
+        assert f"### {name}\n\n```python\n{signature}\n```" in DOCS, signature
+
+
+def test_the_docs_document_no_hook_that_does_not_exist():
+    assert set(re.findall(r"^### ([a-z_]+)$", DOCS, re.M)) - {"The stage contract", "Testing a stage"} <= set(HOOKS)
+
+
+def test_every_hook_has_a_test():
+    for name in HOOKS:
+        assert hasattr(test_hooks, f"test_hook_{name}"), name
+
+
+def test_the_worked_example_runs(tmp_path):
+    from funreason_refine.plugin_manager import get_plugin_manager
+    from funreason_refine.testing import check, make_record
+
+    code = re.search(r"`my_stages/__init__.py`:\n\n```python\n(.*?)```", DOCS, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    record = make_record(answers=[{"name": "get_weather", "arguments": {"city": c}} for c in ("Paris", "Rome", "Oslo")])
+    assert check(namespace["MaxCalls"], record, limit=2).reason == "too_many_calls"
+    plugin = type("DocPlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
+    pm = get_plugin_manager()
+    pm.register(plugin, name="doc_plugin")
+    try:
+        from funreason_refine.testing import run_rows
+        from tests.conftest import xlam_row
+
+        rows = [xlam_row("a", answers=[{"name": "get_weather", "arguments": {"city": c}} for c in ("A", "B", "C")])]
+        out = run_rows(rows, tmp_path, '[[stages]]\nname = "max_calls"\nlimit = 2\n')
+        assert out["discarded"][0]["reason"] == "too_many_calls"
+    finally:
+        pm.unregister(name="doc_plugin")
