@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from funreason_refine.readers import xlam
@@ -58,3 +60,16 @@ def run_rows(rows: list[dict[str, Any]], folder: Any, stages_toml: str = "", ext
         text = (folder / "run" / f"{kind}.jsonl").read_text(encoding="utf-8")
         out[kind] = [json.loads(line) for line in text.splitlines() if line]
     return out
+
+
+@contextmanager
+def registered(plugin: Any, name: str) -> Iterator[Any]:
+    """Register a plugin object for the duration of a ``with`` block (tests of hooks and stages)."""
+    from funreason_refine.plugin_manager import get_plugin_manager
+
+    pm = get_plugin_manager()
+    pm.register(plugin, name=name)
+    try:
+        yield plugin
+    finally:
+        pm.unregister(name=name)

@@ -48,3 +48,14 @@ def tmp_pipeline(tmp_path):
         return write_pipeline(tmp_path, stages=stages, extra=extra), tmp_path / "run"
 
     return make
+
+
+@pytest.fixture
+def plugin():
+    """Register throwaway plugins for one test; always unregistered afterwards."""
+    from contextlib import ExitStack
+
+    from funreason_refine.testing import registered
+
+    with ExitStack() as stack:
+        yield lambda obj, name: stack.enter_context(registered(obj, name))

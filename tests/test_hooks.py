@@ -18,21 +18,6 @@ from funreason_refine.testing import run_rows
 from tests.conftest import REPO, xlam_row
 
 
-@pytest.fixture
-def plugin():
-    """Register throwaway plugins; always unregistered afterwards."""
-    pm = get_plugin_manager()
-    names = []
-
-    def add(obj, name):
-        pm.register(obj, name=name)
-        names.append(name)
-
-    yield add
-    for name in names:
-        pm.unregister(name=name)
-
-
 class Nap(Stage):
     name = "nap"
     timeout = 0.3

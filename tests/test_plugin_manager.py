@@ -24,48 +24,34 @@ class EchoPlugin:
         register(Echo)
 
 
-@pytest.fixture
-def registered():
-    pm = get_plugin_manager()
-    plugins = []
-
-    def add(plugin, name):
-        pm.register(plugin, name=name)
-        plugins.append(plugin)
-
-    yield add
-    for plugin in plugins:
-        pm.unregister(plugin)
-
-
 def test_builtin_stages_come_from_the_builtin_plugin_through_the_same_hook():
     registry = stage_registry()
     assert list(registry) == [s.name for s in builtin_specs()]
     assert {e.plugin for e in registry.values()} == {"funreason_refine.stages.builtin"}
 
 
-def test_a_plugin_stage_is_registered_with_its_plugin_name(registered):
-    registered(EchoPlugin(), "echo_plugin")
+def test_a_plugin_stage_is_registered_with_its_plugin_name(plugin):
+    plugin(EchoPlugin(), "echo_plugin")
     entry = stage_registry()["echo"]
     assert (entry.cls, entry.plugin) == (Echo, "echo_plugin")
     assert Echo.summary() == "Passes everything (a test plugin's stage)."
     assert any(r["name"] == "echo_plugin" and r["hooks"] == "register_stages" for r in plugin_rows())
 
 
-def test_a_duplicate_stage_name_names_both_plugins(registered):
-    registered(EchoPlugin(), "first_plugin")
-    registered(EchoPlugin(), "second_plugin")
+def test_a_duplicate_stage_name_names_both_plugins(plugin):
+    plugin(EchoPlugin(), "first_plugin")
+    plugin(EchoPlugin(), "second_plugin")
     with pytest.raises(PluginError, match="'echo' is registered twice: by first_plugin and by second_plugin"):
         stage_registry()
 
 
-def test_registering_something_that_is_not_a_stage_names_the_plugin(registered):
+def test_registering_something_that_is_not_a_stage_names_the_plugin(plugin):
     class Bad:
         @hookimpl
         def register_stages(self, register):
             register(dict)
 
-    registered(Bad(), "bad_plugin")
+    plugin(Bad(), "bad_plugin")
     with pytest.raises(PluginError, match="bad_plugin registered"):
         stage_registry()
 
