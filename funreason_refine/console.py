@@ -79,3 +79,71 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"
         stages.add_row(name, str(s["passed"]), str(s["regenerated"]), str(s["discarded"]), top)
     return [head, stages]
+
+
+def report_tables(report: dict[str, Any]) -> list[Table]:
+    """The terminal summary of `refine report`."""
+    tables = summary_tables({**report["summary"], "input": {"records": report["funnel"][0]["records"]}})
+    funnel = Table(title="Funnel", show_edge=False)
+    funnel.add_column("step")
+    funnel.add_column("records", justify="right")
+    funnel.add_column("", justify="left")
+    top = max(f["records"] for f in report["funnel"]) or 1
+    for f in report["funnel"]:
+        funnel.add_row(f["step"], str(f["records"]), "█" * max(1, round(30 * f["records"] / top)) if f["records"] else "")
+    facts = report["facts"]
+    kept = Table(title="Kept records", show_edge=False)
+    kept.add_column("fact")
+    kept.add_column("value", justify="right")
+    for name, value in (("records", facts["kept"]), ("parallel-call share", f"{facts['parallel_share']:.1%}"),
+                        ("no-call share", f"{facts['no_call_share']:.1%}"), ("records with a CoT", f"{facts['cot_share']:.1%}"),
+                        ("CoT chars, median", f"{facts['cot_chars']['median']:g}"),
+                        ("answer chars, median", f"{facts['answer_chars']['median']:g}"),
+                        ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-")):
+        kept.add_row(name, str(value))
+    return [funnel, *tables[1:], kept]
+
+
+def audit_panels(record: dict[str, Any]) -> list[Any]:
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    from funreason_refine.report.data import _answer_text, clean
+
+    tools = ", ".join(f"{t.get('name')}({', '.join((t.get('parameters') or {}).get('properties', {}))})"
+                      for t in record.get("tools", []) if isinstance(t, dict))
+    cot = clean(record.get("cot") or "")
+    body = (f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]: "
+            f"{escape(clean(str(record.get('message'))))}\n\n"
+            f"[dim]query[/]  {escape(clean(record.get('query', '')))}\n[dim]tools[/]  {escape(clean(tools))}\n"
+            f"[dim]answer[/] {escape(clean(_answer_text(record)))}\n"
+            + (f"[dim]cot[/]    {escape(cot[:600])}{'…' if len(cot) > 600 else ''}\n" if cot else ""))
+    trail = Table(show_edge=False, box=None)
+    for col in ("stage", "verdict", "reason", "judge", "attempt", "message"):
+        trail.add_column(col, overflow="fold")
+    for s in record.get("trail", []):
+        trail.add_row(s["stage"], s["verdict"], clean(str(s.get("reason") or "")), clean(str(s.get("judge"))),
+                      str(s.get("attempt", 1)), clean(str(s.get("message") or ""))[:160])
+    title = f"record {record['index']} · id {clean(str(record.get('id')))} · line {record.get('source', {}).get('line')}"
+    return [Panel(body.rstrip(), title=escape(title), title_align="left"), trail]
+
+
+def compare_tables(c: dict[str, Any]) -> list[Table]:
+    head = Table(title=f"{c['records']} records in both runs", show_edge=False)
+    for col in ("", "A", "B"):
+        head.add_column(col)
+    head.add_row("judge", str(c["judge_a"]), str(c["judge_b"]))
+    head.add_row("kept", str(c["kept"]["a"]), str(c["kept"]["b"]))
+    head.add_row("kappa on kept", str(c["kept"]["kappa"]), "")
+    stages = Table(title="Agreement per stage (records that reached the stage in both runs)", show_edge=False)
+    for col in ("stage", "records", "discarded by A", "discarded by B", "agreement", "kappa"):
+        stages.add_column(col, justify="left" if col == "stage" else "right")
+    for s in c["stages"]:
+        stages.add_row(s["stage"], str(s["records"]), str(s["discarded_a"]), str(s["discarded_b"]),
+                       f"{s['agreement']:.1%}" if s["agreement"] is not None else "-", str(s["kappa"] if s["kappa"] is not None else "-"))
+    diffs = Table(title=f"Records they disagree on ({c['disagreement_count']}, first {len(c['disagreements'])})", show_edge=False)
+    for col in ("record", "id", "A", "B"):
+        diffs.add_column(col, overflow="fold")
+    for d in c["disagreements"]:
+        diffs.add_row(str(d["index"]), str(d["id"]), f"{d['a']} {d['reason_a'] or ''}", f"{d['b']} {d['reason_b'] or ''}")
+    return [head, stages, diffs]

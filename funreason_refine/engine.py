@@ -28,6 +28,7 @@ from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
 from funreason_refine.errors import PluginError, RefineError, RunFolderError
 from funreason_refine.judge.client import BudgetStop, JudgeCallError
+from funreason_refine.judge.prompt import answer_text
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.plugin_manager import get_plugin_manager
 from funreason_refine.readers import InputStream, RawItem
@@ -74,9 +75,10 @@ def _same_answer(a: Record, b: Record) -> bool:
     return type(a.answer) is type(b.answer) and a.answer == b.answer
 
 
-def _step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str) -> Step:
+def _step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str,
+          before: str | None = None) -> Step:
     return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
-                                judge=judge)
+                                judge=judge, before=before)
 
 
 async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None) -> Outcome:
@@ -137,7 +139,7 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
                 return leave("discarded", st.name, verdict.reason or "unspecified",
                              f"still failing after {st.max_attempts} rewritten CoT(s): {verdict.message}")
             trail.append(_step(st.name, "regenerate", verdict.reason, f"{verdict.message} (CoT rewritten)",
-                               attempt, label))
+                               attempt, label, before=record.cot))
             try:
                 record = await judge.generate_cot(record, fresh=True)  # type: ignore[union-attr]
             except JudgeCallError as exc:
@@ -147,7 +149,8 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
             continue
         if action == "regenerate" and st.on_fail == "discard":
             action = "discard"
-        trail.append(_step(st.name, action, verdict.reason, verdict.message, attempt, label))
+        trail.append(_step(st.name, action, verdict.reason, verdict.message, attempt, label,
+                           before=answer_text(record) if action == "regenerate" else None))
         if action == "discard":
             return leave("discarded", st.name, verdict.reason or "unspecified", verdict.message)
         if action == "pass":
@@ -427,7 +430,7 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
         "config_hash": pipeline.config_hash,
         "complete": stopped is None,
         "stopped": stopped,
-        "input": {"path": str(pipeline.input.path), "format": stream.format,
+        "input": {"path": str(pipeline.input.path.resolve()), "format": stream.format,
                   "records": total_input if stopped is None else None, "limit": limit},
         **folder.tally.as_dict([s.name for s in pipeline.stages]),
         "judge": _judge_summary(pipeline, runner),

@@ -47,6 +47,7 @@ class Step(BaseModel):
     message: str = ""
     attempt: int = 1
     judge: str = "rules"
+    before: str | None = Field(None, description="For regenerate: the answer (or CoT) it replaced, as text.")
 
 
 class Record(BaseModel):

@@ -1,0 +1,126 @@
+"""The audit report as data: funnel, stages, regenerations, judge usage, examples, kept-set facts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from funreason_refine.report.data import RunData, _answer_text, clean
+
+EXAMPLES_PER_REASON = 2
+REASONS_WITH_EXAMPLES = 3
+
+
+def _quantiles(series: Any) -> dict[str, float]:
+    if series.len() == 0:
+        return {"p10": 0, "median": 0, "p90": 0, "max": 0, "mean": 0}
+    return {"p10": float(series.quantile(0.1)), "median": float(series.median()),
+            "p90": float(series.quantile(0.9)), "max": float(series.max()), "mean": round(float(series.mean()), 1)}
+
+
+def _histogram(series: Any, bins: int = 12) -> list[dict[str, Any]]:
+    """Equal-width bins from 0 to the 99th percentile; the last bin takes the rest."""
+    if series.len() == 0:
+        return []
+    top = max(float(series.quantile(0.99)), 1.0)
+    width = max(int(top / bins) + 1, 1)
+    counts = [0] * bins
+    for value in series.to_list():
+        counts[min(int(value // width), bins - 1)] += 1
+    return [{"from": i * width, "to": (i + 1) * width if i < bins - 1 else None, "count": c} for i, c in enumerate(counts)]
+
+
+def build_report(run: RunData) -> dict[str, Any]:
+    import polars as pl
+
+    records, steps, summary = run.records, run.steps, run.summary
+    stage_names = list(summary.get("stages", {}))
+    total = records.height
+    quarantined = records.filter(pl.col("kind") == "quarantined").height
+
+    # The funnel: records still in after reading and after each stage.
+    left = total - quarantined
+    funnel = [{"step": "input", "records": total}, {"step": "readable", "records": left}]
+    errors_by_stage = dict(records.filter(pl.col("kind") == "errors").group_by("stage").len().iter_rows())
+    discards_by_stage = dict(records.filter(pl.col("kind") == "discarded").group_by("stage").len().iter_rows())
+    left -= errors_by_stage.get("generate", 0)
+    for stage in stage_names:
+        if stage == "generate":
+            continue
+        left -= discards_by_stage.get(stage, 0) + errors_by_stage.get(stage, 0)
+        funnel.append({"step": stage, "records": left})
+    kept = records.filter(pl.col("kind") == "kept")
+    funnel.append({"step": "kept", "records": kept.height})
+
+    regenerated = steps.filter(pl.col("verdict") == "regenerate").select("index", "stage").unique()
+    stages = []
+    for stage in stage_names:
+        counts = summary["stages"][stage]
+        ranked = (records.filter((pl.col("kind") == "discarded") & (pl.col("stage") == stage))
+                  .group_by("reason").len().sort(["len", "reason"], descending=[True, False]))
+        regen = regenerated.filter(pl.col("stage") == stage).join(records.select("index", "kind", "stage"),
+                                                                on="index", how="left", suffix="_final")
+        exhausted = regen.filter((pl.col("kind") == "discarded") & (pl.col("stage_final") == stage)).height
+        failed = regen.filter((pl.col("kind") == "errors") & (pl.col("stage_final") == stage)).height
+        usage = summary.get("judge", {}).get("per_stage", {}).get(stage)
+        stages.append({
+            "stage": stage, "passed": counts["passed"], "regenerated": counts["regenerated"],
+            "discarded": counts["discarded"], "errors": errors_by_stage.get(stage, 0),
+            "reasons": [{"reason": r, "records": n} for r, n in ranked.iter_rows()],
+            "regeneration": {"records": regen.height, "fixed": regen.height - exhausted - failed,
+                             "exhausted": exhausted, "errors": failed},
+            "judge": usage,
+        })
+
+    examples = _examples(run, stages)
+    calls = kept.filter(~pl.col("text_answer"))
+    calls_per_record = dict(calls.with_columns(pl.col("n_calls").clip(upper_bound=4)).group_by("n_calls").len().iter_rows())
+    top_functions = (calls.select(pl.col("functions").explode()).drop_nulls().group_by("functions").len()
+                     .sort(["len", "functions"], descending=[True, False]).head(10))
+    facts = {
+        "kept": kept.height,
+        "text_answers": kept.height - calls.height,
+        "calls_per_record": {("4+" if k == 4 else str(k)): v for k, v in sorted(calls_per_record.items())},
+        "parallel_share": round(calls.filter(pl.col("n_calls") > 1).height / calls.height, 4) if calls.height else 0.0,
+        "no_call_share": round(calls.filter(pl.col("n_calls") == 0).height / calls.height, 4) if calls.height else 0.0,
+        "tools_per_record": _quantiles(kept["n_tools"]),
+        "top_functions": [{"function": f, "records": n} for f, n in top_functions.iter_rows()],
+        "cot_chars": _quantiles(kept.filter(pl.col("cot_chars") > 0)["cot_chars"]),
+        "cot_share": round(kept.filter(pl.col("cot_chars") > 0).height / kept.height, 4) if kept.height else 0.0,
+        "cot_histogram": _histogram(kept.filter(pl.col("cot_chars") > 0)["cot_chars"]),
+        "answer_chars": _quantiles(kept["answer_chars"]),
+        "answer_histogram": _histogram(kept["answer_chars"]),
+    }
+    return {"run_dir": str(run.path), "summary": summary, "funnel": funnel, "stages": stages,
+            "outcomes": summary.get("outcomes", {}), "judge": summary.get("judge", {}), "examples": examples,
+            "facts": facts, "quarantined": quarantined}
+
+
+def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A few discarded records per top reason, and regenerated records with what they replaced."""
+    wanted = {(s["stage"], r["reason"]) for s in stages for r in s["reasons"][:REASONS_WITH_EXAMPLES]}
+    taken: dict[tuple[str, str], int] = {}
+    discarded: list[dict[str, Any]] = []
+    for r in run.lines("discarded"):
+        key = (r.get("stage"), r.get("reason"))
+        if key in wanted and taken.get(key, 0) < EXAMPLES_PER_REASON:
+            taken[key] = taken.get(key, 0) + 1
+            discarded.append(_example(r))
+        if len(taken) == len(wanted) and all(v >= EXAMPLES_PER_REASON for v in taken.values()):
+            break
+    regenerated: list[dict[str, Any]] = []
+    for kind in ("kept", "discarded"):
+        for r in run.lines(kind):
+            steps = [s for s in r.get("trail", []) if s.get("verdict") == "regenerate" and s.get("before")]
+            if steps:
+                regenerated.append({**_example(r), "kind": kind,
+                                    "regenerations": [{**s, "before": clean(s["before"])} for s in steps]})
+            if len(regenerated) >= 6:
+                break
+    return {"discarded": discarded, "regenerated": regenerated}
+
+
+def _example(r: dict[str, Any]) -> dict[str, Any]:
+    judged = [s for s in r.get("trail", []) if s.get("judge") != "rules" and s.get("message")]
+    return {"index": r["index"], "id": clean(r.get("id")), "stage": r.get("stage"), "reason": r.get("reason"),
+            "message": clean(r.get("message")), "query": clean(r.get("query", "")), "answer": clean(_answer_text(r)),
+            "cot": clean(r.get("cot") or ""), "judge_reasons": [clean(f"{s['stage']}: {s['message']}") for s in judged]}

@@ -1,0 +1,115 @@
+"""Read a run folder into polars frames: one row per record, one row per verdict of its trail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from funreason_refine.errors import RefineError
+from funreason_refine.run_folder import FILES, SUMMARY
+
+
+@dataclass
+class RunData:
+    """A run folder read back. The frames are built on first use (audit needs none of them)."""
+
+    path: Path
+    summary: dict[str, Any]
+    _frames: tuple[Any, Any] | None = None
+
+    @property
+    def records(self) -> Any:
+        """polars.DataFrame, one row per record: index, id, kind, stage, reason, message, sizes, functions."""
+        return self._load()[0]
+
+    @property
+    def steps(self) -> Any:
+        """polars.DataFrame, one row per verdict of every trail."""
+        return self._load()[1]
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._frames is None:
+            self._frames = _frames(self.path)
+        return self._frames
+
+    def lines(self, kind: str) -> Iterator[dict[str, Any]]:
+        """The records of one outcome file, parsed, in input order."""
+        with (self.path / FILES[kind]).open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def clean(text: Any) -> Any:
+    """Text as polars and terminals can hold it: lone surrogates (legal JSON escapes, not valid
+    Unicode) are shown as their escape, \\ud800, instead of failing."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _answer_text(record: dict[str, Any]) -> str:
+    target = record.get("target")
+    if isinstance(target, str):
+        return target.split("</think>\n\n", 1)[-1]
+    answer = record.get("answer")
+    return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+
+
+def load_run(path: Path) -> RunData:
+    """Raises RefineError when ``path`` is not a run folder."""
+    path = Path(path)
+    if not (path / SUMMARY).is_file():
+        raise RefineError(f"{path} is not a run folder: it has no {SUMMARY}. Give the folder `refine run` wrote "
+                          "(the pipeline's [output] dir or --out)")
+    return RunData(path=path, summary=json.loads((path / SUMMARY).read_text(encoding="utf-8")))
+
+
+def _frames(path: Path) -> tuple[Any, Any]:
+    import polars as pl
+
+    rec: dict[str, list[Any]] = {k: [] for k in ("index", "id", "kind", "stage", "reason", "message", "n_calls",
+                                                 "n_tools", "text_answer", "cot_chars", "answer_chars", "functions")}
+    steps: dict[str, list[Any]] = {k: [] for k in ("index", "kind", "stage", "verdict", "reason", "judge", "attempt")}
+    for kind, name in FILES.items():
+        file = path / name
+        if not file.exists():
+            continue
+        with file.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                answer = r.get("answer")
+                calls = answer if isinstance(answer, list) else []
+                rec["index"].append(r["index"])
+                rec["id"].append(clean(str(r.get("id", ""))))
+                rec["kind"].append(kind)
+                rec["stage"].append(clean(r.get("stage")))
+                rec["reason"].append(clean(r.get("reason")))
+                rec["message"].append(clean(r.get("message") or r.get("error")))
+                rec["n_calls"].append(len(calls))
+                rec["n_tools"].append(len(r.get("tools") or []))
+                rec["text_answer"].append(isinstance(answer, str))
+                rec["cot_chars"].append(len(r.get("cot") or ""))
+                rec["answer_chars"].append(len(_answer_text(r)) if kind != "quarantined" else 0)
+                rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
+                for s in r.get("trail") or []:
+                    steps["index"].append(r["index"])
+                    steps["kind"].append(kind)
+                    steps["stage"].append(clean(s.get("stage")))
+                    steps["verdict"].append(s.get("verdict"))
+                    steps["reason"].append(clean(s.get("reason")))
+                    steps["judge"].append(clean(s.get("judge", "rules")))
+                    steps["attempt"].append(s.get("attempt", 1))
+    strings = {name: pl.String for name in ("id", "kind", "stage", "reason", "message")}
+    records = pl.DataFrame(rec, schema_overrides={**strings, "functions": pl.List(pl.String)})
+    step_frame = pl.DataFrame(steps, schema_overrides={n: pl.String for n in ("kind", "stage", "verdict", "reason", "judge")})
+    return records.sort("index"), step_frame

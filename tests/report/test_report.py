@@ -1,0 +1,128 @@
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
+from funreason_refine.report.compare import cohen_kappa
+from tests.conftest import QUICKSTART
+
+
+class Numbers(HTMLParser):
+    """Every element with a data-key attribute: key -> its text."""
+
+    def __init__(self):
+        super().__init__()
+        self.values, self._key, self.tags = {}, None, set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self._key = dict(attrs).get("data-key", self._key if tag == "span" and self._key else None)
+        for name, value in attrs:
+            if name in ("src", "href") and value and "://" in value:
+                raise AssertionError(f"external resource {value}")
+
+    def handle_data(self, data):
+        if self._key:
+            self.values[self._key] = data.strip()
+            self._key = None
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs") / "run"
+    run_pipeline(load_pipeline(QUICKSTART / "pipeline.toml", out))
+    return out
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_report_numbers_in_the_html_equal_summary_json(run_dir):
+    result = invoke("report", run_dir)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    parser = Numbers()
+    parser.feed((run_dir / "report.html").read_text())
+    got = parser.values
+    assert "script" not in parser.tags
+    assert int(got["input.records"]) == summary["input"]["records"] == 54
+    for kind, n in summary["outcomes"].items():
+        assert int(got[f"outcomes.{kind}"]) == n
+    for stage, counts in summary["stages"].items():
+        for key in ("passed", "regenerated", "discarded"):
+            assert int(got[f"stages.{stage}.{key}"]) == counts[key], (stage, key)
+        for reason, n in counts["records_discarded"].items():
+            assert int(got[f"reasons.{stage}.{reason}"]) == n
+    assert int(got["funnel.kept"]) == summary["outcomes"]["kept"]
+    assert int(got["funnel.readable"]) == 54 - summary["outcomes"]["quarantined"]
+    assert int(got["regeneration.function_params.fixed"]) == 2
+    assert int(got["facts.kept"]) == summary["outcomes"]["kept"]
+    html = (run_dir / "report.html").read_text()
+    assert '[get_forecast(city="Rome", days="5")]' in html.replace("&quot;", '"'), "the rejected answer beside the regenerated one"
+    md = (run_dir / "report.md").read_text()
+    assert "| function_params | 30 | 2 | 6 | 0 | 2 / 0 |" in md
+    assert "Verdicts per stage" in result.output and "Funnel" in result.output
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (CI installs it)")
+def test_the_html_report_renders_in_headless_chromium(run_dir, tmp_path):
+    invoke("report", run_dir)
+    png = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000", f"--screenshot={png}",
+                    (run_dir / "report.html").as_uri()], capture_output=True, timeout=120, check=True)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_report_of_a_folder_that_is_not_a_run(tmp_path):
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 1 and "is not a run folder: it has no summary.json" in result.output
+
+
+def test_audit_filters_and_prints_the_trail(run_dir):
+    result = invoke("audit", run_dir, "--stage", "function_params", "--reason", "wrong_type")
+    assert result.exit_code == 0
+    assert result.output.count("function_params / wrong_type") == 2
+    assert "'a few' is not of type" in result.output or "\"a few\" is not of type" in result.output
+    lines = invoke("audit", run_dir, "--stage", "cot", "--json", "--limit", "2").output.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 2 and all(r["stage"] == "cot" and r["trail"] for r in records)
+    missing = invoke("audit", run_dir, "--reason", "no_such_reason")
+    assert missing.exit_code == 1 and "--stage cot --reason empty_cot (1)" in missing.output
+
+
+def test_audit_shows_lone_surrogates_as_escapes(run_dir):
+    result = invoke("audit", run_dir, "--reason", "round_trip_mismatch")
+    assert result.exit_code == 0 and "\\ud800" in result.output
+
+
+def test_cohen_kappa():
+    assert cohen_kappa([True, True, False, False], [True, False, False, False]) == 0.5
+    assert cohen_kappa([True, False], [True, False]) == 1.0
+    assert cohen_kappa([True, True], [True, True]) is None
+
+
+def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
+    strict = tmp_path / "strict.toml"
+    strict.write_text((QUICKSTART / "pipeline.toml").read_text().replace("required = false", "required = true")
+                      .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"'))
+    run_pipeline(load_pipeline(strict, tmp_path / "strict"))
+    html = tmp_path / "compare.html"
+    result = invoke("compare", run_dir, tmp_path / "strict", "--html", html)
+    assert result.exit_code == 0, result.output
+    parser = Numbers()
+    parser.feed(html.read_text())
+    assert parser.values["kappa.classification"] == "1.0" and parser.values["agreement.cot"] != "1.0"
+    # The strict run also discards the kept records without a CoT (two: ok-no-cot, ok-no-cot-2).
+    assert "discarded at cot missing_cot" in result.output.replace("\n", " ") or "missing_cot" in result.output
+    assert "Records they disagree on (5" in result.output
+    assert "different inputs" not in result.output
