@@ -54,17 +54,52 @@ def main() -> None:
               help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1; "
                    "judged pipelines run in one process).")
 @click.option("--judge-model", help="Use this LiteLLM model as [judge] model for this run.")
+@click.option("--fresh", is_flag=True, help="Start the run folder over (cached judge answers are kept).")
+@click.option("--accept-changes", is_flag=True,
+              help="Go on in a run folder started with another pipeline configuration.")
 def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | None,
-        judge_model: str | None) -> None:
+        judge_model: str | None, fresh: bool, accept_changes: bool) -> None:
     """Run PIPELINE; on an existing run folder, resume where it stopped."""
     from funreason_refine.config import load_pipeline
-    from funreason_refine.console import RunDisplay, summary_tables
-    from funreason_refine.engine import run_pipeline
 
     loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
+    _run(loaded, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the retry.")
+def retry(run_dir: Path, judge_model: str | None) -> None:
+    """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
+    import json
+
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.run_folder import RUN_FILE
+
+    run_file = run_dir / RUN_FILE
+    if not run_file.exists():
+        raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
+    pipeline = Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
+    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True)
+
+
+def _run(loaded, **options) -> None:
+    import signal
+
+    from funreason_refine.console import RunDisplay, summary_tables
+    from funreason_refine.engine import RunInterrupted, run_pipeline
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
     size = loaded.input.path.stat().st_size
-    with RunDisplay(err, size, loaded.input.path.name) as progress:
-        result = run_pipeline(loaded, limit=limit, progress=progress, workers=workers)
+    try:
+        with RunDisplay(err, size, loaded.input.path.name) as progress:
+            result = run_pipeline(loaded, progress=progress, **options)
+    except RunInterrupted as exc:
+        err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
+        sys.exit(130)
     if result.resumed:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):

@@ -109,6 +109,7 @@ class Pipeline:
     stages: list[ConfiguredStage]
     config_hash: str
     judging: Judging | None = None
+    config: dict[str, Any] | None = None  # what the hash covers, kept for saying what changed
 
 
 def _loc(file: Path, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
@@ -316,11 +317,13 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     if stage_judges or parsed.generate is not None:
         judging = Judging(defaults=parsed.judge, stages=stage_judges, generator=parsed.generate,
                           max_cost=parsed.max_cost)
+    config = _config(parsed, stages, judging)
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     return Pipeline(path=path, input=parsed.input, output_dir=output_dir, stages=stages,
-                    config_hash=_hash(parsed, stages, judging), judging=judging)
+                    config_hash=config_hash, judging=judging, config=config)
 
 
-def _hash(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging | None) -> str:
+def _config(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging | None) -> dict[str, Any]:
     """What decides the results: input, stages, policies, configs, judges and prompts (not the output dir)."""
     payload: dict[str, Any] = {
         "input": parsed.input.model_dump(mode="json"),
@@ -331,4 +334,4 @@ def _hash(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging 
         payload["judges"] = {name: {"template": sj.template, "vote": sj.vote,
                                     "judges": [j.sampling() for j in sj.judges]} for name, sj in judging.stages.items()}
         payload["generate"] = judging.generator.model_dump(mode="json") if judging.generator else None
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json.loads(json.dumps(payload, default=str))

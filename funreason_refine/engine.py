@@ -380,14 +380,34 @@ async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pi
     return runner, runner.stopped
 
 
+class RunInterrupted(RefineError):
+    """Ctrl-C or SIGTERM: what was finished is saved."""
+
+
 def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progress | None = None,
-                 workers: int | None = None) -> RunResult:
+                 workers: int | None = None, fresh: bool = False, accept_changes: bool = False,
+                 retry_errors: bool = False) -> RunResult:
+    """Run (or resume) a pipeline into its run folder.
+
+    ``fresh`` starts the folder over (the judge cache stays); ``accept_changes`` goes on in a
+    folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl.
+    """
     progress = progress or Progress()
     judged = pipeline.judging is not None
     workers = 1 if judged else (workers or default_workers(pipeline))
     stream = _open_stream(pipeline)
     folder = RunFolder(pipeline.output_dir)
-    folder.open()
+    folder.lock()
+    try:
+        if fresh:
+            folder.clear()
+        folder.check_config(str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes)
+        if retry_errors:
+            folder.forget_errors()
+        folder.open()
+    except BaseException:
+        folder.close()
+        raise
     resumed = folder.resumed
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -418,6 +438,9 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
             for written in results:
                 emit(written)
         total_input = stream.count
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"interrupted after {len(folder.done)} records; everything finished is saved in "
+                             f"{folder.path}: run the same command again to resume") from None
     finally:
         folder.close()
     seconds = time.perf_counter() - t0

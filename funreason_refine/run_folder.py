@@ -20,6 +20,12 @@ from funreason_refine.tally import OUTCOMES, Tally
 
 FILES = {kind: f"{kind}.jsonl" for kind in OUTCOMES}
 SUMMARY = "summary.json"
+RUN_FILE = "run.json"
+LOCK = "run.lock"
+
+
+class ConfigChanged(RunFolderError):
+    """The folder was started with another pipeline configuration."""
 
 
 def to_json_line(model: BaseModel) -> str:
@@ -59,15 +65,80 @@ class IndexSet:
         return self.count
 
 
+def _diff(old: Any, new: Any, where: str = "") -> list[str]:
+    """What changed between two configuration payloads, as 'key: old -> new' lines."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _diff(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for i, (a, b) in enumerate(zip(old, new)) for line in _diff(a, b, f"{where}[{i}]")]
+    if old == new:
+        return []
+    show = lambda v: (json.dumps(v)[:80] + ("..." if len(json.dumps(v)) > 80 else ""))  # noqa: E731
+    return [f"{where}: {show(old)} -> {show(new)}"]
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.done = IndexSet()
         self.tally = Tally()
         self._files: dict[str, IO[str]] = {}
+        self._lock: IO[str] | None = None
+
+    def lock(self) -> None:
+        """Take the folder for this process; a second run on it is refused, not interleaved."""
+        import fcntl
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = (self.path / LOCK).open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise RunFolderError(f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
+                                 "Choose another [output] dir or --out, or fix its permissions.") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderError(f"{self.path} is in use by {holder}; wait for it to finish or use another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"refine run (pid {os.getpid()})")
+        handle.flush()
+        self._lock = handle
+
+    def check_config(self, pipeline_path: str, config: dict[str, Any], config_hash: str, accept_changes: bool) -> None:
+        """Record the configuration of a new folder; on an old one, refuse a changed one unless accepted."""
+        from funreason_refine import __version__
+
+        run_file = self.path / RUN_FILE
+        if run_file.exists():
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+            if previous.get("config_hash") == config_hash:
+                return
+            if not accept_changes:
+                changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
+                raise ConfigChanged(f"{self.path} was started with another pipeline configuration:\n  "
+                                    + "\n  ".join(changes[:20])
+                                    + "\nRun again with --accept-changes to go on with the new configuration (finished "
+                                      "records stay as they are; cached judge answers are reused), or --fresh to start "
+                                      "this folder over.")
+        payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
+        tmp = self.path / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, run_file)
+
+    def clear(self) -> None:
+        """Start the folder over: outcome files and summary go; the judge answer cache stays."""
+        for name in (*FILES.values(), SUMMARY, RUN_FILE):
+            (self.path / name).unlink(missing_ok=True)
 
     def open(self) -> None:
-        """Create the folder, read back finished work (resume), open the files for appending."""
+        """Read back finished work (resume), open the outcome files for appending."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for kind, name in FILES.items():
@@ -85,6 +156,7 @@ class RunFolder:
 
     def _read_back(self, kind: str, file: Path) -> None:
         good_bytes = 0
+        size = file.stat().st_size
         with file.open("rb") as fh:
             for lineno, raw in enumerate(fh, 1):
                 if not raw.endswith(b"\n"):
@@ -93,6 +165,8 @@ class RunFolder:
                     line = json.loads(raw)
                     index = line["index"]
                 except (ValueError, KeyError, TypeError):
+                    if good_bytes + len(raw) == size:
+                        break  # a last line garbled by a power cut: dropped, the record is redone
                     raise RunFolderError(f"{file}:{lineno} is not a line this tool wrote; the run folder "
                                          "cannot be resumed. Use a new --out folder.") from None
                 if not self.done.add(index):
@@ -117,7 +191,24 @@ class RunFolder:
         tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.path / SUMMARY)
 
+    def forget_errors(self) -> int:
+        """Drop errors.jsonl, so that a resume redoes those records; returns how many there were.
+
+        Atomic: the records are either still errors or not done, never both or lost.
+        """
+        file = self.path / FILES["errors"]
+        if not file.exists():
+            return 0
+        count = sum(1 for line in file.open(encoding="utf-8") if line.strip())
+        tmp = self.path / (FILES["errors"] + ".tmp")
+        tmp.write_text("", encoding="utf-8")
+        os.replace(tmp, file)
+        return count
+
     def close(self) -> None:
         for fh in self._files.values():
             fh.close()
         self._files.clear()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None

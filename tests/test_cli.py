@@ -25,7 +25,7 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     assert result.exit_code == 0, result.output
     folder = tmp_path / "run"
     assert sorted(p.name for p in folder.iterdir()) == ["discarded.jsonl", "errors.jsonl", "kept.jsonl",
-                                                       "quarantined.jsonl", "summary.json"]
+                                                       "quarantined.jsonl", "run.json", "run.lock", "summary.json"]
     summary = json.loads((folder / "summary.json").read_text())
     for stage, reasons in REASONS.items():
         assert set(summary["stages"][stage]["records_discarded"]) == reasons, stage

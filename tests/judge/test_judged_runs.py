@@ -197,7 +197,9 @@ def test_cached_answers_make_a_rerun_free(tmp_path):
             (tmp_path / "run" / f"{name}.jsonl").unlink()
         path.write_text(path.read_text() + '[[stages]]\nname = "cot"\nprompt = "Is this CoT right? {cot} ===== COT ====="\n'
                         '[[stages]]\nname = "format"\n')
-        run(path)
+        with pytest.raises(RefineError, match="started with another pipeline configuration"):
+            run(path)
+        run_pipeline(load_pipeline(path), accept_changes=True)
         assert {stage_of(r.prompt) for r in server.requests[first:]} == {"cot"}
 
 
