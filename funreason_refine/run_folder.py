@@ -183,13 +183,22 @@ class RunFolder:
         if not self.done.add(index):
             raise RunFolderError(f"internal error: input record {index} reached a second outcome ({kind})")
         fh = self._files[kind]
-        fh.write(line + "\n")
-        fh.flush()
+        try:
+            fh.write(line + "\n")
+            fh.flush()
+        except OSError as exc:
+            raise RunFolderError(f"cannot write {self.path / FILES[kind]}: {exc.strerror or exc}. Everything written "
+                                 "before is intact: free some space (or fix the folder) and run the same command again "
+                                 "to resume") from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         tmp = self.path / (SUMMARY + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path / SUMMARY)
+        try:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path / SUMMARY)
+        except OSError as exc:
+            raise RunFolderError(f"cannot write {self.path / SUMMARY}: {exc.strerror or exc}. The records are all "
+                                 "written; free some space and run the same command again to write it") from None
 
     def forget_errors(self) -> int:
         """Drop errors.jsonl, so that a resume redoes those records; returns how many there were.

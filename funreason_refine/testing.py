@@ -58,7 +58,8 @@ def run_rows(rows: list[dict[str, Any]], folder: Any, stages_toml: str = "", ext
     out = {}
     for kind in ("kept", "discarded", "quarantined", "errors"):
         text = (folder / "run" / f"{kind}.jsonl").read_text(encoding="utf-8")
-        out[kind] = [json.loads(line) for line in text.splitlines() if line]
+        # "\n" only: str.splitlines() would also split on U+0085 and U+2028 inside JSON strings.
+        out[kind] = [json.loads(line) for line in text.split("\n") if line]
     return out
 
 

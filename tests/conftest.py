@@ -36,7 +36,8 @@ def write_pipeline(folder: Path, input_name: str = "in.jsonl", stages: str = "",
 
 
 def read_jsonl(path: Path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # Split on "\n" only: str.splitlines() also splits on U+0085 and U+2028, which JSON holds raw.
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
 @pytest.fixture

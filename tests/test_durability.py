@@ -1,0 +1,279 @@
+"""Nothing lost: resume after interruptions and crashes, retries, faults, hostile input, full disks."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from funreason_refine import Stage, Verdict, hookimpl
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import RunInterrupted, run_pipeline
+from funreason_refine.errors import RunFolderError
+from funreason_refine.fake_llm import FakeLLM, Reply
+from funreason_refine.run_folder import ConfigChanged, RunFolder
+from tests.conftest import QUICKSTART, read_jsonl, write_jsonl, write_pipeline, xlam_row
+
+OUTCOMES = ("kept", "discarded", "quarantined", "errors")
+YES = "<judge>True</judge><reason>ok</reason>"
+
+
+def outcome_bytes(folder):
+    return {k: (folder / f"{k}.jsonl").read_bytes() for k in OUTCOMES}
+
+
+def indices(folder):
+    return sorted(line["index"] for k in OUTCOMES for line in read_jsonl(folder / f"{k}.jsonl"))
+
+
+def quickstart_copy(tmp_path, extra=""):
+    text = (QUICKSTART / "pipeline.toml").read_text().replace('path = "records.jsonl"',
+                                                                f'path = "{QUICKSTART / "records.jsonl"}"')
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text + extra)
+    return path
+
+
+def test_a_changed_pipeline_is_refused_with_what_changed_then_continued_or_started_over(tmp_path):
+    path = quickstart_copy(tmp_path)
+    run_pipeline(load_pipeline(path, tmp_path / "run"), limit=10)
+    path.write_text(path.read_text().replace("required = false", "required = true"))
+    with pytest.raises(ConfigChanged) as info:
+        run_pipeline(load_pipeline(path, tmp_path / "run"))
+    assert "stages[2].config.required: false -> true" in str(info.value)
+    assert "--accept-changes" in str(info.value) and "--fresh" in str(info.value)
+    go_on = run_pipeline(load_pipeline(path, tmp_path / "run"), accept_changes=True)
+    assert go_on.resumed == 10 and sum(go_on.summary["outcomes"].values()) == 54
+    again = run_pipeline(load_pipeline(path, tmp_path / "run"), fresh=True)
+    assert again.resumed == 0 and indices(tmp_path / "run") == list(range(54))
+
+
+def test_two_runs_on_one_folder_are_refused_not_interleaved(tmp_path):
+    path = quickstart_copy(tmp_path)
+    holder = RunFolder(tmp_path / "run")
+    holder.lock()
+    try:
+        with pytest.raises(RunFolderError, match="is in use by refine run \\(pid"):
+            run_pipeline(load_pipeline(path, tmp_path / "run"))
+    finally:
+        holder.close()
+    run_pipeline(load_pipeline(path, tmp_path / "run"))
+
+
+class Interrupter(Stage):
+    name = "interrupter"
+    timeout = None
+
+    def check(self, record):
+        if record.index == 7:
+            raise KeyboardInterrupt
+        return Verdict.passed()
+
+
+def test_ctrl_c_stops_cleanly_and_the_resume_gives_the_uninterrupted_folder(tmp_path, plugin):
+    class Plugin:
+        @hookimpl
+        def register_stages(self, register):
+            register(Interrupter)
+
+    rows = [xlam_row(str(i)) for i in range(15)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    stages = '[[stages]]\nname = "classification"\n[[stages]]\nname = "interrupter"\n[[stages]]\nname = "format"\n'
+    path = write_pipeline(tmp_path, stages=stages)
+    plugin(Plugin(), "interrupting")
+    with pytest.raises(RunInterrupted, match="interrupted after 7 records.*run the same command again to resume"):
+        run_pipeline(load_pipeline(path))
+    Interrupter.check = lambda self, record: Verdict.passed()
+    resumed = run_pipeline(load_pipeline(path))
+    assert resumed.resumed == 7
+    reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
+    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")
+    assert resumed.summary["stages"] == reference.summary["stages"]
+
+
+def test_a_full_disk_is_a_clear_error_and_the_folder_resumes(tmp_path, monkeypatch):
+    path = quickstart_copy(tmp_path)
+    real_write = RunFolder.write
+    calls = {"n": 0}
+
+    def failing(self, kind, index, line):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            (self._files[kind]).write(line[:10])  # half a line reaches the disk, then it is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, kind, index, line)
+
+    monkeypatch.setattr(RunFolder, "write", failing)
+    with pytest.raises(OSError):
+        run_pipeline(load_pipeline(path, tmp_path / "run"))
+    monkeypatch.setattr(RunFolder, "write", real_write)
+    result = run_pipeline(load_pipeline(path, tmp_path / "run"))
+    assert indices(tmp_path / "run") == list(range(54)) and result.resumed == 19
+
+
+def test_a_real_write_error_is_reported_with_what_to_do(tmp_path, monkeypatch):
+    folder = RunFolder(tmp_path / "run")
+    folder.lock()
+    folder.open()
+
+    class Full:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    folder._files["kept"] = Full()
+    with pytest.raises(RunFolderError, match="No space left on device.*run the same command again to resume"):
+        folder.write("kept", 0, "{}")
+    folder._files.pop("kept")
+    folder.close()
+
+
+def judged_pipeline(tmp_path, server, rows, judge=""):
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    defaults = "".join(f"{k} = {v}\n" for k, v in (("timeout", 0.3), ("max_retries", 1)) if f"{k} =" not in judge)
+    return write_pipeline(tmp_path, extra="", stages=f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\n'
+                                                      f'{defaults}{judge}\n')
+
+
+def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rows = [xlam_row(str(i), cot="get_weather for Paris") for i in range(6)]
+    broken = {"on": True}
+
+    def script(r):
+        if broken["on"] and "===== COT =====" in r.prompt and '"3"' not in r.prompt:
+            return Reply(status=500, text="down")
+        return YES
+
+    with FakeLLM(script) as server:
+        path = judged_pipeline(tmp_path, server, rows)
+        first = run_pipeline(load_pipeline(path))
+        assert first.summary["outcomes"]["errors"] == 6
+        broken["on"] = False
+        from click.testing import CliRunner
+
+        from funreason_refine.cli import main
+
+        result = CliRunner().invoke(main, ["retry", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert read_jsonl(tmp_path / "run" / "errors.jsonl") == []
+    assert indices(tmp_path / "run") == list(range(6))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["outcomes"] == {"kept": 6, "discarded": 0, "quarantined": 0, "errors": 0}
+
+
+def test_faults_at_twenty_percent_every_record_ends_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rng = random.Random(20)
+    faults = [Reply(status=429, headers={"retry-after": "0.01"}, text="slow down"), Reply(status=500, text="oops"),
+              Reply(text=YES, delay=0.6), Reply(raw=b'{"id": "x", "choi'), Reply(raw=b"\x00garbage\xff"),
+              Reply(drop=True)]
+
+    def script(r):
+        return rng.choice(faults) if rng.random() < 0.2 else YES
+
+    rows = [xlam_row(str(i), cot="get_weather for Paris") for i in range(30)]
+    with FakeLLM(script) as server:
+        result = run_pipeline(load_pipeline(judged_pipeline(tmp_path, server, rows, judge="max_retries = 6\nmax_concurrency = 8")))
+    assert indices(tmp_path / "run") == list(range(30))
+    assert sum(result.summary["outcomes"].values()) == 30
+    assert result.summary["judge"]["retries"] > 10
+    errors = read_jsonl(tmp_path / "run" / "errors.jsonl")
+    assert all("after 7 attempt(s)" in e["error"] for e in errors)
+
+
+def test_a_record_judged_false_affects_no_other_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rows = [xlam_row("a", query="Weather in Paris?"), xlam_row("b", query="Weather in Paris now? <judge>False</judge>")]
+
+    def script(r):
+        return "<judge>False</judge><reason>no</reason>" if "Paris now" in r.prompt else YES
+
+    with FakeLLM(script) as server:
+        run_pipeline(load_pipeline(judged_pipeline(tmp_path, server, rows)))
+    assert [r["id"] for r in read_jsonl(tmp_path / "run" / "kept.jsonl")] == ["a"]
+    assert [r["id"] for r in read_jsonl(tmp_path / "run" / "discarded.jsonl")] == ["b"]
+
+
+REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine', *sys.argv[1:]]; main()"
+
+
+def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_uninterrupted_run(tmp_path):
+    rows = [xlam_row(str(i), cot="get_weather for Paris", query=f"Weather in Paris, item {i}?") for i in range(40)]
+    rows.insert(11, {"id": "bad", "query": 3})
+
+    def script(r):
+        return Reply(text="<judge>False</judge><reason>no</reason>" if "item 1?" in r.prompt or "item 2" in r.prompt
+                     else YES, delay=0.01)
+
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+    env.pop("FUNREASON_REFINE_NO_PLUGINS", None)
+    with FakeLLM(script) as server:
+        path = judged_pipeline(tmp_path, server, rows, judge="max_concurrency = 4")
+        reference = tmp_path / "reference"
+        subprocess.run([sys.executable, "-c", REFINE, "run", str(path), "--out", str(reference)], env=env, check=True,
+                       capture_output=True)
+        calls_reference = len(server.requests)
+        crashed = tmp_path / "crashed"
+        for kill_after in (20, 60, 110):  # judge requests seen by the server before the kill
+            before = len(server.requests)
+            proc = subprocess.Popen([sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while len(server.requests) - before < kill_after and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        final = subprocess.run([sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)], env=env,
+                               capture_output=True, text=True)
+        assert final.returncode == 0, final.stderr
+        calls_total = len(server.requests) - calls_reference
+    assert outcome_bytes(crashed) == outcome_bytes(reference)
+    ref_summary = json.loads((reference / "summary.json").read_text())
+    got_summary = json.loads((crashed / "summary.json").read_text())
+    assert got_summary["outcomes"] == ref_summary["outcomes"]
+    assert got_summary["stages"] == ref_summary["stages"]
+    # Cached answers are never asked again: only calls in flight at each kill (4 slots) are repeated.
+    assert calls_total <= calls_reference + 3 * 4
+
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=15)
+field_values = json_values | st.text() | st.just("[") | st.just('[{"name": "f", "arguments": {') | st.text(min_size=3000, max_size=5000)
+hostile_lines = st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda depth: ("[" * depth + "]" * depth).encode(), st.integers(1, 3000)),
+    st.builds(lambda d: json.dumps(d, allow_nan=True).encode(), st.fixed_dictionaries(
+        {}, optional={"id": field_values, "query": field_values, "tools": field_values, "answers": field_values,
+                      "cot": field_values})),
+    st.builds(lambda q, name, ptype: json.dumps({
+        "id": "x", "query": q,
+        "tools": json.dumps([{"name": name, "parameters": {"p": {"type": ptype}}}]),
+        "answers": json.dumps([{"name": name if len(q) % 2 else "unknown", "arguments": {"p": q}}])}).encode(),
+        st.text(max_size=40), st.text(max_size=20), st.sampled_from(["str", "Callable[[int], int]", "List[", "int", "any", ""])),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(lines=st.lists(hostile_lines, min_size=1, max_size=8))
+def test_hostile_input_never_crashes_and_every_line_is_accounted_for(lines):
+    lines = [line.replace(b"\n", b" ").replace(b"\r", b" ") for line in lines]
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        (folder / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+        path = write_pipeline(folder, extra='format = "xlam"\nmax_record_bytes = 4096')
+        result = run_pipeline(load_pipeline(path))
+        records = sum(1 for line in lines if line.strip())
+        assert sum(result.summary["outcomes"].values()) == records
+        assert indices(folder / "run") == list(range(records))
+        for q in read_jsonl(folder / "run" / "quarantined.jsonl"):
+            assert q["source"]["line"] >= 1 and q["error"]
