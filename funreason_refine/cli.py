@@ -228,6 +228,21 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     out.print(f"wrote {html_path}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["funreason", "hermes", "sharegpt", "openai"]), required=True,
+              help="funreason: the paper's <think> + [calls] target; hermes: <tool_call> blocks; sharegpt: "
+                   "LLaMA-Factory; openai: messages with tool_calls (TRL).")
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSONL file, or .parquet for Parquet.")
+def export(run_dir: Path, fmt: str, output: Path) -> None:
+    """Write RUN_DIR's kept records as training data."""
+    from funreason_refine.export import export_run
+
+    count = export_run(run_dir, fmt, output)
+    out.print(f"wrote {count} records to {output}" + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else ""))
+
+
 def _register_plugin_commands() -> None:
     from funreason_refine.errors import PluginError
     from funreason_refine.plugin_manager import get_plugin_manager

@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from funreason_refine.errors import InputError
-from funreason_refine.readers import bfcl, xlam
+from funreason_refine.readers import bfcl, chat, xlam
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.readers.raw import iter_raw, preview
 from funreason_refine.record import Source
 from funreason_refine.record import Quarantined, Record
 
-FORMATS = ("xlam", "bfcl")
+FORMATS = ("xlam", "bfcl", "openai", "sharegpt")
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 
 RawItem = tuple[int, Source, "dict[str, Any] | str", str]
@@ -24,7 +24,7 @@ RawItem = tuple[int, Source, "dict[str, Any] | str", str]
 
 
 def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
-    """Tell xLAM from BFCL by the keys of the first readable record."""
+    """Tell the formats apart by the keys of the first readable record."""
     for source, obj, _ in iter_raw(path, max_record_bytes):
         if isinstance(obj, str):
             continue
@@ -32,6 +32,10 @@ def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
             return "xlam"
         if bfcl.looks_like(obj):
             return "bfcl"
+        if chat.looks_like_openai(obj):
+            return "openai"
+        if chat.looks_like_sharegpt(obj):
+            return "sharegpt"
         keys = ", ".join(sorted(obj)[:8])
         raise InputError(f"cannot tell the format of {path}: the record at line {source.line} has keys "
                          f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}")
@@ -58,6 +62,14 @@ class InputStream:
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         if self.format == "bfcl":
             return bfcl.to_record(obj, source, index, self._answers)
+        if self.format == "openai":
+            if not chat.looks_like_openai(obj):
+                raise FieldError("messages", "missing field 'messages' (a list of chat messages)")
+            return chat.openai_record(obj, source, index)
+        if self.format == "sharegpt":
+            if not chat.looks_like_sharegpt(obj):
+                raise FieldError("conversations", "missing field 'conversations' (a list of turns)")
+            return chat.sharegpt_record(obj, source, index)
         return xlam.to_record(obj, source, index)
 
     def raw_items(self, skip: Container[int] = (), limit: int | None = None,

@@ -127,3 +127,35 @@ def test_undetectable_format_says_what_to_set(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [{"prompt": "hi", "completion": "yo"}])
     with pytest.raises(InputError, match=r"line 1 has keys \[completion, prompt\].*\[input\] format"):
         detect_format(path)
+
+
+def test_openai_messages_with_tool_calls_reasoning_and_content_parts(tmp_path):
+    row = {"id": 7, "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}],
+           "messages": [{"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": [{"type": "text", "text": "Call f with 2"}]},
+                        {"role": "assistant", "content": None, "reasoning_content": "f needs x=2",
+                         "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 2}"}}]}]}
+    path = write_jsonl(tmp_path / "o.jsonl", [row])
+    assert detect_format(path) == "openai"
+    (record,) = InputStream(path, None).items()
+    assert (record.id, record.query, record.cot) == ("7", "Call f with 2", "f needs x=2")
+    assert [c.model_dump() for c in record.calls] == [{"name": "f", "arguments": {"x": 2}}]
+
+
+def test_sharegpt_parallel_function_calls_and_bad_turns(tmp_path):
+    good = {"conversations": [{"from": "human", "value": "Weather in A and B"},
+                              {"from": "function_call", "value": json.dumps([{"name": "w", "arguments": {"c": "A"}},
+                                                                             {"name": "w", "arguments": {"c": "B"}}])}],
+            "tools": json.dumps([{"name": "w", "parameters": {"type": "object", "properties": {"c": {"type": "string"}}}}])}
+    bad = {"conversations": [{"from": "gpt", "value": "hello"}], "tools": "[]"}
+    path = write_jsonl(tmp_path / "s.jsonl", [good, bad])
+    record, quarantined = InputStream(path, "sharegpt").items()
+    assert [c.arguments for c in record.calls] == [{"c": "A"}, {"c": "B"}]
+    assert isinstance(quarantined, Quarantined) and quarantined.field == "conversations"
+    assert "no human turn" in quarantined.error
+
+
+def test_openai_record_without_a_user_message_is_quarantined(tmp_path):
+    path = write_jsonl(tmp_path / "o.jsonl", [{"messages": [{"role": "assistant", "content": "hi"}]}])
+    (q,) = InputStream(path, "openai").items()
+    assert isinstance(q, Quarantined) and (q.field, q.error) == ("messages", "no user message")

@@ -10,16 +10,11 @@ from typing import Any
 import torch
 
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
+from funreason_refine.targets import FUNREASON_SYSTEM
 
 THINK_END = "</think>"
-# The BFCL-style system prompt FunReason trains with: the tools as JSON, the call syntax required.
-SYSTEM_PROMPT = (
-    "You are an expert in composing functions. You are given a question and a set of possible functions. "
-    "Based on the question, you will need to make one or more function/tool calls to achieve the purpose. "
-    "If none of the functions can be used, point it out. Think step by step inside <think></think>, then "
-    "write the calls as [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].\n"
-    "Here is a list of functions in JSON format that you can invoke.\n{tools}"
-)
+# The BFCL-style system prompt FunReason trains with (the same as `refine export --format funreason`).
+SYSTEM_PROMPT = FUNREASON_SYSTEM + "{tools}"
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

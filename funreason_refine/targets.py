@@ -1,0 +1,66 @@
+"""The text forms a training target takes, shared by the exports and the readers that read them back."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from funreason_refine.calls import parse_calls
+from funreason_refine.errors import CallSyntaxError
+from funreason_refine.record import FunctionCall
+
+# The paper's BFCL-style system prompt: the tools as JSON after this line.
+TOOLS_MARKER = "Here is a list of functions in JSON format that you can invoke.\n"
+FUNREASON_SYSTEM = (
+    "You are an expert in composing functions. You are given a question and a set of possible functions. "
+    "Based on the question, you will need to make one or more function/tool calls to achieve the purpose. "
+    "If none of the functions can be used, point it out. Think step by step inside <think></think>, then write "
+    "the calls as [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].\n"
+    + TOOLS_MARKER)
+_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
+_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
+def split_think(text: str) -> tuple[str | None, str]:
+    """(CoT or None, the rest) of an assistant text that may start with <think>...</think>."""
+    match = _THINK.match(text)
+    if match is None:
+        return None, text
+    return match.group(1).strip() or None, text[match.end():]
+
+
+def tools_from_system(system: str) -> list[dict[str, Any]] | None:
+    """The tools JSON that a FunReason system prompt carries after TOOLS_MARKER."""
+    at = system.find(TOOLS_MARKER)
+    if at == -1:
+        return None
+    try:
+        tools = json.loads(system[at + len(TOOLS_MARKER):])
+    except json.JSONDecodeError:
+        return None
+    return tools if isinstance(tools, list) else None
+
+
+def calls_from_text(text: str) -> list[FunctionCall] | None:
+    """Calls written as Hermes <tool_call> blocks or as the paper's [func(...)] list; None if neither."""
+    blocks = _TOOL_CALL.findall(text)
+    if blocks:
+        calls = []
+        for block in blocks:
+            obj = json.loads(block)
+            arguments = obj.get("arguments", {})
+            calls.append(FunctionCall(name=obj["name"], arguments=json.loads(arguments) if isinstance(arguments, str) else arguments))
+        return calls
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            return parse_calls(stripped)
+        except CallSyntaxError:
+            return None
+    return None
+
+
+def hermes_calls(calls: list[FunctionCall]) -> str:
+    return "\n".join(f"<tool_call>\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}\n</tool_call>"
+                     for c in calls)

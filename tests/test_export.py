@@ -1,0 +1,97 @@
+"""Every export format, JSONL and Parquet, reads back through our own readers to the same records."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.calls import same_calls
+from funreason_refine.cli import main
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
+from funreason_refine.export import FORMATS, export_run
+from funreason_refine.readers import InputStream, detect_format
+from funreason_refine.record import FunctionCall, Record
+from tests.conftest import QUICKSTART, read_jsonl
+
+EXPECTED_READER = {"funreason": "openai", "hermes": "openai", "openai": "openai", "sharegpt": "sharegpt"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs") / "run"
+    run_pipeline(load_pipeline(QUICKSTART / "pipeline.toml", out))
+    return out
+
+
+def originals(run_dir):
+    return {r["id"]: r for r in read_jsonl(run_dir / "kept.jsonl")}
+
+
+def same_record(read: Record, original: dict) -> None:
+    answer = original["answer"]
+    if isinstance(answer, list):
+        assert isinstance(read.answer, list), (original["id"], read.answer)
+        assert same_calls(read.answer, [FunctionCall(**c) for c in answer]), original["id"]
+    else:
+        assert read.answer == answer
+    assert read.query == original["query"]
+    assert (read.cot or None) == (original.get("cot") or None), original["id"]
+    assert [t["name"] for t in read.tools] == [t["name"] for t in original["tools"]]
+    assert read.tools == original["tools"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_round_trips_through_our_reader(run_dir, tmp_path, fmt, suffix):
+    out = tmp_path / f"{fmt}{suffix}"
+    assert export_run(run_dir, fmt, out) == 28
+    assert detect_format(out) == EXPECTED_READER[fmt]
+    read = list(InputStream(out, None).items())
+    assert all(isinstance(r, Record) and not r.problems for r in read), [r for r in read if not isinstance(r, Record)]
+    by_id = originals(run_dir)
+    assert len(read) == len(by_id)
+    for record in read:
+        same_record(record, by_id[record.id])
+
+
+@pytest.mark.parametrize("first", FORMATS)
+@pytest.mark.parametrize("second", FORMATS)
+def test_every_format_pair_keeps_the_calls(run_dir, tmp_path, first, second):
+    """Export as one format, refine the export again, export as another: the same calls."""
+    export_run(run_dir, first, tmp_path / "a.jsonl")
+    (tmp_path / "p.toml").write_text(f'[input]\npath = "a.jsonl"\n[output]\ndir = "r"\n')
+    result = run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    assert result.summary["outcomes"]["kept"] == 28, result.summary["stages"]
+    export_run(tmp_path / "r", second, tmp_path / f"b-{second}.jsonl")
+    by_id = originals(run_dir)
+    for record in InputStream(tmp_path / f"b-{second}.jsonl", None).items():
+        same_record(record, by_id[record.id])
+
+
+def test_the_shapes_trainers_expect(run_dir, tmp_path):
+    export_run(run_dir, "openai", tmp_path / "o.jsonl")
+    row = next(r for r in read_jsonl(tmp_path / "o.jsonl") if r["id"] == "ok-parallel")
+    calls = row["messages"][1]["tool_calls"]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"city": "Rome"}, {"city": "Madrid"}]
+    assert all(isinstance(c["function"]["arguments"], str) for c in calls), "arguments as JSON strings (TRL)"
+    assert row["tools"][0]["type"] == "function"
+    export_run(run_dir, "funreason", tmp_path / "f.jsonl")
+    row = next(r for r in read_jsonl(tmp_path / "f.jsonl") if r["id"] == "ok-weather")
+    assert row["messages"][2]["content"].endswith('</think>\n\n[get_weather(city="Paris")]')
+    assert '"name": "get_weather"' in row["messages"][0]["content"]
+    export_run(run_dir, "hermes", tmp_path / "h.jsonl")
+    row = next(r for r in read_jsonl(tmp_path / "h.jsonl") if r["id"] == "ok-weather")
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in row["messages"][2]["content"]
+
+
+def test_sharegpt_writes_a_dataset_info_entry(run_dir, tmp_path):
+    result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "sharegpt", "-o", str(tmp_path / "fc.json")])
+    assert result.exit_code == 0 and "dataset_info.json" in result.output
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["fc"]["formatting"] == "sharegpt" and info["fc"]["tags"]["function_tag"] == "function_call"
+
+
+def test_export_of_a_folder_without_kept_records_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["export", str(tmp_path), "--format", "openai", "-o", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 1 and "has no kept.jsonl" in result.output
