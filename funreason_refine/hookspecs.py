@@ -15,7 +15,7 @@ import click
 import pluggy
 
 if TYPE_CHECKING:
-    from funreason_refine.stages.base import Stage
+    pass
 
 hookspec = pluggy.HookspecMarker("funreason_refine")
 hookimpl = pluggy.HookimplMarker("funreason_refine")

@@ -1,7 +1,8 @@
 import pytest
 
 from funreason_refine.config import ConfiguredStage, load_pipeline
-from funreason_refine.engine import refine_record, run_pipeline, run_sync
+from funreason_refine.engine import run_pipeline
+from funreason_refine.refine import refine_record, run_sync
 from funreason_refine.errors import RunFolderError
 from funreason_refine.record import FunctionCall, Verdict
 from funreason_refine.stages.base import Stage

@@ -60,7 +60,7 @@ def test_each_format_round_trips_through_our_reader(run_dir, tmp_path, fmt, suff
 def test_every_format_pair_keeps_the_calls(run_dir, tmp_path, first, second):
     """Export as one format, refine the export again, export as another: the same calls."""
     export_run(run_dir, first, tmp_path / "a.jsonl")
-    (tmp_path / "p.toml").write_text(f'[input]\npath = "a.jsonl"\n[output]\ndir = "r"\n')
+    (tmp_path / "p.toml").write_text('[input]\npath = "a.jsonl"\n[output]\ndir = "r"\n')
     result = run_pipeline(load_pipeline(tmp_path / "p.toml"))
     assert result.summary["outcomes"]["kept"] == 28, result.summary["stages"]
     export_run(tmp_path / "r", second, tmp_path / f"b-{second}.jsonl")

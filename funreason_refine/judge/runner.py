@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from funreason_refine.calls import same_calls
-from funreason_refine.judge.client import BudgetStop, JudgeCallError, LLMClient
+from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.prompt import placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
 from funreason_refine.judge.settings import GenerateSettings, ModelSettings, Vote

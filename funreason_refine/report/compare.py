@@ -24,7 +24,6 @@ def _fate(kind: str, stage: str | None) -> str:
 
 
 def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
-    import polars as pl
 
     cols = ["index", "id", "kind", "stage", "reason"]
     joined = a.records.select(cols).join(b.records.select(cols), on="index", how="inner", suffix="_b")

@@ -1,6 +1,5 @@
 """Judged pipelines end to end: LiteLLM over real HTTP to a scripted server on 127.0.0.1."""
 
-import json
 import time
 
 import pytest

@@ -1,0 +1,199 @@
+"""One record through the stages: rule checks, judges, regenerations, the verdict trail.
+
+``refine_record`` is a coroutine so that judges can be awaited; without a judge it never waits
+and the rules-only path drives it synchronously (``run_sync``), with no event loop per record.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from funreason_refine.calls import same_calls
+from funreason_refine.config import ConfiguredStage
+from funreason_refine.judge.client import JudgeCallError
+from funreason_refine.judge.prompt import answer_text
+from funreason_refine.judge.runner import JudgeRunner
+from funreason_refine.record import Record, Step, Verdict
+
+
+class DiscardedRecord(Record):
+    stage: str
+    reason: str
+    message: str
+
+
+class ErroredRecord(Record):
+    stage: str
+    error: str
+
+
+@dataclass
+class Outcome:
+    kind: str  # kept, discarded or errors
+    record: Record
+    stage: str | None = None
+    reason: str | None = None
+    message: str = ""
+
+    def line(self) -> Record:
+        """The model written to the outcome file."""
+        fields = dict(self.record)
+        if self.kind == "discarded":
+            return DiscardedRecord.model_construct(**fields, stage=self.stage, reason=self.reason, message=self.message)
+        if self.kind == "errors":
+            return ErroredRecord.model_construct(**fields, stage=self.stage, error=self.message)
+        return self.record
+
+
+def _same_answer(a: Record, b: Record) -> bool:
+    if isinstance(a.answer, list) and isinstance(b.answer, list):
+        return same_calls(a.answer, b.answer)
+    return type(a.answer) is type(b.answer) and a.answer == b.answer
+
+
+def _step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str,
+          before: str | None = None) -> Step:
+    return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
+                                judge=judge, before=before)
+
+
+async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None) -> Outcome:
+    """Run one record through the stages, asking judges where configured; return where it ends.
+
+    Without a judge this coroutine never waits, and the rules-only path drives it synchronously.
+    """
+    trail: list[Step] = []
+    regenerations = [0] * len(stages)
+    todo = deque(range(len(stages)))
+
+    def leave(kind: str, stage: str | None = None, reason: str | None = None, message: str = "") -> Outcome:
+        return Outcome(kind, record.model_copy(update={"trail": trail}), stage, reason, message)
+
+    generator = judge.generator if judge is not None else None
+    if generator is not None and record.is_call_answer and not (record.cot or "").strip():
+        try:
+            record = await judge.generate_cot(record)  # type: ignore[union-attr]
+        except JudgeCallError as exc:
+            return leave("errors", "generate", None, str(exc))
+        trail.append(_step("generate", "regenerate", "generated_cot", "CoT written for a record without one", 1,
+                           generator.model))
+
+    while todo:
+        i = todo.popleft()
+        st = stages[i]
+        attempt = regenerations[i] + 1
+        try:
+            verdict = _check(st, record)
+        except StageTimeout:
+            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) did not answer within "
+                                                 f"{st.timeout:g} s ([[stages]] timeout)")
+        except Exception as exc:  # a plugin bug must not take the run down: the record goes to errors
+            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) raised "
+                                                 f"{type(exc).__name__}: {exc}")
+        if not isinstance(verdict, Verdict) or (verdict.record is not None and not isinstance(verdict.record, Record)):
+            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) returned "
+                                                 f"{type(verdict).__name__}, not a Verdict")
+        label = "rules"
+        stage_judge = judge.for_stage(st.name) if judge is not None else None
+        if stage_judge is not None and verdict.action == "pass" and not verdict.final:
+            # The rules passed; the judge decides what rules cannot.
+            if verdict.record is not None:
+                record = _same_identity(verdict.record, record)
+            trail.append(_step(st.name, "pass", verdict.reason, verdict.message, attempt, "rules"))
+            try:
+                judged = await judge.ask(stage_judge, record)  # type: ignore[union-attr]
+            except JudgeCallError as exc:
+                return leave("errors", st.name, None, str(exc))
+            if judged is None:
+                continue
+            verdict, label = judged, stage_judge.label
+        action = verdict.action
+        if (action == "discard" and st.on_fail == "regenerate" and st.stage.regenerates == "cot"
+                and generator is not None):
+            if regenerations[i] >= st.max_attempts:
+                trail.append(_step(st.name, "discard", verdict.reason, verdict.message, attempt, label))
+                return leave("discarded", st.name, verdict.reason or "unspecified",
+                             f"still failing after {st.max_attempts} rewritten CoT(s): {verdict.message}")
+            trail.append(_step(st.name, "regenerate", verdict.reason, f"{verdict.message} (CoT rewritten)",
+                               attempt, label, before=record.cot))
+            try:
+                record = await judge.generate_cot(record, fresh=True)  # type: ignore[union-attr]
+            except JudgeCallError as exc:
+                return leave("errors", "generate", None, str(exc))
+            regenerations[i] += 1
+            todo.appendleft(i)
+            continue
+        if action == "regenerate" and st.on_fail == "discard":
+            action = "discard"
+        trail.append(_step(st.name, action, verdict.reason, verdict.message, attempt, label,
+                           before=answer_text(record) if action == "regenerate" else None))
+        if action == "discard":
+            return leave("discarded", st.name, verdict.reason or "unspecified", verdict.message)
+        if action == "pass":
+            if verdict.record is not None:
+                record = _same_identity(verdict.record, record)
+            if verdict.final:
+                break
+            continue
+        if verdict.record is None:
+            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) asked to regenerate "
+                                                 "without a corrected record")
+        if regenerations[i] >= st.max_attempts:
+            return leave("discarded", st.name, verdict.reason or "unspecified",
+                         f"still failing after {st.max_attempts} regeneration(s): {verdict.message}")
+        regenerations[i] += 1
+        new = _same_identity(verdict.record, record)
+        answer_changed = not _same_answer(new, record)
+        record = new
+        todo.appendleft(i)
+        if answer_changed:
+            for j in reversed(range(i)):
+                if stages[j].stage.recheck_on_answer_change:
+                    todo.appendleft(j)
+    return leave("kept")
+
+
+class StageTimeout(BaseException):
+    """A check ran past its timeout. BaseException, so a plugin's ``except Exception`` cannot eat it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise StageTimeout()
+
+
+def _check(st: ConfiguredStage, record: Record) -> Verdict:
+    """Run a stage's check, interrupting it after ``st.timeout`` seconds.
+
+    SIGALRM interrupts Python code only in the main thread (checks in worker processes run
+    there too); elsewhere, and for checks with no timeout, the check runs as it is.
+    """
+    if st.timeout is None or threading.current_thread() is not threading.main_thread():
+        return st.stage.check(record)
+    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+        signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, st.timeout)
+    try:
+        return st.stage.check(record)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def run_sync(coro: Any) -> Any:
+    """Drive a coroutine that never waits (a rules-only refinement) without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a rules-only refinement tried to wait for I/O")
+
+
+def _same_identity(new: Record, old: Record) -> Record:
+    """Index and source belong to the engine; a stage cannot move a record."""
+    if new.index == old.index and new.source == old.source:
+        return new
+    return new.model_copy(update={"index": old.index, "source": old.source})
