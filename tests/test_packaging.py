@@ -15,3 +15,6 @@ def test_a_non_editable_install_ships_the_stage_specs(tmp_path):
                                                     "04_function_params.toml", "05_format.toml"]
     assert "funreason_refine/py.typed" in names
     assert not any(n.startswith(("tests/", "examples/")) for n in names)
+    # Every module of the source tree is in the wheel (setup.cfg lists packages one by one).
+    source = {str(p.relative_to(REPO)) for p in (REPO / "funreason_refine").rglob("*.py")}
+    assert source - set(names) == set()
