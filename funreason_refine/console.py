@@ -108,7 +108,7 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
     from rich.markup import escape
     from rich.panel import Panel
 
-    from funreason_refine.report.data import _answer_text, clean
+    from funreason_refine.report.data import line_answer_text, clean
 
     tools = ", ".join(f"{t.get('name')}({', '.join((t.get('parameters') or {}).get('properties', {}))})"
                       for t in record.get("tools", []) if isinstance(t, dict))
@@ -116,7 +116,7 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
     body = (f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]: "
             f"{escape(clean(str(record.get('message'))))}\n\n"
             f"[dim]query[/]  {escape(clean(record.get('query', '')))}\n[dim]tools[/]  {escape(clean(tools))}\n"
-            f"[dim]answer[/] {escape(clean(_answer_text(record)))}\n"
+            f"[dim]answer[/] {escape(clean(line_answer_text(record)))}\n"
             + (f"[dim]cot[/]    {escape(cot[:600])}{'…' if len(cot) > 600 else ''}\n" if cot else ""))
     trail = Table(show_edge=False, box=None)
     for col in ("stage", "verdict", "reason", "judge", "attempt", "message"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from funreason_refine.report.data import RunData, _answer_text, clean
+from funreason_refine.report.data import RunData, line_answer_text, clean
 
 EXAMPLES_PER_REASON = 2
 REASONS_WITH_EXAMPLES = 3
@@ -122,5 +122,5 @@ def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict
 def _example(r: dict[str, Any]) -> dict[str, Any]:
     judged = [s for s in r.get("trail", []) if s.get("judge") != "rules" and s.get("message")]
     return {"index": r["index"], "id": clean(r.get("id")), "stage": r.get("stage"), "reason": r.get("reason"),
-            "message": clean(r.get("message")), "query": clean(r.get("query", "")), "answer": clean(_answer_text(r)),
+            "message": clean(r.get("message")), "query": clean(r.get("query", "")), "answer": clean(line_answer_text(r)),
             "cot": clean(r.get("cot") or ""), "judge_reasons": [clean(f"{s['stage']}: {s['message']}") for s in judged]}

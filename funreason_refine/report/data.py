@@ -55,7 +55,8 @@ def clean(text: Any) -> Any:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _answer_text(record: dict[str, Any]) -> str:
+def line_answer_text(record: dict[str, Any]) -> str:
+    """The answer part of an outcome line: the calls of its target, else its answer, as text."""
     target = record.get("target")
     if isinstance(target, str):
         return target.split("</think>\n\n", 1)[-1]
@@ -99,7 +100,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
                 rec["n_tools"].append(len(r.get("tools") or []))
                 rec["text_answer"].append(isinstance(answer, str))
                 rec["cot_chars"].append(len(r.get("cot") or ""))
-                rec["answer_chars"].append(len(_answer_text(r)) if kind != "quarantined" else 0)
+                rec["answer_chars"].append(len(line_answer_text(r)) if kind != "quarantined" else 0)
                 rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
                 for s in r.get("trail") or []:
                     steps["index"].append(r["index"])
