@@ -20,7 +20,7 @@ from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.plugin_manager import StageEntry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
 from funreason_refine.judge.runner import StageJudge
-from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, ModelSettings, Vote
+from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, ModelSettings, SourceSettings, Vote
 from funreason_refine.specs import OnFail, StageSpec, builtin_specs, check_template
 from funreason_refine.stages.base import Stage, spec_stage
 
@@ -66,6 +66,7 @@ class PipelineFile(BaseModel):
     judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
     generate: GenerateSettings | None = Field(None, description="Writes CoTs for records without one.")
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly, resumable, when reached.")
+    source: SourceSettings | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(None, description="A folder of stage spec TOML files (judge-only stages, "
                                                            "or new prompts for code stages).")
     stages: list[StageEntryConfig] = Field(default_factory=list, description="Ordered; default: all built-in stages.")
@@ -110,6 +111,7 @@ class Pipeline:
     config_hash: str
     judging: Judging | None = None
     config: dict[str, Any] | None = None  # what the hash covers, kept for saying what changed
+    source: SourceSettings | None = None
 
 
 def _loc(file: Path, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
@@ -320,7 +322,7 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     config = _config(parsed, stages, judging)
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     return Pipeline(path=path, input=parsed.input, output_dir=output_dir, stages=stages,
-                    config_hash=config_hash, judging=judging, config=config)
+                    config_hash=config_hash, judging=judging, config=config, source=parsed.source)
 
 
 def _config(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging | None) -> dict[str, Any]:

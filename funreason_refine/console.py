@@ -63,7 +63,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     outcomes = summary["outcomes"]
     total = summary["input"]["records"]
     head = Table(title=f"{total} input records", show_edge=False)
-    for kind in ("kept", "discarded", "quarantined", "errors"):
+    for kind in outcomes:
         head.add_column(kind, justify="right")
     head.add_row(*(f"{outcomes[k]} ({outcomes[k] / total:.0%})" if total else "0" for k in outcomes))
 

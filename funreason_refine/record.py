@@ -70,6 +70,8 @@ class Record(BaseModel):
     target: str | None = None
     problems: list[Problem] = Field(default_factory=list)
     trail: list[Step] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict,
+                                 description="Provenance carried through (self-refinement: round, sample, model).")
 
     @property
     def calls(self) -> list[FunctionCall]:

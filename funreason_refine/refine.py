@@ -42,7 +42,7 @@ class Outcome:
     def line(self) -> Record:
         """The model written to the outcome file."""
         fields = dict(self.record)
-        if self.kind == "discarded":
+        if self.kind in ("discarded", "hard"):
             return DiscardedRecord.model_construct(**fields, stage=self.stage, reason=self.reason, message=self.message)
         if self.kind == "errors":
             return ErroredRecord.model_construct(**fields, stage=self.stage, error=self.message)
@@ -127,12 +127,13 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
             regenerations[i] += 1
             todo.appendleft(i)
             continue
-        if action == "regenerate" and st.on_fail == "discard":
+        if action == "regenerate" and st.on_fail in ("discard", "hard_pool"):
             action = "discard"
         trail.append(_step(st.name, action, verdict.reason, verdict.message, attempt, label,
                            before=answer_text(record) if action == "regenerate" else None))
         if action == "discard":
-            return leave("discarded", st.name, verdict.reason or "unspecified", verdict.message)
+            kind = "hard" if st.on_fail == "hard_pool" else "discarded"
+            return leave(kind, st.name, verdict.reason or "unspecified", verdict.message)
         if action == "pass":
             if verdict.record is not None:
                 record = _same_identity(verdict.record, record)

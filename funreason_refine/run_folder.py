@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from funreason_refine.errors import RunFolderError
-from funreason_refine.tally import OUTCOMES, Tally
+from funreason_refine.tally import ALL_KINDS, HARD, Tally
 
-FILES = {kind: f"{kind}.jsonl" for kind in OUTCOMES}
+FILES = {kind: f"{kind}.jsonl" for kind in ALL_KINDS}
 SUMMARY = "summary.json"
 RUN_FILE = "run.json"
 LOCK = "run.lock"
@@ -145,7 +145,8 @@ class RunFolder:
                 file = self.path / name
                 if file.exists():
                     self._read_back(kind, file)
-                self._files[kind] = file.open("a", encoding="utf-8")
+                if kind != HARD or file.exists():  # hard.jsonl appears only when a pipeline uses the pool
+                    self._files[kind] = file.open("a", encoding="utf-8")
         except OSError as exc:
             raise RunFolderError(f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
                                  "Choose another [output] dir or --out, or fix its permissions.") from None
@@ -182,6 +183,8 @@ class RunFolder:
         """Append one serialised line (see to_json_line) and flush it."""
         if not self.done.add(index):
             raise RunFolderError(f"internal error: input record {index} reached a second outcome ({kind})")
+        if kind not in self._files:
+            self._files[kind] = (self.path / FILES[kind]).open("a", encoding="utf-8")
         fh = self._files[kind]
         try:
             fh.write(line + "\n")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from funreason_refine.errors import ConfigError
 
 PLACEHOLDERS = frozenset({"query", "tools", "answer", "cot"})
-OnFail = Literal["discard", "regenerate"]
+OnFail = Literal["discard", "regenerate", "hard_pool"]
 
 
 def check_template(template: str) -> None:

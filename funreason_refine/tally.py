@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 OUTCOMES = ("kept", "discarded", "quarantined", "errors")
+HARD = "hard"  # failed a stage whose on_fail is "hard_pool": kept for the next self-refinement round
+ALL_KINDS = (*OUTCOMES, HARD)
 VERDICTS = ("pass", "regenerate", "discard")
 
 
@@ -25,7 +27,7 @@ class Tally:
             self.verdicts[step_stage][verdict] += 1
             if step_reason:
                 self.reasons[step_stage][verdict][step_reason] += 1
-        if outcome == "discarded" and stage:
+        if outcome in ("discarded", HARD) and stage:
             self.discards[stage][reason or "unknown"] += 1
 
     def add_line(self, outcome: str, line: dict[str, Any]) -> None:
@@ -37,7 +39,7 @@ class Tally:
     def total(self) -> int:
         return sum(self.outcomes.values())
 
-    def as_dict(self, stage_order: list[str]) -> dict[str, Any]:
+    def as_dict(self, stage_order: list[str], hard_pool: bool = False) -> dict[str, Any]:
         names = list(stage_order) + sorted(set(self.verdicts) - set(stage_order))
         stages = {}
         for name in names:
@@ -49,4 +51,5 @@ class Tally:
                 "reasons": {v: dict(self.reasons[name][v].most_common()) for v in VERDICTS if self.reasons[name][v]},
                 "records_discarded": dict(self.discards.get(name, Counter()).most_common()),
             }
-        return {"outcomes": {k: self.outcomes[k] for k in OUTCOMES}, "stages": stages}
+        kinds = ALL_KINDS if hard_pool or self.outcomes[HARD] else OUTCOMES
+        return {"outcomes": {k: self.outcomes[k] for k in kinds}, "stages": stages}

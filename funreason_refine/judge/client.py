@@ -132,9 +132,10 @@ class LLMClient:
         return total
 
     async def complete(self, settings: ModelSettings, messages: list[dict[str, str]], stage: str,
-                       use_cache: bool = True, priority: int = 0) -> Answer:
-        """One answer; ``priority`` (the record's index) orders the wait for a call slot."""
-        key = settings.cache_key(messages)
+                       use_cache: bool = True, priority: int = 0, variant: str = "") -> Answer:
+        """One answer; ``priority`` (the record's index) orders the wait for a call slot; ``variant``
+        keeps apart answers asked for again on purpose (samples)."""
+        key = settings.cache_key(messages, variant)
         usage = self.usage[stage]
         if use_cache and self.cache is not None:
             hit = self.cache.get(key)
@@ -142,7 +143,13 @@ class LLMClient:
                 usage.cached += 1
                 return Answer(hit.text, cached=True)
         response = await self._call_with_retries(settings, messages, usage, priority)
-        text = response.choices[0].message.content or ""
+        message = response.choices[0].message
+        text = message.content or ""
+        reasoning = getattr(message, "reasoning_content", None)
+        if reasoning and "<think>" not in text:
+            # LiteLLM moves a leading <think> block (and reasoning models' parsed reasoning) out of the
+            # content; put it back, so a sampled CoT is kept and the protocol sees the whole answer.
+            text = f"<think>{reasoning}</think>{text}"
         prompt_tokens = int(getattr(response.usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(response.usage, "completion_tokens", 0) or 0)
         cost = self._cost(settings, response, prompt_tokens, completion_tokens)

@@ -11,6 +11,7 @@ from funreason_refine.judge.prompt import placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
 from funreason_refine.judge.settings import GenerateSettings, ModelSettings, Vote
 from funreason_refine.record import Record, Verdict
+from funreason_refine.targets import split_think
 
 REMINDER = ("\n\nAnswer only in the required format: optionally <think>...</think>, then <judge>True</judge> "
             "or <judge>False</judge>, then <reason>...</reason>.")
@@ -111,7 +112,9 @@ class JudgeRunner:
         prompt = render(self.generator.prompt or DEFAULT_COT_PROMPT, record)
         answer = await self.client.complete(self.generator, [{"role": "user", "content": prompt}], "generate",
                                             use_cache=not fresh, priority=self.priority(record))
-        cot = _THINK_TAGS.sub("", answer.text).strip()
+        # The generator's own <think> block is its scratchpad; the CoT asked for is the text after it.
+        scratch, rest = split_think(answer.text)
+        cot = _THINK_TAGS.sub("", rest).strip() or (scratch or "")
         if not cot:
             raise JudgeCallError(f"{self.generator.model} wrote an empty CoT")
         return record.model_copy(update={"cot": cot})

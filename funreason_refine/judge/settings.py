@@ -47,8 +47,10 @@ class ModelSettings(BaseModel):
         return {"model": self.model, "api_base": self.api_base, "temperature": self.temperature,
                 "max_tokens": self.max_tokens, "extra": self.extra}
 
-    def cache_key(self, messages: list[dict[str, str]]) -> str:
-        payload = json.dumps({**self.sampling(), "messages": messages}, sort_keys=True, ensure_ascii=False)
+    def cache_key(self, messages: list[dict[str, str]], variant: str = "") -> str:
+        """``variant`` tells apart answers asked for again on purpose (the k-th sample of a prompt)."""
+        payload = json.dumps({**self.sampling(), "messages": messages, "variant": variant}, sort_keys=True,
+                             ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -64,6 +66,17 @@ class GenerateSettings(ModelSettings):
 
     temperature: float = Field(0.1, ge=0, le=2)
     prompt: str | None = Field(None, description="CoT generation prompt; placeholders {query} {tools} {answer}.")
+
+
+class SourceSettings(ModelSettings):
+    """The `[source]` table of self-refinement: the model that writes candidate answers."""
+
+    model: str = Field(alias="sample_from", description="The model to sample from (any LiteLLM model string).")
+    samples: int = Field(4, ge=1, le=64, description="Candidates (CoT and answer) per query per round.")
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_concurrency: int = Field(16, ge=1, le=4096, description="Sampling calls in flight at once.")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 Vote = Literal["unanimous", "majority"]

@@ -105,4 +105,4 @@ def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str
         raise FieldError("id", f"no ground truth for id {rid!r} in the possible_answer file")
     return Record.model_construct(index=index, id=rid, source=source, query=query, tools=tools,
                                   answer=ground_truth_calls(answers[rid], rid), cot=None, target=None,
-                                  problems=problems, trail=[])
+                                  problems=problems, trail=[], meta={})

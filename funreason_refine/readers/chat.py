@@ -74,7 +74,7 @@ def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
         text_cot, answer = _answer_from_text(_text(assistant.get("content")), problems)
         cot = cot or text_cot
     return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query, tools=tools,
-                                  answer=answer, cot=cot, target=None, problems=problems, trail=[])
+                                  answer=answer, cot=cot, target=None, problems=problems, trail=[], meta={})
 
 
 def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
@@ -104,5 +104,5 @@ def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     else:
         raise FieldError("conversations", "the human turn is not followed by a function_call or gpt turn")
     return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query, tools=tools,
-                                  answer=answer, cot=cot, target=None, problems=problems, trail=[])
+                                  answer=answer, cot=cot, target=None, problems=problems, trail=[], meta={})
 

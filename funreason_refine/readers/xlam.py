@@ -26,5 +26,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     tools = parse_tools(obj["tools"], problems)
     answer = parse_answer(obj["answers"], problems)
     # Every field was checked above; pydantic's validation would walk every tool dict again.
+    meta = obj.get("meta")
     return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query,
-                                  tools=tools, answer=answer, cot=cot, target=None, problems=problems, trail=[])
+                                  tools=tools, answer=answer, cot=cot, target=None, problems=problems, trail=[],
+                                  meta=meta if isinstance(meta, dict) else {})

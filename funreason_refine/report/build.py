@@ -41,7 +41,7 @@ def build_report(run: RunData) -> dict[str, Any]:
     left = total - quarantined
     funnel = [{"step": "input", "records": total}, {"step": "readable", "records": left}]
     errors_by_stage = dict(records.filter(pl.col("kind") == "errors").group_by("stage").len().iter_rows())
-    discards_by_stage = dict(records.filter(pl.col("kind") == "discarded").group_by("stage").len().iter_rows())
+    discards_by_stage = dict(records.filter(pl.col("kind").is_in(["discarded", "hard"])).group_by("stage").len().iter_rows())
     left -= errors_by_stage.get("generate", 0)
     for stage in stage_names:
         if stage == "generate":

@@ -35,7 +35,7 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
         """Position of the stage where a record left (len(stages) when it was kept)."""
         if kind == "kept":
             return len(stages)
-        return order.get(stage, -1) if kind in ("discarded", "errors") else -1
+        return order.get(stage, -1) if kind in ("discarded", "errors", "hard") else -1
 
     per_stage = []
     for stage in stages:

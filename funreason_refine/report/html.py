@@ -12,7 +12,7 @@ th{background:#f3f5f9}td.n{text-align:right;font-variant-numeric:tabular-nums}.c
 .card{border:1px solid #dde2ea;border-radius:6px;padding:.6rem 1rem;min-width:9rem}.card b{display:block;font-size:1.4rem}
 code{background:#f3f5f9;padding:.1rem .3rem;border-radius:3px;white-space:pre-wrap;word-break:break-word}
 .ex{border-left:3px solid #c9d1de;padding:.2rem .8rem;margin:.6rem 0}.muted{color:#667085}"""
-COLORS = {"kept": "#2f9e44", "discarded": "#e8590c", "quarantined": "#ae3ec9", "errors": "#e03131"}
+COLORS = {"kept": "#2f9e44", "discarded": "#e8590c", "quarantined": "#ae3ec9", "errors": "#e03131", "hard": "#1c7ed6"}
 
 
 def _n(key: str, value: Any) -> str:
@@ -50,7 +50,7 @@ def render_html(report: dict[str, Any]) -> str:
         out.append(f"<p><b>Stopped early:</b> {escape(str(summary.get('stopped')))}</p>")
     out.append('<div class=cards>' + f'<div class=card>input<b data-key="input.records">{total}</b></div>' + "".join(
         f'<div class=card style="border-color:{COLORS[k]}">{k}<b data-key="outcomes.{k}">{o.get(k, 0)}</b></div>'
-        for k in ("kept", "discarded", "quarantined", "errors")) + "</div>")
+        for k in o) + "</div>")
     out.append("<h2>Funnel</h2>" + _bars([(f["step"], f["records"]) for f in report["funnel"]], "funnel."))
     out.append("<h2>Stages</h2><table><tr><th>stage</th><th>passed</th><th>regenerated</th><th>discarded</th>"
                "<th>errors</th><th>regenerations fixed</th><th>exhausted</th><th>reasons (records)</th></tr>")

@@ -1,0 +1,135 @@
+"""Self-refinement (the paper's loop): a model samples answers, the pipeline keeps the good ones.
+
+Each round writes ``round-<n>/candidates.jsonl`` (xLAM records with a ``meta`` of round, sample,
+model and query) and runs the pipeline on it into the same folder. A query leaves the pool once
+a sample survives. With a stage whose ``on_fail`` is ``hard_pool``, the next round samples only
+the queries whose samples went to ``hard.jsonl`` (the paper's hard-data re-sampling); without
+one, every query without a survivor is sampled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from funreason_refine.config import InputConfig, Pipeline
+from funreason_refine.engine import Progress, run_pipeline
+from funreason_refine.errors import ConfigError
+from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.settings import SourceSettings
+from funreason_refine.readers import InputStream
+from funreason_refine.record import Record
+from funreason_refine.targets import FUNREASON_SYSTEM, calls_from_text, split_think
+
+
+
+def _candidate(record: Record, text: str, round_no: int, sample: int, model: str) -> dict[str, Any]:
+    cot, rest = split_think(text)
+    try:
+        calls = calls_from_text(rest)
+    except (ValueError, KeyError, TypeError):
+        calls = None
+    # Not a call list: the text goes in as it is; classification rules on it (a "[..." that does not
+    # parse is a malformed answer, other text a text answer).
+    answers = json.dumps([c.model_dump() for c in calls]) if calls is not None else rest.strip()
+    row = {"id": f"{record.id}#r{round_no}s{sample}", "query": record.query, "tools": json.dumps(record.tools),
+           "answers": answers, "meta": {"round": round_no, "sample": sample, "model": model, "query_id": record.id}}
+    if cot:
+        row["cot"] = cot
+    return row
+
+
+async def sample_round(queries: list[Record], source: SourceSettings, round_no: int, folder: Path) -> dict[str, int]:
+    """Write folder/candidates.jsonl (and sampling_errors.jsonl for calls that failed)."""
+    from funreason_refine.judge.cache import AnswerCache
+
+    client = LLMClient(max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent))
+
+    async def one(record: Record, k: int) -> dict[str, Any]:
+        messages = [{"role": "system", "content": FUNREASON_SYSTEM + json.dumps(record.tools, ensure_ascii=False)},
+                    {"role": "user", "content": record.query}]
+        try:
+            answer = await client.complete(source, messages, "sample", priority=record.index,
+                                           variant=f"round-{round_no}/sample-{k}")
+        except JudgeCallError as exc:
+            return {"error": str(exc), "query_id": record.id, "sample": k}
+        return _candidate(record, answer.text, round_no, k, source.model)
+
+    try:
+        rows = await asyncio.gather(*(one(r, k) for r in queries for k in range(source.samples)))
+    finally:
+        if client.cache is not None:
+            client.cache.close()
+    candidates = [r for r in rows if "error" not in r]
+    errors = [r for r in rows if "error" in r]
+    tmp = folder / "candidates.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in candidates), encoding="utf-8")
+    if errors:
+        (folder / "sampling_errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors), encoding="utf-8")
+    os.replace(tmp, folder / "candidates.jsonl")  # the round's input exists whole or not at all
+    return {"candidates": len(candidates), "sampling_errors": len(errors),
+            "tokens": client.total.prompt_tokens + client.total.completion_tokens}
+
+
+def _round_pipeline(pipeline: Pipeline, folder: Path) -> Pipeline:
+    candidates = folder / "candidates.jsonl"
+    config = {**(pipeline.config or {}), "input": {"path": str(candidates), "format": "xlam"}}
+    return dataclasses.replace(
+        pipeline, input=InputConfig(path=candidates, format="xlam", max_record_bytes=pipeline.input.max_record_bytes),
+        output_dir=folder, config=config,
+        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest())
+
+
+def _query_ids(folder: Path, kind: str) -> set[str]:
+    file = folder / f"{kind}.jsonl"
+    if not file.exists():
+        return set()
+    with file.open(encoding="utf-8") as fh:
+        return {json.loads(line).get("meta", {}).get("query_id") for line in fh if line.strip()}
+
+
+def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Run up to ``rounds`` rounds; returns a summary per round (also in <output dir>/selfrefine.json)."""
+    if pipeline.source is None:
+        raise ConfigError([f"{pipeline.path}: self-refinement needs a [source] table with sample_from = \"MODEL\" "
+                           "(the model that writes candidate answers) and samples = N"])
+    source = pipeline.source
+    stream = InputStream(pipeline.input.path, pipeline.input.format, pipeline.input.answers, pipeline.input.max_record_bytes)
+    queries = [r for r in stream.items() if isinstance(r, Record)]
+    pool = {q.id: q for q in queries}
+    hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
+    base = pipeline.output_dir
+    base.mkdir(parents=True, exist_ok=True)
+    summaries = []
+    for round_no in range(1, rounds + 1):
+        if not pool:
+            break
+        folder = base / f"round-{round_no}"
+        folder.mkdir(exist_ok=True)
+        sampled = sorted(pool)
+        sampling = {"candidates": None, "sampling_errors": 0}
+        if not (folder / "candidates.jsonl").exists():
+            sampling = asyncio.run(sample_round([pool[q] for q in sampled], source, round_no, folder))
+        result = run_pipeline(_round_pipeline(pipeline, folder), progress=progress)
+        survived = _query_ids(folder, "kept") & set(pool)
+        for query_id in survived:
+            pool.pop(query_id)
+        hard = _query_ids(folder, "hard") & set(pool)
+        if hard_pool:
+            pool = {q: pool[q] for q in sorted(hard)}
+        stages = {name: round(s["passed"] / (s["passed"] + s["discarded"]), 4) if s["passed"] + s["discarded"] else None
+                  for name, s in result.summary["stages"].items()}
+        summaries.append({"round": round_no, "queries_sampled": len(sampled),
+                          "candidates": sum(result.summary["outcomes"].values()),
+                          "sampling_errors": sampling["sampling_errors"], "kept": result.summary["outcomes"]["kept"],
+                          "queries_with_a_survivor": len(survived), "pool_after": len(pool),
+                          "pass_rate": stages, "run_dir": str(folder)})
+    (base / "selfrefine.json").write_text(json.dumps({"model": source.model, "samples": source.samples,
+                                                      "queries": len(queries), "rounds": summaries}, indent=2) + "\n",
+                                          encoding="utf-8")
+    return summaries

@@ -1,0 +1,106 @@
+"""Self-refinement rounds against the local server playing the model, with the hard-data pool."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from funreason_refine.config import load_pipeline
+from funreason_refine.errors import ConfigError
+from funreason_refine.fake_llm import FakeLLM
+from funreason_refine.selfrefine import selfrefine
+from tests.conftest import read_jsonl, write_jsonl, xlam_row
+
+WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str", "description": "City"}}}
+QUERIES = [xlam_row("A", query="Weather in Paris?", tools=[WEATHER]),
+           xlam_row("B", query="Weather in Oslo?", tools=[WEATHER]),
+           xlam_row("C", query="Tell me a joke", tools=[WEATHER])]
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+
+def pipeline(tmp_path, server):
+    write_jsonl(tmp_path / "queries.jsonl", QUERIES)
+    (tmp_path / "p.toml").write_text(f'''
+[input]
+path = "queries.jsonl"
+[output]
+dir = "sr"
+[source]
+sample_from = "openai/policy"
+api_base = "{server.api_base}"
+samples = 2
+[[stages]]
+name = "classification"
+text_answers = "discard"
+[[stages]]
+name = "query_tool"
+on_fail = "hard_pool"
+[[stages]]
+name = "cot"
+[[stages]]
+name = "function_params"
+[[stages]]
+name = "format"
+''')
+    return tmp_path / "p.toml"
+
+
+def test_two_rounds_with_the_hard_pool(tmp_path):
+    state = {"round": 1}
+
+    def model(r):
+        prompt = r.prompt
+        if "Paris" in prompt:
+            return '<think>Paris weather: get_weather.</think>\n\n[get_weather(city="Paris")]'
+        if "Oslo" in prompt:
+            name = "get_temperature" if state["round"] == 1 else "get_weather"  # learns in round 2
+            return f'<think>Oslo: {name}.</think>\n\n[{name}(city="Oslo")]'
+        return "Why did the cloud stay home? It was under the weather."
+
+    with FakeLLM(model) as server:
+        path = pipeline(tmp_path, server)
+        loaded = load_pipeline(path)
+        first = selfrefine(loaded, rounds=1)
+        state["round"] = 2
+        asked_before = len(server.requests)
+        summaries = selfrefine(loaded, rounds=2)  # round 1 is resumed from its folder, round 2 is new
+        round2_prompts = [r.prompt for r in server.requests[asked_before:]]
+    assert first[0]["queries_with_a_survivor"] == 1 and first[0]["pool_after"] == 1
+    r1, r2 = summaries
+    assert (r1["queries_sampled"], r1["candidates"], r1["kept"], r1["pool_after"]) == (3, 6, 2, 1)
+    assert (r2["queries_sampled"], r2["candidates"], r2["kept"], r2["pool_after"]) == (1, 2, 2, 0)
+    assert round2_prompts and all("Oslo" in p for p in round2_prompts), "round 2 samples only the hard pool"
+    kept1 = read_jsonl(tmp_path / "sr" / "round-1" / "kept.jsonl")
+    assert [k["id"] for k in kept1] == ["A#r1s0", "A#r1s1"]
+    assert kept1[0]["meta"] == {"round": 1, "sample": 0, "model": "openai/policy", "query_id": "A"}
+    assert kept1[0]["target"] == '<think>Paris weather: get_weather.</think>\n\n[get_weather(city="Paris")]'
+    hard1 = read_jsonl(tmp_path / "sr" / "round-1" / "hard.jsonl")
+    assert {h["meta"]["query_id"] for h in hard1} == {"B"} and hard1[0]["reason"] == "unknown_function"
+    joke = read_jsonl(tmp_path / "sr" / "round-1" / "discarded.jsonl")
+    assert {d["reason"] for d in joke} == {"text_answer"}, "not a hard-pool failure: C leaves for good"
+    kept2 = read_jsonl(tmp_path / "sr" / "round-2" / "kept.jsonl")
+    assert [k["meta"]["query_id"] for k in kept2] == ["B", "B"]
+    summary = json.loads((tmp_path / "sr" / "round-1" / "summary.json").read_text())
+    assert summary["outcomes"] == {"kept": 2, "discarded": 2, "quarantined": 0, "errors": 0, "hard": 2}
+    saved = json.loads((tmp_path / "sr" / "selfrefine.json").read_text())
+    assert [r["queries_with_a_survivor"] for r in saved["rounds"]] == [1, 1]
+
+
+def test_samples_of_one_prompt_are_separate_calls_and_the_cli_prints_rounds(tmp_path):
+    with FakeLLM(lambda r: '[get_weather(city="Paris")]') as server:
+        result = CliRunner().invoke(main, ["selfrefine", str(pipeline(tmp_path, server)), "--rounds", "1"])
+        assert result.exit_code == 0, result.output
+        assert len(server.requests) == 6, "two samples for each of three queries, none answered from the cache"
+    assert "Self-refinement of queries.jsonl with openai/policy" in result.output
+
+
+def test_selfrefine_without_a_source_says_what_to_add(tmp_path):
+    write_jsonl(tmp_path / "q.jsonl", QUERIES)
+    (tmp_path / "p.toml").write_text('[input]\npath = "q.jsonl"\n[output]\ndir = "sr"\n')
+    with pytest.raises(ConfigError, match="sample_from"):
+        selfrefine(load_pipeline(tmp_path / "p.toml"), rounds=1)
