@@ -32,7 +32,12 @@ def get_plugin_manager() -> pluggy.PluginManager:
         for module_name in DEFAULT_PLUGINS:
             pm.register(importlib.import_module(module_name), name=module_name)
         if not os.environ.get("FUNREASON_REFINE_NO_PLUGINS") and not getattr(sys, "_called_from_test", False):
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            except Exception as exc:  # an installed package's plugin module does not import
+                raise PluginError(f"an installed plugin failed to load: {type(exc).__name__}: {exc}. Fix or uninstall "
+                                  "it (`refine plugins` lists them), or set FUNREASON_REFINE_NO_PLUGINS=1 to run "
+                                  "without installed plugins") from exc
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:

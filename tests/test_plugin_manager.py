@@ -69,3 +69,24 @@ def test_a_misspelled_hook_fails_loudly():
             pm.check_pending()
     finally:
         pm.unregister(name="typo")
+
+
+def test_an_installed_plugin_that_fails_to_import_is_a_one_line_error(monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+
+    from funreason_refine import plugin_manager
+    from funreason_refine.cli import main
+
+    def broken(self, group, name=None):
+        raise ModuleNotFoundError("No module named 'numpyy'")
+
+    monkeypatch.setattr(plugin_manager, "_pm", None)
+    monkeypatch.setattr(sys, "_called_from_test", False)
+    monkeypatch.delenv("FUNREASON_REFINE_NO_PLUGINS", raising=False)
+    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", broken)
+    result = CliRunner().invoke(main, ["stages"])
+    assert result.exit_code == 1
+    assert "an installed plugin failed to load: ModuleNotFoundError: No module named 'numpyy'" in result.output
+    assert "FUNREASON_REFINE_NO_PLUGINS=1" in result.output and "Traceback" not in result.output
