@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from funreason_refine.plugin_manager import get_plugin_manager, stage_registry
 from funreason_refine.testing import check, make_record
 from tests.conftest import REPO
@@ -42,3 +44,20 @@ def test_every_reason_code_in_the_readme_table_is_one_the_code_can_give():
     documented = set(re.findall(r"`([a-z_]+)`", README.split("## Commands")[0]))
     for stage, reasons in REASONS.items():
         assert reasons <= documented, stage
+
+
+@pytest.mark.parametrize("heading", ["## LLM judges", "## Self-refinement", "## Pipeline file"])
+def test_the_pipeline_examples_load(heading, tmp_path):
+    """Each TOML example of the README is a valid pipeline once given an input and an output."""
+    from funreason_refine.config import load_pipeline
+
+    section = README.split(heading, 1)[1]
+    example = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "records.jsonl").write_bytes((REPO / "examples/quickstart/records.jsonl").read_bytes())
+    (tmp_path / "my_prompts").mkdir()
+    (tmp_path / "my_prompts" / "function_params.txt").write_text("Check {answer} for {query}")
+    head, tables = ("", example) if example.lstrip().startswith("[") else example.split("\n[", 1)
+    tables = tables if tables.startswith("[") else "[" + tables
+    extra = "" if "[input]" in example else '[input]\npath = "records.jsonl"\n[output]\ndir = "run"\n'
+    (tmp_path / "p.toml").write_text(head + "\n" + extra + tables)
+    assert load_pipeline(tmp_path / "p.toml").stages
