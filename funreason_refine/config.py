@@ -143,6 +143,11 @@ def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
+def _entries(parsed: PipelineFile) -> list[StageEntryConfig]:
+    """The [[stages]] tables; without any, the built-in stages in spec order."""
+    return parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
+
+
 def _pipeline_specs(file: Path, parsed: PipelineFile, problems: list[str]) -> dict[str, StageSpec]:
     """Stage specs as this pipeline sees them: built-in, overlaid by stage_specs_dir, by inline specs."""
     specs = {s.name: s for s in builtin_specs()}
@@ -175,10 +180,9 @@ def _pipeline_specs(file: Path, parsed: PipelineFile, problems: list[str]) -> di
 
 def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str],
                   specs: dict[str, StageSpec]) -> list[ConfiguredStage]:
-    entries = parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
     stages: list[ConfiguredStage] = []
     seen: set[str] = set()
-    for number, entry in enumerate(entries, 1):
+    for number, entry in enumerate(_entries(parsed), 1):
         where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
         if entry.name in seen:
             problems.append(f"{where}: stage listed twice; each stage may appear once")
@@ -245,12 +249,11 @@ def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, prob
 def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str],
                   specs: dict[str, StageSpec]) -> dict[str, StageJudge]:
     """Which stages ask a judge, with which prompt and models."""
-    entries = parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
     base = file.parent
     judged: dict[str, StageJudge] = {}
     defaults = parsed.judge.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) \
         if parsed.judge else {}
-    for number, entry in enumerate(entries, 1):
+    for number, entry in enumerate(_entries(parsed), 1):
         where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
         template = _template(file, base, number, entry, problems, specs)
         if entry.judge is False or template is None:

@@ -55,6 +55,7 @@ class RunDisplay:
         rate = done / max(time.perf_counter() - self._start, 1e-9)
         text = (f"[green]{self.counts['kept']} kept[/] [yellow]{self.counts['discarded']} discarded[/] "
                 f"[magenta]{self.counts['quarantined']} quarantined[/] [red]{self.counts['errors']} errors[/] "
+                + (f"[blue]{self.counts['hard']} hard[/] " if self.counts["hard"] else "") +
                 f"{rate:,.0f} rec/s{self._judge}")
         self._progress.update(self._task, completed=self._bytes, counts=text)
 

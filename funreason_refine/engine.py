@@ -153,7 +153,7 @@ async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pi
     assert judging is not None
     client = LLMClient(max_concurrency=judging.max_concurrency, cache=AnswerCache(folder.path),
                        max_cost=judging.max_cost)
-    runner = JudgeRunner(client, judging.stages, judging.generator, judging.max_cost, judging.protocol_retries)
+    runner = JudgeRunner(client, judging.stages, judging.generator, protocol_retries=judging.protocol_retries)
     # Enough records in flight to keep every call slot busy through five sequential stages, and
     # a slow answer holds back only the writing of what follows it, never the work.
     window = max(64, 4 * judging.max_concurrency)

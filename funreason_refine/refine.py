@@ -15,9 +15,9 @@ from typing import Any
 from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage
 from funreason_refine.judge.client import JudgeCallError
-from funreason_refine.judge.prompt import answer_text
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.record import Record, Step, Verdict
+from funreason_refine.targets import answer_text
 
 
 class DiscardedRecord(Record):

@@ -6,9 +6,9 @@ import json
 import re
 from typing import Any
 
-from funreason_refine.calls import parse_calls
+from funreason_refine.calls import parse_calls, render_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.record import FunctionCall
+from funreason_refine.record import FunctionCall, Record
 
 # The paper's BFCL-style system prompt: the tools as JSON after this line.
 TOOLS_MARKER = "Here is a list of functions in JSON format that you can invoke.\n"
@@ -59,6 +59,16 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
         except CallSyntaxError:
             return None
     return None
+
+
+def answer_text(record: Record) -> str:
+    """A record's answer as text: the paper's call syntax, or JSON for calls it cannot write."""
+    if isinstance(record.answer, str):
+        return record.answer
+    try:
+        return render_calls(record.calls)
+    except CallSyntaxError:
+        return json.dumps([c.model_dump() for c in record.calls], ensure_ascii=False)
 
 
 def hermes_calls(calls: list[FunctionCall]) -> str:

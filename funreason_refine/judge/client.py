@@ -118,9 +118,12 @@ class LLMClient:
         self._slots = OldestFirst(self.max_concurrency)
         self._litellm = _litellm()
 
-    def over_budget(self) -> bool:
+    def budget_spent(self) -> str | None:
+        """Why no new call may be made (max_cost reached), or None."""
         # A billionth of a dollar of slack: twenty calls of $0.01 add up to 0.19999999999999998.
-        return self.max_cost is not None and self.total.cost_usd >= self.max_cost - 1e-9
+        if self.max_cost is not None and self.total.cost_usd >= self.max_cost - 1e-9:
+            return f"max_cost of ${self.max_cost:g} reached (${self.total.cost_usd:.4f} spent)"
+        return None
 
     @property
     def total(self) -> Usage:
@@ -170,9 +173,10 @@ class LLMClient:
         for attempt in range(settings.max_retries + 1):
             try:
                 await self._slots.acquire(priority)
-                if self.over_budget():  # checked again with the slot: others may have spent while we waited
+                spent = self.budget_spent()  # checked with the slot: others may have spent while we waited
+                if spent:
                     self._slots.release()
-                    raise BudgetStop(f"max_cost of ${self.max_cost:g} reached (${self.total.cost_usd:.4f} spent)")
+                    raise BudgetStop(spent)
                 self.in_flight += 1
                 try:
                     return await litellm.acompletion(

@@ -7,9 +7,9 @@ import re
 import string
 from typing import Any
 
-from funreason_refine.calls import render_calls
-from funreason_refine.errors import CallSyntaxError
+from funreason_refine.identity_memo import IdentityMemo
 from funreason_refine.record import Record
+from funreason_refine.targets import answer_text
 
 # A record must not be able to close a fence or speak the protocol: fence markers are broken up,
 # protocol tags are written with entities, so only the judge's own answer carries them.
@@ -22,29 +22,8 @@ def neutralize(text: str) -> str:
     return _TAGS.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text)
 
 
-def answer_text(record: Record) -> str:
-    if isinstance(record.answer, str):
-        return record.answer
-    try:
-        return render_calls(record.calls)
-    except CallSyntaxError:
-        return json.dumps([c.model_dump() for c in record.calls], ensure_ascii=False)
-
-
-# Copies of a record share its tools list, so the rendered tools of the record being judged are
-# kept by identity: a record's five stages render them once.
-_TOOLS: dict[int, tuple[Any, str]] = {}
-
-
-def _tools_text(tools: list[Any]) -> str:
-    hit = _TOOLS.get(id(tools))
-    if hit is not None and hit[0] is tools:
-        return hit[1]
-    if len(_TOOLS) > 4096:
-        _TOOLS.clear()
-    text = neutralize(json.dumps(tools, ensure_ascii=False, indent=1))
-    _TOOLS[id(tools)] = (tools, text)
-    return text
+# Copies of a record share its tools list: a record's five stages render its tools once.
+_tools_text = IdentityMemo(lambda tools: neutralize(json.dumps(tools, ensure_ascii=False, indent=1)), max_size=4096)
 
 
 def fields(record: Record) -> dict[str, str]:

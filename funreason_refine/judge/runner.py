@@ -52,7 +52,6 @@ class JudgeRunner:
     client: LLMClient
     stages: dict[str, StageJudge]
     generator: GenerateSettings | None = None
-    max_cost: float | None = None
     protocol_retries: int = 2
     stopped: str | None = field(default=None)
 
@@ -67,8 +66,8 @@ class JudgeRunner:
         return self.stages.get(name)
 
     def over_budget(self) -> bool:
-        if self.client.over_budget():
-            self.stopped = f"max_cost of ${self.max_cost:g} reached (${self.client.total.cost_usd:.4f} spent)"
+        """True once the client's max_cost is spent; ``stopped`` then says so for the summary."""
+        self.stopped = self.stopped or self.client.budget_spent()
         return self.stopped is not None
 
     async def _answer(self, settings: ModelSettings, prompt: str, stage: str, allow_newfc: bool,

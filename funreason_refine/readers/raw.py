@@ -1,6 +1,6 @@
 """Stream JSON objects out of JSONL, JSON-array and Parquet files, with their line numbers.
 
-Each item is ``(source, obj)`` where ``obj`` is the parsed dict, or a ``str`` error message when
+Each item (a RawLine) is ``(source, obj, raw)`` where ``obj`` is the parsed dict, or a ``str`` error message when
 the text at that place cannot be read as a JSON object (the caller quarantines it). Nothing is
 loaded whole: JSONL is read line by line, JSON arrays element by element, Parquet in batches.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from funreason_refine.record import Source
 
-RawItem = tuple[Source, "dict[str, Any] | str", str]
+RawLine = tuple[Source, "dict[str, Any] | str", str]
 """(where, parsed object or error message, raw text for the quarantine file)"""
 
 RAW_PREVIEW = 2000
@@ -39,7 +39,7 @@ def detect_container(path: Path) -> str:
     return "json" if head.startswith(b"[") else "jsonl"
 
 
-def iter_raw(path: Path, max_record_bytes: int, on_bytes=None) -> Iterator[RawItem]:
+def iter_raw(path: Path, max_record_bytes: int, on_bytes=None) -> Iterator[RawLine]:
     container = detect_container(path)
     if container == "parquet":
         yield from _iter_parquet(path)
@@ -55,7 +55,7 @@ def _as_object(value: Any) -> dict[str, Any] | str:
     return f"expected a JSON object, got {type(value).__name__}"
 
 
-def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes) -> Iterator[RawItem]:
+def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes) -> Iterator[RawLine]:
     name = str(path)
     with path.open("rb") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -89,7 +89,7 @@ def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes) -> Iterator[RawItem
 _CHUNK = 1 << 20
 
 
-def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[RawItem]:
+def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[RawLine]:
     """Decode ``[obj, obj, ...]`` one element at a time with ``raw_decode``.
 
     The stdlib has no streaming array decoder that reports line numbers; this keeps a text
@@ -185,7 +185,7 @@ class _Oversize(Exception):
     pass
 
 
-def _iter_parquet(path: Path) -> Iterator[RawItem]:
+def _iter_parquet(path: Path) -> Iterator[RawLine]:
     import polars as pl
 
     name = str(path)

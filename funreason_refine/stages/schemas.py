@@ -6,6 +6,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
+from funreason_refine.identity_memo import IdentityMemo
+
 
 # Keywords whose value cannot make a schema invalid when it is a string (title, description)
 # or at all (default, examples): removed from the meta-validation key.
@@ -17,22 +19,8 @@ def schema_key(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, ensure_ascii=False, default=str)
 
 
-# Readers share one normalised tool object among all records that offer the same tool, so the
-# key of a schema is memoised by identity. Each entry holds the object itself: its id cannot be
-# reused while it is here, and a hit is confirmed with `is`.
-_KEYS: dict[int, tuple[Any, str]] = {}
-_KEYS_MAX = 65536
-
-
-def params_key(schema: Any) -> str:
-    hit = _KEYS.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    if len(_KEYS) >= _KEYS_MAX:
-        _KEYS.clear()
-    key = schema_key(schema)
-    _KEYS[id(schema)] = (schema, key)
-    return key
+# The cache key of a tool's parameters, once per shared tool object.
+params_key = IdentityMemo(schema_key, max_size=65536)
 
 
 def _shape(schema: Any) -> Any:
