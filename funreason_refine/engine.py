@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from funreason_refine import __version__
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
@@ -37,13 +37,16 @@ BATCH = 256
 PARALLEL_MIN_BYTES = 8 << 20
 
 
-@dataclass(slots=True)
-class Written:
-    """A finished record, serialised: what the main process writes and counts."""
+class Written(NamedTuple):
+    """A finished record, serialised: what the main process writes and counts.
+
+    A tuple of plain values: worker processes send thousands a second, and a dataclass or a
+    model would cost more to pickle than the record costs to write.
+    """
 
     index: int
     kind: str
-    line: str
+    line: bytes
     trail: tuple[tuple[str, str, str | None], ...] = ()
     stage: str | None = None
     reason: str | None = None
@@ -247,7 +250,8 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
                           run_dir=folder.path)
 
     try:
-        raws = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes)
+        # JSONL lines are parsed where they are refined (in the workers, when there are some).
+        raws = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False)
         if judged:
             runner, stopped = asyncio.run(_run_judged(raws, stream, pipeline, folder, emit, progress))
         else:

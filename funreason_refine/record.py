@@ -37,9 +37,12 @@ class Problem(BaseModel):
 
 
 class Step(BaseModel):
-    """One verdict in a record's trail, written into every output line for auditing."""
+    """One verdict in a record's trail, written into every output line for auditing.
 
-    model_config = ConfigDict(extra="forbid")
+    Frozen: the engine shares one Step among the records that got the same verdict.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     stage: str
     verdict: Literal["pass", "regenerate", "discard"]

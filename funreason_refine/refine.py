@@ -10,6 +10,7 @@ import signal
 import threading
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from funreason_refine.calls import same_calls
@@ -57,8 +58,17 @@ def _same_answer(a: Record, b: Record) -> bool:
 
 def _step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str,
           before: str | None = None) -> Step:
+    if before is None:
+        return _shared_step(stage, verdict, reason, message, attempt, judge)
     return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
                                 judge=judge, before=before)
+
+
+@lru_cache(maxsize=4096)
+def _shared_step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str) -> Step:
+    """Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record."""
+    return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
+                                judge=judge, before=None)
 
 
 async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None) -> Outcome:

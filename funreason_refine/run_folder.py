@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from funreason_refine.errors import RunFolderError
 from funreason_refine.tally import ALL_KINDS, HARD, Tally
@@ -22,19 +23,21 @@ FILES = {kind: f"{kind}.jsonl" for kind in ALL_KINDS}
 SUMMARY = "summary.json"
 RUN_FILE = "run.json"
 LOCK = "run.lock"
+FLUSH_SECONDS = 0.2
 
 
 class ConfigChanged(RunFolderError):
     """The folder was started with another pipeline configuration."""
 
 
-def to_json_line(model: BaseModel) -> str:
-    """One JSON line. Input may hold lone surrogates (legal JSON escapes such as \\ud800, not
-    valid Unicode); pydantic cannot encode them, so such a record is written with them escaped."""
+def to_json_line(model: BaseModel) -> bytes:
+    """One JSON line, UTF-8, without its newline. Input may hold lone surrogates (legal JSON escapes
+    such as \\ud800, not valid Unicode); pydantic cannot encode them, so such a record is written
+    with them escaped."""
     try:
-        return model.model_dump_json()
+        return to_json(model)
     except PydanticSerializationError:
-        return json.dumps(model.model_dump(mode="json"), ensure_ascii=True)
+        return json.dumps(model.model_dump(mode="json"), ensure_ascii=True).encode()
 
 
 class IndexSet:
@@ -85,8 +88,9 @@ class RunFolder:
         self.path = Path(path)
         self.done = IndexSet()
         self.tally = Tally()
-        self._files: dict[str, IO[str]] = {}
+        self._files: dict[str, IO[bytes]] = {}
         self._lock: IO[str] | None = None
+        self._flushed = time.monotonic()
 
     def lock(self) -> None:
         """Take the folder for this process; a second run on it is refused, not interleaved."""
@@ -146,7 +150,7 @@ class RunFolder:
                 if file.exists():
                     self._read_back(kind, file)
                 if kind != HARD or file.exists():  # hard.jsonl appears only when a pipeline uses the pool
-                    self._files[kind] = file.open("a", encoding="utf-8")
+                    self._files[kind] = self._open_outcome(kind)
         except OSError as exc:
             raise RunFolderError(f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
                                  "Choose another [output] dir or --out, or fix its permissions.") from None
@@ -179,20 +183,39 @@ class RunFolder:
             with file.open("r+b") as fh:
                 fh.truncate(good_bytes)
 
-    def write(self, kind: str, index: int, line: str) -> None:
-        """Append one serialised line (see to_json_line) and flush it."""
+    def _open_outcome(self, kind: str) -> IO[bytes]:
+        return (self.path / FILES[kind]).open("ab")
+
+    def write(self, kind: str, index: int, line: bytes) -> None:
+        """Append one serialised line (see to_json_line); the files are flushed every FLUSH_SECONDS.
+
+        A crash loses at most the last FLUSH_SECONDS of finished records (they are redone on
+        resume) and leaves at most one torn last line per file, which resuming drops.
+        """
         if not self.done.add(index):
             raise RunFolderError(f"internal error: input record {index} reached a second outcome ({kind})")
         if kind not in self._files:
-            self._files[kind] = (self.path / FILES[kind]).open("a", encoding="utf-8")
-        fh = self._files[kind]
+            self._files[kind] = self._open_outcome(kind)
         try:
-            fh.write(line + "\n")
-            fh.flush()
+            self._files[kind].write(line + b"\n")
         except OSError as exc:
-            raise RunFolderError(f"cannot write {self.path / FILES[kind]}: {exc.strerror or exc}. Everything written "
-                                 "before is intact: free some space (or fix the folder) and run the same command again "
-                                 "to resume") from None
+            self._write_failed(kind, exc)
+        now = time.monotonic()
+        if now - self._flushed >= FLUSH_SECONDS:
+            self.flush()
+            self._flushed = now
+
+    def flush(self) -> None:
+        for kind, fh in self._files.items():
+            try:
+                fh.flush()
+            except OSError as exc:
+                self._write_failed(kind, exc)
+
+    def _write_failed(self, kind: str, exc: OSError) -> None:
+        raise RunFolderError(f"cannot write {self.path / FILES[kind]}: {exc.strerror or exc}. Every complete line "
+                             "written before is intact: free some space (or fix the folder) and run the same command "
+                             "again to resume") from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         tmp = self.path / (SUMMARY + ".tmp")
@@ -218,9 +241,18 @@ class RunFolder:
         return count
 
     def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        try:
+            self.flush()
+        finally:
+            for fh in self._files.values():
+                try:
+                    fh.close()
+                except OSError:
+                    pass  # flush above already reported it; the unwritten records are redone on resume
+            self._files.clear()
+            self._release()
+
+    def _release(self) -> None:
         if self._lock is not None:
             self._lock.close()  # releases the lock
             self._lock = None

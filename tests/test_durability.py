@@ -1,6 +1,7 @@
 """Nothing lost: resume after interruptions and crashes, retries, faults, hostile input, full disks."""
 
 import errno
+import io
 import json
 import os
 import random
@@ -120,20 +121,36 @@ def test_a_full_disk_is_a_clear_error_and_the_folder_resumes(tmp_path, monkeypat
     assert indices(tmp_path / "run") == list(range(54)) and result.resumed == 19
 
 
-def test_a_real_write_error_is_reported_with_what_to_do(tmp_path, monkeypatch):
-    folder = RunFolder(tmp_path / "run")
-    folder.lock()
-    folder.open()
+class FullDisk(io.FileIO):
+    """A file on a disk with ``room`` bytes left: a write gets what fits, then ENOSPC, as from the kernel."""
 
-    class Full:
-        def write(self, text):
+    room = 0
+
+    def write(self, data):
+        if FullDisk.room <= 0:
             raise OSError(errno.ENOSPC, "No space left on device")
+        n = min(len(data), FullDisk.room)
+        FullDisk.room -= n
+        return super().write(bytes(data[:n]))
 
-    folder._files["kept"] = Full()
-    with pytest.raises(RunFolderError, match="No space left on device.*run the same command again to resume"):
-        folder.write("kept", 0, "{}")
-    folder._files.pop("kept")
-    folder.close()
+
+@pytest.mark.parametrize("room", [0, 3000, 20000])
+def test_a_disk_that_fills_up_under_buffered_writes_is_a_clear_error_and_resumes(tmp_path, monkeypatch, room):
+    path = quickstart_copy(tmp_path)
+    FullDisk.room = room
+    monkeypatch.setattr(RunFolder, "_open_outcome",
+                        lambda self, kind: io.BufferedWriter(FullDisk(self.path / f"{kind}.jsonl", "ab")))
+    with pytest.raises(RunFolderError, match=r"No space left on device\. Every complete line written before is "
+                                             r"intact.*run the same command again to resume"):
+        run_pipeline(load_pipeline(path, tmp_path / "run"))
+    monkeypatch.undo()
+    written = sum(f.stat().st_size for f in (tmp_path / "run").glob("*.jsonl"))
+    assert written == room  # every byte the disk took is there; the last line is cut
+    result = run_pipeline(load_pipeline(path, tmp_path / "run"))
+    assert indices(tmp_path / "run") == list(range(54))
+    assert result.resumed < 54 and result.summary["complete"]
+    reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
+    assert result.summary["stages"] == reference.summary["stages"]
 
 
 def judged_pipeline(tmp_path, server, rows, judge=""):

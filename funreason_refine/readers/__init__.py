@@ -12,20 +12,19 @@ from pydantic import ValidationError
 from funreason_refine.errors import InputError
 from funreason_refine.readers import bfcl, chat, xlam
 from funreason_refine.readers.answers import FieldError
-from funreason_refine.readers.raw import iter_raw, preview
-from funreason_refine.record import Source
-from funreason_refine.record import Quarantined, Record
+from funreason_refine.readers.raw import iter_raw, parse_line, preview
+from funreason_refine.record import Quarantined, Record, Source
 
 FORMATS = ("xlam", "bfcl", "openai", "sharegpt")
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 
-RawItem = tuple[int, Source, "dict[str, Any] | str", str]
-"""(index, where, parsed object or error text, raw text for the quarantine file)"""
+RawItem = tuple[int, int, "dict[str, Any] | str | bytes", str]
+"""(index, line or row, parsed object or error text or unparsed JSONL bytes, raw text for the quarantine file)"""
 
 
 def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
     """Tell the formats apart by the keys of the first readable record."""
-    for source, obj, _ in iter_raw(path, max_record_bytes):
+    for line, obj, _ in iter_raw(path, max_record_bytes):
         if isinstance(obj, str):
             continue
         if xlam.looks_like(obj):
@@ -37,7 +36,7 @@ def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
         if chat.looks_like_sharegpt(obj):
             return "sharegpt"
         keys = ", ".join(sorted(obj)[:8])
-        raise InputError(f"cannot tell the format of {path}: the record at line {source.line} has keys "
+        raise InputError(f"cannot tell the format of {path}: the record at line {line} has keys "
                          f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}")
     raise InputError(f"cannot tell the format of {path}: it holds no readable JSON object; "
                      f"set [input] format to one of {', '.join(FORMATS)}")
@@ -51,6 +50,7 @@ class InputStream:
         if not path.is_file():
             raise InputError(f"input file not found: {path}. Check [input] path in the pipeline file.")
         self.path = path
+        self.name = str(path)
         self.max_record_bytes = max_record_bytes
         self.format = fmt or detect_format(path, max_record_bytes)
         self.total_bytes = path.stat().st_size
@@ -73,21 +73,27 @@ class InputStream:
         return xlam.to_record(obj, source, index)
 
     def raw_items(self, skip: Container[int] = (), limit: int | None = None,
-                  on_bytes: Callable[[int], None] | None = None) -> Iterator[RawItem]:
-        """The input as parsed JSON objects (or error texts), numbered; cheap, runs in the main process."""
+                  on_bytes: Callable[[int], None] | None = None, parse: bool = True) -> Iterator[RawItem]:
+        """The input as JSON objects (or error texts), numbered; cheap, runs in the main process.
+
+        ``parse=False`` leaves JSONL lines as bytes for ``convert`` to parse (in a worker process).
+        """
         index = -1
         self.count = 0
-        for source, obj, raw in iter_raw(self.path, self.max_record_bytes, on_bytes):
+        for line, obj, raw in iter_raw(self.path, self.max_record_bytes, on_bytes, parse):
             index += 1
             if limit is not None and index >= limit:
                 return
             self.count = index + 1
             if index not in skip:
-                yield index, source, obj, raw
+                yield index, line, obj, raw
 
     def convert(self, item: RawItem) -> Record | Quarantined:
         """One raw item to a record, or to a quarantined item naming field and error."""
-        index, source, obj, raw = item
+        index, line, obj, raw = item
+        if isinstance(obj, bytes):
+            _, obj, raw = parse_line(line, obj)
+        source = Source(file=self.name, line=line)
         if isinstance(obj, str):
             return Quarantined(index=index, source=source, error=obj, raw=raw)
         try:

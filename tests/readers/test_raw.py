@@ -8,7 +8,7 @@ from funreason_refine.readers.raw import iter_raw
 
 
 def items(path, max_bytes=1 << 20):
-    return [(src.line, obj) for src, obj, _ in iter_raw(path, max_bytes)]
+    return [(line, obj) for line, obj, _ in iter_raw(path, max_bytes)]
 
 
 def test_jsonl_lines_keep_their_line_numbers_and_skip_blank_lines(tmp_path):
@@ -20,6 +20,18 @@ def test_jsonl_lines_keep_their_line_numbers_and_skip_blank_lines(tmp_path):
     assert got[2][0] == 4 and got[2][1].startswith("not JSON")
     assert got[3] == (5, "expected a JSON object, got list")
     assert got[-1][0] == 7 and "not valid UTF-8" in got[-1][1]
+
+
+def test_unparsed_jsonl_lines_parse_later_to_the_same_items(tmp_path):
+    """parse=False (the engine's reading process) hands over bytes; parse_line finishes them identically."""
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"a": 2}\nnot json\n[1]\n' + b'{"q": "' + b"x" * 300 + b'"}\n{"a": "\xe9"}\n')
+    eager = list(iter_raw(path, 256))
+    lazy = list(iter_raw(path, 256, parse=False))
+    assert any(isinstance(obj, bytes) for _, obj, _ in lazy)
+    finished = [raw.parse_line(line, obj) if isinstance(obj, bytes) else (line, obj, text) for line, obj, text in lazy]
+    assert finished == eager
+    assert [line for line, _, _ in eager] == [1, 3, 4, 5, 6, 7]
 
 
 def test_oversized_jsonl_line_is_reported_without_parsing(tmp_path):
