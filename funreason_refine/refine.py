@@ -42,11 +42,11 @@ class Outcome:
 
     def line(self) -> Record:
         """The model written to the outcome file."""
-        fields = dict(self.record)
         if self.kind in ("discarded", "hard"):
-            return DiscardedRecord.model_construct(**fields, stage=self.stage, reason=self.reason, message=self.message)
+            return DiscardedRecord.model_construct(**dict(self.record), stage=self.stage, reason=self.reason,
+                                                   message=self.message)
         if self.kind == "errors":
-            return ErroredRecord.model_construct(**fields, stage=self.stage, error=self.message)
+            return ErroredRecord.model_construct(**dict(self.record), stage=self.stage, error=self.message)
         return self.record
 
 

@@ -50,14 +50,14 @@ _TOOLS_MAX = 32768
 
 
 def _normalized(tool: Any) -> dict[str, Any]:
-    """normalize_tool, cached by the tool's JSON text.
+    """normalize_tool, cached by the tool's repr.
 
     Datasets repeat the same few thousand tools across tens of thousands of records; records
     offering the same tool share one normalised dict, which is therefore read-only.
     """
     if not isinstance(tool, dict):
         return normalize_tool(tool)
-    key = json.dumps(tool, sort_keys=True, default=str)
+    key = repr(tool)  # exact for JSON values (True is not 1, 1 is not 1.0); 2x faster than json.dumps
     hit = _TOOLS.get(key)
     if hit is None:
         if len(_TOOLS) >= _TOOLS_MAX:

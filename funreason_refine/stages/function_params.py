@@ -45,14 +45,17 @@ class FunctionParams(Stage):
                     return Verdict.discard("unknown_parameter", f"{call.name}: parameter(s) {', '.join(unknown)} "
                                            f"not in the schema (known: {', '.join(props) or 'none'})")
             fixed = {k: coerce(v, props.get(k)) for k, v in call.arguments.items()}
+            before = len(changes)
             for key, value in fixed.items():
                 if value != call.arguments[key] or type(value) is not type(call.arguments[key]):
                     changes.append(f"{call.name}.{key}: {call.arguments[key]!r} -> {value!r}")
-            repaired.append(FunctionCall(name=call.name, arguments=fixed))
+            repaired.append(FunctionCall(name=call.name, arguments=fixed) if len(changes) > before else call)
             try:
                 check_args = validator(params_key(schema))
             except ValueError as exc:
                 return Verdict.discard("invalid_tool_schema", f"tool {call.name!r}: {exc}")
+            if check_args.is_valid(fixed):
+                continue
             # Report the first error by position; at one position a type error before an enum error.
             errors = sorted(check_args.iter_errors(fixed),
                             key=lambda e: (list(map(str, e.instance_path)), _keyword(e) != "type"))

@@ -28,10 +28,10 @@ class QueryTool(Stage):
             if error:
                 return Verdict.discard("invalid_tool_schema", f"tool {name!r}: parameters are not a valid JSON Schema: {error}")
             names.append(name)
-        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
-        if duplicates:
-            return Verdict.discard("duplicate_tool_name", f"tools offered more than once: {', '.join(duplicates)}")
         offered = set(names)
+        if len(offered) != len(names):
+            duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+            return Verdict.discard("duplicate_tool_name", f"tools offered more than once: {', '.join(duplicates)}")
         unknown = [c.name for c in record.calls if c.name not in offered]
         if unknown:
             return Verdict.discard("unknown_function", f"the answer calls {', '.join(sorted(set(unknown)))}, "
