@@ -105,7 +105,7 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
             raise ValueError(f"{where} ({name}) arguments are not JSON: {exc.msg}") from None
     if not isinstance(arguments, dict):
         raise ValueError(f"{where} ({name}) arguments must be an object, got {type(arguments).__name__}")
-    return FunctionCall.model_construct(name=name, arguments=arguments)  # both checked above
+    return FunctionCall(name=name, arguments=arguments)  # checked above; validating is faster than model_construct
 
 
 def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str | None:

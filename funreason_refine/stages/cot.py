@@ -56,7 +56,7 @@ class Cot(Stage):
         if not cot.strip():
             return Verdict.discard("empty_cot", "the CoT is empty")
         normalized = None
-        tags = _TAG.findall(cot)
+        tags = _TAG.findall(cot) if "think>" in cot else None
         if tags:
             stripped = cot.strip()
             if tags == ["<think>", "</think>"] and stripped.startswith("<think>") and stripped.endswith("</think>"):

@@ -7,7 +7,7 @@ from typing import Any
 from funreason_refine.record import FunctionCall, Record, Verdict
 from funreason_refine.stages.base import Stage
 from funreason_refine.stages.coerce import coerce
-from funreason_refine.stages.schemas import params_key, validator
+from funreason_refine.stages.schemas import NO_PARAMETERS, params_info
 
 _REASONS = {"type": "wrong_type", "enum": "not_in_enum", "const": "not_in_enum"}
 
@@ -34,24 +34,30 @@ class FunctionParams(Stage):
             tool = tools.get(call.name)
             if tool is None:
                 return Verdict.discard("unknown_function", f"{call.name} is not among the tools")
-            schema = tool.get("parameters") or {}
-            props = schema.get("properties") or {}
-            missing = [p for p in schema.get("required", []) if p not in call.arguments]
+            info = params_info(tool.get("parameters") or NO_PARAMETERS)
+            props = info.properties
+            args = call.arguments
+            missing = [p for p in info.required if p not in args]
             if missing:
                 return Verdict.discard("missing_required", f"{call.name}: required parameter(s) {', '.join(missing)} missing")
-            if not schema.get("additionalProperties", False):
-                unknown = [a for a in call.arguments if a not in props]
+            if info.closed:
+                unknown = [a for a in args if a not in props]
                 if unknown:
                     return Verdict.discard("unknown_parameter", f"{call.name}: parameter(s) {', '.join(unknown)} "
                                            f"not in the schema (known: {', '.join(props) or 'none'})")
-            fixed = {k: coerce(v, props.get(k)) for k, v in call.arguments.items()}
-            before = len(changes)
-            for key, value in fixed.items():
-                if value != call.arguments[key] or type(value) is not type(call.arguments[key]):
-                    changes.append(f"{call.name}.{key}: {call.arguments[key]!r} -> {value!r}")
-            repaired.append(FunctionCall(name=call.name, arguments=fixed) if len(changes) > before else call)
+            fixed = args
+            for key, value in args.items():
+                if type(value) in info.settled.get(key, ()):
+                    continue
+                new = coerce(value, props.get(key))
+                if new != value or type(new) is not type(value):
+                    if fixed is args:
+                        fixed = dict(args)
+                    fixed[key] = new
+                    changes.append(f"{call.name}.{key}: {value!r} -> {new!r}")
+            repaired.append(call if fixed is args else FunctionCall(name=call.name, arguments=fixed))
             try:
-                check_args = validator(params_key(schema))
+                check_args = info.validator()
             except ValueError as exc:
                 return Verdict.discard("invalid_tool_schema", f"tool {call.name!r}: {exc}")
             if check_args.is_valid(fixed):

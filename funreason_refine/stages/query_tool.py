@@ -6,7 +6,7 @@ from collections import Counter
 
 from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.base import Stage
-from funreason_refine.stages.schemas import schema_error
+from funreason_refine.stages.schemas import NO_PARAMETERS, schema_error
 
 
 class QueryTool(Stage):
@@ -24,7 +24,7 @@ class QueryTool(Stage):
             name = tool.get("name")
             if not isinstance(name, str) or not name:
                 return Verdict.discard("invalid_tool_schema", f"tools[{i}] has no name")
-            error = schema_error(tool.get("parameters", {}))
+            error = schema_error(tool.get("parameters", NO_PARAMETERS))
             if error:
                 return Verdict.discard("invalid_tool_schema", f"tool {name!r}: parameters are not a valid JSON Schema: {error}")
             names.append(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +22,49 @@ def schema_key(schema: Any) -> str:
 
 # The cache key of a tool's parameters, once per shared tool object.
 params_key = IdentityMemo(schema_key, max_size=65536)
+
+# Python types of a value that already is the one JSON type a parameter schema names: coercing
+# such a value cannot change it (see coerce.py), so the stage skips it.
+_SETTLED: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float),
+                                         "boolean": (bool,), "null": (type(None),)}
+
+
+@dataclass(frozen=True, slots=True)
+class ParamsInfo:
+    """What the stages ask of one tool's parameters schema, worked out once per shared schema."""
+
+    key: str
+    error: str | None  # why it is not a valid parameters schema (query_tool discards for it)
+    properties: dict[str, Any]
+    required: tuple[Any, ...]
+    closed: bool  # no additionalProperties: unknown parameters are errors
+    settled: dict[str, tuple[type, ...]]  # parameter -> value types that need no coercion
+
+    def validator(self) -> Any:
+        """The compiled argument validator; raises ValueError when the schema cannot be compiled."""
+        return validator(self.key)
+
+
+def _info(schema: Any) -> ParamsInfo:
+    key = params_key(schema)
+    if not isinstance(schema, dict):
+        return ParamsInfo(key, _schema_error(key), {}, (), True, {})
+    props = schema.get("properties")
+    props = props if isinstance(props, dict) else {}
+    required = schema.get("required")
+    settled = {name: _SETTLED.get(sub.get("type"), ()) for name, sub in props.items()
+               if isinstance(sub, dict) and isinstance(sub.get("type"), str)}
+    # Tools are closed unless they say otherwise: additionalProperties true or a schema opens them.
+    extra = schema.get("additionalProperties", False)
+    return ParamsInfo(key, _schema_error(key), props, tuple(required) if isinstance(required, list) else (),
+                      extra is False or extra is None, settled)
+
+
+# One ParamsInfo per shared parameters object (readers share one normalised dict per tool).
+params_info = IdentityMemo(_info, max_size=65536)
+
+NO_PARAMETERS: dict[str, Any] = {}
+"""What a tool without ``parameters`` is checked as: one shared object, so it is memoised once."""
 
 
 def _shape(schema: Any) -> Any:
@@ -55,7 +99,7 @@ def _shape(schema: Any) -> Any:
 
 def schema_error(schema: Any) -> str | None:
     """Why ``schema`` is not a valid JSON Schema for parameters (2020-12 metaschema), or None."""
-    return _schema_error(params_key(schema))
+    return params_info(schema).error
 
 
 @lru_cache(maxsize=16384)

@@ -164,6 +164,30 @@ def test_integer_repairs():
     assert (verdict.action, verdict.reason) == ("discard", "wrong_type")
 
 
+@pytest.mark.parametrize("extra, verdict", [
+    (None, ("discard", "unknown_parameter")),  # absent: a tool is closed
+    (False, ("discard", "unknown_parameter")),
+    (True, ("pass", None)),
+    ({}, ("pass", None)),  # any value, though an empty dict is falsy
+    ({"type": "integer"}, ("discard", "wrong_type")),  # open, and extras are validated
+    ({"type": "string"}, ("pass", None)),
+])
+def test_additional_properties_open_a_tool_to_unknown_parameters(extra, verdict):
+    parameters = {"type": "object", "properties": {"q": {"type": "string"}}}
+    if extra is not None:
+        parameters["additionalProperties"] = extra
+    record = make_record(tools=[{"name": "f", "parameters": parameters}], answers=[call("f", q="x", lang="en")])
+    got = check(FunctionParams, record)
+    assert (got.action, got.reason) == verdict
+
+
+def test_a_tool_without_parameters_takes_none():
+    tools = [{"name": "now", "description": "The time."}]
+    assert check(FunctionParams, make_record(tools=tools, answers=[call("now")])).action == "pass"
+    got = check(FunctionParams, make_record(tools=tools, answers=[call("now", tz="UTC")]))
+    assert (got.action, got.reason) == ("discard", "unknown_parameter")
+
+
 def test_ambiguous_values_are_not_repaired():
     union = {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": ["integer", "string"]}, "y": {"type": "string"}}}}
     record = make_record(tools=[union], answers=[call("f", x="5", y=5)])
