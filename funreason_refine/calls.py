@@ -10,6 +10,7 @@ import ast
 import json
 import keyword
 import math
+from functools import lru_cache
 from typing import Any
 
 from funreason_refine.errors import CallSyntaxError
@@ -53,6 +54,7 @@ def render_value(value: Any) -> str:
     raise CallSyntaxError(f"{type(value).__name__} value {value!r} is not JSON")
 
 
+@lru_cache(maxsize=16384)
 def _is_dotted_name(name: str) -> bool:
     return all(p.isidentifier() and not _is_keyword(p) for p in name.split("."))
 
@@ -84,7 +86,7 @@ def _dotted(node: ast.expr) -> str:
     raise CallSyntaxError(f"the called object {ast.dump(node)[:80]} is not a plain function name")
 
 
-def _literal(node: ast.expr, where: str) -> Any:
+def _literal(node: ast.expr, name: str, param: str) -> Any:
     # Fast paths for the common shapes, giving exactly what literal_eval would; the rest goes to it.
     kind = type(node)
     if kind is ast.Constant:
@@ -92,6 +94,7 @@ def _literal(node: ast.expr, where: str) -> Any:
             return node.value
     elif kind is ast.List and all(type(e) is ast.Constant and _plain(e) for e in node.elts):
         return [e.value for e in node.elts]
+    where = f"{name}({param}=...)"
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
@@ -130,13 +133,28 @@ def _to_json(value: Any, where: str) -> Any:
 
 def same_value(a: Any, b: Any) -> bool:
     """Equal JSON values of equal types: unlike ==, True is not 1 and 1 is not 1.0."""
-    if type(a) is not type(b):
+    kind = type(a)
+    if kind is not type(b):
         return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
-    return a == b
+    if kind is dict:
+        if a.keys() != b.keys():
+            return False
+        pairs = ((v, b[k]) for k, v in a.items())
+    elif kind is list:
+        if len(a) != len(b):
+            return False
+        pairs = zip(a, b)
+    else:
+        return a == b
+    for x, y in pairs:
+        if type(x) is not type(y):
+            return False
+        if type(x) is dict or type(x) is list:
+            if not same_value(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def same_calls(a: list[FunctionCall], b: list[FunctionCall]) -> bool:
@@ -145,6 +163,17 @@ def same_calls(a: list[FunctionCall], b: list[FunctionCall]) -> bool:
 
 def parse_calls(text: str) -> list[FunctionCall]:
     """Parse ``[func(param=value), ...]`` into calls without evaluating anything."""
+    return [FunctionCall(name=name, arguments=arguments) for name, arguments in _parsed(text)]
+
+
+def parses_back(text: str, calls: list[FunctionCall]) -> bool:
+    """Whether ``text`` parses to exactly ``calls`` (as ``same_calls``); raises CallSyntaxError."""
+    parsed = _parsed(text)
+    return len(parsed) == len(calls) and all(
+        name == call.name and same_value(arguments, call.arguments) for (name, arguments), call in zip(parsed, calls))
+
+
+def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
     if len(text) > MAX_CALL_TEXT:
         raise CallSyntaxError(f"call text is {len(text)} characters, over {MAX_CALL_TEXT}")
     try:
@@ -166,6 +195,6 @@ def parse_calls(text: str) -> list[FunctionCall]:
                 raise CallSyntaxError(f"{name}: **kwargs is not allowed")
             if kw.arg in arguments:
                 raise CallSyntaxError(f"{name}: parameter {kw.arg!r} is given twice")
-            arguments[kw.arg] = _literal(kw.value, f"{name}({kw.arg}=...)")
-        calls.append(FunctionCall(name=name, arguments=arguments))  # validating is faster than model_construct
+            arguments[kw.arg] = _literal(kw.value, name, kw.arg)
+        calls.append((name, arguments))
     return calls

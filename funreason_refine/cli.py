@@ -95,7 +95,7 @@ def _run(loaded, **options) -> None:
     signal.signal(signal.SIGTERM, on_term)
     size = loaded.input.path.stat().st_size
     try:
-        with RunDisplay(err, size, loaded.input.path.name) as progress:
+        with RunDisplay(err, size, loaded.input.path.name, refresh_thread=loaded.judging is not None) as progress:
             result = run_pipeline(loaded, progress=progress, **options)
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)

@@ -16,8 +16,11 @@ from funreason_refine.engine import Progress as EngineProgress
 class RunDisplay:
     """A progress bar over the input bytes, with live outcome counts and records/s."""
 
-    def __init__(self, console: Console, total_bytes: int, label: str):
+    def __init__(self, console: Console, total_bytes: int, label: str, refresh_thread: bool = True):
+        """``refresh_thread=False`` redraws only from the engine's callbacks: no thread, so the engine
+        may fork its worker processes (rules-only runs report outcomes many times a second)."""
         self.counts: Counter[str] = Counter()
+        self._refresh_thread = refresh_thread
         self._judge = ""
         self._bytes = 0
         self._last = 0.0
@@ -25,7 +28,7 @@ class RunDisplay:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
             TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-            console=console, transient=False, disable=not console.is_terminal)
+            console=console, transient=False, disable=not console.is_terminal, auto_refresh=refresh_thread)
         self._task = self._progress.add_task(label, total=total_bytes, counts="")
 
     def __enter__(self) -> EngineProgress:
@@ -57,7 +60,7 @@ class RunDisplay:
                 f"[magenta]{self.counts['quarantined']} quarantined[/] [red]{self.counts['errors']} errors[/] "
                 + (f"[blue]{self.counts['hard']} hard[/] " if self.counts["hard"] else "") +
                 f"{rate:,.0f} rec/s{self._judge}")
-        self._progress.update(self._task, completed=self._bytes, counts=text)
+        self._progress.update(self._task, completed=self._bytes, counts=text, refresh=not self._refresh_thread)
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:

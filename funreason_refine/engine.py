@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -79,13 +82,13 @@ _WORKER: tuple[InputStream, list[ConfiguredStage]] | None = None
 
 
 def _work(batch: list[RawItem], pipeline_path: str, out_dir: str) -> list[Written]:
-    """Runs in a worker process; loads the pipeline from its file on first use."""
+    """Runs in a worker process; a spawned worker loads the pipeline from its file on first use."""
     global _WORKER
     if _WORKER is None:
         try:
             pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
         except RefineError as exc:
-            raise RefineError(f"a worker process could not load the pipeline: {exc}. Worker processes "
+            raise RefineError(f"a worker process could not load the pipeline: {exc}. Spawned worker processes "
                               "see installed plugins only, not stages registered in code; install the "
                               "plugin or use --workers 1") from None
         _WORKER = (_open_stream(pipeline), pipeline.stages)
@@ -93,28 +96,55 @@ def _work(batch: list[RawItem], pipeline_path: str, out_dir: str) -> list[Writte
     return [process(raw, stream, stages) for raw in batch]
 
 
-def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, workers: int) -> Iterator[Written]:
+def _worker_start() -> None:
+    # A forked worker inherits the CLI's SIGTERM handler; the main process stops the workers itself.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _start_method() -> str:
+    """fork where it is safe, spawn elsewhere.
+
+    A forked worker starts at once with the pipeline already loaded (plugins registered in code
+    included), where a spawned one imports everything again (half a second each). Forking a
+    process that runs other threads can deadlock the child on a lock one of them held, so fork
+    is used only while the main thread is the only one (the CLI's progress display refreshes
+    from the engine's callbacks, not from a thread, for rules-only runs).
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
+def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, workers: int,
+             method: str) -> Iterator[Written]:
     """Refine batches in worker processes; yield results in input order, a bounded window ahead."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    # spawn, not fork: the main process runs rich's refresh thread, and forking with threads deadlocks.
-    context = multiprocessing.get_context("spawn")
+    global _WORKER
+    if method == "fork":
+        from funreason_refine.stages.schemas import preload
+
+        preload()
+        _WORKER = (stream, pipeline.stages)  # inherited by the workers
     args = (str(pipeline.path), str(pipeline.output_dir))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        window: deque = deque()
-        batches = iter(lambda: list(islice(raws, BATCH)), [])
-        try:
-            for batch in batches:
-                window.append(pool.submit(_work, batch, *args))
-                if len(window) >= 2 * workers + 1:
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                 initializer=_worker_start) as pool:
+            window: deque = deque()
+            batches = iter(lambda: list(islice(raws, BATCH)), [])
+            try:
+                for batch in batches:
+                    window.append(pool.submit(_work, batch, *args))
+                    if len(window) >= 2 * workers + 1:
+                        yield from window.popleft().result()
+                while window:
                     yield from window.popleft().result()
-            while window:
-                yield from window.popleft().result()
-        except BrokenProcessPool:
-            raise RunFolderError("a worker process died (out of memory?); what was finished is saved: "
-                                 "run the same command again to resume, with --workers 1 to stay in one process") from None
+            except BrokenProcessPool:
+                raise RunFolderError("a worker process died (out of memory?); what was finished is saved: run the "
+                                     "same command again to resume, with --workers 1 to stay in one process") from None
+    finally:
+        _WORKER = None
 
 
 def _open_stream(pipeline: Pipeline) -> InputStream:
@@ -144,6 +174,7 @@ class RunResult:
     resumed: int = 0
     workers: int = 1
     stopped: str | None = None
+    start_method: str | None = None  # how worker processes were started: fork or spawn; None without workers
 
 
 async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pipeline, folder: RunFolder,
@@ -216,6 +247,7 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
     progress = progress or Progress()
     judged = pipeline.judging is not None
     workers = 1 if judged else (workers or default_workers(pipeline))
+    start_method = _start_method() if workers > 1 else None
     stream = _open_stream(pipeline)
     folder = RunFolder(pipeline.output_dir)
     folder.lock()
@@ -256,7 +288,7 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
             runner, stopped = asyncio.run(_run_judged(raws, stream, pipeline, folder, emit, progress))
         else:
             results: Iterable[Written] = ((process(raw, stream, pipeline.stages) for raw in raws) if workers == 1
-                                          else _in_pool(raws, pipeline, workers))
+                                          else _in_pool(raws, pipeline, stream, workers, start_method))
             for written in results:
                 emit(written)
         total_input = stream.count
@@ -288,7 +320,8 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
     }
     folder.write_summary(summary)
     _call_plugins(hooks.run_finished, run_dir=folder.path, summary=summary)
-    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers, stopped=stopped)
+    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers, stopped=stopped,
+                     start_method=start_method)
 
 
 def _call_plugins(hook: Any, **kwargs: Any) -> None:

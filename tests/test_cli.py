@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import pytest
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
@@ -118,3 +119,26 @@ def test_bad_records_in_json_array_input(tmp_path):
     assert invoke("run", tmp_path / "p.toml").exit_code == 0
     (q,) = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
     assert (q["source"]["line"], q["field"]) == (8, "query")
+
+
+@pytest.mark.parametrize("refresh_thread", [True, False])
+def test_the_progress_display_redraws_from_callbacks_when_it_has_no_refresh_thread(refresh_thread):
+    """Rules-only runs draw without a thread, so that the engine may fork its workers."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from funreason_refine.console import RunDisplay
+
+    screen = io.StringIO()
+    before = threading.active_count()
+    display = RunDisplay(Console(file=screen, force_terminal=True, width=120), 1000, "in.jsonl",
+                         refresh_thread=refresh_thread)
+    with display as progress:
+        assert threading.active_count() == before + refresh_thread
+        progress.on_bytes(500)
+        progress.on_outcome("kept")
+        if not refresh_thread:
+            assert "1 kept" in screen.getvalue()  # drawn at once, not by a thread later
+    assert "1 kept" in screen.getvalue()

@@ -180,18 +180,35 @@ def test_an_unwritable_run_folder_is_a_clear_error(tmp_pipeline, tmp_path):
         run(pipeline)
 
 
-def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, monkeypatch, method):
+    from funreason_refine import engine
     from tests.conftest import QUICKSTART
 
+    monkeypatch.setattr(engine, "_start_method", lambda: method)
     pipeline = QUICKSTART / "pipeline.toml"
     one = run_pipeline(load_pipeline(pipeline, tmp_path / "one"), workers=1)
     two = run_pipeline(load_pipeline(pipeline, tmp_path / "two"), workers=2)
-    assert two.workers == 2
+    assert (two.workers, two.start_method) == (2, method)
     assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
     assert one.summary["stages"] == two.summary["stages"]
 
 
-def test_a_stage_only_registered_in_code_is_a_clear_error_in_worker_processes(tmp_path, monkeypatch):
+def test_workers_are_forked_only_while_no_other_thread_runs(monkeypatch):
+    import threading
+
+    from funreason_refine import engine
+
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    assert engine._start_method() == "fork"
+    monkeypatch.setattr(threading, "active_count", lambda: 2)  # e.g. a progress display's refresh thread
+    assert engine._start_method() == "spawn"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_stage_registered_in_code_runs_in_forked_workers_and_is_a_clear_error_in_spawned_ones(
+        tmp_path, monkeypatch, method):
+    from funreason_refine import engine
     from funreason_refine.errors import RefineError
     from funreason_refine.plugin_manager import get_plugin_manager
     from funreason_refine import hookimpl
@@ -202,12 +219,19 @@ def test_a_stage_only_registered_in_code_is_a_clear_error_in_worker_processes(tm
         def register_stages(self, register):
             register(AlwaysRegenerate)
 
+    monkeypatch.setattr(engine, "_start_method", lambda: method)
     pm = get_plugin_manager()
     pm.register(InCode(), name="in_code")
     try:
         write_jsonl(tmp_path / "in.jsonl", [xlam_row(str(i)) for i in range(600)])
         pipeline = load_pipeline(write_pipeline(tmp_path, stages='[[stages]]\nname = "restless"\n'))
-        with pytest.raises(RefineError, match="install the plugin or use --workers 1"):
-            run_pipeline(pipeline, workers=2)
+        if method == "spawn":
+            with pytest.raises(RefineError, match="install the plugin or use --workers 1"):
+                run_pipeline(pipeline, workers=2)
+        else:
+            two = run_pipeline(pipeline, workers=2)
+            one = run_pipeline(load_pipeline(pipeline.path, tmp_path / "one"), workers=1)
+            assert two.summary["outcomes"] == one.summary["outcomes"]
+            assert outputs(pipeline.output_dir) == outputs(tmp_path / "one")
     finally:
         pm.unregister(name="in_code")

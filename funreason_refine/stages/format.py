@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from funreason_refine.calls import parse_calls, render_calls, same_calls
+from funreason_refine.calls import parses_back, render_calls
 from funreason_refine.errors import CallSyntaxError
 from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.base import Stage
@@ -23,10 +23,10 @@ class Format(Stage):
             except CallSyntaxError as exc:
                 return Verdict.discard("unrenderable_call", str(exc))
             try:
-                back = parse_calls(text)
+                same = parses_back(text, record.calls)
             except CallSyntaxError as exc:
                 return Verdict.discard("round_trip_mismatch", f"{text[:200]} does not parse back: {exc}")
-            if not same_calls(back, record.calls):
+            if not same:
                 return Verdict.discard("round_trip_mismatch", f"{text[:200]} parses back to different calls")
         target = render_target(record, text)
         return Verdict(action="pass", record=record.model_copy(update={"target": target}))

@@ -156,3 +156,9 @@ def validator(key: str) -> Any:
         return jsonschema_rs.Draft202012Validator(json.loads(key))
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
         raise ValueError(f"the parameters schema cannot be compiled: {exc}") from None
+
+
+def preload() -> None:
+    """Import the validator libraries now (before forking workers, so that each need not)."""
+    import jsonschema  # noqa: F401
+    import jsonschema_rs  # noqa: F401
