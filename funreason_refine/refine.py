@@ -205,6 +205,6 @@ def run_sync(coro: Any) -> Any:
 
 def _same_identity(new: Record, old: Record) -> Record:
     """Index and source belong to the engine; a stage cannot move a record."""
-    if new.index == old.index and new.source == old.source:
+    if new.index == old.index and (new.source is old.source or new.source == old.source):
         return new
     return new.model_copy(update={"index": old.index, "source": old.source})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
@@ -49,15 +50,16 @@ _TOOLS: dict[str, dict[str, Any] | str] = {}
 _TOOLS_MAX = 32768
 
 
-def _normalized(tool: Any) -> dict[str, Any]:
-    """normalize_tool, cached by the tool's repr.
+def _normalized(tool: Any, key: str | None = None) -> dict[str, Any]:
+    """normalize_tool, cached by the tool's JSON text (``key``) or else its repr.
 
     Datasets repeat the same few thousand tools across tens of thousands of records; records
     offering the same tool share one normalised dict, which is therefore read-only.
     """
     if not isinstance(tool, dict):
         return normalize_tool(tool)
-    key = repr(tool)  # exact for JSON values (True is not 1, 1 is not 1.0); 2x faster than json.dumps
+    if key is None:
+        key = repr(tool)  # exact for JSON values (True is not 1, 1 is not 1.0)
     hit = _TOOLS.get(key)
     if hit is None:
         if len(_TOOLS) >= _TOOLS_MAX:
@@ -72,17 +74,56 @@ def _normalized(tool: Any) -> dict[str, Any]:
     return hit
 
 
+_SPACE = re.compile(r"[ \t\n\r]*")
+_decode = json.JSONDecoder().raw_decode
+
+
+def _elements(text: str) -> list[tuple[Any, str]] | None:
+    """The elements of the JSON array ``text``, each with its own text (the tool cache's key).
+
+    None when ``text`` is not a JSON array; json.loads then says why. Written by hand because
+    json has no element-wise decoder; each element is decoded by json's own raw_decode.
+    """
+    end = len(text)
+    pos = _SPACE.match(text).end()
+    if pos == end or text[pos] != "[":
+        return None
+    pos = _SPACE.match(text, pos + 1).end()
+    out = []
+    if pos < end and text[pos] == "]":
+        pos += 1
+    else:
+        while True:
+            try:
+                obj, stop = _decode(text, pos)
+            except (ValueError, RecursionError):
+                return None
+            out.append((obj, text[pos:stop]))
+            pos = _SPACE.match(text, stop).end()
+            if pos < end and text[pos] == ",":
+                pos = _SPACE.match(text, pos + 1).end()
+            elif pos < end and text[pos] == "]":
+                pos += 1
+                break
+            else:
+                return None
+    return out if _SPACE.match(text, pos).end() == end else None
+
+
 def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
     """Normalise every tool; one that cannot be converted is kept as given and noted in ``problems``."""
-    tools = maybe_json(raw, "tools")
-    if isinstance(tools, dict):
-        tools = [tools]
-    if not isinstance(tools, list):
-        raise FieldError("tools", f"field 'tools' must be a list of tools, got {type(tools).__name__}")
+    elements = _elements(raw) if isinstance(raw, str) else None
+    if elements is None:
+        tools = maybe_json(raw, "tools")
+        if isinstance(tools, dict):
+            tools = [tools]
+        if not isinstance(tools, list):
+            raise FieldError("tools", f"field 'tools' must be a list of tools, got {type(tools).__name__}")
+        elements = [(tool, None) for tool in tools]
     out = []
-    for i, tool in enumerate(tools):
+    for i, (tool, text) in enumerate(elements):
         try:
-            out.append(_normalized(tool))
+            out.append(_normalized(tool, text))
         except UnconvertibleType as exc:
             problems.append(Problem(field=f"tools[{i}]", code="unconvertible_type", message=str(exc)))
             out.append(tool if isinstance(tool, dict) else {"invalid": tool})
