@@ -94,6 +94,9 @@ def _literal(node: ast.expr, name: str, param: str) -> Any:
             return node.value
     elif kind is ast.List and all(type(e) is ast.Constant and _plain(e) for e in node.elts):
         return [e.value for e in node.elts]
+    elif (kind is ast.Dict and all(type(k) is ast.Constant and type(k.value) is str for k in node.keys)
+          and all(type(v) is ast.Constant and _plain(v) for v in node.values)):
+        return {k.value: v.value for k, v in zip(node.keys, node.values)}
     where = f"{name}({param}=...)"
     try:
         value = ast.literal_eval(node)
@@ -169,8 +172,12 @@ def parse_calls(text: str) -> list[FunctionCall]:
 def parses_back(text: str, calls: list[FunctionCall]) -> bool:
     """Whether ``text`` parses to exactly ``calls`` (as ``same_calls``); raises CallSyntaxError."""
     parsed = _parsed(text)
-    return len(parsed) == len(calls) and all(
-        name == call.name and same_value(arguments, call.arguments) for (name, arguments), call in zip(parsed, calls))
+    if len(parsed) != len(calls):
+        return False
+    for (name, arguments), call in zip(parsed, calls):
+        if name != call.name or not same_value(arguments, call.arguments):
+            return False
+    return True
 
 
 def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -191,10 +198,13 @@ def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
             raise CallSyntaxError(f"{name}: positional arguments are not allowed, write param=value")
         arguments: dict[str, Any] = {}
         for kw in node.keywords:
-            if kw.arg is None:
+            param, value = kw.arg, kw.value
+            if param is None:
                 raise CallSyntaxError(f"{name}: **kwargs is not allowed")
-            if kw.arg in arguments:
-                raise CallSyntaxError(f"{name}: parameter {kw.arg!r} is given twice")
-            arguments[kw.arg] = _literal(kw.value, name, kw.arg)
+            if param in arguments:
+                raise CallSyntaxError(f"{name}: parameter {param!r} is given twice")
+            # The commonest value, a plain constant, inline (it is what _literal would return).
+            arguments[param] = (value.value if type(value) is ast.Constant and type(value.value) in _SCALARS
+                                else _literal(value, name, param))
         calls.append((name, arguments))
     return calls

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from funreason_refine import __version__
 from funreason_refine.config import ConfiguredStage, Pipeline, load_pipeline
 from funreason_refine.errors import PluginError, RefineError, RunFolderError
+from funreason_refine.identity_memo import IdentityMemo
 from funreason_refine.judge.client import BudgetStop
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.plugin_manager import get_plugin_manager
@@ -55,8 +56,12 @@ class Written(NamedTuple):
     reason: str | None = None
 
 
+# What the tally counts of a step; most steps are shared (see refine._step), and so are these.
+_counted = IdentityMemo(lambda s: (s.stage, s.verdict, s.reason), max_size=4096)
+
+
 def _written(outcome: Outcome) -> Written:
-    trail = tuple((s.stage, s.verdict, s.reason) for s in outcome.record.trail)
+    trail = tuple(map(_counted, outcome.record.trail))
     return Written(outcome.record.index, outcome.kind, to_json_line(outcome.line()), trail, outcome.stage,
                    outcome.reason)
 

@@ -1,3 +1,4 @@
+import json
 import pytest
 
 from funreason_refine.calls import MAX_CALL_TEXT, parse_calls, render_calls, render_value
@@ -106,3 +107,38 @@ def test_any_json_arguments_round_trip(arguments):
     import json
 
     assert json.dumps(back.arguments, sort_keys=True) == json.dumps(arguments, sort_keys=True)
+
+
+python_literals = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(max_size=3),
+    lambda inner: (st.lists(inner, max_size=4) | st.tuples(inner, inner)
+                   | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3)),
+    max_leaves=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(python_literals)
+def test_the_literal_fast_paths_agree_with_literal_eval(value):
+    """Plain constants, and lists and string-keyed dicts of them, skip literal_eval; nothing may differ."""
+    import ast
+
+    from funreason_refine.calls import _literal, _to_json
+
+    node = ast.parse(repr(value), mode="eval").body
+
+    def outcome(f):
+        try:
+            return "ok", f()
+        except (CallSyntaxError, ValueError, TypeError):  # what _literal turns into CallSyntaxError
+            return "error", None
+
+    fast = outcome(lambda: _literal(node, "f", "x"))
+    slow = outcome(lambda: _to_json(ast.literal_eval(node), "f(x=...)"))
+    assert fast[0] == slow[0]
+    assert json.dumps(fast[1]) == json.dumps(slow[1])  # strict: True is not 1, 1 is not 1.0
+
+
+@pytest.mark.parametrize("text", ["1e999", "[1, 1e999]", "{'a': -1e999}", "{'a': 1e999}", "{1: 2}", "{(1,): 2}"])
+def test_infinite_or_non_json_literals_are_refused_on_every_path(text):
+    with pytest.raises(CallSyntaxError):
+        parse_calls(f"[f(x={text})]")

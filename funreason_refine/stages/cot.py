@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pydantic import Field
 
@@ -26,6 +27,7 @@ def _mentions(text: str, name: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=16384)
 def _distinctive(name: str) -> bool:
     """A name an ordinary sentence would not contain by chance (``get_weather``, ``math.sqrt``)."""
     return any(ch in name for ch in "_.0123456789") or any(ch.isupper() for ch in name[1:])

@@ -33,22 +33,31 @@ _SETTLED: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "n
 class ParamsInfo:
     """What the stages ask of one tool's parameters schema, worked out once per shared schema."""
 
-    key: str
     error: str | None  # why it is not a valid parameters schema (query_tool discards for it)
     properties: dict[str, Any]
     required: tuple[Any, ...]
     closed: bool  # no additionalProperties: unknown parameters are errors
     settled: dict[str, tuple[type, ...]]  # parameter -> value types that need no coercion
+    compiled: Any  # the argument validator, or why the schema cannot be compiled (a str)
 
     def validator(self) -> Any:
         """The compiled argument validator; raises ValueError when the schema cannot be compiled."""
-        return validator(self.key)
+        if isinstance(self.compiled, str):
+            raise ValueError(self.compiled)
+        return self.compiled
+
+
+def _compiled(key: str) -> Any:
+    try:
+        return validator(key)
+    except ValueError as exc:
+        return str(exc)
 
 
 def _info(schema: Any) -> ParamsInfo:
     key = params_key(schema)
     if not isinstance(schema, dict):
-        return ParamsInfo(key, _schema_error(key), {}, (), True, {})
+        return ParamsInfo(_schema_error(key), {}, (), True, {}, "the parameters schema is not an object")
     props = schema.get("properties")
     props = props if isinstance(props, dict) else {}
     required = schema.get("required")
@@ -56,8 +65,9 @@ def _info(schema: Any) -> ParamsInfo:
                if isinstance(sub, dict) and isinstance(sub.get("type"), str)}
     # Tools are closed unless they say otherwise: additionalProperties true or a schema opens them.
     extra = schema.get("additionalProperties", False)
-    return ParamsInfo(key, _schema_error(key), props, tuple(required) if isinstance(required, list) else (),
-                      extra is False or extra is None, settled)
+    error = _schema_error(key)
+    return ParamsInfo(error, props, tuple(required) if isinstance(required, list) else (),
+                      extra is False or extra is None, settled, error or _compiled(key))
 
 
 # One ParamsInfo per shared parameters object (readers share one normalised dict per tool).
