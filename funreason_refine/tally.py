@@ -13,43 +13,59 @@ VERDICTS = ("pass", "regenerate", "discard")
 
 
 class Tally:
+    """Counts records by (outcome, trail, stage, reason), and folds them into per-stage counts when
+    asked: records share a few dozen distinct trails, so adding one is a single increment."""
+
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
-        self.verdicts: dict[str, Counter[str]] = defaultdict(Counter)
-        self.reasons: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-        self.discards: dict[str, Counter[str]] = defaultdict(Counter)
+        self._records: Counter[tuple[str, tuple[tuple[str, str, str | None], ...], str | None, str | None]] = Counter()
 
     def add(self, outcome: str, trail: Iterable[tuple[str, str, str | None]] = (),
             stage: str | None = None, reason: str | None = None) -> None:
         """One finished record: its outcome, its trail as (stage, verdict, reason), where it left."""
-        self.outcomes[outcome] += 1
-        for step_stage, verdict, step_reason in trail:
-            self.verdicts[step_stage][verdict] += 1
-            if step_reason:
-                self.reasons[step_stage][verdict][step_reason] += 1
-        if outcome in ("discarded", HARD) and stage:
-            self.discards[stage][reason or "unknown"] += 1
+        self._records[outcome, trail if isinstance(trail, tuple) else tuple(trail), stage, reason] += 1
 
     def add_line(self, outcome: str, line: dict[str, Any]) -> None:
         """The same, from a line read back from the run folder (resume)."""
-        trail = [(s["stage"], s["verdict"], s.get("reason")) for s in line.get("trail", [])]
+        trail = tuple((s["stage"], s["verdict"], s.get("reason")) for s in line.get("trail", []))
         self.add(outcome, trail, line.get("stage"), line.get("reason"))
 
     @property
     def total(self) -> int:
-        return sum(self.outcomes.values())
+        return sum(self._records.values())
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for (outcome, _, _, _), n in self._records.items():
+            out[outcome] += n
+        return out
+
+    def _fold(self) -> tuple[dict[str, Counter[str]], dict[str, dict[str, Counter[str]]], dict[str, Counter[str]]]:
+        verdicts: dict[str, Counter[str]] = defaultdict(Counter)
+        reasons: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        discards: dict[str, Counter[str]] = defaultdict(Counter)
+        for (outcome, trail, stage, reason), n in self._records.items():
+            for step_stage, verdict, step_reason in trail:
+                verdicts[step_stage][verdict] += n
+                if step_reason:
+                    reasons[step_stage][verdict][step_reason] += n
+            if outcome in ("discarded", HARD) and stage:
+                discards[stage][reason or "unknown"] += n
+        return verdicts, reasons, discards
 
     def as_dict(self, stage_order: list[str], hard_pool: bool = False) -> dict[str, Any]:
-        names = list(stage_order) + sorted(set(self.verdicts) - set(stage_order))
+        verdicts, reasons, discards = self._fold()
+        names = list(stage_order) + sorted(set(verdicts) - set(stage_order))
         stages = {}
         for name in names:
-            counts = self.verdicts.get(name, Counter())
+            counts = verdicts.get(name, Counter())
             stages[name] = {
                 "passed": counts["pass"],
                 "regenerated": counts["regenerate"],
                 "discarded": counts["discard"],
-                "reasons": {v: dict(self.reasons[name][v].most_common()) for v in VERDICTS if self.reasons[name][v]},
-                "records_discarded": dict(self.discards.get(name, Counter()).most_common()),
+                "reasons": {v: dict(reasons[name][v].most_common()) for v in VERDICTS if reasons[name][v]},
+                "records_discarded": dict(discards.get(name, Counter()).most_common()),
             }
-        kinds = ALL_KINDS if hard_pool or self.outcomes[HARD] else OUTCOMES
-        return {"outcomes": {k: self.outcomes[k] for k in kinds}, "stages": stages}
+        outcomes = self.outcomes
+        kinds = ALL_KINDS if hard_pool or outcomes[HARD] else OUTCOMES
+        return {"outcomes": {k: outcomes[k] for k in kinds}, "stages": stages}

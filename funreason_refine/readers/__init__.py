@@ -85,7 +85,7 @@ class InputStream:
             if limit is not None and index >= limit:
                 return
             self.count = index + 1
-            if index not in skip:
+            if not skip or index not in skip:
                 yield index, line, obj, raw
 
     def convert(self, item: RawItem) -> Record | Quarantined:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from funreason_refine.identity_memo import IdentityMemo
@@ -16,62 +13,45 @@ _STRING_ANNOTATIONS = {"title", "description", "$comment"}
 _ANY_ANNOTATIONS = {"default", "examples"}
 
 
-def schema_key(schema: Any) -> str:
-    return json.dumps(schema, sort_keys=True, ensure_ascii=False, default=str)
-
-
-# The cache key of a tool's parameters, once per shared tool object.
-params_key = IdentityMemo(schema_key, max_size=65536)
-
 # Python types of a value that already is the one JSON type a parameter schema names: coercing
 # such a value cannot change it (see coerce.py), so the stage skips it.
 _SETTLED: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float),
                                          "boolean": (bool,), "null": (type(None),)}
+_NOT_COMPILED = object()
 
 
-@dataclass(frozen=True, slots=True)
 class ParamsInfo:
     """What the stages ask of one tool's parameters schema, worked out once per shared schema."""
 
-    error: str | None  # why it is not a valid parameters schema (query_tool discards for it)
-    properties: dict[str, Any]
-    required: tuple[Any, ...]
-    closed: bool  # no additionalProperties: unknown parameters are errors
-    settled: dict[str, tuple[type, ...]]  # parameter -> value types that need no coercion
-    compiled: Any  # the argument validator, or why the schema cannot be compiled (a str)
+    __slots__ = ("schema", "error", "properties", "required", "closed", "settled", "_compiled")
+
+    def __init__(self, schema: Any):
+        self.schema = schema
+        self.error = _schema_error(schema)  # why it is not a valid parameters schema (query_tool discards)
+        self._compiled: Any = _NOT_COMPILED
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        self.properties: dict[str, Any] = props if isinstance(props, dict) else {}
+        required = schema.get("required") if isinstance(schema, dict) else None
+        self.required: tuple[Any, ...] = tuple(required) if isinstance(required, list) else ()
+        # Tools are closed unless they say otherwise: additionalProperties true or a schema opens them.
+        extra = schema.get("additionalProperties", False) if isinstance(schema, dict) else False
+        self.closed = extra is False or extra is None
+        # parameter -> value types that need no coercion
+        self.settled: dict[str, tuple[type, ...]] = {
+            name: _SETTLED.get(sub.get("type"), ()) for name, sub in self.properties.items()
+            if isinstance(sub, dict) and isinstance(sub.get("type"), str)}
 
     def validator(self) -> Any:
-        """The compiled argument validator; raises ValueError when the schema cannot be compiled."""
-        if isinstance(self.compiled, str):
-            raise ValueError(self.compiled)
-        return self.compiled
-
-
-def _compiled(key: str) -> Any:
-    try:
-        return validator(key)
-    except ValueError as exc:
-        return str(exc)
-
-
-def _info(schema: Any) -> ParamsInfo:
-    key = params_key(schema)
-    if not isinstance(schema, dict):
-        return ParamsInfo(_schema_error(key), {}, (), True, {}, "the parameters schema is not an object")
-    props = schema.get("properties")
-    props = props if isinstance(props, dict) else {}
-    required = schema.get("required")
-    settled = {name: _SETTLED.get(sub.get("type"), ()) for name, sub in props.items()
-               if isinstance(sub, dict) and isinstance(sub.get("type"), str)}
-    # Tools are closed unless they say otherwise: additionalProperties true or a schema opens them.
-    extra = schema.get("additionalProperties", False)
-    error = _schema_error(key)
-    return ParamsInfo(error, props, tuple(required) if isinstance(required, list) else (),
-                      extra is False or extra is None, settled, error or _compiled(key))
+        """The argument validator (jsonschema-rs), compiled on first use; ValueError when it cannot be."""
+        if self._compiled is _NOT_COMPILED:
+            self._compiled = self.error or _compile(self.schema)
+        if isinstance(self._compiled, str):
+            raise ValueError(self._compiled)
+        return self._compiled
 
 
 # One ParamsInfo per shared parameters object (readers share one normalised dict per tool).
-params_info = IdentityMemo(_info, max_size=65536)
+params_info = IdentityMemo(ParamsInfo, max_size=65536)
 
 NO_PARAMETERS: dict[str, Any] = {}
 """What a tool without ``parameters`` is checked as: one shared object, so it is memoised once."""
@@ -112,15 +92,13 @@ def schema_error(schema: Any) -> str | None:
     return params_info(schema).error
 
 
-@lru_cache(maxsize=16384)
-def _schema_error(key: str) -> str | None:
+def _schema_error(schema: Any) -> str | None:
     """
 
     The metaschema checks each ``properties`` value as a schema of its own, so each property
-    is checked (and cached) alone and the root with its properties emptied: same verdict, but
-    a few hundred distinct checks for 60k records instead of one per tool.
+    is checked (and cached by shape) alone and the root with its properties emptied: same
+    verdict, but a few hundred distinct checks for 60k records instead of one per tool.
     """
-    schema = json.loads(key)
     if not isinstance(schema, dict):
         return f"parameters must be an object schema, got {type(schema).__name__}"
     if schema.get("type", "object") != "object":
@@ -128,7 +106,7 @@ def _schema_error(key: str) -> str | None:
     props = schema.get("properties")
     if isinstance(props, dict):
         for name, sub in props.items():
-            error = _shape_error(schema_key(_shape(sub)))
+            error = _shape_error(_shape(sub))
             if error:
                 return f"{error} in properties/{name}"
         schema = {**schema, "properties": {}}
@@ -138,34 +116,44 @@ def _schema_error(key: str) -> str | None:
         placeholders: dict[str, str] = {}
         schema = {**schema, "required": [placeholders.setdefault(r, f"r{len(placeholders)}") if isinstance(r, str) else r
                                          for r in required]}
-    return _shape_error(schema_key(_shape(schema)))
+    return _shape_error(_shape(schema))
 
 
-@lru_cache(maxsize=8192)
-def _shape_error(key: str) -> str | None:
+_SHAPE_ERRORS: dict[str, str | None] = {}
+
+
+def _shape_error(shape: Any) -> str | None:
+    """The metaschema's verdict on a shape, cached by its repr (exact for JSON values)."""
+    key = repr(shape)
+    if key in _SHAPE_ERRORS:
+        return _SHAPE_ERRORS[key]
     from jsonschema import Draft202012Validator  # lazily: `refine --help` loads the stages too
     from jsonschema.exceptions import SchemaError
 
     try:
-        Draft202012Validator.check_schema(json.loads(key))
+        Draft202012Validator.check_schema(shape)
+        error = None
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        return f"{exc.message} at {where}"
-    return None
+        error = f"{exc.message} at {where}"
+    except RecursionError:
+        error = "nested too deeply"
+    if len(_SHAPE_ERRORS) >= 16384:
+        _SHAPE_ERRORS.clear()
+    _SHAPE_ERRORS[key] = error
+    return error
 
 
-@lru_cache(maxsize=8192)
-def validator(key: str) -> Any:
-    """A compiled validator for argument values (jsonschema-rs: the per-record hot path).
-
-    Raises ValueError when the schema cannot be compiled.
-    """
+def _compile(schema: Any) -> Any:
+    """A compiled validator for argument values (jsonschema-rs: the per-record hot path), or why not."""
     import jsonschema_rs
 
     try:
-        return jsonschema_rs.Draft202012Validator(json.loads(key))
+        return jsonschema_rs.Draft202012Validator(schema)
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
-        raise ValueError(f"the parameters schema cannot be compiled: {exc}") from None
+        return f"the parameters schema cannot be compiled: {exc}"
+    except RecursionError:
+        return "the parameters schema cannot be compiled: nested too deeply"
 
 
 def preload() -> None:
