@@ -102,7 +102,10 @@ def _work(batch: list[RawItem], pipeline_path: str, out_dir: str) -> list[Writte
 
 
 def _worker_start() -> None:
-    # A forked worker inherits the CLI's SIGTERM handler; the main process stops the workers itself.
+    # Ctrl-C reaches the whole process group: the main process stops cleanly and shuts the pool
+    # down, so a worker ignores it rather than die and read as a crash. A forked worker also
+    # inherits the CLI's SIGTERM handler; a worker sent SIGTERM just ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 

@@ -294,3 +294,30 @@ def test_hostile_input_never_crashes_and_every_line_is_accounted_for(lines):
         assert indices(folder / "run") == list(range(records))
         for q in read_jsonl(folder / "run" / "quarantined.jsonl"):
             assert q["source"]["line"] >= 1 and q["error"]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_ctrl_c_to_the_process_group_stops_a_run_with_workers_cleanly(tmp_path, method):
+    """A terminal's Ctrl-C reaches the workers too: the run says it was interrupted (not that a
+    worker died), and resuming gives the folder one uninterrupted process writes."""
+    rows = [xlam_row(str(i), query=f"Weather in Paris, item {i}?") for i in range(15000)]
+    path = write_pipeline(tmp_path, extra="")
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    force = f"import funreason_refine.engine as e; e._start_method = lambda: {method!r}; "
+    env = {**os.environ, "FUNREASON_REFINE_NO_PLUGINS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", force + REFINE, "run", str(path), "--workers", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    kept = tmp_path / "run" / "kept.jsonl"
+    deadline = time.monotonic() + 60
+    while (not kept.exists() or kept.stat().st_size == 0) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted after" in stderr and "worker process died" not in stderr
+    done = sum(1 for f in (tmp_path / "run").glob("*.jsonl") for _ in f.open())
+    assert 0 < done < len(rows)
+    resumed = run_pipeline(load_pipeline(path), workers=2)
+    assert resumed.resumed == done and resumed.summary["complete"]
+    run_pipeline(load_pipeline(path, tmp_path / "reference"), workers=1)
+    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")
