@@ -70,7 +70,7 @@ def process(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage]) ->
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
         return Written(item.index, "quarantined", to_json_line(item))
-    return _written(run_sync(refine_record(item, stages)))
+    return _written(run_sync(refine_record(item, stages, owned=True)))
 
 
 async def process_judged(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage],
@@ -78,7 +78,7 @@ async def process_judged(raw: RawItem, stream: InputStream, stages: list[Configu
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
         return Written(item.index, "quarantined", to_json_line(item))
-    return _written(await refine_record(item, stages, judge))
+    return _written(await refine_record(item, stages, judge, owned=True))
 
 
 # --- worker processes -------------------------------------------------------------------

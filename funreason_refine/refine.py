@@ -71,17 +71,28 @@ def _shared_step(stage: str, verdict: str, reason: str | None, message: str, att
                                 judge=judge, before=None)
 
 
-async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None) -> Outcome:
+async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None,
+                        owned: bool = False) -> Outcome:
     """Run one record through the stages, asking judges where configured; return where it ends.
 
     Without a judge this coroutine never waits, and the rules-only path drives it synchronously.
+    The trail is filled as the stages give verdicts (a stage sees the verdicts before its own).
+    ``owned=True`` hands the record over (the engine's reader just built it): its own empty trail
+    list is filled, instead of a copy's.
     """
-    trail: list[Step] = []
+    if owned and not record.trail:
+        trail = record.trail
+    else:
+        trail = []
+        record = record.model_copy(update={"trail": trail})
     regenerations = [0] * len(stages)
     todo = deque(range(len(stages)))
 
     def leave(kind: str, stage: str | None = None, reason: str | None = None, message: str = "") -> Outcome:
-        return Outcome(kind, record.model_copy(update={"trail": trail}), stage, reason, message)
+        # Stages return copies (model_copy), which share the trail list; one that built its own
+        # record gets the trail put back.
+        final = record if record.trail is trail else record.model_copy(update={"trail": trail})
+        return Outcome(kind, final, stage, reason, message)
 
     generator = judge.generator if judge is not None else None
     if generator is not None and record.is_call_answer and not (record.cot or "").strip():

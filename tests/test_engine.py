@@ -235,3 +235,28 @@ def test_a_stage_registered_in_code_runs_in_forked_workers_and_is_a_clear_error_
             assert outputs(pipeline.output_dir) == outputs(tmp_path / "one")
     finally:
         pm.unregister(name="in_code")
+
+
+class Witness(Stage):
+    """Records what it saw of the trail, and returns a copy (as stages do)."""
+
+    name = "witness"
+    seen: list = []
+
+    def check(self, record):
+        Witness.seen.append([(s.stage, s.verdict) for s in record.trail])
+        return Verdict(action="pass", record=record.model_copy(update={"target": "t"}))
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_a_stage_sees_the_verdicts_before_its_own_and_an_unowned_input_stays_as_it_was(owned):
+    Witness.seen = []
+    stages = [ConfiguredStage("cot", Cot(), "builtin", "discard", 3), ConfiguredStage("witness", Witness(), "t", "discard", 3)]
+    record = make_record(cot="Call get_weather for Paris.")
+    outcome = run_sync(refine_record(record, stages, owned=owned))
+    assert Witness.seen == [[("cot", "pass")]]
+    assert [(s.stage, s.verdict) for s in outcome.record.trail] == [("cot", "pass"), ("witness", "pass")]
+    assert outcome.record.target == "t"
+    assert record.trail == ([] if not owned else outcome.record.trail)
+    again = run_sync(refine_record(outcome.record, stages))  # a finished record starts a fresh trail
+    assert [(s.stage, s.verdict) for s in again.record.trail] == [("cot", "pass"), ("witness", "pass")]
