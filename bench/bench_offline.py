@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -58,16 +59,29 @@ def _tree_rss_kib(root: int) -> int:
 
 
 def measure(code: str, *args: str) -> tuple[float, float]:
-    """(wall seconds, peak summed RSS in MiB of the process tree) of a fresh Python running ``code``."""
+    """(wall seconds, peak summed RSS in MiB of the process tree) of a fresh Python running ``code``.
+
+    The end is taken when the process exits (``wait``), not at the next memory sample; memory is
+    sampled every 100 ms by a thread.
+    """
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, env=ENV)
     peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss_kib(proc.pid))
-        time.sleep(0.1)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.1):
+            peak = max(peak, _tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    returncode = proc.wait()
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"benchmark process failed with status {proc.returncode}")
+    done.set()
+    sampler.join()
+    if returncode != 0:
+        raise SystemExit(f"benchmark process failed with status {returncode}")
     return seconds, peak / 1024
 
 
