@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -112,15 +113,15 @@ def _worker_start() -> None:
 def _start_method() -> str:
     """fork where it is safe, spawn elsewhere.
 
-    A forked worker starts at once with the pipeline already loaded (plugins registered in code
+    Linux only. A forked worker starts at once with the pipeline already loaded (plugins registered in code
     included), where a spawned one imports everything again (half a second each). Forking a
     process that runs other threads can deadlock the child on a lock one of them held, so fork
     is used only while the main thread is the only one (the CLI's progress display refreshes
     from the engine's callbacks, not from a thread, for rules-only runs).
     """
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
         return "fork"
-    return "spawn"
+    return "spawn"  # macOS: system libraries are not fork-safe (Python's own default there is spawn)
 
 
 def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, workers: int,

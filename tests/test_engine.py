@@ -199,8 +199,12 @@ def test_workers_are_forked_only_while_no_other_thread_runs(monkeypatch):
 
     from funreason_refine import engine
 
+    monkeypatch.setattr(engine.sys, "platform", "linux")
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert engine._start_method() == "fork"
+    monkeypatch.setattr(engine.sys, "platform", "darwin")  # system libraries there are not fork-safe
+    assert engine._start_method() == "spawn"
+    monkeypatch.setattr(engine.sys, "platform", "linux")
     monkeypatch.setattr(threading, "active_count", lambda: 2)  # e.g. a progress display's refresh thread
     assert engine._start_method() == "spawn"
 
