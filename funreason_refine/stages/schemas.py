@@ -93,7 +93,7 @@ def schema_error(schema: Any) -> str | None:
 
 
 def _schema_error(schema: Any) -> str | None:
-    """
+    """Why ``schema`` is not a valid parameters schema, or None.
 
     The metaschema checks each ``properties`` value as a schema of its own, so each property
     is checked (and cached by shape) alone and the root with its properties emptied: same
