@@ -61,6 +61,21 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
     return None
 
 
+def render_target(record: Record, calls_text: str | None = None) -> str:
+    """The paper's assistant target ``<think>{cot}</think>\n\n[func(param=value)]`` (just the answer
+    without a CoT). Raises CallSyntaxError when a call cannot be written in the paper's syntax.
+
+    ``calls_text`` is the already rendered call list, when the caller has it.
+    """
+    if isinstance(record.answer, str):
+        body = record.answer
+    else:
+        body = calls_text if calls_text is not None else render_calls(record.calls)
+    if record.cot is None or not record.cot.strip():
+        return body
+    return f"<think>{record.cot.strip()}</think>\n\n{body}"
+
+
 def answer_text(record: Record) -> str:
     """A record's answer as text: the paper's call syntax, or JSON for calls it cannot write."""
     if isinstance(record.answer, str):

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.base import Stage, StageConfig
-from funreason_refine.target import render_target
+from funreason_refine.targets import render_target
 
 
 class Classification(Stage):

@@ -6,7 +6,7 @@ from funreason_refine.calls import parses_back, render_calls
 from funreason_refine.errors import CallSyntaxError
 from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.base import Stage
-from funreason_refine.target import render_target
+from funreason_refine.targets import render_target
 
 
 class Format(Stage):
