@@ -203,8 +203,6 @@ def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
                 raise CallSyntaxError(f"{name}: **kwargs is not allowed")
             if param in arguments:
                 raise CallSyntaxError(f"{name}: parameter {param!r} is given twice")
-            # The commonest value, a plain constant, inline (it is what _literal would return).
-            arguments[param] = (value.value if type(value) is ast.Constant and type(value.value) in _SCALARS
-                                else _literal(value, name, param))
+            arguments[param] = _literal(value, name, param)
         calls.append((name, arguments))
     return calls
