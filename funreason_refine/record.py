@@ -89,6 +89,21 @@ class Record(BaseModel):
         return [t.get("name") for t in self.tools if isinstance(t, dict)]  # type: ignore[misc]
 
 
+class DiscardedRecord(Record):
+    """A line of discarded.jsonl (and hard.jsonl): the record, and the stage that let it go and why."""
+
+    stage: str
+    reason: str
+    message: str
+
+
+class ErroredRecord(Record):
+    """A line of errors.jsonl: the record, and the infrastructure failure that stopped it."""
+
+    stage: str
+    error: str
+
+
 VERDICT_ACTIONS = ("pass", "regenerate", "discard")
 
 
@@ -137,3 +152,9 @@ class Quarantined(BaseModel):
     field: str | None = None
     error: str
     raw: str = Field(description="The offending text, cut to a readable length.")
+
+
+PLAIN_MODELS: frozenset[type[BaseModel]] = frozenset(
+    {FunctionCall, Source, Problem, Step, Record, DiscardedRecord, ErroredRecord, Quarantined})
+"""Models whose ``__dict__`` is their JSON: no aliases, serializers or computed fields (a test
+checks). The run folder writes these without pydantic's serializer (see run_folder.to_json_line)."""

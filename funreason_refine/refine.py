@@ -17,19 +17,8 @@ from funreason_refine.calls import same_calls
 from funreason_refine.config import ConfiguredStage
 from funreason_refine.judge.client import JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
-from funreason_refine.record import Record, Step, Verdict
+from funreason_refine.record import DiscardedRecord, ErroredRecord, Record, Step, Verdict
 from funreason_refine.targets import answer_text
-
-
-class DiscardedRecord(Record):
-    stage: str
-    reason: str
-    message: str
-
-
-class ErroredRecord(Record):
-    stage: str
-    error: str
 
 
 @dataclass
