@@ -64,6 +64,7 @@ def measure(code: str, *args: str) -> tuple[float, float]:
     The end is taken when the process exits (``wait``), not at the next memory sample; memory is
     sampled every 100 ms by a thread.
     """
+    os.sync()  # the previous run's written pages go to disk now, not while this one is timed
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, env=ENV)
     peak = 0
