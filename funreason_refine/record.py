@@ -89,6 +89,24 @@ class Record(BaseModel):
         return [t.get("name") for t in self.tools if isinstance(t, dict)]  # type: ignore[misc]
 
 
+_BLANK = Record.model_construct(index=0, id="", source=Source.model_construct(file="", line=0), query="", tools=[],
+                                answer=None)
+
+
+def read_record(index: int, id: str, source: Source, query: str, tools: list[dict[str, Any]],
+                answer: list[FunctionCall] | str | None, cot: str | None, problems: list[Problem],
+                meta: dict[str, Any]) -> Record:
+    """A new record from fields a reader has checked itself, without validating them again.
+
+    ``Record.model_construct`` with every field given, in half its time (it looks up each
+    field's aliases and defaults): a blank record's copy with all fields replaced, and a fresh
+    trail. Records are built at tens of thousands a second.
+    """
+    return _BLANK.model_copy(update={"index": index, "id": id, "source": source, "query": query, "tools": tools,
+                                     "answer": answer, "cot": cot, "target": None, "problems": problems,
+                                     "trail": [], "meta": meta})
+
+
 class DiscardedRecord(Record):
     """A line of discarded.jsonl (and hard.jsonl): the record, and the stage that let it go and why."""
 

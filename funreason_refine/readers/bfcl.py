@@ -12,7 +12,7 @@ from typing import Any
 
 from funreason_refine.errors import InputError
 from funreason_refine.readers.answers import FieldError, parse_tools, record_id
-from funreason_refine.record import FunctionCall, Problem, Record, Source
+from funreason_refine.record import FunctionCall, Problem, Record, Source, read_record
 
 
 def looks_like(obj: dict[str, Any]) -> bool:
@@ -103,6 +103,4 @@ def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str
     tools = parse_tools(obj["function"], problems)
     if rid not in answers:
         raise FieldError("id", f"no ground truth for id {rid!r} in the possible_answer file")
-    return Record.model_construct(index=index, id=rid, source=source, query=query, tools=tools,
-                                  answer=ground_truth_calls(answers[rid], rid), cot=None, target=None,
-                                  problems=problems, trail=[], meta={})
+    return read_record(index, rid, source, query, tools, ground_truth_calls(answers[rid], rid), None, problems, {})

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_call, parse_tools, record_id
-from funreason_refine.record import FunctionCall, Problem, Record, Source
+from funreason_refine.record import FunctionCall, Problem, Record, Source, read_record
 from funreason_refine.targets import calls_from_text, split_think, tools_from_system
 
 
@@ -73,8 +73,7 @@ def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     else:
         text_cot, answer = _answer_from_text(_text(assistant.get("content")), problems)
         cot = cot or text_cot
-    return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query, tools=tools,
-                                  answer=answer, cot=cot, target=None, problems=problems, trail=[], meta={})
+    return read_record(index, record_id(obj, f"{index}"), source, query, tools, answer, cot, problems, {})
 
 
 def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
@@ -103,6 +102,5 @@ def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
         cot = cot or text_cot
     else:
         raise FieldError("conversations", "the human turn is not followed by a function_call or gpt turn")
-    return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query, tools=tools,
-                                  answer=answer, cot=cot, target=None, problems=problems, trail=[], meta={})
+    return read_record(index, record_id(obj, f"{index}"), source, query, tools, answer, cot, problems, {})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.readers.answers import FieldError, parse_answer, parse_tools, record_id, require_str
-from funreason_refine.record import Problem, Record, Source
+from funreason_refine.record import Problem, Record, Source, read_record
 
 
 def looks_like(obj: dict[str, Any]) -> bool:
@@ -27,6 +27,5 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     answer = parse_answer(obj["answers"], problems)
     # Every field was checked above; pydantic's validation would walk every tool dict again.
     meta = obj.get("meta")
-    return Record.model_construct(index=index, id=record_id(obj, f"{index}"), source=source, query=query,
-                                  tools=tools, answer=answer, cot=cot, target=None, problems=problems, trail=[],
-                                  meta=meta if isinstance(meta, dict) else {})
+    return read_record(index, record_id(obj, f"{index}"), source, query, tools, answer, cot, problems,
+                       meta if isinstance(meta, dict) else {})

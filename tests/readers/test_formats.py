@@ -159,3 +159,19 @@ def test_openai_record_without_a_user_message_is_quarantined(tmp_path):
     path = write_jsonl(tmp_path / "o.jsonl", [{"messages": [{"role": "assistant", "content": "hi"}]}])
     (q,) = InputStream(path, "openai").items()
     assert isinstance(q, Quarantined) and (q.field, q.error) == ("messages", "no user message")
+
+
+def test_read_record_is_model_construct_with_every_field():
+    from funreason_refine.record import FunctionCall, Problem, Source, read_record
+
+    fields = dict(index=7, id="r7", source=Source(file="in.jsonl", line=8), query="q", tools=[{"name": "f"}],
+                  answer=[FunctionCall(name="f", arguments={"x": 1})], cot="c",
+                  problems=[Problem(field="tools", code="x", message="m")], meta={"round": 1})
+    first, second = read_record(**fields), read_record(**fields)
+    expected = Record.model_construct(**fields, target=None, trail=[])
+    assert first == expected and first.model_fields_set == expected.model_fields_set
+    assert first.model_dump() == expected.model_dump()
+    # each record gets its own trail (the engine fills it in place)
+    assert first.trail is not second.trail
+    first.trail.append("step")
+    assert second.trail == []
