@@ -2,6 +2,7 @@
 
 ``refine_record`` is a coroutine so that judges can be awaited; without a judge it never waits
 and the rules-only path drives it synchronously (``run_sync``), with no event loop per record.
+``refine_batch`` refines many records rules-only, stage by stage.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -69,6 +71,55 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
     ``owned=True`` hands the record over (the engine's reader just built it): its own empty trail
     list is filled, instead of a copy's.
     """
+    return await _refine(record, stages, judge, owned, turns=False)
+
+
+class _StageTurn:
+    """What a record refined by refine_batch awaits before each check: the stage it is ready for."""
+
+    __slots__ = ("stage",)
+
+    def __init__(self, stage: int):
+        self.stage = stage
+
+    def __await__(self) -> Any:
+        yield self
+
+
+def refine_batch(records: list[Record], stages: list[ConfiguredStage]) -> list[Outcome]:
+    """Refine records rules-only (handed over, as ``owned``), stage by stage; their outcomes in order.
+
+    Each record gets exactly the checks, verdicts and trail that ``refine_record`` gives it
+    alone; only the order across records changes: every record ready for the first stage is
+    checked, then every record ready for the next, and so on (a regenerated record goes back to
+    its stage, and to earlier ones when they re-check a changed answer). One stage's code and
+    data then stay in the CPU caches through the batch: a sixth less time per record for a few
+    dozen records at a time (docs/benchmarks.md). Stages are deterministic and judge each record
+    alone (the Stage contract), so the outcomes are the same.
+    """
+    outcomes: list[Any] = [None] * len(records)
+    ready: dict[int, list[tuple[int, Coroutine[Any, Any, Outcome]]]] = {}
+
+    def advance(position: int, refinement: Coroutine[Any, Any, Outcome]) -> None:
+        """Run one record to its next check (done and waiting for its stage's turn), or to its end."""
+        try:
+            turn = refinement.send(None)
+        except StopIteration as stop:
+            outcomes[position] = stop.value
+            return
+        ready.setdefault(turn.stage, []).append((position, refinement))
+
+    for position, record in enumerate(records):
+        advance(position, _refine(record, stages, None, True, turns=True))
+    while ready:
+        for position, refinement in ready.pop(min(ready)):
+            advance(position, refinement)
+    return outcomes
+
+
+async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None, owned: bool,
+                  turns: bool) -> Outcome:
+    """refine_record; with ``turns``, wait for each stage's turn (refine_batch; rules only)."""
     if owned and not record.trail:
         trail = record.trail
     else:
@@ -96,6 +147,8 @@ async def refine_record(record: Record, stages: list[ConfiguredStage], judge: Ju
         i = todo.popleft()
         st = stages[i]
         attempt = regenerations[i] + 1
+        if turns:
+            await _StageTurn(i)
         try:
             verdict = _check(st, record)
         except StageTimeout:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from funreason_refine import Stage, Verdict, hookimpl
 from funreason_refine.config import load_pipeline
-from funreason_refine.engine import RunInterrupted, run_pipeline
+from funreason_refine.engine import STAGE_BATCH, RunInterrupted, run_pipeline
 from funreason_refine.errors import RunFolderError
 from funreason_refine.fake_llm import FakeLLM, Reply
 from funreason_refine.run_folder import ConfigChanged, RunFolder
@@ -75,7 +75,7 @@ class Interrupter(Stage):
     timeout = None
 
     def check(self, record):
-        if record.index == 7:
+        if record.index == 70:
             raise KeyboardInterrupt
         return Verdict.passed()
 
@@ -86,16 +86,19 @@ def test_ctrl_c_stops_cleanly_and_the_resume_gives_the_uninterrupted_folder(tmp_
         def register_stages(self, register):
             register(Interrupter)
 
-    rows = [xlam_row(str(i)) for i in range(15)]
+    rows = [xlam_row(str(i)) for i in range(150)]
     write_jsonl(tmp_path / "in.jsonl", rows)
     stages = '[[stages]]\nname = "classification"\n[[stages]]\nname = "interrupter"\n[[stages]]\nname = "format"\n'
     path = write_pipeline(tmp_path, stages=stages)
     plugin(Plugin(), "interrupting")
-    with pytest.raises(RunInterrupted, match="interrupted after 7 records.*run the same command again to resume"):
-        run_pipeline(load_pipeline(path))
+    # Records are refined STAGE_BATCH at a time, stage by stage: the first batch was written, the
+    # one holding record 70 was not finished.
+    assert STAGE_BATCH == 64
+    with pytest.raises(RunInterrupted, match="interrupted after 64 records.*run the same command again to resume"):
+        run_pipeline(load_pipeline(path), workers=1)
     Interrupter.check = lambda self, record: Verdict.passed()
     resumed = run_pipeline(load_pipeline(path))
-    assert resumed.resumed == 7
+    assert resumed.resumed == 64
     reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")
     assert resumed.summary["stages"] == reference.summary["stages"]
