@@ -69,14 +69,22 @@ def _written(outcome: Outcome) -> Written:
                    outcome.reason)
 
 
+def _quarantined(item: Quarantined) -> Written:
+    return Written(item.index, "quarantined", to_json_line(item))
+
+
+def _batches(raws: Iterator[RawItem], size: int) -> Iterator[list[RawItem]]:
+    return iter(lambda: list(islice(raws, size)), [])
+
+
 def process(raws: list[RawItem], stream: InputStream, stages: list[ConfiguredStage]) -> list[Written]:
     """Rules-only: read, refine and serialise raw items, STAGE_BATCH at a time; results in input order."""
     written: list[Written] = []
     for start in range(0, len(raws), STAGE_BATCH):
         items = [stream.convert(raw) for raw in raws[start:start + STAGE_BATCH]]
         outcomes = iter(refine_batch([item for item in items if not isinstance(item, Quarantined)], stages))
-        written.extend(Written(item.index, "quarantined", to_json_line(item)) if isinstance(item, Quarantined)
-                       else _written(next(outcomes)) for item in items)
+        written.extend(_quarantined(item) if isinstance(item, Quarantined) else _written(next(outcomes))
+                       for item in items)
     return written
 
 
@@ -84,12 +92,12 @@ async def process_judged(raw: RawItem, stream: InputStream, stages: list[Configu
                          judge: JudgeRunner) -> Written:
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
-        return Written(item.index, "quarantined", to_json_line(item))
+        return _quarantined(item)
     return _written(await refine_record(item, stages, judge, owned=True))
 
 
 def _in_process(raws: Iterator[RawItem], stream: InputStream, stages: list[ConfiguredStage]) -> Iterator[Written]:
-    for batch in iter(lambda: list(islice(raws, STAGE_BATCH)), []):
+    for batch in _batches(raws, STAGE_BATCH):
         yield from process(batch, stream, stages)
 
 
@@ -152,9 +160,8 @@ def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, w
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
                                  initializer=_worker_start) as pool:
             window: deque = deque()
-            batches = iter(lambda: list(islice(raws, BATCH)), [])
             try:
-                for batch in batches:
+                for batch in _batches(raws, BATCH):
                     window.append(pool.submit(_work, batch, *args))
                     if len(window) >= 2 * workers + 1:
                         yield from window.popleft().result()
