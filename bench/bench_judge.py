@@ -24,8 +24,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def serve(port_queue: multiprocessing.Queue, first_request: multiprocessing.Value,
-          last_reply: multiprocessing.Value) -> None:
+def serve(
+    port_queue: multiprocessing.Queue, first_request: multiprocessing.Value, last_reply: multiprocessing.Value
+) -> None:
     from funreason_refine.fake_llm import FakeLLM, Reply
 
     rng = random.Random(0)
@@ -79,8 +80,12 @@ print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summar
 
 def run_measured(code: str, *args: str) -> tuple[str, float, float]:
     """(stdout, CPU seconds, peak RSS MiB) of a fresh Python process."""
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "OPENAI_API_KEY": "sk-bench"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OPENAI_API_KEY": "sk-bench"},
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
@@ -108,9 +113,11 @@ def main() -> None:
         out_dir = runs / f"judge-{args.records}"
         subprocess.run(["rm", "-rf", str(out_dir)], check=True)
         pipeline = runs / f"judge-{args.records}.toml"
-        pipeline.write_text(f'[input]\npath = "{data}"\nformat = "xlam"\n[output]\ndir = "{out_dir}"\n'
-                            f'[judge]\nmodel = "openai/fake"\napi_base = "{api_base}"\nmax_concurrency = {args.concurrency}\n'
-                            f'timeout = 60\n')
+        pipeline.write_text(
+            f'[input]\npath = "{data}"\nformat = "xlam"\n[output]\ndir = "{out_dir}"\n'
+            f'[judge]\nmodel = "openai/fake"\napi_base = "{api_base}"\nmax_concurrency = {args.concurrency}\n'
+            f"timeout = 60\n"
+        )
         out, engine_cpu, engine_mb = run_measured(ENGINE, str(pipeline))
         started, line = out.strip().splitlines()[-2:]
         engine = json.loads(line)
@@ -126,17 +133,25 @@ def main() -> None:
         server.terminate()
     ideal = args.concurrency / 1.0  # calls/s: concurrency over the mean latency
     print(f"records={args.records} concurrency={args.concurrency} judge calls={calls} outcomes={engine['outcomes']}")
-    print("| | process wall | serving (first request to last reply) | calls/s while serving | of ideal | "
-          "CPU per call | peak RSS |")
+    print(
+        "| | process wall | serving (first request to last reply) | calls/s while serving | of ideal | "
+        "CPU per call | peak RSS |"
+    )
     print("|---|---|---|---|---|---|---|")
-    for name, wall, serving, cpu, mb in (("refine run (5 judged stages)", engine["seconds"], engine_serving, engine_cpu, engine_mb),
-                                         ("bare litellm.acompletion loop", bare_seconds, bare_serving, bare_cpu, bare_mb)):
+    for name, wall, serving, cpu, mb in (
+        ("refine run (5 judged stages)", engine["seconds"], engine_serving, engine_cpu, engine_mb),
+        ("bare litellm.acompletion loop", bare_seconds, bare_serving, bare_cpu, bare_mb),
+    ):
         rate = calls / serving
-        print(f"| {name} | {wall:.1f} s | {serving:.1f} s | {rate:.1f} | {rate / ideal:.0%} | "
-              f"{cpu / calls * 1000:.2f} ms | {mb:.0f} MiB |")
+        print(
+            f"| {name} | {wall:.1f} s | {serving:.1f} s | {rate:.1f} | {rate / ideal:.0%} | "
+            f"{cpu / calls * 1000:.2f} ms | {mb:.0f} MiB |"
+        )
     print(f"engine CPU per call / bare: {engine_cpu / bare_cpu:.2f}x")
-    print(f"first request at the server after process start (imports included): refine run {engine_first:.2f} s, "
-          f"bare loop {bare_first:.2f} s")
+    print(
+        f"first request at the server after process start (imports included): refine run {engine_first:.2f} s, "
+        f"bare loop {bare_first:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ import statistics
 import time
 
 import torch
-from transformers.loss.loss_utils import ForCausalLMLoss
-
 from funreason_msl import msl_loss
+from transformers.loss.loss_utils import ForCausalLMLoss
 
 
 def sync(device: str) -> None:
@@ -36,8 +35,8 @@ def main() -> None:
     logits = torch.randn(b, t, v, generator=g).to(args.device, dtype).requires_grad_(True)
     labels = torch.randint(0, v, (b, t), generator=g).to(args.device)
     segments = torch.zeros(b, t, dtype=torch.long, device=args.device)
-    segments[:, t // 3: t // 3 + int(t * 2 / 3 * 0.8)] = 1
-    segments[:, t // 3 + int(t * 2 / 3 * 0.8):] = 2
+    segments[:, t // 3 : t // 3 + int(t * 2 / 3 * 0.8)] = 1
+    segments[:, t // 3 + int(t * 2 / 3 * 0.8) :] = 2
     labels = torch.where(segments == 0, -100, labels)
 
     def plain() -> None:

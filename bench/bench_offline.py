@@ -104,16 +104,20 @@ def main(sizes: list[int], repeats: int) -> None:
             base = measure(BASELINE, str(data), str(RUNS / "baseline.jsonl"))
             run = measure(REFINE, str(pipeline), str(out))
             pairs.append((base, run))
-            print(f"{n:,}: baseline {base[0]:.2f} s, refine {run[0]:.2f} s, ratio {run[0] / base[0]:.2f}x",
-                  file=sys.stderr)
+            print(
+                f"{n:,}: baseline {base[0]:.2f} s, refine {run[0]:.2f} s, ratio {run[0] / base[0]:.2f}x",
+                file=sys.stderr,
+            )
         base_s = statistics.median(b[0] for b, _ in pairs)
         run_s = statistics.median(r[0] for _, r in pairs)
         ratio = statistics.median(r[0] / b[0] for b, r in pairs)
         base_mb = max(b[1] for b, _ in pairs)
         run_mb = max(r[1] for _, r in pairs)
         size_mb = data.stat().st_size / 2**20
-        rows.append(f"| {n:,} | {size_mb:,.0f} MiB | {base_s:.2f} s | {run_s:.2f} s | {n / run_s:,.0f} | "
-                    f"{ratio:.2f}x | {base_mb:.0f} MiB | {run_mb:.0f} MiB |")
+        rows.append(
+            f"| {n:,} | {size_mb:,.0f} MiB | {base_s:.2f} s | {run_s:.2f} s | {n / run_s:,.0f} | "
+            f"{ratio:.2f}x | {base_mb:.0f} MiB | {run_mb:.0f} MiB |"
+        )
     print(f"median of {repeats} interleaved pairs; ratio: median of the per-pair ratios; peak RSS: the highest")
     print("| records | file | json load+dump | refine run | records/s | ratio | peak RSS baseline | peak RSS refine |")
     print("|---|---|---|---|---|---|---|---|")

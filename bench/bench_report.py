@@ -1,7 +1,7 @@
 """Time `refine report` (and `refine audit --json`) on a 60,000-record run folder.
 
-    python bench/bench_offline.py 60000      # makes bench/runs/run-60000
-    python bench/bench_report.py [RUN_DIR]
+python bench/bench_offline.py 60000      # makes bench/runs/run-60000
+python bench/bench_report.py [RUN_DIR]
 """
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ HERE = Path(__file__).resolve().parent
 
 def timed(*args: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import sys; from funreason_refine.cli import main; "
-                    "sys.argv = ['refine', *sys.argv[1:]]; main()", *args],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from funreason_refine.cli import main; sys.argv = ['refine', *sys.argv[1:]]; main()",
+            *args,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -26,8 +33,9 @@ def main() -> None:
     run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs" / "run-60000"
     if not (run_dir / "summary.json").exists():
         raise SystemExit(f"{run_dir} is not a run folder: run bench/bench_offline.py 60000 first")
-    lines = sum(1 for name in ("kept", "discarded", "quarantined", "errors")
-                for _ in (run_dir / f"{name}.jsonl").open())
+    lines = sum(
+        1 for name in ("kept", "discarded", "quarantined", "errors") for _ in (run_dir / f"{name}.jsonl").open()
+    )
     size = sum((run_dir / f"{n}.jsonl").stat().st_size for n in ("kept", "discarded", "quarantined", "errors"))
     report = min(timed("report", str(run_dir)) for _ in range(3))
     audit = min(timed("audit", str(run_dir), "--json", "--limit", "20") for _ in range(3))

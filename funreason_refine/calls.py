@@ -94,9 +94,12 @@ def _literal(node: ast.expr, name: str, param: str) -> Any:
             return node.value
     elif kind is ast.List and all(type(e) is ast.Constant and _plain(e) for e in node.elts):
         return [e.value for e in node.elts]
-    elif (kind is ast.Dict and all(type(k) is ast.Constant and type(k.value) is str for k in node.keys)
-          and all(type(v) is ast.Constant and _plain(v) for v in node.values)):
-        return {k.value: v.value for k, v in zip(node.keys, node.values)}
+    elif (
+        kind is ast.Dict
+        and all(type(k) is ast.Constant and type(k.value) is str for k in node.keys)
+        and all(type(v) is ast.Constant and _plain(v) for v in node.values)
+    ):
+        return {k.value: v.value for k, v in zip(node.keys, node.values, strict=False)}
     where = f"{name}({param}=...)"
     try:
         value = ast.literal_eval(node)
@@ -146,7 +149,7 @@ def same_value(a: Any, b: Any) -> bool:
     elif kind is list:
         if len(a) != len(b):
             return False
-        pairs = zip(a, b)
+        pairs = zip(a, b, strict=False)
     else:
         return a == b
     for x, y in pairs:
@@ -161,7 +164,9 @@ def same_value(a: Any, b: Any) -> bool:
 
 
 def same_calls(a: list[FunctionCall], b: list[FunctionCall]) -> bool:
-    return len(a) == len(b) and all(x.name == y.name and same_value(x.arguments, y.arguments) for x, y in zip(a, b))
+    return len(a) == len(b) and all(
+        x.name == y.name and same_value(x.arguments, y.arguments) for x, y in zip(a, b, strict=True)
+    )
 
 
 def parse_calls(text: str) -> list[FunctionCall]:
@@ -174,7 +179,7 @@ def parses_back(text: str, calls: list[FunctionCall]) -> bool:
     parsed = _parsed(text)
     if len(parsed) != len(calls):
         return False
-    for (name, arguments), call in zip(parsed, calls):
+    for (name, arguments), call in zip(parsed, calls, strict=False):
         if name != call.name or not same_value(arguments, call.arguments):
             return False
     return True

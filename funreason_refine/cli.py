@@ -48,17 +48,32 @@ def main() -> None:
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder (default: [output] dir of the pipeline).")
-@click.option("--workers", type=click.IntRange(min=1),
-              help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1; "
-                   "judged pipelines run in one process).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder (default: [output] dir of the pipeline).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1; "
+    "judged pipelines run in one process).",
+)
 @click.option("--judge-model", help="Use this LiteLLM model as [judge] model for this run.")
 @click.option("--fresh", is_flag=True, help="Start the run folder over (cached judge answers are kept).")
-@click.option("--accept-changes", is_flag=True,
-              help="Go on in a run folder started with another pipeline configuration.")
-def run(pipeline: Path, limit: int | None, out_dir: Path | None, workers: int | None,
-        judge_model: str | None, fresh: bool, accept_changes: bool) -> None:
+@click.option(
+    "--accept-changes", is_flag=True, help="Go on in a run folder started with another pipeline configuration."
+)
+def run(
+    pipeline: Path,
+    limit: int | None,
+    out_dir: Path | None,
+    workers: int | None,
+    judge_model: str | None,
+    fresh: bool,
+    accept_changes: bool,
+) -> None:
     """Run PIPELINE; on an existing run folder, resume where it stopped."""
     from funreason_refine.config import load_pipeline
 
@@ -107,15 +122,19 @@ def _run(loaded, **options) -> None:
     timings = result.summary["timings"]
     judge = result.summary["judge"]
     if judge["model"] or judge.get("generator"):
-        out.print(f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
-                  f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}")
+        out.print(
+            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
+            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
+        )
         for note in judge["notes"]:
             out.print(f"[yellow]note:[/] {note}", highlight=False)
-    out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, "
-              f"{result.workers} worker(s))")
+    out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))")
     if result.stopped:
-        err.print(f"[yellow]stopped:[/] {result.stopped}. What was finished is saved; run the same command "
-                  "again (with a higher max_cost) to go on.", highlight=False)
+        err.print(
+            f"[yellow]stopped:[/] {result.stopped}. What was finished is saved; run the same command "
+            "again (with a higher max_cost) to go on.",
+            highlight=False,
+        )
 
 
 @main.command()
@@ -126,8 +145,9 @@ def validate(pipeline: Path) -> None:
 
     loaded = load_pipeline(pipeline)
     names = " -> ".join(s.name for s in loaded.stages)
-    out.print(f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}",
-              highlight=False)
+    out.print(
+        f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}", highlight=False
+    )
 
 
 @main.command()
@@ -209,8 +229,14 @@ def audit(run_dir: Path, stage: str | None, reason: str | None, limit: int, as_j
 @main.command()
 @click.argument("run_a", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("run_b", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("compare.html"),
-              show_default=True, help="Where to write the HTML comparison.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("compare.html"),
+    show_default=True,
+    help="Where to write the HTML comparison.",
+)
 def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     """Compare two runs of the same input (e.g. two judges): agreement per stage, Cohen's kappa."""
     from funreason_refine.console import compare_tables
@@ -219,8 +245,11 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
 
     a, b = load_run(run_a), load_run(run_b)
     if a.summary.get("input", {}).get("path") != b.summary.get("input", {}).get("path"):
-        err.print(f"[yellow]note:[/] the runs read different inputs ({a.summary['input'].get('path')} and "
-                  f"{b.summary['input'].get('path')}); records are matched by position", highlight=False)
+        err.print(
+            f"[yellow]note:[/] the runs read different inputs ({a.summary['input'].get('path')} and "
+            f"{b.summary['input'].get('path')}); records are matched by position",
+            highlight=False,
+        )
     result = compare_runs(a, b)
     for table in compare_tables(result):
         out.print(table)
@@ -230,17 +259,31 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["funreason", "hermes", "sharegpt", "openai"]), required=True,
-              help="funreason: the paper's <think> + [calls] target; hermes: <tool_call> blocks; sharegpt: "
-                   "LLaMA-Factory; openai: messages with tool_calls (TRL).")
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="JSONL file, or .parquet for Parquet.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["funreason", "hermes", "sharegpt", "openai"]),
+    required=True,
+    help="funreason: the paper's <think> + [calls] target; hermes: <tool_call> blocks; sharegpt: "
+    "LLaMA-Factory; openai: messages with tool_calls (TRL).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file, or .parquet for Parquet.",
+)
 def export(run_dir: Path, fmt: str, output: Path) -> None:
     """Write RUN_DIR's kept records as training data."""
     from funreason_refine.export import export_run
 
     count = export_run(run_dir, fmt, output)
-    out.print(f"wrote {count} records to {output}" + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else ""))
+    out.print(
+        f"wrote {count} records to {output}"
+        + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else "")
+    )
 
 
 @main.command("selfrefine")
@@ -254,15 +297,32 @@ def selfrefine_command(pipeline: Path, rounds: int) -> None:
     loaded = load_pipeline(pipeline)
     summaries = selfrefine(loaded, rounds)
     table = Table(title=f"Self-refinement of {loaded.input.path.name} with {loaded.source.model}", show_edge=False)
-    for col in ("round", "queries sampled", "candidates", "kept", "queries with a survivor", "pool after", "pass rate per stage"):
+    for col in (
+        "round",
+        "queries sampled",
+        "candidates",
+        "kept",
+        "queries with a survivor",
+        "pool after",
+        "pass rate per stage",
+    ):
         table.add_column(col, justify="left" if col.startswith("pass") else "right", overflow="fold")
     for r in summaries:
         rates = ", ".join(f"{k} {v:.0%}" for k, v in r["pass_rate"].items() if v is not None)
-        table.add_row(str(r["round"]), str(r["queries_sampled"]), str(r["candidates"]), str(r["kept"]),
-                      str(r["queries_with_a_survivor"]), str(r["pool_after"]), rates)
+        table.add_row(
+            str(r["round"]),
+            str(r["queries_sampled"]),
+            str(r["candidates"]),
+            str(r["kept"]),
+            str(r["queries_with_a_survivor"]),
+            str(r["pool_after"]),
+            rates,
+        )
     out.print(table)
-    out.print(f"rounds in {loaded.output_dir}/round-N (kept.jsonl of each is its training set); "
-              f"summary in {loaded.output_dir / 'selfrefine.json'}")
+    out.print(
+        f"rounds in {loaded.output_dir}/round-N (kept.jsonl of each is its training set); "
+        f"summary in {loaded.output_dir / 'selfrefine.json'}"
+    )
 
 
 def _register_plugin_commands() -> None:

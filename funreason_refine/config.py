@@ -17,10 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.errors import ConfigError, PluginError
-from funreason_refine.plugin_manager import StageEntry, stage_registry
-from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
 from funreason_refine.judge.runner import StageJudge
 from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, ModelSettings, SourceSettings, Vote
+from funreason_refine.plugin_manager import StageEntry, stage_registry
+from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
 from funreason_refine.specs import OnFail, StageSpec, builtin_specs, check_template
 from funreason_refine.stages.base import Stage, spec_stage
 
@@ -29,8 +29,12 @@ class InputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
-    format: Literal[FORMATS] | None = Field(None, description="xlam or bfcl; detected from the first record when omitted.")  # type: ignore[valid-type]
-    answers: Path | None = Field(None, description="BFCL ground truth; default possible_answer/<file name> beside path.")
+    format: Literal[FORMATS] | None = Field(
+        None, description="xlam or bfcl; detected from the first record when omitted."
+    )  # type: ignore[valid-type]
+    answers: Path | None = Field(
+        None, description="BFCL ground truth; default possible_answer/<file name> beside path."
+    )
     max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, ge=1024, description="Larger records are quarantined.")
 
 
@@ -50,7 +54,8 @@ class StageEntryConfig(BaseModel):
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
     timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(
-        None, description="false: no judge for this stage; a table: keys overriding [judge] for this stage.")
+        None, description="false: no judge for this stage; a table: keys overriding [judge] for this stage."
+    )
     judges: list[dict[str, Any]] | None = Field(None, description="An ensemble: tables overriding [judge].")
     vote: Vote = Field("unanimous", description="How an ensemble decides: unanimous or majority.")
     prompt: str | None = Field(None, description="Judge prompt template overriding the stage spec's.")
@@ -67,8 +72,9 @@ class PipelineFile(BaseModel):
     generate: GenerateSettings | None = Field(None, description="Writes CoTs for records without one.")
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly, resumable, when reached.")
     source: SourceSettings | None = Field(None, description="Self-refinement: the model that samples candidates.")
-    stage_specs_dir: Path | None = Field(None, description="A folder of stage spec TOML files (judge-only stages, "
-                                                           "or new prompts for code stages).")
+    stage_specs_dir: Path | None = Field(
+        None, description="A folder of stage spec TOML files (judge-only stages, or new prompts for code stages)."
+    )
     stages: list[StageEntryConfig] = Field(default_factory=list, description="Ordered; default: all built-in stages.")
 
 
@@ -163,8 +169,10 @@ def _pipeline_specs(file: Path, parsed: PipelineFile, problems: list[str]) -> di
                     problems.append(f"{spec_file}: not valid TOML: {exc}")
                     continue
                 except ValidationError as exc:
-                    problems.extend(f"{spec_file}: key {'.'.join(map(str, e['loc']))!r}: {e['msg']} ({_fix(e)})"
-                                    for e in exc.errors())
+                    problems.extend(
+                        f"{spec_file}: key {'.'.join(map(str, e['loc']))!r}: {e['msg']} ({_fix(e)})"
+                        for e in exc.errors()
+                    )
                     continue
                 specs[spec.name] = spec
     for number, entry in enumerate(parsed.stages, 1):
@@ -173,13 +181,17 @@ def _pipeline_specs(file: Path, parsed: PipelineFile, problems: list[str]) -> di
         try:
             specs[entry.name] = StageSpec.model_validate({"name": entry.name, **entry.spec})
         except ValidationError as exc:
-            problems.extend(f"{file}: [[stages]] #{number} (name = {entry.name!r}) key "
-                            f"'spec.{'.'.join(map(str, e['loc']))}': {e['msg']} ({_fix(e)})" for e in exc.errors())
+            problems.extend(
+                f"{file}: [[stages]] #{number} (name = {entry.name!r}) key "
+                f"'spec.{'.'.join(map(str, e['loc']))}': {e['msg']} ({_fix(e)})"
+                for e in exc.errors()
+            )
     return specs
 
 
-def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str],
-                  specs: dict[str, StageSpec]) -> list[ConfiguredStage]:
+def _build_stages(
+    file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str], specs: dict[str, StageSpec]
+) -> list[ConfiguredStage]:
     stages: list[ConfiguredStage] = []
     seen: set[str] = set()
     for number, entry in enumerate(_entries(parsed), 1):
@@ -191,15 +203,20 @@ def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEnt
         found = registry.get(entry.name)
         if found is None and entry.name in specs:
             if parsed.judge is None and not entry.judge and not entry.judges:
-                problems.append(f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table "
-                                "or run with --judge-model")
+                problems.append(
+                    f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table "
+                    "or run with --judge-model"
+                )
                 continue
-            found = StageEntry(name=entry.name, cls=spec_stage(entry.name, specs[entry.name].description),
-                               plugin="spec")
+            found = StageEntry(
+                name=entry.name, cls=spec_stage(entry.name, specs[entry.name].description), plugin="spec"
+            )
         if found is None:
             close = difflib.get_close_matches(entry.name, list(registry), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(f"{where}: no such stage; {hint}registered stages: {', '.join(registry)} (see `refine stages`)")
+            problems.append(
+                f"{where}: no such stage; {hint}registered stages: {', '.join(registry)} (see `refine stages`)"
+            )
             continue
         options = dict(entry.model_extra or {})
         try:
@@ -213,14 +230,22 @@ def _build_stages(file: Path, parsed: PipelineFile, registry: dict[str, StageEnt
         spec = specs.get(entry.name)
         on_fail = entry.on_fail or (spec.on_fail if spec else "discard")
         max_attempts = entry.max_attempts or (spec.max_attempts if spec else 3)
-        stages.append(ConfiguredStage(name=entry.name, stage=found.cls(config), plugin=found.plugin,
-                                      on_fail=on_fail, max_attempts=max_attempts,
-                                      timeout=entry.timeout or found.cls.timeout))
+        stages.append(
+            ConfiguredStage(
+                name=entry.name,
+                stage=found.cls(config),
+                plugin=found.plugin,
+                on_fail=on_fail,
+                max_attempts=max_attempts,
+                timeout=entry.timeout or found.cls.timeout,
+            )
+        )
     return stages
 
 
-def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, problems: list[str],
-              specs: dict[str, StageSpec]) -> str | None:
+def _template(
+    file: Path, base: Path, number: int, entry: StageEntryConfig, problems: list[str], specs: dict[str, StageSpec]
+) -> str | None:
     where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
     if entry.prompt is not None and entry.prompt_file is not None:
         problems.append(f"{where}: give prompt or prompt_file, not both")
@@ -246,20 +271,27 @@ def _template(file: Path, base: Path, number: int, entry: StageEntryConfig, prob
     return text
 
 
-def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str],
-                  specs: dict[str, StageSpec]) -> dict[str, StageJudge]:
+def _stage_judges(
+    file: Path, parsed: PipelineFile, problems: list[str], specs: dict[str, StageSpec]
+) -> dict[str, StageJudge]:
     """Which stages ask a judge, with which prompt and models."""
     base = file.parent
     judged: dict[str, StageJudge] = {}
-    defaults = parsed.judge.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) \
-        if parsed.judge else {}
+    defaults = (
+        parsed.judge.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"})
+        if parsed.judge
+        else {}
+    )
     for number, entry in enumerate(_entries(parsed), 1):
         where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
         template = _template(file, base, number, entry, problems, specs)
         if entry.judge is False or template is None:
             continue
-        tables = entry.judges if entry.judges is not None else (
-            [entry.judge] if isinstance(entry.judge, dict) else ([{}] if parsed.judge else []))
+        tables = (
+            entry.judges
+            if entry.judges is not None
+            else ([entry.judge] if isinstance(entry.judge, dict) else ([{}] if parsed.judge else []))
+        )
         if not tables:
             continue
         settings = []
@@ -271,12 +303,17 @@ def _stage_judges(file: Path, parsed: PipelineFile, problems: list[str],
                 for e in exc.errors():
                     loc = ".".join(str(p) for p in e["loc"])
                     hint = " (set [judge] model or give model in this table)" if e["type"] == "missing" else ""
-                    problems.append(f"{where} key '{key}'{f'[{i}]' if entry.judges is not None else ''}.{loc}: "
-                                    f"{e['msg']}{hint}")
+                    problems.append(
+                        f"{where} key '{key}'{f'[{i}]' if entry.judges is not None else ''}.{loc}: {e['msg']}{hint}"
+                    )
         spec = specs.get(entry.name)
-        judged[entry.name] = StageJudge(stage=entry.name, template=template,
-                                        allow_newfc=bool(spec and spec.protocol == "judge_newfc"),
-                                        judges=settings, vote=entry.vote)
+        judged[entry.name] = StageJudge(
+            stage=entry.name,
+            template=template,
+            allow_newfc=bool(spec and spec.protocol == "judge_newfc"),
+            judges=settings,
+            vote=entry.vote,
+        )
     return judged
 
 
@@ -307,7 +344,10 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     if parsed.input.answers is not None:
         parsed.input.answers = _resolve(base, parsed.input.answers)
     if not parsed.input.path.is_file():
-        problems.append(f"{path}: [input] key 'path': file {parsed.input.path} not found (relative paths start at the pipeline file's folder)")
+        problems.append(
+            f"{path}: [input] key 'path': file {parsed.input.path} not found "
+            "(relative paths start at the pipeline file's folder)"
+        )
     try:
         registry = stage_registry()
     except PluginError as exc:
@@ -320,23 +360,41 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     output_dir = out_dir if out_dir is not None else _resolve(base, parsed.output.dir)
     judging = None
     if stage_judges or parsed.generate is not None:
-        judging = Judging(defaults=parsed.judge, stages=stage_judges, generator=parsed.generate,
-                          max_cost=parsed.max_cost)
+        judging = Judging(
+            defaults=parsed.judge, stages=stage_judges, generator=parsed.generate, max_cost=parsed.max_cost
+        )
     config = _config(parsed, stages, judging)
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    return Pipeline(path=path, input=parsed.input, output_dir=output_dir, stages=stages,
-                    config_hash=config_hash, judging=judging, config=config, source=parsed.source)
+    return Pipeline(
+        path=path,
+        input=parsed.input,
+        output_dir=output_dir,
+        stages=stages,
+        config_hash=config_hash,
+        judging=judging,
+        config=config,
+        source=parsed.source,
+    )
 
 
 def _config(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging | None) -> dict[str, Any]:
     """What decides the results: input, stages, policies, configs, judges and prompts (not the output dir)."""
     payload: dict[str, Any] = {
         "input": parsed.input.model_dump(mode="json"),
-        "stages": [{"name": s.name, "on_fail": s.on_fail, "max_attempts": s.max_attempts,
-                    "config": s.stage.config.model_dump(mode="json")} for s in stages],
+        "stages": [
+            {
+                "name": s.name,
+                "on_fail": s.on_fail,
+                "max_attempts": s.max_attempts,
+                "config": s.stage.config.model_dump(mode="json"),
+            }
+            for s in stages
+        ],
     }
     if judging is not None:
-        payload["judges"] = {name: {"template": sj.template, "vote": sj.vote,
-                                    "judges": [j.sampling() for j in sj.judges]} for name, sj in judging.stages.items()}
+        payload["judges"] = {
+            name: {"template": sj.template, "vote": sj.vote, "judges": [j.sampling() for j in sj.judges]}
+            for name, sj in judging.stages.items()
+        }
         payload["generate"] = judging.generator.model_dump(mode="json") if judging.generator else None
     return json.loads(json.dumps(payload, default=str))

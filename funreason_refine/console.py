@@ -26,9 +26,16 @@ class RunDisplay:
         self._last = 0.0
         self._start = time.perf_counter()
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
-            TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-            console=console, transient=False, disable=not console.is_terminal, auto_refresh=refresh_thread)
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=24),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal,
+            auto_refresh=refresh_thread,
+        )
         self._task = self._progress.add_task(label, total=total_bytes, counts="")
 
     def __enter__(self) -> EngineProgress:
@@ -36,8 +43,10 @@ class RunDisplay:
         return EngineProgress(on_bytes=self._on_bytes, on_outcome=self._on_outcome, on_judge=self._on_judge)
 
     def _on_judge(self, stats: dict) -> None:
-        self._judge = (f" | judge {stats['calls']} calls ({stats['in_flight']} in flight, {stats['cached']} cached), "
-                       f"{stats['tokens']:,} tokens, ${stats['cost_usd']:.4f}")
+        self._judge = (
+            f" | judge {stats['calls']} calls ({stats['in_flight']} in flight, {stats['cached']} cached), "
+            f"{stats['tokens']:,} tokens, ${stats['cost_usd']:.4f}"
+        )
 
     def __exit__(self, *exc: object) -> None:
         self._refresh()
@@ -56,10 +65,12 @@ class RunDisplay:
     def _refresh(self) -> None:
         done = sum(self.counts.values())
         rate = done / max(time.perf_counter() - self._start, 1e-9)
-        text = (f"[green]{self.counts['kept']} kept[/] [yellow]{self.counts['discarded']} discarded[/] "
-                f"[magenta]{self.counts['quarantined']} quarantined[/] [red]{self.counts['errors']} errors[/] "
-                + (f"[blue]{self.counts['hard']} hard[/] " if self.counts["hard"] else "") +
-                f"{rate:,.0f} rec/s{self._judge}")
+        text = (
+            f"[green]{self.counts['kept']} kept[/] [yellow]{self.counts['discarded']} discarded[/] "
+            f"[magenta]{self.counts['quarantined']} quarantined[/] [red]{self.counts['errors']} errors[/] "
+            + (f"[blue]{self.counts['hard']} hard[/] " if self.counts["hard"] else "")
+            + f"{rate:,.0f} rec/s{self._judge}"
+        )
         self._progress.update(self._task, completed=self._bytes, counts=text, refresh=not self._refresh_thread)
 
 
@@ -71,10 +82,16 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         head.add_column(kind, justify="right")
     head.add_row(*(f"{outcomes[k]} ({outcomes[k] / total:.0%})" if total else "0" for k in outcomes))
 
-    stages = Table(title="Verdicts per stage", caption="a record re-checked after a repair counts again",
-                   show_edge=False)
-    for col, justify in (("stage", "left"), ("passed", "right"), ("regenerated", "right"),
-                         ("discarded", "right"), ("top reasons", "left")):
+    stages = Table(
+        title="Verdicts per stage", caption="a record re-checked after a repair counts again", show_edge=False
+    )
+    for col, justify in (
+        ("stage", "left"),
+        ("passed", "right"),
+        ("regenerated", "right"),
+        ("discarded", "right"),
+        ("top reasons", "left"),
+    ):
         stages.add_column(col, justify=justify)
     for name, s in summary["stages"].items():
         reasons = Counter()
@@ -94,16 +111,22 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     funnel.add_column("", justify="left")
     top = max(f["records"] for f in report["funnel"]) or 1
     for f in report["funnel"]:
-        funnel.add_row(f["step"], str(f["records"]), "█" * max(1, round(30 * f["records"] / top)) if f["records"] else "")
+        funnel.add_row(
+            f["step"], str(f["records"]), "█" * max(1, round(30 * f["records"] / top)) if f["records"] else ""
+        )
     facts = report["facts"]
     kept = Table(title="Kept records", show_edge=False)
     kept.add_column("fact")
     kept.add_column("value", justify="right")
-    for name, value in (("records", facts["kept"]), ("parallel-call share", f"{facts['parallel_share']:.1%}"),
-                        ("no-call share", f"{facts['no_call_share']:.1%}"), ("records with a CoT", f"{facts['cot_share']:.1%}"),
-                        ("CoT chars, median", f"{facts['cot_chars']['median']:g}"),
-                        ("answer chars, median", f"{facts['answer_chars']['median']:g}"),
-                        ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-")):
+    for name, value in (
+        ("records", facts["kept"]),
+        ("parallel-call share", f"{facts['parallel_share']:.1%}"),
+        ("no-call share", f"{facts['no_call_share']:.1%}"),
+        ("records with a CoT", f"{facts['cot_share']:.1%}"),
+        ("CoT chars, median", f"{facts['cot_chars']['median']:g}"),
+        ("answer chars, median", f"{facts['answer_chars']['median']:g}"),
+        ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-"),
+    ):
         kept.add_row(name, str(value))
     return [funnel, *tables[1:], kept]
 
@@ -112,23 +135,36 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
     from rich.markup import escape
     from rich.panel import Panel
 
-    from funreason_refine.report.data import line_answer_text, clean
+    from funreason_refine.report.data import clean, line_answer_text
 
-    tools = ", ".join(f"{t.get('name')}({', '.join((t.get('parameters') or {}).get('properties', {}))})"
-                      for t in record.get("tools", []) if isinstance(t, dict))
+    tools = ", ".join(
+        f"{t.get('name')}({', '.join((t.get('parameters') or {}).get('properties', {}))})"
+        for t in record.get("tools", [])
+        if isinstance(t, dict)
+    )
     cot = clean(record.get("cot") or "")
-    body = (f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]: "
-            f"{escape(clean(str(record.get('message'))))}\n\n"
-            f"[dim]query[/]  {escape(clean(record.get('query', '')))}\n[dim]tools[/]  {escape(clean(tools))}\n"
-            f"[dim]answer[/] {escape(clean(line_answer_text(record)))}\n"
-            + (f"[dim]cot[/]    {escape(cot[:600])}{'…' if len(cot) > 600 else ''}\n" if cot else ""))
+    body = (
+        f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]: "
+        f"{escape(clean(str(record.get('message'))))}\n\n"
+        f"[dim]query[/]  {escape(clean(record.get('query', '')))}\n[dim]tools[/]  {escape(clean(tools))}\n"
+        f"[dim]answer[/] {escape(clean(line_answer_text(record)))}\n"
+        + (f"[dim]cot[/]    {escape(cot[:600])}{'…' if len(cot) > 600 else ''}\n" if cot else "")
+    )
     trail = Table(show_edge=False, box=None)
     for col in ("stage", "verdict", "reason", "judge", "attempt", "message"):
         trail.add_column(col, overflow="fold")
     for s in record.get("trail", []):
-        trail.add_row(s["stage"], s["verdict"], clean(str(s.get("reason") or "")), clean(str(s.get("judge"))),
-                      str(s.get("attempt", 1)), clean(str(s.get("message") or ""))[:160])
-    title = f"record {record['index']} · id {clean(str(record.get('id')))} · line {record.get('source', {}).get('line')}"
+        trail.add_row(
+            s["stage"],
+            s["verdict"],
+            clean(str(s.get("reason") or "")),
+            clean(str(s.get("judge"))),
+            str(s.get("attempt", 1)),
+            clean(str(s.get("message") or ""))[:160],
+        )
+    title = (
+        f"record {record['index']} · id {clean(str(record.get('id')))} · line {record.get('source', {}).get('line')}"
+    )
     return [Panel(body.rstrip(), title=escape(title), title_align="left"), trail]
 
 
@@ -143,11 +179,21 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
     for col in ("stage", "records", "discarded by A", "discarded by B", "agreement", "kappa"):
         stages.add_column(col, justify="left" if col == "stage" else "right")
     for s in c["stages"]:
-        stages.add_row(s["stage"], str(s["records"]), str(s["discarded_a"]), str(s["discarded_b"]),
-                       f"{s['agreement']:.1%}" if s["agreement"] is not None else "-", str(s["kappa"] if s["kappa"] is not None else "-"))
-    diffs = Table(title=f"Records they disagree on ({c['disagreement_count']}, first {len(c['disagreements'])})", show_edge=False)
+        stages.add_row(
+            s["stage"],
+            str(s["records"]),
+            str(s["discarded_a"]),
+            str(s["discarded_b"]),
+            f"{s['agreement']:.1%}" if s["agreement"] is not None else "-",
+            str(s["kappa"] if s["kappa"] is not None else "-"),
+        )
+    diffs = Table(
+        title=f"Records they disagree on ({c['disagreement_count']}, first {len(c['disagreements'])})", show_edge=False
+    )
     for col in ("record", "id", "A", "B"):
         diffs.add_column(col, overflow="fold")
     for d in c["disagreements"]:
-        diffs.add_row(str(d["index"]), str(d["id"]), f"{d['a']} {d['reason_a'] or ''}", f"{d['b']} {d['reason_b'] or ''}")
+        diffs.add_row(
+            str(d["index"]), str(d["id"]), f"{d['a']} {d['reason_a'] or ''}", f"{d['b']} {d['reason_b'] or ''}"
+        )
     return [head, stages, diffs]

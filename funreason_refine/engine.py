@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -65,8 +65,9 @@ _counted = IdentityMemo(lambda s: (s.stage, s.verdict, s.reason), max_size=4096)
 
 def _written(outcome: Outcome) -> Written:
     trail = tuple(map(_counted, outcome.record.trail))
-    return Written(outcome.record.index, outcome.kind, to_json_line(outcome.line()), trail, outcome.stage,
-                   outcome.reason)
+    return Written(
+        outcome.record.index, outcome.kind, to_json_line(outcome.line()), trail, outcome.stage, outcome.reason
+    )
 
 
 def _quarantined(item: Quarantined) -> Written:
@@ -81,15 +82,17 @@ def process(raws: list[RawItem], stream: InputStream, stages: list[ConfiguredSta
     """Rules-only: read, refine and serialise raw items, STAGE_BATCH at a time; results in input order."""
     written: list[Written] = []
     for start in range(0, len(raws), STAGE_BATCH):
-        items = [stream.convert(raw) for raw in raws[start:start + STAGE_BATCH]]
+        items = [stream.convert(raw) for raw in raws[start : start + STAGE_BATCH]]
         outcomes = iter(refine_batch([item for item in items if not isinstance(item, Quarantined)], stages))
-        written.extend(_quarantined(item) if isinstance(item, Quarantined) else _written(next(outcomes))
-                       for item in items)
+        written.extend(
+            _quarantined(item) if isinstance(item, Quarantined) else _written(next(outcomes)) for item in items
+        )
     return written
 
 
-async def process_judged(raw: RawItem, stream: InputStream, stages: list[ConfiguredStage],
-                         judge: JudgeRunner) -> Written:
+async def process_judged(
+    raw: RawItem, stream: InputStream, stages: list[ConfiguredStage], judge: JudgeRunner
+) -> Written:
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
         return _quarantined(item)
@@ -113,9 +116,11 @@ def _work(batch: list[RawItem], pipeline_path: str, out_dir: str) -> list[Writte
         try:
             pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
         except RefineError as exc:
-            raise RefineError(f"a worker process could not load the pipeline: {exc}. Spawned worker processes "
-                              "see installed plugins only, not stages registered in code; install the "
-                              "plugin or use --workers 1") from None
+            raise RefineError(
+                f"a worker process could not load the pipeline: {exc}. Spawned worker processes "
+                "see installed plugins only, not stages registered in code; install the "
+                "plugin or use --workers 1"
+            ) from None
         _WORKER = (_open_stream(pipeline), pipeline.stages)
     stream, stages = _WORKER
     return process(batch, stream, stages)
@@ -143,8 +148,9 @@ def _start_method() -> str:
     return "spawn"  # macOS: system libraries are not fork-safe (Python's own default there is spawn)
 
 
-def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, workers: int,
-             method: str) -> Iterator[Written]:
+def _in_pool(
+    raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, workers: int, method: str
+) -> Iterator[Written]:
     """Refine batches in worker processes; yield results in input order, a bounded window ahead."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -157,8 +163,9 @@ def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, w
         _WORKER = (stream, pipeline.stages)  # inherited by the workers
     args = (str(pipeline.path), str(pipeline.output_dir))
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                 initializer=_worker_start) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method), initializer=_worker_start
+        ) as pool:
             window: deque = deque()
             try:
                 for batch in _batches(raws, BATCH):
@@ -168,15 +175,18 @@ def _in_pool(raws: Iterator[RawItem], pipeline: Pipeline, stream: InputStream, w
                 while window:
                     yield from window.popleft().result()
             except BrokenProcessPool:
-                raise RunFolderError("a worker process died (out of memory?); what was finished is saved: run the "
-                                     "same command again to resume, with --workers 1 to stay in one process") from None
+                raise RunFolderError(
+                    "a worker process died (out of memory?); what was finished is saved: run the "
+                    "same command again to resume, with --workers 1 to stay in one process"
+                ) from None
     finally:
         _WORKER = None
 
 
 def _open_stream(pipeline: Pipeline) -> InputStream:
-    return InputStream(pipeline.input.path, pipeline.input.format, pipeline.input.answers,
-                       pipeline.input.max_record_bytes)
+    return InputStream(
+        pipeline.input.path, pipeline.input.format, pipeline.input.answers, pipeline.input.max_record_bytes
+    )
 
 
 def default_workers(pipeline: Pipeline) -> int:
@@ -204,16 +214,23 @@ class RunResult:
     start_method: str | None = None  # how worker processes were started: fork or spawn; None without workers
 
 
-async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pipeline, folder: RunFolder,
-                      emit: Callable[[Written], None], progress: Progress) -> tuple[JudgeRunner, str | None]:
+async def _run_judged(
+    raws: Iterator[RawItem],
+    stream: InputStream,
+    pipeline: Pipeline,
+    folder: RunFolder,
+    emit: Callable[[Written], None],
+    progress: Progress,
+) -> tuple[JudgeRunner, str | None]:
     """Records concurrently, judge calls bounded by the client, outcomes written in input order."""
     from funreason_refine.judge.cache import AnswerCache
     from funreason_refine.judge.client import LLMClient
 
     judging = pipeline.judging
     assert judging is not None
-    client = LLMClient(max_concurrency=judging.max_concurrency, cache=AnswerCache(folder.path),
-                       max_cost=judging.max_cost)
+    client = LLMClient(
+        max_concurrency=judging.max_concurrency, cache=AnswerCache(folder.path), max_cost=judging.max_cost
+    )
     runner = JudgeRunner(client, judging.stages, judging.generator, protocol_retries=judging.protocol_retries)
     # Enough records in flight to keep every call slot busy through five sequential stages, and
     # a slow answer holds back only the writing of what follows it, never the work.
@@ -223,8 +240,15 @@ async def _run_judged(raws: Iterator[RawItem], stream: InputStream, pipeline: Pi
     def report() -> None:
         if progress.on_judge is not None:
             total = client.total
-            progress.on_judge({"calls": total.calls, "cached": total.cached, "in_flight": client.in_flight,
-                               "tokens": total.prompt_tokens + total.completion_tokens, "cost_usd": total.cost_usd})
+            progress.on_judge(
+                {
+                    "calls": total.calls,
+                    "cached": total.cached,
+                    "in_flight": client.in_flight,
+                    "tokens": total.prompt_tokens + total.completion_tokens,
+                    "cost_usd": total.cost_usd,
+                }
+            )
 
     async def emit_head() -> bool:
         """Write the oldest record's outcome; False once the budget stopped it (nothing after it is
@@ -263,9 +287,15 @@ class RunInterrupted(RefineError):
     """Ctrl-C or SIGTERM: what was finished is saved."""
 
 
-def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progress | None = None,
-                 workers: int | None = None, fresh: bool = False, accept_changes: bool = False,
-                 retry_errors: bool = False) -> RunResult:
+def run_pipeline(
+    pipeline: Pipeline,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    fresh: bool = False,
+    accept_changes: bool = False,
+    retry_errors: bool = False,
+) -> RunResult:
     """Run (or resume) a pipeline into its run folder.
 
     ``fresh`` starts the folder over (the judge cache stays); ``accept_changes`` goes on in a
@@ -289,7 +319,7 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
         folder.close()
         raise
     resumed = folder.resumed
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     seen = 0
     stopped: str | None = None
@@ -305,8 +335,9 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
         if progress.on_outcome is not None:
             progress.on_outcome(written.kind)
         if observed:
-            _call_plugins(hooks.record_finished, kind=written.kind, record=json.loads(written.line),
-                          run_dir=folder.path)
+            _call_plugins(
+                hooks.record_finished, kind=written.kind, record=json.loads(written.line), run_dir=folder.path
+            )
 
     try:
         # JSONL lines are parsed where they are refined (in the workers, when there are some).
@@ -314,41 +345,63 @@ def run_pipeline(pipeline: Pipeline, limit: int | None = None, progress: Progres
         if judged:
             runner, stopped = asyncio.run(_run_judged(raws, stream, pipeline, folder, emit, progress))
         else:
-            results: Iterable[Written] = (_in_process(raws, stream, pipeline.stages) if workers == 1
-                                          else _in_pool(raws, pipeline, stream, workers, start_method))
+            results: Iterable[Written] = (
+                _in_process(raws, stream, pipeline.stages)
+                if workers == 1
+                else _in_pool(raws, pipeline, stream, workers, start_method)
+            )
             for written in results:
                 emit(written)
         total_input = stream.count
     except KeyboardInterrupt:
-        raise RunInterrupted(f"interrupted after {len(folder.done)} records; everything finished is saved in "
-                             f"{folder.path}: run the same command again to resume") from None
+        raise RunInterrupted(
+            f"interrupted after {len(folder.done)} records; everything finished is saved in "
+            f"{folder.path}: run the same command again to resume"
+        ) from None
     finally:
         folder.close()
     seconds = time.perf_counter() - t0
     if folder.tally.total != len(folder.done) or (stopped is None and len(folder.done) != total_input):
-        raise RunFolderError(f"accounting error: {total_input} input records but {folder.tally.total} outcomes "
-                             f"in {folder.path}; please report this with the run folder")
+        raise RunFolderError(
+            f"accounting error: {total_input} input records but {folder.tally.total} outcomes "
+            f"in {folder.path}; please report this with the run folder"
+        )
     summary = {
         "version": __version__,
         "pipeline": str(pipeline.path),
         "config_hash": pipeline.config_hash,
         "complete": stopped is None,
         "stopped": stopped,
-        "input": {"path": str(pipeline.input.path.resolve()), "format": stream.format,
-                  "records": total_input if stopped is None else None, "limit": limit},
-        **folder.tally.as_dict([s.name for s in pipeline.stages],
-                               hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)),
+        "input": {
+            "path": str(pipeline.input.path.resolve()),
+            "format": stream.format,
+            "records": total_input if stopped is None else None,
+            "limit": limit,
+        },
+        **folder.tally.as_dict(
+            [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
+        ),
         "judge": _judge_summary(pipeline, runner),
-        "timings": {"started": started.isoformat(timespec="seconds"),
-                    "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "seconds": round(seconds, 3), "records_this_run": seen, "resumed_records": resumed,
-                    "records_per_second": round(seen / seconds, 1) if seconds > 0 else None,
-                    "workers": workers},
+        "timings": {
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 3),
+            "records_this_run": seen,
+            "resumed_records": resumed,
+            "records_per_second": round(seen / seconds, 1) if seconds > 0 else None,
+            "workers": workers,
+        },
     }
     folder.write_summary(summary)
     _call_plugins(hooks.run_finished, run_dir=folder.path, summary=summary)
-    return RunResult(summary=summary, out_dir=folder.path, resumed=resumed, workers=workers, stopped=stopped,
-                     start_method=start_method)
+    return RunResult(
+        summary=summary,
+        out_dir=folder.path,
+        resumed=resumed,
+        workers=workers,
+        stopped=stopped,
+        start_method=start_method,
+    )
 
 
 def _call_plugins(hook: Any, **kwargs: Any) -> None:
@@ -357,18 +410,31 @@ def _call_plugins(hook: Any, **kwargs: Any) -> None:
         hook(**kwargs)
     except Exception as exc:
         plugins = ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
-        raise PluginError(f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
-                          "Everything finished so far is saved; fix or remove the plugin and run again") from exc
+        raise PluginError(
+            f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
+            "Everything finished so far is saved; fix or remove the plugin and run again"
+        ) from exc
 
 
 def _judge_summary(pipeline: Pipeline, runner: JudgeRunner | None) -> dict[str, Any]:
     """Calls, tokens and cost of this run (cached answers cost nothing), per stage."""
     judging = pipeline.judging
     if runner is None or judging is None:
-        return {"model": None, "calls": 0, "cached": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                "cost_usd": 0.0, "per_stage": {}, "notes": []}
-    return {"model": judging.defaults.model if judging.defaults else None,
-            "generator": judging.generator.model if judging.generator else None,
-            **runner.client.total.as_dict(),
-            "per_stage": {stage: usage.as_dict() for stage, usage in runner.client.usage.items()},
-            "notes": sorted(runner.client.notes)}
+        return {
+            "model": None,
+            "calls": 0,
+            "cached": 0,
+            "retries": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "per_stage": {},
+            "notes": [],
+        }
+    return {
+        "model": judging.defaults.model if judging.defaults else None,
+        "generator": judging.generator.model if judging.generator else None,
+        **runner.client.total.as_dict(),
+        "per_stage": {stage: usage.as_dict() for stage, usage in runner.client.usage.items()},
+        "notes": sorted(runner.client.notes),
+    }

@@ -13,9 +13,11 @@ from funreason_refine.record import FunctionCall
 from funreason_refine.targets import FUNREASON_SYSTEM, hermes_calls
 
 FORMATS = ("funreason", "hermes", "sharegpt", "openai")
-HERMES_SYSTEM = ("You are a function calling AI model. You are provided with function signatures within <tools></tools> "
-                 "XML tags. Think step by step inside <think></think>, then call one or more functions, each as a JSON "
-                 "object with its name and arguments within <tool_call></tool_call> XML tags.\n<tools>\n{tools}\n</tools>")
+HERMES_SYSTEM = (
+    "You are a function calling AI model. You are provided with function signatures within <tools></tools> "
+    "XML tags. Think step by step inside <think></think>, then call one or more functions, each as a JSON "
+    "object with its name and arguments within <tool_call></tool_call> XML tags.\n<tools>\n{tools}\n</tools>"
+)
 
 
 def _calls(record: dict[str, Any]) -> list[FunctionCall] | None:
@@ -38,31 +40,58 @@ def to_row(record: dict[str, Any], fmt: str) -> dict[str, Any]:
     tools_json = json.dumps(tools, ensure_ascii=False)
     base = {"id": record.get("id")}
     if fmt == "funreason":
-        target = record.get("target") or _think(record) + (render_calls(calls) if calls is not None else record["answer"])
-        return {**base, "messages": [{"role": "system", "content": FUNREASON_SYSTEM + tools_json},
-                                     {"role": "user", "content": query}, {"role": "assistant", "content": target}]}
+        target = record.get("target") or _think(record) + (
+            render_calls(calls) if calls is not None else record["answer"]
+        )
+        return {
+            **base,
+            "messages": [
+                {"role": "system", "content": FUNREASON_SYSTEM + tools_json},
+                {"role": "user", "content": query},
+                {"role": "assistant", "content": target},
+            ],
+        }
     if fmt == "hermes":
         body = hermes_calls(calls) if calls is not None else record["answer"]
-        return {**base, "tools": tools_json,
-                "messages": [{"role": "system", "content": HERMES_SYSTEM.replace("{tools}", tools_json)},
-                             {"role": "user", "content": query},
-                             {"role": "assistant", "content": _think(record) + body}]}
+        return {
+            **base,
+            "tools": tools_json,
+            "messages": [
+                {"role": "system", "content": HERMES_SYSTEM.replace("{tools}", tools_json)},
+                {"role": "user", "content": query},
+                {"role": "assistant", "content": _think(record) + body},
+            ],
+        }
     if fmt == "sharegpt":
         if calls is not None:
-            answer_turn = {"from": "function_call",
-                           "value": json.dumps([{"name": c.name, "arguments": c.arguments} for c in calls] if len(calls) != 1
-                                               else {"name": calls[0].name, "arguments": calls[0].arguments},
-                                               ensure_ascii=False)}
+            answer_turn = {
+                "from": "function_call",
+                "value": json.dumps(
+                    [{"name": c.name, "arguments": c.arguments} for c in calls]
+                    if len(calls) != 1
+                    else {"name": calls[0].name, "arguments": calls[0].arguments},
+                    ensure_ascii=False,
+                ),
+            }
         else:
             answer_turn = {"from": "gpt", "value": _think(record) + record["answer"]}
-        return {**base, "conversations": [{"from": "human", "value": query}, answer_turn], "tools": tools_json,
-                "cot": record.get("cot") or ""}
+        return {
+            **base,
+            "conversations": [{"from": "human", "value": query}, answer_turn],
+            "tools": tools_json,
+            "cot": record.get("cot") or "",
+        }
     if fmt == "openai":
         assistant: dict[str, Any] = {"role": "assistant", "content": _think(record).strip() or None}
         if calls is not None:
-            assistant["tool_calls"] = [{"id": f"call_{i}", "type": "function",
-                                        "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
-                                       for i, c in enumerate(calls)]
+            assistant["tool_calls"] = [
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)},
+                }
+                for i, c in enumerate(calls)
+            ]
         else:
             assistant["content"] = _think(record) + record["answer"]
         return {**base, "messages": [{"role": "user", "content": query}, assistant], "tools": _openai_tools(tools)}
@@ -90,8 +119,14 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> int:
         if fmt == "openai":
             # In a table, rows with different message and tool schemas would gain each other's keys as
             # nulls: messages and tools are stored as JSON strings (the readers take both forms).
-            collected = [{**r, "messages": [json.dumps(m, ensure_ascii=False) for m in r["messages"]],
-                          "tools": json.dumps(r["tools"], ensure_ascii=False)} for r in collected]
+            collected = [
+                {
+                    **r,
+                    "messages": [json.dumps(m, ensure_ascii=False) for m in r["messages"]],
+                    "tools": json.dumps(r["tools"], ensure_ascii=False),
+                }
+                for r in collected
+            ]
         pl.DataFrame(collected).write_parquet(out)
         count = len(collected)
     else:
@@ -101,9 +136,19 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> int:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
     if fmt == "sharegpt":
-        info = {out.stem: {"file_name": out.name, "formatting": "sharegpt",
-                           "columns": {"messages": "conversations", "tools": "tools"},
-                           "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human",
-                                    "assistant_tag": "gpt", "function_tag": "function_call"}}}
+        info = {
+            out.stem: {
+                "file_name": out.name,
+                "formatting": "sharegpt",
+                "columns": {"messages": "conversations", "tools": "tools"},
+                "tags": {
+                    "role_tag": "from",
+                    "content_tag": "value",
+                    "user_tag": "human",
+                    "assistant_tag": "gpt",
+                    "function_tag": "function_call",
+                },
+            }
+        }
         (out.parent / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return count

@@ -70,8 +70,12 @@ class FakeLLM:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                request = Request(model=body.get("model", ""), messages=body.get("messages", []), body=body,
-                                  headers={k.lower(): v for k, v in self.headers.items()})
+                request = Request(
+                    model=body.get("model", ""),
+                    messages=body.get("messages", []),
+                    body=body,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                )
                 with outer._lock:
                     outer.requests.append(request)
                 answer = outer.script(request)
@@ -85,17 +89,36 @@ class FakeLLM:
                 if reply.raw is not None:
                     payload = reply.raw
                 elif reply.status == 200:
-                    payload = json.dumps({
-                        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                        "model": request.model,
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": reply.text}}],
-                        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                                  "total_tokens": reply.prompt_tokens + reply.completion_tokens},
-                    }).encode()
+                    payload = json.dumps(
+                        {
+                            "id": "chatcmpl-fake",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": request.model,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": reply.text},
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": reply.prompt_tokens,
+                                "completion_tokens": reply.completion_tokens,
+                                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                            },
+                        }
+                    ).encode()
                 else:
-                    payload = json.dumps({"error": {"message": reply.text or f"status {reply.status}",
-                                                    "type": "fake", "code": reply.status}}).encode()
+                    payload = json.dumps(
+                        {
+                            "error": {
+                                "message": reply.text or f"status {reply.status}",
+                                "type": "fake",
+                                "code": reply.status,
+                            }
+                        }
+                    ).encode()
                 self.send_response(reply.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
@@ -111,7 +134,7 @@ class FakeLLM:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "FakeLLM":
+    def __enter__(self) -> FakeLLM:
         self._thread.start()
         return self
 

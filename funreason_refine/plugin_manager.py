@@ -35,9 +35,11 @@ def get_plugin_manager() -> pluggy.PluginManager:
             try:
                 pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             except Exception as exc:  # an installed package's plugin module does not import
-                raise PluginError(f"an installed plugin failed to load: {type(exc).__name__}: {exc}. Fix or uninstall "
-                                  "it (`refine plugins` lists them), or set FUNREASON_REFINE_NO_PLUGINS=1 to run "
-                                  "without installed plugins") from exc
+                raise PluginError(
+                    f"an installed plugin failed to load: {type(exc).__name__}: {exc}. Fix or uninstall "
+                    "it (`refine plugins` lists them), or set FUNREASON_REFINE_NO_PLUGINS=1 to run "
+                    "without installed plugins"
+                ) from exc
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -73,12 +75,15 @@ def stage_registry(pm: pluggy.PluginManager | None = None) -> dict[str, StageEnt
                 raise PluginError(f"plugin {_plugin}: stage class {cls.__name__} needs a `name` that is an identifier")
             previous = registry.get(name)
             if previous is not None and not replace:
-                raise PluginError(f"stage {name!r} is registered twice: by {previous.plugin} and by {_plugin}; "
-                                  f"rename one, or register(..., replace=True) to replace it on purpose")
+                raise PluginError(
+                    f"stage {name!r} is registered twice: by {previous.plugin} and by {_plugin}; "
+                    f"rename one, or register(..., replace=True) to replace it on purpose"
+                )
             if previous is not None and previous.replaced is not None:
                 raise PluginError(f"stage {name!r} is replaced twice: by {previous.plugin} and by {_plugin}")
-            registry[name] = StageEntry(name=name, cls=cls, plugin=_plugin,
-                                        replaced=previous.plugin if previous is not None else None)
+            registry[name] = StageEntry(
+                name=name, cls=cls, plugin=_plugin, replaced=previous.plugin if previous is not None else None
+            )
 
         pm.subset_hook_caller("register_stages", remove_plugins=others)(register=register)
     return registry

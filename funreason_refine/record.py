@@ -73,8 +73,9 @@ class Record(BaseModel):
     target: str | None = None
     problems: list[Problem] = Field(default_factory=list)
     trail: list[Step] = Field(default_factory=list)
-    meta: dict[str, Any] = Field(default_factory=dict,
-                                 description="Provenance carried through (self-refinement: round, sample, model).")
+    meta: dict[str, Any] = Field(
+        default_factory=dict, description="Provenance carried through (self-refinement: round, sample, model)."
+    )
 
     @property
     def calls(self) -> list[FunctionCall]:
@@ -89,22 +90,43 @@ class Record(BaseModel):
         return [t.get("name") for t in self.tools if isinstance(t, dict)]  # type: ignore[misc]
 
 
-_BLANK = Record.model_construct(index=0, id="", source=Source.model_construct(file="", line=0), query="", tools=[],
-                                answer=None)
+_BLANK = Record.model_construct(
+    index=0, id="", source=Source.model_construct(file="", line=0), query="", tools=[], answer=None
+)
 
 
-def read_record(index: int, id: str, source: Source, query: str, tools: list[dict[str, Any]],
-                answer: list[FunctionCall] | str | None, cot: str | None, problems: list[Problem],
-                meta: dict[str, Any]) -> Record:
+def read_record(
+    index: int,
+    id: str,
+    source: Source,
+    query: str,
+    tools: list[dict[str, Any]],
+    answer: list[FunctionCall] | str | None,
+    cot: str | None,
+    problems: list[Problem],
+    meta: dict[str, Any],
+) -> Record:
     """A new record from fields a reader has checked itself, without validating them again.
 
     ``Record.model_construct`` with every field given, in half its time (it looks up each
     field's aliases and defaults): a blank record's copy with all fields replaced, and a fresh
     trail. Records are built at tens of thousands a second.
     """
-    return _BLANK.model_copy(update={"index": index, "id": id, "source": source, "query": query, "tools": tools,
-                                     "answer": answer, "cot": cot, "target": None, "problems": problems,
-                                     "trail": [], "meta": meta})
+    return _BLANK.model_copy(
+        update={
+            "index": index,
+            "id": id,
+            "source": source,
+            "query": query,
+            "tools": tools,
+            "answer": answer,
+            "cot": cot,
+            "target": None,
+            "problems": problems,
+            "trail": [],
+            "meta": meta,
+        }
+    )
 
 
 class DiscardedRecord(Record):
@@ -148,15 +170,15 @@ class Verdict:
             raise ValueError(f"verdict action must be one of {VERDICT_ACTIONS}, got {self.action!r}")
 
     @classmethod
-    def passed(cls, reason: str | None = None, message: str = "", final: bool = False) -> "Verdict":
+    def passed(cls, reason: str | None = None, message: str = "", final: bool = False) -> Verdict:
         return cls("pass", reason, message, None, final)
 
     @classmethod
-    def discard(cls, reason: str, message: str) -> "Verdict":
+    def discard(cls, reason: str, message: str) -> Verdict:
         return cls("discard", reason, message)
 
     @classmethod
-    def regenerate(cls, record: Record, reason: str, message: str) -> "Verdict":
+    def regenerate(cls, record: Record, reason: str, message: str) -> Verdict:
         return cls("regenerate", reason, message, record)
 
 
@@ -173,6 +195,7 @@ class Quarantined(BaseModel):
 
 
 PLAIN_MODELS: frozenset[type[BaseModel]] = frozenset(
-    {FunctionCall, Source, Problem, Step, Record, DiscardedRecord, ErroredRecord, Quarantined})
+    {FunctionCall, Source, Problem, Step, Record, DiscardedRecord, ErroredRecord, Quarantined}
+)
 """Models whose ``__dict__`` is their JSON: no aliases, serializers or computed fields (a test
 checks). The run folder writes these without pydantic's serializer (see run_folder.to_json_line)."""

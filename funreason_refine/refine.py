@@ -34,8 +34,9 @@ class Outcome:
     def line(self) -> Record:
         """The model written to the outcome file."""
         if self.kind in ("discarded", "hard"):
-            return DiscardedRecord.model_construct(**dict(self.record), stage=self.stage, reason=self.reason,
-                                                   message=self.message)
+            return DiscardedRecord.model_construct(
+                **dict(self.record), stage=self.stage, reason=self.reason, message=self.message
+            )
         if self.kind == "errors":
             return ErroredRecord.model_construct(**dict(self.record), stage=self.stage, error=self.message)
         return self.record
@@ -47,23 +48,27 @@ def _same_answer(a: Record, b: Record) -> bool:
     return type(a.answer) is type(b.answer) and a.answer == b.answer
 
 
-def _step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str,
-          before: str | None = None) -> Step:
+def _step(
+    stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str, before: str | None = None
+) -> Step:
     if before is None:
         return _shared_step(stage, verdict, reason, message, attempt, judge)
-    return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
-                                judge=judge, before=before)
+    return Step.model_construct(
+        stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt, judge=judge, before=before
+    )
 
 
 @lru_cache(maxsize=4096)
 def _shared_step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str) -> Step:
     """Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record."""
-    return Step.model_construct(stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt,
-                                judge=judge, before=None)
+    return Step.model_construct(
+        stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt, judge=judge, before=None
+    )
 
 
-async def refine_record(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None,
-                        owned: bool = False) -> Outcome:
+async def refine_record(
+    record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None, owned: bool = False
+) -> Outcome:
     """Run one record through the stages, asking judges where configured; return where it ends.
 
     Without a judge this coroutine never waits (``run_sync`` drives it).
@@ -117,8 +122,9 @@ def refine_batch(records: list[Record], stages: list[ConfiguredStage]) -> list[O
     return outcomes
 
 
-async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None, owned: bool,
-                  turns: bool) -> Outcome:
+async def _refine(
+    record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None, owned: bool, turns: bool
+) -> Outcome:
     """refine_record; with ``turns``, wait for each stage's turn (refine_batch; rules only)."""
     if owned and not record.trail:
         trail = record.trail
@@ -140,8 +146,9 @@ async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRun
             record = await judge.generate_cot(record)  # type: ignore[union-attr]
         except JudgeCallError as exc:
             return leave("errors", "generate", None, str(exc))
-        trail.append(_step("generate", "regenerate", "generated_cot", "CoT written for a record without one", 1,
-                           generator.model))
+        trail.append(
+            _step("generate", "regenerate", "generated_cot", "CoT written for a record without one", 1, generator.model)
+        )
 
     while todo:
         i = todo.popleft()
@@ -152,14 +159,23 @@ async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRun
         try:
             verdict = _check(st, record)
         except StageTimeout:
-            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) did not answer within "
-                                                 f"{st.timeout:g} s ([[stages]] timeout)")
+            return leave(
+                "errors",
+                st.name,
+                None,
+                f"stage {st.name} (plugin {st.plugin}) did not answer within {st.timeout:g} s ([[stages]] timeout)",
+            )
         except Exception as exc:  # a plugin bug must not take the run down: the record goes to errors
-            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) raised "
-                                                 f"{type(exc).__name__}: {exc}")
+            return leave(
+                "errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) raised {type(exc).__name__}: {exc}"
+            )
         if not isinstance(verdict, Verdict) or (verdict.record is not None and not isinstance(verdict.record, Record)):
-            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) returned "
-                                                 f"{type(verdict).__name__}, not a Verdict")
+            return leave(
+                "errors",
+                st.name,
+                None,
+                f"stage {st.name} (plugin {st.plugin}) returned {type(verdict).__name__}, not a Verdict",
+            )
         label = "rules"
         stage_judge = judge.for_stage(st.name) if judge is not None else None
         if stage_judge is not None and verdict.action == "pass" and not verdict.final:
@@ -175,14 +191,31 @@ async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRun
                 continue
             verdict, label = judged, stage_judge.label
         action = verdict.action
-        if (action == "discard" and st.on_fail == "regenerate" and st.stage.regenerates == "cot"
-                and generator is not None):
+        if (
+            action == "discard"
+            and st.on_fail == "regenerate"
+            and st.stage.regenerates == "cot"
+            and generator is not None
+        ):
             if regenerations[i] >= st.max_attempts:
                 trail.append(_step(st.name, "discard", verdict.reason, verdict.message, attempt, label))
-                return leave("discarded", st.name, verdict.reason or "unspecified",
-                             f"still failing after {st.max_attempts} rewritten CoT(s): {verdict.message}")
-            trail.append(_step(st.name, "regenerate", verdict.reason, f"{verdict.message} (CoT rewritten)",
-                               attempt, label, before=record.cot))
+                return leave(
+                    "discarded",
+                    st.name,
+                    verdict.reason or "unspecified",
+                    f"still failing after {st.max_attempts} rewritten CoT(s): {verdict.message}",
+                )
+            trail.append(
+                _step(
+                    st.name,
+                    "regenerate",
+                    verdict.reason,
+                    f"{verdict.message} (CoT rewritten)",
+                    attempt,
+                    label,
+                    before=record.cot,
+                )
+            )
             try:
                 record = await judge.generate_cot(record, fresh=True)  # type: ignore[union-attr]
             except JudgeCallError as exc:
@@ -192,8 +225,17 @@ async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRun
             continue
         if action == "regenerate" and st.on_fail in ("discard", "hard_pool"):
             action = "discard"
-        trail.append(_step(st.name, action, verdict.reason, verdict.message, attempt, label,
-                           before=answer_text(record) if action == "regenerate" else None))
+        trail.append(
+            _step(
+                st.name,
+                action,
+                verdict.reason,
+                verdict.message,
+                attempt,
+                label,
+                before=answer_text(record) if action == "regenerate" else None,
+            )
+        )
         if action == "discard":
             kind = "hard" if st.on_fail == "hard_pool" else "discarded"
             return leave(kind, st.name, verdict.reason or "unspecified", verdict.message)
@@ -204,11 +246,19 @@ async def _refine(record: Record, stages: list[ConfiguredStage], judge: JudgeRun
                 break
             continue
         if verdict.record is None:
-            return leave("errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) asked to regenerate "
-                                                 "without a corrected record")
+            return leave(
+                "errors",
+                st.name,
+                None,
+                f"stage {st.name} (plugin {st.plugin}) asked to regenerate without a corrected record",
+            )
         if regenerations[i] >= st.max_attempts:
-            return leave("discarded", st.name, verdict.reason or "unspecified",
-                         f"still failing after {st.max_attempts} regeneration(s): {verdict.message}")
+            return leave(
+                "discarded",
+                st.name,
+                verdict.reason or "unspecified",
+                f"still failing after {st.max_attempts} regeneration(s): {verdict.message}",
+            )
         regenerations[i] += 1
         new = _same_identity(verdict.record, record)
         answer_changed = not _same_answer(new, record)

@@ -101,10 +101,10 @@ def _diff(old: Any, new: Any, where: str = "") -> list[str]:
             out += _diff(old.get(key), new.get(key), f"{where}.{key}" if where else str(key))
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [line for i, (a, b) in enumerate(zip(old, new)) for line in _diff(a, b, f"{where}[{i}]")]
+        return [line for i, (a, b) in enumerate(zip(old, new, strict=False)) for line in _diff(a, b, f"{where}[{i}]")]
     if old == new:
         return []
-    show = lambda v: (json.dumps(v)[:80] + ("..." if len(json.dumps(v)) > 80 else ""))  # noqa: E731
+    show = lambda v: json.dumps(v)[:80] + ("..." if len(json.dumps(v)) > 80 else "")  # noqa: E731
     return [f"{where}: {show(old)} -> {show(new)}"]
 
 
@@ -125,15 +125,19 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
             handle = (self.path / LOCK).open("a+", encoding="utf-8")
         except OSError as exc:
-            raise RunFolderError(f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
-                                 "Choose another [output] dir or --out, or fix its permissions.") from None
+            raise RunFolderError(
+                f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
+                "Choose another [output] dir or --out, or fix its permissions."
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise RunFolderError(f"{self.path} is in use by {holder}; wait for it to finish or use another --out") from None
+            raise RunFolderError(
+                f"{self.path} is in use by {holder}; wait for it to finish or use another --out"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"refine run (pid {os.getpid()})")
@@ -151,11 +155,13 @@ class RunFolder:
                 return
             if not accept_changes:
                 changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
-                raise ConfigChanged(f"{self.path} was started with another pipeline configuration:\n  "
-                                    + "\n  ".join(changes[:20])
-                                    + "\nRun again with --accept-changes to go on with the new configuration (finished "
-                                      "records stay as they are; cached judge answers are reused), or --fresh to start "
-                                      "this folder over.")
+                raise ConfigChanged(
+                    f"{self.path} was started with another pipeline configuration:\n  "
+                    + "\n  ".join(changes[:20])
+                    + "\nRun again with --accept-changes to go on with the new configuration (finished "
+                    "records stay as they are; cached judge answers are reused), or --fresh to start "
+                    "this folder over."
+                )
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
         tmp = self.path / (RUN_FILE + ".tmp")
         tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
@@ -177,8 +183,10 @@ class RunFolder:
                 if kind != HARD or file.exists():  # hard.jsonl appears only when a pipeline uses the pool
                     self._files[kind] = self._open_outcome(kind)
         except OSError as exc:
-            raise RunFolderError(f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
-                                 "Choose another [output] dir or --out, or fix its permissions.") from None
+            raise RunFolderError(
+                f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
+                "Choose another [output] dir or --out, or fix its permissions."
+            ) from None
 
     @property
     def resumed(self) -> int:
@@ -197,11 +205,15 @@ class RunFolder:
                 except (ValueError, KeyError, TypeError):
                     if good_bytes + len(raw) == size:
                         break  # a last line garbled by a power cut: dropped, the record is redone
-                    raise RunFolderError(f"{file}:{lineno} is not a line this tool wrote; the run folder "
-                                         "cannot be resumed. Use a new --out folder.") from None
+                    raise RunFolderError(
+                        f"{file}:{lineno} is not a line this tool wrote; the run folder "
+                        "cannot be resumed. Use a new --out folder."
+                    ) from None
                 if not self.done.add(index):
-                    raise RunFolderError(f"{file}:{lineno}: input record {index} is recorded twice in the run "
-                                         "folder; it cannot be resumed. Use a new --out folder.")
+                    raise RunFolderError(
+                        f"{file}:{lineno}: input record {index} is recorded twice in the run "
+                        "folder; it cannot be resumed. Use a new --out folder."
+                    )
                 self.tally.add_line(kind, line)
                 good_bytes += len(raw)
         if good_bytes != file.stat().st_size:
@@ -238,9 +250,11 @@ class RunFolder:
                 self._write_failed(kind, exc)
 
     def _write_failed(self, kind: str, exc: OSError) -> None:
-        raise RunFolderError(f"cannot write {self.path / FILES[kind]}: {exc.strerror or exc}. Every complete line "
-                             "written before is intact: free some space (or fix the folder) and run the same command "
-                             "again to resume") from None
+        raise RunFolderError(
+            f"cannot write {self.path / FILES[kind]}: {exc.strerror or exc}. Every complete line "
+            "written before is intact: free some space (or fix the folder) and run the same command "
+            "again to resume"
+        ) from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         tmp = self.path / (SUMMARY + ".tmp")
@@ -248,8 +262,10 @@ class RunFolder:
             tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, self.path / SUMMARY)
         except OSError as exc:
-            raise RunFolderError(f"cannot write {self.path / SUMMARY}: {exc.strerror or exc}. The records are all "
-                                 "written; free some space and run the same command again to write it") from None
+            raise RunFolderError(
+                f"cannot write {self.path / SUMMARY}: {exc.strerror or exc}. The records are all "
+                "written; free some space and run the same command again to write it"
+            ) from None
 
     def forget_errors(self) -> int:
         """Drop errors.jsonl, so that a resume redoes those records; returns how many there were.

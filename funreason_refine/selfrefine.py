@@ -27,7 +27,6 @@ from funreason_refine.record import Record
 from funreason_refine.targets import FUNREASON_SYSTEM, calls_from_text, split_think
 
 
-
 def _candidate(record: Record, text: str, round_no: int, sample: int, model: str) -> dict[str, Any]:
     cot, rest = split_think(text)
     try:
@@ -37,8 +36,13 @@ def _candidate(record: Record, text: str, round_no: int, sample: int, model: str
     # Not a call list: the text goes in as it is; classification rules on it (a "[..." that does not
     # parse is a malformed answer, other text a text answer).
     answers = json.dumps([c.model_dump() for c in calls]) if calls is not None else rest.strip()
-    row = {"id": f"{record.id}#r{round_no}s{sample}", "query": record.query, "tools": json.dumps(record.tools),
-           "answers": answers, "meta": {"round": round_no, "sample": sample, "model": model, "query_id": record.id}}
+    row = {
+        "id": f"{record.id}#r{round_no}s{sample}",
+        "query": record.query,
+        "tools": json.dumps(record.tools),
+        "answers": answers,
+        "meta": {"round": round_no, "sample": sample, "model": model, "query_id": record.id},
+    }
     if cot:
         row["cot"] = cot
     return row
@@ -51,11 +55,14 @@ async def sample_round(queries: list[Record], source: SourceSettings, round_no: 
     client = LLMClient(max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent))
 
     async def one(record: Record, k: int) -> dict[str, Any]:
-        messages = [{"role": "system", "content": FUNREASON_SYSTEM + json.dumps(record.tools, ensure_ascii=False)},
-                    {"role": "user", "content": record.query}]
+        messages = [
+            {"role": "system", "content": FUNREASON_SYSTEM + json.dumps(record.tools, ensure_ascii=False)},
+            {"role": "user", "content": record.query},
+        ]
         try:
-            answer = await client.complete(source, messages, "sample", priority=record.index,
-                                           variant=f"round-{round_no}/sample-{k}")
+            answer = await client.complete(
+                source, messages, "sample", priority=record.index, variant=f"round-{round_no}/sample-{k}"
+            )
         except JudgeCallError as exc:
             return {"error": str(exc), "query_id": record.id, "sample": k}
         return _candidate(record, answer.text, round_no, k, source.model)
@@ -72,17 +79,23 @@ async def sample_round(queries: list[Record], source: SourceSettings, round_no: 
     if errors:
         (folder / "sampling_errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors), encoding="utf-8")
     os.replace(tmp, folder / "candidates.jsonl")  # the round's input exists whole or not at all
-    return {"candidates": len(candidates), "sampling_errors": len(errors),
-            "tokens": client.total.prompt_tokens + client.total.completion_tokens}
+    return {
+        "candidates": len(candidates),
+        "sampling_errors": len(errors),
+        "tokens": client.total.prompt_tokens + client.total.completion_tokens,
+    }
 
 
 def _round_pipeline(pipeline: Pipeline, folder: Path) -> Pipeline:
     candidates = folder / "candidates.jsonl"
     config = {**(pipeline.config or {}), "input": {"path": str(candidates), "format": "xlam"}}
     return dataclasses.replace(
-        pipeline, input=InputConfig(path=candidates, format="xlam", max_record_bytes=pipeline.input.max_record_bytes),
-        output_dir=folder, config=config,
-        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest())
+        pipeline,
+        input=InputConfig(path=candidates, format="xlam", max_record_bytes=pipeline.input.max_record_bytes),
+        output_dir=folder,
+        config=config,
+        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+    )
 
 
 def _query_ids(folder: Path, kind: str) -> set[str]:
@@ -96,10 +109,16 @@ def _query_ids(folder: Path, kind: str) -> set[str]:
 def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None) -> list[dict[str, Any]]:
     """Run up to ``rounds`` rounds; returns a summary per round (also in <output dir>/selfrefine.json)."""
     if pipeline.source is None:
-        raise ConfigError([f"{pipeline.path}: self-refinement needs a [source] table with sample_from = \"MODEL\" "
-                           "(the model that writes candidate answers) and samples = N"])
+        raise ConfigError(
+            [
+                f'{pipeline.path}: self-refinement needs a [source] table with sample_from = "MODEL" '
+                "(the model that writes candidate answers) and samples = N"
+            ]
+        )
     source = pipeline.source
-    stream = InputStream(pipeline.input.path, pipeline.input.format, pipeline.input.answers, pipeline.input.max_record_bytes)
+    stream = InputStream(
+        pipeline.input.path, pipeline.input.format, pipeline.input.answers, pipeline.input.max_record_bytes
+    )
     queries = [r for r in stream.items() if isinstance(r, Record)]
     pool = {q.id: q for q in queries}
     hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
@@ -122,14 +141,28 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
         hard = _query_ids(folder, "hard") & set(pool)
         if hard_pool:
             pool = {q: pool[q] for q in sorted(hard)}
-        stages = {name: round(s["passed"] / (s["passed"] + s["discarded"]), 4) if s["passed"] + s["discarded"] else None
-                  for name, s in result.summary["stages"].items()}
-        summaries.append({"round": round_no, "queries_sampled": len(sampled),
-                          "candidates": sum(result.summary["outcomes"].values()),
-                          "sampling_errors": sampling["sampling_errors"], "kept": result.summary["outcomes"]["kept"],
-                          "queries_with_a_survivor": len(survived), "pool_after": len(pool),
-                          "pass_rate": stages, "run_dir": str(folder)})
-    (base / "selfrefine.json").write_text(json.dumps({"model": source.model, "samples": source.samples,
-                                                      "queries": len(queries), "rounds": summaries}, indent=2) + "\n",
-                                          encoding="utf-8")
+        stages = {
+            name: round(s["passed"] / (s["passed"] + s["discarded"]), 4) if s["passed"] + s["discarded"] else None
+            for name, s in result.summary["stages"].items()
+        }
+        summaries.append(
+            {
+                "round": round_no,
+                "queries_sampled": len(sampled),
+                "candidates": sum(result.summary["outcomes"].values()),
+                "sampling_errors": sampling["sampling_errors"],
+                "kept": result.summary["outcomes"]["kept"],
+                "queries_with_a_survivor": len(survived),
+                "pool_after": len(pool),
+                "pass_rate": stages,
+                "run_dir": str(folder),
+            }
+        )
+    (base / "selfrefine.json").write_text(
+        json.dumps(
+            {"model": source.model, "samples": source.samples, "queries": len(queries), "rounds": summaries}, indent=2
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return summaries

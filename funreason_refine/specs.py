@@ -24,8 +24,10 @@ def check_template(template: str) -> None:
         raise ValueError(f"malformed template ({exc}); write literal braces as {{{{ and }}}}") from None
     unknown = sorted(f for f in fields if f not in PLACEHOLDERS)
     if unknown:
-        raise ValueError(f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
-                         f"use {{query}}, {{tools}}, {{answer}}, {{cot}} (write literal braces as {{{{ }}}})")
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
+            f"use {{query}}, {{tools}}, {{answer}}, {{cot}} (write literal braces as {{{{ }}}})"
+        )
 
 
 class StageSpec(BaseModel):
@@ -38,7 +40,8 @@ class StageSpec(BaseModel):
     on_fail: OnFail = Field("discard", description="Default policy when the stage fails a record.")
     max_attempts: int = Field(3, ge=1, le=10, description="Regeneration attempts before a discard.")
     protocol: Literal["judge", "judge_newfc"] = Field(
-        "judge", description="judge: <judge>True|False</judge> and <reason>; judge_newfc adds <NewFC>.")
+        "judge", description="judge: <judge>True|False</judge> and <reason>; judge_newfc adds <NewFC>."
+    )
     prompt: str = Field(description="Judge prompt template with {query} {tools} {answer} {cot}.")
 
     @field_validator("prompt")

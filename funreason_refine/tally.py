@@ -19,8 +19,13 @@ class Tally:
     def __init__(self) -> None:
         self._records: Counter[tuple[str, tuple[tuple[str, str, str | None], ...], str | None, str | None]] = Counter()
 
-    def add(self, outcome: str, trail: Iterable[tuple[str, str, str | None]] = (),
-            stage: str | None = None, reason: str | None = None) -> None:
+    def add(
+        self,
+        outcome: str,
+        trail: Iterable[tuple[str, str, str | None]] = (),
+        stage: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """One finished record: its outcome, its trail as (stage, verdict, reason), where it left."""
         self._records[outcome, trail if isinstance(trail, tuple) else tuple(trail), stage, reason] += 1
 

@@ -17,7 +17,8 @@ FUNREASON_SYSTEM = (
     "Based on the question, you will need to make one or more function/tool calls to achieve the purpose. "
     "If none of the functions can be used, point it out. Think step by step inside <think></think>, then write "
     "the calls as [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].\n"
-    + TOOLS_MARKER)
+    + TOOLS_MARKER
+)
 _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
@@ -27,7 +28,7 @@ def split_think(text: str) -> tuple[str | None, str]:
     match = _THINK.match(text)
     if match is None:
         return None, text
-    return match.group(1).strip() or None, text[match.end():]
+    return match.group(1).strip() or None, text[match.end() :]
 
 
 def tools_from_system(system: str) -> list[dict[str, Any]] | None:
@@ -36,7 +37,7 @@ def tools_from_system(system: str) -> list[dict[str, Any]] | None:
     if at == -1:
         return None
     try:
-        tools = json.loads(system[at + len(TOOLS_MARKER):])
+        tools = json.loads(system[at + len(TOOLS_MARKER) :])
     except json.JSONDecodeError:
         return None
     return tools if isinstance(tools, list) else None
@@ -50,7 +51,11 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
         for block in blocks:
             obj = json.loads(block)
             arguments = obj.get("arguments", {})
-            calls.append(FunctionCall(name=obj["name"], arguments=json.loads(arguments) if isinstance(arguments, str) else arguments))
+            calls.append(
+                FunctionCall(
+                    name=obj["name"], arguments=json.loads(arguments) if isinstance(arguments, str) else arguments
+                )
+            )
         return calls
     stripped = text.strip()
     if stripped.startswith("["):
@@ -87,5 +92,7 @@ def answer_text(record: Record) -> str:
 
 
 def hermes_calls(calls: list[FunctionCall]) -> str:
-    return "\n".join(f"<tool_call>\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}\n</tool_call>"
-                     for c in calls)
+    return "\n".join(
+        f"<tool_call>\n{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}\n</tool_call>"
+        for c in calls
+    )

@@ -12,20 +12,35 @@ from funreason_refine.record import Record, Source, Verdict
 from funreason_refine.stages.base import Stage
 
 
-def make_record(query: str = "What's the weather in Paris?", tools: list[dict[str, Any]] | None = None,
-                answers: Any = None, cot: str | None = None, index: int = 0, id: str | None = None) -> Record:
+def make_record(
+    query: str = "What's the weather in Paris?",
+    tools: list[dict[str, Any]] | None = None,
+    answers: Any = None,
+    cot: str | None = None,
+    index: int = 0,
+    id: str | None = None,
+) -> Record:
     """Build a record exactly as the xLAM reader would from these fields.
 
     ``tools`` may be xLAM tools (Python-style types), OpenAI functions or JSON Schema;
     ``answers`` a list of ``{"name", "arguments"}`` calls, a JSON string, or a text answer.
     """
     if tools is None:
-        tools = [{"name": "get_weather", "description": "Weather for a city.",
-                  "parameters": {"city": {"type": "str", "description": "City"}}}]
+        tools = [
+            {
+                "name": "get_weather",
+                "description": "Weather for a city.",
+                "parameters": {"city": {"type": "str", "description": "City"}},
+            }
+        ]
     if answers is None:
         answers = [{"name": "get_weather", "arguments": {"city": "Paris"}}]
-    obj: dict[str, Any] = {"id": id or f"test-{index}", "query": query, "tools": json.dumps(tools),
-                           "answers": answers if isinstance(answers, str) else json.dumps(answers)}
+    obj: dict[str, Any] = {
+        "id": id or f"test-{index}",
+        "query": query,
+        "tools": json.dumps(tools),
+        "answers": answers if isinstance(answers, str) else json.dumps(answers),
+    }
     if cot is not None:
         obj["cot"] = cot
     return xlam.to_record(obj, Source(file="<test>", line=index + 1), index)
@@ -52,8 +67,10 @@ def run_rows(rows: list[dict[str, Any]], folder: Any, stages_toml: str = "", ext
     with (folder / "input.jsonl").open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
-    (folder / "pipeline.toml").write_text(f'{extra_toml}\n[input]\npath = "input.jsonl"\nformat = "xlam"\n'
-                                          f'[output]\ndir = "run"\n{stages_toml}', encoding="utf-8")
+    (folder / "pipeline.toml").write_text(
+        f'{extra_toml}\n[input]\npath = "input.jsonl"\nformat = "xlam"\n[output]\ndir = "run"\n{stages_toml}',
+        encoding="utf-8",
+    )
     run_pipeline(load_pipeline(folder / "pipeline.toml"), workers=1)
     out = {}
     for kind in ("kept", "discarded", "quarantined", "errors"):

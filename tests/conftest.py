@@ -21,7 +21,13 @@ def write_jsonl(path: Path, rows) -> Path:
 
 
 def xlam_row(rid="r", query="What's the weather in Paris?", tools=None, answers=None, cot=None):
-    tools = tools or [{"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str", "description": "City"}}}]
+    tools = tools or [
+        {
+            "name": "get_weather",
+            "description": "Weather.",
+            "parameters": {"city": {"type": "str", "description": "City"}},
+        }
+    ]
     answers = [{"name": "get_weather", "arguments": {"city": "Paris"}}] if answers is None else answers
     row = {"id": rid, "query": query, "tools": json.dumps(tools), "answers": json.dumps(answers)}
     if cot is not None:

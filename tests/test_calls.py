@@ -1,5 +1,8 @@
 import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from funreason_refine.calls import MAX_CALL_TEXT, parse_calls, render_calls, render_value
 from funreason_refine.errors import CallSyntaxError
@@ -7,13 +10,31 @@ from funreason_refine.record import FunctionCall
 
 
 def test_render_matches_the_papers_syntax():
-    calls = [FunctionCall(name="get_weather", arguments={"city": "Paris", "days": 3, "metric": True, "extra": None}),
-             FunctionCall(name="math.sqrt", arguments={"x": 2.5})]
+    calls = [
+        FunctionCall(name="get_weather", arguments={"city": "Paris", "days": 3, "metric": True, "extra": None}),
+        FunctionCall(name="math.sqrt", arguments={"x": 2.5}),
+    ]
     assert render_calls(calls) == '[get_weather(city="Paris", days=3, metric=True, extra=None), math.sqrt(x=2.5)]'
 
 
-@pytest.mark.parametrize("value", ["it's \"quoted\"\n\ttab", "München ☃", "", 0, -7, 10**30, 1.5, -0.25, 1e-9,
-                                   [1, [2, {"a": None}]], {"k": [True, False]}, {}, []])
+@pytest.mark.parametrize(
+    "value",
+    [
+        'it\'s "quoted"\n\ttab',
+        "München ☃",
+        "",
+        0,
+        -7,
+        10**30,
+        1.5,
+        -0.25,
+        1e-9,
+        [1, [2, {"a": None}]],
+        {"k": [True, False]},
+        {},
+        [],
+    ],
+)
 def test_values_round_trip_exactly(value):
     call = FunctionCall(name="f", arguments={"v": value})
     (back,) = parse_calls(render_calls([call]))
@@ -31,28 +52,31 @@ def test_tuples_from_model_output_become_lists():
     assert call.arguments == {"point": [1, 2]}
 
 
-@pytest.mark.parametrize("text", [
-    "[__import__('os').system('echo pwned')]",
-    "[f(x=__import__('os'))]",
-    "[f(x=open('/etc/passwd').read())]",
-    "[(lambda: 1)()]",
-    "[f(x=[i for i in range(3)])]",
-    "[f(x=f'{1+1}')]",
-    "[f(x=1 if True else 2)]",
-    "[f(1)]",
-    "[f(**{'a': 1})]",
-    "[f(x={1, 2})]",
-    "[f(x=1j)]",
-    "[f(x=b'bytes')]",
-    "[getattr(f, 'x')()]",
-    "f(x=1)",
-    "[f(x=1), 2]",
-    "[f(x=1, x=2)]",
-    "[f(x=1e999)]",
-    "[f(x={1: 'a'})]",
-    "[f(x=",
-    "",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[__import__('os').system('echo pwned')]",
+        "[f(x=__import__('os'))]",
+        "[f(x=open('/etc/passwd').read())]",
+        "[(lambda: 1)()]",
+        "[f(x=[i for i in range(3)])]",
+        "[f(x=f'{1+1}')]",
+        "[f(x=1 if True else 2)]",
+        "[f(1)]",
+        "[f(**{'a': 1})]",
+        "[f(x={1, 2})]",
+        "[f(x=1j)]",
+        "[f(x=b'bytes')]",
+        "[getattr(f, 'x')()]",
+        "f(x=1)",
+        "[f(x=1), 2]",
+        "[f(x=1, x=2)]",
+        "[f(x=1e999)]",
+        "[f(x={1: 'a'})]",
+        "[f(x=",
+        "",
+    ],
+)
 def test_hostile_or_malformed_text_is_rejected_without_evaluation(text, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CallSyntaxError):
@@ -67,12 +91,15 @@ def test_deeply_nested_or_huge_text_is_rejected_not_crashing():
         parse_calls("[f(x='" + "a" * MAX_CALL_TEXT + "')]")
 
 
-@pytest.mark.parametrize("call, message", [
-    (FunctionCall(name="get weather", arguments={}), "function name"),
-    (FunctionCall(name="f", arguments={"max-results": 1}), "parameter name"),
-    (FunctionCall(name="f", arguments={"class": 1}), "parameter name"),
-    (FunctionCall(name="f", arguments={"x": float("nan")}), "literal"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (FunctionCall(name="get weather", arguments={}), "function name"),
+        (FunctionCall(name="f", arguments={"max-results": 1}), "parameter name"),
+        (FunctionCall(name="f", arguments={"class": 1}), "parameter name"),
+        (FunctionCall(name="f", arguments={"x": float("nan")}), "literal"),
+    ],
+)
 def test_unrenderable_calls_say_why(call, message):
     with pytest.raises(CallSyntaxError, match=message):
         render_calls([call])
@@ -83,18 +110,23 @@ def test_render_value_rejects_non_json():
         render_value(object())
 
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(arguments=st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(lambda k: not __import__("keyword").iskeyword(k)),
-                                 json_values, max_size=5))
+@given(
+    arguments=st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True).filter(
+            lambda k: not __import__("keyword").iskeyword(k)
+        ),
+        json_values,
+        max_size=5,
+    )
+)
 def test_any_json_arguments_round_trip(arguments):
     call = FunctionCall(name="tool.run", arguments=arguments)
     text = render_calls([call])
@@ -111,9 +143,13 @@ def test_any_json_arguments_round_trip(arguments):
 
 python_literals = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(max_size=3),
-    lambda inner: (st.lists(inner, max_size=4) | st.tuples(inner, inner)
-                   | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3)),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=400, deadline=None)

@@ -25,8 +25,15 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     result = invoke("run", QUICKSTART / "pipeline.toml", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     folder = tmp_path / "run"
-    assert sorted(p.name for p in folder.iterdir()) == ["discarded.jsonl", "errors.jsonl", "kept.jsonl",
-                                                       "quarantined.jsonl", "run.json", "run.lock", "summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "discarded.jsonl",
+        "errors.jsonl",
+        "kept.jsonl",
+        "quarantined.jsonl",
+        "run.json",
+        "run.lock",
+        "summary.json",
+    ]
     summary = json.loads((folder / "summary.json").read_text())
     for stage, reasons in REASONS.items():
         assert set(summary["stages"][stage]["records_discarded"]) == reasons, stage
@@ -103,9 +110,11 @@ def test_help_and_validate_do_not_import_heavy_libraries():
     import sys
 
     def imported(args, modules):
-        code = (f"import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
-                f"r = CliRunner().invoke(main, {args!r}); assert r.exit_code == 0, r.output; "
-                f"print(sorted(m for m in {modules!r} if m in sys.modules))")
+        code = (
+            f"import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+            f"r = CliRunner().invoke(main, {args!r}); assert r.exit_code == 0, r.output; "
+            f"print(sorted(m for m in {modules!r} if m in sys.modules))"
+        )
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
     assert imported(["--help"], ("litellm", "polars", "jsonschema")) == "[]"
@@ -133,8 +142,9 @@ def test_the_progress_display_redraws_from_callbacks_when_it_has_no_refresh_thre
 
     screen = io.StringIO()
     before = threading.active_count()
-    display = RunDisplay(Console(file=screen, force_terminal=True, width=120), 1000, "in.jsonl",
-                         refresh_thread=refresh_thread)
+    display = RunDisplay(
+        Console(file=screen, force_terminal=True, width=120), 1000, "in.jsonl", refresh_thread=refresh_thread
+    )
     with display as progress:
         assert threading.active_count() == before + refresh_thread
         progress.on_bytes(500)

@@ -23,7 +23,7 @@ def test_defaults_run_all_five_builtin_stages_in_spec_order(tmp_pipeline):
 def test_every_problem_is_reported_at_once_naming_file_entry_and_fix(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [xlam_row()])
     path = tmp_path / "p.toml"
-    path.write_text('''
+    path.write_text("""
 [input]
 path = "missing.jsonl"
 [output]
@@ -39,7 +39,7 @@ colour = "blue"
 [[stages]]
 name = "function_params"
 on_fail = "drop"
-''')
+""")
     found = problems(path)
     assert len(found) == 1  # pydantic errors come first, alone: on_fail
     assert "[[stages]] #4 (name = 'function_params') key 'on_fail'" in found[0] and "'drop'" in found[0]
@@ -54,13 +54,22 @@ on_fail = "drop"
     assert "#3 (name = 'format') key 'colour': Extra inputs are not permitted" in text
 
 
-@pytest.mark.parametrize("text, words", [
-    ('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[outptu]\n', "[outptu]: Extra inputs are not permitted (remove it"),
-    ('[input]\npath = "in.jsonl"\n', "[output]: Field required (add this key)"),
-    ('[input]\npath = "in.jsonl"\nformat = "csv"\n[output]\ndir = "r"\n', "[input] key 'format'"),
-    ('[input\npath = 1', "not valid TOML"),
-    ('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[[stages]]\nname = "cot"\n[[stages]]\nname = "cot"\n', "stage listed twice"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (
+            '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[outptu]\n',
+            "[outptu]: Extra inputs are not permitted (remove it",
+        ),
+        ('[input]\npath = "in.jsonl"\n', "[output]: Field required (add this key)"),
+        ('[input]\npath = "in.jsonl"\nformat = "csv"\n[output]\ndir = "r"\n', "[input] key 'format'"),
+        ("[input\npath = 1", "not valid TOML"),
+        (
+            '[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[[stages]]\nname = "cot"\n[[stages]]\nname = "cot"\n',
+            "stage listed twice",
+        ),
+    ],
+)
 def test_single_problems(tmp_path, text, words):
     write_jsonl(tmp_path / "in.jsonl", [xlam_row()])
     path = tmp_path / "p.toml"

@@ -37,8 +37,11 @@ def indices(folder):
 
 
 def quickstart_copy(tmp_path, extra=""):
-    text = (QUICKSTART / "pipeline.toml").read_text().replace('path = "records.jsonl"',
-                                                                f'path = "{QUICKSTART / "records.jsonl"}"')
+    text = (
+        (QUICKSTART / "pipeline.toml")
+        .read_text()
+        .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"')
+    )
     path = tmp_path / "pipeline.toml"
     path.write_text(text + extra)
     return path
@@ -141,10 +144,14 @@ class FullDisk(io.FileIO):
 def test_a_disk_that_fills_up_under_buffered_writes_is_a_clear_error_and_resumes(tmp_path, monkeypatch, room):
     path = quickstart_copy(tmp_path)
     FullDisk.room = room
-    monkeypatch.setattr(RunFolder, "_open_outcome",
-                        lambda self, kind: io.BufferedWriter(FullDisk(self.path / f"{kind}.jsonl", "ab")))
-    with pytest.raises(RunFolderError, match=r"No space left on device\. Every complete line written before is "
-                                             r"intact.*run the same command again to resume"):
+    monkeypatch.setattr(
+        RunFolder, "_open_outcome", lambda self, kind: io.BufferedWriter(FullDisk(self.path / f"{kind}.jsonl", "ab"))
+    )
+    with pytest.raises(
+        RunFolderError,
+        match=r"No space left on device\. Every complete line written before is "
+        r"intact.*run the same command again to resume",
+    ):
         run_pipeline(load_pipeline(path, tmp_path / "run"))
     monkeypatch.undo()
     written = sum(f.stat().st_size for f in (tmp_path / "run").glob("*.jsonl"))
@@ -159,8 +166,11 @@ def test_a_disk_that_fills_up_under_buffered_writes_is_a_clear_error_and_resumes
 def judged_pipeline(tmp_path, server, rows, judge=""):
     write_jsonl(tmp_path / "in.jsonl", rows)
     defaults = "".join(f"{k} = {v}\n" for k, v in (("timeout", 0.3), ("max_retries", 1)) if f"{k} =" not in judge)
-    return write_pipeline(tmp_path, extra="", stages=f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\n'
-                                                      f'{defaults}{judge}\n')
+    return write_pipeline(
+        tmp_path,
+        extra="",
+        stages=f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\n{defaults}{judge}\n',
+    )
 
 
 def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch):
@@ -193,16 +203,23 @@ def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch):
 def test_faults_at_twenty_percent_every_record_ends_once(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     rng = random.Random(20)
-    faults = [Reply(status=429, headers={"retry-after": "0.01"}, text="slow down"), Reply(status=500, text="oops"),
-              Reply(text=YES, delay=0.6), Reply(raw=b'{"id": "x", "choi'), Reply(raw=b"\x00garbage\xff"),
-              Reply(drop=True)]
+    faults = [
+        Reply(status=429, headers={"retry-after": "0.01"}, text="slow down"),
+        Reply(status=500, text="oops"),
+        Reply(text=YES, delay=0.6),
+        Reply(raw=b'{"id": "x", "choi'),
+        Reply(raw=b"\x00garbage\xff"),
+        Reply(drop=True),
+    ]
 
     def script(r):
         return rng.choice(faults) if rng.random() < 0.2 else YES
 
     rows = [xlam_row(str(i), cot="get_weather for Paris") for i in range(30)]
     with FakeLLM(script) as server:
-        result = run_pipeline(load_pipeline(judged_pipeline(tmp_path, server, rows, judge="max_retries = 6\nmax_concurrency = 8")))
+        result = run_pipeline(
+            load_pipeline(judged_pipeline(tmp_path, server, rows, judge="max_retries = 6\nmax_concurrency = 8"))
+        )
     assert indices(tmp_path / "run") == list(range(30))
     assert sum(result.summary["outcomes"].values()) == 30
     assert result.summary["judge"]["retries"] > 10
@@ -231,29 +248,43 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     rows.insert(11, {"id": "bad", "query": 3})
 
     def script(r):
-        return Reply(text="<judge>False</judge><reason>no</reason>" if "item 1?" in r.prompt or "item 2" in r.prompt
-                     else YES, delay=0.01)
+        return Reply(
+            text="<judge>False</judge><reason>no</reason>" if "item 1?" in r.prompt or "item 2" in r.prompt else YES,
+            delay=0.01,
+        )
 
     env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
     env.pop("FUNREASON_REFINE_NO_PLUGINS", None)
     with FakeLLM(script) as server:
         path = judged_pipeline(tmp_path, server, rows, judge="max_concurrency = 4")
         reference = tmp_path / "reference"
-        subprocess.run([sys.executable, "-c", REFINE, "run", str(path), "--out", str(reference)], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", REFINE, "run", str(path), "--out", str(reference)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         calls_reference = len(server.requests)
         crashed = tmp_path / "crashed"
         for kill_after in (20, 60, 110):  # judge requests seen by the server before the kill
             before = len(server.requests)
-            proc = subprocess.Popen([sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             deadline = time.monotonic() + 60
             while len(server.requests) - before < kill_after and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        final = subprocess.run([sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)], env=env,
-                               capture_output=True, text=True)
+        final = subprocess.run(
+            [sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert final.returncode == 0, final.stderr
         calls_total = len(server.requests) - calls_reference
     assert outcome_bytes(crashed) == outcome_bytes(reference)
@@ -266,20 +297,47 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=15)
-field_values = json_values | st.text() | st.just("[") | st.just('[{"name": "f", "arguments": {') | st.text(min_size=3000, max_size=5000)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=15,
+)
+field_values = (
+    json_values
+    | st.text()
+    | st.just("[")
+    | st.just('[{"name": "f", "arguments": {')
+    | st.text(min_size=3000, max_size=5000)
+)
 hostile_lines = st.one_of(
     st.binary(max_size=200),
     st.builds(lambda depth: ("[" * depth + "]" * depth).encode(), st.integers(1, 3000)),
-    st.builds(lambda d: json.dumps(d, allow_nan=True).encode(), st.fixed_dictionaries(
-        {}, optional={"id": field_values, "query": field_values, "tools": field_values, "answers": field_values,
-                      "cot": field_values})),
-    st.builds(lambda q, name, ptype: json.dumps({
-        "id": "x", "query": q,
-        "tools": json.dumps([{"name": name, "parameters": {"p": {"type": ptype}}}]),
-        "answers": json.dumps([{"name": name if len(q) % 2 else "unknown", "arguments": {"p": q}}])}).encode(),
-        st.text(max_size=40), st.text(max_size=20), st.sampled_from(["str", "Callable[[int], int]", "List[", "int", "any", ""])),
+    st.builds(
+        lambda d: json.dumps(d, allow_nan=True).encode(),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "id": field_values,
+                "query": field_values,
+                "tools": field_values,
+                "answers": field_values,
+                "cot": field_values,
+            },
+        ),
+    ),
+    st.builds(
+        lambda q, name, ptype: json.dumps(
+            {
+                "id": "x",
+                "query": q,
+                "tools": json.dumps([{"name": name, "parameters": {"p": {"type": ptype}}}]),
+                "answers": json.dumps([{"name": name if len(q) % 2 else "unknown", "arguments": {"p": q}}]),
+            }
+        ).encode(),
+        st.text(max_size=40),
+        st.text(max_size=20),
+        st.sampled_from(["str", "Callable[[int], int]", "List[", "int", "any", ""]),
+    ),
 )
 
 
@@ -308,8 +366,14 @@ def test_ctrl_c_to_the_process_group_stops_a_run_with_workers_cleanly(tmp_path, 
     write_jsonl(tmp_path / "in.jsonl", rows)
     force = f"import funreason_refine.engine as e; e._start_method = lambda: {method!r}; "
     env = {**os.environ, "FUNREASON_REFINE_NO_PLUGINS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", force + REFINE, "run", str(path), "--workers", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", force + REFINE, "run", str(path), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     kept = tmp_path / "run" / "kept.jsonl"
     deadline = time.monotonic() + 60
     while (not kept.exists() or kept.stat().st_size == 0) and proc.poll() is None and time.monotonic() < deadline:

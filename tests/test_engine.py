@@ -2,9 +2,9 @@ import pytest
 
 from funreason_refine.config import ConfiguredStage, load_pipeline
 from funreason_refine.engine import run_pipeline
-from funreason_refine.refine import refine_record, run_sync
 from funreason_refine.errors import RunFolderError
 from funreason_refine.record import FunctionCall, Verdict
+from funreason_refine.refine import refine_record, run_sync
 from funreason_refine.stages.base import Stage
 from funreason_refine.stages.cot import Cot
 from funreason_refine.stages.function_params import FunctionParams
@@ -16,7 +16,10 @@ WEATHER = {"name": "get_weather", "parameters": {"city": {"type": "str"}}}
 
 
 def staged(*stages, on_fail="regenerate", max_attempts=3):
-    return [ConfiguredStage(name=s.name, stage=s, plugin="tests", on_fail=on_fail, max_attempts=max_attempts) for s in stages]
+    return [
+        ConfiguredStage(name=s.name, stage=s, plugin="tests", on_fail=on_fail, max_attempts=max_attempts)
+        for s in stages
+    ]
 
 
 def refine(record, stages):
@@ -57,11 +60,16 @@ class ReturnsGarbage(Stage):
 
 
 def test_repair_is_rechecked_and_the_trail_records_both_attempts():
-    record = make_record(tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "Rome", "days": "2"}}])
+    record = make_record(
+        tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "Rome", "days": "2"}}]
+    )
     outcome = refine(record, staged(FunctionParams()))
     assert outcome.kind == "kept"
     assert outcome.record.calls[0].arguments == {"city": "Rome", "days": 2}
-    assert [(s.verdict, s.reason, s.attempt) for s in outcome.record.trail] == [("regenerate", "coerced_type", 1), ("pass", None, 2)]
+    assert [(s.verdict, s.reason, s.attempt) for s in outcome.record.trail] == [
+        ("regenerate", "coerced_type", 1),
+        ("pass", None, 2),
+    ]
 
 
 def test_cot_is_rechecked_when_a_later_stage_changes_the_answer():
@@ -79,7 +87,9 @@ def test_regeneration_is_bounded_by_max_attempts():
 
 
 def test_on_fail_discard_turns_a_repair_into_a_discard():
-    record = make_record(tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "Rome", "days": "2"}}])
+    record = make_record(
+        tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "Rome", "days": "2"}}]
+    )
     outcome = refine(record, staged(FunctionParams(), on_fail="discard"))
     assert (outcome.kind, outcome.reason) == ("discarded", "coerced_type")
 
@@ -103,12 +113,14 @@ def test_a_stage_cannot_move_a_record():
 
 # --- whole runs ---
 
-ROWS = [xlam_row("a", cot="get_weather for Paris"),
-        b"{broken",
-        xlam_row("b", answers=[{"name": "nope", "arguments": {}}]),
-        xlam_row("c", answers="[]"),
-        xlam_row("d", tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "X", "days": "4"}}]),
-        {"id": "e", "query": 3, "tools": "[]", "answers": "[]"}] * 5
+ROWS = [
+    xlam_row("a", cot="get_weather for Paris"),
+    b"{broken",
+    xlam_row("b", answers=[{"name": "nope", "arguments": {}}]),
+    xlam_row("c", answers="[]"),
+    xlam_row("d", tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "X", "days": "4"}}]),
+    {"id": "e", "query": 3, "tools": "[]", "answers": "[]"},
+] * 5
 
 
 def run(pipeline, **kw):
@@ -122,8 +134,11 @@ def outputs(folder):
 def test_every_input_record_ends_in_exactly_one_file(tmp_pipeline):
     pipeline, folder = tmp_pipeline(ROWS)
     summary = run(pipeline).summary
-    indices = sorted(line["index"] for name in ("kept", "discarded", "quarantined", "errors")
-                     for line in read_jsonl(folder / f"{name}.jsonl"))
+    indices = sorted(
+        line["index"]
+        for name in ("kept", "discarded", "quarantined", "errors")
+        for line in read_jsonl(folder / f"{name}.jsonl")
+    )
     assert indices == list(range(len(ROWS)))
     assert summary["outcomes"] == {"kept": 15, "discarded": 5, "quarantined": 10, "errors": 0}
     assert summary["input"]["records"] == 30
@@ -211,11 +226,11 @@ def test_workers_are_forked_only_while_no_other_thread_runs(monkeypatch):
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_stage_registered_in_code_runs_in_forked_workers_and_is_a_clear_error_in_spawned_ones(
-        tmp_path, monkeypatch, method):
-    from funreason_refine import engine
+    tmp_path, monkeypatch, method
+):
+    from funreason_refine import engine, hookimpl
     from funreason_refine.errors import RefineError
     from funreason_refine.plugin_manager import get_plugin_manager
-    from funreason_refine import hookimpl
     from tests.conftest import write_jsonl, write_pipeline
 
     class InCode:
@@ -255,7 +270,10 @@ class Witness(Stage):
 @pytest.mark.parametrize("owned", [False, True])
 def test_a_stage_sees_the_verdicts_before_its_own_and_an_unowned_input_stays_as_it_was(owned):
     Witness.seen = []
-    stages = [ConfiguredStage("cot", Cot(), "builtin", "discard", 3), ConfiguredStage("witness", Witness(), "t", "discard", 3)]
+    stages = [
+        ConfiguredStage("cot", Cot(), "builtin", "discard", 3),
+        ConfiguredStage("witness", Witness(), "t", "discard", 3),
+    ]
     record = make_record(cot="Call get_weather for Paris.")
     outcome = run_sync(refine_record(record, stages, owned=owned))
     assert Witness.seen == [[("cot", "pass")]]

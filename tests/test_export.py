@@ -82,7 +82,10 @@ def test_the_shapes_trainers_expect(run_dir, tmp_path):
     assert '"name": "get_weather"' in row["messages"][0]["content"]
     export_run(run_dir, "hermes", tmp_path / "h.jsonl")
     row = next(r for r in read_jsonl(tmp_path / "h.jsonl") if r["id"] == "ok-weather")
-    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in row["messages"][2]["content"]
+    assert (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+        in row["messages"][2]["content"]
+    )
 
 
 def test_sharegpt_writes_a_dataset_info_entry(run_dir, tmp_path):

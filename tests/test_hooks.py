@@ -114,8 +114,9 @@ def test_a_hanging_check_fails_only_its_record_naming_the_plugin(plugin, tmp_pat
     start = time.perf_counter()
     out = run_rows([xlam_row("a"), xlam_row("b")], tmp_path, '[[stages]]\nname = "nap"\n')
     assert time.perf_counter() - start < 5
-    assert [e["error"] for e in out["errors"]] == ["stage nap (plugin sleepy_plugin) did not answer within 0.3 s "
-                                                  "([[stages]] timeout)"] * 2
+    assert [e["error"] for e in out["errors"]] == [
+        "stage nap (plugin sleepy_plugin) did not answer within 0.3 s ([[stages]] timeout)"
+    ] * 2
 
 
 def test_replacing_a_builtin_stage_needs_replace_true(plugin):
@@ -133,7 +134,9 @@ def test_replacing_a_builtin_stage_needs_replace_true(plugin):
             register(MyCot, replace=True)
 
     plugin(Accidental(), "accidental")
-    with pytest.raises(PluginError, match="'cot' is registered twice: by funreason_refine.stages.builtin and by accidental"):
+    with pytest.raises(
+        PluginError, match="'cot' is registered twice: by funreason_refine.stages.builtin and by accidental"
+    ):
         stage_registry()
     get_plugin_manager().unregister(name="accidental")
     plugin(OnPurpose(), "stricter")
@@ -146,12 +149,15 @@ def test_judge_only_stages_from_a_spec_folder_or_inline(tmp_path):
 
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "tone.toml").write_text(
-        'name = "tone"\ndescription = "Is the query polite?"\nprompt = "Polite? {query}"\n')
+        'name = "tone"\ndescription = "Is the query polite?"\nprompt = "Polite? {query}"\n'
+    )
     (tmp_path / "in.jsonl").write_text(json.dumps(xlam_row()) + "\n")
     base = '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n'
-    (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n' + base + '[judge]\nmodel = "openai/x"\n'
-                                     '[[stages]]\nname = "tone"\n[[stages]]\nname = "brevity"\n'
-                                     'spec = {description = "Short?", prompt = "Short? {answer}", on_fail = "discard"}\n')
+    (tmp_path / "p.toml").write_text(
+        'stage_specs_dir = "specs"\n' + base + '[judge]\nmodel = "openai/x"\n'
+        '[[stages]]\nname = "tone"\n[[stages]]\nname = "brevity"\n'
+        'spec = {description = "Short?", prompt = "Short? {answer}", on_fail = "discard"}\n'
+    )
     pipeline = load_pipeline(tmp_path / "p.toml")
     assert [s.plugin for s in pipeline.stages] == ["spec", "spec"]
     assert pipeline.judging.stages["tone"].template == "Polite? {query}"
@@ -159,7 +165,9 @@ def test_judge_only_stages_from_a_spec_folder_or_inline(tmp_path):
     (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n' + base + '[[stages]]\nname = "tone"\n')
     with pytest.raises(ConfigError, match="judge-only stage .* needs a judge"):
         load_pipeline(tmp_path / "p.toml")
-    (tmp_path / "p.toml").write_text(base + '[judge]\nmodel = "openai/x"\n[[stages]]\nname = "x"\nspec = {prompt = "{nope}"}\n')
+    (tmp_path / "p.toml").write_text(
+        base + '[judge]\nmodel = "openai/x"\n[[stages]]\nname = "x"\nspec = {prompt = "{nope}"}\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_pipeline(tmp_path / "p.toml")
     text = "\n".join(info.value.problems)
@@ -172,8 +180,9 @@ def test_a_spec_folder_gives_a_code_stage_a_new_prompt(tmp_path):
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "cot.toml").write_text('name = "cot"\ndescription = "Mine"\nprompt = "My CoT prompt {cot}"\n')
     (tmp_path / "in.jsonl").write_text(json.dumps(xlam_row()) + "\n")
-    (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n'
-                                     '[judge]\nmodel = "openai/x"\n')
+    (tmp_path / "p.toml").write_text(
+        'stage_specs_dir = "specs"\n[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[judge]\nmodel = "openai/x"\n'
+    )
     pipeline = load_pipeline(tmp_path / "p.toml")
     assert pipeline.judging.stages["cot"].template == "My CoT prompt {cot}"
     assert next(s for s in pipeline.stages if s.name == "cot").plugin == "funreason_refine.stages.builtin"
@@ -195,8 +204,11 @@ def test_an_installed_plugin_package_is_found_through_its_entry_point(tmp_path):
     run = _refine("run", str(REPO / "examples/custom_stage_plugin/pipeline.toml"), "--out", str(tmp_path / "run"))
     assert run.returncode == 0, run.stderr
     discarded = [json.loads(line) for line in (tmp_path / "run" / "discarded.jsonl").read_text().splitlines()]
-    assert {d["id"] for d in discarded if d["reason"] == "value_not_in_query"} == {"ok-quotes", "coerced-bool-and-list",
-                                                                                   "round-trip-mismatch"}
+    assert {d["id"] for d in discarded if d["reason"] == "value_not_in_query"} == {
+        "ok-quotes",
+        "coerced-bool-and-list",
+        "round-trip-mismatch",
+    }
     off = _refine("stages", env_extra={"FUNREASON_REFINE_NO_PLUGINS": "1"})
     assert "values_in_query" not in off.stdout
 

@@ -12,16 +12,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic_core import PydanticSerializationError, to_json
 
-from funreason_refine.record import (PLAIN_MODELS, DiscardedRecord, ErroredRecord, FunctionCall, Problem, Quarantined,
-                                     Record, Source, Step)
+from funreason_refine.record import (
+    PLAIN_MODELS,
+    DiscardedRecord,
+    ErroredRecord,
+    FunctionCall,
+    Problem,
+    Quarantined,
+    Record,
+    Source,
+    Step,
+)
 from funreason_refine.run_folder import to_json_line
 from funreason_refine.testing import make_record
 from tests.conftest import read_jsonl
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-    max_leaves=12)
+    max_leaves=12,
+)
 
 
 class Color(enum.Enum):
@@ -38,9 +48,26 @@ class Point:
 
 
 # Values a plugin stage might leave in a record; orjson refuses most of them, and pydantic writes the line.
-ODD_VALUES = [2**64, -2**63 - 1, {1: "int key"}, {"a", "b"}, b"bytes", Decimal("1.5"), Name("sub"),
-              datetime.datetime(2026, 1, 2, 3, 4, 5), datetime.date(2026, 1, 2), Point(1), Color.RED,
-              uuid.UUID(int=7), (1, 2), Source(file="f", line=1), float("nan"), float("inf"), -0.0, 1e16]
+ODD_VALUES = [
+    2**64,
+    -(2**63) - 1,
+    {1: "int key"},
+    {"a", "b"},
+    b"bytes",
+    Decimal("1.5"),
+    Name("sub"),
+    datetime.datetime(2026, 1, 2, 3, 4, 5),
+    datetime.date(2026, 1, 2),
+    Point(1),
+    Color.RED,
+    uuid.UUID(int=7),
+    (1, 2),
+    Source(file="f", line=1),
+    float("nan"),
+    float("inf"),
+    -0.0,
+    1e16,
+]
 
 
 def pydantic_line(model) -> bytes:
@@ -52,21 +79,31 @@ def pydantic_line(model) -> bytes:
 
 
 def kept_record(meta_value=None, arguments=None) -> Record:
-    record = make_record(answers=[{"name": "get_weather", "arguments": arguments or {"city": "Paris"}}],
-                         cot="I call get_weather.", index=3)
-    return record.model_copy(update={
-        "target": "<think>I call get_weather.</think>\n\n[get_weather(city=\"Paris\")]",
-        "trail": [Step(stage="classification", verdict="pass"),
-                  Step(stage="function_params", verdict="regenerate", reason="coerced", message="x", before="[f()]")],
-        "problems": [Problem(field="answers", code="c", message="m")],
-        "meta": {"value": meta_value}})
+    record = make_record(
+        answers=[{"name": "get_weather", "arguments": arguments or {"city": "Paris"}}],
+        cot="I call get_weather.",
+        index=3,
+    )
+    return record.model_copy(
+        update={
+            "target": '<think>I call get_weather.</think>\n\n[get_weather(city="Paris")]',
+            "trail": [
+                Step(stage="classification", verdict="pass"),
+                Step(stage="function_params", verdict="regenerate", reason="coerced", message="x", before="[f()]"),
+            ],
+            "problems": [Problem(field="answers", code="c", message="m")],
+            "meta": {"value": meta_value},
+        }
+    )
 
 
 def outcome_lines(record: Record) -> list:
-    return [record,
-            DiscardedRecord.model_construct(**dict(record), stage="format", reason="r", message="m"),
-            ErroredRecord.model_construct(**dict(record), stage="format", error="boom"),
-            Quarantined(index=1, source=Source(file="f", line=2), field="tools", error="e", raw="{")]
+    return [
+        record,
+        DiscardedRecord.model_construct(**dict(record), stage="format", reason="r", message="m"),
+        ErroredRecord.model_construct(**dict(record), stage="format", error="boom"),
+        Quarantined(index=1, source=Source(file="f", line=2), field="tools", error="e", raw="{"),
+    ]
 
 
 @settings(max_examples=300, deadline=None)

@@ -8,7 +8,9 @@ from tests import test_hooks
 from tests.conftest import REPO
 
 DOCS = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
-HOOKS = {name: f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(f, "funreason_refine_spec")}
+HOOKS = {
+    name: f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(f, "funreason_refine_spec")
+}
 
 
 def test_every_hook_is_documented_with_its_exact_signature():

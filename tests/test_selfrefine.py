@@ -12,10 +12,16 @@ from funreason_refine.fake_llm import FakeLLM
 from funreason_refine.selfrefine import selfrefine
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 
-WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str", "description": "City"}}}
-QUERIES = [xlam_row("A", query="Weather in Paris?", tools=[WEATHER]),
-           xlam_row("B", query="Weather in Oslo?", tools=[WEATHER]),
-           xlam_row("C", query="Tell me a joke", tools=[WEATHER])]
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather.",
+    "parameters": {"city": {"type": "str", "description": "City"}},
+}
+QUERIES = [
+    xlam_row("A", query="Weather in Paris?", tools=[WEATHER]),
+    xlam_row("B", query="Weather in Oslo?", tools=[WEATHER]),
+    xlam_row("C", query="Tell me a joke", tools=[WEATHER]),
+]
 
 
 @pytest.fixture(autouse=True)

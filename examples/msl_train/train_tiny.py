@@ -17,11 +17,10 @@ import argparse
 import json
 import tempfile
 
-from transformers import TrainingArguments
-
 from funreason_msl import MSLCollator, MSLDataset, MSLTrainer
 from funreason_msl.data import messages, read_records
 from funreason_msl.tiny import tiny_model, tiny_tokenizer
+from transformers import TrainingArguments
 
 
 def main() -> None:
@@ -38,11 +37,26 @@ def main() -> None:
     print(f"{len(dataset)} examples ({dataset.report.truncated} truncated, {len(dataset.report.dropped)} dropped)")
     alpha = args.alpha if args.alpha == "learnable" else float(args.alpha)
     with tempfile.TemporaryDirectory() as out:
-        training = TrainingArguments(output_dir=out, max_steps=args.steps, per_device_train_batch_size=8,
-                                     gradient_accumulation_steps=2, learning_rate=5e-3, logging_steps=10,
-                                     save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True)
-        trainer = MSLTrainer(model=model, args=training, train_dataset=dataset,
-                             data_collator=MSLCollator(tokenizer.pad_token_id), tokenizer_for_msl=tokenizer, alpha=alpha)
+        training = TrainingArguments(
+            output_dir=out,
+            max_steps=args.steps,
+            per_device_train_batch_size=8,
+            gradient_accumulation_steps=2,
+            learning_rate=5e-3,
+            logging_steps=10,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+        )
+        trainer = MSLTrainer(
+            model=model,
+            args=training,
+            train_dataset=dataset,
+            data_collator=MSLCollator(tokenizer.pad_token_id),
+            tokenizer_for_msl=tokenizer,
+            alpha=alpha,
+        )
         trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     for h in logs:

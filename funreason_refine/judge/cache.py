@@ -28,17 +28,22 @@ class AnswerCache:
         # No fsync per answer (it would stall the event loop): WAL with NORMAL survives a crash of
         # the process; a power cut may lose the last answers, which are then asked again.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                         "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL)"
+        )
 
     def get(self, key: str) -> Cached | None:
-        row = self._db.execute("SELECT text, prompt_tokens, completion_tokens, cost FROM answers WHERE key = ?",
-                               (key,)).fetchone()
+        row = self._db.execute(
+            "SELECT text, prompt_tokens, completion_tokens, cost FROM answers WHERE key = ?", (key,)
+        ).fetchone()
         return Cached(*row) if row else None
 
     def put(self, key: str, answer: Cached) -> None:
-        self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
-                         (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost))
+        self._db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
+            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost),
+        )
 
     def close(self) -> None:
         self._db.close()

@@ -91,9 +91,14 @@ class Usage:
     cost_usd: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "cached": self.cached, "retries": self.retries,
-                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "cost_usd": round(self.cost_usd, 6)}
+        return {
+            "calls": self.calls,
+            "cached": self.cached,
+            "retries": self.retries,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+        }
 
 
 @dataclass
@@ -134,8 +139,15 @@ class LLMClient:
             total.cost_usd += u.cost_usd
         return total
 
-    async def complete(self, settings: ModelSettings, messages: list[dict[str, str]], stage: str,
-                       use_cache: bool = True, priority: int = 0, variant: str = "") -> Answer:
+    async def complete(
+        self,
+        settings: ModelSettings,
+        messages: list[dict[str, str]],
+        stage: str,
+        use_cache: bool = True,
+        priority: int = 0,
+        variant: str = "",
+    ) -> Answer:
         """One answer; ``priority`` (the record's index) orders the wait for a call slot; ``variant``
         keeps apart answers asked for again on purpose (samples)."""
         key = settings.cache_key(messages, variant)
@@ -164,11 +176,18 @@ class LLMClient:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost))
         return Answer(text, cached=False)
 
-    async def _call_with_retries(self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage,
-                                 priority: int) -> Any:
+    async def _call_with_retries(
+        self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage, priority: int
+    ) -> Any:
         litellm = self._litellm
-        retryable = (litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError,
-                     litellm.APIConnectionError, litellm.Timeout, litellm.BadGatewayError)
+        retryable = (
+            litellm.RateLimitError,
+            litellm.InternalServerError,
+            litellm.ServiceUnavailableError,
+            litellm.APIConnectionError,
+            litellm.Timeout,
+            litellm.BadGatewayError,
+        )
         fatal = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError)
         for attempt in range(settings.max_retries + 1):
             try:
@@ -180,19 +199,28 @@ class LLMClient:
                 self.in_flight += 1
                 try:
                     return await litellm.acompletion(
-                        model=settings.model, messages=messages, api_base=settings.api_base,
-                        temperature=settings.temperature, max_tokens=settings.max_tokens,
-                        timeout=settings.timeout, max_retries=0, **settings.extra)
+                        model=settings.model,
+                        messages=messages,
+                        api_base=settings.api_base,
+                        temperature=settings.temperature,
+                        max_tokens=settings.max_tokens,
+                        timeout=settings.timeout,
+                        max_retries=0,
+                        **settings.extra,
+                    )
                 finally:
                     self.in_flight -= 1
                     self._slots.release()
             except fatal as exc:
-                raise JudgeSetupError(f"{settings.model}: {type(exc).__name__}: {_short(exc)}. Check the model name, "
-                                      "api_base and the API key in the environment") from None
+                raise JudgeSetupError(
+                    f"{settings.model}: {type(exc).__name__}: {_short(exc)}. Check the model name, "
+                    "api_base and the API key in the environment"
+                ) from None
             except retryable as exc:
                 if attempt == settings.max_retries:
-                    raise JudgeCallError(f"{settings.model}: {type(exc).__name__} after {attempt + 1} attempt(s): "
-                                         f"{_short(exc)}") from None
+                    raise JudgeCallError(
+                        f"{settings.model}: {type(exc).__name__} after {attempt + 1} attempt(s): {_short(exc)}"
+                    ) from None
                 usage.retries += 1
                 await asyncio.sleep(_wait(exc, attempt))
             except litellm.BadRequestError as exc:
@@ -201,16 +229,20 @@ class LLMClient:
 
     def _cost(self, settings: ModelSettings, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
         if settings.prices is not None:
-            return (prompt_tokens * settings.prices.input_per_million
-                    + completion_tokens * settings.prices.output_per_million) / 1e6
+            return (
+                prompt_tokens * settings.prices.input_per_million
+                + completion_tokens * settings.prices.output_per_million
+            ) / 1e6
         if settings.model in self._unpriced:
             return 0.0
         try:
             return float(self._litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # any model missing from LiteLLM's price list: cost 0 and a note, never a crash
             self._unpriced.add(settings.model)  # asked once: the failed look-up costs CPU on every call
-            self.notes.add(f"{settings.model} is not in LiteLLM's price list: its cost counts as 0; "
-                           "set prices = {input_per_million = ..., output_per_million = ...} in its table")
+            self.notes.add(
+                f"{settings.model} is not in LiteLLM's price list: its cost counts as 0; "
+                "set prices = {input_per_million = ..., output_per_million = ...} in its table"
+            )
             return 0.0
 
 
@@ -223,7 +255,7 @@ def _wait(exc: Exception, attempt: int) -> float:
         retry_after = None
     if retry_after is not None:
         return min(max(retry_after, 0.0), 300.0)
-    return min(BACKOFF_BASE * 2 ** attempt, BACKOFF_MAX) * (0.5 + random.random() / 2)
+    return min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX) * (0.5 + random.random() / 2)
 
 
 def _short(exc: Exception) -> str:

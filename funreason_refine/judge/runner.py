@@ -13,8 +13,10 @@ from funreason_refine.judge.settings import GenerateSettings, ModelSettings, Vot
 from funreason_refine.record import Record, Verdict
 from funreason_refine.targets import split_think
 
-REMINDER = ("\n\nAnswer only in the required format: optionally <think>...</think>, then <judge>True</judge> "
-            "or <judge>False</judge>, then <reason>...</reason>.")
+REMINDER = (
+    "\n\nAnswer only in the required format: optionally <think>...</think>, then <judge>True</judge> "
+    "or <judge>False</judge>, then <reason>...</reason>."
+)
 DEFAULT_COT_PROMPT = """Write the reasoning a careful assistant goes through to answer the user query below with
 exactly the given function calls: what the user needs, which offered tool fits and why, and where
 each argument value comes from. Plain prose, step by step, no tags, no code block, and end at the
@@ -70,8 +72,9 @@ class JudgeRunner:
         self.stopped = self.stopped or self.client.budget_spent()
         return self.stopped is not None
 
-    async def _answer(self, settings: ModelSettings, prompt: str, stage: str, allow_newfc: bool,
-                      priority: int) -> JudgeAnswer:
+    async def _answer(
+        self, settings: ModelSettings, prompt: str, stage: str, allow_newfc: bool, priority: int
+    ) -> JudgeAnswer:
         text = prompt
         for attempt in range(self.protocol_retries + 1):
             messages = [{"role": "user", "content": text}]
@@ -81,16 +84,20 @@ class JudgeRunner:
             except ProtocolError as exc:
                 problem = exc
                 text = prompt + REMINDER
-        raise JudgeCallError(f"{settings.model} did not follow the answer protocol after "
-                             f"{self.protocol_retries + 1} attempt(s): {problem}")
+        raise JudgeCallError(
+            f"{settings.model} did not follow the answer protocol after "
+            f"{self.protocol_retries + 1} attempt(s): {problem}"
+        )
 
     async def ask(self, sj: StageJudge, record: Record) -> Verdict | None:
         """The judges' verdict on a record the stage's rules passed; None when the prompt does not apply."""
         if "cot" in placeholders(sj.template) and not (record.cot or "").strip():
             return None
         prompt = render(sj.template, record)
-        answers = [await self._answer(settings, prompt, sj.stage, sj.allow_newfc, self.priority(record))
-                   for settings in sj.judges]
+        answers = [
+            await self._answer(settings, prompt, sj.stage, sj.allow_newfc, self.priority(record))
+            for settings in sj.judges
+        ]
         yes = sum(a.ok for a in answers)
         ok = yes == len(answers) if sj.vote == "unanimous" else yes * 2 > len(answers)
         reasons = "; ".join(a.reason for a in answers if a.reason and a.ok == ok) or ""
@@ -98,8 +105,11 @@ class JudgeRunner:
             return Verdict.passed(message=reasons)
         proposal = next((a.new_calls for a in answers if not a.ok and a.new_calls is not None), None)
         if proposal is not None and not same_calls(proposal, record.calls):
-            return Verdict.regenerate(record.model_copy(update={"answer": proposal}), "judge_corrected",
-                                      reasons or "the judge proposed corrected calls")
+            return Verdict.regenerate(
+                record.model_copy(update={"answer": proposal}),
+                "judge_corrected",
+                reasons or "the judge proposed corrected calls",
+            )
         return Verdict.discard("judge_rejected", reasons or "the judge answered False without a reason")
 
     async def generate_cot(self, record: Record, fresh: bool = False) -> Record:
@@ -109,8 +119,13 @@ class JudgeRunner:
         """
         assert self.generator is not None
         prompt = render(self.generator.prompt or DEFAULT_COT_PROMPT, record)
-        answer = await self.client.complete(self.generator, [{"role": "user", "content": prompt}], "generate",
-                                            use_cache=not fresh, priority=self.priority(record))
+        answer = await self.client.complete(
+            self.generator,
+            [{"role": "user", "content": prompt}],
+            "generate",
+            use_cache=not fresh,
+            priority=self.priority(record),
+        )
         # The generator's own <think> block is its scratchpad; the CoT asked for is the text after it.
         scratch, rest = split_think(answer.text)
         cot = _THINK_TAGS.sub("", rest).strip() or (scratch or "")

@@ -38,19 +38,27 @@ class ModelSettings(BaseModel):
         for key in value:
             name = key.lower()
             if name in {"key", "token", "headers", "extra_headers"} or name.endswith(("_key", "_token", "secret")):
-                raise ValueError(f"{key!r} looks like a credential; keys come from the environment "
-                                 "(OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), never from the pipeline file")
+                raise ValueError(
+                    f"{key!r} looks like a credential; keys come from the environment "
+                    "(OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), never from the pipeline file"
+                )
         return value
 
     def sampling(self) -> dict[str, Any]:
         """What decides the answer besides the prompt: part of the cache key."""
-        return {"model": self.model, "api_base": self.api_base, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "extra": self.extra}
+        return {
+            "model": self.model,
+            "api_base": self.api_base,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "extra": self.extra,
+        }
 
     def cache_key(self, messages: list[dict[str, str]], variant: str = "") -> str:
         """``variant`` tells apart answers asked for again on purpose (the k-th sample of a prompt)."""
-        payload = json.dumps({**self.sampling(), "messages": messages, "variant": variant}, sort_keys=True,
-                             ensure_ascii=False)
+        payload = json.dumps(
+            {**self.sampling(), "messages": messages, "variant": variant}, sort_keys=True, ensure_ascii=False
+        )
         return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 

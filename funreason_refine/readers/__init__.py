@@ -36,17 +36,22 @@ def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
         if chat.looks_like_sharegpt(obj):
             return "sharegpt"
         keys = ", ".join(sorted(obj)[:8])
-        raise InputError(f"cannot tell the format of {path}: the record at line {line} has keys "
-                         f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}")
-    raise InputError(f"cannot tell the format of {path}: it holds no readable JSON object; "
-                     f"set [input] format to one of {', '.join(FORMATS)}")
+        raise InputError(
+            f"cannot tell the format of {path}: the record at line {line} has keys "
+            f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}"
+        )
+    raise InputError(
+        f"cannot tell the format of {path}: it holds no readable JSON object; "
+        f"set [input] format to one of {', '.join(FORMATS)}"
+    )
 
 
 class InputStream:
     """The records of one input file. ``items`` skips indices already done (resume)."""
 
-    def __init__(self, path: Path, fmt: str | None, answers: Path | None = None,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
+    def __init__(
+        self, path: Path, fmt: str | None, answers: Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ):
         if not path.is_file():
             raise InputError(f"input file not found: {path}. Check [input] path in the pipeline file.")
         self.path = path
@@ -72,8 +77,13 @@ class InputStream:
             return chat.sharegpt_record(obj, source, index)
         return xlam.to_record(obj, source, index)
 
-    def raw_items(self, skip: Container[int] = (), limit: int | None = None,
-                  on_bytes: Callable[[int], None] | None = None, parse: bool = True) -> Iterator[RawItem]:
+    def raw_items(
+        self,
+        skip: Container[int] = (),
+        limit: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        parse: bool = True,
+    ) -> Iterator[RawItem]:
         """The input as JSON objects (or error texts), numbered; cheap, runs in the main process.
 
         ``parse=False`` leaves JSONL lines as bytes for ``convert`` to parse (in a worker process).
@@ -105,8 +115,9 @@ class InputStream:
             field = ".".join(str(p) for p in err["loc"])
             return Quarantined(index=index, source=source, field=field, error=f"{field}: {err['msg']}", raw=_dump(obj))
 
-    def items(self, skip: Container[int] = (), limit: int | None = None,
-              on_bytes: Callable[[int], None] | None = None) -> Iterator[Record | Quarantined]:
+    def items(
+        self, skip: Container[int] = (), limit: int | None = None, on_bytes: Callable[[int], None] | None = None
+    ) -> Iterator[Record | Quarantined]:
         for item in self.raw_items(skip, limit, on_bytes):
             yield self.convert(item)
 

@@ -168,8 +168,13 @@ def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str 
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        problems.append(Problem(field="answers", code="malformed_answer",
-                                message=f"answers must be a list of calls or a text, got {type(value).__name__}"))
+        problems.append(
+            Problem(
+                field="answers",
+                code="malformed_answer",
+                message=f"answers must be a list of calls or a text, got {type(value).__name__}",
+            )
+        )
         return None
     calls = []
     for i, item in enumerate(value):

@@ -25,8 +25,10 @@ def default_answers_path(question_path: Path) -> Path:
 
 def load_answers(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise InputError(f"BFCL ground truth not found: {path}. Put the possible_answer file there "
-                         f"(BFCL's layout) or name it with [input] answers = \"...\".")
+        raise InputError(
+            f"BFCL ground truth not found: {path}. Put the possible_answer file there "
+            f'(BFCL\'s layout) or name it with [input] answers = "...".'
+        )
     answers: dict[str, Any] = {}
     with path.open("rb") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -36,7 +38,9 @@ def load_answers(path: Path) -> dict[str, Any]:
                 obj = json.loads(line)
                 answers[str(obj["id"])] = obj["ground_truth"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(f"{path}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})") from None
+                raise InputError(
+                    f"{path}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})"
+                ) from None
     return answers
 
 
@@ -66,8 +70,10 @@ def ground_truth_calls(truth: Any, record_id_: str) -> list[FunctionCall]:
     calls = []
     for item in truth:
         if not isinstance(item, dict) or len(item) != 1:
-            raise FieldError("ground_truth", f"ground truth of {record_id_}: each call must be {{name: {{param: [values]}}}}")
-        (name, params), = item.items()
+            raise FieldError(
+                "ground_truth", f"ground truth of {record_id_}: each call must be {{name: {{param: [values]}}}}"
+            )
+        ((name, params),) = item.items()
         if not isinstance(params, dict):
             raise FieldError("ground_truth", f"ground truth of {record_id_}: parameters of {name} must be an object")
         arguments = {}

@@ -36,7 +36,9 @@ def _answer_from_text(text: str, problems: list[Problem]) -> tuple[str | None, l
     try:
         calls = calls_from_text(rest)
     except (ValueError, KeyError, TypeError) as exc:
-        problems.append(Problem(field="messages", code="malformed_answer", message=f"tool call blocks do not parse: {exc}"))
+        problems.append(
+            Problem(field="messages", code="malformed_answer", message=f"tool call blocks do not parse: {exc}")
+        )
         return cot, None
     return cot, (calls if calls is not None else rest.strip())
 
@@ -50,7 +52,7 @@ def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     if user is None:
         raise FieldError("messages", "no user message")
     query = _text(messages[user].get("content"))
-    assistant = next((m for m in messages[user + 1:] if m.get("role") == "assistant"), None)
+    assistant = next((m for m in messages[user + 1 :] if m.get("role") == "assistant"), None)
     if assistant is None:
         raise FieldError("messages", "no assistant message after the user message")
     problems: list[Problem] = []
@@ -65,8 +67,10 @@ def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
         text_cot, _ = split_think(_text(assistant.get("content")))
         cot = cot or text_cot
         try:
-            answer = [parse_call(tc.get("function", tc) if isinstance(tc, dict) else tc, f"tool_calls[{i}]")
-                      for i, tc in enumerate(assistant["tool_calls"])]
+            answer = [
+                parse_call(tc.get("function", tc) if isinstance(tc, dict) else tc, f"tool_calls[{i}]")
+                for i, tc in enumerate(assistant["tool_calls"])
+            ]
         except ValueError as exc:
             problems.append(Problem(field="messages", code="malformed_answer", message=str(exc)))
             answer = None
@@ -86,7 +90,7 @@ def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     query = _text(turns[human].get("value"))
     problems: list[Problem] = []
     tools = parse_tools(maybe_json(obj.get("tools", []), "tools"), problems)
-    after = turns[human + 1:]
+    after = turns[human + 1 :]
     cot = obj.get("cot") if isinstance(obj.get("cot"), str) and obj.get("cot") else None
     answer: list[FunctionCall] | str | None
     if after and after[0].get("from") == "function_call":
@@ -103,4 +107,3 @@ def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     else:
         raise FieldError("conversations", "the human turn is not followed by a function_call or gpt turn")
     return read_record(index, record_id(obj, f"{index}"), source, query, tools, answer, cot, problems, {})
-

@@ -68,8 +68,11 @@ def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes, parse: bool) -> Ite
             if on_bytes is not None:
                 on_bytes(len(line))
             if len(line) > max_record_bytes:
-                yield (lineno, f"record is {len(line)} bytes, over the limit of {max_record_bytes} ([input] max_record_bytes)",
-                       preview(line[:RAW_PREVIEW].decode("utf-8", "replace")))
+                yield (
+                    lineno,
+                    f"record is {len(line)} bytes, over the limit of {max_record_bytes} ([input] max_record_bytes)",
+                    preview(line[:RAW_PREVIEW].decode("utf-8", "replace")),
+                )
             elif not line.isspace() and line:
                 yield parse_line(lineno, line) if parse else (lineno, line, "")
 
@@ -79,15 +82,21 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return (lineno, f"not valid UTF-8: byte {exc.start} of the line is {line[exc.start:exc.start + 1]!r}",
-                preview(line.decode("utf-8", "replace")))
+        return (
+            lineno,
+            f"not valid UTF-8: byte {exc.start} of the line is {line[exc.start : exc.start + 1]!r}",
+            preview(line.decode("utf-8", "replace")),
+        )
     if lineno == 1:
         text = text.lstrip("\ufeff")
     try:
         obj = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
-        message = (f"not JSON: {exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError)
-                   else "not JSON: nested too deeply")
+        message = (
+            f"not JSON: {exc.msg} at column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else "not JSON: nested too deeply"
+        )
         return lineno, message, preview(text)
     return lineno, _as_object(obj), "" if isinstance(obj, dict) else text
 
@@ -135,7 +144,7 @@ def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[Ra
         try:
             skip_ws()
             if pos >= len(buf) or buf[pos] != "[":
-                yield line, "a JSON array must start with '['", preview(buf[pos:pos + 200])
+                yield line, "a JSON array must start with '['", preview(buf[pos : pos + 200])
                 return
             pos += 1
             expect_value = True
@@ -144,11 +153,16 @@ def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[Ra
                 if pos >= len(buf):
                     yield line, "the JSON array is not closed with ']' (file truncated?)", ""
                     return
-                if buf[pos] == "]" :
+                if buf[pos] == "]":
                     return
                 if not expect_value:
                     if buf[pos] != ",":
-                        yield line, f"expected ',' or ']' between array elements, found {buf[pos]!r}; the rest of the file was not read", preview(buf[pos:pos + 200])
+                        yield (
+                            line,
+                            "expected ',' or ']' between array elements, "
+                            f"found {buf[pos]!r}; the rest of the file was not read",
+                            preview(buf[pos : pos + 200]),
+                        )
                         return
                     pos += 1
                     skip_ws()
@@ -166,8 +180,11 @@ def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[Ra
                             continue
                         if not eof:
                             raise _Oversize() from None
-                        yield (start_line + buf.count("\n", pos, exc.pos),
-                               f"not JSON: {exc.msg}; the rest of the file was not read", preview(buf[pos:exc.pos + 80]))
+                        yield (
+                            start_line + buf.count("\n", pos, exc.pos),
+                            f"not JSON: {exc.msg}; the rest of the file was not read",
+                            preview(buf[pos : exc.pos + 80]),
+                        )
                         return
                     except RecursionError:
                         yield start_line, "not JSON: nested too deeply; the rest of the file was not read", ""
@@ -177,13 +194,23 @@ def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[Ra
                 pos = end
                 expect_value = False
                 if len(text) > max_record_bytes:
-                    yield start_line, f"record is {len(text)} characters, over the limit of {max_record_bytes} ([input] max_record_bytes)", preview(text)
+                    yield (
+                        start_line,
+                        f"record is {len(text)} characters, over the limit of {max_record_bytes} "
+                        "([input] max_record_bytes)",
+                        preview(text),
+                    )
                     continue
                 yield start_line, _as_object(obj), "" if isinstance(obj, dict) else preview(text)
         except UnicodeDecodeError as exc:
             yield line, f"not valid UTF-8 ({exc.reason}); the rest of the file was not read", ""
         except _Oversize:
-            yield line, f"an array element is over the limit of {max_record_bytes} characters ([input] max_record_bytes); the rest of the file was not read", ""
+            yield (
+                line,
+                f"an array element is over the limit of {max_record_bytes} characters "
+                "([input] max_record_bytes); the rest of the file was not read",
+                "",
+            )
 
 
 class _Oversize(Exception):

@@ -174,8 +174,15 @@ def xlam_parameters_to_schema(tool_name: str, params: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
 
 
-_BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "int": "integer",
-               "str": "string", "bool": "boolean"}
+_BFCL_TYPES = {
+    "dict": "object",
+    "float": "number",
+    "tuple": "array",
+    "list": "array",
+    "int": "integer",
+    "str": "string",
+    "bool": "boolean",
+}
 
 
 def normalize_json_schema(schema: Any) -> Any:

@@ -27,5 +27,14 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     answer = parse_answer(obj["answers"], problems)
     # Every field was checked above; pydantic's validation would walk every tool dict again.
     meta = obj.get("meta")
-    return read_record(index, record_id(obj, f"{index}"), source, query, tools, answer, cot, problems,
-                       meta if isinstance(meta, dict) else {})
+    return read_record(
+        index,
+        record_id(obj, f"{index}"),
+        source,
+        query,
+        tools,
+        answer,
+        cot,
+        problems,
+        meta if isinstance(meta, dict) else {},
+    )

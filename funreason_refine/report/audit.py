@@ -9,8 +9,9 @@ from typing import Any
 from funreason_refine.report.data import RunData
 
 
-def discarded(run: RunData, stage: str | None = None, reason: str | None = None,
-              limit: int | None = None) -> Iterator[dict[str, Any]]:
+def discarded(
+    run: RunData, stage: str | None = None, reason: str | None = None, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
     shown = 0
     for record in run.lines("discarded"):
         if (stage is None or record.get("stage") == stage) and (reason is None or record.get("reason") == reason):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from funreason_refine.report.data import RunData, line_answer_text, clean
+from funreason_refine.report.data import RunData, clean, line_answer_text
 
 EXAMPLES_PER_REASON = 2
 REASONS_WITH_EXAMPLES = 3
@@ -13,8 +13,13 @@ REASONS_WITH_EXAMPLES = 3
 def _quantiles(series: Any) -> dict[str, float]:
     if series.len() == 0:
         return {"p10": 0, "median": 0, "p90": 0, "max": 0, "mean": 0}
-    return {"p10": float(series.quantile(0.1)), "median": float(series.median()),
-            "p90": float(series.quantile(0.9)), "max": float(series.max()), "mean": round(float(series.mean()), 1)}
+    return {
+        "p10": float(series.quantile(0.1)),
+        "median": float(series.median()),
+        "p90": float(series.quantile(0.9)),
+        "max": float(series.max()),
+        "mean": round(float(series.mean()), 1),
+    }
 
 
 def _histogram(series: Any, bins: int = 12) -> list[dict[str, Any]]:
@@ -26,7 +31,9 @@ def _histogram(series: Any, bins: int = 12) -> list[dict[str, Any]]:
     counts = [0] * bins
     for value in series.to_list():
         counts[min(int(value // width), bins - 1)] += 1
-    return [{"from": i * width, "to": (i + 1) * width if i < bins - 1 else None, "count": c} for i, c in enumerate(counts)]
+    return [
+        {"from": i * width, "to": (i + 1) * width if i < bins - 1 else None, "count": c} for i, c in enumerate(counts)
+    ]
 
 
 def build_report(run: RunData) -> dict[str, Any]:
@@ -41,7 +48,9 @@ def build_report(run: RunData) -> dict[str, Any]:
     left = total - quarantined
     funnel = [{"step": "input", "records": total}, {"step": "readable", "records": left}]
     errors_by_stage = dict(records.filter(pl.col("kind") == "errors").group_by("stage").len().iter_rows())
-    discards_by_stage = dict(records.filter(pl.col("kind").is_in(["discarded", "hard"])).group_by("stage").len().iter_rows())
+    discards_by_stage = dict(
+        records.filter(pl.col("kind").is_in(["discarded", "hard"])).group_by("stage").len().iter_rows()
+    )
     left -= errors_by_stage.get("generate", 0)
     for stage in stage_names:
         if stage == "generate":
@@ -55,27 +64,49 @@ def build_report(run: RunData) -> dict[str, Any]:
     stages = []
     for stage in stage_names:
         counts = summary["stages"][stage]
-        ranked = (records.filter((pl.col("kind") == "discarded") & (pl.col("stage") == stage))
-                  .group_by("reason").len().sort(["len", "reason"], descending=[True, False]))
-        regen = regenerated.filter(pl.col("stage") == stage).join(records.select("index", "kind", "stage"),
-                                                                on="index", how="left", suffix="_final")
+        ranked = (
+            records.filter((pl.col("kind") == "discarded") & (pl.col("stage") == stage))
+            .group_by("reason")
+            .len()
+            .sort(["len", "reason"], descending=[True, False])
+        )
+        regen = regenerated.filter(pl.col("stage") == stage).join(
+            records.select("index", "kind", "stage"), on="index", how="left", suffix="_final"
+        )
         exhausted = regen.filter((pl.col("kind") == "discarded") & (pl.col("stage_final") == stage)).height
         failed = regen.filter((pl.col("kind") == "errors") & (pl.col("stage_final") == stage)).height
         usage = summary.get("judge", {}).get("per_stage", {}).get(stage)
-        stages.append({
-            "stage": stage, "passed": counts["passed"], "regenerated": counts["regenerated"],
-            "discarded": counts["discarded"], "errors": errors_by_stage.get(stage, 0),
-            "reasons": [{"reason": r, "records": n} for r, n in ranked.iter_rows()],
-            "regeneration": {"records": regen.height, "fixed": regen.height - exhausted - failed,
-                             "exhausted": exhausted, "errors": failed},
-            "judge": usage,
-        })
+        stages.append(
+            {
+                "stage": stage,
+                "passed": counts["passed"],
+                "regenerated": counts["regenerated"],
+                "discarded": counts["discarded"],
+                "errors": errors_by_stage.get(stage, 0),
+                "reasons": [{"reason": r, "records": n} for r, n in ranked.iter_rows()],
+                "regeneration": {
+                    "records": regen.height,
+                    "fixed": regen.height - exhausted - failed,
+                    "exhausted": exhausted,
+                    "errors": failed,
+                },
+                "judge": usage,
+            }
+        )
 
     examples = _examples(run, stages)
     calls = kept.filter(~pl.col("text_answer"))
-    calls_per_record = dict(calls.with_columns(pl.col("n_calls").clip(upper_bound=4)).group_by("n_calls").len().iter_rows())
-    top_functions = (calls.select(pl.col("functions").explode()).drop_nulls().group_by("functions").len()
-                     .sort(["len", "functions"], descending=[True, False]).head(10))
+    calls_per_record = dict(
+        calls.with_columns(pl.col("n_calls").clip(upper_bound=4)).group_by("n_calls").len().iter_rows()
+    )
+    top_functions = (
+        calls.select(pl.col("functions").explode())
+        .drop_nulls()
+        .group_by("functions")
+        .len()
+        .sort(["len", "functions"], descending=[True, False])
+        .head(10)
+    )
     facts = {
         "kept": kept.height,
         "text_answers": kept.height - calls.height,
@@ -90,9 +121,17 @@ def build_report(run: RunData) -> dict[str, Any]:
         "answer_chars": _quantiles(kept["answer_chars"]),
         "answer_histogram": _histogram(kept["answer_chars"]),
     }
-    return {"run_dir": str(run.path), "summary": summary, "funnel": funnel, "stages": stages,
-            "outcomes": summary.get("outcomes", {}), "judge": summary.get("judge", {}), "examples": examples,
-            "facts": facts, "quarantined": quarantined}
+    return {
+        "run_dir": str(run.path),
+        "summary": summary,
+        "funnel": funnel,
+        "stages": stages,
+        "outcomes": summary.get("outcomes", {}),
+        "judge": summary.get("judge", {}),
+        "examples": examples,
+        "facts": facts,
+        "quarantined": quarantined,
+    }
 
 
 def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -112,8 +151,9 @@ def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict
         for r in run.lines(kind):
             steps = [s for s in r.get("trail", []) if s.get("verdict") == "regenerate" and s.get("before")]
             if steps:
-                regenerated.append({**_example(r), "kind": kind,
-                                    "regenerations": [{**s, "before": clean(s["before"])} for s in steps]})
+                regenerated.append(
+                    {**_example(r), "kind": kind, "regenerations": [{**s, "before": clean(s["before"])} for s in steps]}
+                )
             if len(regenerated) >= 6:
                 break
     return {"discarded": discarded, "regenerated": regenerated}
@@ -121,6 +161,14 @@ def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict
 
 def _example(r: dict[str, Any]) -> dict[str, Any]:
     judged = [s for s in r.get("trail", []) if s.get("judge") != "rules" and s.get("message")]
-    return {"index": r["index"], "id": clean(r.get("id")), "stage": r.get("stage"), "reason": r.get("reason"),
-            "message": clean(r.get("message")), "query": clean(r.get("query", "")), "answer": clean(line_answer_text(r)),
-            "cot": clean(r.get("cot") or ""), "judge_reasons": [clean(f"{s['stage']}: {s['message']}") for s in judged]}
+    return {
+        "index": r["index"],
+        "id": clean(r.get("id")),
+        "stage": r.get("stage"),
+        "reason": r.get("reason"),
+        "message": clean(r.get("message")),
+        "query": clean(r.get("query", "")),
+        "answer": clean(line_answer_text(r)),
+        "cot": clean(r.get("cot") or ""),
+        "judge_reasons": [clean(f"{s['stage']}: {s['message']}") for s in judged],
+    }

@@ -13,7 +13,7 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
     n = len(a)
     if n == 0:
         return None
-    observed = sum(x == y for x, y in zip(a, b)) / n
+    observed = sum(x == y for x, y in zip(a, b, strict=False)) / n
     pa, pb = sum(a) / n, sum(b) / n
     expected = pa * pb + (1 - pa) * (1 - pb)
     return None if expected == 1 else round((observed - expected) / (1 - expected), 4)
@@ -40,42 +40,79 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
     per_stage = []
     for stage in stages:
         i = order[stage]
-        reached = [r for r in rows if removed_at(r["kind"], r["stage"]) >= i and removed_at(r["kind_b"], r["stage_b"]) >= i]
+        reached = [
+            r for r in rows if removed_at(r["kind"], r["stage"]) >= i and removed_at(r["kind_b"], r["stage_b"]) >= i
+        ]
         rej_a = [r["kind"] == "discarded" and r["stage"] == stage for r in reached]
         rej_b = [r["kind_b"] == "discarded" and r["stage_b"] == stage for r in reached]
-        agree = sum(x == y for x, y in zip(rej_a, rej_b))
-        per_stage.append({"stage": stage, "records": len(reached), "agree": agree,
-                          "agreement": round(agree / len(reached), 4) if reached else None,
-                          "discarded_a": sum(rej_a), "discarded_b": sum(rej_b), "kappa": cohen_kappa(rej_a, rej_b)})
+        agree = sum(x == y for x, y in zip(rej_a, rej_b, strict=False))
+        per_stage.append(
+            {
+                "stage": stage,
+                "records": len(reached),
+                "agree": agree,
+                "agreement": round(agree / len(reached), 4) if reached else None,
+                "discarded_a": sum(rej_a),
+                "discarded_b": sum(rej_b),
+                "kappa": cohen_kappa(rej_a, rej_b),
+            }
+        )
     kept_a = [r["kind"] == "kept" for r in rows]
     kept_b = [r["kind_b"] == "kept" for r in rows]
-    disagreements = [{"index": r["index"], "id": r["id"], "a": _fate(r["kind"], r["stage"]), "reason_a": r["reason"],
-                      "b": _fate(r["kind_b"], r["stage_b"]), "reason_b": r["reason_b"]}
-                     for r in rows if (r["kind"], r["stage"]) != (r["kind_b"], r["stage_b"])]
-    return {"run_a": str(a.path), "run_b": str(b.path), "judge_a": a.summary.get("judge", {}).get("model"),
-            "judge_b": b.summary.get("judge", {}).get("model"), "records": len(rows),
-            "only_in_one": a.records.height + b.records.height - 2 * len(rows),
-            "kept": {"a": sum(kept_a), "b": sum(kept_b), "agree": sum(x == y for x, y in zip(kept_a, kept_b)),
-                     "kappa": cohen_kappa(kept_a, kept_b)},
-            "stages": per_stage, "disagreements": disagreements[:show], "disagreement_count": len(disagreements)}
+    disagreements = [
+        {
+            "index": r["index"],
+            "id": r["id"],
+            "a": _fate(r["kind"], r["stage"]),
+            "reason_a": r["reason"],
+            "b": _fate(r["kind_b"], r["stage_b"]),
+            "reason_b": r["reason_b"],
+        }
+        for r in rows
+        if (r["kind"], r["stage"]) != (r["kind_b"], r["stage_b"])
+    ]
+    return {
+        "run_a": str(a.path),
+        "run_b": str(b.path),
+        "judge_a": a.summary.get("judge", {}).get("model"),
+        "judge_b": b.summary.get("judge", {}).get("model"),
+        "records": len(rows),
+        "only_in_one": a.records.height + b.records.height - 2 * len(rows),
+        "kept": {
+            "a": sum(kept_a),
+            "b": sum(kept_b),
+            "agree": sum(x == y for x, y in zip(kept_a, kept_b, strict=False)),
+            "kappa": cohen_kappa(kept_a, kept_b),
+        },
+        "stages": per_stage,
+        "disagreements": disagreements[:show],
+        "disagreement_count": len(disagreements),
+    }
 
 
 def render_compare_html(c: dict[str, Any]) -> str:
     from funreason_refine.report.html import CSS
 
-    rows = "".join(f"<tr><td>{escape(s['stage'])}</td><td class=n>{s['records']}</td><td class=n>{s['discarded_a']}</td>"
-                   f"<td class=n>{s['discarded_b']}</td><td class=n data-key='agreement.{escape(s['stage'])}'>"
-                   f"{s['agreement'] if s['agreement'] is not None else '-'}</td><td class=n data-key='kappa.{escape(s['stage'])}'>"
-                   f"{s['kappa'] if s['kappa'] is not None else '-'}</td></tr>" for s in c["stages"])
-    diffs = "".join(f"<tr><td>{d['index']}</td><td>{escape(str(d['id']))}</td><td>{escape(d['a'])} "
-                    f"{escape(str(d['reason_a'] or ''))}</td><td>{escape(d['b'])} {escape(str(d['reason_b'] or ''))}</td></tr>"
-                    for d in c["disagreements"])
+    rows = "".join(
+        f"<tr><td>{escape(s['stage'])}</td><td class=n>{s['records']}</td><td class=n>{s['discarded_a']}</td>"
+        f"<td class=n>{s['discarded_b']}</td><td class=n data-key='agreement.{escape(s['stage'])}'>"
+        f"{s['agreement'] if s['agreement'] is not None else '-'}</td><td class=n data-key='kappa.{escape(s['stage'])}'>"
+        f"{s['kappa'] if s['kappa'] is not None else '-'}</td></tr>"
+        for s in c["stages"]
+    )
+    diffs = "".join(
+        f"<tr><td>{d['index']}</td><td>{escape(str(d['id']))}</td><td>{escape(d['a'])} "
+        f"{escape(str(d['reason_a'] or ''))}</td><td>{escape(d['b'])} {escape(str(d['reason_b'] or ''))}</td></tr>"
+        for d in c["disagreements"]
+    )
     k = c["kept"]
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run comparison</title><style>{CSS}</style></head>"
-            f"<body><h1>Run comparison</h1><p>A: {escape(c['run_a'])} (judge {escape(str(c['judge_a']))})<br>"
-            f"B: {escape(c['run_b'])} (judge {escape(str(c['judge_b']))})</p><p>{c['records']} records in both; kept "
-            f"{k['a']} vs {k['b']}; agreement on kept {k['agree']}/{c['records']}, Cohen's kappa "
-            f"<span data-key='kappa.kept'>{k['kappa']}</span></p><h2>Per stage</h2><table><tr><th>stage</th>"
-            f"<th>records reaching it in both</th><th>discarded by A</th><th>discarded by B</th><th>agreement</th>"
-            f"<th>kappa</th></tr>{rows}</table><h2>Records they disagree on ({c['disagreement_count']})</h2><table><tr>"
-            f"<th>record</th><th>id</th><th>A</th><th>B</th></tr>{diffs}</table></body></html>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run comparison</title><style>{CSS}</style></head>"
+        f"<body><h1>Run comparison</h1><p>A: {escape(c['run_a'])} (judge {escape(str(c['judge_a']))})<br>"
+        f"B: {escape(c['run_b'])} (judge {escape(str(c['judge_b']))})</p><p>{c['records']} records in both; kept "
+        f"{k['a']} vs {k['b']}; agreement on kept {k['agree']}/{c['records']}, Cohen's kappa "
+        f"<span data-key='kappa.kept'>{k['kappa']}</span></p><h2>Per stage</h2><table><tr><th>stage</th>"
+        f"<th>records reaching it in both</th><th>discarded by A</th><th>discarded by B</th><th>agreement</th>"
+        f"<th>kappa</th></tr>{rows}</table><h2>Records they disagree on ({c['disagreement_count']})</h2><table><tr>"
+        f"<th>record</th><th>id</th><th>A</th><th>B</th></tr>{diffs}</table></body></html>"
+    )

@@ -68,16 +68,33 @@ def load_run(path: Path) -> RunData:
     """Raises RefineError when ``path`` is not a run folder."""
     path = Path(path)
     if not (path / SUMMARY).is_file():
-        raise RefineError(f"{path} is not a run folder: it has no {SUMMARY}. Give the folder `refine run` wrote "
-                          "(the pipeline's [output] dir or --out)")
+        raise RefineError(
+            f"{path} is not a run folder: it has no {SUMMARY}. Give the folder `refine run` wrote "
+            "(the pipeline's [output] dir or --out)"
+        )
     return RunData(path=path, summary=json.loads((path / SUMMARY).read_text(encoding="utf-8")))
 
 
 def _frames(path: Path) -> tuple[Any, Any]:
     import polars as pl
 
-    rec: dict[str, list[Any]] = {k: [] for k in ("index", "id", "kind", "stage", "reason", "message", "n_calls",
-                                                 "n_tools", "text_answer", "cot_chars", "answer_chars", "functions")}
+    rec: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "index",
+            "id",
+            "kind",
+            "stage",
+            "reason",
+            "message",
+            "n_calls",
+            "n_tools",
+            "text_answer",
+            "cot_chars",
+            "answer_chars",
+            "functions",
+        )
+    }
     steps: dict[str, list[Any]] = {k: [] for k in ("index", "kind", "stage", "verdict", "reason", "judge", "attempt")}
     for kind, name in FILES.items():
         file = path / name
@@ -112,5 +129,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
                     steps["attempt"].append(s.get("attempt", 1))
     strings = {name: pl.String for name in ("id", "kind", "stage", "reason", "message")}
     records = pl.DataFrame(rec, schema_overrides={**strings, "functions": pl.List(pl.String)})
-    step_frame = pl.DataFrame(steps, schema_overrides={n: pl.String for n in ("kind", "stage", "verdict", "reason", "judge")})
+    step_frame = pl.DataFrame(
+        steps, schema_overrides={n: pl.String for n in ("kind", "stage", "verdict", "reason", "judge")}
+    )
     return records.sort("index"), step_frame

@@ -27,10 +27,12 @@ def _bars(items: list[tuple[str, int]], key_prefix: str, color: str = "#4263eb",
     for i, (label, value) in enumerate(items):
         w = int((width - label_w - 70) * value / top)
         y = i * row + 4
-        parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>'
-                     f'<rect x="{label_w}" y="{y}" width="{max(w, 1)}" height="18" fill="{color}" rx="2"/>'
-                     f'<text x="{label_w + w + 6}" y="{y + 14}" font-size="12" data-key="{escape(key_prefix + label)}">'
-                     f'{value}</text>')
+        parts.append(
+            f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{max(w, 1)}" height="18" fill="{color}" rx="2"/>'
+            f'<text x="{label_w + w + 6}" y="{y + 14}" font-size="12" data-key="{escape(key_prefix + label)}">'
+            f"{value}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -43,62 +45,96 @@ def _hist(bins: list[dict[str, Any]], key: str) -> str:
 def render_html(report: dict[str, Any]) -> str:
     o, facts, judge, summary = report["outcomes"], report["facts"], report["judge"], report["summary"]
     total = report["funnel"][0]["records"]
-    out = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Refinement report</title><style>{CSS}</style>"
-           f"</head><body><h1>Refinement report</h1><p class=muted>{escape(report['run_dir'])} · config "
-           f"{escape(str(summary.get('config_hash', ''))[:12])} · {escape(str(summary.get('timings', {}).get('finished', '')))}</p>"]
+    out = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Refinement report</title><style>{CSS}</style>"
+        f"</head><body><h1>Refinement report</h1><p class=muted>{escape(report['run_dir'])} · config "
+        f"{escape(str(summary.get('config_hash', ''))[:12])} · {escape(str(summary.get('timings', {}).get('finished', '')))}</p>"
+    ]
     if not summary.get("complete", True):
         out.append(f"<p><b>Stopped early:</b> {escape(str(summary.get('stopped')))}</p>")
-    out.append('<div class=cards>' + f'<div class=card>input<b data-key="input.records">{total}</b></div>' + "".join(
-        f'<div class=card style="border-color:{COLORS[k]}">{k}<b data-key="outcomes.{k}">{o.get(k, 0)}</b></div>'
-        for k in o) + "</div>")
+    out.append(
+        "<div class=cards>"
+        + f'<div class=card>input<b data-key="input.records">{total}</b></div>'
+        + "".join(
+            f'<div class=card style="border-color:{COLORS[k]}">{k}<b data-key="outcomes.{k}">{o.get(k, 0)}</b></div>'
+            for k in o
+        )
+        + "</div>"
+    )
     out.append("<h2>Funnel</h2>" + _bars([(f["step"], f["records"]) for f in report["funnel"]], "funnel."))
-    out.append("<h2>Stages</h2><table><tr><th>stage</th><th>passed</th><th>regenerated</th><th>discarded</th>"
-               "<th>errors</th><th>regenerations fixed</th><th>exhausted</th><th>reasons (records)</th></tr>")
+    out.append(
+        "<h2>Stages</h2><table><tr><th>stage</th><th>passed</th><th>regenerated</th><th>discarded</th>"
+        "<th>errors</th><th>regenerations fixed</th><th>exhausted</th><th>reasons (records)</th></tr>"
+    )
     for s in report["stages"]:
         name = s["stage"]
-        reasons = "<br>".join(f'{escape(r["reason"])} <span data-key="reasons.{escape(name)}.{escape(r["reason"])}">'
-                              f'{r["records"]}</span>' for r in s["reasons"]) or "-"
-        out.append(f"<tr><td>{escape(name)}</td>{_n(f'stages.{name}.passed', s['passed'])}"
-                   f"{_n(f'stages.{name}.regenerated', s['regenerated'])}{_n(f'stages.{name}.discarded', s['discarded'])}"
-                   f"{_n(f'errors.{name}', s['errors'])}{_n(f'regeneration.{name}.fixed', s['regeneration']['fixed'])}"
-                   f"{_n(f'regeneration.{name}.exhausted', s['regeneration']['exhausted'])}<td>{reasons}</td></tr>")
+        reasons = (
+            "<br>".join(
+                f'{escape(r["reason"])} <span data-key="reasons.{escape(name)}.{escape(r["reason"])}">'
+                f"{r['records']}</span>"
+                for r in s["reasons"]
+            )
+            or "-"
+        )
+        out.append(
+            f"<tr><td>{escape(name)}</td>{_n(f'stages.{name}.passed', s['passed'])}"
+            f"{_n(f'stages.{name}.regenerated', s['regenerated'])}{_n(f'stages.{name}.discarded', s['discarded'])}"
+            f"{_n(f'errors.{name}', s['errors'])}{_n(f'regeneration.{name}.fixed', s['regeneration']['fixed'])}"
+            f"{_n(f'regeneration.{name}.exhausted', s['regeneration']['exhausted'])}<td>{reasons}</td></tr>"
+        )
     out.append("</table><p class=muted>Verdict counts: a record re-checked after a repair counts again.</p>")
     if judge.get("model") or judge.get("generator"):
-        out.append(f"<h2>Judge</h2><p>{escape(str(judge.get('model')))}: <span data-key='judge.calls'>{judge['calls']}</span> "
-                   f"calls, {judge['cached']} from the cache, {judge['retries']} retries, "
-                   f"$<span data-key='judge.cost_usd'>{judge['cost_usd']:.4f}</span></p><table><tr><th>stage</th><th>calls</th>"
-                   "<th>cached</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>")
+        out.append(
+            f"<h2>Judge</h2><p>{escape(str(judge.get('model')))}: <span data-key='judge.calls'>{judge['calls']}</span> "
+            f"calls, {judge['cached']} from the cache, {judge['retries']} retries, "
+            f"$<span data-key='judge.cost_usd'>{judge['cost_usd']:.4f}</span></p><table><tr><th>stage</th><th>calls</th>"
+            "<th>cached</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>"
+        )
         for name, u in judge.get("per_stage", {}).items():
-            out.append(f"<tr><td>{escape(name)}</td>{_n(f'judge.{name}.calls', u['calls'])}{_n(f'judge.{name}.cached', u['cached'])}"
-                       f"{_n(f'judge.{name}.prompt_tokens', u['prompt_tokens'])}"
-                       f"{_n(f'judge.{name}.completion_tokens', u['completion_tokens'])}<td class=n>{u['cost_usd']:.4f}</td></tr>")
+            out.append(
+                f"<tr><td>{escape(name)}</td>{_n(f'judge.{name}.calls', u['calls'])}{_n(f'judge.{name}.cached', u['cached'])}"
+                f"{_n(f'judge.{name}.prompt_tokens', u['prompt_tokens'])}"
+                f"{_n(f'judge.{name}.completion_tokens', u['completion_tokens'])}<td class=n>{u['cost_usd']:.4f}</td></tr>"
+            )
         out.append("</table>" + "".join(f"<p class=muted>note: {escape(n)}</p>" for n in judge.get("notes", [])))
     f = facts
-    out.append("<h2>Kept records</h2><table>"
-               f"<tr><td>records</td>{_n('facts.kept', f['kept'])}</tr><tr><td>text answers</td>{_n('facts.text_answers', f['text_answers'])}</tr>"
-               f"<tr><td>parallel-call share</td><td class=n>{f['parallel_share']:.1%}</td></tr>"
-               f"<tr><td>no-call share</td><td class=n>{f['no_call_share']:.1%}</td></tr>"
-               f"<tr><td>tools per record (median / max)</td><td class=n>{f['tools_per_record']['median']:g} / {f['tools_per_record']['max']:g}</td></tr>"
-               f"<tr><td>records with a CoT</td><td class=n>{f['cot_share']:.1%}</td></tr></table>"
-               "<h3>Calls per record</h3>" + _bars([(k, v) for k, v in f["calls_per_record"].items()], "calls.")
-               + "<h3>Most frequent functions</h3>" + _bars([(t["function"], t["records"]) for t in f["top_functions"]], "functions.")
-               + "<h3>CoT length (characters)</h3>" + _hist(f["cot_histogram"], "cot")
-               + "<h3>Answer length (characters)</h3>" + _hist(f["answer_histogram"], "answer"))
+    out.append(
+        "<h2>Kept records</h2><table>"
+        f"<tr><td>records</td>{_n('facts.kept', f['kept'])}</tr><tr><td>text answers</td>{_n('facts.text_answers', f['text_answers'])}</tr>"
+        f"<tr><td>parallel-call share</td><td class=n>{f['parallel_share']:.1%}</td></tr>"
+        f"<tr><td>no-call share</td><td class=n>{f['no_call_share']:.1%}</td></tr>"
+        f"<tr><td>tools per record (median / max)</td><td class=n>{f['tools_per_record']['median']:g} / {f['tools_per_record']['max']:g}</td></tr>"
+        f"<tr><td>records with a CoT</td><td class=n>{f['cot_share']:.1%}</td></tr></table>"
+        "<h3>Calls per record</h3>"
+        + _bars([(k, v) for k, v in f["calls_per_record"].items()], "calls.")
+        + "<h3>Most frequent functions</h3>"
+        + _bars([(t["function"], t["records"]) for t in f["top_functions"]], "functions.")
+        + "<h3>CoT length (characters)</h3>"
+        + _hist(f["cot_histogram"], "cot")
+        + "<h3>Answer length (characters)</h3>"
+        + _hist(f["answer_histogram"], "answer")
+    )
     if report["examples"]["discarded"]:
         out.append("<h2>Discarded examples</h2>")
         for e in report["examples"]["discarded"]:
             judged = "".join(f"<div>judge: {escape(j)}</div>" for j in e["judge_reasons"])
-            out.append(f"<div class=ex><b>{escape(str(e['stage']))} / {escape(str(e['reason']))}</b> · record {e['index']} "
-                       f"(id {escape(str(e['id']))})<div>{escape(str(e['message']))}</div><div>query: {escape(e['query'][:400])}</div>"
-                       f"<div>answer: <code>{escape(e['answer'][:400])}</code></div>{judged}</div>")
+            out.append(
+                f"<div class=ex><b>{escape(str(e['stage']))} / {escape(str(e['reason']))}</b> · record {e['index']} "
+                f"(id {escape(str(e['id']))})<div>{escape(str(e['message']))}</div><div>query: {escape(e['query'][:400])}</div>"
+                f"<div>answer: <code>{escape(e['answer'][:400])}</code></div>{judged}</div>"
+            )
     if report["examples"]["regenerated"]:
-        out.append("<h2>Regenerated examples</h2><table><tr><th>record</th><th>stage / reason</th><th>rejected</th>"
-                   "<th>regenerated</th></tr>")
+        out.append(
+            "<h2>Regenerated examples</h2><table><tr><th>record</th><th>stage / reason</th><th>rejected</th>"
+            "<th>regenerated</th></tr>"
+        )
         for e in report["examples"]["regenerated"]:
             for step in e["regenerations"]:
-                out.append(f"<tr><td>{e['index']} ({escape(e['kind'])})</td><td>{escape(step['stage'])} / "
-                           f"{escape(str(step['reason']))}<br><span class=muted>{escape(str(step['message']))}</span></td>"
-                           f"<td><code>{escape(step['before'][:400])}</code></td><td><code>{escape(e['answer'][:400])}</code></td></tr>")
+                out.append(
+                    f"<tr><td>{e['index']} ({escape(e['kind'])})</td><td>{escape(step['stage'])} / "
+                    f"{escape(str(step['reason']))}<br><span class=muted>{escape(str(step['message']))}</span></td>"
+                    f"<td><code>{escape(step['before'][:400])}</code></td><td><code>{escape(e['answer'][:400])}</code></td></tr>"
+                )
         out.append("</table>")
     out.append("</body></html>")
     return "".join(out)

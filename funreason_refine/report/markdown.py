@@ -18,48 +18,99 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     o, facts, judge = report["outcomes"], report["facts"], report["judge"]
     total = report["funnel"][0]["records"]
-    parts = [f"# Refinement report: {report['run_dir']}", "",
-             f"{total} input records: {o.get('kept', 0)} kept, {o.get('discarded', 0)} discarded, "
-             f"{o.get('quarantined', 0)} quarantined, {o.get('errors', 0)} errors."
-             + ("" if report["summary"].get("complete", True) else f" Stopped early: {report['summary'].get('stopped')}."),
-             "", "## Funnel", "", _table(["step", "records"], [[f["step"], f["records"]] for f in report["funnel"]]),
-             "", "## Stages", "",
-             _table(["stage", "passed", "regenerated", "discarded", "errors", "regenerations fixed / exhausted",
-                     "top reasons"],
-                    [[s["stage"], s["passed"], s["regenerated"], s["discarded"], s["errors"],
-                      f"{s['regeneration']['fixed']} / {s['regeneration']['exhausted']}",
-                      ", ".join(f"{r['reason']} ({r['records']})" for r in s["reasons"][:5]) or "-"]
-                     for s in report["stages"]])]
+    parts = [
+        f"# Refinement report: {report['run_dir']}",
+        "",
+        f"{total} input records: {o.get('kept', 0)} kept, {o.get('discarded', 0)} discarded, "
+        f"{o.get('quarantined', 0)} quarantined, {o.get('errors', 0)} errors."
+        + ("" if report["summary"].get("complete", True) else f" Stopped early: {report['summary'].get('stopped')}."),
+        "",
+        "## Funnel",
+        "",
+        _table(["step", "records"], [[f["step"], f["records"]] for f in report["funnel"]]),
+        "",
+        "## Stages",
+        "",
+        _table(
+            ["stage", "passed", "regenerated", "discarded", "errors", "regenerations fixed / exhausted", "top reasons"],
+            [
+                [
+                    s["stage"],
+                    s["passed"],
+                    s["regenerated"],
+                    s["discarded"],
+                    s["errors"],
+                    f"{s['regeneration']['fixed']} / {s['regeneration']['exhausted']}",
+                    ", ".join(f"{r['reason']} ({r['records']})" for r in s["reasons"][:5]) or "-",
+                ]
+                for s in report["stages"]
+            ],
+        ),
+    ]
     if judge.get("model") or judge.get("generator"):
         per = judge.get("per_stage", {})
-        parts += ["", "## Judge", "", f"Model {judge.get('model')}: {judge['calls']} calls, {judge['cached']} from the "
-                  f"cache, {judge['retries']} retries, ${judge['cost_usd']:.4f}.", "",
-                  _table(["stage", "calls", "cached", "prompt tokens", "completion tokens", "cost (USD)"],
-                         [[name, u["calls"], u["cached"], u["prompt_tokens"], u["completion_tokens"], f"{u['cost_usd']:.4f}"]
-                          for name, u in per.items()])]
+        parts += [
+            "",
+            "## Judge",
+            "",
+            f"Model {judge.get('model')}: {judge['calls']} calls, {judge['cached']} from the "
+            f"cache, {judge['retries']} retries, ${judge['cost_usd']:.4f}.",
+            "",
+            _table(
+                ["stage", "calls", "cached", "prompt tokens", "completion tokens", "cost (USD)"],
+                [
+                    [name, u["calls"], u["cached"], u["prompt_tokens"], u["completion_tokens"], f"{u['cost_usd']:.4f}"]
+                    for name, u in per.items()
+                ],
+            ),
+        ]
         parts += [f"- note: {n}" for n in judge.get("notes", [])]
-    parts += ["", "## Kept records", "",
-              _table(["fact", "value"], [
-                  ["records", facts["kept"]], ["text answers", facts["text_answers"]],
-                  ["calls per record", ", ".join(f"{k}: {v}" for k, v in facts["calls_per_record"].items())],
-                  ["parallel-call share", f"{facts['parallel_share']:.1%}"],
-                  ["no-call share", f"{facts['no_call_share']:.1%}"],
-                  ["tools per record (median / max)", f"{facts['tools_per_record']['median']:g} / {facts['tools_per_record']['max']:g}"],
-                  ["records with a CoT", f"{facts['cot_share']:.1%}"],
-                  ["CoT characters (p10 / median / p90)", "{p10:g} / {median:g} / {p90:g}".format(**facts["cot_chars"])],
-                  ["answer characters (p10 / median / p90)", "{p10:g} / {median:g} / {p90:g}".format(**facts["answer_chars"])]]),
-              "", "Most frequent functions:", "",
-              _table(["function", "records"], [[f["function"], f["records"]] for f in facts["top_functions"]])]
+    parts += [
+        "",
+        "## Kept records",
+        "",
+        _table(
+            ["fact", "value"],
+            [
+                ["records", facts["kept"]],
+                ["text answers", facts["text_answers"]],
+                ["calls per record", ", ".join(f"{k}: {v}" for k, v in facts["calls_per_record"].items())],
+                ["parallel-call share", f"{facts['parallel_share']:.1%}"],
+                ["no-call share", f"{facts['no_call_share']:.1%}"],
+                [
+                    "tools per record (median / max)",
+                    f"{facts['tools_per_record']['median']:g} / {facts['tools_per_record']['max']:g}",
+                ],
+                ["records with a CoT", f"{facts['cot_share']:.1%}"],
+                ["CoT characters (p10 / median / p90)", "{p10:g} / {median:g} / {p90:g}".format(**facts["cot_chars"])],
+                [
+                    "answer characters (p10 / median / p90)",
+                    "{p10:g} / {median:g} / {p90:g}".format(**facts["answer_chars"]),
+                ],
+            ],
+        ),
+        "",
+        "Most frequent functions:",
+        "",
+        _table(["function", "records"], [[f["function"], f["records"]] for f in facts["top_functions"]]),
+    ]
     if report["examples"]["discarded"]:
         parts += ["", "## Discarded examples", ""]
         for e in report["examples"]["discarded"]:
-            parts += [f"- **{e['stage']} / {e['reason']}** (record {e['index']}, id {e['id']}): {e['message']}",
-                      f"  - query: {_cell(e['query'])[:300]}", f"  - answer: `{_cell(e['answer'])[:300]}`"]
+            parts += [
+                f"- **{e['stage']} / {e['reason']}** (record {e['index']}, id {e['id']}): {e['message']}",
+                f"  - query: {_cell(e['query'])[:300]}",
+                f"  - answer: `{_cell(e['answer'])[:300]}`",
+            ]
             parts += [f"  - judge: {_cell(j)}" for j in e["judge_reasons"]]
     if report["examples"]["regenerated"]:
         parts += ["", "## Regenerated examples", ""]
         for e in report["examples"]["regenerated"]:
             for step in e["regenerations"]:
-                parts += [f"- record {e['index']} ({e['kind']}), {step['stage']} / {step['reason']}: {_cell(step['message'])}",
-                          f"  - before: `{_cell(step['before'])[:300]}`", f"  - after: `{_cell(e['answer'])[:300]}`"]
+                parts += [
+                    f"- record {e['index']} ({e['kind']}), {step['stage']} / {step['reason']}: "
+                    f"{_cell(step['message'])}",
+                    f"  - before: `{_cell(step['before'])[:300]}`",
+                    f"  - after: `{_cell(e['answer'])[:300]}`",
+                ]
     return "\n".join(parts) + "\n"

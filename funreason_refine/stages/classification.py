@@ -19,8 +19,10 @@ class Classification(Stage):
 
     class Config(StageConfig):
         text_answers: Literal["keep", "check", "discard"] = Field(
-            "keep", description="keep: accept text answers without stages 2-5; check: run them "
-                                "through the remaining stages; discard: drop them (reason text_answer).")
+            "keep",
+            description="keep: accept text answers without stages 2-5; check: run them "
+            "through the remaining stages; discard: drop them (reason text_answer).",
+        )
 
     config: Config
 
@@ -35,8 +37,13 @@ class Classification(Stage):
                 return Verdict.discard("text_answer", "plain-text answer; this pipeline keeps only function calls")
             if self.config.text_answers == "keep":
                 kept = record.model_copy(update={"target": render_target(record)})
-                return Verdict(action="pass", reason="text_answer", message="plain-text answer kept as it is",
-                               final=True, record=kept)
+                return Verdict(
+                    action="pass",
+                    reason="text_answer",
+                    message="plain-text answer kept as it is",
+                    final=True,
+                    record=kept,
+                )
             return Verdict.passed("text_answer", "plain-text answer, checked by the remaining stages")
         if not record.answer:
             return Verdict.passed("no_call", "empty call list: no offered function applies")

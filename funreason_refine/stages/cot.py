@@ -44,8 +44,10 @@ class Cot(Stage):
     class Config(StageConfig):
         required: bool = Field(False, description="Discard records without a CoT (reason missing_cot).")
         forbid_uncalled_functions: bool = Field(
-            True, description="Discard a CoT that names an offered function the answer does not call "
-                              "(only names with an underscore, dot, digit or inner capital count).")
+            True,
+            description="Discard a CoT that names an offered function the answer does not call "
+            "(only names with an underscore, dot, digit or inner capital count).",
+        )
 
     config: Config
 
@@ -63,23 +65,36 @@ class Cot(Stage):
             stripped = cot.strip()
             if tags == ["<think>", "</think>"] and stripped.startswith("<think>") and stripped.endswith("</think>"):
                 # An exact wrapper is format, not content: strip it and check what is inside.
-                cot = normalized = stripped[len("<think>"):-len("</think>")].strip()
+                cot = normalized = stripped[len("<think>") : -len("</think>")].strip()
                 if not cot:
                     return Verdict.discard("empty_cot", "the CoT is an empty <think></think> block")
             else:
-                return Verdict.discard("unclosed_think", f"the CoT contains stray think tags {tags}; "
-                                       "it must be plain reasoning text (the target adds <think></think>)")
+                return Verdict.discard(
+                    "unclosed_think",
+                    f"the CoT contains stray think tags {tags}; "
+                    "it must be plain reasoning text (the target adds <think></think>)",
+                )
         called = {c.name for c in record.calls}
         missing = sorted(n for n in called if not _mentions(cot, n))
         if missing:
-            return Verdict.discard("cot_misses_function", f"the CoT never names {', '.join(missing)}, which the answer calls")
+            return Verdict.discard(
+                "cot_misses_function", f"the CoT never names {', '.join(missing)}, which the answer calls"
+            )
         if self.config.forbid_uncalled_functions and called:
-            others = sorted(n for n in record.tool_names()
-                            if isinstance(n, str) and n not in called and _distinctive(n) and _mentions(cot, n))
+            others = sorted(
+                n
+                for n in record.tool_names()
+                if isinstance(n, str) and n not in called and _distinctive(n) and _mentions(cot, n)
+            )
             if others:
-                return Verdict.discard("cot_names_other_function",
-                                       f"the CoT names {', '.join(others)}, which the answer does not call")
+                return Verdict.discard(
+                    "cot_names_other_function", f"the CoT names {', '.join(others)}, which the answer does not call"
+                )
         if normalized is not None:
-            return Verdict(action="pass", reason="wrapped_think", message="removed the <think></think> wrapper",
-                           record=record.model_copy(update={"cot": normalized}))
+            return Verdict(
+                action="pass",
+                reason="wrapped_think",
+                message="removed the <think></think> wrapper",
+                record=record.model_copy(update={"cot": normalized}),
+            )
         return Verdict.passed()

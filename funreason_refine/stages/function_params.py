@@ -39,12 +39,17 @@ class FunctionParams(Stage):
             args = call.arguments
             missing = [p for p in info.required if p not in args]
             if missing:
-                return Verdict.discard("missing_required", f"{call.name}: required parameter(s) {', '.join(missing)} missing")
+                return Verdict.discard(
+                    "missing_required", f"{call.name}: required parameter(s) {', '.join(missing)} missing"
+                )
             if info.closed:
                 unknown = [a for a in args if a not in props]
                 if unknown:
-                    return Verdict.discard("unknown_parameter", f"{call.name}: parameter(s) {', '.join(unknown)} "
-                                           f"not in the schema (known: {', '.join(props) or 'none'})")
+                    return Verdict.discard(
+                        "unknown_parameter",
+                        f"{call.name}: parameter(s) {', '.join(unknown)} "
+                        f"not in the schema (known: {', '.join(props) or 'none'})",
+                    )
             fixed = args
             for key, value in args.items():
                 if type(value) in info.settled.get(key, ()):
@@ -63,13 +68,15 @@ class FunctionParams(Stage):
             if check_args.is_valid(fixed):
                 continue
             # Report the first error by position; at one position a type error before an enum error.
-            errors = sorted(check_args.iter_errors(fixed),
-                            key=lambda e: (list(map(str, e.instance_path)), _keyword(e) != "type"))
+            errors = sorted(
+                check_args.iter_errors(fixed), key=lambda e: (list(map(str, e.instance_path)), _keyword(e) != "type")
+            )
             if errors:
                 error = errors[0]
                 reason = _REASONS.get(_keyword(error), "invalid_value")
                 return Verdict.discard(reason, f"{_path(call.name, error)}: {error.message[:300]}")
         if changes:
-            return Verdict.regenerate(record.model_copy(update={"answer": repaired}), "coerced_type",
-                                      "; ".join(changes))
+            return Verdict.regenerate(
+                record.model_copy(update={"answer": repaired}), "coerced_type", "; ".join(changes)
+            )
         return Verdict.passed()

@@ -26,7 +26,9 @@ class QueryTool(Stage):
                 return Verdict.discard("invalid_tool_schema", f"tools[{i}] has no name")
             error = schema_error(tool.get("parameters", NO_PARAMETERS))
             if error:
-                return Verdict.discard("invalid_tool_schema", f"tool {name!r}: parameters are not a valid JSON Schema: {error}")
+                return Verdict.discard(
+                    "invalid_tool_schema", f"tool {name!r}: parameters are not a valid JSON Schema: {error}"
+                )
             names.append(name)
         offered = set(names)
         if len(offered) != len(names):
@@ -34,6 +36,9 @@ class QueryTool(Stage):
             return Verdict.discard("duplicate_tool_name", f"tools offered more than once: {', '.join(duplicates)}")
         unknown = [c.name for c in record.calls if c.name not in offered]
         if unknown:
-            return Verdict.discard("unknown_function", f"the answer calls {', '.join(sorted(set(unknown)))}, "
-                                   f"which is not among the tools ({', '.join(names) or 'none offered'})")
+            return Verdict.discard(
+                "unknown_function",
+                f"the answer calls {', '.join(sorted(set(unknown)))}, "
+                f"which is not among the tools ({', '.join(names) or 'none offered'})",
+            )
         return Verdict.passed()

@@ -6,7 +6,6 @@ from typing import Any
 
 from funreason_refine.identity_memo import IdentityMemo
 
-
 # Keywords whose value cannot make a schema invalid when it is a string (title, description)
 # or at all (default, examples): removed from the meta-validation key.
 _STRING_ANNOTATIONS = {"title", "description", "$comment"}
@@ -15,8 +14,13 @@ _ANY_ANNOTATIONS = {"default", "examples"}
 
 # Python types of a value that already is the one JSON type a parameter schema names: coercing
 # such a value cannot change it (see coerce.py), so the stage skips it.
-_SETTLED: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float),
-                                         "boolean": (bool,), "null": (type(None),)}
+_SETTLED: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
 _NOT_COMPILED = object()
 
 
@@ -38,8 +42,10 @@ class ParamsInfo:
         self.closed = extra is False or extra is None
         # parameter -> value types that need no coercion
         self.settled: dict[str, tuple[type, ...]] = {
-            name: _SETTLED.get(sub.get("type"), ()) for name, sub in self.properties.items()
-            if isinstance(sub, dict) and isinstance(sub.get("type"), str)}
+            name: _SETTLED.get(sub.get("type"), ())
+            for name, sub in self.properties.items()
+            if isinstance(sub, dict) and isinstance(sub.get("type"), str)
+        }
 
     def validator(self) -> Any:
         """The argument validator (jsonschema-rs), compiled on first use; ValueError when it cannot be."""
@@ -114,8 +120,12 @@ def _schema_error(schema: Any) -> str | None:
     if isinstance(required, list):
         # Names do not matter to the metaschema; repeats do (uniqueItems), so keep them.
         placeholders: dict[str, str] = {}
-        schema = {**schema, "required": [placeholders.setdefault(r, f"r{len(placeholders)}") if isinstance(r, str) else r
-                                         for r in required]}
+        schema = {
+            **schema,
+            "required": [
+                placeholders.setdefault(r, f"r{len(placeholders)}") if isinstance(r, str) else r for r in required
+            ],
+        }
     return _shape_error(_shape(schema))
 
 

@@ -13,11 +13,23 @@ from funreason_refine.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 
 CANARY = "sk-canary-0123456789abcdef"
-MARKERS = {"classification": "Decide whether the reference answer", "query_tool": "The user query can be solved",
-           "cot": "===== COT =====", "function_params": "checking the function calls", "format": "checking the format"}
-FORECAST = {"name": "get_forecast", "description": "Forecast.",
-            "parameters": {"city": {"type": "str", "description": "City"}, "days": {"type": "int", "description": "Days"}}}
-WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str", "description": "City"}}}
+MARKERS = {
+    "classification": "Decide whether the reference answer",
+    "query_tool": "The user query can be solved",
+    "cot": "===== COT =====",
+    "function_params": "checking the function calls",
+    "format": "checking the format",
+}
+FORECAST = {
+    "name": "get_forecast",
+    "description": "Forecast.",
+    "parameters": {"city": {"type": "str", "description": "City"}, "days": {"type": "int", "description": "Days"}},
+}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather.",
+    "parameters": {"city": {"type": "str", "description": "City"}},
+}
 YES = "<think>Checked.</think><judge>True</judge><reason>looks right</reason>"
 
 
@@ -26,8 +38,13 @@ def stage_of(prompt: str) -> str:
 
 
 def forecast_row(rid="r", days=3, cot="The user wants a forecast: get_forecast for Oslo."):
-    return xlam_row(rid, query=f"Forecast for Oslo, {days} days", tools=[FORECAST, WEATHER],
-                    answers=[{"name": "get_forecast", "arguments": {"city": "Oslo", "days": days}}], cot=cot)
+    return xlam_row(
+        rid,
+        query=f"Forecast for Oslo, {days} days",
+        tools=[FORECAST, WEATHER],
+        answers=[{"name": "get_forecast", "arguments": {"city": "Oslo", "days": days}}],
+        cot=cot,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +56,14 @@ def pipeline(tmp_path, rows, server, judge="", stages="", top=""):
     tmp_path.mkdir(parents=True, exist_ok=True)
     write_jsonl(tmp_path / "in.jsonl", rows)
     path = tmp_path / "pipeline.toml"
-    defaults = "".join(f"{key} = {value}\n" for key, value in (("timeout", 2), ("max_retries", 2))
-                       if f"{key} =" not in judge)
-    path.write_text(f'{top}\n[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n'
-                    f'[judge]\nmodel = "openai/fake-judge"\napi_base = "{server.api_base}"\n{defaults}'
-                    f'{judge}\n{stages}')
+    defaults = "".join(
+        f"{key} = {value}\n" for key, value in (("timeout", 2), ("max_retries", 2)) if f"{key} =" not in judge
+    )
+    path.write_text(
+        f'{top}\n[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n'
+        f'[judge]\nmodel = "openai/fake-judge"\napi_base = "{server.api_base}"\n{defaults}'
+        f"{judge}\n{stages}"
+    )
     return path
 
 
@@ -81,15 +101,21 @@ def test_a_false_verdict_discards_with_the_judges_reason(tmp_path):
     with FakeLLM(script) as server:
         run(pipeline(tmp_path, [forecast_row()], server))
     (d,) = read_jsonl(tmp_path / "run" / "discarded.jsonl")
-    assert (d["stage"], d["reason"], d["message"]) == ("query_tool", "judge_rejected", "the query never says how many days")
+    assert (d["stage"], d["reason"], d["message"]) == (
+        "query_tool",
+        "judge_rejected",
+        "the query never says how many days",
+    )
 
 
 def test_newfc_regenerates_the_answer_and_the_cot_is_checked_again(tmp_path):
     def script(r):
         stage = stage_of(r.prompt)
         if stage == "function_params" and "days=3" in r.prompt:
-            return ('<judge>False</judge><reason>the user asked for 5 days</reason>'
-                    '<NewFC>[get_forecast(city="Oslo", days=5)]</NewFC>')
+            return (
+                "<judge>False</judge><reason>the user asked for 5 days</reason>"
+                '<NewFC>[get_forecast(city="Oslo", days=5)]</NewFC>'
+            )
         return YES
 
     with FakeLLM(script) as server:
@@ -122,8 +148,10 @@ def test_ensembles_vote(tmp_path, vote, kept):
             return "<judge>False</judge><reason>too short</reason>"
         return YES
 
-    stages = ('[[stages]]\nname = "cot"\nvote = "' + vote + '"\njudges = [{model = "openai/lenient"}, '
-              '{model = "openai/strict"}, {model = "openai/lenient2"}]\n')
+    stages = (
+        '[[stages]]\nname = "cot"\nvote = "' + vote + '"\njudges = [{model = "openai/lenient"}, '
+        '{model = "openai/strict"}, {model = "openai/lenient2"}]\n'
+    )
     with FakeLLM(script) as server:
         result = run(pipeline(tmp_path, [forecast_row()], server, stages=stages))
     assert result.summary["outcomes"]["kept"] == kept
@@ -168,8 +196,10 @@ def test_rate_limits_honour_retry_after_and_server_errors_are_retried(tmp_path):
     assert result.summary["outcomes"]["kept"] == 1 and result.summary["judge"]["retries"] == 3
 
 
-@pytest.mark.parametrize("reply", [Reply(text="late", delay=3), Reply(status=503, text="down"),
-                                   Reply(raw=b'{"choices": [{"mess'), Reply(drop=True)])
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(text="late", delay=3), Reply(status=503, text="down"), Reply(raw=b'{"choices": [{"mess'), Reply(drop=True)],
+)
 def test_calls_that_keep_failing_put_the_record_in_errors_never_a_verdict(tmp_path, reply):
     with FakeLLM(lambda r: reply if stage_of(r.prompt) == "cot" else YES) as server:
         result = run(pipeline(tmp_path, [forecast_row("a")], server, judge="max_retries = 1\ntimeout = 1"))
@@ -194,8 +224,10 @@ def test_cached_answers_make_a_rerun_free(tmp_path):
         # A new prompt for one stage re-asks that stage only.
         for name in ("kept", "discarded", "quarantined", "errors"):
             (tmp_path / "run" / f"{name}.jsonl").unlink()
-        path.write_text(path.read_text() + '[[stages]]\nname = "cot"\nprompt = "Is this CoT right? {cot} ===== COT ====="\n'
-                        '[[stages]]\nname = "format"\n')
+        path.write_text(
+            path.read_text() + '[[stages]]\nname = "cot"\nprompt = "Is this CoT right? {cot} ===== COT ====="\n'
+            '[[stages]]\nname = "format"\n'
+        )
         with pytest.raises(RefineError, match="started with another pipeline configuration"):
             run(path)
         run_pipeline(load_pipeline(path), accept_changes=True)
@@ -278,7 +310,9 @@ def test_generate_writes_cots_for_records_without_one(tmp_path):
     row = forecast_row(cot=None)
     row.pop("cot", None)
     with FakeLLM(script) as server:
-        path = pipeline(tmp_path, [row], server, judge=f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"')
+        path = pipeline(
+            tmp_path, [row], server, judge=f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"'
+        )
         run(path)
     (kept,) = read_jsonl(tmp_path / "run" / "kept.jsonl")
     assert kept["cot"] == "The user wants a forecast, so get_forecast with city Oslo and days 3."
@@ -294,19 +328,31 @@ def test_a_failing_cot_is_rewritten_by_the_generator_when_on_fail_is_regenerate(
     row = forecast_row(cot="I look up Oslo.")  # never names get_forecast: cot_misses_function
     stages = '[[stages]]\nname = "cot"\non_fail = "regenerate"\n'
     with FakeLLM(script) as server:
-        run(pipeline(tmp_path, [row], server, stages=stages,
-                     judge=f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"'))
+        run(
+            pipeline(
+                tmp_path,
+                [row],
+                server,
+                stages=stages,
+                judge=f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"',
+            )
+        )
     (kept,) = read_jsonl(tmp_path / "run" / "kept.jsonl")
     assert kept["cot"] == "Forecast asked: get_forecast with city Oslo, days 3."
-    assert ("cot", "regenerate", "cot_misses_function") in [(s["stage"], s["verdict"], s["reason"]) for s in kept["trail"]]
+    assert ("cot", "regenerate", "cot_misses_function") in [
+        (s["stage"], s["verdict"], s["reason"]) for s in kept["trail"]
+    ]
 
 
-@pytest.mark.parametrize("toml, words", [
-    ('[judge]\nmodel = "openai/x"\napi_key = "sk-123"\n', "api_key"),
-    ('[judge]\nmodel = "openai/x"\nextra = {api_key = "sk-123"}\n', "credential"),
-    ('[[stages]]\nname = "cot"\njudge = {temperature = 0.5}\n', "set [judge] model"),
-    ('[[stages]]\nname = "cot"\nprompt = "{query} {colour}"\n', "{colour}"),
-])
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        ('[judge]\nmodel = "openai/x"\napi_key = "sk-123"\n', "api_key"),
+        ('[judge]\nmodel = "openai/x"\nextra = {api_key = "sk-123"}\n', "credential"),
+        ('[[stages]]\nname = "cot"\njudge = {temperature = 0.5}\n', "set [judge] model"),
+        ('[[stages]]\nname = "cot"\nprompt = "{query} {colour}"\n', "{colour}"),
+    ],
+)
 def test_judge_config_problems(tmp_path, toml, words):
     from funreason_refine.errors import ConfigError
 
@@ -343,8 +389,10 @@ def test_the_judged_example_validates_without_importing_litellm():
 
     from tests.conftest import REPO
 
-    code = ("import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
-            f"r = CliRunner().invoke(main, ['validate', {str(REPO / 'examples/judged/pipeline.toml')!r}]); "
-            "print(r.exit_code, 'litellm' in sys.modules)")
+    code = (
+        "import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+        f"r = CliRunner().invoke(main, ['validate', {str(REPO / 'examples/judged/pipeline.toml')!r}]); "
+        "print(r.exit_code, 'litellm' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "False"]

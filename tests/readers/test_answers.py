@@ -11,11 +11,15 @@ from funreason_refine.readers.answers import _elements, parse_tools
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
-    max_leaves=10)
+    max_leaves=10,
+)
 
 
-@given(st.lists(json_values, max_size=5), st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " : ")]),
-       st.sampled_from(["", " ", "\n\t "]))
+@given(
+    st.lists(json_values, max_size=5),
+    st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " : ")]),
+    st.sampled_from(["", " ", "\n\t "]),
+)
 def test_elements_decode_like_json_loads_and_keep_each_element_text(values, separators, pad):
     text = pad + json.dumps(values, separators=separators) + pad
     elements = _elements(text)
@@ -23,7 +27,7 @@ def test_elements_decode_like_json_loads_and_keep_each_element_text(values, sepa
     assert [json.loads(part) for _, part in elements] == values
 
 
-@pytest.mark.parametrize("text", ["", "[", "[1,", "[1 2]", "[1]x", "[1,]", "{\"name\": \"f\"}", "\"[1]\"", "[1]]"])
+@pytest.mark.parametrize("text", ["", "[", "[1,", "[1 2]", "[1]x", "[1,]", '{"name": "f"}', '"[1]"', "[1]]"])
 def test_what_is_not_a_json_array_is_left_to_json_loads(text):
     assert _elements(text) is None
 

@@ -10,12 +10,22 @@ from tests.conftest import write_jsonl, xlam_row
 BFCL_QUESTION = {
     "id": "simple_0",
     "question": [[{"role": "user", "content": "Area of a triangle with base 10 and height 5?"}]],
-    "function": [{"name": "calculate_triangle_area", "description": "Area.",
-                  "parameters": {"type": "dict", "properties": {"base": {"type": "integer"}, "height": {"type": "integer"},
-                                                                "unit": {"type": "string"}},
-                                 "required": ["base", "height"]}}],
+    "function": [
+        {
+            "name": "calculate_triangle_area",
+            "description": "Area.",
+            "parameters": {
+                "type": "dict",
+                "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}, "unit": {"type": "string"}},
+                "required": ["base", "height"],
+            },
+        }
+    ],
 }
-BFCL_ANSWER = {"id": "simple_0", "ground_truth": [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["", "units"]}}]}
+BFCL_ANSWER = {
+    "id": "simple_0",
+    "ground_truth": [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["", "units"]}}],
+}
 
 
 def bfcl_files(tmp_path, questions, answers):
@@ -31,8 +41,11 @@ def test_xlam_json_strings_and_parsed_values_read_alike(tmp_path):
     path = write_jsonl(tmp_path / "x.jsonl", [row, parsed])
     a, b = InputStream(path, "xlam").items()
     assert a.model_dump(exclude={"index", "source"}) == b.model_dump(exclude={"index", "source"})
-    assert a.tools[0]["parameters"] == {"type": "object", "properties": {"city": {"type": "string", "description": "City"}},
-                                        "required": ["city"]}
+    assert a.tools[0]["parameters"] == {
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City"}},
+        "required": ["city"],
+    }
     assert a.calls[0].arguments == {"city": "Paris"} and a.cot == "get_weather for Paris"
 
 
@@ -42,12 +55,15 @@ def test_xlam_json_array_file(tmp_path):
     assert [r.id for r in InputStream(path, None).items()] == ["a", "b"]
 
 
-@pytest.mark.parametrize("answers, expected", [
-    ("[]", []),
-    ("Sorry, I can't do that.", "Sorry, I can't do that."),
-    ('{"name": "f", "arguments": {}}', [{"name": "f", "arguments": {}}]),
-    ('[{"name": "f", "arguments": "{\\"x\\": 1}"}]', [{"name": "f", "arguments": {"x": 1}}]),
-])
+@pytest.mark.parametrize(
+    "answers, expected",
+    [
+        ("[]", []),
+        ("Sorry, I can't do that.", "Sorry, I can't do that."),
+        ('{"name": "f", "arguments": {}}', [{"name": "f", "arguments": {}}]),
+        ('[{"name": "f", "arguments": "{\\"x\\": 1}"}]', [{"name": "f", "arguments": {"x": 1}}]),
+    ],
+)
 def test_answer_shapes(tmp_path, answers, expected):
     path = write_jsonl(tmp_path / "x.jsonl", [{**xlam_row(), "answers": answers}])
     (record,) = InputStream(path, "xlam").items()
@@ -55,13 +71,16 @@ def test_answer_shapes(tmp_path, answers, expected):
     assert got == expected
 
 
-@pytest.mark.parametrize("answers, message", [
-    ('[{"name": "f", "arguments": {', "do not parse"),
-    ('[{"arguments": {}}]', "no function name"),
-    ('[{"name": "f"}]', "no 'arguments'"),
-    ('[{"name": "f", "arguments": [1]}]', "must be an object"),
-    ("42", "got int"),
-])
+@pytest.mark.parametrize(
+    "answers, message",
+    [
+        ('[{"name": "f", "arguments": {', "do not parse"),
+        ('[{"arguments": {}}]', "no function name"),
+        ('[{"name": "f"}]', "no 'arguments'"),
+        ('[{"name": "f", "arguments": [1]}]', "must be an object"),
+        ("42", "got int"),
+    ],
+)
 def test_malformed_answers_are_kept_apart_from_empty_ones(tmp_path, answers, message):
     row = {**xlam_row(), "answers": answers if answers != "42" else 42}
     path = write_jsonl(tmp_path / "x.jsonl", [row])
@@ -70,15 +89,18 @@ def test_malformed_answers_are_kept_apart_from_empty_ones(tmp_path, answers, mes
     assert record.problems[0].code == "malformed_answer" and message in record.problems[0].message
 
 
-@pytest.mark.parametrize("row, field", [
-    ({"id": "a", "tools": "[]", "answers": "[]"}, "query"),
-    ({"id": "a", "query": ["q"], "tools": "[]", "answers": "[]"}, "query"),
-    ({"id": "a", "query": "q", "answers": "[]"}, "tools"),
-    ({"id": "a", "query": "q", "tools": "[not json", "answers": "[]"}, "tools"),
-    ({"id": "a", "query": "q", "tools": "7", "answers": "[]"}, "tools"),
-    ({"id": {"x": 1}, "query": "q", "tools": "[]", "answers": "[]"}, "id"),
-    ({"id": "a", "query": "q", "tools": "[]", "answers": "[]", "cot": 3}, "cot"),
-])
+@pytest.mark.parametrize(
+    "row, field",
+    [
+        ({"id": "a", "tools": "[]", "answers": "[]"}, "query"),
+        ({"id": "a", "query": ["q"], "tools": "[]", "answers": "[]"}, "query"),
+        ({"id": "a", "query": "q", "answers": "[]"}, "tools"),
+        ({"id": "a", "query": "q", "tools": "[not json", "answers": "[]"}, "tools"),
+        ({"id": "a", "query": "q", "tools": "7", "answers": "[]"}, "tools"),
+        ({"id": {"x": 1}, "query": "q", "tools": "[]", "answers": "[]"}, "id"),
+        ({"id": "a", "query": "q", "tools": "[]", "answers": "[]", "cot": 3}, "cot"),
+    ],
+)
 def test_wrong_fields_are_quarantined_naming_file_line_and_field(tmp_path, row, field):
     path = write_jsonl(tmp_path / "x.jsonl", [xlam_row("good"), row])
     good, bad = InputStream(path, "xlam").items()
@@ -90,7 +112,9 @@ def test_wrong_fields_are_quarantined_naming_file_line_and_field(tmp_path, row, 
 
 def test_unconvertible_tool_is_read_and_noted_not_quarantined(tmp_path):
     tools = [{"name": "apply", "parameters": {"f": {"type": "Callable[[int], int]"}}}]
-    path = write_jsonl(tmp_path / "x.jsonl", [xlam_row(tools=tools, answers=[{"name": "apply", "arguments": {"f": "g"}}])])
+    path = write_jsonl(
+        tmp_path / "x.jsonl", [xlam_row(tools=tools, answers=[{"name": "apply", "arguments": {"f": "g"}}])]
+    )
     (record,) = InputStream(path, "xlam").items()
     assert record.problems[0].code == "unconvertible_type" and "Callable" in record.problems[0].message
 
@@ -100,12 +124,17 @@ def test_bfcl_reference_call_takes_first_acceptable_values(tmp_path):
     assert detect_format(path) == "bfcl"
     (record,) = InputStream(path, None).items()
     assert record.query == "Area of a triangle with base 10 and height 5?"
-    assert [c.model_dump() for c in record.calls] == [{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}]
+    assert [c.model_dump() for c in record.calls] == [
+        {"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}
+    ]
     assert record.tools[0]["parameters"]["type"] == "object"
 
 
 def test_bfcl_nested_dict_values_take_first_acceptable_value(tmp_path):
-    answer = {"id": "simple_0", "ground_truth": [{"f": {"opts": [{"mode": ["fast", "slow"], "skip": [""]}], "n": [[1, 2]]}}]}
+    answer = {
+        "id": "simple_0",
+        "ground_truth": [{"f": {"opts": [{"mode": ["fast", "slow"], "skip": [""]}], "n": [[1, 2]]}}],
+    }
     question = {**BFCL_QUESTION, "function": [{"name": "f", "parameters": {"type": "dict", "properties": {}}}]}
     (record,) = InputStream(bfcl_files(tmp_path, [question], [answer]), "bfcl").items()
     assert record.calls[0].arguments == {"opts": {"mode": "fast"}, "n": [1, 2]}
@@ -130,11 +159,25 @@ def test_undetectable_format_says_what_to_set(tmp_path):
 
 
 def test_openai_messages_with_tool_calls_reasoning_and_content_parts(tmp_path):
-    row = {"id": 7, "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}}],
-           "messages": [{"role": "system", "content": "Be brief."},
-                        {"role": "user", "content": [{"type": "text", "text": "Call f with 2"}]},
-                        {"role": "assistant", "content": None, "reasoning_content": "f needs x=2",
-                         "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 2}"}}]}]}
+    row = {
+        "id": 7,
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+            }
+        ],
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Call f with 2"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "reasoning_content": "f needs x=2",
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"x": 2}'}}],
+            },
+        ],
+    }
     path = write_jsonl(tmp_path / "o.jsonl", [row])
     assert detect_format(path) == "openai"
     (record,) = InputStream(path, None).items()
@@ -143,10 +186,16 @@ def test_openai_messages_with_tool_calls_reasoning_and_content_parts(tmp_path):
 
 
 def test_sharegpt_parallel_function_calls_and_bad_turns(tmp_path):
-    good = {"conversations": [{"from": "human", "value": "Weather in A and B"},
-                              {"from": "function_call", "value": json.dumps([{"name": "w", "arguments": {"c": "A"}},
-                                                                             {"name": "w", "arguments": {"c": "B"}}])}],
-            "tools": json.dumps([{"name": "w", "parameters": {"type": "object", "properties": {"c": {"type": "string"}}}}])}
+    good = {
+        "conversations": [
+            {"from": "human", "value": "Weather in A and B"},
+            {
+                "from": "function_call",
+                "value": json.dumps([{"name": "w", "arguments": {"c": "A"}}, {"name": "w", "arguments": {"c": "B"}}]),
+            },
+        ],
+        "tools": json.dumps([{"name": "w", "parameters": {"type": "object", "properties": {"c": {"type": "string"}}}}]),
+    }
     bad = {"conversations": [{"from": "gpt", "value": "hello"}], "tools": "[]"}
     path = write_jsonl(tmp_path / "s.jsonl", [good, bad])
     record, quarantined = InputStream(path, "sharegpt").items()
@@ -164,9 +213,17 @@ def test_openai_record_without_a_user_message_is_quarantined(tmp_path):
 def test_read_record_is_model_construct_with_every_field():
     from funreason_refine.record import FunctionCall, Problem, Source, read_record
 
-    fields = dict(index=7, id="r7", source=Source(file="in.jsonl", line=8), query="q", tools=[{"name": "f"}],
-                  answer=[FunctionCall(name="f", arguments={"x": 1})], cot="c",
-                  problems=[Problem(field="tools", code="x", message="m")], meta={"round": 1})
+    fields = dict(
+        index=7,
+        id="r7",
+        source=Source(file="in.jsonl", line=8),
+        query="q",
+        tools=[{"name": "f"}],
+        answer=[FunctionCall(name="f", arguments={"x": 1})],
+        cot="c",
+        problems=[Problem(field="tools", code="x", message="m")],
+        meta={"round": 1},
+    )
     first, second = read_record(**fields), read_record(**fields)
     expected = Record.model_construct(**fields, target=None, trail=[])
     assert first == expected and first.model_fields_set == expected.model_fields_set

@@ -25,7 +25,9 @@ def test_jsonl_lines_keep_their_line_numbers_and_skip_blank_lines(tmp_path):
 def test_unparsed_jsonl_lines_parse_later_to_the_same_items(tmp_path):
     """parse=False (the engine's reading process) hands over bytes; parse_line finishes them identically."""
     path = tmp_path / "a.jsonl"
-    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n\n{"a": 2}\nnot json\n[1]\n' + b'{"q": "' + b"x" * 300 + b'"}\n{"a": "\xe9"}\n')
+    path.write_bytes(
+        b'\xef\xbb\xbf{"a": 1}\n\n{"a": 2}\nnot json\n[1]\n' + b'{"q": "' + b"x" * 300 + b'"}\n{"a": "\xe9"}\n'
+    )
     eager = list(iter_raw(path, 256))
     lazy = list(iter_raw(path, 256, parse=False))
     assert any(isinstance(obj, bytes) for _, obj, _ in lazy)
@@ -72,7 +74,11 @@ def test_truncated_json_array_is_reported(tmp_path):
 
 def test_parquet_rows_stream_with_row_numbers(tmp_path):
     path = tmp_path / "a.parquet"
-    pl.DataFrame({"id": ["a", "b"], "query": ["q1", "q2"], "answers": ["[]", "[]"], "tools": ["[]", "[]"]}).write_parquet(path)
+    pl.DataFrame(
+        {"id": ["a", "b"], "query": ["q1", "q2"], "answers": ["[]", "[]"], "tools": ["[]", "[]"]}
+    ).write_parquet(path)
     got = items(path)
-    assert got == [(1, {"id": "a", "query": "q1", "answers": "[]", "tools": "[]"}),
-                   (2, {"id": "b", "query": "q2", "answers": "[]", "tools": "[]"})]
+    assert got == [
+        (1, {"id": "a", "query": "q1", "answers": "[]", "tools": "[]"}),
+        (2, {"id": "b", "query": "q2", "answers": "[]", "tools": "[]"}),
+    ]

@@ -65,7 +65,9 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     assert int(got["regeneration.function_params.fixed"]) == 2
     assert int(got["facts.kept"]) == summary["outcomes"]["kept"]
     html = (run_dir / "report.html").read_text()
-    assert '[get_forecast(city="Rome", days="5")]' in html.replace("&quot;", '"'), "the rejected answer beside the regenerated one"
+    assert '[get_forecast(city="Rome", days="5")]' in html.replace("&quot;", '"'), (
+        "the rejected answer beside the regenerated one"
+    )
     md = (run_dir / "report.md").read_text()
     assert "| function_params | 30 | 2 | 6 | 0 | 2 / 0 |" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output
@@ -75,10 +77,26 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
 def test_the_html_report_renders_in_headless_chromium(run_dir, tmp_path):
     invoke("report", run_dir)
     png = tmp_path / "report.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000", f"--screenshot={png}",
-                    (run_dir / "report.html").as_uri()], capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,2000",
+            f"--screenshot={png}",
+            (run_dir / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
@@ -92,7 +110,7 @@ def test_audit_filters_and_prints_the_trail(run_dir):
     result = invoke("audit", run_dir, "--stage", "function_params", "--reason", "wrong_type")
     assert result.exit_code == 0
     assert result.output.count("function_params / wrong_type") == 2
-    assert "'a few' is not of type" in result.output or "\"a few\" is not of type" in result.output
+    assert "'a few' is not of type" in result.output or '"a few" is not of type' in result.output
     lines = invoke("audit", run_dir, "--stage", "cot", "--json", "--limit", "2").output.splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 2 and all(r["stage"] == "cot" and r["trail"] for r in records)
@@ -113,8 +131,12 @@ def test_cohen_kappa():
 
 def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
     strict = tmp_path / "strict.toml"
-    strict.write_text((QUICKSTART / "pipeline.toml").read_text().replace("required = false", "required = true")
-                      .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"'))
+    strict.write_text(
+        (QUICKSTART / "pipeline.toml")
+        .read_text()
+        .replace("required = false", "required = true")
+        .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"')
+    )
     run_pipeline(load_pipeline(strict, tmp_path / "strict"))
     html = tmp_path / "compare.html"
     result = invoke("compare", run_dir, tmp_path / "strict", "--html", html)

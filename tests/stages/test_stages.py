@@ -9,14 +9,34 @@ from funreason_refine.stages.function_params import FunctionParams
 from funreason_refine.stages.query_tool import QueryTool
 from funreason_refine.testing import check, make_record
 
-WEATHER = {"name": "get_weather", "description": "Weather.",
-           "parameters": {"city": {"type": "str", "description": "City"}, "days": {"type": "int, optional", "description": "Days"}}}
-FORECAST = {"name": "get_forecast", "description": "Forecast.", "parameters": {"city": {"type": "str", "description": "City"}}}
-SORT = {"type": "function", "function": {"name": "sort_list", "parameters": {
-    "type": "object", "required": ["values"], "properties": {
-        "values": {"type": "array", "items": {"type": "number"}, "minItems": 1},
-        "order": {"type": "string", "enum": ["asc", "desc"]},
-        "opts": {"type": "object", "properties": {"stable": {"type": "boolean"}}}}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather.",
+    "parameters": {
+        "city": {"type": "str", "description": "City"},
+        "days": {"type": "int, optional", "description": "Days"},
+    },
+}
+FORECAST = {
+    "name": "get_forecast",
+    "description": "Forecast.",
+    "parameters": {"city": {"type": "str", "description": "City"}},
+}
+SORT = {
+    "type": "function",
+    "function": {
+        "name": "sort_list",
+        "parameters": {
+            "type": "object",
+            "required": ["values"],
+            "properties": {
+                "values": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+                "order": {"type": "string", "enum": ["asc", "desc"]},
+                "opts": {"type": "object", "properties": {"stable": {"type": "boolean"}}},
+            },
+        },
+    },
+}
 
 
 def call(name, **arguments):
@@ -24,6 +44,7 @@ def call(name, **arguments):
 
 
 # --- classification ---
+
 
 def test_call_answer_passes_classification():
     verdict = check(Classification, make_record())
@@ -58,22 +79,38 @@ def test_text_answers_keep_check_or_discard():
 
 # --- query_tool ---
 
+
 def test_good_tools_pass_query_tool():
     assert check(QueryTool, make_record(tools=[WEATHER, FORECAST, SORT])).action == "pass"
 
 
-@pytest.mark.parametrize("tools, answers, reason, words", [
-    ([{"name": "apply", "parameters": {"f": {"type": "Callable[[int], int]"}}}], [call("apply", f="g")],
-     "unconvertible_type", "Callable"),
-    ([{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "strng"}}}}], [call("f", x="a")],
-     "invalid_tool_schema", "tool 'f'"),
-    ([{"name": "f", "parameters": {"type": "object", "properties": {"x": {"minLength": -1}}}}], [call("f", x="a")],
-     "invalid_tool_schema", "minLength"),
-    ([{"name": "f", "parameters": {"type": "array"}}], [call("f")], "invalid_tool_schema", "object schema"),
-    ([WEATHER, WEATHER], [call("get_weather", city="Rome")], "duplicate_tool_name", "get_weather"),
-    ([WEATHER], [call("get_temperature", city="Rome")], "unknown_function", "get_temperature"),
-    ([], [call("get_weather", city="Rome")], "unknown_function", "none offered"),
-])
+@pytest.mark.parametrize(
+    "tools, answers, reason, words",
+    [
+        (
+            [{"name": "apply", "parameters": {"f": {"type": "Callable[[int], int]"}}}],
+            [call("apply", f="g")],
+            "unconvertible_type",
+            "Callable",
+        ),
+        (
+            [{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "strng"}}}}],
+            [call("f", x="a")],
+            "invalid_tool_schema",
+            "tool 'f'",
+        ),
+        (
+            [{"name": "f", "parameters": {"type": "object", "properties": {"x": {"minLength": -1}}}}],
+            [call("f", x="a")],
+            "invalid_tool_schema",
+            "minLength",
+        ),
+        ([{"name": "f", "parameters": {"type": "array"}}], [call("f")], "invalid_tool_schema", "object schema"),
+        ([WEATHER, WEATHER], [call("get_weather", city="Rome")], "duplicate_tool_name", "get_weather"),
+        ([WEATHER], [call("get_temperature", city="Rome")], "unknown_function", "get_temperature"),
+        ([], [call("get_weather", city="Rome")], "unknown_function", "none offered"),
+    ],
+)
 def test_query_tool_discards(tools, answers, reason, words):
     verdict = check(QueryTool, make_record(tools=tools, answers=answers))
     assert (verdict.action, verdict.reason) == ("discard", reason)
@@ -81,6 +118,7 @@ def test_query_tool_discards(tools, answers, reason, words):
 
 
 # --- cot ---
+
 
 def test_cot_naming_exactly_the_called_function_passes():
     assert check(Cot, make_record(cot="The user wants Paris weather: get_weather with city Paris.")).action == "pass"
@@ -92,15 +130,18 @@ def test_missing_cot_passes_unless_required():
     assert (verdict.action, verdict.reason) == ("discard", "missing_cot")
 
 
-@pytest.mark.parametrize("cot, reason", [
-    ("   ", "empty_cot"),
-    ("<think></think>", "empty_cot"),
-    ("<think>call get_weather", "unclosed_think"),
-    ("get_weather</think>[get_weather(city='Paris')]", "unclosed_think"),
-    ("I will look up Paris.", "cot_misses_function"),
-    ("I call get_forecast and get_weather for Paris.", "cot_names_other_function"),
-    ("I call get_weathers for Paris.", "cot_misses_function"),
-])
+@pytest.mark.parametrize(
+    "cot, reason",
+    [
+        ("   ", "empty_cot"),
+        ("<think></think>", "empty_cot"),
+        ("<think>call get_weather", "unclosed_think"),
+        ("get_weather</think>[get_weather(city='Paris')]", "unclosed_think"),
+        ("I will look up Paris.", "cot_misses_function"),
+        ("I call get_forecast and get_weather for Paris.", "cot_names_other_function"),
+        ("I call get_weathers for Paris.", "cot_misses_function"),
+    ],
+)
 def test_cot_discards(cot, reason):
     verdict = check(Cot, make_record(tools=[WEATHER, FORECAST], cot=cot))
     assert (verdict.action, verdict.reason) == ("discard", reason)
@@ -122,31 +163,43 @@ def test_ordinary_words_that_are_tool_names_do_not_count_as_naming_them():
 
 # --- function_params ---
 
+
 def test_valid_parameters_pass():
-    assert check(FunctionParams, make_record(tools=[SORT], answers=[call("sort_list", values=[3, 1.5], order="asc")])).action == "pass"
+    assert (
+        check(
+            FunctionParams, make_record(tools=[SORT], answers=[call("sort_list", values=[3, 1.5], order="asc")])
+        ).action
+        == "pass"
+    )
 
 
-@pytest.mark.parametrize("arguments, reason, where", [
-    ({"order": "asc"}, "missing_required", "values"),
-    ({"values": [1], "reverse": True}, "unknown_parameter", "reverse"),
-    ({"values": [1], "order": "random"}, "not_in_enum", "sort_list['order']"),
-    ({"values": [1, "two"]}, "wrong_type", "sort_list['values'][1]"),
-    ({"values": []}, "invalid_value", "sort_list['values']"),
-    ({"values": [1], "opts": {"stable": "maybe"}}, "wrong_type", "sort_list['opts']['stable']"),
-    ({"values": [1], "order": None}, "wrong_type", "order"),
-])
+@pytest.mark.parametrize(
+    "arguments, reason, where",
+    [
+        ({"order": "asc"}, "missing_required", "values"),
+        ({"values": [1], "reverse": True}, "unknown_parameter", "reverse"),
+        ({"values": [1], "order": "random"}, "not_in_enum", "sort_list['order']"),
+        ({"values": [1, "two"]}, "wrong_type", "sort_list['values'][1]"),
+        ({"values": []}, "invalid_value", "sort_list['values']"),
+        ({"values": [1], "opts": {"stable": "maybe"}}, "wrong_type", "sort_list['opts']['stable']"),
+        ({"values": [1], "order": None}, "wrong_type", "order"),
+    ],
+)
 def test_function_params_discards(arguments, reason, where):
     verdict = check(FunctionParams, make_record(tools=[SORT], answers=[call("sort_list", **arguments)]))
     assert (verdict.action, verdict.reason) == ("discard", reason)
     assert where in verdict.message
 
 
-@pytest.mark.parametrize("given, repaired", [
-    ({"values": ["5", " -2.5 "]}, {"values": [5, -2.5]}),
-    ({"values": "[1, 2]"}, {"values": [1, 2]}),
-    ({"values": [1], "opts": {"stable": "TRUE"}}, {"values": [1], "opts": {"stable": True}}),
-    ({"values": [1], "opts": '{"stable": "false"}'}, {"values": [1], "opts": {"stable": False}}),
-])
+@pytest.mark.parametrize(
+    "given, repaired",
+    [
+        ({"values": ["5", " -2.5 "]}, {"values": [5, -2.5]}),
+        ({"values": "[1, 2]"}, {"values": [1, 2]}),
+        ({"values": [1], "opts": {"stable": "TRUE"}}, {"values": [1], "opts": {"stable": True}}),
+        ({"values": [1], "opts": '{"stable": "false"}'}, {"values": [1], "opts": {"stable": False}}),
+    ],
+)
 def test_unambiguous_repairs_are_a_regenerate_with_the_repaired_answer(given, repaired):
     record = make_record(tools=[SORT], answers=[call("sort_list", **given)])
     verdict = check(FunctionParams, record)
@@ -158,20 +211,33 @@ def test_unambiguous_repairs_are_a_regenerate_with_the_repaired_answer(given, re
 
 def test_integer_repairs():
     tools = [WEATHER]
-    assert check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days="5")])).record.calls[0].arguments["days"] == 5
-    assert check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days=5.0)])).record.calls[0].arguments["days"] == 5
+    assert (
+        check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days="5")]))
+        .record.calls[0]
+        .arguments["days"]
+        == 5
+    )
+    assert (
+        check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days=5.0)]))
+        .record.calls[0]
+        .arguments["days"]
+        == 5
+    )
     verdict = check(FunctionParams, make_record(tools=tools, answers=[call("get_weather", city="Rome", days="5.5")]))
     assert (verdict.action, verdict.reason) == ("discard", "wrong_type")
 
 
-@pytest.mark.parametrize("extra, verdict", [
-    (None, ("discard", "unknown_parameter")),  # absent: a tool is closed
-    (False, ("discard", "unknown_parameter")),
-    (True, ("pass", None)),
-    ({}, ("pass", None)),  # any value, though an empty dict is falsy
-    ({"type": "integer"}, ("discard", "wrong_type")),  # open, and extras are validated
-    ({"type": "string"}, ("pass", None)),
-])
+@pytest.mark.parametrize(
+    "extra, verdict",
+    [
+        (None, ("discard", "unknown_parameter")),  # absent: a tool is closed
+        (False, ("discard", "unknown_parameter")),
+        (True, ("pass", None)),
+        ({}, ("pass", None)),  # any value, though an empty dict is falsy
+        ({"type": "integer"}, ("discard", "wrong_type")),  # open, and extras are validated
+        ({"type": "string"}, ("pass", None)),
+    ],
+)
 def test_additional_properties_open_a_tool_to_unknown_parameters(extra, verdict):
     parameters = {"type": "object", "properties": {"q": {"type": "string"}}}
     if extra is not None:
@@ -189,7 +255,10 @@ def test_a_tool_without_parameters_takes_none():
 
 
 def test_ambiguous_values_are_not_repaired():
-    union = {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": ["integer", "string"]}, "y": {"type": "string"}}}}
+    union = {
+        "name": "f",
+        "parameters": {"type": "object", "properties": {"x": {"type": ["integer", "string"]}, "y": {"type": "string"}}},
+    }
     record = make_record(tools=[union], answers=[call("f", x="5", y=5)])
     verdict = check(FunctionParams, record)
     assert (verdict.action, verdict.reason) == ("discard", "wrong_type"), "5 -> '5' for a string is not repaired"
@@ -197,31 +266,40 @@ def test_ambiguous_values_are_not_repaired():
 
 # --- format ---
 
+
 def test_format_renders_the_training_target():
-    verdict = check(Format, make_record(cot="get_weather for Paris", answers=[call("get_weather", city="Paris", days=2)]))
+    verdict = check(
+        Format, make_record(cot="get_weather for Paris", answers=[call("get_weather", city="Paris", days=2)])
+    )
     assert verdict.action == "pass"
     assert verdict.record.target == '<think>get_weather for Paris</think>\n\n[get_weather(city="Paris", days=2)]'
     assert check(Format, make_record(answers=[])).record.target == "[]"
 
 
-@pytest.mark.parametrize("answers, reason", [
-    ([call("get weather", city="Paris")], "unrenderable_call"),
-    ([call("f", **{"max-results": 3})], "unrenderable_call"),
-    ('[{"name": "f", "arguments": {"x": NaN}}]', "unrenderable_call"),
-    ('[{"name": "f", "arguments": {"x": "bad \\ud800"}}]', "round_trip_mismatch"),
-])
+@pytest.mark.parametrize(
+    "answers, reason",
+    [
+        ([call("get weather", city="Paris")], "unrenderable_call"),
+        ([call("f", **{"max-results": 3})], "unrenderable_call"),
+        ('[{"name": "f", "arguments": {"x": NaN}}]', "unrenderable_call"),
+        ('[{"name": "f", "arguments": {"x": "bad \\ud800"}}]', "round_trip_mismatch"),
+    ],
+)
 def test_format_discards(answers, reason):
     verdict = check(Format, make_record(answers=answers))
     assert (verdict.action, verdict.reason) == ("discard", reason)
 
 
-@pytest.mark.parametrize("parameters, words", [
-    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "a"]}, "non-unique"),
-    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"}, "not of type 'array'"),
-    ({"type": "object", "properties": {"a": {"type": "string", "description": 7}}}, "in properties/a"),
-    ({"type": "object", "properties": {"a": {"type": "integer", "minimum": "zero"}}}, "in properties/a"),
-    ({"type": "object", "properties": {"a": {"items": {"type": "nothing"}}}}, "in properties/a"),
-])
+@pytest.mark.parametrize(
+    "parameters, words",
+    [
+        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "a"]}, "non-unique"),
+        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"}, "not of type 'array'"),
+        ({"type": "object", "properties": {"a": {"type": "string", "description": 7}}}, "in properties/a"),
+        ({"type": "object", "properties": {"a": {"type": "integer", "minimum": "zero"}}}, "in properties/a"),
+        ({"type": "object", "properties": {"a": {"items": {"type": "nothing"}}}}, "in properties/a"),
+    ],
+)
 def test_schema_checks_cached_by_shape_still_catch_every_invalid_schema(parameters, words):
     verdict = check(QueryTool, make_record(tools=[{"name": "f", "parameters": parameters}], answers=[]))
     assert (verdict.action, verdict.reason) == ("discard", "invalid_tool_schema")

@@ -45,12 +45,16 @@ class ValuesInQuery(Stage):
     timeout = 5.0
 
     class Config(StageConfig):
-        ignore_parameters: list[str] = Field(default_factory=list,
-                                             description="Parameters never checked (e.g. units, language).")
+        ignore_parameters: list[str] = Field(
+            default_factory=list, description="Parameters never checked (e.g. units, language)."
+        )
         check_numbers: bool = Field(True, description="Also require numbers to appear in the query.")
         min_length: int = Field(2, ge=1, description="Strings shorter than this are not checked.")
-        check_enums: bool = Field(False, description="Also check parameters with an enum: their values are "
-                                                     "choices a query implies (\"largest first\" -> \"desc\").")
+        check_enums: bool = Field(
+            False,
+            description="Also check parameters with an enum: their values are "
+            'choices a query implies ("largest first" -> "desc").',
+        )
 
     config: Config
 
@@ -73,8 +77,9 @@ class ValuesInQuery(Stage):
                     elif isinstance(leaf, (int, float)):
                         if not self.config.check_numbers or any(f in query for f in _number_forms(leaf)):
                             continue
-                    return Verdict.discard("value_not_in_query",
-                                           f"{call.name}({parameter}={leaf!r}): the query never states this value")
+                    return Verdict.discard(
+                        "value_not_in_query", f"{call.name}({parameter}={leaf!r}): the query never states this value"
+                    )
         return Verdict.passed()
 
 

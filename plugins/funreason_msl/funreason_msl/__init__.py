@@ -8,10 +8,18 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 _WHERE = {
-    "msl_loss": "loss", "segment_counts": "loss", "segments_from_labels": "loss", "IGNORE_INDEX": "loss",
-    "NOT_TARGET": "loss", "THINK": "loss", "RESULT": "loss",
-    "MSLDataset": "data", "MSLCollator": "data",
-    "MSLLoss": "trainer", "MSLTrainer": "trainer", "LearnableAlpha": "trainer",
+    "msl_loss": "loss",
+    "segment_counts": "loss",
+    "segments_from_labels": "loss",
+    "IGNORE_INDEX": "loss",
+    "NOT_TARGET": "loss",
+    "THINK": "loss",
+    "RESULT": "loss",
+    "MSLDataset": "data",
+    "MSLCollator": "data",
+    "MSLLoss": "trainer",
+    "MSLTrainer": "trainer",
+    "LearnableAlpha": "trainer",
 }
 __all__ = sorted(_WHERE) + ["__version__"]
 

@@ -10,8 +10,12 @@ import click
 
 @click.command("msl-stats")
 @click.argument("run_dir", type=click.Path(exists=True, path_type=Path))
-@click.option("--tokenizer", "tokenizer_path", required=True,
-              help="A local tokenizer folder (or a name already in the local Hugging Face cache).")
+@click.option(
+    "--tokenizer",
+    "tokenizer_path",
+    required=True,
+    help="A local tokenizer folder (or a name already in the local Hugging Face cache).",
+)
 @click.option("--max-length", type=click.IntRange(min=16), help="Truncate as training would.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_json: bool) -> None:
@@ -35,8 +39,10 @@ def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_jso
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return
-    table = Table(title=f"{stats['examples']} examples ({stats['truncated']} truncated, {stats['dropped']} dropped)",
-                  show_edge=False)
+    table = Table(
+        title=f"{stats['examples']} examples ({stats['truncated']} truncated, {stats['dropped']} dropped)",
+        show_edge=False,
+    )
     for col in ("segment", "mean tokens", "median", "max", "share of plain-SFT loss"):
         table.add_column(col, justify="left" if col == "segment" else "right")
     for name in ("think", "result"):

@@ -31,17 +31,21 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
                 continue
             record = json.loads(line)
             if not isinstance(record.get("target"), str):
-                raise ValueError(f"{path}:{lineno}: record {record.get('id')!r} has no training target; "
-                                 "run the format stage so kept records carry one")
+                raise ValueError(
+                    f"{path}:{lineno}: record {record.get('id')!r} has no training target; "
+                    "run the format stage so kept records carry one"
+                )
             records.append(record)
     return records
 
 
 def messages(record: dict[str, Any], system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
     tools = json.dumps(record["tools"], ensure_ascii=False)
-    return [{"role": "system", "content": system_prompt.replace("{tools}", tools)},
-            {"role": "user", "content": record["query"]},
-            {"role": "assistant", "content": record["target"]}]
+    return [
+        {"role": "system", "content": system_prompt.replace("{tools}", tools)},
+        {"role": "user", "content": record["query"]},
+        {"role": "assistant", "content": record["target"]},
+    ]
 
 
 @dataclass
@@ -61,8 +65,9 @@ class BuildReport:
     dropped: list[str] = field(default_factory=list)
 
 
-def encode(record: dict[str, Any], tokenizer: Any, max_length: int | None = None,
-           system_prompt: str = SYSTEM_PROMPT) -> Example:
+def encode(
+    record: dict[str, Any], tokenizer: Any, max_length: int | None = None, system_prompt: str = SYSTEM_PROMPT
+) -> Example:
     """Render with the tokenizer's chat template and label each target token from its character offsets.
 
     The prompt is the chat template applied to system + user with the generation prompt; every
@@ -79,8 +84,9 @@ def encode(record: dict[str, Any], tokenizer: Any, max_length: int | None = None
     prompt = tokenizer.apply_chat_template(chat[:-1], tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(chat, tokenize=False)
     if not full.startswith(prompt):
-        raise ValueError("the chat template renders the prompt differently with and without the answer; "
-                         "cannot tell the target apart")
+        raise ValueError(
+            "the chat template renders the prompt differently with and without the answer; cannot tell the target apart"
+        )
     target_start = len(prompt)
     end_at = full.find(THINK_END, target_start)
     think_end = end_at + len(THINK_END) if end_at != -1 else target_start
@@ -90,7 +96,7 @@ def encode(record: dict[str, Any], tokenizer: Any, max_length: int | None = None
         raise TypeError("the tokenizer returned no offset mapping")
     ids = list(encoded["input_ids"])
     labels, segments = [], []
-    for token_id, (start, end) in zip(ids, offsets):
+    for token_id, (start, end) in zip(ids, offsets, strict=False):
         if end > target_start:  # a token straddling the prompt's end holds target text: a target
             labels.append(token_id)
             segments.append(THINK if start < think_end else RESULT)
@@ -103,9 +109,13 @@ def encode(record: dict[str, Any], tokenizer: Any, max_length: int | None = None
         think_positions = [i for i, s in enumerate(segments) if s == THINK]
         # Keep </think>: its tokens are the think tokens overlapping the marker's characters.
         closing = [i for i in think_positions if offsets[i][1] > end_at] if end_at != -1 else []
-        cuttable = [i for i in think_positions if i not in set(closing) and offsets[i][0] >= target_start + len("<think>")]
+        cuttable = [
+            i for i in think_positions if i not in set(closing) and offsets[i][0] >= target_start + len("<think>")
+        ]
         if len(cuttable) < excess:
-            raise ValueError(f"prompt and call alone take {len(ids) - len(cuttable)} tokens, over max_length={max_length}")
+            raise ValueError(
+                f"prompt and call alone take {len(ids) - len(cuttable)} tokens, over max_length={max_length}"
+            )
         drop = set(cuttable[-excess:])
         ids = [t for i, t in enumerate(ids) if i not in drop]
         labels = [t for i, t in enumerate(labels) if i not in drop]
@@ -117,8 +127,13 @@ def encode(record: dict[str, Any], tokenizer: Any, max_length: int | None = None
 class MSLDataset(torch.utils.data.Dataset):
     """Tokenized examples with ``input_ids``, ``labels`` and ``segments`` (0 none, 1 think, 2 result)."""
 
-    def __init__(self, records: list[dict[str, Any]], tokenizer: Any, max_length: int | None = None,
-                 system_prompt: str = SYSTEM_PROMPT):
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        tokenizer: Any,
+        max_length: int | None = None,
+        system_prompt: str = SYSTEM_PROMPT,
+    ):
         self.report = BuildReport()
         self.examples: list[Example] = []
         for record in records:
@@ -132,7 +147,7 @@ class MSLDataset(torch.utils.data.Dataset):
         self.report.examples = len(self.examples)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, tokenizer: Any, **kwargs: Any) -> "MSLDataset":
+    def from_run(cls, run_dir: str | Path, tokenizer: Any, **kwargs: Any) -> MSLDataset:
         return cls(read_records(run_dir), tokenizer, **kwargs)
 
     def __len__(self) -> int:
@@ -156,8 +171,11 @@ class MSLCollator:
             return torch.tensor([b[key] + [value] * (width - len(b[key])) for b in batch], dtype=torch.long)
 
         mask = torch.tensor([[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch])
-        out = {"input_ids": pad("input_ids", self.pad_token_id), "attention_mask": mask,
-               "labels": pad("labels", IGNORE_INDEX)}
+        out = {
+            "input_ids": pad("input_ids", self.pad_token_id),
+            "attention_mask": mask,
+            "labels": pad("labels", IGNORE_INDEX),
+        }
         if "segments" in batch[0]:
             out["segments"] = pad("segments", NOT_TARGET)
         return out

@@ -30,8 +30,9 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int =
     vocab = logits.shape[-1]
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()  # as Hugging Face's own loss: softmax in float32
-    losses = F.cross_entropy(logits.reshape(-1, vocab), shifted.reshape(-1),
-                             ignore_index=ignore_index, reduction="none")
+    losses = F.cross_entropy(
+        logits.reshape(-1, vocab), shifted.reshape(-1), ignore_index=ignore_index, reduction="none"
+    )
     return losses.view(shifted.shape)
 
 
@@ -65,10 +66,18 @@ def segments_from_labels(labels: torch.Tensor, think_end_id: int, ignore_index: 
     return torch.where(target, torch.where(in_result, RESULT, THINK), NOT_TARGET)
 
 
-def msl_loss(logits: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor, alpha: float | torch.Tensor = 0.7,
-             reduction: Reduction = "pooled", num_think: int | torch.Tensor | None = None,
-             num_result: int | torch.Tensor | None = None, num_samples: int | None = None,
-             ignore_index: int = IGNORE_INDEX, return_parts: bool = False):
+def msl_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    segments: torch.Tensor,
+    alpha: float | torch.Tensor = 0.7,
+    reduction: Reduction = "pooled",
+    num_think: int | torch.Tensor | None = None,
+    num_result: int | torch.Tensor | None = None,
+    num_samples: int | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    return_parts: bool = False,
+):
     """The multiscale loss.
 
     Args:

@@ -15,9 +15,11 @@ def think_end_id(tokenizer: Any) -> int:
     """The id of ``</think>``, which must be a single token for segments to be read off the labels."""
     ids = tokenizer.encode("</think>", add_special_tokens=False)
     if len(ids) != 1:
-        raise ValueError(f"'</think>' is {len(ids)} tokens for this tokenizer; add it as a special token "
-                         "(tokenizer.add_special_tokens({'additional_special_tokens': ['<think>', '</think>']}) "
-                         "and model.resize_token_embeddings(len(tokenizer)))")
+        raise ValueError(
+            f"'</think>' is {len(ids)} tokens for this tokenizer; add it as a special token "
+            "(tokenizer.add_special_tokens({'additional_special_tokens': ['<think>', '</think>']}) "
+            "and model.resize_token_embeddings(len(tokenizer)))"
+        )
     return ids[0]
 
 
@@ -52,8 +54,13 @@ class MSLLoss:
     loss that is off by the accumulation factor.
     """
 
-    def __init__(self, tokenizer: Any = None, alpha: float | LearnableAlpha = 0.7, reduction: Reduction = "pooled",
-                 think_token_id: int | None = None):
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        alpha: float | LearnableAlpha = 0.7,
+        reduction: Reduction = "pooled",
+        think_token_id: int | None = None,
+    ):
         self.think_id = think_token_id if think_token_id is not None else think_end_id(tokenizer)
         self.alpha = alpha
         self.reduction = reduction
@@ -75,8 +82,9 @@ class MSLLoss:
             samples += int((labels != IGNORE_INDEX).any(-1).sum())
         self.step_counts, self.step_samples = counts, samples
 
-    def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None,
-                 segments: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, segments: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         segments = segments if segments is not None else self.segments(labels)
         alpha = self.alpha() if isinstance(self.alpha, nn.Module) else self.alpha
@@ -85,11 +93,21 @@ class MSLLoss:
         else:
             n_think, n_result = (int(c) for c in segment_counts(labels, segments))
             if num_items_in_batch is not None and int(num_items_in_batch) > n_think + n_result:
-                raise RuntimeError("MSLLoss sees one micro-batch of a larger optimizer step (gradient accumulation or "
-                                   "several devices) but not the step's think/result token counts: use MSLTrainer")
-        loss, (l_think, l_result) = msl_loss(logits, labels, segments, alpha=alpha, reduction=self.reduction,
-                                             num_think=n_think, num_result=n_result,
-                                             num_samples=self.step_samples, return_parts=True)
+                raise RuntimeError(
+                    "MSLLoss sees one micro-batch of a larger optimizer step (gradient accumulation or "
+                    "several devices) but not the step's think/result token counts: use MSLTrainer"
+                )
+        loss, (l_think, l_result) = msl_loss(
+            logits,
+            labels,
+            segments,
+            alpha=alpha,
+            reduction=self.reduction,
+            num_think=n_think,
+            num_result=n_result,
+            num_samples=self.step_samples,
+            return_parts=True,
+        )
         alpha_value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
         self.last = {"loss_think": float(l_think), "loss_result": float(l_result), "alpha": alpha_value}
         return loss
@@ -105,8 +123,15 @@ class MSLTrainer(Trainer):
     ``loss_result`` and ``alpha`` with every loss.
     """
 
-    def __init__(self, *args: Any, tokenizer_for_msl: Any = None, alpha: float | str = 0.7,
-                 reduction: Reduction = "pooled", think_token_id: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        tokenizer_for_msl: Any = None,
+        alpha: float | str = 0.7,
+        reduction: Reduction = "pooled",
+        think_token_id: int | None = None,
+        **kwargs: Any,
+    ):
         model = kwargs.get("model")
         if alpha == "learnable":
             if model is None:
@@ -124,8 +149,9 @@ class MSLTrainer(Trainer):
         self.msl.prepare_step(batch_samples)
         return batch_samples, num_items
 
-    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         segments = inputs.pop("segments", None)
         labels = inputs.pop("labels")
         outputs = model(**inputs)

@@ -2,16 +2,19 @@ import json
 
 import pytest
 import torch
-
 from funreason_msl.data import MSLCollator, MSLDataset, encode, read_records
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
 
-RECORD = {"id": "r1", "query": "Weather in Rome and Madrid?", "tools": [{"name": "get_weather", "parameters": {}}],
-          "target": '<think>Two cities: get_weather twice.</think>\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]'}
+RECORD = {
+    "id": "r1",
+    "query": "Weather in Rome and Madrid?",
+    "tools": [{"name": "get_weather", "parameters": {}}],
+    "target": '<think>Two cities: get_weather twice.</think>\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]',
+}
 
 
 def text_of(tokenizer, example, segment):
-    return tokenizer.decode([t for t, s in zip(example.input_ids, example.segments) if s == segment])
+    return tokenizer.decode([t for t, s in zip(example.input_ids, example.segments, strict=False) if s == segment])
 
 
 def test_target_tokens_are_labelled_think_then_result(tokenizer):
@@ -23,9 +26,11 @@ def test_target_tokens_are_labelled_think_then_result(tokenizer):
     assert result.endswith("<|im_end|>\n"), "the end of turn is a result target: the model must learn to stop"
     prompt = text_of(tokenizer, example, NOT_TARGET)
     assert prompt.endswith("<|im_start|>assistant\n") and "Weather in Rome and Madrid?" in prompt
-    assert all((label == IGNORE_INDEX) == (seg == NOT_TARGET) for label, seg in zip(example.labels, example.segments))
-    assert [t for t, lab in zip(example.input_ids, example.labels) if lab != IGNORE_INDEX] == \
-           [lab for lab in example.labels if lab != IGNORE_INDEX]
+    pairs = zip(example.labels, example.segments, strict=True)
+    assert all((label == IGNORE_INDEX) == (seg == NOT_TARGET) for label, seg in pairs)
+    assert [t for t, lab in zip(example.input_ids, example.labels, strict=False) if lab != IGNORE_INDEX] == [
+        lab for lab in example.labels if lab != IGNORE_INDEX
+    ]
 
 
 def test_a_target_without_cot_is_all_result(tokenizer):
@@ -99,8 +104,13 @@ def test_each_record_renders_its_own_tools_exactly_no_keys_from_other_rows(token
     from funreason_msl.data import messages
 
     a = {**RECORD, "tools": [{"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}}}]}
-    b = {**RECORD, "tools": [{"name": "g", "parameters": {"type": "object", "properties": {"y": {"type": "string", "enum": ["p"]}}}}]}
+    b = {
+        **RECORD,
+        "tools": [
+            {"name": "g", "parameters": {"type": "object", "properties": {"y": {"type": "string", "enum": ["p"]}}}}
+        ],
+    }
     MSLDataset([a, b], tokenizer)
     for record in (a, b):
         system = messages(record)[0]["content"]
-        assert json.loads(system[system.index("[{"):]) == record["tools"]
+        assert json.loads(system[system.index("[{") :]) == record["tools"]

@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from funreason_msl import msl_loss, segment_counts, segments_from_labels
 from funreason_msl.loss import IGNORE_INDEX, RESULT, THINK
 
@@ -70,8 +69,9 @@ def test_gradient_accumulation_with_step_counts_equals_one_big_batch():
     logits.grad = None
     n_think, n_result = (int(x) for x in segment_counts(labels, segments))
     micro = [slice(0, 1), slice(1, 3)]
-    total = sum(msl_loss(logits[s], labels[s], segments[s], alpha=0.7, num_think=n_think, num_result=n_result)
-                for s in micro)
+    total = sum(
+        msl_loss(logits[s], labels[s], segments[s], alpha=0.7, num_think=n_think, num_result=n_result) for s in micro
+    )
     total.backward()
     assert total.item() == pytest.approx(whole.item(), rel=1e-12)
     assert torch.allclose(logits.grad, grad_whole)
@@ -86,8 +86,10 @@ def test_gradient_accumulation_with_step_counts_equals_one_big_batch():
 def test_per_sample_accumulation_with_step_sample_count():
     logits, labels, segments = batch()
     whole = msl_loss(logits, labels, segments, reduction="per_sample")
-    parts = sum(msl_loss(logits[s], labels[s], segments[s], reduction="per_sample", num_samples=3)
-                for s in (slice(0, 2), slice(2, 3)))
+    parts = sum(
+        msl_loss(logits[s], labels[s], segments[s], reduction="per_sample", num_samples=3)
+        for s in (slice(0, 2), slice(2, 3))
+    )
     assert float(parts) == pytest.approx(float(whole), rel=1e-12)
 
 
@@ -100,8 +102,7 @@ def test_a_batch_without_think_tokens_is_the_mean_result_loss():
 
 def test_segments_are_read_off_the_labels_at_the_think_end_token():
     END = 7
-    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 3, 4, END, 5, 6],
-                           [IGNORE_INDEX, 2, 3, 4, 5, 6, IGNORE_INDEX]])
+    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 3, 4, END, 5, 6], [IGNORE_INDEX, 2, 3, 4, 5, 6, IGNORE_INDEX]])
     assert segments_from_labels(labels, END).tolist() == [[0, 0, 1, 1, 1, 2, 2], [0, 2, 2, 2, 2, 2, 0]]
 
 
@@ -130,4 +131,7 @@ def test_loading_the_plugin_imports_neither_torch_nor_transformers():
     import sys
 
     code = "import sys, funreason_msl.plugin; print('torch' in sys.modules, 'transformers' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "False",
+        "False",
+    ]

@@ -3,17 +3,26 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from transformers import Trainer, TrainingArguments
-
 from funreason_msl import MSLCollator, MSLDataset, MSLLoss, MSLTrainer
 from funreason_msl.cli import msl_stats
 from funreason_msl.tiny import tiny_model
+from transformers import Trainer, TrainingArguments
 
 
 def args(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_train_epochs=1,
-                learning_rate=5e-3, logging_steps=1, save_strategy="no", report_to=[], seed=0,
-                use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        num_train_epochs=1,
+        learning_rate=5e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     base.update(kw)
     return TrainingArguments(**base)
 
@@ -25,9 +34,14 @@ def dataset(records, tokenizer):
 
 def test_training_a_tiny_model_lowers_the_loss_and_logs_both_segments(tmp_path, dataset, tokenizer):
     model = tiny_model(len(tokenizer))
-    trainer = MSLTrainer(model=model, args=args(tmp_path, max_steps=30, per_device_train_batch_size=8),
-                         train_dataset=dataset, data_collator=MSLCollator(tokenizer.pad_token_id),
-                         tokenizer_for_msl=tokenizer, alpha=0.7)
+    trainer = MSLTrainer(
+        model=model,
+        args=args(tmp_path, max_steps=30, per_device_train_batch_size=8),
+        train_dataset=dataset,
+        data_collator=MSLCollator(tokenizer.pad_token_id),
+        tokenizer_for_msl=tokenizer,
+        alpha=0.7,
+    )
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert {"loss_think", "loss_result", "alpha"} <= set(logs[0])
@@ -38,11 +52,22 @@ def test_training_a_tiny_model_lowers_the_loss_and_logs_both_segments(tmp_path, 
 
 def first_step_weights(tmp_path, dataset, tokenizer, batch, accumulation):
     model = tiny_model(len(tokenizer), seed=1)
-    trainer = MSLTrainer(model=model, args=args(tmp_path, max_steps=1, per_device_train_batch_size=batch,
-                                                gradient_accumulation_steps=accumulation, optim="sgd",
-                                                learning_rate=1.0, lr_scheduler_type="constant", warmup_steps=0),
-                         train_dataset=torch.utils.data.Subset(dataset, range(8)),
-                         data_collator=MSLCollator(tokenizer.pad_token_id), tokenizer_for_msl=tokenizer)
+    trainer = MSLTrainer(
+        model=model,
+        args=args(
+            tmp_path,
+            max_steps=1,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            optim="sgd",
+            learning_rate=1.0,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+        ),
+        train_dataset=torch.utils.data.Subset(dataset, range(8)),
+        data_collator=MSLCollator(tokenizer.pad_token_id),
+        tokenizer_for_msl=tokenizer,
+    )
     trainer.train()
     return model.lm_head.weight.detach().clone()
 
@@ -56,11 +81,19 @@ def test_gradient_accumulation_gives_the_step_of_one_large_batch(tmp_path, datas
 
 
 def test_msl_loss_alone_refuses_gradient_accumulation(tmp_path, dataset, tokenizer):
-    trainer = Trainer(model=tiny_model(len(tokenizer)), args=args(tmp_path, max_steps=1, per_device_train_batch_size=2,
-                                                                   gradient_accumulation_steps=2, remove_unused_columns=False),
-                      train_dataset=[{k: v for k, v in dataset[i].items() if k != "segments"} for i in range(4)],
-                      data_collator=MSLCollator(tokenizer.pad_token_id),
-                      compute_loss_func=MSLLoss(tokenizer))
+    trainer = Trainer(
+        model=tiny_model(len(tokenizer)),
+        args=args(
+            tmp_path,
+            max_steps=1,
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=2,
+            remove_unused_columns=False,
+        ),
+        train_dataset=[{k: v for k, v in dataset[i].items() if k != "segments"} for i in range(4)],
+        data_collator=MSLCollator(tokenizer.pad_token_id),
+        compute_loss_func=MSLLoss(tokenizer),
+    )
     with pytest.raises(RuntimeError, match="use MSLTrainer"):
         trainer.train()
 
@@ -72,8 +105,14 @@ def test_msl_loss_as_compute_loss_func_reads_segments_from_labels(dataset, token
 
 def test_learnable_alpha_is_trained_with_the_model(tmp_path, dataset, tokenizer):
     model = tiny_model(len(tokenizer))
-    trainer = MSLTrainer(model=model, args=args(tmp_path, max_steps=5), train_dataset=dataset,
-                         data_collator=MSLCollator(tokenizer.pad_token_id), tokenizer_for_msl=tokenizer, alpha="learnable")
+    trainer = MSLTrainer(
+        model=model,
+        args=args(tmp_path, max_steps=5),
+        train_dataset=dataset,
+        data_collator=MSLCollator(tokenizer.pad_token_id),
+        tokenizer_for_msl=tokenizer,
+        alpha="learnable",
+    )
     trainer.train()
     alphas = [h["alpha"] for h in trainer.state.log_history if "alpha" in h]
     assert alphas[0] != alphas[-1] and all(0.5 < a < 0.9 for a in alphas)
@@ -100,8 +139,9 @@ def test_the_runnable_example_trains_and_the_loss_goes_down(kept_run):
     from conftest import REPO
 
     script = REPO / "examples" / "msl_train" / "train_tiny.py"
-    out = subprocess.run([sys.executable, str(script), str(kept_run), "--steps", "20"], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), str(kept_run), "--steps", "20"], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     first, last = (float(x) for x in out.stdout.strip().splitlines()[-1].removeprefix("loss ").split(" -> "))
     assert last < first
