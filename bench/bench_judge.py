@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 def serve(
     port_queue: multiprocessing.Queue, first_request: multiprocessing.Value, last_reply: multiprocessing.Value
 ) -> None:
-    from funreason_refine.fake_llm import FakeLLM, Reply
+    from funreason_refine.testing.fake_llm import FakeLLM, Reply
 
     rng = random.Random(0)
 

@@ -20,7 +20,7 @@ from funreason_refine import Stage, Verdict, hookimpl
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import STAGE_BATCH, RunInterrupted, run_pipeline
 from funreason_refine.errors import RunFolderError
-from funreason_refine.fake_llm import FakeLLM, Reply
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from funreason_refine.run_folder import ConfigChanged, RunFolder
 from tests.conftest import QUICKSTART, read_jsonl, write_jsonl, write_pipeline, xlam_row
 
