@@ -10,10 +10,10 @@ import ast
 import json
 import keyword
 import math
-from functools import lru_cache
 from typing import Any
 
 from funreason_refine.errors import CallSyntaxError
+from funreason_refine.memo import memoize
 from funreason_refine.record import FunctionCall
 
 # A rendered answer longer than this is not parsed: ast on hostile megabyte inputs is slow
@@ -54,7 +54,7 @@ def render_value(value: Any) -> str:
     raise CallSyntaxError(f"{type(value).__name__} value {value!r} is not JSON")
 
 
-@lru_cache(maxsize=16384)
+@memoize(16384)
 def _is_dotted_name(name: str) -> bool:
     return all(p.isidentifier() and not _is_keyword(p) for p in name.split("."))
 

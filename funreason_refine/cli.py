@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -13,7 +15,16 @@ from rich.table import Table
 
 from funreason_refine.errors import ConfigError, RefineError
 
+if TYPE_CHECKING:
+    from funreason_refine.config import Pipeline
+
 DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
+# Exit statuses (README, "Commands"): 2 is click's usage error.
+EXIT_ERROR = 1  # a configuration, input, plugin or run-folder problem, said in one line
+EXIT_RECORD_ERRORS = 3  # the run finished with records in errors.jsonl: `refine retry RUN_DIR` redoes them
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; the run resumes where it stopped
+PIPED_WIDTH = 10_000  # output to a pipe or file is not wrapped: a table row stays one line for grep
+
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copy and paste
 
@@ -36,13 +47,14 @@ class _Group(click.Group):
                     err.print(f"  - {problem}", highlight=False, markup=False)
             else:
                 err.print(f"[red]error:[/] {exc}", highlight=False)
-            sys.exit(1)
+            sys.exit(EXIT_ERROR)
 
 
 @click.group(cls=_Group)
 @click.version_option(package_name="funreason-refine")
 def main() -> None:
     """Refine function-calling training data the FunReason way."""
+    out.width = PIPED_WIDTH if not out.is_terminal else None  # type: ignore[assignment]
 
 
 @main.command()
@@ -84,7 +96,10 @@ def run(
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the retry.")
-def retry(run_dir: Path, judge_model: str | None) -> None:
+@click.option(
+    "--accept-changes", is_flag=True, help="Go on although the pipeline changed since the run folder was started."
+)
+def retry(run_dir: Path, judge_model: str | None, accept_changes: bool) -> None:
     """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
     import json
 
@@ -95,26 +110,26 @@ def retry(run_dir: Path, judge_model: str | None) -> None:
     if not run_file.exists():
         raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
     pipeline = Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
-    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True)
+    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True, accept_changes=accept_changes)
 
 
-def _run(loaded, **options) -> None:
+def _run(loaded: Pipeline, **options: Any) -> None:
     import signal
 
     from funreason_refine.console import RunDisplay, summary_tables
     from funreason_refine.engine import RunInterrupted, run_pipeline
 
-    def on_term(signum, frame):
+    def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
     size = loaded.input.path.stat().st_size
     try:
-        with RunDisplay(err, size, loaded.input.path.name, refresh_thread=loaded.judging is not None) as progress:
+        with RunDisplay(err, size, loaded.input.path.name) as progress:
             result = run_pipeline(loaded, progress=progress, **options)
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     if result.resumed:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):
@@ -135,6 +150,13 @@ def _run(loaded, **options) -> None:
             "again (with a higher max_cost) to go on.",
             highlight=False,
         )
+    if result.errors:
+        err.print(
+            f"[red]{result.errors} record(s) in {result.out_dir / 'errors.jsonl'}[/]: stopped by failures that were "
+            f"not verdicts (see each line's error). Fix the cause, then run `refine retry {result.out_dir}`.",
+            highlight=False,
+        )
+        sys.exit(EXIT_RECORD_ERRORS)
 
 
 @main.command()
@@ -151,32 +173,40 @@ def validate(pipeline: Path) -> None:
 
 
 @main.command()
-def stages() -> None:
-    """List registered stages and the plugin that supplied each."""
-    from funreason_refine.plugin_manager import stage_registry
-    from funreason_refine.specs import spec_for
+@click.option("--json", "as_json", is_flag=True, help="The same listing as JSON, for scripts.")
+def stages(as_json: bool) -> None:
+    """List registered stages: the plugin that supplied each, its defaults and its own keys."""
+    from funreason_refine.plugin_manager import stage_rows
 
+    rows = stage_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     table = Table(show_edge=False)
-    for col in ("stage", "plugin", "description", "keys"):
+    for col in ("stage", "plugin", "description", "default", "keys"):
         table.add_column(col, overflow="fold")
-    for entry in stage_registry().values():
-        spec = spec_for(entry.name)
-        description = spec.description if spec else entry.cls.summary()
-        keys = ", ".join(entry.cls.Config.model_fields) or "-"
-        table.add_row(entry.name, entry.plugin, escape(description), keys)
+    for row in rows:
+        default = f"#{row['order']}" if row["order"] is not None else "listed only"
+        default += f", on_fail {row['on_fail']}"
+        table.add_row(row["name"], row["plugin"], escape(row["description"]), default, ", ".join(row["keys"]) or "-")
     out.print(table)
 
 
 @main.command()
-def plugins() -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same listing as JSON, for scripts.")
+def plugins(as_json: bool) -> None:
     """List loaded plugins: name, package, version and the hooks they implement."""
     from funreason_refine.plugin_manager import plugin_rows
 
+    rows = plugin_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     table = Table(show_edge=False)
     for col in ("plugin", "package", "version", "hooks"):
         table.add_column(col, overflow="fold")
-    for row in plugin_rows():
-        table.add_row(row["name"], row["package"], row["version"], row["hooks"])
+    for row in rows:
+        table.add_row(row["name"], row["package"], row["version"], ", ".join(row["hooks"]))
     out.print(table)
 
 

@@ -1,7 +1,7 @@
-"""Pipeline files (TOML): parsed into pydantic models, every problem reported at once.
+"""Pipeline files (TOML): parsed into pydantic models and checked whole, every problem reported at once.
 
-Relative paths in a pipeline file are relative to the file's own folder, so a pipeline runs
-the same from any working directory.
+Relative paths in a pipeline file are relative to the file's own folder, so a pipeline runs the
+same from any working directory.
 """
 
 from __future__ import annotations
@@ -12,45 +12,38 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.errors import ConfigError, PluginError
-from funreason_refine.judge.runner import StageJudge
-from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, ModelSettings, SourceSettings, Vote
-from funreason_refine.plugin_manager import StageEntry, stage_registry
-from funreason_refine.readers import DEFAULT_MAX_RECORD_BYTES, FORMATS
-from funreason_refine.specs import OnFail, StageSpec, builtin_specs, check_template
-from funreason_refine.stages.base import Stage, spec_stage
-
-
-class InputConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
-    format: Literal[FORMATS] | None = Field(
-        None, description="xlam or bfcl; detected from the first record when omitted."
-    )  # type: ignore[valid-type]
-    answers: Path | None = Field(
-        None, description="BFCL ground truth; default possible_answer/<file name> beside path."
-    )
-    max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, ge=1024, description="Larger records are quarantined.")
+from funreason_refine.judge.settings import (
+    GenerateSettings,
+    JudgePanel,
+    JudgeSettings,
+    ModelSettings,
+    SourceSettings,
+    Vote,
+)
+from funreason_refine.plugin_manager import StageRegistry, stage_registry
+from funreason_refine.readers import InputConfig
+from funreason_refine.specs import StageSpec, builtin_specs, check_template, spec_from, specs_in
+from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage
 
 
 class OutputConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dir: Path = Field(description="The run folder.")
+    dir: Path | None = Field(None, description="The run folder; default runs/<pipeline file name> beside the file.")
 
 
-class StageEntryConfig(BaseModel):
+class StageTable(BaseModel):
     """One ``[[stages]]`` table; keys other than these go to the stage's own Config."""
 
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description="A registered stage name (see `refine stages`).")
-    on_fail: OnFail | None = Field(None, description="discard or regenerate; default from the stage spec.")
+    on_fail: OnFail | None = Field(None, description="discard, regenerate or hard_pool; default: the stage's.")
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
     timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(
@@ -60,43 +53,35 @@ class StageEntryConfig(BaseModel):
     vote: Vote = Field("unanimous", description="How an ensemble decides: unanimous or majority.")
     prompt: str | None = Field(None, description="Judge prompt template overriding the stage spec's.")
     prompt_file: Path | None = Field(None, description="A file holding the judge prompt template.")
+    generate: bool | dict[str, Any] | None = Field(
+        None, description="false: no generator here; a table: keys overriding [generate] for this stage."
+    )
     spec: dict[str, Any] | None = Field(None, description="An inline stage spec: a judge-only stage with no code.")
 
 
 class PipelineFile(BaseModel):
+    """The pipeline file but its ``[[stages]]``, which are checked one table at a time."""
+
     model_config = ConfigDict(extra="forbid")
 
     input: InputConfig
-    output: OutputConfig
+    output: OutputConfig = Field(default_factory=OutputConfig)
     judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
-    generate: GenerateSettings | None = Field(None, description="Writes CoTs for records without one.")
+    generate: GenerateSettings | None = Field(
+        None, description="The default generator of stages that rewrite a field (the CoT stage's CoTs)."
+    )
     max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly, resumable, when reached.")
     source: SourceSettings | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(
         None, description="A folder of stage spec TOML files (judge-only stages, or new prompts for code stages)."
     )
-    stages: list[StageEntryConfig] = Field(default_factory=list, description="Ordered; default: all built-in stages.")
-
-
-@dataclass
-class ConfiguredStage:
-    """A stage ready to run: the instance plus the engine's policy for it."""
-
-    name: str
-    stage: Stage
-    plugin: str
-    on_fail: str
-    max_attempts: int
-    timeout: float | None = None
 
 
 @dataclass
 class Judging:
-    """Everything LLM-related of a pipeline; absent when it runs on rules alone."""
+    """The run-wide judge settings: one client serves every stage's judges and generators."""
 
     defaults: JudgeSettings | None
-    stages: dict[str, StageJudge]
-    generator: GenerateSettings | None
     max_cost: float | None
 
     @property
@@ -113,213 +98,30 @@ class Pipeline:
     path: Path
     input: InputConfig
     output_dir: Path
-    stages: list[ConfiguredStage]
+    stages: list[PipelineStage]
     config_hash: str
-    judging: Judging | None = None
+    judging: Judging | None = None  # None: no stage asks a model (the rules-only, offline case)
     config: dict[str, Any] | None = None  # what the hash covers, kept for saying what changed
     source: SourceSettings | None = None
 
 
-def _loc(file: Path, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
-    if len(loc) >= 2 and loc[0] == "stages" and isinstance(loc[1], int):
-        entry = data.get("stages", [])[loc[1]] if isinstance(data.get("stages"), list) else {}
-        name = entry.get("name") if isinstance(entry, dict) else None
-        rest = ".".join(str(p) for p in loc[2:])
-        label = f"[[stages]] #{loc[1] + 1}" + (f" (name = {name!r})" if name else "")
-        return f"{file}: {label}" + (f" key {rest!r}" if rest else "")
-    section = f"[{loc[0]}]" if loc else ""
-    rest = ".".join(str(p) for p in loc[1:])
-    return f"{file}: {section}" + (f" key {rest!r}" if rest else "")
-
-
-def _fix(err: dict[str, Any]) -> str:
-    kind = err["type"]
-    if kind == "missing":
-        return "add this key"
-    if kind == "extra_forbidden":
-        return "remove it or check its spelling"
-    return f"got {err.get('input')!r}"
-
-
-def _pydantic_problems(file: Path, exc: ValidationError, data: dict[str, Any]) -> list[str]:
-    return [f"{_loc(file, tuple(e['loc']), data)}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
-
-
-def _resolve(base: Path, path: Path) -> Path:
-    return path if path.is_absolute() else (base / path)
-
-
-def _entries(parsed: PipelineFile) -> list[StageEntryConfig]:
-    """The [[stages]] tables; without any, the built-in stages in spec order."""
-    return parsed.stages or [StageEntryConfig(name=s.name) for s in builtin_specs()]
-
-
-def _pipeline_specs(file: Path, parsed: PipelineFile, problems: list[str]) -> dict[str, StageSpec]:
-    """Stage specs as this pipeline sees them: built-in, overlaid by stage_specs_dir, by inline specs."""
-    specs = {s.name: s for s in builtin_specs()}
-    if parsed.stage_specs_dir is not None:
-        folder = _resolve(file.parent, parsed.stage_specs_dir)
-        if not folder.is_dir():
-            problems.append(f"{file}: key 'stage_specs_dir': folder {folder} not found")
-        else:
-            for spec_file in sorted(folder.glob("*.toml")):
-                try:
-                    spec = StageSpec.model_validate(tomllib.loads(spec_file.read_text("utf-8")))
-                except tomllib.TOMLDecodeError as exc:
-                    problems.append(f"{spec_file}: not valid TOML: {exc}")
-                    continue
-                except ValidationError as exc:
-                    problems.extend(
-                        f"{spec_file}: key {'.'.join(map(str, e['loc']))!r}: {e['msg']} ({_fix(e)})"
-                        for e in exc.errors()
-                    )
-                    continue
-                specs[spec.name] = spec
-    for number, entry in enumerate(parsed.stages, 1):
-        if entry.spec is None:
-            continue
-        try:
-            specs[entry.name] = StageSpec.model_validate({"name": entry.name, **entry.spec})
-        except ValidationError as exc:
-            problems.extend(
-                f"{file}: [[stages]] #{number} (name = {entry.name!r}) key "
-                f"'spec.{'.'.join(map(str, e['loc']))}': {e['msg']} ({_fix(e)})"
-                for e in exc.errors()
-            )
-    return specs
-
-
-def _build_stages(
-    file: Path, parsed: PipelineFile, registry: dict[str, StageEntry], problems: list[str], specs: dict[str, StageSpec]
-) -> list[ConfiguredStage]:
-    stages: list[ConfiguredStage] = []
-    seen: set[str] = set()
-    for number, entry in enumerate(_entries(parsed), 1):
-        where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
-        if entry.name in seen:
-            problems.append(f"{where}: stage listed twice; each stage may appear once")
-            continue
-        seen.add(entry.name)
-        found = registry.get(entry.name)
-        if found is None and entry.name in specs:
-            if parsed.judge is None and not entry.judge and not entry.judges:
-                problems.append(
-                    f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table "
-                    "or run with --judge-model"
-                )
-                continue
-            found = StageEntry(
-                name=entry.name, cls=spec_stage(entry.name, specs[entry.name].description), plugin="spec"
-            )
-        if found is None:
-            close = difflib.get_close_matches(entry.name, list(registry), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            problems.append(
-                f"{where}: no such stage; {hint}registered stages: {', '.join(registry)} (see `refine stages`)"
-            )
-            continue
-        options = dict(entry.model_extra or {})
-        try:
-            config = found.cls.Config.model_validate(options)
-        except ValidationError as exc:
-            allowed = ", ".join(found.cls.Config.model_fields) or "none"
-            for e in exc.errors():
-                key = ".".join(str(p) for p in e["loc"])
-                problems.append(f"{where} key {key!r}: {e['msg']} ({_fix(e)}; this stage's own keys: {allowed})")
-            continue
-        spec = specs.get(entry.name)
-        on_fail = entry.on_fail or (spec.on_fail if spec else "discard")
-        max_attempts = entry.max_attempts or (spec.max_attempts if spec else 3)
-        stages.append(
-            ConfiguredStage(
-                name=entry.name,
-                stage=found.cls(config),
-                plugin=found.plugin,
-                on_fail=on_fail,
-                max_attempts=max_attempts,
-                timeout=entry.timeout or found.cls.timeout,
-            )
-        )
-    return stages
-
-
-def _template(
-    file: Path, base: Path, number: int, entry: StageEntryConfig, problems: list[str], specs: dict[str, StageSpec]
-) -> str | None:
-    where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
-    if entry.prompt is not None and entry.prompt_file is not None:
-        problems.append(f"{where}: give prompt or prompt_file, not both")
-        return None
-    text = entry.prompt
-    key = "prompt"
-    if entry.prompt_file is not None:
-        key = "prompt_file"
-        prompt_path = _resolve(base, entry.prompt_file)
-        try:
-            text = prompt_path.read_text("utf-8")
-        except OSError as exc:
-            problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
-            return None
-    if text is None:
-        spec = specs.get(entry.name)
-        return spec.prompt if spec else None
-    try:
-        check_template(text)
-    except ValueError as exc:
-        problems.append(f"{where} key {key!r}: {exc}")
-        return None
-    return text
-
-
-def _stage_judges(
-    file: Path, parsed: PipelineFile, problems: list[str], specs: dict[str, StageSpec]
-) -> dict[str, StageJudge]:
-    """Which stages ask a judge, with which prompt and models."""
-    base = file.parent
-    judged: dict[str, StageJudge] = {}
-    defaults = (
-        parsed.judge.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"})
-        if parsed.judge
-        else {}
-    )
-    for number, entry in enumerate(_entries(parsed), 1):
-        where = f"{file}: [[stages]] #{number} (name = {entry.name!r})"
-        template = _template(file, base, number, entry, problems, specs)
-        if entry.judge is False or template is None:
-            continue
-        tables = (
-            entry.judges
-            if entry.judges is not None
-            else ([entry.judge] if isinstance(entry.judge, dict) else ([{}] if parsed.judge else []))
-        )
-        if not tables:
-            continue
-        settings = []
-        for i, table in enumerate(tables):
-            try:
-                settings.append(ModelSettings.model_validate({**defaults, **table}))
-            except ValidationError as exc:
-                key = "judges" if entry.judges is not None else "judge"
-                for e in exc.errors():
-                    loc = ".".join(str(p) for p in e["loc"])
-                    hint = " (set [judge] model or give model in this table)" if e["type"] == "missing" else ""
-                    problems.append(
-                        f"{where} key '{key}'{f'[{i}]' if entry.judges is not None else ''}.{loc}: {e['msg']}{hint}"
-                    )
-        spec = specs.get(entry.name)
-        judged[entry.name] = StageJudge(
-            stage=entry.name,
-            template=template,
-            allow_newfc=bool(spec and spec.protocol == "judge_newfc"),
-            judges=settings,
-            vote=entry.vote,
-        )
-    return judged
+def config_hash(payload: dict[str, Any]) -> str:
+    """The identity of a configuration: what decides a run's results."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | None = None) -> Pipeline:
     """Read and check a pipeline file; raise ConfigError listing every problem found."""
     path = Path(path)
+    data = _read_toml(path)
+    if judge_model:
+        # --judge-model swaps the model of [judge] for this run, or adds a [judge] with it.
+        table = data.get("judge") if isinstance(data.get("judge"), dict) else {}
+        data = {**data, "judge": {**table, "model": judge_model}}
+    return _Loader(path, data).load(out_dir)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
@@ -327,74 +129,320 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read the pipeline file ({exc})"]) from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    problems: list[str] = []
-    if judge_model:
-        # --judge-model swaps the model of [judge] for this run, or adds a [judge] with it.
-        table = data.get("judge") if isinstance(data.get("judge"), dict) else {}
-        data = {**data, "judge": {**table, "model": judge_model}}
-    try:
-        parsed = PipelineFile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(path, exc, data)) from None
-    base = path.parent
-    parsed.input.path = _resolve(base, parsed.input.path)
+
+
+class _Loader:
+    """One pipeline file checked whole: each part is checked even when another part is wrong."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = path
+        self.base = path.parent
+        self.data = data
+        self.problems: list[str] = []
+        self.parsed: PipelineFile | None = None
+        self.tables: list[tuple[int, StageTable]] = []
+        self.broken: set[str] = set()  # stages whose inline spec is wrong
+
+    def load(self, out_dir: Path | None) -> Pipeline:
+        self.parsed = self._parse_file()
+        self.tables = self._parse_tables()
+        try:
+            registry = stage_registry().copy()
+        except PluginError as exc:
+            raise ConfigError([str(exc)]) from None
+        specs = self._specs()
+        self._register_judge_only(registry, specs)
+        stages = self._stages(registry, specs)
+        if self.problems:
+            raise ConfigError(self.problems)
+        assert self.parsed is not None
+        return self._pipeline(self.parsed, stages, out_dir)
+
+    # --- the file and its tables ---------------------------------------------------------
+
+    def _parse_file(self) -> PipelineFile | None:
+        top = {key: value for key, value in self.data.items() if key != "stages"}
+        try:
+            parsed = PipelineFile.model_validate(top)
+        except ValidationError as exc:
+            self.problems += [f"{self._where(tuple(e['loc']))}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
+            return None
+        parsed.input.path = self.base / parsed.input.path
+        if parsed.input.answers is not None:
+            parsed.input.answers = self.base / parsed.input.answers
+        if not parsed.input.path.is_file():
+            self.problems.append(
+                f"{self.path}: [input] key 'path': file {parsed.input.path} not found "
+                "(relative paths start at the pipeline file's folder)"
+            )
+        return parsed
+
+    def _parse_tables(self) -> list[tuple[int, StageTable]]:
+        raw = self.data.get("stages", [])
+        if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+            self.problems.append(f"{self.path}: 'stages' must be [[stages]] tables, one per stage")
+            return []
+        tables = []
+        for number, table in enumerate(raw, 1):
+            try:
+                tables.append((number, StageTable.model_validate(table)))
+            except ValidationError as exc:
+                where = self._entry(number, table.get("name"))
+                self.problems += [f"{where} key {_key(e)!r}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
+        return tables
+
+    # --- specs and judge-only stages -----------------------------------------------------
+
+    def _specs(self) -> dict[str, StageSpec]:
+        """Stage specs as this pipeline sees them: built-in, overlaid by stage_specs_dir, by inline specs."""
+        specs = builtin_specs()
+        if self.parsed is not None and self.parsed.stage_specs_dir is not None:
+            folder = self.base / self.parsed.stage_specs_dir
+            if folder.is_dir():
+                specs.update(specs_in(folder, self.problems))
+            else:
+                self.problems.append(f"{self.path}: key 'stage_specs_dir': folder {folder} not found")
+        for number, table in self.tables:
+            if table.spec is not None:
+                where = f"{self._entry(number, table.name)} key 'spec'"
+                spec = spec_from({"name": table.name, **table.spec}, where, self.problems)
+                if spec is not None:
+                    specs[table.name] = spec
+                else:
+                    self.broken.add(table.name)
+        return specs
+
+    def _register_judge_only(self, registry: StageRegistry, specs: dict[str, StageSpec]) -> None:
+        """A spec that names no registered stage is a judge-only stage, registered like any other."""
+        for name, spec in specs.items():
+            if registry.get(name) is not None:
+                continue
+            if spec.description is None:
+                self.problems.append(
+                    f"{self.path}: stage spec {name!r} key 'description': Field required (a judge-only stage "
+                    "needs one line saying what it checks)"
+                )
+            registry.register(JudgeOnlyStage.named(name, spec.description or ""), plugin="stage spec")
+
+    # --- the stages ----------------------------------------------------------------------
+
+    def _stages(self, registry: StageRegistry, specs: dict[str, StageSpec]) -> list[PipelineStage]:
+        tables = self.tables or [(n, StageTable(name=name)) for n, name in enumerate(registry.default_pipeline(), 1)]
+        stages: list[PipelineStage] = []
+        seen: set[str] = set()
+        for number, table in tables:
+            where = self._entry(number, table.name)
+            if table.name in seen:
+                self.problems.append(f"{where}: stage listed twice; each stage may appear once")
+                continue
+            seen.add(table.name)
+            stage = self._stage(where, table, registry, specs.get(table.name))
+            if stage is not None:
+                stages.append(stage)
+        self._check_generate_is_used(stages)
+        return stages
+
+    def _stage(
+        self, where: str, table: StageTable, registry: StageRegistry, spec: StageSpec | None
+    ) -> PipelineStage | None:
+        found = registry.get(table.name)
+        if found is None and table.name in self.broken:
+            return None  # its inline spec is wrong, and said so
+        if found is None:
+            close = difflib.get_close_matches(table.name, registry.names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            self.problems.append(
+                f"{where}: no such stage; {hint}registered stages: {', '.join(registry.names())} (see `refine stages`)"
+            )
+            return None
+        cls = found.cls
+        try:
+            config = cls.Config.model_validate(dict(table.model_extra or {}))
+        except ValidationError as exc:
+            allowed = ", ".join(cls.Config.model_fields) or "none"
+            self.problems += [
+                f"{where} key {_key(e)!r}: {e['msg']} ({_fix(e)}; this stage's own keys: {allowed})"
+                for e in exc.errors()
+            ]
+            return None
+        on_fail = table.on_fail or (spec.on_fail if spec and spec.on_fail else cls.on_fail)
+        stage = PipelineStage(
+            stage=cls(config),
+            plugin=found.plugin,
+            on_fail=on_fail,
+            max_attempts=table.max_attempts or (spec.max_attempts if spec and spec.max_attempts else cls.max_attempts),
+            timeout=table.timeout or cls.timeout,
+        )
+        stage.judge = self._panel(where, table, spec)
+        stage.generator = self._generator(where, table, spec, stage)
+        if issubclass(cls, JudgeOnlyStage) and stage.judge is None:
+            self.problems.append(
+                f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table or run with "
+                "--judge-model"
+            )
+        return stage
+
+    def _panel(self, where: str, table: StageTable, spec: StageSpec | None) -> JudgePanel | None:
+        """How the stage asks its judges, or None when it asks none."""
+        template = self._template(where, table, spec)
+        default = self.parsed.judge if self.parsed is not None else None
+        if table.judge is False or template is None:
+            return None
+        if table.judges is not None:
+            tables, key = table.judges, "judges"
+        elif isinstance(table.judge, dict):
+            tables, key = [table.judge], "judge"
+        else:
+            tables, key = ([{}] if default is not None else []), "judge"
+        if not tables:
+            return None
+        base = (
+            default.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) if default else {}
+        )
+        judges = [
+            self._model(ModelSettings, where, base, t, key, i if table.judges else None) for i, t in enumerate(tables)
+        ]
+        chosen = [j for j in judges if j is not None]
+        allow_newfc = bool(spec and spec.protocol == "judge_newfc")
+        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote)
+
+    def _generator(
+        self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage
+    ) -> GenerateSettings | None:
+        """The model that rewrites the field the stage names, when its records fail and on_fail is regenerate."""
+        field = stage.stage.regenerates
+        if isinstance(table.generate, dict) and field is None:
+            self.problems.append(f"{where} key 'generate': stage {table.name} names no field a generator could write")
+            return None
+        default = self.parsed.generate if self.parsed is not None else None
+        if field is None or stage.on_fail != "regenerate" or table.generate is False:
+            return None
+        if not isinstance(table.generate, dict) and default is None:
+            return None
+        base = default.model_dump(exclude_unset=True) if default else {}
+        override = table.generate if isinstance(table.generate, dict) else {}
+        settings = self._model(GenerateSettings, where, base, override, "generate", None)
+        if settings is None:
+            return None
+        prompt = settings.prompt or (spec.rewrite_prompt if spec else None)
+        if prompt is None:
+            self.problems.append(
+                f"{where}: stage {table.name} has no prompt to rewrite its {field} with: set prompt in [generate] "
+                "or rewrite_prompt in its stage spec"
+            )
+            return None
+        return settings.model_copy(update={"prompt": prompt})
+
+    def _model(
+        self, model: type[ModelSettings], where: str, base: dict[str, Any], table: Any, key: str, i: int | None
+    ) -> Any:
+        try:
+            return model.model_validate({**base, **table})
+        except ValidationError as exc:
+            label = f"{key}[{i}]" if i is not None else key
+            for e in exc.errors():
+                hint = f" (set [{key}] model or give model in this table)" if e["type"] == "missing" else ""
+                self.problems.append(f"{where} key '{label}.{_key(e)}': {e['msg']}{hint}")
+            return None
+
+    def _template(self, where: str, table: StageTable, spec: StageSpec | None) -> str | None:
+        if table.prompt is not None and table.prompt_file is not None:
+            self.problems.append(f"{where}: give prompt or prompt_file, not both")
+            return None
+        text, key = table.prompt, "prompt"
+        if table.prompt_file is not None:
+            key = "prompt_file"
+            prompt_path = self.base / table.prompt_file
+            try:
+                text = prompt_path.read_text("utf-8")
+            except OSError as exc:
+                self.problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
+                return None
+        if text is None:
+            return spec.prompt if spec else None
+        try:
+            check_template(text)
+        except ValueError as exc:
+            self.problems.append(f"{where} key {key!r}: {exc}")
+            return None
+        return text
+
+    def _check_generate_is_used(self, stages: list[PipelineStage]) -> None:
+        if self.parsed is None or self.parsed.generate is None or any(s.generator for s in stages):
+            return
+        self.problems.append(
+            f"{self.path}: [generate]: no stage writes with it. To write CoTs for records without one and rewrite "
+            'failing ones, set on_fail = "regenerate" and required = true in the [[stages]] table of cot'
+        )
+
+    # --- the result ----------------------------------------------------------------------
+
+    def _pipeline(self, parsed: PipelineFile, stages: list[PipelineStage], out_dir: Path | None) -> Pipeline:
+        output = parsed.output.dir if parsed.output.dir is not None else Path("runs") / self.path.stem
+        judged = any(s.judge is not None or s.generator is not None for s in stages)
+        payload = _payload(parsed, stages)
+        return Pipeline(
+            path=self.path,
+            input=parsed.input,
+            output_dir=out_dir if out_dir is not None else self.base / output,
+            stages=stages,
+            config_hash=config_hash(payload),
+            judging=Judging(defaults=parsed.judge, max_cost=parsed.max_cost) if judged else None,
+            config=payload,
+            source=parsed.source,
+        )
+
+    def _entry(self, number: int, name: Any) -> str:
+        return f"{self.path}: [[stages]] #{number}" + (f" (name = {name!r})" if name else "")
+
+    def _where(self, loc: tuple[Any, ...]) -> str:
+        section = f"[{loc[0]}]" if loc else ""
+        rest = ".".join(str(p) for p in loc[1:])
+        return f"{self.path}: {section}" + (f" key {rest!r}" if rest else "")
+
+
+def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any]:
+    """What decides the results: the input file, the stages, their policies, configs, judges and prompts.
+
+    Not the output folder, and not where a model is served (its endpoints): moving a judge to
+    another server is not a new pipeline. Paths are compared as the files they resolve to.
+    """
+    data = parsed.input.model_dump(mode="json")
+    data["path"] = str(parsed.input.path.resolve())
     if parsed.input.answers is not None:
-        parsed.input.answers = _resolve(base, parsed.input.answers)
-    if not parsed.input.path.is_file():
-        problems.append(
-            f"{path}: [input] key 'path': file {parsed.input.path} not found "
-            "(relative paths start at the pipeline file's folder)"
-        )
-    try:
-        registry = stage_registry()
-    except PluginError as exc:
-        raise ConfigError([str(exc)]) from None
-    specs = _pipeline_specs(path, parsed, problems)
-    stages = _build_stages(path, parsed, registry, problems, specs)
-    stage_judges = _stage_judges(path, parsed, problems, specs)
-    if problems:
-        raise ConfigError(problems)
-    output_dir = out_dir if out_dir is not None else _resolve(base, parsed.output.dir)
-    judging = None
-    if stage_judges or parsed.generate is not None:
-        judging = Judging(
-            defaults=parsed.judge, stages=stage_judges, generator=parsed.generate, max_cost=parsed.max_cost
-        )
-    config = _config(parsed, stages, judging)
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    return Pipeline(
-        path=path,
-        input=parsed.input,
-        output_dir=output_dir,
-        stages=stages,
-        config_hash=config_hash,
-        judging=judging,
-        config=config,
-        source=parsed.source,
-    )
+        data["answers"] = str(parsed.input.answers.resolve())
+    return json.loads(json.dumps({"input": data, "stages": [_stage_payload(s) for s in stages]}, default=str))
 
 
-def _config(parsed: PipelineFile, stages: list[ConfiguredStage], judging: Judging | None) -> dict[str, Any]:
-    """What decides the results: input, stages, policies, configs, judges and prompts (not the output dir)."""
+def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "input": parsed.input.model_dump(mode="json"),
-        "stages": [
-            {
-                "name": s.name,
-                "on_fail": s.on_fail,
-                "max_attempts": s.max_attempts,
-                "config": s.stage.config.model_dump(mode="json"),
-            }
-            for s in stages
-        ],
+        "name": stage.name,
+        "on_fail": stage.on_fail,
+        "max_attempts": stage.max_attempts,
+        "config": stage.stage.config.model_dump(mode="json"),
     }
-    if judging is not None:
-        payload["judges"] = {
-            name: {"template": sj.template, "vote": sj.vote, "judges": [j.sampling() for j in sj.judges]}
-            for name, sj in judging.stages.items()
+    if stage.judge is not None:
+        payload["judge"] = {
+            "template": stage.judge.template,
+            "vote": stage.judge.vote,
+            "judges": [j.sampling() for j in stage.judge.judges],
         }
-        payload["generate"] = judging.generator.model_dump(mode="json") if judging.generator else None
-    return json.loads(json.dumps(payload, default=str))
+    if stage.generator is not None:
+        payload["generator"] = {**stage.generator.sampling(), "prompt": stage.generator.prompt}
+    return payload
+
+
+def _key(err: Any) -> str:
+    return ".".join(str(p) for p in err["loc"])
+
+
+def _fix(err: Any) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "add this key"
+    if kind == "extra_forbidden":
+        return "remove it or check its spelling"
+    return f"got {err.get('input')!r}"

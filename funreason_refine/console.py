@@ -14,13 +14,10 @@ from funreason_refine.engine import Progress as EngineProgress
 
 
 class RunDisplay:
-    """A progress bar over the input bytes, with live outcome counts and records/s."""
+    """A progress bar over the input bytes, with live outcome counts, records/s and judge usage."""
 
-    def __init__(self, console: Console, total_bytes: int, label: str, refresh_thread: bool = True):
-        """``refresh_thread=False`` redraws only from the engine's callbacks: no thread, so the engine
-        may fork its worker processes (rules-only runs report outcomes many times a second)."""
+    def __init__(self, console: Console, total_bytes: int, label: str):
         self.counts: Counter[str] = Counter()
-        self._refresh_thread = refresh_thread
         self._judge = ""
         self._bytes = 0
         self._last = 0.0
@@ -34,7 +31,6 @@ class RunDisplay:
             console=console,
             transient=False,
             disable=not console.is_terminal,
-            auto_refresh=refresh_thread,
         )
         self._task = self._progress.add_task(label, total=total_bytes, counts="")
 
@@ -42,27 +38,27 @@ class RunDisplay:
         self._progress.start()
         return EngineProgress(on_bytes=self._on_bytes, on_outcome=self._on_outcome, on_judge=self._on_judge)
 
-    def _on_judge(self, stats: dict) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self._update()
+        self._progress.stop()
+
+    def _on_judge(self, stats: dict[str, Any]) -> None:
         self._judge = (
             f" | judge {stats['calls']} calls ({stats['in_flight']} in flight, {stats['cached']} cached), "
             f"{stats['tokens']:,} tokens, ${stats['cost_usd']:.4f}"
         )
 
-    def __exit__(self, *exc: object) -> None:
-        self._refresh()
-        self._progress.stop()
-
     def _on_bytes(self, n: int) -> None:
         self._bytes += n
 
-    def _on_outcome(self, kind: str) -> None:
-        self.counts[kind] += 1
+    def _on_outcome(self, outcome: str) -> None:
+        self.counts[outcome] += 1
         now = time.perf_counter()
-        if now - self._last > 0.1:  # rich redraws ten times a second; updating more often is waste
+        if now - self._last > 0.1:  # the display redraws ten times a second; updating more often is waste
             self._last = now
-            self._refresh()
+            self._update()
 
-    def _refresh(self) -> None:
+    def _update(self) -> None:
         done = sum(self.counts.values())
         rate = done / max(time.perf_counter() - self._start, 1e-9)
         text = (
@@ -71,7 +67,7 @@ class RunDisplay:
             + (f"[blue]{self.counts['hard']} hard[/] " if self.counts["hard"] else "")
             + f"{rate:,.0f} rec/s{self._judge}"
         )
-        self._progress.update(self._task, completed=self._bytes, counts=text, refresh=not self._refresh_thread)
+        self._progress.update(self._task, completed=self._bytes, counts=text)
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:

@@ -9,8 +9,9 @@ from typing import Any
 
 from funreason_refine.calls import render_calls
 from funreason_refine.errors import RefineError
+from funreason_refine.jsonl import read_jsonl, write_jsonl
 from funreason_refine.record import FunctionCall
-from funreason_refine.targets import FUNREASON_SYSTEM, hermes_calls
+from funreason_refine.targets import funreason_messages, hermes_calls
 
 FORMATS = ("funreason", "hermes", "sharegpt", "openai")
 HERMES_SYSTEM = (
@@ -43,14 +44,7 @@ def to_row(record: dict[str, Any], fmt: str) -> dict[str, Any]:
         target = record.get("target") or _think(record) + (
             render_calls(calls) if calls is not None else record["answer"]
         )
-        return {
-            **base,
-            "messages": [
-                {"role": "system", "content": FUNREASON_SYSTEM + tools_json},
-                {"role": "user", "content": query},
-                {"role": "assistant", "content": target},
-            ],
-        }
+        return {**base, "messages": funreason_messages(tools, query, target)}
     if fmt == "hermes":
         body = hermes_calls(calls) if calls is not None else record["answer"]
         return {
@@ -102,10 +96,7 @@ def _kept(run_dir: Path) -> Iterator[dict[str, Any]]:
     file = run_dir / "kept.jsonl"
     if not file.exists():
         raise RefineError(f"{run_dir} has no kept.jsonl: give a run folder of `refine run`")
-    with file.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+    yield from read_jsonl(file)
 
 
 def export_run(run_dir: Path, fmt: str, out: Path) -> int:
@@ -130,11 +121,7 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> int:
         pl.DataFrame(collected).write_parquet(out)
         count = len(collected)
     else:
-        count = 0
-        with out.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
+        count = write_jsonl(out, rows)
     if fmt == "sharegpt":
         info = {
             out.stem: {

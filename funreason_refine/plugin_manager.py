@@ -7,10 +7,13 @@ are never loaded under the project's own tests (``sys._called_from_test``, set b
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -22,6 +25,7 @@ ENTRY_POINT_GROUP = "funreason_refine"
 DEFAULT_PLUGINS = ("funreason_refine.stages.builtin",)
 
 _pm: pluggy.PluginManager | None = None
+_at_start: set[str] = set()  # the plugins loaded when the manager was made
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -44,6 +48,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"a plugin implements a hook that does not exist: {exc}") from None
+        _at_start.update(name for name, _ in pm.list_name_plugin())
         if os.environ.get("FUNREASON_REFINE_TRACE"):
             pm.trace.root.setwriter(sys.stderr.write)
             pm.enable_tracing()
@@ -52,54 +57,123 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 @dataclass(frozen=True)
-class StageEntry:
-    name: str
+class RegisteredStage:
+    """A stage class and the plugin that registered it."""
+
     cls: type[Stage]
     plugin: str
     replaced: str | None = None  # the plugin whose stage of the same name this one replaced
 
+    @property
+    def name(self) -> str:
+        return self.cls.name
 
-def stage_registry(pm: pluggy.PluginManager | None = None) -> dict[str, StageEntry]:
+
+class StageRegistry:
+    """Every registered stage by name. ``register`` is what the ``register_stages`` hook hands plugins,
+    and what a pipeline's judge-only stages (stage specs) are registered with."""
+
+    def __init__(self) -> None:
+        self._stages: dict[str, RegisteredStage] = {}
+
+    def register(self, cls: type[Stage], replace: bool = False, *, plugin: str) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Stage)):
+            raise PluginError(f"plugin {plugin} registered {cls!r}, which is not a Stage subclass")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PluginError(f"plugin {plugin}: stage class {cls.__name__} needs a `name` that is an identifier")
+        previous = self._stages.get(name)
+        if previous is not None and not replace:
+            raise PluginError(
+                f"stage {name!r} is registered twice: by {previous.plugin} and by {plugin}; "
+                "rename one, or register(..., replace=True) to replace it on purpose"
+            )
+        if previous is not None and previous.replaced is not None:
+            raise PluginError(f"stage {name!r} is replaced twice: by {previous.plugin} and by {plugin}")
+        self._stages[name] = RegisteredStage(cls, plugin, previous.plugin if previous is not None else None)
+
+    def get(self, name: str) -> RegisteredStage | None:
+        return self._stages.get(name)
+
+    def __getitem__(self, name: str) -> RegisteredStage:
+        return self._stages[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stages
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stages)
+
+    def names(self) -> list[str]:
+        return list(self._stages)
+
+    def stages(self) -> list[RegisteredStage]:
+        return list(self._stages.values())
+
+    def default_pipeline(self) -> list[str]:
+        """The stages a pipeline without ``[[stages]]`` runs: those with an ``order``, in that order."""
+        ordered = [s for s in self._stages.values() if s.cls.order is not None]
+        return [s.name for s in sorted(ordered, key=lambda s: (s.cls.order, s.name))]
+
+    def copy(self) -> StageRegistry:
+        other = StageRegistry()
+        other._stages = dict(self._stages)
+        return other
+
+
+def stage_registry(pm: pluggy.PluginManager | None = None) -> StageRegistry:
     """Every registered stage by name, with the plugin that registered it."""
     pm = pm or get_plugin_manager()
-    registry: dict[str, StageEntry] = {}
+    registry = StageRegistry()
     # Each plugin is called on its own (through pluggy, so tracing sees it) to attribute its stages.
     for impl in pm.hook.register_stages.get_hookimpls():  # registration order: built-ins first
         others = [p for p in pm.get_plugins() if p is not impl.plugin]
-
-        def register(cls: type[Stage], replace: bool = False, _plugin: str = impl.plugin_name) -> None:
-            if not (isinstance(cls, type) and issubclass(cls, Stage)):
-                raise PluginError(f"plugin {_plugin} registered {cls!r}, which is not a Stage subclass")
-            name = getattr(cls, "name", None)
-            if not isinstance(name, str) or not name.isidentifier():
-                raise PluginError(f"plugin {_plugin}: stage class {cls.__name__} needs a `name` that is an identifier")
-            previous = registry.get(name)
-            if previous is not None and not replace:
-                raise PluginError(
-                    f"stage {name!r} is registered twice: by {previous.plugin} and by {_plugin}; "
-                    f"rename one, or register(..., replace=True) to replace it on purpose"
-                )
-            if previous is not None and previous.replaced is not None:
-                raise PluginError(f"stage {name!r} is replaced twice: by {previous.plugin} and by {_plugin}")
-            registry[name] = StageEntry(
-                name=name, cls=cls, plugin=_plugin, replaced=previous.plugin if previous is not None else None
-            )
-
+        register = functools.partial(registry.register, plugin=impl.plugin_name)
         pm.subset_hook_caller("register_stages", remove_plugins=others)(register=register)
     return registry
 
 
-def plugin_rows(pm: pluggy.PluginManager | None = None) -> list[dict[str, str]]:
-    """name, version and hooks of every loaded plugin, for ``refine plugins``."""
+def loaded_at_start(plugin: str) -> bool:
+    """Whether a new process loads ``plugin`` by itself (built in, or installed through an entry
+    point), as worker processes do; a plugin registered in code at run time is not."""
+    get_plugin_manager()
+    return plugin in _at_start
+
+
+def stage_rows(registry: StageRegistry | None = None) -> list[dict[str, Any]]:
+    """Every registered stage with its plugin, defaults and own keys, for ``refine stages``."""
+    rows = []
+    for registered in (registry or stage_registry()).stages():
+        cls = registered.cls
+        keys = {
+            name: {"default": field.get_default(call_default_factory=True), "description": field.description or ""}
+            for name, field in cls.Config.model_fields.items()
+        }
+        rows.append(
+            {
+                "name": cls.name,
+                "plugin": registered.plugin,
+                "description": cls.summary(),
+                "order": cls.order,
+                "on_fail": cls.on_fail,
+                "max_attempts": cls.max_attempts,
+                "keys": keys,
+            }
+        )
+    return rows
+
+
+def plugin_rows(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
+    """name, package, version and hooks of every loaded plugin, for ``refine plugins``."""
     pm = pm or get_plugin_manager()
     dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, plugin in pm.list_name_plugin():
         dist = dists.get(id(plugin))
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         version = dist.version if dist is not None else _own_version()
         package = dist.project_name if dist is not None else "funreason-refine (built-in)"
-        rows.append({"name": name, "package": package, "version": version, "hooks": ", ".join(hooks)})
+        rows.append({"name": name, "package": package, "version": version, "hooks": hooks})
     return rows
 
 

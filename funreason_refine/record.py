@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class Action(StrEnum):
+    """What a stage decided about a record (a Verdict's action, a Step's verdict)."""
+
+    PASS = "pass"
+    REGENERATE = "regenerate"
+    DISCARD = "discard"
+
+
+class Outcome(StrEnum):
+    """Where a record ends: the outcome file its line goes to."""
+
+    KEPT = "kept"
+    DISCARDED = "discarded"
+    QUARANTINED = "quarantined"
+    ERRORS = "errors"
+    HARD = "hard"  # failed a stage whose on_fail is "hard_pool": sampled again by self-refinement
 
 
 class FunctionCall(BaseModel):
@@ -45,7 +64,7 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stage: str
-    verdict: Literal["pass", "regenerate", "discard"]
+    verdict: Action
     reason: str | None = None
     message: str = ""
     attempt: int = 1
@@ -144,9 +163,6 @@ class ErroredRecord(Record):
     error: str
 
 
-VERDICT_ACTIONS = ("pass", "regenerate", "discard")
-
-
 @dataclass(slots=True)
 class Verdict:
     """What a stage decided about a record.
@@ -156,30 +172,34 @@ class Verdict:
     - ``regenerate``: ``record`` is the corrected record; the engine re-checks it.
     - ``discard``: the record leaves with ``reason`` (a short snake_case code) and ``message``.
 
-    A plain dataclass, not a pydantic model: stages build several per record.
+    ``action`` is an :class:`Action` (its plain string, "pass", is accepted too). A plain
+    dataclass, not a pydantic model: stages build several per record.
     """
 
-    action: Literal["pass", "regenerate", "discard"]
+    action: Action
     reason: str | None = None
     message: str = ""
     record: Record | None = None
     final: bool = False
 
     def __post_init__(self) -> None:
-        if self.action not in VERDICT_ACTIONS:
-            raise ValueError(f"verdict action must be one of {VERDICT_ACTIONS}, got {self.action!r}")
+        if type(self.action) is not Action:
+            try:
+                self.action = Action(self.action)
+            except ValueError:
+                raise ValueError(f"verdict action must be one of {', '.join(Action)}, got {self.action!r}") from None
 
     @classmethod
     def passed(cls, reason: str | None = None, message: str = "", final: bool = False) -> Verdict:
-        return cls("pass", reason, message, None, final)
+        return cls(Action.PASS, reason, message, None, final)
 
     @classmethod
     def discard(cls, reason: str, message: str) -> Verdict:
-        return cls("discard", reason, message)
+        return cls(Action.DISCARD, reason, message)
 
     @classmethod
     def regenerate(cls, record: Record, reason: str, message: str) -> Verdict:
-        return cls("regenerate", reason, message, record)
+        return cls(Action.REGENERATE, reason, message, record)
 
 
 class Quarantined(BaseModel):

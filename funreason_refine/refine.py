@@ -1,309 +1,228 @@
-"""One record through the stages: rule checks, judges, regenerations, the verdict trail.
+"""One record through the stages: the policy that turns verdicts into its way and its end.
 
-``refine_record`` is a coroutine so that judges can be awaited; without a judge it never waits,
-and ``run_sync`` drives it with no event loop. The engine's rules-only runs use ``refine_batch``:
-many records, stage by stage, each with the outcome ``refine_record`` gives it.
+``Refinement`` holds the whole policy; ``refine_record`` runs it on rules alone,
+``refine_judged`` is the same loop with the stages' judges and generators asked between.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections import deque
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from typing import NamedTuple
+
+from pydantic import BaseModel
 
 from funreason_refine.calls import same_calls
-from funreason_refine.config import ConfiguredStage
 from funreason_refine.judge.client import JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
-from funreason_refine.record import DiscardedRecord, ErroredRecord, Record, Step, Verdict
+from funreason_refine.memo import Memo
+from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict
+from funreason_refine.stages.base import PipelineStage
+from funreason_refine.stages.timeout import StageFailed
 from funreason_refine.targets import answer_text
 
 
 @dataclass
-class Outcome:
-    kind: str  # kept, discarded or errors
+class Finished:
+    """Where a record ends (an outcome file), as it is then, and why it left early."""
+
+    outcome: Outcome
     record: Record
     stage: str | None = None
     reason: str | None = None
     message: str = ""
 
-    def line(self) -> Record:
+    def line(self) -> BaseModel:
         """The model written to the outcome file."""
-        if self.kind in ("discarded", "hard"):
+        if self.outcome in (Outcome.DISCARDED, Outcome.HARD):
             return DiscardedRecord.model_construct(
                 **dict(self.record), stage=self.stage, reason=self.reason, message=self.message
             )
-        if self.kind == "errors":
+        if self.outcome is Outcome.ERRORS:
             return ErroredRecord.model_construct(**dict(self.record), stage=self.stage, error=self.message)
         return self.record
+
+
+def _new_step(fields: tuple[str, Action, str | None, str, int, str], before: str | None = None) -> Step:
+    stage, verdict, reason, message, attempt, by = fields
+    return Step.model_construct(
+        stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt, judge=by, before=before
+    )
+
+
+# Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record.
+_shared_steps = Memo(_new_step, max_size=4096)
+
+
+class Rewrite(NamedTuple):
+    """A field the stage's generator must write anew before the stage checks the record again."""
+
+    stage: PipelineStage
+    attempt: int
+
+
+class Refinement:
+    """One record's way through the stages: which stage checks it next, and what a verdict leads to.
+
+    - pass: on to the next stage (``final``: no more stages); a pass may bring derived fields;
+    - discard: the record leaves (to the hard pool when the stage's on_fail is "hard_pool"),
+      unless the stage has a generator (on_fail "regenerate"): then the field the stage names is
+      rewritten (``rewrite`` says so) and the stage checks the record again;
+    - regenerate: the corrected record is checked again from the same stage (on_fail "discard"
+      or "hard_pool" makes it a discard), and when its answer changed, first by the earlier
+      stages that re-check a changed answer (the CoT stage);
+    - a stage regenerates a record at most ``max_attempts`` times, then the record is discarded.
+
+    Every verdict goes into the record's trail as it comes, so a stage sees those before its own.
+    """
+
+    def __init__(self, record: Record, stages: list[PipelineStage]):
+        self.trail: list[Step] = []
+        self.record = record.model_copy(update={"trail": self.trail})
+        self.stages = stages
+        self.finished: Finished | None = None
+        self.rewrite: Rewrite | None = None  # set when the current stage's generator must rewrite a field
+        self._todo = deque(range(len(stages)))
+        self._attempts = [0] * len(stages)
+        self._at = 0
+
+    def next_stage(self) -> PipelineStage | None:
+        """The stage to check the record next; None once the record is finished (kept, if nothing else)."""
+        if self.finished is None and not self._todo:
+            self._finish(Outcome.KEPT)
+        if self.finished is not None:
+            return None
+        self._at = self._todo.popleft()
+        return self.stages[self._at]
+
+    def settle(self, verdict: Verdict, by: str = "rules") -> None:
+        """Apply the current stage's verdict, decided by ``by`` (rules, or the judges' label)."""
+        stage = self.stages[self._at]
+        action = verdict.action
+        if action is Action.DISCARD and stage.generator is not None:
+            self._ask_rewrite(stage, verdict, by)
+            return
+        if action is Action.REGENERATE and stage.on_fail != "regenerate":
+            action = Action.DISCARD
+        if action is Action.PASS:
+            self.note(verdict, by)
+            if verdict.final:
+                self._todo.clear()
+        elif action is Action.DISCARD:
+            self._add(stage, Action.DISCARD, verdict, by)
+            outcome = Outcome.HARD if stage.on_fail == "hard_pool" else Outcome.DISCARDED
+            self._finish(outcome, stage.name, verdict.reason or "unspecified", verdict.message)
+        else:
+            self._regenerate(stage, verdict, by)
+
+    def note(self, verdict: Verdict, by: str = "rules") -> None:
+        """A pass of the current stage into the trail, its derived fields taken; the stage stays current
+        (a judge may still decide on it)."""
+        self._add(self.stages[self._at], Action.PASS, verdict, by)
+        if verdict.record is not None:
+            self.record = _same_identity(verdict.record, self.record)
+
+    def rewritten(self, record: Record) -> None:
+        """The record as the generator rewrote it; its stage checks it again."""
+        self.record = _same_identity(record, self.record)
+        self.rewrite = None
+
+    def fail(self, message: str) -> None:
+        """An infrastructure failure (a broken check, a judge that cannot be reached): to errors.jsonl."""
+        self._finish(Outcome.ERRORS, self.stages[self._at].name, None, message)
+
+    def _regenerate(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
+        self._add(stage, Action.REGENERATE, verdict, by, before=answer_text(self.record))
+        if verdict.record is None:
+            self.fail(f"stage {stage.name} (plugin {stage.plugin}) asked to regenerate without a corrected record")
+        elif self._attempts[self._at] >= stage.max_attempts:
+            self._give_up(stage, verdict, "regeneration(s)")
+        else:
+            new = _same_identity(verdict.record, self.record)
+            self._again(recheck=not _same_answer(new, self.record))
+            self.record = new
+
+    def _ask_rewrite(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
+        field = stage.stage.regenerates
+        if self._attempts[self._at] >= stage.max_attempts:
+            self._add(stage, Action.DISCARD, verdict, by)
+            self._give_up(stage, verdict, f"rewritten {field}(s)")
+            return
+        model = stage.generator.model if stage.generator is not None else ""
+        before = getattr(self.record, field or "", None)
+        self._add(stage, Action.REGENERATE, verdict, by, before=before, note=f" ({field} rewritten by {model})")
+        self._again(recheck=False)
+        self.rewrite = Rewrite(stage, self._attempts[self._at])
+
+    def _again(self, recheck: bool) -> None:
+        """Check the record again at the current stage; first at the earlier stages that re-check a
+        changed answer, when ``recheck``."""
+        self._attempts[self._at] += 1
+        self._todo.appendleft(self._at)
+        if recheck:
+            earlier = [j for j in range(self._at) if self.stages[j].stage.recheck_on_answer_change]
+            self._todo.extendleft(reversed(earlier))
+
+    def _give_up(self, stage: PipelineStage, verdict: Verdict, what: str) -> None:
+        message = f"still failing after {stage.max_attempts} {what}: {verdict.message}"
+        self._finish(Outcome.DISCARDED, stage.name, verdict.reason or "unspecified", message)
+
+    def _add(
+        self, stage: PipelineStage, action: Action, verdict: Verdict, by: str, before: str | None = None, note: str = ""
+    ) -> None:
+        attempt = self._attempts[self._at] + 1
+        fields = (stage.name, action, verdict.reason, verdict.message + note, attempt, by)
+        self.trail.append(_shared_steps(fields) if before is None else _new_step(fields, before))
+
+    def _finish(self, outcome: Outcome, stage: str | None = None, reason: str | None = None, message: str = "") -> None:
+        record = self.record
+        if record.trail is not self.trail:  # a stage built a record of its own instead of a copy
+            record = record.model_copy(update={"trail": self.trail})
+        self.finished = Finished(outcome, record, stage, reason, message)
+
+
+def refine_record(record: Record, stages: list[PipelineStage]) -> Finished:
+    """Run one record through the stages' rules; where it ends."""
+    way = Refinement(record, stages)
+    while (stage := way.next_stage()) is not None:
+        try:
+            way.settle(stage.check(way.record))
+        except StageFailed as exc:
+            way.fail(str(exc))
+    assert way.finished is not None
+    return way.finished
+
+
+async def refine_judged(record: Record, stages: list[PipelineStage], judges: JudgeRunner) -> Finished:
+    """``refine_record`` with the stages' judges asked after their rules pass, and their generators
+    asked to rewrite a failing field. A judge that cannot answer sends the record to errors.jsonl."""
+    way = Refinement(record, stages)
+    while (stage := way.next_stage()) is not None:
+        try:
+            await _judged_step(way, stage, judges)
+        except (StageFailed, JudgeCallError) as exc:
+            way.fail(str(exc))
+    assert way.finished is not None
+    return way.finished
+
+
+async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunner) -> None:
+    verdict, by = stage.check(way.record), "rules"
+    if stage.judge is not None and verdict.action is Action.PASS and not verdict.final:
+        way.note(verdict)  # the rules passed; the judge decides what rules cannot
+        judged = await judges.ask(stage, way.record)
+        if judged is None:  # the stage's prompt does not apply to this record
+            return
+        verdict, by = judged, stage.judge.label
+    way.settle(verdict, by)
+    if way.rewrite is not None:
+        way.rewritten(await judges.rewrite(way.rewrite.stage, way.record, way.rewrite.attempt))
 
 
 def _same_answer(a: Record, b: Record) -> bool:
     if isinstance(a.answer, list) and isinstance(b.answer, list):
         return same_calls(a.answer, b.answer)
     return type(a.answer) is type(b.answer) and a.answer == b.answer
-
-
-def _step(
-    stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str, before: str | None = None
-) -> Step:
-    if before is None:
-        return _shared_step(stage, verdict, reason, message, attempt, judge)
-    return Step.model_construct(
-        stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt, judge=judge, before=before
-    )
-
-
-@lru_cache(maxsize=4096)
-def _shared_step(stage: str, verdict: str, reason: str | None, message: str, attempt: int, judge: str) -> Step:
-    """Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record."""
-    return Step.model_construct(
-        stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt, judge=judge, before=None
-    )
-
-
-async def refine_record(
-    record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None = None, owned: bool = False
-) -> Outcome:
-    """Run one record through the stages, asking judges where configured; return where it ends.
-
-    Without a judge this coroutine never waits (``run_sync`` drives it).
-    The trail is filled as the stages give verdicts (a stage sees the verdicts before its own).
-    ``owned=True`` hands the record over (the engine's reader just built it): its own empty trail
-    list is filled, instead of a copy's.
-    """
-    return await _refine(record, stages, judge, owned, turns=False)
-
-
-class _StageTurn:
-    """What a record refined by refine_batch awaits before each check: the stage it is ready for."""
-
-    __slots__ = ("stage",)
-
-    def __init__(self, stage: int):
-        self.stage = stage
-
-    def __await__(self) -> Any:
-        yield self
-
-
-def refine_batch(records: list[Record], stages: list[ConfiguredStage]) -> list[Outcome]:
-    """Refine records rules-only (handed over, as ``owned``), stage by stage; their outcomes in order.
-
-    Each record gets exactly the checks, verdicts and trail that ``refine_record`` gives it
-    alone; only the order across records changes: every record ready for the first stage is
-    checked, then every record ready for the next, and so on (a regenerated record goes back to
-    its stage, and to earlier ones when they re-check a changed answer). One stage's code and
-    data then stay in the CPU caches through the batch: a tenth less CPU per record in a whole
-    run, with a few dozen records at a time (docs/benchmarks.md). Stages are deterministic and judge each record
-    alone (the Stage contract), so the outcomes are the same.
-    """
-    outcomes: list[Any] = [None] * len(records)
-    ready: dict[int, list[tuple[int, Coroutine[Any, Any, Outcome]]]] = {}
-
-    def advance(position: int, refinement: Coroutine[Any, Any, Outcome]) -> None:
-        """Run one record to its next check (done and waiting for its stage's turn), or to its end."""
-        try:
-            turn = refinement.send(None)
-        except StopIteration as stop:
-            outcomes[position] = stop.value
-            return
-        ready.setdefault(turn.stage, []).append((position, refinement))
-
-    for position, record in enumerate(records):
-        advance(position, _refine(record, stages, None, True, turns=True))
-    while ready:
-        for position, refinement in ready.pop(min(ready)):
-            advance(position, refinement)
-    return outcomes
-
-
-async def _refine(
-    record: Record, stages: list[ConfiguredStage], judge: JudgeRunner | None, owned: bool, turns: bool
-) -> Outcome:
-    """refine_record; with ``turns``, wait for each stage's turn (refine_batch; rules only)."""
-    if owned and not record.trail:
-        trail = record.trail
-    else:
-        trail = []
-        record = record.model_copy(update={"trail": trail})
-    regenerations = [0] * len(stages)
-    todo = deque(range(len(stages)))
-
-    def leave(kind: str, stage: str | None = None, reason: str | None = None, message: str = "") -> Outcome:
-        # Stages return copies (model_copy), which share the trail list; one that built its own
-        # record gets the trail put back.
-        final = record if record.trail is trail else record.model_copy(update={"trail": trail})
-        return Outcome(kind, final, stage, reason, message)
-
-    generator = judge.generator if judge is not None else None
-    if generator is not None and record.is_call_answer and not (record.cot or "").strip():
-        try:
-            record = await judge.generate_cot(record)  # type: ignore[union-attr]
-        except JudgeCallError as exc:
-            return leave("errors", "generate", None, str(exc))
-        trail.append(
-            _step("generate", "regenerate", "generated_cot", "CoT written for a record without one", 1, generator.model)
-        )
-
-    while todo:
-        i = todo.popleft()
-        st = stages[i]
-        attempt = regenerations[i] + 1
-        if turns:
-            await _StageTurn(i)
-        try:
-            verdict = _check(st, record)
-        except StageTimeout:
-            return leave(
-                "errors",
-                st.name,
-                None,
-                f"stage {st.name} (plugin {st.plugin}) did not answer within {st.timeout:g} s ([[stages]] timeout)",
-            )
-        except Exception as exc:  # a plugin bug must not take the run down: the record goes to errors
-            return leave(
-                "errors", st.name, None, f"stage {st.name} (plugin {st.plugin}) raised {type(exc).__name__}: {exc}"
-            )
-        if not isinstance(verdict, Verdict) or (verdict.record is not None and not isinstance(verdict.record, Record)):
-            return leave(
-                "errors",
-                st.name,
-                None,
-                f"stage {st.name} (plugin {st.plugin}) returned {type(verdict).__name__}, not a Verdict",
-            )
-        label = "rules"
-        stage_judge = judge.for_stage(st.name) if judge is not None else None
-        if stage_judge is not None and verdict.action == "pass" and not verdict.final:
-            # The rules passed; the judge decides what rules cannot.
-            if verdict.record is not None:
-                record = _same_identity(verdict.record, record)
-            trail.append(_step(st.name, "pass", verdict.reason, verdict.message, attempt, "rules"))
-            try:
-                judged = await judge.ask(stage_judge, record)  # type: ignore[union-attr]
-            except JudgeCallError as exc:
-                return leave("errors", st.name, None, str(exc))
-            if judged is None:
-                continue
-            verdict, label = judged, stage_judge.label
-        action = verdict.action
-        if (
-            action == "discard"
-            and st.on_fail == "regenerate"
-            and st.stage.regenerates == "cot"
-            and generator is not None
-        ):
-            if regenerations[i] >= st.max_attempts:
-                trail.append(_step(st.name, "discard", verdict.reason, verdict.message, attempt, label))
-                return leave(
-                    "discarded",
-                    st.name,
-                    verdict.reason or "unspecified",
-                    f"still failing after {st.max_attempts} rewritten CoT(s): {verdict.message}",
-                )
-            trail.append(
-                _step(
-                    st.name,
-                    "regenerate",
-                    verdict.reason,
-                    f"{verdict.message} (CoT rewritten)",
-                    attempt,
-                    label,
-                    before=record.cot,
-                )
-            )
-            try:
-                record = await judge.generate_cot(record, fresh=True)  # type: ignore[union-attr]
-            except JudgeCallError as exc:
-                return leave("errors", "generate", None, str(exc))
-            regenerations[i] += 1
-            todo.appendleft(i)
-            continue
-        if action == "regenerate" and st.on_fail in ("discard", "hard_pool"):
-            action = "discard"
-        trail.append(
-            _step(
-                st.name,
-                action,
-                verdict.reason,
-                verdict.message,
-                attempt,
-                label,
-                before=answer_text(record) if action == "regenerate" else None,
-            )
-        )
-        if action == "discard":
-            kind = "hard" if st.on_fail == "hard_pool" else "discarded"
-            return leave(kind, st.name, verdict.reason or "unspecified", verdict.message)
-        if action == "pass":
-            if verdict.record is not None:
-                record = _same_identity(verdict.record, record)
-            if verdict.final:
-                break
-            continue
-        if verdict.record is None:
-            return leave(
-                "errors",
-                st.name,
-                None,
-                f"stage {st.name} (plugin {st.plugin}) asked to regenerate without a corrected record",
-            )
-        if regenerations[i] >= st.max_attempts:
-            return leave(
-                "discarded",
-                st.name,
-                verdict.reason or "unspecified",
-                f"still failing after {st.max_attempts} regeneration(s): {verdict.message}",
-            )
-        regenerations[i] += 1
-        new = _same_identity(verdict.record, record)
-        answer_changed = not _same_answer(new, record)
-        record = new
-        todo.appendleft(i)
-        if answer_changed:
-            for j in reversed(range(i)):
-                if stages[j].stage.recheck_on_answer_change:
-                    todo.appendleft(j)
-    return leave("kept")
-
-
-class StageTimeout(BaseException):
-    """A check ran past its timeout. BaseException, so a plugin's ``except Exception`` cannot eat it."""
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise StageTimeout()
-
-
-def _check(st: ConfiguredStage, record: Record) -> Verdict:
-    """Run a stage's check, interrupting it after ``st.timeout`` seconds.
-
-    SIGALRM interrupts Python code only in the main thread (checks in worker processes run
-    there too); elsewhere, and for checks with no timeout, the check runs as it is.
-    """
-    if st.timeout is None or threading.current_thread() is not threading.main_thread():
-        return st.stage.check(record)
-    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
-        signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, st.timeout)
-    try:
-        return st.stage.check(record)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def run_sync(coro: Any) -> Any:
-    """Drive a coroutine that never waits (a rules-only refinement) without an event loop."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise RuntimeError("a rules-only refinement tried to wait for I/O")
 
 
 def _same_identity(new: Record, old: Record) -> Record:

@@ -11,32 +11,48 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
 from funreason_refine.errors import RunFolderError
-from funreason_refine.record import PLAIN_MODELS
-from funreason_refine.tally import ALL_KINDS, HARD, Tally
+from funreason_refine.jsonl import read_lines
+from funreason_refine.record import PLAIN_MODELS, Outcome
+from funreason_refine.tally import Tally
 
-FILES = {kind: f"{kind}.jsonl" for kind in ALL_KINDS}
+FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
 SUMMARY = "summary.json"
 RUN_FILE = "run.json"
 LOCK = "run.lock"
 FLUSH_SECONDS = 0.2
 WRITE_BUFFER = 1 << 20  # outcome lines are kilobytes: the default 8 KiB buffer made a syscall every other line
-READ_BUFFER = 1 << 16  # and reading them back (resume) through the default buffer takes 4x as long
+
+
+class Written(NamedTuple):
+    """A finished record, serialised: what the run folder writes and counts.
+
+    A tuple of plain values: worker processes send thousands a second, and a dataclass or a
+    model would cost more to pickle than the record costs to write.
+    """
+
+    index: int
+    outcome: Outcome
+    line: bytes
+    trail: tuple[tuple[str, str, str | None], ...] = ()  # (stage, verdict, reason) of each step
+    stage: str | None = None
+    reason: str | None = None
 
 
 class ConfigChanged(RunFolderError):
     """The folder was started with another pipeline configuration."""
 
 
-# Subclasses of str/int/dict/list, dates and dataclasses go to _plain_dict, which refuses them:
-# pydantic writes such a line, so that every line reads exactly as pydantic writes it.
-_ORJSON = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# Dates and dataclasses go to _plain_dict, which refuses them: pydantic writes such a line, so that
+# every line reads exactly as pydantic writes it. Subclasses of str, int, dict and list (enums, a
+# record's read-only tools) are written as what they subclass, as pydantic writes them.
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _plain_dict(obj: Any) -> dict[str, Any]:
@@ -113,7 +129,8 @@ class RunFolder:
         self.path = Path(path)
         self.done = IndexSet()
         self.tally = Tally()
-        self._files: dict[str, IO[bytes]] = {}
+        self.resumed = 0  # records already done when the folder was opened
+        self._files: dict[Outcome, IO[bytes]] = {}
         self._lock: IO[str] | None = None
         self._flushed = time.monotonic()
 
@@ -176,82 +193,81 @@ class RunFolder:
         """Read back finished work (resume), open the outcome files for appending."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            for kind, name in FILES.items():
+            for outcome, name in FILES.items():
                 file = self.path / name
                 if file.exists():
-                    self._read_back(kind, file)
-                if kind != HARD or file.exists():  # hard.jsonl appears only when a pipeline uses the pool
-                    self._files[kind] = self._open_outcome(kind)
+                    self._read_back(outcome, file)
+                if outcome is not Outcome.HARD or file.exists():  # hard.jsonl: only when a pipeline uses the pool
+                    self._files[outcome] = self._open_outcome(outcome)
+            self.resumed = len(self.done)
         except OSError as exc:
             raise RunFolderError(
                 f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
                 "Choose another [output] dir or --out, or fix its permissions."
             ) from None
 
-    @property
-    def resumed(self) -> int:
-        return len(self.done)
-
-    def _read_back(self, kind: str, file: Path) -> None:
+    def _read_back(self, outcome: Outcome, file: Path) -> None:
         good_bytes = 0
         size = file.stat().st_size
-        with file.open("rb", buffering=READ_BUFFER) as fh:
-            for lineno, raw in enumerate(fh, 1):
-                if not raw.endswith(b"\n"):
-                    break  # cut short by a crash: dropped below, the record is redone
-                try:
-                    line = json.loads(raw)
-                    index = line["index"]
-                except (ValueError, KeyError, TypeError):
-                    if good_bytes + len(raw) == size:
-                        break  # a last line garbled by a power cut: dropped, the record is redone
-                    raise RunFolderError(
-                        f"{file}:{lineno} is not a line this tool wrote; the run folder "
-                        "cannot be resumed. Use a new --out folder."
-                    ) from None
-                if not self.done.add(index):
-                    raise RunFolderError(
-                        f"{file}:{lineno}: input record {index} is recorded twice in the run "
-                        "folder; it cannot be resumed. Use a new --out folder."
-                    )
-                self.tally.add_line(kind, line)
-                good_bytes += len(raw)
+        for lineno, raw in read_lines(file):
+            if not raw.endswith(b"\n"):
+                break  # cut short by a crash: dropped below, the record is redone
+            try:
+                line = json.loads(raw)
+                index = line["index"]
+            except (ValueError, KeyError, TypeError):
+                if good_bytes + len(raw) == size:
+                    break  # a last line garbled by a power cut: dropped, the record is redone
+                raise RunFolderError(
+                    f"{file}:{lineno} is not a line this tool wrote; the run folder "
+                    "cannot be resumed. Use a new --out folder."
+                ) from None
+            if not self.done.add(index):
+                raise RunFolderError(
+                    f"{file}:{lineno}: input record {index} is recorded twice in the run "
+                    "folder; it cannot be resumed. Use a new --out folder."
+                )
+            self.tally.add_line(outcome, line)
+            good_bytes += len(raw)
         if good_bytes != file.stat().st_size:
             with file.open("r+b") as fh:
                 fh.truncate(good_bytes)
 
-    def _open_outcome(self, kind: str) -> IO[bytes]:
-        return (self.path / FILES[kind]).open("ab", buffering=WRITE_BUFFER)
+    def _open_outcome(self, outcome: Outcome) -> IO[bytes]:
+        return (self.path / FILES[outcome]).open("ab", buffering=WRITE_BUFFER)
 
-    def write(self, kind: str, index: int, line: bytes) -> None:
-        """Append one serialised line (see to_json_line); the files are flushed every FLUSH_SECONDS.
+    def record(self, written: Written) -> None:
+        """Write one finished record's line to its outcome file and count it; the files are flushed
+        every FLUSH_SECONDS.
 
         A crash loses at most the last FLUSH_SECONDS of finished records (they are redone on
         resume) and leaves at most one torn last line per file, which resuming drops.
         """
-        if not self.done.add(index):
-            raise RunFolderError(f"internal error: input record {index} reached a second outcome ({kind})")
-        if kind not in self._files:
-            self._files[kind] = self._open_outcome(kind)
+        outcome = written.outcome
+        if not self.done.add(written.index):
+            raise RunFolderError(f"internal error: input record {written.index} reached a second outcome ({outcome})")
+        if outcome not in self._files:
+            self._files[outcome] = self._open_outcome(outcome)
         try:
-            self._files[kind].write(line + b"\n")
+            self._files[outcome].write(written.line + b"\n")
         except OSError as exc:
-            self._write_failed(kind, exc)
+            self._write_failed(outcome, exc)
+        self.tally.add(outcome, written.trail, written.stage, written.reason)
         now = time.monotonic()
         if now - self._flushed >= FLUSH_SECONDS:
             self.flush()
             self._flushed = now
 
     def flush(self) -> None:
-        for kind, fh in self._files.items():
+        for outcome, fh in self._files.items():
             try:
                 fh.flush()
             except OSError as exc:
-                self._write_failed(kind, exc)
+                self._write_failed(outcome, exc)
 
-    def _write_failed(self, kind: str, exc: OSError) -> None:
+    def _write_failed(self, outcome: Outcome, exc: OSError) -> None:
         raise RunFolderError(
-            f"cannot write {self.path / FILES[kind]}: {exc.strerror or exc}. Every complete line "
+            f"cannot write {self.path / FILES[outcome]}: {exc.strerror or exc}. Every complete line "
             "written before is intact: free some space (or fix the folder) and run the same command "
             "again to resume"
         ) from None
@@ -272,11 +288,11 @@ class RunFolder:
 
         Atomic: the records are either still errors or not done, never both or lost.
         """
-        file = self.path / FILES["errors"]
+        file = self.path / FILES[Outcome.ERRORS]
         if not file.exists():
             return 0
-        count = sum(1 for line in file.open(encoding="utf-8") if line.strip())
-        tmp = self.path / (FILES["errors"] + ".tmp")
+        count = sum(1 for _, line in read_lines(file) if not line.isspace())
+        tmp = self.path / (FILES[Outcome.ERRORS] + ".tmp")
         tmp.write_text("", encoding="utf-8")
         os.replace(tmp, file)
         return count

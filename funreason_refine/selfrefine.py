@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.config import InputConfig, Pipeline
+from funreason_refine.config import Pipeline, config_hash
 from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import ConfigError
+from funreason_refine.jsonl import read_jsonl
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.settings import SourceSettings
-from funreason_refine.readers import InputStream
+from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Record
-from funreason_refine.targets import FUNREASON_SYSTEM, calls_from_text, split_think
+from funreason_refine.targets import calls_from_text, funreason_messages, split_think
 
 
 def _candidate(record: Record, text: str, round_no: int, sample: int, model: str) -> dict[str, Any]:
@@ -55,10 +55,7 @@ async def sample_round(queries: list[Record], source: SourceSettings, round_no: 
     client = LLMClient(max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent))
 
     async def one(record: Record, k: int) -> dict[str, Any]:
-        messages = [
-            {"role": "system", "content": FUNREASON_SYSTEM + json.dumps(record.tools, ensure_ascii=False)},
-            {"role": "user", "content": record.query},
-        ]
+        messages = funreason_messages(record.tools, record.query)
         try:
             answer = await client.complete(
                 source, messages, "sample", priority=record.index, variant=f"round-{round_no}/sample-{k}"
@@ -94,7 +91,7 @@ def _round_pipeline(pipeline: Pipeline, folder: Path) -> Pipeline:
         input=InputConfig(path=candidates, format="xlam", max_record_bytes=pipeline.input.max_record_bytes),
         output_dir=folder,
         config=config,
-        config_hash=hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+        config_hash=config_hash(config),
     )
 
 
@@ -102,8 +99,7 @@ def _query_ids(folder: Path, kind: str) -> set[str]:
     file = folder / f"{kind}.jsonl"
     if not file.exists():
         return set()
-    with file.open(encoding="utf-8") as fh:
-        return {json.loads(line).get("meta", {}).get("query_id") for line in fh if line.strip()}
+    return {line.get("meta", {}).get("query_id") for line in read_jsonl(file)}
 
 
 def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None) -> list[dict[str, Any]]:
@@ -116,9 +112,7 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
             ]
         )
     source = pipeline.source
-    stream = InputStream(
-        pipeline.input.path, pipeline.input.format, pipeline.input.answers, pipeline.input.max_record_bytes
-    )
+    stream = InputStream.open(pipeline.input)
     queries = [r for r in stream.items() if isinstance(r, Record)]
     pool = {q.id: q for q in queries}
     hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)

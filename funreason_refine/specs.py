@@ -1,19 +1,19 @@
-"""Stage specs: one TOML file per built-in stage (description, judge prompt, protocol, on_fail)."""
+"""Stage specs: the judge's side of a stage as data (prompt, protocol), and overrides of its defaults."""
 
 from __future__ import annotations
 
 import string
 import tomllib
-from functools import lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from funreason_refine.errors import ConfigError
+from funreason_refine.stages.base import OnFail
 
 PLACEHOLDERS = frozenset({"query", "tools", "answer", "cot"})
-OnFail = Literal["discard", "regenerate", "hard_pool"]
 
 
 def check_template(template: str) -> None:
@@ -31,43 +31,70 @@ def check_template(template: str) -> None:
 
 
 class StageSpec(BaseModel):
-    """A stage spec file. The judge uses ``prompt`` and ``protocol``; the engine ``on_fail``."""
+    """A stage spec file: the judge's prompt and protocol; optional overrides of the stage's defaults.
+
+    A spec named like a registered stage gives it a judge (and may override its description,
+    on_fail and max_attempts); a spec with a new name is a judge-only stage.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Stage name, as used in [[stages]] name.")
-    description: str = Field(description="One line: what the stage checks.")
-    on_fail: OnFail = Field("discard", description="Default policy when the stage fails a record.")
-    max_attempts: int = Field(3, ge=1, le=10, description="Regeneration attempts before a discard.")
+    description: str | None = Field(None, description="One line: what the stage checks.")
+    on_fail: OnFail | None = Field(None, description="What a failing record leads to.")
+    max_attempts: int | None = Field(None, ge=1, le=10, description="Regeneration attempts before a discard.")
     protocol: Literal["judge", "judge_newfc"] = Field(
         "judge", description="judge: <judge>True|False</judge> and <reason>; judge_newfc adds <NewFC>."
     )
     prompt: str = Field(description="Judge prompt template with {query} {tools} {answer} {cot}.")
+    rewrite_prompt: str | None = Field(
+        None, description="Generator prompt that rewrites the field the stage names (its `regenerates`)."
+    )
 
-    @field_validator("prompt")
+    @field_validator("prompt", "rewrite_prompt")
     @classmethod
-    def _template(cls, value: str) -> str:
-        check_template(value)
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_template(value)
         return value
 
 
-@lru_cache(maxsize=1)
-def builtin_specs() -> tuple[StageSpec, ...]:
-    """The shipped specs, in file-name order (which is the paper's stage order)."""
-    folder = resources.files("funreason_refine.stage_specs")
-    specs = []
-    problems = []
+def read_spec(text: str, where: str, problems: list[str]) -> StageSpec | None:
+    """Parse one spec file's text; a problem (naming ``where`` and the key) is added to ``problems``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{where}: not valid TOML: {exc}")
+        return None
+    return spec_from(data, where, problems)
+
+
+def spec_from(data: dict[str, object], where: str, problems: list[str]) -> StageSpec | None:
+    """A spec from its parsed table (a file's, or an inline ``spec = {...}``)."""
+    try:
+        return StageSpec.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(f"{where}: key {'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in exc.errors())
+    return None
+
+
+def specs_in(folder: Traversable | Path, problems: list[str]) -> dict[str, StageSpec]:
+    """The specs of every ``*.toml`` file in ``folder``, by stage name."""
+    specs = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".toml"):
-            continue
-        try:
-            specs.append(StageSpec.model_validate(tomllib.loads(entry.read_text("utf-8"))))
-        except (tomllib.TOMLDecodeError, ValidationError) as exc:
-            problems.append(f"stage spec {entry.name}: {exc}")
+        if entry.name.endswith(".toml"):
+            spec = read_spec(entry.read_text("utf-8"), str(entry), problems)
+            if spec is not None:
+                specs[spec.name] = spec
+    return specs
+
+
+def builtin_specs() -> dict[str, StageSpec]:
+    """The specs shipped with the package (stage_specs/), by stage name."""
+    problems: list[str] = []
+    specs = specs_in(resources.files("funreason_refine.stage_specs"), problems)
     if problems:
+        from funreason_refine.errors import ConfigError
+
         raise ConfigError(problems)
-    return tuple(specs)
-
-
-def spec_for(name: str) -> StageSpec | None:
-    return next((s for s in builtin_specs() if s.name == name), None)
+    return specs

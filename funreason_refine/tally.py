@@ -6,10 +6,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-OUTCOMES = ("kept", "discarded", "quarantined", "errors")
-HARD = "hard"  # failed a stage whose on_fail is "hard_pool": kept for the next self-refinement round
-ALL_KINDS = (*OUTCOMES, HARD)
-VERDICTS = ("pass", "regenerate", "discard")
+from funreason_refine.record import Action, Outcome
+
+OUTCOMES = (Outcome.KEPT, Outcome.DISCARDED, Outcome.QUARANTINED, Outcome.ERRORS)
+"""The four outcome files every run has (hard.jsonl only when a pipeline uses the hard pool)."""
+
+Trail = tuple[tuple[str, str, str | None], ...]
 
 
 class Tally:
@@ -17,7 +19,7 @@ class Tally:
     asked: records share a few dozen distinct trails, so adding one is a single increment."""
 
     def __init__(self) -> None:
-        self._records: Counter[tuple[str, tuple[tuple[str, str, str | None], ...], str | None, str | None]] = Counter()
+        self._records: Counter[tuple[str, Trail, str | None, str | None]] = Counter()
 
     def add(
         self,
@@ -54,7 +56,7 @@ class Tally:
                 verdicts[step_stage][verdict] += n
                 if step_reason:
                     reasons[step_stage][verdict][step_reason] += n
-            if outcome in ("discarded", HARD) and stage:
+            if outcome in (Outcome.DISCARDED, Outcome.HARD) and stage:
                 discards[stage][reason or "unknown"] += n
         return verdicts, reasons, discards
 
@@ -65,12 +67,12 @@ class Tally:
         for name in names:
             counts = verdicts.get(name, Counter())
             stages[name] = {
-                "passed": counts["pass"],
-                "regenerated": counts["regenerate"],
-                "discarded": counts["discard"],
-                "reasons": {v: dict(reasons[name][v].most_common()) for v in VERDICTS if reasons[name][v]},
+                "passed": counts[Action.PASS],
+                "regenerated": counts[Action.REGENERATE],
+                "discarded": counts[Action.DISCARD],
+                "reasons": {str(v): dict(reasons[name][v].most_common()) for v in Action if reasons[name][v]},
                 "records_discarded": dict(discards.get(name, Counter()).most_common()),
             }
         outcomes = self.outcomes
-        kinds = ALL_KINDS if hard_pool or outcomes[HARD] else OUTCOMES
-        return {"outcomes": {k: outcomes[k] for k in kinds}, "stages": stages}
+        kinds = tuple(Outcome) if hard_pool or outcomes[Outcome.HARD] else OUTCOMES
+        return {"outcomes": {str(k): outcomes[k] for k in kinds}, "stages": stages}

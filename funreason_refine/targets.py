@@ -19,16 +19,35 @@ FUNREASON_SYSTEM = (
     "the calls as [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].\n"
     + TOOLS_MARKER
 )
-_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
+_THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL | re.IGNORECASE)
+THINK_TAG = re.compile(r"</?think>", re.IGNORECASE)
+"""A <think> or </think> tag anywhere in a text."""
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
 
 def split_think(text: str) -> tuple[str | None, str]:
-    """(CoT or None, the rest) of an assistant text that may start with <think>...</think>."""
+    """(CoT or None, the rest) of an assistant text that may start with <think>...</think>.
+
+    The one place a leading think block is read: readers, judge answers and generated CoTs.
+    """
     match = _THINK.match(text)
     if match is None:
         return None, text
     return match.group(1).strip() or None, text[match.end() :]
+
+
+def funreason_messages(tools: list[dict[str, Any]], query: str, target: str | None = None) -> list[dict[str, str]]:
+    """The paper's chat: its system prompt with the tools, the user query, and the target if given.
+
+    What exports write, what self-refinement asks the sampling model, what the MSL plugin trains on.
+    """
+    messages = [
+        {"role": "system", "content": FUNREASON_SYSTEM + json.dumps(tools, ensure_ascii=False)},
+        {"role": "user", "content": query},
+    ]
+    if target is not None:
+        messages.append({"role": "assistant", "content": target})
+    return messages
 
 
 def tools_from_system(system: str) -> list[dict[str, Any]] | None:

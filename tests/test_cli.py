@@ -1,11 +1,10 @@
 import json
 import shutil
 
-import pytest
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
-from tests.conftest import QUICKSTART, read_jsonl, xlam_row
+from tests.conftest import QUICKSTART, read_jsonl, write_jsonl, xlam_row
 
 # Every reason code the built-in stages can give, by stage; the quickstart sample must show them all.
 REASONS = {
@@ -130,25 +129,55 @@ def test_bad_records_in_json_array_input(tmp_path):
     assert (q["source"]["line"], q["field"]) == (8, "query")
 
 
-@pytest.mark.parametrize("refresh_thread", [True, False])
-def test_the_progress_display_redraws_from_callbacks_when_it_has_no_refresh_thread(refresh_thread):
-    """Rules-only runs draw without a thread, so that the engine may fork its workers."""
+def test_the_progress_display_shows_outcome_counts():
     import io
-    import threading
 
     from rich.console import Console
 
     from funreason_refine.console import RunDisplay
 
     screen = io.StringIO()
-    before = threading.active_count()
-    display = RunDisplay(
-        Console(file=screen, force_terminal=True, width=120), 1000, "in.jsonl", refresh_thread=refresh_thread
-    )
-    with display as progress:
-        assert threading.active_count() == before + refresh_thread
+    with RunDisplay(Console(file=screen, force_terminal=True, width=120), 1000, "in.jsonl") as progress:
         progress.on_bytes(500)
         progress.on_outcome("kept")
-        if not refresh_thread:
-            assert "1 kept" in screen.getvalue()  # drawn at once, not by a thread later
-    assert "1 kept" in screen.getvalue()
+        progress.on_outcome("discarded")
+    assert "1 kept" in screen.getvalue() and "1 discarded" in screen.getvalue() and "50%" in screen.getvalue()
+
+
+def test_listings_piped_to_another_program_keep_each_row_on_one_line():
+    for command, words in (("plugins", "funreason-refine (built-in)"), ("stages", "classification")):
+        result = invoke(command)
+        assert result.exit_code == 0
+        row = next(line for line in result.output.splitlines() if words in line)
+        assert "register_stages" in row if command == "plugins" else "Is the reference answer" in row
+
+
+def test_stages_and_plugins_as_json():
+    stages = json.loads(invoke("stages", "--json").output)
+    cot = next(s for s in stages if s["name"] == "cot")
+    assert (cot["plugin"], cot["order"], cot["on_fail"]) == ("funreason_refine.stages.builtin", 30, "discard")
+    assert cot["keys"]["required"]["default"] is False and "missing_cot" in cot["keys"]["required"]["description"]
+    plugins = json.loads(invoke("plugins", "--json").output)
+    assert {"name": "funreason_refine.stages.builtin", "hooks": ["register_stages"]}.items() <= plugins[0].items()
+
+
+def test_a_run_with_records_in_errors_exits_3_and_says_to_retry(tmp_path, plugin):
+    from funreason_refine import Stage, hookimpl
+
+    class Broken(Stage):
+        name = "broken"
+
+        def check(self, record):
+            raise RuntimeError("no disk")
+
+    class Plugin:
+        @hookimpl
+        def register_stages(self, register):
+            register(Broken)
+
+    plugin(Plugin(), "broken_plugin")
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[[stages]]\nname = "broken"\n')
+    result = invoke("run", tmp_path / "p.toml")
+    assert result.exit_code == 3
+    assert "1 record(s) in" in result.output and f"refine retry {tmp_path / 'runs' / 'p'}" in result.output

@@ -41,17 +41,29 @@ name = "function_params"
 on_fail = "drop"
 """)
     found = problems(path)
-    assert len(found) == 1  # pydantic errors come first, alone: on_fail
-    assert "[[stages]] #4 (name = 'function_params') key 'on_fail'" in found[0] and "'drop'" in found[0]
-    path.write_text(path.read_text().replace('on_fail = "drop"', ""))
-    found = problems(path)
-    assert len(found) == 4
+    assert len(found) == 5  # every problem in one go: the file's keys, unknown stages and stage keys
     text = "\n".join(found)
     assert all(p.startswith(str(path)) for p in found)
     assert "[input] key 'path': file" in text and "missing.jsonl not found" in text
     assert "#1 (name = 'clasification'): no such stage; did you mean 'classification'?" in text
     assert "#2 (name = 'cot') key 'required'" in text
     assert "#3 (name = 'format') key 'colour': Extra inputs are not permitted" in text
+    assert "[[stages]] #4 (name = 'function_params') key 'on_fail'" in text and "'drop'" in text
+
+
+def test_problems_in_the_file_and_in_its_stages_are_reported_together(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('[input]\npath = "in.jsonl"\nformt = "xlam"\n[[stages]]\nname = "cott"\n')
+    text = "\n".join(problems(path))
+    assert "[input] key 'formt': Extra inputs are not permitted" in text
+    assert "#1 (name = 'cott'): no such stage; did you mean 'cot'?" in text
+
+
+def test_the_output_folder_defaults_to_runs_beside_the_pipeline(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row()])
+    path = tmp_path / "weather.toml"
+    path.write_text('[input]\npath = "in.jsonl"\n')
+    assert load_pipeline(path).output_dir == tmp_path / "runs" / "weather"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +73,7 @@ on_fail = "drop"
             '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[outptu]\n',
             "[outptu]: Extra inputs are not permitted (remove it",
         ),
-        ('[input]\npath = "in.jsonl"\n', "[output]: Field required (add this key)"),
+        ('[input]\npath = "in.jsonl"\n[output]\nfolder = "r"\n', "[output] key 'folder': Extra inputs"),
         ('[input]\npath = "in.jsonl"\nformat = "csv"\n[output]\ndir = "r"\n', "[input] key 'format'"),
         ("[input\npath = 1", "not valid TOML"),
         (

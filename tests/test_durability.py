@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from funreason_refine import Stage, Verdict, hookimpl
 from funreason_refine.config import load_pipeline
-from funreason_refine.engine import STAGE_BATCH, RunInterrupted, run_pipeline
+from funreason_refine.engine import RunInterrupted, run_pipeline
 from funreason_refine.errors import RunFolderError
-from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from funreason_refine.run_folder import ConfigChanged, RunFolder
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import QUICKSTART, read_jsonl, write_jsonl, write_pipeline, xlam_row
 
 OUTCOMES = ("kept", "discarded", "quarantined", "errors")
@@ -94,14 +94,12 @@ def test_ctrl_c_stops_cleanly_and_the_resume_gives_the_uninterrupted_folder(tmp_
     stages = '[[stages]]\nname = "classification"\n[[stages]]\nname = "interrupter"\n[[stages]]\nname = "format"\n'
     path = write_pipeline(tmp_path, stages=stages)
     plugin(Plugin(), "interrupting")
-    # Records are refined STAGE_BATCH at a time, stage by stage: the first batch was written, the
-    # one holding record 70 was not finished.
-    assert STAGE_BATCH == 64
-    with pytest.raises(RunInterrupted, match="interrupted after 64 records.*run the same command again to resume"):
+    # Records are refined one after another in one process: the 70 before record 70 were written.
+    with pytest.raises(RunInterrupted, match="interrupted after 70 records.*run the same command again to resume"):
         run_pipeline(load_pipeline(path), workers=1)
     Interrupter.check = lambda self, record: Verdict.passed()
     resumed = run_pipeline(load_pipeline(path))
-    assert resumed.resumed == 64
+    assert resumed.resumed == 70
     reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")
     assert resumed.summary["stages"] == reference.summary["stages"]
@@ -109,20 +107,20 @@ def test_ctrl_c_stops_cleanly_and_the_resume_gives_the_uninterrupted_folder(tmp_
 
 def test_a_full_disk_is_a_clear_error_and_the_folder_resumes(tmp_path, monkeypatch):
     path = quickstart_copy(tmp_path)
-    real_write = RunFolder.write
+    real_record = RunFolder.record
     calls = {"n": 0}
 
-    def failing(self, kind, index, line):
+    def failing(self, written):
         calls["n"] += 1
         if calls["n"] == 20:
-            (self._files[kind]).write(line[:10])  # half a line reaches the disk, then it is full
+            (self._files[written.outcome]).write(written.line[:10])  # half a line reaches the disk, then it is full
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(self, kind, index, line)
+        return real_record(self, written)
 
-    monkeypatch.setattr(RunFolder, "write", failing)
+    monkeypatch.setattr(RunFolder, "record", failing)
     with pytest.raises(OSError):
         run_pipeline(load_pipeline(path, tmp_path / "run"))
-    monkeypatch.setattr(RunFolder, "write", real_write)
+    monkeypatch.setattr(RunFolder, "record", real_record)
     result = run_pipeline(load_pipeline(path, tmp_path / "run"))
     assert indices(tmp_path / "run") == list(range(54)) and result.resumed == 19
 
@@ -357,17 +355,15 @@ def test_hostile_input_never_crashes_and_every_line_is_accounted_for(lines):
             assert q["source"]["line"] >= 1 and q["error"]
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_ctrl_c_to_the_process_group_stops_a_run_with_workers_cleanly(tmp_path, method):
+def test_ctrl_c_to_the_process_group_stops_a_run_with_workers_cleanly(tmp_path):
     """A terminal's Ctrl-C reaches the workers too: the run says it was interrupted (not that a
     worker died), and resuming gives the folder one uninterrupted process writes."""
     rows = [xlam_row(str(i), query=f"Weather in Paris, item {i}?") for i in range(15000)]
     path = write_pipeline(tmp_path, extra="")
     write_jsonl(tmp_path / "in.jsonl", rows)
-    force = f"import funreason_refine.engine as e; e._start_method = lambda: {method!r}; "
     env = {**os.environ, "FUNREASON_REFINE_NO_PLUGINS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", force + REFINE, "run", str(path), "--workers", "2"],
+        [sys.executable, "-c", REFINE, "run", str(path), "--workers", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -159,9 +159,8 @@ def test_judge_only_stages_from_a_spec_folder_or_inline(tmp_path):
         'spec = {description = "Short?", prompt = "Short? {answer}", on_fail = "discard"}\n'
     )
     pipeline = load_pipeline(tmp_path / "p.toml")
-    assert [s.plugin for s in pipeline.stages] == ["spec", "spec"]
-    assert pipeline.judging.stages["tone"].template == "Polite? {query}"
-    assert pipeline.judging.stages["brevity"].template == "Short? {answer}"
+    assert [s.plugin for s in pipeline.stages] == ["stage spec", "stage spec"]
+    assert [s.judge.template for s in pipeline.stages] == ["Polite? {query}", "Short? {answer}"]
     (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n' + base + '[[stages]]\nname = "tone"\n')
     with pytest.raises(ConfigError, match="judge-only stage .* needs a judge"):
         load_pipeline(tmp_path / "p.toml")
@@ -170,8 +169,12 @@ def test_judge_only_stages_from_a_spec_folder_or_inline(tmp_path):
     )
     with pytest.raises(ConfigError) as info:
         load_pipeline(tmp_path / "p.toml")
-    text = "\n".join(info.value.problems)
-    assert "key 'spec.description': Field required" in text and "{nope}" in text
+    assert len(info.value.problems) == 1 and "{nope}" in info.value.problems[0]
+    (tmp_path / "p.toml").write_text(
+        base + '[judge]\nmodel = "openai/x"\n[[stages]]\nname = "x"\nspec = {prompt = "Fine? {query}"}\n'
+    )
+    with pytest.raises(ConfigError, match="stage spec 'x' key 'description': Field required"):
+        load_pipeline(tmp_path / "p.toml")
 
 
 def test_a_spec_folder_gives_a_code_stage_a_new_prompt(tmp_path):
@@ -184,7 +187,8 @@ def test_a_spec_folder_gives_a_code_stage_a_new_prompt(tmp_path):
         'stage_specs_dir = "specs"\n[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[judge]\nmodel = "openai/x"\n'
     )
     pipeline = load_pipeline(tmp_path / "p.toml")
-    assert pipeline.judging.stages["cot"].template == "My CoT prompt {cot}"
+    cot = next(s for s in pipeline.stages if s.name == "cot")
+    assert cot.judge.template == "My CoT prompt {cot}"
     assert next(s for s in pipeline.stages if s.name == "cot").plugin == "funreason_refine.stages.builtin"
 
 

@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -6,31 +7,35 @@ from tests.conftest import REPO
 
 
 def test_a_non_editable_install_ships_the_stage_specs(tmp_path):
+    # Built from a copy without build/ or egg-info: setuptools would reuse a stale build/ folder.
+    source_tree = tmp_path / "src"
+    skip = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs", "data")
+    shutil.copytree(REPO, source_tree, ignore=skip)
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(REPO),
+            str(source_tree),
             "--no-deps",
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(tmp_path / "wheel"),
         ],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("funreason_refine-*.whl")
+    (wheel,) = (tmp_path / "wheel").glob("funreason_refine-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     specs = sorted(n for n in names if n.startswith("funreason_refine/stage_specs/") and n.endswith(".toml"))
     assert [s.rsplit("/", 1)[1] for s in specs] == [
-        "01_classification.toml",
-        "02_query_tool.toml",
-        "03_cot.toml",
-        "04_function_params.toml",
-        "05_format.toml",
+        "classification.toml",
+        "cot.toml",
+        "format.toml",
+        "function_params.toml",
+        "query_tool.toml",
     ]
     assert "funreason_refine/py.typed" in names
     assert not any(n.startswith(("tests/", "examples/")) for n in names)

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.errors import ConfigError
-from funreason_refine.testing.fake_llm import FakeLLM
 from funreason_refine.selfrefine import selfrefine
+from funreason_refine.testing.fake_llm import FakeLLM
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 
 WEATHER = {

@@ -7,7 +7,7 @@ import re
 import string
 from typing import Any
 
-from funreason_refine.identity_memo import IdentityMemo
+from funreason_refine.memo import Memo
 from funreason_refine.record import Record
 from funreason_refine.targets import answer_text
 
@@ -22,8 +22,10 @@ def neutralize(text: str) -> str:
     return _TAGS.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text)
 
 
-# Copies of a record share its tools list: a record's five stages render its tools once.
-_tools_text = IdentityMemo(lambda tools: neutralize(json.dumps(tools, ensure_ascii=False, indent=1)), max_size=4096)
+# Copies of a record share its (read-only) tools list: a record's judged stages render its tools once.
+_tools_text = Memo(
+    lambda tools: neutralize(json.dumps(tools, ensure_ascii=False, indent=1)), max_size=4096, by_identity=True
+)
 
 
 def fields(record: Record) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -88,3 +89,18 @@ class SourceSettings(ModelSettings):
 
 
 Vote = Literal["unanimous", "majority"]
+
+
+@dataclass
+class JudgePanel:
+    """How one stage asks its judges: the prompt template, the answer protocol, the models, the vote."""
+
+    template: str
+    allow_newfc: bool
+    judges: list[ModelSettings]
+    vote: Vote = "unanimous"
+
+    @property
+    def label(self) -> str:
+        """Who decided, as the trail names it: the models, joined by "+"."""
+        return "+".join(j.model for j in self.judges)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.errors import InputError
 from funreason_refine.readers import bfcl, chat, xlam
@@ -46,8 +46,28 @@ def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
     )
 
 
+class InputConfig(BaseModel):
+    """The ``[input]`` table of a pipeline file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
+    format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
+        None, description="xlam, bfcl, openai or sharegpt; detected from the first record when omitted."
+    )
+    answers: Path | None = Field(
+        None, description="BFCL ground truth; default possible_answer/<file name> beside path."
+    )
+    max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, ge=1024, description="Larger records are quarantined.")
+
+
 class InputStream:
     """The records of one input file. ``items`` skips indices already done (resume)."""
+
+    @classmethod
+    def open(cls, config: InputConfig) -> InputStream:
+        """The stream an ``[input]`` table describes."""
+        return cls(config.path, config.format, config.answers, config.max_record_bytes)
 
     def __init__(
         self, path: Path, fmt: str | None, answers: Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES

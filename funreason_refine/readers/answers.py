@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from funreason_refine.frozen import FrozenList, freeze
+from funreason_refine.memo import Memo
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
 from funreason_refine.record import FunctionCall, Problem
 
@@ -46,29 +48,26 @@ def maybe_json(value: Any, field: str) -> Any:
     return value
 
 
-_TOOLS: dict[str, dict[str, Any] | str] = {}
-_TOOLS_MAX = 32768
+def _normalize_or_why(tool: Any) -> dict[str, Any] | str:
+    try:
+        return freeze(normalize_tool(tool))
+    except UnconvertibleType as exc:
+        return str(exc)
+
+
+# Keyed by the tool's JSON text, or else its repr (exact for JSON values: True is not 1, 1 is not 1.0).
+_tools = Memo(_normalize_or_why, max_size=32768)
 
 
 def _normalized(tool: Any, key: str | None = None) -> dict[str, Any]:
-    """normalize_tool, cached by the tool's JSON text (``key``) or else its repr.
+    """normalize_tool, remembered by the tool's text.
 
     Datasets repeat the same few thousand tools across tens of thousands of records; records
-    offering the same tool share one normalised dict, which is therefore read-only.
+    offering the same tool share one normalised tool, frozen (read-only) for that reason.
     """
     if not isinstance(tool, dict):
         return normalize_tool(tool)
-    if key is None:
-        key = repr(tool)  # exact for JSON values (True is not 1, 1 is not 1.0)
-    hit = _TOOLS.get(key)
-    if hit is None:
-        if len(_TOOLS) >= _TOOLS_MAX:
-            _TOOLS.clear()
-        try:
-            hit = normalize_tool(tool)
-        except UnconvertibleType as exc:
-            hit = str(exc)
-        _TOOLS[key] = hit
+    hit = _tools.keyed(repr(tool) if key is None else key, tool)
     if isinstance(hit, str):
         raise UnconvertibleType(hit)
     return hit
@@ -111,7 +110,10 @@ def _elements(text: str) -> list[tuple[Any, str]] | None:
 
 
 def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
-    """Normalise every tool; one that cannot be converted is kept as given and noted in ``problems``."""
+    """Normalise every tool; one that cannot be converted is kept as given and noted in ``problems``.
+
+    The list and its tools are read-only (frozen.py): records that offer a tool share it.
+    """
     elements = _elements(raw) if isinstance(raw, str) else None
     if elements is None:
         tools = maybe_json(raw, "tools")
@@ -126,8 +128,8 @@ def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
             out.append(_normalized(tool, text))
         except UnconvertibleType as exc:
             problems.append(Problem(field=f"tools[{i}]", code="unconvertible_type", message=str(exc)))
-            out.append(tool if isinstance(tool, dict) else {"invalid": tool})
-    return out
+            out.append(freeze(tool if isinstance(tool, dict) else {"invalid": tool}))
+    return FrozenList(out)
 
 
 def parse_call(raw: Any, where: str) -> FunctionCall:

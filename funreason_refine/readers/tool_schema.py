@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import ast
 import re
-from functools import lru_cache
 from typing import Any
+
+from funreason_refine.memo import memoize
 
 
 class UnconvertibleType(ValueError):
@@ -122,7 +123,7 @@ def _convert(node: ast.expr) -> dict[str, Any]:
     return dict(scalar)
 
 
-@lru_cache(maxsize=4096)
+@memoize(4096)
 def _python_type_cached(text: str) -> tuple[str, bool]:
     import json
 

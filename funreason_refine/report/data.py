@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.errors import RefineError
+from funreason_refine.jsonl import read_jsonl
 from funreason_refine.run_folder import FILES, SUMMARY
 
 
@@ -37,10 +38,7 @@ class RunData:
 
     def lines(self, kind: str) -> Iterator[dict[str, Any]]:
         """The records of one outcome file, parsed, in input order."""
-        with (self.path / FILES[kind]).open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+        yield from read_jsonl(self.path / FILES[kind])
 
 
 def clean(text: Any) -> Any:
@@ -100,33 +98,29 @@ def _frames(path: Path) -> tuple[Any, Any]:
         file = path / name
         if not file.exists():
             continue
-        with file.open(encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                r = json.loads(line)
-                answer = r.get("answer")
-                calls = answer if isinstance(answer, list) else []
-                rec["index"].append(r["index"])
-                rec["id"].append(clean(str(r.get("id", ""))))
-                rec["kind"].append(kind)
-                rec["stage"].append(clean(r.get("stage")))
-                rec["reason"].append(clean(r.get("reason")))
-                rec["message"].append(clean(r.get("message") or r.get("error")))
-                rec["n_calls"].append(len(calls))
-                rec["n_tools"].append(len(r.get("tools") or []))
-                rec["text_answer"].append(isinstance(answer, str))
-                rec["cot_chars"].append(len(r.get("cot") or ""))
-                rec["answer_chars"].append(len(line_answer_text(r)) if kind != "quarantined" else 0)
-                rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
-                for s in r.get("trail") or []:
-                    steps["index"].append(r["index"])
-                    steps["kind"].append(kind)
-                    steps["stage"].append(clean(s.get("stage")))
-                    steps["verdict"].append(s.get("verdict"))
-                    steps["reason"].append(clean(s.get("reason")))
-                    steps["judge"].append(clean(s.get("judge", "rules")))
-                    steps["attempt"].append(s.get("attempt", 1))
+        for r in read_jsonl(file):
+            answer = r.get("answer")
+            calls = answer if isinstance(answer, list) else []
+            rec["index"].append(r["index"])
+            rec["id"].append(clean(str(r.get("id", ""))))
+            rec["kind"].append(kind)
+            rec["stage"].append(clean(r.get("stage")))
+            rec["reason"].append(clean(r.get("reason")))
+            rec["message"].append(clean(r.get("message") or r.get("error")))
+            rec["n_calls"].append(len(calls))
+            rec["n_tools"].append(len(r.get("tools") or []))
+            rec["text_answer"].append(isinstance(answer, str))
+            rec["cot_chars"].append(len(r.get("cot") or ""))
+            rec["answer_chars"].append(len(line_answer_text(r)) if kind != "quarantined" else 0)
+            rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
+            for s in r.get("trail") or []:
+                steps["index"].append(r["index"])
+                steps["kind"].append(kind)
+                steps["stage"].append(clean(s.get("stage")))
+                steps["verdict"].append(s.get("verdict"))
+                steps["reason"].append(clean(s.get("reason")))
+                steps["judge"].append(clean(s.get("judge", "rules")))
+                steps["attempt"].append(s.get("attempt", 1))
     strings = {name: pl.String for name in ("id", "kind", "stage", "reason", "message")}
     records = pl.DataFrame(rec, schema_overrides={**strings, "functions": pl.List(pl.String)})
     step_frame = pl.DataFrame(

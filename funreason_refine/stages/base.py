@@ -1,13 +1,23 @@
-"""The stage contract: a name, a validated Config, and one method that judges a record."""
+"""The stage contract: a named class with its defaults, a validated Config and one check; and a
+stage as a pipeline configured it."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from funreason_refine.record import Record, Verdict
+from funreason_refine.stages.timeout import CheckTimeout, StageFailed, call_with_timeout
+
+if TYPE_CHECKING:
+    from funreason_refine.judge.settings import GenerateSettings, JudgePanel
+
+OnFail = Literal["discard", "regenerate", "hard_pool"]
+"""What a failing record leads to: a discard; a regeneration (the stage's repair, or its generator's
+rewrite of the field it names); or, for self-refinement, the pool of queries sampled again."""
 
 
 class StageConfig(BaseModel):
@@ -21,16 +31,28 @@ class Stage(ABC):
 
     ``check`` must be deterministic and side-effect free: it receives a record and returns a
     :class:`Verdict` (pass, regenerate with a corrected record, or discard with a reason code).
-    It must not mutate the record it receives; return a copy (``record.model_copy(update=...)``).
+    It must not change the record it receives; it returns a copy
+    (``record.model_copy(update=...)``). A record's ``tools`` are read-only: records that offer
+    the same tool share it, so a change would reach them all (changing one raises TypeError;
+    give the copy new tools instead, see frozen.py).
+
+    The class attributes are the stage's defaults; a stage spec (TOML) and the pipeline's
+    ``[[stages]]`` table override them.
     """
 
     name: ClassVar[str]
     #: One line shown by ``refine stages``; defaults to the first line of the class docstring.
     description: ClassVar[str] = ""
+    #: Where the stage stands in the default pipeline (no ``[[stages]]``); None: only when listed.
+    order: ClassVar[int | None] = None
+    #: What a failing record leads to (``[[stages]] on_fail``).
+    on_fail: ClassVar[OnFail] = "discard"
+    #: Regenerations of a record at this stage before it is discarded (``[[stages]] max_attempts``).
+    max_attempts: ClassVar[int] = 3
     #: Re-run this stage when a later stage regenerates the answer (the CoT stage does).
     recheck_on_answer_change: ClassVar[bool] = False
-    #: The record field a [generate] model can rewrite when this stage fails and its on_fail is
-    #: "regenerate" ("cot" for the CoT stage); None: failures are discards.
+    #: The record field a generator model may rewrite when this stage fails a record and its
+    #: on_fail is "regenerate" ("cot" for the CoT stage); None: failures are never rewritten.
     regenerates: ClassVar[str | None] = None
     #: Seconds a check may take before the record goes to errors.jsonl (``[[stages]] timeout``
     #: overrides it); None: no limit, for checks whose work the input size bounds.
@@ -54,16 +76,51 @@ class Stage(ABC):
         """Judge one record."""
 
 
-class SpecStage(Stage):
-    """A stage defined by a TOML spec alone: no rules of its own, its judge decides."""
+class JudgeOnlyStage(Stage):
+    """A stage defined by a TOML spec alone: it has no rules of its own; its judge decides."""
 
-    name = "spec_stage"
+    name = "judge_only"
     timeout = None
 
     def check(self, record: Record) -> Verdict:
         return Verdict.passed()
 
+    @staticmethod
+    def named(name: str, description: str) -> type[Stage]:
+        """The class of the judge-only stage ``name``, for ``register``."""
+        return type(f"JudgeOnly_{name}", (JudgeOnlyStage,), {"name": name, "description": description})
 
-def spec_stage(name: str, description: str) -> type[Stage]:
-    """The class of a judge-only stage named ``name``."""
-    return type(f"SpecStage_{name}", (SpecStage,), {"name": name, "description": description})
+
+@dataclass
+class PipelineStage:
+    """A stage as a pipeline configured it: the instance, and what the engine does with its verdicts."""
+
+    stage: Stage
+    plugin: str
+    on_fail: OnFail
+    max_attempts: int
+    timeout: float | None = None
+    judge: JudgePanel | None = None  # asked after the rules pass, when configured
+    generator: GenerateSettings | None = None  # rewrites the ``regenerates`` field of a failing record
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def check(self, record: Record) -> Verdict:
+        """The stage's verdict on ``record``; StageFailed when the check raises, runs past its timeout
+        or returns something that is not a Verdict (a plugin bug fails its record, never the run)."""
+        try:
+            verdict = call_with_timeout(self.stage.check, record, self.timeout)
+        except CheckTimeout as exc:
+            raise StageFailed(
+                f"stage {self.name} (plugin {self.plugin}) did not answer within {self.timeout or 0:g} s "
+                "([[stages]] timeout)"
+            ) from exc
+        except Exception as exc:
+            raise StageFailed(f"stage {self.name} (plugin {self.plugin}) raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(verdict, Verdict) or (verdict.record is not None and not isinstance(verdict.record, Record)):
+            raise StageFailed(
+                f"stage {self.name} (plugin {self.plugin}) returned {type(verdict).__name__}, not a Verdict"
+            )
+        return verdict

@@ -1,6 +1,10 @@
-"""The built-in plugin: registers the five stages through the same hook third parties use."""
+"""The built-in plugin: registers the five stages through the same hook third parties use.
+
+Each stage's ``order`` places it in the default pipeline (the paper's order)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from funreason_refine.hookspecs import hookimpl
 from funreason_refine.stages.classification import Classification
@@ -11,6 +15,6 @@ from funreason_refine.stages.query_tool import QueryTool
 
 
 @hookimpl
-def register_stages(register):
+def register_stages(register: Callable[..., None]) -> None:
     for stage in (Classification, QueryTool, Cot, FunctionParams, Format):
         register(stage)

@@ -15,6 +15,8 @@ class Classification(Stage):
     """Tell call answers from text answers; discard malformed answers."""
 
     name = "classification"
+    description = "Is the reference answer a function call, no call, or a plain-text response?"
+    order = 10
     timeout = None  # bounded by [input] max_record_bytes
 
     class Config(StageConfig):

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
 from pydantic import Field
 
+from funreason_refine.memo import memoize
 from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.base import Stage, StageConfig
-
-_TAG = re.compile(r"</?think>")
+from funreason_refine.targets import THINK_TAG
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -27,7 +24,7 @@ def _mentions(text: str, name: str) -> bool:
     return False
 
 
-@lru_cache(maxsize=16384)
+@memoize(16384)
 def _distinctive(name: str) -> bool:
     """A name an ordinary sentence would not contain by chance (``get_weather``, ``math.sqrt``)."""
     return any(ch in name for ch in "_.0123456789") or any(ch.isupper() for ch in name[1:])
@@ -37,12 +34,18 @@ class Cot(Stage):
     """The CoT is present when required, closes properly and names exactly the called functions."""
 
     name = "cot"
+    description = "Does the CoT start from the query, go step by step, and arrive at exactly the reference call?"
+    order = 30
     timeout = None  # bounded by [input] max_record_bytes
     recheck_on_answer_change = True
     regenerates = "cot"
 
     class Config(StageConfig):
-        required: bool = Field(False, description="Discard records without a CoT (reason missing_cot).")
+        required: bool = Field(
+            False,
+            description="Fail records without a CoT (reason missing_cot): a discard, or, with "
+            'on_fail = "regenerate" and a generator model, a CoT written for them.',
+        )
         forbid_uncalled_functions: bool = Field(
             True,
             description="Discard a CoT that names an offered function the answer does not call "
@@ -60,10 +63,12 @@ class Cot(Stage):
         if not cot.strip():
             return Verdict.discard("empty_cot", "the CoT is empty")
         normalized = None
-        tags = _TAG.findall(cot) if "think>" in cot else None
+        found = THINK_TAG.findall(cot) if ("hink>" in cot or "HINK>" in cot) else None
+        tags = [tag.lower() for tag in found] if found else None
         if tags:
             stripped = cot.strip()
-            if tags == ["<think>", "</think>"] and stripped.startswith("<think>") and stripped.endswith("</think>"):
+            lowered = stripped.lower()
+            if tags == ["<think>", "</think>"] and lowered.startswith("<think>") and lowered.endswith("</think>"):
                 # An exact wrapper is format, not content: strip it and check what is inside.
                 cot = normalized = stripped[len("<think>") : -len("</think>")].strip()
                 if not cot:

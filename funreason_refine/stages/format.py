@@ -13,6 +13,9 @@ class Format(Stage):
     """Render the call syntax, parse it back safely, require identical calls; write the target."""
 
     name = "format"
+    description = "Does the answer render exactly as [func(param=value, ...)] and parse back to the same calls?"
+    order = 50
+    on_fail = "regenerate"
     timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:

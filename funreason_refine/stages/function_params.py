@@ -24,6 +24,9 @@ class FunctionParams(Stage):
     """Required parameters present, no unknown ones, values valid (types, enums, nested items)."""
 
     name = "function_params"
+    description = "Are function names, parameter names and values right for the query and the schemas?"
+    order = 40
+    on_fail = "regenerate"
     timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:

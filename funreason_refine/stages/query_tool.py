@@ -13,6 +13,8 @@ class QueryTool(Stage):
     """Tools are valid JSON Schemas with unique names; every called function is offered."""
 
     name = "query_tool"
+    description = "Can the query be solved with the offered tools, and are the called functions among them?"
+    order = 20
     timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from funreason_refine.identity_memo import IdentityMemo
+from funreason_refine.frozen import FrozenDict
+from funreason_refine.memo import Memo
 
 # Keywords whose value cannot make a schema invalid when it is a string (title, description)
 # or at all (default, examples): removed from the meta-validation key.
@@ -56,10 +58,10 @@ class ParamsInfo:
         return self._compiled
 
 
-# One ParamsInfo per shared parameters object (readers share one normalised dict per tool).
-params_info = IdentityMemo(ParamsInfo, max_size=65536)
+# One ParamsInfo per shared parameters object: readers share one frozen (read-only) dict per tool.
+params_info = Memo(ParamsInfo, max_size=65536, by_identity=True)
 
-NO_PARAMETERS: dict[str, Any] = {}
+NO_PARAMETERS: dict[str, Any] = FrozenDict()
 """What a tool without ``parameters`` is checked as: one shared object, so it is memoised once."""
 
 
@@ -129,29 +131,26 @@ def _schema_error(schema: Any) -> str | None:
     return _shape_error(_shape(schema))
 
 
-_SHAPE_ERRORS: dict[str, str | None] = {}
-
-
 def _shape_error(shape: Any) -> str | None:
-    """The metaschema's verdict on a shape, cached by its repr (exact for JSON values)."""
-    key = repr(shape)
-    if key in _SHAPE_ERRORS:
-        return _SHAPE_ERRORS[key]
+    """The metaschema's verdict on a shape, remembered by its repr (exact for JSON values)."""
+    return _shape_errors.keyed(repr(shape), shape)
+
+
+def _metaschema_error(shape: Any) -> str | None:
     from jsonschema import Draft202012Validator  # lazily: `refine --help` loads the stages too
     from jsonschema.exceptions import SchemaError
 
     try:
         Draft202012Validator.check_schema(shape)
-        error = None
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        error = f"{exc.message} at {where}"
+        return f"{exc.message} at {where}"
     except RecursionError:
-        error = "nested too deeply"
-    if len(_SHAPE_ERRORS) >= 16384:
-        _SHAPE_ERRORS.clear()
-    _SHAPE_ERRORS[key] = error
-    return error
+        return "nested too deeply"
+    return None
+
+
+_shape_errors = Memo(_metaschema_error, max_size=16384)
 
 
 def _compile(schema: Any) -> Any:
@@ -159,7 +158,8 @@ def _compile(schema: Any) -> Any:
     import jsonschema_rs
 
     try:
-        return jsonschema_rs.Draft202012Validator(schema)
+        # a plain copy: jsonschema-rs takes dict subclasses but not list subclasses (frozen.py)
+        return jsonschema_rs.Draft202012Validator(copy.deepcopy(schema))
     except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
         return f"the parameters schema cannot be compiled: {exc}"
     except RecursionError:

@@ -80,7 +80,9 @@ def by_stage(server):
 
 def test_every_stage_asks_the_judge_and_the_trail_names_it(tmp_path):
     with FakeLLM(lambda r: YES) as server:
-        result = run(pipeline(tmp_path, [forecast_row("a"), forecast_row("b")], server))
+        result = run(
+            pipeline(tmp_path, [forecast_row("a"), forecast_row("b", days=4)], server)
+        )  # unlike prompts: no cache hit
     assert result.summary["outcomes"]["kept"] == 2
     assert {stage: len(rs) for stage, rs in by_stage(server).items()} == {s: 2 for s in MARKERS}
     (kept, _) = read_jsonl(tmp_path / "run" / "kept.jsonl")
@@ -309,14 +311,18 @@ def test_generate_writes_cots_for_records_without_one(tmp_path):
 
     row = forecast_row(cot=None)
     row.pop("cot", None)
+    stages = '[[stages]]\nname = "cot"\nrequired = true\non_fail = "regenerate"\n'
     with FakeLLM(script) as server:
-        path = pipeline(
-            tmp_path, [row], server, judge=f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"'
-        )
-        run(path)
+        generate = f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"'
+        run(pipeline(tmp_path, [row], server, judge=generate, stages=stages))
     (kept,) = read_jsonl(tmp_path / "run" / "kept.jsonl")
     assert kept["cot"] == "The user wants a forecast, so get_forecast with city Oslo and days 3."
-    assert kept["trail"][0]["stage"] == "generate" and kept["trail"][0]["judge"] == "openai/writer"
+    written, checked, judged = kept["trail"]
+    assert (written["stage"], written["verdict"], written["reason"]) == ("cot", "regenerate", "missing_cot")
+    assert "cot rewritten by openai/writer" in written["message"] and written["before"] is None
+    assert (checked["verdict"], checked["judge"], judged["judge"]) == ("pass", "rules", "openai/fake-judge")
+    prompts = [r.prompt for r in server.requests if r.model == "writer"]
+    assert len(prompts) == 1 and '[get_forecast(city="Oslo", days=3)]' in prompts[0]
 
 
 def test_a_failing_cot_is_rewritten_by_the_generator_when_on_fail_is_regenerate(tmp_path):

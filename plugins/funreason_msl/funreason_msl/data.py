@@ -10,11 +10,10 @@ from typing import Any
 import torch
 
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
-from funreason_refine.targets import FUNREASON_SYSTEM
+from funreason_refine.jsonl import read_lines
+from funreason_refine.targets import funreason_messages
 
 THINK_END = "</think>"
-# The BFCL-style system prompt FunReason trains with (the same as `refine export --format funreason`).
-SYSTEM_PROMPT = FUNREASON_SYSTEM + "{tools}"
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -25,27 +24,26 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: give a run folder of `refine run` or its kept.jsonl")
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if not isinstance(record.get("target"), str):
-                raise ValueError(
-                    f"{path}:{lineno}: record {record.get('id')!r} has no training target; "
-                    "run the format stage so kept records carry one"
-                )
-            records.append(record)
+    for lineno, line in read_lines(path):
+        if line.isspace():
+            continue
+        record = json.loads(line)
+        if not isinstance(record.get("target"), str):
+            raise ValueError(
+                f"{path}:{lineno}: record {record.get('id')!r} has no training target; "
+                "run the format stage so kept records carry one"
+            )
+        records.append(record)
     return records
 
 
-def messages(record: dict[str, Any], system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
-    tools = json.dumps(record["tools"], ensure_ascii=False)
-    return [
-        {"role": "system", "content": system_prompt.replace("{tools}", tools)},
-        {"role": "user", "content": record["query"]},
-        {"role": "assistant", "content": record["target"]},
-    ]
+def messages(record: dict[str, Any], system_prompt: str | None = None) -> list[dict[str, str]]:
+    """The chat FunReason trains on (what `refine export --format funreason` writes); ``system_prompt``
+    replaces the paper's, with ``{tools}`` where the tools go."""
+    chat = funreason_messages(record["tools"], record["query"], record["target"])
+    if system_prompt is not None:
+        chat[0]["content"] = system_prompt.replace("{tools}", json.dumps(record["tools"], ensure_ascii=False))
+    return chat
 
 
 @dataclass
@@ -66,7 +64,7 @@ class BuildReport:
 
 
 def encode(
-    record: dict[str, Any], tokenizer: Any, max_length: int | None = None, system_prompt: str = SYSTEM_PROMPT
+    record: dict[str, Any], tokenizer: Any, max_length: int | None = None, system_prompt: str | None = None
 ) -> Example:
     """Render with the tokenizer's chat template and label each target token from its character offsets.
 
@@ -132,7 +130,7 @@ class MSLDataset(torch.utils.data.Dataset):
         records: list[dict[str, Any]],
         tokenizer: Any,
         max_length: int | None = None,
-        system_prompt: str = SYSTEM_PROMPT,
+        system_prompt: str | None = None,
     ):
         self.report = BuildReport()
         self.examples: list[Example] = []

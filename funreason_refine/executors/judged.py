@@ -1,0 +1,114 @@
+"""Pipelines that ask models: records refined concurrently on one event loop, written in input order.
+
+The judge client bounds the calls in flight (``max_concurrency``); enough records are in flight
+to keep every call slot busy through their stages, and a slow answer holds back only the
+writing of what follows it, never the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from funreason_refine.config import Judging
+from funreason_refine.executors.base import Emit, Executor, quarantined, written
+from funreason_refine.judge.client import BudgetStop, LLMClient
+from funreason_refine.judge.runner import JudgeRunner
+from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.record import Quarantined
+from funreason_refine.refine import refine_judged
+from funreason_refine.run_folder import Written
+from funreason_refine.stages.base import PipelineStage
+
+
+class JudgedExecutor(Executor):
+    def __init__(
+        self,
+        stream: InputStream,
+        stages: list[PipelineStage],
+        judging: Judging,
+        run_dir: Path,
+        on_usage: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.stream = stream
+        self.stages = stages
+        self.judging = judging
+        self.run_dir = run_dir
+        self.on_usage = on_usage
+        self.client: LLMClient | None = None
+
+    def run(self, items: Iterator[RawItem], emit: Emit) -> str | None:
+        return asyncio.run(self._run(items, emit))
+
+    def judge_usage(self) -> dict[str, Any] | None:
+        if self.client is None:
+            return None
+        return {
+            **self.client.total.as_dict(),
+            "per_stage": {stage: usage.as_dict() for stage, usage in self.client.usage.items()},
+            "notes": sorted(self.client.notes),
+        }
+
+    async def _run(self, items: Iterator[RawItem], emit: Emit) -> str | None:
+        from funreason_refine.judge.cache import AnswerCache
+
+        self.client = client = LLMClient(
+            max_concurrency=self.judging.max_concurrency,
+            cache=AnswerCache(self.run_dir),
+            max_cost=self.judging.max_cost,
+        )
+        judges = JudgeRunner(client, protocol_retries=self.judging.protocol_retries)
+        window = max(64, 4 * self.judging.max_concurrency)
+        pending: deque[asyncio.Task[Written]] = deque()
+        stopped: str | None = None
+        try:
+            for raw in items:
+                pending.append(asyncio.ensure_future(self._refine(raw, judges)))
+                await asyncio.sleep(0)  # let the new record start: its first call goes out while reading goes on
+                while pending and (len(pending) >= window or pending[0].done()):
+                    if not await self._emit_oldest(pending, emit):
+                        return client.budget_spent()
+                stopped = client.budget_spent()
+                if stopped:
+                    break
+            while pending:
+                if not await self._emit_oldest(pending, emit):
+                    return client.budget_spent()
+            return stopped
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            if client.cache is not None:
+                client.cache.close()
+
+    async def _refine(self, raw: RawItem, judges: JudgeRunner) -> Written:
+        item = self.stream.convert(raw)
+        if isinstance(item, Quarantined):
+            return quarantined(item)
+        return written(await refine_judged(item, self.stages, judges))
+
+    async def _emit_oldest(self, pending: deque[asyncio.Task[Written]], emit: Emit) -> bool:
+        """Write the oldest record's outcome; False once the budget stopped it (nothing after it is
+        written either, so the files stay in input order; their answers are cached for the next run)."""
+        try:
+            finished = await pending.popleft()
+        except BudgetStop:
+            return False
+        emit(finished)
+        if self.on_usage is not None and self.client is not None:
+            total = self.client.total
+            self.on_usage(
+                {
+                    "calls": total.calls,
+                    "cached": total.cached,
+                    "in_flight": self.client.in_flight,
+                    "tokens": total.prompt_tokens + total.completion_tokens,
+                    "cost_usd": total.cost_usd,
+                }
+            )
+        return True

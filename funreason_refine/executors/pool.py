@@ -1,0 +1,104 @@
+"""Rules only, in worker processes: batches of raw lines out, serialised lines back, in input order.
+
+Workers start the same way wherever they run: from a fork server (a clean process that has
+imported the package once; Linux and macOS), or spawned where there is none (Windows). Either
+way a worker loads the pipeline from its file, so it sees the stages a new process sees: built
+in, installed through an entry point, or defined by a stage spec. A stage registered in code at
+run time is refused before any worker starts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from itertools import islice
+from pathlib import Path
+
+from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.executors.base import Emit, Executor, refine_raw
+from funreason_refine.plugin_manager import loaded_at_start
+from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.run_folder import Written
+from funreason_refine.stages.base import PipelineStage
+
+BATCH = 512  # records per task sent to a worker (fewer, larger tasks: less overhead per record)
+# Imported once by the fork server, so that each worker starts with them.
+PRELOAD = ["funreason_refine.config", "funreason_refine.executors.pool", "jsonschema", "jsonschema_rs"]
+
+
+def start_method() -> str:
+    """forkserver where the platform has it, else spawn."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def stages_workers_cannot_load(stages: list[PipelineStage]) -> list[PipelineStage]:
+    """The stages a worker process would not have: registered in code by a plugin it does not load."""
+    return [s for s in stages if s.plugin != "stage spec" and not loaded_at_start(s.plugin)]
+
+
+class PoolExecutor(Executor):
+    def __init__(self, pipeline_path: Path, out_dir: Path, stages: list[PipelineStage], workers: int):
+        missing = stages_workers_cannot_load(stages)
+        if missing:
+            names = ", ".join(f"{s.name} (plugin {s.plugin})" for s in missing)
+            raise RefineError(
+                f"stage(s) {names} were registered in code; worker processes load only built-in plugins and "
+                "plugins installed through the funreason_refine entry point group. Install the plugin as a "
+                "package, or run with --workers 1"
+            )
+        self.args = (str(pipeline_path), str(out_dir))
+        self.workers = workers
+        self.start_method = start_method()
+
+    def run(self, items: Iterator[RawItem], emit: Emit) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        context = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            context.set_forkserver_preload(PRELOAD)
+        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start, initargs=self.args) as pool:
+            window: deque[Future[list[Written]]] = deque()
+            try:
+                for batch in iter(lambda: list(islice(items, BATCH)), []):
+                    window.append(pool.submit(_work, batch))
+                    if len(window) > 2 * self.workers:
+                        _emit_all(window.popleft(), emit)
+                while window:
+                    _emit_all(window.popleft(), emit)
+            except BrokenProcessPool:
+                raise RunFolderError(
+                    "a worker process died (out of memory?); what was finished is saved: run the same command "
+                    "again to resume, with --workers 1 to stay in one process"
+                ) from None
+
+
+def _emit_all(future: Future[list[Written]], emit: Emit) -> None:
+    for written in future.result():
+        emit(written)
+
+
+# --- in the worker processes -----------------------------------------------------------------
+
+_WORKER: tuple[InputStream, list[PipelineStage]] | None = None
+
+
+def _start(pipeline_path: str, out_dir: str) -> None:
+    # Ctrl-C reaches the whole process group: the main process stops cleanly and shuts the pool
+    # down, so a worker ignores it rather than die and read as a crash. SIGTERM just ends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from funreason_refine.config import load_pipeline
+
+    global _WORKER
+    pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
+    _WORKER = (InputStream.open(pipeline.input), pipeline.stages)
+
+
+def _work(batch: list[RawItem]) -> list[Written]:
+    assert _WORKER is not None, "the worker was not started by _start"
+    stream, stages = _WORKER
+    return [refine_raw(raw, stream, stages) for raw in batch]
