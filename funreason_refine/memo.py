@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
+_MISSING: Any = object()
 
 
 class Memo(Generic[K, V]):
@@ -19,28 +20,33 @@ class Memo(Generic[K, V]):
     Each such entry holds its object, so its id cannot be reused while it is remembered.
 
     Written by hand because functools' caches key by equality only, and raise on unhashable
-    keys such as schema dicts.
+    keys such as schema dicts. Called a few times per record per stage: the hit is one dict look-up.
     """
 
     def __init__(self, compute: Callable[[K], V], max_size: int, by_identity: bool = False):
         self._compute = compute
         self._max_size = max_size
         self._by_identity = by_identity
-        self._entries: dict[Hashable, tuple[Any, V]] = {}
+        self._values: dict[Hashable, Any] = {}
 
     def __call__(self, arg: K) -> V:
-        return self.keyed(arg, arg)
+        if self._by_identity:
+            hit = self._values.get(id(arg))
+            return hit[1] if hit is not None and hit[0] is arg else self._remember(id(arg), arg, arg)
+        value = self._values.get(arg, _MISSING)  # type: ignore[call-overload]
+        return self._remember(arg, arg, arg) if value is _MISSING else value  # type: ignore[no-any-return]
 
-    def keyed(self, key: Any, arg: K) -> V:
-        """``compute(arg)``, remembered under ``key`` (say, the text a tool was read from)."""
-        slot: Hashable = id(key) if self._by_identity else key
-        hit = self._entries.get(slot)
-        if hit is not None and (hit[0] is key or not self._by_identity):
-            return hit[1]
-        if len(self._entries) >= self._max_size:
-            self._entries.clear()
+    def keyed(self, key: Hashable, arg: K) -> V:
+        """``compute(arg)``, remembered under ``key`` (say, the text a tool was read from); value-keyed memos only."""
+        assert not self._by_identity, "keyed() is for memos keyed by value"
+        value = self._values.get(key, _MISSING)
+        return self._remember(key, key, arg) if value is _MISSING else value  # type: ignore[no-any-return]
+
+    def _remember(self, slot: Hashable, key: Any, arg: K) -> V:
+        if len(self._values) >= self._max_size:
+            self._values.clear()
         value = self._compute(arg)
-        self._entries[slot] = (key, value)
+        self._values[slot] = (key, value) if self._by_identity else value
         return value
 
 

@@ -104,3 +104,109 @@ def test_a_stage_cannot_move_a_record():
             return Verdict(action="pass", record=record.model_copy(update={"index": 99}))
 
     assert refine(make_record(index=3), staged(Mover())).record.index == 3
+
+
+class Mixed(Stage):
+    """A different path through the policy for each record, by index."""
+
+    name = "mixed"
+
+    def check(self, record):
+        kind = record.index % 6
+        if kind == 0:
+            raise ValueError("broken plugin")
+        if kind == 1 and record.calls and record.calls[0].name == "get_weather":  # changes the answer: cot re-checks
+            new = [FunctionCall(name="get_forecast", arguments={"city": "Paris", "days": 1})]
+            return Verdict.regenerate(record.model_copy(update={"answer": new}), "switched", "to forecast")
+        if kind == 2:
+            return Verdict.passed("enough", "accepted here", final=True)
+        if kind == 3:
+            return Verdict.discard("bad", "discarded here")
+        if kind == 4:  # never satisfied: bounded by max_attempts
+            return Verdict.regenerate(record.model_copy(update={"cot": (record.cot or "") + "."}), "again", "more")
+        return Verdict.passed()
+
+
+class Last(Stage):
+    name = "last"
+
+    def check(self, record):
+        return Verdict(action="pass", record=record.model_copy(update={"target": f"done {record.index}"}))
+
+
+def test_every_path_through_the_policy():
+    stages = staged(Cot(), Mixed(), Last(), max_attempts=2)
+    cot = "I call get_weather."
+    got = {}
+    for i in range(6):
+        finished = refine(make_record(tools=[WEATHER, FORECAST], cot=cot, index=i), stages)
+        got[i] = (
+            finished.outcome,
+            finished.stage,
+            finished.reason,
+            [(s.stage, s.verdict) for s in finished.record.trail],
+        )
+    assert got[0][:2] == ("errors", "mixed") and got[0][3] == [("cot", "pass")]
+    # the answer changed: the CoT (which names get_weather) is checked again, and fails
+    assert got[1] == (
+        "discarded",
+        "cot",
+        "cot_misses_function",
+        [("cot", "pass"), ("mixed", "regenerate"), ("cot", "discard")],
+    )
+    assert got[2] == ("kept", None, None, [("cot", "pass"), ("mixed", "pass")])  # final: "last" never ran
+    assert got[3] == ("discarded", "mixed", "bad", [("cot", "pass"), ("mixed", "discard")])
+    assert got[4][:3] == ("discarded", "mixed", "again") and [v for _, v in got[4][3]].count("regenerate") == 3
+    assert got[5] == ("kept", None, None, [("cot", "pass"), ("mixed", "pass"), ("last", "pass")])
+
+
+def test_hard_pool_and_a_regenerate_without_a_record():
+    class Empty(Stage):
+        name = "empty"
+
+        def check(self, record):
+            return Verdict("regenerate", "oops", "forgot the record")
+
+    finished = refine(make_record(), staged(Empty(), on_fail="hard_pool"))
+    assert (finished.outcome, finished.reason) == ("hard", "oops")  # on_fail hard_pool: a regenerate is a discard
+    finished = refine(make_record(), staged(Empty()))
+    assert finished.outcome == "errors" and "asked to regenerate without a corrected record" in finished.message
+
+
+def test_a_verdict_with_an_unknown_action_is_refused():
+    with pytest.raises(ValueError, match="verdict action must be one of pass, regenerate, discard, got 'keep'"):
+        Verdict("keep")
+
+
+class Vandal(Stage):
+    """Changes a shared tool in place: not allowed."""
+
+    name = "vandal"
+
+    def check(self, record):
+        copy = record.model_copy()
+        copy.tools[0]["description"] = "vandalised"
+        return Verdict(action="pass", record=copy)
+
+
+class Renamer(Stage):
+    """Changes its own record's tools the allowed way: new tools on a copy."""
+
+    name = "renamer"
+
+    def check(self, record):
+        tools = [{**record.tools[0], "description": "renamed"}, *record.tools[1:]]
+        return Verdict(action="pass", record=record.model_copy(update={"tools": tools}))
+
+
+def test_shared_tools_cannot_be_changed_through_one_record():
+    first, second = make_record(index=0), make_record(index=1)
+    assert first.tools[0] is second.tools[0]  # readers share one tool object among records
+    vandalised = refine(first, staged(Vandal()))
+    assert vandalised.outcome == "errors" and "read-only" in vandalised.message
+    assert "record.model_copy(update={'tools'" in vandalised.message
+    renamed = refine(second, staged(Renamer()))
+    assert renamed.outcome == "kept" and renamed.record.tools[0]["description"] == "renamed"
+    later = make_record(index=2)  # read after both
+    for record in (first, second, later):
+        assert record.tools[0]["description"] == "Weather for a city."
