@@ -8,13 +8,16 @@ from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import write_jsonl, xlam_row
 
 
+ROME = [{"name": "get_weather", "arguments": {"city": "Rome"}}]  # no prompt of b is one of a's
+
+
 @pytest.fixture(autouse=True)
 def key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
 def test_a_rerun_from_the_cache_still_tells_what_the_answers_cost(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a"), xlam_row("b", query="Weather in Paris, please")])
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a"), xlam_row("b", query="Weather in Rome?", answers=ROME)])
     with FakeLLM(lambda r: Reply("<judge>True</judge>", delay=0.05, prompt_tokens=100, completion_tokens=20)) as server:
         (tmp_path / "p.toml").write_text(
             '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n'
