@@ -338,3 +338,69 @@ def _register_plugin_commands() -> None:
 
 
 _register_plugin_commands()
+
+
+@main.command()
+@click.argument("golden", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("pipeline", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--judge-model",
+    "judge_models",
+    multiple=True,
+    help="A candidate judge (any LiteLLM model), in the pipeline's [judge] table; repeat for more.",
+)
+@click.option(
+    "--prompts",
+    "prompt_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A prompt variant: a folder of stage spec TOML files laid over the pipeline's; repeat for more.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("calibration"),
+    show_default=True,
+    help="Folder for calibration.json, calibration.html and one run folder per candidate.",
+)
+@click.option(
+    "--golden-from",
+    "golden_from",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="First write GOLDEN from the decisions made with `refine review` in this run folder.",
+)
+def calibrate(
+    golden: Path,
+    pipeline: Path | None,
+    judge_models: tuple[str, ...],
+    prompt_dirs: tuple[Path, ...],
+    out_dir: Path,
+    golden_from: Path | None,
+) -> None:
+    """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate."""
+    from funreason_refine.calibrate.run import HTML_NAME, JSON_NAME
+    from funreason_refine.calibrate.run import calibrate as run_calibration
+    from funreason_refine.calibrate.tables import calibration_tables
+
+    if golden_from is not None:
+        from funreason_refine.calibrate.from_review import golden_from_review
+
+        written = golden_from_review(golden_from, golden)
+        out.print(f"wrote {written.records} labelled records to {golden} from the review of {golden_from}")
+        for note in written.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        if pipeline is None:
+            return
+    if pipeline is None:
+        raise RefineError("give the PIPELINE to calibrate (or --golden-from RUN_DIR to only write GOLDEN)")
+
+    def progress(name: str, number: int, total: int) -> None:
+        err.print(f"candidate {number}/{total}: {escape(name)}", highlight=False)
+
+    report = run_calibration(golden, pipeline, out_dir, list(judge_models), list(prompt_dirs), progress)
+    for table in calibration_tables(report):
+        out.print(table)
+    out.print(f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}")
+    if any("error" in c for c in report["candidates"]):
+        sys.exit(1)

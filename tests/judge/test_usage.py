@@ -7,7 +7,6 @@ from funreason_refine.engine import run_pipeline
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import write_jsonl, xlam_row
 
-
 ROME = [{"name": "get_weather", "arguments": {"city": "Rome"}}]  # no prompt of b is one of a's
 
 
