@@ -277,13 +277,15 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
 )
 def export(run_dir: Path, fmt: str, output: Path) -> None:
     """Write RUN_DIR's kept records as training data."""
-    from funreason_refine.export import export_run
+    from funreason_refine.export import export_reviewed
 
-    count = export_run(run_dir, fmt, output)
+    result = export_reviewed(run_dir, fmt, output)
     out.print(
-        f"wrote {count} records to {output}"
+        f"wrote {result.written} records to {output}"
         + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else "")
     )
+    if result.describe():
+        out.print(result.describe(), highlight=False)
 
 
 @main.command("selfrefine")
@@ -404,3 +406,38 @@ def calibrate(
     out.print(f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}")
     if any("error" in c for c in report["candidates"]):
         sys.exit(1)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: any free port).")
+@click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser.")
+@click.option(
+    "--kept-sample",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Kept records to review, drawn at random (the same ones each time), to catch wrong keeps.",
+)
+def review(run_dir: Path, port: int, no_browser: bool, kept_sample: int) -> None:
+    """Review RUN_DIR's verdicts in the browser; decisions go to RUN_DIR/overrides.jsonl."""
+    import webbrowser
+
+    from funreason_refine.review.server import ReviewServer
+
+    server = ReviewServer(run_dir, port, kept_sample)
+    items = server.state.index.items
+    out.print(
+        f"review of {run_dir}: {sum(i.kind == 'discarded' for i in items)} discarded and "
+        f"{sum(i.kind == 'kept' for i in items)} kept records at {server.url} (Ctrl-C to stop); "
+        f"decisions go to {run_dir / 'overrides.jsonl'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stdout.flush()
+    if not no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("review stopped; every decision acknowledged on the page is saved")
