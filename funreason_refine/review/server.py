@@ -223,7 +223,7 @@ class ReviewServer:
 
     def start(self) -> ReviewServer:
         """Serve from a background thread (tests)."""
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
