@@ -189,11 +189,14 @@ def report(run_dir: Path) -> None:
     from funreason_refine.report.data import load_run
     from funreason_refine.report.html import render_html
     from funreason_refine.report.markdown import render_markdown
+    from funreason_refine.report.review import review_tables
 
     built = build_report(load_run(run_dir))
     (run_dir / "report.md").write_text(render_markdown(built), encoding="utf-8")
     (run_dir / "report.html").write_text(render_html(built), encoding="utf-8")
     for table in report_tables(built):
+        out.print(table)
+    for table in review_tables(built):
         out.print(table)
     out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
