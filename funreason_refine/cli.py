@@ -400,10 +400,32 @@ def calibrate(
     if pipeline is None:
         raise RefineError("give the PIPELINE to calibrate (or --golden-from RUN_DIR to only write GOLDEN)")
 
-    def progress(name: str, number: int, total: int) -> None:
-        err.print(f"candidate {number}/{total}: {escape(name)}", highlight=False)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    report = run_calibration(golden, pipeline, out_dir, list(judge_models), list(prompt_dirs), progress)
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+    def on_candidate(name: str, number: int, total: int, records: int) -> None:
+        bars.add_task(f"candidate {number}/{total}: {escape(name)}", total=records)
+        if not err.is_terminal:
+            err.print(f"candidate {number}/{total}: {escape(name)}", highlight=False)
+
+    with bars:
+        report = run_calibration(
+            golden,
+            pipeline,
+            out_dir,
+            list(judge_models),
+            list(prompt_dirs),
+            on_candidate,
+            lambda kind: bars.advance(bars.task_ids[-1]),
+        )
     for table in calibration_tables(report):
         out.print(table)
     out.print(f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}")

@@ -160,13 +160,21 @@ class GoldenInput:
 
 def write_input(golden: GoldenSet, folder: Path) -> GoldenInput:
     """Write the records (labels removed) where a pipeline can read them, in the set's order."""
+    from funreason_refine.errors import InputError
     from funreason_refine.readers import bfcl, detect_format
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / INPUT_NAME
     records = [{k: v for k, v in g.record.items() if k != GROUND_TRUTH} for g in golden.records]
     _write_jsonl(path, records)
-    fmt = detect_format(path)
+    try:
+        fmt = detect_format(path)
+    except InputError:
+        keys = ", ".join(sorted(golden.records[0].record)[:8])
+        raise GoldenSetError(
+            golden.path,
+            [f"{golden.path}:{golden.records[0].line}: not a record of a format refine reads (its keys: {keys})"],
+        ) from None
     if fmt != "bfcl":
         return GoldenInput(path, fmt)
     answers = bfcl.default_answers_path(path)

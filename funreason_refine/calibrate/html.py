@@ -114,8 +114,10 @@ def _overview(candidates: list[dict[str, Any]]) -> str:
 
 
 def _per_stage(candidates: list[dict[str, Any]], stages: list[str]) -> str:
-    head = "<tr><th>stage</th><th>candidate</th><th>tp</th><th>fp</th><th>fn</th><th>tn</th>" + "".join(
-        f"<th>{s}</th>" for s in SCORES
+    head = (
+        "<tr><th>stage</th><th>candidate</th><th>tp</th><th>fp</th><th>fn</th><th>tn</th>"
+        + "".join(f"<th>{s}</th>" for s in SCORES)
+        + "<th>judge calls / 1k</th><th>USD / 1k</th>"
     )
     rows = []
     for stage in stages:
@@ -125,9 +127,12 @@ def _per_stage(candidates: list[dict[str, Any]], stages: list[str]) -> str:
                 continue
             k = f"candidate.{c['slug']}.stages.{stage}"
             counts = "".join(_num(scores[n], f"{k}.{n}") for n in ("tp", "fp", "fn", "tn"))
+            use = c["usage"]["stages"].get(stage, {})
             rows.append(
                 f"<tr><td>{_e(stage)}</td><td>{_e(c['name'])}</td>{counts}"
                 + "".join(_num(scores[s], f"{k}.{s}") for s in SCORES)
+                + _num(use.get("calls", 0), f"{k}.per_1000.calls", "{:g}")
+                + _num(use.get("cost_usd", 0), f"{k}.per_1000.cost_usd", "{:.4f}")
                 + "</tr>"
             )
     return f"<table>{head}</tr>{''.join(rows)}</table>"

@@ -115,11 +115,16 @@ def calibrate(
     out_dir: Path,
     judge_models: list[str] | None = None,
     prompt_dirs: list[Path] | None = None,
-    on_candidate: Callable[[str, int, int], None] | None = None,
+    on_candidate: Callable[[str, int, int, int], None] | None = None,
+    on_record: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run each candidate on the golden set, score it, and write calibration.json and calibration.html."""
+    """Run each candidate on the golden set, score it, and write calibration.json and calibration.html.
+
+    ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
+    ``on_record(outcome)`` as each of its records finishes.
+    """
     from funreason_refine.calibrate.html import render_html
-    from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.engine import Progress, RunInterrupted, run_pipeline
     from funreason_refine.plugin_manager import stage_registry
 
     golden = read_golden(golden_path)
@@ -135,11 +140,11 @@ def calibrate(
     results = []
     for number, (candidate, pipeline) in enumerate(zip(candidates, pipelines, strict=True), 1):
         if on_candidate is not None:
-            on_candidate(candidate.name, number, len(candidates))
+            on_candidate(candidate.name, number, len(candidates), len(golden.records))
         entry = _base(candidate, out_dir)
         try:
             # fresh: every record is refined again, its judge answers taken from the folder's cache.
-            summary = run_pipeline(pipeline, workers=1, fresh=True).summary
+            summary = run_pipeline(pipeline, workers=1, fresh=True, progress=Progress(on_outcome=on_record)).summary
         except RunInterrupted:
             raise
         except RefineError as exc:  # a judge that cannot be reached must not hide the others' results
@@ -154,7 +159,13 @@ def calibrate(
                 "complete": summary.get("complete", True),
                 "stopped": summary.get("stopped"),
                 **score(pairs, [s.name for s in pipeline.stages]),
-                "usage": usage(summary, run),
+                "usage": {
+                    **usage(summary, run),
+                    "stages": {
+                        stage: usage({"judge": per}, run)["per_1000"]
+                        for stage, per in summary.get("judge", {}).get("per_stage", {}).items()
+                    },
+                },
             }
         )
     report = {

@@ -163,6 +163,9 @@ def test_scores_costs_and_the_second_run_paying_nothing(setup):
         "judge_seconds": None,
     }
     assert lenient["usage"]["per_1000"]["cost_usd"] == 58.4615
+    # Per stage: query_tool asked for all 13, cot for 10 (r12 twice), function_params for 6 (r12 twice).
+    per_stage = {stage: u["calls"] for stage, u in strict["usage"]["stages"].items()}
+    assert per_stage == {"query_tool": 1000.0, "cot": 769.2308, "function_params": 461.5385}
     assert strict["usage"]["paid_usd"] == 0.58 and strict["usage"]["judge_seconds"] > 0
 
     # The second run paid nothing and measured the same.
@@ -180,4 +183,5 @@ def test_scores_costs_and_the_second_run_paying_nothing(setup):
     assert numbers.values["candidate.openai-strict.stages.query_tool.fp"] == "2"
     assert numbers.values["candidate.openai-lenient.per_1000.cost_usd"] == "58.4615"
     assert numbers.values["chart.f1.openai-strict"] == "openai/strict (0.8)"
+    assert numbers.values["candidate.openai-strict.stages.cot.per_1000.calls"] == "769.231"
     assert (setup / "cal" / "openai-strict" / "judge_cache.sqlite").exists()

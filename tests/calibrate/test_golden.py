@@ -94,3 +94,12 @@ def test_the_example_golden_set_is_what_its_script_writes_and_calibrates_offline
     assert (o["tp"], o["fp"], o["fn"], o["tn"], o["precision"], o["recall"]) == (7, 1, 6, 16, 0.875, 0.5385)
     readme = " ".join((REPO / "README.md").read_text().split())
     assert "the example set gives precision 0.875 and recall 0.538" in readme
+
+
+def test_records_of_no_format_refine_reads_are_named(tmp_path):
+    path = write_jsonl(tmp_path / "g.jsonl", [{"prompt": "hi", "completion": "there", "label": {"outcome": "keep"}}])
+    result = CliRunner().invoke(
+        main, ["calibrate", str(path), str(QUICKSTART / "pipeline.toml"), "--out", str(tmp_path / "c")]
+    )
+    assert result.exit_code == 1
+    assert f"{path}:1: not a record of a format refine reads (its keys: completion, prompt)" in result.output
