@@ -46,22 +46,33 @@ class Item:
         }
 
 
+def _parse(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        line = json.loads(raw)
+        line["index"] = int(line["index"])
+        return line
+    except (ValueError, KeyError, TypeError):
+        raise RefineError(f"{where} is not a line `refine run` wrote; this run folder cannot be reviewed") from None
+
+
 def _scan(path: Path) -> list[tuple[int, int, bytes]]:
-    """(index, offset, line) of every line."""
+    """(index, offset, line) of every whole line; a last line still being written (or cut short) is left out."""
     out = []
     offset = 0
     with path.open("rb") as fh:
-        for raw in fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n"):
+                break
             if raw.strip():
                 found = _INDEX.match(raw)
-                index = int(found.group(1)) if found else json.loads(raw)["index"]
+                index = int(found.group(1)) if found else _parse(raw, f"{path}:{number}")["index"]
                 out.append((index, offset, raw))
             offset += len(raw)
     return out
 
 
 def _item(kind: str, offset: int, raw: bytes) -> Item:
-    line = json.loads(raw)
+    line = _parse(raw, f"{kind}.jsonl at byte {offset}")
     return Item(line["index"], kind, offset, str(line.get("id", "")), line.get("stage"), line.get("reason"))
 
 
@@ -119,7 +130,7 @@ class RunIndex:
         kind, offset = found
         with (self.run_dir / f"{kind}.jsonl").open("rb") as fh:
             fh.seek(offset)
-            return json.loads(fh.readline()), kind
+            return _parse(fh.readline(), f"{kind}.jsonl at byte {offset}"), kind
 
     def __contains__(self, index: object) -> bool:
         return index in self._where

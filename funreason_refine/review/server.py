@@ -158,6 +158,12 @@ class Handler(BaseHTTPRequestHandler):
     # --- routes -------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        try:
+            self._get()
+        except RefineError as exc:  # a line of the run folder that cannot be read
+            self._error(500, str(exc))
+
+    def _get(self) -> None:
         if not self._host_ok():
             return self._error(403, "unknown Host: open the page at the address `refine review` printed")
         url = urlsplit(self.path)
