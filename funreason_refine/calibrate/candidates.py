@@ -72,6 +72,9 @@ def _rules_only(data: dict[str, Any], registered: set[str]) -> Candidate:
     if "stages" in data:
         kept = []
         for entry in data["stages"]:
+            if not isinstance(entry, dict):  # load_pipeline reports it, naming the file and the entry
+                kept.append(entry)
+                continue
             if entry.get("name") not in registered:
                 notes.append(f"stage {entry.get('name')!r} has no rules (a judge-only spec): left out")
                 continue
@@ -101,7 +104,8 @@ def _variant(data: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[P
             raise ConfigError([f"{file}: cannot read this stage spec ({exc})"]) from None
     out = copy.deepcopy(data)
     for entry in out.get("stages", []):
-        if entry.get("name") in names:  # a [[stages]] prompt would beat the spec's: the variant is what is measured
+        # A [[stages]] prompt would beat the spec's: the variant is what is measured.
+        if isinstance(entry, dict) and entry.get("name") in names:
             entry.pop("prompt", None)
             entry.pop("prompt_file", None)
     own = [Path(data["stage_specs_dir"])] if isinstance(data.get("stage_specs_dir"), str) else []
