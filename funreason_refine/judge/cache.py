@@ -19,6 +19,7 @@ class Cached:
     prompt_tokens: int
     completion_tokens: int
     cost: float
+    seconds: float = 0.0  # how long the call took when it was made (0 for answers cached before this was kept)
 
 
 class AnswerCache:
@@ -30,19 +31,26 @@ class AnswerCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL)"
+            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, seconds REAL)"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
+        if "seconds" not in columns:  # a cache written before call times were kept
+            self._db.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
 
     def get(self, key: str) -> Cached | None:
         row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens, cost FROM answers WHERE key = ?", (key,)
+            "SELECT text, prompt_tokens, completion_tokens, cost, seconds FROM answers WHERE key = ?", (key,)
         ).fetchone()
-        return Cached(*row) if row else None
+        if row is None:
+            return None
+        text, prompt_tokens, completion_tokens, cost, seconds = row
+        return Cached(text, prompt_tokens, completion_tokens, cost, seconds or 0.0)
 
     def put(self, key: str, answer: Cached) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
-            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost),
+            "INSERT OR REPLACE INTO answers (key, text, prompt_tokens, completion_tokens, cost, seconds) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds),
         )
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import heapq
 import logging
 import os
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,22 +84,35 @@ class OldestFirst:
 
 @dataclass
 class Usage:
+    """Judge use of a run (or of one stage).
+
+    ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
+    the answers taken from the cache cost when they were first asked, so that calls, tokens, cost
+    and latency of a whole run can be told even when a re-run paid for nothing (calibrate).
+    ``seconds`` sums the time each call took, not the wall time of the run.
+    """
+
     calls: int = 0
     cached: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    seconds: float = 0.0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+    cached_cost_usd: float = 0.0
+    cached_seconds: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "cached": self.cached,
-            "retries": self.retries,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost_usd": round(self.cost_usd, 6),
-        }
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name in ("cost_usd", "cached_cost_usd", "seconds", "cached_seconds"):
+            out[name] = round(out[name], 6)
+        return out
 
 
 @dataclass
@@ -134,9 +148,7 @@ class LLMClient:
     def total(self) -> Usage:
         total = Usage()
         for u in self.usage.values():
-            for name in ("calls", "cached", "retries", "prompt_tokens", "completion_tokens"):
-                setattr(total, name, getattr(total, name) + getattr(u, name))
-            total.cost_usd += u.cost_usd
+            total.add(u)
         return total
 
     async def complete(
@@ -156,8 +168,12 @@ class LLMClient:
             hit = self.cache.get(key)
             if hit is not None:
                 usage.cached += 1
+                usage.cached_prompt_tokens += hit.prompt_tokens or 0
+                usage.cached_completion_tokens += hit.completion_tokens or 0
+                usage.cached_cost_usd += hit.cost or 0.0
+                usage.cached_seconds += hit.seconds
                 return Answer(hit.text, cached=True)
-        response = await self._call_with_retries(settings, messages, usage, priority)
+        response, seconds = await self._call_with_retries(settings, messages, usage, priority)
         message = response.choices[0].message
         text = message.content or ""
         reasoning = getattr(message, "reasoning_content", None)
@@ -172,13 +188,15 @@ class LLMClient:
         usage.prompt_tokens += prompt_tokens
         usage.completion_tokens += completion_tokens
         usage.cost_usd += cost
+        usage.seconds += seconds
         if self.cache is not None:
-            self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost))
+            self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost, seconds))
         return Answer(text, cached=False)
 
     async def _call_with_retries(
         self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage, priority: int
-    ) -> Any:
+    ) -> tuple[Any, float]:
+        """The response, and the seconds its successful attempt took (waits for a slot not counted)."""
         litellm = self._litellm
         retryable = (
             litellm.RateLimitError,
@@ -197,8 +215,9 @@ class LLMClient:
                     self._slots.release()
                     raise BudgetStop(spent)
                 self.in_flight += 1
+                started = time.perf_counter()
                 try:
-                    return await litellm.acompletion(
+                    response = await litellm.acompletion(
                         model=settings.model,
                         messages=messages,
                         api_base=settings.api_base,
@@ -208,6 +227,7 @@ class LLMClient:
                         max_retries=0,
                         **settings.extra,
                     )
+                    return response, time.perf_counter() - started
                 finally:
                     self.in_flight -= 1
                     self._slots.release()
@@ -249,8 +269,9 @@ class LLMClient:
 def _wait(exc: Exception, attempt: int) -> float:
     """Seconds before the next attempt: the server's Retry-After when it sent one, else backoff with jitter."""
     headers = getattr(exc, "litellm_response_headers", None) or {}
+    header = headers.get("retry-after")
     try:
-        retry_after = float(headers.get("retry-after")) if headers.get("retry-after") else None
+        retry_after = float(header) if header else None
     except (TypeError, ValueError):
         retry_after = None
     if retry_after is not None:

@@ -21,6 +21,6 @@ def discarded(
                 return
 
 
-def available(run: RunData) -> Counter[tuple[str, str]]:
+def available(run: RunData) -> Counter[tuple[str | None, str | None]]:
     """(stage, reason) -> discarded records, to say what can be filtered on."""
     return Counter((r.get("stage"), r.get("reason")) for r in run.lines("discarded"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.report.data import RunData, clean, line_answer_text
+from funreason_refine.report.review import review_summary
 
 EXAMPLES_PER_REASON = 2
 REASONS_WITH_EXAMPLES = 3
@@ -131,6 +132,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "examples": examples,
         "facts": facts,
         "quarantined": quarantined,
+        "review": review_summary(run),
     }
 
 

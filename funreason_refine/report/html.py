@@ -114,6 +114,7 @@ def render_html(report: dict[str, Any]) -> str:
         + "<h3>Answer length (characters)</h3>"
         + _hist(f["answer_histogram"], "answer")
     )
+    out.append(_review(report.get("review")))
     if report["examples"]["discarded"]:
         out.append("<h2>Discarded examples</h2>")
         for e in report["examples"]["discarded"]:
@@ -138,3 +139,35 @@ def render_html(report: dict[str, Any]) -> str:
         out.append("</table>")
     out.append("</body></html>")
     return "".join(out)
+
+
+def _review_row(label: str, decider: str, records: int, scores: dict[str, Any], key: str) -> str:
+    value = f"{scores['precision']:.1%}" if scores["precision"] is not None else "-"
+    return (
+        f"<tr><td>{escape(label)}</td><td>{escape(decider)}</td><td class=n>{records}</td>"
+        f"{_n(key + '.reviewed', scores['reviewed'])}<td class=n>{scores['right']}</td><td class=n>{scores['wrong']}</td>"
+        f'<td class="n" data-key="{escape(key)}.precision">{value}</td></tr>'
+    )
+
+
+def _review(review: dict[str, Any] | None) -> str:
+    """The verdicts a person reviewed (refine review) and the precision they measure."""
+    if not review:
+        return ""
+    rows = "".join(
+        _review_row(
+            f"discarded at {s['stage']}", b["decider"], s["discarded"], b, f"review.{s['stage']}.{b['decider']}"
+        )
+        for s in review["stages"]
+        for b in s["by"]
+    )
+    k = review["kept"]
+    if k["reviewed"]:
+        rows += _review_row("kept", "", k["kept"], k, "review.kept")
+    stale = f"<p class=muted>{review['stale']} decision(s) on verdicts the run no longer has are not counted.</p>"
+    return (
+        f"<h2>Reviewed by a person</h2><p>{review['decisions']} decisions in overrides.jsonl. Precision: the share "
+        "of reviewed verdicts the person marked right.</p><table><tr><th>verdict</th><th>decided by</th><th>records</th>"
+        f"<th>reviewed</th><th>right</th><th>wrong</th><th>precision</th></tr>{rows}</table>"
+        + (stale if review["stale"] else "")
+    )

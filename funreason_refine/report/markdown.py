@@ -94,6 +94,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         _table(["function", "records"], [[f["function"], f["records"]] for f in facts["top_functions"]]),
     ]
+    parts += _review(report.get("review"))
     if report["examples"]["discarded"]:
         parts += ["", "## Discarded examples", ""]
         for e in report["examples"]["discarded"]:
@@ -114,3 +115,33 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f"  - after: `{_cell(e['answer'])[:300]}`",
                 ]
     return "\n".join(parts) + "\n"
+
+
+def _review(review: dict[str, Any] | None) -> list[str]:
+    """The verdicts a person reviewed (refine review) and the precision they measure."""
+    if not review:
+        return []
+    rows = [
+        [f"discarded at {s['stage']}", b["decider"], s["discarded"], b["reviewed"], b["right"], b["wrong"], _pct(b)]
+        for s in review["stages"]
+        for b in s["by"]
+    ]
+    k = review["kept"]
+    if k["reviewed"]:
+        rows.append(["kept", "", k["kept"], k["reviewed"], k["right"], k["wrong"], _pct(k)])
+    parts = [
+        "",
+        "## Reviewed by a person",
+        "",
+        f"{review['decisions']} decisions in overrides.jsonl. Precision: the share of reviewed verdicts the person "
+        "marked right.",
+        "",
+        _table(["verdict", "decided by", "records", "reviewed", "right", "wrong", "precision"], rows),
+    ]
+    if review["stale"]:
+        parts += ["", f"{review['stale']} decision(s) on verdicts the run no longer has are not counted."]
+    return parts
+
+
+def _pct(scores: dict[str, Any]) -> str:
+    return f"{scores['precision']:.1%}" if scores["precision"] is not None else "-"

@@ -1,0 +1,186 @@
+"""`refine calibrate`: run every candidate on a golden set and score it against the labels."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from funreason_refine.calibrate import candidates as cands
+from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
+from funreason_refine.calibrate.metrics import Outcome, score
+from funreason_refine.errors import RefineError
+
+JSON_NAME = "calibration.json"
+HTML_NAME = "calibration.html"
+KINDS = ("kept", "discarded", "hard", "quarantined", "errors")
+
+
+def read_outcomes(run_dir: Path, count: int) -> list[Outcome]:
+    """Where each of the first ``count`` input records ended; "missing" when the run stopped before it."""
+    found: dict[int, Outcome] = {}
+    for kind in KINDS:
+        file = run_dir / f"{kind}.jsonl"
+        if not file.exists():
+            continue
+        for line in file.read_text(encoding="utf-8").split("\n"):
+            if line:
+                r = json.loads(line)
+                message = r.get("message") or r.get("error")
+                found[r["index"]] = Outcome(kind, r.get("stage"), r.get("reason"), r.get("answer"), message)
+    return [found.get(i, Outcome("missing")) for i in range(count)]
+
+
+def usage(summary: dict[str, Any], records: int) -> dict[str, Any]:
+    """Judge calls, tokens, cost and latency of the whole candidate run, at full price: answers taken
+    from the cache count at what they cost when first asked (``paid_usd`` is what this run paid)."""
+    j = summary.get("judge", {})
+    calls = j.get("calls", 0) + j.get("cached", 0)
+    tokens = sum(j.get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+    tokens += sum(j.get(k, 0) for k in ("cached_prompt_tokens", "cached_completion_tokens"))
+    cost = j.get("cost_usd", 0.0) + j.get("cached_cost_usd", 0.0)
+    seconds = j.get("seconds", 0.0) + j.get("cached_seconds", 0.0)
+
+    def per_1000(value: float) -> float:
+        return round(value * 1000 / records, 4) if records else 0.0
+
+    return {
+        "records": records,
+        "calls": calls,
+        "tokens": tokens,
+        "cost_usd": round(cost, 6),
+        "judge_seconds": round(seconds, 3),
+        "seconds_per_call": round(seconds / calls, 3) if calls else None,
+        "new_calls": j.get("calls", 0),
+        "paid_usd": round(j.get("cost_usd", 0.0), 6),
+        "per_1000": {
+            "calls": per_1000(calls),
+            "tokens": per_1000(tokens),
+            "cost_usd": per_1000(cost),
+            "judge_seconds": per_1000(seconds),
+        },
+        "notes": j.get("notes", []),
+    }
+
+
+def _golden_summary(golden: GoldenSet) -> dict[str, Any]:
+    by_stage: dict[str, int] = {}
+    for g in golden.records:
+        if g.label.outcome == "discard":
+            key = g.label.stage or "(no stage)"
+            by_stage[key] = by_stage.get(key, 0) + 1
+    keep = sum(g.label.outcome == "keep" for g in golden.records)
+    return {
+        "path": str(golden.path),
+        "records": len(golden.records),
+        "keep": keep,
+        "discard": len(golden.records) - keep,
+        "discard_by_stage": by_stage,
+        "with_answer": sum(g.label.answer is not None for g in golden.records),
+    }
+
+
+def _base(c: cands.Candidate, out_dir: Path) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "slug": c.slug,
+        "judge": c.judge,
+        "prompts": c.prompts,
+        "run_dir": str(out_dir / c.slug),
+        "notes": list(c.notes),
+    }
+
+
+def _load(candidates: list[cands.Candidate], out_dir: Path, golden: GoldenSet, max_bytes: int | None) -> list[Any]:
+    """Write and load every candidate's pipeline first: a broken pipeline stops before anything is paid."""
+    from funreason_refine.config import load_pipeline
+
+    given = write_input(golden, out_dir)
+    return [load_pipeline(cands.write(c, out_dir, given, max_bytes)) for c in candidates]
+
+
+def _stage_order(pipelines: list[Any]) -> list[str]:
+    names: list[str] = []
+    for p in pipelines:
+        names += [s.name for s in p.stages if s.name not in names]
+    return names
+
+
+def calibrate(
+    golden_path: Path,
+    pipeline_path: Path,
+    out_dir: Path,
+    judge_models: list[str] | None = None,
+    prompt_dirs: list[Path] | None = None,
+    on_candidate: Callable[[str, int, int, int], None] | None = None,
+    on_record: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run each candidate on the golden set, score it, and write calibration.json and calibration.html.
+
+    ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
+    ``on_record(outcome)`` as each of its records finishes.
+    """
+    from funreason_refine.calibrate.html import render_html
+    from funreason_refine.engine import Progress, RunInterrupted, run_pipeline
+    from funreason_refine.plugin_manager import stage_registry
+
+    golden = read_golden(golden_path)
+    out_dir = Path(out_dir)
+    data = cands.read_pipeline(Path(pipeline_path))
+    candidates = cands.build(data, judge_models or [], prompt_dirs or [], set(stage_registry()))
+    max_bytes = data.get("input", {}).get("max_record_bytes")
+    pipelines = _load(candidates, out_dir, golden, max_bytes)
+    stages = _stage_order(pipelines)
+    problems = golden.stage_problems(stages)
+    if problems:
+        raise GoldenSetError(golden.path, problems)
+    results = []
+    for number, (candidate, pipeline) in enumerate(zip(candidates, pipelines, strict=True), 1):
+        if on_candidate is not None:
+            on_candidate(candidate.name, number, len(candidates), len(golden.records))
+        entry = _base(candidate, out_dir)
+        try:
+            # fresh: every record is refined again, its judge answers taken from the folder's cache.
+            summary = run_pipeline(pipeline, workers=1, fresh=True, progress=Progress(on_outcome=on_record)).summary
+        except RunInterrupted:
+            raise
+        except RefineError as exc:  # a judge that cannot be reached must not hide the others' results
+            results.append({**entry, "error": str(exc)})
+            continue
+        outcomes = read_outcomes(out_dir / candidate.slug, len(golden.records))
+        pairs = list(zip(golden.records, outcomes, strict=True))
+        run = sum(o.kind != "missing" for o in outcomes)
+        results.append(
+            {
+                **entry,
+                "complete": summary.get("complete", True),
+                "stopped": summary.get("stopped"),
+                **score(pairs, [s.name for s in pipeline.stages]),
+                "usage": {
+                    **usage(summary, run),
+                    "stages": {
+                        stage: usage({"judge": per}, run)["per_1000"]
+                        for stage, per in summary.get("judge", {}).get("per_stage", {}).items()
+                    },
+                },
+            }
+        )
+    report = {
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        "golden": _golden_summary(golden),
+        "pipeline": str(pipeline_path),
+        "stages": stages,
+        "candidates": results,
+    }
+    _write(out_dir / JSON_NAME, json.dumps(report, indent=2) + "\n")  # ASCII: records may hold lone surrogates
+    _write(out_dir / HTML_NAME, render_html(report))
+    return report
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

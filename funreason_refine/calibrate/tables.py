@@ -1,0 +1,71 @@
+"""The terminal view of a calibration: quality, cost and per-stage tables (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+SCORES = ("precision", "recall", "f1", "agreement", "kappa")
+
+
+def _v(value: Any, fmt: str = "{:.3f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _table(title: str, columns: tuple[str, ...], left: int = 1) -> Table:
+    table = Table(title=title, show_edge=False)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i < left else "right", overflow="fold")
+    return table
+
+
+def calibration_tables(report: dict[str, Any]) -> list[Table]:
+    g = report["golden"]
+    quality = _table(
+        f"Agreement with {g['records']} labels ({g['keep']} keep, {g['discard']} discard; a discard is the positive)",
+        ("candidate", "scored", *SCORES, "wrong stage", "fixes matched"),
+    )
+    cost = _table(
+        "Judge use per 1,000 records (cached answers counted at what they cost when asked)",
+        ("candidate", "calls", "tokens", "USD", "judge s", "paid now (USD)"),
+    )
+    stages = _table(
+        "Per stage (positive: discarded at this stage)",
+        ("stage", "candidate", "tp", "fp", "fn", "tn", "precision", "recall", "f1", "kappa"),
+        left=2,
+    )
+    for c in report["candidates"]:
+        name = escape(c["name"])
+        if "error" in c:
+            quality.add_row(name, "[red]failed[/]", escape(c["error"]))
+            continue
+        o, fixes, use = c["overall"], c["corrections"], c["usage"]
+        quality.add_row(
+            name + ("" if c["complete"] else " [yellow](stopped)[/]"),
+            str(o["records"]),
+            *(_v(o[s]) for s in SCORES),
+            str(o["wrong_stage"]),
+            f"{fixes['matched']}/{fixes['labelled']}",
+        )
+        per = use["per_1000"]
+        cost.add_row(
+            name,
+            _v(per["calls"], "{:,.0f}"),
+            _v(per["tokens"], "{:,.0f}"),
+            _v(per["cost_usd"], "{:.4f}"),
+            _v(per["judge_seconds"], "{:.1f}"),
+            _v(use["paid_usd"], "{:.4f}"),
+        )
+    for stage in report["stages"]:
+        for c in report["candidates"]:
+            s = c.get("stages", {}).get(stage)
+            if s is not None:
+                stages.add_row(
+                    stage,
+                    escape(c["name"]),
+                    *(str(s[k]) for k in ("tp", "fp", "fn", "tn")),
+                    *(_v(s[k]) for k in ("precision", "recall", "f1", "kappa")),
+                )
+    return [quality, cost, stages]

@@ -1,0 +1,96 @@
+"""What a person's review (overrides.jsonl) says about a run: reviewed counts and measured precision per stage."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from rich.table import Table
+
+from funreason_refine.report.data import RunData
+from funreason_refine.review.overrides import OVERRIDES, read_decisions
+
+
+def _decider(line: dict[str, Any]) -> str:
+    """Who let the record go: "rules" or the judge model(s), from the discard step of its trail."""
+    steps = [
+        s for s in line.get("trail") or [] if s.get("verdict") == "discard" and s.get("stage") == line.get("stage")
+    ]
+    return str(steps[-1].get("judge", "rules")) if steps else "rules"
+
+
+def _scores(right: int, wrong: int) -> dict[str, Any]:
+    reviewed = right + wrong
+    return {
+        "reviewed": reviewed,
+        "right": right,
+        "wrong": wrong,
+        "precision": round(right / reviewed, 4) if reviewed else None,
+    }
+
+
+def review_summary(run: RunData) -> dict[str, Any] | None:
+    """None when the run was not reviewed. A discard marked right is a true discard: precision =
+    right / reviewed, per stage and per decider (rules or judge); a kept record marked wrong is a
+    wrong keep."""
+    read = read_decisions(run.path)
+    if not read.latest and not read.bad_lines:
+        return None
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    kept = [0, 0]
+    current = 0
+    for kind in ("discarded", "kept"):
+        if not (run.path / f"{kind}.jsonl").exists():
+            continue
+        for line in run.lines(kind):
+            d = read.on(line, kind)
+            if d is None:
+                continue
+            current += 1
+            tally = kept if kind == "kept" else counts[line.get("stage") or "?", _decider(line)]
+            tally[d.decision == "wrong"] += 1
+    discarded = run.summary.get("stages", {})
+    stages = []
+    for stage in dict.fromkeys([*discarded, *(s for s, _ in counts)]):
+        by = [{"decider": who, **_scores(*counts[s, who])} for s, who in counts if s == stage]
+        if not by:
+            continue
+        total = [sum(counts[stage, b["decider"]][i] for b in by) for i in (0, 1)]
+        records = sum(discarded.get(stage, {}).get("records_discarded", {}).values())
+        stages.append({"stage": stage, "discarded": records, **_scores(*total), "by": by})
+    kept_total = run.summary.get("outcomes", {}).get("kept", 0)
+    return {
+        "decisions": len(read.latest),
+        "stale": len(read.latest) - current,
+        "bad_lines": read.bad_lines,
+        "stages": stages,
+        "kept": {"kept": kept_total, **_scores(*kept)},
+    }
+
+
+def review_tables(report: dict[str, Any]) -> list[Table]:
+    """The terminal view of the review section of `refine report` (none when the run was not reviewed)."""
+    review = report.get("review")
+    if not review:
+        return []
+    table = Table(title=f"Reviewed by a person ({OVERRIDES})", show_edge=False)
+    for col in ("verdict", "decided by", "records", "reviewed", "right", "wrong", "precision"):
+        table.add_column(col, justify="left" if col in ("verdict", "decided by") else "right")
+    for s in review["stages"]:
+        for b in s["by"]:
+            table.add_row(
+                f"discarded at {s['stage']}",
+                b["decider"],
+                str(s["discarded"]),
+                str(b["reviewed"]),
+                str(b["right"]),
+                str(b["wrong"]),
+                f"{b['precision']:.1%}" if b["precision"] is not None else "-",
+            )
+    k = review["kept"]
+    if k["reviewed"]:
+        share = f"{k['precision']:.1%}" if k["precision"] is not None else "-"
+        table.add_row("kept", "", str(k["kept"]), str(k["reviewed"]), str(k["right"]), str(k["wrong"]), share)
+    if review["stale"]:
+        table.caption = f"{review['stale']} decision(s) on verdicts the run no longer has are not counted"
+    return [table]

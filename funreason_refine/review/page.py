@@ -1,0 +1,242 @@
+"""The review page: one HTML document with its CSS and script inline (no network but its own server).
+
+No record text is ever written into the HTML: the script fetches records as JSON and puts them
+on the page with ``textContent``, so a record cannot add markup, close an element or run script.
+The server's Content-Security-Policy allows only this page's own script and style (by nonce).
+"""
+
+from __future__ import annotations
+
+from funreason_refine.report.html import CSS
+
+STYLE = (
+    CSS.replace("max-width:1100px", "max-width:none")
+    + """
+body{margin:0;padding:0}header{padding:.6rem 1rem;border-bottom:1px solid #dde2ea;display:flex;gap:1rem;align-items:baseline}
+header h1{font-size:1.1rem;margin:0}#app{display:flex;height:calc(100vh - 3rem)}
+nav{width:22rem;overflow:auto;border-right:1px solid #dde2ea;padding:.3rem .6rem;flex:none}
+nav h4{margin:.8rem 0 .2rem;font-size:.85rem;color:#445}nav ul{list-style:none;margin:0;padding:0}
+nav li{padding:.1rem .3rem;cursor:pointer;border-radius:3px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+nav li:hover{background:#f3f5f9}nav li.current{background:#dbe4ff}
+nav li .mark{display:inline-block;width:1.2rem;color:#98a2b3}
+nav li[data-decision=right] .mark{color:#2f9e44}nav li[data-decision=wrong] .mark{color:#e03131}
+main{flex:1;overflow:auto;padding:.6rem 1.2rem}
+pre{background:#f6f8fb;border:1px solid #e3e7ee;border-radius:4px;padding:.5rem;white-space:pre-wrap;word-break:break-word;max-height:22rem;overflow:auto;margin:.2rem 0}
+.decide{position:sticky;top:0;background:#fff;padding:.5rem 0;border-bottom:1px solid #dde2ea;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
+button{font:inherit;padding:.3rem .7rem;border:1px solid #c9d1de;border-radius:4px;background:#fff;cursor:pointer}
+button[aria-pressed=true]{background:#1d2330;color:#fff}kbd{font-size:.75rem;border:1px solid #c9d1de;border-radius:3px;padding:0 .25rem;margin-left:.3rem}
+textarea{font:inherit;width:24rem;height:2.2rem;vertical-align:middle}#status{color:#667085;min-width:12rem}
+#status.error{color:#e03131}.verdict{font-weight:600}.kept{color:#2f9e44}.discarded{color:#e8590c}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:.6rem}"""
+)
+
+SCRIPT = r"""
+"use strict";
+const token = document.querySelector('meta[name="review-token"]').content;
+const $ = (id) => document.getElementById(id);
+let items = [], decisions = {}, pos = -1;
+const records = new Map();
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  let body = {};
+  try { body = await response.json(); } catch (e) { body = {}; }
+  if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
+  return body;
+}
+
+function status(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function paint(li) {
+  const item = items[Number(li.dataset.pos)];
+  const d = decisions[item.index];
+  li.dataset.decision = d ? d.decision : "";
+  li.querySelector(".mark").textContent = d ? (d.decision === "right" ? "\u2713" : "\u2717") : "\u00b7";
+  li.classList.toggle("current", Number(li.dataset.pos) === pos);
+}
+
+function renderList() {
+  const nav = $("list");
+  nav.replaceChildren();
+  const sizes = {};
+  items.forEach((item) => { sizes[item.group] = (sizes[item.group] || 0) + 1; });
+  let group = null, list = null;
+  items.forEach((item, i) => {
+    if (item.group !== group) {
+      group = item.group;
+      nav.append(el("h4", group + " (" + sizes[group] + ")"));
+      list = el("ul");
+      nav.append(list);
+    }
+    const li = el("li");
+    li.dataset.pos = String(i);
+    li.dataset.index = String(item.index);
+    li.append(el("span", "", "mark"), el("span", "#" + item.index + " " + item.id));
+    li.addEventListener("click", () => show(i));
+    list.append(li);
+    paint(li);
+  });
+  counts();
+}
+
+function counts() {
+  const decided = items.filter((item) => decisions[item.index]).length;
+  $("counts").textContent = (pos + 1) + " of " + items.length + " \u00b7 " + decided + " decided";
+}
+
+function fillTable(table, headers, rows) {
+  table.replaceChildren();
+  const head = el("tr");
+  headers.forEach((h) => head.append(el("th", h)));
+  table.append(head);
+  rows.forEach((cells) => {
+    const tr = el("tr");
+    cells.forEach((cell) => {
+      const td = el("td");
+      if (cell instanceof Node) td.append(cell); else td.textContent = cell === null || cell === undefined ? "" : String(cell);
+      tr.append(td);
+    });
+    table.append(tr);
+  });
+}
+
+function renderRecord(r) {
+  $("title").textContent = "Record " + r.index + " \u00b7 id " + r.id + " \u00b7 " + r.source;
+  const verdict = $("verdict");
+  verdict.textContent = r.kind === "kept" ? "Kept" : "Discarded at " + r.stage + ": " + r.reason + " \u2014 " + r.message;
+  verdict.className = "verdict " + r.kind;
+  $("query").textContent = r.query;
+  $("answer").textContent = r.answer_missing ? "(the answer could not be read)" : r.answer;
+  $("cot").textContent = r.cot === null || r.cot === undefined ? "(no CoT)" : r.cot;
+  $("tools").textContent = r.tools;
+  fillTable($("trail"), ["stage", "verdict", "reason", "judge", "attempt", "message"],
+    r.trail.map((s) => [s.stage, s.verdict, s.reason, s.judge, s.attempt, s.message]));
+  $("regen-section").hidden = r.regenerations.length === 0;
+  fillTable($("regen"), ["stage", "what", "rejected", "regenerated"],
+    r.regenerations.map((g) => [g.stage + " / " + (g.reason || ""), g.field, el("pre", g.rejected), el("pre", g.regenerated)]));
+}
+
+function renderDecision() {
+  const item = items[pos];
+  const d = decisions[item.index];
+  $("right").setAttribute("aria-pressed", String(Boolean(d && d.decision === "right")));
+  $("wrong").setAttribute("aria-pressed", String(Boolean(d && d.decision === "wrong")));
+  $("decision").textContent = d ? "Your decision: verdict " + d.decision + (d.note ? " \u2014 " + d.note : "") + " (" + d.at + ")" : "Not decided yet";
+  $("note").value = d ? d.note : "";
+}
+
+async function show(i) {
+  if (i < 0 || i >= items.length) return;
+  pos = i;
+  document.querySelectorAll("#list li").forEach(paint);
+  const current = document.querySelector('#list li[data-pos="' + i + '"]');
+  if (current) current.scrollIntoView({block: "nearest"});
+  const item = items[i];
+  history.replaceState(null, "", "#" + item.index);
+  renderDecision();
+  counts();
+  try {
+    if (!records.has(item.index)) records.set(item.index, await api("/api/record?index=" + item.index));
+    if (pos === i) renderRecord(records.get(item.index));
+  } catch (e) {
+    status("could not load record " + item.index + ": " + e.message, true);
+  }
+}
+
+async function decide(decision, advance) {
+  const item = items[pos];
+  if (!item) return;
+  status("saving\u2026", false);
+  try {
+    const body = JSON.stringify({index: item.index, decision: decision, note: $("note").value});
+    const reply = await api("/api/decision", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "X-Review-Token": token},
+      body: body,
+    });
+    if (decision === "none") delete decisions[item.index]; else decisions[item.index] = reply.saved;
+    status(decision === "none" ? "cleared #" + item.index : "saved #" + item.index + ": verdict " + decision, false);
+    document.querySelectorAll("#list li").forEach(paint);
+    counts();
+    if (advance && pos + 1 < items.length) await show(pos + 1); else renderDecision();
+  } catch (e) {
+    status("NOT saved (#" + item.index + "): " + e.message, true);
+  }
+}
+
+$("right").addEventListener("click", () => decide("right", true));
+$("wrong").addEventListener("click", () => decide("wrong", true));
+$("clear").addEventListener("click", () => decide("none", false));
+$("prev").addEventListener("click", () => show(pos - 1));
+$("next").addEventListener("click", () => show(pos + 1));
+$("note").addEventListener("change", () => {
+  const d = items[pos] && decisions[items[pos].index];
+  if (d) decide(d.decision, false);  // a note edited after the decision is saved with it
+});
+document.addEventListener("keydown", (e) => {
+  if (e.target === $("note")) {
+    if (e.key === "Escape") $("note").blur();
+    return;
+  }
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const keys = {
+    r: () => decide("right", true), w: () => decide("wrong", true), u: () => decide("none", false),
+    j: () => show(pos + 1), ArrowDown: () => show(pos + 1), ArrowRight: () => show(pos + 1),
+    k: () => show(pos - 1), ArrowUp: () => show(pos - 1), ArrowLeft: () => show(pos - 1),
+    n: () => $("note").focus(),
+  };
+  if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+});
+
+(async () => {
+  try {
+    const data = await api("/api/items");
+    items = data.items;
+    decisions = data.decisions;
+    $("run").textContent = data.run_dir;
+    $("notes").textContent = data.notes.join(" ");
+    if (!items.length) { status("nothing to review: the run kept and discarded no record", false); return; }
+    renderList();
+    const wanted = Number(location.hash.slice(1));
+    let start = location.hash ? items.findIndex((item) => item.index === wanted) : -1;
+    if (start < 0) start = Math.max(0, items.findIndex((item) => !decisions[item.index]));
+    await show(start);
+    $("app").dataset.ready = "true";
+  } catch (e) {
+    status("could not load the review: " + e.message, true);
+  }
+})();
+"""
+
+BODY = """<header><h1>Review</h1><span id=run class=muted></span><span id=counts></span>
+<span class=muted>mark the verdict: <kbd>r</kbd> right <kbd>w</kbd> wrong <kbd>u</kbd> clear \u00b7 <kbd>j</kbd>/<kbd>k</kbd> next/previous \u00b7 <kbd>n</kbd> note</span></header>
+<div id=app><nav id=list aria-label="records"></nav><main>
+<div class=decide><button id=right aria-pressed=false>Verdict right<kbd>r</kbd></button>
+<button id=wrong aria-pressed=false>Verdict wrong<kbd>w</kbd></button><button id=clear>Clear<kbd>u</kbd></button>
+<textarea id=note placeholder="optional note (n to write, Esc to leave)" aria-label="note"></textarea>
+<button id=prev>\u2190 previous<kbd>k</kbd></button><button id=next>next \u2192<kbd>j</kbd></button>
+<span id=status role=status></span></div>
+<h2 id=title></h2><p id=verdict></p><p id=decision class=muted></p><p id=notes class=muted></p>
+<h3>Query</h3><pre id=query></pre><h3>Answer</h3><pre id=answer></pre><h3>CoT</h3><pre id=cot></pre>
+<h3>Verdict trail</h3><table id=trail></table>
+<section id=regen-section><h3>Rejected and regenerated</h3><table id=regen></table></section>
+<h3>Tools</h3><pre id=tools></pre></main></div>"""
+
+
+def render_page(token: str, nonce: str) -> str:
+    """The page; ``token`` and ``nonce`` are URL-safe base64 (no HTML escaping needed, checked by the server)."""
+    return (
+        f'<!doctype html><html lang=en><head><meta charset=utf-8><meta name="review-token" content="{token}">'
+        f"<title>Review</title><style nonce={nonce}>{STYLE}</style></head><body>{BODY}"
+        f"<script nonce={nonce}>{SCRIPT}</script></body></html>"
+    )

@@ -1,0 +1,173 @@
+"""The review page in headless Chromium, driven for real: clicks, key presses, reloads, a killed server."""
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from tests.conftest import read_jsonl
+from tests.review.conftest import HOSTILE
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="needs Debian's chromium and chromium-driver (CI installs them)",
+)
+NOTE = "Rome is not asked for"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # The driver is given: Selenium Manager never looks for (or downloads) one.
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def start_review(run_dir):
+    """`refine review` in its own process; returns it and the address it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from funreason_refine.cli import main; main()", "review", str(run_dir), "--no-browser"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline, seen = time.monotonic() + 30, b""
+    while time.monotonic() < deadline:
+        if select.select([process.stdout], [], [], 0.2)[0]:
+            seen += os.read(process.stdout.fileno(), 4096)
+            found = re.search(rb"http://127\.0\.0\.1:\d+/", seen)
+            if found:
+                return process, found.group().decode()
+        if process.poll() is not None:
+            break
+    process.kill()
+    raise AssertionError(f"refine review did not print its address: {seen.decode(errors='replace')}")
+
+
+def wait(driver, condition, what):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 15).until(lambda d: condition(d), message=what)
+
+
+def open_page(driver, url):
+    from selenium.webdriver.common.by import By
+
+    driver.get(url)
+    wait(driver, lambda d: d.find_element(By.ID, "app").get_attribute("data-ready") == "true", "the page to load")
+
+
+def status_is(driver, text):
+    from selenium.webdriver.common.by import By
+
+    wait(driver, lambda d: d.find_element(By.ID, "status").text == text, f"status {text!r}")
+
+
+def press(driver, keys):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).send_keys(keys).perform()
+
+
+def marks(driver):
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#list li")
+    return {int(r.get_attribute("data-index")): r.get_attribute("data-decision") for r in rows}
+
+
+def show(driver, index):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f'#list li[data-index="{index}"]').click()
+    wait(driver, lambda d: d.find_element(By.ID, "title").text.startswith(f"Record {index} "), f"record {index}")
+
+
+def test_mark_reload_kill_restart_and_export(browser, run_dir, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    first, url = start_review(run_dir)
+    try:
+        open_page(browser, url)
+        # 1. By mouse: the discard of no-days (record 4, missing days) was wrong.
+        show(browser, 4)
+        browser.find_element(By.ID, "wrong").click()
+        status_is(browser, "saved #4: verdict wrong")
+        # 2. By keyboard: the page moved on to record 5 (unknown parameter); that discard was right.
+        wait(browser, lambda d: d.find_element(By.ID, "title").text.startswith("Record 5 "), "record 5")
+        press(browser, "r")
+        status_is(browser, "saved #5: verdict right")
+        # 3. By keyboard, with a note: on to record 0, j to record 1 (ok-rome), n, the note, Esc, w.
+        wait(browser, lambda d: d.find_element(By.ID, "title").text.startswith("Record 0 "), "record 0")
+        press(browser, "j")
+        wait(browser, lambda d: d.find_element(By.ID, "title").text.startswith("Record 1 "), "record 1")
+        press(browser, "n")
+        press(browser, NOTE + Keys.ESCAPE)
+        press(browser, "w")
+        status_is(browser, "saved #1: verdict wrong")
+        expected = {4: "wrong", 5: "right", 1: "wrong"}
+        assert {i: m for i, m in marks(browser).items() if m} == expected
+
+        browser.refresh()
+        open_page(browser, browser.current_url)
+        assert {i: m for i, m in marks(browser).items() if m} == expected
+        show(browser, 1)
+        assert browser.find_element(By.ID, "decision").text.startswith(f"Your decision: verdict wrong — {NOTE}")
+    finally:
+        first.send_signal(signal.SIGKILL)  # killed: only what was on disk survives
+        first.wait(10)
+
+    second, url = start_review(run_dir)
+    try:
+        open_page(browser, url)
+        assert {i: m for i, m in marks(browser).items() if m} == expected
+        show(browser, 1)
+        assert browser.find_element(By.ID, "note").get_property("value") == NOTE
+
+        # The record with <script>, </textarea> and an <img onerror> in its query is text.
+        show(browser, 3)
+        assert browser.find_element(By.ID, "query").get_property("textContent") == HOSTILE
+        assert browser.execute_script("return window.pwned") is None
+        assert browser.find_elements(By.TAG_NAME, "img") == []
+        assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+        assert browser.find_element(By.ID, "note").get_property("value") == ""
+        problems = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert problems == [], problems
+    finally:
+        second.send_signal(signal.SIGINT)
+        assert second.wait(10) == 0
+
+    out = tmp_path / "train.jsonl"
+    result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "funreason", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_jsonl(out)] == ["ok-paris", "repaired", "no-days"]
+    assert "1 wrongly discarded record(s) restored; 1 wrongly kept left out" in " ".join(result.output.split())

@@ -1,0 +1,72 @@
+"""overrides.jsonl: durable appends, the latest decision per record, and what export does with them."""
+
+import json
+
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from funreason_refine.review import overrides
+from funreason_refine.review.overrides import OVERRIDES, OverrideLog, decision_for, read_decisions
+from funreason_refine.testing import run_rows
+from tests.conftest import read_jsonl, xlam_row
+
+
+def line(run_dir, kind, rid):
+    return next(r for r in read_jsonl(run_dir / f"{kind}.jsonl") if r["id"] == rid)
+
+
+def test_each_decision_is_on_disk_before_append_returns(run_dir, monkeypatch):
+    seen = []
+    real = overrides.os.fsync
+    monkeypatch.setattr(overrides.os, "fsync", lambda fd: (seen.append((run_dir / OVERRIDES).read_text()), real(fd)))
+    OverrideLog(run_dir).append(decision_for(line(run_dir, "kept", "ok-rome"), "kept", "wrong"))
+    assert seen and '"decision": "wrong"' in seen[0], "fsync'd with the line written"
+
+
+def test_a_line_torn_by_a_crash_does_not_swallow_the_next_decision(run_dir):
+    first = decision_for(line(run_dir, "kept", "ok-paris"), "kept", "right")
+    (run_dir / OVERRIDES).write_text(json.dumps(first.model_dump()) + '\n{"index": 1, "id": "ok-ro')
+    OverrideLog(run_dir).append(decision_for(line(run_dir, "discarded", "no-days"), "discarded", "wrong", "fine"))
+    read = read_decisions(run_dir)
+    assert read.bad_lines == [2]
+    assert {i: d.decision for i, d in read.latest.items()} == {0: "right", 4: "wrong"}
+
+
+def test_export_restores_wrong_discards_drops_wrong_keeps_and_ignores_stale_decisions(run_dir, tmp_path):
+    log = OverrideLog(run_dir)
+    log.append(decision_for(line(run_dir, "discarded", "no-days"), "discarded", "wrong"))
+    log.append(decision_for(line(run_dir, "kept", "ok-rome"), "kept", "wrong", "Rome is not asked for"))
+    log.append(decision_for(line(run_dir, "discarded", "unknown-param"), "discarded", "right"))
+    stale = decision_for(line(run_dir, "discarded", "hostile"), "discarded", "wrong").model_copy(
+        update={"stage": "cot"}
+    )
+    log.append(stale)  # made on a verdict the run no longer has
+    out = tmp_path / "train.jsonl"
+    result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "openai", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_jsonl(out)] == ["ok-paris", "repaired", "no-days"], (
+        "input order, restored one in place"
+    )
+    assert "wrote 3 records" in result.output
+    assert (
+        "applied the review (overrides.jsonl): 1 wrongly discarded record(s) restored; 1 wrongly kept left out; "
+        "1 stale decision(s) ignored" in " ".join(result.output.split())
+    )
+
+
+def test_a_restored_record_without_a_readable_answer_is_named_not_exported(tmp_path):
+    broken = {"id": "cut", "query": "Weather?", "tools": "[]", "answers": '[{"name": "get_weather"'}
+    run_rows([xlam_row("ok"), broken], tmp_path)
+    run_dir = tmp_path / "run"
+    OverrideLog(run_dir).append(decision_for(line(run_dir, "discarded", "cut"), "discarded", "wrong"))
+    result = CliRunner().invoke(
+        main, ["export", str(run_dir), "--format", "funreason", "-o", str(tmp_path / "o.jsonl")]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(tmp_path / "o.jsonl")) == 1
+    assert "record 1 (id cut): its answer could not be read" in " ".join(result.output.split())
+
+
+def test_without_a_review_export_is_unchanged(run_dir, tmp_path):
+    result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "hermes", "-o", str(tmp_path / "h.jsonl")])
+    assert " ".join(result.output.split()) == f"wrote 3 records to {tmp_path / 'h.jsonl'}"

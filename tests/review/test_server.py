@@ -1,0 +1,156 @@
+"""The review server over HTTP: what it serves, what it saves, and the writes it refuses."""
+
+import http.client
+import json
+
+import pytest
+
+from funreason_refine.review.overrides import OVERRIDES, read_decisions
+from funreason_refine.review.server import ReviewServer
+from tests.review.conftest import HOSTILE
+
+
+@pytest.fixture
+def server(run_dir):
+    srv = ReviewServer(run_dir).start()
+    yield srv
+    srv.stop()
+
+
+def request(server, method, path, body=None, headers=None, host=None):
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.putrequest(method, path, skip_host=True)
+    conn.putheader("Host", host or f"127.0.0.1:{port}")
+    data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+    for key, value in (headers or {}).items():
+        conn.putheader(key, value)
+    conn.putheader("Content-Length", str(len(data)))
+    conn.endheaders(data)
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    return response.status, dict(response.getheaders()), payload
+
+
+def post(server, body, **headers):
+    sent = {"Content-Type": "application/json", "X-Review-Token": server.state.token, **headers}
+    status, _, payload = request(server, "POST", "/api/decision", body, {k: v for k, v in sent.items() if v})
+    return status, json.loads(payload)
+
+
+def test_the_page_lists_discards_by_stage_and_reason_then_kept_records(server, run_dir):
+    status, headers, page = request(server, "GET", "/")
+    assert status == 200 and server.url.startswith("http://127.0.0.1:")
+    assert server._server.server_address[0] == "127.0.0.1"
+    assert (
+        "script-src 'nonce-" in headers["Content-Security-Policy"]
+        and "default-src 'none'" in headers["Content-Security-Policy"]
+    )
+    assert f'content="{server.state.token}"' in page.decode()
+    items = json.loads(request(server, "GET", "/api/items")[2])["items"]
+    assert [(i["id"], i["group"]) for i in items] == [
+        ("hostile", "discarded at query_tool: unknown_function"),
+        ("no-days", "discarded at function_params: missing_required"),
+        ("unknown-param", "discarded at function_params: unknown_parameter"),
+        ("ok-paris", "kept (random sample)"),
+        ("ok-rome", "kept (random sample)"),
+        ("repaired", "kept (random sample)"),
+    ]
+
+
+def test_a_record_comes_as_json_with_no_raw_markup(server):
+    status, headers, body = request(server, "GET", "/api/record?index=3")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert b"<" not in body and b">" not in body, "markup characters are escaped even inside the JSON"
+    view = json.loads(body)
+    assert view["query"] == HOSTILE and view["stage"] == "query_tool" and view["answer"] == "[get_time()]"
+    repaired = json.loads(request(server, "GET", "/api/record?index=2")[2])
+    (regen,) = repaired["regenerations"]
+    assert (regen["rejected"], regen["regenerated"]) == (
+        '[get_forecast(city="Oslo", days="5")]',
+        '[get_forecast(city="Oslo", days=5)]',
+    )
+    assert request(server, "GET", "/api/record?index=99")[0] == 404
+
+
+def test_decisions_are_saved_and_the_latest_one_counts(server, run_dir):
+    assert post(server, {"index": 4, "decision": "right"})[0] == 200
+    status, reply = post(server, {"index": 4, "decision": "wrong", "note": "days is implied"})
+    assert status == 200 and reply["saved"]["decision"] == "wrong" and reply["saved"]["stage"] == "function_params"
+    assert post(server, {"index": 0, "decision": "wrong"})[0] == 200
+    assert post(server, {"index": 0, "decision": "none"})[0] == 200
+    lines = (run_dir / OVERRIDES).read_text().splitlines()
+    assert len(lines) == 4
+    latest = read_decisions(run_dir).latest
+    assert list(latest) == [4] and latest[4].note == "days is implied" and latest[4].kind == "discarded"
+    decisions = json.loads(request(server, "GET", "/api/items")[2])["decisions"]
+    assert list(decisions) == ["4"]
+
+
+@pytest.mark.parametrize(
+    "headers, why",
+    [
+        ({"Origin": "http://evil.example"}, "cross-origin write refused"),
+        ({"Origin": "http://127.0.0.1:1"}, "cross-origin write refused"),
+        ({"Sec-Fetch-Site": "cross-site"}, "cross-site write refused"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "send JSON"),
+        ({"Content-Type": "text/plain"}, "send JSON"),
+        ({"X-Review-Token": None}, "X-Review-Token"),
+        ({"X-Review-Token": "guess"}, "X-Review-Token"),
+    ],
+)
+def test_writes_from_anywhere_but_the_page_are_refused(server, run_dir, headers, why):
+    status, reply = post(server, {"index": 4, "decision": "wrong"}, **headers)
+    assert status == 403 and why in reply["error"]
+    assert not (run_dir / OVERRIDES).exists()
+
+
+def test_another_host_name_is_refused_even_for_reading(server):
+    status, _, body = request(server, "GET", "/api/items", host="evil.example:80")
+    assert status == 403 and b"unknown Host" in body
+
+
+@pytest.mark.parametrize(
+    "body, status, why",
+    [
+        ({"index": 99, "decision": "wrong"}, 404, "record 99 is not a kept or discarded record"),
+        ({"index": "4", "decision": "wrong"}, 404, "not a kept or discarded record"),
+        ({"index": 4, "decision": "maybe"}, 400, "decision"),
+        ({"index": 4, "decision": "wrong", "note": "x" * 5000}, 400, "note"),
+        ({"index": 4, "decision": "wrong", "path": "../../x"}, 400, "send {"),
+        (b"{not json", 400, ""),
+    ],
+)
+def test_bad_decisions_are_refused_and_nothing_is_written(server, run_dir, body, status, why):
+    got, reply = post(server, body)
+    assert got == status and why in reply["error"]
+    assert not (run_dir / OVERRIDES).exists()
+
+
+def test_only_overrides_jsonl_is_ever_written(server, run_dir):
+    before = {p: p.stat().st_mtime_ns for p in run_dir.parent.rglob("*") if p.is_file()}
+    for path in ("/api/decision/../../escape", "/../overrides.jsonl", "/api/decision?file=../x"):
+        post_status = request(
+            server,
+            "POST",
+            path,
+            {"index": 4, "decision": "wrong"},
+            {"Content-Type": "application/json", "X-Review-Token": server.state.token},
+        )[0]
+        assert post_status in (200, 404)
+    post(server, {"index": 4, "decision": "wrong"})
+    after = {p: p.stat().st_mtime_ns for p in run_dir.parent.rglob("*") if p.is_file()}
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed == {run_dir / OVERRIDES}
+
+
+def test_a_last_line_still_being_written_is_left_out(run_dir):
+    with (run_dir / "discarded.jsonl").open("a") as fh:
+        fh.write('{"index": 9, "id": "half-writ')
+    srv = ReviewServer(run_dir).start()
+    try:
+        items = json.loads(request(srv, "GET", "/api/items")[2])["items"]
+        assert [i["index"] for i in items if i["kind"] == "discarded"] == [3, 4, 5]
+    finally:
+        srv.stop()
