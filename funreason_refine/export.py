@@ -95,8 +95,6 @@ def to_row(record: dict[str, Any], fmt: str) -> dict[str, Any]:
     raise RefineError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-
-
 @dataclass
 class ExportResult:
     """What an export wrote, and what a person's review (overrides.jsonl) changed in it."""

@@ -28,11 +28,12 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
-    """Write one JSON value per line (UTF-8, not ASCII-escaped); returns how many."""
+def write_jsonl(path: Path, rows: Iterable[Any], ascii: bool = False) -> int:
+    """Write one JSON value per line, UTF-8 (``ascii``: every non-ASCII character escaped, which also
+    writes lone surrogates that UTF-8 cannot hold); returns how many."""
     count = 0
     with Path(path).open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(row, ensure_ascii=ascii) + "\n")
             count += 1
     return count

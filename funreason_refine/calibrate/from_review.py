@@ -18,6 +18,7 @@ from typing import Any
 
 from funreason_refine.calibrate.golden import COMMENT, GROUND_TRUTH, LABEL
 from funreason_refine.errors import RefineError
+from funreason_refine.jsonl import read_jsonl
 from funreason_refine.review.overrides import OVERRIDES, Decision, read_decisions
 from funreason_refine.review.view import COT_REWRITTEN
 
@@ -56,9 +57,8 @@ def _reviewed(run_dir: Path) -> tuple[list[tuple[dict[str, Any], str, Decision]]
     for kind in ("discarded", "kept"):
         file = run_dir / f"{kind}.jsonl"
         if file.exists():
-            for text in file.read_text(encoding="utf-8").split("\n"):
-                line: dict[str, Any] = json.loads(text) if text else {}
-                d = read.on(line, kind) if line else None
+            for line in read_jsonl(file):
+                d = read.on(line, kind)
                 if d is not None:
                     found.append((line, kind, d))
     return sorted(found, key=lambda f: f[0]["index"]), len(read.latest) - len(found)

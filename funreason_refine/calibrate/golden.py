@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from funreason_refine.calls import parse_calls, same_calls
 from funreason_refine.errors import CallSyntaxError, RefineError
+from funreason_refine.jsonl import write_jsonl
 from funreason_refine.record import FunctionCall
 
 LABEL = "label"
@@ -188,5 +189,5 @@ def write_input(golden: GoldenSet, folder: Path) -> GoldenInput:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    # ensure_ascii: input may hold lone surrogates (legal JSON escapes) that UTF-8 cannot encode.
-    path.write_text("".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows), encoding="utf-8")
+    # ASCII: input may hold lone surrogates (legal JSON escapes) that UTF-8 cannot encode.
+    write_jsonl(path, rows, ascii=True)

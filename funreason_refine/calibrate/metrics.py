@@ -73,7 +73,7 @@ class Counts:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Ending:
     """Where a golden record ended in a candidate's run folder."""
 
     kind: str  # kept, discarded, hard, quarantined, errors; "missing" when the run stopped before it
@@ -93,22 +93,22 @@ def _label_row(g: GoldenRecord) -> str:
     return f"discard at {g.label.stage}" if g.label.stage else "discard (no stage)"
 
 
-def _outcome_column(o: Outcome) -> str:
+def _outcome_column(o: Ending) -> str:
     return f"discarded at {o.stage}" if o.discarded else o.kind
 
 
-def _other_answer(g: GoldenRecord, o: Outcome) -> bool:
+def _other_answer(g: GoldenRecord, o: Ending) -> bool:
     return g.label.answer is not None and o.kind == "kept" and not g.label.matches(o.answer)
 
 
-def _disagree(g: GoldenRecord, o: Outcome) -> bool:
+def _disagree(g: GoldenRecord, o: Ending) -> bool:
     """The run let go what the person keeps (or the reverse), at another stage, or kept another answer."""
     if (g.label.outcome == "discard") != o.discarded:
         return True
     return bool(g.label.stage and o.discarded and g.label.stage != o.stage) or _other_answer(g, o)
 
 
-def confusion(pairs: list[tuple[GoldenRecord, Outcome]]) -> dict[str, dict[str, int]]:
+def confusion(pairs: list[tuple[GoldenRecord, Ending]]) -> dict[str, dict[str, int]]:
     """Label (keep, discard at a stage) against outcome (kept, discarded at a stage, ...): record counts."""
     table: dict[str, Counter[str]] = {}
     for g, o in pairs:
@@ -116,7 +116,7 @@ def confusion(pairs: list[tuple[GoldenRecord, Outcome]]) -> dict[str, dict[str, 
     return {row: dict(sorted(cols.items())) for row, cols in table.items()}
 
 
-def score(pairs: list[tuple[GoldenRecord, Outcome]], stages: list[str]) -> dict[str, Any]:
+def score(pairs: list[tuple[GoldenRecord, Ending]], stages: list[str]) -> dict[str, Any]:
     """Overall and per-stage scores of one candidate's outcomes against the labels.
 
     Records that did not end kept or discarded (unreadable input, judge failures, a stopped run)

@@ -11,27 +11,26 @@ from typing import Any
 
 from funreason_refine.calibrate import candidates as cands
 from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
-from funreason_refine.calibrate.metrics import Outcome, score
+from funreason_refine.calibrate.metrics import Ending, score
 from funreason_refine.errors import RefineError
+from funreason_refine.jsonl import read_jsonl
 
 JSON_NAME = "calibration.json"
 HTML_NAME = "calibration.html"
 KINDS = ("kept", "discarded", "hard", "quarantined", "errors")
 
 
-def read_outcomes(run_dir: Path, count: int) -> list[Outcome]:
+def read_outcomes(run_dir: Path, count: int) -> list[Ending]:
     """Where each of the first ``count`` input records ended; "missing" when the run stopped before it."""
-    found: dict[int, Outcome] = {}
+    found: dict[int, Ending] = {}
     for kind in KINDS:
         file = run_dir / f"{kind}.jsonl"
         if not file.exists():
             continue
-        for line in file.read_text(encoding="utf-8").split("\n"):
-            if line:
-                r = json.loads(line)
-                message = r.get("message") or r.get("error")
-                found[r["index"]] = Outcome(kind, r.get("stage"), r.get("reason"), r.get("answer"), message)
-    return [found.get(i, Outcome("missing")) for i in range(count)]
+        for r in read_jsonl(file):
+            message = r.get("message") or r.get("error")
+            found[r["index"]] = Ending(kind, r.get("stage"), r.get("reason"), r.get("answer"), message)
+    return [found.get(i, Ending("missing")) for i in range(count)]
 
 
 def usage(summary: dict[str, Any], records: int) -> dict[str, Any]:

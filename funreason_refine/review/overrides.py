@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.errors import RunFolderError
+from funreason_refine.jsonl import read_lines
 
 OVERRIDES = "overrides.jsonl"
 REVIEWABLE = ("kept", "discarded")
@@ -75,8 +76,8 @@ def read_decisions(run_dir: Path) -> Decisions:
     path = Path(run_dir) / OVERRIDES
     if not path.exists():
         return out
-    # "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
-    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").split("\n"), 1):
+    for number, raw in read_lines(path):
+        text = raw.decode("utf-8", "replace")
         if not text.strip():
             continue
         try:
