@@ -10,6 +10,7 @@ import ast
 import json
 import keyword
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from funreason_refine.errors import CallSyntaxError
@@ -88,18 +89,18 @@ def _dotted(node: ast.expr) -> str:
 
 def _literal(node: ast.expr, name: str, param: str) -> Any:
     # Fast paths for the common shapes, giving exactly what literal_eval would; the rest goes to it.
-    kind = type(node)
-    if kind is ast.Constant:
+    if isinstance(node, ast.Constant):
         if _plain(node):
             return node.value
-    elif kind is ast.List and all(type(e) is ast.Constant and _plain(e) for e in node.elts):
-        return [e.value for e in node.elts]
-    elif (
-        kind is ast.Dict
-        and all(type(k) is ast.Constant and type(k.value) is str for k in node.keys)
-        and all(type(v) is ast.Constant and _plain(v) for v in node.values)
-    ):
-        return {k.value: v.value for k, v in zip(node.keys, node.values, strict=False)}
+    elif isinstance(node, ast.List):
+        items = [e for e in node.elts if isinstance(e, ast.Constant) and _plain(e)]
+        if len(items) == len(node.elts):
+            return [e.value for e in items]
+    elif isinstance(node, ast.Dict):
+        keys = [k for k in node.keys if isinstance(k, ast.Constant) and type(k.value) is str]
+        values = [v for v in node.values if isinstance(v, ast.Constant) and _plain(v)]
+        if len(keys) == len(values) == len(node.keys):
+            return {k.value: v.value for k, v in zip(keys, values, strict=True)}
     where = f"{name}({param}=...)"
     try:
         value = ast.literal_eval(node)
@@ -145,7 +146,7 @@ def same_value(a: Any, b: Any) -> bool:
     if kind is dict:
         if a.keys() != b.keys():
             return False
-        pairs = ((v, b[k]) for k, v in a.items())
+        pairs: Iterable[tuple[Any, Any]] = ((v, b[k]) for k, v in a.items())
     elif kind is list:
         if len(a) != len(b):
             return False

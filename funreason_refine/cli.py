@@ -330,8 +330,9 @@ def selfrefine_command(pipeline: Path, rounds: int) -> None:
     from funreason_refine.selfrefine import selfrefine
 
     loaded = load_pipeline(pipeline)
-    summaries = selfrefine(loaded, rounds)
-    table = Table(title=f"Self-refinement of {loaded.input.path.name} with {loaded.source.model}", show_edge=False)
+    summaries = selfrefine(loaded, rounds)  # a ConfigError, naming what to add, when [source] is missing
+    model = loaded.source.model if loaded.source else "?"
+    table = Table(title=f"Self-refinement of {loaded.input.path.name} with {model}", show_edge=False)
     for col in (
         "round",
         "queries sampled",

@@ -116,8 +116,8 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     data = _read_toml(path)
     if judge_model:
         # --judge-model swaps the model of [judge] for this run, or adds a [judge] with it.
-        table = data.get("judge") if isinstance(data.get("judge"), dict) else {}
-        data = {**data, "judge": {**table, "model": judge_model}}
+        table = data.get("judge")
+        data = {**data, "judge": {**(table if isinstance(table, dict) else {}), "model": judge_model}}
     return _Loader(path, data).load(out_dir)
 
 

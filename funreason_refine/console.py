@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -81,16 +81,17 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     stages = Table(
         title="Verdicts per stage", caption="a record re-checked after a repair counts again", show_edge=False
     )
-    for col, justify in (
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
         ("stage", "left"),
         ("passed", "right"),
         ("regenerated", "right"),
         ("discarded", "right"),
         ("top reasons", "left"),
-    ):
+    )
+    for col, justify in columns:
         stages.add_column(col, justify=justify)
     for name, s in summary["stages"].items():
-        reasons = Counter()
+        reasons: Counter[str] = Counter()
         for verdict in ("discard", "regenerate"):
             reasons.update(s["reasons"].get(verdict, {}))
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"

@@ -27,20 +27,20 @@ class Memo(Generic[K, V]):
         self._compute = compute
         self._max_size = max_size
         self._by_identity = by_identity
-        self._values: dict[Hashable, Any] = {}
+        self._values: dict[Any, Any] = {}
 
     def __call__(self, arg: K) -> V:
         if self._by_identity:
             hit = self._values.get(id(arg))
             return hit[1] if hit is not None and hit[0] is arg else self._remember(id(arg), arg, arg)
-        value = self._values.get(arg, _MISSING)  # type: ignore[call-overload]
-        return self._remember(arg, arg, arg) if value is _MISSING else value  # type: ignore[no-any-return]
+        value = self._values.get(arg, _MISSING)
+        return self._remember(arg, arg, arg) if value is _MISSING else value
 
     def keyed(self, key: Hashable, arg: K) -> V:
         """``compute(arg)``, remembered under ``key`` (say, the text a tool was read from); value-keyed memos only."""
         assert not self._by_identity, "keyed() is for memos keyed by value"
         value = self._values.get(key, _MISSING)
-        return self._remember(key, key, arg) if value is _MISSING else value  # type: ignore[no-any-return]
+        return self._remember(key, key, arg) if value is _MISSING else value
 
     def _remember(self, slot: Hashable, key: Any, arg: K) -> V:
         if len(self._values) >= self._max_size:

@@ -190,8 +190,11 @@ class Verdict:
                 raise ValueError(f"verdict action must be one of {', '.join(Action)}, got {self.action!r}") from None
 
     @classmethod
-    def passed(cls, reason: str | None = None, message: str = "", final: bool = False) -> Verdict:
-        return cls(Action.PASS, reason, message, None, final)
+    def passed(
+        cls, reason: str | None = None, message: str = "", final: bool = False, record: Record | None = None
+    ) -> Verdict:
+        """Go on; ``record`` brings derived fields (a copy of the record checked)."""
+        return cls(Action.PASS, reason, message, record, final)
 
     @classmethod
     def discard(cls, reason: str, message: str) -> Verdict:

@@ -36,10 +36,10 @@ class Finished:
         """The model written to the outcome file."""
         if self.outcome in (Outcome.DISCARDED, Outcome.HARD):
             return DiscardedRecord.model_construct(
-                **dict(self.record), stage=self.stage, reason=self.reason, message=self.message
+                **dict(self.record), stage=self.stage or "", reason=self.reason or "", message=self.message
             )
         if self.outcome is Outcome.ERRORS:
-            return ErroredRecord.model_construct(**dict(self.record), stage=self.stage, error=self.message)
+            return ErroredRecord.model_construct(**dict(self.record), stage=self.stage or "", error=self.message)
         return self.record
 
 

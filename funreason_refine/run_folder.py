@@ -37,7 +37,7 @@ class Written(NamedTuple):
     model would cost more to pickle than the record costs to write.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the record's input position; shadows tuple.index, unused here
     outcome: Outcome
     line: bytes
     trail: tuple[tuple[str, str, str | None], ...] = ()  # (stage, verdict, reason) of each step

@@ -48,7 +48,9 @@ def _candidate(record: Record, text: str, round_no: int, sample: int, model: str
     return row
 
 
-async def sample_round(queries: list[Record], source: SourceSettings, round_no: int, folder: Path) -> dict[str, int]:
+async def sample_round(
+    queries: list[Record], source: SourceSettings, round_no: int, folder: Path
+) -> dict[str, int | None]:
     """Write folder/candidates.jsonl (and sampling_errors.jsonl for calls that failed)."""
     from funreason_refine.judge.cache import AnswerCache
 
@@ -125,7 +127,7 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
         folder = base / f"round-{round_no}"
         folder.mkdir(exist_ok=True)
         sampled = sorted(pool)
-        sampling = {"candidates": None, "sampling_errors": 0}
+        sampling: dict[str, int | None] = {"candidates": None, "sampling_errors": 0}
         if not (folder / "candidates.jsonl").exists():
             sampling = asyncio.run(sample_round([pool[q] for q in sampled], source, round_no, folder))
         result = run_pipeline(_round_pipeline(pipeline, folder), progress=progress)

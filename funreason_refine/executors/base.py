@@ -8,7 +8,7 @@ from typing import Any
 
 from funreason_refine.memo import Memo
 from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.record import Outcome, Quarantined
+from funreason_refine.record import Outcome, Quarantined, Step
 from funreason_refine.refine import Finished, refine_record
 from funreason_refine.run_folder import Written, to_json_line
 from funreason_refine.stages.base import PipelineStage
@@ -37,7 +37,9 @@ class Executor(ABC):
 
 
 # What the tally counts of a step; most steps are shared (see refine._shared_steps), and so are these.
-_counted = Memo(lambda s: (s.stage, s.verdict, s.reason), max_size=4096, by_identity=True)
+_counted: Memo[Step, tuple[str, str, str | None]] = Memo(
+    lambda s: (s.stage, s.verdict, s.reason), max_size=4096, by_identity=True
+)
 
 
 def written(finished: Finished) -> Written:

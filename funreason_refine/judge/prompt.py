@@ -23,7 +23,7 @@ def neutralize(text: str) -> str:
 
 
 # Copies of a record share its (read-only) tools list: a record's judged stages render its tools once.
-_tools_text = Memo(
+_tools_text: Memo[list[dict[str, Any]], str] = Memo(
     lambda tools: neutralize(json.dumps(tools, ensure_ascii=False, indent=1)), max_size=4096, by_identity=True
 )
 

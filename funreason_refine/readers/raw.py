@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 RawLine = tuple[int, "dict[str, Any] | str | bytes", str]
 """(line or row, parsed object or error message or unparsed JSONL bytes, raw text for the quarantine file)"""
 
 RAW_PREVIEW = 2000
+OnBytes = Callable[[int], None] | None
+"""Told how many bytes of the file were read, for progress."""
 
 
 def preview(text: str) -> str:
@@ -42,7 +44,7 @@ def detect_container(path: Path) -> str:
     return "json" if head.startswith(b"[") else "jsonl"
 
 
-def iter_raw(path: Path, max_record_bytes: int, on_bytes=None, parse: bool = True) -> Iterator[RawLine]:
+def iter_raw(path: Path, max_record_bytes: int, on_bytes: OnBytes = None, parse: bool = True) -> Iterator[RawLine]:
     container = detect_container(path)
     if container == "parquet":
         yield from _iter_parquet(path)
@@ -62,7 +64,7 @@ def _as_object(value: Any) -> dict[str, Any] | str:
 READ_BUFFER = 1 << 16
 
 
-def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes, parse: bool) -> Iterator[RawLine]:
+def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes: OnBytes, parse: bool) -> Iterator[RawLine]:
     with path.open("rb", buffering=READ_BUFFER) as fh:
         for lineno, line in enumerate(fh, 1):
             if on_bytes is not None:
@@ -104,117 +106,133 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
 _CHUNK = 1 << 20
 
 
-def _iter_json_array(path: Path, max_record_bytes: int, on_bytes) -> Iterator[RawLine]:
-    """Decode ``[obj, obj, ...]`` one element at a time with ``raw_decode``.
+def _iter_json_array(path: Path, max_record_bytes: int, on_bytes: OnBytes) -> Iterator[RawLine]:
+    """The elements of a file holding one JSON array, one at a time; a problem that makes the rest of
+    the file unreadable is reported once, naming the line, and reading stops."""
+    with path.open("rb") as fh:
+        reader = _ArrayReader(fh, max_record_bytes, on_bytes)
+        try:
+            yield from reader.elements()
+        except _Unreadable as stop:
+            yield stop.item
+        except UnicodeDecodeError as exc:
+            yield reader.line, f"not valid UTF-8 ({exc.reason}); the rest of the file was not read", ""
+
+
+class _Unreadable(Exception):
+    """The rest of the array cannot be read: ``item`` says where and why."""
+
+    def __init__(self, line: int, message: str, raw: str = ""):
+        self.item: RawLine = (line, message, raw)
+
+
+class _ArrayReader:
+    """Decode ``[obj, obj, ...]`` one element at a time with ``raw_decode``, counting lines.
 
     The stdlib has no streaming array decoder that reports line numbers; this keeps a text
-    buffer, decodes one element at a time and counts newlines. A syntax error in an array makes
-    the rest of the file unreadable: it is reported once, naming the line, and reading stops.
+    buffer of the file's next megabytes and decodes one element at a time from it.
     """
-    decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-    with path.open("rb") as fh:
-        buf = ""
-        pos = 0
-        line = 1
-        eof = False
 
-        def more() -> bool:
-            nonlocal buf, pos, eof
-            if eof:
-                return False
-            chunk = fh.read(_CHUNK)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-            buf = buf[pos:] + utf8.decode(chunk, final=not chunk)
-            pos = 0
-            eof = not chunk
-            return True
+    def __init__(self, fh: BinaryIO, max_record_bytes: int, on_bytes: OnBytes):
+        self.fh = fh
+        self.limit = max_record_bytes
+        self.on_bytes = on_bytes
+        self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self.decoder = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
 
-        def skip_ws() -> None:
-            nonlocal pos, line
-            while True:
-                while pos < len(buf) and buf[pos] in " \t\r\n\ufeff":
-                    if buf[pos] == "\n":
-                        line += 1
-                    pos += 1
-                if pos < len(buf) or not more():
-                    return
-
-        try:
-            skip_ws()
-            if pos >= len(buf) or buf[pos] != "[":
-                yield line, "a JSON array must start with '['", preview(buf[pos : pos + 200])
-                return
-            pos += 1
-            expect_value = True
-            while True:
-                skip_ws()
-                if pos >= len(buf):
-                    yield line, "the JSON array is not closed with ']' (file truncated?)", ""
-                    return
-                if buf[pos] == "]":
-                    return
-                if not expect_value:
-                    if buf[pos] != ",":
-                        yield (
-                            line,
-                            "expected ',' or ']' between array elements, "
-                            f"found {buf[pos]!r}; the rest of the file was not read",
-                            preview(buf[pos : pos + 200]),
-                        )
-                        return
-                    pos += 1
-                    skip_ws()
-                start_line = line
-                while True:
-                    try:
-                        obj, end = decoder.raw_decode(buf, pos)
-                        if end < len(buf) or eof:
-                            break
-                        more()  # a scalar ending exactly at the buffer's end may go on
-                    except json.JSONDecodeError as exc:
-                        # Incomplete and invalid look alike until the element is whole: read on.
-                        if not eof and len(buf) - pos <= max_record_bytes:
-                            more()
-                            continue
-                        if not eof:
-                            raise _Oversize() from None
-                        yield (
-                            start_line + buf.count("\n", pos, exc.pos),
-                            f"not JSON: {exc.msg}; the rest of the file was not read",
-                            preview(buf[pos : exc.pos + 80]),
-                        )
-                        return
-                    except RecursionError:
-                        yield start_line, "not JSON: nested too deeply; the rest of the file was not read", ""
-                        return
-                text = buf[pos:end]
-                line += text.count("\n")
-                pos = end
-                expect_value = False
-                if len(text) > max_record_bytes:
-                    yield (
-                        start_line,
-                        f"record is {len(text)} characters, over the limit of {max_record_bytes} "
-                        "([input] max_record_bytes)",
-                        preview(text),
-                    )
-                    continue
-                yield start_line, _as_object(obj), "" if isinstance(obj, dict) else preview(text)
-        except UnicodeDecodeError as exc:
-            yield line, f"not valid UTF-8 ({exc.reason}); the rest of the file was not read", ""
-        except _Oversize:
-            yield (
-                line,
-                f"an array element is over the limit of {max_record_bytes} characters "
-                "([input] max_record_bytes); the rest of the file was not read",
-                "",
+    def elements(self) -> Iterator[RawLine]:
+        self._skip_space()
+        if not self.buf.startswith("[", self.pos):
+            raise _Unreadable(
+                self.line, "a JSON array must start with '['", preview(self.buf[self.pos : self.pos + 200])
             )
+        self.pos += 1
+        first = True
+        while self._before_element(first):
+            first = False
+            start = self.line
+            obj, text = self._decode()
+            if len(text) > self.limit:
+                message = f"record is {len(text)} characters, over the limit of {self.limit} ([input] max_record_bytes)"
+                yield start, message, preview(text)
+            else:
+                yield start, _as_object(obj), "" if isinstance(obj, dict) else preview(text)
 
+    def _before_element(self, first: bool) -> bool:
+        """Step over the comma before the next element; False at the closing bracket."""
+        self._skip_space()
+        if self.pos >= len(self.buf):
+            raise _Unreadable(self.line, "the JSON array is not closed with ']' (file truncated?)")
+        if self.buf[self.pos] == "]":
+            return False
+        if not first:
+            if self.buf[self.pos] != ",":
+                found = self.buf[self.pos]
+                message = (
+                    f"expected ',' or ']' between array elements, found {found!r}; the rest of the file was not read"
+                )
+                raise _Unreadable(self.line, message, preview(self.buf[self.pos : self.pos + 200]))
+            self.pos += 1
+            self._skip_space()
+        return True
 
-class _Oversize(Exception):
-    pass
+    def _decode(self) -> tuple[Any, str]:
+        """The element at ``pos`` and its text; reads on while it is incomplete (up to the size limit)."""
+        start_line = self.line
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                # Incomplete and invalid look alike until the element is whole: read on.
+                if self.eof:
+                    where = start_line + self.buf.count("\n", self.pos, exc.pos)
+                    message = f"not JSON: {exc.msg}; the rest of the file was not read"
+                    raise _Unreadable(where, message, preview(self.buf[self.pos : exc.pos + 80])) from None
+                self._more_within_limit()
+                continue
+            except RecursionError:
+                raise _Unreadable(
+                    start_line, "not JSON: nested too deeply; the rest of the file was not read"
+                ) from None
+            if end < len(self.buf) or self.eof:
+                text = self.buf[self.pos : end]
+                self.line += text.count("\n")
+                self.pos = end
+                return obj, text
+            self._more()  # a scalar ending exactly at the buffer's end may go on
+
+    def _more_within_limit(self) -> None:
+        if len(self.buf) - self.pos > self.limit:
+            message = (
+                f"an array element is over the limit of {self.limit} characters ([input] max_record_bytes); "
+                "the rest of the file was not read"
+            )
+            raise _Unreadable(self.line, message)
+        self._more()
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.fh.read(_CHUNK)
+        if self.on_bytes is not None:
+            self.on_bytes(len(chunk))
+        self.buf = self.buf[self.pos :] + self.utf8.decode(chunk, final=not chunk)
+        self.pos = 0
+        self.eof = not chunk
+        return True
+
+    def _skip_space(self) -> None:
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n\ufeff":
+                if self.buf[self.pos] == "\n":
+                    self.line += 1
+                self.pos += 1
+            if self.pos < len(self.buf) or not self._more():
+                return
 
 
 def _iter_parquet(path: Path) -> Iterator[RawLine]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
+from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, SUMMARY
 
 
@@ -38,7 +39,7 @@ class RunData:
 
     def lines(self, kind: str) -> Iterator[dict[str, Any]]:
         """The records of one outcome file, parsed, in input order."""
-        yield from read_jsonl(self.path / FILES[kind])
+        yield from read_jsonl(self.path / FILES[Outcome(kind)])
 
 
 def clean(text: Any) -> Any:

@@ -39,13 +39,7 @@ class Classification(Stage):
                 return Verdict.discard("text_answer", "plain-text answer; this pipeline keeps only function calls")
             if self.config.text_answers == "keep":
                 kept = record.model_copy(update={"target": render_target(record)})
-                return Verdict(
-                    action="pass",
-                    reason="text_answer",
-                    message="plain-text answer kept as it is",
-                    final=True,
-                    record=kept,
-                )
+                return Verdict.passed("text_answer", "plain-text answer kept as it is", final=True, record=kept)
             return Verdict.passed("text_answer", "plain-text answer, checked by the remaining stages")
         if not record.answer:
             return Verdict.passed("no_call", "empty call list: no offered function applies")

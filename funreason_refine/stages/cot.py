@@ -96,10 +96,9 @@ class Cot(Stage):
                     "cot_names_other_function", f"the CoT names {', '.join(others)}, which the answer does not call"
                 )
         if normalized is not None:
-            return Verdict(
-                action="pass",
-                reason="wrapped_think",
-                message="removed the <think></think> wrapper",
+            return Verdict.passed(
+                "wrapped_think",
+                "removed the <think></think> wrapper",
                 record=record.model_copy(update={"cot": normalized}),
             )
         return Verdict.passed()

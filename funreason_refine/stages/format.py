@@ -32,4 +32,4 @@ class Format(Stage):
             if not same:
                 return Verdict.discard("round_trip_mismatch", f"{text[:200]} parses back to different calls")
         target = render_target(record, text)
-        return Verdict(action="pass", record=record.model_copy(update={"target": target}))
+        return Verdict.passed(record=record.model_copy(update={"target": target}))

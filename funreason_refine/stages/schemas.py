@@ -44,7 +44,7 @@ class ParamsInfo:
         self.closed = extra is False or extra is None
         # parameter -> value types that need no coercion
         self.settled: dict[str, tuple[type, ...]] = {
-            name: _SETTLED.get(sub.get("type"), ())
+            name: _SETTLED.get(sub["type"], ())
             for name, sub in self.properties.items()
             if isinstance(sub, dict) and isinstance(sub.get("type"), str)
         }
