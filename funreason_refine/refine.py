@@ -17,6 +17,7 @@ from funreason_refine.judge.client import JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict
+from funreason_refine.run_folder import Written, to_json_line
 from funreason_refine.stages.base import PipelineStage
 from funreason_refine.stages.timeout import StageFailed
 from funreason_refine.targets import answer_text
@@ -42,6 +43,12 @@ class Finished:
             return ErroredRecord.model_construct(**dict(self.record), stage=self.stage or "", error=self.message)
         return self.record
 
+    def written(self) -> Written:
+        """The record serialised for the run folder, with what the tally counts of its trail."""
+        trail = tuple(map(_counted, self.record.trail))
+        line = to_json_line(self.line())
+        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason)
+
 
 def _new_step(fields: tuple[str, Action, str | None, str, int, str], before: str | None = None) -> Step:
     stage, verdict, reason, message, attempt, by = fields
@@ -50,8 +57,12 @@ def _new_step(fields: tuple[str, Action, str | None, str, int, str], before: str
     )
 
 
-# Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record.
+# Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record,
+# and what the tally counts of each, worked out once.
 _shared_steps = Memo(_new_step, max_size=4096)
+_counted: Memo[Step, tuple[str, str, str | None]] = Memo(
+    lambda s: (s.stage, s.verdict, s.reason), max_size=4096, by_identity=True
+)
 
 
 class Rewrite(NamedTuple):

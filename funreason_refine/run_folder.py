@@ -19,7 +19,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
-from funreason_refine.record import PLAIN_MODELS, Outcome
+from funreason_refine.record import PLAIN_MODELS, Outcome, Quarantined
 from funreason_refine.tally import Tally
 
 FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
@@ -43,6 +43,10 @@ class Written(NamedTuple):
     trail: tuple[tuple[str, str, str | None], ...] = ()  # (stage, verdict, reason) of each step
     stage: str | None = None
     reason: str | None = None
+
+    @classmethod
+    def quarantined(cls, item: Quarantined) -> Written:
+        return cls(item.index, Outcome.QUARANTINED, to_json_line(item))
 
 
 class ConfigChanged(RunFolderError):

@@ -1,4 +1,4 @@
-"""The executor interface, and one record from raw input to the line the run folder writes."""
+"""The executor interface: where the records of a run are refined."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from funreason_refine.memo import Memo
-from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.record import Outcome, Quarantined, Step
-from funreason_refine.refine import Finished, refine_record
-from funreason_refine.run_folder import Written, to_json_line
-from funreason_refine.stages.base import PipelineStage
+from funreason_refine.readers import RawItem
+from funreason_refine.run_folder import Written
 
 Emit = Callable[[Written], None]
 
@@ -34,27 +30,3 @@ class Executor(ABC):
     def judge_usage(self) -> dict[str, Any] | None:
         """Calls, tokens and cost of the models asked, for summary.json; None when none were."""
         return None
-
-
-# What the tally counts of a step; most steps are shared (see refine._shared_steps), and so are these.
-_counted: Memo[Step, tuple[str, str, str | None]] = Memo(
-    lambda s: (s.stage, s.verdict, s.reason), max_size=4096, by_identity=True
-)
-
-
-def written(finished: Finished) -> Written:
-    trail = tuple(map(_counted, finished.record.trail))
-    line = to_json_line(finished.line())
-    return Written(finished.record.index, finished.outcome, line, trail, finished.stage, finished.reason)
-
-
-def quarantined(item: Quarantined) -> Written:
-    return Written(item.index, Outcome.QUARANTINED, to_json_line(item))
-
-
-def refine_raw(raw: RawItem, stream: InputStream, stages: list[PipelineStage]) -> Written:
-    """One input item through the stages' rules: its line, ready to write."""
-    item = stream.convert(raw)
-    if isinstance(item, Quarantined):
-        return quarantined(item)
-    return written(refine_record(item, stages))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.config import Judging
-from funreason_refine.executors.base import Emit, Executor, quarantined, written
+from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.judge.client import BudgetStop, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.readers import InputStream, RawItem
@@ -89,8 +89,9 @@ class JudgedExecutor(Executor):
     async def _refine(self, raw: RawItem, judges: JudgeRunner) -> Written:
         item = self.stream.convert(raw)
         if isinstance(item, Quarantined):
-            return quarantined(item)
-        return written(await refine_judged(item, self.stages, judges))
+            return Written.quarantined(item)
+        finished = await refine_judged(item, self.stages, judges)
+        return finished.written()
 
     async def _emit_oldest(self, pending: deque[asyncio.Task[Written]], emit: Emit) -> bool:
         """Write the oldest record's outcome; False once the budget stopped it (nothing after it is

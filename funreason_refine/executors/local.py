@@ -1,11 +1,14 @@
-"""Rules only, in this process: one record after another."""
+"""Rules only, in this process: one record after another, from its input line to its written line."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from funreason_refine.executors.base import Emit, Executor, refine_raw
+from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.record import Quarantined
+from funreason_refine.refine import refine_record
+from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
 
 
@@ -17,3 +20,11 @@ class LocalExecutor(Executor):
     def run(self, items: Iterator[RawItem], emit: Emit) -> None:
         for raw in items:
             emit(refine_raw(raw, self.stream, self.stages))
+
+
+def refine_raw(raw: RawItem, stream: InputStream, stages: list[PipelineStage]) -> Written:
+    """One input item through the stages' rules: read (or quarantined), refined, serialised."""
+    item = stream.convert(raw)
+    if isinstance(item, Quarantined):
+        return Written.quarantined(item)
+    return refine_record(item, stages).written()

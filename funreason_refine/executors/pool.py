@@ -18,7 +18,8 @@ from itertools import islice
 from pathlib import Path
 
 from funreason_refine.errors import RefineError, RunFolderError
-from funreason_refine.executors.base import Emit, Executor, refine_raw
+from funreason_refine.executors.base import Emit, Executor
+from funreason_refine.executors.local import refine_raw
 from funreason_refine.plugin_manager import loaded_at_start
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.run_folder import Written
