@@ -14,10 +14,10 @@ live_relevance) have no possible answers, so no reference call to check: they ar
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -63,15 +63,22 @@ def run_category(question: Path, category: str) -> tuple[dict[str, int], list[di
     out = RUNS / category
     RUNS.mkdir(parents=True, exist_ok=True)
     toml = RUNS / f"{category}.toml"
-    toml.write_text(f'[input]\npath = "{question}"\nformat = "bfcl"\n[output]\ndir = "{out}"\n', "utf-8")
+    # json.dumps: a TOML basic string, whatever the path holds
+    text = f'[input]\npath = {json.dumps(str(question))}\nformat = "bfcl"\n[output]\ndir = {json.dumps(str(out))}\n'
+    toml.write_text(text, "utf-8")
     result = run_pipeline(load_pipeline(toml), fresh=True)
     counts = {name: _lines(result.out_dir / f"{name}.jsonl") for name in ("kept", "discarded", "quarantined", "errors")}
-    discarded = [json.loads(line) for line in (result.out_dir / "discarded.jsonl").read_text("utf-8").splitlines()]
+    discarded = [json.loads(line) for line in _read(result.out_dir / "discarded.jsonl")]
     return counts, discarded
 
 
+def _read(path: Path) -> list[str]:
+    # "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
+    return [line for line in path.read_text("utf-8").split("\n") if line.strip()] if path.exists() else []
+
+
 def _lines(path: Path) -> int:
-    return sum(1 for line in path.read_text("utf-8").splitlines() if line.strip()) if path.exists() else 0
+    return len(_read(path))
 
 
 def main(categories: list[str], show: int) -> None:
@@ -90,9 +97,8 @@ def main(categories: list[str], show: int) -> None:
         totals.update(counts)
         records = sum(counts.values())
         by_reason = ", ".join(f"{r} {n}" for r, n in reasons.most_common()) or "-"
-        rows.append(
-            f"| {category} | {records} | {counts['kept']} | {counts['discarded']} | {counts['quarantined']} | {by_reason} |"
-        )
+        kept, dropped, quarantined = counts["kept"], counts["discarded"], counts["quarantined"]
+        rows.append(f"| {category} | {records} | {kept} | {dropped} | {quarantined} | {by_reason} |")
     print(f"bfcl-eval {version}, rules-only pipeline (the five built-in stages, no judge)\n")
     print("| category | records | kept | discarded | quarantined | discarded by stage/reason |")
     print("|---|---|---|---|---|---|")
@@ -106,11 +112,8 @@ def main(categories: list[str], show: int) -> None:
 
 
 if __name__ == "__main__":
-    import importlib.metadata
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated BFCL categories")
     parser.add_argument("--show", type=int, default=0, help="list up to N discarded entries per reason")
     args = parser.parse_args()
     main(args.categories.split(","), args.show)
-    sys.exit(0)

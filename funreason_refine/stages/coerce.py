@@ -11,24 +11,32 @@ _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-def _types(schema: dict[str, Any]) -> list[str]:
-    """The JSON types ``schema`` names, less "null": a non-null value has only the others to be read as."""
+def _one_type(schema: Any) -> str | None:
+    """The one JSON type ``schema`` names besides "null" (a non-null value can only be read as that); else None."""
+    if not isinstance(schema, dict):
+        return None
     t = schema.get("type")
     if isinstance(t, str):
-        return [t] if t != "null" else []
-    return [x for x in t if isinstance(x, str) and x != "null"] if isinstance(t, list) else []
+        return t if t != "null" else None
+    types = [x for x in t if isinstance(x, str) and x != "null"] if isinstance(t, list) else []
+    return types[0] if len(types) == 1 else None  # no type, or a union: more than one reading
 
 
 def coerce(value: Any, schema: Any) -> Any:
     """Return ``value`` repaired toward ``schema``'s type where only one reading is possible, else unchanged."""
-    if not isinstance(schema, dict):
-        return value
-    types = _types(schema)
-    if len(types) != 1:  # no type, or a union: more than one reading
+    target = _one_type(schema)
+    if target is None:
         return value
     if isinstance(value, str):
-        return _from_text(value, types[0], schema)
-    return _within(value, types[0], schema)
+        return _from_text(value, target, schema)
+    if target == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if target == "array" and isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce(v, schema["items"]) for v in value]
+    if target == "object" and isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return {k: coerce(v, props.get(k)) for k, v in value.items()}
+    return value
 
 
 def _from_text(value: str, target: str, schema: dict[str, Any]) -> Any:
@@ -49,18 +57,6 @@ def _from_text(value: str, target: str, schema: dict[str, Any]) -> Any:
             return value
         if (target == "array") == isinstance(parsed, list) and isinstance(parsed, (list, dict)):
             return coerce(parsed, schema)
-    return value
-
-
-def _within(value: Any, target: str, schema: dict[str, Any]) -> Any:
-    """A non-string value: an integral float for an integer, and the items or properties of a container."""
-    if target == "integer" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if target == "array" and isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [coerce(v, schema["items"]) for v in value]
-    if target == "object" and isinstance(value, dict):
-        props = schema.get("properties") or {}
-        return {k: coerce(v, props.get(k)) for k, v in value.items()}
     return value
 
 

@@ -34,6 +34,8 @@ def _discard(record: Record, at: int, function: str, parameters: list[Any], reas
 def _check_names(record: Record, at: int, call: FunctionCall, info: ParamsInfo) -> Verdict | None:
     """Required parameters present and, for a closed schema, no unknown ones."""
     args = call.arguments
+    if args.keys() >= info.required_names and (not info.closed or info.properties.keys() >= args.keys()):
+        return None  # the common case, in set operations (the lists below cost twice as much)
     missing = [p for p in info.required if p not in args]
     if missing:
         message = f"{call.name}: required parameter(s) {', '.join(missing)} missing"
@@ -58,12 +60,16 @@ def _repair(call: FunctionCall, info: ParamsInfo, changes: list[tuple[str, str]]
             continue
         schema = info.properties.get(key)
         new = coerce(value, schema)
-        kind = "type" if new != value or type(new) is not type(value) else "enum"
-        if key in info.with_enum:
-            new = repair_enum(new, schema)
-        if kind == "enum" and (new == value and type(new) is type(value)):
+        if new != value or type(new) is not type(value):
+            new = repair_enum(new, schema) if key in info.with_enum else new
+            changes.append(("type", f"{call.name}.{key}: {value!r} -> {new!r}"))
+        elif key in info.with_enum:
+            new = repair_enum(value, schema)
+            if new == value and type(new) is type(value):
+                continue
+            changes.append(("enum", f"{call.name}.{key}: {value!r} -> {new!r} (enum member)"))
+        else:
             continue
-        changes.append((kind, f"{call.name}.{key}: {value!r} -> {new!r}" + (" (enum member)" * (kind == "enum"))))
         if fixed is args:
             fixed = dict(args)
         fixed[key] = new

@@ -27,7 +27,17 @@ _NOT_COMPILED = object()
 class ParamsInfo:
     """What the stages ask of one tool's parameters schema, worked out once per shared schema."""
 
-    __slots__ = ("schema", "error", "properties", "required", "closed", "settled", "with_enum", "_compiled")
+    __slots__ = (
+        "schema",
+        "error",
+        "properties",
+        "required",
+        "required_names",
+        "closed",
+        "settled",
+        "with_enum",
+        "_compiled",
+    )
 
     def __init__(self, schema: Any):
         self.schema = schema
@@ -37,6 +47,7 @@ class ParamsInfo:
         self.properties: dict[str, Any] = props if isinstance(props, dict) else {}
         required = schema.get("required") if isinstance(schema, dict) else None
         self.required: tuple[Any, ...] = tuple(required) if isinstance(required, list) else ()
+        self.required_names = frozenset(r for r in self.required if isinstance(r, str))
         # Tools are closed unless they say otherwise: additionalProperties true or a schema opens them.
         extra = schema.get("additionalProperties", False) if isinstance(schema, dict) else False
         self.closed = extra is False or extra is None
