@@ -27,7 +27,8 @@ def _discard(record: Record, at: int, function: str, parameters: list[Any], reas
     for parameter in parameters:
         problem = label_problem(record, at, function, parameter) if isinstance(parameter, str) else None
         if problem is not None:
-            return Verdict.discard(LABEL_CONTRADICTS_SCHEMA, f"{problem.field}: {problem.message}")
+            message = f"{problem.field}: {problem.message}; correct the label or the tool's schema"
+            return Verdict.discard(LABEL_CONTRADICTS_SCHEMA, message)
     return Verdict.discard(reason, message)
 
 
