@@ -1,7 +1,7 @@
 """BFCL question files (``id``, ``question``, ``function``) with ground truth from ``possible_answer/``.
 
-The reference call takes each parameter's first acceptable value; a first value of ``""`` means
-the parameter is omitted. The answer file is indexed by id in memory: BFCL answer files are small.
+The reference call is built from the possible answers as BFCL's checker reads them (see
+possible_answers.py). The answer file is indexed by id in memory: BFCL answer files are small.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 from funreason_refine.errors import InputError
 from funreason_refine.readers.answers import FieldError, parse_tools, record_id
-from funreason_refine.record import FunctionCall, Problem, Record, Source, read_record
+from funreason_refine.readers.possible_answers import reference_calls
+from funreason_refine.record import Problem, Record, Source, read_record
 
 
 def looks_like(obj: dict[str, Any]) -> bool:
@@ -44,47 +45,6 @@ def load_answers(path: Path) -> dict[str, Any]:
     return answers
 
 
-def _first(values: Any, where: str) -> tuple[bool, Any]:
-    """(present, value) for one BFCL slot: a list of acceptable values, first one wins."""
-    if not isinstance(values, list) or not values:
-        raise FieldError(where, f"{where}: ground truth must be a non-empty list of acceptable values")
-    value = values[0]
-    if value == "":
-        return False, None
-    if isinstance(value, dict):
-        # Nested objects list acceptable values per key too.
-        out = {}
-        for key, inner in value.items():
-            if isinstance(inner, list):
-                present, inner = _first(inner, f"{where}.{key}")
-                if not present:
-                    continue
-            out[key] = inner
-        return True, out
-    return True, value
-
-
-def ground_truth_calls(truth: Any, record_id_: str) -> list[FunctionCall]:
-    if not isinstance(truth, list):
-        raise FieldError("ground_truth", f"ground truth of {record_id_} must be a list of calls")
-    calls = []
-    for item in truth:
-        if not isinstance(item, dict) or len(item) != 1:
-            raise FieldError(
-                "ground_truth", f"ground truth of {record_id_}: each call must be {{name: {{param: [values]}}}}"
-            )
-        ((name, params),) = item.items()
-        if not isinstance(params, dict):
-            raise FieldError("ground_truth", f"ground truth of {record_id_}: parameters of {name} must be an object")
-        arguments = {}
-        for pname, values in params.items():
-            present, value = _first(values, f"ground_truth.{name}.{pname}")
-            if present:
-                arguments[pname] = value
-        calls.append(FunctionCall(name=name, arguments=arguments))
-    return calls
-
-
 def _query(question: Any) -> str:
     """The user turns of the first conversation turn, joined."""
     turns = question
@@ -95,7 +55,7 @@ def _query(question: Any) -> str:
     texts = [m.get("content") for m in turns if isinstance(m, dict) and m.get("role") == "user"]
     if not texts or not all(isinstance(t, str) for t in texts):
         raise FieldError("question", "field 'question' has no user message with text content")
-    return "\n".join(texts)
+    return "\n".join(str(t) for t in texts)
 
 
 def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str, Any]) -> Record:
@@ -109,4 +69,5 @@ def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str
     tools = parse_tools(obj["function"], problems)
     if rid not in answers:
         raise FieldError("id", f"no ground truth for id {rid!r} in the possible_answer file")
-    return read_record(index, rid, source, query, tools, ground_truth_calls(answers[rid], rid), None, problems, {})
+    calls = reference_calls(answers[rid], rid, tools, problems)
+    return read_record(index, rid, source, query, tools, calls, None, problems, {})

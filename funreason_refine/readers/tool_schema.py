@@ -84,43 +84,48 @@ def _convert(node: ast.expr) -> dict[str, Any]:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return {"anyOf": [_convert(node.left), _convert(node.right)]}
     if isinstance(node, ast.Subscript):
-        outer = _node_name(node.value).split(".")[-1].lower()
-        inner = node.slice
-        args = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
-        if outer == "optional":
-            return {"anyOf": [_convert(args[0]), {"type": "null"}]}
-        if outer == "union":
-            return {"anyOf": [_convert(a) for a in args]}
-        if outer == "literal":
-            values = []
-            for a in args:
-                if not isinstance(a, ast.Constant):
-                    raise UnconvertibleType(f"Literal value {ast.unparse(a)!r} is not a constant")
-                values.append(a.value)
-            return {"enum": values}
-        if outer == "tuple":
-            if len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
-                return {"type": "array", "items": _convert(args[0])}
-            items = [_convert(a) for a in args]
-            return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
-        if outer in _ARRAYS:
-            schema: dict[str, Any] = {"type": "array", "items": _convert(args[0])}
-            if outer in {"set", "frozenset"}:
-                schema["uniqueItems"] = True
-            return schema
-        if outer in _OBJECTS:
-            schema = {"type": "object"}
-            if len(args) == 2:
-                value = _convert(args[1])
-                if value:
-                    schema["additionalProperties"] = value
-            return schema
-        raise UnconvertibleType(f"{ast.unparse(node)!r} has no JSON Schema equivalent")
+        return _convert_subscript(node)
     name = _node_name(node)
     scalar = _SCALARS.get(name.split(".")[-1].lower()) if "." not in name or name.startswith("typing.") else None
     if scalar is None:
         raise UnconvertibleType(f"{name!r} has no JSON Schema equivalent")
     return dict(scalar)
+
+
+def _convert_subscript(node: ast.Subscript) -> dict[str, Any]:
+    """``Optional[...]``, ``Union[...]``, ``Literal[...]``, ``Tuple[...]``, and the array and object generics."""
+    outer = _node_name(node.value).split(".")[-1].lower()
+    inner = node.slice
+    args = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+    if outer == "optional":
+        return {"anyOf": [_convert(args[0]), {"type": "null"}]}
+    if outer == "union":
+        return {"anyOf": [_convert(a) for a in args]}
+    if outer == "literal":
+        return {"enum": [_constant(a) for a in args]}
+    if outer == "tuple":
+        if len(args) == 2 and isinstance(args[1], ast.Constant) and args[1].value is Ellipsis:
+            return {"type": "array", "items": _convert(args[0])}
+        items = [_convert(a) for a in args]
+        return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
+    if outer in _ARRAYS:
+        schema: dict[str, Any] = {"type": "array", "items": _convert(args[0])}
+        if outer in {"set", "frozenset"}:
+            schema["uniqueItems"] = True
+        return schema
+    if outer in _OBJECTS:
+        schema = {"type": "object"}
+        value = _convert(args[1]) if len(args) == 2 else {}
+        if value:
+            schema["additionalProperties"] = value
+        return schema
+    raise UnconvertibleType(f"{ast.unparse(node)!r} has no JSON Schema equivalent")
+
+
+def _constant(node: ast.expr) -> Any:
+    if not isinstance(node, ast.Constant):
+        raise UnconvertibleType(f"Literal value {ast.unparse(node)!r} is not a constant")
+    return node.value
 
 
 @memoize(4096)
@@ -187,7 +192,11 @@ _BFCL_TYPES = {
 
 
 def normalize_json_schema(schema: Any) -> Any:
-    """Rewrite BFCL's dialect (``dict``, ``float``, ``tuple``, ``any``) into standard JSON Schema."""
+    """Rewrite BFCL's dialect into standard JSON Schema.
+
+    Type names ``dict``, ``float``, ``tuple``, ``any``; an ``enum`` of plain values beside
+    ``"type": "array"`` constrains the items; a ``"default": null`` admits null.
+    """
     if isinstance(schema, list):
         return [normalize_json_schema(s) for s in schema]
     if not isinstance(schema, dict):
@@ -204,7 +213,40 @@ def normalize_json_schema(schema: Any) -> Any:
             out[key] = normalize_json_schema(value)
         else:
             out[key] = value
+    _enum_to_items(out)
+    _null_default(out)
     return out
+
+
+def _enum_to_items(schema: dict[str, Any]) -> None:
+    """BFCL's ``{"type": "array", "enum": ["a", "b"]}`` means items from the enum.
+
+    Read literally (the array itself one of "a", "b") no value could satisfy it, so the rewrite
+    changes the meaning of no schema that anything satisfies.
+    """
+    enum = schema.get("enum")
+    if schema.get("type") != "array" or not isinstance(enum, list) or any(isinstance(m, list) for m in enum):
+        return
+    items = schema.get("items")
+    items = dict(items) if isinstance(items, dict) else {}
+    if "enum" not in items:
+        items["enum"] = enum
+    schema["items"] = items
+    del schema["enum"]
+
+
+def _null_default(schema: dict[str, Any]) -> None:
+    """A parameter whose default is null accepts null (BFCL's checker does; JSON Schema would not)."""
+    if "default" not in schema or schema["default"] is not None:
+        return
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind != "null":
+        schema["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        schema["type"] = [*kind, "null"]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and None not in enum:
+        schema["enum"] = [*enum, None]
 
 
 def _looks_like_json_schema(params: dict[str, Any]) -> bool:

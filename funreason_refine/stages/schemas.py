@@ -15,7 +15,7 @@ _ANY_ANNOTATIONS = {"default", "examples"}
 
 
 # Python types of a value that already is the one JSON type a parameter schema names: coercing
-# such a value cannot change it (see coerce.py), so the stage skips it.
+# such a value cannot change it (see coerce.py), so the stage skips it unless the schema has an enum.
 _SETTLED: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -29,7 +29,17 @@ _NOT_COMPILED = object()
 class ParamsInfo:
     """What the stages ask of one tool's parameters schema, worked out once per shared schema."""
 
-    __slots__ = ("schema", "error", "properties", "required", "closed", "settled", "_compiled")
+    __slots__ = (
+        "schema",
+        "error",
+        "properties",
+        "required",
+        "required_names",
+        "closed",
+        "settled",
+        "with_enum",
+        "_compiled",
+    )
 
     def __init__(self, schema: Any):
         self.schema = schema
@@ -39,15 +49,18 @@ class ParamsInfo:
         self.properties: dict[str, Any] = props if isinstance(props, dict) else {}
         required = schema.get("required") if isinstance(schema, dict) else None
         self.required: tuple[Any, ...] = tuple(required) if isinstance(required, list) else ()
+        self.required_names = frozenset(r for r in self.required if isinstance(r, str))
         # Tools are closed unless they say otherwise: additionalProperties true or a schema opens them.
         extra = schema.get("additionalProperties", False) if isinstance(schema, dict) else False
         self.closed = extra is False or extra is None
-        # parameter -> value types that need no coercion
+        # parameter -> value types that need no coercion (an enum's values may still need repair)
         self.settled: dict[str, tuple[type, ...]] = {
             name: _SETTLED.get(sub["type"], ())
             for name, sub in self.properties.items()
-            if isinstance(sub, dict) and isinstance(sub.get("type"), str)
+            if isinstance(sub, dict) and isinstance(sub.get("type"), str) and "enum" not in sub
         }
+        # parameters with an enum anywhere in their schema: the only ones an enum repair can change
+        self.with_enum = frozenset(name for name, sub in self.properties.items() if _has_enum(sub))
 
     def validator(self) -> Any:
         """The argument validator (jsonschema-rs), compiled on first use; ValueError when it cannot be."""
@@ -56,6 +69,14 @@ class ParamsInfo:
         if isinstance(self._compiled, str):
             raise ValueError(self._compiled)
         return self._compiled
+
+
+def _has_enum(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return "enum" in schema or any(_has_enum(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_enum(v) for v in schema)
+    return False
 
 
 # One ParamsInfo per shared parameters object: readers share one frozen (read-only) dict per tool.
@@ -166,7 +187,11 @@ def _compile(schema: Any) -> Any:
         return "the parameters schema cannot be compiled: nested too deeply"
 
 
-def preload() -> None:
-    """Import the validator libraries now (before forking workers, so that each need not)."""
-    import jsonschema  # noqa: F401
-    import jsonschema_rs  # noqa: F401
+_validators = Memo(_compile, max_size=4096)
+
+
+def validator_for(schema: Any) -> Any:
+    """The compiled validator of any schema (a parameter's own, say), remembered by its repr; None when
+    it cannot be compiled."""
+    compiled = _validators.keyed(repr(schema), schema)
+    return None if isinstance(compiled, str) else compiled

@@ -140,6 +140,13 @@ def test_bfcl_nested_dict_values_take_first_acceptable_value(tmp_path):
     assert record.calls[0].arguments == {"opts": {"mode": "fast"}, "n": [1, 2]}
 
 
+def test_bfcl_ground_truth_value_that_is_not_a_list_is_quarantined_naming_it(tmp_path):
+    answer = {"id": "simple_0", "ground_truth": [{"calculate_triangle_area": {"base": 10, "height": [5]}}]}
+    (item,) = InputStream(bfcl_files(tmp_path, [BFCL_QUESTION], [answer]), "bfcl").items()
+    assert isinstance(item, Quarantined) and item.field == "ground_truth[0].calculate_triangle_area.base"
+    assert "must be a list of acceptable values, got 10" in item.error
+
+
 def test_bfcl_question_without_ground_truth_is_quarantined(tmp_path):
     path = bfcl_files(tmp_path, [BFCL_QUESTION, {**BFCL_QUESTION, "id": "simple_1"}], [BFCL_ANSWER])
     _, missing = InputStream(path, "bfcl").items()

@@ -121,6 +121,34 @@ def test_bfcl_dialect_becomes_json_schema():
     }
 
 
+def test_bfcl_enum_beside_an_array_type_constrains_its_items():
+    schema = {"type": "array", "items": {"type": "string"}, "enum": ["view", "trust"], "default": []}
+    assert normalize_json_schema(schema) == {
+        "type": "array",
+        "items": {"type": "string", "enum": ["view", "trust"]},
+        "default": [],
+    }
+    whole_arrays = {"type": "array", "enum": [[1, 2], [3]]}  # standard JSON Schema: left as it is
+    assert normalize_json_schema(whole_arrays) == whole_arrays
+
+
+@pytest.mark.parametrize(
+    "schema, normalized",
+    [
+        ({"type": "string", "default": None}, {"type": ["string", "null"], "default": None}),
+        (
+            {"type": "string", "enum": ["day", "week"], "default": None},
+            {"type": ["string", "null"], "enum": ["day", "week", None], "default": None},
+        ),
+        ({"type": ["integer", "null"], "default": None}, {"type": ["integer", "null"], "default": None}),
+        ({"type": "string", "default": "x"}, {"type": "string", "default": "x"}),
+        ({"type": "string"}, {"type": "string"}),
+    ],
+)
+def test_a_null_default_admits_null(schema, normalized):
+    assert normalize_json_schema(schema) == normalized
+
+
 def test_openai_function_wrapper_is_unwrapped():
     tool = normalize_tool(
         {

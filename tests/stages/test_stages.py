@@ -264,6 +264,73 @@ def test_ambiguous_values_are_not_repaired():
     assert (verdict.action, verdict.reason) == ("discard", "wrong_type"), "5 -> '5' for a string is not repaired"
 
 
+def test_a_parameter_whose_default_is_null_takes_null_and_is_still_repaired():
+    tools = [{"name": "f", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "default": None}}}}]
+    assert check(FunctionParams, make_record(tools=tools, answers=[call("f", n=None)])).action == "pass"
+    verdict = check(FunctionParams, make_record(tools=tools, answers=[call("f", n="5")]))
+    assert (verdict.action, verdict.reason, verdict.record.calls[0].arguments) == (
+        "regenerate",
+        "coerced_type",
+        {"n": 5},
+    )
+
+
+GENRES = {
+    "name": "find_movies",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "genre": {"type": "string", "enum": ["Horror", "Comedy-drama", "World"]},
+            "unisex": {"type": "string", "enum": ["True", "False", "dontcare"]},
+            "rooms": {"type": "string", "enum": ["1", "2", "dontcare"]},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["new", "classic"]}},
+            "mood": {"enum": ["calm", "Calm", "tense"]},
+            "year": {"type": "integer"},
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "given, repaired",
+    [
+        ({"unisex": True}, {"unisex": "True"}),
+        ({"rooms": 2}, {"rooms": "2"}),
+        ({"genre": "horror"}, {"genre": "Horror"}),
+        ({"genre": "WORLD", "tags": ["Classic", "new"]}, {"genre": "World", "tags": ["classic", "new"]}),
+    ],
+)
+def test_a_value_whose_written_form_names_one_enum_member_becomes_that_member(given, repaired):
+    record = make_record(tools=[GENRES], answers=[call("find_movies", **given)])
+    verdict = check(FunctionParams, record)
+    assert (verdict.action, verdict.reason) == ("regenerate", "coerced_enum")
+    assert verdict.record.calls[0].arguments == repaired
+    assert "(enum member)" in verdict.message and record.calls[0].arguments == given
+    assert check(FunctionParams, verdict.record).action == "pass"
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"mood": "CALM"},  # two members, "calm" and "Calm": ambiguous
+        {"genre": "Comedy drama"},  # more than case differs
+        {"genre": "Reggaeton"},  # no member at all
+        {"unisex": "yes"},
+    ],
+)
+def test_values_matching_two_enum_members_or_none_are_not_repaired(given):
+    verdict = check(FunctionParams, make_record(tools=[GENRES], answers=[call("find_movies", **given)]))
+    assert (verdict.action, verdict.reason) == ("discard", "not_in_enum")
+
+
+def test_a_call_with_type_and_enum_repairs_is_one_coerced_type_repair_naming_both():
+    record = make_record(tools=[GENRES], answers=[call("find_movies", genre="horror", year="1999")])
+    verdict = check(FunctionParams, record)
+    assert (verdict.action, verdict.reason) == ("regenerate", "coerced_type")
+    assert verdict.record.calls[0].arguments == {"genre": "Horror", "year": 1999}
+    assert "'horror' -> 'Horror' (enum member)" in verdict.message and "'1999' -> 1999" in verdict.message
+
+
 # --- format ---
 
 
