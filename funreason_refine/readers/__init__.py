@@ -25,7 +25,7 @@ RawItem = tuple[int, int, "dict[str, Any] | str | bytes", str]
 def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
     """Tell the formats apart by the keys of the first readable record."""
     for line, obj, _ in iter_raw(path, max_record_bytes):
-        if isinstance(obj, str):
+        if not isinstance(obj, dict):
             continue
         if xlam.looks_like(obj):
             return "xlam"
@@ -35,7 +35,7 @@ def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) 
             return "openai"
         if chat.looks_like_sharegpt(obj):
             return "sharegpt"
-        keys = ", ".join(sorted(obj)[:8])
+        keys = ", ".join(sorted(map(str, obj))[:8])
         raise InputError(
             f"cannot tell the format of {path}: the record at line {line} has keys "
             f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}"
@@ -124,8 +124,8 @@ class InputStream:
         if isinstance(obj, bytes):
             _, obj, raw = parse_line(line, obj)
         source = Source(file=self.name, line=line)
-        if isinstance(obj, str):
-            return Quarantined(index=index, source=source, error=obj, raw=raw)
+        if not isinstance(obj, dict):  # the reader's error message
+            return Quarantined(index=index, source=source, error=str(obj), raw=raw)
         try:
             return self._convert(obj, source, index)
         except FieldError as exc:

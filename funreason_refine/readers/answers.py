@@ -77,18 +77,24 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 _decode = json.JSONDecoder().raw_decode
 
 
-def _elements(text: str) -> list[tuple[Any, str]] | None:
+def _skip_space(text: str, pos: int) -> int:
+    """The position after the JSON whitespace at ``pos`` (the pattern matches everywhere, if only "")."""
+    match = _SPACE.match(text, pos)
+    return match.end() if match else pos
+
+
+def _elements(text: str) -> list[tuple[Any, str | None]] | None:
     """The elements of the JSON array ``text``, each with its own text (the tool cache's key).
 
     None when ``text`` is not a JSON array; json.loads then says why. Written by hand because
     json has no element-wise decoder; each element is decoded by json's own raw_decode.
     """
     end = len(text)
-    pos = _SPACE.match(text).end()
+    pos = _skip_space(text, 0)
     if pos == end or text[pos] != "[":
         return None
-    pos = _SPACE.match(text, pos + 1).end()
-    out = []
+    pos = _skip_space(text, pos + 1)
+    out: list[tuple[Any, str | None]] = []
     if pos < end and text[pos] == "]":
         pos += 1
     else:
@@ -98,15 +104,15 @@ def _elements(text: str) -> list[tuple[Any, str]] | None:
             except (ValueError, RecursionError):
                 return None
             out.append((obj, text[pos:stop]))
-            pos = _SPACE.match(text, stop).end()
+            pos = _skip_space(text, stop)
             if pos < end and text[pos] == ",":
-                pos = _SPACE.match(text, pos + 1).end()
+                pos = _skip_space(text, pos + 1)
             elif pos < end and text[pos] == "]":
                 pos += 1
                 break
             else:
                 return None
-    return out if _SPACE.match(text, pos).end() == end else None
+    return out if _skip_space(text, pos) == end else None
 
 
 def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
