@@ -53,7 +53,7 @@ def call(port: int, method: str, path: str, body: bytes = b"", headers: dict | N
 
 
 def main() -> None:
-    from funreason_refine.review.overrides import OVERRIDES
+    from funreason_refine.overrides import OVERRIDES
     from funreason_refine.review.server import ReviewServer
 
     run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "runs" / "run-60000"

@@ -12,8 +12,8 @@ from typing import Any
 from funreason_refine.calls import render_calls
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.jsonl import read_jsonl, write_jsonl
+from funreason_refine.overrides import OVERRIDES, read_decisions
 from funreason_refine.record import FunctionCall
-from funreason_refine.review.overrides import OVERRIDES, read_decisions
 from funreason_refine.targets import funreason_messages, hermes_calls
 
 FORMATS = ("funreason", "hermes", "sharegpt", "openai")

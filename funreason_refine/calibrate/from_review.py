@@ -19,7 +19,7 @@ from typing import Any
 from funreason_refine.calibrate.golden import COMMENT, GROUND_TRUTH, LABEL
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
-from funreason_refine.review.overrides import OVERRIDES, Decision, read_decisions
+from funreason_refine.overrides import OVERRIDES, Decision, read_decisions
 from funreason_refine.review.view import COT_REWRITTEN
 
 MARK = "from the review of "  # starts every comment, so that a set written here may be written again

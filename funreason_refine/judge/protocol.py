@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from funreason_refine.calls import parse_calls
 from funreason_refine.errors import CallSyntaxError
 from funreason_refine.record import FunctionCall
+from funreason_refine.targets import split_think
 
-_THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _JUDGE = re.compile(r"<judge>\s*(true|false)\s*</judge>", re.IGNORECASE)
 _REASON = re.compile(r"<reason>(.*?)</reason>", re.DOTALL | re.IGNORECASE)
 _NEWFC = re.compile(r"<newfc>(.*?)</newfc>", re.DOTALL | re.IGNORECASE)
@@ -29,7 +29,7 @@ class JudgeAnswer:
 
 def parse_answer(text: str, allow_newfc: bool) -> JudgeAnswer:
     """Read one judge answer; raise ProtocolError when it does not follow the protocol."""
-    body = _THINK.sub("", text, count=1)
+    _, body = split_think(text)
     verdicts = _JUDGE.findall(body)
     if len(verdicts) != 1:
         raise ProtocolError(f"expected exactly one <judge>True</judge> or <judge>False</judge>, found {len(verdicts)}")

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from funreason_refine.overrides import OVERRIDES, read_decisions
 from funreason_refine.report.data import RunData
-from funreason_refine.review.overrides import OVERRIDES, read_decisions
 
 
 def _decider(line: dict[str, Any]) -> str:

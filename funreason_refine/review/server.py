@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import ValidationError
 
 from funreason_refine.errors import RefineError
+from funreason_refine.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
 from funreason_refine.review.index import DEFAULT_KEPT_SAMPLE, RunIndex
-from funreason_refine.review.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
 from funreason_refine.review.page import render_page
 from funreason_refine.review.view import record_view
 

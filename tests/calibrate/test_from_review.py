@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
-from funreason_refine.review.overrides import OverrideLog, decision_for
+from funreason_refine.overrides import OverrideLog, decision_for
 from funreason_refine.testing import run_rows
 from tests.conftest import read_jsonl
 from tests.review.conftest import rows

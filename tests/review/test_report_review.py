@@ -3,7 +3,7 @@
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
-from funreason_refine.review.overrides import OverrideLog, decision_for
+from funreason_refine.overrides import OverrideLog, decision_for
 from funreason_refine.testing import run_rows
 from funreason_refine.testing.fake_llm import FakeLLM
 from tests.conftest import read_jsonl, xlam_row

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from funreason_refine.review.overrides import OVERRIDES, read_decisions
+from funreason_refine.overrides import OVERRIDES, read_decisions
 from funreason_refine.review.server import ReviewServer
 from tests.review.conftest import HOSTILE
 
