@@ -221,13 +221,15 @@ async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunne
     verdict, by = stage.check(way.record), "rules"
     if stage.judge is not None and verdict.action is Action.PASS and not verdict.final:
         way.note(verdict)  # the rules passed; the judge decides what rules cannot
-        judged = await judges.ask(stage, way.record)
+        judged = await judges.ask(stage.judge, stage.name, way.record)
         if judged is None:  # the stage's prompt does not apply to this record
             return
         verdict, by = judged, stage.judge.label
     way.settle(verdict, by)
     if way.rewrite is not None:
-        way.rewritten(await judges.rewrite(way.rewrite.stage, way.record, way.rewrite.attempt))
+        generator, field = way.rewrite.stage.generator, way.rewrite.stage.stage.regenerates
+        assert generator is not None and field is not None  # the policy asks only stages that have both
+        way.rewritten(await judges.rewrite(generator, field, stage.name, way.record, way.rewrite.attempt))
 
 
 def _same_answer(a: Record, b: Record) -> bool:

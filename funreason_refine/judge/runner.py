@@ -8,9 +8,8 @@ from funreason_refine.calls import same_calls
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.prompt import placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
-from funreason_refine.judge.settings import JudgePanel, ModelSettings
+from funreason_refine.judge.settings import GenerateSettings, JudgePanel, ModelSettings
 from funreason_refine.record import Record, Verdict
-from funreason_refine.stages.base import PipelineStage
 from funreason_refine.targets import THINK_TAG, split_think
 
 REMINDER = (
@@ -33,16 +32,14 @@ class JudgeRunner:
         records that still need all their calls one after another."""
         return record.index // self.client.max_concurrency
 
-    async def ask(self, stage: PipelineStage, record: Record) -> Verdict | None:
+    async def ask(self, panel: JudgePanel, stage: str, record: Record) -> Verdict | None:
         """The judges' verdict on a record the stage's rules passed; None when the prompt does not apply
         (it asks about the CoT and the record has none)."""
-        panel = stage.judge
-        assert panel is not None
         if "cot" in placeholders(panel.template) and not (record.cot or "").strip():
             return None
         prompt = render(panel.template, record)
         answers = [
-            await self._answer(settings, prompt, stage.name, panel.allow_newfc, self.priority(record))
+            await self._answer(settings, prompt, stage, panel.allow_newfc, self.priority(record))
             for settings in panel.judges
         ]
         return _vote(panel, answers, record)
@@ -64,17 +61,18 @@ class JudgeRunner:
             f"{problem}"
         )
 
-    async def rewrite(self, stage: PipelineStage, record: Record, attempt: int) -> Record:
-        """The record with the field its stage names (``regenerates``) written anew by the stage's
-        generator (JudgeCallError on failure). Each attempt is its own cached answer, so a resumed
-        run pays for none again and a second attempt is not the first one's answer."""
-        generator, field = stage.generator, stage.stage.regenerates
-        assert generator is not None and generator.prompt is not None and field is not None
+    async def rewrite(
+        self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int
+    ) -> Record:
+        """The record with ``field`` written anew by a stage's generator (JudgeCallError on failure).
+        Each attempt is its own cached answer, so a resumed run pays for none again and a second
+        attempt is not the first one's answer."""
+        assert generator.prompt is not None
         prompt = render(generator.prompt, record)
         answer = await self.client.complete(
             generator,
             [{"role": "user", "content": prompt}],
-            stage.name,
+            stage,
             priority=self.priority(record),
             variant=f"rewrite {field}, attempt {attempt}",
         )

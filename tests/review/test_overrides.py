@@ -4,9 +4,9 @@ import json
 
 from click.testing import CliRunner
 
+from funreason_refine import overrides
 from funreason_refine.cli import main
 from funreason_refine.overrides import OVERRIDES, OverrideLog, decision_for, read_decisions
-from funreason_refine import overrides
 from funreason_refine.testing import run_rows
 from tests.conftest import read_jsonl, xlam_row
 
