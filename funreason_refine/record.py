@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,14 +70,42 @@ class Step(BaseModel):
     attempt: int = 1
     judge: str = "rules"
     before: str | None = Field(None, description="For regenerate: the answer (or CoT) it replaced, as text.")
+    turn: int | None = Field(None, description="In a conversation: the assistant turn (0-based) the verdict is on.")
+
+
+class Message(BaseModel):
+    """One message of a conversation: a user turn, an assistant turn, or a tool result.
+
+    An assistant turn has an ``answer`` as a record has (calls, possibly none, or a text) with the
+    ids of its calls, and optionally a CoT and its training ``target``; a tool result has the
+    ``call_id`` of the call it answers and the result as ``content``; a user turn has ``content``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant", "tool"]
+    content: str | None = None
+    answer: list[FunctionCall] | str | None = None
+    call_ids: list[str] = Field(default_factory=list)
+    cot: str | None = None
+    target: str | None = None
+    call_id: str | None = None
+    name: str | None = None
 
 
 class Record(BaseModel):
-    """One training example.
+    """One training example: a query and its answer, or a conversation.
 
     ``answer`` is a list of calls (possibly empty: "no function applies"), a plain-text
     response, or ``None`` when the source answer was malformed (then ``problems`` says why).
-    ``tools`` are OpenAI-style functions whose ``parameters`` are JSON Schema.
+    ``tools`` are OpenAI-style functions whose ``parameters`` are JSON Schema; read-only when a
+    reader built them (records share them, see frozen.py).
+
+    A conversation has its ``messages`` (and maybe a ``system`` prompt); ``query``, ``answer``,
+    ``cot`` and ``target`` are then those of the assistant turn in focus, ``turn`` (0-based
+    among the assistant turns): the turn a stage checks, and in the run folder, the last turn
+    of a kept conversation or the turn a discarded one failed at. ``history`` is the
+    conversation before that turn. A single-turn record has no messages: it is its one turn.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -95,6 +123,9 @@ class Record(BaseModel):
     meta: dict[str, Any] = Field(
         default_factory=dict, description="Provenance carried through (self-refinement: round, sample, model)."
     )
+    system: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    turn: int | None = None
 
     @property
     def calls(self) -> list[FunctionCall]:
@@ -104,6 +135,18 @@ class Record(BaseModel):
     @property
     def is_call_answer(self) -> bool:
         return isinstance(self.answer, list)
+
+    @property
+    def is_conversation(self) -> bool:
+        return bool(self.messages)
+
+    @property
+    def history(self) -> list[Message]:
+        """The conversation before the turn in focus (empty for a single-turn record)."""
+        if not self.messages or self.turn is None:
+            return []
+        at = [i for i, m in enumerate(self.messages) if m.role == "assistant"][self.turn]
+        return self.messages[:at]
 
     def tool_names(self) -> list[str]:
         return [t.get("name") for t in self.tools if isinstance(t, dict)]  # type: ignore[misc]
@@ -124,12 +167,15 @@ def read_record(
     cot: str | None,
     problems: list[Problem],
     meta: dict[str, Any],
+    messages: list[Message] | None = None,
+    system: str | None = None,
 ) -> Record:
     """A new record from fields a reader has checked itself, without validating them again.
 
     ``Record.model_construct`` with every field given, in half its time (it looks up each
     field's aliases and defaults): a blank record's copy with all fields replaced, and a fresh
-    trail. Records are built at tens of thousands a second.
+    trail. Records are built at tens of thousands a second. A conversation's ``messages`` put
+    its last assistant turn in focus (``turn``); ``query``, ``answer`` and ``cot`` are that turn's.
     """
     return _BLANK.model_copy(
         update={
@@ -144,6 +190,9 @@ def read_record(
             "problems": problems,
             "trail": [],
             "meta": meta,
+            "system": system,
+            "messages": messages or [],
+            "turn": sum(m.role == "assistant" for m in messages) - 1 if messages else None,
         }
     )
 
@@ -218,7 +267,7 @@ class Quarantined(BaseModel):
 
 
 PLAIN_MODELS: frozenset[type[BaseModel]] = frozenset(
-    {FunctionCall, Source, Problem, Step, Record, DiscardedRecord, ErroredRecord, Quarantined}
+    {FunctionCall, Source, Problem, Step, Message, Record, DiscardedRecord, ErroredRecord, Quarantined}
 )
 """Models whose ``__dict__`` is their JSON: no aliases, serializers or computed fields (a test
 checks). The run folder writes these without pydantic's serializer (see run_folder.to_json_line)."""

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 from funreason_refine.calls import same_calls
+from funreason_refine.conversation import cut_before, focus, store, turn_count
 from funreason_refine.judge.client import JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.memo import Memo
@@ -50,16 +51,26 @@ class Finished:
         return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason)
 
 
-def _new_step(fields: tuple[str, Action, str | None, str, int, str], before: str | None = None) -> Step:
-    stage, verdict, reason, message, attempt, by = fields
+StepFields = tuple[str, Action, str | None, str, int, str, int | None]
+
+
+def _new_step(fields: StepFields, before: str | None = None) -> Step:
+    stage, verdict, reason, message, attempt, by, turn = fields
     return Step.model_construct(
-        stage=stage, verdict=verdict, reason=reason, message=message, attempt=attempt, judge=by, before=before
+        stage=stage,
+        verdict=verdict,
+        reason=reason,
+        message=message,
+        attempt=attempt,
+        judge=by,
+        before=before,
+        turn=turn,
     )
 
 
 # Most steps are the same few (every stage's plain pass): one frozen Step each, not one per record,
 # and what the tally counts of each, worked out once.
-_shared_steps = Memo(_new_step, max_size=4096)
+_shared_steps: Memo[StepFields, Step] = Memo(_new_step, max_size=4096)
 _counted: Memo[Step, tuple[str, str, str | None]] = Memo(
     lambda s: (s.stage, s.verdict, s.reason), max_size=4096, by_identity=True
 )
@@ -84,23 +95,39 @@ class Refinement:
       stages that re-check a changed answer (the CoT stage);
     - a stage regenerates a record at most ``max_attempts`` times, then the record is discarded.
 
+    A conversation goes through the stages once per assistant turn, in order, that turn in focus
+    (conversation.py); ``final`` ends its turn's checks, and a stage whose on_fail is "truncate"
+    keeps the conversation up to the turn before the one it fails (dropping it if none is left).
+    Stages for conversations only (``conversations_only``) do not check single-turn records.
     Every verdict goes into the record's trail as it comes, so a stage sees those before its own.
     """
 
     def __init__(self, record: Record, stages: list[PipelineStage]):
         self.trail: list[Step] = []
         self.record = record.model_copy(update={"trail": self.trail})
-        self.stages = stages
+        self.conversation = record.is_conversation
+        self.stages = stages if self.conversation else [s for s in stages if not s.stage.conversations_only]
+        self.turns = turn_count(record)
         self.finished: Finished | None = None
         self.rewrite: Rewrite | None = None  # set when the current stage's generator must rewrite a field
-        self._todo = deque(range(len(stages)))
-        self._attempts = [0] * len(stages)
+        if self.conversation:
+            self.record = focus(self.record, 0)
+        self._begin(0)
+
+    def _begin(self, turn: int) -> None:
+        self._turn = turn
+        self._todo = deque(range(len(self.stages)))
+        self._attempts = [0] * len(self.stages)
         self._at = 0
 
     def next_stage(self) -> PipelineStage | None:
         """The stage to check the record next; None once the record is finished (kept, if nothing else)."""
-        if self.finished is None and not self._todo:
-            self._finish(Outcome.KEPT)
+        while self.finished is None and not self._todo:
+            if self._turn + 1 < self.turns:  # the next turn of a conversation
+                self.record = focus(store(self.record), self._turn + 1)
+                self._begin(self._turn + 1)
+            else:
+                self._finish(Outcome.KEPT)
         if self.finished is not None:
             return None
         self._at = self._todo.popleft()
@@ -113,16 +140,14 @@ class Refinement:
         if action is Action.DISCARD and stage.generator is not None:
             self._ask_rewrite(stage, verdict, by)
             return
-        if action is Action.REGENERATE and stage.on_fail != "regenerate":
+        if action is Action.REGENERATE and stage.on_fail not in ("regenerate", "truncate"):
             action = Action.DISCARD
         if action is Action.PASS:
             self.note(verdict, by)
             if verdict.final:
                 self._todo.clear()
         elif action is Action.DISCARD:
-            self._add(stage, Action.DISCARD, verdict, by)
-            outcome = Outcome.HARD if stage.on_fail == "hard_pool" else Outcome.DISCARDED
-            self._finish(outcome, stage.name, verdict.reason or "unspecified", verdict.message)
+            self._discard(stage, verdict, by)
         else:
             self._regenerate(stage, verdict, by)
 
@@ -141,6 +166,19 @@ class Refinement:
     def fail(self, message: str) -> None:
         """An infrastructure failure (a broken check, a judge that cannot be reached): to errors.jsonl."""
         self._finish(Outcome.ERRORS, self.stages[self._at].name, None, message)
+
+    def _discard(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
+        reason = verdict.reason or "unspecified"
+        if stage.on_fail == "truncate" and self.conversation:
+            kept = cut_before(store(self.record), self._turn)
+            if kept is not None:
+                self._add(stage, Action.DISCARD, verdict, by, note=f" (conversation kept up to turn {self._turn - 1})")
+                self.record = kept
+                self._finish(Outcome.KEPT)
+                return
+        self._add(stage, Action.DISCARD, verdict, by)
+        outcome = Outcome.HARD if stage.on_fail == "hard_pool" else Outcome.DISCARDED
+        self._finish(outcome, stage.name, reason, verdict.message)
 
     def _regenerate(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
         self._add(stage, Action.REGENERATE, verdict, by, before=answer_text(self.record))
@@ -182,11 +220,11 @@ class Refinement:
         self, stage: PipelineStage, action: Action, verdict: Verdict, by: str, before: str | None = None, note: str = ""
     ) -> None:
         attempt = self._attempts[self._at] + 1
-        fields = (stage.name, action, verdict.reason, verdict.message + note, attempt, by)
+        fields = (stage.name, action, verdict.reason, verdict.message + note, attempt, by, self.record.turn)
         self.trail.append(_shared_steps(fields) if before is None else _new_step(fields, before))
 
     def _finish(self, outcome: Outcome, stage: str | None = None, reason: str | None = None, message: str = "") -> None:
-        record = self.record
+        record = store(self.record)
         if record.trail is not self.trail:  # a stage built a record of its own instead of a copy
             record = record.model_copy(update={"trail": self.trail})
         self.finished = Finished(outcome, record, stage, reason, message)

@@ -11,11 +11,20 @@ def problems(path):
     return info.value.problems
 
 
-def test_defaults_run_all_five_builtin_stages_in_spec_order(tmp_pipeline):
+def test_defaults_run_the_builtin_stages_in_the_papers_order(tmp_pipeline):
     pipeline, folder = tmp_pipeline([xlam_row()])
     loaded = load_pipeline(pipeline)
-    assert [s.name for s in loaded.stages] == ["classification", "query_tool", "cot", "function_params", "format"]
-    assert [s.on_fail for s in loaded.stages] == ["discard", "discard", "discard", "regenerate", "regenerate"]
+    # the paper's five, after the conversation checks (which single-turn records skip)
+    names = ["conversation", "classification", "query_tool", "cot", "function_params", "format"]
+    assert [s.name for s in loaded.stages] == names
+    assert [s.on_fail for s in loaded.stages] == [
+        "discard",
+        "discard",
+        "discard",
+        "discard",
+        "regenerate",
+        "regenerate",
+    ]
     assert loaded.output_dir == folder
     assert loaded.input.path == pipeline.parent / "in.jsonl"
 

@@ -17,6 +17,7 @@ from funreason_refine.record import (
     DiscardedRecord,
     ErroredRecord,
     FunctionCall,
+    Message,
     Problem,
     Quarantined,
     Record,
@@ -133,7 +134,8 @@ def test_plain_models_have_no_serialization_of_their_own():
         assert not decorators.field_serializers and not decorators.model_serializers, model
         assert not model.model_computed_fields, model
         assert all(f.alias is None and f.serialization_alias is None for f in model.model_fields.values()), model
-    assert {FunctionCall, Source, Problem, Step, Record, DiscardedRecord, ErroredRecord, Quarantined} == PLAIN_MODELS
+    models = {FunctionCall, Source, Problem, Step, Message, Record, DiscardedRecord, ErroredRecord, Quarantined}
+    assert models == PLAIN_MODELS
 
 
 def test_a_plugin_model_inside_a_record_is_written_by_pydantic():

@@ -27,7 +27,7 @@ class EchoPlugin:
 def test_builtin_stages_come_from_the_builtin_plugin_through_the_same_hook():
     registry = stage_registry()
     paper = ["classification", "query_tool", "cot", "function_params", "format"]
-    assert list(registry) == registry.default_pipeline() == paper
+    assert list(registry) == registry.default_pipeline() == ["conversation", *paper]
     assert sorted(builtin_specs()) == sorted(paper)  # each has the judge's side in stage_specs/
     assert {e.plugin for e in registry.stages()} == {"funreason_refine.stages.builtin"}
 

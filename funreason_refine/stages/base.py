@@ -15,9 +15,10 @@ from funreason_refine.stages.timeout import CheckTimeout, StageFailed, call_with
 if TYPE_CHECKING:
     from funreason_refine.judge.settings import GenerateSettings, JudgePanel
 
-OnFail = Literal["discard", "regenerate", "hard_pool"]
+OnFail = Literal["discard", "regenerate", "hard_pool", "truncate"]
 """What a failing record leads to: a discard; a regeneration (the stage's repair, or its generator's
-rewrite of the field it names); or, for self-refinement, the pool of queries sampled again."""
+rewrite of the field it names); for self-refinement, the pool of queries sampled again; for a
+conversation, keeping it up to the turn before the failing one (a single-turn record is discarded)."""
 
 
 class StageConfig(BaseModel):
@@ -54,6 +55,8 @@ class Stage(ABC):
     #: The record field a generator model may rewrite when this stage fails a record and its
     #: on_fail is "regenerate" ("cot" for the CoT stage); None: failures are never rewritten.
     regenerates: ClassVar[str | None] = None
+    #: Checks only what conversations have (call ids, tool results): single-turn records skip it.
+    conversations_only: ClassVar[bool] = False
     #: Seconds a check may take before the record goes to errors.jsonl (``[[stages]] timeout``
     #: overrides it); None: no limit, for checks whose work the input size bounds.
     timeout: ClassVar[float | None] = 60.0

@@ -232,7 +232,7 @@ def test_read_record_is_model_construct_with_every_field():
         meta={"round": 1},
     )
     first, second = read_record(**fields), read_record(**fields)
-    expected = Record.model_construct(**fields, target=None, trail=[])
+    expected = Record.model_construct(**fields, target=None, trail=[], system=None, messages=[], turn=None)
     assert first == expected and first.model_fields_set == expected.model_fields_set
     assert first.model_dump() == expected.model_dump()
     # each record gets its own trail (the engine fills it in place)
