@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from funreason_refine.stages.base import OnFail
 
-PLACEHOLDERS = frozenset({"query", "tools", "answer", "cot"})
+PLACEHOLDERS = frozenset({"query", "tools", "answer", "cot", "conversation"})
 
 
 def check_template(template: str) -> None:
-    """Raise ValueError if the template uses a placeholder other than {query} {tools} {answer} {cot}."""
+    """Raise ValueError if the template uses a placeholder other than {query} {tools} {answer} {cot}
+    {conversation}."""
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
@@ -26,7 +27,7 @@ def check_template(template: str) -> None:
     if unknown:
         raise ValueError(
             f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
-            f"use {{query}}, {{tools}}, {{answer}}, {{cot}} (write literal braces as {{{{ }}}})"
+            f"use {{query}}, {{tools}}, {{answer}}, {{cot}}, {{conversation}} (write literal braces as {{{{ }}}})"
         )
 
 

@@ -102,12 +102,19 @@ def render_target(record: Record, calls_text: str | None = None) -> str:
 
 def answer_text(record: Record) -> str:
     """A record's answer as text: the paper's call syntax, or JSON for calls it cannot write."""
-    if isinstance(record.answer, str):
-        return record.answer
+    return answer_as_text(record.answer)
+
+
+def answer_as_text(answer: list[FunctionCall] | str | None) -> str:
+    """An answer (of a record, or of a conversation's turn) as text: a text as it is, calls in the
+    paper's syntax, or as JSON when that syntax cannot write them; "" for no answer."""
+    if isinstance(answer, str):
+        return answer
+    calls = answer or []
     try:
-        return render_calls(record.calls)
+        return render_calls(calls)
     except CallSyntaxError:
-        return json.dumps([c.model_dump() for c in record.calls], ensure_ascii=False)
+        return json.dumps([c.model_dump() for c in calls], ensure_ascii=False)
 
 
 def hermes_calls(calls: list[FunctionCall]) -> str:

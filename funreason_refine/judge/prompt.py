@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Callable
 from typing import Any
 
 from funreason_refine.memo import Memo
-from funreason_refine.record import Record
-from funreason_refine.targets import answer_text
+from funreason_refine.record import Message, Record
+from funreason_refine.targets import answer_as_text, answer_text
 
 # A record must not be able to close a fence or speak the protocol: fence markers are broken up,
 # protocol tags are written with entities, so only the judge's own answer carries them.
@@ -28,13 +29,34 @@ _tools_text: Memo[list[dict[str, Any]], str] = Memo(
 )
 
 
-def fields(record: Record) -> dict[str, str]:
-    return {
-        "query": neutralize(record.query),
-        "tools": _tools_text(record.tools),
-        "answer": neutralize(answer_text(record)),
-        "cot": neutralize(record.cot or ""),
-    }
+def conversation_text(record: Record) -> str:
+    """The conversation before the turn in focus, one line per message, as its own fenced section
+    (with its trailing newline); empty for a single-turn record, so that a template's
+    ``{conversation}===== QUERY =====`` reads as before."""
+    history = record.history
+    if not history:
+        return ""
+    lines = [_line(m) for m in history]
+    return "===== CONVERSATION SO FAR =====\n" + neutralize("\n".join(lines)) + "\n"
+
+
+def _line(message: Message) -> str:
+    if message.role == "user":
+        return f"user: {message.content or ''}"
+    if message.role == "tool":
+        return f"tool result for {message.call_id or '?'}: {message.content or ''}"
+    if isinstance(message.answer, list):
+        return f"assistant calls: {answer_as_text(message.answer)}"
+    return f"assistant: {message.answer or ''}"
+
+
+_FIELDS: dict[str, Callable[[Record], str]] = {
+    "query": lambda r: neutralize(r.query),
+    "tools": lambda r: _tools_text(r.tools),
+    "answer": lambda r: neutralize(answer_text(r)),
+    "cot": lambda r: neutralize(r.cot or ""),
+    "conversation": conversation_text,
+}
 
 
 def placeholders(template: str) -> set[str]:
@@ -42,5 +64,5 @@ def placeholders(template: str) -> set[str]:
 
 
 def render(template: str, record: Record) -> str:
-    values: dict[str, Any] = fields(record)
-    return template.format_map({name: values[name] for name in placeholders(template)})
+    """The prompt for one record: each placeholder the template uses filled in, as data."""
+    return template.format_map({name: _FIELDS[name](record) for name in placeholders(template)})
