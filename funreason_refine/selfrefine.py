@@ -57,7 +57,7 @@ async def sample_round(
     client = LLMClient(max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent))
 
     async def one(record: Record, k: int) -> dict[str, Any]:
-        messages = funreason_messages(record.tools, record.query)
+        messages = funreason_messages(record.tools, [{"role": "user", "content": record.query}])
         try:
             answer = await client.complete(
                 source, messages, "sample", priority=record.index, variant=f"round-{round_no}/sample-{k}"

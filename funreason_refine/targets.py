@@ -36,18 +36,16 @@ def split_think(text: str) -> tuple[str | None, str]:
     return match.group(1).strip() or None, text[match.end() :]
 
 
-def funreason_messages(tools: list[dict[str, Any]], query: str, target: str | None = None) -> list[dict[str, str]]:
-    """The paper's chat: its system prompt with the tools, the user query, and the target if given.
+def funreason_messages(
+    tools: list[dict[str, Any]], messages: list[dict[str, str]], system: str | None = None
+) -> list[dict[str, str]]:
+    """The paper's chat: its system prompt with the tools (after a record's own system prompt, if it
+    has one), then ``messages`` (role and content; an assistant's content is its target).
 
     What exports write, what self-refinement asks the sampling model, what the MSL plugin trains on.
     """
-    messages = [
-        {"role": "system", "content": FUNREASON_SYSTEM + json.dumps(tools, ensure_ascii=False)},
-        {"role": "user", "content": query},
-    ]
-    if target is not None:
-        messages.append({"role": "assistant", "content": target})
-    return messages
+    prompt = FUNREASON_SYSTEM + json.dumps(tools, ensure_ascii=False)
+    return [{"role": "system", "content": f"{system}\n\n{prompt}" if system else prompt}, *messages]
 
 
 def tools_from_system(system: str) -> list[dict[str, Any]] | None:

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
+from funreason_refine.export.formats import to_row
 from funreason_refine.jsonl import read_lines
-from funreason_refine.targets import funreason_messages
 
 THINK_END = "</think>"
 
@@ -38,9 +38,10 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 def messages(record: dict[str, Any], system_prompt: str | None = None) -> list[dict[str, str]]:
-    """The chat FunReason trains on (what `refine export --format funreason` writes); ``system_prompt``
-    replaces the paper's, with ``{tools}`` where the tools go."""
-    chat = funreason_messages(record["tools"], record["query"], record["target"])
+    """The chat FunReason trains on, exactly what `refine export --format funreason` writes (every
+    assistant turn of a conversation as its target); ``system_prompt`` replaces the paper's, with
+    ``{tools}`` where the tools go."""
+    chat: list[dict[str, str]] = to_row(record, "funreason")["messages"]
     if system_prompt is not None:
         chat[0]["content"] = system_prompt.replace("{tools}", json.dumps(record["tools"], ensure_ascii=False))
     return chat
