@@ -53,8 +53,7 @@ def _answer_from_text(text: str, where: str, problems: list[Problem]) -> tuple[s
 
 
 def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
-    # Our Parquet export stores each message as a JSON string.
-    raw = [json.loads(m) if isinstance(m, str) else m for m in obj["messages"]]
+    raw = [_parsed(m, f"messages[{i}]") for i, m in enumerate(obj["messages"])]
     problems: list[Problem] = []
     system: str | None = None
     messages: list[Message] = []
@@ -77,6 +76,16 @@ def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
         raw_tools = tools_from_system(system or "") or []
     tools = parse_tools(raw_tools, problems)
     return chat_record(obj, source, index, record_id(obj, f"{index}"), messages, tools, system, problems)
+
+
+def _parsed(message: Any, where: str) -> Any:
+    """A message; our Parquet export stores each one as a JSON string."""
+    if not isinstance(message, str):
+        return message
+    try:
+        return json.loads(message)
+    except ValueError:
+        raise FieldError(where, f"{where} must be an object with a role, got a string that is not JSON") from None
 
 
 def _openai_message(item: dict[str, Any], role: str, where: str, problems: list[Problem]) -> Message:
