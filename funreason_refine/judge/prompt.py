@@ -30,10 +30,12 @@ _tools_text: Memo[list[dict[str, Any]], str] = Memo(
 
 
 def conversation_text(record: Record) -> str:
-    """The conversation before the turn in focus, one line per message, as its own fenced section
-    (with its trailing newline); empty for a single-turn record, so that a template's
-    ``{conversation}===== QUERY =====`` reads as before."""
+    """The conversation before the turn in focus (but the request it answers, which is ``{query}``), one
+    line per message, as its own fenced section with its trailing newline; empty for a single-turn
+    record and a conversation's first turn, so that ``{conversation}===== QUERY =====`` reads as before."""
     history = record.history
+    if history and history[-1].role == "user":
+        history = history[:-1]  # the request this turn answers: the QUERY section shows it
     if not history:
         return ""
     lines = [_line(m) for m in history]
