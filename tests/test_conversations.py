@@ -135,6 +135,21 @@ def test_sharegpt_conversations_with_a_parallel_call_answered_by_one_observation
     assert (record.answer, record.cot, record.system) == ("Sunny in Paris, rain in Rome.", "Both known.", "Be brief.")
 
 
+def test_without_a_format_each_record_is_read_in_its_own(tmp_path):
+    from tests.conftest import xlam_row
+
+    rows = [
+        xlam_row("single"),
+        turns(3),
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+    ]
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    items = list(InputStream(path, None).items())
+    assert [(i.id, len(i.messages)) for i in items] == [("single", 0), ("conv3", 8), ("2", 0)]
+    fixed = list(InputStream(path, "xlam").items())  # a format set in the pipeline holds for every record
+    assert [type(i).__name__ for i in fixed] == ["Record", "Quarantined", "Quarantined"]
+
+
 @pytest.mark.parametrize(
     "messages, field, words",
     [

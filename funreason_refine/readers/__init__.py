@@ -22,19 +22,27 @@ RawItem = tuple[int, int, "dict[str, Any] | str | bytes", str]
 """(index, line or row, parsed object or error text or unparsed JSONL bytes, raw text for the quarantine file)"""
 
 
+def format_of(obj: dict[str, Any]) -> str | None:
+    """The format a record's keys say it is in, or None."""
+    if xlam.looks_like(obj):
+        return "xlam"
+    if bfcl.looks_like(obj):
+        return "bfcl"
+    if chat.looks_like_openai(obj):
+        return "openai"
+    if chat.looks_like_sharegpt(obj):
+        return "sharegpt"
+    return None
+
+
 def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
     """Tell the formats apart by the keys of the first readable record."""
     for line, obj, _ in iter_raw(path, max_record_bytes):
         if not isinstance(obj, dict):
             continue
-        if xlam.looks_like(obj):
-            return "xlam"
-        if bfcl.looks_like(obj):
-            return "bfcl"
-        if chat.looks_like_openai(obj):
-            return "openai"
-        if chat.looks_like_sharegpt(obj):
-            return "sharegpt"
+        found = format_of(obj)
+        if found is not None:
+            return found
         keys = ", ".join(sorted(map(str, obj))[:8])
         raise InputError(
             f"cannot tell the format of {path}: the record at line {line} has keys "
@@ -53,7 +61,9 @@ class InputConfig(BaseModel):
 
     path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
     format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
-        None, description="xlam, bfcl, openai or sharegpt; detected from the first record when omitted."
+        None,
+        description="xlam, bfcl, openai or sharegpt; when omitted, each record is read in the format its keys "
+        "say (a BFCL file: from its first record, for the whole file).",
     )
     answers: Path | None = Field(
         None, description="BFCL ground truth; default possible_answer/<file name> beside path."
@@ -78,6 +88,9 @@ class InputStream:
         self.name = str(path)
         self.max_record_bytes = max_record_bytes
         self.format = fmt or detect_format(path, max_record_bytes)
+        # Without a format in the pipeline, each record is read in the format its keys say (a file may
+        # mix xLAM rows and chat conversations); BFCL questions need their answer file: a whole file.
+        self.per_record = fmt is None and self.format != "bfcl"
         self.total_bytes = path.stat().st_size
         self.count = 0  # input records seen so far, skipped ones included
         self._answers: dict[str, Any] = {}
@@ -85,13 +98,14 @@ class InputStream:
             self._answers = bfcl.load_answers(answers or bfcl.default_answers_path(path))
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
-        if self.format == "bfcl":
+        fmt = (format_of(obj) or self.format) if self.per_record else self.format
+        if fmt == "bfcl":
             return bfcl.to_record(obj, source, index, self._answers)
-        if self.format == "openai":
+        if fmt == "openai":
             if not chat.looks_like_openai(obj):
                 raise FieldError("messages", "missing field 'messages' (a list of chat messages)")
             return chat.openai_record(obj, source, index)
-        if self.format == "sharegpt":
+        if fmt == "sharegpt":
             if not chat.looks_like_sharegpt(obj):
                 raise FieldError("conversations", "missing field 'conversations' (a list of turns)")
             return chat.sharegpt_record(obj, source, index)
