@@ -115,7 +115,9 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
         )
     source = pipeline.source
     stream = InputStream.open(pipeline.input)
-    queries = [r for r in stream.items() if isinstance(r, Record)]
+    records = [r for r in stream.items() if isinstance(r, Record)]
+    # Sampling a conversation's turns would need an environment that runs its tools: out of scope.
+    queries = [r for r in records if not r.is_conversation]
     pool = {q.id: q for q in queries}
     hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
     base = pipeline.output_dir
@@ -156,7 +158,14 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
         )
     (base / "selfrefine.json").write_text(
         json.dumps(
-            {"model": source.model, "samples": source.samples, "queries": len(queries), "rounds": summaries}, indent=2
+            {
+                "model": source.model,
+                "samples": source.samples,
+                "queries": len(queries),
+                "conversations_skipped": len(records) - len(queries),
+                "rounds": summaries,
+            },
+            indent=2,
         )
         + "\n",
         encoding="utf-8",

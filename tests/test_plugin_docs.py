@@ -50,3 +50,26 @@ def test_the_worked_example_runs(tmp_path):
         assert out["discarded"][0]["reason"] == "too_many_calls"
     finally:
         pm.unregister(name="doc_plugin")
+
+
+def test_the_conversation_example_runs(tmp_path):
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.engine import run_pipeline
+    from funreason_refine.testing import registered
+    from tests.conftest import read_jsonl, write_jsonl
+    from tests.test_conversations import turns
+
+    code = re.search(r"`conversation_stages/__init__.py`:\n\n```python\n(.*?)```", DOCS, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/plugins.md", "exec"), namespace)
+    plugin = type("DocConversationPlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
+    repeated = turns(5)
+    repeated["messages"][-1]["tool_calls"][0]["function"]["arguments"] = '{"city": "Oslo", "days": 3}'  # turn 2's call
+    write_jsonl(tmp_path / "in.jsonl", [turns(5), repeated])
+    stages = '[[stages]]\nname = "no_repeated_call"\non_fail = "truncate"\n'
+    (tmp_path / "p.toml").write_text(f'[input]\npath = "in.jsonl"\nformat = "openai"\n{stages}')
+    with registered(plugin, "doc_conversation_plugin"):
+        run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    first, cut = read_jsonl(tmp_path / "runs" / "p" / "kept.jsonl")
+    assert first["turn"] == 4 and cut["turn"] == 3
+    assert cut["trail"][-1]["reason"] == "repeated_call" and cut["trail"][-1]["turn"] == 4
