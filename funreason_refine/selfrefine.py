@@ -23,7 +23,7 @@ from funreason_refine.jsonl import read_jsonl
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.settings import SourceSettings
 from funreason_refine.readers import InputConfig, InputStream
-from funreason_refine.record import Record
+from funreason_refine.record import Outcome, Record
 from funreason_refine.targets import calls_from_text, funreason_messages, split_think
 
 
@@ -133,10 +133,10 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
         if not (folder / "candidates.jsonl").exists():
             sampling = asyncio.run(sample_round([pool[q] for q in sampled], source, round_no, folder))
         result = run_pipeline(_round_pipeline(pipeline, folder), progress=progress)
-        survived = _query_ids(folder, "kept") & set(pool)
+        survived = _query_ids(folder, Outcome.KEPT) & set(pool)
         for query_id in survived:
             pool.pop(query_id)
-        hard = _query_ids(folder, "hard") & set(pool)
+        hard = _query_ids(folder, Outcome.HARD) & set(pool)
         if hard_pool:
             pool = {q: pool[q] for q in sorted(hard)}
         stages = {
@@ -149,7 +149,7 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
                 "queries_sampled": len(sampled),
                 "candidates": sum(result.summary["outcomes"].values()),
                 "sampling_errors": sampling["sampling_errors"],
-                "kept": result.summary["outcomes"]["kept"],
+                "kept": result.summary["outcomes"][Outcome.KEPT],
                 "queries_with_a_survivor": len(survived),
                 "pool_after": len(pool),
                 "pass_rate": stages,

@@ -20,6 +20,7 @@ from funreason_refine.calibrate.golden import COMMENT, GROUND_TRUTH, LABEL
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.overrides import OVERRIDES, Decision, read_decisions
+from funreason_refine.record import Outcome
 from funreason_refine.review.view import COT_REWRITTEN
 
 MARK = "from the review of "  # starts every comment, so that a set written here may be written again
@@ -32,16 +33,16 @@ class Written:
 
 
 def _label(line: dict[str, Any], kind: str, d: Decision) -> dict[str, Any]:
-    if kind == "discarded" and d.decision == "right":
+    if kind == Outcome.DISCARDED and d.decision == "right":
         return {"outcome": "discard", "stage": line.get("stage"), "reason": line.get("reason")}
-    if kind == "kept" and d.decision == "wrong":
+    if kind == Outcome.KEPT and d.decision == "wrong":
         return {"outcome": "discard"}
     label: dict[str, Any] = {"outcome": "keep"}
     corrected = any(
         s.get("verdict") == "regenerate" and not str(s.get("message", "")).endswith(COT_REWRITTEN)
         for s in line.get("trail") or []
     )
-    if kind == "kept" and corrected and isinstance(line.get("answer"), list):
+    if kind == Outcome.KEPT and corrected and isinstance(line.get("answer"), list):
         label["answer"] = line["answer"]  # the person approved the corrected answer
     return label
 
@@ -54,7 +55,7 @@ def _reviewed(run_dir: Path) -> tuple[list[tuple[dict[str, Any], str, Decision]]
             f"{run_dir / OVERRIDES} holds no decision: review the run with `refine review {run_dir}` first"
         )
     found = []
-    for kind in ("discarded", "kept"):
+    for kind in (Outcome.DISCARDED, Outcome.KEPT):
         file = run_dir / f"{kind}.jsonl"
         if file.exists():
             for line in read_jsonl(file):
@@ -113,7 +114,7 @@ def golden_from_review(run_dir: Path, out: Path) -> Written:
         if LABEL in obj:
             problems.append(f"record {line['index']} (id {line['id']}) has a field named {LABEL!r} of its own")
             continue
-        verdict = f"{kind} ({line.get('stage')}: {line.get('reason')})" if kind == "discarded" else kind
+        verdict = f"{kind} ({line.get('stage')}: {line.get('reason')})" if kind == Outcome.DISCARDED else kind
         comment = f"{MARK}{run_dir}: {verdict}, verdict marked {d.decision}" + (f"; note: {d.note}" if d.note else "")
         extra = {GROUND_TRUTH: truth[str(line["id"])]} if str(line["id"]) in truth else {}
         rows.append({**obj, **extra, LABEL: _label(line, kind, d), COMMENT: comment})

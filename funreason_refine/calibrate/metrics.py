@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from funreason_refine.calibrate.golden import GoldenRecord
+from funreason_refine.record import Outcome
 
-DISCARDED = ("discarded", "hard")  # a record sent to the hard pool was let go by its stage too
-SCORED = ("kept", *DISCARDED)
+DISCARDED = (Outcome.DISCARDED, Outcome.HARD)  # a record sent to the hard pool was let go by its stage too
+SCORED = (Outcome.KEPT, *DISCARDED)
 DIGITS = 4
 
 
@@ -98,7 +99,7 @@ def _outcome_column(o: Ending) -> str:
 
 
 def _other_answer(g: GoldenRecord, o: Ending) -> bool:
-    return g.label.answer is not None and o.kind == "kept" and not g.label.matches(o.answer)
+    return g.label.answer is not None and o.kind == Outcome.KEPT and not g.label.matches(o.answer)
 
 
 def _disagree(g: GoldenRecord, o: Ending) -> bool:
@@ -145,8 +146,8 @@ def score(pairs: list[tuple[GoldenRecord, Ending]], stages: list[str]) -> dict[s
         "confusion": confusion(pairs),
         "corrections": {
             "labelled": len(corrected),
-            "kept": sum(o.kind == "kept" for _, o in corrected),
-            "matched": sum(o.kind == "kept" and g.label.matches(o.answer) for g, o in corrected),
+            "kept": sum(o.kind == Outcome.KEPT for _, o in corrected),
+            "matched": sum(o.kind == Outcome.KEPT and g.label.matches(o.answer) for g, o in corrected),
         },
         "unscored": [
             {"line": g.line, "id": g.id, "outcome": o.kind, "stage": o.stage, "message": o.message}

@@ -14,10 +14,11 @@ from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_go
 from funreason_refine.calibrate.metrics import Ending, score
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
+from funreason_refine.record import Outcome
 
 JSON_NAME = "calibration.json"
 HTML_NAME = "calibration.html"
-KINDS = ("kept", "discarded", "hard", "quarantined", "errors")
+KINDS = tuple(Outcome)  # where a golden record can end
 
 
 def read_outcomes(run_dir: Path, count: int) -> list[Ending]:

@@ -14,6 +14,7 @@ from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
 from funreason_refine.jsonl import read_jsonl, write_jsonl
 from funreason_refine.overrides import OVERRIDES, read_decisions
+from funreason_refine.record import Outcome
 
 __all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "to_row"]
 
@@ -65,9 +66,9 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult) -> Iterator[dict[st
     restored = []
     if (run_dir / "discarded.jsonl").exists():
         for line in read_jsonl(run_dir / "discarded.jsonl"):
-            if decisions.on(line, "discarded"):
+            if decisions.on(line, Outcome.DISCARDED):
                 current.add(line["index"])
-            if decisions.wrong(line, "discarded"):
+            if decisions.wrong(line, Outcome.DISCARDED):
                 problem = _restorable(line, fmt)
                 if problem:
                     result.unexportable.append(f"record {line['index']} (id {line.get('id')}): {problem}")
@@ -77,9 +78,9 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult) -> Iterator[dict[st
 
     def kept() -> Iterator[dict[str, Any]]:
         for line in read_jsonl(file):
-            if decisions.on(line, "kept"):
+            if decisions.on(line, Outcome.KEPT):
                 current.add(line["index"])
-            if decisions.wrong(line, "kept"):
+            if decisions.wrong(line, Outcome.KEPT):
                 result.dropped += 1
             else:
                 yield line
