@@ -17,6 +17,7 @@ from funreason_refine.errors import ConfigError, RefineError
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
+    from funreason_refine.engine import RunResult
 
 DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
 # Exit statuses (README, "Commands"): 2 is click's usage error.
@@ -57,6 +58,15 @@ def main() -> None:
     out.width = PIPED_WIDTH if not out.is_terminal else None  # type: ignore[assignment]
 
 
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from funreason_refine.distributed.layout import Shard
+
+    try:
+        return Shard.parse(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
@@ -77,6 +87,21 @@ def main() -> None:
 @click.option(
     "--accept-changes", is_flag=True, help="Go on in a run folder started with another pipeline configuration."
 )
+@click.option(
+    "--shard",
+    callback=_shard_option,
+    metavar="I/N",
+    help="Refine only shard I of N (0-based) into RUN_DIR/shards/; `refine merge RUN_DIR` when all are complete.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help='ray: run --shards N shards as Ray tasks, then merge them (pip install "funreason-refine[ray]").',
+)
+@click.option("--shards", type=click.IntRange(min=1), help="With --executor ray: the number of shards.")
+@click.option("--address", help="With --executor ray: the Ray cluster to join (default: start a local Ray).")
 def run(
     pipeline: Path,
     limit: int | None,
@@ -85,12 +110,38 @@ def run(
     judge_model: str | None,
     fresh: bool,
     accept_changes: bool,
+    shard: Any,
+    executor: str,
+    shards: int | None,
+    address: str | None,
 ) -> None:
     """Run PIPELINE; on an existing run folder, resume where it stopped."""
     from funreason_refine.config import load_pipeline
 
+    _check_executor_options(executor, shards, address, shard, limit, workers)
     loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
-    _run(loaded, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+    if executor == "ray":
+        assert shards is not None
+        _run_ray(loaded, shards, address, judge_model, fresh=fresh, accept_changes=accept_changes)
+        return
+    _run(loaded, shard=shard, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+
+
+def _check_executor_options(
+    executor: str, shards: int | None, address: str | None, shard: Any, limit: int | None, workers: int | None
+) -> None:
+    if executor == "ray":
+        if shards is None:
+            raise click.UsageError("--executor ray needs --shards N: the number of shards to run as Ray tasks")
+        for given, flag in ((shard, "--shard"), (limit, "--limit"), (workers, "--workers")):
+            if given is not None:
+                raise click.UsageError(
+                    f"{flag} does not go with --executor ray (each of the --shards N shards is one Ray task on one CPU)"
+                )
+    elif shards is not None or address is not None:
+        raise click.UsageError("--shards and --address go with --executor ray; to run one shard here, give --shard I/N")
+    elif shard is not None and limit is not None:
+        raise click.UsageError("--limit takes the first N records of the whole input: it does not go with --shard")
 
 
 @main.command()
@@ -99,34 +150,88 @@ def run(
 @click.option(
     "--accept-changes", is_flag=True, help="Go on although the pipeline changed since the run folder was started."
 )
-def retry(run_dir: Path, judge_model: str | None, accept_changes: bool) -> None:
+@click.option(
+    "--shard",
+    callback=_shard_option,
+    metavar="I/N",
+    help="In a sharded run: retry only shard I of N (default: every shard with errors, then merge).",
+)
+def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any) -> None:
     """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
-    import json
-
     from funreason_refine.config import load_pipeline
+    from funreason_refine.distributed.layout import Shard, is_sharded
+
+    own = Shard.of_folder(run_dir)
+    if own is not None or is_sharded(run_dir):
+        _retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes)
+        return
+    if shard is not None:
+        raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
+    pipeline = _pipeline_of(run_dir)
+    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True, accept_changes=accept_changes)
+
+
+def _pipeline_of(run_dir: Path) -> Path:
+    """The pipeline file a run folder was made with, as its run.json names it."""
     from funreason_refine.run_folder import RUN_FILE
 
     run_file = run_dir / RUN_FILE
     if not run_file.exists():
         raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
-    pipeline = Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
-    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True, accept_changes=accept_changes)
+    return Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
 
 
-def _run(loaded: Pipeline, **options: Any) -> None:
+def _retry_shards(run_dir: Path, shard: Any, judge_model: str | None, accept_changes: bool) -> None:
+    """The errors of one shard, or of every shard that has some (then merged again when all are complete)."""
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.distributed.progress import Watcher
+
+    states = Watcher(run_dir).states()
+    chosen = [s for s in states if s.shard == shard] if shard is not None else [s for s in states if s.done["errors"]]
+    if not chosen:
+        out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry")
+        return
+    errors = 0
+    for state in chosen:
+        loaded = load_pipeline(_pipeline_of(state.folder), run_dir, judge_model=judge_model)
+        result = _refine(loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes)
+        errors += result.errors
+    if shard is None:
+        _merge_and_report(run_dir)
+    elif errors:
+        _errors_exit(errors, state.folder)
+
+
+def _run(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
+    result = _refine(loaded, shard=shard, **options)
+    if result.errors:
+        _errors_exit(result.errors, result.out_dir)
+
+
+def _refine(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
+    """Run (one shard of) the pipeline under the live display, then print what it did."""
     import signal
 
     from funreason_refine.console import RunDisplay, summary_tables
+    from funreason_refine.distributed import shards as sharding
     from funreason_refine.engine import RunInterrupted, run_pipeline
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
-    size = loaded.input.path.stat().st_size
+    size, label, part = loaded.input.path.stat().st_size, loaded.input.path.name, None
+    if shard is not None:
+        part = sharding.shard_part(loaded, shard)
+        size, label = part.read_bytes, f"{label} shard {shard}"
+    else:
+        sharding.refuse_sharded_folder(loaded.output_dir)
     try:
-        with RunDisplay(err, size, loaded.input.path.name) as progress:
-            result = run_pipeline(loaded, progress=progress, **options)
+        with RunDisplay(err, size, label) as progress:
+            if shard is not None:
+                result = sharding.run_shard(loaded, shard, progress, part=part, **options)
+            else:
+                result = run_pipeline(loaded, progress=progress, **options)
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
@@ -134,15 +239,8 @@ def _run(loaded: Pipeline, **options: Any) -> None:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):
         out.print(table)
+    _print_judge(result.summary["judge"])
     timings = result.summary["timings"]
-    judge = result.summary["judge"]
-    if judge["model"] or judge.get("generator"):
-        out.print(
-            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
-            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
-        )
-        for note in judge["notes"]:
-            out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))")
     if result.stopped:
         err.print(
@@ -150,13 +248,97 @@ def _run(loaded: Pipeline, **options: Any) -> None:
             "again (with a higher max_cost) to go on.",
             highlight=False,
         )
-    if result.errors:
-        err.print(
-            f"[red]{result.errors} record(s) in {result.out_dir / 'errors.jsonl'}[/]: stopped by failures that were "
-            f"not verdicts (see each line's error). Fix the cause, then run `refine retry {result.out_dir}`.",
-            highlight=False,
+    elif shard is not None:
+        _shard_note(loaded.output_dir, shard)
+    return result
+
+
+def _print_judge(judge: dict[str, Any]) -> None:
+    if judge["model"] or judge.get("generator"):
+        out.print(
+            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
+            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
         )
-        sys.exit(EXIT_RECORD_ERRORS)
+        for note in judge["notes"]:
+            out.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _shard_note(run_dir: Path, shard: Any) -> None:
+    from funreason_refine.distributed.progress import Watcher
+
+    complete = sum(s.complete for s in Watcher(run_dir).states())
+    then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"
+    out.print(f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False)
+
+
+def _errors_exit(errors: int, folder: Path) -> None:
+    err.print(
+        f"[red]{errors} record(s) in {folder / 'errors.jsonl'}[/]: stopped by failures that were "
+        f"not verdicts (see each line's error). Fix the cause, then run `refine retry {folder}`.",
+        highlight=False,
+    )
+    sys.exit(EXIT_RECORD_ERRORS)
+
+
+def _run_ray(
+    loaded: Pipeline, shards: int, address: str | None, judge_model: str | None, fresh: bool, accept_changes: bool
+) -> None:
+    from rich.live import Live
+
+    from funreason_refine.console import shards_table
+    from funreason_refine.distributed.ray_executor import run_on_ray
+    from funreason_refine.engine import RunInterrupted
+
+    title = f"shards of {loaded.output_dir}"
+    try:
+        with Live(console=err, refresh_per_second=4) as live:
+            result = run_on_ray(
+                loaded,
+                shards,
+                address=address,
+                judge_model=judge_model,
+                fresh=fresh,
+                accept_changes=accept_changes,
+                on_progress=lambda states: live.update(shards_table(states, title)),
+            )
+    except RunInterrupted as exc:
+        err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    _report_merged(result)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def merge(run_dir: Path) -> None:
+    """Write RUN_DIR's outcome files and summary.json from its complete shards, in input order."""
+    _merge_and_report(run_dir)
+
+
+def _merge_and_report(run_dir: Path) -> None:
+    from funreason_refine.distributed.merge import merge_run
+
+    _report_merged(merge_run(run_dir))
+
+
+def _report_merged(result: Any) -> None:
+    from funreason_refine.console import summary_tables
+
+    for table in summary_tables(result.summary):
+        out.print(table)
+    _print_judge(result.summary["judge"])
+    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False)
+    if result.errors:
+        _errors_exit(result.errors, result.out_dir)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def status(run_dir: Path) -> None:
+    """Show how far each shard of RUN_DIR is: records done of its part, complete or not, errors."""
+    from funreason_refine.console import shards_table
+    from funreason_refine.distributed.progress import Watcher
+
+    out.print(shards_table(Watcher(run_dir).states(), f"shards of {run_dir}"))
 
 
 @main.command()
