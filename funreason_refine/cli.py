@@ -47,7 +47,7 @@ class _Group(click.Group):
                 for problem in exc.problems:
                     err.print(f"  - {problem}", highlight=False, markup=False)
             else:
-                err.print(f"[red]error:[/] {exc}", highlight=False)
+                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             sys.exit(EXIT_ERROR)
 
 

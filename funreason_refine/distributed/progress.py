@@ -46,12 +46,14 @@ class ShardState:
 class Watcher:
     """Counts the lines of the shards' outcome files, reading only what was added since it last looked."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, count: int | None = None):
         self.run_dir = Path(run_dir)
+        self.count = count  # the split, when known before any shard folder exists
         self._seen: dict[Path, tuple[int, int]] = {}  # file -> (bytes counted, lines in them)
 
     def states(self) -> list[ShardState]:
-        return [self.state(shard) for shard in shards_of(self.run_dir)]
+        shards = [Shard(i, self.count) for i in range(self.count)] if self.count else shards_of(self.run_dir)
+        return [self.state(shard) for shard in shards]
 
     def state(self, shard: Shard) -> ShardState:
         folder = shard.folder(self.run_dir)

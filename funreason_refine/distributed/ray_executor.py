@@ -56,7 +56,7 @@ def run_on_ray(
         task = ray.remote(num_cpus=1, max_retries=max_retries)(shard_task)
         args = (str(pipeline.path), str(run_dir), os.getcwd(), judge_model, accept_changes)
         pending = {task.remote(*args, s.number, s.count): s for s in todo}
-        failures = _wait(ray, pending, Watcher(run_dir), on_progress)
+        failures = _wait(ray, pending, Watcher(run_dir, shards), on_progress)
     finally:
         if started_here and ray.is_initialized():
             ray.shutdown()

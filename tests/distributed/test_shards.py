@@ -1,0 +1,182 @@
+"""Shards any scheduler can run: each refines its part of the input; merged, they are one process's run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from funreason_refine.readers import InputStream
+from funreason_refine.readers.parts import split_input
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests.conftest import QUICKSTART, write_jsonl, xlam_row
+
+OUTCOMES = ("kept", "discarded", "quarantined", "errors")
+YES = "<judge>True</judge><reason>ok</reason>"
+REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine', *sys.argv[1:]]; main()"
+
+
+def refine(*args, code=0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def outcome_bytes(folder):
+    return {k: (folder / f"{k}.jsonl").read_bytes() for k in OUTCOMES}
+
+
+def quickstart_input(tmp_path, container):
+    """The quickstart records (every reason code, unreadable lines, a record over the size limit) as
+    JSONL, as a JSON array of the lines that parse, or as Parquet of those whose fields are all strings."""
+    lines = (QUICKSTART / "records.jsonl").read_bytes().split(b"\n")
+    if container == "jsonl":
+        path = tmp_path / "in.jsonl"
+        path.write_bytes(b"\n".join(lines[:20] + [b"", b"   "] + lines[20:]))  # blank lines count no record
+        return path
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            continue
+    if container == "json":
+        path = tmp_path / "in.json"
+        path.write_text(json.dumps(parsed, indent=1))
+        return path
+    path = tmp_path / "in.parquet"
+    rows = [r for r in parsed if isinstance(r, dict) and all(isinstance(v, str) for v in r.values())]
+    pl.from_dicts(rows).write_parquet(path, row_group_size=4)
+    return path
+
+
+def pipeline_file(tmp_path, input_path, extra=""):
+    text = (QUICKSTART / "pipeline.toml").read_text().replace('path = "records.jsonl"', f'path = "{input_path.name}"')
+    path = tmp_path / "pipeline.toml"
+    path.write_text(extra + text)
+    return path
+
+
+@pytest.mark.parametrize("container", ["jsonl", "json", "parquet"])
+def test_three_shards_run_apart_then_merged_are_byte_for_byte_the_one_process_run(tmp_path, container):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, container))
+    refine("run", path, "--out", tmp_path / "one")
+    for i in (2, 0, 1):  # any order, as a scheduler runs them
+        assert f"shard {i}/3 complete" in refine("run", path, "--shard", f"{i}/3", "--out", tmp_path / "sharded")
+    refine("merge", tmp_path / "sharded")
+    assert outcome_bytes(tmp_path / "sharded") == outcome_bytes(tmp_path / "one")
+    one, merged = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "sharded"))
+    assert merged["outcomes"] == one["outcomes"] and merged["stages"] == one["stages"]
+    assert [s["records"] for s in merged["shards"]] == [
+        json.loads((tmp_path / f"sharded/shards/000{i}-of-0003/shard.json").read_text())["part"]["records"]
+        for i in range(3)
+    ]
+    assert sum(s["records"] for s in merged["shards"]) == one["input"]["records"]
+
+
+def test_jsonl_shards_read_only_their_own_bytes_and_number_records_as_the_whole_file(tmp_path):
+    rows = [json.dumps(xlam_row(f"r{i}", query="q" * (i % 7) * 40)).encode() for i in range(40)]
+    rows[9] = b"   "  # a blank line: no record, but a line
+    rows[23] = b"x" * 3000  # over the size limit: a record (quarantined)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    whole = InputStream(path, "xlam", max_record_bytes=2048)
+    expected = [(index, line) for index, line, _, _ in whole.raw_items()]
+    seen, covered = [], []
+    for i in range(4):
+        part = split_input(path, i, 4, 2048)
+        read = []
+        stream = InputStream(path, "xlam", max_record_bytes=2048)
+        seen += [(index, line) for index, line, _, _ in stream.raw_items(on_bytes=read.append, part=part)]
+        assert sum(read) == part.end - part.start  # its own bytes, not one more
+        assert stream.count == part.records
+        covered.append((part.start, part.end))
+    assert seen == expected
+    assert covered[0][0] == 0 and covered[-1][1] == path.stat().st_size
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:], strict=False))
+    assert all(path.read_bytes()[start - 1 : start] == b"\n" for start, _ in covered[1:])
+
+
+def judged_pipeline(tmp_path, server, rows, judge=""):
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[judge]\nmodel = "openai/fake-judge"\n'
+        f'api_base = "{server.api_base}"\ntimeout = 2\nmax_retries = 0\n{judge}\n'
+    )
+    return path
+
+
+def judged_rows(n):
+    return [xlam_row(str(i), cot="get_weather for Paris", query=f"Weather in Paris, item {i}?") for i in range(n)]
+
+
+def rejecting(request):
+    no = "<judge>False</judge><reason>no</reason>"
+    return Reply(text=no if "item 1?" in request.prompt or "item 2" in request.prompt else YES)
+
+
+def test_judged_shards_merged_equal_the_one_process_run_and_add_up_its_judge_calls(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeLLM(rejecting) as server:
+        path = judged_pipeline(tmp_path, server, judged_rows(30))
+        refine("run", path, "--out", tmp_path / "one")
+        for i in range(3):
+            refine("run", path, "--shard", f"{i}/3")
+        merged_output = refine("merge", tmp_path / "run")
+    assert "merged 3 shards" in merged_output
+    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")
+    one, merged = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "run"))
+    # A prompt two records share is asked once by one process; by two shards, once each (each has its cache).
+    asked = [s["judge"]["calls"] + s["judge"]["cached"] for s in (one, merged)]
+    assert asked[0] == asked[1] > 0 and merged["judge"]["calls"] >= one["judge"]["calls"]
+    assert merged["stages"] == one["stages"]
+    assert (tmp_path / "run/shards/0001-of-0003/judge_cache.sqlite").exists()  # each shard asks and caches alone
+
+
+def test_a_killed_shard_is_refused_by_merge_then_resumes_and_the_merge_equals_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeLLM(lambda r: Reply(text=rejecting(r).text, delay=0.01)) as server:
+        path = judged_pipeline(tmp_path, server, judged_rows(45), judge="max_concurrency = 2")
+        for i in (0, 2):
+            refine("run", path, "--shard", f"{i}/3")
+        shard = tmp_path / "run/shards/0001-of-0003"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", REFINE, "run", path, "--shard", "1/3"],
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _lines(shard) >= 3:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = _lines(shard)
+        assert 3 <= done < 15
+        refused = CliRunner().invoke(main, ["merge", str(tmp_path / "run")])
+        assert refused.exit_code == 1
+        expected = f"1 of 3 shards of {tmp_path / 'run'} are not complete: 1/3 ({done} of 15 records done)"
+        assert expected in refused.output
+        assert f"--shard 1/3 --out {tmp_path / 'run'}" in refused.output
+        status = refine("status", tmp_path / "run")
+        assert "partial" in status and f"{done}/15" in status and "2 of 3 shards complete" in status
+        for command in (["report"], ["audit"], ["export", "--format", "funreason", "-o", tmp_path / "x.jsonl"]):
+            message = CliRunner().invoke(main, [command[0], str(tmp_path / "run"), *map(str, command[1:])]).output
+            assert f"not merged yet: run `refine merge {tmp_path / 'run'}` first" in message
+        resumed = refine("run", path, "--shard", "1/3")
+        assert f"resumed: {done} records were already done" in resumed
+        refine("merge", tmp_path / "run")
+        refine("run", path, "--out", tmp_path / "one")
+    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")
+    assert "Funnel" in refine("report", tmp_path / "run")
+
+
+def _lines(folder):
+    return sum((folder / f"{k}.jsonl").read_bytes().count(b"\n") for k in OUTCOMES if (folder / f"{k}.jsonl").exists())
