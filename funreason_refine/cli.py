@@ -156,19 +156,21 @@ def _check_executor_options(
     metavar="I/N",
     help="In a sharded run: retry only shard I of N (default: every shard with errors, then merge).",
 )
-def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any) -> None:
+@click.option("--workers", type=click.IntRange(min=1), help="Processes that refine records, as for refine run.")
+def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any, workers: int | None) -> None:
     """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.distributed.layout import Shard, is_sharded
 
     own = Shard.of_folder(run_dir)
     if own is not None or is_sharded(run_dir):
-        _retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes)
+        _retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes, workers)
         return
     if shard is not None:
         raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
     pipeline = _pipeline_of(run_dir)
-    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True, accept_changes=accept_changes)
+    loaded = load_pipeline(pipeline, run_dir, judge_model=judge_model)
+    _run(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers)
 
 
 def _pipeline_of(run_dir: Path) -> Path:
@@ -181,7 +183,9 @@ def _pipeline_of(run_dir: Path) -> Path:
     return Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
 
 
-def _retry_shards(run_dir: Path, shard: Any, judge_model: str | None, accept_changes: bool) -> None:
+def _retry_shards(
+    run_dir: Path, shard: Any, judge_model: str | None, accept_changes: bool, workers: int | None
+) -> None:
     """The errors of one shard, or of every shard that has some (then merged again when all are complete)."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.distributed.progress import Watcher
@@ -194,7 +198,7 @@ def _retry_shards(run_dir: Path, shard: Any, judge_model: str | None, accept_cha
     errors = 0
     for state in chosen:
         loaded = load_pipeline(_pipeline_of(state.folder), run_dir, judge_model=judge_model)
-        result = _refine(loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes)
+        result = _refine(loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes, workers=workers)
         errors += result.errors
     if shard is None:
         _merge_and_report(run_dir)
@@ -343,11 +347,12 @@ def status(run_dir: Path) -> None:
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
-def validate(pipeline: Path) -> None:
+@click.option("--judge-model", help="Check it as `refine run --judge-model` would run it.")
+def validate(pipeline: Path, judge_model: str | None) -> None:
     """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
     from funreason_refine.config import load_pipeline
 
-    loaded = load_pipeline(pipeline)
+    loaded = load_pipeline(pipeline, judge_model=judge_model)
     names = " -> ".join(s.name for s in loaded.stages)
     out.print(
         f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}", highlight=False
@@ -506,12 +511,13 @@ def export(run_dir: Path, fmt: str, output: Path) -> None:
 @main.command("selfrefine")
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True)
-def selfrefine_command(pipeline: Path, rounds: int) -> None:
+@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the stages.")
+def selfrefine_command(pipeline: Path, rounds: int, judge_model: str | None) -> None:
     """Self-refinement: [source] sample_from writes answers, the stages keep the good ones, per round."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.selfrefine import selfrefine
 
-    loaded = load_pipeline(pipeline)
+    loaded = load_pipeline(pipeline, judge_model=judge_model)
     summaries = selfrefine(loaded, rounds)  # a ConfigError, naming what to add, when [source] is missing
     model = loaded.source.model if loaded.source else "?"
     table = Table(title=f"Self-refinement of {loaded.input.path.name} with {model}", show_edge=False)

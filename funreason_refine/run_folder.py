@@ -157,7 +157,8 @@ class RunFolder:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise RunFolderError(
-                f"{self.path} is in use by {holder}; wait for it to finish or use another --out"
+                f"{self.path} is in use by {holder}; wait for it to finish, or run into another folder "
+                "(refine run --out)"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -180,8 +181,8 @@ class RunFolder:
                     f"{self.path} was started with another pipeline configuration:\n  "
                     + "\n  ".join(changes[:20])
                     + "\nRun again with --accept-changes to go on with the new configuration (finished "
-                    "records stay as they are; cached judge answers are reused), or --fresh to start "
-                    "this folder over."
+                    "records stay as they are; cached judge answers are reused), or start this folder over "
+                    "with `refine run PIPELINE --fresh`."
                 )
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
         tmp = self.path / (RUN_FILE + ".tmp")
@@ -224,12 +225,12 @@ class RunFolder:
                     break  # a last line garbled by a power cut: dropped, the record is redone
                 raise RunFolderError(
                     f"{file}:{lineno} is not a line this tool wrote; the run folder "
-                    "cannot be resumed. Use a new --out folder."
+                    "cannot be resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR)."
                 ) from None
             if not self.done.add(index):
                 raise RunFolderError(
                     f"{file}:{lineno}: input record {index} is recorded twice in the run "
-                    "folder; it cannot be resumed. Use a new --out folder."
+                    "folder; it cannot be resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR)."
                 )
             self.tally.add_line(outcome, line)
             good_bytes += len(raw)

@@ -99,8 +99,8 @@ def check_same_run(run_dir: Path, states: list[ShardState], run_file: dict[str, 
     if odd:
         raise RunFolderError(
             f"shard(s) {', '.join(odd)} of {run_dir} were made with another pipeline configuration than shard "
-            f"{states[0].shard} (see each shard's run.json): run them again with the same pipeline, with "
-            "--accept-changes (their finished records stay) or --fresh (redone), then merge again"
+            f"{states[0].shard} (see each shard's run.json): run them again with the same pipeline, `refine run "
+            "PIPELINE --shard I/N --accept-changes` (their finished records stay) or `--fresh` (redone), then merge"
         )
     parts = [(s.shard, (s.marker or {})["part"]) for s in states]
     expected = 0

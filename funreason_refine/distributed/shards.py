@@ -105,6 +105,6 @@ def refuse_other_split(run_dir: Path, count: int) -> None:
     existing = split_of(run_dir)
     if existing is not None and existing != count:
         raise RunFolderError(
-            f"{run_dir} holds the shards of a split into {existing}: go on with those (I/{existing}, or "
-            f"--shards {existing} on Ray), or use another --out"
+            f"{run_dir} holds the shards of a split into {existing}: go on with those (--shard I/{existing}, or "
+            f"--executor ray --shards {existing}), or use another --out"
         )

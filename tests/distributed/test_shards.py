@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -180,3 +181,49 @@ def test_a_killed_shard_is_refused_by_merge_then_resumes_and_the_merge_equals_on
 
 def _lines(folder):
     return sum((folder / f"{k}.jsonl").read_bytes().count(b"\n") for k in OUTCOMES if (folder / f"{k}.jsonl").exists())
+
+
+def test_retry_of_a_sharded_run_redoes_each_shards_errors_then_merges_to_the_healthy_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    down = {"yes": True}
+
+    def flaky(request):
+        if down["yes"] and ("item 4?" in request.prompt or "item 17?" in request.prompt):
+            return Reply(status=500)
+        return YES
+
+    with FakeLLM(flaky) as server:
+        path = judged_pipeline(tmp_path, server, judged_rows(24))
+        for i, code in ((0, 3), (1, 0), (2, 3)):  # records 4 and 17 fail in shards 0 and 2
+            refine("run", path, "--shard", f"{i}/3", code=code)
+        failed = refine("merge", tmp_path / "run", code=3)
+        assert f"Fix the cause, then run `refine retry {tmp_path / 'run'}`" in failed
+        assert "errors" in refine("status", tmp_path / "run")
+        down["yes"] = False
+        retried = refine("retry", tmp_path / "run")
+        assert "merged 3 shards" in retried
+        refine("run", path, "--out", tmp_path / "one")
+    assert (tmp_path / "run/errors.jsonl").read_bytes() == b""
+    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")  # merged in input order
+
+
+def test_retry_after_accept_changes_finds_the_same_input_by_a_relative_or_an_absolute_path(tmp_path, monkeypatch):
+    """Paths are compared as the files they resolve to; messages name only flags their command takes."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.chdir(tmp_path)
+    with FakeLLM(lambda r: Reply(status=500) if "item 2?" in r.prompt else YES) as down, FakeLLM(lambda r: YES) as up:
+        judged_pipeline(tmp_path, down, judged_rows(6))
+        refine("run", "pipeline.toml", "--workers", "1", code=3)
+        moved = Path("pipeline.toml").read_text().replace(down.api_base, up.api_base)
+        Path("pipeline.toml").write_text(moved.replace('path = "in.jsonl"', f'path = "{tmp_path / "in.jsonl"}"'))
+        refine("validate", "pipeline.toml", "--judge-model", "openai/other")
+        changed = refine("run", "pipeline.toml", code=1)  # the judge's server is part of the configuration here
+        assert "api_base" in changed and "input" not in changed and "refine run PIPELINE --fresh" in changed
+        refine("run", "pipeline.toml", "--accept-changes", code=3)  # nothing left to do but its errors
+        refine("retry", "run", "--workers", "1")
+        assert refine("retry", str(tmp_path / "run")).startswith("resumed")
+    assert Path("run/errors.jsonl").read_bytes() == b"" and len(read_lines("run/kept.jsonl")) == 6
+
+
+def read_lines(path):
+    return Path(path).read_bytes().splitlines()
