@@ -191,6 +191,8 @@ def _retry_shards(
     from funreason_refine.distributed.progress import Watcher
 
     states = Watcher(run_dir).states()
+    if shard is not None and shard.count != len(states):
+        raise RefineError(f"{run_dir} is split into {len(states)} shards: give --shard I/{len(states)}")
     chosen = [s for s in states if s.shard == shard] if shard is not None else [s for s in states if s.done["errors"]]
     if not chosen:
         out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry")

@@ -1,7 +1,6 @@
 """Shards any scheduler can run: each refines its part of the input; merged, they are one process's run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -141,42 +140,41 @@ def test_judged_shards_merged_equal_the_one_process_run_and_add_up_its_judge_cal
     assert (tmp_path / "run/shards/0001-of-0003/judge_cache.sqlite").exists()  # each shard asks and caches alone
 
 
-def test_a_killed_shard_is_refused_by_merge_then_resumes_and_the_merge_equals_one_process(tmp_path, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with FakeLLM(lambda r: Reply(text=rejecting(r).text, delay=0.01)) as server:
-        path = judged_pipeline(tmp_path, server, judged_rows(45), judge="max_concurrency = 2")
-        for i in (0, 2):
-            refine("run", path, "--shard", f"{i}/3")
-        shard = tmp_path / "run/shards/0001-of-0003"
-        proc = subprocess.Popen(
-            [sys.executable, "-c", REFINE, "run", path, "--shard", "1/3"],
-            env=dict(os.environ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _lines(shard) >= 3:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        done = _lines(shard)
-        assert 3 <= done < 15
-        refused = CliRunner().invoke(main, ["merge", str(tmp_path / "run")])
-        assert refused.exit_code == 1
-        expected = f"1 of 3 shards of {tmp_path / 'run'} are not complete: 1/3 ({done} of 15 records done)"
-        assert expected in refused.output
-        assert f"--shard 1/3 --out {tmp_path / 'run'}" in refused.output
-        status = refine("status", tmp_path / "run")
-        assert "partial" in status and f"{done}/15" in status and "2 of 3 shards complete" in status
-        for command in (["report"], ["audit"], ["export", "--format", "funreason", "-o", tmp_path / "x.jsonl"]):
-            message = CliRunner().invoke(main, [command[0], str(tmp_path / "run"), *map(str, command[1:])]).output
-            assert f"not merged yet: run `refine merge {tmp_path / 'run'}` first" in message
-        resumed = refine("run", path, "--shard", "1/3")
-        assert f"resumed: {done} records were already done" in resumed
-        refine("merge", tmp_path / "run")
-        refine("run", path, "--out", tmp_path / "one")
-    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")
-    assert "Funnel" in refine("report", tmp_path / "run")
+def test_a_killed_shard_is_refused_by_merge_then_resumes_and_the_merge_equals_one_process(tmp_path):
+    # The quickstart records 300 times over: a shard takes about a second, long enough to be killed mid-run.
+    (tmp_path / "in.jsonl").write_bytes((QUICKSTART / "records.jsonl").read_bytes() * 300)
+    path = pipeline_file(tmp_path, tmp_path / "in.jsonl")
+    run = tmp_path / "run"
+    for i in (0, 2):
+        refine("run", path, "--shard", f"{i}/3", "--out", run)
+    shard = run / "shards/0001-of-0003"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REFINE, "run", path, "--shard", "1/3", "--out", run, "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (shard.is_dir() and _lines(shard) >= 100):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done, records = _lines(shard), json.loads((shard / "shard.json").read_text())["part"]["records"]
+    assert 100 <= done < records
+    refused = CliRunner().invoke(main, ["merge", str(run)])
+    assert refused.exit_code == 1
+    assert f"1 of 3 shards of {run} are not complete: 1/3 ({done} of {records} records done)" in refused.output
+    assert f"`refine run {path} --shard 1/3 --out {run}`" in refused.output
+    status = refine("status", run)
+    assert "partial" in status and f"{done}/{records}" in status and "2 of 3 shards complete" in status
+    for command in (["report"], ["audit"], ["export", "--format", "funreason", "-o", tmp_path / "x.jsonl"]):
+        message = CliRunner().invoke(main, [command[0], str(run), *map(str, command[1:])]).output
+        assert f"not merged yet: run `refine merge {run}` first" in message
+    resumed = refine("run", path, "--shard", "1/3", "--out", run)
+    assert f"resumed: {done} records were already done" in resumed
+    refine("merge", run)
+    refine("run", path, "--out", tmp_path / "one")
+    assert outcome_bytes(run) == outcome_bytes(tmp_path / "one")
+    assert "Funnel" in refine("report", run)
 
 
 def _lines(folder):
