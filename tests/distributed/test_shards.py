@@ -225,3 +225,35 @@ def test_retry_after_accept_changes_finds_the_same_input_by_a_relative_or_an_abs
 
 def read_lines(path):
     return Path(path).read_bytes().splitlines()
+
+
+def test_shards_of_two_configurations_or_two_splits_and_one_process_runs_do_not_mix(tmp_path):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run, one = tmp_path / "run", tmp_path / "one"
+    refine("run", path, "--shard", "0/2", "--out", run)
+    path.write_text(path.read_text().replace("required = false", "required = true"))
+    refine("run", path, "--shard", "1/2", "--out", run)
+    refused = refine("merge", run, code=1)
+    assert "shard(s) 1/2 of" in refused and "another pipeline configuration than shard 0/2" in refused
+    assert "holds the shards of a split into 2" in refine("run", path, "--shard", "0/3", "--out", run, code=1)
+    assert "holds a sharded run" in refine("run", path, "--out", run, code=1)
+    refine("run", path, "--out", one)
+    assert "holds a one-process run" in refine("run", path, "--shard", "0/2", "--out", one, code=1)
+    assert "not a sharded run folder" in refine("retry", one, "--shard", "0/2", code=1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shards", "4"], "--shards and --address go with --executor ray"),
+        (["--executor", "ray"], "--executor ray needs --shards N"),
+        (["--executor", "ray", "--shards", "2", "--shard", "0/2"], "--shard does not go with --executor ray"),
+        (["--shard", "0/2", "--limit", "5"], "--limit takes the first N records of the whole input"),
+        (["--shard", "2/2"], "shards of 2 are numbered 0 to 1"),
+        (["--shard", "two"], "is not I/N"),
+    ],
+)
+def test_shard_options_that_do_not_go_together_are_usage_errors(tmp_path, args, message):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    result = CliRunner().invoke(main, ["run", str(path), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
