@@ -53,6 +53,10 @@ class ConfigChanged(RunFolderError):
     """The folder was started with another pipeline configuration."""
 
 
+class FolderInUse(RunFolderError):
+    """Another process holds the folder's lock (run.lock)."""
+
+
 # Dates and dataclasses go to _plain_dict, which refuses them: pydantic writes such a line, so that
 # every line reads exactly as pydantic writes it. Subclasses of str, int, dict and list (enums, a
 # record's read-only tools) are written as what they subclass, as pydantic writes them.
@@ -156,7 +160,7 @@ class RunFolder:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise RunFolderError(
+            raise FolderInUse(
                 f"{self.path} is in use by {holder}; wait for it to finish, or run into another folder "
                 "(refine run --out)"
             ) from None

@@ -9,6 +9,7 @@ complete shards and resumes the partial ones. The run folder must be on storage 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,15 @@ from funreason_refine.distributed.layout import MARKER, Shard, read_marker
 from funreason_refine.distributed.merge import MergeResult, merge_run
 from funreason_refine.distributed.progress import ShardState, Watcher
 from funreason_refine.distributed.shards import refuse_one_process_folder, refuse_other_split, run_shard
-from funreason_refine.engine import RunInterrupted
+from funreason_refine.engine import RunInterrupted, RunResult
 from funreason_refine.errors import RefineError
 from funreason_refine.executors.pool import stages_workers_cannot_load
-from funreason_refine.run_folder import RunFolder
+from funreason_refine.run_folder import FolderInUse, RunFolder
 
 MAX_RETRIES = 3  # times Ray runs a shard's task again after its worker process or node died
 POLL_SECONDS = 0.5  # how often the driver reads the shard folders for the display
+LOCK_WAIT_SECONDS = 180.0  # how long a task waits for its shard folder's lock
+LOCK_POLL_SECONDS = 5.0
 
 OnProgress = Callable[[list[ShardState]], None]
 
@@ -82,10 +85,24 @@ def shard_task(
         ) from None
     try:
         pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), judge_model=judge_model)
-        result = run_shard(pipeline, Shard(number, count), workers=1, accept_changes=accept_changes)
+        result = _run_when_free(pipeline, Shard(number, count), accept_changes)
         return {"shard": f"{number}/{count}", "stopped": result.stopped, "errors": result.errors}
     finally:
         os.chdir(home)
+
+
+def _run_when_free(pipeline: Pipeline, shard: Shard, accept_changes: bool) -> RunResult:
+    """Run the shard; while its folder is locked, wait: a task run again after its node died finds the
+    dead node's lock on a network file system until the server lets it lapse (NFSv4: 90 s)."""
+    waited = 0.0
+    while True:
+        try:
+            return run_shard(pipeline, shard, workers=1, accept_changes=accept_changes)
+        except FolderInUse:
+            if waited >= LOCK_WAIT_SECONDS:
+                raise
+            time.sleep(LOCK_POLL_SECONDS)
+            waited += LOCK_POLL_SECONDS
 
 
 def _wait(ray: Any, pending: dict[Any, Shard], watcher: Watcher, on_progress: OnProgress | None) -> list[str]:

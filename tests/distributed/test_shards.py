@@ -257,3 +257,24 @@ def test_shard_options_that_do_not_go_together_are_usage_errors(tmp_path, args, 
     path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
     result = CliRunner().invoke(main, ["run", str(path), *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_ray_task_waits_for_its_shards_lock_to_lapse_then_runs_it(tmp_path, monkeypatch):
+    """A task Ray runs again after its node died may find the dead node's lock (NFS): it waits, then resumes."""
+    import threading
+
+    from funreason_refine.distributed import ray_executor
+    from funreason_refine.run_folder import FolderInUse, RunFolder
+
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    monkeypatch.setattr(ray_executor, "LOCK_POLL_SECONDS", 0.05)
+    holder = RunFolder(tmp_path / "run/shards/0001-of-0002")
+    holder.lock()
+    task = (str(path), str(tmp_path / "run"), str(tmp_path), None, False, 1, 2)
+    monkeypatch.setattr(ray_executor, "LOCK_WAIT_SECONDS", 0.2)
+    with pytest.raises(FolderInUse, match="is in use by refine run"):
+        ray_executor.shard_task(*task)
+    monkeypatch.setattr(ray_executor, "LOCK_WAIT_SECONDS", 30)
+    threading.Timer(0.3, holder.close).start()
+    assert ray_executor.shard_task(*task) == {"shard": "1/2", "stopped": None, "errors": 0}
+    assert json.loads((tmp_path / "run/shards/0001-of-0002/shard.json").read_text())["complete"]
