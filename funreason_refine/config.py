@@ -297,7 +297,7 @@ def _stage_judges(
         settings = []
         for i, table in enumerate(tables):
             try:
-                settings.append(ModelSettings.model_validate({**defaults, **table}))
+                settings.append(ModelSettings.over(defaults, table))
             except ValidationError as exc:
                 key = "judges" if entry.judges is not None else "judge"
                 for e in exc.errors():

@@ -18,6 +18,9 @@ class Prices(BaseModel):
     output_per_million: float = Field(0.0, ge=0)
 
 
+SERVER_KEYS = ("api_base", "endpoints")
+
+
 class Endpoint(BaseModel):
     """One server of a model (a `[[judge.endpoints]]` table): where calls go and how many at once."""
 
@@ -37,6 +40,11 @@ class Endpoint(BaseModel):
     max_tokens_per_minute: int | None = Field(
         default=None, ge=1, description="This server's token rate limit (in + out)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_alone(cls, value: Any) -> Any:
+        return {"api_base": value} if isinstance(value, str) else value
 
 
 class ModelSettings(BaseModel):
@@ -100,6 +108,14 @@ class ModelSettings(BaseModel):
         if self.endpoints is not None and not self.endpoints:
             raise ValueError("endpoints is empty; give at least one server, or remove the key")
         return self
+
+    @classmethod
+    def over(cls, defaults: dict[str, Any], table: dict[str, Any]) -> ModelSettings:
+        """A stage's judge table over the [judge] table's keys: a table that names its servers
+        (``api_base`` or ``endpoints``, either spelling) replaces [judge]'s servers, never adds to them."""
+        if any(key in table for key in SERVER_KEYS):
+            defaults = {k: v for k, v in defaults.items() if k not in SERVER_KEYS}
+        return cls.model_validate({**defaults, **table})
 
     def endpoint_list(self) -> list[Endpoint | None]:
         """The servers of this model in order; ``None`` stands for the provider's default URL."""
