@@ -319,10 +319,10 @@ class LLMClient:
             litellm.Timeout,
             litellm.BadGatewayError,
         ) as exc:
-            raise _Failed(exc, server, "down") from None
+            raise _Failed(exc, server, _failure(exc)) from None
         except litellm.APIError as exc:  # any other 5xx LiteLLM has no class for
             if (getattr(exc, "status_code", 0) or 0) >= 500:
-                raise _Failed(exc, server, "down") from None
+                raise _Failed(exc, server, _failure(exc)) from None
             raise
         finally:
             self.in_flight -= 1
@@ -359,6 +359,12 @@ class _Refused(Exception):
 
     def __init__(self, error: RefineError):
         self.error = error
+
+
+def _failure(exc: Exception) -> Outcome:
+    """A 5xx the server sent ("failing"), or no response at all ("down"): LiteLLM reports a refused
+    connection as an InternalServerError too, but only a response brings headers."""
+    return "failing" if getattr(exc, "litellm_response_headers", None) is not None else "down"
 
 
 def _tokens(response: Any) -> tuple[int, int]:

@@ -24,13 +24,16 @@ from funreason_refine.judge.settings import Endpoint, ModelSettings
 STRIKES_TO_REST = 3
 """Failed calls in a row (no answer between) that take a server out of rotation: one failure may
 be the request's own (a prompt that times out), three in a row with nothing answered are the server."""
+ANSWERED_RECENTLY = 10.0
+"""Seconds after its last answer during which a server's 5xx is held against the request, not the
+server: a server that answers some prompts and fails others (all records at one stage) is up."""
 REST_FIRST = 1.0  # seconds out of rotation before the first probe; doubles while the probes fail
 REST_MAX = 30.0
 PROVIDER_DEFAULT = "(provider default)"
 
-Outcome = Literal["answered", "alive", "rate_limited", "down", "unused"]
+Outcome = Literal["answered", "alive", "rate_limited", "failing", "down", "unused"]
 """How a call on a server ended: an answer; a refusal that shows the server up (400, auth); a 429;
-a failure that may mean the server is down (connection, timeout, 5xx); no request made (cancelled)."""
+a 5xx response; no response at all (connection refused or dropped, timeout); no request made."""
 
 
 class JudgeOutage(RefineError):
@@ -61,6 +64,7 @@ class Server:
     errors: int = 0
     rate_limited: int = 0
     strikes: int = 0
+    answered_at: float = float("-inf")
     resting_until: float | None = None  # monotonic time of the next probe; None while in rotation
     probing: bool = False
     rest: float = REST_FIRST
@@ -238,11 +242,12 @@ class ServerPool:
         server.calls += 1
         if outcome == "answered":
             server.latencies.append(seconds)
+            server.answered_at = time.monotonic()
         else:
             server.errors += 1
             self.last_error = f"{error} (at {server.label})"
-        if outcome == "down":
-            self._failed(server)
+        if outcome in ("failing", "down"):
+            self._failed(server, outcome)
         else:
             server.rate_limited += outcome == "rate_limited"
             self._alive(server)
@@ -258,8 +263,11 @@ class ServerPool:
         else:
             self._wake()
 
-    def _failed(self, server: Server) -> None:
+    def _failed(self, server: Server, outcome: Outcome) -> None:
         now = time.monotonic()
+        if outcome == "failing" and server.resting_until is None and now - server.answered_at < ANSWERED_RECENTLY:
+            self._wake()
+            return
         server.strikes += 1
         if server.probing:
             server.probing = False

@@ -27,7 +27,7 @@ def ask(client: LLMClient, s: ModelSettings, n: int, stage: str = "cot"):
     """n different prompts at once; the answers (or exceptions) in order."""
 
     async def main():
-        calls = [client.complete(s, [{"role": "user", "content": f"prompt {i}"}], stage) for i in range(n)]
+        calls = [client.complete(s, [{"role": "user", "content": f"{stage} prompt {i}"}], stage) for i in range(n)]
         return await asyncio.gather(*calls, return_exceptions=True)
 
     return asyncio.run(main())
@@ -116,6 +116,22 @@ def test_a_request_that_fails_everywhere_is_a_call_error_not_an_outage():
         bad, *good = asyncio.run(main())
     assert isinstance(bad, JudgeCallError) and "after 3 attempt(s)" in str(bad) and "this prompt breaks me" in str(bad)
     assert all(x.text == YES for x in good)
+
+
+def test_a_server_that_answers_some_prompts_and_500s_the_rest_stays_in_rotation():
+    # All records at one stage, and the server fails every prompt of it: the server is up (it just
+    # answered), so these are the records' errors (retriable), not an outage that stops the run.
+    def script(r):
+        return Reply(status=500, text="cot is broken") if "cot" in r.prompt else YES
+
+    with FakeLLM(script) as server:
+        client = LLMClient(max_concurrency=8)
+        s = settings(api_base=server.api_base, max_retries=1, outage_timeout=60)
+        assert ask(client, s, 1, stage="before")[0].text == YES
+        results = ask(client, s, 6)
+    assert all(isinstance(x, JudgeCallError) and "cot is broken" in str(x) for x in results)
+    (row,) = client.endpoint_stats()["openai/fake-judge"]
+    assert row["in_rotation"] and row["times_out_of_rotation"] == 0 and row["errors"] == 12
 
 
 def test_every_server_down_past_outage_timeout_raises_judge_outage_naming_the_judge_and_the_error():

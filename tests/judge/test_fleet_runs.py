@@ -1,5 +1,6 @@
 """Judged runs over several servers: a server killed and restarted mid-run, servers in the pipeline file."""
 
+import re
 import threading
 import time
 
@@ -9,7 +10,7 @@ from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import ConfigError
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
-from tests.conftest import read_jsonl, write_jsonl
+from tests.conftest import REPO, read_jsonl, write_jsonl
 from tests.judge.test_judged_runs import YES, forecast_row
 
 
@@ -121,3 +122,17 @@ def test_server_settings_problems_name_the_key(tmp_path, judge, words):
     with pytest.raises(ConfigError) as caught:
         load_pipeline(write(tmp_path, judge))
     assert words in str(caught.value)
+
+
+def test_the_readme_fleet_example_loads_as_written(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", readme.split("### Fleets and rate limits", 1)[1], re.S).group(1)
+    write_jsonl(tmp_path / "in.jsonl", [forecast_row("r")])
+    (tmp_path / "p.toml").write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n{example}')
+    judging = load_pipeline(tmp_path / "p.toml").judging
+    (judge,) = judging.stages["cot"].judges
+    assert [(e.api_base, e.weight) for e in judge.endpoint_list()] == [
+        ("http://gpu-1:8000/v1", 1.0),
+        ("http://gpu-2:8000/v1", 2.0),
+    ]
+    assert judging.max_concurrency == 64 and judging.generator.max_tokens_per_minute == 200000
