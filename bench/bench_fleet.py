@@ -142,6 +142,25 @@ def run_engine(path: Path, fleet: Fleet, kill_at: float | None) -> dict:
     return result
 
 
+def scenario(data: Path, out_dir: Path, servers: int, slots: int, kill_at: float | None = None) -> dict:
+    """One run against fresh servers; adds the servers' CPU seconds (reaped when they close)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fleet = Fleet(servers, slots)
+    try:
+        result = run_engine(pipeline(data, out_dir, fleet.api_bases, slots), fleet, kill_at)
+    finally:
+        fleet.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["servers_cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) - result["cpu"]
+    return result
+
+
+def busy(r: dict) -> str:
+    """The share of the machine's cores that the engine and the servers kept busy over the whole run."""
+    span = r["last"] - r["first"]
+    return f"{(r['cpu'] + r['servers_cpu']) / (span * (os.cpu_count() or 1)):.0%}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=2000)
@@ -156,22 +175,9 @@ def main() -> None:
     ideal = args.servers * args.slots / 1.0  # calls/s: slots over the mean latency, summed
     survivors = (args.servers - 1) * args.slots / 1.0
 
-    fleet = Fleet(args.servers, args.slots)
-    try:
-        whole = run_engine(pipeline(data, runs / "fleet-all", fleet.api_bases, args.slots), fleet, None)
-    finally:
-        fleet.close()
-    fleet = Fleet(args.servers, args.slots)  # fresh servers, so the counts start at 0
-    try:
-        cut = run_engine(pipeline(data, runs / "fleet-kill", fleet.api_bases, args.slots), fleet, whole["served"] / 3)
-    finally:
-        fleet.close()
-
-    fleet = Fleet(1, args.servers * args.slots)
-    try:
-        one = run_engine(pipeline(data, runs / "fleet-one", fleet.api_bases, args.servers * args.slots), fleet, None)
-    finally:
-        fleet.close()
+    whole = scenario(data, runs / "fleet-all", args.servers, args.slots)
+    cut = scenario(data, runs / "fleet-kill", args.servers, args.slots, kill_at=whole["served"] / 3)
+    one = scenario(data, runs / "fleet-one", 1, args.servers * args.slots)
 
     same = all(
         (runs / "fleet-all" / f"{k}.jsonl").read_bytes() == (runs / "fleet-kill" / f"{k}.jsonl").read_bytes()
@@ -179,8 +185,11 @@ def main() -> None:
     )
     print(f"records={args.records} servers={args.servers} x {args.slots} slots, latency U(0.5, 1.5) s")
     print(f"judge calls={whole['calls']} outcomes={whole['outcomes']}")
-    print("| run | calls/s (measured span) | ideal | of ideal | errors.jsonl | retries | engine CPU per call |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| run | calls/s (measured span) | ideal | of ideal | errors.jsonl | retries | engine CPU per call | "
+        "cores busy (engine + servers) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in (
         (f"{args.servers} servers, none killed", whole),
         (f"reference: 1 server, {args.servers * args.slots} slots", one),
@@ -190,7 +199,7 @@ def main() -> None:
         print(
             f"| {name} | {rate:.1f} (first request to last reply, {span:.1f} s) | "
             f"{ideal:.0f} | {rate / ideal:.0%} | {r['outcomes']['errors']} | {r['retries']} | "
-            f"{r['cpu'] / r['calls'] * 1000:.2f} ms |"
+            f"{r['cpu'] / r['calls'] * 1000:.2f} ms | {busy(r)} |"
         )
     kill_time, kill_count = cut["killed"]
     before = kill_count / (kill_time - cut["first"])
@@ -198,12 +207,12 @@ def main() -> None:
     after = (cut["served"] - kill_count) / after_span
     print(
         f"| server 2 killed at {kill_count / cut['served']:.0%} of the answers: before the kill | "
-        f"{before:.1f} ({kill_time - cut['first']:.1f} s) | {ideal:.0f} | {before / ideal:.0%} | | | |"
+        f"{before:.1f} ({kill_time - cut['first']:.1f} s) | {ideal:.0f} | {before / ideal:.0%} | | | | |"
     )
     print(
         f"| ... from the kill to the last reply | {after:.1f} ({after_span:.1f} s) | {survivors:.0f} | "
         f"{after / survivors:.0%} | {cut['outcomes']['errors']} | {cut['retries']} | "
-        f"{cut['cpu'] / cut['calls'] * 1000:.2f} ms |"
+        f"{cut['cpu'] / cut['calls'] * 1000:.2f} ms | {busy(cut)} (whole run) |"
     )
     print(f"judge calls: {whole['calls']} and {cut['calls']}; outcome files byte-identical: {same}")
 
