@@ -265,10 +265,10 @@ class LLMClient:
                 raise BudgetStop(spent)
             server = await pool.acquire(avoid)
             outcome: Outcome = "unused"
-            error, started, used = "", 0.0, 0
+            error, started, used, admitted = "", 0.0, 0, False
             try:
                 await pool.admit(server, tokens)
-                started = time.monotonic()
+                admitted, started = True, time.monotonic()
                 response = await self._request(settings, messages, server)
                 prompt, completion = _tokens(response)
                 outcome, used = "answered", prompt + completion
@@ -281,7 +281,8 @@ class LLMClient:
                 outcome, error = "alive", str(refused.error)
                 raise refused.error from None
             finally:
-                pool.settle(server, used - tokens)  # a failed call gives its tokens back
+                if admitted:
+                    pool.settle(server, used - tokens)  # a failed call gives its tokens back
                 pool.done(server, outcome, time.monotonic() - started, error)
         finally:
             self._slots.release()

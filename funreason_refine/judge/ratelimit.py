@@ -28,7 +28,15 @@ class TokenBucket:
         self.capacity = max(self._rate * burst_seconds, 1.0)
         self._level = self.capacity
         self._stamp = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._turn = asyncio.Lock()  # asyncio's Lock wakes its waiters first come, first served
+
+    def _lock(self) -> asyncio.Lock:
+        # A Lock belongs to the loop it first waited in; a client may serve several asyncio.run() calls.
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._turn = loop, asyncio.Lock()
+        return self._turn
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -42,7 +50,7 @@ class TokenBucket:
         call bigger than one second's budget still goes, and the rate over a minute holds.
         """
         need = min(amount, self.capacity)
-        async with self._turn:
+        async with self._lock():
             self._refill()
             while self._level < need:
                 await asyncio.sleep(min((need - self._level) / self._rate, MAX_WAIT_STEP))

@@ -236,3 +236,12 @@ def test_settings_take_servers_as_a_list_or_as_tables_and_fill_them():
         ModelSettings(model="m", api_base=[])
     same = [ModelSettings(model="m", api_base=x).sampling() for x in ("http://a", ["http://b", "http://c"], None)]
     assert same[0] == same[1] == same[2]
+
+
+def test_one_client_keeps_its_rate_limits_across_event_loops():
+    with FakeLLM(lambda r: YES) as server:
+        client = LLMClient(max_concurrency=32)
+        s = settings(api_base=server.api_base, max_requests_per_minute=6000)  # 100 a second, 100 at once
+        first = ask(client, s, 120)  # the last 20 wait in the bucket: its lock is taken in this loop
+        second = ask(client, s, 120, stage="again")  # ... and again in a new one
+    assert all(x.text == YES for x in first + second) and server.served == 240
