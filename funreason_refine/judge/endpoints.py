@@ -165,11 +165,11 @@ class ServerPool:
             if self.outage is not None:
                 raise self.outage
             now = time.monotonic()
+            self._check_outage(now)
             server = self._pick(now, avoid)
             if server is not None:
                 server.in_flight += 1
                 return server
-            self._check_outage(now)
             await self._wait(self._next_change(now))
 
     def _check_outage(self, now: float) -> None:

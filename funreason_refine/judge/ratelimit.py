@@ -7,9 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-BURST_SECONDS = 1.0
-"""A bucket holds one second's worth: a server that limits per second (or quantizes its minute
-into seconds) sees no burst above its rate, and one that limits per minute sees at most 1/60 more."""
+BURST_SECONDS = 0.1
+"""A bucket holds a tenth of a second's worth, so calls leave evenly spaced at the rate: a server
+metering per second, per minute or with its own bucket then sees at most its rate even though the
+time from our admission to its arrival varies (LiteLLM's first call to a server takes a second to
+set up; a fuller bucket let the calls admitted meanwhile arrive together with the next ones)."""
 MAX_WAIT_STEP = 0.25  # seconds; a waiter looks again this often, so a refund settled meanwhile is used
 
 
