@@ -125,7 +125,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-"),
     ):
         kept.add_row(name, str(value))
-    return [funnel, *tables[1:], kept]
+    return [funnel, *tables[1:], kept, *_servers_table(report.get("endpoints") or [])]
 
 
 def audit_panels(record: dict[str, Any]) -> list[Any]:
@@ -194,3 +194,26 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
             str(d["index"]), str(d["id"]), f"{d['a']} {d['reason_a'] or ''}", f"{d['b']} {d['reason_b'] or ''}"
         )
     return [head, stages, diffs]
+
+
+def _servers_table(rows: list[dict[str, Any]]) -> list[Table]:
+    """The judge servers of a run that had them (summary.json judge.endpoints)."""
+    if not rows:
+        return []
+    table = Table(title="Judge servers", show_edge=False)
+    table.add_column("model")
+    table.add_column("server")
+    for col in ("calls", "errors", "429s", "p50", "p95", "out of rotation"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["model"],
+            r["server"],
+            str(r["calls"]),
+            str(r["errors"]),
+            str(r["rate_limited"]),
+            r["p50"],
+            r["p95"],
+            r["out_of_rotation"],
+        )
+    return [table]

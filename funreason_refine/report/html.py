@@ -42,6 +42,24 @@ def _hist(bins: list[dict[str, Any]], key: str) -> str:
     return _bars(items, key + ".", color="#748ffc") if items else '<p class="muted">none</p>'
 
 
+def _servers(rows: list[dict[str, Any]]) -> str:
+    """The judge servers: calls, errors, 429s, latency, time out of rotation."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("model", "server", "calls", "errors", "429s", "p50 latency", "p95 latency", "out of rotation")
+    )
+    body = []
+    for r in rows:
+        key = f"servers.{r['model']}.{r['server']}"
+        body.append(
+            f"<tr><td>{escape(r['model'])}</td><td>{escape(r['server'])}</td>"
+            f"{_n(key + '.calls', r['calls'])}{_n(key + '.errors', r['errors'])}"
+            f"<td class=n>{r['rate_limited']}</td><td class=n>{r['p50']}</td><td class=n>{r['p95']}</td>"
+            f"<td class=n>{escape(r['out_of_rotation'])}</td></tr>"
+        )
+    return f"<h3>Judge servers</h3><table><tr>{head}</tr>{''.join(body)}</table>"
+
+
 def render_html(report: dict[str, Any]) -> str:
     o, facts, judge, summary = report["outcomes"], report["facts"], report["judge"], report["summary"]
     total = report["funnel"][0]["records"]
@@ -97,6 +115,8 @@ def render_html(report: dict[str, Any]) -> str:
                 f"{_n(f'judge.{name}.completion_tokens', u['completion_tokens'])}<td class=n>{u['cost_usd']:.4f}</td></tr>"
             )
         out.append("</table>" + "".join(f"<p class=muted>note: {escape(n)}</p>" for n in judge.get("notes", [])))
+    if report.get("endpoints"):
+        out.append(_servers(report["endpoints"]))
     f = facts
     out.append(
         "<h2>Kept records</h2><table>"

@@ -15,6 +15,25 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _servers(rows: list[dict[str, Any]]) -> str:
+    return _table(
+        ["model", "server", "calls", "errors", "429s", "p50 latency", "p95 latency", "out of rotation"],
+        [
+            [
+                r["model"],
+                r["server"],
+                r["calls"],
+                r["errors"],
+                r["rate_limited"],
+                r["p50"],
+                r["p95"],
+                r["out_of_rotation"],
+            ]
+            for r in rows
+        ],
+    )
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     o, facts, judge = report["outcomes"], report["facts"], report["judge"]
     total = report["funnel"][0]["records"]
@@ -65,6 +84,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             ),
         ]
         parts += [f"- note: {n}" for n in judge.get("notes", [])]
+    if report.get("endpoints"):
+        parts += ["", "### Judge servers", "", _servers(report["endpoints"])]
     parts += [
         "",
         "## Kept records",
