@@ -22,6 +22,7 @@ DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
 # Exit statuses (README, "Commands"): 2 is click's usage error.
 EXIT_ERROR = 1  # a configuration, input, plugin or run-folder problem, said in one line
 EXIT_RECORD_ERRORS = 3  # the run finished with records in errors.jsonl: `refine retry RUN_DIR` redoes them
+EXIT_JUDGE_OUTAGE = 4  # every server of a judge failed past its outage_timeout; the run resumes where it stopped
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; the run resumes where it stopped
 PIPED_WIDTH = 10_000  # output to a pipe or file is not wrapped: a table row stays one line for grep
 
@@ -118,6 +119,7 @@ def _run(loaded: Pipeline, **options: Any) -> None:
 
     from funreason_refine.console import RunDisplay, summary_tables
     from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.judge.endpoints import JudgeOutage
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
@@ -130,6 +132,9 @@ def _run(loaded: Pipeline, **options: Any) -> None:
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
+    except JudgeOutage as exc:
+        err.print(f"[red]stopped:[/] {exc}", highlight=False)
+        sys.exit(EXIT_JUDGE_OUTAGE)
     if result.resumed:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):

@@ -138,3 +138,37 @@ def test_the_readme_fleet_example_loads_as_written(tmp_path):
         ("http://gpu-2:8000/v1", 2.0),
     ]
     assert pipeline.judging.max_concurrency == 64 and cot.generator.max_tokens_per_minute == 200000
+
+
+def test_an_outage_longer_than_outage_timeout_stops_the_run_cleanly_and_it_resumes_to_the_same_bytes(tmp_path):
+    from click.testing import CliRunner
+
+    from funreason_refine.cli import main
+
+    rows = [forecast_row(f"r{i}", days=1 + i) for i in range(30)]
+    answer = Reply(text=YES, delay=0.02)
+
+    def dies_after_40(request):
+        if len(server.requests) == 40:
+            threading.Thread(target=server.kill, daemon=True).start()  # and never comes back
+        return answer
+
+    with FakeLLM(dies_after_40) as server:
+        judge = f'api_base = "{server.api_base}"\noutage_timeout = 1\ntimeout = 2\nmax_concurrency = 4\n'
+        path = write(tmp_path / "stopped", judge, rows=rows)
+        result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 4, result.output  # a judge outage, told apart from other failures
+    assert "no server answered" in result.output and "run the same command again" in result.output
+    stopped = tmp_path / "stopped" / "run"
+    assert not (stopped / "errors.jsonl").read_bytes()  # records in flight are redone, not errors
+    done = len(read_jsonl(stopped / "kept.jsonl"))
+    assert 0 < done < 30
+    with FakeLLM(lambda r: answer) as server:  # the judge is back, on another port
+        judge = f'api_base = "{server.api_base}"\noutage_timeout = 1\ntimeout = 2\nmax_concurrency = 4\n'
+        resumed = run_pipeline(load_pipeline(write(tmp_path / "stopped", judge, rows=rows)))
+        run_pipeline(load_pipeline(write(tmp_path / "reference", judge, rows=rows)))
+    assert resumed.resumed == done and resumed.summary["complete"]
+    reference_run = tmp_path / "reference" / "run"
+    for kind in ("kept", "discarded", "errors"):  # the same lines, but for where each input file lies
+        ours = (stopped / f"{kind}.jsonl").read_text().replace(str(tmp_path / "stopped"), "")
+        assert ours == (reference_run / f"{kind}.jsonl").read_text().replace(str(tmp_path / "reference"), "")
