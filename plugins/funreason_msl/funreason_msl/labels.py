@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,50 +82,36 @@ def render(tokenizer: Any, chat: list[dict[str, str]]) -> tuple[str, list[Span]]
         if not full.startswith(through):
             raise ValueError(
                 f"the chat template renders assistant turn {turn} differently once later messages follow "
-                "(it rewrites earlier turns, e.g. drops their CoT); cannot label every turn in one example: "
-                "use a template that renders each message as it is"
+                "(it rewrites earlier turns: Qwen3's drops their CoT before a later user message), so one example "
+                "cannot label every turn; train with a template that renders each message as it is (ChatML, Qwen2.5)"
             )
         spans.append(Span.of(full, len(before), len(through)))
     return full, spans
 
 
-def label(ids: list[int], offsets: list[tuple[int, int]], spans: list[Span]) -> tuple[list[int], list[int], list[int]]:
-    """(labels, segments, turn of each token: -1 when none).
+def label(
+    ids: list[int], offsets: list[tuple[int, int]], spans: list[Span]
+) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """(labels, segments, the token range of each turn).
 
     A token overlapping a turn's span is a target of that turn (a token straddling the span's
     edge holds target text); it is think when it starts before the end of the turn's
-    ``</think>``, result after it (so the end-of-turn tokens are result targets).
+    ``</think>``, result after it (so the end-of-turn tokens are result targets). Offsets are in
+    order (as transformers' own assistant mask assumes), so each edge is a binary search.
     """
-    labels, segments, turn_of = [], [], []
-    turn = 0
-    for token_id, (start, end) in zip(ids, offsets, strict=True):
-        while turn < len(spans) and start >= spans[turn].end:
-            turn += 1
-        span = spans[turn] if turn < len(spans) else None
-        if span is not None and end > span.start and start < span.end:
-            labels.append(token_id)
-            segments.append(THINK if start < span.think_end else RESULT)
-            turn_of.append(turn)
-        else:
-            labels.append(IGNORE_INDEX)
-            segments.append(NOT_TARGET)
-            turn_of.append(-1)
-    return labels, segments, turn_of
-
-
-def token_ranges(turn_of: list[int], turns: int) -> list[tuple[int, int]]:
-    """The token range ``(start, end)`` of each turn (empty at its place when it has no token)."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for i, turn in enumerate(turn_of):
-        if turn >= 0:
-            first.setdefault(turn, i)
-            last[turn] = i + 1
-    ranges: list[tuple[int, int]] = []
-    for turn in range(turns):
-        at = ranges[-1][1] if ranges else 0
-        ranges.append((first[turn], last[turn]) if turn in first else (at, at))
-    return ranges
+    starts = [start for start, _ in offsets]
+    ends = [end for _, end in offsets]
+    labels, segments = [IGNORE_INDEX] * len(ids), [NOT_TARGET] * len(ids)
+    ranges = []
+    for span in spans:
+        first = bisect_right(ends, span.start)  # the first token that ends after the span starts
+        last = max(first, bisect_left(starts, span.end))  # the first token that starts at or after its end
+        split = bisect_left(starts, span.think_end, first, last)  # the first result token
+        labels[first:last] = ids[first:last]
+        segments[first:split] = [THINK] * (split - first)
+        segments[split:last] = [RESULT] * (last - split)
+        ranges.append((first, last))
+    return labels, segments, ranges
 
 
 def cuttable(segments: list[int], offsets: list[tuple[int, int]], span: Span, rng: tuple[int, int]) -> list[int]:
@@ -153,13 +140,12 @@ def truncate(example: Example, offsets: list[tuple[int, int]], spans: list[Span]
         if end - len(cut) > max_length:
             continue
         drop = set(cut[len(cut) - max(end - max_length, 0) :])  # all inside this turn's tokens
-        start = ranges[turn][0]
         return Example(
             [v for i, v in enumerate(example.input_ids[:end]) if i not in drop],
             [v for i, v in enumerate(example.labels[:end]) if i not in drop],
             [v for i, v in enumerate(example.segments[:end]) if i not in drop],
             truncated=True,
-            turns=[*ranges[:turn], (start, end - len(drop))],
+            turns=[*ranges[:turn], (ranges[turn][0], end - len(drop))],
             turns_dropped=len(ranges) - 1 - turn,
         )
     first = ranges[0][1] - len(cuttable(example.segments, offsets, spans[0], ranges[0])) if ranges else 0
@@ -177,8 +163,8 @@ def encode_chat(chat: list[dict[str, str]], tokenizer: Any, max_length: int | No
     if offsets is None:
         raise TypeError("the tokenizer returned no offset mapping")
     ids = list(encoded["input_ids"])
-    labels, segments, turn_of = label(ids, offsets, spans)
-    example = Example(ids, labels, segments, turns=token_ranges(turn_of, len(spans)))
+    labels, segments, turns = label(ids, offsets, spans)
+    example = Example(ids, labels, segments, turns=turns)
     if max_length is not None and len(ids) > max_length:
         return truncate(example, offsets, spans, max_length)
     return example
