@@ -6,6 +6,7 @@ conversations, whose report stays as it was.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -32,6 +33,15 @@ def _bucket(value: int, size: int, first: int = 0) -> str:
     return str(value) if value < first + size - 1 else f"{first + size - 1}+"
 
 
+def _parse(raw: bytes) -> Any:
+    """orjson, three times as fast; the standard library for a lone surrogate (a legal JSON escape
+    the run folder keeps, which orjson refuses)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def _conversation_lines(run: RunData) -> Iterator[tuple[str, dict[str, Any]]]:
     """(outcome, line) of every conversation in the kept, discarded, hard-pool and errors files."""
     for kind in ("kept", "discarded", "hard", "errors"):
@@ -41,7 +51,7 @@ def _conversation_lines(run: RunData) -> Iterator[tuple[str, dict[str, Any]]]:
         for _, raw in read_lines(path):
             if _HAS_ROLE.search(raw) is None:
                 continue
-            line = orjson.loads(raw)
+            line = _parse(raw)
             if line.get("messages"):
                 yield kind, line
 
@@ -52,7 +62,7 @@ class _Counts:
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
         self.turns: dict[str, Counter[str]] = defaultdict(Counter)
-        self.verdicts: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        self.steps: Counter[tuple[Any, Any, Any]] = Counter()  # (stage, turn, verdict), folded by verdicts()
         self.left: Counter[tuple[str, str, str, int]] = Counter()
         self.results: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -65,10 +75,7 @@ class _Counts:
         self.outcomes[outcome] += 1
         turns = sum(m.get("role") == "assistant" for m in line["messages"])
         self.turns[_bucket(turns, TURN_ROWS, first=1)][outcome] += 1
-        for step in line.get("trail") or []:
-            if step.get("turn") is not None and step.get("verdict") in _VERDICT:
-                stage = clean(str(step.get("stage")))
-                self.verdicts[stage][_bucket(step["turn"], TURN_COLUMNS)][_VERDICT[step["verdict"]]] += 1
+        self.steps.update((s.get("stage"), s.get("turn"), s.get("verdict")) for s in line.get("trail") or [])
         if failed is not None:
             where = "truncated" if failed.get("truncated") else outcome
             self.outcomes["truncated"] += where == "truncated"
@@ -76,6 +83,14 @@ class _Counts:
             self.left[where, clean(str(failed["stage"])), reason, failed["turn"]] += 1
         if kind == "kept":
             self._tool_results(line["messages"])
+
+    def verdicts(self) -> dict[str, dict[str, Counter[str]]]:
+        """stage -> turn column -> verdict -> count, of the steps on conversation turns."""
+        out: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        for (stage, turn, verdict), n in self.steps.items():
+            if isinstance(turn, int) and verdict in _VERDICT:
+                out[clean(str(stage))][_bucket(turn, TURN_COLUMNS)][_VERDICT[verdict]] += n
+        return out
 
     def _tool_results(self, messages: list[dict[str, Any]]) -> None:
         names = tool_names(messages)
@@ -99,9 +114,10 @@ def conversation_report(run: RunData) -> dict[str, Any] | None:
         counts.add(kind, line)
     if not counts.outcomes:
         return None
+    verdicts = counts.verdicts()
     order = list(run.summary.get("stages", {}))
-    stages = sorted(counts.verdicts, key=lambda s: (order.index(s) if s in order else len(order), s))
-    highest = max((int(c.rstrip("+")) for s in counts.verdicts.values() for c in s), default=0)
+    stages = sorted(verdicts, key=lambda s: (order.index(s) if s in order else len(order), s))
+    highest = max((int(c.rstrip("+")) for s in verdicts.values() for c in s), default=0)
     columns = [_bucket(t, TURN_COLUMNS) for t in range(min(highest, TURN_COLUMNS - 1) + 1)]
     return {
         "conversations": sum(counts.outcomes[k] for k in ("kept", "discarded", "errors")),
@@ -112,7 +128,7 @@ def conversation_report(run: RunData) -> dict[str, Any] | None:
         ],
         "turn_columns": columns,
         "verdicts": [
-            {"stage": s, "turns": {c: {v: counts.verdicts[s][c][v] for v in VERDICTS} for c in columns}} for s in stages
+            {"stage": s, "turns": {c: {v: verdicts[s][c][v] for v in VERDICTS} for c in columns}} for s in stages
         ],
         "left": [
             {"outcome": o, "stage": s, "reason": r, "turn": t, "conversations": n}

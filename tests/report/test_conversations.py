@@ -47,7 +47,7 @@ ROWS = [
         user("Weather in Atlantis and the time in UTC?"),
         calls(("a", "get_weather", {"city": "Atlantis"}), ("b", "get_time", {"tz": "UTC"})),
         result("a", '{"error": "city not found"}'),
-        result("b", "12:00"),
+        result("b", "12:00 \ud800"),  # a lone surrogate: a legal JSON escape, not Unicode
         user("Then Paris?"),
         calls(("c", "get_weather", {"city": "Paris"})),
         result("c", TRACEBACK),
@@ -230,6 +230,7 @@ def test_error_results(content):
     [
         '{"temp": 20}',
         '{"error": null, "temp": 3}',
+        '{"error": 0}',
         '{"errors": [], "items": [1]}',
         '{"status": "ok"}',
         '{"result": {"error": "nested errors are the tool\'s own data"}}',
