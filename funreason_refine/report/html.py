@@ -149,8 +149,10 @@ def _conversations(section: dict[str, Any] | None) -> str:
     o, cols = section["outcomes"], section["turn_columns"]
     out = [
         f"<h2>Conversations</h2><p><span data-key='conv.conversations'>{section['conversations']}</span> conversations: "
-        + ", ".join(f"<span data-key='conv.outcomes.{k}'>{o[k]}</span> {k}" for k in o)
-        + " (a truncated conversation is kept up to the turn before the one that failed).</p>"
+        f"<span data-key='conv.outcomes.kept'>{o['kept']}</span> kept (<span data-key='conv.outcomes.truncated'>"
+        f"{o['truncated']}</span> of them truncated: kept up to the turn before the one that failed), "
+        f"<span data-key='conv.outcomes.discarded'>{o['discarded']}</span> discarded, "
+        f"<span data-key='conv.outcomes.errors'>{o['errors']}</span> errors.</p>"
         "<h3>Assistant turns per conversation</h3><table><tr><th>assistant turns</th><th>kept</th><th>discarded</th>"
         "<th>errors</th></tr>"
     ]
