@@ -175,8 +175,8 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
     return [panel, conversation_table(record), trail] if conversation else [panel, trail]
 
 
-def conversation_table(record: dict[str, Any], kind: str = "discarded", width: int = 300) -> Table:
-    """A conversation line message by message: who, which turn, what; the turn that failed marked ✗."""
+def conversation_table(record: dict[str, Any], width: int = 300) -> Table:
+    """A discarded conversation message by message: who, which turn, what; the turn it failed at marked ✗."""
     from rich.text import Text
 
     from funreason_refine.report.turns import message_rows
@@ -188,7 +188,7 @@ def conversation_table(record: dict[str, Any], kind: str = "discarded", width: i
     def cut(text: str) -> str:
         return text if len(text) <= width else text[:width] + "…"
 
-    for row in message_rows(record, kind):
+    for row in message_rows(record, "discarded"):
         mark = " ✗" if row["failed"] else ""
         if row["role"] == "assistant":
             if row.get("cot"):
@@ -198,11 +198,7 @@ def conversation_table(record: dict[str, Any], kind: str = "discarded", width: i
             )
         elif row["role"] == "tool":
             error = "   (error result)" if row["error"] else ""
-            table.add_row(f"tool {row.get('call_id') or ''}", Text(f"{row['tool']}: {cut(row['text'])}{error}"))
-        elif row["role"] == "cut":
-            table.add_row(
-                f"turn {row['turn']}{mark}", Text("cut off here: the conversation was kept up to the turn before")
-            )
+            table.add_row(Text(f"tool {row.get('call_id') or ''}"), Text(f"{row['tool']}: {cut(row['text'])}{error}"))
         else:
             table.add_row(row["role"], Text(cut(row["text"])))
     return table
