@@ -221,6 +221,7 @@ def report(run_dir: Path) -> None:
     """Summarise RUN_DIR and write report.md and report.html (self-contained) into it."""
     from funreason_refine.console import report_tables
     from funreason_refine.report.build import build_report
+    from funreason_refine.report.conversations import conversation_tables
     from funreason_refine.report.data import load_run
     from funreason_refine.report.html import render_html
     from funreason_refine.report.markdown import render_markdown
@@ -233,6 +234,8 @@ def report(run_dir: Path) -> None:
         out.print(table)
     for table in review_tables(built):
         out.print(table)
+    for table in conversation_tables(built):
+        out.print(table)
     out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 
@@ -240,19 +243,22 @@ def report(run_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--stage", help="Only records discarded by this stage.")
 @click.option("--reason", help="Only records discarded with this reason code.")
+@click.option(
+    "--turn", type=click.IntRange(min=0), help="Only conversations discarded at this assistant turn (0 is the first)."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line, for scripts.")
-def audit(run_dir: Path, stage: str | None, reason: str | None, limit: int, as_json: bool) -> None:
+def audit(run_dir: Path, stage: str | None, reason: str | None, turn: int | None, limit: int, as_json: bool) -> None:
     """Browse the discarded records of RUN_DIR with the reasons and verdict trail."""
     import json
 
     from funreason_refine.console import audit_panels
-    from funreason_refine.report.audit import available, discarded
+    from funreason_refine.report.audit import discarded, filters_available
     from funreason_refine.report.data import load_run
 
     run = load_run(run_dir)
     found = 0
-    for record in discarded(run, stage, reason, limit):
+    for record in discarded(run, stage, reason, limit, turn):
         found += 1
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=True))
@@ -260,8 +266,7 @@ def audit(run_dir: Path, stage: str | None, reason: str | None, limit: int, as_j
             for part in audit_panels(record):
                 out.print(part)
     if not found:
-        choices = ", ".join(f"--stage {s} --reason {r} ({n})" for (s, r), n in available(run).most_common(12))
-        raise RefineError(f"no discarded record in {run_dir} matches; there are: {choices or 'none'}")
+        raise RefineError(f"no discarded record in {run_dir} matches; there are: {filters_available(run, turn)}")
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.review import review_summary
 
@@ -134,6 +135,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "facts": facts,
         "quarantined": quarantined,
         "review": review_summary(run),
+        "conversations": conversation_report(run),
     }
 
 
