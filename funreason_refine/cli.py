@@ -23,6 +23,7 @@ DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
 # Exit statuses (README, "Commands"): 2 is click's usage error.
 EXIT_ERROR = 1  # a configuration, input, plugin or run-folder problem, said in one line
 EXIT_RECORD_ERRORS = 3  # the run finished with records in errors.jsonl: `refine retry RUN_DIR` redoes them
+EXIT_JUDGE_OUTAGE = 4  # every server of a judge failed past its outage_timeout; the run resumes where it stopped
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; the run resumes where it stopped
 PIPED_WIDTH = 10_000  # output to a pipe or file is not wrapped: a table row stays one line for grep
 
@@ -221,6 +222,7 @@ def _refine(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
     from funreason_refine.console import RunDisplay, summary_tables
     from funreason_refine.distributed import shards as sharding
     from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.judge.endpoints import JudgeOutage
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
@@ -241,6 +243,9 @@ def _refine(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
+    except JudgeOutage as exc:
+        err.print(f"[red]stopped:[/] {exc}", highlight=False)
+        sys.exit(EXIT_JUDGE_OUTAGE)
     if result.resumed:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):
@@ -294,6 +299,7 @@ def _run_ray(
     from funreason_refine.console import shards_table
     from funreason_refine.distributed.ray_executor import run_on_ray
     from funreason_refine.engine import RunInterrupted
+    from funreason_refine.judge.endpoints import JudgeOutage
 
     title = f"shards of {loaded.output_dir}"
     try:
@@ -310,6 +316,9 @@ def _run_ray(
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
+    except JudgeOutage as exc:
+        err.print(f"[red]stopped:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(EXIT_JUDGE_OUTAGE)
     _report_merged(result)
 
 
@@ -405,6 +414,7 @@ def report(run_dir: Path) -> None:
     """Summarise RUN_DIR and write report.md and report.html (self-contained) into it."""
     from funreason_refine.console import report_tables
     from funreason_refine.report.build import build_report
+    from funreason_refine.report.conversations import conversation_tables
     from funreason_refine.report.data import load_run
     from funreason_refine.report.html import render_html
     from funreason_refine.report.markdown import render_markdown
@@ -417,6 +427,8 @@ def report(run_dir: Path) -> None:
         out.print(table)
     for table in review_tables(built):
         out.print(table)
+    for table in conversation_tables(built):
+        out.print(table)
     out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
 
@@ -424,19 +436,22 @@ def report(run_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--stage", help="Only records discarded by this stage.")
 @click.option("--reason", help="Only records discarded with this reason code.")
+@click.option(
+    "--turn", type=click.IntRange(min=0), help="Only conversations discarded at this assistant turn (0 is the first)."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line, for scripts.")
-def audit(run_dir: Path, stage: str | None, reason: str | None, limit: int, as_json: bool) -> None:
+def audit(run_dir: Path, stage: str | None, reason: str | None, turn: int | None, limit: int, as_json: bool) -> None:
     """Browse the discarded records of RUN_DIR with the reasons and verdict trail."""
     import json
 
     from funreason_refine.console import audit_panels
-    from funreason_refine.report.audit import available, discarded
+    from funreason_refine.report.audit import discarded, filters_available
     from funreason_refine.report.data import load_run
 
     run = load_run(run_dir)
     found = 0
-    for record in discarded(run, stage, reason, limit):
+    for record in discarded(run, stage, reason, limit, turn):
         found += 1
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=True))
@@ -444,8 +459,7 @@ def audit(run_dir: Path, stage: str | None, reason: str | None, limit: int, as_j
             for part in audit_panels(record):
                 out.print(part)
     if not found:
-        choices = ", ".join(f"--stage {s} --reason {r} ({n})" for (s, r), n in available(run).most_common(12))
-        raise RefineError(f"no discarded record in {run_dir} matches; there are: {choices or 'none'}")
+        raise RefineError(f"no discarded record in {run_dir} matches; there are: {filters_available(run, turn)}")
 
 
 @main.command()

@@ -340,7 +340,7 @@ class _Loader:
         self, model: type[ModelSettings], where: str, base: dict[str, Any], table: Any, key: str, i: int | None
     ) -> Any:
         try:
-            return model.model_validate({**base, **table})
+            return model.over(base, table)  # a table that names its own servers replaces the default's
         except ValidationError as exc:
             label = f"{key}[{i}]" if i is not None else key
             for e in exc.errors():

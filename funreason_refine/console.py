@@ -125,7 +125,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-"),
     ):
         kept.add_row(name, str(value))
-    return [funnel, *tables[1:], kept]
+    return [funnel, *tables[1:], kept, *_servers_table(report.get("endpoints") or [])]
 
 
 def audit_panels(record: dict[str, Any]) -> list[Any]:
@@ -139,30 +139,69 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
         for t in record.get("tools", [])
         if isinstance(t, dict)
     )
+    conversation = bool(record.get("messages"))
     cot = clean(record.get("cot") or "")
+    at = f" at turn {record.get('turn')}" if conversation else ""
     body = (
-        f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]: "
+        f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]{at}: "
         f"{escape(clean(str(record.get('message'))))}\n\n"
-        f"[dim]query[/]  {escape(clean(record.get('query', '')))}\n[dim]tools[/]  {escape(clean(tools))}\n"
-        f"[dim]answer[/] {escape(clean(line_answer_text(record)))}\n"
-        + (f"[dim]cot[/]    {escape(cot[:600])}{'…' if len(cot) > 600 else ''}\n" if cot else "")
     )
+    if conversation:
+        body += f"[dim]tools[/]  {escape(clean(tools))}\n"
+    else:
+        body += (
+            f"[dim]query[/]  {escape(clean(record.get('query', '')))}\n[dim]tools[/]  {escape(clean(tools))}\n"
+            f"[dim]answer[/] {escape(clean(line_answer_text(record)))}\n"
+            + (f"[dim]cot[/]    {escape(cot[:600])}{'…' if len(cot) > 600 else ''}\n" if cot else "")
+        )
     trail = Table(show_edge=False, box=None)
-    for col in ("stage", "verdict", "reason", "judge", "attempt", "message"):
+    columns = ("turn", "stage", "verdict", "reason", "judge", "attempt", "message")
+    for col in columns if conversation else columns[1:]:
         trail.add_column(col, overflow="fold")
     for s in record.get("trail", []):
-        trail.add_row(
+        row = [
             s["stage"],
             s["verdict"],
             clean(str(s.get("reason") or "")),
             clean(str(s.get("judge"))),
             str(s.get("attempt", 1)),
             clean(str(s.get("message") or ""))[:160],
-        )
+        ]
+        trail.add_row(*([str(s.get("turn", "")), *row] if conversation else row))
     title = (
         f"record {record['index']} · id {clean(str(record.get('id')))} · line {record.get('source', {}).get('line')}"
     )
-    return [Panel(body.rstrip(), title=escape(title), title_align="left"), trail]
+    panel = Panel(body.rstrip(), title=escape(title), title_align="left")
+    return [panel, conversation_table(record), trail] if conversation else [panel, trail]
+
+
+def conversation_table(record: dict[str, Any], width: int = 300) -> Table:
+    """A discarded conversation message by message: who, which turn, what; the turn it failed at marked ✗."""
+    from rich.text import Text
+
+    from funreason_refine.report.turns import message_rows
+
+    table = Table(show_edge=False, box=None, show_header=False)
+    table.add_column("who", no_wrap=True, style="dim")
+    table.add_column("message", overflow="fold")
+
+    def cut(text: str) -> str:
+        return text if len(text) <= width else text[:width] + "…"
+
+    for row in message_rows(record, "discarded"):
+        mark = " ✗" if row["failed"] else ""
+        if row["role"] == "assistant":
+            if row.get("cot"):
+                table.add_row(f"  cot {row['turn']}", Text(cut(row["cot"])))
+            table.add_row(
+                f"assistant {row['turn']}{mark}", Text(cut(row["text"]) + ("   ← failed here" if mark else ""))
+            )
+        elif row["role"] == "tool":
+            error = "   (error result)" if row["error"] else ""
+            table.add_row(Text(f"tool {row.get('call_id') or ''}"), Text(f"{row['tool']}: {cut(row['text'])}{error}"))
+        else:
+            table.add_row(row["role"], Text(cut(row["text"])))
+    return table
 
 
 def compare_tables(c: dict[str, Any]) -> list[Table]:
@@ -194,6 +233,29 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
             str(d["index"]), str(d["id"]), f"{d['a']} {d['reason_a'] or ''}", f"{d['b']} {d['reason_b'] or ''}"
         )
     return [head, stages, diffs]
+
+
+def _servers_table(rows: list[dict[str, Any]]) -> list[Table]:
+    """The judge servers of a run that had them (summary.json judge.endpoints)."""
+    if not rows:
+        return []
+    table = Table(title="Judge servers", show_edge=False)
+    table.add_column("model")
+    table.add_column("server")
+    for col in ("calls", "errors", "429s", "p50", "p95", "out of rotation"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["model"],
+            r["server"],
+            str(r["calls"]),
+            str(r["errors"]),
+            str(r["rate_limited"]),
+            r["p50"],
+            r["p95"],
+            r["out_of_rotation"],
+        )
+    return [table]
 
 
 def shards_table(states: list[Any], title: str) -> Table:

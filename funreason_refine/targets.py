@@ -19,6 +19,25 @@ FUNREASON_SYSTEM = (
     "the calls as [func_name1(params_name1=params_value1, params_name2=params_value2...), func_name2(params)].\n"
     + TOOLS_MARKER
 )
+HERMES_SYSTEM = (
+    "You are a function calling AI model. You are provided with function signatures within <tools></tools> "
+    "XML tags. Think step by step inside <think></think>, then call one or more functions, each as a JSON "
+    "object with its name and arguments within <tool_call></tool_call> XML tags.\n<tools>\n{tools}\n</tools>"
+)
+
+
+def own_system(system: str | None) -> str | None:
+    """A system prompt without the tool-calling instructions our exports add (FunReason's, Hermes'):
+    the conversation's own, or None."""
+    if not system:
+        return None
+    for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM):
+        at = system.find(instructions[:60])
+        if at != -1:
+            system = system[:at]
+    return system.strip() or None
+
+
 _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL | re.IGNORECASE)
 THINK_TAG = re.compile(r"</?think>", re.IGNORECASE)
 """A <think> or </think> tag anywhere in a text."""

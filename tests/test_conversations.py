@@ -90,6 +90,7 @@ def read(tmp_path, rows, fmt="openai"):
 def test_one_user_message_and_one_answer_is_a_single_turn_record(tmp_path):
     (record,) = read(tmp_path, [turns(1)])
     assert isinstance(record, Record) and record.messages == [] and record.turn is None
+    assert record.system == "You are a weather bot."  # kept, not dropped
     assert record.query == "Weather in Paris and Rome?" and [c.arguments for c in record.calls] == [
         {"city": "Paris"},
         {"city": "Rome"},
@@ -307,6 +308,8 @@ def test_each_export_writes_whole_conversations_that_read_back_the_same(tmp_path
     second = read_jsonl(again / "runs" / "p" / "kept.jsonl")
     assert [comparable(r) for r in second[1:]] == [comparable(r) for r in first[1:]]
     assert (second[0]["query"], second[0]["answer"]) == (first[0]["query"], first[0]["answer"])
+    # a system prompt of the record's own survives; the instructions an export adds are not taken for it
+    assert [r["system"] for r in second] == [r["system"] for r in first] == ["You are a weather bot."] * 3
 
 
 def test_the_funreason_export_trains_on_every_assistant_turn(tmp_path):

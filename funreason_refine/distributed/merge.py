@@ -215,7 +215,7 @@ def merged_summary(
         **folder.tally.as_dict(
             [s["name"] for s in stages], hard_pool=any(s.get("on_fail") == "hard_pool" for s in stages)
         ),
-        "judge": add_up([s.get("judge", {}) for s in summaries]),
+        "judge": _judge([s.get("judge", {}) for s in summaries]),
         "timings": {
             "started": min((t["started"] for t in timings if "started" in t), default=None),
             "finished": max((t["finished"] for t in timings if "finished" in t), default=None),
@@ -243,6 +243,37 @@ def _shard_entry(shard: Shard, state: ShardState, summary: dict[str, Any]) -> di
     }
 
 
+def _judge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shards' judge sections as one; each server's counts added up over the shards that asked it."""
+    servers = [p.get("endpoints") or {} for p in parts]
+    judge = add_up([{k: v for k, v in p.items() if k != "endpoints"} for p in parts])
+    if any(servers):
+        judge["endpoints"] = {
+            model: _servers([row for shard in servers for row in shard.get(model, [])])
+            for model in dict.fromkeys(m for shard in servers for m in shard)
+        }
+    return dict(judge)
+
+
+_QUANTILES = ("latency_p50_s", "latency_p95_s")
+
+
+def _servers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per server: its counts added up; its latency quantiles the highest of the shards' (the
+    latencies themselves are not kept, so the merged quantiles are upper bounds)."""
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        merged.setdefault(row["api_base"], []).append(row)
+    out = []
+    for same in merged.values():
+        row = add_up([{k: v for k, v in r.items() if k not in _QUANTILES and k != "in_rotation"} for r in same])
+        for key in _QUANTILES:
+            row[key] = max((r[key] for r in same if r.get(key) is not None), default=None)
+        row["in_rotation"] = all(r.get("in_rotation", True) for r in same)
+        out.append(row)
+    return out
+
+
 def add_up(parts: list[Any]) -> Any:
     """The shards' judge usage as one: numbers added, tables added key by key, lists joined without
     repeats, anything else (the model's name) the first one given."""
@@ -254,7 +285,11 @@ def add_up(parts: list[Any]) -> Any:
         keys = list(dict.fromkeys(k for p in given if isinstance(p, dict) for k in p))
         return {k: add_up([p.get(k) for p in given if isinstance(p, dict)]) for k in keys}
     if isinstance(first, list):
-        return list(dict.fromkeys(x for p in given if isinstance(p, list) for x in p))
+        joined: list[Any] = []
+        for x in (x for p in given if isinstance(p, list) for x in p):
+            if x not in joined:
+                joined.append(x)
+        return joined
     if isinstance(first, int | float) and not isinstance(first, bool):
         total = sum(p for p in given if isinstance(p, int | float))
         return round(total, 9) if isinstance(total, float) else total

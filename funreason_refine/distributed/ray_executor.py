@@ -22,6 +22,7 @@ from funreason_refine.distributed.shards import refuse_one_process_folder, refus
 from funreason_refine.engine import RunInterrupted, RunResult
 from funreason_refine.errors import RefineError
 from funreason_refine.executors.pool import stages_workers_cannot_load
+from funreason_refine.judge.endpoints import JudgeOutage
 from funreason_refine.run_folder import FolderInUse, RunFolder
 
 MAX_RETRIES = 3  # times Ray runs a shard's task again after its worker process or node died
@@ -59,15 +60,18 @@ def run_on_ray(
         task = ray.remote(num_cpus=1, max_retries=max_retries)(shard_task)
         args = (str(pipeline.path), str(run_dir), os.getcwd(), judge_model, accept_changes)
         pending = {task.remote(*args, s.number, s.count): s for s in todo}
-        failures = _wait(ray, pending, Watcher(run_dir, shards), on_progress)
+        failures, outages = _wait(ray, pending, Watcher(run_dir, shards), on_progress)
     finally:
         if started_here and ray.is_initialized():
             ray.shutdown()
     if failures:
         raise RefineError(
-            f"{len(failures)} shard(s) failed: " + "; ".join(failures) + ". Complete shards are kept and partial "
-            "ones resume: fix the cause and run the same command again"
+            f"{len(failures) + len(outages)} shard(s) failed: "
+            + "; ".join(failures + [str(o) for o in outages])
+            + ". Complete shards are kept and partial ones resume: fix the cause and run the same command again"
         )
+    if outages:
+        raise outages[0]  # the other shards were complete, or stopped by the same outage: all resume
     return merge_run(run_dir)
 
 
@@ -87,6 +91,8 @@ def shard_task(
         pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), judge_model=judge_model)
         result = _run_when_free(pipeline, Shard(number, count), accept_changes)
         return {"shard": f"{number}/{count}", "stopped": result.stopped, "errors": result.errors}
+    except JudgeOutage as exc:  # a clean stop (not a failure for Ray to retry), told to the driver
+        return {"shard": f"{number}/{count}", "outage": [exc.model, exc.servers, exc.seconds, exc.last_error]}
     finally:
         os.chdir(home)
 
@@ -105,9 +111,12 @@ def _run_when_free(pipeline: Pipeline, shard: Shard, accept_changes: bool) -> Ru
             waited += LOCK_POLL_SECONDS
 
 
-def _wait(ray: Any, pending: dict[Any, Shard], watcher: Watcher, on_progress: OnProgress | None) -> list[str]:
-    """Wait for the tasks, showing progress; what each failed task said."""
+def _wait(
+    ray: Any, pending: dict[Any, Shard], watcher: Watcher, on_progress: OnProgress | None
+) -> tuple[list[str], list[JudgeOutage]]:
+    """Wait for the tasks, showing progress; what each failed task said, and the judge outages that stopped some."""
     failures: list[str] = []
+    outages: list[JudgeOutage] = []
     refs = list(pending)
     try:
         while refs:
@@ -118,7 +127,9 @@ def _wait(ray: Any, pending: dict[Any, Shard], watcher: Watcher, on_progress: On
                 except ray.exceptions.RayError as exc:
                     failures.append(f"{pending[ref]}: {getattr(exc, 'cause', None) or exc}")
                 else:
-                    if outcome["stopped"]:
+                    if outcome.get("outage"):
+                        outages.append(JudgeOutage(*outcome["outage"]))
+                    elif outcome["stopped"]:
                         failures.append(f"{outcome['shard']}: stopped: {outcome['stopped']}")
             if on_progress is not None:
                 on_progress(watcher.states())
@@ -128,7 +139,7 @@ def _wait(ray: Any, pending: dict[Any, Shard], watcher: Watcher, on_progress: On
         raise RunInterrupted(
             "interrupted; complete shards are kept and partial ones resume: run the same command again"
         ) from None
-    return failures
+    return failures, outages
 
 
 def _complete(folder: Path, config_hash: str) -> bool:

@@ -49,6 +49,7 @@ class JudgedExecutor(Executor):
         return {
             **self.client.total.as_dict(),
             "per_stage": {stage: usage.as_dict() for stage, usage in self.client.usage.items()},
+            "endpoints": self.client.endpoint_stats(),
             "notes": sorted(self.client.notes),
         }
 
@@ -95,7 +96,9 @@ class JudgedExecutor(Executor):
 
     async def _emit_oldest(self, pending: deque[asyncio.Task[Written]], emit: Emit) -> bool:
         """Write the oldest record's outcome; False once the budget stopped it (nothing after it is
-        written either, so the files stay in input order; their answers are cached for the next run)."""
+        written either, so the files stay in input order; their answers are cached for the next run).
+        A judge outage (JudgeOutage) stops the run the same way, and is raised: the records in flight
+        are not written, and the next run redoes them."""
         try:
             finished = await pending.popleft()
         except BudgetStop:

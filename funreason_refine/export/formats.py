@@ -14,13 +14,7 @@ from typing import Any
 from funreason_refine.calls import render_calls
 from funreason_refine.errors import RefineError
 from funreason_refine.record import FunctionCall
-from funreason_refine.targets import funreason_messages, hermes_calls
-
-HERMES_SYSTEM = (
-    "You are a function calling AI model. You are provided with function signatures within <tools></tools> "
-    "XML tags. Think step by step inside <think></think>, then call one or more functions, each as a JSON "
-    "object with its name and arguments within <tool_call></tool_call> XML tags.\n<tools>\n{tools}\n</tools>"
-)
+from funreason_refine.targets import HERMES_SYSTEM, funreason_messages, hermes_calls
 
 Line = dict[str, Any]
 
@@ -97,11 +91,14 @@ def sharegpt(record: Line, tools_json: str) -> Line:
             turns.append(_sharegpt_answer(message))
         elif at == 0 or messages[at - 1]["role"] != "tool":  # the first result after a call turn
             turns.append({"from": "observation", "value": _observation(messages, at)})
-    row: Line = {"conversations": turns, "tools": tools_json}
+    row: Line = {
+        "conversations": turns,
+        "tools": tools_json,
+        **({"system": record["system"]} if record.get("system") else {}),
+    }
     if not record.get("messages"):
         return {**row, "cot": record.get("cot") or ""}
-    cots = [m.get("cot") or "" for m in messages if m["role"] == "assistant"]
-    return {**row, "cots": cots, **({"system": record["system"]} if record.get("system") else {})}
+    return {**row, "cots": [m.get("cot") or "" for m in messages if m["role"] == "assistant"]}
 
 
 def _sharegpt_answer(message: Line) -> Line:

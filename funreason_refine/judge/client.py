@@ -1,9 +1,10 @@
-"""Calls to LiteLLM with our own retries, concurrency bound, answer cache and cost accounting.
+"""Calls to LiteLLM with our own retries, concurrency bound, server choice, answer cache and cost accounting.
 
 LiteLLM's own retries are unreliable (skipped for some providers, no backoff on 5xx,
 Retry-After ignored), so every call passes ``max_retries=0`` and this module retries; its
-Router rejects instead of queueing, so a semaphore bounds the calls in flight; its cache
-ignores ``api_base``, so answers are cached here, in the run folder.
+Router rejects instead of queueing, so a semaphore bounds the calls in flight and
+:mod:`funreason_refine.judge.endpoints` spreads them over a model's servers; answers are cached
+here, in the run folder, by model, sampling parameters and prompt (never by server).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.cache import AnswerCache, Cached
+from funreason_refine.judge.endpoints import JudgeOutage, Outcome, Server, ServerPool
+from funreason_refine.judge.ratelimit import prompt_tokens
 from funreason_refine.judge.settings import ModelSettings
+
+__all__ = ["Answer", "BudgetStop", "JudgeCallError", "JudgeOutage", "JudgeSetupError", "LLMClient", "Usage"]
 
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
@@ -44,6 +49,9 @@ def _litellm() -> Any:
     import litellm
 
     litellm.suppress_debug_info = True
+    # Prompts are counted for token rate limits only; never download a tokenizer for that (tiktoken
+    # ships inside LiteLLM), the estimate is settled from the answer's usage anyway.
+    litellm.disable_hf_tokenizer_download = True
     logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
     return litellm
 
@@ -123,7 +131,8 @@ class Answer:
 
 @dataclass
 class LLMClient:
-    """Shared by every stage of a run: one concurrency bound, one cache, usage per stage."""
+    """Shared by every stage of a run: one concurrency bound, one cache, usage per stage, one pool of
+    servers per model (as a settings table names them), with their rate limits and outage watch."""
 
     max_concurrency: int
     cache: AnswerCache | None = None
@@ -132,6 +141,8 @@ class LLMClient:
     notes: set[str] = field(default_factory=set)
     in_flight: int = 0
     _unpriced: set[str] = field(default_factory=set)
+    _pools: dict[str, ServerPool] = field(default_factory=dict)
+    _pool_of: dict[int, tuple[ModelSettings, ServerPool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._slots = OldestFirst(self.max_concurrency)
@@ -151,6 +162,29 @@ class LLMClient:
             total.add(u)
         return total
 
+    def endpoint_stats(self) -> dict[str, list[dict[str, Any]]]:
+        """Per model, its servers in order: calls and errors (attempts, each counted where it went),
+        429s, p50/p95 latency of the answers, time and times out of rotation. JSON-ready."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for pool in self._pools.values():
+            out.setdefault(pool.model, []).extend(pool.stats())
+        return out
+
+    def _pool(self, settings: ModelSettings) -> ServerPool:
+        """The pool of the settings' servers: shared by every settings table that names the same model,
+        servers and limits (a stage's judge that only changes the temperature shares [judge]'s)."""
+        known = self._pool_of.get(id(settings))
+        if known is not None and known[0] is settings:
+            return known[1]
+        key = settings.model_dump_json(
+            include={"model", "api_base", "endpoints", "max_requests_per_minute", "max_tokens_per_minute"}
+        )
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = ServerPool(settings, self.max_concurrency)
+        self._pool_of[id(settings)] = (settings, pool)  # the settings are kept, so that their id is not reused
+        return pool
+
     async def complete(
         self,
         settings: ModelSettings,
@@ -165,7 +199,7 @@ class LLMClient:
         key = settings.cache_key(messages, variant)
         usage = self.usage[stage]
         if use_cache and self.cache is not None:
-            hit = self.cache.get(key)
+            hit = self._cached(settings, messages, variant, key)
             if hit is not None:
                 usage.cached += 1
                 usage.cached_prompt_tokens += hit.prompt_tokens or 0
@@ -193,59 +227,124 @@ class LLMClient:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost, seconds))
         return Answer(text, cached=False)
 
+    def _cached(self, settings: ModelSettings, messages: list[dict[str, str]], variant: str, key: str) -> Cached | None:
+        assert self.cache is not None
+        hit = self.cache.get(key)
+        legacy = settings.legacy_cache_key(messages, variant) if hit is None else None
+        if legacy is not None:
+            hit = self.cache.get(legacy)  # cached before the key left out the server
+            if hit is not None:
+                self.cache.put(key, hit)
+        return hit
+
     async def _call_with_retries(
         self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage, priority: int
     ) -> tuple[Any, float]:
-        """The response, and the seconds its successful attempt took (waits for a slot not counted)."""
+        """The call on the best server, and the seconds its answered attempt took (waits not counted);
+        a failure is retried at once on another server when one is in rotation, after a backoff on
+        the same one otherwise, and waits while the model has none left (:class:`JudgeOutage` after
+        ``outage_timeout``). However many servers it took, one call."""
+        pool = self._pool(settings)
+        tokens = 0
+        if pool.wants_tokens():
+            tokens = prompt_tokens(self._litellm, settings.model, messages) + pool.expected_output(settings.max_tokens)
+        failures, avoid = 0, None
+        while True:
+            try:
+                return await self._attempt(settings, messages, pool, priority, avoid, tokens)
+            except _Failed as failed:
+                failures += 1
+                # With no server left in rotation the failure is the servers', not the record's: the
+                # call waits for one to come back (or for the outage to stop the run) at no retry's cost.
+                if failures > settings.max_retries and not pool.in_outage():
+                    raise JudgeCallError(
+                        f"{settings.model}: {failed.error} after {failures} attempt(s) (last at {failed.server.label})"
+                    ) from None
+                usage.retries += 1
+                avoid = failed.server
+                if not pool.in_outage() and not pool.has_other(failed.server):
+                    await asyncio.sleep(_wait(failed.exc, min(failures - 1, 10)))
+
+    async def _attempt(
+        self,
+        settings: ModelSettings,
+        messages: list[dict[str, str]],
+        pool: ServerPool,
+        priority: int,
+        avoid: Server | None,
+        tokens: int,
+    ) -> tuple[Any, float]:
+        """One request on one server, holding a call slot, and its seconds; :class:`_Failed` when it may
+        be retried."""
+        await self._slots.acquire(priority)
+        try:
+            spent = self.budget_spent()  # checked with the slot: others may have spent while we waited
+            if spent:
+                raise BudgetStop(spent)
+            server = await pool.acquire(avoid)
+            outcome: Outcome = "unused"
+            error, started, used, admitted = "", 0.0, 0, False
+            try:
+                await pool.admit(server, tokens)
+                admitted, started = True, time.monotonic()
+                response = await self._request(settings, messages, server)
+                prompt, completion = _tokens(response)
+                outcome, used = "answered", prompt + completion
+                pool.note_output(completion)
+                return response, time.monotonic() - started
+            except _Failed as failed:
+                outcome, error = failed.outcome, failed.error
+                raise
+            except _Refused as refused:
+                outcome, error = "alive", str(refused.error)
+                raise refused.error from None
+            finally:
+                if admitted:
+                    pool.settle(server, used - tokens)  # a failed call gives its tokens back
+                pool.done(server, outcome, time.monotonic() - started, error)
+        finally:
+            self._slots.release()
+
+    async def _request(self, settings: ModelSettings, messages: list[dict[str, str]], server: Server) -> Any:
+        """The LiteLLM call on ``server``; failures come out as :class:`_Failed` (retryable) or :class:`_Refused`."""
         litellm = self._litellm
-        retryable = (
-            litellm.RateLimitError,
+        self.in_flight += 1
+        try:
+            return await litellm.acompletion(
+                model=settings.model,
+                messages=messages,
+                api_base=server.api_base,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                timeout=settings.timeout,
+                max_retries=0,
+                **settings.extra,
+            )
+        except (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError) as exc:
+            raise _Refused(
+                JudgeSetupError(
+                    f"{settings.model}: {type(exc).__name__}: {_short(exc)}. Check the model name, "
+                    "api_base and the API key in the environment"
+                )
+            ) from None
+        except litellm.BadRequestError as exc:
+            raise _Refused(JudgeCallError(f"{settings.model}: the request was refused: {_short(exc)}")) from None
+        except litellm.RateLimitError as exc:
+            raise _Failed(exc, server, "rate_limited") from None
+        except (
             litellm.InternalServerError,
             litellm.ServiceUnavailableError,
             litellm.APIConnectionError,
             litellm.Timeout,
             litellm.BadGatewayError,
-        )
-        fatal = (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError)
-        for attempt in range(settings.max_retries + 1):
-            try:
-                await self._slots.acquire(priority)
-                spent = self.budget_spent()  # checked with the slot: others may have spent while we waited
-                if spent:
-                    self._slots.release()
-                    raise BudgetStop(spent)
-                self.in_flight += 1
-                started = time.perf_counter()
-                try:
-                    response = await litellm.acompletion(
-                        model=settings.model,
-                        messages=messages,
-                        api_base=settings.api_base,
-                        temperature=settings.temperature,
-                        max_tokens=settings.max_tokens,
-                        timeout=settings.timeout,
-                        max_retries=0,
-                        **settings.extra,
-                    )
-                    return response, time.perf_counter() - started
-                finally:
-                    self.in_flight -= 1
-                    self._slots.release()
-            except fatal as exc:
-                raise JudgeSetupError(
-                    f"{settings.model}: {type(exc).__name__}: {_short(exc)}. Check the model name, "
-                    "api_base and the API key in the environment"
-                ) from None
-            except retryable as exc:
-                if attempt == settings.max_retries:
-                    raise JudgeCallError(
-                        f"{settings.model}: {type(exc).__name__} after {attempt + 1} attempt(s): {_short(exc)}"
-                    ) from None
-                usage.retries += 1
-                await asyncio.sleep(_wait(exc, attempt))
-            except litellm.BadRequestError as exc:
-                raise JudgeCallError(f"{settings.model}: the request was refused: {_short(exc)}") from None
-        raise AssertionError("unreachable")
+        ) as exc:
+            raise _Failed(exc, server, _failure(exc)) from None
+        except litellm.APIError as exc:  # any other 5xx LiteLLM has no class for
+            if (getattr(exc, "status_code", 0) or 0) >= 500:
+                raise _Failed(exc, server, _failure(exc)) from None
+            raise
+        finally:
+            self.in_flight -= 1
 
     def _cost(self, settings: ModelSettings, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
         if settings.prices is not None:
@@ -266,12 +365,39 @@ class LLMClient:
             return 0.0
 
 
+class _Failed(Exception):
+    """A request that may be retried, on another server or after a backoff."""
+
+    def __init__(self, exc: Exception, server: Server, outcome: Outcome):
+        self.exc, self.server, self.outcome = exc, server, outcome
+        self.error = f"{type(exc).__name__}: {_short(exc)}"
+
+
+class _Refused(Exception):
+    """A refusal that no retry changes (bad key, bad request): ``error`` is raised; the server is up."""
+
+    def __init__(self, error: RefineError):
+        self.error = error
+
+
+def _failure(exc: Exception) -> Outcome:
+    """A 5xx the server sent ("failing"), or no response at all ("down"): LiteLLM reports a refused
+    connection as an InternalServerError too, but only a response brings headers."""
+    return "failing" if getattr(exc, "litellm_response_headers", None) is not None else "down"
+
+
+def _tokens(response: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens of a response's usage."""
+    usage = getattr(response, "usage", None)
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
 def _wait(exc: Exception, attempt: int) -> float:
     """Seconds before the next attempt: the server's Retry-After when it sent one, else backoff with jitter."""
     headers = getattr(exc, "litellm_response_headers", None) or {}
-    header = headers.get("retry-after")
+    value = headers.get("retry-after")
     try:
-        retry_after = float(header) if header else None
+        retry_after = float(value) if value else None
     except (TypeError, ValueError):
         retry_after = None
     if retry_after is not None:

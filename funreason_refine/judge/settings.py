@@ -1,13 +1,13 @@
-"""Judge and generator settings: which LiteLLM model, how to call it. Keys come only from the environment."""
+"""Judge and generator settings: which LiteLLM model, where it is served, how to call it (keys: environment only)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Prices(BaseModel):
@@ -19,13 +19,58 @@ class Prices(BaseModel):
     output_per_million: float = Field(0.0, ge=0)
 
 
+SERVER_KEYS = ("api_base", "endpoints")
+
+
+class Endpoint(BaseModel):
+    """One server of a model (a `[[judge.endpoints]]` table): where calls go and how many at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_base: str = Field(description="Server URL, e.g. http://gpu-1:8000/v1.")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="Calls in flight on this server at once (default: no bound of its own).",
+    )
+    weight: float = Field(
+        default=1.0, gt=0, description="Preference when several servers have free slots (free slots x weight)."
+    )
+    max_requests_per_minute: int | None = Field(default=None, ge=1, description="This server's request rate limit.")
+    max_tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="This server's token rate limit (in + out)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_alone(cls, value: Any) -> Any:
+        return {"api_base": value} if isinstance(value, str) else value
+
+
 class ModelSettings(BaseModel):
-    """One LiteLLM model and its call parameters (a `[judge]` table, a stage's `judge`, a `[generate]` table)."""
+    """One LiteLLM model and its call parameters (a `[judge]` table, a stage's `judge`, a `[generate]` table).
+
+    Where the model is served (``api_base``, ``endpoints``), rate limits, timeouts and retries are
+    not part of :meth:`sampling`: moving a judge to other servers keeps its cached answers.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="Any LiteLLM model string: openai/..., anthropic/..., ollama/..., hosted_vllm/...")
-    api_base: str | None = Field(None, description="Server URL, e.g. http://localhost:8000/v1 for vLLM.")
+    api_base: str | list[str] | None = Field(
+        None, description="Server URL, e.g. http://localhost:8000/v1 for vLLM, or a list of servers of the same model."
+    )
+    endpoints: list[Endpoint] | None = Field(
+        None, description="Servers of the same model with their own max_concurrency, weight and rate limits."
+    )
+    max_requests_per_minute: int | None = Field(None, ge=1, description="Request rate limit of the model.")
+    max_tokens_per_minute: int | None = Field(
+        None, ge=1, description="Token rate limit of the model (prompt + max_tokens before a call, settled after)."
+    )
+    outage_timeout: float = Field(
+        600.0, gt=0, description="Seconds every server may fail before the run stops (resumable); calls wait meanwhile."
+    )
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, description="Answer length limit.")
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
@@ -45,11 +90,55 @@ class ModelSettings(BaseModel):
                 )
         return value
 
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _one_or_more_urls(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list of servers; give at least one URL")
+        if value is not None and not isinstance(value, str | list):
+            raise ValueError('give a URL ("http://host:8000/v1") or a list of URLs')
+        return value
+
+    @model_validator(mode="after")
+    def _api_base_or_endpoints(self) -> Self:
+        if self.endpoints is not None and self.api_base is not None:
+            raise ValueError(
+                "api_base and endpoints are both set; list every server under endpoints "
+                "([[judge.endpoints]] api_base = ..., max_concurrency = ...) and remove api_base"
+            )
+        if self.endpoints is not None and not self.endpoints:
+            raise ValueError("endpoints is empty; give at least one server, or remove the key")
+        return self
+
+    @classmethod
+    def over(cls, defaults: dict[str, Any], table: dict[str, Any]) -> ModelSettings:
+        """A stage's judge table over the [judge] table's keys: a table that names its servers
+        (``api_base`` or ``endpoints``, either spelling) replaces [judge]'s servers, never adds to them."""
+        if any(key in table for key in SERVER_KEYS):
+            defaults = {k: v for k, v in defaults.items() if k not in SERVER_KEYS}
+        return cls.model_validate({**defaults, **table})
+
+    def endpoint_list(self) -> list[Endpoint | None]:
+        """The servers of this model in order; ``None`` stands for the provider's default URL."""
+        if self.endpoints is not None:
+            return list(self.endpoints)
+        if isinstance(self.api_base, list):
+            return [Endpoint(api_base=url) for url in self.api_base]
+        return [Endpoint(api_base=self.api_base)] if self.api_base else [None]
+
+    def endpoint_capacity(self) -> int | None:
+        """The summed max_concurrency of the servers, when every one of them has one."""
+        caps = [e.max_concurrency if e is not None else None for e in self.endpoint_list()]
+        return sum(c for c in caps if c is not None) if all(c is not None for c in caps) else None
+
     def sampling(self) -> dict[str, Any]:
-        """What decides the answer besides the prompt: part of the cache key."""
+        """What decides the answer besides the prompt: part of the cache key and of the run's identity.
+
+        Never where the model is served, nor rate limits, timeouts or retries: a judge moved to
+        another server (or spread over several) answers the same prompt the same way.
+        """
         return {
             "model": self.model,
-            "api_base": self.api_base,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "extra": self.extra,
@@ -57,17 +146,46 @@ class ModelSettings(BaseModel):
 
     def cache_key(self, messages: list[dict[str, str]], variant: str = "") -> str:
         """``variant`` tells apart answers asked for again on purpose (the k-th sample of a prompt)."""
-        payload = json.dumps(
-            {**self.sampling(), "messages": messages, "variant": variant}, sort_keys=True, ensure_ascii=False
-        )
-        return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+        return _digest({**self.sampling(), "messages": messages, "variant": variant})
+
+    def legacy_cache_key(self, messages: list[dict[str, str]], variant: str = "") -> str | None:
+        """The key the cache used before endpoints left it (it held ``api_base``), for a single server.
+
+        Looked up after a miss, so that answers cached by earlier versions are not paid for again.
+        """
+        if isinstance(self.api_base, list) or self.endpoints is not None:
+            return None  # lists of servers came with the new key: nothing was cached under the old one
+        return _digest({**self.sampling(), "api_base": self.api_base, "messages": messages, "variant": variant})
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _default_concurrency(settings: JudgeSettings | SourceSettings) -> None:
+    """Without its own max_concurrency, a model served by servers that all have one fills them all."""
+    if "max_concurrency" not in settings.model_fields_set:
+        capacity = settings.endpoint_capacity()
+        if capacity is not None:
+            settings.max_concurrency = min(capacity, 4096)
 
 
 class JudgeSettings(ModelSettings):
     """The `[judge]` table: the default judge of every judged stage, and the run's limits."""
 
-    max_concurrency: int = Field(16, ge=1, le=4096, description="Judge calls in flight at once.")
+    max_concurrency: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="Judge calls in flight at once (default: the servers' summed max_concurrency, else 16).",
+    )
     protocol_retries: int = Field(2, ge=0, le=10, description="Times a malformed answer is asked again.")
+
+    @model_validator(mode="after")
+    def _fill_the_servers(self) -> Self:
+        _default_concurrency(self)
+        return self
 
 
 class GenerateSettings(ModelSettings):
@@ -83,9 +201,19 @@ class SourceSettings(ModelSettings):
     model: str = Field(alias="sample_from", description="The model to sample from (any LiteLLM model string).")
     samples: int = Field(4, ge=1, le=64, description="Candidates (CoT and answer) per query per round.")
     temperature: float = Field(0.7, ge=0, le=2)
-    max_concurrency: int = Field(16, ge=1, le=4096, description="Sampling calls in flight at once.")
+    max_concurrency: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="Sampling calls in flight at once (default: the servers' summed max_concurrency, else 16).",
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _fill_the_servers(self) -> Self:
+        _default_concurrency(self)
+        return self
 
 
 Vote = Literal["unanimous", "majority"]

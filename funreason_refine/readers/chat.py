@@ -11,7 +11,7 @@ from typing import Any
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_call, parse_tools, record_id
 from funreason_refine.readers.conversations import chat_record
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
-from funreason_refine.targets import calls_from_text, split_think, tools_from_system
+from funreason_refine.targets import calls_from_text, own_system, split_think, tools_from_system
 
 Answer = list[FunctionCall] | str | None
 
@@ -75,7 +75,8 @@ def openai_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     if raw_tools is None:
         raw_tools = tools_from_system(system or "") or []
     tools = parse_tools(raw_tools, problems)
-    return chat_record(obj, source, index, record_id(obj, f"{index}"), messages, tools, system, problems)
+    rid = record_id(obj, f"{index}")
+    return chat_record(obj, source, index, rid, messages, tools, own_system(system), problems)
 
 
 def _parsed(message: Any, where: str) -> Any:
@@ -165,7 +166,8 @@ def sharegpt_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     if not any(m.role == "user" for m in messages):
         raise FieldError("conversations", "no human turn")
     tools = parse_tools(maybe_json(obj.get("tools", []), "tools"), problems)
-    return chat_record(obj, source, index, record_id(obj, f"{index}"), messages, tools, system, problems)
+    rid = record_id(obj, f"{index}")
+    return chat_record(obj, source, index, rid, messages, tools, own_system(system), problems)
 
 
 def _cots(obj: dict[str, Any]) -> list[str | None]:

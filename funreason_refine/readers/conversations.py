@@ -65,9 +65,10 @@ def chat_record(
     meta = meta if isinstance(meta, dict) else {}
     if [m.role for m in messages] == ["user", "assistant"]:
         user, assistant = messages
-        return read_record(
+        record = read_record(
             index, record_id, source, user.content or "", tools, assistant.answer, assistant.cot, problems, meta
         )
+        return record.model_copy(update={"system": system}) if system else record
     record = read_record(
         index, record_id, source, "", tools, None, None, problems, meta, messages=tie_ids(messages), system=system
     )

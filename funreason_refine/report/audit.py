@@ -1,4 +1,4 @@
-"""Browse discarded records: filter by stage and reason."""
+"""Browse discarded records: filter by stage, reason and (conversations) the turn that failed."""
 
 from __future__ import annotations
 
@@ -10,17 +10,35 @@ from funreason_refine.report.data import RunData
 
 
 def discarded(
-    run: RunData, stage: str | None = None, reason: str | None = None, limit: int | None = None
+    run: RunData,
+    stage: str | None = None,
+    reason: str | None = None,
+    limit: int | None = None,
+    turn: int | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """The discarded records that match; ``turn``: only conversations discarded at that assistant turn."""
     shown = 0
     for record in run.lines("discarded"):
-        if (stage is None or record.get("stage") == stage) and (reason is None or record.get("reason") == reason):
+        if (
+            (stage is None or record.get("stage") == stage)
+            and (reason is None or record.get("reason") == reason)
+            and (turn is None or (record.get("messages") and record.get("turn") == turn))
+        ):
             yield record
             shown += 1
             if limit is not None and shown >= limit:
                 return
 
 
-def available(run: RunData) -> Counter[tuple[str | None, str | None]]:
-    """(stage, reason) -> discarded records, to say what can be filtered on."""
-    return Counter((r.get("stage"), r.get("reason")) for r in run.lines("discarded"))
+def filters_available(run: RunData, turn: int | None = None) -> str:
+    """The filters that find discarded records (with ``--turn`` when ``turn`` was asked for), most
+    records first: what to say when a filter matched nothing."""
+    found: Counter[str] = Counter()
+    for r in run.lines("discarded"):
+        if turn is None:
+            found[f"--stage {r.get('stage')} --reason {r.get('reason')}"] += 1
+        elif r.get("messages") and isinstance(r.get("turn"), int):
+            found[f"--stage {r.get('stage')} --reason {r.get('reason')} --turn {r['turn']}"] += 1
+    if not found:
+        return "none" if turn is None else "none discarded at any turn (no discarded conversation)"
+    return ", ".join(f"{f} ({n})" for f, n in found.most_common(12))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.review import review_summary
 
@@ -129,11 +130,38 @@ def build_report(run: RunData) -> dict[str, Any]:
         "stages": stages,
         "outcomes": summary.get("outcomes", {}),
         "judge": summary.get("judge", {}),
+        "endpoints": endpoint_rows(summary.get("judge", {})),
         "examples": examples,
         "facts": facts,
         "quarantined": quarantined,
         "review": review_summary(run),
+        "conversations": conversation_report(run),
     }
+
+
+def endpoint_rows(judge: dict[str, Any]) -> list[dict[str, Any]]:
+    """The judge servers of ``summary["judge"]["endpoints"]`` (per model, a list of servers) as table rows."""
+    rows = []
+    for model, servers in (judge.get("endpoints") or {}).items():
+        for server in servers:
+            rest = server.get("out_of_rotation_s") or 0.0
+            rows.append(
+                {
+                    "model": model,
+                    "server": str(server.get("api_base")),
+                    "calls": server.get("calls", 0),
+                    "errors": server.get("errors", 0),
+                    "rate_limited": server.get("rate_limited", 0),
+                    "p50": _seconds(server.get("latency_p50_s")),
+                    "p95": _seconds(server.get("latency_p95_s")),
+                    "out_of_rotation": f"{rest:.1f} s ({server.get('times_out_of_rotation', 0)}x)" if rest else "-",
+                }
+            )
+    return rows
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.2f} s" if isinstance(value, int | float) else "-"
 
 
 def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -42,6 +42,24 @@ def _hist(bins: list[dict[str, Any]], key: str) -> str:
     return _bars(items, key + ".", color="#748ffc") if items else '<p class="muted">none</p>'
 
 
+def _servers(rows: list[dict[str, Any]]) -> str:
+    """The judge servers: calls, errors, 429s, latency, time out of rotation."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("model", "server", "calls", "errors", "429s", "p50 latency", "p95 latency", "out of rotation")
+    )
+    body = []
+    for r in rows:
+        key = f"servers.{r['model']}.{r['server']}"
+        body.append(
+            f"<tr><td>{escape(r['model'])}</td><td>{escape(r['server'])}</td>"
+            f"{_n(key + '.calls', r['calls'])}{_n(key + '.errors', r['errors'])}"
+            f"<td class=n>{r['rate_limited']}</td><td class=n>{r['p50']}</td><td class=n>{r['p95']}</td>"
+            f"<td class=n>{escape(r['out_of_rotation'])}</td></tr>"
+        )
+    return f"<h3>Judge servers</h3><table><tr>{head}</tr>{''.join(body)}</table>"
+
+
 def render_html(report: dict[str, Any]) -> str:
     o, facts, judge, summary = report["outcomes"], report["facts"], report["judge"], report["summary"]
     total = report["funnel"][0]["records"]
@@ -97,6 +115,9 @@ def render_html(report: dict[str, Any]) -> str:
                 f"{_n(f'judge.{name}.completion_tokens', u['completion_tokens'])}<td class=n>{u['cost_usd']:.4f}</td></tr>"
             )
         out.append("</table>" + "".join(f"<p class=muted>note: {escape(n)}</p>" for n in judge.get("notes", [])))
+    if report.get("endpoints"):
+        out.append(_servers(report["endpoints"]))
+    out.append(_conversations(report.get("conversations")))
     f = facts
     out.append(
         "<h2>Kept records</h2><table>"
@@ -139,6 +160,80 @@ def render_html(report: dict[str, Any]) -> str:
         out.append("</table>")
     out.append("</body></html>")
     return "".join(out)
+
+
+def _conversations(section: dict[str, Any] | None) -> str:
+    """Turns per conversation, verdicts per turn, where conversations were cut or let go, tool errors."""
+    if not section:
+        return ""
+    o, cols = section["outcomes"], section["turn_columns"]
+    out = [
+        f"<h2>Conversations</h2><p><span data-key='conv.conversations'>{section['conversations']}</span> conversations: "
+        f"<span data-key='conv.outcomes.kept'>{o['kept']}</span> kept (<span data-key='conv.outcomes.truncated'>"
+        f"{o['truncated']}</span> of them truncated: kept up to the turn before the one that failed), "
+        f"<span data-key='conv.outcomes.discarded'>{o['discarded']}</span> discarded, "
+        f"<span data-key='conv.outcomes.errors'>{o['errors']}</span> errors.</p>"
+        "<h3>Assistant turns per conversation</h3><table><tr><th>assistant turns</th><th>kept</th><th>discarded</th>"
+        "<th>errors</th></tr>"
+    ]
+    for r in section["turns"]:
+        out.append(
+            f"<tr><td>{r['turns']}</td>"
+            + "".join(_n(f"conv.turns.{r['turns']}.{k}", r[k]) for k in ("kept", "discarded", "errors"))
+            + "</tr>"
+        )
+    out.append(
+        "</table><p class=muted>A truncated conversation counts the turns it kept.</p><h3>Verdicts per turn</h3>"
+        "<p class=muted>passed / regenerated / discarded; a turn re-checked after a repair counts again.</p><table><tr><th>stage</th>"
+        + "".join(f"<th>turn {c}</th>" for c in cols)
+        + "</tr>"
+    )
+    for r in section["verdicts"]:
+        cells = "".join(
+            "<td class=n>"
+            + " / ".join(
+                f"<span data-key='conv.verdicts.{escape(r['stage'])}.{c}.{v}'>{n}</span>"
+                for v, n in r["turns"][c].items()
+            )
+            + "</td>"
+            for c in cols
+        )
+        out.append(f"<tr><td>{escape(r['stage'])}</td>{cells}</tr>")
+    out.append("</table>")
+    if section["left"]:
+        out.append(
+            "<h3>Where conversations were truncated or let go</h3><table><tr><th>outcome</th><th>stage</th><th>reason</th>"
+            "<th>turn that failed</th><th>conversations</th></tr>"
+        )
+        for r in section["left"]:
+            key = f"conv.left.{r['outcome']}.{r['stage']}.{r['reason']}.{r['turn']}"
+            out.append(
+                f"<tr><td>{r['outcome']}</td><td>{escape(r['stage'])}</td><td>{escape(r['reason'])}</td>"
+                f"<td class=n>{r['turn']}</td>{_n(key, r['conversations'])}</tr>"
+            )
+        out.append("</table>")
+    return "".join(out) + _tool_errors(section["tool_results"])
+
+
+def _tool_errors(results: dict[str, Any]) -> str:
+    """Tool results that are error messages, per tool: counted, and kept (the model learns to read them)."""
+    if not results["results"]:
+        return ""
+    rows = []
+    for r in results["per_tool"]:
+        tool = escape(r["tool"])
+        example = f"<code>{escape(r['example'])}</code>" if r["example"] else "-"
+        rows.append(
+            f"<tr><td>{tool}</td>{_n(f'conv.tool_results.{tool}', r['results'])}"
+            f"{_n(f'conv.tool_errors.{tool}', r['errors'])}<td>{example}</td></tr>"
+        )
+    return (
+        f"<h3>Tool results that are error messages</h3><p><span data-key='conv.tool_errors'>{results['errors']}</span> of "
+        f"<span data-key='conv.tool_results'>{results['results']}</span> tool results in kept conversations are error "
+        f"messages (in <span data-key='conv.conversations_with_errors'>{results['conversations_with_errors']}</span> "
+        "conversation(s)); they are kept as they are: the model learns to read an error and go on.</p><table><tr><th>tool</th>"
+        f"<th>results</th><th>error results</th><th>example error</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _review_row(label: str, decider: str, records: int, scores: dict[str, Any], key: str) -> str:

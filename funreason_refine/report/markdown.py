@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.report.conversations import verdict_cell
+
 
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -13,6 +15,25 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _servers(rows: list[dict[str, Any]]) -> str:
+    return _table(
+        ["model", "server", "calls", "errors", "429s", "p50 latency", "p95 latency", "out of rotation"],
+        [
+            [
+                r["model"],
+                r["server"],
+                r["calls"],
+                r["errors"],
+                r["rate_limited"],
+                r["p50"],
+                r["p95"],
+                r["out_of_rotation"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -65,6 +86,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             ),
         ]
         parts += [f"- note: {n}" for n in judge.get("notes", [])]
+    if report.get("endpoints"):
+        parts += ["", "### Judge servers", "", _servers(report["endpoints"])]
+    parts += _conversations(report.get("conversations"))
     parts += [
         "",
         "## Kept records",
@@ -115,6 +139,59 @@ def render_markdown(report: dict[str, Any]) -> str:
                     f"  - after: `{_cell(e['answer'])[:300]}`",
                 ]
     return "\n".join(parts) + "\n"
+
+
+def _conversations(section: dict[str, Any] | None) -> list[str]:
+    """Turns per conversation, verdicts per turn, where conversations were cut or let go, tool errors."""
+    if not section:
+        return []
+    o, results = section["outcomes"], section["tool_results"]
+    parts = [
+        "",
+        "## Conversations",
+        "",
+        f"{section['conversations']} conversations: {o['kept']} kept ({o['truncated']} of them truncated: kept up "
+        f"to the turn before the one that failed), {o['discarded']} discarded, {o['errors']} errors.",
+        "",
+        "Assistant turns per conversation (a truncated conversation counts the turns it kept):",
+        "",
+        _table(
+            ["assistant turns", "kept", "discarded", "errors"],
+            [[r["turns"], r["kept"], r["discarded"], r["errors"]] for r in section["turns"]],
+        ),
+        "",
+        "Verdicts per turn, passed / regenerated / discarded (a turn re-checked after a repair counts again):",
+        "",
+        _table(
+            ["stage", *(f"turn {c}" for c in section["turn_columns"])],
+            [
+                [r["stage"], *(verdict_cell(r["turns"][c]) for c in section["turn_columns"])]
+                for r in section["verdicts"]
+            ],
+        ),
+    ]
+    if section["left"]:
+        parts += [
+            "",
+            "Where conversations were truncated or let go (turn: the assistant turn that failed):",
+            "",
+            _table(
+                ["outcome", "stage", "reason", "turn", "conversations"],
+                [[r["outcome"], r["stage"], r["reason"], r["turn"], r["conversations"]] for r in section["left"]],
+            ),
+        ]
+    if results["results"]:
+        parts += [
+            "",
+            f"Tool results in kept conversations: {results['errors']} of {results['results']} are error messages "
+            f"(in {results['conversations_with_errors']} conversation(s)); they are kept as they are.",
+            "",
+            _table(
+                ["tool", "results", "error results", "example error"],
+                [[r["tool"], r["results"], r["errors"], r["example"] or "-"] for r in results["per_tool"]],
+            ),
+        ]
+    return parts
 
 
 def _review(review: dict[str, Any] | None) -> list[str]:

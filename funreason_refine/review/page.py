@@ -27,7 +27,10 @@ button{font:inherit;padding:.3rem .7rem;border:1px solid #c9d1de;border-radius:4
 button[aria-pressed=true]{background:#1d2330;color:#fff}kbd{font-size:.75rem;border:1px solid #c9d1de;border-radius:3px;padding:0 .25rem;margin-left:.3rem}
 textarea{font:inherit;width:24rem;height:2.2rem;vertical-align:middle}#status{color:#667085;min-width:12rem}
 #status.error{color:#e03131}.verdict{font-weight:600}.kept{color:#2f9e44}.discarded{color:#e8590c}
-.cols{display:grid;grid-template-columns:1fr 1fr;gap:.6rem}"""
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:.6rem}
+.msg{border-left:3px solid #c9d1de;padding:.1rem .6rem;margin:.4rem 0}.msg h4{margin:.1rem 0;font-size:.85rem;color:#445}
+.msg.assistant{border-color:#4263eb}.msg.tool{border-color:#868e96}.msg.error h4{color:#e8590c}
+.msg.failed{border-color:#e03131;background:#fff5f5}.msg.failed h4{color:#e03131}"""
 )
 
 SCRIPT = r"""
@@ -110,20 +113,46 @@ function fillTable(table, headers, rows) {
   });
 }
 
+function verdictText(r) {
+  const f = r.failed;
+  if (f && f.truncated) return "Kept up to turn " + (f.turn - 1) + ": turn " + f.turn + " failed at " + f.stage + ": " + f.reason + " \u2014 " + f.message;
+  if (r.kind === "kept") return "Kept";
+  return "Discarded at " + r.stage + ": " + r.reason + (f ? " (turn " + f.turn + ")" : "") + " \u2014 " + r.message;
+}
+
+function messageBlock(m, failed) {
+  const box = el("div", null, "msg " + m.role + (m.error ? " error" : "") + (m.failed ? " failed" : ""));
+  let head = m.role;
+  if (m.role === "assistant") head = "assistant \u00b7 turn " + m.turn;
+  if (m.role === "tool") head = "tool result \u00b7 " + m.tool + (m.call_id ? " (call " + m.call_id + ")" : "") + (m.error ? " \u00b7 error message (kept as it is)" : "");
+  if (m.role === "cut") head = "turn " + m.turn + " \u00b7 not kept: the conversation was cut before it";
+  if (m.failed && failed) head += " \u00b7 \u2717 failed here: " + failed.stage + " / " + failed.reason;
+  box.append(el("h4", head));
+  if (m.role === "assistant" && m.cot) box.append(el("pre", m.cot, "cot"));
+  if (m.role === "cut" && failed) box.append(el("pre", failed.message));
+  else box.append(el("pre", m.text));
+  return box;
+}
+
 function renderRecord(r) {
   $("title").textContent = "Record " + r.index + " \u00b7 id " + r.id + " \u00b7 " + r.source;
   const verdict = $("verdict");
-  verdict.textContent = r.kind === "kept" ? "Kept" : "Discarded at " + r.stage + ": " + r.reason + " \u2014 " + r.message;
+  verdict.textContent = verdictText(r);
   verdict.className = "verdict " + r.kind;
+  const chat = r.conversation !== null && r.conversation !== undefined;
+  $("single").hidden = chat;
+  $("chat-section").hidden = !chat;
+  $("conversation").replaceChildren(...(chat ? r.conversation.map((m) => messageBlock(m, r.failed)) : []));
   $("query").textContent = r.query;
   $("answer").textContent = r.answer_missing ? "(the answer could not be read)" : r.answer;
   $("cot").textContent = r.cot === null || r.cot === undefined ? "(no CoT)" : r.cot;
   $("tools").textContent = r.tools;
-  fillTable($("trail"), ["stage", "verdict", "reason", "judge", "attempt", "message"],
-    r.trail.map((s) => [s.stage, s.verdict, s.reason, s.judge, s.attempt, s.message]));
+  const columns = ["stage", "verdict", "reason", "judge", "attempt", "message"];
+  fillTable($("trail"), chat ? ["turn", ...columns] : columns,
+    r.trail.map((s) => (chat ? [s.turn] : []).concat([s.stage, s.verdict, s.reason, s.judge, s.attempt, s.message])));
   $("regen-section").hidden = r.regenerations.length === 0;
   fillTable($("regen"), ["stage", "what", "rejected", "regenerated"],
-    r.regenerations.map((g) => [g.stage + " / " + (g.reason || ""), g.field, el("pre", g.rejected), el("pre", g.regenerated)]));
+    r.regenerations.map((g) => [g.stage + " / " + (g.reason || "") + (g.turn === null ? "" : " (turn " + g.turn + ")"), g.field, el("pre", g.rejected), el("pre", g.regenerated)]));
 }
 
 function renderDecision() {
@@ -227,7 +256,8 @@ BODY = """<header><h1>Review</h1><span id=run class=muted></span><span id=counts
 <button id=prev>\u2190 previous<kbd>k</kbd></button><button id=next>next \u2192<kbd>j</kbd></button>
 <span id=status role=status></span></div>
 <h2 id=title></h2><p id=verdict></p><p id=decision class=muted></p><p id=notes class=muted></p>
-<h3>Query</h3><pre id=query></pre><h3>Answer</h3><pre id=answer></pre><h3>CoT</h3><pre id=cot></pre>
+<section id=chat-section hidden><h3>Conversation</h3><div id=conversation></div></section>
+<section id=single><h3>Query</h3><pre id=query></pre><h3>Answer</h3><pre id=answer></pre><h3>CoT</h3><pre id=cot></pre></section>
 <h3>Verdict trail</h3><table id=trail></table>
 <section id=regen-section><h3>Rejected and regenerated</h3><table id=regen></table></section>
 <h3>Tools</h3><pre id=tools></pre></main></div>"""

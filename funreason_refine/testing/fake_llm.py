@@ -8,11 +8,18 @@ returns the answer text, or a :class:`Reply` for a status code, headers, a delay
 (429 with Retry-After, 500, a truncated or garbage body, a dropped connection). Every request
 is recorded in ``server.requests``. Written on the standard library's HTTP server so that tests
 exercise LiteLLM over real HTTP with nothing else to install.
+
+Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
+vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
+bucket holding ``burst`` requests, as hosted APIs meter), be killed mid-request (:meth:`FakeLLM.kill`:
+the port closes and open connections drop) and be started again on the same ``port``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,91 +59,192 @@ Script = Callable[[Request], "str | Reply"]
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # the default 5 drops connection bursts at high concurrency
+    killed = False
+
+    def __init__(self, port: int, fake: FakeLLM):
+        self.fake = fake
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not self.killed:  # a killed server's handlers fail on their closed sockets: expected, not news
+            super().handle_error(request, client_address)
+
+
+class _Bucket:
+    """The server side of a rate limit: ``per_minute`` requests, at most ``burst`` at once."""
+
+    def __init__(self, per_minute: float, burst: float | None):
+        self.rate = per_minute / 60.0
+        self.capacity = burst if burst is not None else max(self.rate, 1.0)
+        self.level = self.capacity
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> float:
+        """0 when the request may go, else the seconds until it could (for Retry-After)."""
+        with self.lock:
+            now = time.monotonic()
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.level >= 1.0:
+                self.level -= 1.0
+                return 0.0
+            return (1.0 - self.level) / self.rate
+
+
+def _payload(reply: Reply, model: str) -> bytes:
+    if reply.raw is not None:
+        return reply.raw
+    if reply.status != 200:
+        error = {"message": reply.text or f"status {reply.status}", "type": "fake", "code": reply.status}
+        return json.dumps({"error": error}).encode()
+    return json.dumps(
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}],
+            "usage": {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            },
+        }
+    ).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle's algorithm the body then waits for the
+    # client's delayed ACK (40 ms here), which benchmarks would count as the judge's latency.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._opened(self.connection)
+
+    def finish(self) -> None:
+        self.server.fake._closed(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("content-length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        wait = fake._over_limit()
+        if wait:
+            self._send(Reply(status=429, text="rate limited", headers={"retry-after": str(math.ceil(wait))}))
+            return
+        if fake._slots is None:
+            self._answer(body)
+            return
+        with fake._slots:
+            self._answer(body)
+
+    def _answer(self, body: dict[str, Any]) -> None:
+        request = Request(
+            model=body.get("model", ""),
+            messages=body.get("messages", []),
+            body=body,
+            headers={k.lower(): v for k, v in self.headers.items()},
+        )
+        reply = self.server.fake._reply(request)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if not self.server.killed:
+            self._send(reply, request.model)
+
+    def _send(self, reply: Reply, model: str = "") -> None:
+        if reply.drop:
+            self.close_connection = True
+            self.connection.close()
+            return
+        payload = _payload(reply, model)
+        self.send_response(reply.status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        if reply.status == 200:
+            self.server.fake._count_served()
 
 
 class FakeLLM:
-    def __init__(self, script: Script):
+    def __init__(
+        self,
+        script: Script,
+        port: int = 0,
+        max_concurrency: int | None = None,
+        max_requests_per_minute: float | None = None,
+        burst: float | None = None,
+    ):
         self.script = script
         self.requests: list[Request] = []
+        self.served = 0  # 200 answers sent
+        self.limited = 0  # 429 answers sent over max_requests_per_minute
         self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                request = Request(
-                    model=body.get("model", ""),
-                    messages=body.get("messages", []),
-                    body=body,
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                )
-                with outer._lock:
-                    outer.requests.append(request)
-                answer = outer.script(request)
-                reply = answer if isinstance(answer, Reply) else Reply(text=answer)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                if reply.drop:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if reply.raw is not None:
-                    payload = reply.raw
-                elif reply.status == 200:
-                    payload = json.dumps(
-                        {
-                            "id": "chatcmpl-fake",
-                            "object": "chat.completion",
-                            "created": int(time.time()),
-                            "model": request.model,
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": reply.text},
-                                }
-                            ],
-                            "usage": {
-                                "prompt_tokens": reply.prompt_tokens,
-                                "completion_tokens": reply.completion_tokens,
-                                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-                            },
-                        }
-                    ).encode()
-                else:
-                    payload = json.dumps(
-                        {
-                            "error": {
-                                "message": reply.text or f"status {reply.status}",
-                                "type": "fake",
-                                "code": reply.status,
-                            }
-                        }
-                    ).encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
+        self._bucket = _Bucket(max_requests_per_minute, burst) if max_requests_per_minute else None
+        self._connections: set[socket.socket] = set()
+        self._server = _Server(port, self)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _reply(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+        answer = self.script(request)
+        return answer if isinstance(answer, Reply) else Reply(text=answer)
+
+    def _over_limit(self) -> float:
+        wait = self._bucket.take() if self._bucket is not None else 0.0
+        if wait:
+            with self._lock:
+                self.limited += 1
+        return wait
+
+    def _count_served(self) -> None:
+        with self._lock:
+            self.served += 1
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def api_base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> FakeLLM:
         self._thread.start()
         return self
+
+    def kill(self) -> None:
+        """Die as a crashed server does: the port closes and every open connection drops, answered or not."""
+        self._server.killed = True
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by its client
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()

@@ -103,12 +103,12 @@ def test_jsonl_shards_read_only_their_own_bytes_and_number_records_as_the_whole_
     assert all(path.read_bytes()[start - 1 : start] == b"\n" for start, _ in covered[1:])
 
 
-def judged_pipeline(tmp_path, server, rows, judge=""):
+def judged_pipeline(tmp_path, server, rows, judge="", retries=0):
     write_jsonl(tmp_path / "in.jsonl", rows)
     path = tmp_path / "pipeline.toml"
     path.write_text(
         f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[judge]\nmodel = "openai/fake-judge"\n'
-        f'api_base = "{server.api_base}"\ntimeout = 2\nmax_retries = 0\n{judge}\n'
+        f'api_base = "{server.api_base}"\ntimeout = 2\nmax_retries = {retries}\n{judge}\n'
     )
     return path
 
@@ -137,6 +137,8 @@ def test_judged_shards_merged_equal_the_one_process_run_and_add_up_its_judge_cal
     asked = [s["judge"]["calls"] + s["judge"]["cached"] for s in (one, merged)]
     assert asked[0] == asked[1] > 0 and merged["judge"]["calls"] >= one["judge"]["calls"]
     assert merged["stages"] == one["stages"]
+    [server_row] = merged["judge"]["endpoints"]["openai/fake-judge"]  # each shard's calls to it, added up
+    assert server_row["api_base"] == server.api_base and server_row["calls"] == merged["judge"]["calls"]
     assert (tmp_path / "run/shards/0001-of-0003/judge_cache.sqlite").exists()  # each shard asks and caches alone
 
 
@@ -212,12 +214,17 @@ def test_retry_after_accept_changes_finds_the_same_input_by_a_relative_or_an_abs
     with FakeLLM(lambda r: Reply(status=500) if "item 2?" in r.prompt else YES) as down, FakeLLM(lambda r: YES) as up:
         judged_pipeline(tmp_path, down, judged_rows(6))
         refine("run", "pipeline.toml", "--workers", "1", code=3)
+        # The server moved, the input is named by its absolute path: neither is a change of configuration.
         moved = Path("pipeline.toml").read_text().replace(down.api_base, up.api_base)
         Path("pipeline.toml").write_text(moved.replace('path = "in.jsonl"', f'path = "{tmp_path / "in.jsonl"}"'))
+        refine("run", "pipeline.toml", code=3)  # nothing left to do but its errors
+        # A change that is one (the judge's temperature): refused, then accepted.
+        Path("pipeline.toml").write_text(Path("pipeline.toml").read_text() + "temperature = 0.1\n")
         refine("validate", "pipeline.toml", "--judge-model", "openai/other")
-        changed = refine("run", "pipeline.toml", code=1)  # the judge's server is part of the configuration here
-        assert "api_base" in changed and "input" not in changed and "refine run PIPELINE --fresh" in changed
-        refine("run", "pipeline.toml", "--accept-changes", code=3)  # nothing left to do but its errors
+        changed = refine("run", "pipeline.toml", code=1)
+        assert "temperature: 0.0 -> 0.1" in changed and "input" not in changed
+        assert "refine run PIPELINE --fresh" in changed
+        refine("run", "pipeline.toml", "--accept-changes", code=3)
         refine("retry", "run", "--workers", "1")
         assert refine("retry", str(tmp_path / "run")).startswith("resumed")
     assert Path("run/errors.jsonl").read_bytes() == b"" and len(read_lines("run/kept.jsonl")) == 6
@@ -278,3 +285,33 @@ def test_a_ray_task_waits_for_its_shards_lock_to_lapse_then_runs_it(tmp_path, mo
     threading.Timer(0.3, holder.close).start()
     assert ray_executor.shard_task(*task) == {"shard": "1/2", "stopped": None, "errors": 0}
     assert json.loads((tmp_path / "run/shards/0001-of-0002/shard.json").read_text())["complete"]
+
+
+def test_a_judge_outage_stops_a_shard_cleanly_and_the_shard_resumes_once_the_judge_is_back(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    answer = Reply(text=YES, delay=0.02)
+
+    def dies_after_30(request):
+        if len(server.requests) == 30:
+            threading.Thread(target=server.kill, daemon=True).start()  # and never comes back
+        return answer
+
+    with FakeLLM(dies_after_30) as server:
+        path = judged_pipeline(tmp_path, server, judged_rows(16), "outage_timeout = 1\nmax_concurrency = 2", 2)
+        stopped = CliRunner().invoke(main, ["run", str(path), "--shard", "0/2"])
+    assert stopped.exit_code == 4 and "no server answered" in stopped.output, stopped.output
+    shard = tmp_path / "run/shards/0000-of-0002"
+    assert not json.loads((shard / "shard.json").read_text())["complete"]
+    assert (shard / "errors.jsonl").read_bytes() == b""  # records in flight are redone, not errors
+    done = len(read_lines(shard / "kept.jsonl"))
+    assert 0 < done < 9
+    assert "0/2 (" in refine("merge", tmp_path / "run", code=1)
+    with FakeLLM(lambda r: answer) as back:  # the judge is back, on another port: not a new pipeline
+        path.write_text(path.read_text().replace(server.api_base, back.api_base))
+        assert f"resumed: {done} records" in refine("run", path, "--shard", "0/2")
+        refine("run", path, "--shard", "1/2")
+        refine("merge", tmp_path / "run")
+        refine("run", path, "--out", tmp_path / "one")
+    assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")

@@ -71,6 +71,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     md = (run_dir / "report.md").read_text()
     assert "| function_params | 30 | 2 | 6 | 0 | 2 / 0 |" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output
+    assert "Conversations" not in md and "conv." not in html and "Verdicts per turn" not in result.output
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (CI installs it)")

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
+from tests.chats import calls, chat, result, run_chats, say, user
 from tests.conftest import read_jsonl
 from tests.review.conftest import HOSTILE
 
@@ -171,3 +172,77 @@ def test_mark_reload_kill_restart_and_export(browser, run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in read_jsonl(out)] == ["ok-paris", "repaired", "no-days"]
     assert "1 wrongly discarded record(s) restored; 1 wrongly kept left out" in " ".join(result.output.split())
+
+
+HOSTILE_RESULT = '<script>window.pwned=3</script></textarea><img src=x onerror="window.pwned=4"> {"temp": 9}'
+
+
+def test_a_conversation_turn_by_turn_its_tool_results_as_text(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    rows = [
+        # 0 discarded at turn 1 (days missing); its first tool result is hostile text
+        chat(
+            "hostile-result",
+            user("Weather in Oslo, then the forecast?"),
+            {**calls(("o", "get_weather", {"city": "Oslo"})), "reasoning_content": "First the weather."},
+            result("o", HOSTILE_RESULT),
+            calls(("f", "get_forecast", {"city": "Oslo"})),
+            result("f", '{"rain": true}'),
+            say("Rain."),
+        ),
+        # 1 truncated at turn 1 (unknown function): kept up to turn 0
+        chat(
+            "cut",
+            user("Weather in Rome?"),
+            calls(("r", "get_weather", {"city": "Rome"})),
+            result("r", "Error: timeout"),
+            calls(("s", "get_wether", {"city": "Rome"})),
+        ),
+    ]
+    out = run_chats(
+        rows,
+        tmp_path,
+        '[[stages]]\nname = "conversation"\n[[stages]]\nname = "query_tool"\n'
+        'on_fail = "truncate"\n[[stages]]\nname = "function_params"',
+    )
+    assert [r["id"] for r in out["discarded"]] == ["hostile-result"] and [r["id"] for r in out["kept"]] == ["cut"]
+    process, url = start_review(tmp_path / "run")
+    try:
+        open_page(browser, url)
+        show(browser, 0)
+        assert browser.find_element(By.ID, "chat-section").is_displayed()
+        assert not browser.find_element(By.ID, "single").is_displayed()
+        blocks = browser.find_elements(By.CSS_SELECTOR, "#conversation .msg")
+        heads = [b.find_element(By.TAG_NAME, "h4").text for b in blocks]
+        assert heads == [
+            "user",
+            "assistant · turn 0",
+            "tool result · get_weather (call o)",
+            "assistant · turn 1 · ✗ failed here: function_params / missing_required",
+            "tool result · get_forecast (call f)",
+            "assistant · turn 2",
+        ]
+        assert [b.get_attribute("class") for b in blocks][3] == "msg assistant failed"
+        pres = blocks[1].find_elements(By.TAG_NAME, "pre")
+        assert [p.get_property("textContent") for p in pres] == ["First the weather.", '[get_weather(city="Oslo")]']
+        assert blocks[2].find_element(By.TAG_NAME, "pre").get_property("textContent") == HOSTILE_RESULT
+        assert browser.execute_script("return window.pwned") is None
+        assert browser.find_elements(By.TAG_NAME, "img") == []
+        assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+        trail = browser.find_elements(By.CSS_SELECTOR, "#trail tr")
+        assert trail[0].text.split() == ["turn", "stage", "verdict", "reason", "judge", "attempt", "message"]
+        assert trail[-1].text.startswith("1 function_params discard missing_required rules 1")
+
+        show(browser, 1)
+        verdict = browser.find_element(By.ID, "verdict").text
+        assert verdict.startswith("Kept up to turn 0: turn 1 failed at query_tool: unknown_function — ")
+        blocks = browser.find_elements(By.CSS_SELECTOR, "#conversation .msg")
+        assert blocks[-1].find_element(By.TAG_NAME, "h4").text == (
+            "turn 1 · not kept: the conversation was cut before it · ✗ failed here: query_tool / unknown_function"
+        )
+        problems = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert problems == [], problems
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,9 +20,8 @@ import click
 @click.option("--max-length", type=click.IntRange(min=16), help="Truncate as training would.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_json: bool) -> None:
-    """Think and result token counts of RUN_DIR's kept records (the paper's Table 1)."""
+    """Think and result token counts of RUN_DIR's kept records (the paper's Table 1), also per assistant turn."""
     from rich.console import Console
-    from rich.table import Table
     from transformers import AutoTokenizer
 
     from funreason_msl.data import MSLDataset
@@ -39,6 +39,15 @@ def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_jso
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return
+    console = Console()
+    console.print(segment_table(stats))
+    console.print(turn_table(stats))
+
+
+def segment_table(stats: dict[str, Any]) -> Any:
+    """The paper's Table 1: think and result tokens per example."""
+    from rich.table import Table
+
     table = Table(
         title=f"{stats['examples']} examples ({stats['truncated']} truncated, {stats['dropped']} dropped)",
         show_edge=False,
@@ -48,4 +57,28 @@ def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_jso
     for name in ("think", "result"):
         s = stats[name]
         table.add_row(name, f"{s['mean']:.2f}", str(s["median"]), str(s["max"]), f"{s['sft_loss_share']:.1%}")
-    Console().print(table)
+    return table
+
+
+def turn_table(stats: dict[str, Any]) -> Any:
+    """Think and result tokens per assistant turn position, and how many examples have that many turns."""
+    from rich.table import Table
+
+    turns = stats["turns"]
+    mix = ", ".join(f"{count} with {n}" for n, count in turns["examples_with"].items())
+    left_out = f"; {turns['dropped_by_truncation']} left out by truncation" if turns["dropped_by_truncation"] else ""
+    table = Table(title=f"per assistant turn ({turns['mean']:.2f} per example: {mix}{left_out})", show_edge=False)
+    for col in ("turn", "examples", "think mean", "median", "max", "result mean", "median", "max"):
+        table.add_column(col, justify="right")
+    for row in stats["per_turn"]:
+        think, result = row["think"], row["result"]
+        table.add_row(
+            str(row["turn"]),
+            str(row["examples"]),
+            *(
+                f"{s['mean']:.2f}" if key == "mean" else str(s[key])
+                for s in (think, result)
+                for key in ("mean", "median", "max")
+            ),
+        )
+    return table

@@ -1,4 +1,4 @@
-"""Training examples from a run folder: chat-rendered, tokenized, every target token labelled think or result."""
+"""Training examples from a run folder: every kept record (a conversation too) as one labelled example."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from typing import Any
 
 import torch
 
-from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
+from funreason_msl.labels import Example, encode_chat
+from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET
 from funreason_refine.export.formats import to_row
 from funreason_refine.jsonl import read_lines
 
-THINK_END = "</think>"
-
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Kept records of a run folder (``RUN_DIR`` or ``RUN_DIR/kept.jsonl``), each with its ``target``."""
+    """Kept records of a run folder (``RUN_DIR`` or ``RUN_DIR/kept.jsonl``), each assistant turn with its ``target``."""
     path = Path(path)
     if path.is_dir():
         path = path / "kept.jsonl"
@@ -28,13 +27,22 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
         if line.isspace():
             continue
         record = json.loads(line)
-        if not isinstance(record.get("target"), str):
+        missing = _missing_target(record)
+        if missing is not None:
             raise ValueError(
-                f"{path}:{lineno}: record {record.get('id')!r} has no training target; "
+                f"{path}:{lineno}: record {record.get('id')!r} has no training target{missing}; "
                 "run the format stage so kept records carry one"
             )
         records.append(record)
     return records
+
+
+def _missing_target(record: dict[str, Any]) -> str | None:
+    """Where a kept record lacks its target: "" for the record, " in assistant turn N", or None."""
+    if not isinstance(record.get("target"), str):
+        return ""
+    turns = [m for m in record.get("messages") or [] if m.get("role") == "assistant"]
+    return next((f" in assistant turn {n}" for n, m in enumerate(turns) if not isinstance(m.get("target"), str)), None)
 
 
 def messages(record: dict[str, Any], system_prompt: str | None = None) -> list[dict[str, str]]:
@@ -48,79 +56,29 @@ def messages(record: dict[str, Any], system_prompt: str | None = None) -> list[d
 
 
 @dataclass
-class Example:
-    input_ids: list[int]
-    labels: list[int]
-    segments: list[int]
-    truncated: bool = False
-
-
-@dataclass
 class BuildReport:
     """What building the dataset did, so nothing vanishes silently."""
 
     examples: int = 0
     truncated: int = 0
     dropped: list[str] = field(default_factory=list)
+    turns_dropped: int = 0  # assistant turns that truncation left out of conversations
 
 
 def encode(
     record: dict[str, Any], tokenizer: Any, max_length: int | None = None, system_prompt: str | None = None
 ) -> Example:
-    """Render with the tokenizer's chat template and label each target token from its character offsets.
+    """Render a kept record with the tokenizer's chat template and label each target token from its
+    character offsets (a fast tokenizer is needed for them).
 
-    The prompt is the chat template applied to system + user with the generation prompt; every
-    token starting at or after its end is a target. A target token starting before the end of
-    ``</think>`` is think, later ones result (so the template's end-of-turn and EOS tokens after
-    the answer are result targets); a token straddling the boundary is think. Needs a
-    fast tokenizer (offset mapping). Too long: think tokens are cut from the end of the CoT,
-    keeping ``</think>``; the prompt and the call are never cut (ValueError when they alone do
-    not fit).
+    The targets are every assistant turn's own tokens: think up to the end of its ``</think>``,
+    result after it, the end-of-turn tokens the template writes after it included; the system
+    prompt, user turns, tool results and role headers are not targets. Too long: the chat is cut
+    after the last assistant turn that fits, that turn losing CoT tokens from its end (keeping
+    ``</think>``), never its call; a ValueError when the first turn's prompt and call alone do not
+    fit. A single-turn record is its one turn: its CoT is cut, never its prompt or call.
     """
-    if not getattr(tokenizer, "is_fast", False):
-        raise TypeError("a fast tokenizer is needed: segment labels come from its offset mapping")
-    chat = messages(record, system_prompt)
-    prompt = tokenizer.apply_chat_template(chat[:-1], tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(chat, tokenize=False)
-    if not full.startswith(prompt):
-        raise ValueError(
-            "the chat template renders the prompt differently with and without the answer; cannot tell the target apart"
-        )
-    target_start = len(prompt)
-    end_at = full.find(THINK_END, target_start)
-    think_end = end_at + len(THINK_END) if end_at != -1 else target_start
-    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = encoded.get("offset_mapping")
-    if offsets is None:
-        raise TypeError("the tokenizer returned no offset mapping")
-    ids = list(encoded["input_ids"])
-    labels, segments = [], []
-    for token_id, (start, end) in zip(ids, offsets, strict=False):
-        if end > target_start:  # a token straddling the prompt's end holds target text: a target
-            labels.append(token_id)
-            segments.append(THINK if start < think_end else RESULT)
-        else:
-            labels.append(IGNORE_INDEX)
-            segments.append(NOT_TARGET)
-    truncated = False
-    if max_length is not None and len(ids) > max_length:
-        excess = len(ids) - max_length
-        think_positions = [i for i, s in enumerate(segments) if s == THINK]
-        # Keep </think>: its tokens are the think tokens overlapping the marker's characters.
-        closing = [i for i in think_positions if offsets[i][1] > end_at] if end_at != -1 else []
-        cuttable = [
-            i for i in think_positions if i not in set(closing) and offsets[i][0] >= target_start + len("<think>")
-        ]
-        if len(cuttable) < excess:
-            raise ValueError(
-                f"prompt and call alone take {len(ids) - len(cuttable)} tokens, over max_length={max_length}"
-            )
-        drop = set(cuttable[-excess:])
-        ids = [t for i, t in enumerate(ids) if i not in drop]
-        labels = [t for i, t in enumerate(labels) if i not in drop]
-        segments = [s for i, s in enumerate(segments) if i not in drop]
-        truncated = True
-    return Example(ids, labels, segments, truncated)
+    return encode_chat(messages(record, system_prompt), tokenizer, max_length)
 
 
 class MSLDataset(torch.utils.data.Dataset):
@@ -143,6 +101,7 @@ class MSLDataset(torch.utils.data.Dataset):
                 continue
             self.examples.append(example)
             self.report.truncated += example.truncated
+            self.report.turns_dropped += example.turns_dropped
         self.report.examples = len(self.examples)
 
     @classmethod

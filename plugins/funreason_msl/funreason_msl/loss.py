@@ -3,8 +3,9 @@
     L = alpha * L_think + (1 - alpha) * L_result
 
 ``L_think`` is the mean cross-entropy over the target tokens of ``<think>...</think>`` and
-``L_result`` over the target tokens after it (the ``\\n\\n[call]`` and EOS). ``segments`` labels
-every position of ``labels``: 0 not a target (prompt, padding), 1 think, 2 result.
+``L_result`` over the target tokens after it (the ``\\n\\n[call]`` and EOS), in every assistant
+turn of a conversation. ``segments`` labels every position of ``labels``: 0 not a target (prompt,
+user turns, tool results, padding), 1 think, 2 result.
 """
 
 from __future__ import annotations
@@ -52,18 +53,26 @@ def _alpha(alpha: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def segments_from_labels(labels: torch.Tensor, think_end_id: int, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """Recover segments from the labels alone: target tokens up to and including the first
-    ``</think>`` token are think, the rest result (all result when a row has no ``</think>``).
+    """Recover segments from the labels alone: in each run of target tokens (an assistant turn),
+    tokens up to and including its first ``</think>`` token are think, the rest result (all result
+    in a run without ``</think>``).
 
     For ``compute_loss_func``, which sees only outputs and labels. Needs ``</think>`` to be one
-    token (a special token of the tokenizer).
+    token (a special token of the tokenizer), and assistant turns separated by a non-target token
+    (a chat template's role header).
     """
     target = labels != ignore_index
     is_end = (labels == think_end_id) & target
-    after_end = (is_end.long().cumsum(-1) - is_end.long()) > 0
-    has_end = is_end.any(-1, keepdim=True)
-    in_result = after_end | ~has_end
-    return torch.where(target, torch.where(in_result, RESULT, THINK), NOT_TARGET)
+    ends = is_end.long().cumsum(-1)  # </think> tokens up to and including each position
+    starts = target & ~F.pad(target[..., :-1], (1, 0), value=False)
+    last = target & ~F.pad(target[..., 1:], (0, 1), value=False)
+    # cumsum never decreases along a row, so a running max carries each run's value at its first
+    # position forward, and a running min from the right carries its value at its last position back.
+    before_run = torch.cummax(torch.where(starts, ends - is_end.long(), 0), -1).values
+    run_total = torch.where(last, ends, torch.iinfo(ends.dtype).max).flip(-1).cummin(-1).values.flip(-1)
+    ends_before = ends - is_end.long() - before_run  # of this run, strictly before this position
+    think = (ends_before == 0) & (run_total > before_run)
+    return torch.where(target, torch.where(think, THINK, RESULT), NOT_TARGET)
 
 
 def msl_loss(
@@ -120,10 +129,14 @@ def msl_loss(
         has_target = (n_think_s + n_result_s) > 0
         per_sample = (a * l_think_s + (1 - a) * l_result_s) * has_target
         loss = per_sample.sum() / (num_samples if num_samples is not None else max(int(has_target.sum()), 1))
-        l_think = (losses * think).sum() / think.sum().clamp(min=1)
-        l_result = (losses * result).sum() / result.sum().clamp(min=1)
     else:
         raise ValueError(f"reduction must be 'pooled' or 'per_sample', got {reduction!r}")
     if return_parts:
-        return loss, (l_think.detach(), l_result.detach())
+        # This batch's own means: with the step's counts, l_think above is only this micro-batch's share.
+        with torch.no_grad():
+            parts = (
+                (losses * think).sum() / think.sum().clamp(min=1),
+                (losses * result).sum() / result.sum().clamp(min=1),
+            )
+        return loss, parts
     return loss

@@ -1,31 +1,69 @@
-"""Token statistics of a run's kept records: the paper's Table 1 for your own data."""
+"""Token statistics of a run's kept records: the paper's Table 1 for your own data, and per assistant turn."""
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 from funreason_msl.data import MSLDataset
+from funreason_msl.labels import Example
 from funreason_msl.loss import RESULT, THINK
 
 
+def describe(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"mean": 0.0, "median": 0.0, "max": 0}
+    return {"mean": round(statistics.fmean(values), 2), "median": statistics.median(values), "max": max(values)}
+
+
+def turn_counts(example: Example) -> list[tuple[int, int]]:
+    """(think, result) target tokens of each assistant turn of an example."""
+    return [
+        (
+            sum(1 for s in example.segments[start:end] if s == THINK),
+            sum(1 for s in example.segments[start:end] if s == RESULT),
+        )
+        for start, end in example.turns
+    ]
+
+
+def per_turn(dataset: MSLDataset) -> list[dict[str, Any]]:
+    """Think and result tokens by assistant-turn position (1 is the first turn of every example)."""
+    by_position: dict[int, list[tuple[int, int]]] = {}
+    for example in dataset.examples:
+        for position, counts in enumerate(turn_counts(example), start=1):
+            by_position.setdefault(position, []).append(counts)
+    return [
+        {
+            "turn": position,
+            "examples": len(counts),
+            "think": describe([think for think, _ in counts]),
+            "result": describe([result for _, result in counts]),
+        }
+        for position, counts in sorted(by_position.items())
+    ]
+
+
 def segment_stats(dataset: MSLDataset) -> dict[str, Any]:
-    """Think and result target tokens per example (mean, median, max) and each segment's share
-    of the plain-SFT loss, which averages over all target tokens alike and so gives each segment
-    its share of the tokens (at equal per-token loss)."""
+    """Think and result target tokens per example (mean, median, max; a conversation's turns summed)
+    and each segment's share of the plain-SFT loss, which averages over all target tokens alike and
+    so gives each segment its share of the tokens (at equal per-token loss); then assistant turns
+    per example and the same counts by turn position."""
     think = [sum(1 for s in e.segments if s == THINK) for e in dataset.examples]
     result = [sum(1 for s in e.segments if s == RESULT) for e in dataset.examples]
     total = sum(think) + sum(result)
-
-    def describe(values: list[int]) -> dict[str, float]:
-        if not values:
-            return {"mean": 0.0, "median": 0.0, "max": 0}
-        return {"mean": round(statistics.fmean(values), 2), "median": statistics.median(values), "max": max(values)}
-
+    turns = [len(e.turns) for e in dataset.examples]
     return {
         "examples": len(dataset.examples),
         "truncated": dataset.report.truncated,
         "dropped": len(dataset.report.dropped),
         "think": {**describe(think), "sft_loss_share": round(sum(think) / total, 4) if total else 0.0},
         "result": {**describe(result), "sft_loss_share": round(sum(result) / total, 4) if total else 0.0},
+        "turns": {
+            **describe(turns),
+            "examples_with": {str(n): count for n, count in sorted(Counter(turns).items())},
+            "dropped_by_truncation": dataset.report.turns_dropped,
+        },
+        "per_turn": per_turn(dataset),
     }

@@ -27,10 +27,35 @@ def kept_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def records(kept_run):
+def mixed_run(tmp_path_factory, kept_run):
+    """A run folder of single-turn records (the quickstart's kept ones, exported as OpenAI chats and read
+    back) and conversations of 1, 2 and 5 assistant turns with parallel calls (conversations.py)."""
+    from conversations import CONVERSATIONS
+
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.engine import run_pipeline
+    from funreason_refine.export import to_row
+    from funreason_refine.jsonl import read_jsonl
+
+    folder = tmp_path_factory.mktemp("mixed-run")
+    rows = [to_row(line, "openai") for line in read_jsonl(kept_run / "kept.jsonl")] + CONVERSATIONS
+    (folder / "input.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    stages = "".join(f'[[stages]]\nname = "{name}"\n' for name in ("conversation", "query_tool", "function_params"))
+    (folder / "pipeline.toml").write_text(
+        '[input]\npath = "input.jsonl"\nformat = "openai"\n[output]\ndir = "run"\n'
+        '[[stages]]\nname = "classification"\ntext_answers = "keep"\n'
+        f'{stages}[[stages]]\nname = "cot"\nrequired = false\n[[stages]]\nname = "format"\n',
+        encoding="utf-8",
+    )
+    run_pipeline(load_pipeline(folder / "pipeline.toml"), workers=1)
+    return folder / "run"
+
+
+@pytest.fixture(scope="session")
+def records(mixed_run):
     from funreason_msl.data import read_records
 
-    return read_records(kept_run)
+    return read_records(mixed_run)
 
 
 @pytest.fixture(scope="session")

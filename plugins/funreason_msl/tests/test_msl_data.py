@@ -114,3 +114,49 @@ def test_each_record_renders_its_own_tools_exactly_no_keys_from_other_rows(token
     for record in (a, b):
         system = messages(record)[0]["content"]
         assert json.loads(system[system.index("[{") :]) == record["tools"]
+
+
+def labelled_before_conversations(record, tokenizer, max_length=None):
+    """The labelling of a single-turn record before conversations (commit c98c372), as the reference:
+    the prompt is system + user with the generation prompt, every later token a target."""
+    from funreason_msl.data import messages
+
+    chat = messages(record)
+    prompt = tokenizer.apply_chat_template(chat[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(chat, tokenize=False)
+    target_start = len(prompt)
+    end_at = full.find("</think>", target_start)
+    think_end = end_at + len("</think>") if end_at != -1 else target_start
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(encoded["input_ids"]), encoded["offset_mapping"]
+    targets = [end > target_start for _, end in offsets]
+    labels = [t if is_target else IGNORE_INDEX for t, is_target in zip(ids, targets, strict=True)]
+    segments = [
+        (THINK if start < think_end else RESULT) if is_target else NOT_TARGET
+        for (start, _), is_target in zip(offsets, targets, strict=True)
+    ]
+    if max_length is not None and len(ids) > max_length:
+        excess = len(ids) - max_length
+        think = [i for i, s in enumerate(segments) if s == THINK]
+        closing = {i for i in think if offsets[i][1] > end_at} if end_at != -1 else set()
+        cuttable = [i for i in think if i not in closing and offsets[i][0] >= target_start + len("<think>")]
+        if len(cuttable) < excess:
+            return None
+        drop = set(cuttable[-excess:])
+        ids, labels, segments = ([v for i, v in enumerate(xs) if i not in drop] for xs in (ids, labels, segments))
+    return ids, labels, segments
+
+
+@pytest.mark.parametrize("max_length", [None, 350, 300])
+def test_single_turn_records_are_labelled_exactly_as_before_conversations(records, tokenizer, max_length):
+    single = [r for r in records if not r.get("messages")]
+    assert len(single) == 28
+    for record in [RECORD, *single]:
+        before = labelled_before_conversations(record, tokenizer, max_length)
+        try:
+            example = encode(record, tokenizer, max_length)
+        except ValueError:
+            assert before is None, record["id"]
+            continue
+        assert (example.input_ids, example.labels, example.segments) == before, record["id"]
+        assert len(example.turns) == 1 and example.turns_dropped == 0

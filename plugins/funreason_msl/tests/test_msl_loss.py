@@ -9,14 +9,23 @@ from funreason_msl.loss import IGNORE_INDEX, RESULT, THINK
 V = 11
 
 
-def batch(seed=0, b=3, t=9):
+SINGLE_TURN = [[0, 0, 1, 1, 1, 1, 2, 2, 2], [0, 0, 0, 1, 1, 2, 2, 0, 0], [0, 0, 0, 0, 2, 2, 2, 2, 2]]
+# Conversations: row 0 two turns (think, result, a tool result, think, result), row 1 a turn
+# without CoT after one with it, row 2 single-turn.
+CONVERSATIONS = [
+    [0, 1, 1, 2, 0, 0, 1, 2, 2, 2, 0],
+    [0, 1, 2, 2, 0, 0, 0, 2, 2, 0, 0],
+    [0, 0, 0, 1, 1, 1, 2, 2, 0, 0, 0],
+]
+
+
+def batch(seed=0, layout=SINGLE_TURN):
+    # SINGLE_TURN: row 0: prompt 2, think 4, result 3; row 1: prompt 3, think 2, result 2, padding 2; row 2: no think
+    segments = torch.tensor(layout)
+    b, t = segments.shape
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(b, t, V, generator=g, dtype=torch.float64)
     labels = torch.randint(0, V, (b, t), generator=g)
-    segments = torch.zeros(b, t, dtype=torch.long)
-    # row 0: prompt 2, think 4, result 3; row 1: prompt 3, think 2, result 2, padding 2; row 2: no think
-    layout = [[0, 0, 1, 1, 1, 1, 2, 2, 2], [0, 0, 0, 1, 1, 2, 2, 0, 0], [0, 0, 0, 0, 2, 2, 2, 2, 2]]
-    segments = torch.tensor(layout)
     labels = torch.where(segments == 0, IGNORE_INDEX, labels)
     return logits, labels, segments
 
@@ -44,10 +53,13 @@ def reference(logits, labels, segments, alpha, reduction):
     return a * sum(think_all) / max(len(think_all), 1) + (1 - a) * sum(result_all) / max(len(result_all), 1)
 
 
+@pytest.mark.parametrize("layout", [SINGLE_TURN, CONVERSATIONS], ids=["single-turn", "conversations"])
 @pytest.mark.parametrize("reduction", ["pooled", "per_sample"])
 @pytest.mark.parametrize("alpha", [0.5, 0.7, 0.0, 1.0])
-def test_matches_a_straightforward_reference(reduction, alpha):
-    logits, labels, segments = batch()
+def test_matches_a_straightforward_reference(reduction, alpha, layout):
+    # per_sample: all think tokens of a conversation's turns make its L_think, so a sample of five
+    # turns weighs as much as one of one turn; pooled: every target token of the batch weighs the same.
+    logits, labels, segments = batch(layout=layout)
     got = msl_loss(logits, labels, segments, alpha=alpha, reduction=reduction)
     assert got.item() == pytest.approx(reference(logits, labels, segments, alpha, reduction), rel=1e-9)
 
@@ -93,6 +105,20 @@ def test_per_sample_accumulation_with_step_sample_count():
     assert float(parts) == pytest.approx(float(whole), rel=1e-12)
 
 
+def test_logged_parts_are_this_batchs_own_means_also_under_gradient_accumulation():
+    logits, labels, segments = batch()
+    n_think, n_result = (int(x) for x in segment_counts(labels, segments))
+    think_only = torch.where(segments == RESULT, 0, segments)
+    l_think = float(msl_loss(logits, torch.where(think_only == 0, IGNORE_INDEX, labels), think_only))
+    _, alone = msl_loss(logits, labels, segments, return_parts=True)
+    # one micro-batch of a step with twice its tokens: the loss is half, the logged parts are not
+    loss, parts = msl_loss(logits, labels, segments, num_think=2 * n_think, num_result=2 * n_result, return_parts=True)
+    assert [float(p) for p in parts] == pytest.approx([float(p) for p in alone])
+    assert float(parts[0]) == pytest.approx(l_think) and float(loss) == pytest.approx(
+        float(msl_loss(logits, labels, segments)) / 2
+    )
+
+
 def test_a_batch_without_think_tokens_is_the_mean_result_loss():
     logits, labels, segments = batch()
     segments = torch.where(segments == THINK, RESULT, segments)
@@ -104,6 +130,14 @@ def test_segments_are_read_off_the_labels_at_the_think_end_token():
     END = 7
     labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 3, 4, END, 5, 6], [IGNORE_INDEX, 2, 3, 4, 5, 6, IGNORE_INDEX]])
     assert segments_from_labels(labels, END).tolist() == [[0, 0, 1, 1, 1, 2, 2], [0, 2, 2, 2, 2, 2, 0]]
+
+
+def test_segments_are_read_off_the_labels_in_every_assistant_turn():
+    END, NO = 7, IGNORE_INDEX
+    # a turn with a CoT, a tool result, a turn with two </think> (the second is result), a user
+    # turn, a turn without CoT
+    labels = torch.tensor([[NO, 3, END, 5, NO, NO, 4, END, 5, END, 6, NO, 8, 9, NO]])
+    assert segments_from_labels(labels, END).tolist() == [[0, 1, 1, 2, 0, 0, 1, 1, 2, 2, 2, 0, 2, 2, 0]]
 
 
 def test_learnable_alpha_gets_a_gradient_and_stays_in_bounds():

@@ -118,21 +118,34 @@ def test_learnable_alpha_is_trained_with_the_model(tmp_path, dataset, tokenizer)
     assert alphas[0] != alphas[-1] and all(0.5 < a < 0.9 for a in alphas)
 
 
-def test_msl_stats_prints_the_papers_table_for_a_run(tmp_path, kept_run, tokenizer):
+def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_path, mixed_run, tokenizer):
     tokenizer.save_pretrained(tmp_path / "tok")
-    result = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
+    result = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)
-    assert stats["examples"] == 28
+    assert stats["examples"] == 31
     assert stats["think"]["mean"] > stats["result"]["mean"] > 0
     assert stats["think"]["sft_loss_share"] + stats["result"]["sft_loss_share"] == pytest.approx(1.0)
-    table = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "tok")])
+    # 28 single-turn records and conv-1, then conv-2 and conv-5
+    assert stats["turns"]["examples_with"] == {"1": 29, "2": 1, "5": 1}
+    assert [row["examples"] for row in stats["per_turn"]] == [31, 2, 1, 1, 1]
+    assert all(row["think"]["mean"] > 0 and row["result"]["mean"] > 0 for row in stats["per_turn"])
+    # turn 5 of conv-5: "<think>Both Oslo results are in.</think>" and "\n\nOslo: snow, -3 C, 14:05.<|im_end|>\n"
+    last = stats["per_turn"][-1]
+    assert last["think"]["max"] == len(tokenizer.tokenize("<think>Both Oslo results are in.</think>"))
+    assert last["result"]["max"] == len(tokenizer.tokenize("\n\nOslo: snow, -3 C, 14:05.<|im_end|>\n"))
+    table = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok")], terminal_width=160)
     assert "share of plain-SFT loss" in table.output
-    missing = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "nope")])
+    assert "per assistant turn (1.16 per example: 29 with 1, 1 with 2, 1 with 5)" in table.output
+    cut = CliRunner().invoke(
+        msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), "--max-length", "400", "--json"]
+    )
+    assert json.loads(cut.output)["turns"]["dropped_by_truncation"] == 3
+    missing = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
 
 
-def test_the_runnable_example_trains_and_the_loss_goes_down(kept_run):
+def test_the_runnable_example_trains_and_the_loss_goes_down_on_single_turn_records_and_conversations(mixed_run):
     import subprocess
     import sys
 
@@ -140,7 +153,7 @@ def test_the_runnable_example_trains_and_the_loss_goes_down(kept_run):
 
     script = REPO / "examples" / "msl_train" / "train_tiny.py"
     out = subprocess.run(
-        [sys.executable, str(script), str(kept_run), "--steps", "20"], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(mixed_run), "--steps", "20"], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
     first, last = (float(x) for x in out.stdout.strip().splitlines()[-1].removeprefix("loss ").split(" -> "))
