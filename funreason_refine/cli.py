@@ -122,8 +122,10 @@ def run(
     _check_executor_options(executor, shards, address, shard, limit, workers)
     loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
     if executor == "ray":
+        from funreason_refine.distributed.commands import run_ray
+
         assert shards is not None
-        _run_ray(loaded, shards, address, judge_model, fresh=fresh, accept_changes=accept_changes)
+        run_ray(loaded, shards, address, judge_model, fresh=fresh, accept_changes=accept_changes)
         return
     _run(loaded, shard=shard, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
 
@@ -165,7 +167,9 @@ def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: A
 
     own = Shard.of_folder(run_dir)
     if own is not None or is_sharded(run_dir):
-        _retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes, workers)
+        from funreason_refine.distributed.commands import retry_shards
+
+        retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes, workers)
         return
     if shard is not None:
         raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
@@ -182,31 +186,6 @@ def _pipeline_of(run_dir: Path) -> Path:
     if not run_file.exists():
         raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
     return Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
-
-
-def _retry_shards(
-    run_dir: Path, shard: Any, judge_model: str | None, accept_changes: bool, workers: int | None
-) -> None:
-    """The errors of one shard, or of every shard that has some (then merged again when all are complete)."""
-    from funreason_refine.config import load_pipeline
-    from funreason_refine.distributed.progress import Watcher
-
-    states = Watcher(run_dir).states()
-    if shard is not None and shard.count != len(states):
-        raise RefineError(f"{run_dir} is split into {len(states)} shards: give --shard I/{len(states)}")
-    chosen = [s for s in states if s.shard == shard] if shard is not None else [s for s in states if s.done["errors"]]
-    if not chosen:
-        out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry")
-        return
-    errors = 0
-    for state in chosen:
-        loaded = load_pipeline(_pipeline_of(state.folder), run_dir, judge_model=judge_model)
-        result = _refine(loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes, workers=workers)
-        errors += result.errors
-    if shard is None:
-        _merge_and_report(run_dir)
-    elif errors:
-        _errors_exit(errors, state.folder)
 
 
 def _run(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
@@ -260,7 +239,9 @@ def _refine(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
             highlight=False,
         )
     elif shard is not None:
-        _shard_note(loaded.output_dir, shard)
+        from funreason_refine.distributed.commands import shard_note
+
+        shard_note(loaded.output_dir, shard)
     return result
 
 
@@ -274,14 +255,6 @@ def _print_judge(judge: dict[str, Any]) -> None:
             out.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
-def _shard_note(run_dir: Path, shard: Any) -> None:
-    from funreason_refine.distributed.progress import Watcher
-
-    complete = sum(s.complete for s in Watcher(run_dir).states())
-    then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"
-    out.print(f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False)
-
-
 def _errors_exit(errors: int, folder: Path) -> None:
     err.print(
         f"[red]{errors} record(s) in {folder / 'errors.jsonl'}[/]: stopped by failures that were "
@@ -289,71 +262,6 @@ def _errors_exit(errors: int, folder: Path) -> None:
         highlight=False,
     )
     sys.exit(EXIT_RECORD_ERRORS)
-
-
-def _run_ray(
-    loaded: Pipeline, shards: int, address: str | None, judge_model: str | None, fresh: bool, accept_changes: bool
-) -> None:
-    from rich.live import Live
-
-    from funreason_refine.console import shards_table
-    from funreason_refine.distributed.ray_executor import run_on_ray
-    from funreason_refine.engine import RunInterrupted
-    from funreason_refine.judge.endpoints import JudgeOutage
-
-    title = f"shards of {loaded.output_dir}"
-    try:
-        with Live(console=err, refresh_per_second=4) as live:
-            result = run_on_ray(
-                loaded,
-                shards,
-                address=address,
-                judge_model=judge_model,
-                fresh=fresh,
-                accept_changes=accept_changes,
-                on_progress=lambda states: live.update(shards_table(states, title)),
-            )
-    except RunInterrupted as exc:
-        err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
-        sys.exit(EXIT_INTERRUPTED)
-    except JudgeOutage as exc:
-        err.print(f"[red]stopped:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(EXIT_JUDGE_OUTAGE)
-    _report_merged(result)
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-def merge(run_dir: Path) -> None:
-    """Write RUN_DIR's outcome files and summary.json from its complete shards, in input order."""
-    _merge_and_report(run_dir)
-
-
-def _merge_and_report(run_dir: Path) -> None:
-    from funreason_refine.distributed.merge import merge_run
-
-    _report_merged(merge_run(run_dir))
-
-
-def _report_merged(result: Any) -> None:
-    from funreason_refine.console import summary_tables
-
-    for table in summary_tables(result.summary):
-        out.print(table)
-    _print_judge(result.summary["judge"])
-    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False)
-    if result.errors:
-        _errors_exit(result.errors, result.out_dir)
-
-
-@main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-def status(run_dir: Path) -> None:
-    """Show how far each shard of RUN_DIR is: records done of its part, complete or not, errors."""
-    from funreason_refine.console import shards_table
-    from funreason_refine.distributed.progress import Watcher
-
-    out.print(shards_table(Watcher(run_dir).states(), f"shards of {run_dir}"))
 
 
 @main.command()
@@ -578,6 +486,16 @@ def _register_plugin_commands() -> None:
 
 
 _register_plugin_commands()
+
+
+def _register_shard_commands() -> None:
+    from funreason_refine.distributed.commands import merge, status
+
+    main.add_command(merge)
+    main.add_command(status)
+
+
+_register_shard_commands()
 
 
 @main.command()

@@ -133,9 +133,11 @@ def test_judged_shards_merged_equal_the_one_process_run_and_add_up_its_judge_cal
     assert "merged 3 shards" in merged_output
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")
     one, merged = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "run"))
-    # A prompt two records share is asked once by one process; by two shards, once each (each has its cache).
+    # Every question is asked or answered from the cache, by one process as by the shards; which of the
+    # two depends on timing (two records asking the same prompt at once both ask it) and on the cache
+    # each shard has of its own.
     asked = [s["judge"]["calls"] + s["judge"]["cached"] for s in (one, merged)]
-    assert asked[0] == asked[1] > 0 and merged["judge"]["calls"] >= one["judge"]["calls"]
+    assert asked[0] == asked[1] > 0
     assert merged["stages"] == one["stages"]
     [server_row] = merged["judge"]["endpoints"]["openai/fake-judge"]  # each shard's calls to it, added up
     assert server_row["api_base"] == server.api_base and server_row["calls"] == merged["judge"]["calls"]
