@@ -17,6 +17,7 @@ from funreason_refine.errors import ConfigError, RefineError
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
+    from funreason_refine.engine import RunResult
 
 DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
 # Exit statuses (README, "Commands"): 2 is click's usage error.
@@ -47,7 +48,7 @@ class _Group(click.Group):
                 for problem in exc.problems:
                     err.print(f"  - {problem}", highlight=False, markup=False)
             else:
-                err.print(f"[red]error:[/] {exc}", highlight=False)
+                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             sys.exit(EXIT_ERROR)
 
 
@@ -56,6 +57,15 @@ class _Group(click.Group):
 def main() -> None:
     """Refine function-calling training data the FunReason way."""
     out.width = PIPED_WIDTH if not out.is_terminal else None  # type: ignore[assignment]
+
+
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from funreason_refine.distributed.layout import Shard
+
+    try:
+        return Shard.parse(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()
@@ -78,6 +88,21 @@ def main() -> None:
 @click.option(
     "--accept-changes", is_flag=True, help="Go on in a run folder started with another pipeline configuration."
 )
+@click.option(
+    "--shard",
+    callback=_shard_option,
+    metavar="I/N",
+    help="Refine only shard I of N (0-based) into RUN_DIR/shards/; `refine merge RUN_DIR` when all are complete.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help='ray: run --shards N shards as Ray tasks, then merge them (pip install "funreason-refine[ray]").',
+)
+@click.option("--shards", type=click.IntRange(min=1), help="With --executor ray: the number of shards.")
+@click.option("--address", help="With --executor ray: the Ray cluster to join (default: start a local Ray).")
 def run(
     pipeline: Path,
     limit: int | None,
@@ -86,12 +111,40 @@ def run(
     judge_model: str | None,
     fresh: bool,
     accept_changes: bool,
+    shard: Any,
+    executor: str,
+    shards: int | None,
+    address: str | None,
 ) -> None:
     """Run PIPELINE; on an existing run folder, resume where it stopped."""
     from funreason_refine.config import load_pipeline
 
+    _check_executor_options(executor, shards, address, shard, limit, workers)
     loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
-    _run(loaded, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+    if executor == "ray":
+        from funreason_refine.distributed.commands import run_ray
+
+        assert shards is not None
+        run_ray(loaded, shards, address, judge_model, fresh=fresh, accept_changes=accept_changes)
+        return
+    _run(loaded, shard=shard, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+
+
+def _check_executor_options(
+    executor: str, shards: int | None, address: str | None, shard: Any, limit: int | None, workers: int | None
+) -> None:
+    if executor == "ray":
+        if shards is None:
+            raise click.UsageError("--executor ray needs --shards N: the number of shards to run as Ray tasks")
+        for given, flag in ((shard, "--shard"), (limit, "--limit"), (workers, "--workers")):
+            if given is not None:
+                raise click.UsageError(
+                    f"{flag} does not go with --executor ray (each of the --shards N shards is one Ray task on one CPU)"
+                )
+    elif shards is not None or address is not None:
+        raise click.UsageError("--shards and --address go with --executor ray; to run one shard here, give --shard I/N")
+    elif shard is not None and limit is not None:
+        raise click.UsageError("--limit takes the first N records of the whole input: it does not go with --shard")
 
 
 @main.command()
@@ -100,24 +153,53 @@ def run(
 @click.option(
     "--accept-changes", is_flag=True, help="Go on although the pipeline changed since the run folder was started."
 )
-def retry(run_dir: Path, judge_model: str | None, accept_changes: bool) -> None:
+@click.option(
+    "--shard",
+    callback=_shard_option,
+    metavar="I/N",
+    help="In a sharded run: retry only shard I of N (default: every shard with errors, then merge).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Processes that refine records, as for refine run.")
+def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any, workers: int | None) -> None:
     """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
-    import json
-
     from funreason_refine.config import load_pipeline
+    from funreason_refine.distributed.layout import Shard, is_sharded
+
+    own = Shard.of_folder(run_dir)
+    if own is not None or is_sharded(run_dir):
+        from funreason_refine.distributed.commands import retry_shards
+
+        retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes, workers)
+        return
+    if shard is not None:
+        raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
+    pipeline = _pipeline_of(run_dir)
+    loaded = load_pipeline(pipeline, run_dir, judge_model=judge_model)
+    _run(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers)
+
+
+def _pipeline_of(run_dir: Path) -> Path:
+    """The pipeline file a run folder was made with, as its run.json names it."""
     from funreason_refine.run_folder import RUN_FILE
 
     run_file = run_dir / RUN_FILE
     if not run_file.exists():
         raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
-    pipeline = Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
-    _run(load_pipeline(pipeline, run_dir, judge_model=judge_model), retry_errors=True, accept_changes=accept_changes)
+    return Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
 
 
-def _run(loaded: Pipeline, **options: Any) -> None:
+def _run(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
+    result = _refine(loaded, shard=shard, **options)
+    if result.errors:
+        _errors_exit(result.errors, result.out_dir)
+
+
+def _refine(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
+    """Run (one shard of) the pipeline under the live display, then print what it did."""
     import signal
 
     from funreason_refine.console import RunDisplay, summary_tables
+    from funreason_refine.distributed import shards as sharding
     from funreason_refine.engine import RunInterrupted, run_pipeline
     from funreason_refine.judge.endpoints import JudgeOutage
 
@@ -125,10 +207,18 @@ def _run(loaded: Pipeline, **options: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
-    size = loaded.input.path.stat().st_size
+    size, label, part = loaded.input.path.stat().st_size, loaded.input.path.name, None
+    if shard is not None:
+        part = sharding.shard_part(loaded, shard)
+        size, label = part.read_bytes, f"{label} shard {shard}"
+    else:
+        sharding.refuse_sharded_folder(loaded.output_dir)
     try:
-        with RunDisplay(err, size, loaded.input.path.name) as progress:
-            result = run_pipeline(loaded, progress=progress, **options)
+        with RunDisplay(err, size, label) as progress:
+            if shard is not None:
+                result = sharding.run_shard(loaded, shard, progress, part=part, **options)
+            else:
+                result = run_pipeline(loaded, progress=progress, **options)
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
@@ -139,15 +229,8 @@ def _run(loaded: Pipeline, **options: Any) -> None:
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):
         out.print(table)
+    _print_judge(result.summary["judge"])
     timings = result.summary["timings"]
-    judge = result.summary["judge"]
-    if judge["model"] or judge.get("generator"):
-        out.print(
-            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
-            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
-        )
-        for note in judge["notes"]:
-            out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))")
     if result.stopped:
         err.print(
@@ -155,22 +238,40 @@ def _run(loaded: Pipeline, **options: Any) -> None:
             "again (with a higher max_cost) to go on.",
             highlight=False,
         )
-    if result.errors:
-        err.print(
-            f"[red]{result.errors} record(s) in {result.out_dir / 'errors.jsonl'}[/]: stopped by failures that were "
-            f"not verdicts (see each line's error). Fix the cause, then run `refine retry {result.out_dir}`.",
-            highlight=False,
+    elif shard is not None:
+        from funreason_refine.distributed.commands import shard_note
+
+        shard_note(loaded.output_dir, shard)
+    return result
+
+
+def _print_judge(judge: dict[str, Any]) -> None:
+    if judge["model"] or judge.get("generator"):
+        out.print(
+            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
+            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
         )
-        sys.exit(EXIT_RECORD_ERRORS)
+        for note in judge["notes"]:
+            out.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _errors_exit(errors: int, folder: Path) -> None:
+    err.print(
+        f"[red]{errors} record(s) in {folder / 'errors.jsonl'}[/]: stopped by failures that were "
+        f"not verdicts (see each line's error). Fix the cause, then run `refine retry {folder}`.",
+        highlight=False,
+    )
+    sys.exit(EXIT_RECORD_ERRORS)
 
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
-def validate(pipeline: Path) -> None:
+@click.option("--judge-model", help="Check it as `refine run --judge-model` would run it.")
+def validate(pipeline: Path, judge_model: str | None) -> None:
     """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
     from funreason_refine.config import load_pipeline
 
-    loaded = load_pipeline(pipeline)
+    loaded = load_pipeline(pipeline, judge_model=judge_model)
     names = " -> ".join(s.name for s in loaded.stages)
     out.print(
         f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}", highlight=False
@@ -334,12 +435,13 @@ def export(run_dir: Path, fmt: str, output: Path) -> None:
 @main.command("selfrefine")
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True)
-def selfrefine_command(pipeline: Path, rounds: int) -> None:
+@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the stages.")
+def selfrefine_command(pipeline: Path, rounds: int, judge_model: str | None) -> None:
     """Self-refinement: [source] sample_from writes answers, the stages keep the good ones, per round."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.selfrefine import selfrefine
 
-    loaded = load_pipeline(pipeline)
+    loaded = load_pipeline(pipeline, judge_model=judge_model)
     summaries = selfrefine(loaded, rounds)  # a ConfigError, naming what to add, when [source] is missing
     model = loaded.source.model if loaded.source else "?"
     table = Table(title=f"Self-refinement of {loaded.input.path.name} with {model}", show_edge=False)
@@ -384,6 +486,16 @@ def _register_plugin_commands() -> None:
 
 
 _register_plugin_commands()
+
+
+def _register_shard_commands() -> None:
+    from funreason_refine.distributed.commands import merge, status
+
+    main.add_command(merge)
+    main.add_command(status)
+
+
+_register_shard_commands()
 
 
 @main.command()

@@ -256,3 +256,33 @@ def _servers_table(rows: list[dict[str, Any]]) -> list[Table]:
             r["out_of_rotation"],
         )
     return [table]
+
+
+def shards_table(states: list[Any], title: str) -> Table:
+    """One row per shard (distributed.progress.ShardState): its records, how many are done, complete or not."""
+    table = Table(title=title, show_edge=False)
+    for col in ("shard", "records", "done", "kept", "discarded", "quarantined", "errors", "state", "last write"):
+        table.add_column(col, justify="left" if col in ("shard", "state", "records") else "right")
+    now = time.time()
+    for s in states:
+        done = sum(s.done.values())
+        total = s.records
+        span = f"{s.first_index}-{s.first_index + total - 1}" if total else ("none" if total == 0 else "?")
+        share = f" ({done / total:.0%})" if total else ""
+        colour = {"complete": "green", "partial": "yellow"}.get(s.state, "dim")
+        table.add_row(
+            str(s.shard),
+            span,
+            f"{done}/{total if total is not None else '?'}{share}",
+            str(s.done["kept"]),
+            str(s.done["discarded"]),
+            str(s.done["quarantined"]),
+            f"[red]{s.done['errors']}[/]" if s.done["errors"] else "0",
+            f"[{colour}]{s.state}[/]",
+            f"{now - s.updated:.0f} s ago" if s.updated else "-",
+        )
+    complete = sum(s.complete for s in states)
+    table.caption = f"{complete} of {len(states)} shards complete" + (
+        f"; {sum(sum(s.done.values()) for s in states)} records done" if states else ""
+    )
+    return table

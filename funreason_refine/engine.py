@@ -21,6 +21,7 @@ from funreason_refine.errors import PluginError, RefineError, RunFolderError
 from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.plugin_manager import get_plugin_manager
 from funreason_refine.readers import InputStream
+from funreason_refine.readers.parts import Part
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import RunFolder, Written
 
@@ -64,11 +65,13 @@ def run_pipeline(
     fresh: bool = False,
     accept_changes: bool = False,
     retry_errors: bool = False,
+    part: Part | None = None,
 ) -> RunResult:
     """Run (or resume) a pipeline into its run folder.
 
     ``fresh`` starts the folder over (the judge cache stays); ``accept_changes`` goes on in a
-    folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl.
+    folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl;
+    ``part``: refine only that part of the input (a shard: distributed/shards.py gives it its folder).
     """
     progress = progress or Progress()
     stream = InputStream.open(pipeline.input)
@@ -76,7 +79,7 @@ def run_pipeline(
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
         executor = choose_executor(pipeline, stream, workers, progress)
-        items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False)
+        items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False, part=part)
         stopped = executor.run(items, _emitter(folder, progress))
     except KeyboardInterrupt:
         raise RunInterrupted(
@@ -87,6 +90,8 @@ def run_pipeline(
         folder.close()
     _check_accounting(folder, stream.count, stopped)
     summary = _summary(pipeline, folder, stream, executor, limit, stopped, started, time.perf_counter() - t0)
+    if part is not None:
+        summary["shard"] = part.as_dict()
     folder.write_summary(summary)
     _call_plugins(get_plugin_manager().hook.run_finished, run_dir=folder.path, summary=summary)
     return RunResult(summary, folder.path, folder.resumed, executor.workers, stopped, executor.start_method)

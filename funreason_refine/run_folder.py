@@ -53,6 +53,10 @@ class ConfigChanged(RunFolderError):
     """The folder was started with another pipeline configuration."""
 
 
+class FolderInUse(RunFolderError):
+    """Another process holds the folder's lock (run.lock)."""
+
+
 # Dates and dataclasses go to _plain_dict, which refuses them: pydantic writes such a line, so that
 # every line reads exactly as pydantic writes it. Subclasses of str, int, dict and list (enums, a
 # record's read-only tools) are written as what they subclass, as pydantic writes them.
@@ -156,8 +160,9 @@ class RunFolder:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise RunFolderError(
-                f"{self.path} is in use by {holder}; wait for it to finish or use another --out"
+            raise FolderInUse(
+                f"{self.path} is in use by {holder}; wait for it to finish, or run into another folder "
+                "(refine run --out)"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -180,8 +185,8 @@ class RunFolder:
                     f"{self.path} was started with another pipeline configuration:\n  "
                     + "\n  ".join(changes[:20])
                     + "\nRun again with --accept-changes to go on with the new configuration (finished "
-                    "records stay as they are; cached judge answers are reused), or --fresh to start "
-                    "this folder over."
+                    "records stay as they are; cached judge answers are reused), or start this folder over "
+                    "with `refine run PIPELINE --fresh`."
                 )
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
         tmp = self.path / (RUN_FILE + ".tmp")
@@ -224,12 +229,12 @@ class RunFolder:
                     break  # a last line garbled by a power cut: dropped, the record is redone
                 raise RunFolderError(
                     f"{file}:{lineno} is not a line this tool wrote; the run folder "
-                    "cannot be resumed. Use a new --out folder."
+                    "cannot be resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR)."
                 ) from None
             if not self.done.add(index):
                 raise RunFolderError(
                     f"{file}:{lineno}: input record {index} is recorded twice in the run "
-                    "folder; it cannot be resumed. Use a new --out folder."
+                    "folder; it cannot be resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR)."
                 )
             self.tally.add_line(outcome, line)
             good_bytes += len(raw)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
 from funreason_refine.jsonl import read_jsonl, write_jsonl
@@ -55,6 +56,7 @@ def _restorable(line: dict[str, Any], fmt: str) -> str | None:
 def _reviewed(run_dir: Path, fmt: str, result: ExportResult) -> Iterator[dict[str, Any]]:
     """The kept records, without those a person marked wrongly kept, with those marked wrongly
     discarded, in input order."""
+    require_merged(run_dir)
     file = run_dir / "kept.jsonl"
     if not file.exists():
         raise RefineError(f"{run_dir} has no kept.jsonl: give a run folder of `refine run`")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from funreason_refine.errors import InputError
 from funreason_refine.readers import bfcl, chat, xlam
 from funreason_refine.readers.answers import FieldError
+from funreason_refine.readers.parts import Part
 from funreason_refine.readers.raw import iter_raw, parse_line, preview
 from funreason_refine.record import Quarantined, Record, Source
 
@@ -92,7 +93,7 @@ class InputStream:
         # mix xLAM rows and chat conversations); BFCL questions need their answer file: a whole file.
         self.per_record = fmt is None and self.format != "bfcl"
         self.total_bytes = path.stat().st_size
-        self.count = 0  # input records seen so far, skipped ones included
+        self.count = 0  # input records seen so far (of the part read), skipped ones included
         self._answers: dict[str, Any] = {}
         if self.format == "bfcl":
             self._answers = bfcl.load_answers(answers or bfcl.default_answers_path(path))
@@ -117,18 +118,20 @@ class InputStream:
         limit: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
         parse: bool = True,
+        part: Part | None = None,
     ) -> Iterator[RawItem]:
         """The input as JSON objects (or error texts), numbered; cheap, runs in the main process.
 
         ``parse=False`` leaves JSONL lines as bytes for ``convert`` to parse (in a worker process).
+        ``part``: only that part of the input (a shard), numbered by position in the whole input.
         """
-        index = -1
+        first = part.first_index if part is not None else 0
         self.count = 0
-        for line, obj, raw in iter_raw(self.path, self.max_record_bytes, on_bytes, parse):
-            index += 1
-            if limit is not None and index >= limit:
+        for seen, (line, obj, raw) in enumerate(iter_raw(self.path, self.max_record_bytes, on_bytes, parse, part)):
+            if limit is not None and seen >= limit:
                 return
-            self.count = index + 1
+            self.count = seen + 1
+            index = first + seen
             if not skip or index not in skip:
                 yield index, line, obj, raw
 

@@ -15,8 +15,12 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from funreason_refine.readers.parts import Part
 
 RawLine = tuple[int, "dict[str, Any] | str | bytes", str]
 """(line or row, parsed object or error message or unparsed JSONL bytes, raw text for the quarantine file)"""
@@ -44,14 +48,21 @@ def detect_container(path: Path) -> str:
     return "json" if head.startswith(b"[") else "jsonl"
 
 
-def iter_raw(path: Path, max_record_bytes: int, on_bytes: OnBytes = None, parse: bool = True) -> Iterator[RawLine]:
+def iter_raw(
+    path: Path, max_record_bytes: int, on_bytes: OnBytes = None, parse: bool = True, part: Part | None = None
+) -> Iterator[RawLine]:
+    """The items of the file, or of one ``part`` of it (a shard: see parts.py)."""
     container = detect_container(path)
     if container == "parquet":
-        yield from _iter_parquet(path)
+        yield from _iter_parquet(path, part)
     elif container == "json":
-        yield from _iter_json_array(path, max_record_bytes, on_bytes)
-    else:
+        items = _iter_json_array(path, max_record_bytes, on_bytes)
+        # An array cannot be entered in the middle: read through, keeping the part's elements.
+        yield from items if part is None else islice(items, part.first_index, part.first_index + part.records)
+    elif part is None:
         yield from _iter_jsonl(path, max_record_bytes, on_bytes, parse)
+    else:
+        yield from _iter_jsonl(path, max_record_bytes, on_bytes, parse, part.start, part.end, part.first_line)
 
 
 def _as_object(value: Any) -> dict[str, Any] | str:
@@ -64,9 +75,25 @@ def _as_object(value: Any) -> dict[str, Any] | str:
 READ_BUFFER = 1 << 16
 
 
-def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes: OnBytes, parse: bool) -> Iterator[RawLine]:
+def is_record_line(line: bytes, max_record_bytes: int) -> bool:
+    """Whether a JSONL line is an input record (one index): not blank, or over the size limit."""
+    return len(line) > max_record_bytes or (bool(line) and not line.isspace())
+
+
+def _iter_jsonl(
+    path: Path,
+    max_record_bytes: int,
+    on_bytes: OnBytes,
+    parse: bool,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+) -> Iterator[RawLine]:
+    """The lines from byte ``start`` (a line's start, numbered ``first_line``) to ``end`` (a line's start)."""
     with path.open("rb", buffering=READ_BUFFER) as fh:
-        for lineno, line in enumerate(fh, 1):
+        fh.seek(start)
+        lines = fh if end is None else _lines_before(fh, end - start)
+        for lineno, line in enumerate(lines, first_line):
             if on_bytes is not None:
                 on_bytes(len(line))
             if len(line) > max_record_bytes:
@@ -75,8 +102,18 @@ def _iter_jsonl(path: Path, max_record_bytes: int, on_bytes: OnBytes, parse: boo
                     f"record is {len(line)} bytes, over the limit of {max_record_bytes} ([input] max_record_bytes)",
                     preview(line[:RAW_PREVIEW].decode("utf-8", "replace")),
                 )
-            elif not line.isspace() and line:
+            elif is_record_line(line, max_record_bytes):
                 yield parse_line(lineno, line) if parse else (lineno, line, "")
+
+
+def _lines_before(fh: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines of the next ``size`` bytes (which end at a line's end)."""
+    while size > 0:
+        line = fh.readline()
+        if not line:
+            return
+        size -= len(line)
+        yield line
 
 
 def parse_line(lineno: int, line: bytes) -> RawLine:
@@ -235,11 +272,14 @@ class _ArrayReader:
                 return
 
 
-def _iter_parquet(path: Path) -> Iterator[RawLine]:
+def _iter_parquet(path: Path, part: Part | None = None) -> Iterator[RawLine]:
     import polars as pl
 
+    scan = pl.scan_parquet(path)
     row = 0
-    for batch in pl.scan_parquet(path).collect_batches(chunk_size=2048):
+    if part is not None:  # polars reads only the row groups that hold the part's rows
+        scan, row = scan.slice(part.first_index, part.records), part.first_index
+    for batch in scan.collect_batches(chunk_size=2048):
         for obj in batch.iter_rows(named=True):
             row += 1
             yield row, obj, ""

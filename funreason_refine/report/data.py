@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
@@ -66,6 +67,7 @@ def line_answer_text(record: dict[str, Any]) -> str:
 def load_run(path: Path) -> RunData:
     """Raises RefineError when ``path`` is not a run folder."""
     path = Path(path)
+    require_merged(path)
     if not (path / SUMMARY).is_file():
         raise RefineError(
             f"{path} is not a run folder: it has no {SUMMARY}. Give the folder `refine run` wrote "

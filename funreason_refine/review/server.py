@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
+from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import RefineError
 from funreason_refine.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
 from funreason_refine.review.index import DEFAULT_KEPT_SAMPLE, RunIndex
@@ -34,6 +35,7 @@ class ReviewState:
 
     def __init__(self, run_dir: Path, kept_sample: int = DEFAULT_KEPT_SAMPLE):
         self.run_dir = Path(run_dir)
+        require_merged(self.run_dir)
         read = read_decisions(self.run_dir)
         self.bad_lines = read.bad_lines
         self.decisions: dict[int, Decision] = dict(read.latest)

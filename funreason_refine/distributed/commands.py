@@ -1,0 +1,126 @@
+"""The command line of sharded runs: refine merge and refine status, and what run and retry print for shards.
+
+Part of the CLI layer (cli.py registers the two commands and calls the rest): it parses, calls
+the library, prints, with cli.py's consoles and exit statuses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from funreason_refine.config import Pipeline
+    from funreason_refine.distributed.layout import Shard
+    from funreason_refine.distributed.merge import MergeResult
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def merge(run_dir: Path) -> None:
+    """Write RUN_DIR's outcome files and summary.json from its complete shards, in input order."""
+    merge_and_report(run_dir)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def status(run_dir: Path) -> None:
+    """Show how far each shard of RUN_DIR is: records done of its part, complete or not, errors."""
+    from funreason_refine.cli import out
+    from funreason_refine.console import shards_table
+    from funreason_refine.distributed.progress import Watcher
+
+    out.print(shards_table(Watcher(run_dir).states(), f"shards of {run_dir}"))
+
+
+def merge_and_report(run_dir: Path) -> None:
+    from funreason_refine.distributed.merge import merge_run
+
+    report_merged(merge_run(run_dir))
+
+
+def report_merged(result: MergeResult) -> None:
+    """The merged run's tables, as `refine run` prints a run's; exit status 3 with records in errors.jsonl."""
+    from funreason_refine.cli import _errors_exit, _print_judge, out
+    from funreason_refine.console import summary_tables
+
+    for table in summary_tables(result.summary):
+        out.print(table)
+    _print_judge(result.summary["judge"])
+    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False)
+    if result.errors:
+        _errors_exit(result.errors, result.out_dir)
+
+
+def shard_note(run_dir: Path, shard: Shard) -> None:
+    """After a shard: how many are complete, and what to run next."""
+    from funreason_refine.cli import out
+    from funreason_refine.distributed.progress import Watcher
+
+    complete = sum(s.complete for s in Watcher(run_dir).states())
+    then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"
+    out.print(f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False)
+
+
+def retry_shards(
+    run_dir: Path, shard: Shard | None, judge_model: str | None, accept_changes: bool, workers: int | None
+) -> None:
+    """The errors of one shard, or of every shard that has some (then merged again)."""
+    from funreason_refine.cli import _errors_exit, _pipeline_of, _refine, out
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.distributed.progress import Watcher
+    from funreason_refine.errors import RefineError
+
+    states = Watcher(run_dir).states()
+    if shard is not None and shard.count != len(states):
+        raise RefineError(f"{run_dir} is split into {len(states)} shards: give --shard I/{len(states)}")
+    chosen = [s for s in states if s.shard == shard] if shard is not None else [s for s in states if s.done["errors"]]
+    if not chosen:
+        out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry")
+        return
+    errors = 0
+    for state in chosen:
+        loaded = load_pipeline(_pipeline_of(state.folder), run_dir, judge_model=judge_model)
+        result = _refine(loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes, workers=workers)
+        errors += result.errors
+    if shard is None:
+        merge_and_report(run_dir)
+    elif errors:
+        _errors_exit(errors, state.folder)
+
+
+def run_ray(
+    loaded: Pipeline, shards: int, address: str | None, judge_model: str | None, fresh: bool, accept_changes: bool
+) -> None:
+    """refine run --executor ray: the shards on Ray under one live table, then the merged run's tables."""
+    from rich.live import Live
+
+    from funreason_refine.cli import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, err
+    from funreason_refine.console import shards_table
+    from funreason_refine.distributed.ray_executor import run_on_ray
+    from funreason_refine.engine import RunInterrupted
+    from funreason_refine.judge.endpoints import JudgeOutage
+
+    title = f"shards of {loaded.output_dir}"
+    try:
+        with Live(console=err, refresh_per_second=4) as live:
+            result = run_on_ray(
+                loaded,
+                shards,
+                address=address,
+                judge_model=judge_model,
+                fresh=fresh,
+                accept_changes=accept_changes,
+                on_progress=lambda states: live.update(shards_table(states, title)),
+            )
+    except RunInterrupted as exc:
+        err.print(f"[yellow]stopped:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except JudgeOutage as exc:
+        err.print(f"[red]stopped:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(EXIT_JUDGE_OUTAGE)
+    report_merged(result)
