@@ -15,15 +15,36 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
-
-if TYPE_CHECKING:
-    from funreason_refine.readers.parts import Part
+from typing import Any, BinaryIO
 
 RawLine = tuple[int, "dict[str, Any] | str | bytes", str]
 """(line or row, parsed object or error message or unparsed JSONL bytes, raw text for the quarantine file)"""
+
+
+@dataclass(frozen=True)
+class Part:
+    """Shard ``number`` of ``count``: the records with indices [first_index, first_index + records)."""
+
+    number: int
+    count: int
+    first_index: int
+    records: int
+    input_bytes: int  # the size of the input file the split was made for
+    first_line: int = 1  # JSONL: the line number of the part's first line
+    start: int = 0  # JSONL: the byte offset of the part's first line
+    end: int | None = None  # JSONL: the byte offset past the part's last line
+
+    @property
+    def read_bytes(self) -> int:
+        """The bytes a shard reads: its own range (JSONL), else the file (progress shown over them)."""
+        return self.end - self.start if self.end is not None else self.input_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 RAW_PREVIEW = 2000
 OnBytes = Callable[[int], None] | None

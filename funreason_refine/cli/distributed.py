@@ -1,8 +1,4 @@
-"""The command line of sharded runs: refine merge and refine status, and what run and retry print for shards.
-
-Part of the CLI layer (cli.py registers the two commands and calls the rest): it parses, calls
-the library, prints, with cli.py's consoles and exit statuses.
-"""
+"""refine merge and refine status, and what run and retry print and do for sharded runs."""
 
 from __future__ import annotations
 
@@ -13,24 +9,26 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from funreason_refine.cli.app import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, err, main, out
+from funreason_refine.cli.running import errors_exit, pipeline_of, print_judge, refine_loaded
+
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
     from funreason_refine.distributed.layout import Shard
     from funreason_refine.distributed.merge import MergeResult
 
 
-@click.command()
+@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def merge(run_dir: Path) -> None:
     """Write RUN_DIR's outcome files and summary.json from its complete shards, in input order."""
     merge_and_report(run_dir)
 
 
-@click.command()
+@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def status(run_dir: Path) -> None:
     """Show how far each shard of RUN_DIR is: records done of its part, complete or not, errors."""
-    from funreason_refine.cli import out
     from funreason_refine.console import shards_table
     from funreason_refine.distributed.progress import Watcher
 
@@ -45,32 +43,20 @@ def merge_and_report(run_dir: Path) -> None:
 
 def report_merged(result: MergeResult) -> None:
     """The merged run's tables, as `refine run` prints a run's; exit status 3 with records in errors.jsonl."""
-    from funreason_refine.cli import _errors_exit, _print_judge, out
     from funreason_refine.console import summary_tables
 
     for table in summary_tables(result.summary):
         out.print(table)
-    _print_judge(result.summary["judge"])
+    print_judge(result.summary["judge"])
     out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False)
     if result.errors:
-        _errors_exit(result.errors, result.out_dir)
-
-
-def shard_note(run_dir: Path, shard: Shard) -> None:
-    """After a shard: how many are complete, and what to run next."""
-    from funreason_refine.cli import out
-    from funreason_refine.distributed.progress import Watcher
-
-    complete = sum(s.complete for s in Watcher(run_dir).states())
-    then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"
-    out.print(f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False)
+        errors_exit(result.errors, result.out_dir)
 
 
 def retry_shards(
     run_dir: Path, shard: Shard | None, judge_model: str | None, accept_changes: bool, workers: int | None
 ) -> None:
     """The errors of one shard, or of every shard that has some (then merged again)."""
-    from funreason_refine.cli import _errors_exit, _pipeline_of, _refine, out
     from funreason_refine.config import load_pipeline
     from funreason_refine.distributed.progress import Watcher
     from funreason_refine.errors import RefineError
@@ -84,13 +70,15 @@ def retry_shards(
         return
     errors = 0
     for state in chosen:
-        loaded = load_pipeline(_pipeline_of(state.folder), run_dir, judge_model=judge_model)
-        result = _refine(loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes, workers=workers)
+        loaded = load_pipeline(pipeline_of(state.folder), run_dir, judge_model=judge_model)
+        result = refine_loaded(
+            loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes, workers=workers
+        )
         errors += result.errors
     if shard is None:
         merge_and_report(run_dir)
     elif errors:
-        _errors_exit(errors, state.folder)
+        errors_exit(errors, state.folder)
 
 
 def run_ray(
@@ -99,7 +87,6 @@ def run_ray(
     """refine run --executor ray: the shards on Ray under one live table, then the merged run's tables."""
     from rich.live import Live
 
-    from funreason_refine.cli import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, err
     from funreason_refine.console import shards_table
     from funreason_refine.distributed.ray_executor import run_on_ray
     from funreason_refine.engine import RunInterrupted

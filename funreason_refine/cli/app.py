@@ -1,0 +1,61 @@
+"""The ``refine`` group: its consoles, exit statuses, and expected errors as one line each."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from funreason_refine.errors import ConfigError, RefineError
+
+DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
+# Exit statuses (README, "Commands"): 2 is click's usage error.
+EXIT_ERROR = 1  # a configuration, input, plugin or run-folder problem, said in one line
+EXIT_RECORD_ERRORS = 3  # the run finished with records in errors.jsonl: `refine retry RUN_DIR` redoes them
+EXIT_JUDGE_OUTAGE = 4  # every server of a judge failed past its outage_timeout; the run resumes where it stopped
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; the run resumes where it stopped
+PIPED_WIDTH = 10_000  # output to a pipe or file is not wrapped: a table row stays one line for grep
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copy and paste
+
+
+class _Group(click.Group):
+    """Expected errors become one red line (or one line per config problem), exit code 1.
+
+    Set FUNREASON_REFINE_DEBUG=1 to get the traceback instead.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RefineError as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            if isinstance(exc, ConfigError):
+                err.print(f"[red]error:[/] {len(exc.problems)} problem(s) in the configuration:", highlight=False)
+                for problem in exc.problems:
+                    err.print(f"  - {problem}", highlight=False, markup=False)
+            else:
+                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="funreason-refine")
+def main() -> None:
+    """Refine function-calling training data the FunReason way."""
+    out.width = PIPED_WIDTH if not out.is_terminal else None  # type: ignore[assignment]
+
+
+def shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from funreason_refine.distributed.layout import Shard
+
+    try:
+        return Shard.parse(value) if value is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

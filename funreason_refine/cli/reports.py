@@ -1,0 +1,125 @@
+"""refine report, audit, compare, export: reading a run folder back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from funreason_refine.cli.app import err, main, out
+from funreason_refine.errors import RefineError
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Summarise RUN_DIR and write report.md and report.html (self-contained) into it."""
+    from funreason_refine.console import report_tables
+    from funreason_refine.report.build import build_report
+    from funreason_refine.report.conversations import conversation_tables
+    from funreason_refine.report.data import load_run
+    from funreason_refine.report.html import render_html
+    from funreason_refine.report.markdown import render_markdown
+    from funreason_refine.report.review import review_tables
+
+    built = build_report(load_run(run_dir))
+    (run_dir / "report.md").write_text(render_markdown(built), encoding="utf-8")
+    (run_dir / "report.html").write_text(render_html(built), encoding="utf-8")
+    for table in report_tables(built):
+        out.print(table)
+    for table in review_tables(built):
+        out.print(table)
+    for table in conversation_tables(built):
+        out.print(table)
+    out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--stage", help="Only records discarded by this stage.")
+@click.option("--reason", help="Only records discarded with this reason code.")
+@click.option(
+    "--turn", type=click.IntRange(min=0), help="Only conversations discarded at this assistant turn (0 is the first)."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line, for scripts.")
+def audit(run_dir: Path, stage: str | None, reason: str | None, turn: int | None, limit: int, as_json: bool) -> None:
+    """Browse the discarded records of RUN_DIR with the reasons and verdict trail."""
+    from funreason_refine.console import audit_panels
+    from funreason_refine.report.audit import discarded, filters_available
+    from funreason_refine.report.data import load_run
+
+    run = load_run(run_dir)
+    found = 0
+    for record in discarded(run, stage, reason, limit, turn):
+        found += 1
+        if as_json:
+            click.echo(json.dumps(record, ensure_ascii=True))
+        else:
+            for part in audit_panels(record):
+                out.print(part)
+    if not found:
+        raise RefineError(f"no discarded record in {run_dir} matches; there are: {filters_available(run, turn)}")
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("compare.html"),
+    show_default=True,
+    help="Where to write the HTML comparison.",
+)
+def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
+    """Compare two runs of the same input (e.g. two judges): agreement per stage, Cohen's kappa."""
+    from funreason_refine.console import compare_tables
+    from funreason_refine.report.compare import compare_runs, render_compare_html
+    from funreason_refine.report.data import load_run
+
+    a, b = load_run(run_a), load_run(run_b)
+    if a.summary.get("input", {}).get("path") != b.summary.get("input", {}).get("path"):
+        err.print(
+            f"[yellow]note:[/] the runs read different inputs ({a.summary['input'].get('path')} and "
+            f"{b.summary['input'].get('path')}); records are matched by position",
+            highlight=False,
+        )
+    result = compare_runs(a, b)
+    for table in compare_tables(result):
+        out.print(table)
+    html_path.write_text(render_compare_html(result), encoding="utf-8")
+    out.print(f"wrote {html_path}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["funreason", "hermes", "sharegpt", "openai"]),
+    required=True,
+    help="funreason: the paper's <think> + [calls] target; hermes: <tool_call> blocks; sharegpt: "
+    "LLaMA-Factory; openai: messages with tool_calls (TRL).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file, or .parquet for Parquet.",
+)
+def export(run_dir: Path, fmt: str, output: Path) -> None:
+    """Write RUN_DIR's kept records as training data."""
+    from funreason_refine.export import export_reviewed
+
+    result = export_reviewed(run_dir, fmt, output)
+    out.print(
+        f"wrote {result.written} records to {output}"
+        + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else "")
+    )
+    if result.describe():
+        out.print(result.describe(), highlight=False)

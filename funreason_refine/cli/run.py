@@ -1,0 +1,136 @@
+"""refine run, refine retry, refine validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from funreason_refine.cli.app import main, out, shard_option
+from funreason_refine.cli.running import pipeline_of, run_loaded
+from funreason_refine.errors import RefineError
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder (default: [output] dir of the pipeline).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1; "
+    "judged pipelines run in one process).",
+)
+@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for this run.")
+@click.option("--fresh", is_flag=True, help="Start the run folder over (cached judge answers are kept).")
+@click.option(
+    "--accept-changes", is_flag=True, help="Go on in a run folder started with another pipeline configuration."
+)
+@click.option(
+    "--shard",
+    callback=shard_option,
+    metavar="I/N",
+    help="Refine only shard I of N (0-based) into RUN_DIR/shards/; `refine merge RUN_DIR` when all are complete.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help='ray: run --shards N shards as Ray tasks, then merge them (pip install "funreason-refine[ray]").',
+)
+@click.option("--shards", type=click.IntRange(min=1), help="With --executor ray: the number of shards.")
+@click.option("--address", help="With --executor ray: the Ray cluster to join (default: start a local Ray).")
+def run(
+    pipeline: Path,
+    limit: int | None,
+    out_dir: Path | None,
+    workers: int | None,
+    judge_model: str | None,
+    fresh: bool,
+    accept_changes: bool,
+    shard: Any,
+    executor: str,
+    shards: int | None,
+    address: str | None,
+) -> None:
+    """Run PIPELINE; on an existing run folder, resume where it stopped."""
+    from funreason_refine.config import load_pipeline
+
+    _check_executor_options(executor, shards, address, shard, limit, workers)
+    loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
+    if executor == "ray":
+        from funreason_refine.cli.distributed import run_ray
+
+        assert shards is not None
+        run_ray(loaded, shards, address, judge_model, fresh=fresh, accept_changes=accept_changes)
+        return
+    run_loaded(loaded, shard=shard, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+
+
+def _check_executor_options(
+    executor: str, shards: int | None, address: str | None, shard: Any, limit: int | None, workers: int | None
+) -> None:
+    if executor == "ray":
+        if shards is None:
+            raise click.UsageError("--executor ray needs --shards N: the number of shards to run as Ray tasks")
+        for given, flag in ((shard, "--shard"), (limit, "--limit"), (workers, "--workers")):
+            if given is not None:
+                raise click.UsageError(
+                    f"{flag} does not go with --executor ray (each of the --shards N shards is one Ray task on one CPU)"
+                )
+    elif shards is not None or address is not None:
+        raise click.UsageError("--shards and --address go with --executor ray; to run one shard here, give --shard I/N")
+    elif shard is not None and limit is not None:
+        raise click.UsageError("--limit takes the first N records of the whole input: it does not go with --shard")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the retry.")
+@click.option(
+    "--accept-changes", is_flag=True, help="Go on although the pipeline changed since the run folder was started."
+)
+@click.option(
+    "--shard",
+    callback=shard_option,
+    metavar="I/N",
+    help="In a sharded run: retry only shard I of N (default: every shard with errors, then merge).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Processes that refine records, as for refine run.")
+def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any, workers: int | None) -> None:
+    """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.distributed.layout import Shard, is_sharded
+
+    own = Shard.of_folder(run_dir)
+    if own is not None or is_sharded(run_dir):
+        from funreason_refine.cli.distributed import retry_shards
+
+        retry_shards(run_dir.parent.parent if own else run_dir, own or shard, judge_model, accept_changes, workers)
+        return
+    if shard is not None:
+        raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
+    pipeline = pipeline_of(run_dir)
+    loaded = load_pipeline(pipeline, run_dir, judge_model=judge_model)
+    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers)
+
+
+@main.command()
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--judge-model", help="Check it as `refine run --judge-model` would run it.")
+def validate(pipeline: Path, judge_model: str | None) -> None:
+    """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
+    from funreason_refine.config import load_pipeline
+
+    loaded = load_pipeline(pipeline, judge_model=judge_model)
+    names = " -> ".join(s.name for s in loaded.stages)
+    out.print(
+        f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}", highlight=False
+    )

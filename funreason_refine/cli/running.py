@@ -1,0 +1,109 @@
+"""Running a pipeline under the live display, and what is printed after it (run, retry, shards)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from funreason_refine.cli.app import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, EXIT_RECORD_ERRORS, err, out
+from funreason_refine.errors import RefineError
+
+if TYPE_CHECKING:
+    from funreason_refine.config import Pipeline
+    from funreason_refine.distributed.layout import Shard
+    from funreason_refine.engine import RunResult
+
+
+def pipeline_of(run_dir: Path) -> Path:
+    """The pipeline file a run folder was made with, as its run.json names it."""
+    from funreason_refine.run_folder import RUN_FILE
+
+    run_file = run_dir / RUN_FILE
+    if not run_file.exists():
+        raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
+    return Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
+
+
+def run_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
+    result = refine_loaded(loaded, shard=shard, **options)
+    if result.errors:
+        errors_exit(result.errors, result.out_dir)
+
+
+def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
+    """Run (one shard of) the pipeline under the live display, then print what it did."""
+    import signal
+
+    from funreason_refine.console import RunDisplay, summary_tables
+    from funreason_refine.distributed import shards as sharding
+    from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.judge.endpoints import JudgeOutage
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
+    size, label, part = loaded.input.path.stat().st_size, loaded.input.path.name, None
+    if shard is not None:
+        part = sharding.shard_part(loaded, shard)
+        size, label = part.read_bytes, f"{label} shard {shard}"
+    else:
+        sharding.refuse_sharded_folder(loaded.output_dir)
+    try:
+        with RunDisplay(err, size, label) as progress:
+            if shard is not None:
+                result = sharding.run_shard(loaded, shard, progress, part=part, **options)
+            else:
+                result = run_pipeline(loaded, progress=progress, **options)
+    except RunInterrupted as exc:
+        err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except JudgeOutage as exc:
+        err.print(f"[red]stopped:[/] {exc}", highlight=False)
+        sys.exit(EXIT_JUDGE_OUTAGE)
+    if result.resumed:
+        out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
+    for table in summary_tables(result.summary):
+        out.print(table)
+    print_judge(result.summary["judge"])
+    timings = result.summary["timings"]
+    out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))")
+    if result.stopped:
+        err.print(
+            f"[yellow]stopped:[/] {result.stopped}. What was finished is saved; run the same command "
+            "again (with a higher max_cost) to go on.",
+            highlight=False,
+        )
+    elif shard is not None:
+        shard_note(loaded.output_dir, shard)
+    return result
+
+
+def print_judge(judge: dict[str, Any]) -> None:
+    if judge["model"] or judge.get("generator"):
+        out.print(
+            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
+            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
+        )
+        for note in judge["notes"]:
+            out.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def errors_exit(errors: int, folder: Path) -> None:
+    err.print(
+        f"[red]{errors} record(s) in {folder / 'errors.jsonl'}[/]: stopped by failures that were "
+        f"not verdicts (see each line's error). Fix the cause, then run `refine retry {folder}`.",
+        highlight=False,
+    )
+    sys.exit(EXIT_RECORD_ERRORS)
+
+
+def shard_note(run_dir: Path, shard: Shard) -> None:
+    """After a shard: how many are complete, and what to run next."""
+    from funreason_refine.distributed.progress import Watcher
+
+    complete = sum(s.complete for s in Watcher(run_dir).states())
+    then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"
+    out.print(f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False)

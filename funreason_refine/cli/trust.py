@@ -1,0 +1,135 @@
+"""refine calibrate, refine review: measuring the judge against people, and overruling it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from funreason_refine.cli.app import err, main, out
+from funreason_refine.errors import RefineError
+
+
+@main.command()
+@click.argument("golden", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("pipeline", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--judge-model",
+    "judge_models",
+    multiple=True,
+    help="A candidate judge (any LiteLLM model), in the pipeline's [judge] table; repeat for more.",
+)
+@click.option(
+    "--prompts",
+    "prompt_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A prompt variant: a folder of stage spec TOML files laid over the pipeline's; repeat for more.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("calibration"),
+    show_default=True,
+    help="Folder for calibration.json, calibration.html and one run folder per candidate.",
+)
+@click.option(
+    "--golden-from",
+    "golden_from",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="First write GOLDEN from the decisions made with `refine review` in this run folder.",
+)
+def calibrate(
+    golden: Path,
+    pipeline: Path | None,
+    judge_models: tuple[str, ...],
+    prompt_dirs: tuple[Path, ...],
+    out_dir: Path,
+    golden_from: Path | None,
+) -> None:
+    """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate."""
+    from funreason_refine.calibrate.run import HTML_NAME, JSON_NAME
+    from funreason_refine.calibrate.run import calibrate as run_calibration
+    from funreason_refine.calibrate.tables import calibration_tables
+
+    if golden_from is not None:
+        from funreason_refine.calibrate.from_review import golden_from_review
+
+        written = golden_from_review(golden_from, golden)
+        out.print(f"wrote {written.records} labelled records to {golden} from the review of {golden_from}")
+        for note in written.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        if pipeline is None:
+            return
+    if pipeline is None:
+        raise RefineError("give the PIPELINE to calibrate (or --golden-from RUN_DIR to only write GOLDEN)")
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+    def on_candidate(name: str, number: int, total: int, records: int) -> None:
+        bars.add_task(f"candidate {number}/{total}: {escape(name)}", total=records)
+        if not err.is_terminal:
+            err.print(f"candidate {number}/{total}: {escape(name)}", highlight=False)
+
+    with bars:
+        report = run_calibration(
+            golden,
+            pipeline,
+            out_dir,
+            list(judge_models),
+            list(prompt_dirs),
+            on_candidate,
+            lambda kind: bars.advance(bars.task_ids[-1]),
+        )
+    for table in calibration_tables(report):
+        out.print(table)
+    out.print(f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}")
+    if any("error" in c for c in report["candidates"]):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: any free port).")
+@click.option("--no-browser", is_flag=True, help="Only print the address; do not open a browser.")
+@click.option(
+    "--kept-sample",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Kept records to review, drawn at random (the same ones each time), to catch wrong keeps.",
+)
+def review(run_dir: Path, port: int, no_browser: bool, kept_sample: int) -> None:
+    """Review RUN_DIR's verdicts in the browser; decisions go to RUN_DIR/overrides.jsonl."""
+    import webbrowser
+
+    from funreason_refine.review.server import ReviewServer
+
+    server = ReviewServer(run_dir, port, kept_sample)
+    items = server.state.index.items
+    out.print(
+        f"review of {run_dir}: {sum(i.kind == 'discarded' for i in items)} discarded and "
+        f"{sum(i.kind == 'kept' for i in items)} kept records at {server.url} (Ctrl-C to stop); "
+        f"decisions go to {run_dir / 'overrides.jsonl'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stdout.flush()
+    if not no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("review stopped; every decision acknowledged on the page is saved")
