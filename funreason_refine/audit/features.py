@@ -1,0 +1,133 @@
+"""What the dataset audits read of a kept record, reduced where it was refined to a few small values.
+
+A record's features are computed in the process that refined it (a worker, for large inputs),
+so that the main process only looks them up; the same function of a kept line read back
+(resume, a merge of shards) gives the same features, from the same fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from array import array
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
+
+if TYPE_CHECKING:
+    from funreason_refine.audit.evalsets import EvalIndex
+    from funreason_refine.audit.settings import AuditSettings
+    from funreason_refine.record import Record
+
+NUM_PERM = 64  # MinHash slots: a similarity estimate within about 0.05 at 0.8, 256 bytes a record
+SEED = 2505_20192  # fixed: signatures of the same query agree in every process and every run
+WORD = re.compile(r"\w+")
+CALL_KINDS = ("text", "no_call", "one_call", "parallel", "several_functions")
+
+
+class Audited(NamedTuple):
+    """The parts of a record the audits read."""
+
+    query: str
+    calls: list[tuple[str, Any]] | None  # (name, arguments) of each call; None for a text answer
+    text: str | None  # the text answer, when the answer is text
+
+
+def audited(fields: Mapping[str, Any]) -> Audited:
+    """The one place the audits read a record: ``fields`` is a kept line as parsed JSON, or a
+    record's own fields (``record.__dict__``), which have the same names (its calls are models)."""
+    query = fields.get("query")
+    answer = fields.get("answer")
+    query = query if isinstance(query, str) else ""
+    if not isinstance(answer, list):
+        return Audited(query, None, answer if isinstance(answer, str) else "")
+    calls = [(c["name"], c["arguments"]) if isinstance(c, dict) else (c.name, c.arguments) for c in answer]
+    return Audited(query, calls, None)
+
+
+def words(text: str) -> list[str]:
+    """The text's words, compatibility-normalised and case-folded: what "the same query" compares."""
+    return WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def call_kind(calls: list[tuple[str, Any]] | None) -> str:
+    """The record's kind in the call mix."""
+    if calls is None:
+        return "text"
+    if len(calls) <= 1:
+        return "one_call" if calls else "no_call"
+    return "parallel" if len({name for name, _ in calls}) == 1 else "several_functions"
+
+
+class Features(NamedTuple):
+    """A kept record as the audits see it: a tuple of plain values, cheap to send from a worker."""
+
+    key: int  # the normalised query and answer, hashed: equal keys are exact duplicates
+    signature: bytes | None  # MinHash of the query's word pairs (NUM_PERM 32-bit slots); None without words
+    kind: str  # one of CALL_KINDS
+    contamination: tuple[float, int, int] | None  # (overlap, eval set, item) when over the threshold
+
+
+class FeatureReader:
+    """Computes the features of kept records; built from the ``[audit]`` table in every process that
+    refines (it reads the eval sets once there)."""
+
+    def __init__(self, settings: AuditSettings):
+        from funreason_refine.audit.evalsets import EvalIndex
+
+        self.evals: EvalIndex | None = EvalIndex.load(settings) if settings.eval_sets else None
+
+    def __call__(self, record: Record) -> Features:
+        return self.of(record.__dict__)
+
+    def of(self, fields: Mapping[str, Any]) -> Features:
+        query, calls, text = audited(fields)
+        said = words(query)
+        answer = _canonical_calls(calls) if calls is not None else _text(words(text or ""))
+        key = hashlib.blake2b(_text(said) + b"\0" + answer, digest_size=8)
+        contamination = self.evals.match(said) if self.evals is not None else None
+        return Features(int.from_bytes(key.digest(), "big"), signature(said), call_kind(calls), contamination)
+
+    def of_line(self, line: bytes) -> Features:
+        """The features of a kept line (as the run folder holds it)."""
+        return self.of(json.loads(line))  # not orjson: it reads integers beyond 64 bits as floats
+
+
+def _text(said: list[str]) -> bytes:
+    return " ".join(said).encode("utf-8", "surrogatepass")  # lone surrogates are legal JSON escapes
+
+
+def signature(said: list[str]) -> bytes | None:
+    """MinHash of the word pairs (the word itself for a one-word query), as NUM_PERM 32-bit slots."""
+    import rensa
+
+    if not said:
+        return None
+    pairs = [f"{a} {b}" for a, b in zip(said, said[1:], strict=False)] or said
+    sketch = rensa.RMinHash(NUM_PERM, SEED)
+    sketch.update(pairs)
+    return array("I", sketch.digest()).tobytes()
+
+
+# Sorted keys, non-string keys as JSON writes them: a record's arguments and the same arguments read
+# back from its line give the same bytes (NaN is null in both). orjson refuses integers beyond 64 bits
+# and lone surrogates; both ways then take the json module's path.
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _canonical_calls(calls: list[tuple[str, Any]]) -> bytes:
+    """The calls as bytes that do not depend on key order or on the order of parallel calls."""
+    return b"\0".join(sorted(_dumps([name, arguments]) for name, arguments in calls))
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=_SORTED)
+    except (orjson.JSONEncodeError, TypeError):
+        try:
+            return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str).encode()
+        except TypeError:  # keys of mixed types cannot be sorted
+            return json.dumps(value, ensure_ascii=True, default=str).encode()
