@@ -76,15 +76,16 @@ class DatasetAudit:
 
     def _find(self, index: int, features: Features, may_drop: bool = True) -> Finding:
         """Contamination first (a record dropped for it is not compared further), then duplicates; a
-        record that duplicates none before it and stays is indexed for those after it."""
+        record that stays is indexed for those after it."""
         s = self.settings
         contamination = features.contamination
         if contamination is not None and s.drop_contaminated and may_drop:
             return Finding(contamination, None, CONTAMINATED)
-        match = self.index.find(features)
-        if match is None:
-            self.index.add(index, features)
-        return Finding(contamination, match, self._drop_for(match) if may_drop else None)
+        found = self.index.find(features)
+        drop = self._drop_for(found.match) if may_drop else None
+        if drop is None:
+            self.index.add(index, features, found)
+        return Finding(contamination, found.match, drop)
 
     def _drop_for(self, match: Match | None) -> str | None:
         """Dropping near-duplicates drops exact ones too: they are the nearest."""

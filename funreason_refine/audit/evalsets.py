@@ -109,7 +109,8 @@ class EvalIndex:
         when the share reaches the threshold; else None."""
         grams = ngrams(said, self.n)
         hits = [self.grams[g] for g in grams if g in self.grams]
-        if not grams or len(hits) < self.threshold * len(grams):
+        overlap = len(hits) / len(grams) if grams else 0.0
+        if not hits or overlap < self.threshold:
             return None
         (set_no, item_no), _ = Counter(hits).most_common(1)[0]
-        return round(len(hits) / len(grams), 4), set_no, item_no
+        return round(overlap, 4), set_no, item_no

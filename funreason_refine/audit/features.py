@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from funreason_refine.audit.settings import AuditSettings
     from funreason_refine.record import Record
 
-NUM_PERM = 64  # MinHash slots: a similarity estimate within about 0.05 at 0.8, 256 bytes a record
+NUM_PERM = 32  # MinHash slots: enough for LSH bands that find 98% of the pairs at 0.8 (candidates are verified)
 SEED = 2505_20192  # fixed: signatures of the same query agree in every process and every run
 WORD = re.compile(r"\w+")
 CALL_KINDS = ("text", "no_call", "one_call", "parallel", "several_functions")
@@ -67,6 +67,7 @@ class Features(NamedTuple):
 
     key: int  # the normalised query and answer, hashed: equal keys are exact duplicates
     signature: bytes | None  # MinHash of the query's word pairs (NUM_PERM 32-bit slots); None without words
+    pairs: bytes | None  # the distinct word pairs of the query, hashed (64-bit each): their exact Jaccard similarity
     kind: str  # one of CALL_KINDS
     contamination: tuple[float, int, int] | None  # (overlap, eval set, item) when over the threshold
 
@@ -89,7 +90,8 @@ class FeatureReader:
         answer = _canonical_calls(calls) if calls is not None else _text(words(text or ""))
         key = hashlib.blake2b(_text(said) + b"\0" + answer, digest_size=8)
         contamination = self.evals.match(said) if self.evals is not None else None
-        return Features(int.from_bytes(key.digest(), "big"), signature(said), call_kind(calls), contamination)
+        signature, pairs = sketch(said)
+        return Features(int.from_bytes(key.digest(), "big"), signature, pairs, call_kind(calls), contamination)
 
     def of_line(self, line: bytes) -> Features:
         """The features of a kept line (as the run folder holds it)."""
@@ -100,16 +102,18 @@ def _text(said: list[str]) -> bytes:
     return " ".join(said).encode("utf-8", "surrogatepass")  # lone surrogates are legal JSON escapes
 
 
-def signature(said: list[str]) -> bytes | None:
-    """MinHash of the word pairs (the word itself for a one-word query), as NUM_PERM 32-bit slots."""
+def sketch(said: list[str]) -> tuple[bytes | None, bytes | None]:
+    """The query's word pairs (the word itself for a one-word query) as a MinHash signature (NUM_PERM
+    32-bit slots) and as their distinct 64-bit hashes; (None, None) for a query without words."""
     import rensa
 
     if not said:
-        return None
-    pairs = [f"{a} {b}" for a, b in zip(said, said[1:], strict=False)] or said
-    sketch = rensa.RMinHash(NUM_PERM, SEED)
-    sketch.update(pairs)
-    return array("I", sketch.digest()).tobytes()
+        return None, None
+    pairs = list(map(" ".join, zip(said, said[1:], strict=False))) or said
+    minhash = rensa.RMinHash(NUM_PERM, SEED)
+    minhash.update(pairs)
+    hashes = rensa.RMinHash.hash_token_sets([pairs])[0]  # rensa's token hash: the same in every process
+    return array("I", minhash.digest()).tobytes(), array("Q", set(hashes)).tobytes()
 
 
 # Sorted keys, non-string keys as JSON writes them: a record's arguments and the same arguments read

@@ -3,7 +3,9 @@
 Written by hand, not taken from a library: datasketch's and rensa's LSH indexes hold 1.5-3 KB per
 record (a Python or Rust object per key and bucket) and answer "is there a match" rather than
 "which record". This one keeps, per record it indexes, one dict entry per band holding a small
-int and the 256-byte signature in one flat array: about 1 KB a record at the default threshold.
+int and the query's word-pair hashes: about 1 KB a record at the default threshold. Candidates
+from the buckets are checked on their exact Jaccard similarity, so the threshold is exact: the
+MinHash estimate, compared with many similar records, would let pairs below it through.
 """
 
 from __future__ import annotations
@@ -16,12 +18,19 @@ from funreason_refine.audit.features import NUM_PERM, Features
 RECALL = 0.95  # a pair exactly at the threshold is a candidate at least this often
 
 
+class Found(NamedTuple):
+    """What ``find`` said of a record: the earlier record it duplicates, if any, and its band keys."""
+
+    match: Match | None
+    band_keys: list[int]
+
+
 class Match(NamedTuple):
     """An earlier record this one duplicates."""
 
     kind: str  # "exact" or "near"
     of: int  # the earlier record's input index
-    similarity: float  # estimated Jaccard similarity of the queries' word pairs (1.0 for exact)
+    similarity: float  # Jaccard similarity of the queries' word pairs (1.0 for exact)
 
 
 def lsh_bands(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
@@ -37,8 +46,8 @@ def lsh_bands(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
 class DuplicateIndex:
     """The records indexed so far: their keys (exact duplicates) and signatures (near-duplicates).
 
-    A record found to duplicate an earlier one is not indexed: the first of each group stands
-    for it, so whether duplicates are dropped or kept, the same records are found.
+    Only the first of a group of near-duplicates is indexed for its query (it stands for the
+    group); each record kept is indexed for its exact key.
     """
 
     def __init__(self, threshold: float):
@@ -46,34 +55,36 @@ class DuplicateIndex:
         self.bands, self.rows = lsh_bands(threshold)
         self._first: dict[int, int] = {}  # exact key -> input index of the first record with it
         self._buckets: dict[int, int] = {}  # band key -> position of the first indexed record in it
-        self._signatures = array("I")  # NUM_PERM slots per indexed record, by position
+        self._pairs: list[bytes] = []  # word-pair hashes per position
         self._indices = array("q")  # input index per position
 
-    def find(self, features: Features) -> Match | None:
+    def find(self, features: Features) -> Found:
         """The earlier record this one duplicates: one with the same key, else the most similar one
         whose query reaches the threshold (the earliest on a tie); None if there is none."""
         first = self._first.get(features.key)
         if first is not None:
-            return Match("exact", first, 1.0)
-        if features.signature is None:
-            return None
-        found = {self._buckets.get(key) for key in self._band_keys(features.signature)}
+            return Found(Match("exact", first, 1.0), [])
+        if features.signature is None or features.pairs is None:
+            return Found(None, [])
+        keys = self._band_keys(features.signature)
+        candidates = {self._buckets.get(key) for key in keys}
+        mine = set(memoryview(features.pairs).cast("Q"))
         best: Match | None = None
-        for position in sorted(p for p in found if p is not None):
-            similarity = self._similarity(position, features.signature)
+        for position in sorted(p for p in candidates if p is not None):
+            similarity = self._similarity(position, mine)
             if similarity >= self.threshold and (best is None or similarity > best.similarity):
                 best = Match("near", self._indices[position], similarity)
-        return best
+        return Found(best, keys)
 
-    def add(self, index: int, features: Features) -> None:
-        """Index a record that duplicates none before it."""
+    def add(self, index: int, features: Features, found: Found) -> None:
+        """Index a record that is kept, with what ``find`` said of it."""
         self._first.setdefault(features.key, index)
-        if features.signature is None:
+        if found.match is not None or features.pairs is None:
             return
         position = len(self._indices)
         self._indices.append(index)
-        self._signatures.frombytes(features.signature)
-        for key in self._band_keys(features.signature):
+        self._pairs.append(features.pairs)
+        for key in found.band_keys:
             self._buckets.setdefault(key, position)
 
     def _band_keys(self, signature: bytes) -> list[int]:
@@ -82,7 +93,7 @@ class DuplicateIndex:
         width = 4 * self.rows
         return [hash(signature[b * width : (b + 1) * width]) ^ b for b in range(self.bands)]
 
-    def _similarity(self, position: int, signature: bytes) -> float:
-        stored = self._signatures[position * NUM_PERM : (position + 1) * NUM_PERM]
-        same = sum(a == b for a, b in zip(stored, memoryview(signature).cast("I"), strict=True))
-        return round(same / NUM_PERM, 4)
+    def _similarity(self, position: int, mine: set[int]) -> float:
+        theirs = memoryview(self._pairs[position]).cast("Q")
+        common = len(mine.intersection(theirs))
+        return round(common / (len(mine) + len(theirs) - common), 4)
