@@ -90,7 +90,7 @@ class AuditCounts:
                 "drop_near": settings.drop_near_duplicates,
                 "near_threshold": settings.near_duplicate_threshold,
                 "exact": self.found["exact"],
-                "near": self.found["near"],
+                "near": self.found["near"] if settings.near else None,  # None: not looked for
                 "examples": [item for _, item in self.duplicates.items],
             },
             "contamination": {

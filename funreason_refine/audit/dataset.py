@@ -110,7 +110,7 @@ class DatasetAudit:
             return f"same query and answer as record {finding.match.of}, which is kept"
         return (
             f"near-duplicate query of record {finding.match.of}, which is kept "
-            f"(estimated similarity {finding.match.similarity:.2f})"
+            f"(similarity {finding.match.similarity:.2f})"
         )
 
     def _details(self, finding: Finding) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class FeatureReader:
         from funreason_refine.audit.evalsets import EvalIndex
 
         self.evals: EvalIndex | None = EvalIndex.load(settings) if settings.eval_sets else None
+        self.near = settings.near
 
     def __call__(self, record: Record) -> Features:
         return self.of(record.__dict__)
@@ -90,7 +91,7 @@ class FeatureReader:
         answer = _canonical_calls(calls) if calls is not None else _text(words(text or ""))
         key = hashlib.blake2b(_text(said) + b"\0" + answer, digest_size=8)
         contamination = self.evals.match(said) if self.evals is not None else None
-        signature, pairs = sketch(said)
+        signature, pairs = sketch(said) if self.near else (None, None)
         return Features(int.from_bytes(key.digest(), "big"), signature, pairs, call_kind(calls), contamination)
 
     def of_line(self, line: bytes) -> Features:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.report.data import RunData, clean, line_answer_text
+from funreason_refine.report.dataset import dataset_section
 from funreason_refine.report.review import review_summary
 
 EXAMPLES_PER_REASON = 2
@@ -133,6 +134,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "facts": facts,
         "quarantined": quarantined,
         "review": review_summary(run),
+        "dataset": dataset_section(summary, records),
     }
 
 

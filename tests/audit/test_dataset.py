@@ -45,8 +45,11 @@ ROWS = [
 ]
 
 
-def test_exact_and_near_duplicates_are_found_listed_and_kept_by_default(tmp_path):
-    result = run(tmp_path, ROWS)
+def test_exact_duplicates_by_default_near_ones_when_asked_found_listed_and_kept(tmp_path):
+    default = run(tmp_path, ROWS, out="default").summary["dataset"]["duplicates"]
+    assert (default["exact"], default["near"]) == (1, None)  # near-duplicates: not looked for
+    assert [(e["id"], e["of"]) for e in default["examples"]] == [("same", 0)]
+    result = run(tmp_path, ROWS, "near_duplicates = true")
     dataset = result.summary["dataset"]
     assert result.summary["outcomes"]["kept"] == 6 and dataset["dropped"] == {}
     dups = dataset["duplicates"]
@@ -95,16 +98,15 @@ def test_drop_near_duplicates_also_drops_exact_ones(tmp_path):
         ("other-city", "near_duplicate"),
         ("long-thanks", "near_duplicate"),
     ]
-    assert discarded[2]["message"].startswith(
-        "near-duplicate query of record 3, which is kept (estimated similarity 0."
-    )
+    assert discarded[2]["message"].startswith("near-duplicate query of record 3, which is kept (similarity 0.")
 
 
 def test_the_near_duplicate_threshold_is_the_users(tmp_path):
-    strict = run(tmp_path, ROWS, "near_duplicate_threshold = 1.0", out="strict").summary["dataset"]["duplicates"]
+    near = "near_duplicates = true\nnear_duplicate_threshold = "
+    strict = run(tmp_path, ROWS, near + "1.0", out="strict").summary["dataset"]["duplicates"]
     assert [e["id"] for e in strict["examples"] if e["kind"] == "near"] == ["other-city"]
-    loose = run(tmp_path, ROWS, "near_duplicate_threshold = 0.3", out="loose").summary["dataset"]["duplicates"]
-    assert loose["near"] >= strict["near"]
+    loose = run(tmp_path, ROWS, near + "0.3", out="loose").summary["dataset"]["duplicates"]
+    assert [e["id"] for e in loose["examples"] if e["kind"] == "near"] == ["other-city", "long-thanks"]
 
 
 def bfcl_eval_set(path, *questions):
@@ -189,11 +191,13 @@ def test_the_call_mix_warns_when_a_kind_is_missing(tmp_path):
 
 
 def test_resumed_and_worker_runs_give_the_bytes_and_audit_of_one_uninterrupted_run(tmp_path):
-    rows = [*ROWS, b"{broken", *ROWS, xlam_row("bad", answers=[{"name": "nope", "arguments": {}}])]
-    audit = "drop_duplicates = true"
+    bfcl_eval_set(tmp_path / "eval.json", TRIANGLE)
+    copied = xlam_row("copied", TRIANGLE, answers=[])
+    rows = [*ROWS, b"{broken", copied, *ROWS, xlam_row("bad", answers=[{"name": "nope", "arguments": {}}]), copied]
+    audit = 'drop_near_duplicates = true\ndrop_contaminated = true\neval_sets = ["eval.json"]'
     reference = run(tmp_path, rows, audit, out="reference", workers=1)
-    assert reference.summary["dataset"]["dropped"] == {"duplicate": 7}
-    for limit in (1, 2, 5, 9, 13):
+    assert reference.summary["dataset"]["dropped"] == {"contaminated": 2, "duplicate": 5, "near_duplicate": 4}
+    for limit in (1, 2, 5, 8, 9, 13, 15):
         run(tmp_path, rows, audit, out=f"limit-{limit}", limit=limit)
         resumed = run(tmp_path, rows, audit, out=f"limit-{limit}")
         assert outcome_bytes(tmp_path / f"limit-{limit}") == outcome_bytes(tmp_path / "reference"), limit
