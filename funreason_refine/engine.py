@@ -89,7 +89,7 @@ def run_pipeline(
         folder.close()
     _check_accounting(folder, stream.count, stopped)
     summary = _summary(pipeline, folder, stream, executor, limit, stopped, started, time.perf_counter() - t0)
-    summary["dataset"] = audit.summary()
+    audit.add_to(summary)
     folder.write_summary(summary)
     _call_plugins(get_plugin_manager().hook.run_finished, run_dir=folder.path, summary=summary)
     return RunResult(summary, folder.path, folder.resumed, executor.workers, stopped, executor.start_method)

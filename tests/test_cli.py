@@ -45,7 +45,7 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     assert any("max_record_bytes" in q["error"] for q in quarantined)
     kept = read_jsonl(folder / "kept.jsonl")
     assert all(k["target"] for k in kept)
-    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 54
+    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 57
     assert "Verdicts per stage" in result.output and "kept" in result.output
 
 
@@ -55,7 +55,7 @@ def test_run_limit_and_resume_message(tmp_path):
     again = invoke("run", pipeline, "--out", tmp_path / "r")
     assert "resumed: 10 records were already done" in again.output
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["input"]["records"] == 54
+    assert summary["input"]["records"] == 57
 
 
 def test_output_dir_of_the_pipeline_is_relative_to_the_pipeline_file(tmp_path, monkeypatch):

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-import orjson
+from pydantic import ValidationError
 
 from funreason_refine.audit.counts import AuditCounts, call_mix_warnings
 from funreason_refine.audit.features import CALL_KINDS, FeatureReader, Features
 from funreason_refine.audit.index import DuplicateIndex, Match
 from funreason_refine.audit.settings import AuditSettings
-from funreason_refine.record import Action, Outcome, Step
-from funreason_refine.run_folder import Written
+from funreason_refine.record import Action, DatasetDiscard, Outcome, Step
+from funreason_refine.run_folder import Written, to_json_line
 
 STAGE = "dataset"  # the stage name of the records the audits discard
 DUPLICATE, NEAR_DUPLICATE, CONTAMINATED = "duplicate", "near_duplicate", "contaminated"
@@ -65,6 +65,14 @@ class DatasetAudit:
         else:
             return
         self.counts.add(line["index"], features, finding, lambda: line)
+
+    def add_to(self, summary: dict[str, Any]) -> None:
+        """Put the ``dataset`` section into a run's summary; when the audits dropped records (their stage
+        is then among the stages), the records they let through count as its passes."""
+        summary["dataset"] = dataset = self.summary()
+        stage = summary.get("stages", {}).get(STAGE)
+        if stage is not None:
+            stage["passed"] = dataset["audited"] - sum(dataset["dropped"].values())
 
     def summary(self) -> dict[str, Any]:
         """The ``dataset`` section of summary.json."""
@@ -141,16 +149,16 @@ def _dropped(line: dict[str, Any], features: Features) -> Finding:
 
 def _discarded(written: Written, line: dict[str, Any], reason: str, message: str, details: dict[str, Any]) -> Written:
     """The kept line as a discarded one: the audits' verdict added to its trail, stage, reason and
-    message, and what they found under ``audit``."""
-    step = Step(stage=STAGE, verdict=Action.DISCARD, reason=reason, message=message).model_dump(mode="json")
-    line["trail"] = [*line.get("trail", []), step]
-    line.update(stage=STAGE, reason=reason, message=message, audit=details)
+    message, and what they found under ``audit``; written as the run folder writes every line."""
+    step = Step(stage=STAGE, verdict=Action.DISCARD, reason=reason, message=message)
+    fields = {**line, "trail": [*line.get("trail", []), step], "stage": STAGE, "reason": reason, "message": message}
+    fields["audit"] = details
     try:
-        data = orjson.dumps(line)
-    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
-        data = json.dumps(line, ensure_ascii=True).encode()
+        model = DatasetDiscard.model_validate(fields)
+    except ValidationError:  # a stage wrote a value its model does not read back: the line as it is
+        model = DatasetDiscard.model_construct(**fields)
     trail = (*written.trail, (STAGE, Action.DISCARD, reason))
-    return Written(written.index, Outcome.DISCARDED, data, trail, STAGE, reason)
+    return Written(written.index, Outcome.DISCARDED, to_json_line(model), trail, STAGE, reason)
 
 
 __all__ = ["CALL_KINDS", "STAGE", "DatasetAudit"]

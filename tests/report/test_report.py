@@ -52,7 +52,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     parser.feed((run_dir / "report.html").read_text())
     got = parser.values
     assert "script" not in parser.tags
-    assert int(got["input.records"]) == summary["input"]["records"] == 54
+    assert int(got["input.records"]) == summary["input"]["records"] == 57
     for kind, n in summary["outcomes"].items():
         assert int(got[f"outcomes.{kind}"]) == n
     for stage, counts in summary["stages"].items():
@@ -61,7 +61,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
         for reason, n in counts["records_discarded"].items():
             assert int(got[f"reasons.{stage}.{reason}"]) == n
     assert int(got["funnel.kept"]) == summary["outcomes"]["kept"]
-    assert int(got["funnel.readable"]) == 54 - summary["outcomes"]["quarantined"]
+    assert int(got["funnel.readable"]) == 57 - summary["outcomes"]["quarantined"]
     assert int(got["regeneration.function_params.fixed"]) == 2
     assert int(got["facts.kept"]) == summary["outcomes"]["kept"]
     html = (run_dir / "report.html").read_text()
@@ -69,7 +69,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
         "the rejected answer beside the regenerated one"
     )
     md = (run_dir / "report.md").read_text()
-    assert "| function_params | 30 | 2 | 6 | 0 | 2 / 0 |" in md
+    assert "| function_params | 33 | 2 | 6 | 0 | 2 / 0 |" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output
 
 
@@ -136,6 +136,7 @@ def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
         .read_text()
         .replace("required = false", "required = true")
         .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"')
+        .replace('"eval_set.json"', f'"{QUICKSTART / "eval_set.json"}"')
     )
     run_pipeline(load_pipeline(strict, tmp_path / "strict"))
     html = tmp_path / "compare.html"
