@@ -4,11 +4,12 @@
     python bench/bench_ab.py /tmp/old . [--records 60000] [--pairs 5] [--workers 1] [--pipeline-extra TEXT]
 
 Each run is a fresh process with the tree first on PYTHONPATH (an editable install of either tree
-is overridden by it), into a fresh run folder. CPU is user + system time of the process and its
-children (resource.getrusage RUSAGE_CHILDREN, measured around each run). Worker processes are
-children of a fork server, not of the run, so their time is not counted: with ``--workers 1`` (the
-default) all work is in the run's own process. Wall time is printed too. The runs' outcome files
-are compared byte for byte when both trees are expected to write the same records (``--same``).
+is overridden by it), into a fresh run folder. CPU is user + system time. With ``--workers 1`` (the
+default) all work is in the run's own process, measured exactly (resource.getrusage
+RUSAGE_CHILDREN around the run). With more workers, which are children of a fork server and so
+not counted there, the CPU of every process of the run's tree is sampled from /proc every 20 ms and
+the last sample of each is summed (a process's last 20 ms are missed). Wall time is printed too.
+The runs' outcome files are compared byte for byte with ``--same``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,41 @@ HERE = Path(__file__).resolve().parent
 REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine', *sys.argv[1:]]; main()"
 
 
+def _tree(root: int) -> list[int]:
+    """The process and its descendants, from /proc children lists."""
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        found.append(pid)
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    frontier.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _cpu(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _sampled_cpu(proc: subprocess.Popen[bytes]) -> float:
+    last: dict[int, float] = {}
+    while proc.poll() is None:
+        for pid in _tree(proc.pid)[1:]:  # the run's own time comes from getrusage
+            seconds = _cpu(pid)
+            if seconds is not None:
+                last[pid] = seconds
+        time.sleep(0.02)
+    return sum(last.values())
+
+
 def run(tree: Path, pipeline: Path, out: Path, workers: int) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of one `refine run`."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -36,10 +72,13 @@ def run(tree: Path, pipeline: Path, out: Path, workers: int) -> tuple[float, flo
     start = time.perf_counter()
     cmd = [sys.executable, "-c", REFINE, "run", str(pipeline), "--out", str(out), "--workers", str(workers)]
     # cwd away from the repository: python -c puts the working directory before PYTHONPATH
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, cwd=out.parent)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=out.parent)
+    others = _sampled_cpu(proc) if workers > 1 else 0.0
+    if proc.wait() != 0:
+        raise SystemExit(f"refine run failed with status {proc.returncode}")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime + others, wall
 
 
 def main() -> None:

@@ -65,7 +65,7 @@ def call_kind(calls: list[tuple[str, Any]] | None) -> str:
 class Features(NamedTuple):
     """A kept record as the audits see it: a tuple of plain values, cheap to send from a worker."""
 
-    key: int  # the normalised query and answer, hashed: equal keys are exact duplicates
+    key: bytes  # the normalised query and answer, hashed (8 bytes): equal keys are exact duplicates
     signature: bytes | None  # MinHash of the query's word pairs (NUM_PERM 32-bit slots); None without words
     pairs: bytes | None  # the distinct word pairs of the query, hashed (64-bit each): their exact Jaccard similarity
     kind: str  # one of CALL_KINDS
@@ -89,10 +89,10 @@ class FeatureReader:
         query, calls, text = audited(fields)
         said = words(query)
         answer = _canonical_calls(calls) if calls is not None else _text(words(text or ""))
-        key = hashlib.blake2b(_text(said) + b"\0" + answer, digest_size=8)
+        key = hashlib.blake2b(_text(said) + b"\0" + answer, digest_size=8).digest()
         contamination = self.evals.match(said) if self.evals is not None else None
         signature, pairs = sketch(said) if self.near else (None, None)
-        return Features(int.from_bytes(key.digest(), "big"), signature, pairs, call_kind(calls), contamination)
+        return Features(key, signature, pairs, call_kind(calls), contamination)
 
     def of_line(self, line: bytes) -> Features:
         """The features of a kept line (as the run folder holds it)."""
@@ -125,7 +125,9 @@ _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 def _canonical_calls(calls: list[tuple[str, Any]]) -> bytes:
     """The calls as bytes that do not depend on key order or on the order of parallel calls."""
-    return b"\0".join(sorted(_dumps([name, arguments]) for name, arguments in calls))
+    if len(calls) == 1:
+        return _dumps(calls[0])
+    return b"\0".join(sorted(_dumps(call) for call in calls))
 
 
 def _dumps(value: Any) -> bytes:

@@ -53,7 +53,7 @@ class DuplicateIndex:
     def __init__(self, threshold: float):
         self.threshold = threshold
         self.bands, self.rows = lsh_bands(threshold)
-        self._first: dict[int, int] = {}  # exact key -> input index of the first record with it
+        self._first: dict[bytes, int] = {}  # exact key -> input index of the first record with it
         self._buckets: dict[int, int] = {}  # band key -> position of the first indexed record in it
         self._pairs: list[bytes] = []  # word-pair hashes per position
         self._indices = array("q")  # input index per position
