@@ -47,6 +47,15 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     assert all(k["target"] for k in kept)
     assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 57
     assert "Verdicts per stage" in result.output and "kept" in result.output
+    discarded = {d["id"]: d for d in read_jsonl(folder / "discarded.jsonl") if d["stage"] == "dataset"}
+    assert {i: d["reason"] for i, d in discarded.items()} == {
+        "dup-of-ok-weather": "duplicate",
+        "contaminated": "contaminated",
+    }
+    assert discarded["dup-of-ok-weather"]["message"] == "same query and answer as record 0, which is kept"
+    near = [e for e in summary["dataset"]["duplicates"]["examples"] if e["kind"] == "near"]
+    assert [(e["id"], e["of"], e["dropped"]) for e in near] == [("near-dup-of-ok-search", 7, False)]
+    assert summary["dataset"]["call_mix"]["missing"] == [] and "Call mix of the kept set" in result.output
 
 
 def test_run_limit_and_resume_message(tmp_path):

@@ -59,6 +59,11 @@ class AuditCounts:
         self.duplicates = Examples()
         self.contaminated = Examples()
 
+    def add_clean(self, kind: str) -> None:
+        """An audited record in which nothing was found."""
+        self.audited += 1
+        self.mix[kind] += 1
+
     def add(self, index: int, features: Features, finding: Finding, line: Callable[[], dict[str, Any]]) -> None:
         """One audited record; ``line`` gives its line (parsed only when it becomes an example)."""
         self.audited += 1

@@ -45,6 +45,12 @@ class DatasetAudit:
         if written.outcome is not Outcome.KEPT:
             return written
         features = written.features or self.features.of_line(written.line)
+        if features.signature is None and features.contamination is None:
+            # The common case, in one dict operation (half the time of the whole way below): a record
+            # whose key is new is no duplicate and stays; it is indexed by the same call.
+            if self.index.first(features.key, written.index) == written.index:
+                self.counts.add_clean(features.kind)
+                return written
         finding = self._find(written.index, features)
         if finding.drop is None:
             self.counts.add(written.index, features, finding, lambda: json.loads(written.line))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import unicodedata
 from array import array
@@ -50,7 +51,9 @@ def audited(fields: Mapping[str, Any]) -> Audited:
 
 def words(text: str) -> list[str]:
     """The text's words, compatibility-normalised and case-folded: what "the same query" compares."""
-    return WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    if not text.isascii():  # ASCII is its own NFKC form
+        text = unicodedata.normalize("NFKC", text)
+    return WORD.findall(text.casefold())
 
 
 def call_kind(calls: list[tuple[str, Any]] | None) -> str:
@@ -88,11 +91,11 @@ class FeatureReader:
     def of(self, fields: Mapping[str, Any]) -> Features:
         query, calls, text = audited(fields)
         said = words(query)
-        answer = _canonical_calls(calls) if calls is not None else _text(words(text or ""))
-        key = hashlib.blake2b(_text(said) + b"\0" + answer, digest_size=8).digest()
+        key = hashlib.blake2b(_text(said), digest_size=8)
+        key.update(b"\0" + (_canonical_calls(calls) if calls is not None else _text(words(text or ""))))
         contamination = self.evals.match(said) if self.evals is not None else None
         signature, pairs = sketch(said) if self.near else (None, None)
-        return Features(key, signature, pairs, call_kind(calls), contamination)
+        return Features(key.digest(), signature, pairs, call_kind(calls), contamination)
 
     def of_line(self, line: bytes) -> Features:
         """The features of a kept line (as the run folder holds it)."""
@@ -119,7 +122,8 @@ def sketch(said: list[str]) -> tuple[bytes | None, bytes | None]:
 
 # Sorted keys, non-string keys as JSON writes them: a record's arguments and the same arguments read
 # back from its line give the same bytes (NaN is null in both). orjson refuses integers beyond 64 bits
-# and lone surrogates; both ways then take the json module's path.
+# and lone surrogates; both ways then take the json module's path, where _as_written makes
+# non-finite floats null as the run folder writes them.
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
@@ -127,14 +131,25 @@ def _canonical_calls(calls: list[tuple[str, Any]]) -> bytes:
     """The calls as bytes that do not depend on key order or on the order of parallel calls."""
     if len(calls) == 1:
         return _dumps(calls[0])
-    return b"\0".join(sorted(_dumps(call) for call in calls))
+    return b"\0".join(sorted([_dumps(call) for call in calls]))
 
 
 def _dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=_SORTED)
     except (orjson.JSONEncodeError, TypeError):
+        plain = _as_written(value)
         try:
-            return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str).encode()
+            return json.dumps(plain, sort_keys=True, ensure_ascii=True, default=str).encode()
         except TypeError:  # keys of mixed types cannot be sorted
-            return json.dumps(value, ensure_ascii=True, default=str).encode()
+            return json.dumps(plain, ensure_ascii=True, default=str).encode()
+
+
+def _as_written(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_written(item) for item in value]
+    return value

@@ -58,6 +58,10 @@ class DuplicateIndex:
         self._pairs: list[bytes] = []  # word-pair hashes per position
         self._indices = array("q")  # input index per position
 
+    def first(self, key: bytes, index: int) -> int:
+        """The first record with this exact key; this one, now indexed, if there was none."""
+        return self._first.setdefault(key, index)
+
     def find(self, features: Features) -> Found:
         """The earlier record this one duplicates: one with the same key, else the most similar one
         whose query reaches the threshold (the earliest on a tie); None if there is none."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined
-from funreason_refine.refine import Finished, refine_record
+from funreason_refine.refine import refine_record
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
 
@@ -38,13 +38,7 @@ def refine_raw(
 ) -> Written:
     """One input item through the stages' rules: read (or quarantined), refined, serialised (a kept
     record with the ``features`` the dataset audits read)."""
-    refined = refine_item(raw, stream, stages)
-    return refined if isinstance(refined, Written) else refined.written(features)
-
-
-def refine_item(raw: RawItem, stream: InputStream, stages: list[PipelineStage]) -> Finished | Written:
-    """One input item read and through the stages' rules: where it ends, or its quarantine line."""
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
         return Written.quarantined(item)
-    return refine_record(item, stages)
+    return refine_record(item, stages).written(features)

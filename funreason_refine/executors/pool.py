@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.executors.base import Emit, Executor
-from funreason_refine.executors.local import refine_item
+from funreason_refine.executors.local import refine_raw
 from funreason_refine.plugin_manager import loaded_at_start
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.run_folder import Written
@@ -107,7 +107,4 @@ def _start(pipeline_path: str, out_dir: str) -> None:
 def _work(batch: list[RawItem]) -> list[Written]:
     assert _WORKER is not None, "the worker was not started by _start"
     stream, stages, features = _WORKER
-    # The stages over the whole batch first, then the lines and the dataset audits' features: each
-    # step's code and data stay in the CPU caches (the features cost half as much as record by record).
-    refined = [refine_item(raw, stream, stages) for raw in batch]
-    return [r if isinstance(r, Written) else r.written(features) for r in refined]
+    return [refine_raw(raw, stream, stages, features) for raw in batch]

@@ -10,6 +10,7 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.report.compare import cohen_kappa
+from funreason_refine.report.dataset import KINDS
 from tests.conftest import QUICKSTART
 
 
@@ -64,12 +65,21 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     assert int(got["funnel.readable"]) == 57 - summary["outcomes"]["quarantined"]
     assert int(got["regeneration.function_params.fixed"]) == 2
     assert int(got["facts.kept"]) == summary["outcomes"]["kept"]
+    dataset = summary["dataset"]  # the quickstart shows each dataset audit
+    assert int(got["dataset.exact"]) == dataset["duplicates"]["exact"] == 1
+    assert int(got["dataset.near"]) == dataset["duplicates"]["near"] == 1
+    assert int(got["dataset.contaminated"]) == dataset["contamination"]["records"] == 1
+    assert int(got["dataset.dropped"]) == 2 and int(got["reasons.dataset.duplicate"]) == 1
+    for kind in ("text", "no_call", "one_call", "parallel", "several_functions"):
+        assert int(got[f"callmix.{KINDS[kind]}"]) == dataset["call_mix"][kind] >= 1
     html = (run_dir / "report.html").read_text()
     assert '[get_forecast(city="Rome", days="5")]' in html.replace("&quot;", '"'), (
         "the rejected answer beside the regenerated one"
     )
     md = (run_dir / "report.md").read_text()
     assert "| function_params | 33 | 2 | 6 | 0 | 2 / 0 |" in md
+    assert "| exact duplicates | 1 | 1 |" in md and "item eval_0, dropped" in md
+    assert "near (similarity 0.91) of record 7 (ok-search): Find wireless headphones" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output
 
 
