@@ -245,6 +245,11 @@ REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine
 def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_uninterrupted_run(tmp_path):
     rows = [xlam_row(str(i), cot="get_weather for Paris", query=f"Weather in Paris, item {i}?") for i in range(40)]
     rows.insert(11, {"id": "bad", "query": 3})
+    # Duplicates the dataset audits drop: a resume must rebuild what they knew to drop the same ones.
+    rows[20:20] = [
+        xlam_row(f"dup-{i}", cot="get_weather for Paris", query=f"weather in PARIS item {i}") for i in (3, 7)
+    ]
+    rows.append(xlam_row("dup-30", cot="get_weather for Paris", query="Weather in Paris, item 30?"))
 
     def script(r):
         return Reply(
@@ -256,6 +261,7 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     env.pop("FUNREASON_REFINE_NO_PLUGINS", None)
     with FakeLLM(script) as server:
         path = judged_pipeline(tmp_path, server, rows, judge="max_concurrency = 4")
+        path.write_text(path.read_text() + "\n[audit]\ndrop_duplicates = true\n")
         reference = tmp_path / "reference"
         subprocess.run(
             [sys.executable, "-c", REFINE, "run", str(path), "--out", str(reference)],
@@ -291,6 +297,7 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     got_summary = json.loads((crashed / "summary.json").read_text())
     assert got_summary["outcomes"] == ref_summary["outcomes"]
     assert got_summary["stages"] == ref_summary["stages"]
+    assert got_summary["dataset"] == ref_summary["dataset"] and ref_summary["dataset"]["dropped"] == {"duplicate": 3}
     # Cached answers are never asked again: only calls in flight at each kill (4 slots) are repeated.
     assert calls_total <= calls_reference + 3 * 4
 
