@@ -123,7 +123,7 @@ def test_msl_stats_prints_the_papers_table_for_a_run(tmp_path, kept_run, tokeniz
     result = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)
-    assert stats["examples"] == 28
+    assert stats["examples"] == 29
     assert stats["think"]["mean"] > stats["result"]["mean"] > 0
     assert stats["think"]["sft_loss_share"] + stats["result"]["sft_loss_share"] == pytest.approx(1.0)
     table = CliRunner().invoke(msl_stats, [str(kept_run), "--tokenizer", str(tmp_path / "tok")])
