@@ -2,6 +2,7 @@
 
     git archive OLD_COMMIT | tar -x -C /tmp/old
     python bench/bench_ab.py /tmp/old . [--records 60000] [--pairs 5] [--workers 1] [--pipeline-extra TEXT]
+                             [--new-extra TEXT]
 
 Each run is a fresh process with the tree first on PYTHONPATH (an editable install of either tree
 is overridden by it), into a fresh run folder. CPU is user + system time. With ``--workers 1`` (the
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--pipeline-extra", default="", help="TOML appended to the pipeline file of both runs")
+    parser.add_argument("--new-extra", default="", help="TOML appended to the new tree's pipeline file only")
     parser.add_argument("--same", action="store_true", help="check that both write the same outcome files")
     args = parser.parse_args()
     data = HERE / "data" / f"{args.records}.jsonl"
@@ -98,10 +100,12 @@ def main() -> None:
     runs.mkdir(exist_ok=True)
     pipeline = runs / f"ab-{args.records}.toml"
     pipeline.write_text(f'[input]\npath = "{data}"\nformat = "xlam"\n{args.pipeline_extra}\n')
+    new_pipeline = runs / f"ab-{args.records}-new.toml"
+    new_pipeline.write_text(pipeline.read_text() + args.new_extra + "\n")
     pairs = []
     for i in range(args.pairs):
         old = run(args.old, pipeline, runs / "ab-old", args.workers)
-        new = run(args.new, pipeline, runs / "ab-new", args.workers)
+        new = run(args.new, new_pipeline, runs / "ab-new", args.workers)
         pairs.append((old, new))
         print(
             f"pair {i + 1}: old {old[0]:.2f} s CPU ({old[1]:.2f} s wall), new {new[0]:.2f} s CPU "

@@ -1,8 +1,9 @@
 """A run's lifecycle: open the run folder (lock, resume), let an executor refine the input, account.
 
-Data flows one way: reader -> executor (refine: stages, judges) -> run folder -> summary. The
-run folder writes and counts each record's line, in input order; every input record ends in
-exactly one of kept / discarded / quarantined / errors, which is checked at the end of every run.
+Data flows one way: reader -> executor (refine: stages, judges) -> dataset audits -> run folder ->
+summary. The run folder writes and counts each record's line, in input order; every input record
+ends in exactly one of kept / discarded / quarantined / errors, which is checked at the end of
+every run.
 """
 
 from __future__ import annotations

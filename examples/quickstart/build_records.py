@@ -381,7 +381,7 @@ for i, city in enumerate(["Nairobi", "Lima", "Hanoi", "Quito", "Perth", "Dakar",
 # --- dataset audits (pipeline.toml's [audit]): each record passes every stage ---
 add(
     "dup-of-ok-weather",
-    "what's the weather in paris",  # ok-weather's query, normalised alike, with the same call
+    "WHAT'S the weather in  Paris?",  # ok-weather's query but for case and spacing, with the same call
     [WEATHER, FORECAST],
     [call("get_weather", city="Paris")],
     "Paris weather now: get_weather with city Paris.",

@@ -37,7 +37,7 @@ def outcome_bytes(folder):
 
 ROWS = [
     xlam_row("first", "What's the weather in Paris?", answers=weather("Paris")),
-    xlam_row("same", "what's the WEATHER in   Paris", answers=weather("Paris")),  # case, spaces, punctuation
+    xlam_row("same", "what's the WEATHER in   Paris? ", answers=weather("Paris")),  # case and spacing
     xlam_row("other-city", "What's the weather in Paris?", answers=weather("Lyon")),  # same query, other call
     xlam_row("long", LONG, answers=weather("Paris")),
     xlam_row("long-thanks", LONG + ", thanks", answers=weather("Paris", "Paris")),
@@ -63,7 +63,7 @@ def test_exact_duplicates_by_default_near_ones_when_asked_found_listed_and_kept(
 
 
 def test_drop_duplicates_discards_all_but_the_first_with_reason_duplicate(tmp_path):
-    rows = [*ROWS, xlam_row("third", "What's the weather in PARIS?!", answers=weather("Paris"))]
+    rows = [*ROWS, xlam_row("third", "What's the weather\tin PARIS?", answers=weather("Paris"))]
     result = run(tmp_path, rows, "drop_duplicates = true")
     folder = tmp_path / "run"
     assert [k["id"] for k in read_jsonl(folder / "kept.jsonl")] == [

@@ -53,10 +53,10 @@ def test_a_record_and_its_line_give_the_same_features(tmp_path_factory, query, a
 
 
 def test_normalisation_and_call_kinds():
-    assert words("What's the WEATHER in ﬁle-town?") == words("what s the weather in file town")
-    assert call_kind(None) == "text" and call_kind([]) == "no_call" and call_kind([("f", {})]) == "one_call"
-    assert call_kind([("f", {}), ("f", {"a": 1})]) == "parallel"
-    assert call_kind([("f", {}), ("g", {})]) == "several_functions"
+    assert words("What's the WEATHER in ﬁle-town?") == words("what s the weather in file town")  # near, contamination
+    f, f1, g = {"name": "f", "arguments": {}}, {"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}
+    assert call_kind(None) == "text" and call_kind([]) == "no_call" and call_kind([f]) == "one_call"
+    assert call_kind([f, f1]) == "parallel" and call_kind([f, g]) == "several_functions"
 
 
 def test_lsh_bands_find_a_pair_at_the_threshold_at_least_95_percent_of_the_time():
