@@ -10,12 +10,13 @@ import difflib
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.judge.settings import (
     GenerateSettings,
@@ -75,6 +76,9 @@ class PipelineFile(BaseModel):
     stage_specs_dir: Path | None = Field(
         None, description="A folder of stage spec TOML files (judge-only stages, or new prompts for code stages)."
     )
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="Dataset audits: eval sets, and which findings drop a record."
+    )
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Pipeline:
     judging: Judging | None = None  # None: no stage asks a model (the rules-only, offline case)
     config: dict[str, Any] | None = None  # what the hash covers, kept for saying what changed
     source: SourceSettings | None = None
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 def config_hash(payload: dict[str, Any]) -> str:
@@ -178,7 +183,17 @@ class _Loader:
                 f"{self.path}: [input] key 'path': file {parsed.input.path} not found "
                 "(relative paths start at the pipeline file's folder)"
             )
+        self._resolve_eval_sets(parsed.audit)
         return parsed
+
+    def _resolve_eval_sets(self, audit: AuditSettings) -> None:
+        audit.eval_sets = [self.base / p for p in audit.eval_sets]
+        for i, eval_set in enumerate(audit.eval_sets):
+            if not eval_set.is_file():
+                self.problems.append(
+                    f"{self.path}: [audit] key 'eval_sets[{i}]': file {eval_set} not found "
+                    "(relative paths start at the pipeline file's folder)"
+                )
 
     def _parse_tables(self) -> list[tuple[int, StageTable]]:
         raw = self.data.get("stages", [])
@@ -393,6 +408,7 @@ class _Loader:
             judging=Judging(defaults=parsed.judge, max_cost=parsed.max_cost) if judged else None,
             config=payload,
             source=parsed.source,
+            audit=parsed.audit,
         )
 
     def _entry(self, number: int, name: Any) -> str:
@@ -405,7 +421,8 @@ class _Loader:
 
 
 def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any]:
-    """What decides the results: the input file, the stages, their policies, configs, judges and prompts.
+    """What decides the results: the input file, the stages, their policies, configs, judges and prompts,
+    the dataset audits.
 
     Not the output folder, and not where a model is served (its endpoints): moving a judge to
     another server is not a new pipeline. Paths are compared as the files they resolve to.
@@ -414,7 +431,10 @@ def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any
     data["path"] = str(parsed.input.path.resolve())
     if parsed.input.answers is not None:
         data["answers"] = str(parsed.input.answers.resolve())
-    return json.loads(json.dumps({"input": data, "stages": [_stage_payload(s) for s in stages]}, default=str))
+    audit = parsed.audit.model_dump(mode="json")
+    audit["eval_sets"] = [str(p.resolve()) for p in parsed.audit.eval_sets]
+    payload = {"input": data, "stages": [_stage_payload(s) for s in stages], "audit": audit}
+    return json.loads(json.dumps(payload, default=str))
 
 
 def _stage_payload(stage: PipelineStage) -> dict[str, Any]:

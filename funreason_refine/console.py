@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from funreason_refine.engine import Progress as EngineProgress
+from funreason_refine.report.dataset import dataset_tables, example_table
 
 
 class RunDisplay:
@@ -96,12 +97,14 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
             reasons.update(s["reasons"].get(verdict, {}))
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"
         stages.add_row(name, str(s["passed"]), str(s["regenerated"]), str(s["discarded"]), top)
-    return [head, stages]
+    return [head, stages, *dataset_tables(summary.get("dataset"))]
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
     """The terminal summary of `refine report`."""
-    tables = summary_tables({**report["summary"], "input": {"records": report["funnel"][0]["records"]}})
+    tables = summary_tables(
+        {**report["summary"], "dataset": report["dataset"], "input": {"records": report["funnel"][0]["records"]}}
+    )
     funnel = Table(title="Funnel", show_edge=False)
     funnel.add_column("step")
     funnel.add_column("records", justify="right")
@@ -125,7 +128,13 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-"),
     ):
         kept.add_row(name, str(value))
-    return [funnel, *tables[1:], kept, *_servers_table(report.get("endpoints") or [])]
+    return [
+        funnel,
+        *tables[1:],
+        *example_table(report["dataset"]),
+        kept,
+        *_servers_table(report.get("endpoints") or []),
+    ]
 
 
 def audit_panels(record: dict[str, Any]) -> list[Any]:

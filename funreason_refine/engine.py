@@ -1,8 +1,9 @@
 """A run's lifecycle: open the run folder (lock, resume), let an executor refine the input, account.
 
-Data flows one way: reader -> executor (refine: stages, judges) -> run folder -> summary. The
-run folder writes and counts each record's line, in input order; every input record ends in
-exactly one of kept / discarded / quarantined / errors, which is checked at the end of every run.
+Data flows one way: reader -> executor (refine: stages, judges) -> dataset audits -> run folder ->
+summary. The run folder writes and counts each record's line, in input order; every input record
+ends in exactly one of kept / discarded / quarantined / errors, which is checked at the end of
+every run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from funreason_refine import __version__
+from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.config import Pipeline
 from funreason_refine.errors import PluginError, RefineError, RunFolderError
 from funreason_refine.executors.base import Emit, Executor
@@ -75,12 +77,14 @@ def run_pipeline(
     """
     progress = progress or Progress()
     stream = InputStream.open(pipeline.input)
-    folder = _open_folder(pipeline, fresh, accept_changes, retry_errors)
+    # A shard's kept records are audited once, in input order, when the shards are merged.
+    audit = DatasetAudit(pipeline.audit) if part is None else None
+    folder = _open_folder(pipeline, fresh, accept_changes, retry_errors, audit)
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
-        executor = choose_executor(pipeline, stream, workers, progress)
+        executor = choose_executor(pipeline, stream, workers, progress, audit)
         items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False, part=part)
-        stopped = executor.run(items, _emitter(folder, progress))
+        stopped = executor.run(items, _emitter(folder, progress, audit))
     except KeyboardInterrupt:
         raise RunInterrupted(
             f"interrupted after {len(folder.done)} records; everything finished is saved in {folder.path}: "
@@ -90,6 +94,8 @@ def run_pipeline(
         folder.close()
     _check_accounting(folder, stream.count, stopped)
     summary = _summary(pipeline, folder, stream, executor, limit, stopped, started, time.perf_counter() - t0)
+    if audit is not None:
+        audit.add_to(summary)
     if part is not None:
         summary["shard"] = part.as_dict()
     folder.write_summary(summary)
@@ -98,24 +104,30 @@ def run_pipeline(
 
 
 def choose_executor(
-    pipeline: Pipeline, stream: InputStream, workers: int | None, progress: Progress | None = None
+    pipeline: Pipeline,
+    stream: InputStream,
+    workers: int | None,
+    progress: Progress | None = None,
+    audit: DatasetAudit | None = None,
 ) -> Executor:
     """Judged pipelines on one event loop; rules only in this process, or in worker processes for
-    inputs over PARALLEL_MIN_BYTES (or as ``workers`` says)."""
+    inputs over PARALLEL_MIN_BYTES (or as ``workers`` says). Each computes what the dataset audits
+    read of a kept record where it refines it (workers read the pipeline's [audit] themselves)."""
+    features = audit.features if audit is not None else None
     if pipeline.judging is not None:
         from funreason_refine.executors.judged import JudgedExecutor
 
         on_usage = progress.on_judge if progress is not None else None
-        return JudgedExecutor(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage)
+        return JudgedExecutor(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
     from funreason_refine.executors.pool import PoolExecutor, stages_workers_cannot_load
 
     if workers is None:
         workers = default_workers(stream) if not stages_workers_cannot_load(pipeline.stages) else 1
     if workers > 1:
-        return PoolExecutor(pipeline.path, pipeline.output_dir, pipeline.stages, workers)
+        return PoolExecutor(pipeline.path, pipeline.output_dir, pipeline.stages, workers, audited=audit is not None)
     from funreason_refine.executors.local import LocalExecutor
 
-    return LocalExecutor(stream, pipeline.stages)
+    return LocalExecutor(stream, pipeline.stages, features)
 
 
 def default_workers(stream: InputStream) -> int:
@@ -124,8 +136,10 @@ def default_workers(stream: InputStream) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _open_folder(pipeline: Pipeline, fresh: bool, accept_changes: bool, retry_errors: bool) -> RunFolder:
-    """The run folder, locked for this process, its finished work read back."""
+def _open_folder(
+    pipeline: Pipeline, fresh: bool, accept_changes: bool, retry_errors: bool, audit: DatasetAudit | None
+) -> RunFolder:
+    """The run folder, locked for this process, its finished work read back (and into the audits)."""
     folder = RunFolder(pipeline.output_dir)
     folder.lock()
     try:
@@ -134,19 +148,22 @@ def _open_folder(pipeline: Pipeline, fresh: bool, accept_changes: bool, retry_er
         folder.check_config(str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes)
         if retry_errors:
             folder.forget_errors()
-        folder.open()
+        folder.open(on_read_back=audit.read_back if audit is not None else None)
     except BaseException:
         folder.close()
         raise
     return folder
 
 
-def _emitter(folder: RunFolder, progress: Progress) -> Emit:
-    """What happens to each finished record: its line written and counted, progress, plugins told."""
+def _emitter(folder: RunFolder, progress: Progress, audit: DatasetAudit | None) -> Emit:
+    """What happens to each finished record: the dataset audits' check (a kept record may leave as a
+    duplicate), its line written and counted, progress, plugins told."""
     hooks = get_plugin_manager().hook
     observed = bool(hooks.record_finished.get_hookimpls())
 
     def emit(written: Written) -> None:
+        if audit is not None:
+            written = audit.check(written)
         folder.record(written)
         if progress.on_outcome is not None:
             progress.on_outcome(written.outcome)

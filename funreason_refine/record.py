@@ -205,6 +205,14 @@ class DiscardedRecord(Record):
     message: str
 
 
+class DatasetDiscard(DiscardedRecord):
+    """A line of discarded.jsonl written by the dataset audits (stage ``dataset``)."""
+
+    audit: dict[str, Any] = Field(
+        description="What they found: duplicate_of and similarity, or eval_set, eval_id and overlap."
+    )
+
+
 class ErroredRecord(Record):
     """A line of errors.jsonl: the record, and the infrastructure failure that stopped it."""
 
@@ -267,7 +275,7 @@ class Quarantined(BaseModel):
 
 
 PLAIN_MODELS: frozenset[type[BaseModel]] = frozenset(
-    {FunctionCall, Source, Problem, Step, Message, Record, DiscardedRecord, ErroredRecord, Quarantined}
+    {FunctionCall, Source, Problem, Step, Message, Record, DiscardedRecord, DatasetDiscard, ErroredRecord, Quarantined}
 )
 """Models whose ``__dict__`` is their JSON: no aliases, serializers or computed fields (a test
 checks). The run folder writes these without pydantic's serializer (see run_folder.to_json_line)."""

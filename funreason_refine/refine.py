@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel
 
@@ -22,6 +23,9 @@ from funreason_refine.run_folder import Written, to_json_line
 from funreason_refine.stages.base import PipelineStage
 from funreason_refine.stages.timeout import StageFailed
 from funreason_refine.targets import answer_text
+
+if TYPE_CHECKING:
+    from funreason_refine.audit.features import Features
 
 
 @dataclass
@@ -44,11 +48,13 @@ class Finished:
             return ErroredRecord.model_construct(**dict(self.record), stage=self.stage or "", error=self.message)
         return self.record
 
-    def written(self) -> Written:
-        """The record serialised for the run folder, with what the tally counts of its trail."""
+    def written(self, features: Callable[[Record], Features] | None = None) -> Written:
+        """The record serialised for the run folder, with what the tally counts of its trail and, for a
+        kept record, what the dataset audits read of it (``features``)."""
         trail = tuple(map(_counted, self.record.trail))
         line = to_json_line(self.line())
-        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason)
+        audited = features(self.record) if features is not None and self.outcome is Outcome.KEPT else None
+        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason, audited)
 
 
 StepFields = tuple[str, Action, str | None, str, int, str, int | None]

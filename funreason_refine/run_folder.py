@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
@@ -21,6 +22,9 @@ from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import PLAIN_MODELS, Outcome, Quarantined
 from funreason_refine.tally import Tally
+
+if TYPE_CHECKING:
+    from funreason_refine.audit.features import Features
 
 FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
 SUMMARY = "summary.json"
@@ -43,6 +47,7 @@ class Written(NamedTuple):
     trail: tuple[tuple[str, str, str | None], ...] = ()  # (stage, verdict, reason) of each step
     stage: str | None = None
     reason: str | None = None
+    features: Features | None = None  # a kept record as the dataset audits read it, computed where it was refined
 
     @classmethod
     def quarantined(cls, item: Quarantined) -> Written:
@@ -198,14 +203,15 @@ class RunFolder:
         for name in (*FILES.values(), SUMMARY, RUN_FILE):
             (self.path / name).unlink(missing_ok=True)
 
-    def open(self) -> None:
-        """Read back finished work (resume), open the outcome files for appending."""
+    def open(self, on_read_back: Callable[[Outcome, dict[str, Any]], None] | None = None) -> None:
+        """Read back finished work (resume), open the outcome files for appending; ``on_read_back`` is
+        given each line read back, parsed (the dataset audits rebuild their state from them)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             for outcome, name in FILES.items():
                 file = self.path / name
                 if file.exists():
-                    self._read_back(outcome, file)
+                    self._read_back(outcome, file, on_read_back)
                 if outcome is not Outcome.HARD or file.exists():  # hard.jsonl: only when a pipeline uses the pool
                     self._files[outcome] = self._open_outcome(outcome)
             self.resumed = len(self.done)
@@ -215,7 +221,9 @@ class RunFolder:
                 "Choose another [output] dir or --out, or fix its permissions."
             ) from None
 
-    def _read_back(self, outcome: Outcome, file: Path) -> None:
+    def _read_back(
+        self, outcome: Outcome, file: Path, on_read_back: Callable[[Outcome, dict[str, Any]], None] | None
+    ) -> None:
         good_bytes = 0
         size = file.stat().st_size
         for lineno, raw in read_lines(file):
@@ -237,6 +245,8 @@ class RunFolder:
                     "folder; it cannot be resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR)."
                 )
             self.tally.add_line(outcome, line)
+            if on_read_back is not None:
+                on_read_back(outcome, line)
             good_bytes += len(raw)
         if good_bytes != file.stat().st_size:
             with file.open("r+b") as fh:

@@ -45,8 +45,17 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     assert any("max_record_bytes" in q["error"] for q in quarantined)
     kept = read_jsonl(folder / "kept.jsonl")
     assert all(k["target"] for k in kept)
-    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 54
+    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 57
     assert "Verdicts per stage" in result.output and "kept" in result.output
+    discarded = {d["id"]: d for d in read_jsonl(folder / "discarded.jsonl") if d["stage"] == "dataset"}
+    assert {i: d["reason"] for i, d in discarded.items()} == {
+        "dup-of-ok-weather": "duplicate",
+        "contaminated": "contaminated",
+    }
+    assert discarded["dup-of-ok-weather"]["message"] == "same query and answer as record 0, which is kept"
+    near = [e for e in summary["dataset"]["duplicates"]["examples"] if e["kind"] == "near"]
+    assert [(e["id"], e["of"], e["dropped"]) for e in near] == [("near-dup-of-ok-search", 7, False)]
+    assert summary["dataset"]["call_mix"]["missing"] == [] and "Call mix of the kept set" in result.output
 
 
 def test_run_limit_and_resume_message(tmp_path):
@@ -55,7 +64,7 @@ def test_run_limit_and_resume_message(tmp_path):
     again = invoke("run", pipeline, "--out", tmp_path / "r")
     assert "resumed: 10 records were already done" in again.output
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["input"]["records"] == 54
+    assert summary["input"]["records"] == 57
 
 
 def test_output_dir_of_the_pipeline_is_relative_to_the_pipeline_file(tmp_path, monkeypatch):

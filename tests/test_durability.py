@@ -41,6 +41,7 @@ def quickstart_copy(tmp_path, extra=""):
         (QUICKSTART / "pipeline.toml")
         .read_text()
         .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"')
+        .replace('"eval_set.json"', f'"{QUICKSTART / "eval_set.json"}"')
     )
     path = tmp_path / "pipeline.toml"
     path.write_text(text + extra)
@@ -56,9 +57,9 @@ def test_a_changed_pipeline_is_refused_with_what_changed_then_continued_or_start
     assert "stages[2].config.required: false -> true" in str(info.value)
     assert "--accept-changes" in str(info.value) and "--fresh" in str(info.value)
     go_on = run_pipeline(load_pipeline(path, tmp_path / "run"), accept_changes=True)
-    assert go_on.resumed == 10 and sum(go_on.summary["outcomes"].values()) == 54
+    assert go_on.resumed == 10 and sum(go_on.summary["outcomes"].values()) == 57
     again = run_pipeline(load_pipeline(path, tmp_path / "run"), fresh=True)
-    assert again.resumed == 0 and indices(tmp_path / "run") == list(range(54))
+    assert again.resumed == 0 and indices(tmp_path / "run") == list(range(57))
 
 
 def test_two_runs_on_one_folder_are_refused_not_interleaved(tmp_path):
@@ -122,7 +123,7 @@ def test_a_full_disk_is_a_clear_error_and_the_folder_resumes(tmp_path, monkeypat
         run_pipeline(load_pipeline(path, tmp_path / "run"))
     monkeypatch.setattr(RunFolder, "record", real_record)
     result = run_pipeline(load_pipeline(path, tmp_path / "run"))
-    assert indices(tmp_path / "run") == list(range(54)) and result.resumed == 19
+    assert indices(tmp_path / "run") == list(range(57)) and result.resumed == 19
 
 
 class FullDisk(io.FileIO):
@@ -155,8 +156,8 @@ def test_a_disk_that_fills_up_under_buffered_writes_is_a_clear_error_and_resumes
     written = sum(f.stat().st_size for f in (tmp_path / "run").glob("*.jsonl"))
     assert written == room  # every byte the disk took is there; the last line is cut
     result = run_pipeline(load_pipeline(path, tmp_path / "run"))
-    assert indices(tmp_path / "run") == list(range(54))
-    assert result.resumed < 54 and result.summary["complete"]
+    assert indices(tmp_path / "run") == list(range(57))
+    assert result.resumed < 57 and result.summary["complete"]
     reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
     assert result.summary["stages"] == reference.summary["stages"]
 
@@ -244,6 +245,11 @@ REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine
 def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_uninterrupted_run(tmp_path):
     rows = [xlam_row(str(i), cot="get_weather for Paris", query=f"Weather in Paris, item {i}?") for i in range(40)]
     rows.insert(11, {"id": "bad", "query": 3})
+    # Duplicates the dataset audits drop: a resume must rebuild what they knew to drop the same ones.
+    rows[20:20] = [
+        xlam_row(f"dup-{i}", cot="get_weather for Paris", query=f"weather in PARIS item {i}") for i in (3, 7)
+    ]
+    rows.append(xlam_row("dup-30", cot="get_weather for Paris", query="Weather in Paris, item 30?"))
 
     def script(r):
         return Reply(
@@ -255,6 +261,7 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     env.pop("FUNREASON_REFINE_NO_PLUGINS", None)
     with FakeLLM(script) as server:
         path = judged_pipeline(tmp_path, server, rows, judge="max_concurrency = 4")
+        path.write_text(path.read_text() + "\n[audit]\ndrop_duplicates = true\n")
         reference = tmp_path / "reference"
         subprocess.run(
             [sys.executable, "-c", REFINE, "run", str(path), "--out", str(reference)],
@@ -290,6 +297,9 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     got_summary = json.loads((crashed / "summary.json").read_text())
     assert got_summary["outcomes"] == ref_summary["outcomes"]
     assert got_summary["stages"] == ref_summary["stages"]
+    # Up to 3 duplicates dropped: fewer when a loaded machine times out the judge on a first record.
+    assert got_summary["dataset"] == ref_summary["dataset"]
+    assert ref_summary["dataset"]["dropped"].get("duplicate", 0) >= 1
     # Cached answers are never asked again: only calls in flight at each kill (4 slots) are repeated.
     assert calls_total <= calls_reference + 3 * 4
 

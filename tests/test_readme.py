@@ -46,7 +46,7 @@ def test_every_reason_code_in_the_readme_table_is_one_the_code_can_give():
         assert reasons <= documented, stage
 
 
-@pytest.mark.parametrize("heading", ["## LLM judges", "## Self-refinement", "## Pipeline file"])
+@pytest.mark.parametrize("heading", ["## LLM judges", "## Self-refinement", "## Pipeline file", "## Dataset audits"])
 def test_the_pipeline_examples_load(heading, tmp_path):
     """Each TOML example of the README is a valid pipeline once given an input and an output."""
     from funreason_refine.config import load_pipeline
@@ -56,6 +56,9 @@ def test_the_pipeline_examples_load(heading, tmp_path):
     (tmp_path / "records.jsonl").write_bytes((REPO / "examples/quickstart/records.jsonl").read_bytes())
     (tmp_path / "my_prompts").mkdir()
     (tmp_path / "my_prompts" / "function_params.txt").write_text("Check {answer} for {query}")
+    (tmp_path / "evals").mkdir()
+    bfcl = REPO / "tests" / "data" / "bfcl" / "BFCL_v4_simple_python.json"
+    (tmp_path / "evals" / bfcl.name).write_bytes(bfcl.read_bytes())
     head, tables = ("", example) if example.lstrip().startswith("[") else example.split("\n[", 1)
     tables = tables if tables.startswith("[") else "[" + tables
     extra = "" if "[input]" in example else '[input]\npath = "records.jsonl"\n[output]\ndir = "run"\n'

@@ -1,7 +1,9 @@
-"""Writes records.jsonl: a small xLAM-format sample covering every reason code of the built-in stages.
+"""Writes records.jsonl: a small xLAM-format sample covering every reason code of the built-in stages
+and each dataset audit, and eval_set.json, the small evaluation set (BFCL question format) that the
+contamination audit compares it with.
 
-Run it to regenerate the file: ``python examples/quickstart/build_records.py``. Each record says
-in its id what it exercises.
+Run it to regenerate both: ``python examples/quickstart/build_records.py``. Each record says in its
+id what it exercises.
 """
 
 import json
@@ -64,6 +66,15 @@ SORT = {
             },
             "required": ["values", "order"],
         },
+    },
+}
+INTEREST = {
+    "name": "compound_interest",
+    "description": "Compound interest on an amount.",
+    "parameters": {
+        "principal": {"description": "Amount", "type": "float"},
+        "rate": {"description": "Annual rate, percent", "type": "float"},
+        "years": {"description": "Years", "type": "int"},
     },
 }
 TIMEZONE = {
@@ -366,6 +377,43 @@ for i, city in enumerate(["Nairobi", "Lima", "Hanoi", "Quito", "Perth", "Dakar",
         [call("get_forecast", city=city, days=i + 1)],
         f"A forecast for {city} over {i + 1} days: get_forecast with city {city} and days {i + 1}.",
     )
+
+# --- dataset audits (pipeline.toml's [audit]): each record passes every stage ---
+add(
+    "dup-of-ok-weather",
+    "WHAT'S the weather in  Paris?",  # ok-weather's query but for case and spacing, with the same call
+    [WEATHER, FORECAST],
+    [call("get_weather", city="Paris")],
+    "Paris weather now: get_weather with city Paris.",
+)
+add(
+    "near-dup-of-ok-search",
+    "Find wireless headphones that are in stock, at most 5 results please.",  # one word more than ok-search
+    [SEARCH],
+    [call("search_products", query="wireless headphones", in_stock=True, limit=5)],
+    "search_products with query 'wireless headphones', in_stock true and limit 5.",
+)
+EVAL_QUESTION = "Calculate the compound interest on 5000 dollars at an annual rate of 4 percent for 3 years."
+add(
+    "contaminated",
+    EVAL_QUESTION,  # copied from eval_set.json
+    [INTEREST],
+    [call("compound_interest", principal=5000.0, rate=4.0, years=3)],
+    "compound_interest with principal 5000, rate 4 and years 3.",
+)
+
+EVAL_SET = [
+    ("eval_0", EVAL_QUESTION, INTEREST),
+    ("eval_1", "What is the capital city of the country with the largest population in Africa?", TIMEZONE),
+    ("eval_2", "Convert 120 Japanese yen to Swiss francs using today's exchange rate.", CONVERT),
+]
+Path(__file__).with_name("eval_set.json").write_text(
+    "".join(
+        json.dumps({"id": rid, "question": [[{"role": "user", "content": q}]], "function": [tool]}) + "\n"
+        for rid, q, tool in EVAL_SET
+    ),
+    encoding="utf-8",
+)
 
 lines = [line.encode("utf-8") for line in records]
 # --- quarantined: unreadable input, each on its own line ---

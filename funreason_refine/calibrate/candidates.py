@@ -153,6 +153,9 @@ def write(candidate: Candidate, out_dir: Path, golden: GoldenInput, max_record_b
     if max_record_bytes is not None:
         data["input"]["max_record_bytes"] = max_record_bytes
     data["output"] = {"dir": "."}
+    # The dataset audits judge a data set (duplicates, eval-set copies), not the stages and judges
+    # scored here: a golden set's duplicates must not count as discards.
+    data.pop("audit", None)
     if candidate.spec_dirs:
         specs = folder / SPECS
         shutil.rmtree(specs, ignore_errors=True)

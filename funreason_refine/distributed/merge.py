@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 
 from funreason_refine import __version__
+from funreason_refine.audit.dataset import DatasetAudit
+from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.distributed.layout import Shard
 from funreason_refine.distributed.progress import ShardState, Watcher
 from funreason_refine.engine import _call_plugins
@@ -52,6 +54,7 @@ def merge_run(run_dir: Path) -> MergeResult:
     run_file = next((_run_file(s.folder) for s in states if _run_file(s.folder)), {})
     check_complete(run_dir, states, run_file.get("pipeline", "PIPELINE"))
     check_same_run(run_dir, states, run_file)
+    audit = DatasetAudit(audit_settings(run_file))
     folder = RunFolder(run_dir)
     folder.lock()
     try:
@@ -59,14 +62,30 @@ def merge_run(run_dir: Path) -> MergeResult:
         folder.check_config(run_file["pipeline"], run_file["config"], run_file["config_hash"], accept_changes=True)
         folder.open()
         for written in merged_records(states):
-            # The dataset audits of a run read this stream, as a one-process run's emit does.
-            folder.record(written)
+            # Shards do not audit: the dataset audits read the merged records in input order, as a
+            # one-process run's emit does, and drop the same duplicates.
+            folder.record(audit.check(written))
     finally:
         folder.close()
     summary = merged_summary(run_file, folder, states, time.perf_counter() - t0)
+    audit.add_to(summary)
     folder.write_summary(summary)
     _call_plugins(get_plugin_manager().hook.run_finished, run_dir=run_dir, summary=summary)
     return MergeResult(summary, run_dir)
+
+
+def audit_settings(run_file: dict[str, Any]) -> AuditSettings:
+    """The run's [audit] table as the shards' pipeline file gave it, eval sets relative to that file."""
+    settings = AuditSettings.model_validate(run_file["config"].get("audit") or {})
+    base = Path(run_file["pipeline"]).parent
+    settings.eval_sets = [base / p for p in settings.eval_sets]
+    missing = [str(p) for p in settings.eval_sets if not p.is_file()]
+    if missing:
+        raise RunFolderError(
+            f"cannot merge: eval set(s) {', '.join(missing)} named in [audit] of {run_file['pipeline']} are not "
+            "there; the dataset audits run at the merge, so run refine merge where the pipeline's files are"
+        )
+    return settings
 
 
 def check_complete(run_dir: Path, states: list[ShardState], pipeline: str) -> None:

@@ -11,17 +11,20 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from funreason_refine.config import Judging
 from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.judge.client import BudgetStop, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.record import Quarantined
+from funreason_refine.record import Quarantined, Record
 from funreason_refine.refine import refine_judged
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
+
+if TYPE_CHECKING:
+    from funreason_refine.audit.features import Features
 
 
 class JudgedExecutor(Executor):
@@ -32,8 +35,10 @@ class JudgedExecutor(Executor):
         judging: Judging,
         run_dir: Path,
         on_usage: Callable[[dict[str, Any]], None] | None = None,
+        features: Callable[[Record], Features] | None = None,
     ):
         self.stream = stream
+        self.features = features
         self.stages = stages
         self.judging = judging
         self.run_dir = run_dir
@@ -92,7 +97,7 @@ class JudgedExecutor(Executor):
         if isinstance(item, Quarantined):
             return Written.quarantined(item)
         finished = await refine_judged(item, self.stages, judges)
-        return finished.written()
+        return finished.written(self.features)
 
     async def _emit_oldest(self, pending: deque[asyncio.Task[Written]], emit: Emit) -> bool:
         """Write the oldest record's outcome; False once the budget stopped it (nothing after it is

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.executors.base import Emit, Executor
@@ -24,6 +25,9 @@ from funreason_refine.plugin_manager import loaded_at_start
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
+
+if TYPE_CHECKING:
+    from funreason_refine.audit.features import FeatureReader
 
 BATCH = 512  # records per task sent to a worker (fewer, larger tasks: less overhead per record)
 # Imported once by the fork server, so that each worker starts with them.
@@ -41,7 +45,9 @@ def stages_workers_cannot_load(stages: list[PipelineStage]) -> list[PipelineStag
 
 
 class PoolExecutor(Executor):
-    def __init__(self, pipeline_path: Path, out_dir: Path, stages: list[PipelineStage], workers: int):
+    def __init__(
+        self, pipeline_path: Path, out_dir: Path, stages: list[PipelineStage], workers: int, audited: bool = True
+    ):
         missing = stages_workers_cannot_load(stages)
         if missing:
             names = ", ".join(f"{s.name} (plugin {s.plugin})" for s in missing)
@@ -50,7 +56,7 @@ class PoolExecutor(Executor):
                 "plugins installed through the funreason_refine entry point group. Install the plugin as a "
                 "package, or run with --workers 1"
             )
-        self.args = (str(pipeline_path), str(out_dir))
+        self.args = (str(pipeline_path), str(out_dir), audited)
         self.workers = workers
         self.start_method = start_method()
 
@@ -84,22 +90,24 @@ def _emit_all(future: Future[list[Written]], emit: Emit) -> None:
 
 # --- in the worker processes -----------------------------------------------------------------
 
-_WORKER: tuple[InputStream, list[PipelineStage]] | None = None
+_WORKER: tuple[InputStream, list[PipelineStage], FeatureReader | None] | None = None
 
 
-def _start(pipeline_path: str, out_dir: str) -> None:
+def _start(pipeline_path: str, out_dir: str, audited: bool) -> None:
     # Ctrl-C reaches the whole process group: the main process stops cleanly and shuts the pool
     # down, so a worker ignores it rather than die and read as a crash. SIGTERM just ends it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from funreason_refine.audit.features import FeatureReader
     from funreason_refine.config import load_pipeline
 
     global _WORKER
     pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
-    _WORKER = (InputStream.open(pipeline.input), pipeline.stages)
+    features = FeatureReader(pipeline.audit) if audited else None  # a shard's records are audited when merged
+    _WORKER = (InputStream.open(pipeline.input), pipeline.stages, features)
 
 
 def _work(batch: list[RawItem]) -> list[Written]:
     assert _WORKER is not None, "the worker was not started by _start"
-    stream, stages = _WORKER
-    return [refine_raw(raw, stream, stages) for raw in batch]
+    stream, stages, features = _WORKER
+    return [refine_raw(raw, stream, stages, features) for raw in batch]

@@ -45,7 +45,7 @@ def load_answers(path: Path) -> dict[str, Any]:
     return answers
 
 
-def _query(question: Any) -> str:
+def query_of(question: Any) -> str:
     """The user turns of the first conversation turn, joined."""
     turns = question
     if isinstance(turns, list) and turns and isinstance(turns[0], list):
@@ -64,7 +64,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str
         raise FieldError("question", "missing field 'question'")
     if "function" not in obj:
         raise FieldError("function", "missing field 'function'")
-    query = _query(obj["question"])
+    query = query_of(obj["question"])
     problems: list[Problem] = []
     tools = parse_tools(obj["function"], problems)
     if rid not in answers:

@@ -6,6 +6,7 @@ from typing import Any
 
 from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
+from funreason_refine.report.dataset import dataset_section
 from funreason_refine.report.review import review_summary
 
 EXAMPLES_PER_REASON = 2
@@ -136,6 +137,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "quarantined": quarantined,
         "review": review_summary(run),
         "conversations": conversation_report(run),
+        "dataset": dataset_section(summary, records),
     }
 
 

@@ -14,6 +14,8 @@ from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, SUMMARY
 
+QUERY_CHARS = 300  # of each record's query, kept for the report's examples
+
 
 @dataclass
 class RunData:
@@ -25,7 +27,7 @@ class RunData:
 
     @property
     def records(self) -> Any:
-        """polars.DataFrame, one row per record: index, id, kind, stage, reason, message, sizes, functions."""
+        """polars.DataFrame, one row per record: index, id, kind, stage, reason, message, sizes, functions, query."""
         return self._load()[0]
 
     @property
@@ -94,6 +96,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
             "cot_chars",
             "answer_chars",
             "functions",
+            "query",
         )
     }
     steps: dict[str, list[Any]] = {k: [] for k in ("index", "kind", "stage", "verdict", "reason", "judge", "attempt")}
@@ -116,6 +119,8 @@ def _frames(path: Path) -> tuple[Any, Any]:
             rec["cot_chars"].append(len(r.get("cot") or ""))
             rec["answer_chars"].append(len(line_answer_text(r)) if kind != "quarantined" else 0)
             rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
+            query = r.get("query")
+            rec["query"].append(clean(query[:QUERY_CHARS]) if isinstance(query, str) else "")
             for s in r.get("trail") or []:
                 steps["index"].append(r["index"])
                 steps["kind"].append(kind)
@@ -124,7 +129,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
                 steps["reason"].append(clean(s.get("reason")))
                 steps["judge"].append(clean(s.get("judge", "rules")))
                 steps["attempt"].append(s.get("attempt", 1))
-    strings = {name: pl.String for name in ("id", "kind", "stage", "reason", "message")}
+    strings = {name: pl.String for name in ("id", "kind", "stage", "reason", "message", "query")}
     records = pl.DataFrame(rec, schema_overrides={**strings, "functions": pl.List(pl.String)})
     step_frame = pl.DataFrame(
         steps, schema_overrides={n: pl.String for n in ("kind", "stage", "verdict", "reason", "judge")}

@@ -11,7 +11,8 @@ table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #dde2ea;pad
 th{background:#f3f5f9}td.n{text-align:right;font-variant-numeric:tabular-nums}.cards{display:flex;gap:1rem;flex-wrap:wrap}
 .card{border:1px solid #dde2ea;border-radius:6px;padding:.6rem 1rem;min-width:9rem}.card b{display:block;font-size:1.4rem}
 code{background:#f3f5f9;padding:.1rem .3rem;border-radius:3px;white-space:pre-wrap;word-break:break-word}
-.ex{border-left:3px solid #c9d1de;padding:.2rem .8rem;margin:.6rem 0}.muted{color:#667085}"""
+.ex{border-left:3px solid #c9d1de;padding:.2rem .8rem;margin:.6rem 0}.muted{color:#667085}
+.warn{background:#fff4e5;border-left:3px solid #f08c00;padding:.3rem .8rem}"""
 COLORS = {"kept": "#2f9e44", "discarded": "#e8590c", "quarantined": "#ae3ec9", "errors": "#e03131", "hard": "#1c7ed6"}
 
 
@@ -135,6 +136,7 @@ def render_html(report: dict[str, Any]) -> str:
         + "<h3>Answer length (characters)</h3>"
         + _hist(f["answer_histogram"], "answer")
     )
+    out.append(_dataset(report.get("dataset")))
     out.append(_review(report.get("review")))
     if report["examples"]["discarded"]:
         out.append("<h2>Discarded examples</h2>")
@@ -266,3 +268,70 @@ def _review(review: dict[str, Any] | None) -> str:
         f"<th>reviewed</th><th>right</th><th>wrong</th><th>precision</th></tr>{rows}</table>"
         + (stale if review["stale"] else "")
     )
+
+
+def _dataset(dataset: dict[str, Any] | None) -> str:
+    """The dataset audits: what they found, the call mix of the kept set, its warnings, examples."""
+    if not dataset:
+        return ""
+    from funreason_refine.report.dataset import KINDS
+
+    dups, cont, mix = dataset["duplicates"], dataset["contamination"], dataset["call_mix"]
+    near = dups["near"] if dups["near"] is not None else "-"
+    contaminated = cont["records"] if cont["eval_sets"] else "-"
+    cards = [
+        ("records audited", "dataset.audited", dataset["audited"]),
+        ("exact duplicates", "dataset.exact", dups["exact"]),
+        (f"near-duplicate queries (&ge; {dups['near_threshold']:g})", "dataset.near", near),
+        ("contaminated", "dataset.contaminated", contaminated),
+        ("dropped", "dataset.dropped", sum(dataset["dropped"].values())),
+    ]
+    out = [
+        "<h2>Dataset audits</h2><p class=muted>Each record the stages kept, in input order, against the eval sets "
+        "and the records kept before it. Duplicates: the same normalised query and answer; near-duplicates: "
+        "queries whose word pairs have a Jaccard similarity at or above the threshold.</p><div class=cards>"
+        + "".join(f'<div class=card>{label}<b data-key="{key}">{escape(str(v))}</b></div>' for label, key, v in cards)
+        + "</div>"
+    ]
+    out += [f"<p class=warn>warning: {escape(w)}</p>" for w in dataset["warnings"]]
+    out.append(
+        f"<h3>Call mix of the kept set ({mix['records']} records)</h3>"
+        + _bars([(label, mix[kind]) for kind, label in KINDS.items()], "callmix.")
+    )
+    if dups["examples"]:
+        out.append(
+            "<h3>Duplicates (first ones)</h3><table><tr><th>record</th><th>query</th><th>found</th>"
+            "<th>duplicates record</th><th>its query</th><th>dropped</th></tr>"
+        )
+        for e in dups["examples"]:
+            first = e.get("first") or {}
+            out.append(
+                f"<tr><td>{e['index']} ({escape(str(e['id']))})</td><td>{escape(str(e['query']))}</td>"
+                f"<td>{escape(e['kind'])}, similarity {e['similarity']:.2f}</td>"
+                f"<td>{e['of']} ({escape(str(first.get('id')))})</td><td>{escape(str(first.get('query', '')))}</td>"
+                f"<td>{'yes' if e['dropped'] else 'no'}</td></tr>"
+            )
+        out.append("</table>")
+    if cont["eval_sets"]:
+        sets = "".join(
+            f"<li>{escape(s['path'])}: {s['queries']} queries"
+            + (f", {s['unreadable']} unreadable" if s["unreadable"] else "")
+            for s in cont["eval_sets"]
+        )
+        out.append(
+            f"<h3>Contamination</h3><p>Against {len(cont['eval_sets'])} eval set(s), {cont['ngram']}-word sequences, "
+            f"threshold {cont['threshold']:.0%}:</p><ul>{sets}</ul>"
+        )
+        if cont["examples"]:
+            out.append(
+                "<table><tr><th>record</th><th>query</th><th>overlap</th><th>eval item</th><th>its query</th>"
+                "<th>dropped</th></tr>"
+            )
+            for e in cont["examples"]:
+                out.append(
+                    f"<tr><td>{e['index']} ({escape(str(e['id']))})</td><td>{escape(str(e['query']))}</td>"
+                    f"<td class=n>{e['overlap']:.0%}</td><td>{escape(str(e.get('eval_id')))}</td>"
+                    f"<td>{escape(str(e.get('eval_query', '')))}</td><td>{'yes' if e['dropped'] else 'no'}</td></tr>"
+                )
+            out.append("</table>")
+    return "".join(out)

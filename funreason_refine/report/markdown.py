@@ -118,6 +118,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         _table(["function", "records"], [[f["function"], f["records"]] for f in facts["top_functions"]]),
     ]
+    parts += _dataset(report.get("dataset"))
     parts += _review(report.get("review"))
     if report["examples"]["discarded"]:
         parts += ["", "## Discarded examples", ""]
@@ -222,3 +223,57 @@ def _review(review: dict[str, Any] | None) -> list[str]:
 
 def _pct(scores: dict[str, Any]) -> str:
     return f"{scores['precision']:.1%}" if scores["precision"] is not None else "-"
+
+
+def _dataset(dataset: dict[str, Any] | None) -> list[str]:
+    """The dataset audits: what they found, the call mix, its warnings, examples."""
+    if not dataset:
+        return []
+    from funreason_refine.report.dataset import KINDS
+
+    dups, cont, mix = dataset["duplicates"], dataset["contamination"], dataset["call_mix"]
+    dropped = dataset["dropped"]
+    near = dups["near"] if dups["near"] is not None else "not looked for"
+    parts = [
+        "",
+        "## Dataset audits",
+        "",
+        _table(
+            ["audit", "found", "dropped"],
+            [
+                ["records audited (kept by the stages)", dataset["audited"], sum(dropped.values())],
+                ["exact duplicates", dups["exact"], dropped.get("duplicate", 0)],
+                [f"near-duplicate queries (>= {dups['near_threshold']:g})", near, dropped.get("near_duplicate", 0)],
+                [
+                    f"contaminated ({len(cont['eval_sets'])} eval sets)",
+                    cont["records"] if cont["eval_sets"] else "no eval sets",
+                    dropped.get("contaminated", 0),
+                ],
+            ],
+        ),
+        "",
+        f"Call mix of the kept set ({mix['records']} records):",
+        "",
+        _table(list(KINDS.values()), [[mix[kind] for kind in KINDS]]),
+    ]
+    if dataset["warnings"]:
+        parts += ["", *(f"- **warning**: {w}" for w in dataset["warnings"])]
+    if dups["examples"]:
+        parts += ["", "Duplicates (first ones):", ""]
+        parts += [
+            f"- record {e['index']} ({e['id']}), {e['kind']} (similarity {e['similarity']:.2f}) of record {e['of']}"
+            + (f" ({e['first']['id']})" if e.get("first") else "")
+            + (", dropped" if e["dropped"] else "")
+            + f": {_cell(e['query'])}"
+            for e in dups["examples"]
+        ]
+    if cont["examples"]:
+        parts += ["", "Contaminated (first ones):", ""]
+        parts += [
+            f"- record {e['index']} ({e['id']}), {e['overlap']:.0%} of its {cont['ngram']}-word sequences in "
+            f"{e.get('eval_set')}, item {e.get('eval_id')}"
+            + (", dropped" if e["dropped"] else "")
+            + f": {_cell(e['query'])}"
+            for e in cont["examples"]
+        ]
+    return parts

@@ -60,6 +60,7 @@ def pipeline_file(tmp_path, input_path, extra=""):
     text = (QUICKSTART / "pipeline.toml").read_text().replace('path = "records.jsonl"', f'path = "{input_path.name}"')
     path = tmp_path / "pipeline.toml"
     path.write_text(extra + text)
+    (tmp_path / "eval_set.json").write_bytes((QUICKSTART / "eval_set.json").read_bytes())  # the quickstart's [audit]
     return path
 
 
@@ -73,6 +74,7 @@ def test_three_shards_run_apart_then_merged_are_byte_for_byte_the_one_process_ru
     assert outcome_bytes(tmp_path / "sharded") == outcome_bytes(tmp_path / "one")
     one, merged = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "sharded"))
     assert merged["outcomes"] == one["outcomes"] and merged["stages"] == one["stages"]
+    assert merged["dataset"] == one["dataset"] and merged["dataset"]["dropped"]  # audited once, at the merge
     assert [s["records"] for s in merged["shards"]] == [
         json.loads((tmp_path / f"sharded/shards/000{i}-of-0003/shard.json").read_text())["part"]["records"]
         for i in range(3)
@@ -317,3 +319,34 @@ def test_a_judge_outage_stops_a_shard_cleanly_and_the_shard_resumes_once_the_jud
         refine("merge", tmp_path / "run")
         refine("run", path, "--out", tmp_path / "one")
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")
+
+
+def test_the_dataset_audits_run_once_at_the_merge_and_drop_duplicates_across_shards(tmp_path):
+    rows = [xlam_row(f"r{i}", f"What is the weather in city number {i}?") for i in range(6)]
+    rows.append(xlam_row("dup-of-r0", "what is the weather in CITY number 0?"))  # in the last shard
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    (tmp_path / "pipeline.toml").write_text(
+        '[input]\npath = "in.jsonl"\n[audit]\ndrop_duplicates = true\n[[stages]]\nname = "function_params"\n'
+    )
+    refine("run", tmp_path / "pipeline.toml", "--out", tmp_path / "one")
+    for i in range(2):
+        refine("run", tmp_path / "pipeline.toml", "--shard", f"{i}/2", "--out", tmp_path / "sharded")
+        shard = json.loads((tmp_path / f"sharded/shards/000{i}-of-0002/summary.json").read_text())
+        assert "dataset" not in shard and shard["outcomes"]["discarded"] == 0  # a shard does not audit
+    refine("merge", tmp_path / "sharded")
+    assert outcome_bytes(tmp_path / "sharded") == outcome_bytes(tmp_path / "one")
+    one, merged = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "sharded"))
+    assert merged["dataset"] == one["dataset"] and merged["dataset"]["dropped"] == {"duplicate": 1}
+    assert merged["stages"]["dataset"] == one["stages"]["dataset"]
+    [dropped] = [json.loads(line) for line in (tmp_path / "sharded/discarded.jsonl").read_text().splitlines()]
+    assert (dropped["id"], dropped["audit"]["duplicate_of"]) == ("dup-of-r0", 0)
+
+
+def test_merge_names_an_eval_set_that_is_gone(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a"), xlam_row("b", "Weather in Oslo?")])
+    write_jsonl(tmp_path / "eval.jsonl", [xlam_row("e", "Something else entirely, a question from an eval set")])
+    (tmp_path / "pipeline.toml").write_text('[input]\npath = "in.jsonl"\n[audit]\neval_sets = ["eval.jsonl"]\n')
+    refine("run", tmp_path / "pipeline.toml", "--shard", "0/1", "--out", tmp_path / "sharded")
+    (tmp_path / "eval.jsonl").unlink()
+    output = refine("merge", tmp_path / "sharded", code=1)
+    assert "eval.jsonl" in output and "run refine merge where the pipeline's files are" in output

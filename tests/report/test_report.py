@@ -10,6 +10,7 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.report.compare import cohen_kappa
+from funreason_refine.report.dataset import KINDS
 from tests.conftest import QUICKSTART
 
 
@@ -52,7 +53,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     parser.feed((run_dir / "report.html").read_text())
     got = parser.values
     assert "script" not in parser.tags
-    assert int(got["input.records"]) == summary["input"]["records"] == 54
+    assert int(got["input.records"]) == summary["input"]["records"] == 57
     for kind, n in summary["outcomes"].items():
         assert int(got[f"outcomes.{kind}"]) == n
     for stage, counts in summary["stages"].items():
@@ -61,15 +62,24 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
         for reason, n in counts["records_discarded"].items():
             assert int(got[f"reasons.{stage}.{reason}"]) == n
     assert int(got["funnel.kept"]) == summary["outcomes"]["kept"]
-    assert int(got["funnel.readable"]) == 54 - summary["outcomes"]["quarantined"]
+    assert int(got["funnel.readable"]) == 57 - summary["outcomes"]["quarantined"]
     assert int(got["regeneration.function_params.fixed"]) == 2
     assert int(got["facts.kept"]) == summary["outcomes"]["kept"]
+    dataset = summary["dataset"]  # the quickstart shows each dataset audit
+    assert int(got["dataset.exact"]) == dataset["duplicates"]["exact"] == 1
+    assert int(got["dataset.near"]) == dataset["duplicates"]["near"] == 1
+    assert int(got["dataset.contaminated"]) == dataset["contamination"]["records"] == 1
+    assert int(got["dataset.dropped"]) == 2 and int(got["reasons.dataset.duplicate"]) == 1
+    for kind in ("text", "no_call", "one_call", "parallel", "several_functions"):
+        assert int(got[f"callmix.{KINDS[kind]}"]) == dataset["call_mix"][kind] >= 1
     html = (run_dir / "report.html").read_text()
     assert '[get_forecast(city="Rome", days="5")]' in html.replace("&quot;", '"'), (
         "the rejected answer beside the regenerated one"
     )
     md = (run_dir / "report.md").read_text()
-    assert "| function_params | 30 | 2 | 6 | 0 | 2 / 0 |" in md
+    assert "| function_params | 33 | 2 | 6 | 0 | 2 / 0 |" in md
+    assert "| exact duplicates | 1 | 1 |" in md and "item eval_0, dropped" in md
+    assert "near (similarity 0.91) of record 7 (ok-search): Find wireless headphones" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output
     assert "Conversations" not in md and "conv." not in html and "Verdicts per turn" not in result.output
 
@@ -137,6 +147,7 @@ def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
         .read_text()
         .replace("required = false", "required = true")
         .replace('path = "records.jsonl"', f'path = "{QUICKSTART / "records.jsonl"}"')
+        .replace('"eval_set.json"', f'"{QUICKSTART / "eval_set.json"}"')
     )
     run_pipeline(load_pipeline(strict, tmp_path / "strict"))
     html = tmp_path / "compare.html"

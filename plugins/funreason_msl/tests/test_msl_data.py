@@ -74,7 +74,7 @@ def test_offsets_are_requested_from_the_tokenizer_not_through_the_chat_template(
 
 def test_run_folder_records_read_and_a_missing_target_is_named(kept_run, tmp_path):
     records = read_records(kept_run)
-    assert len(records) == 28 and all(r["target"] for r in records)
+    assert len(records) == 29 and all(r["target"] for r in records)
     (tmp_path / "kept.jsonl").write_text(json.dumps({"id": "x", "query": "q", "tools": []}) + "\n")
     with pytest.raises(ValueError, match=r"kept.jsonl:1: record 'x' has no training target"):
         read_records(tmp_path)
@@ -150,7 +150,7 @@ def labelled_before_conversations(record, tokenizer, max_length=None):
 @pytest.mark.parametrize("max_length", [None, 350, 300])
 def test_single_turn_records_are_labelled_exactly_as_before_conversations(records, tokenizer, max_length):
     single = [r for r in records if not r.get("messages")]
-    assert len(single) == 28
+    assert len(single) == 29
     for record in [RECORD, *single]:
         before = labelled_before_conversations(record, tokenizer, max_length)
         try:

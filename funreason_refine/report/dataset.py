@@ -1,0 +1,102 @@
+"""The dataset audits in the report: the ``dataset`` section of summary.json, with the records that
+duplicates duplicate, and its terminal tables (shown by `refine run` and `refine report`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+KINDS = {
+    "text": "text reply",
+    "no_call": "no call",
+    "one_call": "one call",
+    "parallel": "parallel calls",
+    "several_functions": "several functions",
+}
+
+
+def dataset_section(summary: dict[str, Any], records: Any) -> dict[str, Any] | None:
+    """summary.json's ``dataset``, each duplicate example with the id and query of the record it
+    duplicates (from ``records``, the report's polars frame); None for a run made before the audits."""
+    import polars as pl
+
+    dataset = summary.get("dataset")
+    if dataset is None:
+        return None
+    wanted = [e["of"] for e in dataset["duplicates"]["examples"]]
+    found = records.filter(pl.col("index").is_in(wanted)).select("index", "id", "query").rows()
+    firsts = {index: {"id": rid, "query": query} for index, rid, query in found}
+    missing = {"id": None, "query": ""}
+    examples = [{**e, "first": firsts.get(e["of"], missing)} for e in dataset["duplicates"]["examples"]]
+    return {**dataset, "duplicates": {**dataset["duplicates"], "examples": examples}}
+
+
+def dataset_tables(dataset: dict[str, Any] | None) -> list[Table]:
+    """What the audits found and the call mix; the warnings, when the kept set lacks a kind of answer."""
+    if dataset is None:
+        return []
+    dups, cont, mix = dataset["duplicates"], dataset["contamination"], dataset["call_mix"]
+    dropped = dataset["dropped"]
+    found = Table(title=f"Dataset audits ({dataset['audited']} records the stages kept)", show_edge=False)
+    for col, justify in (("audit", "left"), ("found", "right"), ("dropped", "right"), ("how", "left")):
+        found.add_column(col, justify=justify)  # type: ignore[arg-type]
+    found.add_row(
+        "exact duplicates", str(dups["exact"]), str(dropped.get("duplicate", 0)), "same normalised query and answer"
+    )
+    checked = dups["near"] is not None
+    found.add_row(
+        "near-duplicate queries",
+        str(dups["near"]) if checked else "-",
+        str(dropped.get("near_duplicate", 0)),
+        f"word-pair Jaccard similarity >= {dups['near_threshold']:g}"
+        if checked
+        else "not looked for ([audit] near_duplicates = true)",
+    )
+    sets = len(cont["eval_sets"])
+    found.add_row(
+        "contaminated",
+        str(cont["records"]) if sets else "-",
+        str(dropped.get("contaminated", 0)),
+        f">= {cont['threshold']:.0%} of {cont['ngram']}-word sequences in {sets} eval set(s)"
+        if sets
+        else "no [audit] eval_sets",
+    )
+    calls = Table(title=f"Call mix of the kept set ({mix['records']} records)", show_edge=False)
+    for label in KINDS.values():
+        calls.add_column(label, justify="right")
+    calls.add_row(*(_share(mix[kind], mix["records"]) for kind in KINDS))
+    tables = [found, calls]
+    if dataset["warnings"]:
+        warnings = Table(show_edge=False, show_header=False)
+        warnings.add_column(style="yellow")
+        for warning in dataset["warnings"]:
+            warnings.add_row(f"warning: {escape(warning)}")
+        tables.append(warnings)
+    return tables
+
+
+def example_table(dataset: dict[str, Any] | None, limit: int = 5) -> list[Table]:
+    """The first duplicates and contaminated records (`refine report`)."""
+    if dataset is None:
+        return []
+    rows = [
+        (e["index"], e["id"], e["kind"], f"record {e['of']} (similarity {e['similarity']:.2f})", e["dropped"])
+        for e in dataset["duplicates"]["examples"][:limit]
+    ] + [
+        (e["index"], e["id"], "contaminated", f"{e.get('eval_id')} ({e['overlap']:.0%} overlap)", e["dropped"])
+        for e in dataset["contamination"]["examples"][:limit]
+    ]
+    if not rows:
+        return []
+    table = Table(title="Dataset audits: first examples (more in report.html)", show_edge=False)
+    for col in ("record", "id", "found", "of", "dropped"):
+        table.add_column(col, overflow="fold")
+    for index, rid, kind, of, dropped in rows:
+        table.add_row(str(index), escape(str(rid)), kind, escape(of), "yes" if dropped else "no")
+    return [table]
+
+
+def _share(n: int, total: int) -> str:
+    return f"{n} ({n / total:.0%})" if total else "0"
