@@ -307,7 +307,8 @@ class _Loader:
         ]
         chosen = [j for j in judges if j is not None]
         allow_newfc = bool(spec and spec.protocol == "judge_newfc")
-        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote)
+        system = spec.system if spec else None  # a table's own prompt keeps the spec's system message
+        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote, system=system)
 
     def _generator(
         self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage
@@ -426,6 +427,7 @@ def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
     }
     if stage.judge is not None:
         payload["judge"] = {
+            **({"system": stage.judge.system} if stage.judge.system is not None else {}),
             "template": stage.judge.template,
             "vote": stage.judge.vote,
             "judges": [j.sampling() for j in stage.judge.judges],

@@ -22,6 +22,7 @@ from typing import Any
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.endpoints import JudgeOutage, Outcome, Server, ServerPool
+from funreason_refine.judge.prefix import PrefixCaches
 from funreason_refine.judge.ratelimit import prompt_tokens
 from funreason_refine.judge.settings import ModelSettings
 
@@ -97,7 +98,8 @@ class Usage:
     ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
     the answers taken from the cache cost when they were first asked, so that calls, tokens, cost
     and latency of a whole run can be told even when a re-run paid for nothing (calibrate).
-    ``seconds`` sums the time each call took, not the wall time of the run.
+    ``seconds`` sums the time each call took, not the wall time of the run. ``reusable_prefix_tokens``
+    are the prompt tokens a server's prefix cache could have reused (judge/prefix.py models it).
     """
 
     calls: int = 0
@@ -111,6 +113,7 @@ class Usage:
     cached_completion_tokens: int = 0
     cached_cost_usd: float = 0.0
     cached_seconds: float = 0.0
+    reusable_prefix_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         for name in self.__dataclass_fields__:
@@ -143,6 +146,7 @@ class LLMClient:
     _unpriced: set[str] = field(default_factory=set)
     _pools: dict[str, ServerPool] = field(default_factory=dict)
     _pool_of: dict[int, tuple[ModelSettings, ServerPool]] = field(default_factory=dict)
+    _prefixes: PrefixCaches = field(default_factory=PrefixCaches)
 
     def __post_init__(self) -> None:
         self._slots = OldestFirst(self.max_concurrency)
@@ -207,7 +211,7 @@ class LLMClient:
                 usage.cached_cost_usd += hit.cost or 0.0
                 usage.cached_seconds += hit.seconds
                 return Answer(hit.text, cached=True)
-        response, seconds = await self._call_with_retries(settings, messages, usage, priority)
+        response, seconds, server = await self._call_with_retries(settings, messages, usage, priority)
         message = response.choices[0].message
         text = message.content or ""
         reasoning = getattr(message, "reasoning_content", None)
@@ -223,6 +227,7 @@ class LLMClient:
         usage.completion_tokens += completion_tokens
         usage.cost_usd += cost
         usage.seconds += seconds
+        usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(settings.model, server, messages, prompt_tokens)
         if self.cache is not None:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost, seconds))
         return Answer(text, cached=False)
@@ -239,8 +244,9 @@ class LLMClient:
 
     async def _call_with_retries(
         self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage, priority: int
-    ) -> tuple[Any, float]:
-        """The call on the best server, and the seconds its answered attempt took (waits not counted);
+    ) -> tuple[Any, float, str]:
+        """The call on the best server, the seconds its answered attempt took (waits not counted) and the
+        server that answered;
         a failure is retried at once on another server when one is in rotation, after a backoff on
         the same one otherwise, and waits while the model has none left (:class:`JudgeOutage` after
         ``outage_timeout``). However many servers it took, one call."""
@@ -273,9 +279,9 @@ class LLMClient:
         priority: int,
         avoid: Server | None,
         tokens: int,
-    ) -> tuple[Any, float]:
-        """One request on one server, holding a call slot, and its seconds; :class:`_Failed` when it may
-        be retried."""
+    ) -> tuple[Any, float, str]:
+        """One request on one server, holding a call slot: its response, seconds and server;
+        :class:`_Failed` when it may be retried."""
         await self._slots.acquire(priority)
         try:
             spent = self.budget_spent()  # checked with the slot: others may have spent while we waited
@@ -291,7 +297,7 @@ class LLMClient:
                 prompt, completion = _tokens(response)
                 outcome, used = "answered", prompt + completion
                 pool.note_output(completion)
-                return response, time.monotonic() - started
+                return response, time.monotonic() - started, server.label
             except _Failed as failed:
                 outcome, error = failed.outcome, failed.error
                 raise

@@ -221,12 +221,14 @@ Vote = Literal["unanimous", "majority"]
 
 @dataclass
 class JudgePanel:
-    """How one stage asks its judges: the prompt template, the answer protocol, the models, the vote."""
+    """How one stage asks its judges: the prompt template (and the system message before it), the answer
+    protocol, the models, the vote."""
 
     template: str
     allow_newfc: bool
     judges: list[ModelSettings]
     vote: Vote = "unanimous"
+    system: str | None = None
 
     @property
     def label(self) -> str:
