@@ -83,6 +83,7 @@ class Judging:
 
     defaults: JudgeSettings | None
     max_cost: float | None
+    batch_records: int = 0  # with a model whose calls go as batch jobs: its batch_max_requests
 
     @property
     def max_concurrency(self) -> int:
@@ -91,6 +92,11 @@ class Judging:
     @property
     def protocol_retries(self) -> int:
         return self.defaults.protocol_retries if self.defaults else 2
+
+    @property
+    def window(self) -> int:
+        """Records in flight at once: enough to keep every call slot busy, and with batch calls a batch's worth."""
+        return max(64, 4 * self.max_concurrency, self.batch_records)
 
 
 @dataclass
@@ -391,7 +397,7 @@ class _Loader:
             output_dir=out_dir if out_dir is not None else self.base / output,
             stages=stages,
             config_hash=config_hash(payload),
-            judging=Judging(defaults=parsed.judge, max_cost=parsed.max_cost) if judged else None,
+            judging=Judging(parsed.judge, parsed.max_cost, _batch_records(stages)) if judged else None,
             config=payload,
             source=parsed.source,
         )
@@ -403,6 +409,17 @@ class _Loader:
         section = f"[{loc[0]}]" if loc else ""
         rest = ".".join(str(p) for p in loc[1:])
         return f"{self.path}: {section}" + (f" key {rest!r}" if rest else "")
+
+
+def stage_models(stages: list[PipelineStage]) -> list[ModelSettings]:
+    """Every judge and generator the stages ask."""
+    judges = [j for s in stages if s.judge is not None for j in s.judge.judges]
+    return judges + [s.generator for s in stages if s.generator is not None]
+
+
+def _batch_records(stages: list[PipelineStage]) -> int:
+    """The largest batch_max_requests of the models whose calls go as batch jobs (0: none)."""
+    return max((m.batch_max_requests for m in stage_models(stages) if m.batch), default=0)
 
 
 def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any]:

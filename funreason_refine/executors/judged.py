@@ -62,7 +62,7 @@ class JudgedExecutor(Executor):
             max_cost=self.judging.max_cost,
         )
         judges = JudgeRunner(client, protocol_retries=self.judging.protocol_retries)
-        window = max(64, 4 * self.judging.max_concurrency)
+        window = self.judging.window
         pending: deque[asyncio.Task[Written]] = deque()
         stopped: str | None = None
         try:
