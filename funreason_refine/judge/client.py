@@ -16,8 +16,10 @@ import os
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.cache import AnswerCache, Cached
@@ -25,6 +27,9 @@ from funreason_refine.judge.endpoints import JudgeOutage, Outcome, Server, Serve
 from funreason_refine.judge.prefix import PrefixCaches
 from funreason_refine.judge.ratelimit import prompt_tokens
 from funreason_refine.judge.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from funreason_refine.judge.batch import Batcher
 
 __all__ = ["Answer", "BudgetStop", "JudgeCallError", "JudgeOutage", "JudgeSetupError", "LLMClient", "Usage"]
 
@@ -135,7 +140,8 @@ class Answer:
 @dataclass
 class LLMClient:
     """Shared by every stage of a run: one concurrency bound, one cache, usage per stage, one pool of
-    servers per model (as a settings table names them), with their rate limits and outage watch."""
+    servers per model (as a settings table names them), with their rate limits and outage watch; with
+    ``batch_dir`` (the run folder), the calls of models with ``batch = true`` go as batch jobs."""
 
     max_concurrency: int
     cache: AnswerCache | None = None
@@ -147,6 +153,9 @@ class LLMClient:
     _pools: dict[str, ServerPool] = field(default_factory=dict)
     _pool_of: dict[int, tuple[ModelSettings, ServerPool]] = field(default_factory=dict)
     _prefixes: PrefixCaches = field(default_factory=PrefixCaches)
+    batch_dir: Path | None = None
+    on_batch: Callable[[], None] | None = None
+    _batcher: Batcher | None = None
 
     def __post_init__(self) -> None:
         self._slots = OldestFirst(self.max_concurrency)
@@ -211,6 +220,10 @@ class LLMClient:
                 usage.cached_cost_usd += hit.cost or 0.0
                 usage.cached_seconds += hit.seconds
                 return Answer(hit.text, cached=True)
+        if settings.batch and self.batch_dir is not None:
+            answer = await self._by_batch(settings, messages, key, usage)
+            if answer is not None:
+                return answer
         response, seconds, server = await self._call_with_retries(settings, messages, usage, priority)
         message = response.choices[0].message
         text = message.content or ""
@@ -231,6 +244,43 @@ class LLMClient:
         if self.cache is not None:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost, seconds))
         return Answer(text, cached=False)
+
+    async def _by_batch(
+        self, settings: ModelSettings, messages: list[dict[str, str]], key: str, usage: Usage
+    ) -> Answer | None:
+        """The answer by way of a batch job (cached by the batch's collection); None when its line failed
+        there and the call is to be made as an ordinary one."""
+        from funreason_refine.judge.batch import Batcher, BatchLineFailed
+
+        spent = self.budget_spent()
+        if spent:
+            raise BudgetStop(spent)
+        if self._batcher is None:
+            assert self.batch_dir is not None and self.cache is not None, "batches need the run folder and its cache"
+            self._batcher = Batcher(self.batch_dir, self.cache, self._litellm, self.notes, self.on_batch)
+        try:
+            got = await self._batcher.ask(settings, messages, key)
+        except BatchLineFailed:
+            usage.retries += 1
+            self.notes.add("calls that failed inside their batch were made again as ordinary calls")
+            return None
+        usage.calls += 1
+        usage.prompt_tokens += got.prompt_tokens
+        usage.completion_tokens += got.completion_tokens
+        usage.cost_usd += got.cost
+        usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(
+            settings.model, "batch", messages, got.prompt_tokens
+        )
+        return Answer(got.text, cached=False)
+
+    async def aclose(self) -> None:
+        """Stop what runs in the background (batches followed); the cache stays open for its owner to close."""
+        if self._batcher is not None:
+            await self._batcher.aclose()
+
+    def batch_counts(self) -> dict[str, int] | None:
+        """Batch jobs submitted, in progress and done so far; None when no call went as a batch."""
+        return dict(self._batcher.counts) if self._batcher is not None else None
 
     def _cached(self, settings: ModelSettings, messages: list[dict[str, str]], variant: str, key: str) -> Cached | None:
         assert self.cache is not None
