@@ -113,12 +113,15 @@ class Batcher:
         self._recovered: asyncio.Lock | None = None
         self._recovery_done = False
 
-    async def ask(self, settings: ModelSettings, messages: list[dict[str, str]], key: str) -> Cached:
-        """The answer to one call, by way of a batch; :class:`BatchLineFailed` when its line failed."""
+    async def ask(self, settings: ModelSettings, messages: list[dict[str, str]], key: str) -> Cached | None:
+        """The answer to one call, by way of a batch (one submitted before, else a new one when the model's
+        ``batch`` is on; None when it is off); :class:`BatchLineFailed` when its line failed."""
         self._poll, self._max_requests = settings.batch_poll_interval, settings.batch_max_requests
         await self._recover()
         future = self._futures.get(key)
         if future is None:
+            if not settings.batch:
+                return None
             future = self._futures[key] = asyncio.get_running_loop().create_future()
             self._join(Group.of(self._litellm, settings), {"custom_id": key, **_request(settings, messages)})
         return await asyncio.shield(future)
@@ -382,6 +385,8 @@ def _ended(status: Any) -> str:
 
 def _refused(group: Group, exc: Exception) -> str:
     text = " ".join(str(exc).split())[:300]
+    if type(exc).__name__ == "NotFoundError":
+        text += " (the server has no Files or Batches endpoints: plain vLLM has none, see README 'Cost')"
     return (
         f"{group.model}: the batch API at {group.api_base or group.provider} failed: {type(exc).__name__}: {text}. "
         "Everything finished is saved and submitted batches are journaled in the run folder's batches/: fix the "

@@ -156,6 +156,7 @@ class LLMClient:
     batch_dir: Path | None = None
     on_batch: Callable[[], None] | None = None
     _batcher: Batcher | None = None
+    _journaled: bool | None = None
 
     def __post_init__(self) -> None:
         self._slots = OldestFirst(self.max_concurrency)
@@ -220,7 +221,7 @@ class LLMClient:
                 usage.cached_cost_usd += hit.cost or 0.0
                 usage.cached_seconds += hit.seconds
                 return Answer(hit.text, cached=True)
-        if settings.batch and self.batch_dir is not None:
+        if self.batch_dir is not None and (settings.batch or self._batches_journaled()):
             answer = await self._by_batch(settings, messages, key, usage)
             if answer is not None:
                 return answer
@@ -245,6 +246,15 @@ class LLMClient:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost, seconds))
         return Answer(text, cached=False)
 
+    def _batches_journaled(self) -> bool:
+        """True when the run folder journals batch jobs: one submitted before is collected, not paid for again,
+        even if its model's ``batch`` has been turned off since."""
+        if self._journaled is None:
+            from funreason_refine.judge.batch_journal import FOLDER, JOURNAL
+
+            self._journaled = self.batch_dir is not None and (self.batch_dir / FOLDER / JOURNAL).exists()
+        return self._journaled
+
     async def _by_batch(
         self, settings: ModelSettings, messages: list[dict[str, str]], key: str, usage: Usage
     ) -> Answer | None:
@@ -263,6 +273,8 @@ class LLMClient:
         except BatchLineFailed:
             usage.retries += 1
             self.notes.add("calls that failed inside their batch were made again as ordinary calls")
+            return None
+        if got is None:
             return None
         usage.calls += 1
         usage.prompt_tokens += got.prompt_tokens

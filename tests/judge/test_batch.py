@@ -123,8 +123,14 @@ def run_until_submitted(path, folder):
     assert any(e["event"] == "submitted" for e in journal(folder)), proc.stderr.read().decode()
 
 
-@pytest.mark.parametrize("id_written", [True, False], ids=["id journaled", "id never journaled"])
-def test_a_run_killed_between_submit_and_collect_collects_its_batch_and_never_submits_it_again(tmp_path, id_written):
+@pytest.mark.parametrize(
+    "id_written, batch_after",
+    [(True, True), (False, True), (True, False)],
+    ids=["id journaled", "id never journaled", "batch turned off for the resume"],
+)
+def test_a_run_killed_between_submit_and_collect_collects_its_batch_and_never_pays_twice(
+    tmp_path, id_written, batch_after
+):
     with FakeLLM(script) as server:
         plain = pipeline(tmp_path / "plain", server, batch_on=False)
         run_pipeline(load_pipeline(plain))
@@ -137,16 +143,22 @@ def test_a_run_killed_between_submit_and_collect_collects_its_batch_and_never_su
         if not id_written:  # as if the process died between the provider's answer and the journal line
             kept = [e for e in journal(folder) if e["event"] != "submitted"]
             (folder / "batches" / "journal.jsonl").write_text("".join(json.dumps(e) + "\n" for e in kept))
+        if not batch_after:
+            path.write_text(path.read_text().replace("batch = true", "batch = false"))
         server.batches.hold = False
-        resumed = run_pipeline(load_pipeline(path))
+        run_pipeline(load_pipeline(path))
     assert outcomes(folder) == outcomes(tmp_path / "plain" / "run")
     keys = submitted_keys(server)
-    assert len(keys) == plain_calls and set(keys.values()) == {1}, "no call submitted twice"
-    assert server.batches.created == 5 and ordinary(server)[plain_calls:] == []
+    asked = [r.prompt for r in ordinary(server)[plain_calls:]]
     first = journal(folder)[1]["batch"]
     collected = [e for e in journal(folder) if e["event"] == "collected"]
     assert collected[0]["batch"] == first and collected[0]["answered"] == 4, "the resumed run collected batch 1"
-    assert resumed.summary["judge"]["batches"]["submitted"] == 5
+    assert set(keys.values()) == {1}, "no call submitted twice"
+    if batch_after:
+        assert len(keys) == plain_calls and server.batches.created == 5 and asked == []
+    else:  # the four classification calls came from the batch; the rest were asked directly
+        assert len(keys) == 4 and server.batches.created == 1
+        assert len(asked) == plain_calls - 4 and not any("Question (classification)" in p for p in asked)
 
 
 def test_failed_lines_become_ordinary_calls_and_an_expired_batch_is_resubmitted(tmp_path):
