@@ -87,6 +87,7 @@ class Judging:
 
     defaults: JudgeSettings | None
     max_cost: float | None
+    batch_records: int = 0  # with a model whose calls go as batch jobs: its batch_max_requests
 
     @property
     def max_concurrency(self) -> int:
@@ -95,6 +96,11 @@ class Judging:
     @property
     def protocol_retries(self) -> int:
         return self.defaults.protocol_retries if self.defaults else 2
+
+    @property
+    def window(self) -> int:
+        """Records in flight at once: enough to keep every call slot busy, and with batch calls a batch's worth."""
+        return max(64, 4 * self.max_concurrency, self.batch_records)
 
 
 @dataclass
@@ -322,7 +328,8 @@ class _Loader:
         ]
         chosen = [j for j in judges if j is not None]
         allow_newfc = bool(spec and spec.protocol == "judge_newfc")
-        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote)
+        system = spec.system if spec else None  # a table's own prompt keeps the spec's system message
+        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote, system=system)
 
     def _generator(
         self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage
@@ -405,7 +412,7 @@ class _Loader:
             output_dir=out_dir if out_dir is not None else self.base / output,
             stages=stages,
             config_hash=config_hash(payload),
-            judging=Judging(defaults=parsed.judge, max_cost=parsed.max_cost) if judged else None,
+            judging=Judging(parsed.judge, parsed.max_cost, _batch_records(stages)) if judged else None,
             config=payload,
             source=parsed.source,
             audit=parsed.audit,
@@ -418,6 +425,17 @@ class _Loader:
         section = f"[{loc[0]}]" if loc else ""
         rest = ".".join(str(p) for p in loc[1:])
         return f"{self.path}: {section}" + (f" key {rest!r}" if rest else "")
+
+
+def stage_models(stages: list[PipelineStage]) -> list[ModelSettings]:
+    """Every judge and generator the stages ask."""
+    judges = [j for s in stages if s.judge is not None for j in s.judge.judges]
+    return judges + [s.generator for s in stages if s.generator is not None]
+
+
+def _batch_records(stages: list[PipelineStage]) -> int:
+    """The largest batch_max_requests of the models whose calls go as batch jobs (0: none)."""
+    return max((m.batch_max_requests for m in stage_models(stages) if m.batch), default=0)
 
 
 def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any]:
@@ -446,6 +464,7 @@ def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
     }
     if stage.judge is not None:
         payload["judge"] = {
+            **({"system": stage.judge.system} if stage.judge.system is not None else {}),
             "template": stage.judge.template,
             "vote": stage.judge.vote,
             "judges": [j.sampling() for j in stage.judge.judges],

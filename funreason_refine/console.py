@@ -48,6 +48,12 @@ class RunDisplay:
             f" | judge {stats['calls']} calls ({stats['in_flight']} in flight, {stats['cached']} cached), "
             f"{stats['tokens']:,} tokens, ${stats['cost_usd']:.4f}"
         )
+        batches = stats.get("batches")
+        if batches:
+            self._judge += (
+                f" | batches {batches['submitted']} submitted, {batches['in_progress']} in progress, "
+                f"{batches['done']} done"
+            )
 
     def _on_bytes(self, n: int) -> None:
         self._bytes += n

@@ -54,7 +54,9 @@ async def sample_round(
     """Write folder/candidates.jsonl (and sampling_errors.jsonl for calls that failed)."""
     from funreason_refine.judge.cache import AnswerCache
 
-    client = LLMClient(max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent))
+    client = LLMClient(
+        max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent), batch_dir=folder.parent
+    )
 
     async def one(record: Record, k: int) -> dict[str, Any]:
         messages = funreason_messages(record.tools, [{"role": "user", "content": record.query}])
@@ -69,6 +71,7 @@ async def sample_round(
     try:
         rows = await asyncio.gather(*(one(r, k) for r in queries for k in range(source.samples)))
     finally:
+        await client.aclose()
         if client.cache is not None:
             client.cache.close()
     candidates = [r for r in rows if "error" not in r]

@@ -47,6 +47,11 @@ class StageSpec(BaseModel):
     protocol: Literal["judge", "judge_newfc"] = Field(
         "judge", description="judge: <judge>True|False</judge> and <reason>; judge_newfc adds <NewFC>."
     )
+    system: str | None = Field(
+        None,
+        description="System message sent as it is before every prompt of the stage (no placeholders): what is "
+        "the same for every record and stage, so that a server's prefix cache computes it once.",
+    )
     prompt: str = Field(description="Judge prompt template with {query} {tools} {answer} {cot}.")
     rewrite_prompt: str | None = Field(
         None, description="Generator prompt that rewrites the field the stage names (its `regenerates`)."

@@ -55,6 +55,7 @@ class JudgedExecutor(Executor):
             **self.client.total.as_dict(),
             "per_stage": {stage: usage.as_dict() for stage, usage in self.client.usage.items()},
             "endpoints": self.client.endpoint_stats(),
+            **({"batches": batches} if (batches := self.client.batch_counts()) else {}),
             "notes": sorted(self.client.notes),
         }
 
@@ -65,9 +66,11 @@ class JudgedExecutor(Executor):
             max_concurrency=self.judging.max_concurrency,
             cache=AnswerCache(self.run_dir),
             max_cost=self.judging.max_cost,
+            batch_dir=self.run_dir,
+            on_batch=self._report_usage,  # batches move while no record finishes: progress shows them as they do
         )
         judges = JudgeRunner(client, protocol_retries=self.judging.protocol_retries)
-        window = max(64, 4 * self.judging.max_concurrency)
+        window = self.judging.window
         pending: deque[asyncio.Task[Written]] = deque()
         stopped: str | None = None
         try:
@@ -89,6 +92,7 @@ class JudgedExecutor(Executor):
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+            await client.aclose()
             if client.cache is not None:
                 client.cache.close()
 
@@ -109,15 +113,21 @@ class JudgedExecutor(Executor):
         except BudgetStop:
             return False
         emit(finished)
-        if self.on_usage is not None and self.client is not None:
-            total = self.client.total
-            self.on_usage(
-                {
-                    "calls": total.calls,
-                    "cached": total.cached,
-                    "in_flight": self.client.in_flight,
-                    "tokens": total.prompt_tokens + total.completion_tokens,
-                    "cost_usd": total.cost_usd,
-                }
-            )
+        self._report_usage()
         return True
+
+    def _report_usage(self) -> None:
+        """Judge calls, tokens, cost and batches so far, to the progress display."""
+        if self.on_usage is None or self.client is None:
+            return
+        total = self.client.total
+        self.on_usage(
+            {
+                "calls": total.calls,
+                "cached": total.cached,
+                "in_flight": self.client.in_flight,
+                "tokens": total.prompt_tokens + total.completion_tokens,
+                "cost_usd": total.cost_usd,
+                "batches": self.client.batch_counts(),
+            }
+        )

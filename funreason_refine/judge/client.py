@@ -16,14 +16,20 @@ import os
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.endpoints import JudgeOutage, Outcome, Server, ServerPool
+from funreason_refine.judge.prefix import PrefixCaches
 from funreason_refine.judge.ratelimit import prompt_tokens
 from funreason_refine.judge.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from funreason_refine.judge.batch import Batcher
 
 __all__ = ["Answer", "BudgetStop", "JudgeCallError", "JudgeOutage", "JudgeSetupError", "LLMClient", "Usage"]
 
@@ -97,7 +103,8 @@ class Usage:
     ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
     the answers taken from the cache cost when they were first asked, so that calls, tokens, cost
     and latency of a whole run can be told even when a re-run paid for nothing (calibrate).
-    ``seconds`` sums the time each call took, not the wall time of the run.
+    ``seconds`` sums the time each call took, not the wall time of the run. ``reusable_prefix_tokens``
+    are the prompt tokens a server's prefix cache could have reused (judge/prefix.py models it).
     """
 
     calls: int = 0
@@ -111,6 +118,7 @@ class Usage:
     cached_completion_tokens: int = 0
     cached_cost_usd: float = 0.0
     cached_seconds: float = 0.0
+    reusable_prefix_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         for name in self.__dataclass_fields__:
@@ -132,7 +140,8 @@ class Answer:
 @dataclass
 class LLMClient:
     """Shared by every stage of a run: one concurrency bound, one cache, usage per stage, one pool of
-    servers per model (as a settings table names them), with their rate limits and outage watch."""
+    servers per model (as a settings table names them), with their rate limits and outage watch; with
+    ``batch_dir`` (the run folder), the calls of models with ``batch = true`` go as batch jobs."""
 
     max_concurrency: int
     cache: AnswerCache | None = None
@@ -143,6 +152,11 @@ class LLMClient:
     _unpriced: set[str] = field(default_factory=set)
     _pools: dict[str, ServerPool] = field(default_factory=dict)
     _pool_of: dict[int, tuple[ModelSettings, ServerPool]] = field(default_factory=dict)
+    _prefixes: PrefixCaches = field(default_factory=PrefixCaches)
+    batch_dir: Path | None = None
+    on_batch: Callable[[], None] | None = None
+    _batcher: Batcher | None = None
+    _journaled: bool | None = None
 
     def __post_init__(self) -> None:
         self._slots = OldestFirst(self.max_concurrency)
@@ -207,7 +221,11 @@ class LLMClient:
                 usage.cached_cost_usd += hit.cost or 0.0
                 usage.cached_seconds += hit.seconds
                 return Answer(hit.text, cached=True)
-        response, seconds = await self._call_with_retries(settings, messages, usage, priority)
+        if self.batch_dir is not None and (settings.batch or self._batches_journaled()):
+            answer = await self._by_batch(settings, messages, key, usage)
+            if answer is not None:
+                return answer
+        response, seconds, server = await self._call_with_retries(settings, messages, usage, priority)
         message = response.choices[0].message
         text = message.content or ""
         reasoning = getattr(message, "reasoning_content", None)
@@ -223,9 +241,58 @@ class LLMClient:
         usage.completion_tokens += completion_tokens
         usage.cost_usd += cost
         usage.seconds += seconds
+        usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(settings.model, server, messages, prompt_tokens)
         if self.cache is not None:
             self.cache.put(key, Cached(text, prompt_tokens, completion_tokens, cost, seconds))
         return Answer(text, cached=False)
+
+    def _batches_journaled(self) -> bool:
+        """True when the run folder journals batch jobs: one submitted before is collected, not paid for again,
+        even if its model's ``batch`` has been turned off since."""
+        if self._journaled is None:
+            from funreason_refine.judge.batch_journal import FOLDER, JOURNAL
+
+            self._journaled = self.batch_dir is not None and (self.batch_dir / FOLDER / JOURNAL).exists()
+        return self._journaled
+
+    async def _by_batch(
+        self, settings: ModelSettings, messages: list[dict[str, str]], key: str, usage: Usage
+    ) -> Answer | None:
+        """The answer by way of a batch job (cached by the batch's collection); None when its line failed
+        there and the call is to be made as an ordinary one."""
+        from funreason_refine.judge.batch import Batcher, BatchLineFailed
+
+        spent = self.budget_spent()
+        if spent:
+            raise BudgetStop(spent)
+        if self._batcher is None:
+            assert self.batch_dir is not None and self.cache is not None, "batches need the run folder and its cache"
+            self._batcher = Batcher(self.batch_dir, self.cache, self._litellm, self.notes, self.on_batch)
+        try:
+            got = await self._batcher.ask(settings, messages, key)
+        except BatchLineFailed:
+            usage.retries += 1
+            self.notes.add("calls that failed inside their batch were made again as ordinary calls")
+            return None
+        if got is None:
+            return None
+        usage.calls += 1
+        usage.prompt_tokens += got.prompt_tokens
+        usage.completion_tokens += got.completion_tokens
+        usage.cost_usd += got.cost
+        usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(
+            settings.model, "batch", messages, got.prompt_tokens
+        )
+        return Answer(got.text, cached=False)
+
+    async def aclose(self) -> None:
+        """Stop what runs in the background (batches followed); the cache stays open for its owner to close."""
+        if self._batcher is not None:
+            await self._batcher.aclose()
+
+    def batch_counts(self) -> dict[str, int] | None:
+        """Batch jobs submitted, in progress and done so far; None when no call went as a batch."""
+        return dict(self._batcher.counts) if self._batcher is not None else None
 
     def _cached(self, settings: ModelSettings, messages: list[dict[str, str]], variant: str, key: str) -> Cached | None:
         assert self.cache is not None
@@ -239,8 +306,9 @@ class LLMClient:
 
     async def _call_with_retries(
         self, settings: ModelSettings, messages: list[dict[str, str]], usage: Usage, priority: int
-    ) -> tuple[Any, float]:
-        """The call on the best server, and the seconds its answered attempt took (waits not counted);
+    ) -> tuple[Any, float, str]:
+        """The call on the best server, the seconds its answered attempt took (waits not counted) and the
+        server that answered;
         a failure is retried at once on another server when one is in rotation, after a backoff on
         the same one otherwise, and waits while the model has none left (:class:`JudgeOutage` after
         ``outage_timeout``). However many servers it took, one call."""
@@ -273,9 +341,9 @@ class LLMClient:
         priority: int,
         avoid: Server | None,
         tokens: int,
-    ) -> tuple[Any, float]:
-        """One request on one server, holding a call slot, and its seconds; :class:`_Failed` when it may
-        be retried."""
+    ) -> tuple[Any, float, str]:
+        """One request on one server, holding a call slot: its response, seconds and server;
+        :class:`_Failed` when it may be retried."""
         await self._slots.acquire(priority)
         try:
             spent = self.budget_spent()  # checked with the slot: others may have spent while we waited
@@ -291,7 +359,7 @@ class LLMClient:
                 prompt, completion = _tokens(response)
                 outcome, used = "answered", prompt + completion
                 pool.note_output(completion)
-                return response, time.monotonic() - started
+                return response, time.monotonic() - started, server.label
             except _Failed as failed:
                 outcome, error = failed.outcome, failed.error
                 raise

@@ -68,3 +68,9 @@ def placeholders(template: str) -> set[str]:
 def render(template: str, record: Record) -> str:
     """The prompt for one record: each placeholder the template uses filled in, as data."""
     return template.format_map({name: _FIELDS[name](record) for name in placeholders(template)})
+
+
+def chat(system: str | None, prompt: str) -> list[dict[str, str]]:
+    """The messages of one call: the stage's system message (when it has one), then the rendered prompt."""
+    user = {"role": "user", "content": prompt}
+    return [{"role": "system", "content": system}, user] if system is not None else [user]

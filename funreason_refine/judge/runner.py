@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from funreason_refine.calls import same_calls
 from funreason_refine.judge.client import JudgeCallError, LLMClient
-from funreason_refine.judge.prompt import placeholders, render
+from funreason_refine.judge.prompt import chat, placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
 from funreason_refine.judge.settings import GenerateSettings, JudgePanel, ModelSettings
 from funreason_refine.record import Record, Verdict
@@ -39,20 +39,19 @@ class JudgeRunner:
             return None
         prompt = render(panel.template, record)
         answers = [
-            await self._answer(settings, prompt, stage, panel.allow_newfc, self.priority(record))
-            for settings in panel.judges
+            await self._answer(settings, panel, prompt, stage, self.priority(record)) for settings in panel.judges
         ]
         return _vote(panel, answers, record)
 
     async def _answer(
-        self, settings: ModelSettings, prompt: str, stage: str, allow_newfc: bool, priority: int
+        self, settings: ModelSettings, panel: JudgePanel, prompt: str, stage: str, priority: int
     ) -> JudgeAnswer:
         text = prompt
         for attempt in range(self.protocol_retries + 1):
-            messages = [{"role": "user", "content": text}]
+            messages = chat(panel.system, text)
             answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0, priority=priority)
             try:
-                return parse_answer(answer.text, allow_newfc)
+                return parse_answer(answer.text, panel.allow_newfc)
             except ProtocolError as exc:
                 problem = exc
                 text = prompt + REMINDER

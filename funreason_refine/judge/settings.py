@@ -76,7 +76,18 @@ class ModelSettings(BaseModel):
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx, timeouts and dropped connections.")
     extra: dict[str, Any] = Field(default_factory=dict, description="More LiteLLM parameters (top_p, seed, ...).")
-    prices: Prices | None = Field(None, description="Prices when LiteLLM does not know the model.")
+    prices: Prices | None = Field(
+        None, description="Prices when LiteLLM does not know the model (with batch = true: the batch prices)."
+    )
+    batch: bool = Field(
+        False,
+        description="Send the calls as provider batch jobs (LiteLLM's files and batches API): about half the "
+        "price, answers within 24 h.",
+    )
+    batch_poll_interval: float = Field(60.0, gt=0, le=3600, description="Seconds between looks at batches in flight.")
+    batch_max_requests: int = Field(
+        10_000, ge=1, le=50_000, description="Calls per batch job at most (OpenAI takes up to 50,000)."
+    )
 
     @field_validator("extra")
     @classmethod
@@ -221,12 +232,14 @@ Vote = Literal["unanimous", "majority"]
 
 @dataclass
 class JudgePanel:
-    """How one stage asks its judges: the prompt template, the answer protocol, the models, the vote."""
+    """How one stage asks its judges: the prompt template (and the system message before it), the answer
+    protocol, the models, the vote."""
 
     template: str
     allow_newfc: bool
     judges: list[ModelSettings]
     vote: Vote = "unanimous"
+    system: str | None = None
 
     @property
     def label(self) -> str:

@@ -12,7 +12,9 @@ exercise LiteLLM over real HTTP with nothing else to install.
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
 vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
 bucket holding ``burst`` requests, as hosted APIs meter), be killed mid-request (:meth:`FakeLLM.kill`:
-the port closes and open connections drop) and be started again on the same ``port``.
+the port closes and open connections drop) and be started again on the same ``port``. It also
+serves the OpenAI Files and Batches endpoints (``server.batches``: testing/fake_batches.py), whose
+lines the same script answers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from funreason_refine.testing.fake_batches import Batches
 
 
 @dataclass
@@ -132,10 +137,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._closed(self.connection)
         super().finish()
 
+    def do_GET(self) -> None:
+        self._batches("GET", b"")
+
     def do_POST(self) -> None:
         fake = self.server.fake
         length = int(self.headers.get("content-length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._batches("POST", raw)
+            return
+        body = json.loads(raw or b"{}")
         wait = fake._over_limit()
         if wait:
             self._send(Reply(status=429, text="rate limited", headers={"retry-after": str(math.ceil(wait))}))
@@ -145,6 +157,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with fake._slots:
             self._answer(body)
+
+    def _batches(self, method: str, body: bytes) -> None:
+        url = urlsplit(self.path)
+        status, payload = self.server.fake.batches.route(
+            method, url.path, dict(parse_qsl(url.query)), self.headers, body
+        )
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header(
+            "content-type", "application/octet-stream" if isinstance(payload, bytes) else "application/json"
+        )
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _answer(self, body: dict[str, Any]) -> None:
         request = Request(
@@ -193,6 +219,7 @@ class FakeLLM:
         self._slots = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self._bucket = _Bucket(max_requests_per_minute, burst) if max_requests_per_minute else None
         self._connections: set[socket.socket] = set()
+        self.batches = Batches(self._batch_answer)
         self._server = _Server(port, self)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -201,6 +228,12 @@ class FakeLLM:
             self.requests.append(request)
         answer = self.script(request)
         return answer if isinstance(answer, Reply) else Reply(text=answer)
+
+    def _batch_answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A batch line's chat request answered by the script: (status, response body)."""
+        request = Request(model=body.get("model", ""), messages=body.get("messages", []), body=body, headers={})
+        reply = self._reply(request)
+        return reply.status, json.loads(_payload(reply, request.model))
 
     def _over_limit(self) -> float:
         wait = self._bucket.take() if self._bucket is not None else 0.0

@@ -1,0 +1,227 @@
+"""`refine estimate`: the calls, tokens, cost and time of a judged run, worked out before it spends anything."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from funreason_refine.config import Pipeline
+from funreason_refine.errors import ConfigError
+from funreason_refine.estimate.dry import Call, DryRunner, RecordCalls, record_calls
+from funreason_refine.estimate.figures import (
+    DEFAULT_OUTPUT_TOKENS,
+    OUTPUT_TOKENS_PER_SECOND,
+    SECONDS_FIRST_TOKEN,
+    Answers,
+    Costing,
+    Figures,
+    Key,
+    Span,
+    Tally,
+    assumed,
+    batch_waves,
+    key_of,
+    wall_seconds,
+)
+from funreason_refine.estimate.probe import cached_answer, first_calls, measured, open_cache, probe
+from funreason_refine.estimate.tokens import TokenCounter
+from funreason_refine.judge.client import _litellm
+from funreason_refine.judge.prices import Price, price_of
+from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.record import Record
+
+SEED = 20192  # the sample is drawn the same way every time
+
+
+@dataclass
+class Estimate:
+    """Per stage and in total: calls, cached calls, tokens, cost and wall time, each as a range."""
+
+    pipeline: str
+    records: int
+    sampled: int
+    stages: dict[str, Figures]
+    total: Figures
+    models: dict[str, dict[str, Any]]
+    assumptions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    batch_waves: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "records": self.records,
+            "sampled": self.sampled,
+            "range": {"low": "the rules' pass rates, every judge passing", "high": "every record at every stage"},
+            "stages": {name: figures.as_dict() for name, figures in self.stages.items()},
+            "total": self.total.as_dict(),
+            "models": self.models,
+            "batch_waves": self.batch_waves,
+            "assumptions": self.assumptions,
+            "notes": self.notes,
+        }
+
+
+def estimate(
+    pipeline: Pipeline, sample: int | None = None, output_tokens: int | None = None, probes: int | None = None
+) -> Estimate:
+    """Estimate a run of ``pipeline``: on every input record, or on a seeded random ``sample`` scaled up.
+    ``probes`` real calls per stage (paid, cached for the run) measure the answers; else ``output_tokens``
+    per call, else what the answer cache knows, else an assumption that the estimate states."""
+    if pipeline.judging is None:
+        raise ConfigError([f"{pipeline.path}: no stage asks a model; a rules-only run costs nothing to estimate"])
+    counter = TokenCounter(_litellm())
+    records, total = _read(pipeline, sample)
+    written = output_tokens or DEFAULT_OUTPUT_TOKENS
+    calls = _dry_run(pipeline, records, written)
+    if probes:
+        low = [c for r in calls for c in r.rules]
+        asyncio.run(probe(first_calls(low, probes), pipeline.output_dir, pipeline.judging.max_concurrency))
+    cache = open_cache(pipeline.output_dir)
+    try:
+        if output_tokens is None:  # rewritten fields as long as the generator's measured answers
+            low = [c for r in calls for c in r.rules]
+            rewrites = [a for key, a in measured(low, cache, counter.count).items() if key[2]]
+            if rewrites and round(_mean_output(rewrites)) != written:
+                calls = _dry_run(pipeline, records, round(_mean_output(rewrites)))
+        return _result(pipeline, calls, cache, counter, output_tokens, total, len(records))
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _read(pipeline: Pipeline, sample: int | None) -> tuple[list[Record], int]:
+    """The records to estimate on (all, or a seeded sample), and how many the input holds."""
+    stream = InputStream.open(pipeline.input)
+    chosen: list[RawItem] = []
+    rng = random.Random(SEED)
+    for number, item in enumerate(stream.raw_items(parse=False)):
+        if sample is None or number < sample:
+            chosen.append(item)
+        elif (slot := rng.randrange(number + 1)) < sample:
+            chosen[slot] = item  # reservoir sampling: every record equally likely, one pass, no count first
+    chosen.sort(key=lambda item: item[0])
+    records = [r for r in map(stream.convert, chosen) if isinstance(r, Record)]
+    return records, stream.count
+
+
+def _dry_run(pipeline: Pipeline, records: list[Record], written_tokens: int) -> list[RecordCalls]:
+    assert pipeline.judging is not None
+    runner = DryRunner(pipeline.judging.protocol_retries, written_tokens)
+
+    async def walk() -> list[RecordCalls]:
+        return [await record_calls(record, pipeline.stages, runner) for record in records]
+
+    return asyncio.run(walk())
+
+
+def _mean_output(found: list[Answers]) -> float:
+    return sum(a.output_tokens for a in found) / len(found)
+
+
+def _answers(
+    low: list[Call], cache: Any, counter: TokenCounter, output_tokens: int | None
+) -> tuple[dict[Key, Answers], list[str]]:
+    """Per kind of call, what its answers are like, and the assumptions made to say so."""
+    found = measured(low, cache, counter.count)
+    kinds = list(dict.fromkeys(map(key_of, low)))
+    answers: dict[Key, Answers] = {}
+    for key in kinds:
+        known = found.get(key)
+        if output_tokens is not None:
+            fallback = assumed(output_tokens)
+            answers[key] = Answers(output_tokens, known.seconds if known else fallback.seconds,
+                                   known.prompt_ratio if known else 1.0)  # fmt: skip
+        else:
+            answers[key] = known or assumed(DEFAULT_OUTPUT_TOKENS)
+    assumptions = []
+    if output_tokens is not None:
+        assumptions.append(f"{output_tokens} output tokens a call (--output-tokens)")
+    elif len(found) < len(kinds):
+        assumptions.append(
+            f"{DEFAULT_OUTPUT_TOKENS} output tokens a call where no answer was measured (give --output-tokens K "
+            "or --probe P: judges that think first write far more)"
+        )
+    if found:
+        assumptions.append(
+            f"for {len(found)} of {len(kinds)} kind(s) of call (stage, model), the answers in the run folder's cache "
+            "(probes included) give the output tokens, the seconds a call takes and the model's own prompt token count"
+        )
+    if len(found) < len(kinds):
+        assumptions.append(
+            f"where no answer was timed, a call takes {SECONDS_FIRST_TOKEN:g} s plus {OUTPUT_TOKENS_PER_SECOND:g} "
+            "output tokens a second"
+        )
+    return answers, assumptions
+
+
+def _result(
+    pipeline: Pipeline,
+    calls: list[RecordCalls],
+    cache: Any,
+    counter: TokenCounter,
+    output_tokens: int | None,
+    records: int,
+    sampled: int,
+) -> Estimate:
+    assert pipeline.judging is not None
+    answers, assumptions = _answers([c for r in calls for c in r.rules], cache, counter, output_tokens)
+    litellm = _litellm()
+    prices: dict[str, Price | None] = {}
+
+    def price(settings: Any) -> Price | None:
+        if settings.model not in prices:
+            prices[settings.model] = price_of(litellm, settings)
+        return prices[settings.model]
+
+    tally = Costing(counter.count, price, answers, lambda call: cached_answer(cache, call) is not None).tally(calls)
+    scale = records / sampled if sampled else 0.0
+    names = [s.name for s in pipeline.stages if s.name in tally.stages]
+    stages = {name: tally.stages[name].scaled(scale) for name in names}
+    total = Figures()
+    for figures in stages.values():
+        for name in total.__dataclass_fields__:
+            span, add = getattr(total, name), getattr(figures, name)
+            span.low, span.high = span.low + add.low, span.high + add.high
+    total.seconds = wall_seconds(tally, scale, pipeline.judging.max_concurrency)
+    for figures in stages.values():
+        figures.seconds = Span(*(_share(total, figures, s) for s in ("low", "high")))
+    assumptions.append(
+        "prompt tokens counted by LiteLLM's token_counter, offline, with the tokenizers LiteLLM ships "
+        "(a model's own tokenizer may count differently; probes measure the difference)"
+    )
+    models = _models(tally, counter, prices)
+    estimate = Estimate(str(pipeline.path), records, sampled, stages, total, models, assumptions)
+    estimate.notes = [f"{model}: not in LiteLLM's price list; its cost counts as 0 (set prices in its table)"
+                      for model, found in prices.items() if found is None]  # fmt: skip
+    estimate.notes += [f"{model}: LiteLLM cannot count its tokens; {counter.tokenizer(model)}"
+                       for model in sorted(counter.approximated)]  # fmt: skip
+    batched = [s.model for s in tally.settings.values() if s.batch]
+    if batched:
+        estimate.batch_waves = batch_waves(tally, records, pipeline.judging.window)
+        estimate.notes.append(
+            f"calls to {', '.join(batched)} go as batch jobs: about {estimate.batch_waves} round(s) of batches, "
+            "each done within 24 h (often much sooner); the time shown is that of the other calls"
+        )
+    return estimate
+
+
+def _models(tally: Tally, counter: TokenCounter, prices: dict[str, Price | None]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for model, settings in tally.settings.items():
+        price = prices.get(model)
+        out[model] = {
+            "tokenizer": counter.tokenizer(model),
+            "price": None if price is None else {"input_per_million": price.input * 1e6,
+                                                 "output_per_million": price.output * 1e6, "source": price.source},
+            "batch": settings.batch,
+        }  # fmt: skip
+    return out
+
+
+def _share(total: Figures, stage: Figures, scenario: str) -> float:
+    """A stage's part of the wall time: as much as its calls take of all the call-seconds."""
+    work = getattr(total.work, scenario)
+    return getattr(total.seconds, scenario) * getattr(stage.work, scenario) / work if work else 0.0

@@ -1,0 +1,75 @@
+"""An estimate as rich tables and lines, for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.table import Table
+from rich.text import Text
+
+from funreason_refine.estimate import Estimate
+from funreason_refine.estimate.figures import Figures, Span
+
+
+def estimate_table(estimate: Estimate) -> Table:
+    sample = f", a sample of {estimate.sampled} scaled up" if estimate.sampled != estimate.records else ""
+    table = Table(
+        title=f"Estimate for {estimate.records:,} input records{sample}",
+        caption="low - high: with the rules' pass rates (every judge passing) - with every record at every stage",
+        show_edge=False,
+    )
+    table.add_column("stage")
+    for column in ("calls", "cached (free)", "input tokens", "output tokens", "cost", "time"):
+        table.add_column(column, justify="right")
+    for name, figures in estimate.stages.items():
+        table.add_row(name, *_cells(figures))
+    table.add_row(Text("total", style="bold"), *_cells(estimate.total), style="bold")
+    return table
+
+
+def estimate_lines(estimate: Estimate) -> list[str]:
+    lines = []
+    for model, info in estimate.models.items():
+        price = info["price"]
+        priced = (
+            f"${price['input_per_million']:g} / ${price['output_per_million']:g} per million tokens in / out "
+            f"({price['source']})"
+            if price
+            else "no price"
+        )
+        lines.append(f"{model}: {priced}; prompts: {info['tokenizer']}" + ("; batch" if info["batch"] else ""))
+    lines += [f"assumed: {a}" for a in estimate.assumptions]
+    lines += [f"note: {n}" for n in estimate.notes]
+    return lines
+
+
+def _cells(figures: Figures) -> list[str]:
+    return [
+        _span(figures.calls, _count),
+        _span(figures.cached, _count),
+        _span(figures.input_tokens, _count),
+        _span(figures.output_tokens, _count),
+        _span(figures.cost_usd, _usd),
+        _span(figures.seconds, _duration),
+    ]
+
+
+def _span(span: Span, show: Callable[[float], str]) -> str:
+    low, high = show(span.low), show(span.high)
+    return low if low == high else f"{low} - {high}"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 or value == 0 else f"${value:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

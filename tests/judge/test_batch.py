@@ -1,0 +1,198 @@
+"""[judge] batch = true: waves of calls as batch jobs on FakeLLM's Files and Batches endpoints, journaled, collected,
+resumed after a kill without paying twice."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import Progress, run_pipeline
+from funreason_refine.errors import RefineError
+from funreason_refine.judge import batch
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests.conftest import write_jsonl, xlam_row
+
+YES = "<judge>True</judge><reason>fine</reason>"
+NO = "<judge>False</judge><reason>the query names no city</reason>"
+FORECAST = {
+    "name": "get_forecast",
+    "description": "Forecast for a city.",
+    "parameters": {"city": {"type": "str", "description": "City"}, "days": {"type": "int", "description": "Days"}},
+}
+ROWS = [
+    xlam_row(
+        str(i),
+        query=f"Forecast for {city}, {i + 1} days",
+        tools=[FORECAST],
+        answers=[{"name": "get_forecast", "arguments": {"city": city, "days": i + 1}}],
+        cot=f"The user wants a forecast: get_forecast for {city}.",
+    )
+    for i, city in enumerate(["Oslo", "Rome", "Bern", "Lima"])
+]
+PRICES = "prices = {input_per_million = 1000.0, output_per_million = 2000.0}"
+RUN = (
+    "import sys; from funreason_refine.config import load_pipeline; from funreason_refine.engine import run_pipeline; "
+)
+RUN += "run_pipeline(load_pipeline(sys.argv[1]))"
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setattr(batch, "SETTLE_SECONDS", 0.05)
+
+
+def script(request):
+    """Judges the Lima record's query False; everything else True. Batch lines come without HTTP headers."""
+    return NO if "Question (query and tools)" in request.prompt and "Lima" in request.prompt else YES
+
+
+def pipeline(tmp_path, server, batch_on=True, judge=""):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    write_jsonl(tmp_path / "in.jsonl", ROWS)
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n'
+        f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\n{PRICES}\n'
+        f"batch = {'true' if batch_on else 'false'}\nbatch_poll_interval = 0.05\n{judge}"
+    )
+    return path
+
+
+def outcomes(folder):
+    """The outcome files, with the input's folder written out of the records' source."""
+    where = str(folder.parent).encode()
+    return {n: (folder / f"{n}.jsonl").read_bytes().replace(where, b"") for n in ("kept", "discarded", "errors")}
+
+
+def journal(folder):
+    return [json.loads(line) for line in (folder / "batches" / "journal.jsonl").read_text().splitlines()]
+
+
+def submitted_keys(server):
+    """Every custom_id of every batch input the server was given, as often as it was given."""
+    inputs = [server.batches.files[b["input_file_id"]][1] for b in server.batches.batches.values()]
+    return Counter(json.loads(line)["custom_id"] for data in inputs for line in data.splitlines() if line.strip())
+
+
+def ordinary(server):
+    return [r for r in server.requests if r.headers]  # HTTP chat requests; batch lines carry none
+
+
+def test_a_batch_run_submits_waves_and_keeps_what_an_ordinary_run_keeps(tmp_path):
+    with FakeLLM(script) as server:
+        reference = run_pipeline(load_pipeline(pipeline(tmp_path / "plain", server, batch_on=False)))
+        plain_calls = len(server.requests)
+        seen = []
+        result = run_pipeline(
+            load_pipeline(pipeline(tmp_path / "batch", server)), progress=Progress(on_judge=seen.append)
+        )
+    assert outcomes(tmp_path / "batch" / "run") == outcomes(tmp_path / "plain" / "run")
+    assert ordinary(server)[plain_calls:] == [], "every call went in a batch"
+    keys = submitted_keys(server)
+    assert len(keys) == plain_calls and set(keys.values()) == {1}, "each call submitted once"
+    # One wave per stage: the Lima record leaves after query_tool, so later waves hold three calls.
+    sizes = [b["request_counts"]["total"] for b in server.batches.batches.values()]
+    assert sizes == [4, 4, 3, 3, 3]
+    judge = result.summary["judge"]
+    assert judge["batches"] == {"submitted": 5, "in_progress": 0, "done": 5}
+    assert judge["calls"] == reference.summary["judge"]["calls"] == 17
+    assert judge["cost_usd"] == pytest.approx(17 * (10 * 1000 + 5 * 2000) / 1e6), "the pipeline's (batch) prices"
+    assert any((s.get("batches") or {}).get("in_progress") for s in seen), "progress shows batches in flight"
+    events = Counter(e["event"] for e in journal(tmp_path / "batch" / "run"))
+    assert events == {"run": 1, "input": 5, "uploaded": 5, "submitted": 5, "collected": 5}
+
+
+def run_until_submitted(path, folder):
+    """Run the pipeline in a child process and SIGKILL it once its first batch is journaled as submitted."""
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
+    proc = subprocess.Popen([sys.executable, "-c", RUN, str(path)], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (folder / "batches" / "journal.jsonl").exists() and any(e["event"] == "submitted" for e in journal(folder)):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(e["event"] == "submitted" for e in journal(folder)), proc.stderr.read().decode()
+
+
+@pytest.mark.parametrize(
+    "id_written, batch_after",
+    [(True, True), (False, True), (True, False)],
+    ids=["id journaled", "id never journaled", "batch turned off for the resume"],
+)
+def test_a_run_killed_between_submit_and_collect_collects_its_batch_and_never_pays_twice(
+    tmp_path, id_written, batch_after
+):
+    with FakeLLM(script) as server:
+        plain = pipeline(tmp_path / "plain", server, batch_on=False)
+        run_pipeline(load_pipeline(plain))
+        plain_calls = len(server.requests)
+        path = pipeline(tmp_path / "batch", server)
+        folder = tmp_path / "batch" / "run"
+        server.batches.hold = True  # the provider has the batch but no answers yet
+        run_until_submitted(path, folder)
+        assert server.batches.created == 1
+        if not id_written:  # as if the process died between the provider's answer and the journal line
+            kept = [e for e in journal(folder) if e["event"] != "submitted"]
+            (folder / "batches" / "journal.jsonl").write_text("".join(json.dumps(e) + "\n" for e in kept))
+        if not batch_after:
+            path.write_text(path.read_text().replace("batch = true", "batch = false"))
+        server.batches.hold = False
+        run_pipeline(load_pipeline(path))
+    assert outcomes(folder) == outcomes(tmp_path / "plain" / "run")
+    keys = submitted_keys(server)
+    asked = [r.prompt for r in ordinary(server)[plain_calls:]]
+    first = journal(folder)[1]["batch"]
+    collected = [e for e in journal(folder) if e["event"] == "collected"]
+    assert collected[0]["batch"] == first and collected[0]["answered"] == 4, "the resumed run collected batch 1"
+    assert set(keys.values()) == {1}, "no call submitted twice"
+    if batch_after:
+        assert len(keys) == plain_calls and server.batches.created == 5 and asked == []
+    else:  # the four classification calls came from the batch; the rest were asked directly
+        assert len(keys) == 4 and server.batches.created == 1
+        assert len(asked) == plain_calls - 4 and not any("Question (classification)" in p for p in asked)
+
+
+def test_failed_lines_become_ordinary_calls_and_an_expired_batch_is_resubmitted(tmp_path):
+    def flaky(request):
+        if not request.headers and "Question (chain of thought)" in request.prompt and "Rome" in request.prompt:
+            return Reply(status=500, text="the batch worker fell over")
+        return script(request)
+
+    with FakeLLM(flaky) as server:
+        server.batches.expire_after = 2  # the first batch answers two of its four lines, then expires
+        result = run_pipeline(load_pipeline(pipeline(tmp_path, server)))
+    assert result.summary["outcomes"]["kept"] == 3 and result.summary["outcomes"]["errors"] == 0
+    assert [r.prompt.count("Rome") > 0 for r in ordinary(server)] == [True], "the failed line, asked directly"
+    statuses = [b["status"] for b in server.batches.batches.values()]
+    assert statuses[0] == "expired" and set(statuses[1:]) == {"completed"}
+    keys = submitted_keys(server)
+    assert sorted(keys.values()).count(2) == 2, "the two lines the expired batch left were submitted again"
+    assert len(ordinary(server)) + sum(b["request_counts"]["completed"] for b in server.batches.batches.values()) == 17
+    assert result.summary["judge"]["retries"] == 1
+    assert any("made again as ordinary calls" in n for n in result.summary["judge"]["notes"])
+
+
+def test_batch_calls_are_priced_from_litellms_batch_prices(tmp_path):
+    with FakeLLM(lambda r: Reply(script(r), prompt_tokens=10_000, completion_tokens=5_000)) as server:
+        path = pipeline(tmp_path, server)
+        path.write_text(path.read_text().replace("openai/fake", "openai/gpt-4o-mini").replace(PRICES, ""))
+        judge = run_pipeline(load_pipeline(path)).summary["judge"]
+    # gpt-4o-mini's batch prices are half its prices: $0.075 and $0.30 per million tokens.
+    assert judge["cost_usd"] == pytest.approx(judge["calls"] * (10_000 * 0.075 + 5_000 * 0.3) / 1e6)
+
+
+def test_a_provider_without_a_batch_api_stops_the_run_with_what_to_change(tmp_path):
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, server)
+        path.write_text(path.read_text().replace("openai/fake", "ollama/qwen2.5"))
+        with pytest.raises(RefineError, match="no batch API for provider 'ollama'.*set batch = false"):
+            run_pipeline(load_pipeline(path))
