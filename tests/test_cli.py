@@ -45,7 +45,16 @@ def test_quickstart_run_writes_the_run_folder_and_covers_every_reason_code(tmp_p
     assert any("max_record_bytes" in q["error"] for q in quarantined)
     kept = read_jsonl(folder / "kept.jsonl")
     assert all(k["target"] for k in kept)
-    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 57
+    assert sum(summary["outcomes"].values()) == summary["input"]["records"] == 60
+    conversations = {r["id"]: r for r in kept + read_jsonl(folder / "discarded.jsonl") if r["id"].startswith("conv-")}
+    assert len(conversations["conv-oslo"]["messages"]) == 9  # kept whole: its four assistant turns all pass
+    cut = conversations["conv-cut-at-turn-1"]  # function_params on_fail = "truncate": cut before turn 2
+    assert "stage" not in cut and [m["role"] for m in cut["messages"]] == ["user", "assistant", "tool", "assistant"]
+    assert [(t["stage"], t["reason"], t["turn"]) for t in cut["trail"] if t["verdict"] == "discard"] == [
+        ("function_params", "invalid_value", 2)
+    ]
+    missing = conversations["conv-missing-result"]
+    assert (missing["stage"], missing["reason"]) == ("conversation", "missing_result") and "c2" in missing["message"]
     assert "Verdicts per stage" in result.output and "kept" in result.output
     discarded = {d["id"]: d for d in read_jsonl(folder / "discarded.jsonl") if d["stage"] == "dataset"}
     assert {i: d["reason"] for i, d in discarded.items()} == {
@@ -64,7 +73,7 @@ def test_run_limit_and_resume_message(tmp_path):
     again = invoke("run", pipeline, "--out", tmp_path / "r")
     assert "resumed: 10 records were already done" in again.output
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["input"]["records"] == 57
+    assert summary["input"]["records"] == 60
 
 
 def test_output_dir_of_the_pipeline_is_relative_to_the_pipeline_file(tmp_path, monkeypatch):
@@ -76,7 +85,7 @@ def test_output_dir_of_the_pipeline_is_relative_to_the_pipeline_file(tmp_path, m
 
 def test_validate_ok_and_problems(tmp_path):
     ok = invoke("validate", QUICKSTART / "pipeline.toml")
-    assert ok.exit_code == 0 and "5 stages" in ok.output
+    assert ok.exit_code == 0 and "6 stages" in ok.output
     bad = tmp_path / "bad.toml"
     bad.write_text('[input]\npath = "nowhere.jsonl"\n[output]\ndir = "r"\n[[stages]]\nname = "cott"\n')
     result = CliRunner().invoke(main, ["validate", str(bad)])

@@ -54,12 +54,12 @@ def test_a_changed_pipeline_is_refused_with_what_changed_then_continued_or_start
     path.write_text(path.read_text().replace("required = false", "required = true"))
     with pytest.raises(ConfigChanged) as info:
         run_pipeline(load_pipeline(path, tmp_path / "run"))
-    assert "stages[2].config.required: false -> true" in str(info.value)
+    assert "stages[3].config.required: false -> true" in str(info.value)
     assert "--accept-changes" in str(info.value) and "--fresh" in str(info.value)
     go_on = run_pipeline(load_pipeline(path, tmp_path / "run"), accept_changes=True)
-    assert go_on.resumed == 10 and sum(go_on.summary["outcomes"].values()) == 57
+    assert go_on.resumed == 10 and sum(go_on.summary["outcomes"].values()) == 60
     again = run_pipeline(load_pipeline(path, tmp_path / "run"), fresh=True)
-    assert again.resumed == 0 and indices(tmp_path / "run") == list(range(57))
+    assert again.resumed == 0 and indices(tmp_path / "run") == list(range(60))
 
 
 def test_two_runs_on_one_folder_are_refused_not_interleaved(tmp_path):
@@ -123,7 +123,7 @@ def test_a_full_disk_is_a_clear_error_and_the_folder_resumes(tmp_path, monkeypat
         run_pipeline(load_pipeline(path, tmp_path / "run"))
     monkeypatch.setattr(RunFolder, "record", real_record)
     result = run_pipeline(load_pipeline(path, tmp_path / "run"))
-    assert indices(tmp_path / "run") == list(range(57)) and result.resumed == 19
+    assert indices(tmp_path / "run") == list(range(60)) and result.resumed == 19
 
 
 class FullDisk(io.FileIO):
@@ -156,8 +156,8 @@ def test_a_disk_that_fills_up_under_buffered_writes_is_a_clear_error_and_resumes
     written = sum(f.stat().st_size for f in (tmp_path / "run").glob("*.jsonl"))
     assert written == room  # every byte the disk took is there; the last line is cut
     result = run_pipeline(load_pipeline(path, tmp_path / "run"))
-    assert indices(tmp_path / "run") == list(range(57))
-    assert result.resumed < 57 and result.summary["complete"]
+    assert indices(tmp_path / "run") == list(range(60))
+    assert result.resumed < 60 and result.summary["complete"]
     reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
     assert result.summary["stages"] == reference.summary["stages"]
 

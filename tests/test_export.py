@@ -45,7 +45,7 @@ def same_record(read: Record, original: dict) -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_each_format_round_trips_through_our_reader(run_dir, tmp_path, fmt, suffix):
     out = tmp_path / f"{fmt}{suffix}"
-    assert export_run(run_dir, fmt, out) == 29
+    assert export_run(run_dir, fmt, out) == 31
     assert detect_format(out) == EXPECTED_READER[fmt]
     read = list(InputStream(out, None).items())
     assert all(isinstance(r, Record) and not r.problems for r in read), [r for r in read if not isinstance(r, Record)]
@@ -62,7 +62,7 @@ def test_every_format_pair_keeps_the_calls(run_dir, tmp_path, first, second):
     export_run(run_dir, first, tmp_path / "a.jsonl")
     (tmp_path / "p.toml").write_text('[input]\npath = "a.jsonl"\n[output]\ndir = "r"\n')
     result = run_pipeline(load_pipeline(tmp_path / "p.toml"))
-    assert result.summary["outcomes"]["kept"] == 29, result.summary["stages"]
+    assert result.summary["outcomes"]["kept"] == 31, result.summary["stages"]
     export_run(tmp_path / "r", second, tmp_path / f"b-{second}.jsonl")
     by_id = originals(run_dir)
     for record in InputStream(tmp_path / f"b-{second}.jsonl", None).items():

@@ -402,6 +402,84 @@ add(
     "compound_interest with principal 5000, rate 4 and years 3.",
 )
 
+# --- conversations (OpenAI chat messages; without [input] format each line is read as its keys say) ---
+OPENAI_WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+OPENAI_FORECAST = {
+    "type": "function",
+    "function": {
+        "name": "get_forecast",
+        "description": "Forecast for a city over a number of days.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 10}},
+            "required": ["city", "days"],
+        },
+    },
+}
+
+
+def tool_call(call_id, name, **arguments):
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+
+
+def conversation(rid, *messages):
+    records.append(json.dumps({"id": rid, "tools": [OPENAI_WEATHER, OPENAI_FORECAST], "messages": list(messages)}))
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def calls(*made):
+    return {"role": "assistant", "content": None, "tool_calls": list(made)}
+
+
+def result(call_id, content):
+    return {"role": "tool", "tool_call_id": call_id, "content": content}
+
+
+def say(text):
+    return {"role": "assistant", "content": text}
+
+
+conversation(  # kept: two assistant turns that call, each answered by its results, then replies
+    "conv-oslo",
+    user("What's the weather in Oslo, and in Bergen?"),
+    calls(tool_call("c1", "get_weather", city="Oslo"), tool_call("c2", "get_weather", city="Bergen")),
+    result("c1", '{"sky": "snow", "temp_c": -3}'),
+    result("c2", '{"sky": "rain", "temp_c": 4}'),
+    say("Oslo: snow, -3 C. Bergen: rain, 4 C."),
+    user("And the next 3 days in Bergen?"),
+    calls(tool_call("c3", "get_forecast", city="Bergen", days=3)),
+    result("c3", '{"days": ["rain", "rain", "cloud"]}'),
+    say("Rain on the next two days, then clouds."),
+)
+conversation(  # truncated (function_params on_fail = "truncate"): its second turn asks for 30 days
+    "conv-cut-at-turn-1",
+    user("Weather in Lima?"),
+    calls(tool_call("c1", "get_weather", city="Lima")),
+    result("c1", '{"sky": "cloud", "temp_c": 19}'),
+    say("Cloudy, 19 C."),
+    user("And for the next month?"),
+    calls(tool_call("c2", "get_forecast", city="Lima", days=30)),
+    result("c2", '{"error": "days must be at most 10"}'),
+    say("I can only forecast 10 days ahead."),
+)
+conversation(  # discarded by the conversation stage: call c2 is never answered
+    "conv-missing-result",
+    user("Weather in Quito and Lima?"),
+    calls(tool_call("c1", "get_weather", city="Quito"), tool_call("c2", "get_weather", city="Lima")),
+    result("c1", '{"sky": "sun", "temp_c": 21}'),
+    say("Quito: sunny, 21 C."),
+)
+
 EVAL_SET = [
     ("eval_0", EVAL_QUESTION, INTEREST),
     ("eval_1", "What is the capital city of the country with the largest population in Africa?", TIMEZONE),

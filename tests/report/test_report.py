@@ -53,7 +53,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     parser.feed((run_dir / "report.html").read_text())
     got = parser.values
     assert "script" not in parser.tags
-    assert int(got["input.records"]) == summary["input"]["records"] == 57
+    assert int(got["input.records"]) == summary["input"]["records"] == 60
     for kind, n in summary["outcomes"].items():
         assert int(got[f"outcomes.{kind}"]) == n
     for stage, counts in summary["stages"].items():
@@ -62,7 +62,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
         for reason, n in counts["records_discarded"].items():
             assert int(got[f"reasons.{stage}.{reason}"]) == n
     assert int(got["funnel.kept"]) == summary["outcomes"]["kept"]
-    assert int(got["funnel.readable"]) == 57 - summary["outcomes"]["quarantined"]
+    assert int(got["funnel.readable"]) == 60 - summary["outcomes"]["quarantined"]
     assert int(got["regeneration.function_params.fixed"]) == 2
     assert int(got["facts.kept"]) == summary["outcomes"]["kept"]
     dataset = summary["dataset"]  # the quickstart shows each dataset audit
@@ -77,11 +77,16 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
         "the rejected answer beside the regenerated one"
     )
     md = (run_dir / "report.md").read_text()
-    assert "| function_params | 33 | 2 | 6 | 0 | 2 / 0 |" in md
+    assert "| function_params | 36 | 2 | 7 | 0 | 2 / 0 |" in md
     assert "| exact duplicates | 1 | 1 |" in md and "item eval_0, dropped" in md
     assert "near (similarity 0.91) of record 7 (ok-search): Find wireless headphones" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output
-    assert "Conversations" not in md and "conv." not in html and "Verdicts per turn" not in result.output
+    # The quickstart's three conversations: conv-oslo kept, conv-cut-at-turn-1 truncated, conv-missing-result discarded
+    assert (
+        "3 conversations: 2 kept (1 of them truncated: kept up to the turn before the one that failed), 1 discarded"
+        in md
+    )
+    assert "Verdicts per turn" in result.output
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (CI installs it)")
@@ -156,7 +161,8 @@ def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
     parser = Numbers()
     parser.feed(html.read_text())
     assert parser.values["kappa.classification"] == "1.0" and parser.values["agreement.cot"] != "1.0"
-    # The strict run also discards the kept records without a CoT (two: ok-no-cot, ok-no-cot-2).
+    # The strict run also discards the kept records without a CoT (two: ok-no-cot, ok-no-cot-2) and the two
+    # kept conversations, whose turns have none.
     assert "discarded at cot missing_cot" in result.output.replace("\n", " ") or "missing_cot" in result.output
-    assert "Records they disagree on (5" in result.output
+    assert "Records they disagree on (7" in result.output
     assert "different inputs" not in result.output

@@ -74,7 +74,7 @@ def test_offsets_are_requested_from_the_tokenizer_not_through_the_chat_template(
 
 def test_run_folder_records_read_and_a_missing_target_is_named(kept_run, tmp_path):
     records = read_records(kept_run)
-    assert len(records) == 29 and all(r["target"] for r in records)
+    assert len(records) == 31 and all(r["target"] for r in records)
     (tmp_path / "kept.jsonl").write_text(json.dumps({"id": "x", "query": "q", "tools": []}) + "\n")
     with pytest.raises(ValueError, match=r"kept.jsonl:1: record 'x' has no training target"):
         read_records(tmp_path)

@@ -123,12 +123,12 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     result = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.output)
-    assert stats["examples"] == 32
+    assert stats["examples"] == 34
     assert stats["think"]["mean"] > stats["result"]["mean"] > 0
     assert stats["think"]["sft_loss_share"] + stats["result"]["sft_loss_share"] == pytest.approx(1.0)
-    # 29 single-turn records and conv-1, then conv-2 and conv-5
-    assert stats["turns"]["examples_with"] == {"1": 30, "2": 1, "5": 1}
-    assert [row["examples"] for row in stats["per_turn"]] == [32, 2, 1, 1, 1]
+    # 29 single-turn records and conv-1; conv-2 and the quickstart's truncated conv-cut-at-turn-1; conv-oslo; conv-5
+    assert stats["turns"]["examples_with"] == {"1": 30, "2": 2, "4": 1, "5": 1}
+    assert [row["examples"] for row in stats["per_turn"]] == [34, 4, 2, 2, 1]
     assert all(row["think"]["mean"] > 0 and row["result"]["mean"] > 0 for row in stats["per_turn"])
     # turn 5 of conv-5: "<think>Both Oslo results are in.</think>" and "\n\nOslo: snow, -3 C, 14:05.<|im_end|>\n"
     last = stats["per_turn"][-1]
@@ -136,11 +136,13 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     assert last["result"]["max"] == len(tokenizer.tokenize("\n\nOslo: snow, -3 C, 14:05.<|im_end|>\n"))
     table = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok")], terminal_width=160)
     assert "share of plain-SFT loss" in table.output
-    assert "per assistant turn (1.16 per example: 30 with 1, 1 with 2, 1 with 5)" in table.output
+    assert "per assistant turn (1.26 per example: 30 with 1, 2 with 2, 1 with 4, 1 with 5)" in " ".join(
+        table.output.split()
+    )  # a title wraps
     cut = CliRunner().invoke(
         msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), "--max-length", "400", "--json"]
     )
-    assert json.loads(cut.output)["turns"]["dropped_by_truncation"] == 3
+    assert json.loads(cut.output)["turns"]["dropped_by_truncation"] == 5  # later turns of conv-5 and conv-oslo
     missing = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
 
