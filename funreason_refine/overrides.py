@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
+from funreason_refine.record import Outcome
 
 OVERRIDES = "overrides.jsonl"
 REVIEWABLE = ("kept", "discarded")
@@ -43,12 +44,12 @@ class Decision(BaseModel):
         """Whether the record still has the verdict this decision was made on."""
         if kind != self.kind:
             return False
-        return kind == "kept" or (line.get("stage"), line.get("reason")) == (self.stage, self.reason)
+        return kind == Outcome.KEPT or (line.get("stage"), line.get("reason")) == (self.stage, self.reason)
 
 
 def decision_for(line: dict[str, Any], kind: str, decision: str, note: str = "") -> Decision:
     """A decision on an outcome line, naming its current verdict; ValidationError for a bad decision or note."""
-    stage, reason = (line.get("stage"), line.get("reason")) if kind == "discarded" else (None, None)
+    stage, reason = (line.get("stage"), line.get("reason")) if kind == Outcome.DISCARDED else (None, None)
     fields = {"kind": kind, "stage": stage, "reason": reason, "decision": decision, "note": note}
     return Decision.model_validate({"index": line["index"], "id": str(line.get("id", "")), **fields})
 

@@ -20,7 +20,7 @@ from funreason_refine.calibrate.golden import COMMENT, GROUND_TRUTH, LABEL
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.overrides import OVERRIDES, Decision, read_decisions
-from funreason_refine.record import Outcome
+from funreason_refine.record import Action, Outcome
 from funreason_refine.review.view import COT_REWRITTEN
 
 MARK = "from the review of "  # starts every comment, so that a set written here may be written again
@@ -39,7 +39,7 @@ def _label(line: dict[str, Any], kind: str, d: Decision) -> dict[str, Any]:
         return {"outcome": "discard"}
     label: dict[str, Any] = {"outcome": "keep"}
     corrected = any(
-        s.get("verdict") == "regenerate" and not str(s.get("message", "")).endswith(COT_REWRITTEN)
+        s.get("verdict") == Action.REGENERATE and not str(s.get("message", "")).endswith(COT_REWRITTEN)
         for s in line.get("trail") or []
     )
     if kind == Outcome.KEPT and corrected and isinstance(line.get("answer"), list):

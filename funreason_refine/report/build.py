@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.record import Action, Outcome
 from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.dataset import dataset_section
@@ -179,9 +180,9 @@ def _examples(run: RunData, stages: list[dict[str, Any]]) -> dict[str, list[dict
         if len(taken) == len(wanted) and all(v >= EXAMPLES_PER_REASON for v in taken.values()):
             break
     regenerated: list[dict[str, Any]] = []
-    for kind in ("kept", "discarded"):
+    for kind in (Outcome.KEPT, Outcome.DISCARDED):
         for r in run.lines(kind):
-            steps = [s for s in r.get("trail", []) if s.get("verdict") == "regenerate" and s.get("before")]
+            steps = [s for s in r.get("trail", []) if s.get("verdict") == Action.REGENERATE and s.get("before")]
             if steps:
                 regenerated.append(
                     {**_example(r), "kind": kind, "regenerations": [{**s, "before": clean(s["before"])} for s in steps]}

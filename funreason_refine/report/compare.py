@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from funreason_refine.record import Outcome
 from funreason_refine.report.data import RunData
 
 
@@ -20,7 +21,7 @@ def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
 
 
 def _fate(kind: str, stage: str | None) -> str:
-    return kind if kind in ("kept", "quarantined") else f"{kind} at {stage}"
+    return kind if kind in (Outcome.KEPT, Outcome.QUARANTINED) else f"{kind} at {stage}"
 
 
 def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
@@ -33,9 +34,9 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
 
     def removed_at(kind: str, stage: str | None) -> int:
         """Position of the stage where a record left (len(stages) when it was kept)."""
-        if kind == "kept":
+        if kind == Outcome.KEPT:
             return len(stages)
-        return order.get(stage, -1) if kind in ("discarded", "errors", "hard") else -1
+        return order.get(stage, -1) if kind in (Outcome.DISCARDED, Outcome.ERRORS, Outcome.HARD) else -1
 
     per_stage = []
     for stage in stages:
@@ -43,8 +44,8 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
         reached = [
             r for r in rows if removed_at(r["kind"], r["stage"]) >= i and removed_at(r["kind_b"], r["stage_b"]) >= i
         ]
-        rej_a = [r["kind"] == "discarded" and r["stage"] == stage for r in reached]
-        rej_b = [r["kind_b"] == "discarded" and r["stage_b"] == stage for r in reached]
+        rej_a = [r["kind"] == Outcome.DISCARDED and r["stage"] == stage for r in reached]
+        rej_b = [r["kind_b"] == Outcome.DISCARDED and r["stage_b"] == stage for r in reached]
         agree = sum(x == y for x, y in zip(rej_a, rej_b, strict=False))
         per_stage.append(
             {
@@ -57,8 +58,8 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
                 "kappa": cohen_kappa(rej_a, rej_b),
             }
         )
-    kept_a = [r["kind"] == "kept" for r in rows]
-    kept_b = [r["kind_b"] == "kept" for r in rows]
+    kept_a = [r["kind"] == Outcome.KEPT for r in rows]
+    kept_b = [r["kind_b"] == Outcome.KEPT for r in rows]
     disagreements = [
         {
             "index": r["index"],

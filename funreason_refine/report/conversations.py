@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from funreason_refine.jsonl import read_lines
+from funreason_refine.record import Outcome
 from funreason_refine.report.data import RunData, clean
 from funreason_refine.report.turns import failure, is_error_result, tool_names, tool_of
 
@@ -44,7 +45,7 @@ def _parse(raw: bytes) -> Any:
 
 def _conversation_lines(run: RunData) -> Iterator[tuple[str, dict[str, Any]]]:
     """(outcome, line) of every conversation in the kept, discarded, hard-pool and errors files."""
-    for kind in ("kept", "discarded", "hard", "errors"):
+    for kind in (Outcome.KEPT, Outcome.DISCARDED, Outcome.HARD, Outcome.ERRORS):
         path = run.path / f"{kind}.jsonl"
         if not path.exists():
             continue
@@ -70,7 +71,7 @@ class _Counts:
         self.with_errors = 0
 
     def add(self, kind: str, line: dict[str, Any]) -> None:
-        outcome = "discarded" if kind == "hard" else kind  # the hard pool is let go as a discard is
+        outcome = Outcome.DISCARDED if kind == Outcome.HARD else kind  # the hard pool is let go as a discard is
         failed = failure(line, kind)
         self.outcomes[outcome] += 1
         turns = sum(m.get("role") == "assistant" for m in line["messages"])
@@ -81,7 +82,7 @@ class _Counts:
             self.outcomes["truncated"] += where == "truncated"
             reason = clean(str(failed["reason"] or "-"))
             self.left[where, clean(str(failed["stage"])), reason, failed["turn"]] += 1
-        if kind == "kept":
+        if kind == Outcome.KEPT:
             self._tool_results(line["messages"])
 
     def verdicts(self) -> dict[str, dict[str, Counter[str]]]:

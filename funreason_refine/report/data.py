@@ -117,7 +117,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
             rec["n_tools"].append(len(r.get("tools") or []))
             rec["text_answer"].append(isinstance(answer, str))
             rec["cot_chars"].append(len(r.get("cot") or ""))
-            rec["answer_chars"].append(len(line_answer_text(r)) if kind != "quarantined" else 0)
+            rec["answer_chars"].append(len(line_answer_text(r)) if kind != Outcome.QUARANTINED else 0)
             rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
             query = r.get("query")
             rec["query"].append(clean(query[:QUERY_CHARS]) if isinstance(query, str) else "")

@@ -8,13 +8,14 @@ from typing import Any
 from rich.table import Table
 
 from funreason_refine.overrides import OVERRIDES, read_decisions
+from funreason_refine.record import Action, Outcome
 from funreason_refine.report.data import RunData
 
 
 def _decider(line: dict[str, Any]) -> str:
     """Who let the record go: "rules" or the judge model(s), from the discard step of its trail."""
     steps = [
-        s for s in line.get("trail") or [] if s.get("verdict") == "discard" and s.get("stage") == line.get("stage")
+        s for s in line.get("trail") or [] if s.get("verdict") == Action.DISCARD and s.get("stage") == line.get("stage")
     ]
     return str(steps[-1].get("judge", "rules")) if steps else "rules"
 
@@ -39,7 +40,7 @@ def review_summary(run: RunData) -> dict[str, Any] | None:
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     kept = [0, 0]
     current = 0
-    for kind in ("discarded", "kept"):
+    for kind in (Outcome.DISCARDED, Outcome.KEPT):
         if not (run.path / f"{kind}.jsonl").exists():
             continue
         for line in run.lines(kind):
@@ -47,7 +48,7 @@ def review_summary(run: RunData) -> dict[str, Any] | None:
             if d is None:
                 continue
             current += 1
-            tally = kept if kind == "kept" else counts[line.get("stage") or "?", _decider(line)]
+            tally = kept if kind == Outcome.KEPT else counts[line.get("stage") or "?", _decider(line)]
             tally[d.decision == "wrong"] += 1
     discarded = run.summary.get("stages", {})
     stages = []

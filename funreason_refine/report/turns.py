@@ -8,7 +8,7 @@ from typing import Any
 
 from funreason_refine.calls import render_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.record import FunctionCall
+from funreason_refine.record import Action, FunctionCall, Outcome
 from funreason_refine.report.data import clean
 
 # A text result is an error message when its first word is Error or Exception (any case), when it
@@ -62,8 +62,8 @@ def is_conversation(line: dict[str, Any]) -> bool:
 def failure(line: dict[str, Any], kind: str) -> dict[str, Any] | None:
     """Where a conversation failed: the turn, stage, reason and message of the discard that ended it
     (``truncated``: it was kept up to the turn before); None for a conversation kept whole."""
-    if kind == "kept":
-        cuts = [s for s in line.get("trail") or [] if s.get("verdict") == "discard" and s.get("turn") is not None]
+    if kind == Outcome.KEPT:
+        cuts = [s for s in line.get("trail") or [] if s.get("verdict") == Action.DISCARD and s.get("turn") is not None]
         if not cuts:
             return None
         step = cuts[-1]
@@ -74,8 +74,8 @@ def failure(line: dict[str, Any], kind: str) -> dict[str, Any] | None:
             "message": step.get("message") or "",
             "truncated": True,
         }
-    reason = line.get("reason") if kind != "errors" else None
-    message = line.get("message") if kind != "errors" else line.get("error")
+    reason = line.get("reason") if kind != Outcome.ERRORS else None
+    message = line.get("message") if kind != Outcome.ERRORS else line.get("error")
     return {"turn": line.get("turn"), "stage": line.get("stage"), "reason": reason, "message": message or ""}
 
 

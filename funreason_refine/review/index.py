@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.errors import RefineError
+from funreason_refine.record import Outcome
 
 DEFAULT_KEPT_SAMPLE = 50
 SEED = 14  # the same sample every time the review is opened on the same run
@@ -33,7 +34,7 @@ class Item:
 
     @property
     def group(self) -> str:
-        return f"discarded at {self.stage}: {self.reason}" if self.kind == "discarded" else "kept (random sample)"
+        return f"discarded at {self.stage}: {self.reason}" if self.kind == Outcome.DISCARDED else "kept (random sample)"
 
     def public(self) -> dict[str, Any]:
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from funreason_refine.record import Action
 from funreason_refine.report.data import clean
 from funreason_refine.report.turns import answer_text, failure, is_conversation, message_rows
 
@@ -30,7 +31,9 @@ def _finals(line: dict[str, Any]) -> dict[int | None, dict[str, str]]:
 def _regenerations(line: dict[str, Any]) -> list[dict[str, Any]]:
     """Each regeneration: what it rejected beside what replaced it (the next rejected one of the same
     turn, or what the turn ended with)."""
-    steps = [s for s in line.get("trail") or [] if s.get("verdict") == "regenerate" and s.get("before") is not None]
+    steps = [
+        s for s in line.get("trail") or [] if s.get("verdict") == Action.REGENERATE and s.get("before") is not None
+    ]
     finals = _finals(line)
     out: list[dict[str, Any]] = []
     for i, step in enumerate(steps):

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from funreason_refine.readers import xlam
-from funreason_refine.record import Record, Source, Verdict
+from funreason_refine.record import Outcome, Record, Source, Verdict
 from funreason_refine.stages.base import Stage
 
 
@@ -72,8 +72,8 @@ def run_rows(rows: list[dict[str, Any]], folder: Any, stages_toml: str = "", ext
         encoding="utf-8",
     )
     run_pipeline(load_pipeline(folder / "pipeline.toml"), workers=1)
-    out = {}
-    for kind in ("kept", "discarded", "quarantined", "errors"):
+    out: dict[str, list[Any]] = {}
+    for kind in (Outcome.KEPT, Outcome.DISCARDED, Outcome.QUARANTINED, Outcome.ERRORS):
         text = (folder / "run" / f"{kind}.jsonl").read_text(encoding="utf-8")
         # "\n" only: str.splitlines() would also split on U+0085 and U+2028 inside JSON strings.
         out[kind] = [json.loads(line) for line in text.split("\n") if line]
