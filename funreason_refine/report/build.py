@@ -46,12 +46,12 @@ def build_report(run: RunData) -> dict[str, Any]:
     records, steps, summary = run.records, run.steps, run.summary
     stage_names = list(summary.get("stages", {}))
     total = records.height
-    quarantined = records.filter(pl.col("kind") == "quarantined").height
+    quarantined = records.filter(pl.col("kind") == Outcome.QUARANTINED).height
 
     # The funnel: records still in after reading and after each stage.
     left = total - quarantined
     funnel = [{"step": "input", "records": total}, {"step": "readable", "records": left}]
-    errors_by_stage = dict(records.filter(pl.col("kind") == "errors").group_by("stage").len().iter_rows())
+    errors_by_stage = dict(records.filter(pl.col("kind") == Outcome.ERRORS).group_by("stage").len().iter_rows())
     discards_by_stage = dict(
         records.filter(pl.col("kind").is_in(["discarded", "hard"])).group_by("stage").len().iter_rows()
     )
@@ -61,15 +61,15 @@ def build_report(run: RunData) -> dict[str, Any]:
             continue
         left -= discards_by_stage.get(stage, 0) + errors_by_stage.get(stage, 0)
         funnel.append({"step": stage, "records": left})
-    kept = records.filter(pl.col("kind") == "kept")
+    kept = records.filter(pl.col("kind") == Outcome.KEPT)
     funnel.append({"step": "kept", "records": kept.height})
 
-    regenerated = steps.filter(pl.col("verdict") == "regenerate").select("index", "stage").unique()
+    regenerated = steps.filter(pl.col("verdict") == Action.REGENERATE).select("index", "stage").unique()
     stages = []
     for stage in stage_names:
         counts = summary["stages"][stage]
         ranked = (
-            records.filter((pl.col("kind") == "discarded") & (pl.col("stage") == stage))
+            records.filter((pl.col("kind") == Outcome.DISCARDED) & (pl.col("stage") == stage))
             .group_by("reason")
             .len()
             .sort(["len", "reason"], descending=[True, False])
@@ -77,8 +77,8 @@ def build_report(run: RunData) -> dict[str, Any]:
         regen = regenerated.filter(pl.col("stage") == stage).join(
             records.select("index", "kind", "stage"), on="index", how="left", suffix="_final"
         )
-        exhausted = regen.filter((pl.col("kind") == "discarded") & (pl.col("stage_final") == stage)).height
-        failed = regen.filter((pl.col("kind") == "errors") & (pl.col("stage_final") == stage)).height
+        exhausted = regen.filter((pl.col("kind") == Outcome.DISCARDED) & (pl.col("stage_final") == stage)).height
+        failed = regen.filter((pl.col("kind") == Outcome.ERRORS) & (pl.col("stage_final") == stage)).height
         usage = summary.get("judge", {}).get("per_stage", {}).get(stage)
         stages.append(
             {
