@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
@@ -22,9 +22,6 @@ from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import PLAIN_MODELS, Outcome, Quarantined
 from funreason_refine.tally import Tally
-
-if TYPE_CHECKING:
-    from funreason_refine.audit.features import Features
 
 FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
 SUMMARY = "summary.json"
@@ -47,7 +44,9 @@ class Written(NamedTuple):
     trail: tuple[tuple[str, str, str | None], ...] = ()  # (stage, verdict, reason) of each step
     stage: str | None = None
     reason: str | None = None
-    features: Features | None = None  # a kept record as the dataset audits read it, computed where it was refined
+    # A kept record as the dataset audits read it (audit.features.Features), computed where it was
+    # refined and carried to them; the run folder never reads it.
+    features: tuple[Any, ...] | None = None
 
     @classmethod
     def quarantined(cls, item: Quarantined) -> Written:

@@ -5,14 +5,23 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from funreason_refine.audit.features import CALL_KINDS, Features
 
 if TYPE_CHECKING:
-    from funreason_refine.audit.dataset import Finding
     from funreason_refine.audit.evalsets import EvalIndex
+    from funreason_refine.audit.index import Match
     from funreason_refine.audit.settings import AuditSettings
+
+
+class Finding(NamedTuple):
+    """What the audits found about one kept record, and the reason it is dropped for, if it is."""
+
+    contamination: tuple[float, int, int] | None
+    match: Match | None
+    drop: str | None
+
 
 EXAMPLES = 10  # records listed per finding in summary.json
 QUERY_CHARS = 300  # of each example's query

@@ -10,11 +10,11 @@ Anything that replays finished records in input order (a merge of shards) gets t
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import Any, cast
 
 from pydantic import ValidationError
 
-from funreason_refine.audit.counts import AuditCounts, call_mix_warnings
+from funreason_refine.audit.counts import AuditCounts, Finding, call_mix_warnings
 from funreason_refine.audit.features import CALL_KINDS, FeatureReader, Features
 from funreason_refine.audit.index import DuplicateIndex, Match
 from funreason_refine.audit.settings import AuditSettings
@@ -23,14 +23,6 @@ from funreason_refine.run_folder import Written, to_json_line
 
 STAGE = "dataset"  # the stage name of the records the audits discard
 DUPLICATE, NEAR_DUPLICATE, CONTAMINATED = "duplicate", "near_duplicate", "contaminated"
-
-
-class Finding(NamedTuple):
-    """What the audits found about one kept record, and the reason it is dropped for, if it is."""
-
-    contamination: tuple[float, int, int] | None
-    match: Match | None
-    drop: str | None
 
 
 class DatasetAudit:
@@ -44,7 +36,8 @@ class DatasetAudit:
         """A finished record as the run folder must write it: kept, or discarded by the audits."""
         if written.outcome is not Outcome.KEPT:
             return written
-        features = written.features or self.features.of_line(written.line)
+        # Features, as refined records carry them (the run folder, below the audits, types them as a tuple)
+        features = cast(Features, written.features) or self.features.of_line(written.line)
         if features.signature is None and features.contamination is None:
             # The common case, in one dict operation (half the time of the whole way below): a record
             # whose key is new is no duplicate and stays; it is indexed by the same call.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from funreason_refine.audit.features import words
+from funreason_refine.audit.words import words
 from funreason_refine.errors import InputError
 from funreason_refine.record import Record
 

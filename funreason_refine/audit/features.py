@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
-import unicodedata
 from array import array
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
+
+from funreason_refine.audit.words import words
 
 if TYPE_CHECKING:
     from funreason_refine.audit.evalsets import EvalIndex
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 NUM_PERM = 32  # MinHash slots: enough for LSH bands that find 98% of the pairs at 0.8 (candidates are verified)
 SEED = 2505_20192  # fixed: signatures of the same query agree in every process and every run
-WORD = re.compile(r"\w+")
 CALL_KINDS = ("text", "no_call", "one_call", "parallel", "several_functions")
 
 
@@ -69,13 +68,6 @@ def _conversation(messages: list[Any]) -> bytes:
             b"%s\0%s\0%s" % (str(message.get("role")).encode(), _spaced(text) if isinstance(text, str) else b"", calls)
         )
     return b"\1".join(parts)
-
-
-def words(text: str) -> list[str]:
-    """The text's words, compatibility-normalised and case-folded: what near-duplicates and contamination compare."""
-    if not text.isascii():  # ASCII is its own NFKC form
-        text = unicodedata.normalize("NFKC", text)
-    return WORD.findall(text.casefold())
 
 
 def call_kind(calls: list[dict[str, Any]] | None) -> str:

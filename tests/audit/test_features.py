@@ -6,9 +6,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from funreason_refine.audit.features import FeatureReader, call_kind, words
+from funreason_refine.audit.features import FeatureReader, call_kind
 from funreason_refine.audit.index import lsh_bands
 from funreason_refine.audit.settings import AuditSettings
+from funreason_refine.audit.words import words
 from funreason_refine.record import FunctionCall, Record, Source
 from funreason_refine.run_folder import to_json_line
 from tests.conftest import write_jsonl
