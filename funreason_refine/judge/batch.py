@@ -32,7 +32,10 @@ from funreason_refine.judge.settings import ModelSettings, Prices
 SETTLE_SECONDS = 0.5
 SUBMIT_ATTEMPTS = 4
 LIST_PAGES = 20  # pages of 100 batches looked through for one whose id was never written
-PROVIDERS = ("openai", "azure", "vertex_ai", "bedrock", "hosted_vllm", "litellm_proxy")
+# Providers whose batch output LiteLLM hands back in the OpenAI format this module reads. Not bedrock: LiteLLM
+# uploads to Bedrock's format but returns its output as Bedrock wrote it (recordId, modelOutput), so every line
+# would read as failed and be paid again at the full price.
+PROVIDERS = ("openai", "azure", "vertex_ai", "hosted_vllm", "litellm_proxy")
 DONE = ("completed", "expired", "cancelled", "failed")
 T = TypeVar("T")
 
@@ -58,9 +61,14 @@ class Group:
     def of(cls, litellm: Any, settings: ModelSettings) -> Group:
         _, provider, _, _ = litellm.get_llm_provider(settings.model)
         if provider not in PROVIDERS:
+            why = (
+                "LiteLLM returns Bedrock's batch output in Bedrock's own format, which the run cannot read back"
+                if provider == "bedrock"
+                else "LiteLLM has no batch API for it"
+            )
             raise BatchError(
-                f"{settings.model}: batch = true, but LiteLLM has no batch API for provider {provider!r} "
-                f"(it has for {', '.join(PROVIDERS)}); set batch = false in its table"
+                f"{settings.model}: batch = true, but provider {provider!r} cannot take batches here ({why}; "
+                f"batches go to {', '.join(PROVIDERS)}); set batch = false in its table"
             )
         first = settings.endpoint_list()[0]
         prices = (settings.prices.input_per_million, settings.prices.output_per_million) if settings.prices else None

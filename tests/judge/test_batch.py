@@ -192,12 +192,20 @@ def test_batch_calls_are_priced_from_litellms_batch_prices(tmp_path):
     assert judge["cost_usd"] == pytest.approx(judge["calls"] * (10_000 * 0.075 + 5_000 * 0.3) / 1e6)
 
 
-def test_a_provider_without_a_batch_api_stops_the_run_with_what_to_change(tmp_path):
+@pytest.mark.parametrize(
+    "model, why",
+    [
+        ("ollama/qwen2.5", "LiteLLM has no batch API for it"),
+        ("bedrock/anthropic.claude-3-haiku", "LiteLLM returns Bedrock's batch output in Bedrock's own format"),
+    ],
+)
+def test_a_provider_without_a_batch_api_stops_the_run_with_what_to_change(tmp_path, model, why):
     with FakeLLM(script) as server:
         path = pipeline(tmp_path, server)
-        path.write_text(path.read_text().replace("openai/fake", "ollama/qwen2.5"))
-        with pytest.raises(RefineError, match="no batch API for provider 'ollama'.*set batch = false"):
+        path.write_text(path.read_text().replace("openai/fake", model))
+        with pytest.raises(RefineError, match=f"cannot take batches here \\({why}.*set batch = false"):
             run_pipeline(load_pipeline(path))
+        assert server.requests == [] and server.batches.files == {}, "nothing was sent"
 
 
 def writer(request):
