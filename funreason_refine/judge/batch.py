@@ -18,6 +18,7 @@ import asyncio
 import gc
 import json
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,8 @@ class Batcher:
         self.cache = cache
         self.notes = notes
         self.counts = {"submitted": 0, "in_progress": 0, "done": 0}
+        self.owed = 0.0  # cost of answers collected for waiting calls that have not yet taken them
+        self._waiting: Counter[str] = Counter()
         self._on_change = on_change
         self._litellm = litellm
         self._futures: dict[str, asyncio.Future[Cached]] = {}
@@ -132,7 +135,15 @@ class Batcher:
                 return None
             future = self._futures[key] = asyncio.get_running_loop().create_future()
             self._join(Group.of(self._litellm, settings), {"custom_id": key, **_request(settings, messages)})
-        return await asyncio.shield(future)
+        self._waiting[key] += 1
+        try:
+            return await asyncio.shield(future)
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.owed -= future.result().cost  # the caller counts it now, before anything else runs
 
     async def aclose(self) -> None:
         """Stop following batches (a later run collects them) and close LiteLLM's clients while the loop runs."""
@@ -258,6 +269,9 @@ class Batcher:
         for key, answer in answered.items():
             future = self._futures.pop(key, None)
             if future is not None and not future.done():
+                # Counted for max_cost at once: the calls of a batch resume one after another, and the first
+                # would otherwise join the next batch before the cost of the others is seen.
+                self.owed += answer.cost * self._waiting[key]
                 future.set_result(answer)
         for key, why in failed.items():
             future = self._futures.pop(key, None)

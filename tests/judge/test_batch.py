@@ -262,3 +262,14 @@ def test_source_batch_samples_every_candidate_of_a_round_in_one_batch(tmp_path):
     assert [b["request_counts"]["total"] for b in server.batches.batches.values()] == [8]
     events = Counter(e["event"] for e in journal(tmp_path / "batch" / "sr"))
     assert events == {"run": 1, "input": 1, "uploaded": 1, "submitted": 1, "collected": 1}
+
+
+def test_max_cost_stops_the_run_after_the_batch_that_passed_it(tmp_path):
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, server)
+        per_call = (10 * 1000 + 5 * 2000) / 1e6  # FakeLLM's usage at the pipeline's prices
+        path.write_text(f"max_cost = {2.5 * per_call}\n" + path.read_text())
+        result = run_pipeline(load_pipeline(path))
+    assert "max_cost" in result.summary["stopped"] and server.batches.created == 1, "no batch after the budget"
+    assert result.summary["judge"]["cost_usd"] == pytest.approx(4 * per_call), "the wave in flight was paid for"
+    assert sum(result.summary["outcomes"].values()) == 0, "every record is redone by the next run, from the cache"
