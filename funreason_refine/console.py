@@ -20,6 +20,7 @@ class RunDisplay:
     def __init__(self, console: Console, total_bytes: int, label: str):
         self.counts: Counter[str] = Counter()
         self._judge = ""
+        self._batches = ""
         self._bytes = 0
         self._last = 0.0
         self._start = time.perf_counter()
@@ -50,10 +51,16 @@ class RunDisplay:
         )
         batches = stats.get("batches")
         if batches:
-            self._judge += (
+            text = (
                 f" | batches {batches['submitted']} submitted, {batches['in_progress']} in progress, "
                 f"{batches['done']} done"
             )
+            self._judge += text
+            if text != self._batches:
+                # While batches run for hours no record finishes: a change of theirs redraws at once, or the
+                # display would show it only when the next record is written.
+                self._batches = text
+                self._update()
 
     def _on_bytes(self, n: int) -> None:
         self._bytes += n

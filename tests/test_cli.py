@@ -1,5 +1,6 @@
 import json
 import shutil
+import time
 
 from click.testing import CliRunner
 
@@ -160,6 +161,24 @@ def test_the_progress_display_shows_outcome_counts():
         progress.on_outcome("kept")
         progress.on_outcome("discarded")
     assert "1 kept" in screen.getvalue() and "1 discarded" in screen.getvalue() and "50%" in screen.getvalue()
+
+
+def test_the_progress_display_shows_batches_while_no_record_finishes():
+    import io
+
+    from rich.console import Console
+
+    from funreason_refine.console import RunDisplay
+
+    screen = io.StringIO()
+    stats = {"calls": 0, "in_flight": 0, "cached": 0, "tokens": 0, "cost_usd": 0.0}
+    batches = {"submitted": 1, "in_progress": 1, "done": 0}
+    with RunDisplay(Console(file=screen, force_terminal=True, width=200), 1000, "in.jsonl") as progress:
+        progress.on_judge({**stats, "batches": batches})
+        deadline = time.monotonic() + 5  # the live display redraws ten times a second
+        while "1 in progress" not in screen.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "batches 1 submitted, 1 in progress, 0 done" in screen.getvalue(), "shown before any record is written"
 
 
 def test_listings_piped_to_another_program_keep_each_row_on_one_line():

@@ -46,7 +46,9 @@ def test_every_reason_code_in_the_readme_table_is_one_the_code_can_give():
         assert reasons <= documented, stage
 
 
-@pytest.mark.parametrize("heading", ["## LLM judges", "## Self-refinement", "## Pipeline file", "## Dataset audits"])
+@pytest.mark.parametrize(
+    "heading", ["## LLM judges", "## Cost", "## Self-refinement", "## Pipeline file", "## Dataset audits"]
+)
 def test_the_pipeline_examples_load(heading, tmp_path):
     """Each TOML example of the README is a valid pipeline once given an input and an output."""
     from funreason_refine.config import load_pipeline

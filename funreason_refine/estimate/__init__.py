@@ -73,7 +73,7 @@ def estimate(
     if pipeline.judging is None:
         raise ConfigError([f"{pipeline.path}: no stage asks a model; a rules-only run costs nothing to estimate"])
     counter = TokenCounter(_litellm())
-    records, total = _read(pipeline, sample)
+    records, drawn, total = _read(pipeline, sample)
     written = output_tokens or DEFAULT_OUTPUT_TOKENS
     calls = _dry_run(pipeline, records, written)
     if probes:
@@ -86,14 +86,16 @@ def estimate(
             rewrites = [a for key, a in measured(low, cache, counter.count).items() if key[2]]
             if rewrites and round(_mean_output(rewrites)) != written:
                 calls = _dry_run(pipeline, records, round(_mean_output(rewrites)))
-        return _result(pipeline, calls, cache, counter, output_tokens, total, len(records))
+        return _result(pipeline, calls, cache, counter, output_tokens, total, drawn)
     finally:
         if cache is not None:
             cache.close()
 
 
-def _read(pipeline: Pipeline, sample: int | None) -> tuple[list[Record], int]:
-    """The records to estimate on (all, or a seeded sample), and how many the input holds."""
+def _read(pipeline: Pipeline, sample: int | None) -> tuple[list[Record], int, int]:
+    """The records to estimate on (all, or a seeded sample), the input lines drawn for them, and how many the
+    input holds. Lines that are quarantined make no call: they count among those drawn, so that scaling up
+    does not give their share of the input the calls of records."""
     stream = InputStream.open(pipeline.input)
     chosen: list[RawItem] = []
     rng = random.Random(SEED)
@@ -104,7 +106,7 @@ def _read(pipeline: Pipeline, sample: int | None) -> tuple[list[Record], int]:
             chosen[slot] = item  # reservoir sampling: every record equally likely, one pass, no count first
     chosen.sort(key=lambda item: item[0])
     records = [r for r in map(stream.convert, chosen) if isinstance(r, Record)]
-    return records, stream.count
+    return records, len(chosen), stream.count
 
 
 def _dry_run(pipeline: Pipeline, records: list[Record], written_tokens: int) -> list[RecordCalls]:

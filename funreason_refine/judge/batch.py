@@ -18,6 +18,7 @@ import asyncio
 import gc
 import json
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,10 @@ from funreason_refine.judge.settings import ModelSettings, Prices
 SETTLE_SECONDS = 0.5
 SUBMIT_ATTEMPTS = 4
 LIST_PAGES = 20  # pages of 100 batches looked through for one whose id was never written
-PROVIDERS = ("openai", "azure", "vertex_ai", "bedrock", "hosted_vllm", "litellm_proxy")
+# Providers whose batch output LiteLLM hands back in the OpenAI format this module reads. Not bedrock: LiteLLM
+# uploads to Bedrock's format but returns its output as Bedrock wrote it (recordId, modelOutput), so every line
+# would read as failed and be paid again at the full price.
+PROVIDERS = ("openai", "azure", "vertex_ai", "hosted_vllm", "litellm_proxy")
 DONE = ("completed", "expired", "cancelled", "failed")
 T = TypeVar("T")
 
@@ -58,9 +62,14 @@ class Group:
     def of(cls, litellm: Any, settings: ModelSettings) -> Group:
         _, provider, _, _ = litellm.get_llm_provider(settings.model)
         if provider not in PROVIDERS:
+            why = (
+                "LiteLLM returns Bedrock's batch output in Bedrock's own format, which the run cannot read back"
+                if provider == "bedrock"
+                else "LiteLLM has no batch API for it"
+            )
             raise BatchError(
-                f"{settings.model}: batch = true, but LiteLLM has no batch API for provider {provider!r} "
-                f"(it has for {', '.join(PROVIDERS)}); set batch = false in its table"
+                f"{settings.model}: batch = true, but provider {provider!r} cannot take batches here ({why}; "
+                f"batches go to {', '.join(PROVIDERS)}); set batch = false in its table"
             )
         first = settings.endpoint_list()[0]
         prices = (settings.prices.input_per_million, settings.prices.output_per_million) if settings.prices else None
@@ -103,6 +112,8 @@ class Batcher:
         self.cache = cache
         self.notes = notes
         self.counts = {"submitted": 0, "in_progress": 0, "done": 0}
+        self.owed = 0.0  # cost of answers collected for waiting calls that have not yet taken them
+        self._waiting: Counter[str] = Counter()
         self._on_change = on_change
         self._litellm = litellm
         self._futures: dict[str, asyncio.Future[Cached]] = {}
@@ -124,7 +135,15 @@ class Batcher:
                 return None
             future = self._futures[key] = asyncio.get_running_loop().create_future()
             self._join(Group.of(self._litellm, settings), {"custom_id": key, **_request(settings, messages)})
-        return await asyncio.shield(future)
+        self._waiting[key] += 1
+        try:
+            return await asyncio.shield(future)
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.owed -= future.result().cost  # the caller counts it now, before anything else runs
 
     async def aclose(self) -> None:
         """Stop following batches (a later run collects them) and close LiteLLM's clients while the loop runs."""
@@ -250,6 +269,9 @@ class Batcher:
         for key, answer in answered.items():
             future = self._futures.pop(key, None)
             if future is not None and not future.done():
+                # Counted for max_cost at once: the calls of a batch resume one after another, and the first
+                # would otherwise join the next batch before the cost of the others is seen.
+                self.owed += answer.cost * self._waiting[key]
                 future.set_result(answer)
         for key, why in failed.items():
             future = self._futures.pop(key, None)

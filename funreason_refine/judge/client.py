@@ -165,8 +165,9 @@ class LLMClient:
     def budget_spent(self) -> str | None:
         """Why no new call may be made (max_cost reached), or None."""
         # A billionth of a dollar of slack: twenty calls of $0.01 add up to 0.19999999999999998.
-        if self.max_cost is not None and self.total.cost_usd >= self.max_cost - 1e-9:
-            return f"max_cost of ${self.max_cost:g} reached (${self.total.cost_usd:.4f} spent)"
+        spent = self.total.cost_usd + (self._batcher.owed if self._batcher is not None else 0.0)
+        if self.max_cost is not None and spent >= self.max_cost - 1e-9:
+            return f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent)"
         return None
 
     @property

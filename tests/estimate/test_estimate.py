@@ -128,6 +128,17 @@ def test_a_seeded_sample_is_scaled_up_to_the_whole_input(tmp_path):
     assert again.as_dict() == sampled.as_dict(), "the same sample every time"
 
 
+def test_quarantined_lines_make_no_calls_and_are_not_scaled_up_as_records(tmp_path):
+    rows = [forecast(str(i), city=f"City {i}") for i in range(4)] + [{"id": "no query"}]
+    with FakeLLM(server_script()) as server:
+        path = pipeline(tmp_path, rows, server)
+        whole = estimate(load_pipeline(path), output_tokens=10)
+        summary = run_pipeline(load_pipeline(path)).summary
+    assert summary["outcomes"]["quarantined"] == 1
+    assert (whole.records, whole.sampled) == (5, 5), "every line read: no sample to scale up"
+    assert whole.total.calls.low == summary["judge"]["calls"] == 4 * 5
+
+
 def test_probes_measure_the_answers_and_the_run_does_not_pay_for_them_again(tmp_path):
     rows = [forecast(str(i), city=f"City {i}") for i in range(4)]
     with FakeLLM(server_script(completion_tokens=42)) as server:

@@ -10,7 +10,9 @@ import time
 from collections import Counter
 
 import pytest
+from click.testing import CliRunner
 
+from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import RefineError
@@ -25,6 +27,7 @@ FORECAST = {
     "description": "Forecast for a city.",
     "parameters": {"city": {"type": "str", "description": "City"}, "days": {"type": "int", "description": "Days"}},
 }
+CITIES = ["Oslo", "Rome", "Bern", "Lima"]
 ROWS = [
     xlam_row(
         str(i),
@@ -33,13 +36,10 @@ ROWS = [
         answers=[{"name": "get_forecast", "arguments": {"city": city, "days": i + 1}}],
         cot=f"The user wants a forecast: get_forecast for {city}.",
     )
-    for i, city in enumerate(["Oslo", "Rome", "Bern", "Lima"])
+    for i, city in enumerate(CITIES)
 ]
 PRICES = "prices = {input_per_million = 1000.0, output_per_million = 2000.0}"
-RUN = (
-    "import sys; from funreason_refine.config import load_pipeline; from funreason_refine.engine import run_pipeline; "
-)
-RUN += "run_pipeline(load_pipeline(sys.argv[1]))"
+REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine', *sys.argv[1:]]; main()"
 
 
 @pytest.fixture(autouse=True)
@@ -110,9 +110,9 @@ def test_a_batch_run_submits_waves_and_keeps_what_an_ordinary_run_keeps(tmp_path
 
 
 def run_until_submitted(path, folder):
-    """Run the pipeline in a child process and SIGKILL it once its first batch is journaled as submitted."""
+    """`refine run` in a child process, SIGKILLed once its first batch is journaled as submitted."""
     env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(path)], env=env, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", REFINE, "run", str(path)], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if (folder / "batches" / "journal.jsonl").exists() and any(e["event"] == "submitted" for e in journal(folder)):
@@ -146,7 +146,8 @@ def test_a_run_killed_between_submit_and_collect_collects_its_batch_and_never_pa
         if not batch_after:
             path.write_text(path.read_text().replace("batch = true", "batch = false"))
         server.batches.hold = False
-        run_pipeline(load_pipeline(path))
+        resumed = CliRunner().invoke(main, ["run", str(path)])
+    assert resumed.exit_code == 0, resumed.output
     assert outcomes(folder) == outcomes(tmp_path / "plain" / "run")
     keys = submitted_keys(server)
     asked = [r.prompt for r in ordinary(server)[plain_calls:]]
@@ -154,6 +155,7 @@ def test_a_run_killed_between_submit_and_collect_collects_its_batch_and_never_pa
     collected = [e for e in journal(folder) if e["event"] == "collected"]
     assert collected[0]["batch"] == first and collected[0]["answered"] == 4, "the resumed run collected batch 1"
     assert set(keys.values()) == {1}, "no call submitted twice"
+    assert server.batches.batches["batch_1"]["status"] == "completed", "the provider's batch was followed to its end"
     if batch_after:
         assert len(keys) == plain_calls and server.batches.created == 5 and asked == []
     else:  # the four classification calls came from the batch; the rest were asked directly
@@ -190,9 +192,84 @@ def test_batch_calls_are_priced_from_litellms_batch_prices(tmp_path):
     assert judge["cost_usd"] == pytest.approx(judge["calls"] * (10_000 * 0.075 + 5_000 * 0.3) / 1e6)
 
 
-def test_a_provider_without_a_batch_api_stops_the_run_with_what_to_change(tmp_path):
+@pytest.mark.parametrize(
+    "model, why",
+    [
+        ("ollama/qwen2.5", "LiteLLM has no batch API for it"),
+        ("bedrock/anthropic.claude-3-haiku", "LiteLLM returns Bedrock's batch output in Bedrock's own format"),
+    ],
+)
+def test_a_provider_without_a_batch_api_stops_the_run_with_what_to_change(tmp_path, model, why):
     with FakeLLM(script) as server:
         path = pipeline(tmp_path, server)
-        path.write_text(path.read_text().replace("openai/fake", "ollama/qwen2.5"))
-        with pytest.raises(RefineError, match="no batch API for provider 'ollama'.*set batch = false"):
+        path.write_text(path.read_text().replace("openai/fake", model))
+        with pytest.raises(RefineError, match=f"cannot take batches here \\({why}.*set batch = false"):
             run_pipeline(load_pipeline(path))
+        assert server.requests == [] and server.batches.files == {}, "nothing was sent"
+
+
+def writer(request):
+    """[generate]'s model writes a CoT naming the record's city; the judges answer as in ``script``."""
+    if request.model != "writer":
+        return script(request)
+    city = next(c for c in CITIES if c in request.prompt)
+    return f"The user wants a forecast: get_forecast for {city}."
+
+
+def test_generate_batch_writes_the_missing_cots_in_one_batch(tmp_path):
+    cot = '[[stages]]\nname = "cot"\nrequired = true\non_fail = "regenerate"\n'
+    with FakeLLM(writer) as server:
+        generate = f'[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"\nbatch = true\n{PRICES}\n'
+        generate += "batch_poll_interval = 0.05\n"
+        path = pipeline(tmp_path, server, batch_on=False, judge=generate + cot)
+        write_jsonl(tmp_path / "in.jsonl", [{k: v for k, v in row.items() if k != "cot"} for row in ROWS])
+        result = run_pipeline(load_pipeline(path))
+    kept = [json.loads(line) for line in (tmp_path / "run" / "kept.jsonl").read_text().splitlines()]
+    assert [k["cot"] for k in kept] == [f"The user wants a forecast: get_forecast for {c}." for c in CITIES]
+    written = [r for r in server.requests if r.model == "writer"]
+    assert len(written) == 4 and not any(r.headers for r in written), "every CoT was written in a batch"
+    assert len(ordinary(server)) == 4, "the judge (batch = false) was asked directly"
+    assert [b["request_counts"]["total"] for b in server.batches.batches.values()] == [4]
+    assert result.summary["judge"]["batches"] == {"submitted": 1, "in_progress": 0, "done": 1}
+
+
+def test_source_batch_samples_every_candidate_of_a_round_in_one_batch(tmp_path):
+    from funreason_refine.selfrefine import selfrefine
+
+    def policy(request):
+        city = next(c for c in CITIES if c in request.prompt)
+        return f'<think>get_forecast for {city}.</think>\n\n[get_forecast(city="{city}", days=2)]'
+
+    def source_pipeline(folder, server, batch_on):
+        folder.mkdir()
+        write_jsonl(folder / "in.jsonl", ROWS)
+        (folder / "p.toml").write_text(
+            f'[input]\npath = "in.jsonl"\n[output]\ndir = "sr"\n[source]\nsample_from = "openai/policy"\n'
+            f'api_base = "{server.api_base}"\nsamples = 2\nbatch = {str(batch_on).lower()}\n'
+            "batch_poll_interval = 0.05\n"
+        )
+        return load_pipeline(folder / "p.toml")
+
+    with FakeLLM(policy) as server:
+        (plain,) = selfrefine(source_pipeline(tmp_path / "plain", server, False), rounds=1)
+        plain_calls = len(server.requests)
+        (batched,) = selfrefine(source_pipeline(tmp_path / "batch", server, True), rounds=1)
+    candidates = [(tmp_path / f / "sr" / "round-1" / "candidates.jsonl").read_text() for f in ("plain", "batch")]
+    assert candidates[0] == candidates[1] and batched["kept"] == plain["kept"] == 8
+    assert plain_calls == 8 and ordinary(server)[plain_calls:] == [], "every sample went in the batch"
+    keys = submitted_keys(server)
+    assert len(keys) == 8 and set(keys.values()) == {1}, "two samples of each query: eight lines, each once"
+    assert [b["request_counts"]["total"] for b in server.batches.batches.values()] == [8]
+    events = Counter(e["event"] for e in journal(tmp_path / "batch" / "sr"))
+    assert events == {"run": 1, "input": 1, "uploaded": 1, "submitted": 1, "collected": 1}
+
+
+def test_max_cost_stops_the_run_after_the_batch_that_passed_it(tmp_path):
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, server)
+        per_call = (10 * 1000 + 5 * 2000) / 1e6  # FakeLLM's usage at the pipeline's prices
+        path.write_text(f"max_cost = {2.5 * per_call}\n" + path.read_text())
+        result = run_pipeline(load_pipeline(path))
+    assert "max_cost" in result.summary["stopped"] and server.batches.created == 1, "no batch after the budget"
+    assert result.summary["judge"]["cost_usd"] == pytest.approx(4 * per_call), "the wave in flight was paid for"
+    assert sum(result.summary["outcomes"].values()) == 0, "every record is redone by the next run, from the cache"
