@@ -5,8 +5,11 @@
 A FakeLLM server (its own process, listen backlog 1024) answers every request with
 <judge>True</judge> after a delay drawn uniformly from 0.5 to 1.5 s. The engine runs the five
 built-in stages, all judged, on synthetic xLAM records (bench/generate.py); the bare loop makes
-the same number of calls with the same concurrency. Each runs in its own process, whose CPU time
-(user + system) and peak RSS are read when it ends. Prints a Markdown table.
+the same number of calls with the same concurrency, twice: sending the very messages the engine
+sent (the server writes them down), which isolates what the engine adds; and sending a one-line
+prompt per call, as issue 8 measured it (where prompt size shows as engine cost). Each runs in its
+own process, whose CPU time (user + system) and peak RSS are read when it ends. Prints a Markdown
+table.
 """
 
 from __future__ import annotations
@@ -25,14 +28,21 @@ HERE = Path(__file__).resolve().parent
 
 
 def serve(
-    port_queue: multiprocessing.Queue, first_request: multiprocessing.Value, last_reply: multiprocessing.Value
+    port_queue: multiprocessing.Queue,
+    first_request: multiprocessing.Value,
+    last_reply: multiprocessing.Value,
+    prompts: str,
 ) -> None:
     from funreason_refine.testing.fake_llm import FakeLLM, Reply
 
     rng = random.Random(0)
+    written = open(prompts, "w", encoding="utf-8")  # the messages of every request, while the engine runs
 
     def script(request):
         now = time.time()
+        if request.model != "bare":
+            written.write(json.dumps(request.messages) + "\n")
+            written.flush()  # read by the bare loop's process, while this one still runs
         if first_request.value == 0.0:
             first_request.value = now
         delay = rng.uniform(0.5, 1.5)
@@ -51,15 +61,18 @@ print(time.time(), flush=True)
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 import litellm
 litellm.suppress_debug_info = True
-api_base, calls, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import json
+api_base, calls, concurrency, prompts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sent = [json.loads(line) for line in open(prompts, encoding="utf-8")] if prompts != "-" else None
 async def main():
     slots = asyncio.Semaphore(concurrency)
     first = []
     async def one(i):
+        messages = sent[i % len(sent)] if sent else [{"role": "user", "content": f"Judge record {i}."}]
         async with slots:
             first.append(time.perf_counter())
-            await litellm.acompletion(model="openai/fake", api_base=api_base, max_retries=0, timeout=60,
-                                      messages=[{"role": "user", "content": f"Judge record {i}."}])
+            await litellm.acompletion(model="openai/bare", api_base=api_base, max_retries=0, timeout=60,
+                                      messages=messages)
     start = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(calls)))
     print(time.perf_counter() - start)
@@ -104,12 +117,13 @@ def main() -> None:
     queue: multiprocessing.Queue = multiprocessing.Queue()
     first_request = multiprocessing.Value("d", 0.0)
     last_reply = multiprocessing.Value("d", 0.0)
-    server = multiprocessing.Process(target=serve, args=(queue, first_request, last_reply), daemon=True)
+    runs = HERE / "runs"
+    runs.mkdir(exist_ok=True)
+    prompts = runs / f"judge-{args.records}-prompts.jsonl"
+    server = multiprocessing.Process(target=serve, args=(queue, first_request, last_reply, str(prompts)), daemon=True)
     server.start()
     api_base = queue.get(timeout=30)
     try:
-        runs = HERE / "runs"
-        runs.mkdir(exist_ok=True)
         out_dir = runs / f"judge-{args.records}"
         subprocess.run(["rm", "-rf", str(out_dir)], check=True)
         pipeline = runs / f"judge-{args.records}.toml"
@@ -124,11 +138,13 @@ def main() -> None:
         engine_first = first_request.value - float(started)
         engine_serving = last_reply.value - first_request.value
         calls = engine["calls"]
-        first_request.value = last_reply.value = 0.0
-        bare_out, bare_cpu, bare_mb = run_measured(BARE, api_base, str(calls), str(args.concurrency))
-        bare_started, bare_seconds = (float(x) for x in bare_out.split())
+        bare = {}
+        for name, sent in (("same prompts", str(prompts)), ("one-line prompts", "-")):
+            first_request.value = last_reply.value = 0.0
+            bare_out, bare_cpu, bare_mb = run_measured(BARE, api_base, str(calls), str(args.concurrency), sent)
+            bare_started, bare_seconds = (float(x) for x in bare_out.split())
+            bare[name] = (bare_seconds, last_reply.value - first_request.value, bare_cpu, bare_mb)
         bare_first = first_request.value - bare_started
-        bare_serving = last_reply.value - first_request.value
     finally:
         server.terminate()
     ideal = args.concurrency / 1.0  # calls/s: concurrency over the mean latency
@@ -138,16 +154,19 @@ def main() -> None:
         "CPU per call | peak RSS |"
     )
     print("|---|---|---|---|---|---|---|")
-    for name, wall, serving, cpu, mb in (
-        ("refine run (5 judged stages)", engine["seconds"], engine_serving, engine_cpu, engine_mb),
-        ("bare litellm.acompletion loop", bare_seconds, bare_serving, bare_cpu, bare_mb),
-    ):
+    rows = [("refine run (5 judged stages)", engine["seconds"], engine_serving, engine_cpu, engine_mb)]
+    rows += [(f"bare litellm.acompletion loop, {name}", *figures) for name, figures in bare.items()]
+    for name, wall, serving, cpu, mb in rows:
         rate = calls / serving
         print(
             f"| {name} | {wall:.1f} s | {serving:.1f} s | {rate:.1f} | {rate / ideal:.0%} | "
             f"{cpu / calls * 1000:.2f} ms | {mb:.0f} MiB |"
         )
-    print(f"engine CPU per call / bare: {engine_cpu / bare_cpu:.2f}x")
+    for name, (_, serving, cpu, _) in bare.items():
+        print(
+            f"against the bare loop with {name}: calls/s {serving / engine_serving:.1%}, "
+            f"CPU per call {engine_cpu / cpu:.2f}x"
+        )
     print(
         f"first request at the server after process start (imports included): refine run {engine_first:.2f} s, "
         f"bare loop {bare_first:.2f} s"
