@@ -387,7 +387,7 @@ class LLMClient:
                 max_tokens=settings.max_tokens,
                 timeout=settings.timeout,
                 max_retries=0,
-                **settings.extra,
+                **{**self._prices_for_litellm(settings), **settings.extra},
             )
         except (litellm.AuthenticationError, litellm.NotFoundError, litellm.PermissionDeniedError) as exc:
             raise _Refused(
@@ -415,6 +415,20 @@ class LLMClient:
         finally:
             self.in_flight -= 1
 
+    def _prices_for_litellm(self, settings: ModelSettings) -> dict[str, float]:
+        """Per-token prices passed with each call of a model LiteLLM cannot price (the pipeline's
+        ``prices``, or 0 once its first call found it missing from LiteLLM's price list): LiteLLM prices
+        every answer as it arrives, and without them it searches its price list again for each one
+        (about 0.7 ms of CPU a call, docs/benchmarks.md). A model LiteLLM knows gets none."""
+        if settings.prices is not None:
+            return {
+                "input_cost_per_token": settings.prices.input_per_million / 1e6,
+                "output_cost_per_token": settings.prices.output_per_million / 1e6,
+            }
+        if settings.model in self._unpriced:
+            return {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+        return {}
+
     def _cost(self, settings: ModelSettings, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
         if settings.prices is not None:
             return (
@@ -423,6 +437,9 @@ class LLMClient:
             ) / 1e6
         if settings.model in self._unpriced:
             return 0.0
+        priced = _priced_by_litellm(response)
+        if priced is not None:
+            return priced  # LiteLLM priced the answer as it arrived: not worked out a second time
         try:
             return float(self._litellm.completion_cost(completion_response=response) or 0.0)
         except Exception:  # any model missing from LiteLLM's price list: cost 0 and a note, never a crash
@@ -453,6 +470,14 @@ def _failure(exc: Exception) -> Outcome:
     """A 5xx the server sent ("failing"), or no response at all ("down"): LiteLLM reports a refused
     connection as an InternalServerError too, but only a response brings headers."""
     return "failing" if getattr(exc, "litellm_response_headers", None) is not None else "down"
+
+
+def _priced_by_litellm(response: Any) -> float | None:
+    """The cost LiteLLM worked out for a response when it arrived (what ``completion_cost`` would
+    say again), or None when it could not price it."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost") if isinstance(hidden, dict) else getattr(hidden, "response_cost", None)
+    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 def _tokens(response: Any) -> tuple[int, int]:

@@ -37,3 +37,22 @@ def test_a_rerun_from_the_cache_still_tells_what_the_answers_cost(tmp_path):
     assert again["cached_cost_usd"] == pytest.approx(first["cost_usd"])
     assert again["cached_seconds"] == pytest.approx(first["seconds"], abs=1e-5)
     assert again["per_stage"]["query_tool"]["cached_cost_usd"] == pytest.approx(2 * 0.2)
+
+
+def test_a_model_litellm_knows_costs_its_listed_price_and_an_unknown_one_costs_nothing(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a"), xlam_row("b", query="Weather in Rome?", answers=ROME)])
+    spent = {}
+    for model in ("openai/gpt-4o-mini", "openai/fake"):
+        with FakeLLM(lambda r: Reply("<judge>True</judge>", prompt_tokens=1000, completion_tokens=100)) as server:
+            (tmp_path / "p.toml").write_text(
+                f'[input]\npath = "in.jsonl"\n[output]\ndir = "run-{model[7:]}"\n'
+                f'[judge]\nmodel = "{model}"\napi_base = "{server.api_base}"\nmax_concurrency = 1\n'
+            )
+            spent[model] = run_pipeline(load_pipeline(tmp_path / "p.toml")).summary["judge"]
+        # The prices LiteLLM is given for a model it cannot price stay between us and LiteLLM.
+        assert not [key for r in server.requests for key in r.body if "cost" in key]
+    # LiteLLM's price list: gpt-4o-mini at $0.15 and $0.60 per million tokens; 8 calls of 1,000 + 100 tokens.
+    assert spent["openai/gpt-4o-mini"]["cost_usd"] == pytest.approx(8 * (1000 * 0.15 + 100 * 0.6) / 1e6)
+    assert spent["openai/gpt-4o-mini"]["notes"] == []
+    assert (spent["openai/fake"]["calls"], spent["openai/fake"]["cost_usd"]) == (8, 0.0)
+    assert any("not in LiteLLM's price list" in n for n in spent["openai/fake"]["notes"])
