@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from funreason_refine.config import Judging
 from funreason_refine.executors.base import Emit, Executor
+from funreason_refine.executors.collector import fewer_collections
 from funreason_refine.judge.client import BudgetStop, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.readers import InputStream, RawItem
@@ -70,6 +71,18 @@ class JudgedExecutor(Executor):
             on_batch=self._report_usage,  # batches move while no record finishes: progress shows them as they do
         )
         judges = JudgeRunner(client, protocol_retries=self.judging.protocol_retries)
+        try:
+            with fewer_collections():  # entered after LiteLLM's import, so that its objects are frozen too
+                return await self._refine_all(items, emit, client, judges)
+        finally:
+            await client.aclose()
+            if client.cache is not None:
+                client.cache.close()
+
+    async def _refine_all(
+        self, items: Iterator[RawItem], emit: Emit, client: LLMClient, judges: JudgeRunner
+    ) -> str | None:
+        """Records admitted one at a time into a window of ``judging.window``, written oldest first."""
         window = self.judging.window
         pending: deque[asyncio.Task[Written]] = deque()
         stopped: str | None = None
@@ -92,9 +105,6 @@ class JudgedExecutor(Executor):
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-            await client.aclose()
-            if client.cache is not None:
-                client.cache.close()
 
     async def _refine(self, raw: RawItem, judges: JudgeRunner) -> Written:
         item = self.stream.convert(raw)

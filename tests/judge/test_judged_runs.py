@@ -1,5 +1,6 @@
 """Judged pipelines end to end: LiteLLM over real HTTP to a scripted server on 127.0.0.1."""
 
+import gc
 import time
 
 import pytest
@@ -9,6 +10,7 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import RefineError
+from funreason_refine.executors.collector import YOUNG_GENERATION
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 
@@ -92,6 +94,20 @@ def test_every_stage_asks_the_judge_and_the_trail_names_it(tmp_path):
     assert (judge["calls"], judge["cached"], judge["prompt_tokens"]) == (10, 0, 100)
     assert judge["per_stage"]["cot"]["calls"] == 2
     assert any("not in LiteLLM's price list" in n for n in judge["notes"])
+
+
+def test_the_collector_is_set_for_the_run_and_given_back_after_it(tmp_path):
+    before = gc.get_threshold()
+    during = []
+
+    def script(r):  # the server answers from a thread of this process, while the run goes on
+        during.append((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return YES
+
+    with FakeLLM(script) as server:
+        run(pipeline(tmp_path, [forecast_row()], server))
+    assert set(during) == {(YOUNG_GENERATION, True)}
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
 
 
 def test_a_false_verdict_discards_with_the_judges_reason(tmp_path):
