@@ -32,14 +32,18 @@ def serve(
     first_request: multiprocessing.Value,
     last_reply: multiprocessing.Value,
     prompts: str,
+    arrivals: str,
 ) -> None:
     from funreason_refine.testing.fake_llm import FakeLLM, Reply
 
     rng = random.Random(0)
     written = open(prompts, "w", encoding="utf-8")  # the messages of every request, while the engine runs
+    arrived = open(arrivals, "a", encoding="utf-8")  # "<model> <arrival time>" of every request (emptied between loops)
 
     def script(request):
         now = time.time()
+        arrived.write(f"{request.model} {now}\n")
+        arrived.flush()
         if request.model != "bare":
             written.write(json.dumps(request.messages) + "\n")
             written.flush()  # read by the bare loop's process, while this one still runs
@@ -91,6 +95,13 @@ print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summar
 """
 
 
+def steady_rate(arrivals: Path, model: str) -> float:
+    """Calls/s between the 10th and 90th percentile of the arrivals of ``model``'s requests."""
+    times = sorted(float(line.split()[1]) for line in arrivals.read_text().splitlines() if line.split()[0] == model)
+    low, high = len(times) // 10, 9 * len(times) // 10
+    return (high - low) / (times[high] - times[low])
+
+
 def run_measured(code: str, *args: str) -> tuple[str, float, float]:
     """(stdout, CPU seconds, peak RSS MiB) of a fresh Python process."""
     proc = subprocess.Popen(
@@ -120,7 +131,11 @@ def main() -> None:
     runs = HERE / "runs"
     runs.mkdir(exist_ok=True)
     prompts = runs / f"judge-{args.records}-prompts.jsonl"
-    server = multiprocessing.Process(target=serve, args=(queue, first_request, last_reply, str(prompts)), daemon=True)
+    arrivals = runs / f"judge-{args.records}-arrivals.txt"
+    arrivals.write_text("")
+    server = multiprocessing.Process(
+        target=serve, args=(queue, first_request, last_reply, str(prompts), str(arrivals)), daemon=True
+    )
     server.start()
     api_base = queue.get(timeout=30)
     try:
@@ -137,13 +152,16 @@ def main() -> None:
         engine = json.loads(line)
         engine_first = first_request.value - float(started)
         engine_serving = last_reply.value - first_request.value
+        engine_steady = steady_rate(arrivals, "fake")
         calls = engine["calls"]
-        bare = {}
+        bare, steady = {}, {}
         for name, sent in (("same prompts", str(prompts)), ("one-line prompts", "-")):
             first_request.value = last_reply.value = 0.0
             bare_out, bare_cpu, bare_mb = run_measured(BARE, api_base, str(calls), str(args.concurrency), sent)
             bare_started, bare_seconds = (float(x) for x in bare_out.split())
             bare[name] = (bare_seconds, last_reply.value - first_request.value, bare_cpu, bare_mb)
+            steady[name] = steady_rate(arrivals, "bare")
+            arrivals.write_text("")  # the next loop's arrivals only
         bare_first = first_request.value - bare_started
     finally:
         server.terminate()
@@ -151,21 +169,24 @@ def main() -> None:
     print(f"records={args.records} concurrency={args.concurrency} judge calls={calls} outcomes={engine['outcomes']}")
     print(
         "| | process wall | serving (first request to last reply) | calls/s while serving | of ideal | "
-        "CPU per call | peak RSS |"
+        "steady calls/s (10-90% of arrivals) | CPU per call | peak RSS |"
     )
-    print("|---|---|---|---|---|---|---|")
-    rows = [("refine run (5 judged stages)", engine["seconds"], engine_serving, engine_cpu, engine_mb)]
-    rows += [(f"bare litellm.acompletion loop, {name}", *figures) for name, figures in bare.items()]
-    for name, wall, serving, cpu, mb in rows:
+    print("|---|---|---|---|---|---|---|---|")
+    rows = [("refine run (5 judged stages)", engine["seconds"], engine_serving, engine_steady, engine_cpu, engine_mb)]
+    rows += [
+        (f"bare litellm.acompletion loop, {name}", wall, serving, steady[name], cpu, mb)
+        for name, (wall, serving, cpu, mb) in bare.items()
+    ]
+    for name, wall, serving, rate_steady, cpu, mb in rows:
         rate = calls / serving
         print(
-            f"| {name} | {wall:.1f} s | {serving:.1f} s | {rate:.1f} | {rate / ideal:.0%} | "
+            f"| {name} | {wall:.1f} s | {serving:.1f} s | {rate:.1f} | {rate / ideal:.0%} | {rate_steady:.1f} | "
             f"{cpu / calls * 1000:.2f} ms | {mb:.0f} MiB |"
         )
     for name, (_, serving, cpu, _) in bare.items():
         print(
-            f"against the bare loop with {name}: calls/s {serving / engine_serving:.1%}, "
-            f"CPU per call {engine_cpu / cpu:.2f}x"
+            f"against the bare loop with {name}: calls/s {serving / engine_serving:.1%} "
+            f"(steady {engine_steady / steady[name]:.1%}), CPU per call {engine_cpu / cpu:.2f}x"
         )
     print(
         f"first request at the server after process start (imports included): refine run {engine_first:.2f} s, "

@@ -2,15 +2,23 @@
 
 A re-run of a finished pipeline makes no judge call; changing one stage's prompt re-asks only
 that stage. SQLite (standard library) gives atomic writes that survive a crash mid-run.
+
+Answers are written half a second's worth at a time, in one transaction: a write per answer had
+the event loop give up the GIL for each one, to the threads where LiteLLM logs each answer, at
+about 1 ms of a judged run's time per call (docs/benchmarks.md). A crash (SIGKILL, out of memory,
+power) loses at most the answers of the last half second, which the resumed run asks again;
+Ctrl-C, SIGTERM and every other end of a run write them all.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 FILE = "judge_cache.sqlite"
+WRITE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,15 @@ class AnswerCache:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
         if "seconds" not in columns:  # a cache written before call times were kept
             self._db.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
+        # Whether answers of earlier runs are here (only those can be under a key of an older version).
+        self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
+        self._unwritten: dict[str, Cached] = {}
+        self._written_at = time.monotonic()
 
     def get(self, key: str) -> Cached | None:
+        unwritten = self._unwritten.get(key)
+        if unwritten is not None:
+            return unwritten
         row = self._db.execute(
             "SELECT text, prompt_tokens, completion_tokens, cost, seconds FROM answers WHERE key = ?", (key,)
         ).fetchone()
@@ -47,11 +62,29 @@ class AnswerCache:
         return Cached(text, prompt_tokens, completion_tokens, cost, seconds or 0.0)
 
     def put(self, key: str, answer: Cached) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO answers (key, text, prompt_tokens, completion_tokens, cost, seconds) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds),
-        )
+        """Keep an answer; written with the others of the last half second (or by :meth:`write`, :meth:`close`)."""
+        self._unwritten[key] = answer
+        if time.monotonic() - self._written_at >= WRITE_SECONDS:
+            self.write()
+
+    def write(self) -> None:
+        """Write the answers kept since the last write, in one transaction."""
+        self._written_at = time.monotonic()
+        if not self._unwritten:
+            return
+        rows = [
+            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds)
+            for key, answer in self._unwritten.items()
+        ]
+        with self._db:  # one transaction (isolation_level None: begun here by hand)
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO answers (key, text, prompt_tokens, completion_tokens, cost, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._unwritten.clear()
 
     def close(self) -> None:
+        self.write()
         self._db.close()

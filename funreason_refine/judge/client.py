@@ -298,9 +298,10 @@ class LLMClient:
     def _cached(self, settings: ModelSettings, messages: list[dict[str, str]], variant: str, key: str) -> Cached | None:
         assert self.cache is not None
         hit = self.cache.get(key)
-        legacy = settings.legacy_cache_key(messages, variant) if hit is None else None
+        # Answers cached before the key left out the server can only be in a cache of earlier runs.
+        legacy = settings.legacy_cache_key(messages, variant) if hit is None and self.cache.inherited else None
         if legacy is not None:
-            hit = self.cache.get(legacy)  # cached before the key left out the server
+            hit = self.cache.get(legacy)
             if hit is not None:
                 self.cache.put(key, hit)
         return hit

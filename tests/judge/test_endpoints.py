@@ -212,10 +212,12 @@ def test_moving_a_judge_to_other_servers_keeps_its_cached_answers(tmp_path):
 
 
 def test_answers_cached_under_the_old_key_with_the_server_in_it_are_still_read(tmp_path):
-    cache = AnswerCache(tmp_path)
+    earlier = AnswerCache(tmp_path)  # a run of an older version, which kept the server in the key
     messages = [{"role": "user", "content": "Is this right?"}]
     s = settings(api_base="http://127.0.0.1:9/v1")  # nothing listens there: only the cache can answer
-    cache.put(s.legacy_cache_key(messages), Cached("<judge>True</judge><reason>old</reason>", 10, 5, 0.0))
+    earlier.put(s.legacy_cache_key(messages), Cached("<judge>True</judge><reason>old</reason>", 10, 5, 0.0))
+    earlier.close()
+    cache = AnswerCache(tmp_path)
     answer = asyncio.run(LLMClient(1, cache).complete(s, messages, "cot"))
     assert answer.cached and "old" in answer.text
     assert cache.get(s.cache_key(messages)) is not None  # copied under the new key
