@@ -1,6 +1,6 @@
 """Judged throughput over a fleet of judge servers, and what killing one of them costs.
 
-    python bench/bench_fleet.py [--records 2000] [--servers 4] [--slots 32]
+    python bench/bench_fleet.py [--records 2000] [--servers 4] [--slots 32] [--shards 1]
 
 Each FakeLLM server runs in its own process, holds at most --slots requests at a time (the
 rest queue, as vLLM queues beyond its batch) and answers <judge>True</judge> after a delay drawn
@@ -15,6 +15,11 @@ one [[judge.endpoints]] table per server (max_concurrency = --slots), twice:
    (no record in errors.jsonl) and the outcome files byte for byte those of run 1;
 3. for reference, what this machine's CPUs allow: the same run against ONE server holding all
    the slots (servers x slots), as bench/bench_judge.py measures it.
+
+With ``--shards N`` each run is N processes of ``refine run PIPELINE --shard I/N`` side by side (what
+a Slurm array or the Ray executor runs), merged by ``refine merge`` when all are done: one engine
+process is one event loop on one core, and at 128 calls in flight it is the limit on this
+machine (run 3 shows it). Their CPU is counted as the engine's.
 
 Answers are counted at the servers (each copies its count of 200 replies into shared memory
 every 50 ms), so neither side's imports count. Prints a Markdown table.
@@ -69,6 +74,21 @@ print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summar
                   "retries": result.summary["judge"]["retries"], "outcomes": result.summary["outcomes"]}))
 """
 
+SHARDS = """
+import json, subprocess, sys, time
+start = time.perf_counter()
+path, shards = sys.argv[1], int(sys.argv[2])
+refine = [sys.executable, "-c", "from funreason_refine.cli import main; main()"]
+runs = [subprocess.Popen([*refine, "run", path, "--shard", f"{i}/{shards}"], stdout=subprocess.DEVNULL)
+        for i in range(shards)]
+failed = [run.wait() for run in runs]
+if any(failed) or subprocess.run([*refine, "merge", sys.argv[3]], stdout=subprocess.DEVNULL).returncode:
+    sys.exit(f"a shard or the merge failed (shards: {failed})")
+summary = json.load(open(sys.argv[3] + "/summary.json"))
+print(json.dumps({"seconds": time.perf_counter() - start, "calls": summary["judge"]["calls"],
+                  "retries": summary["judge"]["retries"], "outcomes": summary["outcomes"]}))
+"""
+
 
 class Fleet:
     def __init__(self, servers: int, slots: int):
@@ -112,11 +132,12 @@ def pipeline(data: Path, out_dir: Path, api_bases: list[str], slots: int) -> Pat
     return path
 
 
-def run_engine(path: Path, fleet: Fleet, kill_at: float | None) -> dict:
-    """Run the engine in its own process while sampling the servers' counts every 0.1 s."""
+def run_engine(path: Path, fleet: Fleet, kill_at: float | None, shards: int) -> dict:
+    """Run the engine in its own process (or its shards, in theirs) while sampling the servers' counts every 0.1 s."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    code = [ENGINE, str(path)] if shards == 1 else [SHARDS, str(path), str(shards), str(path.with_suffix(""))]
     proc = subprocess.Popen(
-        [sys.executable, "-c", ENGINE, str(path)],
+        [sys.executable, "-c", *code],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "OPENAI_API_KEY": "sk-bench"},
@@ -142,12 +163,15 @@ def run_engine(path: Path, fleet: Fleet, kill_at: float | None) -> dict:
     return result
 
 
-def scenario(data: Path, out_dir: Path, servers: int, slots: int, kill_at: float | None = None) -> dict:
+def scenario(data: Path, out_dir: Path, servers: int, slots: int, shards: int, kill_at: float | None = None) -> dict:
     """One run against fresh servers; adds the servers' CPU seconds (reaped when they close)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     fleet = Fleet(servers, slots)
     try:
-        result = run_engine(pipeline(data, out_dir, fleet.api_bases, slots), fleet, kill_at)
+        # Each shard may fill every server: a server queues what is over its slots (as vLLM does), and
+        # a shard that finishes first leaves the whole of each server to the others (with a share of
+        # the slots each, the last shard to finish would run on its share alone).
+        result = run_engine(pipeline(data, out_dir, fleet.api_bases, slots), fleet, kill_at, shards)
     finally:
         fleet.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -166,6 +190,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--servers", type=int, default=4)
     parser.add_argument("--slots", type=int, default=32)
+    parser.add_argument("--shards", type=int, default=1)
     args = parser.parse_args()
     data = HERE / "data" / f"judge-{args.records}.jsonl"
     if not data.exists():
@@ -175,15 +200,18 @@ def main() -> None:
     ideal = args.servers * args.slots / 1.0  # calls/s: slots over the mean latency, summed
     survivors = (args.servers - 1) * args.slots / 1.0
 
-    whole = scenario(data, runs / "fleet-all", args.servers, args.slots)
-    cut = scenario(data, runs / "fleet-kill", args.servers, args.slots, kill_at=whole["served"] / 3)
-    one = scenario(data, runs / "fleet-one", 1, args.servers * args.slots)
+    whole = scenario(data, runs / "fleet-all", args.servers, args.slots, args.shards)
+    cut = scenario(data, runs / "fleet-kill", args.servers, args.slots, args.shards, kill_at=whole["served"] / 3)
+    one = scenario(data, runs / "fleet-one", 1, args.servers * args.slots, args.shards)
 
     same = all(
         (runs / "fleet-all" / f"{k}.jsonl").read_bytes() == (runs / "fleet-kill" / f"{k}.jsonl").read_bytes()
         for k in OUTCOMES
     )
-    print(f"records={args.records} servers={args.servers} x {args.slots} slots, latency U(0.5, 1.5) s")
+    print(
+        f"records={args.records} servers={args.servers} x {args.slots} slots, latency U(0.5, 1.5) s, "
+        f"engine processes: {args.shards}"
+    )
     print(f"judge calls={whole['calls']} outcomes={whole['outcomes']}")
     print(
         "| run | calls/s (measured span) | ideal | of ideal | errors.jsonl | retries | engine CPU per call | "
