@@ -253,6 +253,7 @@ class Batcher:
                     failed[str(row.get("custom_id"))] = answer
         for key, answer in answered.items():
             self.cache.put(key, answer)
+        self.cache.write()  # on disk before the journal says collected: a crash between them must not lose them
         counts = {"answered": len(answered), "failed": len(failed)}
         self.journal.note({"event": "collected", "batch": batch, "status": status.status, **counts})
         missing = [line for line in lines if line["custom_id"] not in answered and line["custom_id"] not in failed]

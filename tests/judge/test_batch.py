@@ -4,6 +4,7 @@ resumed after a kill without paying twice."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +17,8 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import RefineError
-from funreason_refine.judge import batch
+from funreason_refine.judge import batch, cache
+from funreason_refine.judge.cache import FILE
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import write_jsonl, xlam_row
 
@@ -107,6 +109,24 @@ def test_a_batch_run_submits_waves_and_keeps_what_an_ordinary_run_keeps(tmp_path
     assert any((s.get("batches") or {}).get("in_progress") for s in seen), "progress shows batches in flight"
     events = Counter(e["event"] for e in journal(tmp_path / "batch" / "run"))
     assert events == {"run": 1, "input": 5, "uploaded": 5, "submitted": 5, "collected": 5}
+
+
+def test_a_collected_batch_is_in_the_cache_file_before_the_journal_says_so(tmp_path, monkeypatch):
+    """A kill right after the journal's "collected" line must not lose the answers (they are not asked again)."""
+    on_disk_when_noted = []
+    note = batch.BatchJournal.note
+
+    def checked(self, event):
+        if event["event"] == "collected":
+            with sqlite3.connect(self.folder.parent / FILE) as db:  # a second reader, as a resumed run
+                on_disk_when_noted.append(db.execute("SELECT count(*) FROM answers").fetchone()[0])
+        note(self, event)
+
+    monkeypatch.setattr(batch.BatchJournal, "note", checked)
+    monkeypatch.setattr(cache, "WRITE_SECONDS", 3600.0)  # nothing written by time during the test
+    with FakeLLM(script) as server:
+        run_pipeline(load_pipeline(pipeline(tmp_path, server)))
+    assert on_disk_when_noted == [4, 8, 11, 14, 17]  # each wave's answers (4, 4, 3, 3, 3) by its collected line
 
 
 def run_until_submitted(path, folder):
