@@ -3,17 +3,18 @@
 A re-run of a finished pipeline makes no judge call; changing one stage's prompt re-asks only
 that stage. SQLite (standard library) gives atomic writes that survive a crash mid-run.
 
-Answers are written half a second's worth at a time, in one transaction: a write per answer had
-the event loop give up the GIL for each one, to the threads where LiteLLM logs each answer, at
-about 1 ms of a judged run's time per call (docs/benchmarks.md). A crash (SIGKILL, out of memory,
-power) loses at most the answers of the last half second, which the resumed run asks again;
-Ctrl-C, SIGTERM and every other end of a run write them all.
+In a run (an event loop), an answer is written at most half a second after it came, with the
+others of that half second in one transaction: a write per answer had the event loop give up the
+GIL for each one, to the threads where LiteLLM logs each answer, at about 1 ms of a judged run's
+time per call (docs/benchmarks.md). A crash (SIGKILL, out of memory, power) loses at most the
+answers of the last half second, which the resumed run asks again; Ctrl-C, SIGTERM and every
+other end of a run write them all. Outside an event loop an answer is written at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,8 @@ class AnswerCache:
         # Whether answers of earlier runs are here (only those can be under a key of an older version).
         self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
         self._unwritten: dict[str, Cached] = {}
-        self._written_at = time.monotonic()
+        self._due: asyncio.TimerHandle | None = None  # the write of the answers kept, half a second after the first
+        self._closed = False
 
     def get(self, key: str) -> Cached | None:
         unwritten = self._unwritten.get(key)
@@ -62,14 +64,25 @@ class AnswerCache:
         return Cached(text, prompt_tokens, completion_tokens, cost, seconds or 0.0)
 
     def put(self, key: str, answer: Cached) -> None:
-        """Keep an answer; written with the others of the last half second (or by :meth:`write`, :meth:`close`)."""
+        """Keep an answer: written within half a second in an event loop (or by :meth:`write`, :meth:`close`),
+        at once outside one."""
+        if self._closed:
+            raise RuntimeError("an answer was given to a closed answer cache")
         self._unwritten[key] = answer
-        if time.monotonic() - self._written_at >= WRITE_SECONDS:
+        if self._due is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self.write()
+            return
+        self._due = loop.call_later(WRITE_SECONDS, self.write)
 
     def write(self) -> None:
         """Write the answers kept since the last write, in one transaction."""
-        self._written_at = time.monotonic()
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
         if not self._unwritten:
             return
         rows = [
@@ -87,4 +100,5 @@ class AnswerCache:
 
     def close(self) -> None:
         self.write()
+        self._closed = True
         self._db.close()

@@ -1,7 +1,9 @@
+import asyncio
 import sqlite3
 import subprocess
 import sys
-from types import SimpleNamespace
+
+import pytest
 
 from funreason_refine.judge import cache as cache_module
 from funreason_refine.judge.cache import FILE, AnswerCache, Cached
@@ -15,38 +17,58 @@ def rows_on_disk(folder) -> set[str]:
         return {key for (key,) in db.execute("SELECT key FROM answers")}
 
 
-def test_an_answer_is_read_back_at_once_and_written_half_a_second_later_in_one_go(tmp_path, monkeypatch):
-    clock = iter([100.0, 100.1, 100.3, 100.6, 100.7, 100.8])  # open, three puts, the write, the close
-    monkeypatch.setattr(cache_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+def test_in_a_run_answers_are_read_back_at_once_and_written_together_soon_after(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "WRITE_SECONDS", 0.2)
+    cache = AnswerCache(tmp_path)
+
+    async def run() -> tuple[set[str], set[str]]:
+        cache.put("a", ANSWER)
+        cache.put("b", ANSWER)
+        assert cache.get("a") == ANSWER and cache.get("missing") is None  # kept, not yet written
+        held = rows_on_disk(tmp_path)
+        await asyncio.sleep(0.5)  # no answer comes after them: they are written all the same
+        return held, rows_on_disk(tmp_path)
+
+    held, written = asyncio.run(run())
+    assert (held, written) == (set(), {"a", "b"})
+    cache.close()
+
+
+def test_outside_a_run_an_answer_is_written_at_once(tmp_path):
     cache = AnswerCache(tmp_path)
     cache.put("a", ANSWER)
-    cache.put("b", ANSWER)
-    assert cache.get("a") == ANSWER and rows_on_disk(tmp_path) == set()  # kept, not yet written
-    cache.put("c", ANSWER)  # 0.6 s after the last write: all three are written together
-    assert rows_on_disk(tmp_path) == {"a", "b", "c"}
-    assert cache.get("c") == ANSWER and cache.get("missing") is None
+    assert rows_on_disk(tmp_path) == {"a"}
     cache.close()
 
 
 def test_closing_writes_what_is_kept_and_a_reopened_cache_knows_it_has_earlier_answers(tmp_path):
     cache = AnswerCache(tmp_path)
     assert not cache.inherited
-    cache.put("a", ANSWER)
-    cache.close()
+
+    async def run() -> None:
+        cache.put("a", ANSWER)
+        cache.close()  # before its write was due
+
+    asyncio.run(run())
     again = AnswerCache(tmp_path)
     assert again.inherited and again.get("a") == ANSWER
     again.close()
+    with pytest.raises(RuntimeError, match="closed answer cache"):
+        again.put("b", ANSWER)
 
 
 def test_a_crash_loses_only_the_answers_not_yet_written(tmp_path):
     code = (
-        "import os, sys\n"
-        "from funreason_refine.judge.cache import AnswerCache, Cached\n"
-        "cache = AnswerCache(__import__('pathlib').Path(sys.argv[1]))\n"
-        "cache.put('early', Cached('yes', 1, 1, 0.0))\n"
-        "cache.write()\n"
-        "cache.put('late', Cached('yes', 1, 1, 0.0))\n"
-        "os._exit(9)\n"  # killed: no close
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from funreason_refine.judge.cache import WRITE_SECONDS, AnswerCache, Cached\n"
+        "async def run():\n"
+        "    cache = AnswerCache(Path(sys.argv[1]))\n"
+        "    cache.put('early', Cached('yes', 1, 1, 0.0))\n"
+        "    await asyncio.sleep(WRITE_SECONDS + 0.3)\n"
+        "    cache.put('late', Cached('yes', 1, 1, 0.0))\n"
+        "    os._exit(9)\n"  # killed: no close, the late answer not yet due
+        "asyncio.run(run())\n"
     )
     died = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
     assert died.returncode == 9
