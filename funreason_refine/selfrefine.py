@@ -71,11 +71,7 @@ async def sample_round(
     try:
         rows = await asyncio.gather(*(one(r, k) for r in queries for k in range(source.samples)))
     finally:
-        if client.cache is not None:
-            client.cache.write()  # before anything that a second Ctrl-C could interrupt
         await client.aclose()
-        if client.cache is not None:
-            client.cache.close()
     candidates = [r for r in rows if "error" not in r]
     errors = [r for r in rows if "error" in r]
     tmp = folder / "candidates.jsonl.tmp"

@@ -253,15 +253,14 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     ]
     rows.append(xlam_row("dup-30", cot="get_weather for Paris", query="Weather in Paris, item 30?"))
 
-    arrivals: list[float] = []
-    answered: list[tuple[float, str]] = []  # when each reply left the server, and its request's messages
+    delay = 0.2
+    asked: list[tuple[float, str]] = []  # when each request came to the server, and its messages
 
     def script(r):
-        arrivals.append(time.monotonic())
-        answered.append((time.monotonic() + 0.2, json.dumps(r.messages)))
+        asked.append((time.monotonic(), json.dumps(r.messages)))
         return Reply(
             text="<judge>False</judge><reason>no</reason>" if "item 1?" in r.prompt or "item 2" in r.prompt else YES,
-            delay=0.2,
+            delay=delay,
         )
 
     env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
@@ -278,10 +277,10 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
         )
         calls_reference = len(server.requests)
         crashed = tmp_path / "crashed"
-        kills = []
+        kills: list[float] = []  # when each run that was still going was killed
         due: set[str] = set()  # prompts answered long enough before a kill that their answers must be on disk
         for kill_after in (20, 60, 110):  # judge requests seen by the server before the kill
-            before, answered_before = len(server.requests), len(answered)
+            before = len(server.requests)
             proc = subprocess.Popen(
                 [sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)],
                 env=env,
@@ -291,13 +290,13 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
             deadline = time.monotonic() + 60
             while len(server.requests) - before < kill_after and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
-            if proc.poll() is None:
-                kills.append((time.monotonic(), len(server.requests) - before))
+            killed = proc.poll() is None  # False when the run ended before kill_after requests
+            kills += [time.monotonic()] if killed else []
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            if kills and kills[-1][1] == len(server.requests) - before:  # this run was killed
-                cutoff = kills[-1][0] - WRITE_SECONDS - 0.7  # 0.7 s for the client to take the reply
-                due |= {messages for at, messages in answered[answered_before:] if at <= cutoff}
+            if killed:
+                cutoff = kills[-1] - WRITE_SECONDS - 0.7  # 0.7 s for the client to take the reply
+                due |= {messages for at, messages in asked[before:] if at + delay <= cutoff}
                 with sqlite3.connect(crashed / "judge_cache.sqlite") as db:  # what a resumed run finds
                     assert db.execute("SELECT count(*) FROM answers").fetchone()[0] >= len(due)
         final = subprocess.run(
@@ -321,7 +320,7 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
     assert len(due) >= 10, "the runs were killed late enough to have answers due on disk"
     # Cached answers are never asked again: only the calls in flight at each kill (4 slots) and those
     # answered in its last half second.
-    unwritten = sum(1 for kill, _ in kills for t in arrivals if kill - WRITE_SECONDS - 0.5 < t <= kill)
+    unwritten = sum(1 for kill in kills for at, _ in asked if kill - WRITE_SECONDS - 0.5 < at <= kill)
     assert calls_total <= calls_reference + len(kills) * 4 + unwritten
 
 

@@ -22,9 +22,9 @@ def cached_answer(cache: AnswerCache | None, call: Call) -> Cached | None:
     """The cache's answer to ``call``, looked up as a run looks it up (also under its key of old)."""
     if cache is None:
         return None
-    hit = cache.get(call.settings.cache_key(call.messages, call.variant))
-    legacy = call.settings.legacy_cache_key(call.messages, call.variant) if hit is None else None
-    return cache.get(legacy) if legacy is not None else hit
+    key = call.settings.cache_key(call.messages, call.variant)
+    hit, _ = cache.find(key, lambda: call.settings.legacy_cache_key(call.messages, call.variant))
+    return hit
 
 
 def first_calls(calls: list[Call], per_key: int) -> list[Call]:
@@ -44,8 +44,7 @@ async def probe(calls: list[Call], run_dir: Path, concurrency: int) -> None:
     try:
         await asyncio.gather(*(client.complete(c.settings, c.messages, c.stage, variant=c.variant) for c in calls))
     finally:
-        if client.cache is not None:
-            client.cache.close()
+        await client.aclose()
 
 
 def measured(calls: list[Call], cache: AnswerCache | None, count: object) -> dict[Key, Answers]:

@@ -75,11 +75,7 @@ class JudgedExecutor(Executor):
             with fewer_collections():  # entered after LiteLLM's import, so that its objects are frozen too
                 return await self._refine_all(items, emit, client, judges)
         finally:
-            if client.cache is not None:
-                client.cache.write()  # before anything that a second Ctrl-C could interrupt
             await client.aclose()
-            if client.cache is not None:
-                client.cache.close()
 
     async def _refine_all(
         self, items: Iterator[RawItem], emit: Emit, client: LLMClient, judges: JudgeRunner

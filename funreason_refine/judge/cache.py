@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,17 @@ class AnswerCache:
             return None
         text, prompt_tokens, completion_tokens, cost, seconds = row
         return Cached(text, prompt_tokens, completion_tokens, cost, seconds or 0.0)
+
+    def find(self, key: str, old_key: Callable[[], str | None]) -> tuple[Cached | None, bool]:
+        """The answer under ``key``; in a cache that held answers when it was opened, else under
+        ``old_key()`` (the key an older version gave it, None when it gave none). Returns the answer
+        and whether it was found under the old key."""
+        hit = self.get(key)
+        if hit is not None or not self.inherited:
+            return hit, False
+        old = old_key()
+        hit = self.get(old) if old is not None else None
+        return hit, hit is not None
 
     def put(self, key: str, answer: Cached) -> None:
         """Keep an answer: written within half a second in an event loop (or by :meth:`write`, :meth:`close`),

@@ -287,9 +287,16 @@ class LLMClient:
         return Answer(got.text, cached=False)
 
     async def aclose(self) -> None:
-        """Stop what runs in the background (batches followed); the cache stays open for its owner to close."""
-        if self._batcher is not None:
-            await self._batcher.aclose()
+        """Write the answers the cache holds, stop what runs in the background (batches followed), close
+        the cache."""
+        if self.cache is not None:
+            self.cache.write()  # first: a second Ctrl-C may interrupt what follows
+        try:
+            if self._batcher is not None:
+                await self._batcher.aclose()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
 
     def batch_counts(self) -> dict[str, int] | None:
         """Batch jobs submitted, in progress and done so far; None when no call went as a batch."""
@@ -297,13 +304,9 @@ class LLMClient:
 
     def _cached(self, settings: ModelSettings, messages: list[dict[str, str]], variant: str, key: str) -> Cached | None:
         assert self.cache is not None
-        hit = self.cache.get(key)
-        # Answers cached before the key left out the server can only be in a cache of earlier runs.
-        legacy = settings.legacy_cache_key(messages, variant) if hit is None and self.cache.inherited else None
-        if legacy is not None:
-            hit = self.cache.get(legacy)
-            if hit is not None:
-                self.cache.put(key, hit)
+        hit, under_old_key = self.cache.find(key, lambda: settings.legacy_cache_key(messages, variant))
+        if hit is not None and under_old_key:
+            self.cache.put(key, hit)  # cached before the key left out the server: kept under today's key too
         return hit
 
     async def _call_with_retries(

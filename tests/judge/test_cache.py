@@ -73,3 +73,18 @@ def test_a_crash_loses_only_the_answers_not_yet_written(tmp_path):
     died = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
     assert died.returncode == 9
     assert rows_on_disk(tmp_path) == {"early"}  # the late answer is asked again by the resumed run
+
+
+def test_the_key_of_an_older_version_is_looked_up_only_in_a_cache_of_earlier_runs(tmp_path):
+    def never() -> str:
+        raise AssertionError("a cache begun by this run holds nothing under an older key")
+
+    fresh = AnswerCache(tmp_path)
+    assert fresh.find("new", never) == (None, False)
+    fresh.put("old", ANSWER)
+    fresh.close()
+    earlier = AnswerCache(tmp_path)
+    assert earlier.find("new", lambda: "old") == (ANSWER, True)
+    assert earlier.find("old", never) == (ANSWER, False)
+    assert earlier.find("other", lambda: None) == (None, False)
+    earlier.close()
