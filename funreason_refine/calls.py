@@ -186,6 +186,24 @@ def parses_back(text: str, calls: list[FunctionCall]) -> bool:
     return True
 
 
+# Python's parser refuses more than 200 nested brackets; a count of the opening ones bounds the depth.
+_MAX_BRACKETS = 190
+
+
+def parses_back_as_rendered(text: str) -> bool:
+    """Whether ``text``, as ``render_calls`` wrote it, is known to parse back to the same calls
+    without parsing it: a speed trick, worth a fifth of a rules-only run (docs/benchmarks.md).
+
+    What can break a rendered text's round trip is what Python's parser does to non-ASCII source
+    (lone surrogates are refused; identifiers are NFKC-normalised, so ``ﬁle`` reads back as
+    ``file``), its nesting limit, and MAX_CALL_TEXT; an ASCII text of few brackets meets none of
+    them. False means "parse it": ``parses_back`` decides. tests/test_calls.py holds this to the
+    parser on generated calls.
+    """
+    brackets = text.count("[") + text.count("{") + text.count("(")
+    return text.isascii() and len(text) <= MAX_CALL_TEXT and brackets < _MAX_BRACKETS
+
+
 def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
     if len(text) > MAX_CALL_TEXT:
         raise CallSyntaxError(f"call text is {len(text)} characters, over {MAX_CALL_TEXT}")

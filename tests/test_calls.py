@@ -178,3 +178,58 @@ def test_the_literal_fast_paths_agree_with_literal_eval(value):
 def test_infinite_or_non_json_literals_are_refused_on_every_path(text):
     with pytest.raises(CallSyntaxError):
         parse_calls(f"[f(x={text})]")
+
+
+# --- the format stage's speed trick: texts known to parse back without parsing them ---
+
+names = st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True) | st.sampled_from(
+    ["ﬁle", "café", "ℌ", "__debug__", "match", "_", "x²", "Ⅸ", "ａ"]  # NFKC-changed, non-ASCII, soft keywords
+)
+odd_values = st.sampled_from(["\ud800", "é", "\u2028", "\x00", "\\", '"', "(", "[[[", "{"]) | (
+    st.integers(1, 5) | st.integers(185, 205)
+).map(lambda depth: json.loads("[" * depth + "]" * depth))  # around the parser's nesting limit
+
+
+def _renders(calls):
+    try:
+        return render_calls(calls)
+    except CallSyntaxError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(names, min_size=1, max_size=2).map(".".join),
+            st.dictionaries(names, json_values | odd_values, max_size=4),
+        ),
+        max_size=3,
+    )
+)
+def test_texts_known_to_parse_back_do_parse_back(pairs):
+    from funreason_refine.calls import parses_back, parses_back_as_rendered
+
+    calls = [FunctionCall(name=name, arguments=arguments) for name, arguments in pairs]
+    text = _renders(calls)
+    if text is not None and parses_back_as_rendered(text):
+        assert parses_back(text, calls)
+
+
+@pytest.mark.parametrize(
+    "call, known",
+    [
+        (FunctionCall(name="get_weather", arguments={"city": "Paris", "days": [1, 2], "opts": {"a": None}}), True),
+        (FunctionCall(name="ﬁle", arguments={}), False),  # Python reads the name as "file"
+        (FunctionCall(name="f", arguments={"x": "\ud800"}), False),  # not encodable as UTF-8
+        (FunctionCall(name="f", arguments={"x": json.loads("[" * 199 + "]" * 199)}), False),  # over 200 levels
+        (FunctionCall(name="f", arguments={"x": "München"}), False),  # fine, but only the parser says so
+    ],
+)
+def test_only_plain_texts_skip_the_parse(call, known):
+    from funreason_refine.calls import parses_back, parses_back_as_rendered
+
+    text = render_calls([call])
+    assert parses_back_as_rendered(text) is known
+    if known:
+        assert parses_back(text, [call])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from funreason_refine.calls import parses_back, render_calls
+from funreason_refine.calls import parses_back, parses_back_as_rendered, render_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.record import Record, Verdict
+from funreason_refine.record import FunctionCall, Record, Verdict
 from funreason_refine.stages.base import Stage
 from funreason_refine.targets import render_target
 
@@ -25,11 +25,18 @@ class Format(Stage):
                 text = render_calls(record.calls)
             except CallSyntaxError as exc:
                 return Verdict.discard("unrenderable_call", str(exc))
-            try:
-                same = parses_back(text, record.calls)
-            except CallSyntaxError as exc:
-                return Verdict.discard("round_trip_mismatch", f"{text[:200]} does not parse back: {exc}")
-            if not same:
-                return Verdict.discard("round_trip_mismatch", f"{text[:200]} parses back to different calls")
+            problem = _round_trip_problem(text, record.calls)
+            if problem:
+                return Verdict.discard("round_trip_mismatch", f"{text[:200]} {problem}")
         target = render_target(record, text)
         return Verdict.passed(record=record.model_copy(update={"target": target}))
+
+
+def _round_trip_problem(text: str, calls: list[FunctionCall]) -> str | None:
+    if parses_back_as_rendered(text):
+        return None
+    try:
+        same = parses_back(text, calls)
+    except CallSyntaxError as exc:
+        return f"does not parse back: {exc}"
+    return None if same else "parses back to different calls"

@@ -1,5 +1,7 @@
 """Every reason code of the five built-in stages, on literal records."""
 
+import json
+
 import pytest
 
 from funreason_refine.stages.classification import Classification
@@ -350,6 +352,8 @@ def test_format_renders_the_training_target():
         ([call("f", **{"max-results": 3})], "unrenderable_call"),
         ('[{"name": "f", "arguments": {"x": NaN}}]', "unrenderable_call"),
         ('[{"name": "f", "arguments": {"x": "bad \\ud800"}}]', "round_trip_mismatch"),
+        ([call("ﬁle")], "round_trip_mismatch"),  # Python reads the name back as "file"
+        ([call("f", x=json.loads("[" * 199 + "]" * 199))], "round_trip_mismatch"),  # parser's nesting limit
     ],
 )
 def test_format_discards(answers, reason):
