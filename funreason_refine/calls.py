@@ -192,7 +192,7 @@ _MAX_BRACKETS = 190
 
 def parses_back_as_rendered(text: str) -> bool:
     """Whether ``text``, as ``render_calls`` wrote it, is known to parse back to the same calls
-    without parsing it: a speed trick, worth a fifth of a rules-only run (docs/benchmarks.md).
+    without parsing it: a speed trick, 23% of a rules-only run's CPU (docs/benchmarks.md).
 
     What can break a rendered text's round trip is what Python's parser does to non-ASCII source
     (lone surrogates are refused; identifiers are NFKC-normalised, so ``ﬁle`` reads back as
