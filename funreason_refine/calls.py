@@ -27,32 +27,44 @@ _json_string = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def render_value(value: Any) -> str:
-    """Render a JSON value as a Python literal (strings double-quoted, True/False/None)."""
+    """Render a JSON value as a Python literal (strings double-quoted, True/False/None).
+
+    JSON's own types only, exactly: a subclass may print as something else (numpy's float64 is
+    a float and prints as ``np.float64(1.5)``), and never parses back as itself.
+    """
+    kind = type(value)
     if value is None:
         return "None"
     if value is True:
         return "True"
     if value is False:
         return "False"
-    if isinstance(value, str):
+    if kind is str:
         # JSON string escapes are valid Python string escapes.
         return _json_string(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
+    if kind is int:
+        return _int_literal(value)
+    if kind is float:
         if not math.isfinite(value):
             raise CallSyntaxError(f"{value!r} has no Python literal")
         return repr(value)
-    if isinstance(value, list):
+    if kind is list:
         return "[" + ", ".join(render_value(v) for v in value) + "]"
-    if isinstance(value, dict):
+    if kind is dict:
         parts = []
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise CallSyntaxError(f"dict key {key!r} is not a string")
             parts.append(f"{render_value(key)}: {render_value(item)}")
         return "{" + ", ".join(parts) + "}"
-    raise CallSyntaxError(f"{type(value).__name__} value {value!r} is not JSON")
+    raise CallSyntaxError(f"{kind.__name__} value {value!r} is not JSON (str, int, float, bool, None, list or dict)")
+
+
+def _int_literal(value: int) -> str:
+    try:
+        return str(value)
+    except ValueError:  # over sys.get_int_max_str_digits(); Python's parser refuses it too
+        raise CallSyntaxError(f"an integer of {value.bit_length()} bits is too long to write as a literal") from None
 
 
 @memoize(16384)

@@ -1,4 +1,5 @@
 import json
+from collections import OrderedDict
 
 import pytest
 from hypothesis import given, settings
@@ -7,6 +8,15 @@ from hypothesis import strategies as st
 from funreason_refine.calls import MAX_CALL_TEXT, parse_calls, render_calls, render_value
 from funreason_refine.errors import CallSyntaxError
 from funreason_refine.record import FunctionCall
+
+
+class Float64(float):  # as numpy's float64: a float that prints as something else
+    def __repr__(self):
+        return f"np.float64({float(self)!r})"
+
+
+class Name(str):
+    pass
 
 
 def test_render_matches_the_papers_syntax():
@@ -105,9 +115,18 @@ def test_unrenderable_calls_say_why(call, message):
         render_calls([call])
 
 
-def test_render_value_rejects_non_json():
+@pytest.mark.parametrize(
+    "value", [object(), (1, 2), {1, 2}, {1: "a"}, pytest.param(10**5000, id="int-over-4300-digits")]
+)
+def test_render_value_rejects_non_json(value):
     with pytest.raises(CallSyntaxError):
-        render_value(object())
+        render_value(value)
+
+
+@pytest.mark.parametrize("value", [Float64(1.5), Name("x"), OrderedDict(a=1), [Name("x")], {"k": Float64(2.0)}])
+def test_render_value_takes_json_types_exactly_not_their_subclasses(value):
+    with pytest.raises(CallSyntaxError, match="is not JSON"):
+        render_value(value)
 
 
 json_values = st.recursive(
@@ -190,6 +209,9 @@ odd_values = st.sampled_from(["\ud800", "é", "\u2028", "\x00", "\\", '"', "(", 
 ).map(lambda depth: json.loads("[" * depth + "]" * depth))  # around the parser's nesting limit
 
 
+subclassed = st.sampled_from([Float64(1.5), Name("x"), OrderedDict(a=1), True])
+
+
 def _renders(calls):
     try:
         return render_calls(calls)
@@ -202,7 +224,7 @@ def _renders(calls):
     st.lists(
         st.tuples(
             st.lists(names, min_size=1, max_size=2).map(".".join),
-            st.dictionaries(names, json_values | odd_values, max_size=4),
+            st.dictionaries(names, json_values | odd_values | subclassed, max_size=4),
         ),
         max_size=3,
     )
