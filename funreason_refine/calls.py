@@ -76,11 +76,12 @@ _is_keyword = keyword.iskeyword
 
 
 def render_call(call: FunctionCall) -> str:
-    if not _is_dotted_name(call.name):
+    # Names are str exactly, as values are (render_value): a subclass could format as another name.
+    if type(call.name) is not str or not _is_dotted_name(call.name):
         raise CallSyntaxError(f"function name {call.name!r} is not a Python identifier")
     args = []
     for key, value in call.arguments.items():
-        if not key.isidentifier() or _is_keyword(key):
+        if type(key) is not str or not key.isidentifier() or _is_keyword(key):
             raise CallSyntaxError(f"parameter name {key!r} of {call.name} is not a Python identifier")
         args.append(f"{key}={render_value(value)}")
     return f"{call.name}({', '.join(args)})"

@@ -123,6 +123,23 @@ def test_render_value_rejects_non_json(value):
         render_value(value)
 
 
+class Renamed(str):  # formats as another name
+    def __format__(self, spec):
+        return "g"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        FunctionCall.model_construct(name=Renamed("f"), arguments={}),
+        FunctionCall.model_construct(name="f", arguments={Renamed("k"): 1}),
+    ],
+)
+def test_names_are_str_exactly(call):
+    with pytest.raises(CallSyntaxError, match="not a Python identifier"):
+        render_calls([call])
+
+
 @pytest.mark.parametrize("value", [Float64(1.5), Name("x"), OrderedDict(a=1), [Name("x")], {"k": Float64(2.0)}])
 def test_render_value_takes_json_types_exactly_not_their_subclasses(value):
     with pytest.raises(CallSyntaxError, match="is not JSON"):
@@ -204,9 +221,11 @@ def test_infinite_or_non_json_literals_are_refused_on_every_path(text):
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True) | st.sampled_from(
     ["ﬁle", "café", "ℌ", "__debug__", "match", "_", "x²", "Ⅸ", "ａ"]  # NFKC-changed, non-ASCII, soft keywords
 )
-odd_values = st.sampled_from(["\ud800", "é", "\u2028", "\x00", "\\", '"', "(", "[[[", "{"]) | (
-    st.integers(1, 5) | st.integers(185, 205)
-).map(lambda depth: json.loads("[" * depth + "]" * depth))  # around the parser's nesting limit
+odd_values = st.sampled_from(["\ud800", "é", "\u2028", "\x00", "\\", '"', "(", "[[[", "{"]) | st.builds(
+    lambda depth, kind: json.loads(kind[0] * depth + "1" + kind[1] * depth),
+    st.integers(1, 5) | st.integers(185, 205),
+    st.sampled_from([("[", "]"), ('{"k": ', "}")]),
+)  # nested lists or dicts, around the parser's nesting limit
 
 
 subclassed = st.sampled_from([Float64(1.5), Name("x"), OrderedDict(a=1), True])
@@ -246,6 +265,8 @@ def test_texts_known_to_parse_back_do_parse_back(pairs):
         (FunctionCall(name="f", arguments={"x": "\ud800"}), False),  # not encodable as UTF-8
         (FunctionCall(name="f", arguments={"x": json.loads("[" * 199 + "]" * 199)}), False),  # over 200 levels
         (FunctionCall(name="f", arguments={"x": "München"}), False),  # fine, but only the parser says so
+        (FunctionCall(name="f", arguments={"x": json.loads('{"k": ' * 199 + "1" + "}" * 199)}), False),
+        (FunctionCall(name="f", arguments={"x": "a" * (MAX_CALL_TEXT - 8)}), False),  # one over MAX_CALL_TEXT
     ],
 )
 def test_only_plain_texts_skip_the_parse(call, known):
