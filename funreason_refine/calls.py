@@ -213,8 +213,9 @@ def parses_back_as_rendered(text: str) -> bool:
     them. False means "parse it": ``parses_back`` decides. tests/test_calls.py holds this to the
     parser on generated calls.
     """
-    brackets = text.count("[") + text.count("{") + text.count("(")
-    return text.isascii() and len(text) <= MAX_CALL_TEXT and brackets < _MAX_BRACKETS
+    if not text.isascii() or len(text) > MAX_CALL_TEXT:
+        return False
+    return text.count("[") + text.count("{") + text.count("(") < _MAX_BRACKETS
 
 
 def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
