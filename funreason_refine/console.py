@@ -9,6 +9,7 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from funreason_refine.engine import Progress as EngineProgress
 from funreason_refine.report.dataset import dataset_tables, example_table
@@ -199,7 +200,6 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
 
 def conversation_table(record: dict[str, Any], width: int = 300) -> Table:
     """A discarded conversation message by message: who, which turn, what; the turn it failed at marked ✗."""
-    from rich.text import Text
 
     from funreason_refine.report.turns import message_rows
 
@@ -282,7 +282,7 @@ def _servers_table(rows: list[dict[str, Any]]) -> list[Table]:
 
 def shards_table(states: list[Any], title: str) -> Table:
     """One row per shard (distributed.progress.ShardState): its records, how many are done, complete or not."""
-    table = Table(title=title, show_edge=False)
+    table = Table(title=Text(title, style="table.title"), show_edge=False)  # Text: a path is not markup
     for col in ("shard", "records", "done", "kept", "discarded", "quarantined", "errors", "state", "last write"):
         table.add_column(col, justify="left" if col in ("shard", "state", "records") else "right")
     now = time.time()
@@ -291,7 +291,7 @@ def shards_table(states: list[Any], title: str) -> Table:
         total = s.records
         span = f"{s.first_index}-{s.first_index + total - 1}" if total else ("none" if total == 0 else "?")
         share = f" ({done / total:.0%})" if total else ""
-        colour = {"complete": "green", "partial": "yellow"}.get(s.state, "dim")
+        colour = {"complete": "green", "running": "cyan", "interrupted": "yellow"}.get(s.state, "dim")
         table.add_row(
             str(s.shard),
             span,
@@ -304,7 +304,15 @@ def shards_table(states: list[Any], title: str) -> Table:
             f"{now - s.updated:.0f} s ago" if s.updated else "-",
         )
     complete = sum(s.complete for s in states)
-    table.caption = f"{complete} of {len(states)} shards complete" + (
-        f"; {sum(sum(s.done.values()) for s in states)} records done" if states else ""
+    interrupted = sum(s.state == "interrupted" for s in states)
+    table.caption = (
+        f"{complete} of {len(states)} shards complete"
+        + (f"; {sum(sum(s.done.values()) for s in states)} records done" if states else "")
+        + (
+            f"; {interrupted} interrupted (no process is writing it): run it again to resume (refine run PIPELINE "
+            "--shard I/N --out RUN_DIR)"
+            if interrupted
+            else ""
+        )
     )
     return table

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,6 +24,7 @@ from funreason_refine.record import Outcome
 OVERRIDES = "overrides.jsonl"
 REVIEWABLE = ("kept", "discarded")
 MAX_NOTE = 4000
+MAX_SHOWN = 5  # unreadable lines named in one message
 
 
 class Decision(BaseModel):
@@ -54,12 +55,30 @@ def decision_for(line: dict[str, Any], kind: str, decision: str, note: str = "")
     return Decision.model_validate({"index": line["index"], "id": str(line.get("id", "")), **fields})
 
 
+@dataclass(frozen=True)
+class BadLine:
+    """A line of overrides.jsonl that is not a decision."""
+
+    line: int
+    problem: str
+    torn: bool = False  # the last line, cut short: a decision being saved when the review stopped, never acknowledged
+
+
+class UnreadableDecisions(RunFolderError):
+    """overrides.jsonl holds lines that are not decisions (other than a last line cut short by a crash)."""
+
+
 @dataclass
 class Decisions:
     """The latest decision per record (withdrawn ones left out), and the lines that could not be read."""
 
+    path: Path | None = None
     latest: dict[int, Decision] = field(default_factory=dict)
-    bad_lines: list[int] = field(default_factory=list)
+    bad: list[BadLine] = field(default_factory=list)
+
+    @property
+    def bad_lines(self) -> list[int]:
+        return [b.line for b in self.bad]
 
     def on(self, line: dict[str, Any], kind: str) -> Decision | None:
         """The latest decision on this record's current verdict, if there is one."""
@@ -71,25 +90,55 @@ class Decisions:
         d = self.on(line, kind)
         return d if d is not None and d.decision == "wrong" else None
 
+    def check(self) -> list[str]:
+        """Warnings for a last decision cut short (never acknowledged, so never relied on); UnreadableDecisions
+        when any other line cannot be read: a decision a person made would be left out without a word."""
+        unreadable = [f"{self.path}:{b.line}: {b.problem}" for b in self.bad if not b.torn]
+        if unreadable:
+            run_dir = self.path.parent if self.path else "RUN_DIR"
+            raise UnreadableDecisions(
+                f"{len(unreadable)} line(s) of {self.path} are not decisions `refine review` wrote: "
+                + "; ".join(unreadable[:MAX_SHOWN])
+                + (" ..." if len(unreadable) > MAX_SHOWN else "")
+                + ". A person's decision there cannot be honoured: fix or delete those lines, then decide those "
+                f"records again with `refine review {run_dir}`"
+            )
+        return [f"{self.path}:{b.line}: {b.problem}; ignored" for b in self.bad if b.torn]
+
+
+def _read_line(number: int, raw: bytes, last: bool) -> Decision | BadLine:
+    """The decision on a line, or what is wrong with it."""
+    if last and not raw.endswith(b"\n"):
+        return BadLine(
+            number, "cut short (a decision being saved when refine review stopped, never acknowledged)", True
+        )
+    try:
+        return Decision.model_validate(json.loads(raw.decode("utf-8")))
+    except UnicodeDecodeError as exc:
+        return BadLine(number, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'the line'}: {e['msg']}" for e in exc.errors()]
+        return BadLine(number, "not a decision (" + "; ".join(problems) + ")")
+    except ValueError as exc:
+        return BadLine(number, f"not JSON ({exc})")
+
 
 def read_decisions(run_dir: Path) -> Decisions:
-    out = Decisions()
     path = Path(run_dir) / OVERRIDES
+    out = Decisions(path)
     if not path.exists():
         return out
-    for number, raw in read_lines(path):
-        text = raw.decode("utf-8", "replace")
-        if not text.strip():
+    lines = list(read_lines(path))
+    for number, raw in lines:
+        if raw.isspace():
             continue
-        try:
-            d = Decision.model_validate(json.loads(text))
-        except (ValueError, ValidationError):
-            out.bad_lines.append(number)  # a line torn by a crash before it was acknowledged
-            continue
-        if d.decision == "none":
-            out.latest.pop(d.index, None)
+        found = _read_line(number, raw, number == len(lines))
+        if isinstance(found, BadLine):
+            out.bad.append(found)
+        elif found.decision == "none":
+            out.latest.pop(found.index, None)
         else:
-            out.latest[d.index] = d
+            out.latest[found.index] = found
     return out
 
 
@@ -106,6 +155,13 @@ class OverrideLog:
             fh.seek(-1, os.SEEK_END)
             return fh.read(1) == b"\n"
 
+    def _drop_torn_line(self, fh: IO[bytes]) -> None:
+        """Cut off a last line that a crash cut short: it was never acknowledged, and left in place it would
+        become an unreadable line in the middle of the file, which export refuses."""
+        data = self.path.read_bytes()
+        fh.truncate(data.rfind(b"\n") + 1)
+        self._torn = False
+
     def append(self, decision: Decision) -> None:
         # ASCII: a note may hold lone surrogates (JSON.stringify writes them as escapes), not UTF-8.
         data = (json.dumps(decision.model_dump(), ensure_ascii=True) + "\n").encode()
@@ -114,8 +170,7 @@ class OverrideLog:
             try:
                 with self.path.open("ab") as fh:
                     if self._torn:  # a line cut short by a crash must not swallow this one
-                        fh.write(b"\n")
-                        self._torn = False
+                        self._drop_torn_line(fh)
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,8 @@ FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
 SUMMARY = "summary.json"
 RUN_FILE = "run.json"
 LOCK = "run.lock"
+LOCK_ATTEMPTS = 5
+LOCK_RETRY_SECONDS = 0.05
 FLUSH_SECONDS = 0.2
 WRITE_BUFFER = 1 << 20  # outcome lines are kilobytes: the default 8 KiB buffer made a syscall every other line
 
@@ -136,6 +139,24 @@ def _diff(old: Any, new: Any, where: str = "") -> list[str]:
     return [f"{where}: {show(old)} -> {show(new)}"]
 
 
+def _take(handle: IO[str]) -> bool:
+    """Take the lock of an open run.lock; False when another process holds it.
+
+    Tried a few times: `refine status` (run_state.lock_holder) holds it for an instant to see whether a run
+    is alive, and a run started at that instant must not be refused.
+    """
+    import fcntl
+
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < LOCK_ATTEMPTS:
+                time.sleep(LOCK_RETRY_SECONDS)
+    return False
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -148,8 +169,6 @@ class RunFolder:
 
     def lock(self) -> None:
         """Take the folder for this process; a second run on it is refused, not interleaved."""
-        import fcntl
-
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             handle = (self.path / LOCK).open("a+", encoding="utf-8")
@@ -158,9 +177,7 @@ class RunFolder:
                 f"cannot write the run folder {self.path}: {exc.strerror or exc}. "
                 "Choose another [output] dir or --out, or fix its permissions."
             ) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take(handle):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
@@ -170,7 +187,7 @@ class RunFolder:
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"refine run (pid {os.getpid()})")
+        handle.write(f"refine run (pid {os.getpid()} on {socket.gethostname()})")
         handle.flush()
         self._lock = handle
 
@@ -207,6 +224,8 @@ class RunFolder:
         given each line read back, parsed (the dataset audits rebuild their state from them)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            # Written again when the run ends: until then the folder reads as unfinished (run_state.py).
+            (self.path / SUMMARY).unlink(missing_ok=True)
             for outcome, name in FILES.items():
                 file = self.path / name
                 if file.exists():

@@ -95,6 +95,7 @@ def test_sharegpt_writes_a_dataset_info_entry(run_dir, tmp_path):
     assert info["fc"]["formatting"] == "sharegpt" and info["fc"]["tags"]["function_tag"] == "function_call"
 
 
-def test_export_of_a_folder_without_kept_records_is_a_clear_error(tmp_path):
+def test_export_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["export", str(tmp_path), "--format", "openai", "-o", str(tmp_path / "x.jsonl")])
-    assert result.exit_code == 1 and "has no kept.jsonl" in result.output
+    assert result.exit_code == 1 and "is not a run folder: it has no summary.json and no outcome files" in result.output
+    assert not (tmp_path / "x.jsonl").exists()

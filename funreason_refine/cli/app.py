@@ -52,6 +52,11 @@ def main() -> None:
     out.width = PIPED_WIDTH if not out.is_terminal else None  # type: ignore[assignment]
 
 
+def warn(text: str) -> None:
+    """A warning on stderr, one line (it wraps in a terminal), its text printed as it is (no markup)."""
+    err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+
+
 def shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     from funreason_refine.distributed.layout import Shard
 

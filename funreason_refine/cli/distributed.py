@@ -28,10 +28,16 @@ def merge(run_dir: Path) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def status(run_dir: Path) -> None:
-    """Show how far each shard of RUN_DIR is: records done of its part, complete or not, errors."""
+    """Show how far RUN_DIR is: complete, running, or interrupted; for a sharded run, each shard's records done."""
     from funreason_refine.console import shards_table
+    from funreason_refine.distributed.layout import is_sharded
     from funreason_refine.distributed.progress import Watcher
 
+    if not is_sharded(run_dir):
+        from funreason_refine.run_state import folder_status
+
+        out.print(folder_status(run_dir), highlight=False, markup=False)
+        return
     out.print(shards_table(Watcher(run_dir).states(), f"shards of {run_dir}"))
 
 

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
-from funreason_refine.cli.app import err, main, out
+from funreason_refine.cli.app import err, main, out, warn
 from funreason_refine.errors import RefineError
 
 
@@ -23,7 +24,7 @@ def report(run_dir: Path) -> None:
     from funreason_refine.report.markdown import render_markdown
     from funreason_refine.report.review import review_tables
 
-    built = build_report(load_run(run_dir))
+    built = build_report(load_run(run_dir, "report"))
     (run_dir / "report.md").write_text(render_markdown(built), encoding="utf-8")
     (run_dir / "report.html").write_text(render_html(built), encoding="utf-8")
     for table in report_tables(built):
@@ -32,7 +33,9 @@ def report(run_dir: Path) -> None:
         out.print(table)
     for table in conversation_tables(built):
         out.print(table)
-    out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}", markup=False, highlight=False)
+    for warning in (built.get("review") or {}).get("warnings", []):
+        warn(warning)
 
 
 @main.command()
@@ -44,13 +47,29 @@ def report(run_dir: Path) -> None:
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line, for scripts.")
-def audit(run_dir: Path, stage: str | None, reason: str | None, turn: int | None, limit: int, as_json: bool) -> None:
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Read a run that is not finished (interrupted, or still being written): the records it has finished, "
+    "with a warning. Without it such a folder is refused.",
+)
+def audit(
+    run_dir: Path,
+    stage: str | None,
+    reason: str | None,
+    turn: int | None,
+    limit: int,
+    as_json: bool,
+    allow_partial: bool,
+) -> None:
     """Browse the discarded records of RUN_DIR with the reasons and verdict trail."""
     from funreason_refine.console import audit_panels
     from funreason_refine.report.audit import discarded, filters_available
     from funreason_refine.report.data import load_run
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, "audit", allow_partial, offer_partial=True)
+    if run.state is not None:
+        warn(run.state.partial_note())
     found = 0
     for record in discarded(run, stage, reason, limit, turn):
         found += 1
@@ -80,18 +99,21 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     from funreason_refine.report.compare import compare_runs, render_compare_html
     from funreason_refine.report.data import load_run
 
-    a, b = load_run(run_a), load_run(run_b)
+    a, b = load_run(run_a, "compare"), load_run(run_b, "compare")
     if a.summary.get("input", {}).get("path") != b.summary.get("input", {}).get("path"):
         err.print(
-            f"[yellow]note:[/] the runs read different inputs ({a.summary['input'].get('path')} and "
-            f"{b.summary['input'].get('path')}); records are matched by position",
+            "[yellow]note:[/] "
+            + escape(
+                f"the runs read different inputs ({a.summary['input'].get('path')} and "
+                f"{b.summary['input'].get('path')}); records are matched by position"
+            ),
             highlight=False,
         )
     result = compare_runs(a, b)
     for table in compare_tables(result):
         out.print(table)
     html_path.write_text(render_compare_html(result), encoding="utf-8")
-    out.print(f"wrote {html_path}")
+    out.print(f"wrote {html_path}", markup=False, highlight=False)
 
 
 @main.command()
@@ -112,14 +134,24 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     required=True,
     help="JSONL file, or .parquet for Parquet.",
 )
-def export(run_dir: Path, fmt: str, output: Path) -> None:
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Read a run that is not finished (interrupted, or still being written): the records it has finished, "
+    "with a warning. Without it such a folder is refused.",
+)
+def export(run_dir: Path, fmt: str, output: Path, allow_partial: bool) -> None:
     """Write RUN_DIR's kept records as training data."""
     from funreason_refine.export import export_reviewed
 
-    result = export_reviewed(run_dir, fmt, output)
+    result = export_reviewed(run_dir, fmt, output, allow_partial)
     out.print(
         f"wrote {result.written} records to {output}"
-        + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else "")
+        + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else ""),
+        markup=False,
+        highlight=False,
     )
     if result.describe():
-        out.print(result.describe(), highlight=False)
+        out.print(result.describe(), highlight=False, markup=False)
+    for warning in [*result.warnings, *filter(None, [result.partial_warning()])]:
+        warn(warning)

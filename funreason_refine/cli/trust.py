@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from funreason_refine.cli.app import err, main, out
+from funreason_refine.cli.app import err, main, out, warn
 from funreason_refine.errors import RefineError
 
 
@@ -111,13 +111,21 @@ def calibrate(
     show_default=True,
     help="Kept records to review, drawn at random (the same ones each time), to catch wrong keeps.",
 )
-def review(run_dir: Path, port: int, no_browser: bool, kept_sample: int) -> None:
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Review a run that is not finished (interrupted, or still being written): the records it has finished. "
+    "Without it such a folder is refused.",
+)
+def review(run_dir: Path, port: int, no_browser: bool, kept_sample: int, allow_partial: bool) -> None:
     """Review RUN_DIR's verdicts in the browser; decisions go to RUN_DIR/overrides.jsonl."""
     import webbrowser
 
     from funreason_refine.review.server import ReviewServer
 
-    server = ReviewServer(run_dir, port, kept_sample)
+    server = ReviewServer(run_dir, port, kept_sample, allow_partial)
+    if not server.state.folder.complete:
+        warn(server.state.folder.partial_note())
     items = server.state.index.items
     out.print(
         f"review of {run_dir}: {sum(i.kind == 'discarded' for i in items)} discarded and "

@@ -9,6 +9,7 @@ from typing import Any
 
 from funreason_refine.distributed.layout import Shard, read_marker, shards_of
 from funreason_refine.run_folder import FILES
+from funreason_refine.run_state import lock_holder
 
 CHUNK = 1 << 20
 
@@ -22,6 +23,7 @@ class ShardState:
     marker: dict[str, Any] | None = None
     done: Counter[str] = field(default_factory=Counter)  # lines per outcome file
     updated: float | None = None  # when an outcome file was last written (seconds since the epoch)
+    holder: str | None = None  # what run.lock says of the live process writing the shard, if one is
 
     @property
     def records(self) -> int | None:
@@ -38,9 +40,13 @@ class ShardState:
 
     @property
     def state(self) -> str:
+        """complete, running (a live process holds its lock), interrupted (started, nobody writing: killed or
+        stopped; running it again resumes it), or not started."""
         if self.complete:
             return "complete"
-        return "not started" if self.marker is None else "partial"
+        if self.marker is None:
+            return "not started"
+        return "running" if self.holder else "interrupted"
 
 
 class Watcher:
@@ -58,6 +64,8 @@ class Watcher:
     def state(self, shard: Shard) -> ShardState:
         folder = shard.folder(self.run_dir)
         state = ShardState(shard, folder, read_marker(folder))
+        if state.marker is not None and not state.complete:
+            state.holder = lock_holder(folder)
         for outcome, name in FILES.items():
             file = folder / name
             try:

@@ -1,21 +1,26 @@
 """Training data from a run's kept records (a review's overrides applied): JSONL or Parquet, in the
-formats of formats.py."""
+formats of formats.py.
+
+The output appears whole or not at all: it is written to a temporary file beside it and renamed.
+A folder that is not a finished run (being written, interrupted, a line cut short) is refused,
+unless ``allow_partial`` exports the records finished so far and the result says so.
+"""
 
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
-from funreason_refine.jsonl import read_jsonl, write_jsonl
-from funreason_refine.overrides import OVERRIDES, read_decisions
+from funreason_refine.export.write import write_dataset_info, write_rows
+from funreason_refine.overrides import OVERRIDES, Decisions, read_decisions
 from funreason_refine.record import Outcome
+from funreason_refine.run_folder import FILES
+from funreason_refine.run_state import FolderState, finished_records, outcome_lines, readable_state
 
 __all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "to_row"]
 
@@ -29,6 +34,9 @@ class ExportResult:
     dropped: int = 0  # kept records a person marked as wrongly kept: left out
     stale: int = 0  # decisions on verdicts the run no longer has (it was redone): ignored
     unexportable: list[str] = field(default_factory=list)  # restored records with no answer to train on
+    partial: FolderState | None = None  # the folder, when it was not a finished run (allow_partial)
+    finished: int = 0  # with ``partial``: the records the run had finished
+    warnings: list[str] = field(default_factory=list)  # lines of overrides.jsonl cut short, ignored
 
     def describe(self) -> str | None:
         """One line on the overrides applied, or None when there were none."""
@@ -40,6 +48,16 @@ class ExportResult:
         if self.unexportable:
             parts.append(f"restored but not exportable: {'; '.join(self.unexportable)}")
         return f"applied the review ({OVERRIDES}): " + "; ".join(parts)
+
+    def partial_warning(self) -> str | None:
+        """What a partial export holds and lacks, or None for a finished run."""
+        if self.partial is None:
+            return None
+        return (
+            f"{self.partial.describe()}. Exported {self.written} record(s) of the {self.finished} input record(s) the "
+            "run had finished (kept, discarded, quarantined or errors); a record it had not finished is not among "
+            f"them. {self.partial.remedy()}, then export again"
+        )
 
 
 def _restorable(line: dict[str, Any], fmt: str) -> str | None:
@@ -53,33 +71,34 @@ def _restorable(line: dict[str, Any], fmt: str) -> str | None:
     return None
 
 
-def _reviewed(run_dir: Path, fmt: str, result: ExportResult) -> Iterator[dict[str, Any]]:
+def _lines(run_dir: Path, outcome: Outcome, partial: bool) -> Iterator[dict[str, Any]]:
+    file = run_dir / FILES[outcome]
+    if file.exists():
+        yield from outcome_lines(file, partial)
+
+
+def _reviewed(run_dir: Path, fmt: str, result: ExportResult, decisions: Decisions) -> Iterator[dict[str, Any]]:
     """The kept records, without those a person marked wrongly kept, with those marked wrongly
     discarded, in input order."""
-    require_merged(run_dir)
-    file = run_dir / "kept.jsonl"
-    if not file.exists():
-        raise RefineError(f"{run_dir} has no kept.jsonl: give a run folder of `refine run`")
-    decisions = read_decisions(run_dir)
+    partial = result.partial is not None
     if not decisions.latest:
-        yield from read_jsonl(file)
+        yield from _lines(run_dir, Outcome.KEPT, partial)
         return
     current: set[int] = set()
     restored = []
-    if (run_dir / "discarded.jsonl").exists():
-        for line in read_jsonl(run_dir / "discarded.jsonl"):
-            if decisions.on(line, Outcome.DISCARDED):
-                current.add(line["index"])
-            if decisions.wrong(line, Outcome.DISCARDED):
-                problem = _restorable(line, fmt)
-                if problem:
-                    result.unexportable.append(f"record {line['index']} (id {line.get('id')}): {problem}")
-                else:
-                    restored.append(line)
+    for line in _lines(run_dir, Outcome.DISCARDED, partial):
+        if decisions.on(line, Outcome.DISCARDED):
+            current.add(line["index"])
+        if decisions.wrong(line, Outcome.DISCARDED):
+            problem = _restorable(line, fmt)
+            if problem:
+                result.unexportable.append(f"record {line['index']} (id {line.get('id')}): {problem}")
+            else:
+                restored.append(line)
     result.restored = len(restored)
 
     def kept() -> Iterator[dict[str, Any]]:
-        for line in read_jsonl(file):
+        for line in _lines(run_dir, Outcome.KEPT, partial):
             if decisions.on(line, Outcome.KEPT):
                 current.add(line["index"])
             if decisions.wrong(line, Outcome.KEPT):
@@ -91,49 +110,32 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult) -> Iterator[dict[st
     result.stale = len(set(decisions.latest) - current)
 
 
+def _rows(lines: Iterator[dict[str, Any]], fmt: str) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            yield to_row(line, fmt)
+        except (CallSyntaxError, ValueError, TypeError, KeyError) as exc:
+            raise RefineError(
+                f"record {line.get('index')} (id {line.get('id')}) cannot be written as {fmt}: {exc}. Nothing was "
+                "written; run the pipeline with the format stage, or export another format"
+            ) from None
+
+
 def export_run(run_dir: Path, fmt: str, out: Path) -> int:
     """Write the kept records of ``run_dir`` to ``out`` (Parquet when it ends in .parquet); returns the count."""
     return export_reviewed(run_dir, fmt, out).written
 
 
-def export_reviewed(run_dir: Path, fmt: str, out: Path) -> ExportResult:
-    """As export_run, and say what the review's decisions (overrides.jsonl) changed."""
-    result = ExportResult()
-    rows = (to_row(r, fmt) for r in _reviewed(Path(run_dir), fmt, result))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
-        import polars as pl
-
-        collected = list(rows)
-        if fmt == "openai":
-            # In a table, rows with different message and tool schemas would gain each other's keys as
-            # nulls: messages and tools are stored as JSON strings (the readers take both forms).
-            collected = [
-                {
-                    **r,
-                    "messages": [json.dumps(m, ensure_ascii=False) for m in r["messages"]],
-                    "tools": json.dumps(r["tools"], ensure_ascii=False),
-                }
-                for r in collected
-            ]
-        pl.DataFrame(collected).write_parquet(out)
-        result.written = len(collected)
-    else:
-        result.written = write_jsonl(out, rows)
+def export_reviewed(run_dir: Path, fmt: str, out: Path, allow_partial: bool = False) -> ExportResult:
+    """As export_run, and say what the review's decisions (overrides.jsonl) changed. A folder that is not a
+    finished run is refused (PartialRun) unless ``allow_partial``: then the result's ``partial`` says so."""
+    run_dir, out = Path(run_dir), Path(out)
+    state = readable_state(run_dir, "export", allow_partial, offer_partial=True)
+    decisions = read_decisions(run_dir)
+    result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
+    result.written = write_rows(out, _rows(_reviewed(run_dir, fmt, result, decisions), fmt), fmt)
+    if result.partial is not None:
+        result.finished = finished_records(run_dir)
     if fmt == "sharegpt":
-        info = {
-            out.stem: {
-                "file_name": out.name,
-                "formatting": "sharegpt",
-                "columns": {"messages": "conversations", "tools": "tools"},
-                "tags": {
-                    "role_tag": "from",
-                    "content_tag": "value",
-                    "user_tag": "human",
-                    "assistant_tag": "gpt",
-                    "function_tag": "function_call",
-                },
-            }
-        }
-        (out.parent / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_dataset_info(out)
     return result

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.distributed.layout import require_merged
-from funreason_refine.errors import RefineError
-from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, SUMMARY
+from funreason_refine.run_state import FolderState, outcome_lines, readable_state
 
 QUERY_CHARS = 300  # of each record's query, kept for the report's examples
 
@@ -24,6 +22,7 @@ class RunData:
     path: Path
     summary: dict[str, Any]
     _frames: tuple[Any, Any] | None = None
+    state: FolderState | None = None  # the folder's state when it is not a finished run (allow_partial)
 
     @property
     def records(self) -> Any:
@@ -42,7 +41,9 @@ class RunData:
 
     def lines(self, kind: str) -> Iterator[dict[str, Any]]:
         """The records of one outcome file, parsed, in input order."""
-        yield from read_jsonl(self.path / FILES[Outcome(kind)])
+        file = self.path / FILES[Outcome(kind)]
+        if file.exists() or self.state is None:
+            yield from outcome_lines(file, partial=self.state is not None)
 
 
 def clean(text: Any) -> Any:
@@ -66,15 +67,13 @@ def line_answer_text(record: dict[str, Any]) -> str:
     return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
 
 
-def load_run(path: Path) -> RunData:
-    """Raises RefineError when ``path`` is not a run folder."""
+def load_run(path: Path, doing: str = "read", allow_partial: bool = False, offer_partial: bool = False) -> RunData:
+    """The run folder ``path``, read to ``doing`` it (report, audit...): RefineError when it is not a finished
+    run's folder (run_state.readable_state says why), unless ``allow_partial`` (then without summary.json)."""
     path = Path(path)
-    require_merged(path)
-    if not (path / SUMMARY).is_file():
-        raise RefineError(
-            f"{path} is not a run folder: it has no {SUMMARY}. Give the folder `refine run` wrote "
-            "(the pipeline's [output] dir or --out)"
-        )
+    state = readable_state(path, doing, allow_partial, offer_partial)
+    if not state.complete:
+        return RunData(path=path, summary={}, state=state)
     return RunData(path=path, summary=json.loads((path / SUMMARY).read_text(encoding="utf-8")))
 
 
@@ -104,7 +103,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
         file = path / name
         if not file.exists():
             continue
-        for r in read_jsonl(file):
+        for r in outcome_lines(file):
             answer = r.get("answer")
             calls = answer if isinstance(answer, list) else []
             rec["index"].append(r["index"])

@@ -35,8 +35,9 @@ def review_summary(run: RunData) -> dict[str, Any] | None:
     right / reviewed, per stage and per decider (rules or judge); a kept record marked wrong is a
     wrong keep."""
     read = read_decisions(run.path)
-    if not read.latest and not read.bad_lines:
+    if not read.latest and not read.bad:
         return None
+    warnings = read.check()  # a line that is not a decision stops the report, as it stops export
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     kept = [0, 0]
     current = 0
@@ -64,6 +65,7 @@ def review_summary(run: RunData) -> dict[str, Any] | None:
         "decisions": len(read.latest),
         "stale": len(read.latest) - current,
         "bad_lines": read.bad_lines,
+        "warnings": warnings,
         "stages": stages,
         "kept": {"kept": kept_total, **_scores(*kept)},
     }

@@ -19,12 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import RefineError
 from funreason_refine.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
 from funreason_refine.review.index import DEFAULT_KEPT_SAMPLE, RunIndex
 from funreason_refine.review.page import render_page
 from funreason_refine.review.view import record_view
+from funreason_refine.run_state import readable_state
 
 HOST = "127.0.0.1"
 MAX_BODY = 64 * 1024
@@ -33,11 +33,12 @@ MAX_BODY = 64 * 1024
 class ReviewState:
     """The run being reviewed and the decisions made so far; shared by the request threads."""
 
-    def __init__(self, run_dir: Path, kept_sample: int = DEFAULT_KEPT_SAMPLE):
+    def __init__(self, run_dir: Path, kept_sample: int = DEFAULT_KEPT_SAMPLE, allow_partial: bool = False):
+        """``allow_partial``: review the records of a run that is not finished (run_state.py) instead of refusing."""
         self.run_dir = Path(run_dir)
-        require_merged(self.run_dir)
+        self.folder = readable_state(self.run_dir, "review", allow_partial, offer_partial=True)
         read = read_decisions(self.run_dir)
-        self.bad_lines = read.bad_lines
+        self.bad = read.bad
         self.decisions: dict[int, Decision] = dict(read.latest)
         self.index = RunIndex(self.run_dir, kept_sample, also=set(self.decisions))
         self.log = OverrideLog(self.run_dir)
@@ -61,10 +62,11 @@ class ReviewState:
         notes = []
         if stale:
             notes.append(f"{stale} earlier decision(s) were made on verdicts the run no longer has; they are ignored.")
-        if self.bad_lines:
-            notes.append(
-                f"{OVERRIDES} lines {self.bad_lines} could not be read (cut short by a crash?) and are ignored."
-            )
+        notes += [
+            f"{OVERRIDES} line {b.line}: {b.problem}; "
+            + ("ignored." if b.torn else "export and report refuse this run until the line is fixed or deleted.")
+            for b in self.bad
+        ]
         return {
             "run_dir": str(self.run_dir),
             "items": [i.public() for i in self.index.items],
@@ -208,8 +210,10 @@ class Handler(BaseHTTPRequestHandler):
 class ReviewServer:
     """The review of one run folder, served on 127.0.0.1 (``port`` 0: any free port)."""
 
-    def __init__(self, run_dir: Path, port: int = 0, kept_sample: int = DEFAULT_KEPT_SAMPLE):
-        state = ReviewState(run_dir, kept_sample)
+    def __init__(
+        self, run_dir: Path, port: int = 0, kept_sample: int = DEFAULT_KEPT_SAMPLE, allow_partial: bool = False
+    ):
+        state = ReviewState(run_dir, kept_sample, allow_partial)
         try:
             self._server = _Server((HOST, port), Handler)
         except OSError as exc:

@@ -171,7 +171,8 @@ def test_a_killed_shard_is_refused_by_merge_then_resumes_and_the_merge_equals_on
     assert f"1 of 3 shards of {run} are not complete: 1/3 ({done} of {records} records done)" in refused.output
     assert f"`refine run {path} --shard 1/3 --out {run}`" in refused.output
     status = refine("status", run)
-    assert "partial" in status and f"{done}/{records}" in status and "2 of 3 shards complete" in status
+    assert "interrupted" in status and f"{done}/{records}" in status and "2 of 3 shards complete" in status
+    assert "1 interrupted (no process is writing it): run it again to resume" in " ".join(status.split())
     for command in (["report"], ["audit"], ["export", "--format", "funreason", "-o", tmp_path / "x.jsonl"]):
         message = CliRunner().invoke(main, [command[0], str(run), *map(str, command[1:])]).output
         assert f"not merged yet: run `refine merge {run}` first" in message

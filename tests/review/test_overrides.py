@@ -26,10 +26,17 @@ def test_each_decision_is_on_disk_before_append_returns(run_dir, monkeypatch):
 def test_a_line_torn_by_a_crash_does_not_swallow_the_next_decision(run_dir):
     first = decision_for(line(run_dir, "kept", "ok-paris"), "kept", "right")
     (run_dir / OVERRIDES).write_text(json.dumps(first.model_dump()) + '\n{"index": 1, "id": "ok-ro')
+    torn = read_decisions(run_dir)
+    assert [(b.line, b.torn) for b in torn.bad] == [(2, True)]
+    assert torn.check() == [
+        f"{run_dir / OVERRIDES}:2: cut short (a decision being saved when refine review stopped, never "
+        "acknowledged); ignored"
+    ]
     OverrideLog(run_dir).append(decision_for(line(run_dir, "discarded", "no-days"), "discarded", "wrong", "fine"))
     read = read_decisions(run_dir)
-    assert read.bad_lines == [2]
+    assert read.bad == [], "the fragment, never acknowledged, is cut off: it is not left as a bad line mid-file"
     assert {i: d.decision for i, d in read.latest.items()} == {0: "right", 4: "wrong"}
+    assert (run_dir / OVERRIDES).read_text().count("\n") == 2
 
 
 def test_export_restores_wrong_discards_drops_wrong_keeps_and_ignores_stale_decisions(run_dir, tmp_path):
@@ -70,3 +77,30 @@ def test_a_restored_record_without_a_readable_answer_is_named_not_exported(tmp_p
 def test_without_a_review_export_is_unchanged(run_dir, tmp_path):
     result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "hermes", "-o", str(tmp_path / "h.jsonl")])
     assert " ".join(result.output.split()) == f"wrote 3 records to {tmp_path / 'h.jsonl'}"
+
+
+def test_an_unreadable_decision_stops_export_and_report_naming_its_line(run_dir, tmp_path):
+    good = decision_for(line(run_dir, "kept", "ok-rome"), "kept", "wrong")
+    lines = [json.dumps(good.model_dump()), '{"index": 4, "decision": "wrnog"}', json.dumps(good.model_dump())]
+    (run_dir / OVERRIDES).write_text("\n".join(lines) + "\n")
+    out = tmp_path / "train.jsonl"
+    for args in (["export", str(run_dir), "--format", "openai", "-o", str(out)], ["report", str(run_dir)]):
+        result = CliRunner().invoke(main, args)
+        text = " ".join(result.output.split())
+        assert result.exit_code == 1 and "Traceback" not in text, text
+        assert f"1 line(s) of {run_dir / OVERRIDES} are not decisions `refine review` wrote: " in text
+        assert f"{run_dir / OVERRIDES}:2: not a decision (id: Field required; kind: Field required;" in text
+        assert "decision: Input should be 'right', 'wrong' or 'none'" in text
+        assert f"fix or delete those lines, then decide those records again with `refine review {run_dir}`" in text
+    assert not out.exists()
+
+
+def test_a_decision_cut_short_is_a_warning_in_export_and_report(run_dir, tmp_path):
+    good = decision_for(line(run_dir, "kept", "ok-rome"), "kept", "wrong")
+    (run_dir / OVERRIDES).write_text(json.dumps(good.model_dump()) + '\n{"index": 4, "deci')
+    expected = f"warning: {run_dir / OVERRIDES}:2: cut short (a decision being saved when refine review stopped"
+    export = CliRunner().invoke(main, ["export", str(run_dir), "--format", "openai", "-o", str(tmp_path / "t.jsonl")])
+    assert export.exit_code == 0 and expected in " ".join(export.output.split())
+    assert "1 wrongly kept left out" in " ".join(export.output.split()), "the readable decisions still apply"
+    report = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert report.exit_code == 0 and expected in " ".join(report.output.split())

@@ -1,0 +1,79 @@
+"""Writing an export: JSONL or Parquet, through a temporary file renamed into place, so that a failure
+(an unreadable line, a full disk, Ctrl-C) leaves no partial file and the previous one as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from funreason_refine.errors import RefineError
+from funreason_refine.jsonl import write_jsonl
+
+T = TypeVar("T")
+
+
+def replace_atomically(out: Path, write: Callable[[Path], T]) -> T:
+    """``write`` a temporary file beside ``out``, then rename it to ``out``; on any failure remove it."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        value = write(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RefineError(f"cannot write {out}: {exc.strerror or exc}; nothing was written") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return value
+
+
+def write_rows(out: Path, rows: Iterator[dict[str, Any]], fmt: str) -> int:
+    """The rows to ``out``: Parquet when it ends in .parquet, else JSONL; returns how many."""
+    if out.suffix != ".parquet":
+        return replace_atomically(out, lambda tmp: write_jsonl(tmp, rows))
+    collected = list(rows)
+    if fmt == "openai":
+        # In a table, rows with different message and tool schemas would gain each other's keys as
+        # nulls: messages and tools are stored as JSON strings (the readers take both forms).
+        collected = [
+            {
+                **r,
+                "messages": [json.dumps(m, ensure_ascii=False) for m in r["messages"]],
+                "tools": json.dumps(r["tools"], ensure_ascii=False),
+            }
+            for r in collected
+        ]
+
+    def parquet(tmp: Path) -> int:
+        import polars as pl
+
+        pl.DataFrame(collected).write_parquet(tmp)
+        return len(collected)
+
+    return replace_atomically(out, parquet)
+
+
+def write_dataset_info(out: Path) -> Path:
+    """LLaMA-Factory's dataset_info.json beside a sharegpt export, naming it."""
+    info = {
+        out.stem: {
+            "file_name": out.name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "tools": "tools"},
+            "tags": {
+                "role_tag": "from",
+                "content_tag": "value",
+                "user_tag": "human",
+                "assistant_tag": "gpt",
+                "function_tag": "function_call",
+            },
+        }
+    }
+    path = out.parent / "dataset_info.json"
+    text = json.dumps(info, indent=2) + "\n"
+    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return path

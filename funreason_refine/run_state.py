@@ -1,0 +1,254 @@
+"""What a run folder holds: a finished run, one being written, an interrupted one, or one with a torn line.
+
+export, report, audit, review and status all ask :func:`folder_state`, so that they say the same thing
+about the same folder. A run removes summary.json when it opens its folder and writes it when it
+ends: a folder without one was stopped before it finished, unless a live process holds its run.lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.run_folder import FILES, LOCK, RUN_FILE, SUMMARY
+
+TAIL_CHUNK = 1 << 16
+PARTIAL_OPTION = "--allow-partial"  # export, audit and review: read the records a run has finished so far
+
+
+class State(StrEnum):
+    COMPLETE = "complete"
+    RUNNING = "running"  # a live process holds run.lock: the folder is being written
+    INTERRUPTED = (
+        "interrupted"  # no summary.json and nobody writing: stopped (killed, Ctrl-C, a failure) before the end
+    )
+    TORN = "torn"  # an outcome file's last line was cut short (a kill, a power cut, a partial copy)
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """A run folder's state, with what says so: who holds its lock, the line cut short, its pipeline."""
+
+    path: Path
+    state: State
+    holder: str | None = None  # what run.lock says of the process that holds it (or held it last)
+    torn: str | None = None  # FILE:LINE of the line cut short
+    pipeline: str | None = None  # the pipeline file run.json names, for the command that resumes the run
+
+    @property
+    def complete(self) -> bool:
+        return self.state is State.COMPLETE
+
+    def describe(self) -> str:
+        """What the folder is, in one sentence without a full stop."""
+        if self.state is State.RUNNING:
+            return f"{self.path} is being written by {self.holder}: its records are not all there yet"
+        if self.state is State.TORN:
+            return f"the last line of {self.torn} is cut short (the run was killed while writing it)"
+        if self.state is State.INTERRUPTED:
+            who = f" ({self.holder})" if self.holder else ""
+            return f"{self.path} is an interrupted run: it has no {SUMMARY}, the run{who} stopped before it finished"
+        return f"{self.path} is a finished run"
+
+    def remedy(self) -> str:
+        """What to do to make the folder a finished run."""
+        if self.state is State.RUNNING:
+            return "Wait for the run to finish (`refine status` shows how far it is)"
+        command = (
+            f"`refine run {self.pipeline} --out {self.path}`" if self.pipeline else "the same `refine run` command"
+        )
+        dropped = "; it drops the line cut short and redoes that record" if self.state is State.TORN else ""
+        return f"Run {command} again to finish it (it resumes{dropped})"
+
+    def refusal(self, doing: str, offer_partial: bool = False) -> PartialRun:
+        """The error that refuses ``doing`` (e.g. "export") on this folder; ``offer_partial``: say that
+        ``--allow-partial`` reads the records finished so far."""
+        also = f"; or {doing} the records it has finished so far with {PARTIAL_OPTION}" if offer_partial else ""
+        return PartialRun(f"cannot {doing} {self.path}: {self.describe()}. {self.remedy()}{also}")
+
+    def partial_note(self) -> str:
+        """The warning a command gives when it reads such a folder's records (--allow-partial)."""
+        return f"{self.describe()}: what follows is only what it has finished so far. {self.remedy()}"
+
+
+class PartialRun(RunFolderError):
+    """A run folder that is not a finished run: being written, interrupted, or with a line cut short."""
+
+
+class UnreadableLine(RunFolderError):
+    """An outcome file holds a line that is not one `refine run` wrote (not at its end: a damaged file)."""
+
+
+def lock_holder(path: Path) -> str | None:
+    """What run.lock says of the live process that holds it, or None when no live process does.
+
+    A shared lock taken for an instant and let go: a run that starts at that instant waits for it
+    (RunFolder.lock tries again), it is not refused.
+    """
+    import fcntl
+
+    try:
+        handle = (Path(path) / LOCK).open(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        except OSError:
+            return None  # a file system without locks: nobody can be holding it
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def _last_lock_text(path: Path) -> str | None:
+    try:
+        return (path / LOCK).read_text(encoding="utf-8", errors="replace").strip() or None
+    except OSError:
+        return None
+
+
+def _last_line_start(fh: BinaryIO, size: int) -> int:
+    """The offset of the last line of a file of ``size`` bytes (whose last byte may be its newline)."""
+    end = size - 1  # the last byte is left out: it may be the last line's own newline
+    while end > 0:
+        start = max(0, end - TAIL_CHUNK)
+        fh.seek(start)
+        found = fh.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def torn_line(file: Path) -> int | None:
+    """The line number of ``file``'s last line when it is cut short or is not a line `refine run` wrote."""
+    try:
+        size = file.stat().st_size
+    except OSError:
+        return None
+    if size == 0:
+        return None
+    with file.open("rb") as fh:
+        start = _last_line_start(fh, size)
+        fh.seek(start)
+        last = fh.read()
+        if last.endswith(b"\n") and _is_outcome_line(last):
+            return None
+        fh.seek(0)
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) - last.count(b"\n") + 1
+
+
+def _is_outcome_line(raw: bytes) -> bool:
+    if raw.isspace():
+        return True
+    try:
+        return isinstance(json.loads(raw)["index"], int)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _pipeline_of(path: Path) -> str | None:
+    try:
+        return str(json.loads((path / RUN_FILE).read_text(encoding="utf-8"))["pipeline"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_run_folder(path: Path) -> bool:
+    names = (SUMMARY, RUN_FILE, LOCK, *FILES.values())
+    return any((path / name).exists() for name in names)
+
+
+def folder_state(path: Path) -> FolderState:
+    """The state of the run folder ``path``; RefineError when it is not one."""
+    path = Path(path)
+    if not path.is_dir() or not _is_run_folder(path):
+        raise RefineError(
+            f"{path} is not a run folder: it has no {SUMMARY} and no outcome files. Give the folder `refine run` "
+            "wrote (the pipeline's [output] dir or --out)"
+        )
+    pipeline = _pipeline_of(path)
+    holder = lock_holder(path)
+    if holder is not None:
+        return FolderState(path, State.RUNNING, holder=holder, pipeline=pipeline)
+    for name in FILES.values():
+        line = torn_line(path / name)
+        if line is not None:
+            return FolderState(path, State.TORN, torn=f"{path / name}:{line}", pipeline=pipeline)
+    if not (path / SUMMARY).is_file():
+        return FolderState(path, State.INTERRUPTED, holder=_last_lock_text(path), pipeline=pipeline)
+    return FolderState(path, State.COMPLETE, pipeline=pipeline)
+
+
+def readable_state(path: Path, doing: str, allow_partial: bool = False, offer_partial: bool = False) -> FolderState:
+    """The state of the folder ``doing`` (export, report, audit, review) is about to read: a sharded run
+    must be merged, and the run finished unless ``allow_partial``; PartialRun (or RefineError) otherwise.
+    ``offer_partial``: the refusal says that PARTIAL_OPTION reads what the run has finished."""
+    from funreason_refine.distributed.layout import require_merged
+
+    require_merged(path)
+    state = folder_state(path)
+    if not state.complete and not allow_partial:
+        raise state.refusal(doing, offer_partial)
+    return state
+
+
+def outcome_lines(file: Path, partial: bool = False) -> Iterator[dict[str, Any]]:
+    """The parsed lines of an outcome file, in file order. A line that is not one `refine run` wrote is an
+    UnreadableLine naming FILE:LINE; with ``partial`` (a run being written or stopped) a last line cut
+    short is left out instead."""
+    with Path(file).open("rb", buffering=1 << 16) as fh:
+        for number, raw in enumerate(fh, 1):
+            if raw.isspace():
+                continue
+            if raw.endswith(b"\n") and (line := _parse(raw)) is not None:
+                yield line
+                continue
+            if partial and not fh.read(1):
+                return
+            raise UnreadableLine(
+                f"{file}:{number} is not a line `refine run` wrote (cut short, or damaged since): this run folder "
+                f"cannot be read as it is. {_remedy(Path(file).parent)}"
+            )
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) and isinstance(line.get("index"), int) else None
+
+
+def _remedy(path: Path) -> str:
+    pipeline = _pipeline_of(path)
+    command = f"`refine run {pipeline} --out {path} --fresh`" if pipeline else "`refine run PIPELINE --fresh`"
+    return f"Restore the folder from a copy, or refine its input again ({command})"
+
+
+def finished_records(path: Path) -> int:
+    """The records a run folder has finished: the whole lines of its outcome files."""
+    total = 0
+    for name in FILES.values():
+        try:
+            with (Path(path) / name).open("rb") as fh:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def folder_status(path: Path) -> str:
+    """`refine status` of a one-process run folder: its state, the records it has finished, what to do."""
+    state = folder_state(path)
+    finished = f"{finished_records(state.path):,} records finished"
+    if state.complete:
+        return f"{state.path}: complete, {finished}"
+    return f"{state.describe()}; {finished} so far. {state.remedy()}"
