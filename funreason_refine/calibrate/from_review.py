@@ -22,6 +22,7 @@ from funreason_refine.jsonl import read_jsonl
 from funreason_refine.overrides import OVERRIDES, Decision, read_decisions
 from funreason_refine.record import Action, Outcome
 from funreason_refine.review.view import COT_REWRITTEN
+from funreason_refine.run_state import readable_state
 
 MARK = "from the review of "  # starts every comment, so that a set written here may be written again
 
@@ -47,9 +48,12 @@ def _label(line: dict[str, Any], kind: str, d: Decision) -> dict[str, Any]:
     return label
 
 
-def _reviewed(run_dir: Path) -> tuple[list[tuple[dict[str, Any], str, Decision]], int]:
-    """The decided records whose verdict is still the one decided on, in input order; and the stale count."""
+def _reviewed(run_dir: Path) -> tuple[list[tuple[dict[str, Any], str, Decision]], int, list[str]]:
+    """The decided records whose verdict is still the one decided on, in input order; the stale count; and
+    warnings on overrides.jsonl (a line that is not a decision stops it, as it stops export)."""
+    readable_state(run_dir, "write a golden set from")
     read = read_decisions(run_dir)
+    warnings = read.check()
     if not read.latest:
         raise RefineError(
             f"{run_dir / OVERRIDES} holds no decision: review the run with `refine review {run_dir}` first"
@@ -62,7 +66,7 @@ def _reviewed(run_dir: Path) -> tuple[list[tuple[dict[str, Any], str, Decision]]
                 d = read.on(line, kind)
                 if d is not None:
                     found.append((line, kind, d))
-    return sorted(found, key=lambda f: f[0]["index"]), len(read.latest) - len(found)
+    return sorted(found, key=lambda f: f[0]["index"]), len(read.latest) - len(found), warnings
 
 
 def _run_input(run_dir: Path) -> dict[str, Any]:
@@ -101,7 +105,7 @@ def golden_from_review(run_dir: Path, out: Path) -> Written:
     run_dir, out = Path(run_dir), Path(out)
     if out.exists() and MARK not in out.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]:
         raise RefineError(f"{out} exists and was not written by --golden-from: give another file name")
-    reviewed, stale = _reviewed(run_dir)
+    reviewed, stale, warnings = _reviewed(run_dir)
     source = _run_input(run_dir)
     originals = _originals(source, {line["source"]["line"] for line, _, _ in reviewed})
     truth = _ground_truth(source) if source.get("format") == "bfcl" else {}
@@ -123,4 +127,4 @@ def golden_from_review(run_dir: Path, out: Path) -> Written:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows), encoding="utf-8")
     notes = [f"{stale} decision(s) on verdicts the run no longer has were left out"] if stale else []
-    return Written(len(rows), notes)
+    return Written(len(rows), notes + warnings)

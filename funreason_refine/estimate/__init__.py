@@ -1,38 +1,38 @@
-"""`refine estimate`: the calls, tokens, cost and time of a judged run, worked out before it spends anything."""
+"""`refine estimate`: the calls, tokens, cost and time of a judged run, worked out before it spends anything.
+
+The input is walked once (twice when probes or measured rewrites change what the run would ask), each
+record's calls summed as they come: memory does not grow with the input (sums.py, records.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_refine.config import Pipeline
 from funreason_refine.errors import ConfigError
-from funreason_refine.estimate.dry import Call, DryRunner, RecordCalls, record_calls
+from funreason_refine.estimate.dry import DryRunner, RecordCalls, record_calls
 from funreason_refine.estimate.figures import (
     DEFAULT_OUTPUT_TOKENS,
     OUTPUT_TOKENS_PER_SECOND,
     SECONDS_FIRST_TOKEN,
     Answers,
-    Costing,
     Figures,
     Key,
     Span,
     Tally,
     assumed,
     batch_waves,
-    key_of,
     wall_seconds,
 )
-from funreason_refine.estimate.probe import cached_answer, first_calls, measured, open_cache, probe
+from funreason_refine.estimate.probe import FirstCalls, cached_answer, open_cache, probe
+from funreason_refine.estimate.records import EstimateInput
+from funreason_refine.estimate.sums import CallSums
 from funreason_refine.estimate.tokens import TokenCounter
 from funreason_refine.judge.client import _litellm
 from funreason_refine.judge.prices import Price, price_of
-from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.record import Record
-
-SEED = 20192  # the sample is drawn the same way every time
 
 
 @dataclass
@@ -73,62 +73,54 @@ def estimate(
     if pipeline.judging is None:
         raise ConfigError([f"{pipeline.path}: no stage asks a model; a rules-only run costs nothing to estimate"])
     counter = TokenCounter(_litellm())
-    records, drawn, total = _read(pipeline, sample)
+    records = EstimateInput(pipeline, sample)
     written = output_tokens or DEFAULT_OUTPUT_TOKENS
-    calls = _dry_run(pipeline, records, written)
     if probes:
-        low = [c for r in calls for c in r.rules]
-        asyncio.run(probe(first_calls(low, probes), pipeline.output_dir, pipeline.judging.max_concurrency))
+        first = FirstCalls(probes)
+        _dry_run(pipeline, records, written, lambda calls: first.add(calls.rules))
+        asyncio.run(probe(first.calls(), pipeline.output_dir, pipeline.judging.max_concurrency))
     cache = open_cache(pipeline.output_dir)
     try:
+        sums = _sums(pipeline, records, written, counter, cache)
         if output_tokens is None:  # rewritten fields as long as the generator's measured answers
-            low = [c for r in calls for c in r.rules]
-            rewrites = [a for key, a in measured(low, cache, counter.count).items() if key[2]]
+            rewrites = [a for key, a in sums.found().items() if key[2]]
             if rewrites and round(_mean_output(rewrites)) != written:
-                calls = _dry_run(pipeline, records, round(_mean_output(rewrites)))
-        return _result(pipeline, calls, cache, counter, output_tokens, total, drawn)
+                sums = _sums(pipeline, records, round(_mean_output(rewrites)), counter, cache)
+        return _result(pipeline, sums, counter, output_tokens, records.total, records.drawn)
     finally:
         if cache is not None:
             cache.close()
 
 
-def _read(pipeline: Pipeline, sample: int | None) -> tuple[list[Record], int, int]:
-    """The records to estimate on (all, or a seeded sample), the input lines drawn for them, and how many the
-    input holds. Lines that are quarantined make no call: they count among those drawn, so that scaling up
-    does not give their share of the input the calls of records."""
-    stream = InputStream.open(pipeline.input)
-    chosen: list[RawItem] = []
-    rng = random.Random(SEED)
-    for number, item in enumerate(stream.raw_items(parse=False)):
-        if sample is None or number < sample:
-            chosen.append(item)
-        elif (slot := rng.randrange(number + 1)) < sample:
-            chosen[slot] = item  # reservoir sampling: every record equally likely, one pass, no count first
-    chosen.sort(key=lambda item: item[0])
-    records = [r for r in map(stream.convert, chosen) if isinstance(r, Record)]
-    return records, len(chosen), stream.count
+def _sums(pipeline: Pipeline, records: EstimateInput, written: int, counter: TokenCounter, cache: Any) -> CallSums:
+    """One pass: every record's calls, summed."""
+    sums = CallSums(counter.count, lambda call: cached_answer(cache, call))
+    _dry_run(pipeline, records, written, sums.add)
+    return sums
 
 
-def _dry_run(pipeline: Pipeline, records: list[Record], written_tokens: int) -> list[RecordCalls]:
+def _dry_run(
+    pipeline: Pipeline, records: EstimateInput, written_tokens: int, take: Callable[[RecordCalls], None]
+) -> None:
+    """Each record's calls to ``take``, one record at a time."""
     assert pipeline.judging is not None
     runner = DryRunner(pipeline.judging.protocol_retries, written_tokens)
 
-    async def walk() -> list[RecordCalls]:
-        return [await record_calls(record, pipeline.stages, runner) for record in records]
+    async def walk() -> None:
+        for record in records:
+            take(await record_calls(record, pipeline.stages, runner))
 
-    return asyncio.run(walk())
+    asyncio.run(walk())
 
 
 def _mean_output(found: list[Answers]) -> float:
     return sum(a.output_tokens for a in found) / len(found)
 
 
-def _answers(
-    low: list[Call], cache: Any, counter: TokenCounter, output_tokens: int | None
-) -> tuple[dict[Key, Answers], list[str]]:
+def _answers(sums: CallSums, output_tokens: int | None) -> tuple[dict[Key, Answers], list[str]]:
     """Per kind of call, what its answers are like, and the assumptions made to say so."""
-    found = measured(low, cache, counter.count)
-    kinds = list(dict.fromkeys(map(key_of, low)))
+    found = sums.found()
+    kinds = list(sums.kinds)
     answers: dict[Key, Answers] = {}
     for key in kinds:
         known = found.get(key)
@@ -160,25 +152,13 @@ def _answers(
 
 
 def _result(
-    pipeline: Pipeline,
-    calls: list[RecordCalls],
-    cache: Any,
-    counter: TokenCounter,
-    output_tokens: int | None,
-    records: int,
-    sampled: int,
+    pipeline: Pipeline, sums: CallSums, counter: TokenCounter, output_tokens: int | None, records: int, sampled: int
 ) -> Estimate:
     assert pipeline.judging is not None
-    answers, assumptions = _answers([c for r in calls for c in r.rules], cache, counter, output_tokens)
+    answers, assumptions = _answers(sums, output_tokens)
     litellm = _litellm()
-    prices: dict[str, Price | None] = {}
-
-    def price(settings: Any) -> Price | None:
-        if settings.model not in prices:
-            prices[settings.model] = price_of(litellm, settings)
-        return prices[settings.model]
-
-    tally = Costing(counter.count, price, answers, lambda call: cached_answer(cache, call) is not None).tally(calls)
+    prices: dict[str, Price | None] = {model: price_of(litellm, settings) for model, settings in sums.priced.items()}
+    tally = sums.tally(answers, prices)
     scale = records / sampled if sampled else 0.0
     names = [s.name for s in pipeline.stages if s.name in tally.stages]
     stages = {name: tally.stages[name].scaled(scale) for name in names}

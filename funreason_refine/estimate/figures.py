@@ -1,4 +1,4 @@
-"""The figures of an estimate: calls, tokens, cost and time per stage, from the calls of a dry run."""
+"""The figures of an estimate: calls, tokens, cost and time per stage, from a dry run's calls (summed: sums.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from funreason_refine.estimate.dry import Call, RecordCalls
+from funreason_refine.estimate.dry import Call
 from funreason_refine.judge.settings import ModelSettings
 
 Key = tuple[str, str, bool]
@@ -82,63 +82,13 @@ class Figures:
 
 @dataclass
 class Tally:
-    """Figures summed over the sampled records, before scaling up to the whole input."""
+    """Figures summed over the sampled records, before scaling up to the whole input (built by sums.CallSums)."""
 
     stages: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
     per_model: dict[str, dict[str, Span]] = field(default_factory=dict)
     settings: dict[str, ModelSettings] = field(default_factory=dict)
     longest_record: Span = field(default_factory=Span)  # call-seconds of the slowest record
     deepest_record: int = 0  # calls one after another in one record, at most
-
-
-class Costing:
-    """Prices every call of the dry run: counted prompt tokens, expected answers, what the cache holds."""
-
-    def __init__(self, count: Any, price: Any, answers: dict[Key, Answers], cached: Any):
-        self._count, self._price, self._answers, self._cached = count, price, answers, cached
-        self._memo: dict[int, tuple[float, float, float, float, bool]] = {}
-
-    def tally(self, records: list[RecordCalls]) -> Tally:
-        tally = Tally()
-        for calls in records:
-            tally.deepest_record = max(tally.deepest_record, len(calls.rules))
-            for scenario, chosen in (("low", calls.rules), ("high", calls.every)):
-                record_seconds = sum(self._add(tally, scenario, call) for call in chosen)
-                if record_seconds > getattr(tally.longest_record, scenario):
-                    setattr(tally.longest_record, scenario, record_seconds)
-        return tally
-
-    def _add(self, tally: Tally, scenario: str, call: Call) -> float:
-        """Count one call into ``tally``; the seconds it takes (0 when the cache answers it)."""
-        prompt, output, cost, seconds, cached = self._figures(call)
-        figures = tally.stages[call.stage]
-        if cached:
-            figures.cached.add(scenario, 1)
-            return 0.0
-        for span, value in (
-            (figures.calls, 1),
-            (figures.input_tokens, prompt),
-            (figures.output_tokens, output),
-            (figures.cost_usd, cost),
-            (figures.work, 0.0 if call.settings.batch else seconds),
-        ):
-            span.add(scenario, value)
-        model = tally.per_model.setdefault(call.settings.model, {"calls": Span(), "tokens": Span()})
-        model["calls"].add(scenario, 1)
-        model["tokens"].add(scenario, prompt + output)
-        tally.settings.setdefault(call.settings.model, call.settings)
-        return seconds
-
-    def _figures(self, call: Call) -> tuple[float, float, float, float, bool]:
-        known = self._memo.get(id(call))
-        if known is None:
-            answers = self._answers.get(key_of(call)) or assumed(DEFAULT_OUTPUT_TOKENS)
-            prompt = self._count(call.settings.model, call.messages) * answers.prompt_ratio
-            price = self._price(call.settings)
-            cost = price.cost(prompt, answers.output_tokens) if price is not None else 0.0
-            known = (prompt, answers.output_tokens, cost, answers.seconds, self._cached(call))
-            self._memo[id(call)] = known
-        return known
 
 
 def wall_seconds(tally: Tally, scale: float, concurrency: int) -> Span:

@@ -1,5 +1,5 @@
-"""What the answers are like, measured: a few real calls per stage (paid, kept in the run's answer cache),
-or the answers the cache holds already."""
+"""Probes: a few real calls per stage (paid, kept in the run's answer cache) that measure what the answers are
+like; and the cache's answer to a call (sums.py measures the answers it holds)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from funreason_refine.estimate.dry import Call
-from funreason_refine.estimate.figures import Answers, Key, key_of
+from funreason_refine.estimate.figures import Key, key_of
 from funreason_refine.judge.cache import FILE, AnswerCache, Cached
 from funreason_refine.judge.client import LLMClient
 
@@ -27,14 +27,22 @@ def cached_answer(cache: AnswerCache | None, call: Call) -> Cached | None:
     return hit
 
 
-def first_calls(calls: list[Call], per_key: int) -> list[Call]:
-    """The first ``per_key`` distinct calls of each stage, model and kind (judge or generator)."""
-    chosen: dict[Key, dict[str, Call]] = defaultdict(dict)
-    for call in calls:
-        distinct = chosen[key_of(call)]
-        if len(distinct) < per_key:
-            distinct.setdefault(call.settings.cache_key(call.messages, call.variant), call)
-    return [call for distinct in chosen.values() for call in distinct.values()]
+class FirstCalls:
+    """The first ``per_key`` distinct calls of each stage, model and kind (judge or generator), gathered record
+    by record."""
+
+    def __init__(self, per_key: int):
+        self.per_key = per_key
+        self._chosen: dict[Key, dict[str, Call]] = defaultdict(dict)
+
+    def add(self, calls: list[Call]) -> None:
+        for call in calls:
+            distinct = self._chosen[key_of(call)]
+            if len(distinct) < self.per_key:
+                distinct.setdefault(call.settings.cache_key(call.messages, call.variant), call)
+
+    def calls(self) -> list[Call]:
+        return [call for distinct in self._chosen.values() for call in distinct.values()]
 
 
 async def probe(calls: list[Call], run_dir: Path, concurrency: int) -> None:
@@ -45,23 +53,3 @@ async def probe(calls: list[Call], run_dir: Path, concurrency: int) -> None:
         await asyncio.gather(*(client.complete(c.settings, c.messages, c.stage, variant=c.variant) for c in calls))
     finally:
         await client.aclose()
-
-
-def measured(calls: list[Call], cache: AnswerCache | None, count: object) -> dict[Key, Answers]:
-    """Per kind of call, the mean output tokens and seconds of the cached answers among ``calls``, and the
-    prompt tokens the model reported over those counted."""
-    found: dict[Key, list[tuple[Cached, Call]]] = defaultdict(list)
-    for call in calls:
-        hit = cached_answer(cache, call)
-        if hit is not None and hit.completion_tokens is not None:
-            found[key_of(call)].append((hit, call))
-    out = {}
-    for key, hits in found.items():
-        reported = sum(h.prompt_tokens or 0 for h, _ in hits)
-        counted = sum(count(c.settings.model, c.messages) for _, c in hits)  # type: ignore[operator]
-        out[key] = Answers(
-            output_tokens=sum(h.completion_tokens for h, _ in hits) / len(hits),
-            seconds=sum(h.seconds for h, _ in hits) / len(hits),
-            prompt_ratio=reported / counted if reported and counted else 1.0,
-        )
-    return out
