@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -16,10 +17,13 @@ from funreason_refine.report.dataset import dataset_tables, example_table
 
 
 class RunDisplay:
-    """A progress bar over the input bytes, with live outcome counts, records/s and judge usage."""
+    """A progress bar over the input bytes (with a ``limit``: over its records, the file's size saying nothing of
+    how far the first N records are), with live outcome counts, records/s and judge usage."""
 
-    def __init__(self, console: Console, total_bytes: int, label: str):
+    def __init__(self, console: Console, total_bytes: int, label: str, limit: int | None = None):
         self.counts: Counter[str] = Counter()
+        self._limit = limit
+        self._resumed = 0
         self._judge = ""
         self._batches = ""
         self._bytes = 0
@@ -35,7 +39,8 @@ class RunDisplay:
             transient=False,
             disable=not console.is_terminal,
         )
-        self._task = self._progress.add_task(label, total=total_bytes, counts="")
+        total = total_bytes if limit is None else limit
+        self._task = self._progress.add_task(escape(label), total=total, counts="")
 
     def __enter__(self) -> EngineProgress:
         self._progress.start()
@@ -63,6 +68,10 @@ class RunDisplay:
                 self._batches = text
                 self._update()
 
+    def finished(self, resumed: int) -> None:
+        """The records that were done before this run (known once it returns): a bar over records counts them."""
+        self._resumed = resumed
+
     def _on_bytes(self, n: int) -> None:
         self._bytes += n
 
@@ -82,7 +91,8 @@ class RunDisplay:
             + (f"[blue]{self.counts['hard']} hard[/] " if self.counts["hard"] else "")
             + f"{rate:,.0f} rec/s{self._judge}"
         )
-        self._progress.update(self._task, completed=self._bytes, counts=text)
+        completed = self._bytes if self._limit is None else min(self._limit, done + self._resumed)
+        self._progress.update(self._task, completed=completed, counts=text)
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:
@@ -110,7 +120,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         for verdict in ("discard", "regenerate"):
             reasons.update(s["reasons"].get(verdict, {}))
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"
-        stages.add_row(name, str(s["passed"]), str(s["regenerated"]), str(s["discarded"]), top)
+        stages.add_row(escape(name), str(s["passed"]), str(s["regenerated"]), str(s["discarded"]), escape(top))
     return [head, stages, *dataset_tables(summary.get("dataset"))]
 
 
@@ -126,7 +136,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     top = max(f["records"] for f in report["funnel"]) or 1
     for f in report["funnel"]:
         funnel.add_row(
-            f["step"], str(f["records"]), "█" * max(1, round(30 * f["records"] / top)) if f["records"] else ""
+            escape(f["step"]), str(f["records"]), "█" * max(1, round(30 * f["records"] / top)) if f["records"] else ""
         )
     facts = report["facts"]
     kept = Table(title="Kept records", show_edge=False)
@@ -141,7 +151,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         ("answer chars, median", f"{facts['answer_chars']['median']:g}"),
         ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-"),
     ):
-        kept.add_row(name, str(value))
+        kept.add_row(name, escape(str(value)))
     return [
         funnel,
         *tables[1:],
@@ -152,7 +162,6 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
 
 
 def audit_panels(record: dict[str, Any]) -> list[Any]:
-    from rich.markup import escape
     from rich.panel import Panel
 
     from funreason_refine.report.data import clean, line_answer_text
@@ -183,12 +192,12 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
         trail.add_column(col, overflow="fold")
     for s in record.get("trail", []):
         row = [
-            s["stage"],
-            s["verdict"],
-            clean(str(s.get("reason") or "")),
-            clean(str(s.get("judge"))),
+            escape(str(s["stage"])),
+            escape(str(s["verdict"])),
+            escape(clean(str(s.get("reason") or ""))),
+            escape(clean(str(s.get("judge")))),
             str(s.get("attempt", 1)),
-            clean(str(s.get("message") or ""))[:160],
+            escape(clean(str(s.get("message") or ""))),  # whole: the column folds it
         ]
         trail.add_row(*([str(s.get("turn", "")), *row] if conversation else row))
     title = (
@@ -222,7 +231,7 @@ def conversation_table(record: dict[str, Any], width: int = 300) -> Table:
             error = "   (error result)" if row["error"] else ""
             table.add_row(Text(f"tool {row.get('call_id') or ''}"), Text(f"{row['tool']}: {cut(row['text'])}{error}"))
         else:
-            table.add_row(row["role"], Text(cut(row["text"])))
+            table.add_row(Text(row["role"]), Text(cut(row["text"])))
     return table
 
 
@@ -230,7 +239,7 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
     head = Table(title=f"{c['records']} records in both runs", show_edge=False)
     for col in ("", "A", "B"):
         head.add_column(col)
-    head.add_row("judge", str(c["judge_a"]), str(c["judge_b"]))
+    head.add_row("judge", escape(str(c["judge_a"])), escape(str(c["judge_b"])))
     head.add_row("kept", str(c["kept"]["a"]), str(c["kept"]["b"]))
     head.add_row("kappa on kept", str(c["kept"]["kappa"]), "")
     stages = Table(title="Agreement per stage (records that reached the stage in both runs)", show_edge=False)
@@ -238,7 +247,7 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
         stages.add_column(col, justify="left" if col == "stage" else "right")
     for s in c["stages"]:
         stages.add_row(
-            s["stage"],
+            escape(s["stage"]),
             str(s["records"]),
             str(s["discarded_a"]),
             str(s["discarded_b"]),
@@ -252,7 +261,10 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
         diffs.add_column(col, overflow="fold")
     for d in c["disagreements"]:
         diffs.add_row(
-            str(d["index"]), str(d["id"]), f"{d['a']} {d['reason_a'] or ''}", f"{d['b']} {d['reason_b'] or ''}"
+            str(d["index"]),
+            escape(str(d["id"])),
+            escape(f"{d['a']} {d['reason_a'] or ''}"),
+            escape(f"{d['b']} {d['reason_b'] or ''}"),
         )
     return [head, stages, diffs]
 
@@ -268,8 +280,8 @@ def _servers_table(rows: list[dict[str, Any]]) -> list[Table]:
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(
-            r["model"],
-            r["server"],
+            escape(r["model"]),
+            escape(r["server"]),
             str(r["calls"]),
             str(r["errors"]),
             str(r["rate_limited"]),

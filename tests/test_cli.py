@@ -218,3 +218,42 @@ def test_a_run_with_records_in_errors_exits_3_and_says_to_retry(tmp_path, plugin
     result = invoke("run", tmp_path / "p.toml")
     assert result.exit_code == 3
     assert "1 record(s) in" in result.output and f"refine retry {tmp_path / 'runs' / 'p'}" in result.output
+
+
+def test_with_a_limit_the_progress_bar_counts_records_against_the_limit():
+    import io
+
+    from rich.console import Console
+
+    from funreason_refine.console import RunDisplay
+
+    screen = io.StringIO()
+    display = RunDisplay(Console(file=screen, force_terminal=True, width=120), 10_000_000, "in.jsonl", limit=4)
+    with display as progress:
+        progress.on_bytes(2000)  # the first 4 records of a 10 MB file: 0.02% of its bytes
+        progress.on_outcome("kept")
+        progress.on_outcome("discarded")
+        time.sleep(0.15)
+        progress.on_outcome("kept")
+    assert "75%" in screen.getvalue(), "3 of 4 records, whatever the file's size"
+    resumed = io.StringIO()
+    display = RunDisplay(Console(file=resumed, force_terminal=True, width=120), 10_000_000, "in.jsonl", limit=4)
+    with display as progress:
+        progress.on_outcome("kept")
+        display.finished(resumed=3)  # three of the first four were done by an earlier run
+    assert "100%" in resumed.getvalue()
+
+
+def test_a_run_with_a_limit_ends_its_bar_at_100_percent(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from funreason_refine.cli import running
+
+    screen = io.StringIO()
+    monkeypatch.setattr(running, "err", Console(file=screen, force_terminal=True, width=160))
+    result = invoke("run", QUICKSTART / "pipeline.toml", "--out", tmp_path / "r", "--limit", "7")
+    assert result.exit_code == 0, result.output
+    last = screen.getvalue().rsplit("\r", 1)[-1]
+    assert "100%" in last, "7 of 7 records (7 of the file's 60 lines are 11% of its bytes)"

@@ -30,11 +30,11 @@ MISSING = {
     "no_call": "no kept record answers without calling a function (an empty call list or a text reply): a model "
     "trained on this set learns to always call one (When2Call and the xLAM community report this); add records "
     "whose answer is [] or a text reply",
-    "one_call": "no kept record makes exactly one call",
+    "one_call": "no kept record makes exactly one call: add records whose answer is a single call",
     "parallel": "no kept record calls one function several times in one answer (parallel calls): a model trained "
-    "on this set does not learn to",
+    "on this set does not learn to make them; add records whose answer calls a function more than once",
     "several_functions": "no kept record calls two or more different functions in one answer: a model trained on "
-    "this set does not learn to",
+    "this set does not learn to combine functions; add records whose answer calls several functions",
 }
 
 

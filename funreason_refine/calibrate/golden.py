@@ -8,7 +8,7 @@ question carries its ground truth inline as ``"ground_truth"`` (BFCL's possible-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +89,7 @@ class GoldenRecord:
 class GoldenSet:
     path: Path
     records: list[GoldenRecord]
+    notes: list[str] = field(default_factory=list)  # what is allowed but may not be meant (a record given twice)
 
     def stage_problems(self, stages: list[str]) -> list[str]:
         """Labels naming a stage the pipeline does not run."""
@@ -126,28 +127,77 @@ def _parse_line(path: Path, number: int, text: str, problems: list[str]) -> Gold
     return GoldenRecord(number, record, label, comment if isinstance(comment, str) else None, str(rid or number))
 
 
+def _lines(path: Path, problems: list[str]) -> list[tuple[int, str]]:
+    """The non-blank lines of the file, numbered from 1, each decoded on its own: a byte that is not UTF-8
+    is named with its line and column."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise GoldenSetError(path, [f"{path}: file not found"]) from None
+    except OSError as exc:
+        raise GoldenSetError(path, [f"{path}: cannot read it ({exc.strerror or exc})"]) from None
+    lines = []
+    # "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(
+                f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "save the file as UTF-8"
+            )
+            continue
+        if text.strip():
+            lines.append((number, text))
+    return lines
+
+
+def _duplicates(path: Path, records: list[GoldenRecord]) -> tuple[list[str], list[str]]:
+    """Records given twice (the same id; without ids, the same record): problems where their labels differ,
+    notes where they agree (each copy counts in the scores)."""
+    problems, notes = [], []
+    first: dict[str, GoldenRecord] = {}
+    for g in records:
+        rid = g.record.get("id")
+        key = f"id {rid!r}" if rid is not None else json.dumps(g.record, sort_keys=True, default=str)
+        seen = first.setdefault(key, g)
+        if seen is g:
+            continue
+        what = f"id {str(rid)!r}" if rid is not None else "the same record (no id)"
+        if seen.label != g.label:
+            problems.append(
+                f"{path}:{g.line}: {what} as on line {seen.line}, with another label ({_label_text(g.label)} here, "
+                f"{_label_text(seen.label)} there): keep the line whose label is right and delete the other"
+                + (", or give the two records different ids if they are different records" if rid is not None else "")
+            )
+        else:
+            notes.append(
+                f"{path}:{g.line}: {what} as on line {seen.line}, with the same label: it counts twice in the scores; "
+                "delete one of the lines unless that is meant"
+            )
+    return problems, notes
+
+
+def _label_text(label: Label) -> str:
+    return json.dumps(label.model_dump(exclude_none=True, mode="json"), ensure_ascii=False)
+
+
 def read_golden(path: Path) -> GoldenSet:
     """Read and check a golden file; GoldenSetError lists every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise GoldenSetError(path, [f"{path}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GoldenSetError(path, [f"{path}: cannot read it ({exc})"]) from None
     problems: list[str] = []
     records = []
-    # "\n" only: str.splitlines() would also split on U+2028 inside JSON strings.
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.strip():
-            parsed = _parse_line(path, number, line, problems)
-            if parsed is not None:
-                records.append(parsed)
+    for number, line in _lines(path, problems):
+        parsed = _parse_line(path, number, line, problems)
+        if parsed is not None:
+            records.append(parsed)
     if not records and not problems:
         problems.append(f"{path}: no labelled record (one JSON object per line)")
+    duplicated, notes = _duplicates(path, records)
+    problems += duplicated
     if problems:
         raise GoldenSetError(path, problems)
-    return GoldenSet(path, records)
+    return GoldenSet(path, records, notes)
 
 
 @dataclass

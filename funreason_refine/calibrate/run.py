@@ -80,6 +80,7 @@ def _golden_summary(golden: GoldenSet) -> dict[str, Any]:
         "discard": len(golden.records) - keep,
         "discard_by_stage": by_stage,
         "with_answer": sum(g.label.answer is not None for g in golden.records),
+        "notes": list(golden.notes),
     }
 
 

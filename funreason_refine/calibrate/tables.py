@@ -63,7 +63,7 @@ def calibration_tables(report: dict[str, Any]) -> list[Table]:
             s = c.get("stages", {}).get(stage)
             if s is not None:
                 stages.add_row(
-                    stage,
+                    escape(stage),
                     escape(c["name"]),
                     *(str(s[k]) for k in ("tp", "fp", "fn", "tn")),
                     *(_v(s[k]) for k in ("precision", "recall", "f1", "kappa")),

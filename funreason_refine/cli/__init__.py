@@ -6,6 +6,8 @@ to it; installed plugins add theirs through the ``register_commands`` hook.
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from funreason_refine.cli import cost, distributed, listings, reports, run, selfrefine, trust  # noqa: F401 (they register)
 from funreason_refine.cli.app import err, main
 
@@ -21,7 +23,10 @@ def _register_plugin_commands() -> None:
     except PluginError:
         pass  # reported by each command that needs the plugins; the others (report, export...) still work
     except Exception as exc:  # a broken plugin must not take `refine` itself down
-        err.print(f"[red]error:[/] a plugin failed to add its commands: {type(exc).__name__}: {exc}", highlight=False)
+        err.print(
+            f"[red]error:[/] a plugin failed to add its commands: {type(exc).__name__}: {escape(str(exc))}",
+            highlight=False,
+        )
 
 
 _register_plugin_commands()

@@ -54,7 +54,7 @@ def report_merged(result: MergeResult) -> None:
     for table in summary_tables(result.summary):
         out.print(table)
     print_judge(result.summary["judge"])
-    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False)
+    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False, markup=False)
     if result.errors:
         errors_exit(result.errors, result.out_dir)
 
@@ -72,7 +72,7 @@ def retry_shards(
         raise RefineError(f"{run_dir} is split into {len(states)} shards: give --shard I/{len(states)}")
     chosen = [s for s in states if s.shard == shard] if shard is not None else [s for s in states if s.done["errors"]]
     if not chosen:
-        out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry")
+        out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry", highlight=False, markup=False)
         return
     errors = 0
     for state in chosen:

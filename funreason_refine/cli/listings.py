@@ -27,7 +27,8 @@ def stages(as_json: bool) -> None:
     for row in rows:
         default = f"#{row['order']}" if row["order"] is not None else "listed only"
         default += f", on_fail {row['on_fail']}"
-        table.add_row(row["name"], row["plugin"], escape(row["description"]), default, ", ".join(row["keys"]) or "-")
+        keys = ", ".join(row["keys"]) or "-"
+        table.add_row(escape(row["name"]), escape(row["plugin"]), escape(row["description"]), default, escape(keys))
     out.print(table)
 
 
@@ -45,5 +46,5 @@ def plugins(as_json: bool) -> None:
     for col in ("plugin", "package", "version", "hooks"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], row["package"], row["version"], ", ".join(row["hooks"]))
+        table.add_row(*(escape(str(row[k])) for k in ("name", "package", "version")), ", ".join(row["hooks"]))
     out.print(table)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from funreason_refine.cli.app import main, out, shard_option
 from funreason_refine.cli.running import pipeline_of, run_loaded
@@ -132,5 +133,6 @@ def validate(pipeline: Path, judge_model: str | None) -> None:
     loaded = load_pipeline(pipeline, judge_model=judge_model)
     names = " -> ".join(s.name for s in loaded.stages)
     out.print(
-        f"[green]ok[/]: {pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}", highlight=False
+        "[green]ok[/]: " + escape(f"{pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}"),
+        highlight=False,
     )

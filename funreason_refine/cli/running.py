@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from funreason_refine.cli.app import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, EXIT_RECORD_ERRORS, err, out
 from funreason_refine.errors import RefineError
 
@@ -52,27 +54,34 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     else:
         sharding.refuse_sharded_folder(loaded.output_dir)
     try:
-        with RunDisplay(err, size, label) as progress:
+        display = RunDisplay(err, size, label, limit=options.get("limit"))
+        with display as progress:
             if shard is not None:
                 result = sharding.run_shard(loaded, shard, progress, part=part, **options)
             else:
                 result = run_pipeline(loaded, progress=progress, **options)
+            display.finished(result.resumed)
     except RunInterrupted as exc:
-        err.print(f"[yellow]stopped:[/] {exc}", highlight=False)
+        err.print(f"[yellow]stopped:[/] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
     except JudgeOutage as exc:
-        err.print(f"[red]stopped:[/] {exc}", highlight=False)
+        err.print(f"[red]stopped:[/] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_JUDGE_OUTAGE)
     if result.resumed:
-        out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
+        out.print(
+            f"resumed: {result.resumed} records were already done in {result.out_dir}", highlight=False, markup=False
+        )
     for table in summary_tables(result.summary):
         out.print(table)
     print_judge(result.summary["judge"])
     timings = result.summary["timings"]
-    out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))")
+    out.print(
+        f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))",
+        markup=False,
+    )
     if result.stopped:
         err.print(
-            f"[yellow]stopped:[/] {result.stopped}. What was finished is saved; run the same command "
+            f"[yellow]stopped:[/] {escape(str(result.stopped))}. What was finished is saved; run the same command "
             "again (with a higher max_cost) to go on.",
             highlight=False,
         )
@@ -85,16 +94,20 @@ def print_judge(judge: dict[str, Any]) -> None:
     if judge["model"] or judge.get("generator"):
         out.print(
             f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
-            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
+            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}",
+            markup=False,
         )
         for note in judge["notes"]:
-            out.print(f"[yellow]note:[/] {note}", highlight=False)
+            out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def errors_exit(errors: int, folder: Path) -> None:
     err.print(
-        f"[red]{errors} record(s) in {folder / 'errors.jsonl'}[/]: stopped by failures that were "
-        f"not verdicts (see each line's error). Fix the cause, then run `refine retry {folder}`.",
+        f"[red]{errors} record(s) in {escape(str(folder / 'errors.jsonl'))}[/]: "
+        + escape(
+            "stopped by failures that were not verdicts (see each line's error). Fix the cause, then run "
+            f"`refine retry {folder}`."
+        ),
         highlight=False,
     )
     sys.exit(EXIT_RECORD_ERRORS)
@@ -106,4 +119,6 @@ def shard_note(run_dir: Path, shard: Shard) -> None:
 
     complete = sum(s.complete for s in Watcher(run_dir).states())
     then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"
-    out.print(f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False)
+    out.print(
+        f"shard {shard} complete; {complete} of {shard.count} shards complete ({then})", highlight=False, markup=False
+    )

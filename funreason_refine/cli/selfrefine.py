@@ -47,5 +47,7 @@ def selfrefine_command(pipeline: Path, rounds: int, judge_model: str | None) -> 
     out.print(table)
     out.print(
         f"rounds in {loaded.output_dir}/round-N (kept.jsonl of each is its training set); "
-        f"summary in {loaded.output_dir / 'selfrefine.json'}"
+        f"summary in {loaded.output_dir / 'selfrefine.json'}",
+        markup=False,
+        highlight=False,
     )

@@ -59,7 +59,11 @@ def calibrate(
         from funreason_refine.calibrate.from_review import golden_from_review
 
         written = golden_from_review(golden_from, golden)
-        out.print(f"wrote {written.records} labelled records to {golden} from the review of {golden_from}")
+        out.print(
+            f"wrote {written.records} labelled records to {golden} from the review of {golden_from}",
+            markup=False,
+            highlight=False,
+        )
         for note in written.notes:
             err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         if pipeline is None:
@@ -95,7 +99,13 @@ def calibrate(
         )
     for table in calibration_tables(report):
         out.print(table)
-    out.print(f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}")
+    for note in report["golden"].get("notes", []):
+        warn(note)
+    out.print(
+        f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}",
+        markup=False,
+        highlight=False,
+    )
     if any("error" in c for c in report["candidates"]):
         sys.exit(1)
 
@@ -132,6 +142,7 @@ def review(run_dir: Path, port: int, no_browser: bool, kept_sample: int, allow_p
         f"{sum(i.kind == 'kept' for i in items)} kept records at {server.url} (Ctrl-C to stop); "
         f"decisions go to {run_dir / 'overrides.jsonl'}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     sys.stdout.flush()

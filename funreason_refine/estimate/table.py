@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -22,7 +23,7 @@ def estimate_table(estimate: Estimate) -> Table:
     for column in ("calls", "cached (free)", "input tokens", "output tokens", "cost", "time"):
         table.add_column(column, justify="right")
     for name, figures in estimate.stages.items():
-        table.add_row(name, *_cells(figures))
+        table.add_row(escape(name), *_cells(figures))
     table.add_row(Text("total", style="bold"), *_cells(estimate.total), style="bold")
     return table
 

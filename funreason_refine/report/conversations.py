@@ -196,7 +196,11 @@ def _left_table(section: dict[str, Any]) -> list[Table]:
         table.add_column(col, justify="right" if col in ("turn", "conversations") else "left")
     for row in section["left"]:
         table.add_row(
-            row["outcome"], escape(row["stage"]), escape(row["reason"]), str(row["turn"]), str(row["conversations"])
+            escape(row["outcome"]),
+            escape(row["stage"]),
+            escape(row["reason"]),
+            str(row["turn"]),
+            str(row["conversations"]),
         )
     return [table]
 

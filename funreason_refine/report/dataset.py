@@ -52,7 +52,7 @@ def dataset_tables(dataset: dict[str, Any] | None) -> list[Table]:
         str(dropped.get("near_duplicate", 0)),
         f"word-pair Jaccard similarity >= {dups['near_threshold']:g}"
         if checked
-        else "not looked for ([audit] near_duplicates = true)",
+        else escape("not looked for ([audit] near_duplicates = true)"),
     )
     sets = len(cont["eval_sets"])
     found.add_row(
@@ -61,7 +61,7 @@ def dataset_tables(dataset: dict[str, Any] | None) -> list[Table]:
         str(dropped.get("contaminated", 0)),
         f">= {cont['threshold']:.0%} of {cont['ngram']}-word sequences in {sets} eval set(s)"
         if sets
-        else "no [audit] eval_sets",
+        else escape("no [audit] eval_sets"),
     )
     calls = Table(title=f"Call mix of the kept set ({mix['records']} records)", show_edge=False)
     for label in KINDS.values():
@@ -70,7 +70,7 @@ def dataset_tables(dataset: dict[str, Any] | None) -> list[Table]:
     tables = [found, calls]
     if dataset["warnings"]:
         warnings = Table(show_edge=False, show_header=False)
-        warnings.add_column(style="yellow")
+        warnings.add_column(style="yellow", overflow="fold")  # wrapped at words, never cut
         for warning in dataset["warnings"]:
             warnings.add_row(f"warning: {escape(warning)}")
         tables.append(warnings)

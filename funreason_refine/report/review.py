@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from funreason_refine.overrides import OVERRIDES, read_decisions
@@ -82,8 +83,8 @@ def review_tables(report: dict[str, Any]) -> list[Table]:
     for s in review["stages"]:
         for b in s["by"]:
             table.add_row(
-                f"discarded at {s['stage']}",
-                b["decider"],
+                escape(f"discarded at {s['stage']}"),
+                escape(b["decider"]),
                 str(s["discarded"]),
                 str(b["reviewed"]),
                 str(b["right"]),

@@ -124,6 +124,7 @@ def test_scores_costs_and_the_second_run_paying_nothing(setup):
         "discard": 7,
         "discard_by_stage": {"query_tool": 3, "cot": 2, "(no stage)": 1, "function_params": 1},
         "with_answer": 2,
+        "notes": [],
     }
 
     # strict: tp r4 r5 r7 r8 r9 r11, fp r3 r10, fn r6, tn r1 r2 r12 r13 (13 records)

@@ -103,3 +103,49 @@ def test_records_of_no_format_refine_reads_are_named(tmp_path):
     )
     assert result.exit_code == 1
     assert f"{path}:1: not a record of a format refine reads (its keys: completion, prompt)" in result.output
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line_and_column(tmp_path):
+    path = tmp_path / "g.jsonl"
+    good = json.dumps(labelled("a", {"outcome": "keep"})).encode()
+    path.write_bytes(good + b"\n" + good.replace(b'"a"', b'"caf\xe9"') + b"\n")  # Latin-1, as a spreadsheet saves it
+    with pytest.raises(GoldenSetError) as caught:
+        read_golden(path)
+    column = good.index(b'"a"') + 5
+    assert caught.value.problems == [f"{path}:2: not UTF-8 text (byte 0xe9 at column {column}); save the file as UTF-8"]
+
+
+def test_a_record_labelled_twice_differently_is_refused_naming_both_lines(tmp_path):
+    row = {k: v for k, v in xlam_row("x").items() if k != "id"}
+    path = write_jsonl(
+        tmp_path / "g.jsonl",
+        [
+            labelled("a", {"outcome": "keep"}),
+            labelled("b", {"outcome": "keep"}),
+            labelled("a", {"outcome": "discard", "stage": "cot"}),
+            {**row, "label": {"outcome": "keep"}},
+            {**row, "label": {"outcome": "discard"}},
+        ],
+    )
+    with pytest.raises(GoldenSetError) as caught:
+        read_golden(path)
+    assert caught.value.problems == [
+        f'{path}:3: id \'a\' as on line 1, with another label ({{"outcome": "discard", "stage": "cot"}} here, '
+        '{"outcome": "keep"} there): keep the line whose label is right and delete the other, or give the two '
+        "records different ids if they are different records",
+        f'{path}:5: the same record (no id) as on line 4, with another label ({{"outcome": "discard"}} here, '
+        '{"outcome": "keep"} there): keep the line whose label is right and delete the other',
+    ]
+    result = CliRunner().invoke(main, ["calibrate", str(path), str(QUICKSTART / "pipeline.toml")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{path}:3: id 'a' as on line 1, with another label" in " ".join(result.output.split())
+
+
+def test_a_record_given_twice_with_the_same_label_is_a_note(tmp_path):
+    path = write_jsonl(tmp_path / "g.jsonl", [labelled("a", {"outcome": "keep"}), labelled("a", {"outcome": "keep"})])
+    golden = read_golden(path)
+    assert len(golden.records) == 2
+    assert golden.notes == [
+        f"{path}:2: id 'a' as on line 1, with the same label: it counts twice in the scores; delete one of the "
+        "lines unless that is meant"
+    ]
