@@ -44,7 +44,7 @@ class StageTable(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description="A registered stage name (see `refine stages`).")
-    on_fail: OnFail | None = Field(None, description="discard, regenerate or hard_pool; default: the stage's.")
+    on_fail: OnFail | None = Field(None, description="discard, regenerate, hard_pool or truncate; default: the stage's.")
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
     timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(
@@ -65,8 +65,8 @@ class PipelineFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: InputConfig
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    input: InputConfig = Field(description="The input file and how to read it.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where the run folder goes.")
     judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
     generate: GenerateSettings | None = Field(
         None, description="The default generator of stages that rewrite a field (the CoT stage's CoTs)."
