@@ -44,7 +44,9 @@ class StageTable(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description="A registered stage name (see `refine stages`).")
-    on_fail: OnFail | None = Field(None, description="discard, regenerate, hard_pool or truncate; default: the stage's.")
+    on_fail: OnFail | None = Field(
+        None, description="discard, regenerate, hard_pool or truncate; default: the stage's."
+    )
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
     timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(

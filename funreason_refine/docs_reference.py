@@ -118,7 +118,8 @@ def configuration_reference() -> str:
     from funreason_refine.readers import InputConfig
     from funreason_refine.specs import StageSpec
 
-    run_wide = ", ".join(f"`{k}`" for k in judge.JudgeSettings.model_fields if k not in judge.ModelSettings.model_fields)
+    shared = judge.ModelSettings.model_fields
+    run_wide = " and ".join(f"`{k}`" for k in judge.JudgeSettings.model_fields if k not in shared)
     lines = [
         *_section("Top level", "Keys before the first `[table]`, and the tables.", PipelineFile),
         "`[[stages]]`: the ordered stages (below); without any, the built-in stages run in the paper's order.",
@@ -143,9 +144,7 @@ def configuration_reference() -> str:
             "`generate = {...}` takes the same keys.",
             judge.GenerateSettings,
         ),
-        *_section(
-            "`[source]`", "`refine selfrefine`: the model that samples candidate answers.", judge.SourceSettings
-        ),
+        *_section("`[source]`", "`refine selfrefine`: the model that samples candidate answers.", judge.SourceSettings),
         *_section("`[audit]`", "The dataset audits of the kept set.", AuditSettings),
         *_section("`[[stages]]`", "One table per stage, in order; the keys every stage takes.", StageTable),
         *_section(
@@ -200,7 +199,7 @@ def documented_names(text: str) -> set[str]:
     heading = ""
     for line in text.partition(MARKER)[2].splitlines():
         if line.startswith("#"):
-            heading = line.lstrip("# ")
+            heading = line.lstrip("# ").replace("`", "")
         elif row := re.match(r"\| `([^`]+)` \|", line):
             names.add(f"{heading}: {row.group(1)}")
         elif line.startswith("  -"):  # an option of click's help: "  -o, --output FILE  What it is."

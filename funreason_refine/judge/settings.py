@@ -203,7 +203,11 @@ class GenerateSettings(ModelSettings):
     """The `[generate]` table: the model that writes CoTs for records without one."""
 
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature of the generator.")
-    prompt: str | None = Field(None, description="CoT generation prompt; placeholders {query} {tools} {answer}.")
+    prompt: str | None = Field(
+        None,
+        description="The generator's prompt, instead of the stage spec's rewrite_prompt; placeholders {query} "
+        "{tools} {answer} {cot} {conversation}.",
+    )
 
 
 class SourceSettings(ModelSettings):

@@ -125,9 +125,9 @@ def test_server_settings_problems_name_the_key(tmp_path, judge, words):
     assert words in str(caught.value)
 
 
-def test_the_readme_fleet_example_loads_as_written(tmp_path):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"```toml\n(.*?)```", readme.split("### Fleets and rate limits", 1)[1], re.S).group(1)
+def test_the_docs_fleet_example_loads_as_written(tmp_path):
+    scaling = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", scaling.split("## Fleets and rate limits", 1)[1], re.S).group(1)
     write_jsonl(tmp_path / "in.jsonl", [forecast_row("r")])
     (tmp_path / "p.toml").write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n{example}')
     pipeline = load_pipeline(tmp_path / "p.toml")
