@@ -75,3 +75,27 @@ def test_the_pipeline_examples_load(example, tmp_path):
     extra = "" if "[input]" in example else '[input]\npath = "records.jsonl"\n[output]\ndir = "run"\n'
     (tmp_path / "p.toml").write_text(head + "\n" + extra + tables)
     assert load_pipeline(tmp_path / "p.toml").stages
+
+
+def _anchors(page):
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+# Pages other branches are writing, linked from here already.
+ANNOUNCED = {"reading.md"}
+
+
+@pytest.mark.parametrize("page", [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))], ids=lambda p: p.name)
+def test_every_link_between_the_pages_leads_somewhere(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://")):
+            continue
+        name, _, anchor = target.partition("#")
+        dest = (page.parent / name).resolve() if name else page
+        if dest.name in ANNOUNCED and not dest.exists():
+            continue
+        assert dest.exists(), f"{page.name}: {target} is not a file"
+        if anchor and dest.suffix == ".md":
+            assert anchor in _anchors(dest), f"{page.name}: {target}: no such heading"
