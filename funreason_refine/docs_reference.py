@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -27,7 +26,8 @@ COMMAND = "python -m funreason_refine.docs_reference"
 HELP_WIDTH = 100  # help text is wrapped at a fixed width, so that the page does not depend on the terminal
 
 _SIMPLE = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path", Any: "any"}
-_BOUNDS = ((annotated_types.Ge, "ge", ">="), (annotated_types.Gt, "gt", ">"), (annotated_types.Le, "le", "<="))
+# pydantic keeps ge=, gt=, le=, lt= as annotated_types' Ge, Gt, Le, Lt, each with its bound under that name
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
 
 # --- the configuration reference -----------------------------------------------------------------
@@ -52,7 +52,7 @@ def _plural(name: str) -> str:
 
 
 def _bounds(field: FieldInfo) -> str:
-    found = [f"{sign} {getattr(m, attr)}" for m in field.metadata for cls, attr, sign in _BOUNDS if isinstance(m, cls)]
+    found = [f"{sign} {getattr(m, attr)}" for m in field.metadata for attr, sign in _BOUNDS if hasattr(m, attr)]
     return f" ({', '.join(found)})" if found else ""
 
 
