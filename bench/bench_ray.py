@@ -44,7 +44,7 @@ from funreason_refine.distributed.ray_executor import run_on_ray
 result = run_on_ray(load_pipeline(sys.argv[1], sys.argv[2]), 4)
 t3 = time.perf_counter()
 ray.shutdown()
-merge = result.summary["timings"]["merge_seconds"]
+merge = result.summary.as_dict()["timings"]["merge_seconds"]
 print(json.dumps({"import": t1 - t0, "init": t2 - t1, "shards": t3 - t2 - merge, "merge": merge}))
 """
 

@@ -14,18 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.config import Pipeline
-from funreason_refine.errors import PluginError, RefineError, RunFolderError
+from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.executors.base import Emit, Executor
-from funreason_refine.plugin_manager import get_plugin_manager
+from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import Part
-from funreason_refine.record import Outcome
-from funreason_refine.run_folder import RunFolder, Written
+from funreason_refine.run_folder import RunFolder, Written, write_summary
+from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
 
 # Below this input size worker start-up (about a second) costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
@@ -42,8 +43,8 @@ class Progress:
 
 @dataclass
 class RunResult:
-    summary: dict[str, Any]
-    out_dir: Any
+    summary: Summary
+    out_dir: Path
     resumed: int = 0
     workers: int = 1
     stopped: str | None = None
@@ -52,7 +53,7 @@ class RunResult:
     @property
     def errors(self) -> int:
         """Records stopped by infrastructure failures (errors.jsonl): `refine retry` redoes them."""
-        return int(self.summary["outcomes"].get(Outcome.ERRORS, 0))
+        return self.summary.errors
 
 
 class RunInterrupted(RefineError):
@@ -94,13 +95,19 @@ def run_pipeline(
         folder.close()
     _check_accounting(folder, stream.count, stopped)
     summary = _summary(pipeline, folder, stream, executor, limit, stopped, started, time.perf_counter() - t0)
+    if part is not None:
+        summary.shard = InputPart.model_validate(part.as_dict())
+    finish(folder.path, summary, audit)
+    return RunResult(summary, folder.path, folder.resumed, executor.workers, stopped, executor.start_method)
+
+
+def finish(run_dir: Path, summary: Summary, audit: DatasetAudit | None) -> None:
+    """The end every run shares, one process or a merge of shards: the dataset audits' section,
+    summary.json, the run_finished hooks."""
     if audit is not None:
         audit.add_to(summary)
-    if part is not None:
-        summary["shard"] = part.as_dict()
-    folder.write_summary(summary)
-    _call_plugins(get_plugin_manager().hook.run_finished, run_dir=folder.path, summary=summary)
-    return RunResult(summary, folder.path, folder.resumed, executor.workers, stopped, executor.start_method)
+    write_summary(run_dir, summary)
+    call_hook(get_plugin_manager().hook.run_finished, run_dir=run_dir, summary=summary.as_dict())
 
 
 def choose_executor(
@@ -169,7 +176,7 @@ def _emitter(folder: RunFolder, progress: Progress, audit: DatasetAudit | None) 
             progress.on_outcome(written.outcome)
         if observed:
             record = json.loads(written.line)
-            _call_plugins(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
+            call_hook(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
 
     return emit
 
@@ -191,67 +198,49 @@ def _summary(
     stopped: str | None,
     started: datetime,
     seconds: float,
-) -> dict[str, Any]:
+) -> Summary:
     records_this_run = len(folder.done) - folder.resumed
-    return {
-        "version": __version__,
-        "pipeline": str(pipeline.path),
-        "config_hash": pipeline.config_hash,
-        "complete": stopped is None,
-        "stopped": stopped,
-        "input": {
-            "path": str(pipeline.input.path.resolve()),
-            "format": stream.format,
-            "records": stream.count if stopped is None else None,
-            "limit": limit,
-        },
-        **folder.tally.as_dict(
-            [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
+    outcomes, stages = folder.tally.counts(
+        [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
+    )
+    return Summary(
+        version=__version__,
+        pipeline=str(pipeline.path),
+        config_hash=pipeline.config_hash,
+        complete=stopped is None,
+        stopped=stopped,
+        input=InputInfo(
+            path=str(pipeline.input.path.resolve()),
+            format=stream.format,
+            records=stream.count if stopped is None else None,
+            limit=limit,
         ),
-        "judge": _judge_summary(pipeline, executor),
-        "timings": {
-            "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": round(seconds, 3),
-            "records_this_run": records_this_run,
-            "resumed_records": folder.resumed,
-            "records_per_second": round(records_this_run / seconds, 1) if seconds > 0 else None,
-            "workers": executor.workers,
-        },
-    }
+        outcomes=outcomes,
+        stages=stages,
+        judge=_judge_summary(pipeline, executor),
+        timings=Timings(
+            started=started.isoformat(timespec="seconds"),
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            seconds=round(seconds, 3),
+            records_this_run=records_this_run,
+            resumed_records=folder.resumed,
+            records_per_second=round(records_this_run / seconds, 1) if seconds > 0 else None,
+            workers=executor.workers,
+        ),
+    )
 
 
-def _judge_summary(pipeline: Pipeline, executor: Executor) -> dict[str, Any]:
+def _judge_summary(pipeline: Pipeline, executor: Executor) -> JudgeSection:
     """Calls, tokens and cost of this run (cached answers cost nothing), per stage."""
     usage = executor.judge_usage()
     if usage is None:
-        return {
-            "model": None,
-            "calls": 0,
-            "cached": 0,
-            "retries": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "cost_usd": 0.0,
-            "per_stage": {},
-            "notes": [],
-        }
+        return JudgeSection()
     judging = pipeline.judging
     generators = sorted({s.generator.model for s in pipeline.stages if s.generator is not None})
-    return {
-        "model": judging.defaults.model if judging is not None and judging.defaults else None,
-        "generator": ", ".join(generators) or None,
-        **usage,
-    }
-
-
-def _call_plugins(hook: Any, **kwargs: Any) -> None:
-    """Call a lifecycle hook; a plugin that raises stops the run with a message naming it."""
-    try:
-        hook(**kwargs)
-    except Exception as exc:
-        plugins = ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
-        raise PluginError(
-            f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
-            "Everything finished so far is saved; fix or remove the plugin and run again"
-        ) from exc
+    return JudgeSection.model_validate(
+        {
+            "model": judging.defaults.model if judging is not None and judging.defaults else None,
+            "generator": ", ".join(generators) or None,
+            **usage,
+        }
+    )

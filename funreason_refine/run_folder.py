@@ -21,10 +21,10 @@ from pydantic_core import PydanticSerializationError, to_json
 from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import PLAIN_MODELS, Outcome, Quarantined
+from funreason_refine.summary import SUMMARY, Summary
 from funreason_refine.tally import Tally
 
 FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
-SUMMARY = "summary.json"
 RUN_FILE = "run.json"
 LOCK = "run.lock"
 FLUSH_SECONDS = 0.2
@@ -290,17 +290,6 @@ class RunFolder:
             "again to resume"
         ) from None
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        tmp = self.path / (SUMMARY + ".tmp")
-        try:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path / SUMMARY)
-        except OSError as exc:
-            raise RunFolderError(
-                f"cannot write {self.path / SUMMARY}: {exc.strerror or exc}. The records are all "
-                "written; free some space and run the same command again to write it"
-            ) from None
-
     def forget_errors(self) -> int:
         """Drop errors.jsonl, so that a resume redoes those records; returns how many there were.
 
@@ -331,3 +320,17 @@ class RunFolder:
         if self._lock is not None:
             self._lock.close()  # releases the lock
             self._lock = None
+
+
+def write_summary(run_dir: Path, summary: Summary) -> None:
+    """summary.json, replaced in one step (a reader never sees half of it)."""
+    path = Path(run_dir) / SUMMARY
+    tmp = path.with_name(SUMMARY + ".tmp")
+    try:
+        tmp.write_text(summary.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write {path}: {exc.strerror or exc}. The records are all "
+            "written; free some space and run the same command again to write it"
+        ) from None

@@ -47,8 +47,8 @@ def report_merged(result: MergeResult) -> None:
 
     for table in summary_tables(result.summary):
         out.print(table)
-    print_judge(result.summary["judge"])
-    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False)
+    print_judge(result.summary.judge)
+    out.print(f"merged {len(result.summary.shards or [])} shards into {result.out_dir}", highlight=False)
     if result.errors:
         errors_exit(result.errors, result.out_dir)
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
     from funreason_refine.distributed.layout import Shard
     from funreason_refine.engine import RunResult
+    from funreason_refine.summary import JudgeSection
 
 
 def pipeline_of(run_dir: Path) -> Path:
@@ -67,9 +68,9 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
         out.print(f"resumed: {result.resumed} records were already done in {result.out_dir}")
     for table in summary_tables(result.summary):
         out.print(table)
-    print_judge(result.summary["judge"])
-    timings = result.summary["timings"]
-    out.print(f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))")
+    print_judge(result.summary.judge)
+    rate = result.summary.timings.records_per_second
+    out.print(f"run folder: {result.out_dir} ({rate} records/s, {result.workers} worker(s))")
     if result.stopped:
         err.print(
             f"[yellow]stopped:[/] {result.stopped}. What was finished is saved; run the same command "
@@ -81,13 +82,13 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     return result
 
 
-def print_judge(judge: dict[str, Any]) -> None:
-    if judge["model"] or judge.get("generator"):
+def print_judge(judge: JudgeSection) -> None:
+    if judge.model or judge.generator:
         out.print(
-            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
-            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}"
+            f"judge: {judge.calls} calls, {judge.cached} answered from the cache, {judge.retries} retries, "
+            f"{judge.prompt_tokens + judge.completion_tokens:,} tokens, ${judge.cost_usd:.4f}"
         )
-        for note in judge["notes"]:
+        for note in judge.notes:
             out.print(f"[yellow]note:[/] {note}", highlight=False)
 
 

@@ -19,6 +19,7 @@ from funreason_refine.engine import Progress, RunResult, run_pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.readers.parts import Part, split_input
 from funreason_refine.run_folder import FILES
+from funreason_refine.summary import Summary
 
 
 def run_shard(
@@ -54,9 +55,7 @@ def shard_part(pipeline: Pipeline, shard: Shard) -> Part:
     return split_input(path, shard.number, shard.count, pipeline.input.max_record_bytes)
 
 
-def write_marker(
-    folder: Path, shard: Shard, part: Part, config_hash: str, summary: dict[str, Any] | None = None
-) -> None:
+def write_marker(folder: Path, shard: Shard, part: Part, config_hash: str, summary: Summary | None = None) -> None:
     """shard.json: the shard's part of the input; complete (with when and its counts) once ``summary`` is given."""
     marker = {
         "shard": str(shard),
@@ -64,8 +63,8 @@ def write_marker(
         "part": part.as_dict(),
         "config_hash": config_hash,
         "complete": summary is not None,
-        "finished": summary["timings"]["finished"] if summary is not None else None,
-        "outcomes": summary["outcomes"] if summary is not None else None,
+        "finished": summary.timings.finished if summary is not None else None,
+        "outcomes": summary.outcomes if summary is not None else None,
     }
     tmp = folder / (MARKER + ".tmp")
     try:

@@ -9,6 +9,7 @@ from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.dataset import dataset_section
 from funreason_refine.report.review import review_summary
+from funreason_refine.summary import JudgeSection
 
 EXAMPLES_PER_REASON = 2
 REASONS_WITH_EXAMPLES = 3
@@ -44,7 +45,7 @@ def build_report(run: RunData) -> dict[str, Any]:
     import polars as pl
 
     records, steps, summary = run.records, run.steps, run.summary
-    stage_names = list(summary.get("stages", {}))
+    stage_names = list(summary.stages)
     total = records.height
     quarantined = records.filter(pl.col("kind") == Outcome.QUARANTINED).height
 
@@ -67,7 +68,7 @@ def build_report(run: RunData) -> dict[str, Any]:
     regenerated = steps.filter(pl.col("verdict") == Action.REGENERATE).select("index", "stage").unique()
     stages = []
     for stage in stage_names:
-        counts = summary["stages"][stage]
+        counts = summary.stages[stage]
         ranked = (
             records.filter((pl.col("kind") == Outcome.DISCARDED) & (pl.col("stage") == stage))
             .group_by("reason")
@@ -79,13 +80,14 @@ def build_report(run: RunData) -> dict[str, Any]:
         )
         exhausted = regen.filter((pl.col("kind") == Outcome.DISCARDED) & (pl.col("stage_final") == stage)).height
         failed = regen.filter((pl.col("kind") == Outcome.ERRORS) & (pl.col("stage_final") == stage)).height
-        usage = summary.get("judge", {}).get("per_stage", {}).get(stage)
+        usage = summary.judge.per_stage.get(stage)
         stages.append(
             {
                 "stage": stage,
-                "passed": counts["passed"],
-                "regenerated": counts["regenerated"],
-                "discarded": counts["discarded"],
+                "passed": counts.passed,
+                "regenerated": counts.regenerated,
+                "discarded": counts.discarded,
+                "truncated": counts.truncated,
                 "errors": errors_by_stage.get(stage, 0),
                 "reasons": [{"reason": r, "records": n} for r, n in ranked.iter_rows()],
                 "regeneration": {
@@ -94,7 +96,7 @@ def build_report(run: RunData) -> dict[str, Any]:
                     "exhausted": exhausted,
                     "errors": failed,
                 },
-                "judge": usage,
+                "judge": usage.model_dump() if usage is not None else None,
             }
         )
 
@@ -127,12 +129,12 @@ def build_report(run: RunData) -> dict[str, Any]:
     }
     return {
         "run_dir": str(run.path),
-        "summary": summary,
+        "summary": summary.as_dict(),
         "funnel": funnel,
         "stages": stages,
-        "outcomes": summary.get("outcomes", {}),
-        "judge": summary.get("judge", {}),
-        "endpoints": endpoint_rows(summary.get("judge", {})),
+        "outcomes": summary.outcomes,
+        "judge": summary.judge.model_dump(),
+        "endpoints": endpoint_rows(summary.judge),
         "examples": examples,
         "facts": facts,
         "quarantined": quarantined,
@@ -142,22 +144,22 @@ def build_report(run: RunData) -> dict[str, Any]:
     }
 
 
-def endpoint_rows(judge: dict[str, Any]) -> list[dict[str, Any]]:
-    """The judge servers of ``summary["judge"]["endpoints"]`` (per model, a list of servers) as table rows."""
+def endpoint_rows(judge: JudgeSection) -> list[dict[str, Any]]:
+    """The judge servers of the summary (per model, a list of servers) as table rows."""
     rows = []
-    for model, servers in (judge.get("endpoints") or {}).items():
+    for model, servers in (judge.endpoints or {}).items():
         for server in servers:
-            rest = server.get("out_of_rotation_s") or 0.0
+            rest = server.out_of_rotation_s
             rows.append(
                 {
                     "model": model,
-                    "server": str(server.get("api_base")),
-                    "calls": server.get("calls", 0),
-                    "errors": server.get("errors", 0),
-                    "rate_limited": server.get("rate_limited", 0),
-                    "p50": _seconds(server.get("latency_p50_s")),
-                    "p95": _seconds(server.get("latency_p95_s")),
-                    "out_of_rotation": f"{rest:.1f} s ({server.get('times_out_of_rotation', 0)}x)" if rest else "-",
+                    "server": server.api_base,
+                    "calls": server.calls,
+                    "errors": server.errors,
+                    "rate_limited": server.rate_limited,
+                    "p50": _seconds(server.latency_p50_s),
+                    "p95": _seconds(server.latency_p95_s),
+                    "out_of_rotation": f"{rest:.1f} s ({server.times_out_of_rotation}x)" if rest else "-",
                 }
             )
     return rows

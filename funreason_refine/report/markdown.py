@@ -53,13 +53,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Stages",
         "",
         _table(
-            ["stage", "passed", "regenerated", "discarded", "errors", "regenerations fixed / exhausted", "top reasons"],
+            [
+                "stage",
+                "passed",
+                "regenerated",
+                "discarded",
+                "truncated (kept)",
+                "errors",
+                "regenerations fixed / exhausted",
+                "top reasons",
+            ],
             [
                 [
                     s["stage"],
                     s["passed"],
                     s["regenerated"],
                     s["discarded"],
+                    s["truncated"],
                     s["errors"],
                     f"{s['regeneration']['fixed']} / {s['regeneration']['exhausted']}",
                     ", ".join(f"{r['reason']} ({r['records']})" for r in s["reasons"][:5]) or "-",
