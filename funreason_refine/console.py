@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -88,7 +89,18 @@ class RunDisplay:
 def summary_tables(summary: Summary) -> list[Table]:
     """The terminal summary of a run: outcomes, verdicts per stage, the dataset audits."""
     total = summary.input.records
-    return count_tables(summary.outcomes, total, summary.stages, summary.dataset)
+    return count_tables(summary.outcomes, total, summary.stages, summary.dataset) + _mixed_table(summary)
+
+
+def _mixed_table(summary: Summary) -> list[Table]:
+    """A warning when the records were refined under several configurations (--accept-changes)."""
+    note = summary.mixed_note()
+    if note is None:
+        return []
+    table = Table(show_edge=False, show_header=False)
+    table.add_column(style="yellow", overflow="fold")
+    table.add_row(f"warning: {escape(note)}")
+    return [table]
 
 
 def count_tables(
@@ -127,6 +139,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     """The terminal summary of `refine report`."""
     summary = Summary.model_validate(report["summary"])
     tables = count_tables(summary.outcomes, report["funnel"][0]["records"], summary.stages, summary.dataset)
+    tables += _mixed_table(summary)
     funnel = Table(title="Funnel", show_edge=False)
     funnel.add_column("step")
     funnel.add_column("records", justify="right")

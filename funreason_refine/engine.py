@@ -26,6 +26,7 @@ from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import Part
 from funreason_refine.run_folder import RunFolder, Written, write_summary
+from funreason_refine.run_identity import check_input, configurations, note_configuration_change
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
 
 # Below this input size worker start-up (about a second) costs more than it saves.
@@ -80,7 +81,7 @@ def run_pipeline(
     stream = InputStream.open(pipeline.input)
     # A shard's kept records are audited once, in input order, when the shards are merged.
     audit = DatasetAudit(pipeline.audit) if part is None else None
-    folder = _open_folder(pipeline, fresh, accept_changes, retry_errors, audit)
+    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit)
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
         executor = choose_executor(pipeline, stream, workers, progress, audit)
@@ -137,6 +138,16 @@ def choose_executor(
     return LocalExecutor(stream, pipeline.stages, features)
 
 
+def input_files(pipeline: Pipeline, stream: InputStream) -> list[Path]:
+    """The local files a run reads: the input, and a BFCL input's answer file."""
+    files = [pipeline.input.path]
+    if stream.format == "bfcl":
+        from funreason_refine.readers.bfcl import default_answers_path
+
+        files.append(pipeline.input.answers or default_answers_path(pipeline.input.path))
+    return [f for f in files if f.is_file()]
+
+
 def default_workers(stream: InputStream) -> int:
     if stream.total_bytes < PARALLEL_MIN_BYTES:
         return 1
@@ -144,18 +155,29 @@ def default_workers(stream: InputStream) -> int:
 
 
 def _open_folder(
-    pipeline: Pipeline, fresh: bool, accept_changes: bool, retry_errors: bool, audit: DatasetAudit | None
+    pipeline: Pipeline,
+    stream: InputStream,
+    fresh: bool,
+    accept_changes: bool,
+    retry_errors: bool,
+    audit: DatasetAudit | None,
 ) -> RunFolder:
-    """The run folder, locked for this process, its finished work read back (and into the audits)."""
+    """The run folder, locked for this process, checked to be made from this input and configuration
+    (or the change accepted and noted), its finished work read back (and into the audits)."""
     folder = RunFolder(pipeline.output_dir)
     folder.lock()
     try:
         if fresh:
             folder.clear()
-        folder.check_config(str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes)
+        replaced = folder.check_config(
+            str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes
+        )
+        check_input(folder.path, input_files(pipeline, stream))
         if retry_errors:
             folder.forget_errors()
         folder.open(on_read_back=audit.read_back if audit is not None else None)
+        if replaced is not None and folder.resumed:
+            note_configuration_change(folder.path, replaced, folder.resumed)
     except BaseException:
         folder.close()
         raise
@@ -200,6 +222,7 @@ def _summary(
     seconds: float,
 ) -> Summary:
     records_this_run = len(folder.done) - folder.resumed
+    mixed = configurations(folder.path, pipeline.config_hash, len(folder.done))
     outcomes, stages = folder.tally.counts(
         [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
     )
@@ -227,6 +250,7 @@ def _summary(
             records_per_second=round(records_this_run / seconds, 1) if seconds > 0 else None,
             workers=executor.workers,
         ),
+        configurations=mixed,
     )
 
 

@@ -346,6 +346,21 @@ class Summary(_Part):
             }
         )
 
+    def mixed_note(self) -> str | None:
+        """What to tell a person when the records were refined under several configurations."""
+        if not self.configurations:
+            return None
+        hashes = list(dict.fromkeys(c["config_hash"] for c in self.configurations))
+        parts = ", ".join(
+            f"{c['records']} under {c['config_hash'][:12]}" + (f" (shard {c['shard']})" if "shard" in c else "")
+            for c in self.configurations
+        )
+        return (
+            f"the records of this run were refined under {len(hashes)} configurations ({parts}): "
+            "--accept-changes kept the records refined before the change. For one configuration, run again "
+            "with --fresh"
+        )
+
     @property
     def errors(self) -> int:
         """Records stopped by infrastructure failures (errors.jsonl)."""

@@ -114,10 +114,19 @@ def check_same_run(run_dir: Path, states: list[ShardState], run_file: dict[str, 
     """The shards were made with one configuration, from one input file, and their parts tile it."""
     odd = [str(s.shard) for s in states if _run_file(s.folder).get("config_hash") != run_file["config_hash"]]
     if odd:
+        # Only --fresh leads to one configuration: --accept-changes would keep the records refined before.
         raise RunFolderError(
             f"shard(s) {', '.join(odd)} of {run_dir} were made with another pipeline configuration than shard "
-            f"{states[0].shard} (see each shard's run.json): run them again with the same pipeline, `refine run "
-            "PIPELINE --shard I/N --accept-changes` (their finished records stay) or `--fresh` (redone), then merge"
+            f"{states[0].shard} (see each shard's run.json): refine them again under the pipeline the others "
+            f"ran, `refine run PIPELINE --shard I/N --out {run_dir} --fresh`, then merge"
+        )
+    inputs = {str(s.shard): _run_file(s.folder).get("input_files") for s in states}
+    changed = [shard for shard, files in inputs.items() if files and files != inputs[str(states[0].shard)]]
+    if changed:
+        raise RunFolderError(
+            f"shard(s) {', '.join(changed)} of {run_dir} read another version of the input than shard "
+            f"{states[0].shard} (see input_files in each shard's run.json): the input changed while the shards "
+            f"ran. Refine every shard again with --fresh, then merge"
         )
     parts = [(s.shard, (s.marker or {})["part"]) for s in states]
     expected = 0
@@ -236,8 +245,19 @@ def merged_summary(run_file: dict[str, Any], folder: RunFolder, states: list[Sha
             "stages": counts,
             "timings": total.timings.model_copy(update={"merge_seconds": round(seconds, 3)}),
             "shards": [_shard_entry(s.shard, s, summary) for s, summary in zip(states, parts, strict=True)],
+            "configurations": _configurations(states, parts),
         }
     )
+
+
+def _configurations(states: list[ShardState], parts: list[Summary]) -> list[dict[str, Any]] | None:
+    """Shards that went on under a changed configuration (--accept-changes): which records ran which."""
+    mixed = [
+        {"shard": str(state.shard), **entry}
+        for state, part in zip(states, parts, strict=True)
+        for entry in part.configurations or []
+    ]
+    return mixed or None
 
 
 def _shard_entry(shard: Shard, state: ShardState, summary: Summary) -> ShardEntry:

@@ -9,7 +9,7 @@ from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.dataset import dataset_section
 from funreason_refine.report.review import review_summary
-from funreason_refine.summary import JudgeSection
+from funreason_refine.summary import JudgeSection, Summary
 
 EXAMPLES_PER_REASON = 2
 REASONS_WITH_EXAMPLES = 3
@@ -117,8 +117,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "kept": kept.height,
         "text_answers": kept.height - calls.height,
         "calls_per_record": {("4+" if k == 4 else str(k)): v for k, v in sorted(calls_per_record.items())},
-        "parallel_share": round(calls.filter(pl.col("n_calls") > 1).height / calls.height, 4) if calls.height else 0.0,
-        "no_call_share": round(calls.filter(pl.col("n_calls") == 0).height / calls.height, 4) if calls.height else 0.0,
+        **_call_shares(summary, calls),
         "tools_per_record": _quantiles(kept["n_tools"]),
         "top_functions": [{"function": f, "records": n} for f, n in top_functions.iter_rows()],
         "cot_chars": _quantiles(kept.filter(pl.col("cot_chars") > 0)["cot_chars"]),
@@ -130,6 +129,7 @@ def build_report(run: RunData) -> dict[str, Any]:
     return {
         "run_dir": str(run.path),
         "summary": summary.as_dict(),
+        "mixed": summary.mixed_note(),
         "funnel": funnel,
         "stages": stages,
         "outcomes": summary.outcomes,
@@ -141,6 +141,26 @@ def build_report(run: RunData) -> dict[str, Any]:
         "review": review_summary(run),
         "conversations": conversation_report(run),
         "dataset": dataset_section(summary, records),
+    }
+
+
+def _call_shares(summary: Summary, calls: Any) -> dict[str, float]:
+    """Parallel and no-call shares of the kept answers that call (or decline to call) functions: per
+    assistant turn (a conversation has several), from the audits' call mix when the run has it."""
+    import polars as pl
+
+    turns = summary.dataset.call_mix.turns if summary.dataset is not None else None
+    if turns:
+        calling = sum(turns.get(k, 0) for k in ("no_call", "one_call", "parallel", "several_functions"))
+        several = turns.get("parallel", 0) + turns.get("several_functions", 0)
+        return {
+            "parallel_share": round(several / calling, 4) if calling else 0.0,
+            "no_call_share": round(turns.get("no_call", 0) / calling, 4) if calling else 0.0,
+        }
+    n = calls.height
+    return {
+        "parallel_share": round(calls.filter(pl.col("n_calls") > 1).height / n, 4) if n else 0.0,
+        "no_call_share": round(calls.filter(pl.col("n_calls") == 0).height / n, 4) if n else 0.0,
     }
 
 
