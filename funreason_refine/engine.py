@@ -1,6 +1,6 @@
-"""A run's lifecycle: open the run folder (lock, resume), let an executor refine the input, account.
+"""A run's lifecycle: open the run folder (lock, resume), let a refiner refine the input, account, finish.
 
-Data flows one way: reader -> executor (refine: stages, judges) -> dataset audits -> run folder ->
+Data flows one way: reader -> refiner (refine: stages, judges) -> dataset audits -> run folder ->
 summary. The run folder writes and counts each record's line, in input order; every input record
 ends in exactly one of kept / discarded / quarantined / errors, which is checked at the end of
 every run.
@@ -21,10 +21,10 @@ from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.config import Pipeline
 from funreason_refine.errors import RefineError, RunFolderError
-from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import Part
+from funreason_refine.refiners.base import Emit, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
 from funreason_refine.run_identity import check_input, configurations, note_configuration_change
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
@@ -84,9 +84,9 @@ def run_pipeline(
     folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit)
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
-        executor = choose_executor(pipeline, stream, workers, progress, audit)
+        refiner = choose_refiner(pipeline, stream, workers, progress, audit)
         items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False, part=part)
-        stopped = executor.run(items, _emitter(folder, progress, audit))
+        stopped = refiner.run(items, _emitter(folder, progress, audit))
     except KeyboardInterrupt:
         raise RunInterrupted(
             f"interrupted after {len(folder.done)} records; everything finished is saved in {folder.path}: "
@@ -95,11 +95,11 @@ def run_pipeline(
     finally:
         folder.close()
     _check_accounting(folder, stream.count, stopped)
-    summary = _summary(pipeline, folder, stream, executor, limit, stopped, started, time.perf_counter() - t0)
+    summary = _summary(pipeline, folder, stream, refiner, limit, stopped, started, time.perf_counter() - t0)
     if part is not None:
         summary.shard = InputPart.model_validate(part.as_dict())
     finish(folder.path, summary, audit)
-    return RunResult(summary, folder.path, folder.resumed, executor.workers, stopped, executor.start_method)
+    return RunResult(summary, folder.path, folder.resumed, refiner.workers, stopped, refiner.start_method)
 
 
 def finish(run_dir: Path, summary: Summary, audit: DatasetAudit | None) -> None:
@@ -111,31 +111,31 @@ def finish(run_dir: Path, summary: Summary, audit: DatasetAudit | None) -> None:
     call_hook(get_plugin_manager().hook.run_finished, run_dir=run_dir, summary=summary.as_dict())
 
 
-def choose_executor(
+def choose_refiner(
     pipeline: Pipeline,
     stream: InputStream,
     workers: int | None,
     progress: Progress | None = None,
     audit: DatasetAudit | None = None,
-) -> Executor:
+) -> Refiner:
     """Judged pipelines on one event loop; rules only in this process, or in worker processes for
     inputs over PARALLEL_MIN_BYTES (or as ``workers`` says). Each computes what the dataset audits
     read of a kept record where it refines it (workers read the pipeline's [audit] themselves)."""
     features = audit.features if audit is not None else None
     if pipeline.judging is not None:
-        from funreason_refine.executors.judged import JudgedExecutor
+        from funreason_refine.refiners.judged import JudgedRefiner
 
         on_usage = progress.on_judge if progress is not None else None
-        return JudgedExecutor(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
-    from funreason_refine.executors.pool import PoolExecutor, stages_workers_cannot_load
+        return JudgedRefiner(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
+    from funreason_refine.refiners.pool import PoolRefiner, stages_workers_cannot_load
 
     if workers is None:
         workers = default_workers(stream) if not stages_workers_cannot_load(pipeline.stages) else 1
     if workers > 1:
-        return PoolExecutor(pipeline.path, pipeline.output_dir, pipeline.stages, workers, audited=audit is not None)
-    from funreason_refine.executors.local import LocalExecutor
+        return PoolRefiner(pipeline.path, pipeline.output_dir, pipeline.stages, workers, audited=audit is not None)
+    from funreason_refine.refiners.local import InProcessRefiner
 
-    return LocalExecutor(stream, pipeline.stages, features)
+    return InProcessRefiner(stream, pipeline.stages, features)
 
 
 def input_files(pipeline: Pipeline, stream: InputStream) -> list[Path]:
@@ -215,7 +215,7 @@ def _summary(
     pipeline: Pipeline,
     folder: RunFolder,
     stream: InputStream,
-    executor: Executor,
+    refiner: Refiner,
     limit: int | None,
     stopped: str | None,
     started: datetime,
@@ -240,7 +240,7 @@ def _summary(
         ),
         outcomes=outcomes,
         stages=stages,
-        judge=_judge_summary(pipeline, executor),
+        judge=_judge_summary(pipeline, refiner),
         timings=Timings(
             started=started.isoformat(timespec="seconds"),
             finished=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -248,15 +248,15 @@ def _summary(
             records_this_run=records_this_run,
             resumed_records=folder.resumed,
             records_per_second=round(records_this_run / seconds, 1) if seconds > 0 else None,
-            workers=executor.workers,
+            workers=refiner.workers,
         ),
         configurations=mixed,
     )
 
 
-def _judge_summary(pipeline: Pipeline, executor: Executor) -> JudgeSection:
+def _judge_summary(pipeline: Pipeline, refiner: Refiner) -> JudgeSection:
     """Calls, tokens and cost of this run (cached answers cost nothing), per stage."""
-    usage = executor.judge_usage()
+    usage = refiner.judge_usage()
     if usage is None:
         return JudgeSection()
     judging = pipeline.judging

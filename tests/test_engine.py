@@ -96,7 +96,7 @@ def test_an_unwritable_run_folder_is_a_clear_error(tmp_pipeline, tmp_path):
 
 
 def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
-    from funreason_refine.executors.pool import start_method
+    from funreason_refine.refiners.pool import start_method
     from tests.conftest import QUICKSTART
 
     pipeline = QUICKSTART / "pipeline.toml"
@@ -111,7 +111,7 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
 def test_workers_start_the_same_way_whatever_threads_run(monkeypatch):
     import threading
 
-    from funreason_refine.executors.pool import start_method
+    from funreason_refine.refiners.pool import start_method
 
     before = start_method()
     thread = threading.Thread(target=threading.Event().wait, args=(1,), daemon=True)

@@ -53,7 +53,7 @@ def main() -> None:
 
 
 def shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from funreason_refine.distributed.layout import Shard
+    from funreason_refine.executors.layout import Shard
 
     try:
         return Shard.parse(value) if value is not None else None

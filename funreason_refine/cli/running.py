@@ -12,8 +12,8 @@ from funreason_refine.errors import RefineError
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
-    from funreason_refine.distributed.layout import Shard
     from funreason_refine.engine import RunResult
+    from funreason_refine.executors.layout import Shard
     from funreason_refine.summary import JudgeSection
 
 
@@ -38,8 +38,8 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     import signal
 
     from funreason_refine.console import RunDisplay, summary_tables
-    from funreason_refine.distributed import shards as sharding
     from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.executors import shards as sharding
     from funreason_refine.judge.endpoints import JudgeOutage
 
     def on_term(signum: int, frame: Any) -> None:
@@ -103,7 +103,7 @@ def errors_exit(errors: int, folder: Path) -> None:
 
 def shard_note(run_dir: Path, shard: Shard) -> None:
     """After a shard: how many are complete, and what to run next."""
-    from funreason_refine.distributed.progress import Watcher
+    from funreason_refine.executors.progress import Watcher
 
     complete = sum(s.complete for s in Watcher(run_dir).states())
     then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import RefineError
+from funreason_refine.executors.layout import require_merged
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES

@@ -10,7 +10,7 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import RefineError
-from funreason_refine.executors.collector import YOUNG_GENERATION
+from funreason_refine.refiners.collector import YOUNG_GENERATION
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 

@@ -20,10 +20,10 @@ import orjson
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.audit.settings import AuditSettings
-from funreason_refine.distributed.layout import Shard
-from funreason_refine.distributed.progress import ShardState, Watcher
 from funreason_refine.engine import finish
 from funreason_refine.errors import RunFolderError
+from funreason_refine.executors.layout import Shard
+from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, RUN_FILE, RunFolder, Written
