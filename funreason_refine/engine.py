@@ -86,7 +86,7 @@ def run_pipeline(
     try:
         refiner = choose_refiner(pipeline, stream, workers, progress, audit)
         items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False, part=part)
-        stopped = refiner.run(items, _emitter(folder, progress, audit))
+        stopped = refiner.run(items, emitter(folder, audit, progress))
     except KeyboardInterrupt:
         raise RunInterrupted(
             f"interrupted after {len(folder.done)} records; everything finished is saved in {folder.path}: "
@@ -184,11 +184,13 @@ def _open_folder(
     return folder
 
 
-def _emitter(folder: RunFolder, progress: Progress, audit: DatasetAudit | None) -> Emit:
-    """What happens to each finished record: the dataset audits' check (a kept record may leave as a
-    duplicate), its line written and counted, progress, plugins told."""
+def emitter(folder: RunFolder, audit: DatasetAudit | None, progress: Progress | None = None, tell: bool = True) -> Emit:
+    """What happens to each finished record, in input order, in every run and in a merge of shards: the
+    dataset audits' step (a kept record may leave as a duplicate), its line written and counted,
+    progress, plugins told (``tell``: a merge does not tell them again what the shards told)."""
+    progress = progress or Progress()
     hooks = get_plugin_manager().hook
-    observed = bool(hooks.record_finished.get_hookimpls())
+    observed = tell and bool(hooks.record_finished.get_hookimpls())
 
     def emit(written: Written) -> None:
         if audit is not None:

@@ -20,13 +20,14 @@ import orjson
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.audit.settings import AuditSettings
-from funreason_refine.engine import finish
+from funreason_refine.engine import emitter, finish
 from funreason_refine.errors import RunFolderError
 from funreason_refine.executors.layout import Shard
 from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, RUN_FILE, RunFolder, Written
+from funreason_refine.run_identity import read_run_file, write_run_file
 from funreason_refine.summary import ShardEntry, Summary
 
 _INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line this tool writes starts
@@ -60,11 +61,13 @@ def merge_run(run_dir: Path) -> MergeResult:
     try:
         folder.clear()
         folder.check_config(run_file["pipeline"], run_file["config"], run_file["config_hash"], accept_changes=True)
+        write_run_file(run_dir, {**read_run_file(run_dir), "input_files": run_file.get("input_files", [])})
         folder.open()
+        # Shards do not audit: the dataset audits read the merged records in input order, as a
+        # one-process run's emitter does, and drop the same duplicates.
+        emit = emitter(folder, audit, tell=False)
         for written in merged_records(states):
-            # Shards do not audit: the dataset audits read the merged records in input order, as a
-            # one-process run's emit does, and drop the same duplicates.
-            folder.record(audit.check(written))
+            emit(written)
     finally:
         folder.close()
     summary = merged_summary(run_file, folder, states, time.perf_counter() - t0)
