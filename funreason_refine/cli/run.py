@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from funreason_refine.cli.app import main, out, shard_option
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out, shard_option
 from funreason_refine.cli.running import pipeline_of, run_loaded
 from funreason_refine.errors import RefineError
 
@@ -27,7 +27,7 @@ from funreason_refine.errors import RefineError
     help="How records are refined: processes that refine them (default: one per CPU for inputs over 8 MiB, "
     "else 1; judged pipelines run on one event loop in one process).",
 )
-@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for this run.")
+@click.option("--judge-model", help=JUDGE_MODEL_HELP)
 @click.option("--fresh", is_flag=True, help="Start the run folder over (cached judge answers are kept).")
 @click.option(
     "--accept-changes", is_flag=True, help="Go on in a run folder started with another pipeline configuration."
@@ -94,7 +94,7 @@ def _check_executor_options(
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the retry.")
+@click.option("--judge-model", help=JUDGE_MODEL_HELP)
 @click.option(
     "--accept-changes", is_flag=True, help="Go on although the pipeline changed since the run folder was started."
 )

@@ -46,6 +46,7 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
+    print_models(loaded)
     size, label, part = loaded.input.path.stat().st_size, loaded.input.path.name, None
     if shard is not None:
         part = sharding.shard_part(loaded, shard)
@@ -80,6 +81,18 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     elif shard is not None:
         shard_note(loaded.output_dir, shard)
     return result
+
+
+def print_models(loaded: Pipeline) -> None:
+    """Before a judged run spends anything: each model, where its calls go, what its tokens cost."""
+    if loaded.judging is None:
+        return
+    from rich.markup import escape
+
+    from funreason_refine.judge_swap import model_lines
+
+    for line in model_lines(loaded):
+        err.print(f"[cyan]model:[/] {escape(line)}", highlight=False)
 
 
 def print_judge(judge: JudgeSection) -> None:

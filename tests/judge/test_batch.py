@@ -290,12 +290,6 @@ def test_max_cost_stops_the_run_after_the_batch_that_passed_it(tmp_path):
         per_call = (10 * 1000 + 5 * 2000) / 1e6  # FakeLLM's usage at the pipeline's prices
         path.write_text(f"max_cost = {2.5 * per_call}\n" + path.read_text())
         result = run_pipeline(load_pipeline(path))
-    assert "max_cost" in result.summary.stopped and server.batches.created == 1, (
-        "no batch after the budget"
-    )
-    assert result.summary.judge.cost_usd == pytest.approx(4 * per_call), (
-        "the wave in flight was paid for"
-    )
-    assert result.summary.records == 0, (
-        "every record is redone by the next run, from the cache"
-    )
+    assert "max_cost" in result.summary.stopped and server.batches.created == 1, "no batch after the budget"
+    assert result.summary.judge.cost_usd == pytest.approx(4 * per_call), "the wave in flight was paid for"
+    assert result.summary.records == 0, "every record is redone by the next run, from the cache"
