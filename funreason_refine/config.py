@@ -128,9 +128,9 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     path = Path(path)
     data = _read_toml(path)
     if judge_model:
-        # --judge-model swaps the model of [judge] for this run, or adds a [judge] with it.
-        table = data.get("judge")
-        data = {**data, "judge": {**(table if isinstance(table, dict) else {}), "model": judge_model}}
+        from funreason_refine.judge_swap import swap_judge
+
+        data = swap_judge(data, judge_model)
     return _Loader(path, data).load(out_dir)
 
 

@@ -81,10 +81,10 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     from funreason_refine.report.data import load_run
 
     a, b = load_run(run_a), load_run(run_b)
-    if a.summary.get("input", {}).get("path") != b.summary.get("input", {}).get("path"):
+    if a.summary.input.path != b.summary.input.path:
         err.print(
-            f"[yellow]note:[/] the runs read different inputs ({a.summary['input'].get('path')} and "
-            f"{b.summary['input'].get('path')}); records are matched by position",
+            f"[yellow]note:[/] the runs read different inputs ({a.summary.input.path} and "
+            f"{b.summary.input.path}); records are matched by position",
             highlight=False,
         )
     result = compare_runs(a, b)

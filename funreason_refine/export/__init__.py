@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import CallSyntaxError, RefineError
+from funreason_refine.executors.layout import require_merged
 from funreason_refine.export.formats import FORMATS, to_row
 from funreason_refine.jsonl import read_jsonl, write_jsonl
 from funreason_refine.overrides import OVERRIDES, read_decisions

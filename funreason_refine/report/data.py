@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import RefineError
+from funreason_refine.executors.layout import require_merged
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
-from funreason_refine.run_folder import FILES, SUMMARY
+from funreason_refine.run_folder import FILES
+from funreason_refine.summary import SUMMARY, Summary
 
 QUERY_CHARS = 300  # of each record's query, kept for the report's examples
 
@@ -22,7 +23,7 @@ class RunData:
     """A run folder read back. The frames are built on first use (audit needs none of them)."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: Summary
     _frames: tuple[Any, Any] | None = None
 
     @property
@@ -75,7 +76,7 @@ def load_run(path: Path) -> RunData:
             f"{path} is not a run folder: it has no {SUMMARY}. Give the folder `refine run` wrote "
             "(the pipeline's [output] dir or --out)"
         )
-    return RunData(path=path, summary=json.loads((path / SUMMARY).read_text(encoding="utf-8")))
+    return RunData(path=path, summary=Summary.read(path))
 
 
 def _frames(path: Path) -> tuple[Any, Any]:

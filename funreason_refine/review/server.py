@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from funreason_refine.distributed.layout import require_merged
 from funreason_refine.errors import RefineError
+from funreason_refine.executors.layout import require_merged
 from funreason_refine.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
 from funreason_refine.review.index import DEFAULT_KEPT_SAMPLE, RunIndex
 from funreason_refine.review.page import render_page
