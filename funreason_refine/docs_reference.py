@@ -161,20 +161,23 @@ def configuration_reference() -> str:
 
 
 def cli_reference() -> str:
-    """``--help`` of ``refine`` and of every command it has without installed plugins."""
-    import click
-
+    """``--help`` of ``refine`` and of every command it has without installed plugins (a group's
+    commands after it)."""
     from funreason_refine.cli import main
 
-    root = click.Context(main, info_name="refine", terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH)
-    lines = ["## `refine`", "", "```text", main.get_help(root), "```", ""]
-    for name in sorted(main.commands):
-        command = main.commands[name]
-        ctx = click.Context(
-            command, info_name=name, parent=root, terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH
-        )
-        lines += [f"## `refine {name}`", "", "```text", command.get_help(ctx), "```", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(_help(main, "refine", None)).rstrip() + "\n"
+
+
+def _help(command: Any, name: str, parent: Any) -> list[str]:
+    import click
+
+    ctx = click.Context(command, info_name=name, parent=parent, terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH)
+    path = ctx.command_path
+    lines = [f"## `{path}`", "", "```text", command.get_help(ctx), "```", ""]
+    if isinstance(command, click.Group):
+        for sub in sorted(command.commands):
+            lines += _help(command.commands[sub], sub, ctx)
+    return lines
 
 
 # --- pages: hand-written head, generated tail ----------------------------------------------------
