@@ -70,8 +70,9 @@ start = time.perf_counter()
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 result = run_pipeline(load_pipeline(sys.argv[1]))
-print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summary["judge"]["calls"],
-                  "retries": result.summary["judge"]["retries"], "outcomes": result.summary["outcomes"]}))
+judge = result.summary.judge
+print(json.dumps({"seconds": time.perf_counter() - start, "calls": judge.calls,
+                  "retries": judge.retries, "outcomes": result.summary.outcomes}))
 """
 
 SHARDS = """

@@ -90,8 +90,8 @@ start = time.perf_counter()
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 result = run_pipeline(load_pipeline(sys.argv[1]))
-print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summary["judge"]["calls"],
-                  "outcomes": result.summary["outcomes"]}))
+print(json.dumps({"seconds": time.perf_counter() - start, "calls": result.summary.as_dict()["judge"]["calls"],
+                  "outcomes": result.summary.as_dict()["outcomes"]}))
 """
 
 

@@ -91,7 +91,7 @@ def run(records: Path, runs: Path, name: str, concurrency: int, specs: Path | No
             f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\nmax_concurrency = {concurrency}\n'
         )
         started = time.perf_counter()
-        summary = run_pipeline(load_pipeline(pipeline)).summary
+        summary = run_pipeline(load_pipeline(pipeline)).summary.as_dict()
         print(f"{name}: {summary['judge']['calls']} calls in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return summary["judge"], log
 

@@ -40,11 +40,11 @@ t1 = time.perf_counter()
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 t2 = time.perf_counter()
 from funreason_refine.config import load_pipeline
-from funreason_refine.distributed.ray_executor import run_on_ray
+from funreason_refine.executors.ray import run_on_ray
 result = run_on_ray(load_pipeline(sys.argv[1], sys.argv[2]), 4)
 t3 = time.perf_counter()
 ray.shutdown()
-merge = result.summary["timings"]["merge_seconds"]
+merge = result.summary.as_dict()["timings"]["merge_seconds"]
 print(json.dumps({"import": t1 - t0, "init": t2 - t1, "shards": t3 - t2 - merge, "merge": merge}))
 """
 

@@ -44,7 +44,9 @@ class StageTable(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(description="A registered stage name (see `refine stages`).")
-    on_fail: OnFail | None = Field(None, description="discard, regenerate or hard_pool; default: the stage's.")
+    on_fail: OnFail | None = Field(
+        None, description="discard, regenerate, hard_pool or truncate; default: the stage's."
+    )
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
     timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(
@@ -65,8 +67,8 @@ class PipelineFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: InputConfig
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    input: InputConfig = Field(description="The input file and how to read it.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where the run folder goes.")
     judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
     generate: GenerateSettings | None = Field(
         None, description="The default generator of stages that rewrite a field (the CoT stage's CoTs)."
@@ -126,9 +128,9 @@ def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | No
     path = Path(path)
     data = _read_toml(path)
     if judge_model:
-        # --judge-model swaps the model of [judge] for this run, or adds a [judge] with it.
-        table = data.get("judge")
-        data = {**data, "judge": {**(table if isinstance(table, dict) else {}), "model": judge_model}}
+        from funreason_refine.judge_swap import swap_judge
+
+        data = swap_judge(data, judge_model)
     return _Loader(path, data).load(out_dir)
 
 

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from funreason_refine.engine import Progress as EngineProgress
 from funreason_refine.report.dataset import dataset_tables, example_table
+from funreason_refine.summary import DatasetSection, StageCounts, Summary
 
 
 class RunDisplay:
@@ -95,9 +96,26 @@ class RunDisplay:
         self._progress.update(self._task, completed=completed, counts=text)
 
 
-def summary_tables(summary: dict[str, Any]) -> list[Table]:
-    outcomes = summary["outcomes"]
-    total = summary["input"]["records"]
+def summary_tables(summary: Summary) -> list[Table]:
+    """The terminal summary of a run: outcomes, verdicts per stage, the dataset audits."""
+    total = summary.input.records
+    return count_tables(summary.outcomes, total, summary.stages, summary.dataset) + _mixed_table(summary)
+
+
+def _mixed_table(summary: Summary) -> list[Table]:
+    """A warning when the records were refined under several configurations (--accept-changes)."""
+    note = summary.mixed_note()
+    if note is None:
+        return []
+    table = Table(show_edge=False, show_header=False)
+    table.add_column(style="yellow", overflow="fold")
+    table.add_row(f"warning: {escape(note)}")
+    return [table]
+
+
+def count_tables(
+    outcomes: dict[str, int], total: int | None, stage_counts: dict[str, StageCounts], dataset: DatasetSection | None
+) -> list[Table]:
     head = Table(title=f"{total} input records", show_edge=False)
     for kind in outcomes:
         head.add_column(kind, justify="right")
@@ -106,29 +124,32 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     stages = Table(
         title="Verdicts per stage", caption="a record re-checked after a repair counts again", show_edge=False
     )
+    truncating = any(s.truncated for s in stage_counts.values())
     columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
         ("stage", "left"),
         ("passed", "right"),
         ("regenerated", "right"),
         ("discarded", "right"),
+        *((("truncated", "right"),) if truncating else ()),
         ("top reasons", "left"),
     )
     for col, justify in columns:
         stages.add_column(col, justify=justify)
-    for name, s in summary["stages"].items():
+    for name, s in stage_counts.items():
         reasons: Counter[str] = Counter()
-        for verdict in ("discard", "regenerate"):
-            reasons.update(s["reasons"].get(verdict, {}))
+        for verdict in ("discard", "truncate", "regenerate"):
+            reasons.update(s.reasons.get(verdict, {}))
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"
-        stages.add_row(escape(name), str(s["passed"]), str(s["regenerated"]), str(s["discarded"]), escape(top))
-    return [head, stages, *dataset_tables(summary.get("dataset"))]
+        truncated = (str(s.truncated),) if truncating else ()
+        stages.add_row(escape(name), str(s.passed), str(s.regenerated), str(s.discarded), *truncated, escape(top))
+    return [head, stages, *dataset_tables(dataset)]
 
 
 def report_tables(report: dict[str, Any]) -> list[Table]:
     """The terminal summary of `refine report`."""
-    tables = summary_tables(
-        {**report["summary"], "dataset": report["dataset"], "input": {"records": report["funnel"][0]["records"]}}
-    )
+    summary = Summary.model_validate(report["summary"])
+    tables = count_tables(summary.outcomes, report["funnel"][0]["records"], summary.stages, summary.dataset)
+    tables += _mixed_table(summary)
     funnel = Table(title="Funnel", show_edge=False)
     funnel.add_column("step")
     funnel.add_column("records", justify="right")
@@ -293,7 +314,7 @@ def _servers_table(rows: list[dict[str, Any]]) -> list[Table]:
 
 
 def shards_table(states: list[Any], title: str) -> Table:
-    """One row per shard (distributed.progress.ShardState): its records, how many are done, complete or not."""
+    """One row per shard (executors.progress.ShardState): its records, how many are done, complete or not."""
     table = Table(title=Text(title, style="table.title"), show_edge=False)  # Text: a path is not markup
     for col in ("shard", "records", "done", "kept", "discarded", "quarantined", "errors", "state", "last write"):
         table.add_column(col, justify="left" if col in ("shard", "state", "records") else "right")

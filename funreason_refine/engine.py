@@ -1,6 +1,6 @@
-"""A run's lifecycle: open the run folder (lock, resume), let an executor refine the input, account.
+"""A run's lifecycle: open the run folder (lock, resume), let a refiner refine the input, account, finish.
 
-Data flows one way: reader -> executor (refine: stages, judges) -> dataset audits -> run folder ->
+Data flows one way: reader -> refiner (refine: stages, judges) -> dataset audits -> run folder ->
 summary. The run folder writes and counts each record's line, in input order; every input record
 ends in exactly one of kept / discarded / quarantined / errors, which is checked at the end of
 every run.
@@ -14,18 +14,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.config import Pipeline
-from funreason_refine.errors import PluginError, RefineError, RunFolderError
-from funreason_refine.executors.base import Emit, Executor
-from funreason_refine.plugin_manager import get_plugin_manager
+from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import Part
-from funreason_refine.record import Outcome
-from funreason_refine.run_folder import RunFolder, Written
+from funreason_refine.refiners.base import Emit, Refiner
+from funreason_refine.run_folder import RunFolder, Written, write_summary
+from funreason_refine.run_identity import check_input, configurations, note_configuration_change
+from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
 
 # Below this input size worker start-up (about a second) costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
@@ -42,8 +44,8 @@ class Progress:
 
 @dataclass
 class RunResult:
-    summary: dict[str, Any]
-    out_dir: Any
+    summary: Summary
+    out_dir: Path
     resumed: int = 0
     workers: int = 1
     stopped: str | None = None
@@ -52,7 +54,7 @@ class RunResult:
     @property
     def errors(self) -> int:
         """Records stopped by infrastructure failures (errors.jsonl): `refine retry` redoes them."""
-        return int(self.summary["outcomes"].get(Outcome.ERRORS, 0))
+        return self.summary.errors
 
 
 class RunInterrupted(RefineError):
@@ -79,12 +81,12 @@ def run_pipeline(
     stream = InputStream.open(pipeline.input)
     # A shard's kept records are audited once, in input order, when the shards are merged.
     audit = DatasetAudit(pipeline.audit) if part is None else None
-    folder = _open_folder(pipeline, fresh, accept_changes, retry_errors, audit)
+    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit)
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
-        executor = choose_executor(pipeline, stream, workers, progress, audit)
+        refiner = choose_refiner(pipeline, stream, workers, progress, audit)
         items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False, part=part)
-        stopped = executor.run(items, _emitter(folder, progress, audit))
+        stopped = refiner.run(items, emitter(folder, audit, progress))
     except KeyboardInterrupt:
         raise RunInterrupted(
             f"interrupted after {len(folder.done)} records; everything finished is saved in {folder.path}: "
@@ -93,41 +95,57 @@ def run_pipeline(
     finally:
         folder.close()
     _check_accounting(folder, stream.count, stopped)
-    summary = _summary(pipeline, folder, stream, executor, limit, stopped, started, time.perf_counter() - t0)
+    summary = _summary(pipeline, folder, stream, refiner, limit, stopped, started, time.perf_counter() - t0)
+    if part is not None:
+        summary.shard = InputPart.model_validate(part.as_dict())
+    finish(folder.path, summary, audit)
+    return RunResult(summary, folder.path, folder.resumed, refiner.workers, stopped, refiner.start_method)
+
+
+def finish(run_dir: Path, summary: Summary, audit: DatasetAudit | None) -> None:
+    """The end every run shares, one process or a merge of shards: the dataset audits' section,
+    summary.json, the run_finished hooks."""
     if audit is not None:
         audit.add_to(summary)
-    if part is not None:
-        summary["shard"] = part.as_dict()
-    folder.write_summary(summary)
-    _call_plugins(get_plugin_manager().hook.run_finished, run_dir=folder.path, summary=summary)
-    return RunResult(summary, folder.path, folder.resumed, executor.workers, stopped, executor.start_method)
+    write_summary(run_dir, summary)
+    call_hook(get_plugin_manager().hook.run_finished, run_dir=run_dir, summary=summary.as_dict())
 
 
-def choose_executor(
+def choose_refiner(
     pipeline: Pipeline,
     stream: InputStream,
     workers: int | None,
     progress: Progress | None = None,
     audit: DatasetAudit | None = None,
-) -> Executor:
+) -> Refiner:
     """Judged pipelines on one event loop; rules only in this process, or in worker processes for
     inputs over PARALLEL_MIN_BYTES (or as ``workers`` says). Each computes what the dataset audits
     read of a kept record where it refines it (workers read the pipeline's [audit] themselves)."""
     features = audit.features if audit is not None else None
     if pipeline.judging is not None:
-        from funreason_refine.executors.judged import JudgedExecutor
+        from funreason_refine.refiners.judged import JudgedRefiner
 
         on_usage = progress.on_judge if progress is not None else None
-        return JudgedExecutor(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
-    from funreason_refine.executors.pool import PoolExecutor, stages_workers_cannot_load
+        return JudgedRefiner(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
+    from funreason_refine.refiners.pool import PoolRefiner, stages_workers_cannot_load
 
     if workers is None:
         workers = default_workers(stream) if not stages_workers_cannot_load(pipeline.stages) else 1
     if workers > 1:
-        return PoolExecutor(pipeline.path, pipeline.output_dir, pipeline.stages, workers, audited=audit is not None)
-    from funreason_refine.executors.local import LocalExecutor
+        return PoolRefiner(pipeline.path, pipeline.output_dir, pipeline.stages, workers, audited=audit is not None)
+    from funreason_refine.refiners.local import InProcessRefiner
 
-    return LocalExecutor(stream, pipeline.stages, features)
+    return InProcessRefiner(stream, pipeline.stages, features)
+
+
+def input_files(pipeline: Pipeline, stream: InputStream) -> list[Path]:
+    """The local files a run reads: the input, and a BFCL input's answer file."""
+    files = [pipeline.input.path]
+    if stream.format == "bfcl":
+        from funreason_refine.readers.bfcl import default_answers_path
+
+        files.append(pipeline.input.answers or default_answers_path(pipeline.input.path))
+    return [f for f in files if f.is_file()]
 
 
 def default_workers(stream: InputStream) -> int:
@@ -137,29 +155,42 @@ def default_workers(stream: InputStream) -> int:
 
 
 def _open_folder(
-    pipeline: Pipeline, fresh: bool, accept_changes: bool, retry_errors: bool, audit: DatasetAudit | None
+    pipeline: Pipeline,
+    stream: InputStream,
+    fresh: bool,
+    accept_changes: bool,
+    retry_errors: bool,
+    audit: DatasetAudit | None,
 ) -> RunFolder:
-    """The run folder, locked for this process, its finished work read back (and into the audits)."""
+    """The run folder, locked for this process, checked to be made from this input and configuration
+    (or the change accepted and noted), its finished work read back (and into the audits)."""
     folder = RunFolder(pipeline.output_dir)
     folder.lock()
     try:
         if fresh:
             folder.clear()
-        folder.check_config(str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes)
+        replaced = folder.check_config(
+            str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes
+        )
+        check_input(folder.path, input_files(pipeline, stream))
         if retry_errors:
             folder.forget_errors()
         folder.open(on_read_back=audit.read_back if audit is not None else None)
+        if replaced is not None and folder.resumed:
+            note_configuration_change(folder.path, replaced, folder.resumed)
     except BaseException:
         folder.close()
         raise
     return folder
 
 
-def _emitter(folder: RunFolder, progress: Progress, audit: DatasetAudit | None) -> Emit:
-    """What happens to each finished record: the dataset audits' check (a kept record may leave as a
-    duplicate), its line written and counted, progress, plugins told."""
+def emitter(folder: RunFolder, audit: DatasetAudit | None, progress: Progress | None = None, tell: bool = True) -> Emit:
+    """What happens to each finished record, in input order, in every run and in a merge of shards: the
+    dataset audits' step (a kept record may leave as a duplicate), its line written and counted,
+    progress, plugins told (``tell``: a merge does not tell them again what the shards told)."""
+    progress = progress or Progress()
     hooks = get_plugin_manager().hook
-    observed = bool(hooks.record_finished.get_hookimpls())
+    observed = tell and bool(hooks.record_finished.get_hookimpls())
 
     def emit(written: Written) -> None:
         if audit is not None:
@@ -169,7 +200,7 @@ def _emitter(folder: RunFolder, progress: Progress, audit: DatasetAudit | None) 
             progress.on_outcome(written.outcome)
         if observed:
             record = json.loads(written.line)
-            _call_plugins(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
+            call_hook(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
 
     return emit
 
@@ -186,72 +217,56 @@ def _summary(
     pipeline: Pipeline,
     folder: RunFolder,
     stream: InputStream,
-    executor: Executor,
+    refiner: Refiner,
     limit: int | None,
     stopped: str | None,
     started: datetime,
     seconds: float,
-) -> dict[str, Any]:
+) -> Summary:
     records_this_run = len(folder.done) - folder.resumed
-    return {
-        "version": __version__,
-        "pipeline": str(pipeline.path),
-        "config_hash": pipeline.config_hash,
-        "complete": stopped is None,
-        "stopped": stopped,
-        "input": {
-            "path": str(pipeline.input.path.resolve()),
-            "format": stream.format,
-            "records": stream.count if stopped is None else None,
-            "limit": limit,
-        },
-        **folder.tally.as_dict(
-            [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
+    mixed = configurations(folder.path, pipeline.config_hash, len(folder.done))
+    outcomes, stages = folder.tally.counts(
+        [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
+    )
+    return Summary(
+        version=__version__,
+        pipeline=str(pipeline.path),
+        config_hash=pipeline.config_hash,
+        complete=stopped is None,
+        stopped=stopped,
+        input=InputInfo(
+            path=str(pipeline.input.path.resolve()),
+            format=stream.format,
+            records=stream.count if stopped is None else None,
+            limit=limit,
         ),
-        "judge": _judge_summary(pipeline, executor),
-        "timings": {
-            "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": round(seconds, 3),
-            "records_this_run": records_this_run,
-            "resumed_records": folder.resumed,
-            "records_per_second": round(records_this_run / seconds, 1) if seconds > 0 else None,
-            "workers": executor.workers,
-        },
-    }
+        outcomes=outcomes,
+        stages=stages,
+        judge=_judge_summary(pipeline, refiner),
+        timings=Timings(
+            started=started.isoformat(timespec="seconds"),
+            finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            seconds=round(seconds, 3),
+            records_this_run=records_this_run,
+            resumed_records=folder.resumed,
+            records_per_second=round(records_this_run / seconds, 1) if seconds > 0 else None,
+            workers=refiner.workers,
+        ),
+        configurations=mixed,
+    )
 
 
-def _judge_summary(pipeline: Pipeline, executor: Executor) -> dict[str, Any]:
+def _judge_summary(pipeline: Pipeline, refiner: Refiner) -> JudgeSection:
     """Calls, tokens and cost of this run (cached answers cost nothing), per stage."""
-    usage = executor.judge_usage()
+    usage = refiner.judge_usage()
     if usage is None:
-        return {
-            "model": None,
-            "calls": 0,
-            "cached": 0,
-            "retries": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "cost_usd": 0.0,
-            "per_stage": {},
-            "notes": [],
-        }
+        return JudgeSection()
     judging = pipeline.judging
     generators = sorted({s.generator.model for s in pipeline.stages if s.generator is not None})
-    return {
-        "model": judging.defaults.model if judging is not None and judging.defaults else None,
-        "generator": ", ".join(generators) or None,
-        **usage,
-    }
-
-
-def _call_plugins(hook: Any, **kwargs: Any) -> None:
-    """Call a lifecycle hook; a plugin that raises stops the run with a message naming it."""
-    try:
-        hook(**kwargs)
-    except Exception as exc:
-        plugins = ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
-        raise PluginError(
-            f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
-            "Everything finished so far is saved; fix or remove the plugin and run again"
-        ) from exc
+    return JudgeSection.model_validate(
+        {
+            "model": judging.defaults.model if judging is not None and judging.defaults else None,
+            "generator": ", ".join(generators) or None,
+            **usage,
+        }
+    )

@@ -181,3 +181,17 @@ def _own_version() -> str:
     from funreason_refine import __version__
 
     return __version__
+
+
+def call_hook(hook: Any, **kwargs: Any) -> None:
+    """Call a lifecycle hook; a plugin that raises stops the run with a message naming it."""
+    from funreason_refine.errors import PluginError
+
+    try:
+        hook(**kwargs)
+    except Exception as exc:
+        plugins = ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
+        raise PluginError(
+            f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
+            "Everything finished so far is saved; fix or remove the plugin and run again"
+        ) from exc

@@ -22,11 +22,11 @@ from pydantic_core import PydanticSerializationError, to_json
 from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import PLAIN_MODELS, Outcome, Quarantined
+from funreason_refine.run_identity import RUN_FILE, read_run_file, write_run_file
+from funreason_refine.summary import SUMMARY, Summary
 from funreason_refine.tally import Tally
 
 FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
-SUMMARY = "summary.json"
-RUN_FILE = "run.json"
 LOCK = "run.lock"
 LOCK_ATTEMPTS = 5
 LOCK_RETRY_SECONDS = 0.05
@@ -191,15 +191,17 @@ class RunFolder:
         handle.flush()
         self._lock = handle
 
-    def check_config(self, pipeline_path: str, config: dict[str, Any], config_hash: str, accept_changes: bool) -> None:
-        """Record the configuration of a new folder; on an old one, refuse a changed one unless accepted."""
+    def check_config(
+        self, pipeline_path: str, config: dict[str, Any], config_hash: str, accept_changes: bool
+    ) -> str | None:
+        """Record the configuration of a new folder; on an old one, refuse a changed one unless accepted.
+        Returns the configuration hash it replaced when a change was accepted."""
         from funreason_refine import __version__
 
-        run_file = self.path / RUN_FILE
-        if run_file.exists():
-            previous = json.loads(run_file.read_text(encoding="utf-8"))
+        previous = read_run_file(self.path)
+        if previous:
             if previous.get("config_hash") == config_hash:
-                return
+                return None
             if not accept_changes:
                 changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
                 raise ConfigChanged(
@@ -210,9 +212,9 @@ class RunFolder:
                     "with `refine run PIPELINE --fresh`."
                 )
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
-        tmp = self.path / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, run_file)
+        kept = {k: v for k, v in previous.items() if k not in payload}  # the input's identity, earlier configurations
+        write_run_file(self.path, {**payload, **kept})
+        return previous.get("config_hash")
 
     def clear(self) -> None:
         """Start the folder over: outcome files and summary go; the judge answer cache stays."""
@@ -309,17 +311,6 @@ class RunFolder:
             "again to resume"
         ) from None
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        tmp = self.path / (SUMMARY + ".tmp")
-        try:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path / SUMMARY)
-        except OSError as exc:
-            raise RunFolderError(
-                f"cannot write {self.path / SUMMARY}: {exc.strerror or exc}. The records are all "
-                "written; free some space and run the same command again to write it"
-            ) from None
-
     def forget_errors(self) -> int:
         """Drop errors.jsonl, so that a resume redoes those records; returns how many there were.
 
@@ -350,3 +341,17 @@ class RunFolder:
         if self._lock is not None:
             self._lock.close()  # releases the lock
             self._lock = None
+
+
+def write_summary(run_dir: Path, summary: Summary) -> None:
+    """summary.json, replaced in one step (a reader never sees half of it)."""
+    path = Path(run_dir) / SUMMARY
+    tmp = path.with_name(SUMMARY + ".tmp")
+    try:
+        tmp.write_text(summary.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot write {path}: {exc.strerror or exc}. The records are all "
+            "written; free some space and run the same command again to write it"
+        ) from None

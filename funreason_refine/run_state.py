@@ -191,7 +191,7 @@ def readable_state(path: Path, doing: str, allow_partial: bool = False, offer_pa
     """The state of the folder ``doing`` (export, report, audit, review) is about to read: a sharded run
     must be merged, and the run finished unless ``allow_partial``; PartialRun (or RefineError) otherwise.
     ``offer_partial``: the refusal says that PARTIAL_OPTION reads what the run has finished."""
-    from funreason_refine.distributed.layout import require_merged
+    from funreason_refine.executors.layout import require_merged
 
     require_merged(path)
     state = folder_state(path)

@@ -141,16 +141,16 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
         if hard_pool:
             pool = {q: pool[q] for q in sorted(hard)}
         stages = {
-            name: round(s["passed"] / (s["passed"] + s["discarded"]), 4) if s["passed"] + s["discarded"] else None
-            for name, s in result.summary["stages"].items()
+            name: round(s.passed / (s.passed + s.discarded), 4) if s.passed + s.discarded else None
+            for name, s in result.summary.stages.items()
         }
         summaries.append(
             {
                 "round": round_no,
                 "queries_sampled": len(sampled),
-                "candidates": sum(result.summary["outcomes"].values()),
+                "candidates": result.summary.records,
                 "sampling_errors": sampling["sampling_errors"],
-                "kept": result.summary["outcomes"][Outcome.KEPT],
+                "kept": result.summary.outcomes[Outcome.KEPT],
                 "queries_with_a_survivor": len(survived),
                 "pool_after": len(pool),
                 "pass_rate": stages,

@@ -52,7 +52,7 @@ class StageSpec(BaseModel):
         description="System message sent as it is before every prompt of the stage (no placeholders): what is "
         "the same for every record and stage, so that a server's prefix cache computes it once.",
     )
-    prompt: str = Field(description="Judge prompt template with {query} {tools} {answer} {cot}.")
+    prompt: str = Field(description="Judge prompt template with {query} {tools} {answer} {cot} {conversation}.")
     rewrite_prompt: str | None = Field(
         None, description="Generator prompt that rewrites the field the stage names (its `regenerates`)."
     )

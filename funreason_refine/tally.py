@@ -1,4 +1,4 @@
-"""Counts of a run: outcomes, and per stage the verdicts and reasons; becomes summary.json."""
+"""Counts of a run: outcomes, and per stage the verdicts and reasons; become summary.json's counts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from funreason_refine.record import Action, Outcome
+from funreason_refine.summary import StageCounts
 
 OUTCOMES = (Outcome.KEPT, Outcome.DISCARDED, Outcome.QUARANTINED, Outcome.ERRORS)
 """The four outcome files every run has (hard.jsonl only when a pipeline uses the hard pool)."""
+
+TRUNCATE = "truncate"
+"""How a discard verdict counts when the conversation it failed was kept up to the turn before."""
+VERDICTS = (*Action, TRUNCATE)
 
 Trail = tuple[tuple[str, str, str | None], ...]
 
@@ -52,7 +57,10 @@ class Tally:
         reasons: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
         discards: dict[str, Counter[str]] = defaultdict(Counter)
         for (outcome, trail, stage, reason), n in self._records.items():
-            for step_stage, verdict, step_reason in trail:
+            last = len(trail) - 1
+            for i, (step_stage, verdict, step_reason) in enumerate(trail):
+                if verdict == Action.DISCARD and (outcome == Outcome.KEPT or i < last):
+                    verdict = TRUNCATE  # a conversation cut before a failing turn goes on, kept
                 verdicts[step_stage][verdict] += n
                 if step_reason:
                     reasons[step_stage][verdict][step_reason] += n
@@ -60,19 +68,21 @@ class Tally:
                 discards[stage][reason or "unknown"] += n
         return verdicts, reasons, discards
 
-    def as_dict(self, stage_order: list[str], hard_pool: bool = False) -> dict[str, Any]:
+    def counts(self, stage_order: list[str], hard_pool: bool = False) -> tuple[dict[str, int], dict[str, StageCounts]]:
+        """Records per outcome file, and per stage (pipeline order first) its verdicts and reasons."""
         verdicts, reasons, discards = self._fold()
         names = list(stage_order) + sorted(set(verdicts) - set(stage_order))
         stages = {}
         for name in names:
             counts = verdicts.get(name, Counter())
-            stages[name] = {
-                "passed": counts[Action.PASS],
-                "regenerated": counts[Action.REGENERATE],
-                "discarded": counts[Action.DISCARD],
-                "reasons": {str(v): dict(reasons[name][v].most_common()) for v in Action if reasons[name][v]},
-                "records_discarded": dict(discards.get(name, Counter()).most_common()),
-            }
+            stages[name] = StageCounts(
+                passed=counts[Action.PASS],
+                regenerated=counts[Action.REGENERATE],
+                discarded=counts[Action.DISCARD],
+                truncated=counts[TRUNCATE],
+                reasons={str(v): dict(reasons[name][v].most_common()) for v in VERDICTS if reasons[name][v]},
+                records_discarded=dict(discards.get(name, Counter()).most_common()),
+            )
         outcomes = self.outcomes
         kinds = tuple(Outcome) if hard_pool or outcomes[Outcome.HARD] else OUTCOMES
-        return {"outcomes": {str(k): outcomes[k] for k in kinds}, "stages": stages}
+        return {str(k): outcomes[k] for k in kinds}, stages

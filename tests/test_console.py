@@ -2,7 +2,6 @@
 wrapped, never cut."""
 
 import io
-import json
 
 from click.testing import CliRunner
 from rich.console import Console
@@ -11,6 +10,7 @@ from funreason_refine.audit.counts import MISSING
 from funreason_refine.cli import main
 from funreason_refine.console import audit_panels
 from funreason_refine.report.dataset import dataset_tables
+from funreason_refine.summary import Summary
 from funreason_refine.testing import run_rows
 from tests.conftest import xlam_row
 
@@ -25,11 +25,11 @@ def shown(*renderables, width=70):
 
 def test_the_dataset_audits_name_the_audit_table_and_the_call_mix_warnings_are_whole(tmp_path):
     run_rows([xlam_row("one")], tmp_path, stages_toml='[[stages]]\nname = "classification"\n')
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    wide = shown(*dataset_tables(summary["dataset"]), width=200)
+    dataset = Summary.read(tmp_path / "run").dataset
+    wide = shown(*dataset_tables(dataset), width=200)
     assert "not looked for ([audit] near_duplicates = true)" in wide
     assert "no [audit] eval_sets" in wide
-    text = shown(dataset_tables(summary["dataset"])[-1], width=60)  # the warnings, wrapped in a narrow terminal
+    text = shown(dataset_tables(dataset)[-1], width=60)  # the warnings, wrapped in a narrow terminal
     for kind in ("no_call", "parallel", "several_functions"):
         assert " ".join(MISSING[kind].split()) in text, kind
     assert "does not learn to make them; add records whose answer calls a function more than once" in text

@@ -185,7 +185,7 @@ def test_malformed_conversations_are_quarantined_naming_the_message(tmp_path, me
 def test_every_assistant_turn_is_checked_and_the_trail_names_it(tmp_path, n):
     result = run(tmp_path, [turns(n)])
     (kept,) = outcome(tmp_path, "kept")
-    assert result.summary["outcomes"]["kept"] == 1
+    assert result.summary.as_dict()["outcomes"]["kept"] == 1
     assert sorted({s["turn"] for s in kept["trail"]}) == list(range(n))
     assert all(s["stage"] == "conversation" for s in kept["trail"] if s["turn"] is not None and s is kept["trail"][0])
     assistant = [m for m in kept["messages"] if m["role"] == "assistant"]

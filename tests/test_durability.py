@@ -59,7 +59,7 @@ def test_a_changed_pipeline_is_refused_with_what_changed_then_continued_or_start
     assert "stages[3].config.required: false -> true" in str(info.value)
     assert "--accept-changes" in str(info.value) and "--fresh" in str(info.value)
     go_on = run_pipeline(load_pipeline(path, tmp_path / "run"), accept_changes=True)
-    assert go_on.resumed == 10 and sum(go_on.summary["outcomes"].values()) == 60
+    assert go_on.resumed == 10 and sum(go_on.summary.as_dict()["outcomes"].values()) == 60
     again = run_pipeline(load_pipeline(path, tmp_path / "run"), fresh=True)
     assert again.resumed == 0 and indices(tmp_path / "run") == list(range(60))
 
@@ -105,7 +105,7 @@ def test_ctrl_c_stops_cleanly_and_the_resume_gives_the_uninterrupted_folder(tmp_
     assert resumed.resumed == 70
     reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")
-    assert resumed.summary["stages"] == reference.summary["stages"]
+    assert resumed.summary.as_dict()["stages"] == reference.summary.as_dict()["stages"]
 
 
 def test_a_full_disk_is_a_clear_error_and_the_folder_resumes(tmp_path, monkeypatch):
@@ -159,9 +159,9 @@ def test_a_disk_that_fills_up_under_buffered_writes_is_a_clear_error_and_resumes
     assert written == room  # every byte the disk took is there; the last line is cut
     result = run_pipeline(load_pipeline(path, tmp_path / "run"))
     assert indices(tmp_path / "run") == list(range(60))
-    assert result.resumed < 60 and result.summary["complete"]
+    assert result.resumed < 60 and result.summary.as_dict()["complete"]
     reference = run_pipeline(load_pipeline(path, tmp_path / "reference"))
-    assert result.summary["stages"] == reference.summary["stages"]
+    assert result.summary.as_dict()["stages"] == reference.summary.as_dict()["stages"]
 
 
 def judged_pipeline(tmp_path, server, rows, judge=""):
@@ -187,7 +187,7 @@ def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch):
     with FakeLLM(script) as server:
         path = judged_pipeline(tmp_path, server, rows)
         first = run_pipeline(load_pipeline(path))
-        assert first.summary["outcomes"]["errors"] == 6
+        assert first.summary.as_dict()["outcomes"]["errors"] == 6
         broken["on"] = False
         from click.testing import CliRunner
 
@@ -222,8 +222,8 @@ def test_faults_at_twenty_percent_every_record_ends_once(tmp_path, monkeypatch):
             load_pipeline(judged_pipeline(tmp_path, server, rows, judge="max_retries = 6\nmax_concurrency = 8"))
         )
     assert indices(tmp_path / "run") == list(range(30))
-    assert sum(result.summary["outcomes"].values()) == 30
-    assert result.summary["judge"]["retries"] > 10
+    assert sum(result.summary.as_dict()["outcomes"].values()) == 30
+    assert result.summary.as_dict()["judge"]["retries"] > 10
     errors = read_jsonl(tmp_path / "run" / "errors.jsonl")
     assert all("after 7 attempt(s)" in e["error"] for e in errors)
 
@@ -379,7 +379,7 @@ def test_hostile_input_never_crashes_and_every_line_is_accounted_for(lines):
         path = write_pipeline(folder, extra='format = "xlam"\nmax_record_bytes = 4096')
         result = run_pipeline(load_pipeline(path))
         records = sum(1 for line in lines if line.strip())
-        assert sum(result.summary["outcomes"].values()) == records
+        assert sum(result.summary.as_dict()["outcomes"].values()) == records
         assert indices(folder / "run") == list(range(records))
         for q in read_jsonl(folder / "run" / "quarantined.jsonl"):
             assert q["source"]["line"] >= 1 and q["error"]
@@ -411,6 +411,6 @@ def test_ctrl_c_to_the_process_group_stops_a_run_with_workers_cleanly(tmp_path):
     done = sum(1 for f in (tmp_path / "run").glob("*.jsonl") for _ in f.open())
     assert 0 < done < len(rows)
     resumed = run_pipeline(load_pipeline(path), workers=2)
-    assert resumed.resumed == done and resumed.summary["complete"]
+    assert resumed.resumed == done and resumed.summary.as_dict()["complete"]
     run_pipeline(load_pipeline(path, tmp_path / "reference"), workers=1)
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")

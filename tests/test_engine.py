@@ -33,7 +33,7 @@ def outputs(folder):
 
 def test_every_input_record_ends_in_exactly_one_file(tmp_pipeline):
     pipeline, folder = tmp_pipeline(ROWS)
-    summary = run(pipeline).summary
+    summary = run(pipeline).summary.as_dict()
     indices = sorted(
         line["index"]
         for name in ("kept", "discarded", "quarantined", "errors")
@@ -56,8 +56,8 @@ def test_resume_after_a_partial_run_gives_the_same_folder(tmp_pipeline, tmp_path
     result = run(pipeline)
     assert result.resumed == 7
     assert outputs(folder) == expected
-    assert result.summary["outcomes"] == whole.summary["outcomes"]
-    assert result.summary["stages"] == whole.summary["stages"]
+    assert result.summary.as_dict()["outcomes"] == whole.summary.as_dict()["outcomes"]
+    assert result.summary.as_dict()["stages"] == whole.summary.as_dict()["stages"]
 
 
 def test_a_second_run_on_a_finished_folder_redoes_nothing(tmp_pipeline):
@@ -65,7 +65,7 @@ def test_a_second_run_on_a_finished_folder_redoes_nothing(tmp_pipeline):
     run(pipeline)
     again = run(pipeline)
     assert again.resumed == len(ROWS)
-    assert again.summary["timings"]["records_this_run"] == 0
+    assert again.summary.as_dict()["timings"]["records_this_run"] == 0
 
 
 def test_a_line_cut_short_by_a_crash_is_dropped_and_redone(tmp_pipeline):
@@ -96,7 +96,7 @@ def test_an_unwritable_run_folder_is_a_clear_error(tmp_pipeline, tmp_path):
 
 
 def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
-    from funreason_refine.executors.pool import start_method
+    from funreason_refine.refiners.pool import start_method
     from tests.conftest import QUICKSTART
 
     pipeline = QUICKSTART / "pipeline.toml"
@@ -105,13 +105,13 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
     assert (one.workers, one.start_method) == (1, None)
     assert (two.workers, two.start_method) == (2, start_method())
     assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
-    assert one.summary["stages"] == two.summary["stages"]
+    assert one.summary.as_dict()["stages"] == two.summary.as_dict()["stages"]
 
 
 def test_workers_start_the_same_way_whatever_threads_run(monkeypatch):
     import threading
 
-    from funreason_refine.executors.pool import start_method
+    from funreason_refine.refiners.pool import start_method
 
     before = start_method()
     thread = threading.Thread(target=threading.Event().wait, args=(1,), daemon=True)
@@ -140,7 +140,7 @@ def test_a_stage_registered_in_code_is_refused_in_workers_and_runs_in_one_proces
             run_pipeline(pipeline, workers=2)
         result = run_pipeline(pipeline)
         assert result.workers == 1
-        assert result.summary["outcomes"]["discarded"] == 1000  # every record regenerated past max_attempts
+        assert result.summary.as_dict()["outcomes"]["discarded"] == 1000  # every record regenerated past max_attempts
     finally:
         pm.unregister(name="in_code")
 

@@ -62,7 +62,7 @@ def test_every_format_pair_keeps_the_calls(run_dir, tmp_path, first, second):
     export_run(run_dir, first, tmp_path / "a.jsonl")
     (tmp_path / "p.toml").write_text('[input]\npath = "a.jsonl"\n[output]\ndir = "r"\n')
     result = run_pipeline(load_pipeline(tmp_path / "p.toml"))
-    assert result.summary["outcomes"]["kept"] == 31, result.summary["stages"]
+    assert result.summary.as_dict()["outcomes"]["kept"] == 31, result.summary.as_dict()["stages"]
     export_run(tmp_path / "r", second, tmp_path / f"b-{second}.jsonl")
     by_id = originals(run_dir)
     for record in InputStream(tmp_path / f"b-{second}.jsonl", None).items():

@@ -101,7 +101,7 @@ def test_a_raising_lifecycle_hook_stops_the_run_naming_the_plugin_and_the_folder
     from funreason_refine.engine import run_pipeline
 
     result = run_pipeline(load_pipeline(tmp_path / "pipeline.toml"))
-    assert result.resumed == 3 and result.summary["outcomes"]["kept"] == 5
+    assert result.resumed == 3 and result.summary.as_dict()["outcomes"]["kept"] == 5
 
 
 def test_a_hanging_check_fails_only_its_record_naming_the_plugin(plugin, tmp_path):

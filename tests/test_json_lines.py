@@ -182,7 +182,7 @@ def test_quickstart_outcome_lines_match_pydantic(tmp_path):
             assert to_json_line(record) == pydantic_line(record)
             assert json.loads(to_json_line(record)) == line
             checked += 1
-    assert checked == run.summary["input"]["records"]
+    assert checked == run.summary.as_dict()["input"]["records"]
 
 
 def test_plain_records_are_written_without_pydantic(monkeypatch):

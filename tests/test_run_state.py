@@ -144,8 +144,8 @@ def test_a_resumed_run_that_finishes_is_complete_again(tmp_path):
 
 
 def test_status_tells_a_killed_shard_from_a_running_one(tmp_path):
-    from funreason_refine.distributed.layout import Shard
-    from funreason_refine.distributed.progress import Watcher
+    from funreason_refine.executors.layout import Shard
+    from funreason_refine.executors.progress import Watcher
 
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n')

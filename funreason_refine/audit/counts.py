@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from funreason_refine.audit.features import CALL_KINDS, Features
+from funreason_refine.summary import CallMix, ContaminationAudit, DatasetSection, DuplicateAudit, EvalSetInfo
 
 if TYPE_CHECKING:
     from funreason_refine.audit.evalsets import EvalIndex
@@ -38,9 +39,9 @@ MISSING = {
 }
 
 
-def call_mix_warnings(mix: dict[str, Any]) -> list[str]:
+def call_mix_warnings(mix: CallMix) -> list[str]:
     """What the kept set lacks, said as warnings (nothing for an empty set)."""
-    return [MISSING[kind] for kind in mix["missing"]] if mix["records"] else []
+    return [MISSING[kind] for kind in mix.missing] if mix.records else []
 
 
 class Examples:
@@ -65,19 +66,27 @@ class AuditCounts:
         self.found: Counter[str] = Counter()  # exact, near, contaminated: found, dropped or not
         self.dropped: Counter[str] = Counter()  # by reason
         self.mix: Counter[str] = Counter()  # call kinds of the records that stay kept
+        self.turn_mix: Counter[str] = Counter()  # call kinds of their assistant turns (one per single turn)
         self.duplicates = Examples()
         self.contaminated = Examples()
 
-    def add_clean(self, kind: str) -> None:
+    def add_clean(self, features: Features) -> None:
         """An audited record in which nothing was found."""
         self.audited += 1
-        self.mix[kind] += 1
+        self._count_kinds(features)
+
+    def _count_kinds(self, features: Features) -> None:
+        self.mix[features.kind] += 1
+        if features.turns:
+            self.turn_mix.update(features.turns)
+        else:
+            self.turn_mix[features.kind] += 1
 
     def add(self, index: int, features: Features, finding: Finding, line: Callable[[], dict[str, Any]]) -> None:
         """One audited record; ``line`` gives its line (parsed only when it becomes an example)."""
         self.audited += 1
         if finding.drop is None:
-            self.mix[features.kind] += 1
+            self._count_kinds(features)
         else:
             self.dropped[finding.drop] += 1
         dropped = finding.drop is not None
@@ -94,40 +103,43 @@ class AuditCounts:
                 extra = {"overlap": overlap, "set": set_no, "item": item_no, "dropped": dropped}
                 self.contaminated.add(index, {**_example(line()), **extra})
 
-    def as_dict(self, settings: AuditSettings, evals: EvalIndex | None) -> dict[str, Any]:
-        kept = sum(self.mix.values())
-        return {
-            "audited": self.audited,
-            "dropped": dict(sorted(self.dropped.items())),
-            "duplicates": {
-                "drop": settings.drop_duplicates,
-                "drop_near": settings.drop_near_duplicates,
-                "near_threshold": settings.near_duplicate_threshold,
-                "exact": self.found["exact"],
-                "near": self.found["near"] if settings.near else None,  # None: not looked for
-                "examples": [item for _, item in self.duplicates.items],
-            },
-            "contamination": {
-                "drop": settings.drop_contaminated,
-                "ngram": settings.contamination_ngram,
-                "threshold": settings.contamination_threshold,
-                "eval_sets": [
-                    {"path": str(s.path), "queries": len(s.queries), "unreadable": s.unreadable}
+    def section(self, settings: AuditSettings, evals: EvalIndex | None) -> DatasetSection:
+        """The ``dataset`` section of summary.json (its warnings are added by the caller)."""
+        return DatasetSection(
+            audited=self.audited,
+            dropped=dict(sorted(self.dropped.items())),
+            duplicates=DuplicateAudit(
+                drop=settings.drop_duplicates,
+                drop_near=settings.drop_near_duplicates,
+                near_threshold=settings.near_duplicate_threshold,
+                exact=self.found["exact"],
+                near=self.found["near"] if settings.near else None,  # None: not looked for
+                examples=[item for _, item in self.duplicates.items],
+            ),
+            contamination=ContaminationAudit(
+                drop=settings.drop_contaminated,
+                ngram=settings.contamination_ngram,
+                threshold=settings.contamination_threshold,
+                eval_sets=[
+                    EvalSetInfo(path=str(s.path), queries=len(s.queries), unreadable=s.unreadable)
                     for s in (evals.sets if evals else [])
                 ],
-                "records": self.found["contaminated"],
-                "examples": [_eval_example(item, evals) for _, item in self.contaminated.items],
-            },
-            "call_mix": {
-                "records": kept,
+                records=self.found["contaminated"],
+                examples=[_eval_example(item, evals) for _, item in self.contaminated.items],
+            ),
+            call_mix=CallMix(
+                records=sum(self.mix.values()),
                 **{kind: self.mix[kind] for kind in CALL_KINDS},
-                "missing": _missing(self.mix),
-            },
-        }
+                missing=_missing(self.turn_mix),
+                turns={"assistant_turns": sum(self.turn_mix.values()), **{k: self.turn_mix[k] for k in CALL_KINDS}},
+            ),
+            warnings=[],
+        )
 
 
 def _missing(mix: Counter[str]) -> list[str]:
-    """The kinds of answer no kept record has (a text reply counts as answering without a call)."""
+    """The kinds of answer no kept assistant turn has (a text reply counts as answering without a call):
+    a conversation that makes parallel calls in its second turn has parallel calls."""
     have = {
         "no_call": mix["no_call"] + mix["text"],
         "one_call": mix["one_call"],

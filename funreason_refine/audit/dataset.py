@@ -20,6 +20,7 @@ from funreason_refine.audit.index import DuplicateIndex, Match
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.record import Action, DatasetDiscard, Outcome, Step
 from funreason_refine.run_folder import Written, to_json_line
+from funreason_refine.summary import DatasetSection, Summary
 
 STAGE = "dataset"  # the stage name of the records the audits discard
 DUPLICATE, NEAR_DUPLICATE, CONTAMINATED = "duplicate", "near_duplicate", "contaminated"
@@ -42,7 +43,7 @@ class DatasetAudit:
             # The common case, in one dict operation (half the time of the whole way below): a record
             # whose key is new is no duplicate and stays; it is indexed by the same call.
             if self.index.first(features.key, written.index) == written.index:
-                self.counts.add_clean(features.kind)
+                self.counts.add_clean(features)
                 return written
         finding = self._find(written.index, features)
         if finding.drop is None:
@@ -65,21 +66,21 @@ class DatasetAudit:
             return
         self.counts.add(line["index"], features, finding, lambda: line)
 
-    def add_to(self, summary: dict[str, Any]) -> None:
+    def add_to(self, summary: Summary) -> None:
         """Put the ``dataset`` section into a run's summary; when the audits dropped records (their stage
         is then among the stages), the records they let through count as its passes."""
-        summary["dataset"] = dataset = self.summary()
-        stage = summary.get("stages", {}).get(STAGE)
+        summary.dataset = dataset = self.summary()
+        stage = summary.stages.get(STAGE)
         if stage is not None:
-            stage["passed"] = dataset["audited"] - sum(dataset["dropped"].values())
+            stage.passed = dataset.audited - sum(dataset.dropped.values())
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> DatasetSection:
         """The ``dataset`` section of summary.json."""
         evals = self.features.evals
-        summary = self.counts.as_dict(self.settings, evals)
+        section = self.counts.section(self.settings, evals)
         unreadable = [f"eval set entry left out, {p}" for e in (evals.sets if evals else []) for p in e.problems]
-        summary["warnings"] = call_mix_warnings(summary["call_mix"]) + unreadable
-        return summary
+        section.warnings = call_mix_warnings(section.call_mix) + unreadable
+        return section
 
     def _find(self, index: int, features: Features, may_drop: bool = True) -> Finding:
         """Contamination first (a record dropped for it is not compared further), then duplicates; a

@@ -79,6 +79,16 @@ def call_kind(calls: list[dict[str, Any]] | None) -> str:
     return "parallel" if len({call["name"] for call in calls}) == 1 else "several_functions"
 
 
+def turn_kinds(messages: list[Any]) -> tuple[str, ...]:
+    """The call-mix kind of each assistant turn of a conversation, in order."""
+    kinds = []
+    for message in map(_fields, messages):
+        if message.get("role") == "assistant":
+            answer = message.get("answer")
+            kinds.append(call_kind([_fields(c) for c in answer] if isinstance(answer, list) else None))
+    return tuple(kinds)
+
+
 class Features(NamedTuple):
     """A kept record as the audits see it: a tuple of plain values, cheap to send from a worker."""
 
@@ -87,6 +97,7 @@ class Features(NamedTuple):
     pairs: bytes | None  # the distinct word pairs of the query, hashed (64-bit each): their exact Jaccard similarity
     kind: str  # one of CALL_KINDS
     contamination: tuple[float, int, int] | None  # (overlap, eval set, item) when over the threshold
+    turns: tuple[str, ...] = ()  # the kind of each assistant turn of a conversation; () for a single turn
 
 
 class FeatureReader:
@@ -113,7 +124,8 @@ class FeatureReader:
             said = words(query)
             contamination = self.evals.match(said) if self.evals is not None else None
             signature, pairs = sketch(said) if self.near else (None, None)
-        return Features(key.digest(), signature, pairs, call_kind(calls), contamination)
+        turns = turn_kinds(fields["messages"]) if fields.get("messages") else ()
+        return Features(key.digest(), signature, pairs, call_kind(calls), contamination, turns)
 
     def of_line(self, line: bytes) -> Features:
         """The features of a kept line (as the run folder holds it)."""

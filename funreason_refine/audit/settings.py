@@ -26,8 +26,8 @@ class AuditSettings(BaseModel):
     )
     near_duplicates: bool = Field(
         False,
-        description="Look for near-duplicate queries too (MinHash LSH over word pairs; about 10% more CPU in a "
-        "rules-only run, nothing next to a judge's time).",
+        description="Look for near-duplicate queries too (MinHash LSH over word pairs; up to 40% more CPU in a "
+        "rules-only run on templated queries, nothing next to a judge's time).",
     )
     drop_near_duplicates: bool = Field(
         False, description="Discard near-duplicate queries after the first: near_duplicate (implies near_duplicates)."

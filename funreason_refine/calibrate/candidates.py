@@ -84,11 +84,11 @@ def _rules_only(data: dict[str, Any], registered: set[str]) -> Candidate:
 
 
 def _with_judge(data: dict[str, Any], model: str | None) -> dict[str, Any]:
-    out = copy.deepcopy(data)
-    if model is not None:  # as `refine run --judge-model`: the [judge] table with this model
-        table = out["judge"] if isinstance(out.get("judge"), dict) else {}
-        out["judge"] = {**table, "model": model}
-    return out
+    if model is None:
+        return copy.deepcopy(data)
+    from funreason_refine.judge_swap import swap_judge
+
+    return swap_judge(data, model)  # as `refine run --judge-model`
 
 
 def _variant(data: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[Path]]:

@@ -23,6 +23,7 @@ from funreason_refine.overrides import OVERRIDES, Decision, read_decisions
 from funreason_refine.record import Action, Outcome
 from funreason_refine.review.view import COT_REWRITTEN
 from funreason_refine.run_state import readable_state
+from funreason_refine.summary import Summary
 
 MARK = "from the review of "  # starts every comment, so that a set written here may be written again
 
@@ -73,8 +74,8 @@ def _run_input(run_dir: Path) -> dict[str, Any]:
     """The run's [input] as run.json recorded it, with the resolved path and format summary.json gives."""
     try:
         config = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["config"]["input"]
-        read = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["input"]
-        return {**config, "path": read["path"], "format": read["format"]}
+        read = Summary.read(run_dir).input
+        return {**config, "path": read.path, "format": read.format}
     except (OSError, ValueError, KeyError) as exc:
         raise RefineError(f"{run_dir} is not a finished run folder of `refine run` ({exc})") from None
 

@@ -15,6 +15,7 @@ from funreason_refine.calibrate.metrics import Ending, score
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
+from funreason_refine.summary import JudgeUsage
 
 JSON_NAME = "calibration.json"
 HTML_NAME = "calibration.html"
@@ -34,15 +35,13 @@ def read_outcomes(run_dir: Path, count: int) -> list[Ending]:
     return [found.get(i, Ending("missing")) for i in range(count)]
 
 
-def usage(summary: dict[str, Any], records: int) -> dict[str, Any]:
+def usage(j: JudgeUsage, records: int, notes: list[str] | None = None) -> dict[str, Any]:
     """Judge calls, tokens, cost and latency of the whole candidate run, at full price: answers taken
     from the cache count at what they cost when first asked (``paid_usd`` is what this run paid)."""
-    j = summary.get("judge", {})
-    calls = j.get("calls", 0) + j.get("cached", 0)
-    tokens = sum(j.get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
-    tokens += sum(j.get(k, 0) for k in ("cached_prompt_tokens", "cached_completion_tokens"))
-    cost = j.get("cost_usd", 0.0) + j.get("cached_cost_usd", 0.0)
-    seconds = j.get("seconds", 0.0) + j.get("cached_seconds", 0.0)
+    calls = j.calls + j.cached
+    tokens = j.prompt_tokens + j.completion_tokens + j.cached_prompt_tokens + j.cached_completion_tokens
+    cost = j.cost_usd + j.cached_cost_usd
+    seconds = j.seconds + j.cached_seconds
 
     def per_1000(value: float) -> float:
         return round(value * 1000 / records, 4) if records else 0.0
@@ -54,15 +53,15 @@ def usage(summary: dict[str, Any], records: int) -> dict[str, Any]:
         "cost_usd": round(cost, 6),
         "judge_seconds": round(seconds, 3),
         "seconds_per_call": round(seconds / calls, 3) if calls else None,
-        "new_calls": j.get("calls", 0),
-        "paid_usd": round(j.get("cost_usd", 0.0), 6),
+        "new_calls": j.calls,
+        "paid_usd": round(j.cost_usd, 6),
         "per_1000": {
             "calls": per_1000(calls),
             "tokens": per_1000(tokens),
             "cost_usd": per_1000(cost),
             "judge_seconds": per_1000(seconds),
         },
-        "notes": j.get("notes", []),
+        "notes": notes or [],
     }
 
 
@@ -157,15 +156,12 @@ def calibrate(
         results.append(
             {
                 **entry,
-                "complete": summary.get("complete", True),
-                "stopped": summary.get("stopped"),
+                "complete": summary.complete,
+                "stopped": summary.stopped,
                 **score(pairs, [s.name for s in pipeline.stages]),
                 "usage": {
-                    **usage(summary, run),
-                    "stages": {
-                        stage: usage({"judge": per}, run)["per_1000"]
-                        for stage, per in summary.get("judge", {}).get("per_stage", {}).items()
-                    },
+                    **usage(summary.judge, run, summary.judge.notes),
+                    "stages": {stage: usage(per, run)["per_1000"] for stage, per in summary.judge.per_stage.items()},
                 },
             }
         )

@@ -45,6 +45,12 @@ class _Group(click.Group):
             sys.exit(EXIT_ERROR)
 
 
+JUDGE_MODEL_HELP = (
+    "Judge with this LiteLLM model instead ([judge] and [generate]), at its provider's own endpoint; "
+    "MODEL@URL serves it at URL (e.g. openai/qwen2.5-7b@http://localhost:8000/v1)."
+)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="funreason-refine")
 def main() -> None:
@@ -58,7 +64,7 @@ def warn(text: str) -> None:
 
 
 def shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from funreason_refine.distributed.layout import Shard
+    from funreason_refine.executors.layout import Shard
 
     try:
         return Shard.parse(value) if value is not None else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from funreason_refine.cli.app import main, out
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out
 
 
 @main.command()
@@ -20,7 +20,7 @@ from funreason_refine.cli.app import main, out
     help="Measure the answers with P real calls per stage and model (paid; kept in the run folder's answer cache, "
     "so the run does not pay for them again).",
 )
-@click.option("--judge-model", help="Estimate with this LiteLLM model as [judge] model.")
+@click.option("--judge-model", help=JUDGE_MODEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="The estimate as JSON, for scripts.")
 def estimate(
     pipeline: Path,
@@ -36,7 +36,12 @@ def estimate(
 
     if output_tokens is not None and probe is not None:
         raise click.UsageError("give --output-tokens or --probe, not both")
-    result = estimate_run(load_pipeline(pipeline, judge_model=judge_model), sample, output_tokens, probe)
+    loaded = load_pipeline(pipeline, judge_model=judge_model)
+    if not as_json:
+        from funreason_refine.cli.running import print_models
+
+        print_models(loaded)
+    result = estimate_run(loaded, sample, output_tokens, probe)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

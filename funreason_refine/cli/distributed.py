@@ -14,8 +14,8 @@ from funreason_refine.cli.running import errors_exit, pipeline_of, print_judge, 
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
-    from funreason_refine.distributed.layout import Shard
-    from funreason_refine.distributed.merge import MergeResult
+    from funreason_refine.executors.layout import Shard
+    from funreason_refine.executors.merge import MergeResult
 
 
 @main.command()
@@ -30,8 +30,8 @@ def merge(run_dir: Path) -> None:
 def status(run_dir: Path) -> None:
     """Show how far RUN_DIR is: complete, running, or interrupted; for a sharded run, each shard's records done."""
     from funreason_refine.console import shards_table
-    from funreason_refine.distributed.layout import is_sharded
-    from funreason_refine.distributed.progress import Watcher
+    from funreason_refine.executors.layout import is_sharded
+    from funreason_refine.executors.progress import Watcher
 
     if not is_sharded(run_dir):
         from funreason_refine.run_state import folder_status
@@ -42,7 +42,7 @@ def status(run_dir: Path) -> None:
 
 
 def merge_and_report(run_dir: Path) -> None:
-    from funreason_refine.distributed.merge import merge_run
+    from funreason_refine.executors.merge import merge_run
 
     report_merged(merge_run(run_dir))
 
@@ -53,8 +53,8 @@ def report_merged(result: MergeResult) -> None:
 
     for table in summary_tables(result.summary):
         out.print(table)
-    print_judge(result.summary["judge"])
-    out.print(f"merged {len(result.summary['shards'])} shards into {result.out_dir}", highlight=False, markup=False)
+    print_judge(result.summary.judge)
+    out.print(f"merged {len(result.summary.shards or [])} shards into {result.out_dir}", highlight=False, markup=False)
     if result.errors:
         errors_exit(result.errors, result.out_dir)
 
@@ -64,13 +64,9 @@ def retry_shards(
 ) -> None:
     """The errors of one shard, or of every shard that has some (then merged again)."""
     from funreason_refine.config import load_pipeline
-    from funreason_refine.distributed.progress import Watcher
-    from funreason_refine.errors import RefineError
+    from funreason_refine.executors.shards import shards_to_retry
 
-    states = Watcher(run_dir).states()
-    if shard is not None and shard.count != len(states):
-        raise RefineError(f"{run_dir} is split into {len(states)} shards: give --shard I/{len(states)}")
-    chosen = [s for s in states if s.shard == shard] if shard is not None else [s for s in states if s.done["errors"]]
+    chosen = shards_to_retry(run_dir, shard)
     if not chosen:
         out.print(f"no shard of {run_dir} has records in errors.jsonl: nothing to retry", highlight=False, markup=False)
         return
@@ -94,8 +90,8 @@ def run_ray(
     from rich.live import Live
 
     from funreason_refine.console import shards_table
-    from funreason_refine.distributed.ray_executor import run_on_ray
     from funreason_refine.engine import RunInterrupted
+    from funreason_refine.executors.ray import run_on_ray
     from funreason_refine.judge.endpoints import JudgeOutage
 
     title = f"shards of {loaded.output_dir}"

@@ -48,3 +48,12 @@ def plugins(as_json: bool) -> None:
     for row in rows:
         table.add_row(*(escape(str(row[k])) for k in ("name", "package", "version")), ", ".join(row["hooks"]))
     out.print(table)
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["summary"]))
+def schema(what: str) -> None:
+    """Print the JSON Schema of a run folder file (summary: summary.json), for tools that read run folders."""
+    from funreason_refine.summary import schema as summary_schema
+
+    click.echo(json.dumps(summary_schema(), indent=2))

@@ -100,12 +100,12 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     from funreason_refine.report.data import load_run
 
     a, b = load_run(run_a, "compare"), load_run(run_b, "compare")
-    if a.summary.get("input", {}).get("path") != b.summary.get("input", {}).get("path"):
+    if a.summary.input.path != b.summary.input.path:
         err.print(
             "[yellow]note:[/] "
             + escape(
-                f"the runs read different inputs ({a.summary['input'].get('path')} and "
-                f"{b.summary['input'].get('path')}); records are matched by position"
+                f"the runs read different inputs ({a.summary.input.path} and {b.summary.input.path}); "
+                "records are matched by position"
             ),
             highlight=False,
         )

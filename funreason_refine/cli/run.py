@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from funreason_refine.cli.app import main, out, shard_option
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out, shard_option
 from funreason_refine.cli.running import pipeline_of, run_loaded
 from funreason_refine.errors import RefineError
 
@@ -25,10 +25,10 @@ from funreason_refine.errors import RefineError
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Processes that refine records (default: one per CPU for inputs over 8 MiB, else 1; "
-    "judged pipelines run in one process).",
+    help="How records are refined: processes that refine them (default: one per CPU for inputs over 8 MiB, "
+    "else 1; judged pipelines run on one event loop in one process).",
 )
-@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for this run.")
+@click.option("--judge-model", help=JUDGE_MODEL_HELP)
 @click.option("--fresh", is_flag=True, help="Start the run folder over (cached judge answers are kept).")
 @click.option(
     "--accept-changes", is_flag=True, help="Go on in a run folder started with another pipeline configuration."
@@ -44,7 +44,8 @@ from funreason_refine.errors import RefineError
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help='ray: run --shards N shards as Ray tasks, then merge them (pip install "funreason-refine[ray]").',
+    help="Where the parts of the run are refined: local (here; with --shard I/N one shard, for any scheduler), "
+    'or ray: --shards N shards as Ray tasks, then merged (pip install "funreason-refine[ray]").',
 )
 @click.option("--shards", type=click.IntRange(min=1), help="With --executor ray: the number of shards.")
 @click.option("--address", help="With --executor ray: the Ray cluster to join (default: start a local Ray).")
@@ -94,7 +95,7 @@ def _check_executor_options(
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the retry.")
+@click.option("--judge-model", help=JUDGE_MODEL_HELP)
 @click.option(
     "--accept-changes", is_flag=True, help="Go on although the pipeline changed since the run folder was started."
 )
@@ -108,7 +109,7 @@ def _check_executor_options(
 def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any, workers: int | None) -> None:
     """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
     from funreason_refine.config import load_pipeline
-    from funreason_refine.distributed.layout import Shard, is_sharded
+    from funreason_refine.executors.layout import Shard, is_sharded
 
     own = Shard.of_folder(run_dir)
     if own is not None or is_sharded(run_dir):

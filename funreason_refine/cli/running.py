@@ -14,8 +14,9 @@ from funreason_refine.errors import RefineError
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
-    from funreason_refine.distributed.layout import Shard
     from funreason_refine.engine import RunResult
+    from funreason_refine.executors.layout import Shard
+    from funreason_refine.summary import JudgeSection
 
 
 def pipeline_of(run_dir: Path) -> Path:
@@ -39,14 +40,15 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     import signal
 
     from funreason_refine.console import RunDisplay, summary_tables
-    from funreason_refine.distributed import shards as sharding
     from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.executors import shards as sharding
     from funreason_refine.judge.endpoints import JudgeOutage
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
+    print_models(loaded)
     size, label, part = loaded.input.path.stat().st_size, loaded.input.path.name, None
     if shard is not None:
         part = sharding.shard_part(loaded, shard)
@@ -73,12 +75,9 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
         )
     for table in summary_tables(result.summary):
         out.print(table)
-    print_judge(result.summary["judge"])
-    timings = result.summary["timings"]
-    out.print(
-        f"run folder: {result.out_dir} ({timings['records_per_second']} records/s, {result.workers} worker(s))",
-        markup=False,
-    )
+    print_judge(result.summary.judge)
+    rate = result.summary.timings.records_per_second
+    out.print(f"run folder: {result.out_dir} ({rate} records/s, {result.workers} worker(s))", markup=False)
     if result.stopped:
         err.print(
             f"[yellow]stopped:[/] {escape(str(result.stopped))}. What was finished is saved; run the same command "
@@ -90,14 +89,26 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     return result
 
 
-def print_judge(judge: dict[str, Any]) -> None:
-    if judge["model"] or judge.get("generator"):
+def print_models(loaded: Pipeline) -> None:
+    """Before a judged run spends anything: each model, where its calls go, what its tokens cost."""
+    if loaded.judging is None:
+        return
+    from rich.markup import escape
+
+    from funreason_refine.judge_swap import model_lines
+
+    for line in model_lines(loaded):
+        err.print(f"[cyan]model:[/] {escape(line)}", highlight=False)
+
+
+def print_judge(judge: JudgeSection) -> None:
+    if judge.model or judge.generator:
         out.print(
-            f"judge: {judge['calls']} calls, {judge['cached']} answered from the cache, {judge['retries']} retries, "
-            f"{judge['prompt_tokens'] + judge['completion_tokens']:,} tokens, ${judge['cost_usd']:.4f}",
+            f"judge: {judge.calls} calls, {judge.cached} answered from the cache, {judge.retries} retries, "
+            f"{judge.prompt_tokens + judge.completion_tokens:,} tokens, ${judge.cost_usd:.4f}",
             markup=False,
         )
-        for note in judge["notes"]:
+        for note in judge.notes:
             out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
@@ -115,7 +126,7 @@ def errors_exit(errors: int, folder: Path) -> None:
 
 def shard_note(run_dir: Path, shard: Shard) -> None:
     """After a shard: how many are complete, and what to run next."""
-    from funreason_refine.distributed.progress import Watcher
+    from funreason_refine.executors.progress import Watcher
 
     complete = sum(s.complete for s in Watcher(run_dir).states())
     then = f"all are: run `refine merge {run_dir}`" if complete == shard.count else f"see `refine status {run_dir}`"

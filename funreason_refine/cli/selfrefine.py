@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from funreason_refine.cli.app import main, out
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out
 
 
 @main.command("selfrefine")
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--judge-model", help="Use this LiteLLM model as [judge] model for the stages.")
+@click.option("--judge-model", help=JUDGE_MODEL_HELP)
 def selfrefine_command(pipeline: Path, rounds: int, judge_model: str | None) -> None:
     """Self-refinement: [source] sample_from writes answers, the stages keep the good ones, per round."""
     from funreason_refine.config import load_pipeline

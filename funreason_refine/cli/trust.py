@@ -19,7 +19,8 @@ from funreason_refine.errors import RefineError
     "--judge-model",
     "judge_models",
     multiple=True,
-    help="A candidate judge (any LiteLLM model), in the pipeline's [judge] table; repeat for more.",
+    help="A candidate judge (any LiteLLM model) at its provider's own endpoint, MODEL@URL at URL, in place of "
+    "the pipeline's [judge] and [generate]; repeat for more.",
 )
 @click.option(
     "--prompts",

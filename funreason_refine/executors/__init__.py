@@ -1,5 +1,6 @@
-"""Where records are refined: this process, worker processes, an event loop with judges.
+"""Where the parts of a run are refined: here, as shards any scheduler starts, or on Ray; and their finish.
 
-Each executor is one module behind the interface in base.py; the engine picks one and owns
-everything else of a run (the folder, resume, accounting, summary, hooks).
+A shard is a part of the input refined into its own run folder through the engine's lifecycle;
+``refine merge`` is the engine's finish over the shards. How each part's records are refined (in
+this process, a process pool, the judged event loop) is the other axis: refiners/.
 """

@@ -15,8 +15,8 @@ class Prices(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input_per_million: float = Field(0.0, ge=0)
-    output_per_million: float = Field(0.0, ge=0)
+    input_per_million: float = Field(0.0, ge=0, description="USD per million prompt tokens.")
+    output_per_million: float = Field(0.0, ge=0, description="USD per million answer tokens.")
 
 
 SERVER_KEYS = ("api_base", "endpoints")
@@ -71,7 +71,7 @@ class ModelSettings(BaseModel):
     outage_timeout: float = Field(
         600.0, gt=0, description="Seconds every server may fail before the run stops (resumable); calls wait meanwhile."
     )
-    temperature: float = Field(0.0, ge=0, le=2)
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (part of the answer cache key).")
     max_tokens: int | None = Field(None, ge=1, description="Answer length limit.")
     timeout: float = Field(120.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx, timeouts and dropped connections.")
@@ -202,8 +202,12 @@ class JudgeSettings(ModelSettings):
 class GenerateSettings(ModelSettings):
     """The `[generate]` table: the model that writes CoTs for records without one."""
 
-    temperature: float = Field(0.1, ge=0, le=2)
-    prompt: str | None = Field(None, description="CoT generation prompt; placeholders {query} {tools} {answer}.")
+    temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature of the generator.")
+    prompt: str | None = Field(
+        None,
+        description="The generator's prompt, instead of the stage spec's rewrite_prompt; placeholders {query} "
+        "{tools} {answer} {cot} {conversation}.",
+    )
 
 
 class SourceSettings(ModelSettings):
@@ -211,7 +215,7 @@ class SourceSettings(ModelSettings):
 
     model: str = Field(alias="sample_from", description="The model to sample from (any LiteLLM model string).")
     samples: int = Field(4, ge=1, le=64, description="Candidates (CoT and answer) per query per round.")
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature: varied samples of a query.")
     max_concurrency: int = Field(
         16,
         ge=1,

@@ -9,6 +9,7 @@ from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.dataset import dataset_section
 from funreason_refine.report.review import review_summary
+from funreason_refine.summary import JudgeSection, Summary
 
 EXAMPLES_PER_REASON = 2
 REASONS_WITH_EXAMPLES = 3
@@ -44,7 +45,7 @@ def build_report(run: RunData) -> dict[str, Any]:
     import polars as pl
 
     records, steps, summary = run.records, run.steps, run.summary
-    stage_names = list(summary.get("stages", {}))
+    stage_names = list(summary.stages)
     total = records.height
     quarantined = records.filter(pl.col("kind") == Outcome.QUARANTINED).height
 
@@ -67,7 +68,7 @@ def build_report(run: RunData) -> dict[str, Any]:
     regenerated = steps.filter(pl.col("verdict") == Action.REGENERATE).select("index", "stage").unique()
     stages = []
     for stage in stage_names:
-        counts = summary["stages"][stage]
+        counts = summary.stages[stage]
         ranked = (
             records.filter((pl.col("kind") == Outcome.DISCARDED) & (pl.col("stage") == stage))
             .group_by("reason")
@@ -79,13 +80,14 @@ def build_report(run: RunData) -> dict[str, Any]:
         )
         exhausted = regen.filter((pl.col("kind") == Outcome.DISCARDED) & (pl.col("stage_final") == stage)).height
         failed = regen.filter((pl.col("kind") == Outcome.ERRORS) & (pl.col("stage_final") == stage)).height
-        usage = summary.get("judge", {}).get("per_stage", {}).get(stage)
+        usage = summary.judge.per_stage.get(stage)
         stages.append(
             {
                 "stage": stage,
-                "passed": counts["passed"],
-                "regenerated": counts["regenerated"],
-                "discarded": counts["discarded"],
+                "passed": counts.passed,
+                "regenerated": counts.regenerated,
+                "discarded": counts.discarded,
+                "truncated": counts.truncated,
                 "errors": errors_by_stage.get(stage, 0),
                 "reasons": [{"reason": r, "records": n} for r, n in ranked.iter_rows()],
                 "regeneration": {
@@ -94,7 +96,7 @@ def build_report(run: RunData) -> dict[str, Any]:
                     "exhausted": exhausted,
                     "errors": failed,
                 },
-                "judge": usage,
+                "judge": usage.model_dump() if usage is not None else None,
             }
         )
 
@@ -115,8 +117,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "kept": kept.height,
         "text_answers": kept.height - calls.height,
         "calls_per_record": {("4+" if k == 4 else str(k)): v for k, v in sorted(calls_per_record.items())},
-        "parallel_share": round(calls.filter(pl.col("n_calls") > 1).height / calls.height, 4) if calls.height else 0.0,
-        "no_call_share": round(calls.filter(pl.col("n_calls") == 0).height / calls.height, 4) if calls.height else 0.0,
+        **_call_shares(summary, calls),
         "tools_per_record": _quantiles(kept["n_tools"]),
         "top_functions": [{"function": f, "records": n} for f, n in top_functions.iter_rows()],
         "cot_chars": _quantiles(kept.filter(pl.col("cot_chars") > 0)["cot_chars"]),
@@ -127,12 +128,13 @@ def build_report(run: RunData) -> dict[str, Any]:
     }
     return {
         "run_dir": str(run.path),
-        "summary": summary,
+        "summary": summary.as_dict(),
+        "mixed": summary.mixed_note(),
         "funnel": funnel,
         "stages": stages,
-        "outcomes": summary.get("outcomes", {}),
-        "judge": summary.get("judge", {}),
-        "endpoints": endpoint_rows(summary.get("judge", {})),
+        "outcomes": summary.outcomes,
+        "judge": summary.judge.model_dump(),
+        "endpoints": endpoint_rows(summary.judge),
         "examples": examples,
         "facts": facts,
         "quarantined": quarantined,
@@ -142,22 +144,42 @@ def build_report(run: RunData) -> dict[str, Any]:
     }
 
 
-def endpoint_rows(judge: dict[str, Any]) -> list[dict[str, Any]]:
-    """The judge servers of ``summary["judge"]["endpoints"]`` (per model, a list of servers) as table rows."""
+def _call_shares(summary: Summary, calls: Any) -> dict[str, float]:
+    """Parallel and no-call shares of the kept answers that call (or decline to call) functions: per
+    assistant turn (a conversation has several), from the audits' call mix when the run has it."""
+    import polars as pl
+
+    turns = summary.dataset.call_mix.turns if summary.dataset is not None else None
+    if turns:
+        calling = sum(turns.get(k, 0) for k in ("no_call", "one_call", "parallel", "several_functions"))
+        several = turns.get("parallel", 0) + turns.get("several_functions", 0)
+        return {
+            "parallel_share": round(several / calling, 4) if calling else 0.0,
+            "no_call_share": round(turns.get("no_call", 0) / calling, 4) if calling else 0.0,
+        }
+    n = calls.height
+    return {
+        "parallel_share": round(calls.filter(pl.col("n_calls") > 1).height / n, 4) if n else 0.0,
+        "no_call_share": round(calls.filter(pl.col("n_calls") == 0).height / n, 4) if n else 0.0,
+    }
+
+
+def endpoint_rows(judge: JudgeSection) -> list[dict[str, Any]]:
+    """The judge servers of the summary (per model, a list of servers) as table rows."""
     rows = []
-    for model, servers in (judge.get("endpoints") or {}).items():
+    for model, servers in (judge.endpoints or {}).items():
         for server in servers:
-            rest = server.get("out_of_rotation_s") or 0.0
+            rest = server.out_of_rotation_s
             rows.append(
                 {
                     "model": model,
-                    "server": str(server.get("api_base")),
-                    "calls": server.get("calls", 0),
-                    "errors": server.get("errors", 0),
-                    "rate_limited": server.get("rate_limited", 0),
-                    "p50": _seconds(server.get("latency_p50_s")),
-                    "p95": _seconds(server.get("latency_p95_s")),
-                    "out_of_rotation": f"{rest:.1f} s ({server.get('times_out_of_rotation', 0)}x)" if rest else "-",
+                    "server": server.api_base,
+                    "calls": server.calls,
+                    "errors": server.errors,
+                    "rate_limited": server.rate_limited,
+                    "p50": _seconds(server.latency_p50_s),
+                    "p95": _seconds(server.latency_p95_s),
+                    "out_of_rotation": f"{rest:.1f} s ({server.times_out_of_rotation}x)" if rest else "-",
                 }
             )
     return rows

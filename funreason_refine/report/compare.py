@@ -28,7 +28,7 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
 
     cols = ["index", "id", "kind", "stage", "reason"]
     joined = a.records.select(cols).join(b.records.select(cols), on="index", how="inner", suffix="_b")
-    stages = [s for s in a.summary.get("stages", {}) if s in b.summary.get("stages", {}) and s != "generate"]
+    stages = [s for s in a.summary.stages if s in b.summary.stages and s != "generate"]
     order = {s: i for i, s in enumerate(stages)}
     rows = joined.to_dicts()
 
@@ -36,7 +36,7 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
         """Position of the stage where a record left (len(stages) when it was kept)."""
         if kind == Outcome.KEPT:
             return len(stages)
-        return order.get(stage, -1) if kind in (Outcome.DISCARDED, Outcome.ERRORS, Outcome.HARD) else -1
+        return order.get(stage or "", -1) if kind in (Outcome.DISCARDED, Outcome.ERRORS, Outcome.HARD) else -1
 
     per_stage = []
     for stage in stages:
@@ -75,8 +75,8 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
     return {
         "run_a": str(a.path),
         "run_b": str(b.path),
-        "judge_a": a.summary.get("judge", {}).get("model"),
-        "judge_b": b.summary.get("judge", {}).get("model"),
+        "judge_a": a.summary.judge.model,
+        "judge_b": b.summary.judge.model,
         "records": len(rows),
         "only_in_one": a.records.height + b.records.height - 2 * len(rows),
         "kept": {

@@ -116,7 +116,7 @@ def conversation_report(run: RunData) -> dict[str, Any] | None:
     if not counts.outcomes:
         return None
     verdicts = counts.verdicts()
-    order = list(run.summary.get("stages", {}))
+    order = list(run.summary.stages)
     stages = sorted(verdicts, key=lambda s: (order.index(s) if s in order else len(order), s))
     highest = max((int(c.rstrip("+")) for s in verdicts.values() for c in s), default=0)
     columns = [_bucket(t, TURN_COLUMNS) for t in range(min(highest, TURN_COLUMNS - 1) + 1)]

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.record import Outcome
-from funreason_refine.run_folder import FILES, SUMMARY
+from funreason_refine.run_folder import FILES
 from funreason_refine.run_state import FolderState, outcome_lines, readable_state
+from funreason_refine.summary import Summary
 
 QUERY_CHARS = 300  # of each record's query, kept for the report's examples
 
@@ -20,9 +21,17 @@ class RunData:
     """A run folder read back. The frames are built on first use (audit needs none of them)."""
 
     path: Path
-    summary: dict[str, Any]
+    _summary: Summary | None = None  # None for a run that is not finished (allow_partial)
     _frames: tuple[Any, Any] | None = None
     state: FolderState | None = None  # the folder's state when it is not a finished run (allow_partial)
+
+    @property
+    def summary(self) -> Summary:
+        """summary.json; only a finished run has one (PartialRun otherwise)."""
+        if self._summary is None:
+            assert self.state is not None
+            raise self.state.refusal("summarise")
+        return self._summary
 
     @property
     def records(self) -> Any:
@@ -73,8 +82,8 @@ def load_run(path: Path, doing: str = "read", allow_partial: bool = False, offer
     path = Path(path)
     state = readable_state(path, doing, allow_partial, offer_partial)
     if not state.complete:
-        return RunData(path=path, summary={}, state=state)
-    return RunData(path=path, summary=json.loads((path / SUMMARY).read_text(encoding="utf-8")))
+        return RunData(path=path, state=state)
+    return RunData(path=path, _summary=Summary.read(path))
 
 
 def _frames(path: Path) -> tuple[Any, Any]:

@@ -44,7 +44,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"{total} input records: {o.get('kept', 0)} kept, {o.get('discarded', 0)} discarded, "
         f"{o.get('quarantined', 0)} quarantined, {o.get('errors', 0)} errors."
-        + ("" if report["summary"].get("complete", True) else f" Stopped early: {report['summary'].get('stopped')}."),
+        + ("" if report["summary"].get("complete", True) else f" Stopped early: {report['summary'].get('stopped')}.")
+        + (f"\n\n**Warning:** {report['mixed']}." if report.get("mixed") else ""),
         "",
         "## Funnel",
         "",
@@ -53,13 +54,23 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Stages",
         "",
         _table(
-            ["stage", "passed", "regenerated", "discarded", "errors", "regenerations fixed / exhausted", "top reasons"],
+            [
+                "stage",
+                "passed",
+                "regenerated",
+                "discarded",
+                "truncated (kept)",
+                "errors",
+                "regenerations fixed / exhausted",
+                "top reasons",
+            ],
             [
                 [
                     s["stage"],
                     s["passed"],
                     s["regenerated"],
                     s["discarded"],
+                    s["truncated"],
                     s["errors"],
                     f"{s['regeneration']['fixed']} / {s['regeneration']['exhausted']}",
                     ", ".join(f"{r['reason']} ({r['records']})" for r in s["reasons"][:5]) or "-",

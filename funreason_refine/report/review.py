@@ -52,16 +52,16 @@ def review_summary(run: RunData) -> dict[str, Any] | None:
             current += 1
             tally = kept if kind == Outcome.KEPT else counts[line.get("stage") or "?", _decider(line)]
             tally[d.decision == "wrong"] += 1
-    discarded = run.summary.get("stages", {})
+    discarded = run.summary.stages
     stages = []
     for stage in dict.fromkeys([*discarded, *(s for s, _ in counts)]):
         by = [{"decider": who, **_scores(*counts[s, who])} for s, who in counts if s == stage]
         if not by:
             continue
         total = [sum(counts[stage, b["decider"]][i] for b in by) for i in (0, 1)]
-        records = sum(discarded.get(stage, {}).get("records_discarded", {}).values())
+        records = sum(discarded[stage].records_discarded.values()) if stage in discarded else 0
         stages.append({"stage": stage, "discarded": records, **_scores(*total), "by": by})
-    kept_total = run.summary.get("outcomes", {}).get("kept", 0)
+    kept_total = run.summary.outcomes.get("kept", 0)
     return {
         "decisions": len(read.latest),
         "stale": len(read.latest) - current,

@@ -16,6 +16,7 @@ from typing import Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.record import Outcome
+from funreason_refine.summary import Summary
 
 DEFAULT_KEPT_SAMPLE = 50
 SEED = 14  # the same sample every time the review is opened on the same run
@@ -107,8 +108,8 @@ class RunIndex:
     def _ordered(self, discards: list[Item]) -> list[Item]:
         """By stage in pipeline order, then by reason, most frequent first; input order within a group."""
         try:
-            stages = list(json.loads((self.run_dir / "summary.json").read_text(encoding="utf-8")).get("stages", {}))
-        except (OSError, ValueError):
+            stages = list(Summary.read(self.run_dir).stages)
+        except RefineError:  # a run still going: no summary yet, groups in name order
             stages = []
         counts = Counter((d.stage, d.reason) for d in discards)
         rank = {s: i for i, s in enumerate(stages)}

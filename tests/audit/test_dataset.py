@@ -46,12 +46,12 @@ ROWS = [
 
 
 def test_exact_duplicates_by_default_near_ones_when_asked_found_listed_and_kept(tmp_path):
-    default = run(tmp_path, ROWS, out="default").summary["dataset"]["duplicates"]
+    default = run(tmp_path, ROWS, out="default").summary.as_dict()["dataset"]["duplicates"]
     assert (default["exact"], default["near"]) == (1, None)  # near-duplicates: not looked for
     assert [(e["id"], e["of"]) for e in default["examples"]] == [("same", 0)]
     result = run(tmp_path, ROWS, "near_duplicates = true")
-    dataset = result.summary["dataset"]
-    assert result.summary["outcomes"]["kept"] == 6 and dataset["dropped"] == {}
+    dataset = result.summary.as_dict()["dataset"]
+    assert result.summary.as_dict()["outcomes"]["kept"] == 6 and dataset["dropped"] == {}
     dups = dataset["duplicates"]
     assert (dups["exact"], dups["near"]) == (1, 2)
     found = {e["id"]: (e["kind"], e["of"], e["similarity"], e["dropped"]) for e in dups["examples"]}
@@ -81,7 +81,7 @@ def test_drop_duplicates_discards_all_but_the_first_with_reason_duplicate(tmp_pa
     assert discarded[0]["message"] == "same query and answer as record 0, which is kept"
     assert discarded[0]["audit"] == {"duplicate_of": 0, "similarity": 1.0}
     assert discarded[0]["trail"][-1]["stage"] == "dataset" and discarded[0]["trail"][-2]["stage"] == "format"
-    summary = result.summary
+    summary = result.summary.as_dict()
     assert summary["outcomes"] == {"kept": 5, "discarded": 2, "quarantined": 0, "errors": 0}
     assert summary["stages"]["dataset"]["records_discarded"] == {"duplicate": 2}
     assert summary["dataset"]["dropped"] == {"duplicate": 2} and summary["dataset"]["duplicates"]["exact"] == 2
@@ -103,9 +103,9 @@ def test_drop_near_duplicates_also_drops_exact_ones(tmp_path):
 
 def test_the_near_duplicate_threshold_is_the_users(tmp_path):
     near = "near_duplicates = true\nnear_duplicate_threshold = "
-    strict = run(tmp_path, ROWS, near + "1.0", out="strict").summary["dataset"]["duplicates"]
+    strict = run(tmp_path, ROWS, near + "1.0", out="strict").summary.as_dict()["dataset"]["duplicates"]
     assert [e["id"] for e in strict["examples"] if e["kind"] == "near"] == ["other-city"]
-    loose = run(tmp_path, ROWS, near + "0.3", out="loose").summary["dataset"]["duplicates"]
+    loose = run(tmp_path, ROWS, near + "0.3", out="loose").summary.as_dict()["dataset"]["duplicates"]
     assert [e["id"] for e in loose["examples"] if e["kind"] == "near"] == ["other-city", "long-thanks"]
 
 
@@ -130,7 +130,7 @@ def test_contamination_against_eval_sets_in_any_format_counted_listed_and_droppe
         xlam_row("copied-short", "Is it raining in Oslo right now, or snowing?", answers=weather("Oslo")),
     ]
     audit = 'eval_sets = ["BFCL_v4_simple_python.json", "xlam_eval.jsonl"]\n'
-    found = run(tmp_path, rows, audit).summary["dataset"]["contamination"]
+    found = run(tmp_path, rows, audit).summary.as_dict()["dataset"]["contamination"]
     assert [s["queries"] for s in found["eval_sets"]] == [2, 1]  # BFCL questions need no possible answers
     assert found["records"] == 2
     assert [(e["id"], e["eval_id"], e["overlap"], e["dropped"]) for e in found["examples"]] == [
@@ -148,14 +148,14 @@ def test_contamination_against_eval_sets_in_any_format_counted_listed_and_droppe
     ]
     assert discarded[1]["audit"]["eval_id"] == "simple_1" and discarded[1]["audit"]["overlap"] == 0.3
     assert "30% of the query's 8-word sequences are in eval set" in discarded[1]["message"]
-    assert loose.summary["dataset"]["dropped"] == {"contaminated": 3}
+    assert loose.summary.as_dict()["dataset"]["dropped"] == {"contaminated": 3}
 
 
 def test_an_unreadable_eval_entry_is_named_not_fatal_and_a_missing_eval_set_is_a_config_error(tmp_path):
     bfcl_eval_set(tmp_path / "eval.json", TRIANGLE)
     with (tmp_path / "eval.json").open("a") as fh:
         fh.write('{"id": "broken", "question": 7, "function": []}\n')
-    summary = run(tmp_path, ROWS[:1], 'eval_sets = ["eval.json"]').summary["dataset"]
+    summary = run(tmp_path, ROWS[:1], 'eval_sets = ["eval.json"]').summary.as_dict()["dataset"]
     assert summary["contamination"]["eval_sets"][0]["unreadable"] == 1
     assert any("eval.json:2" in w and "'question' must be a list" in w for w in summary["warnings"])
     with pytest.raises(ConfigError) as info:
@@ -166,7 +166,7 @@ def test_an_unreadable_eval_entry_is_named_not_fatal_and_a_missing_eval_set_is_a
 
 
 def test_the_call_mix_warns_when_a_kind_is_missing(tmp_path):
-    only_single = run(tmp_path, ROWS[:1] + ROWS[3:4], out="single").summary["dataset"]
+    only_single = run(tmp_path, ROWS[:1] + ROWS[3:4], out="single").summary.as_dict()["dataset"]
     assert only_single["call_mix"]["missing"] == ["no_call", "parallel", "several_functions"]
     assert any("learns to always call" in w for w in only_single["warnings"])
     mixed = [
@@ -180,7 +180,7 @@ def test_the_call_mix_warns_when_a_kind_is_missing(tmp_path):
             answers=[*weather("Rome"), {"name": "city_time", "arguments": {"city": "Rome"}}],
         ),
     ]
-    full = run(tmp_path, mixed, out="mixed").summary["dataset"]
+    full = run(tmp_path, mixed, out="mixed").summary.as_dict()["dataset"]
     assert {k: full["call_mix"][k] for k in ("no_call", "one_call", "parallel", "several_functions")} == {
         "no_call": 1,
         "one_call": 1,
@@ -196,16 +196,16 @@ def test_resumed_and_worker_runs_give_the_bytes_and_audit_of_one_uninterrupted_r
     rows = [*ROWS, b"{broken", copied, *ROWS, xlam_row("bad", answers=[{"name": "nope", "arguments": {}}]), copied]
     audit = 'drop_near_duplicates = true\ndrop_contaminated = true\neval_sets = ["eval.json"]'
     reference = run(tmp_path, rows, audit, out="reference", workers=1)
-    assert reference.summary["dataset"]["dropped"] == {"contaminated": 2, "duplicate": 5, "near_duplicate": 4}
+    assert reference.summary.as_dict()["dataset"]["dropped"] == {"contaminated": 2, "duplicate": 5, "near_duplicate": 4}
     for limit in (1, 2, 5, 8, 9, 13, 15):
         run(tmp_path, rows, audit, out=f"limit-{limit}", limit=limit)
         resumed = run(tmp_path, rows, audit, out=f"limit-{limit}")
         assert outcome_bytes(tmp_path / f"limit-{limit}") == outcome_bytes(tmp_path / "reference"), limit
-        assert resumed.summary["dataset"] == reference.summary["dataset"], limit
-        assert resumed.summary["stages"] == reference.summary["stages"], limit
+        assert resumed.summary.as_dict()["dataset"] == reference.summary.as_dict()["dataset"], limit
+        assert resumed.summary.as_dict()["stages"] == reference.summary.as_dict()["stages"], limit
     workers = run(tmp_path, rows, audit, out="workers", workers=2)
     assert outcome_bytes(tmp_path / "workers") == outcome_bytes(tmp_path / "reference")
-    assert workers.summary["dataset"] == reference.summary["dataset"]
+    assert workers.summary.as_dict()["dataset"] == reference.summary.as_dict()["dataset"]
 
 
 def test_audit_settings_are_part_of_the_configuration(tmp_path):
@@ -256,7 +256,7 @@ def test_conversations_are_duplicates_when_the_whole_conversation_is_not_when_th
         "near_duplicates = true\n",
         encoding="utf-8",
     )
-    summary = run_pipeline(load_pipeline(path)).summary
+    summary = run_pipeline(load_pipeline(path)).summary.as_dict()
     folder = tmp_path / "run"
     assert [k["id"] for k in read_jsonl(folder / "kept.jsonl")] == ["paris", "oslo", "paris-new-ending"]
     [dropped] = read_jsonl(folder / "discarded.jsonl")

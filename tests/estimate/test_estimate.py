@@ -91,7 +91,7 @@ def test_the_estimate_is_what_a_run_on_the_fake_judge_server_then_makes_and_pays
         path = pipeline(tmp_path, MIXED, server)
         before = estimate(load_pipeline(path), output_tokens=7)
         assert server.requests == [], "an estimate sends nothing"
-        judge = run_pipeline(load_pipeline(path)).summary["judge"]
+        judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
         again = estimate(load_pipeline(path), output_tokens=7)
     run = judge["per_stage"]
     for name in STAGES:
@@ -133,7 +133,7 @@ def test_quarantined_lines_make_no_calls_and_are_not_scaled_up_as_records(tmp_pa
     with FakeLLM(server_script()) as server:
         path = pipeline(tmp_path, rows, server)
         whole = estimate(load_pipeline(path), output_tokens=10)
-        summary = run_pipeline(load_pipeline(path)).summary
+        summary = run_pipeline(load_pipeline(path)).summary.as_dict()
     assert summary["outcomes"]["quarantined"] == 1
     assert (whole.records, whole.sampled) == (5, 5), "every line read: no sample to scale up"
     assert whole.total.calls.low == summary["judge"]["calls"] == 4 * 5
@@ -146,7 +146,7 @@ def test_probes_measure_the_answers_and_the_run_does_not_pay_for_them_again(tmp_
         probed = estimate(load_pipeline(path), probes=1)
         assert len(server.requests) == 5, "one call per stage"
         assert probed.total.output_tokens.low == 15 * 42 and probed.total.cached.low == 5
-        judge = run_pipeline(load_pipeline(path)).summary["judge"]
+        judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
     assert (judge["calls"], judge["cached"]) == (15, 5)
     assert len(server.requests) == 20, "no call was paid for twice"
 
@@ -162,7 +162,7 @@ def test_ensembles_count_each_judge_and_generators_count_their_rewrites(tmp_path
         generate = f'[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"\n{PRICES}'
         path = pipeline(tmp_path, rows, server, stages=stages, generate=generate)
         before = estimate(load_pipeline(path), output_tokens=40)
-        judge = run_pipeline(load_pipeline(path)).summary["judge"]
+        judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
     assert before.stages["cot"].calls.low == judge["per_stage"]["cot"]["calls"] == 3 * 2 + 2
     assert before.stages["cot"].input_tokens.low == pytest.approx(judge["per_stage"]["cot"]["prompt_tokens"], rel=0.05)
     assert set(before.models) == {"openai/judge-1", "openai/judge-2", "openai/writer"}

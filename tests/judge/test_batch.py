@@ -102,9 +102,9 @@ def test_a_batch_run_submits_waves_and_keeps_what_an_ordinary_run_keeps(tmp_path
     # One wave per stage: the Lima record leaves after query_tool, so later waves hold three calls.
     sizes = [b["request_counts"]["total"] for b in server.batches.batches.values()]
     assert sizes == [4, 4, 3, 3, 3]
-    judge = result.summary["judge"]
+    judge = result.summary.as_dict()["judge"]
     assert judge["batches"] == {"submitted": 5, "in_progress": 0, "done": 5}
-    assert judge["calls"] == reference.summary["judge"]["calls"] == 17
+    assert judge["calls"] == reference.summary.as_dict()["judge"]["calls"] == 17
     assert judge["cost_usd"] == pytest.approx(17 * (10 * 1000 + 5 * 2000) / 1e6), "the pipeline's (batch) prices"
     assert any((s.get("batches") or {}).get("in_progress") for s in seen), "progress shows batches in flight"
     events = Counter(e["event"] for e in journal(tmp_path / "batch" / "run"))
@@ -192,22 +192,22 @@ def test_failed_lines_become_ordinary_calls_and_an_expired_batch_is_resubmitted(
     with FakeLLM(flaky) as server:
         server.batches.expire_after = 2  # the first batch answers two of its four lines, then expires
         result = run_pipeline(load_pipeline(pipeline(tmp_path, server)))
-    assert result.summary["outcomes"]["kept"] == 3 and result.summary["outcomes"]["errors"] == 0
+    assert result.summary.as_dict()["outcomes"]["kept"] == 3 and result.summary.as_dict()["outcomes"]["errors"] == 0
     assert [r.prompt.count("Rome") > 0 for r in ordinary(server)] == [True], "the failed line, asked directly"
     statuses = [b["status"] for b in server.batches.batches.values()]
     assert statuses[0] == "expired" and set(statuses[1:]) == {"completed"}
     keys = submitted_keys(server)
     assert sorted(keys.values()).count(2) == 2, "the two lines the expired batch left were submitted again"
     assert len(ordinary(server)) + sum(b["request_counts"]["completed"] for b in server.batches.batches.values()) == 17
-    assert result.summary["judge"]["retries"] == 1
-    assert any("made again as ordinary calls" in n for n in result.summary["judge"]["notes"])
+    assert result.summary.as_dict()["judge"]["retries"] == 1
+    assert any("made again as ordinary calls" in n for n in result.summary.as_dict()["judge"]["notes"])
 
 
 def test_batch_calls_are_priced_from_litellms_batch_prices(tmp_path):
     with FakeLLM(lambda r: Reply(script(r), prompt_tokens=10_000, completion_tokens=5_000)) as server:
         path = pipeline(tmp_path, server)
         path.write_text(path.read_text().replace("openai/fake", "openai/gpt-4o-mini").replace(PRICES, ""))
-        judge = run_pipeline(load_pipeline(path)).summary["judge"]
+        judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
     # gpt-4o-mini's batch prices are half its prices: $0.075 and $0.30 per million tokens.
     assert judge["cost_usd"] == pytest.approx(judge["calls"] * (10_000 * 0.075 + 5_000 * 0.3) / 1e6)
 
@@ -250,7 +250,7 @@ def test_generate_batch_writes_the_missing_cots_in_one_batch(tmp_path):
     assert len(written) == 4 and not any(r.headers for r in written), "every CoT was written in a batch"
     assert len(ordinary(server)) == 4, "the judge (batch = false) was asked directly"
     assert [b["request_counts"]["total"] for b in server.batches.batches.values()] == [4]
-    assert result.summary["judge"]["batches"] == {"submitted": 1, "in_progress": 0, "done": 1}
+    assert result.summary.as_dict()["judge"]["batches"] == {"submitted": 1, "in_progress": 0, "done": 1}
 
 
 def test_source_batch_samples_every_candidate_of_a_round_in_one_batch(tmp_path):
@@ -290,6 +290,6 @@ def test_max_cost_stops_the_run_after_the_batch_that_passed_it(tmp_path):
         per_call = (10 * 1000 + 5 * 2000) / 1e6  # FakeLLM's usage at the pipeline's prices
         path.write_text(f"max_cost = {2.5 * per_call}\n" + path.read_text())
         result = run_pipeline(load_pipeline(path))
-    assert "max_cost" in result.summary["stopped"] and server.batches.created == 1, "no batch after the budget"
-    assert result.summary["judge"]["cost_usd"] == pytest.approx(4 * per_call), "the wave in flight was paid for"
-    assert sum(result.summary["outcomes"].values()) == 0, "every record is redone by the next run, from the cache"
+    assert "max_cost" in result.summary.stopped and server.batches.created == 1, "no batch after the budget"
+    assert result.summary.judge.cost_usd == pytest.approx(4 * per_call), "the wave in flight was paid for"
+    assert result.summary.records == 0, "every record is redone by the next run, from the cache"

@@ -54,10 +54,10 @@ def test_a_server_killed_and_restarted_mid_run_loses_and_repeats_nothing(tmp_pat
         for server in restarted:
             server.__exit__(None, None, None)
     run = tmp_path / "run"
-    assert result.summary["outcomes"] == {"kept": 40, "discarded": 0, "quarantined": 0, "errors": 0}
+    assert result.summary.as_dict()["outcomes"] == {"kept": 40, "discarded": 0, "quarantined": 0, "errors": 0}
     assert [r["id"] for r in read_jsonl(run / "kept.jsonl")] == [f"r{i}" for i in range(40)]
     assert read_jsonl(run / "errors.jsonl") == [] and read_jsonl(run / "discarded.jsonl") == []
-    judge_usage = result.summary["judge"]
+    judge_usage = result.summary.as_dict()["judge"]
     assert judge_usage["calls"] == 200 and judge_usage["retries"] >= 1  # each call once, however many tries
     assert restarted and restarted[0].served >= 1  # the restarted server was probed back into rotation
     assert a.served + b.served + restarted[0].served >= 200
@@ -125,9 +125,9 @@ def test_server_settings_problems_name_the_key(tmp_path, judge, words):
     assert words in str(caught.value)
 
 
-def test_the_readme_fleet_example_loads_as_written(tmp_path):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"```toml\n(.*?)```", readme.split("### Fleets and rate limits", 1)[1], re.S).group(1)
+def test_the_docs_fleet_example_loads_as_written(tmp_path):
+    scaling = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", scaling.split("## Fleets and rate limits", 1)[1], re.S).group(1)
     write_jsonl(tmp_path / "in.jsonl", [forecast_row("r")])
     (tmp_path / "p.toml").write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n{example}')
     pipeline = load_pipeline(tmp_path / "p.toml")
@@ -167,7 +167,7 @@ def test_an_outage_longer_than_outage_timeout_stops_the_run_cleanly_and_it_resum
         judge = f'api_base = "{server.api_base}"\noutage_timeout = 1\ntimeout = 2\nmax_concurrency = 4\n'
         resumed = run_pipeline(load_pipeline(write(tmp_path / "stopped", judge, rows=rows)))
         run_pipeline(load_pipeline(write(tmp_path / "reference", judge, rows=rows)))
-    assert resumed.resumed == done and resumed.summary["complete"]
+    assert resumed.resumed == done and resumed.summary.as_dict()["complete"]
     reference_run = tmp_path / "reference" / "run"
     for kind in ("kept", "discarded", "errors"):  # the same lines, but for where each input file lies
         ours = (stopped / f"{kind}.jsonl").read_text().replace(str(tmp_path / "stopped"), "")

@@ -10,7 +10,7 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import RefineError
-from funreason_refine.executors.collector import YOUNG_GENERATION
+from funreason_refine.refiners.collector import YOUNG_GENERATION
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 
@@ -85,12 +85,12 @@ def test_every_stage_asks_the_judge_and_the_trail_names_it(tmp_path):
         result = run(
             pipeline(tmp_path, [forecast_row("a"), forecast_row("b", days=4)], server)
         )  # unlike prompts: no cache hit
-    assert result.summary["outcomes"]["kept"] == 2
+    assert result.summary.as_dict()["outcomes"]["kept"] == 2
     assert {stage: len(rs) for stage, rs in by_stage(server).items()} == {s: 2 for s in MARKERS}
     (kept, _) = read_jsonl(tmp_path / "run" / "kept.jsonl")
     judged = [s for s in kept["trail"] if s["judge"] == "openai/fake-judge"]
     assert [s["stage"] for s in judged] == list(MARKERS) and all(s["message"] == "looks right" for s in judged)
-    judge = result.summary["judge"]
+    judge = result.summary.as_dict()["judge"]
     assert (judge["calls"], judge["cached"], judge["prompt_tokens"]) == (10, 0, 100)
     assert judge["per_stage"]["cot"]["calls"] == 2
     assert any("not in LiteLLM's price list" in n for n in judge["notes"])
@@ -172,7 +172,7 @@ def test_ensembles_vote(tmp_path, vote, kept):
     )
     with FakeLLM(script) as server:
         result = run(pipeline(tmp_path, [forecast_row()], server, stages=stages))
-    assert result.summary["outcomes"]["kept"] == kept
+    assert result.summary.as_dict()["outcomes"]["kept"] == kept
     assert sorted(r.model for r in server.requests) == ["lenient", "lenient2", "strict"]
 
 
@@ -187,11 +187,11 @@ def test_malformed_answers_are_asked_again_then_become_errors(tmp_path):
 
     with FakeLLM(script) as server:
         result = run(pipeline(tmp_path / "a", [forecast_row()], server))
-    assert result.summary["outcomes"]["kept"] == 1 and seen["n"] == 2
+    assert result.summary.as_dict()["outcomes"]["kept"] == 1 and seen["n"] == 2
 
     with FakeLLM(lambda r: "no idea" if stage_of(r.prompt) == "format" else YES) as server:
         result = run(pipeline(tmp_path / "b", [forecast_row()], server))
-    assert result.summary["outcomes"]["errors"] == 1
+    assert result.summary.as_dict()["outcomes"]["errors"] == 1
     (e,) = read_jsonl(tmp_path / "b" / "run" / "errors.jsonl")
     assert e["stage"] == "format" and "did not follow the answer protocol after 3 attempt(s)" in e["error"]
 
@@ -211,7 +211,7 @@ def test_rate_limits_honour_retry_after_and_server_errors_are_retried(tmp_path):
     with FakeLLM(script) as server:
         result = run(pipeline(tmp_path, [forecast_row()], server, judge="max_retries = 4"))
     assert time.perf_counter() - start >= 1.0
-    assert result.summary["outcomes"]["kept"] == 1 and result.summary["judge"]["retries"] == 3
+    assert result.summary.as_dict()["outcomes"]["kept"] == 1 and result.summary.as_dict()["judge"]["retries"] == 3
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_rate_limits_honour_retry_after_and_server_errors_are_retried(tmp_path):
 def test_calls_that_keep_failing_put_the_record_in_errors_never_a_verdict(tmp_path, reply):
     with FakeLLM(lambda r: reply if stage_of(r.prompt) == "cot" else YES) as server:
         result = run(pipeline(tmp_path, [forecast_row("a")], server, judge="max_retries = 1\ntimeout = 1"))
-    assert result.summary["outcomes"] == {"kept": 0, "discarded": 0, "quarantined": 0, "errors": 1}
+    assert result.summary.as_dict()["outcomes"] == {"kept": 0, "discarded": 0, "quarantined": 0, "errors": 1}
     (e,) = read_jsonl(tmp_path / "run" / "errors.jsonl")
     assert e["stage"] == "cot" and "after 2 attempt(s)" in e["error"]
 
@@ -237,7 +237,7 @@ def test_cached_answers_make_a_rerun_free(tmp_path):
             (tmp_path / "run" / f"{name}.jsonl").unlink()
         again = run(path)
         assert len(server.requests) == first == 10
-        assert again.summary["judge"]["calls"] == 0 and again.summary["judge"]["cached"] == 10
+        assert again.summary.as_dict()["judge"]["calls"] == 0 and again.summary.as_dict()["judge"]["cached"] == 10
         assert (tmp_path / "run" / "kept.jsonl").read_bytes() == kept
         # A new prompt for one stage re-asks that stage only.
         for name in ("kept", "discarded", "quarantined", "errors"):
@@ -277,13 +277,13 @@ def test_max_cost_stops_cleanly_and_a_rerun_goes_on(tmp_path):
         path = pipeline(tmp_path, rows, server, judge=prices, top="max_cost = 0.2")
         first = run(path)
         assert first.stopped and "max_cost" in first.stopped
-        assert first.summary["complete"] is False
-        done = sum(first.summary["outcomes"].values())
+        assert first.summary.as_dict()["complete"] is False
+        done = sum(first.summary.as_dict()["outcomes"].values())
         assert done == 4, "$0.20 pays 20 calls: four records of five stages"
-        assert first.summary["judge"]["cost_usd"] == pytest.approx(0.2)
+        assert first.summary.as_dict()["judge"]["cost_usd"] == pytest.approx(0.2)
         path.write_text(path.read_text().replace("max_cost = 0.2", "max_cost = 100"))
         second = run(path)
-    assert second.stopped is None and sum(second.summary["outcomes"].values()) == 12
+    assert second.stopped is None and sum(second.summary.as_dict()["outcomes"].values()) == 12
     assert second.resumed == done
 
 

@@ -121,7 +121,7 @@ def characters(request):
 
 def test_summary_counts_per_stage_the_prompt_tokens_a_prefix_cache_could_reuse(tmp_path):
     with FakeLLM(characters) as server:
-        judge = run_pipeline(load_pipeline(pipeline(tmp_path, server))).summary["judge"]
+        judge = run_pipeline(load_pipeline(pipeline(tmp_path, server))).summary.as_dict()["judge"]
     assert [len(r.messages) for r in server.requests] == [2] * 10, "a system message, then the prompt"
     # Worked out apart from the block hashing: each prompt's longest common prefix with any earlier
     # prompt, in whole blocks of 64 characters (one call at a time, so the server saw them in this order).

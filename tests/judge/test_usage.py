@@ -23,9 +23,9 @@ def test_a_rerun_from_the_cache_still_tells_what_the_answers_cost(tmp_path):
             f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\n'
             "prices = {input_per_million = 1000, output_per_million = 5000}\n"
         )
-        first = run_pipeline(load_pipeline(tmp_path / "p.toml")).summary["judge"]
+        first = run_pipeline(load_pipeline(tmp_path / "p.toml")).summary.as_dict()["judge"]
         asked = len(server.requests)
-        again = run_pipeline(load_pipeline(tmp_path / "p.toml"), fresh=True).summary["judge"]
+        again = run_pipeline(load_pipeline(tmp_path / "p.toml"), fresh=True).summary.as_dict()["judge"]
     assert len(server.requests) == asked, "the fresh run is answered from the cache"
     # Two records without a CoT, four judged stages (the cot prompt needs a CoT): 8 calls of
     # 100 + 20 tokens at $0.001 and $0.005 per token.
@@ -48,7 +48,7 @@ def test_a_model_litellm_knows_costs_its_listed_price_and_an_unknown_one_costs_n
                 f'[input]\npath = "in.jsonl"\n[output]\ndir = "run-{model[7:]}"\n'
                 f'[judge]\nmodel = "{model}"\napi_base = "{server.api_base}"\nmax_concurrency = 1\n'
             )
-            spent[model] = run_pipeline(load_pipeline(tmp_path / "p.toml")).summary["judge"]
+            spent[model] = run_pipeline(load_pipeline(tmp_path / "p.toml")).summary.as_dict()["judge"]
         # The prices LiteLLM is given for a model it cannot price stay between us and LiteLLM.
         assert not [key for r in server.requests for key in r.body if "cost" in key]
     # LiteLLM's price list: gpt-4o-mini at $0.15 and $0.60 per million tokens; 8 calls of 1,000 + 100 tokens.

@@ -150,5 +150,5 @@ def test_a_run_keeps_the_repaired_entries_and_reports_each_label_bug(tmp_path):
     ]
     assert kept["live_multiple_756-169-11"]["answer"][0]["arguments"]["genre"] == "Horror"
     assert lines["quarantined"] == [] and lines["errors"] == []
-    reasons = result.summary["stages"]["function_params"]["reasons"]
+    reasons = result.summary.as_dict()["stages"]["function_params"]["reasons"]
     assert reasons["discard"] == {"label_contradicts_schema": 4} and reasons["regenerate"] == {"coerced_enum": 3}

@@ -202,7 +202,11 @@ def test_verdicts_per_turn_add_up_to_summary_json(run_dir):
         counts = summary["stages"][stage]
         assert counts["passed"] == sum(t[0] for t in per_turn) + single, stage
         assert counts["regenerated"] == sum(t[1] for t in per_turn), stage
-        assert counts["discarded"] == sum(t[2] for t in per_turn), stage
+        # a turn's discard verdict: the conversation left, or was kept up to the turn before (truncated)
+        assert counts["discarded"] + counts["truncated"] == sum(t[2] for t in per_turn), stage
+    truncated = {stage: c["truncated"] for stage, c in summary["stages"].items() if c["truncated"]}
+    assert truncated == {"query_tool": 1}, "the one conversation cut at a failing turn is kept, not discarded"
+    assert summary["stages"]["query_tool"]["reasons"]["truncate"] == {"unknown_function": 1}
 
 
 @pytest.mark.parametrize(

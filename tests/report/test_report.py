@@ -77,7 +77,8 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
         "the rejected answer beside the regenerated one"
     )
     md = (run_dir / "report.md").read_text()
-    assert "| function_params | 36 | 2 | 7 | 0 | 2 / 0 |" in md
+    # the conversation cut before its failing turn is kept: a truncation, not a discard
+    assert "| function_params | 36 | 2 | 6 | 1 | 0 | 2 / 0 |" in md
     assert "| exact duplicates | 1 | 1 |" in md and "item eval_0, dropped" in md
     assert "near (similarity 0.91) of record 7 (ok-search): Find wireless headphones" in md
     assert "Verdicts per stage" in result.output and "Funnel" in result.output

@@ -20,14 +20,15 @@ import orjson
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.audit.settings import AuditSettings
-from funreason_refine.distributed.layout import Shard
-from funreason_refine.distributed.progress import ShardState, Watcher
-from funreason_refine.engine import _call_plugins
+from funreason_refine.engine import emitter, finish
 from funreason_refine.errors import RunFolderError
+from funreason_refine.executors.layout import Shard
+from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.jsonl import read_lines
-from funreason_refine.plugin_manager import get_plugin_manager
 from funreason_refine.record import Outcome
-from funreason_refine.run_folder import FILES, RUN_FILE, SUMMARY, RunFolder, Written
+from funreason_refine.run_folder import FILES, RUN_FILE, RunFolder, Written
+from funreason_refine.run_identity import read_run_file, write_run_file
+from funreason_refine.summary import ShardEntry, Summary
 
 _INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line this tool writes starts
 
@@ -38,12 +39,12 @@ class ShardsIncomplete(RunFolderError):
 
 @dataclass
 class MergeResult:
-    summary: dict[str, Any]
+    summary: Summary
     out_dir: Path
 
     @property
     def errors(self) -> int:
-        return int(self.summary["outcomes"].get(Outcome.ERRORS, 0))
+        return self.summary.errors
 
 
 def merge_run(run_dir: Path) -> MergeResult:
@@ -60,17 +61,17 @@ def merge_run(run_dir: Path) -> MergeResult:
     try:
         folder.clear()
         folder.check_config(run_file["pipeline"], run_file["config"], run_file["config_hash"], accept_changes=True)
+        write_run_file(run_dir, {**read_run_file(run_dir), "input_files": run_file.get("input_files", [])})
         folder.open()
+        # Shards do not audit: the dataset audits read the merged records in input order, as a
+        # one-process run's emitter does, and drop the same duplicates.
+        emit = emitter(folder, audit, tell=False)
         for written in merged_records(states):
-            # Shards do not audit: the dataset audits read the merged records in input order, as a
-            # one-process run's emit does, and drop the same duplicates.
-            folder.record(audit.check(written))
+            emit(written)
     finally:
         folder.close()
     summary = merged_summary(run_file, folder, states, time.perf_counter() - t0)
-    audit.add_to(summary)
-    folder.write_summary(summary)
-    _call_plugins(get_plugin_manager().hook.run_finished, run_dir=run_dir, summary=summary)
+    finish(run_dir, summary, audit)
     return MergeResult(summary, run_dir)
 
 
@@ -107,8 +108,8 @@ def check_complete(run_dir: Path, states: list[ShardState], pipeline: str) -> No
 def _how_far(state: ShardState) -> str:
     if state.marker is None:
         return "not started"
-    summary = _json(state.folder / SUMMARY)
-    stopped = f", stopped: {summary['stopped']}" if summary and summary.get("stopped") else ""
+    summary = _summary(state.folder)
+    stopped = f", stopped: {summary.stopped}" if summary is not None and summary.stopped else ""
     return f"{sum(state.done.values())} of {state.records} records done{stopped}"
 
 
@@ -116,10 +117,19 @@ def check_same_run(run_dir: Path, states: list[ShardState], run_file: dict[str, 
     """The shards were made with one configuration, from one input file, and their parts tile it."""
     odd = [str(s.shard) for s in states if _run_file(s.folder).get("config_hash") != run_file["config_hash"]]
     if odd:
+        # Only --fresh leads to one configuration: --accept-changes would keep the records refined before.
         raise RunFolderError(
             f"shard(s) {', '.join(odd)} of {run_dir} were made with another pipeline configuration than shard "
-            f"{states[0].shard} (see each shard's run.json): run them again with the same pipeline, `refine run "
-            "PIPELINE --shard I/N --accept-changes` (their finished records stay) or `--fresh` (redone), then merge"
+            f"{states[0].shard} (see each shard's run.json): refine them again under the pipeline the others "
+            f"ran, `refine run PIPELINE --shard I/N --out {run_dir} --fresh`, then merge"
+        )
+    inputs = {str(s.shard): _run_file(s.folder).get("input_files") for s in states}
+    changed = [shard for shard, files in inputs.items() if files and files != inputs[str(states[0].shard)]]
+    if changed:
+        raise RunFolderError(
+            f"shard(s) {', '.join(changed)} of {run_dir} read another version of the input than shard "
+            f"{states[0].shard} (see input_files in each shard's run.json): the input changed while the shards "
+            f"ran. Refine every shard again with --fresh, then merge"
         )
     parts = [(s.shard, (s.marker or {})["part"]) for s in states]
     expected = 0
@@ -215,104 +225,62 @@ def _loads(raw: bytes) -> Any:
         return json.loads(raw)
 
 
-def merged_summary(
-    run_file: dict[str, Any], folder: RunFolder, states: list[ShardState], seconds: float
-) -> dict[str, Any]:
-    """summary.json of the merged folder: counted from the merged lines, judge usage and timings added up."""
-    summaries = [_json(s.folder / SUMMARY) or {} for s in states]
+def merged_summary(run_file: dict[str, Any], folder: RunFolder, states: list[ShardState], seconds: float) -> Summary:
+    """summary.json of the merged folder: the shards' summaries added up (judge use, timings), its
+    counts taken from the merged lines (which the dataset audits have read)."""
+    summaries = [_summary(s.folder) for s in states]
+    if any(s is None for s in summaries):
+        missing = [str(st.shard) for st, s in zip(states, summaries, strict=True) if s is None]
+        raise RunFolderError(f"shard(s) {', '.join(missing)} are marked complete but have no readable summary.json")
+    parts = [s for s in summaries if s is not None]
+    total = sum(parts[1:], parts[0])
     stages = run_file["config"].get("stages", [])
-    timings = [s.get("timings", {}) for s in summaries]
-    shard_seconds = sum(t.get("seconds", 0.0) for t in timings)
-    records = len(folder.done)
-    return {
-        "version": __version__,
-        "pipeline": summaries[0].get("pipeline", run_file["pipeline"]),
-        "config_hash": run_file["config_hash"],
-        "complete": True,
-        "stopped": None,
-        "input": {**summaries[0].get("input", {}), "records": records, "limit": None},
-        **folder.tally.as_dict(
-            [s["name"] for s in stages], hard_pool=any(s.get("on_fail") == "hard_pool" for s in stages)
-        ),
-        "judge": _judge([s.get("judge", {}) for s in summaries]),
-        "timings": {
-            "started": min((t["started"] for t in timings if "started" in t), default=None),
-            "finished": max((t["finished"] for t in timings if "finished" in t), default=None),
-            "seconds": round(shard_seconds, 3),  # the shards' last runs, added up
-            "records_this_run": sum(t.get("records_this_run", 0) for t in timings),
-            "resumed_records": sum(t.get("resumed_records", 0) for t in timings),
-            "records_per_second": round(records / shard_seconds, 1) if shard_seconds > 0 else None,
-            "workers": sum(t.get("workers", 1) for t in timings),
-            "merge_seconds": round(seconds, 3),
-        },
-        "shards": [_shard_entry(s.shard, s, summary) for s, summary in zip(states, summaries, strict=True)],
-    }
-
-
-def _shard_entry(shard: Shard, state: ShardState, summary: dict[str, Any]) -> dict[str, Any]:
-    assert state.marker is not None
-    return {
-        "shard": str(shard),
-        "name": shard.name,
-        "first_index": state.marker["part"]["first_index"],
-        "records": state.marker["part"]["records"],
-        "finished": state.marker["finished"],
-        "seconds": summary.get("timings", {}).get("seconds"),
-        "outcomes": state.marker["outcomes"],
-    }
-
-
-def _judge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The shards' judge sections as one; each server's counts added up over the shards that asked it."""
-    servers = [p.get("endpoints") or {} for p in parts]
-    judge = add_up([{k: v for k, v in p.items() if k != "endpoints"} for p in parts])
-    if any(servers):
-        judge["endpoints"] = {
-            model: _servers([row for shard in servers for row in shard.get(model, [])])
-            for model in dict.fromkeys(m for shard in servers for m in shard)
+    outcomes, counts = folder.tally.counts(
+        [s["name"] for s in stages], hard_pool=any(s.get("on_fail") == "hard_pool" for s in stages)
+    )
+    return total.model_copy(
+        update={
+            "version": __version__,
+            "complete": True,
+            "stopped": None,
+            "input": total.input.model_copy(update={"records": len(folder.done), "limit": None}),
+            "outcomes": outcomes,
+            "stages": counts,
+            "timings": total.timings.model_copy(update={"merge_seconds": round(seconds, 3)}),
+            "shards": [_shard_entry(s.shard, s, summary) for s, summary in zip(states, parts, strict=True)],
+            "configurations": _configurations(states, parts),
         }
-    return dict(judge)
+    )
 
 
-_QUANTILES = ("latency_p50_s", "latency_p95_s")
+def _configurations(states: list[ShardState], parts: list[Summary]) -> list[dict[str, Any]] | None:
+    """Shards that went on under a changed configuration (--accept-changes): which records ran which."""
+    mixed = [
+        {"shard": str(state.shard), **entry}
+        for state, part in zip(states, parts, strict=True)
+        for entry in part.configurations or []
+    ]
+    return mixed or None
 
 
-def _servers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per server: its counts added up; its latency quantiles the highest of the shards' (the
-    latencies themselves are not kept, so the merged quantiles are upper bounds)."""
-    merged: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        merged.setdefault(row["api_base"], []).append(row)
-    out = []
-    for same in merged.values():
-        row = add_up([{k: v for k, v in r.items() if k not in _QUANTILES and k != "in_rotation"} for r in same])
-        for key in _QUANTILES:
-            row[key] = max((r[key] for r in same if r.get(key) is not None), default=None)
-        row["in_rotation"] = all(r.get("in_rotation", True) for r in same)
-        out.append(row)
-    return out
+def _shard_entry(shard: Shard, state: ShardState, summary: Summary) -> ShardEntry:
+    assert state.marker is not None
+    return ShardEntry(
+        shard=str(shard),
+        name=shard.name,
+        first_index=state.marker["part"]["first_index"],
+        records=state.marker["part"]["records"],
+        finished=state.marker["finished"],
+        seconds=summary.timings.seconds,
+        outcomes=state.marker["outcomes"],
+    )
 
 
-def add_up(parts: list[Any]) -> Any:
-    """The shards' judge usage as one: numbers added, tables added key by key, lists joined without
-    repeats, anything else (the model's name) the first one given."""
-    given = [p for p in parts if p is not None]
-    if not given:
+def _summary(folder: Path) -> Summary | None:
+    try:
+        return Summary.read(folder)
+    except RunFolderError:
         return None
-    first = given[0]
-    if isinstance(first, dict):
-        keys = list(dict.fromkeys(k for p in given if isinstance(p, dict) for k in p))
-        return {k: add_up([p.get(k) for p in given if isinstance(p, dict)]) for k in keys}
-    if isinstance(first, list):
-        joined: list[Any] = []
-        for x in (x for p in given if isinstance(p, list) for x in p):
-            if x not in joined:
-                joined.append(x)
-        return joined
-    if isinstance(first, int | float) and not isinstance(first, bool):
-        total = sum(p for p in given if isinstance(p, int | float))
-        return round(total, 9) if isinstance(total, float) else total
-    return first
 
 
 def _run_file(folder: Path) -> dict[str, Any]:

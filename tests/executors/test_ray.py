@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
-from funreason_refine.distributed import ray_executor
 from funreason_refine.engine import run_pipeline
+from funreason_refine.executors import ray as ray_executor
 from tests.conftest import QUICKSTART
-from tests.distributed.test_shards import outcome_bytes, pipeline_file
+from tests.executors.test_shards import outcome_bytes, pipeline_file
 
 ray = pytest.importorskip("ray")
 
@@ -48,7 +48,10 @@ def test_four_shards_on_ray_with_a_worker_killed_mid_task_equal_the_one_process_
     assert killed and killed[0] < shard_1["input"]["records"]
     assert shard_1["timings"]["resumed_records"] >= killed[0]  # Ray ran the task again, and it resumed the shard
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "one")
-    assert result.summary["outcomes"] == one.summary["outcomes"] and result.summary["stages"] == one.summary["stages"]
+    assert (
+        result.summary.as_dict()["outcomes"] == one.summary.as_dict()["outcomes"]
+        and result.summary.stages == one.summary.stages
+    )
     # Run again: every shard is complete, so no task runs; the merge is written again.
     command = ["run", str(path), "--out", str(tmp_path / "run"), "--executor", "ray", "--shards", "4"]
     again = CliRunner().invoke(main, command)

@@ -11,14 +11,18 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from funreason_refine.config import Pipeline
-from funreason_refine.distributed.layout import MARKER, Shard, is_sharded, split_of
 from funreason_refine.engine import Progress, RunResult, run_pipeline
 from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.executors.layout import MARKER, Shard, is_sharded, split_of
 from funreason_refine.readers.parts import Part, split_input
 from funreason_refine.run_folder import FILES
+from funreason_refine.summary import Summary
+
+if TYPE_CHECKING:
+    from funreason_refine.executors.progress import ShardState
 
 
 def run_shard(
@@ -54,9 +58,7 @@ def shard_part(pipeline: Pipeline, shard: Shard) -> Part:
     return split_input(path, shard.number, shard.count, pipeline.input.max_record_bytes)
 
 
-def write_marker(
-    folder: Path, shard: Shard, part: Part, config_hash: str, summary: dict[str, Any] | None = None
-) -> None:
+def write_marker(folder: Path, shard: Shard, part: Part, config_hash: str, summary: Summary | None = None) -> None:
     """shard.json: the shard's part of the input; complete (with when and its counts) once ``summary`` is given."""
     marker = {
         "shard": str(shard),
@@ -64,8 +66,8 @@ def write_marker(
         "part": part.as_dict(),
         "config_hash": config_hash,
         "complete": summary is not None,
-        "finished": summary["timings"]["finished"] if summary is not None else None,
-        "outcomes": summary["outcomes"] if summary is not None else None,
+        "finished": summary.timings.finished if summary is not None else None,
+        "outcomes": summary.outcomes if summary is not None else None,
     }
     tmp = folder / (MARKER + ".tmp")
     try:
@@ -108,3 +110,15 @@ def refuse_other_split(run_dir: Path, count: int) -> None:
             f"{run_dir} holds the shards of a split into {existing}: go on with those (--shard I/{existing}, or "
             f"--executor ray --shards {existing}), or use another --out"
         )
+
+
+def shards_to_retry(run_dir: Path, shard: Shard | None) -> list[ShardState]:
+    """The shard to retry (``shard``), or every shard with records in its errors.jsonl."""
+    from funreason_refine.executors.progress import Watcher
+
+    states = Watcher(run_dir).states()
+    if shard is not None and shard.count != len(states):
+        raise RefineError(f"{run_dir} is split into {len(states)} shards: give --shard I/{len(states)}")
+    if shard is not None:
+        return [s for s in states if s.shard == shard]
+    return [s for s in states if s.done["errors"]]

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from funreason_refine.config import Judging
-from funreason_refine.executors.base import Emit, Executor
-from funreason_refine.executors.collector import fewer_collections
 from funreason_refine.judge.client import BudgetStop, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined, Record
 from funreason_refine.refine import refine_judged
+from funreason_refine.refiners.base import Emit, Refiner
+from funreason_refine.refiners.collector import fewer_collections
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from funreason_refine.audit.features import Features
 
 
-class JudgedExecutor(Executor):
+class JudgedRefiner(Refiner):
     def __init__(
         self,
         stream: InputStream,

@@ -1,4 +1,4 @@
-"""The executor interface: where the records of a run are refined."""
+"""The refiner interface: how the records of a run are refined."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from funreason_refine.run_folder import Written
 Emit = Callable[[Written], None]
 
 
-class Executor(ABC):
-    """Where the work of a run happens.
+class Refiner(ABC):
+    """How the records of a run are refined (rules in this process, worker processes, judges on an event loop).
 
     The engine hands ``run`` the input records not yet done and ``emit``, which writes one
     finished record to the run folder and counts it; ``run`` calls it once per record, in input
-    order. Executors decide only where records are refined; the result is the same bytes.
+    order. Refiners decide only how records are refined; the result is the same bytes.
     """
 
     workers: int = 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.distributed.layout import Shard, read_marker, shards_of
+from funreason_refine.executors.layout import Shard, read_marker, shards_of
 from funreason_refine.run_folder import FILES
 from funreason_refine.run_state import lock_holder
 

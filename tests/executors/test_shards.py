@@ -275,7 +275,7 @@ def test_a_ray_task_waits_for_its_shards_lock_to_lapse_then_runs_it(tmp_path, mo
     """A task Ray runs again after its node died may find the dead node's lock (NFS): it waits, then resumes."""
     import threading
 
-    from funreason_refine.distributed import ray_executor
+    from funreason_refine.executors import ray as ray_executor
     from funreason_refine.run_folder import FolderInUse, RunFolder
 
     path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))

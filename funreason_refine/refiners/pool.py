@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from funreason_refine.errors import RefineError, RunFolderError
-from funreason_refine.executors.base import Emit, Executor
-from funreason_refine.executors.local import refine_raw
 from funreason_refine.plugin_manager import loaded_at_start
 from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.refiners.base import Emit, Refiner
+from funreason_refine.refiners.local import refine_raw
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 BATCH = 512  # records per task sent to a worker (fewer, larger tasks: less overhead per record)
 # Imported once by the fork server, so that each worker starts with them.
-PRELOAD = ["funreason_refine.config", "funreason_refine.executors.pool", "jsonschema", "jsonschema_rs"]
+PRELOAD = ["funreason_refine.config", "funreason_refine.refiners.pool", "jsonschema", "jsonschema_rs"]
 
 
 def start_method() -> str:
@@ -44,7 +44,7 @@ def stages_workers_cannot_load(stages: list[PipelineStage]) -> list[PipelineStag
     return [s for s in stages if s.plugin != "stage spec" and not loaded_at_start(s.plugin)]
 
 
-class PoolExecutor(Executor):
+class PoolRefiner(Refiner):
     def __init__(
         self, pipeline_path: Path, out_dir: Path, stages: list[PipelineStage], workers: int, audited: bool = True
     ):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from funreason_refine.executors.base import Emit, Executor
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined
 from funreason_refine.refine import refine_record
+from funreason_refine.refiners.base import Emit, Refiner
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from funreason_refine.record import Record
 
 
-class LocalExecutor(Executor):
+class InProcessRefiner(Refiner):
     def __init__(
         self, stream: InputStream, stages: list[PipelineStage], features: Callable[[Record], Features] | None = None
     ):

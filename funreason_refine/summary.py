@@ -1,0 +1,435 @@
+"""summary.json as typed models that add up: what a run (or a shard, or a merge of shards) counted.
+
+Every writer builds a :class:`Summary` and every reader loads one (``Summary.read(run_dir)``); no
+code digs through the JSON by string keys. Parts add up: ``shard_a + shard_b`` is what the two
+shards refined together (outcomes, verdicts, judge use, time); the dataset audits are not a sum
+(they read the merged records in input order), so a sum has none until the merge runs them.
+``refine schema summary`` prints the JSON Schema, for tools that read run folders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+
+from funreason_refine.errors import RunFolderError
+
+SCHEMA_VERSION = 2
+"""1: summary.json before it was typed (no ``schema_version``); 2: typed, truncations counted apart."""
+
+SUMMARY = "summary.json"
+
+
+class _Part(BaseModel):
+    """A section of summary.json: read strictly (a misspelt key is an error, not a silent zero)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Sections written only when they apply (a shard's part, a judge's servers): left out, not null.
+    optional_keys: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, handler: Any) -> Any:
+        data = handler(self)
+        for key in self.optional_keys:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """Two counts by name as one, most common first (as the run writes them)."""
+    return dict((Counter(a) + Counter(b)).most_common())
+
+
+class StageCounts(_Part):
+    """One stage's verdicts over a run: each verdict it gave, and where records left it."""
+
+    passed: int = Field(0, description="pass verdicts (a record checked twice counts twice)")
+    regenerated: int = Field(0, description="regenerate verdicts")
+    discarded: int = Field(0, description="discard verdicts of records that then left the run")
+    truncated: int = Field(
+        0, description="discard verdicts on a conversation turn that was cut off (on_fail = truncate): kept"
+    )
+    reasons: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="reason codes per verdict (pass, regenerate, discard, truncate)"
+    )
+    records_discarded: dict[str, int] = Field(
+        default_factory=dict, description="records that left the run at this stage, by reason"
+    )
+
+    def __add__(self, other: StageCounts) -> StageCounts:
+        verdicts = list(dict.fromkeys([*self.reasons, *other.reasons]))
+        return StageCounts(
+            passed=self.passed + other.passed,
+            regenerated=self.regenerated + other.regenerated,
+            discarded=self.discarded + other.discarded,
+            truncated=self.truncated + other.truncated,
+            reasons={v: _add_counts(self.reasons.get(v, {}), other.reasons.get(v, {})) for v in verdicts},
+            records_discarded=_add_counts(self.records_discarded, other.records_discarded),
+        )
+
+
+def _add_stages(a: dict[str, StageCounts], b: dict[str, StageCounts]) -> dict[str, StageCounts]:
+    names = list(dict.fromkeys([*a, *b]))
+    return {n: a.get(n, StageCounts()) + b.get(n, StageCounts()) for n in names}
+
+
+class JudgeUsage(_Part):
+    """What the models of a run (or of one stage) were asked and what it cost.
+
+    ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
+    answers taken from the cache cost when they were first asked."""
+
+    calls: int = Field(0, description="model calls that got an answer (cached ones included)")
+    cached: int = Field(0, description="answers taken from the run's answer cache (paid nothing)")
+    retries: int = Field(0, description="calls sent again after a failure (429, 5xx, timeout)")
+    prompt_tokens: int = Field(0, description="prompt tokens paid for")
+    completion_tokens: int = Field(0, description="completion tokens paid for")
+    cost_usd: float = Field(0.0, description="what the calls cost (LiteLLM's prices, or [judge] prices)")
+    seconds: float = Field(0.0, description="time the calls took, added up (not the run's wall time)")
+    cached_prompt_tokens: int = Field(0, description="prompt tokens of the cached answers when first asked")
+    cached_completion_tokens: int = Field(0, description="completion tokens of the cached answers")
+    cached_cost_usd: float = Field(0.0, description="what the cached answers cost when first asked")
+    cached_seconds: float = Field(0.0, description="time the cached answers took when first asked")
+    reusable_prefix_tokens: int = Field(0, description="prompt tokens that repeat an earlier prompt's prefix")
+
+    def __add__(self, other: JudgeUsage) -> JudgeUsage:
+        return type(self).model_validate(_add_fields(self, other, JudgeUsage.model_fields))
+
+
+def _add_fields(a: BaseModel, b: BaseModel, names: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        total = getattr(a, name) + getattr(b, name)
+        out[name] = round(total, 6) if isinstance(total, float) else total
+    return out
+
+
+class ServerStats(_Part):
+    """One server of a model: its calls and errors, 429s, latency, time out of rotation."""
+
+    model: str | None = None
+    api_base: str
+    calls: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    latency_p50_s: float | None = Field(None, description="median latency; after a merge, the shards' highest")
+    latency_p95_s: float | None = Field(None, description="95th percentile; after a merge, the shards' highest")
+    out_of_rotation_s: float = 0.0
+    times_out_of_rotation: int = 0
+    in_rotation: bool = True
+
+    def __add__(self, other: ServerStats) -> ServerStats:
+        def highest(a: float | None, b: float | None) -> float | None:
+            return max((x for x in (a, b) if x is not None), default=None)
+
+        return self.model_copy(
+            update={
+                **_add_fields(self, other, ("calls", "errors", "rate_limited", "times_out_of_rotation")),
+                "out_of_rotation_s": round(self.out_of_rotation_s + other.out_of_rotation_s, 3),
+                "latency_p50_s": highest(self.latency_p50_s, other.latency_p50_s),
+                "latency_p95_s": highest(self.latency_p95_s, other.latency_p95_s),
+                "in_rotation": self.in_rotation and other.in_rotation,
+            }
+        )
+
+
+def _add_servers(a: list[ServerStats], b: list[ServerStats]) -> list[ServerStats]:
+    """One row per server, in the order first seen, counts added up."""
+    rows: dict[str, ServerStats] = {}
+    for row in [*a, *b]:
+        rows[row.api_base] = rows[row.api_base] + row if row.api_base in rows else row
+    return list(rows.values())
+
+
+def _join(a: list[str], b: list[str]) -> list[str]:
+    return list(dict.fromkeys([*a, *b]))
+
+
+class JudgeSection(JudgeUsage):
+    """The ``judge`` section: the run's models and their use, per stage and per server."""
+
+    optional_keys = ("generator", "endpoints", "batches")
+
+    model: str | None = Field(None, description="the [judge] model (None: rules only)")
+    generator: str | None = Field(None, description="the models that rewrote fields, comma-separated")
+    per_stage: dict[str, JudgeUsage] = Field(default_factory=dict, description="the same figures per stage")
+    endpoints: dict[str, list[ServerStats]] | None = Field(None, description="per model, its servers")
+    batches: dict[str, int] | None = Field(None, description="provider batch jobs: submitted, in progress, done")
+    notes: list[str] = Field(default_factory=list, description="what the figures leave out (unpriced models)")
+
+    def __add__(self, other: JudgeUsage) -> JudgeSection:
+        assert isinstance(other, JudgeSection)
+        usage = JudgeUsage.model_validate(self.usage().model_dump()) + other.usage()
+        stages = list(dict.fromkeys([*self.per_stage, *other.per_stage]))
+        return JudgeSection(
+            **usage.model_dump(),
+            model=self.model or other.model,
+            generator=self.generator or other.generator,
+            per_stage={s: self.per_stage.get(s, JudgeUsage()) + other.per_stage.get(s, JudgeUsage()) for s in stages},
+            endpoints=_add_endpoints(self.endpoints, other.endpoints),
+            batches=dict(Counter(self.batches or {}) + Counter(other.batches or {})) or None,
+            notes=_join(self.notes, other.notes),
+        )
+
+    def usage(self) -> JudgeUsage:
+        """The run's totals, without the per-stage and per-server breakdowns."""
+        return JudgeUsage.model_validate({k: getattr(self, k) for k in JudgeUsage.model_fields})
+
+
+def _add_endpoints(
+    a: dict[str, list[ServerStats]] | None, b: dict[str, list[ServerStats]] | None
+) -> dict[str, list[ServerStats]] | None:
+    if not a and not b:
+        return None
+    a, b = a or {}, b or {}
+    return {m: _add_servers(a.get(m, []), b.get(m, [])) for m in dict.fromkeys([*a, *b])}
+
+
+class InputInfo(_Part):
+    path: str = Field(description="the input file, absolute")
+    format: str = Field(description="xlam, bfcl, openai or sharegpt")
+    records: int | None = Field(None, description="input records (None while a stopped run has not read them all)")
+    limit: int | None = Field(None, description="--limit of the run")
+
+
+class Timings(_Part):
+    optional_keys = ("merge_seconds",)
+
+    started: str | None = Field(None, description="when the last run on the folder started (UTC, ISO 8601)")
+    finished: str | None = Field(None, description="when it finished")
+    seconds: float = Field(0.0, description="its wall time (after a merge: the shards' added up)")
+    records_this_run: int = 0
+    resumed_records: int = Field(0, description="records already done when it started")
+    records_per_second: float | None = None
+    workers: int = Field(1, description="processes that refined records")
+    merge_seconds: float | None = Field(None, description="how long refine merge took")
+
+    def __add__(self, other: Timings) -> Timings:
+        seconds = round(self.seconds + other.seconds, 3)
+        records = self.records_this_run + other.records_this_run
+        return Timings(
+            started=min((t for t in (self.started, other.started) if t), default=None),
+            finished=max((t for t in (self.finished, other.finished) if t), default=None),
+            seconds=seconds,
+            records_this_run=records,
+            resumed_records=self.resumed_records + other.resumed_records,
+            records_per_second=round(records / seconds, 1) if seconds > 0 else None,
+            workers=self.workers + other.workers,
+        )
+
+
+class InputPart(_Part):
+    """A shard's part of the input: records [first_index, first_index + records) of shard number/count."""
+
+    number: int
+    count: int
+    first_index: int
+    records: int
+    input_bytes: int = Field(description="the size of the input file the split was made for")
+    first_line: int = Field(1, description="JSONL: the line number of the part's first line")
+    start: int = Field(0, description="JSONL: the byte offset of the part's first line")
+    end: int | None = Field(None, description="JSONL: the byte offset past the part's last line")
+
+
+class ShardEntry(_Part):
+    """A merged run's shard: which records of the input it refined, when it finished, its outcomes."""
+
+    shard: str = Field(description="I/N")
+    name: str
+    first_index: int
+    records: int
+    finished: str | None = None
+    seconds: float | None = None
+    outcomes: dict[str, int] | None = None
+
+
+class DuplicateAudit(_Part):
+    drop: bool
+    drop_near: bool
+    near_threshold: float
+    exact: int
+    near: int | None = Field(description="None: near-duplicates were not looked for")
+    examples: list[dict[str, Any]]
+
+
+class EvalSetInfo(_Part):
+    path: str
+    queries: int
+    unreadable: int
+
+
+class ContaminationAudit(_Part):
+    drop: bool
+    ngram: int
+    threshold: float
+    eval_sets: list[EvalSetInfo]
+    records: int
+    examples: list[dict[str, Any]]
+
+
+class CallMix(_Part):
+    """Kept answers by kind. Per record, a conversation counts as its last assistant turn; ``turns``
+    counts every assistant turn of every kept record (a single-turn record is one turn)."""
+
+    optional_keys = ("turns",)
+
+    records: int = 0
+    text: int = 0
+    no_call: int = 0
+    one_call: int = 0
+    parallel: int = 0
+    several_functions: int = 0
+    missing: list[str] = Field(default_factory=list, description="kinds of answer no kept turn has")
+    turns: dict[str, int] | None = Field(None, description="assistant turns of the kept records, by kind")
+
+
+class DatasetSection(_Part):
+    """The dataset audits over the kept records: duplicates, contamination, the call mix."""
+
+    audited: int
+    dropped: dict[str, int]
+    duplicates: DuplicateAudit
+    contamination: ContaminationAudit
+    call_mix: CallMix
+    warnings: list[str]
+
+
+class Summary(_Part):
+    """summary.json of a run folder."""
+
+    optional_keys = ("shard", "shards", "dataset", "configurations")
+
+    schema_version: int = Field(SCHEMA_VERSION, description="changes when a reader must change")
+    version: str = Field(description="funreason-refine's version that wrote it")
+    pipeline: str = Field(description="the pipeline file")
+    config_hash: str = Field(description="hash of the pipeline's configuration (run.json holds it whole)")
+    complete: bool = Field(description="every input record has its outcome")
+    stopped: str | None = Field(None, description="why the run stopped early (max_cost), or None")
+    input: InputInfo
+    outcomes: dict[str, int] = Field(description="records per outcome file")
+    stages: dict[str, StageCounts] = Field(description="per stage, in pipeline order")
+    judge: JudgeSection = Field(default_factory=JudgeSection)
+    timings: Timings = Field(default_factory=Timings)
+    configurations: list[dict[str, Any]] | None = Field(
+        None, description="when records were refined under several configurations: each hash and its records"
+    )
+    shard: InputPart | None = Field(None, description="a shard's own summary: its part of the input")
+    shards: list[ShardEntry] | None = Field(None, description="a merged run: its shards")
+    dataset: DatasetSection | None = Field(None, description="the dataset audits (None in a shard)")
+
+    def __add__(self, other: Summary) -> Summary:
+        """Two parts of one run as one: counts, judge use and time added; the audits are not a sum."""
+        if other.config_hash != self.config_hash:
+            raise ValueError("summaries of different configurations do not add up")
+        outcomes = Counter(self.outcomes) + Counter(other.outcomes)
+        records = [p.records for p in (self.input, other.input)]
+        return self.model_copy(
+            update={
+                "complete": self.complete and other.complete,
+                "stopped": self.stopped or other.stopped,
+                "input": self.input.model_copy(
+                    update={"records": None if None in records else sum(r or 0 for r in records)}
+                ),
+                "outcomes": {k: outcomes[k] for k in dict.fromkeys([*self.outcomes, *other.outcomes])},
+                "stages": _add_stages(self.stages, other.stages),
+                "judge": self.judge + other.judge,
+                "timings": self.timings + other.timings,
+                "shard": None,
+                "shards": [*(self.shards or []), *(other.shards or [])] or None,
+                "dataset": None,
+            }
+        )
+
+    def mixed_note(self) -> str | None:
+        """What to tell a person when the records were refined under several configurations."""
+        if not self.configurations:
+            return None
+        hashes = list(dict.fromkeys(c["config_hash"] for c in self.configurations))
+        parts = ", ".join(
+            f"{c['records']} under {c['config_hash'][:12]}" + (f" (shard {c['shard']})" if "shard" in c else "")
+            for c in self.configurations
+        )
+        return (
+            f"the records of this run were refined under {len(hashes)} configurations ({parts}): "
+            "--accept-changes kept the records refined before the change. For one configuration, run again "
+            "with --fresh"
+        )
+
+    @property
+    def errors(self) -> int:
+        """Records stopped by infrastructure failures (errors.jsonl)."""
+        return self.outcomes.get("errors", 0)
+
+    @property
+    def records(self) -> int:
+        return sum(self.outcomes.values())
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON value of summary.json (what the run_finished hook is given)."""
+        return dict(self.model_dump(mode="json"))
+
+    @classmethod
+    def read(cls, run_dir: Path) -> Summary:
+        """A run folder's summary.json; an error naming the file when it is missing or unreadable."""
+        path = Path(run_dir) / SUMMARY
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunFolderError(
+                f"{path} does not exist: the run has not finished (or is still running). Run `refine run` "
+                "on the pipeline again to finish it"
+            ) from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, where: str = SUMMARY) -> Summary:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RunFolderError(f"{where} is not JSON ({exc}): run `refine run` again to write it anew") from None
+        version = data.get("schema_version", 1) if isinstance(data, dict) else None
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise RunFolderError(
+                f"{where} was written by a newer funreason-refine (summary schema {version}, this one reads up "
+                f"to {SCHEMA_VERSION}): upgrade with `pip install -U funreason-refine`"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise RunFolderError(
+                f"{where}: {key}: {first['msg']}; it was not written by this tool (or was edited): "
+                "run `refine run` again to write it anew"
+            ) from None
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of summary.json (``refine schema summary``)."""
+    return Summary.model_json_schema(mode="validation")
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CallMix",
+    "DatasetSection",
+    "InputInfo",
+    "JudgeSection",
+    "JudgeUsage",
+    "ServerStats",
+    "InputPart",
+    "ShardEntry",
+    "StageCounts",
+    "Summary",
+    "Timings",
+    "schema",
+]
