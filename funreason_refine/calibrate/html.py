@@ -16,6 +16,7 @@ SHOWN_DISAGREEMENTS = 50
 
 
 def render_html(report: dict[str, Any]) -> str:
+    """The calibration report as one self-contained page (templates/calibration.html)."""
     g, candidates = report["golden"], report["candidates"]
     scored = [c for c in candidates if "error" not in c]
     return render(

@@ -15,6 +15,7 @@ BAR_COLOR, HISTOGRAM_COLOR = "#4263eb", "#748ffc"
 
 
 def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained page (templates/report.html)."""
     o, facts, judge, summary = report["outcomes"], report["facts"], report["judge"], report["summary"]
     f = facts
     return render(
