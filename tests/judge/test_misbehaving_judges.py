@@ -175,7 +175,7 @@ def test_max_cost_holds_when_the_server_leaves_usage_out(tmp_path):
             path = write(tmp_path / str(usage), server, judge=judge, top="max_cost = 2.0", rows=rows)
             result = run_pipeline(load_pipeline(path))
         assert result.stopped and "max_cost" in result.stopped, usage
-        summaries[usage] = result.summary["judge"]
+        summaries[usage] = result.summary.as_dict()["judge"]
     reported, counted = summaries[True], summaries[False]
     assert reported["calls"] == 5 and "tokens_counted_locally" not in reported  # $0.40 a call
     # Counted here, a prompt is some 350-450 tokens: the run stops after a handful of calls, as it should.
