@@ -40,17 +40,25 @@ class Usage:
     reusable_prefix_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Usage(*(getattr(self, name) + getattr(other, name) for name in USAGE_FIELDS))
+
+    def __iadd__(self, other: Usage) -> Usage:
+        for name in USAGE_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
 
     def add_retry(self) -> None:
         self.retries += 1
 
     def as_dict(self) -> dict[str, Any]:
         """As summary.json writes it (cost and seconds rounded to the microunit)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {name: getattr(self, name) for name in USAGE_FIELDS}
         for name in ROUNDED:
             out[name] = round(out[name], 6)
         return out
+
+
+USAGE_FIELDS = tuple(f.name for f in fields(Usage))
 
 
 @dataclass
@@ -63,7 +71,15 @@ class RunUsage:
 
     @property
     def total(self) -> Usage:
-        return sum(self.per_stage.values(), Usage())
+        total = Usage()
+        for usage in self.per_stage.values():
+            total += usage
+        return total
+
+    @property
+    def cost_usd(self) -> float:
+        """The total's cost alone (max_cost asks for it before every call)."""
+        return sum(usage.cost_usd for usage in self.per_stage.values())
 
     def stage(self, name: str) -> Usage:
         usage = self.per_stage.get(name)

@@ -85,7 +85,7 @@ class LLMClient:
         """Why no new call may be made (max_cost reached), or None."""
         if self.max_cost is None:
             return None
-        spent = self.total.cost_usd + (self._batches.owed if self._batches is not None else 0.0)
+        spent = self._ledger.used.cost_usd + (self._batches.owed if self._batches is not None else 0.0)
         # A billionth of a dollar of slack: twenty calls of $0.01 add up to 0.19999999999999998.
         if spent >= self.max_cost - 1e-9:
             return f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent)"
