@@ -10,6 +10,7 @@ happened on the wire.
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 from typing import Any, Literal
@@ -94,7 +95,7 @@ def _on_the_wire(exc: Exception, url: str) -> Failure:
     """No response to believe: a connection that failed or dropped, or a body that is not a chat completion."""
     links = chain(exc)
     for link in links:
-        if isinstance(link, ConnectionRefusedError):
+        if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == errno.ECONNREFUSED:
             return Failure(f"connection refused at {url}: check api_base (is a server listening on that port?)", "down")
         if isinstance(link, socket.gaierror):
             return Failure(f"the host of {url} was not found: check api_base (a typo in the host name?)", "down")

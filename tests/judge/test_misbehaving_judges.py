@@ -11,6 +11,7 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.judge.client import JudgeCallError, JudgeOutage, LLMClient
+from funreason_refine.judge.failures import classify
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.settings import ModelSettings
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
@@ -139,6 +140,30 @@ def test_a_stall_past_timeout_says_so_and_which_key_to_raise():
         result = ask(settings(server.api_base, timeout=0.5, max_retries=0))
     assert isinstance(result, JudgeCallError), result
     assert f"no answer from {server.api_base} within timeout = 0.5 s: raise the model's timeout" in str(result)
+
+
+@pytest.mark.parametrize(
+    "cause, words, outcome",
+    [
+        (OSError(111, "Connect call failed"), "connection refused at http://h:1/v1: check api_base", "down"),
+        (ConnectionResetError("reset by peer"), "closed the connection before it answered", "down"),
+        (json.JSONDecodeError("Unterminated string", '{"ch', 4), "not a chat completion LiteLLM can read", "failing"),
+        (KeyError("message"), "(no 'message' in it)", "failing"),
+    ],
+)
+def test_a_cause_deep_in_the_chain_is_named_whichever_transport_raised_it(cause, words, outcome):
+    litellm = load_litellm()
+    try:
+        try:
+            raise cause
+        except Exception as inner:
+            raise RuntimeError("transport error") from inner
+    except RuntimeError as wrapped:
+        try:
+            raise litellm.InternalServerError("Connection error.", llm_provider="openai", model="x") from wrapped
+        except Exception as exc:
+            failure = classify(exc, litellm, "http://h:1/v1", 5.0)
+    assert words in failure.message and failure.outcome == outcome and failure.action == "retry"
 
 
 # --- whole runs --------------------------------------------------------------------------------
