@@ -27,7 +27,7 @@ from funreason_refine.estimate.figures import (
 )
 from funreason_refine.estimate.probe import cached_answer, first_calls, measured, open_cache, probe
 from funreason_refine.estimate.tokens import TokenCounter
-from funreason_refine.judge.client import _litellm
+from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Price, price_of
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Record
@@ -72,7 +72,7 @@ def estimate(
     per call, else what the answer cache knows, else an assumption that the estimate states."""
     if pipeline.judging is None:
         raise ConfigError([f"{pipeline.path}: no stage asks a model; a rules-only run costs nothing to estimate"])
-    counter = TokenCounter(_litellm())
+    counter = TokenCounter(load_litellm())
     records, drawn, total = _read(pipeline, sample)
     written = output_tokens or DEFAULT_OUTPUT_TOKENS
     calls = _dry_run(pipeline, records, written)
@@ -170,7 +170,7 @@ def _result(
 ) -> Estimate:
     assert pipeline.judging is not None
     answers, assumptions = _answers([c for r in calls for c in r.rules], cache, counter, output_tokens)
-    litellm = _litellm()
+    litellm = load_litellm()
     prices: dict[str, Price | None] = {}
 
     def price(settings: Any) -> Price | None:
