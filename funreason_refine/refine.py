@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from pydantic import BaseModel
 
 from funreason_refine.calls import same_calls
-from funreason_refine.conversation import cut_before, focus, store, turn_count
+from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
 from funreason_refine.judge.client import JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.memo import Memo
@@ -116,8 +116,8 @@ class Refinement:
         self.turns = turn_count(record)
         self.finished: Finished | None = None
         self.rewrite: Rewrite | None = None  # set when the current stage's generator must rewrite a field
-        if self.conversation:
-            self.record = focus(self.record, 0)
+        if self.conversation:  # its own copy of the messages, which store() writes in place
+            self.record = focus(owned(self.record), 0)
         self._begin(0)
 
     def _begin(self, turn: int) -> None:

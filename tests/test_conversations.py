@@ -156,7 +156,7 @@ def test_without_a_format_each_record_is_read_in_its_own(tmp_path):
     [
         (
             [{"role": "user", "content": "hi"}, {"role": "robot", "content": "beep"}],
-            "messages[1]",
+            "messages[1].role",
             "unknown role 'robot'",
         ),
         (
@@ -166,8 +166,8 @@ def test_without_a_format_each_record_is_read_in_its_own(tmp_path):
         ),
         (
             [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "?"}],
-            "messages",
-            "no user message before",
+            "messages[0]",
+            "an assistant turn before any user message",
         ),
         ([{"role": "user", "content": "hi"}, "oops"], "messages[1]", "must be an object"),
         ([{"role": "user", "content": "hi"}, 7], "messages[1]", "must be an object"),
