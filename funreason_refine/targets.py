@@ -28,14 +28,15 @@ HERMES_SYSTEM = (
 
 def own_system(system: str | None) -> str | None:
     """A system prompt without the tool-calling instructions our exports add (FunReason's, Hermes'):
-    the conversation's own, or None."""
+    the conversation's own (as it was, when it has none of them), or None."""
     if not system:
         return None
+    own = system
     for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM):
-        at = system.find(instructions[:60])
+        at = own.find(instructions[:60])
         if at != -1:
-            system = system[:at]
-    return system.strip() or None
+            own = own[:at]
+    return system if own is system else own.strip() or None
 
 
 PART_SEPARATOR = "\n"
