@@ -110,14 +110,15 @@ class Refinement:
 
     def __init__(self, record: Record, stages: list[PipelineStage]):
         self.trail: list[Step] = []
-        self.record = record.model_copy(update={"trail": self.trail})
+        # a conversation gets its own copy of its messages, which store() writes in place
+        self.record = owned(record).model_copy(update={"trail": self.trail})
         self.conversation = record.is_conversation
         self.stages = stages if self.conversation else [s for s in stages if not s.stage.conversations_only]
-        self.turns = turn_count(record)
+        self.turns = turn_count(self.record)
         self.finished: Finished | None = None
         self.rewrite: Rewrite | None = None  # set when the current stage's generator must rewrite a field
-        if self.conversation:  # its own copy of the messages, which store() writes in place
-            self.record = focus(owned(self.record), 0)
+        if self.conversation:
+            self.record = focus(self.record, 0)
         self._begin(0)
 
     def _begin(self, turn: int) -> None:
