@@ -293,3 +293,48 @@ def test_a_conversation_longer_than_max_messages_is_quarantined_naming_the_setti
     assert item.error == "messages: 6 messages, over the limit of 5 ([input] max_messages)"
     outcome = refine(tmp_path, [{"messages": messages}], extra="max_messages = 4\n")
     assert "[input] max_messages" in outcome["quarantined"][0]["error"]
+
+
+def test_an_xlam_call_field_beside_name_and_arguments_makes_the_answer_malformed_naming_it(tmp_path):
+    from tests.conftest import xlam_row
+
+    row = xlam_row(answers=[{"name": "get_weather", "arguments": {"city": "Paris"}, "weight": 0.5}])
+    record = read_one(tmp_path, row, "xlam")
+    assert record.answer is None
+    assert [(p.code, p.message) for p in record.problems] == [
+        ("malformed_answer", "answers[0].weight: a field of a call that is not read (it would be lost)")
+    ]
+
+
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"cots": ["one"]}, "cots", "1 CoT(s) for 2 assistant turn(s)"),
+        ({"cot": "one"}, "cot", "one CoT for 2 assistant turns"),
+        ({"conversations": [{"from": "human", "value": "Hi", "loss": True}]}, "conversations[0].loss", "not read"),
+        (
+            {"conversations": [{"from": "human", "value": "Hi"}, {"from": "function_call", "value": "{oops"}]},
+            "conversations[1].value",
+            "not JSON",
+        ),
+        (
+            {
+                "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "<think>a</think>Yo"}],
+                "cots": ["b"],
+            },
+            "conversations[1].value",
+            "another in a <think> block",
+        ),
+    ],
+)
+def test_sharegpt_fields_that_cannot_be_read_are_quarantined_naming_them(tmp_path, change, field, words):
+    row = {
+        "conversations": [
+            {"from": "human", "value": "Hi"},
+            {"from": "gpt", "value": "Yo"},
+            {"from": "human", "value": "Bye"},
+            {"from": "gpt", "value": "Ciao"},
+        ]
+    }
+    item = read_one(tmp_path, {**row, **change}, "sharegpt")
+    assert isinstance(item, Quarantined) and item.field == field and words in item.error, item
