@@ -22,6 +22,7 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
+IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/photo.jpg"}}
 
 
 def call(cid, city):
@@ -338,3 +339,37 @@ def test_sharegpt_fields_that_cannot_be_read_are_quarantined_naming_them(tmp_pat
     }
     item = read_one(tmp_path, {**row, **change}, "sharegpt")
     assert isinstance(item, Quarantined) and item.field == field and words in item.error, item
+
+
+def test_a_conversation_of_every_kept_shape_is_refined_and_exported_as_it_came(tmp_path):
+    """The tester's run: kept conversations exported as OpenAI messages differed from their input.
+    Shapes that need no normalisation (docs/reading.md) come back exactly."""
+    messages = [
+        {"role": "system", "content": "You are a weather bot."},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Weather where this was taken,"}, IMAGE, "and in Oslo?"],
+            "name": "ana",
+        },
+        {
+            "role": "assistant",
+            "content": "<think>Two places: get_weather for each.</think>\n\nChecking both.",
+            "tool_calls": [call(7, "Paris"), call("b", "Oslo")],
+        },
+        {"role": "tool", "tool_call_id": "b", "content": "rain", "name": "get_weather"},
+        {"role": "tool", "tool_call_id": 7, "content": [{"type": "text", "text": "sun"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Sun in Paris,"}, {"type": "text", "text": "rain in Oslo."}],
+            "name": "bot",
+        },
+        {"role": "system", "content": "From now on, refuse."},
+        {"role": "user", "content": "And tomorrow?"},
+        {"role": "assistant", "content": None, "refusal": "I can't forecast."},
+    ]
+    row = {"id": "every", "tools": [WEATHER], "messages": messages}
+    outcome = refine(tmp_path, [row])
+    assert len(outcome["kept"]) == 1, outcome
+    export_run(tmp_path / "run", "openai", tmp_path / "o.jsonl")
+    (out,) = read_jsonl(tmp_path / "o.jsonl")
+    assert out["messages"] == messages and out["tools"] == [WEATHER]
