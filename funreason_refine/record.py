@@ -84,7 +84,7 @@ class Message(BaseModel):
     content given as a list of parts (text, images, ...), as given, ``content`` being its text;
     ``refusal`` an assistant's refusal (its answer, as text); ``observation`` a ShareGPT
     observation that answered several calls at once, on the first of the results it was split
-    into. Call ids are JSON values of any type, as given (see conversation.id_key).
+    into. Call ids are texts or numbers, as given (see conversation.id_key).
     """
 
     model_config = ConfigDict(extra="forbid")

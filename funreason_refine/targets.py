@@ -31,12 +31,8 @@ def own_system(system: str | None) -> str | None:
     the conversation's own (as it was, when it has none of them), or None."""
     if not system:
         return None
-    own = system
-    for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM):
-        at = own.find(instructions[:60])
-        if at != -1:
-            own = own[:at]
-    return system if own is system else own.strip() or None
+    found = [at for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM) if (at := system.find(instructions[:60])) != -1]
+    return system[: min(found)].strip() or None if found else system
 
 
 PART_SEPARATOR = "\n"
