@@ -27,7 +27,7 @@ from funreason_refine.judge.settings import (
     Vote,
 )
 from funreason_refine.plugin_manager import StageRegistry, stage_registry
-from funreason_refine.readers import InputConfig
+from funreason_refine.readers import DEFAULT_MAX_MESSAGES, InputConfig
 from funreason_refine.specs import StageSpec, builtin_specs, check_template, spec_from, specs_in
 from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage
 
@@ -448,6 +448,8 @@ def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any
     another server is not a new pipeline. Paths are compared as the files they resolve to.
     """
     data = parsed.input.model_dump(mode="json")
+    if data["max_messages"] == DEFAULT_MAX_MESSAGES:  # a pipeline that does not set it is the one it was before
+        del data["max_messages"]
     data["path"] = str(parsed.input.path.resolve())
     if parsed.input.answers is not None:
         data["answers"] = str(parsed.input.answers.resolve())
