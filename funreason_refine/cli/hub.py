@@ -48,6 +48,12 @@ def push(run_dir: Path, repo_id: str, fmt: str, private: bool, dry_run: bool) ->
         out.print(f"  {name}  (deleted: not in this run's folder)", highlight=False)
     if result.review:
         out.print(result.review, highlight=False)
+    if result.card_kept:
+        out.print(
+            "kept the README.md on the Hub: it was edited since funreason-refine wrote it. This run's card: "
+            f"`refine export {run_dir} --format {fmt} --hub-dir DIR` writes it, to copy what changed",
+            highlight=False,
+        )
     if dry_run:
         out.print(
             f"{verb} {len(result.files)} files to the dataset {repo_id} in one commit ({result.kept} kept, "

@@ -8,7 +8,9 @@ TO FILL IN, and the card's first lines list it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,17 @@ def render_card(
         "pretty_name": f"{repo_id.split('/')[-1] if repo_id else 'Function calls'} (refined with funreason-refine)",
     }
     return env.get_template("README.md.j2").render(context)
+
+
+_SIGNATURE = re.compile(r"\n<!-- written by funreason-refine, sha256 ([0-9a-f]{64}) -->\n\Z")
+
+
+def signed(card: str) -> str:
+    """The card with a last line that tells, later, whether a person has edited it since (``untouched``)."""
+    return f"{card}\n<!-- written by funreason-refine, sha256 {hashlib.sha256(card.encode()).hexdigest()} -->\n"
+
+
+def untouched(card: str) -> bool:
+    """Whether ``card`` is as funreason-refine wrote it: nobody has filled anything in since."""
+    match = _SIGNATURE.search(card)
+    return match is not None and hashlib.sha256(card[: match.start()].encode()).hexdigest() == match[1]

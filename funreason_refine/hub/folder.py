@@ -17,7 +17,7 @@ from typing import Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.export import ExportResult, export_reviewed, restorable
-from funreason_refine.hub.card import render_card, run_facts
+from funreason_refine.hub.card import render_card, run_facts, signed
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.overrides import read_decisions
 from funreason_refine.record import Outcome
@@ -57,7 +57,7 @@ def write_hub_folder(run_dir: Path, fmt: str, out_dir: Path, repo_id: str | None
         },
     ]
     card = render_card(facts, fmt, configs, review=result.describe(), repo_id=repo_id)
-    (out_dir / CARD).write_text(card, encoding="utf-8")
+    (out_dir / CARD).write_text(signed(card), encoding="utf-8")
     return HubFolder(out_dir, [CARD, DISCARDED, KEPT], result.written, discarded, result)
 
 

@@ -4,7 +4,8 @@ The folder is written afresh (folder.py) into a temporary folder and committed w
 API: files that did not change are left out by huggingface_hub, so pushing the same run twice makes
 no second commit; files of an earlier push under data/ and discarded/ that the new folder does not
 have are deleted in the same commit. The repository is created (private with ``private``) when it
-does not exist; an existing one keeps its visibility.
+does not exist; an existing one keeps its visibility. A README.md on the Hub that a person has edited
+since funreason-refine wrote it (the TO FILL IN parts filled in) is never replaced.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from funreason_refine.errors import RefineError
-from funreason_refine.hub.client import api, explain, require
+from funreason_refine.hub.client import api, explain, filesystem, require
 from funreason_refine.hub.folder import CARD, write_hub_folder
 
 MANAGED = ("data/", "discarded/")  # what a push owns in the repository; anything else there is left alone
@@ -33,6 +34,7 @@ class PushResult:
     changed: bool = True  # False: the repository already held exactly these files
     url: str | None = None
     review: str | None = None
+    card_kept: bool = False  # the repository's README.md was edited by a person: left as it is
 
 
 def push_run(run_dir: Path, repo_id: str, fmt: str, private: bool = False, dry_run: bool = False) -> PushResult:
@@ -57,9 +59,14 @@ def _commit(folder: Path, names: list[str], result: PushResult, private: bool, r
     try:
         url = hub.create_repo(result.repo_id, repo_type="dataset", private=private, exist_ok=True)
         before = hub.dataset_info(result.repo_id).sha
-        stale = [f for f in hub.list_repo_files(result.repo_id, repo_type="dataset") if _stale(f, names)]
+        remote = hub.list_repo_files(result.repo_id, repo_type="dataset")
+        stale = [f for f in remote if f.startswith(MANAGED) and f not in names]
+        new_card = (folder / CARD).read_text("utf-8")
+        result.card_kept = CARD in remote and _edited_card(f"datasets/{result.repo_id}@{before}/{CARD}", new_card)
         operations: list[CommitOperationAdd | CommitOperationDelete] = [
-            CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(folder / n)) for n in names
+            CommitOperationAdd(path_in_repo=n, path_or_fileobj=str(folder / n))
+            for n in names
+            if not (n == CARD and result.card_kept)
         ]
         operations += [CommitOperationDelete(path_in_repo=f) for f in stale]
         info = hub.create_commit(
@@ -75,8 +82,12 @@ def _commit(folder: Path, names: list[str], result: PushResult, private: bool, r
     result.changed = info.oid != before
 
 
-def _stale(path: str, names: list[str]) -> bool:
-    return path.startswith(MANAGED) and path not in names
+def _edited_card(card_path: str, new: str) -> bool:
+    """Whether the repository's card is one a person has written or edited (then a push leaves it alone)."""
+    from funreason_refine.hub.card import untouched
+
+    current = filesystem().cat_file(card_path).decode("utf-8", "replace")
+    return current != new and not untouched(current)
 
 
 def _why(exc: Exception, repo_id: str) -> str:

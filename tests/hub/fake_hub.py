@@ -174,7 +174,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return self._info(repo_id, unquote(parts[6]) if len(parts) > 6 else "main")
                 if parts[5] == "tree":
                     folder = unquote("/".join(parts[7:]))
-                    return self._list(repo_id, parts[6], folder, query.get("recursive") == ["True"])
+                    return self._list(
+                        repo_id, parts[6], folder, query.get("recursive", [""])[0].lower() in ("true", "1")
+                    )
             self._error(404, "NotFound", f"no route {path}")
 
         def _info(self, repo_id: str, rev: str) -> None:
@@ -245,8 +247,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if not self._authorized_writer():
                 return
             repo_id = f"{payload['organization']}/{payload['name']}"
-            if repo_id in hub.repos:
-                return self._error(409, "Conflict", "You already created this dataset repo")
+            if repo_id in hub.repos:  # the Hub says where the existing repository is (create_repo reads it)
+                message = "You already created this dataset repo"
+                url = f"{hub.url}/datasets/{repo_id}"
+                return self._json(409, {"error": message, "url": url}, {"X-Error-Message": message})
             hub.dataset(repo_id, private=payload.get("visibility") == "private")
             self._json(200, {"url": f"{hub.url}/datasets/{repo_id}", "name": repo_id})
 
