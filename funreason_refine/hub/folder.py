@@ -46,6 +46,8 @@ def write_hub_folder(run_dir: Path, fmt: str, out_dir: Path, repo_id: str | None
     if out_dir.resolve() == run_dir.resolve():
         raise RefineError(f"--hub-dir {out_dir} is the run folder itself: give a folder of its own")
     result = export_reviewed(run_dir, fmt, out_dir / KEPT, dataset_info=False)
+    if not result.written:
+        raise RefineError(f"{run_dir} kept no record to publish: a dataset needs at least one")
     discarded = write_discarded(run_dir, fmt, out_dir / DISCARDED)
     configs = [
         {"name": "default", "path": KEPT, "rows": result.written, "description": f"the kept records, as `{fmt}`"},
