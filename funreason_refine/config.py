@@ -186,7 +186,7 @@ class _Loader:
             return None
         if parsed.input.answers is not None:
             parsed.input.answers = self.base / parsed.input.answers
-        if isinstance(parsed.input.path, Path):  # an hf:// path is pinned with the output folder (_pipeline)
+        if not isinstance(parsed.input.path, HubPath):  # an hf:// path is pinned with the output folder (_pipeline)
             parsed.input.path = self.base / parsed.input.path
             if not parsed.input.path.is_file():
                 self.problems.append(

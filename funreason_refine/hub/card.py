@@ -1,8 +1,8 @@
 """The dataset card (README.md) of a dataset folder: YAML metadata the Hub and ``datasets`` read, and a
 body written from the run, from the Jinja2 template templates/README.md.j2.
 
-What the card says of the run comes from ``run_facts``, the one place that reads summary.json and
-run.json. What only a person knows (the licence, what the data is for, its limits) is marked
+What the card says of the run comes from ``run_facts``, the one place that reads the run's summary
+(summary.py) and run.json. What only a person knows (the licence, what the data is for, its limits) is marked
 TO FILL IN, and the card's first lines list it.
 """
 
@@ -13,10 +13,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from funreason_refine.errors import RefineError
 from funreason_refine.hub.paths import HubPath, is_hub_path
+
+if TYPE_CHECKING:
+    from funreason_refine.summary import StageCounts, Summary
 
 # The paper's names of its five stages (FunReason, arXiv 2505.20192, Figure 2).
 PAPER_STAGES = {
@@ -57,60 +59,40 @@ class StageFacts:
 class RunFacts:
     """What a dataset card says of the run that made the data."""
 
-    input_path: str
-    input_format: str | None
-    input_records: int | None
-    outcomes: dict[str, int]
+    summary: Summary
     stages: list[StageFacts]
-    judge: dict[str, Any]
-    dataset: dict[str, Any]
-    version: str
-    finished: str | None
     hub_input: dict[str, str] | None = None  # repo_id, revision (as written), commit, url
     judge_models: list[str] = field(default_factory=list)
 
 
 def run_facts(run_dir: Path) -> RunFacts:
-    """What summary.json and run.json say, for the card. The one reader of them in this module."""
-    summary = _json(run_dir / "summary.json")
-    config = _json(run_dir / "run.json").get("config", {})
+    """What the run's summary.json (typed: summary.py) and run.json say, for the card."""
+    from funreason_refine.run_identity import read_run_file
+    from funreason_refine.summary import Summary
+
+    summary = Summary.read(run_dir)
+    config = read_run_file(run_dir).get("config", {})
     setup = {s["name"]: s for s in config.get("stages", [])}
-    stages = [_stage(name, counts, setup.get(name, {})) for name, counts in summary.get("stages", {}).items()]
-    models = sorted({m for s in stages for m in s.models})
+    stages = [_stage(name, counts, setup.get(name, {})) for name, counts in summary.stages.items()]
     return RunFacts(
-        input_path=summary["input"]["path"],
-        input_format=summary["input"].get("format"),
-        input_records=summary["input"].get("records"),
-        outcomes=summary["outcomes"],
+        summary=summary,
         stages=stages,
-        judge=summary.get("judge", {}),
-        dataset=summary.get("dataset", {}),
-        version=summary.get("version", "?"),
-        finished=summary.get("timings", {}).get("finished"),
-        hub_input=_hub_input(config.get("input", {}), summary["input"]["path"]),
-        judge_models=models,
+        hub_input=_hub_input(config.get("input", {}), summary.input.path),
+        judge_models=sorted({m for s in stages for m in s.models}),
     )
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RefineError(f"{path.parent} has no {path.name}: give a complete run folder of `refine run`") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _stage(name: str, counts: dict[str, Any], setup: dict[str, Any]) -> StageFacts:
+def _stage(name: str, counts: StageCounts, setup: dict[str, Any]) -> StageFacts:
     judges = setup.get("judge", {}).get("judges", [])
     models = [j["model"] for j in judges] + ([setup["generator"]["model"]] if setup.get("generator") else [])
     return StageFacts(
         name=name,
         on_fail=setup.get("on_fail", "discard"),
         models=models,
-        passed=counts.get("passed", 0),
-        regenerated=counts.get("regenerated", 0),
-        discarded=counts.get("discarded", 0),
-        reasons=counts.get("records_discarded", {}),
+        passed=counts.passed,
+        regenerated=counts.regenerated,
+        discarded=counts.discarded,
+        reasons=counts.records_discarded,
     )
 
 
@@ -159,7 +141,7 @@ def render_card(
         autoescape=False,  # Markdown and YAML, not HTML; YAML strings go through the `yaml` filter
     )
     env.filters["yaml"] = lambda value: json.dumps(value, ensure_ascii=False)  # JSON strings are YAML strings
-    kept = facts.outcomes.get("kept", 0)
+    kept = facts.summary.outcomes.get("kept", 0)
     context = {
         "facts": facts,
         "fmt": fmt,

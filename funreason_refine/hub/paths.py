@@ -7,9 +7,11 @@ every shard read the same bytes whatever happens to the dataset meanwhile.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import quote, unquote
 
 PREFIX = "hf://"
@@ -24,16 +26,21 @@ class HubFile(NamedTuple):
     size: int
 
 
-class _Size(NamedTuple):
-    st_size: int
-
-
 def is_hub_path(text: object) -> bool:
     return isinstance(text, str) and text.startswith(PREFIX)
 
 
+if TYPE_CHECKING:
+    # To the type checker a HubPath is a Path, because the run types [input] path as a local Path (engine.py);
+    # a HubPath answers each question the run asks of it as a Path would (below). What the run does with
+    # local input files only (engine.input_files fingerprints them) it skips, as is_file() is False.
+    _PathLike = Path
+else:
+    _PathLike = object
+
+
 @dataclass(frozen=True)
-class HubPath:
+class HubPath(_PathLike):
     """A file, or a glob of files, in a dataset repository on the Hub, at a revision."""
 
     repo_id: str  # ORG/NAME
@@ -84,29 +91,33 @@ class HubPath:
     def pinned(self, commit: str, files: tuple[HubFile, ...]) -> HubPath:
         return replace(self, commit=commit, files=files)
 
-    def sibling(self, path_in_repo: str) -> HubPath:
-        """Another file of the same repository at the same commit (a BFCL answer file)."""
-        return replace(self, pattern=path_in_repo, files=())
+    @property
+    def size(self) -> int:
+        """The size of the input: its files' sizes added up."""
+        return sum(f.size for f in self.files)
 
-    # The questions a run asks of its input path, answered as a local Path answers them.
+    # The questions a run asks of its input path, answered as a Path answers them.
 
     @property
     def name(self) -> str:
         return posixpath.basename(self.pattern)
 
     @property
-    def parent(self) -> str:
-        return posixpath.dirname(self.pattern)
+    def parent(self) -> Self:
+        return replace(self, pattern=posixpath.dirname(self.pattern), files=())
+
+    def __truediv__(self, other: str | os.PathLike[str]) -> Self:
+        return replace(self, pattern=posixpath.join(self.pattern, os.fspath(other)), files=())
 
     def is_file(self) -> bool:
-        """Whether the pattern matched a file (at the pinned commit)."""
-        return bool(self.files)
+        """False: not a file on this machine (its files are self.files, on the Hub)."""
+        return False
 
-    def stat(self) -> _Size:
-        """The size of the input: its files' sizes added up."""
-        return _Size(sum(f.size for f in self.files))
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        """A read-only file of ``size`` bytes (what the progress display takes as its total)."""
+        return os.stat_result((0o100444, 0, 0, 1, 0, 0, self.size, 0, 0, 0))
 
-    def resolve(self) -> HubPath:
+    def resolve(self, strict: bool = False) -> Self:
         return self
 
     def __str__(self) -> str:

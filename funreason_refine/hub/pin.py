@@ -29,8 +29,8 @@ def pin(path: HubPath, run_dir: Path) -> HubPath:
 
 def recorded_commit(path: HubPath, run_dir: Path) -> str | None:
     """The commit a run folder (or one of its shards) recorded for this input, as written, if any."""
-    from funreason_refine.distributed.layout import SHARDS
-    from funreason_refine.run_folder import RUN_FILE
+    from funreason_refine.executors.layout import SHARDS
+    from funreason_refine.run_identity import RUN_FILE
 
     run_dir = Path(run_dir)
     for run_file in [run_dir / RUN_FILE, *sorted((run_dir / SHARDS).glob(f"*/{RUN_FILE}"))]:

@@ -82,7 +82,7 @@ def iter_hub(
 
 def split_hub(path: HubPath, number: int, count: int, max_record_bytes: int) -> Part:
     """Part ``number`` of ``count`` of the input, cut as parts.py cuts a local file."""
-    size = path.stat().st_size
+    size = path.size
     with hub_errors(path.repo_id, path.revision):
         kind = container(path)
         if kind == "jsonl":
@@ -100,15 +100,14 @@ def bfcl_answers(path: HubPath) -> dict[str, Any]:
     """The ground truth of a BFCL question file on the Hub: possible_answer/<its name> beside it, same commit."""
     if len(path.files) != 1:
         raise InputError(f"{path.url}: BFCL input from the Hub is one question file; name one file, not a pattern")
-    where = f"{path.parent}/possible_answer/{path.name}" if path.parent else f"possible_answer/{path.name}"
-    answers = HubFile(where, 0)
+    answers = path.parent / "possible_answer" / path.name  # BFCL's layout, as bfcl.default_answers_path
     with hub_errors(path.repo_id, path.revision):
         try:
-            with open_file(path, answers) as fh:
-                return read_answers(fh, str(path.sibling(where)))
+            with open_file(path, HubFile(answers.pattern, 0)) as fh:
+                return read_answers(fh, str(answers))
         except FileNotFoundError:
             raise InputError(
-                f"BFCL ground truth not found: {path.sibling(where)}. Put the possible_answer file there "
+                f"BFCL ground truth not found: {answers}. Put the possible_answer file there "
                 '(BFCL\'s layout) or name a local copy with [input] answers = "...".'
             ) from None
 

@@ -96,7 +96,7 @@ class InputStream:
         answers: Path | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ):
-        if not path.is_file():
+        if not isinstance(path, HubPath) and not path.is_file():
             raise InputError(f"input file not found: {path}. Check [input] path in the pipeline file.")
         self.path = path
         self.name = str(path)

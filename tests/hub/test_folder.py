@@ -134,7 +134,7 @@ def test_export_needs_a_file_or_a_folder_and_refuses_an_unfinished_run(tmp_path,
     assert "give -o FILE, --hub-dir DIR, or both" in refine("export", quickstart_run, "--format", "openai", code=2)
     (tmp_path / "empty").mkdir()
     output = refine("export", tmp_path / "empty", "--format", "openai", "--hub-dir", tmp_path / "hub", code=1)
-    assert "has no summary.json" in output and not (tmp_path / "hub").exists()
+    assert "summary.json does not exist" in output and not (tmp_path / "hub").exists()
 
 
 def test_help_imports_none_of_the_hub_libraries():

@@ -18,7 +18,10 @@ def test_a_path_names_a_dataset_a_revision_and_a_file_or_glob():
     assert pinned.url == "hf://datasets/Salesforce/xlam-function-calling-60k@v1.0/data/*.json"
     assert str(pinned) == f"hf://datasets/Salesforce/xlam-function-calling-60k@{'a' * 40}/data/*.json"
     assert pinned.fs_path("data/a.json") == f"datasets/Salesforce/xlam-function-calling-60k@{'a' * 40}/data/a.json"
-    assert pinned.stat().st_size == 7 and pinned.is_file() and pinned.name == "*.json"
+    assert pinned.stat().st_size == 7 and pinned.name == "*.json"
+    assert not pinned.is_file()  # not a file on this machine: the run fingerprints only local input files
+    answers = pinned.parent / "possible_answer" / "a.json"  # what bfcl.default_answers_path asks
+    assert str(answers) == f"hf://datasets/Salesforce/xlam-function-calling-60k@{'a' * 40}/data/possible_answer/a.json"
     assert HubPath.parse("hf://datasets/o/n/f.jsonl").revision is None
     assert HubPath.parse("hf://datasets/o/n@refs%2Fpr%2F3/f.jsonl").revision == "refs/pr/3"
 
