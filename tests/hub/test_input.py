@@ -208,3 +208,30 @@ def test_a_revision_in_the_path_is_resolved_and_written_back_as_the_commit(tmp_p
     assert str(loaded.input.path) == f"hf://datasets/org/ds@{tagged}/train.jsonl"
     with pytest.raises(InputError, match="no file of"):
         load_pipeline(pipeline(tmp_path, "hf://datasets/org/ds@v1/missing.jsonl"))
+
+
+def test_a_retry_redoes_its_records_from_the_commit_the_run_read(tmp_path, hub, plugin):
+    from funreason_refine import Stage, Verdict, hookimpl
+
+    failing = {"old2"}
+
+    class Flaky(Stage):
+        name = "flaky"
+
+        def check(self, record):
+            if record.id in failing:
+                raise RuntimeError("the disk is full")
+            return Verdict.passed()
+
+    class Plugin:
+        @hookimpl
+        def register_stages(self, register):
+            register(Flaky)
+
+    plugin(Plugin(), "flaky_plugin")
+    repo = hub.dataset("org/ds", {"train.jsonl": jsonl(*xlam_rows("old", 4))})
+    refine("run", pipeline(tmp_path, "hf://datasets/org/ds/train.jsonl", stages='[[stages]]\nname = "flaky"\n'), code=3)
+    repo.commit({"train.jsonl": jsonl(*xlam_rows("new", 4))})
+    failing.clear()
+    refine("retry", tmp_path / "run")
+    assert sorted(ids(tmp_path / "run")) == [f"old{i}" for i in range(4)]
