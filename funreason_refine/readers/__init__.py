@@ -63,7 +63,7 @@ class InputConfig(BaseModel):
 
     path: Path | HubPath = Field(
         description="Input file: JSON array, JSONL or Parquet; or files of a dataset on the Hugging Face Hub, "
-        "hf://datasets/ORG/NAME[@REVISION]/PATH_OR_GLOB (extra funreason-refine[hub]; see docs/hub.md)."
+        "hf://datasets/ORG/NAME[@REVISION]/PATH_OR_GLOB, pinned to a commit (see hub.md)."
     )
     format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
         None,
