@@ -47,6 +47,7 @@ def test_a_non_editable_install_ships_the_stage_specs(wheel):
         "query_tool.toml",
     ]
     assert "funreason_refine/py.typed" in names
+    assert "funreason_refine/hub/templates/README.md.j2" in names  # the dataset card's template
     assert not any(n.startswith(("tests/", "examples/")) for n in names)
     # Every module of the source tree is in the wheel (setup.cfg lists packages one by one).
     source = {str(p.relative_to(REPO)) for p in (REPO / "funreason_refine").rglob("*.py")}

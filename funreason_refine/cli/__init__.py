@@ -6,7 +6,7 @@ to it; installed plugins add theirs through the ``register_commands`` hook.
 
 from __future__ import annotations
 
-from funreason_refine.cli import cost, distributed, listings, reports, run, selfrefine, trust  # noqa: F401 (they register)
+from funreason_refine.cli import cost, distributed, hub, listings, reports, run, selfrefine, trust  # noqa: F401 (they register)
 from funreason_refine.cli.app import err, main
 
 __all__ = ["main"]

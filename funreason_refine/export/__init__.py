@@ -17,7 +17,7 @@ from funreason_refine.jsonl import read_jsonl, write_jsonl
 from funreason_refine.overrides import OVERRIDES, read_decisions
 from funreason_refine.record import Outcome
 
-__all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "to_row"]
+__all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "restorable", "to_row"]
 
 
 @dataclass
@@ -42,7 +42,7 @@ class ExportResult:
         return f"applied the review ({OVERRIDES}): " + "; ".join(parts)
 
 
-def _restorable(line: dict[str, Any], fmt: str) -> str | None:
+def restorable(line: dict[str, Any], fmt: str) -> str | None:
     """Why a record a person restored cannot be written as training data, or None."""
     if line.get("answer") is None:
         return "its answer could not be read"
@@ -71,7 +71,7 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult) -> Iterator[dict[st
             if decisions.on(line, Outcome.DISCARDED):
                 current.add(line["index"])
             if decisions.wrong(line, Outcome.DISCARDED):
-                problem = _restorable(line, fmt)
+                problem = restorable(line, fmt)
                 if problem:
                     result.unexportable.append(f"record {line['index']} (id {line.get('id')}): {problem}")
                 else:
@@ -96,8 +96,9 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> int:
     return export_reviewed(run_dir, fmt, out).written
 
 
-def export_reviewed(run_dir: Path, fmt: str, out: Path) -> ExportResult:
-    """As export_run, and say what the review's decisions (overrides.jsonl) changed."""
+def export_reviewed(run_dir: Path, fmt: str, out: Path, dataset_info: bool = True) -> ExportResult:
+    """As export_run, and say what the review's decisions (overrides.jsonl) changed. ``dataset_info``: for
+    sharegpt, write LLaMA-Factory's dataset_info.json beside ``out``."""
     result = ExportResult()
     rows = (to_row(r, fmt) for r in _reviewed(Path(run_dir), fmt, result))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,7 @@ def export_reviewed(run_dir: Path, fmt: str, out: Path) -> ExportResult:
         result.written = len(collected)
     else:
         result.written = write_jsonl(out, rows)
-    if fmt == "sharegpt":
+    if fmt == "sharegpt" and dataset_info:
         info = {
             out.stem: {
                 "file_name": out.name,

@@ -7,9 +7,10 @@ from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from funreason_refine.errors import InputError
+from funreason_refine.hub.paths import HubPath, is_hub_path
 from funreason_refine.readers import bfcl, openai_chat, sharegpt, xlam
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.readers.parts import Part
@@ -38,7 +39,7 @@ def format_of(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
+def detect_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
     """Tell the formats apart by the keys of the first readable record."""
     for line, obj, _ in iter_raw(path, max_record_bytes):
         if not isinstance(obj, dict):
@@ -62,7 +63,10 @@ class InputConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
+    path: Path | HubPath = Field(
+        description="Input file: JSON array, JSONL or Parquet; or files of a dataset on the Hugging Face Hub, "
+        "hf://datasets/ORG/NAME[@REVISION]/PATH_OR_GLOB, pinned to a commit (see hub.md)."
+    )
     format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
         None,
         description="xlam, bfcl, openai or sharegpt; when omitted, each record is read in the format its keys "
@@ -79,6 +83,11 @@ class InputConfig(BaseModel):
         "is checked with the conversation before it.",
     )
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _hub_path(cls, value: Any) -> Any:
+        return HubPath.parse(value) if is_hub_path(value) else value
+
 
 class InputStream:
     """The records of one input file. ``items`` skips indices already done (resume)."""
@@ -90,13 +99,13 @@ class InputStream:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | HubPath,
         fmt: str | None,
         answers: Path | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         max_messages: int = DEFAULT_MAX_MESSAGES,
     ):
-        if not path.is_file():
+        if not isinstance(path, HubPath) and not path.is_file():
             raise InputError(f"input file not found: {path}. Check [input] path in the pipeline file.")
         self.path = path
         self.name = str(path)
@@ -110,7 +119,7 @@ class InputStream:
         self.count = 0  # input records seen so far (of the part read), skipped ones included
         self._answers: dict[str, Any] = {}
         if self.format == "bfcl":
-            self._answers = bfcl.load_answers(answers or bfcl.default_answers_path(path))
+            self._answers = _bfcl_answers(path, answers)
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
@@ -173,6 +182,16 @@ class InputStream:
     ) -> Iterator[Record | Quarantined]:
         for item in self.raw_items(skip, limit, on_bytes):
             yield self.convert(item)
+
+
+def _bfcl_answers(path: Path | HubPath, answers: Path | None) -> dict[str, Any]:
+    if answers is not None:
+        return bfcl.load_answers(answers)
+    if isinstance(path, HubPath):  # possible_answer/ beside it in the same dataset, at the same commit
+        from funreason_refine.hub.reader import bfcl_answers
+
+        return bfcl_answers(path)
+    return bfcl.load_answers(bfcl.default_answers_path(path))
 
 
 def _dump(obj: Any) -> str:
