@@ -72,7 +72,8 @@ def render(tokenizer: Any, chat: list[dict[str, str]]) -> tuple[str, list[Span]]
 
     A turn's span runs from the end of the chat before it rendered with the generation prompt to
     the end of the chat through it: its own text and the end-of-turn token the template writes
-    after it (without the whitespace that follows that token), not the role header. Rendering growing prefixes works with templates as they are;
+    after it (not the whitespace after that token, see :func:`end_of_turn`), not the role header.
+    Rendering growing prefixes works with templates as they are;
     ``apply_chat_template(return_assistant_tokens_mask=True)`` needs ``{% generation %}`` markers,
     which common templates (Qwen, Llama) lack, and returns an all-zero mask without them. It holds
     when the template renders each message independently of later ones (ChatML, Qwen2.5, Llama 3);

@@ -81,9 +81,8 @@ def plain_tokenizer(records):
 def gguf_checkpoint(tmp_path_factory, plain_tokenizer):
     """(path of a GGUF file holding a tiny Llama and ``plain_tokenizer``, that model)."""
     pytest.importorskip("gguf", reason="the gguf package reads and writes GGUF files: pip install gguf")
-    from gguf_file import write_gguf
-
     from funreason_msl.tiny import tiny_model
+    from gguf_file import write_gguf
 
     model = tiny_model(len(plain_tokenizer), seed=2)
     path = tmp_path_factory.mktemp("gguf") / "tiny-chat.gguf"

@@ -1,4 +1,4 @@
-"""A GGUF file of a tiny Llama and its tokenizer, written here (as llama.cpp's converter would) for the loading tests."""
+"""A GGUF file of a tiny Llama and its tokenizer, written as llama.cpp's converter would, for the loading tests."""
 
 import json
 
