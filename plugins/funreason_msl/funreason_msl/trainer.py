@@ -154,14 +154,16 @@ class MSLMixin:
         **kwargs: Any,
     ):
         model = kwargs.get("model")
+        weight: float | LearnableAlpha
         if alpha == "learnable":
             if not isinstance(model, nn.Module):
                 raise ValueError("alpha='learnable' needs model=... (a loaded model)")
-            model.msl_alpha = LearnableAlpha()
-            alpha = model.msl_alpha
+            weight = model.msl_alpha = LearnableAlpha()  # a submodule: trained and saved with the model
         elif isinstance(alpha, str):
             raise ValueError(f"alpha must be a number or 'learnable', got {alpha!r}")
-        self.msl = MSLLoss(tokenizer_for_msl, alpha=alpha, reduction=reduction, think_token_id=think_token_id)
+        else:
+            weight = alpha
+        self.msl = MSLLoss(tokenizer_for_msl, alpha=weight, reduction=reduction, think_token_id=think_token_id)
         if kwargs.get("args") is not None:
             kwargs["args"].remove_unused_columns = False  # keep the segments column for the loss
         if not hasattr(Trainer, "loss_is_scaled_for_ga"):  # before transformers 5.19, only a compute_loss_func did
