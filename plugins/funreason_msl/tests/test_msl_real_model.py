@@ -90,7 +90,7 @@ def test_a_few_steps_lower_the_loss_and_teach_the_target_shape(tmp_path, kept_ru
     )
     common = dict(model=model, args=args, data_collator=MSLCollator(smol_tokenizer.pad_token_id))
     if loss == "msl":
-        # tokenizer_for_msl as the root README shows it: '</think>' is 3 tokens here, and nothing refuses it
+        # tokenizer_for_msl as docs/training.md shows it: '</think>' is 3 tokens here, and nothing refuses it
         trainer = MSLTrainer(train_dataset=dataset, tokenizer_for_msl=smol_tokenizer, alpha=0.7, **common)
     else:
         plain = [{k: v for k, v in dataset[i].items() if k != "segments"} for i in range(len(dataset))]
