@@ -68,10 +68,10 @@ def exact_shares(log: list[tuple[str, list[int]]], capacity: int | None, block: 
 def run(records: Path, runs: Path, name: str, concurrency: int, specs: Path | None) -> tuple[dict, list]:
     from funreason_refine.config import load_pipeline
     from funreason_refine.engine import run_pipeline
-    from funreason_refine.judge.client import _litellm
+    from funreason_refine.judge.library import load_litellm
     from funreason_refine.testing.fake_llm import FakeLLM, Reply
 
-    litellm = _litellm()  # its tiktoken files ship with it: nothing is downloaded
+    litellm = load_litellm()  # its tiktoken files ship with it: nothing is downloaded
     log: list[tuple[str, list[int]]] = []
     lock = threading.Lock()
 

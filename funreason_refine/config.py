@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, PluginError
+from funreason_refine.hub.paths import HubPath
 from funreason_refine.judge.settings import (
     GenerateSettings,
     JudgePanel,
@@ -27,7 +28,7 @@ from funreason_refine.judge.settings import (
     Vote,
 )
 from funreason_refine.plugin_manager import StageRegistry, stage_registry
-from funreason_refine.readers import InputConfig
+from funreason_refine.readers import DEFAULT_MAX_MESSAGES, InputConfig
 from funreason_refine.specs import StageSpec, builtin_specs, check_template, spec_from, specs_in
 from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage
 
@@ -183,14 +184,15 @@ class _Loader:
         except ValidationError as exc:
             self.problems += [f"{self._where(tuple(e['loc']))}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
             return None
-        parsed.input.path = self.base / parsed.input.path
         if parsed.input.answers is not None:
             parsed.input.answers = self.base / parsed.input.answers
-        if not parsed.input.path.is_file():
-            self.problems.append(
-                f"{self.path}: [input] key 'path': file {parsed.input.path} not found "
-                "(relative paths start at the pipeline file's folder)"
-            )
+        if not isinstance(parsed.input.path, HubPath):  # an hf:// path is pinned with the output folder (_pipeline)
+            parsed.input.path = self.base / parsed.input.path
+            if not parsed.input.path.is_file():
+                self.problems.append(
+                    f"{self.path}: [input] key 'path': file {parsed.input.path} not found "
+                    "(relative paths start at the pipeline file's folder)"
+                )
         self._resolve_eval_sets(parsed.audit)
         return parsed
 
@@ -406,12 +408,17 @@ class _Loader:
 
     def _pipeline(self, parsed: PipelineFile, stages: list[PipelineStage], out_dir: Path | None) -> Pipeline:
         output = parsed.output.dir if parsed.output.dir is not None else Path("runs") / self.path.stem
+        output_dir = out_dir if out_dir is not None else self.base / output
+        if isinstance(parsed.input.path, HubPath):  # at the commit the run folder read, or its revision's now
+            from funreason_refine.hub.pin import pin
+
+            parsed.input.path = pin(parsed.input.path, output_dir)
         judged = any(s.judge is not None or s.generator is not None for s in stages)
         payload = _payload(parsed, stages)
         return Pipeline(
             path=self.path,
             input=parsed.input,
-            output_dir=out_dir if out_dir is not None else self.base / output,
+            output_dir=output_dir,
             stages=stages,
             config_hash=config_hash(payload),
             judging=Judging(parsed.judge, parsed.max_cost, _batch_records(stages)) if judged else None,
@@ -448,7 +455,12 @@ def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any
     another server is not a new pipeline. Paths are compared as the files they resolve to.
     """
     data = parsed.input.model_dump(mode="json")
-    data["path"] = str(parsed.input.path.resolve())
+    if data["max_messages"] == DEFAULT_MAX_MESSAGES:  # a pipeline that does not set it is the one it was before
+        del data["max_messages"]
+    if isinstance(parsed.input.path, HubPath):  # the path as written, and the commit it is pinned to
+        data.update(path=parsed.input.path.url, commit=parsed.input.path.commit)
+    else:
+        data["path"] = str(parsed.input.path.resolve())
     if parsed.input.answers is not None:
         data["answers"] = str(parsed.input.answers.resolve())
     audit = parsed.audit.model_dump(mode="json")

@@ -21,11 +21,14 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from funreason_refine.hub.paths import HubPath
+
 MARKER = "<!-- Generated below by `python -m funreason_refine.docs_reference`: edit the code, not this. -->"
 COMMAND = "python -m funreason_refine.docs_reference"
 HELP_WIDTH = 100  # help text is wrapped at a fixed width, so that the page does not depend on the terminal
 
 _SIMPLE = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path", Any: "any"}
+_SIMPLE[HubPath] = "hf:// path"
 # pydantic keeps ge=, gt=, le=, lt= as annotated_types' Ge, Gt, Le, Lt, each with its bound under that name
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 

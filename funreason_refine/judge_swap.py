@@ -48,9 +48,10 @@ def swap_judge(data: dict[str, Any], given: str) -> dict[str, Any]:
 
 def model_lines(pipeline: Pipeline) -> list[str]:
     """Each model a judged pipeline asks, where its calls go and what its tokens cost, one line each."""
-    import litellm
-
+    from funreason_refine.judge.library import load_litellm
     from funreason_refine.judge.prices import price_of
+
+    litellm = load_litellm()  # offline: never fetches the price list
 
     seen: dict[str, ModelSettings] = {}
     for stage in pipeline.stages:

@@ -74,23 +74,32 @@ class Step(BaseModel):
 
 
 class Message(BaseModel):
-    """One message of a conversation: a user turn, an assistant turn, or a tool result.
+    """One message of a conversation: a system, user or assistant message, or a tool result.
 
     An assistant turn has an ``answer`` as a record has (calls, possibly none, or a text) with the
     ids of its calls, and optionally a CoT and its training ``target``; a tool result has the
-    ``call_id`` of the call it answers and the result as ``content``; a user turn has ``content``.
+    ``call_id`` of the call it answers and the result as ``content``; a system or user message has
+    ``content``. What the reader keeps so that an export gives the input back (docs/reading.md):
+    ``content`` of an assistant turn that calls is the text it wrote beside its calls; ``parts`` is
+    content given as a list of parts (text, images, ...), as given, ``content`` being its text;
+    ``refusal`` an assistant's refusal (its answer, as text); ``observation`` a ShareGPT
+    observation that answered several calls at once, on the first of the results it was split
+    into. Call ids are texts or numbers, as given (see conversation.id_key).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["user", "assistant", "tool"]
+    role: Literal["user", "assistant", "tool", "system"]
     content: str | None = None
     answer: list[FunctionCall] | str | None = None
-    call_ids: list[str] = Field(default_factory=list)
+    call_ids: list[Any] = Field(default_factory=list)
     cot: str | None = None
     target: str | None = None
-    call_id: str | None = None
+    call_id: Any = None
     name: str | None = None
+    parts: list[Any] | None = None
+    refusal: str | None = None
+    observation: str | None = None
 
 
 class Record(BaseModel):

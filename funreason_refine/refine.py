@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from pydantic import BaseModel
 
 from funreason_refine.calls import same_calls
-from funreason_refine.conversation import cut_before, focus, store, turn_count
+from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
 from funreason_refine.judge.client import JudgeCallError
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.memo import Memo
@@ -110,10 +110,11 @@ class Refinement:
 
     def __init__(self, record: Record, stages: list[PipelineStage]):
         self.trail: list[Step] = []
-        self.record = record.model_copy(update={"trail": self.trail})
+        # a conversation gets its own copy of its messages, which store() writes in place
+        self.record = owned(record).model_copy(update={"trail": self.trail})
         self.conversation = record.is_conversation
         self.stages = stages if self.conversation else [s for s in stages if not s.stage.conversations_only]
-        self.turns = turn_count(record)
+        self.turns = turn_count(self.record)
         self.finished: Finished | None = None
         self.rewrite: Rewrite | None = None  # set when the current stage's generator must rewrite a field
         if self.conversation:

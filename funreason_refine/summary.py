@@ -154,11 +154,14 @@ def _join(a: list[str], b: list[str]) -> list[str]:
 class JudgeSection(JudgeUsage):
     """The ``judge`` section: the run's models and their use, per stage and per server."""
 
-    optional_keys = ("generator", "endpoints", "batches")
+    optional_keys = ("generator", "tokens_counted_locally", "endpoints", "batches")
 
     model: str | None = Field(None, description="the [judge] model (None: rules only)")
     generator: str | None = Field(None, description="the models that rewrote fields, comma-separated")
     per_stage: dict[str, JudgeUsage] = Field(default_factory=dict, description="the same figures per stage")
+    tokens_counted_locally: dict[str, int] | None = Field(
+        None, description="per model, the calls whose tokens were counted here because its server reported no usage"
+    )
     endpoints: dict[str, list[ServerStats]] | None = Field(None, description="per model, its servers")
     batches: dict[str, int] | None = Field(None, description="provider batch jobs: submitted, in progress, done")
     notes: list[str] = Field(default_factory=list, description="what the figures leave out (unpriced models)")
@@ -172,6 +175,7 @@ class JudgeSection(JudgeUsage):
             model=self.model or other.model,
             generator=self.generator or other.generator,
             per_stage={s: self.per_stage.get(s, JudgeUsage()) + other.per_stage.get(s, JudgeUsage()) for s in stages},
+            tokens_counted_locally=_add_models(self.tokens_counted_locally, other.tokens_counted_locally),
             endpoints=_add_endpoints(self.endpoints, other.endpoints),
             batches=dict(Counter(self.batches or {}) + Counter(other.batches or {})) or None,
             notes=_join(self.notes, other.notes),
@@ -180,6 +184,11 @@ class JudgeSection(JudgeUsage):
     def usage(self) -> JudgeUsage:
         """The run's totals, without the per-stage and per-server breakdowns."""
         return JudgeUsage.model_validate({k: getattr(self, k) for k in JudgeUsage.model_fields})
+
+
+def _add_models(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int] | None:
+    """Counts per model as one, by model name (as the run writes them); None when neither has any."""
+    return dict(sorted((Counter(a or {}) + Counter(b or {})).items())) or None
 
 
 def _add_endpoints(

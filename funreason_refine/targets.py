@@ -28,14 +28,30 @@ HERMES_SYSTEM = (
 
 def own_system(system: str | None) -> str | None:
     """A system prompt without the tool-calling instructions our exports add (FunReason's, Hermes'):
-    the conversation's own, or None."""
+    the conversation's own (as it was, when it has none of them), or None."""
     if not system:
         return None
-    for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM):
-        at = system.find(instructions[:60])
-        if at != -1:
-            system = system[:at]
-    return system.strip() or None
+    found = [at for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM) if (at := system.find(instructions[:60])) != -1]
+    return system[: min(found)].strip() or None if found else system
+
+
+PART_SEPARATOR = "\n"
+"""Between the texts of a message's content parts in the text the stages read (the parts themselves
+are kept and written back as they were given)."""
+
+
+def parts_text(parts: list[Any]) -> str:
+    """The text of content parts: their texts (plain strings, text and refusal parts) joined by PART_SEPARATOR."""
+    texts = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict):
+            kind = part.get("type", "text")
+            text = part.get(kind) if kind in ("text", "refusal") else None
+            if isinstance(text, str):
+                texts.append(text)
+    return PART_SEPARATOR.join(texts)
 
 
 _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL | re.IGNORECASE)
@@ -81,6 +97,12 @@ def tools_from_system(system: str) -> list[dict[str, Any]] | None:
 
 def calls_from_text(text: str) -> list[FunctionCall] | None:
     """Calls written as Hermes <tool_call> blocks or as the paper's [func(...)] list; None if neither."""
+    return calls_in_text(text)[0]
+
+
+def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
+    """(calls, the text beside them) of a text that writes calls as Hermes <tool_call> blocks or as the
+    paper's [func(...)] list (the whole text, so nothing beside it); (None, text) if neither."""
     blocks = _TOOL_CALL.findall(text)
     if blocks:
         calls = []
@@ -92,14 +114,14 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
                     name=obj["name"], arguments=json.loads(arguments) if isinstance(arguments, str) else arguments
                 )
             )
-        return calls
+        return calls, _TOOL_CALL.sub("", text)
     stripped = text.strip()
     if stripped.startswith("["):
         try:
-            return parse_calls(stripped)
+            return parse_calls(stripped), ""
         except CallSyntaxError:
-            return None
-    return None
+            return None, text
+    return None, text
 
 
 def render_target(record: Record, calls_text: str | None = None) -> str:

@@ -1,9 +1,14 @@
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.hub.fake_hub import FakeHub
 
 # Installed third-party plugins must never change what the project's own tests see,
 # here or in the worker processes a run may spawn (they inherit the environment).
@@ -12,6 +17,18 @@ os.environ["FUNREASON_REFINE_NO_PLUGINS"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "examples" / "quickstart"
+
+# No test reaches the Hugging Face Hub. huggingface_hub reads HF_ENDPOINT once, when it is imported (and
+# sends a request there as it builds its first headers), so it is set here, before any test imports it, to
+# a local stand-in of the Hub's API that the Hub tests use (tests/hub/). HF_HOME is a fresh folder, so that
+# no saved token or cache of the person running the tests is used, and no token comes from the environment.
+FAKE_HUB = FakeHub().start()
+os.environ["HF_ENDPOINT"] = FAKE_HUB.url
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="funreason-hf-home-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], True)
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.pop(_name, None)
 
 
 def write_jsonl(path: Path, rows) -> Path:

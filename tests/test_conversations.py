@@ -156,7 +156,7 @@ def test_without_a_format_each_record_is_read_in_its_own(tmp_path):
     [
         (
             [{"role": "user", "content": "hi"}, {"role": "robot", "content": "beep"}],
-            "messages[1]",
+            "messages[1].role",
             "unknown role 'robot'",
         ),
         (
@@ -166,8 +166,8 @@ def test_without_a_format_each_record_is_read_in_its_own(tmp_path):
         ),
         (
             [{"role": "assistant", "content": "hi"}, {"role": "user", "content": "?"}],
-            "messages",
-            "no user message before",
+            "messages[0]",
+            "an assistant turn before any user message",
         ),
         ([{"role": "user", "content": "hi"}, "oops"], "messages[1]", "must be an object"),
         ([{"role": "user", "content": "hi"}, 7], "messages[1]", "must be an object"),
@@ -355,3 +355,40 @@ def test_a_judged_conversation_shows_the_judge_each_turn_with_the_conversation_b
     assert [(s["stage"], s["turn"]) for s in corrected] == [("function_params", 4)]
     assert kept["messages"][-1]["answer"] == [{"name": "get_forecast", "arguments": {"city": "Bergen", "days": 2}}]
     assert kept["messages"][-1]["target"].endswith('[get_forecast(city="Bergen", days=2)]')
+
+
+# --- long conversations --------------------------------------------------------------------------
+
+
+def long_conversation(exchanges):
+    """``exchanges`` times: a user asks, the assistant calls, the result comes, the assistant answers."""
+    messages = []
+    for n in range(exchanges):
+        messages += [
+            {"role": "user", "content": f"Weather in city{n}?"},
+            {"role": "assistant", "content": None, "tool_calls": [call(f"c{n}", "get_weather", city=f"city{n}")]},
+            result(f"c{n}", "sunny"),
+            {"role": "assistant", "content": "Sunny."},
+        ]
+    return {"id": "long", "tools": TOOLS, "messages": messages}
+
+
+def test_each_turn_of_a_long_conversation_costs_the_same_however_long_it_is(tmp_path, monkeypatch):
+    """The layout of a conversation (where its turns are, what they ask, which turns use each call id)
+    is worked out once per refinement, not once per turn: 16 s for 10,000 messages before, 1.4 s after."""
+    from funreason_refine import conversation
+    from funreason_refine.refine import refine_record
+
+    (record,) = read(tmp_path, [long_conversation(100)])
+    (tmp_path / "p.toml").write_text('[input]\npath = "r.jsonl"\nformat = "openai"\n')
+    stages = load_pipeline(tmp_path / "p.toml").stages
+    worked_out = []
+    real = conversation.Layout.of
+    monkeypatch.setattr(conversation.Layout, "of", classmethod(lambda cls, m: worked_out.append(len(m)) or real(m)))
+    finished = refine_record(record, stages)
+    assert finished.outcome == "kept" and {s["turn"] for s in json.loads(finished.written().line)["trail"]} == set(
+        range(200)
+    )
+    assert worked_out == [400]
+    # the refinement wrote into its own copy: the record read is as it was
+    assert all(m.target is None for m in record.messages) and all(m.target for m in finished.record.messages[1::2])

@@ -6,7 +6,7 @@ import pytest
 
 from funreason_refine.plugin_manager import get_plugin_manager, stage_registry
 from funreason_refine.testing import check, make_record
-from tests.conftest import REPO
+from tests.conftest import FAKE_HUB, REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 # docs/plugins.md's pipelines name stages of a plugin; tests/test_plugin_docs.py runs its examples.
@@ -73,6 +73,9 @@ def test_the_pipeline_examples_load(example, tmp_path):
     head, tables = ("", example) if example.lstrip().startswith("[") else example.split("\n[", 1)
     tables = tables if tables.startswith("[") else "[" + tables
     extra = "" if "[input]" in example else '[input]\npath = "records.jsonl"\n[output]\ndir = "run"\n'
+    for repo_id, file in re.findall(r'"hf://datasets/([^/"@]+/[^/"@]+)(?:@[^/"]*)?/([^"]+)"', example):
+        # a dataset on the Hub: this one, on the tests' local stand-in of the Hub (tests/hub/fake_hub.py)
+        FAKE_HUB.dataset(repo_id, {file: (REPO / "examples/quickstart/records.jsonl").read_bytes()})
     (tmp_path / "p.toml").write_text(head + "\n" + extra + tables)
     assert load_pipeline(tmp_path / "p.toml").stages
 

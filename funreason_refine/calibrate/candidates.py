@@ -19,6 +19,7 @@ from typing import Any
 
 from funreason_refine.calibrate.golden import GoldenInput
 from funreason_refine.errors import ConfigError
+from funreason_refine.judge_swap import split_model
 
 RULES_ONLY = "rules only"
 PIPELINE_JUDGES = "pipeline judges"
@@ -121,8 +122,8 @@ def build(
         own = data["judge"].get("model") if isinstance(data.get("judge"), dict) else None
         judges.append((str(own or PIPELINE_JUDGES), None))
     for given in judge_models:
-        if given not in [name for name, _ in judges]:
-            judges.append((given, given))
+        if given not in [name for name, _ in judges] + [model for _, model in judges]:
+            judges.append((split_model(given)[0], given))  # named by the model, not the URL it is served at
     variants: list[tuple[str, Path | None]] = [(PIPELINE_PROMPTS, None)] + [(p.name, p) for p in prompt_dirs]
     out = [_rules_only(data, registered)]
     for name, model in judges:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from funreason_refine.cli import cost, distributed, listings, reports, run, selfrefine, trust  # noqa: F401 (they register)
+from funreason_refine.cli import cost, distributed, hub, listings, reports, run, selfrefine, trust  # noqa: F401 (they register)
 from funreason_refine.cli.app import err, main
 
 __all__ = ["main"]

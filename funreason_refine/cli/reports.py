@@ -131,27 +131,39 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     "--output",
     "output",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
     help="JSONL file, or .parquet for Parquet.",
+)
+@click.option(
+    "--hub-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a dataset folder for the Hugging Face Hub here: the kept records (Parquet), the discarded ones, "
+    "and a README.md dataset card (see docs/hub.md).",
 )
 @click.option(
     "--allow-partial",
     is_flag=True,
-    help="Read a run that is not finished (interrupted, or still being written): the records it has finished, "
-    "with a warning. Without it such a folder is refused.",
+    help="Export (-o) a run that is not finished (interrupted, or still being written): the records it has "
+    "finished, with a warning. Without it such a folder is refused.",
 )
-def export(run_dir: Path, fmt: str, output: Path, allow_partial: bool) -> None:
-    """Write RUN_DIR's kept records as training data."""
+def export(run_dir: Path, fmt: str, output: Path | None, hub_dir: Path | None, allow_partial: bool) -> None:
+    """Write RUN_DIR's kept records as training data (-o FILE), or as a dataset folder (--hub-dir DIR)."""
     from funreason_refine.export import export_reviewed
 
-    result = export_reviewed(run_dir, fmt, output, allow_partial)
-    out.print(
-        f"wrote {result.written} records to {output}"
-        + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else ""),
-        markup=False,
-        highlight=False,
-    )
-    if result.describe():
-        out.print(result.describe(), highlight=False, markup=False)
-    for warning in [*result.warnings, *filter(None, [result.partial_warning()])]:
-        warn(warning)
+    if output is None and hub_dir is None:
+        raise click.UsageError("give -o FILE, --hub-dir DIR, or both")
+    if output is not None:
+        result = export_reviewed(run_dir, fmt, output, allow_partial)
+        out.print(
+            f"wrote {result.written} records to {output}"
+            + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else ""),
+            markup=False,
+            highlight=False,
+        )
+        if result.describe():
+            out.print(result.describe(), highlight=False, markup=False)
+        for warning in [*result.warnings, *filter(None, [result.partial_warning()])]:
+            warn(warning)
+    if hub_dir is not None:
+        from funreason_refine.cli.hub import hub_folder
+
+        hub_folder(run_dir, fmt, hub_dir)

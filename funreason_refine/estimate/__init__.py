@@ -31,7 +31,7 @@ from funreason_refine.estimate.probe import FirstCalls, cached_answer, open_cach
 from funreason_refine.estimate.records import EstimateInput
 from funreason_refine.estimate.sums import CallSums
 from funreason_refine.estimate.tokens import TokenCounter
-from funreason_refine.judge.client import _litellm
+from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Price, price_of
 
 
@@ -72,7 +72,7 @@ def estimate(
     per call, else what the answer cache knows, else an assumption that the estimate states."""
     if pipeline.judging is None:
         raise ConfigError([f"{pipeline.path}: no stage asks a model; a rules-only run costs nothing to estimate"])
-    counter = TokenCounter(_litellm())
+    counter = TokenCounter(load_litellm())
     records = EstimateInput(pipeline, sample)
     written = output_tokens or DEFAULT_OUTPUT_TOKENS
     if probes:
@@ -156,7 +156,7 @@ def _result(
 ) -> Estimate:
     assert pipeline.judging is not None
     answers, assumptions = _answers(sums, output_tokens)
-    litellm = _litellm()
+    litellm = load_litellm()
     prices: dict[str, Price | None] = {model: price_of(litellm, settings) for model, settings in sums.priced.items()}
     tally = sums.tally(answers, prices)
     scale = records / sampled if sampled else 0.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from funreason_refine.conversation import focus, turn_count
+from funreason_refine.conversation import focus, owned, turn_count
 from funreason_refine.judge.client import Answer, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.judge.settings import GenerateSettings, ModelSettings
@@ -90,8 +90,9 @@ async def record_calls(record: Record, stages: list[PipelineStage], runner: DryR
         return RecordCalls(rules, rules)
     runner.dry.log = []
     judged = [s for s in stages if s.judge is not None and (record.is_conversation or not s.stage.conversations_only)]
-    for turn in range(turn_count(record)):
-        shown = focus(record, turn) if record.is_conversation else record
+    own = owned(record)  # its layout worked out once, not once per turn
+    for turn in range(turn_count(own)):
+        shown = focus(own, turn) if record.is_conversation else record
         for stage in judged:
             assert stage.judge is not None
             await runner.ask(stage.judge, stage.name, shown)

@@ -17,6 +17,7 @@ from funreason_refine.config import Pipeline
 from funreason_refine.engine import Progress, RunResult, run_pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.executors.layout import MARKER, Shard, is_sharded, split_of
+from funreason_refine.hub.paths import HubPath
 from funreason_refine.readers.parts import Part, split_input
 from funreason_refine.run_folder import FILES
 from funreason_refine.summary import Summary
@@ -53,7 +54,7 @@ def run_shard(
 def shard_part(pipeline: Pipeline, shard: Shard) -> Part:
     """The part of the pipeline's input that ``shard`` refines."""
     path = pipeline.input.path
-    if not path.is_file():
+    if not isinstance(path, HubPath) and not path.is_file():  # a Hub input's files were listed when it was pinned
         raise RefineError(f"input file not found: {path}. Check [input] path in the pipeline file.")
     return split_input(path, shard.number, shard.count, pipeline.input.max_record_bytes)
 

@@ -22,7 +22,7 @@ from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES
 from funreason_refine.run_state import FolderState, finished_records, outcome_lines, readable_state
 
-__all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "to_row"]
+__all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "restorable", "to_row"]
 
 
 @dataclass
@@ -60,7 +60,7 @@ class ExportResult:
         )
 
 
-def _restorable(line: dict[str, Any], fmt: str) -> str | None:
+def restorable(line: dict[str, Any], fmt: str) -> str | None:
     """Why a record a person restored cannot be written as training data, or None."""
     if line.get("answer") is None:
         return "its answer could not be read"
@@ -90,7 +90,7 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult, decisions: Decision
         if decisions.on(line, Outcome.DISCARDED):
             current.add(line["index"])
         if decisions.wrong(line, Outcome.DISCARDED):
-            problem = _restorable(line, fmt)
+            problem = restorable(line, fmt)
             if problem:
                 result.unexportable.append(f"record {line['index']} (id {line.get('id')}): {problem}")
             else:
@@ -126,9 +126,12 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> int:
     return export_reviewed(run_dir, fmt, out).written
 
 
-def export_reviewed(run_dir: Path, fmt: str, out: Path, allow_partial: bool = False) -> ExportResult:
+def export_reviewed(
+    run_dir: Path, fmt: str, out: Path, allow_partial: bool = False, dataset_info: bool = True
+) -> ExportResult:
     """As export_run, and say what the review's decisions (overrides.jsonl) changed. A folder that is not a
-    finished run is refused (PartialRun) unless ``allow_partial``: then the result's ``partial`` says so."""
+    finished run is refused (PartialRun) unless ``allow_partial``: then the result's ``partial`` says so.
+    ``dataset_info``: for sharegpt, write LLaMA-Factory's dataset_info.json beside ``out``."""
     run_dir, out = Path(run_dir), Path(out)
     state = readable_state(run_dir, "export", allow_partial, offer_partial=True)
     decisions = read_decisions(run_dir)
@@ -136,6 +139,6 @@ def export_reviewed(run_dir: Path, fmt: str, out: Path, allow_partial: bool = Fa
     result.written = write_rows(out, _rows(_reviewed(run_dir, fmt, result, decisions), fmt), fmt)
     if result.partial is not None:
         result.finished = finished_records(run_dir)
-    if fmt == "sharegpt":
+    if fmt == "sharegpt" and dataset_info:
         write_dataset_info(out)
     return result

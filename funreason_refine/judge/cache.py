@@ -75,6 +75,13 @@ class AnswerCache:
         hit = self.get(old) if old is not None else None
         return hit, hit is not None
 
+    def recall(self, key: str, old_key: Callable[[], str | None]) -> Cached | None:
+        """The answer under ``key``, or under ``old_key()`` (:meth:`find`), then kept under ``key`` too."""
+        hit, under_old_key = self.find(key, old_key)
+        if hit is not None and under_old_key:
+            self.put(key, hit)
+        return hit
+
     def put(self, key: str, answer: Cached) -> None:
         """Keep an answer: written within half a second in an event loop (or by :meth:`write`, :meth:`close`),
         at once outside one."""

@@ -45,9 +45,9 @@ class JudgeOutage(RefineError):
         self.seconds = seconds
         self.last_error = last_error
         super().__init__(
-            f"judge {model}: no server answered for {seconds:.0f} s (outage_timeout), tried "
-            f"{', '.join(servers)}; last error: {last_error}. Everything finished is saved: bring a server "
-            "back (or point api_base at one that answers) and run the same command again to go on"
+            f"judge {model}: {last_error}; no server answered for {seconds:.0f} s (outage_timeout; tried "
+            f"{', '.join(servers)}). Everything finished is saved: fix that (or point api_base at a server that "
+            "answers) and run the same command again to go on"
         )
 
 
@@ -135,7 +135,7 @@ class ServerPool:
         """True while no server is in rotation."""
         return all(s.resting_until is not None for s in self.servers)
 
-    def has_other(self, server: Server) -> bool:
+    def has_other(self, server: Server | None) -> bool:
         """True when a call that failed on ``server`` can go to another server in rotation."""
         return any(s is not server and s.resting_until is None for s in self.servers)
 
@@ -175,7 +175,7 @@ class ServerPool:
     def _check_outage(self, now: float) -> None:
         if self._down_since is not None and now - self._down_since >= self.outage_timeout:
             self.outage = JudgeOutage(
-                self.model, [s.label for s in self.servers], now - self._down_since, self.last_error or "none"
+                self.model, [s.label for s in self.servers], now - self._down_since, self.last_error or "no error seen"
             )
             self._wake(everyone=True)
             raise self.outage
@@ -245,7 +245,7 @@ class ServerPool:
             server.answered_at = time.monotonic()
         else:
             server.errors += 1
-            self.last_error = f"{error} (at {server.label})"
+            self.last_error = error
         if outcome in ("failing", "down"):
             self._failed(server, outcome)
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
 BURST_SECONDS = 0.1
 """A bucket holds a tenth of a second's worth, so calls leave evenly spaced at the rate: a server
@@ -90,12 +89,3 @@ class RateLimits:
     def settle(self, extra_tokens: int) -> None:
         if self.tokens is not None:
             self.tokens.settle(extra_tokens)
-
-
-def prompt_tokens(litellm: Any, model: str, messages: list[dict[str, str]]) -> int:
-    """The prompt's tokens by LiteLLM's counter (tiktoken offline; exact enough: the charge is settled
-    from the answer's ``usage``), or a quarter of its characters when the counter fails."""
-    try:
-        return int(litellm.token_counter(model=model, messages=messages))
-    except Exception:  # an estimate must never fail a call
-        return sum(len(m.get("content") or "") for m in messages) // 4 + 4

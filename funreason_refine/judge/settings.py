@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +21,24 @@ class Prices(BaseModel):
 
 
 SERVER_KEYS = ("api_base", "endpoints")
+TWICE = "list each server once (to send it more of the calls, give it a [[judge.endpoints]] table with weight = 2)"
+
+
+def server_url(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host; ValueError saying what to write otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not a server URL; write it as http://HOST:PORT/v1 (or https://...)")
+    return url
+
+
+def _listed_twice(urls: list[str]) -> None:
+    seen: set[str] = set()
+    for url in urls:
+        same = url.rstrip("/").lower()
+        if same in seen:
+            raise ValueError(f"{url} is listed twice; {TWICE}")
+        seen.add(same)
 
 
 class Endpoint(BaseModel):
@@ -46,6 +65,11 @@ class Endpoint(BaseModel):
     @classmethod
     def _url_alone(cls, value: Any) -> Any:
         return {"api_base": value} if isinstance(value, str) else value
+
+    @field_validator("api_base")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        return server_url(value)
 
 
 class ModelSettings(BaseModel):
@@ -108,6 +132,18 @@ class ModelSettings(BaseModel):
             raise ValueError("an empty list of servers; give at least one URL")
         if value is not None and not isinstance(value, str | list):
             raise ValueError('give a URL ("http://host:8000/v1") or a list of URLs')
+        urls = [value] if isinstance(value, str) else value or []
+        if not all(isinstance(url, str) for url in urls):
+            raise ValueError('give each server as a URL in quotes ("http://host:8000/v1")')
+        for url in urls:
+            server_url(url)
+        _listed_twice(urls)
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _each_server_once(cls, value: list[Endpoint] | None) -> list[Endpoint] | None:
+        _listed_twice([e.api_base for e in value or []])
         return value
 
     @model_validator(mode="after")

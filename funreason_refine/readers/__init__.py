@@ -7,10 +7,11 @@ from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from funreason_refine.errors import InputError
-from funreason_refine.readers import bfcl, chat, xlam
+from funreason_refine.hub.paths import HubPath, is_hub_path
+from funreason_refine.readers import bfcl, openai_chat, sharegpt, xlam
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.readers.parts import Part
 from funreason_refine.readers.raw import iter_raw, parse_line, preview
@@ -18,6 +19,8 @@ from funreason_refine.record import Quarantined, Record, Source
 
 FORMATS = ("xlam", "bfcl", "openai", "sharegpt")
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
+DEFAULT_MAX_MESSAGES = 1000
+CHATS = {"openai": ("messages", openai_chat), "sharegpt": ("conversations", sharegpt)}
 
 RawItem = tuple[int, int, "dict[str, Any] | str | bytes", str]
 """(index, line or row, parsed object or error text or unparsed JSONL bytes, raw text for the quarantine file)"""
@@ -29,14 +32,14 @@ def format_of(obj: dict[str, Any]) -> str | None:
         return "xlam"
     if bfcl.looks_like(obj):
         return "bfcl"
-    if chat.looks_like_openai(obj):
+    if openai_chat.looks_like(obj):
         return "openai"
-    if chat.looks_like_sharegpt(obj):
+    if sharegpt.looks_like(obj):
         return "sharegpt"
     return None
 
 
-def detect_format(path: Path, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
+def detect_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
     """Tell the formats apart by the keys of the first readable record."""
     for line, obj, _ in iter_raw(path, max_record_bytes):
         if not isinstance(obj, dict):
@@ -60,7 +63,10 @@ class InputConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Path = Field(description="Input file: JSON array, JSONL or Parquet.")
+    path: Path | HubPath = Field(
+        description="Input file: JSON array, JSONL or Parquet; or files of a dataset on the Hugging Face Hub, "
+        "hf://datasets/ORG/NAME[@REVISION]/PATH_OR_GLOB, pinned to a commit (see hub.md)."
+    )
     format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
         None,
         description="xlam, bfcl, openai or sharegpt; when omitted, each record is read in the format its keys "
@@ -70,6 +76,17 @@ class InputConfig(BaseModel):
         None, description="BFCL ground truth; default possible_answer/<file name> beside path."
     )
     max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, ge=1024, description="Larger records are quarantined.")
+    max_messages: int = Field(
+        DEFAULT_MAX_MESSAGES,
+        ge=2,
+        description="Conversations (openai, sharegpt) with more messages are quarantined: each of their turns "
+        "is checked with the conversation before it.",
+    )
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _hub_path(cls, value: Any) -> Any:
+        return HubPath.parse(value) if is_hub_path(value) else value
 
 
 class InputStream:
@@ -78,16 +95,22 @@ class InputStream:
     @classmethod
     def open(cls, config: InputConfig) -> InputStream:
         """The stream an ``[input]`` table describes."""
-        return cls(config.path, config.format, config.answers, config.max_record_bytes)
+        return cls(config.path, config.format, config.answers, config.max_record_bytes, config.max_messages)
 
     def __init__(
-        self, path: Path, fmt: str | None, answers: Path | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+        self,
+        path: Path | HubPath,
+        fmt: str | None,
+        answers: Path | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
     ):
-        if not path.is_file():
+        if not isinstance(path, HubPath) and not path.is_file():
             raise InputError(f"input file not found: {path}. Check [input] path in the pipeline file.")
         self.path = path
         self.name = str(path)
         self.max_record_bytes = max_record_bytes
+        self.max_messages = max_messages
         self.format = fmt or detect_format(path, max_record_bytes)
         # Without a format in the pipeline, each record is read in the format its keys say (a file may
         # mix xLAM rows and chat conversations); BFCL questions need their answer file: a whole file.
@@ -96,20 +119,22 @@ class InputStream:
         self.count = 0  # input records seen so far (of the part read), skipped ones included
         self._answers: dict[str, Any] = {}
         if self.format == "bfcl":
-            self._answers = bfcl.load_answers(answers or bfcl.default_answers_path(path))
+            self._answers = _bfcl_answers(path, answers)
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
         if fmt == "bfcl":
             return bfcl.to_record(obj, source, index, self._answers)
-        if fmt == "openai":
-            if not chat.looks_like_openai(obj):
-                raise FieldError("messages", "missing field 'messages' (a list of chat messages)")
-            return chat.openai_record(obj, source, index)
-        if fmt == "sharegpt":
-            if not chat.looks_like_sharegpt(obj):
-                raise FieldError("conversations", "missing field 'conversations' (a list of turns)")
-            return chat.sharegpt_record(obj, source, index)
+        if fmt in CHATS:
+            key, reader = CHATS[fmt]
+            if not reader.looks_like(obj):
+                raise FieldError(key, f"missing field {key!r} (a list of chat messages)")
+            if len(obj[key]) > self.max_messages:
+                raise FieldError(
+                    key,
+                    f"{key}: {len(obj[key])} messages, over the limit of {self.max_messages} ([input] max_messages)",
+                )
+            return reader.to_record(obj, source, index)
         return xlam.to_record(obj, source, index)
 
     def raw_items(
@@ -157,6 +182,16 @@ class InputStream:
     ) -> Iterator[Record | Quarantined]:
         for item in self.raw_items(skip, limit, on_bytes):
             yield self.convert(item)
+
+
+def _bfcl_answers(path: Path | HubPath, answers: Path | None) -> dict[str, Any]:
+    if answers is not None:
+        return bfcl.load_answers(answers)
+    if isinstance(path, HubPath):  # possible_answer/ beside it in the same dataset, at the same commit
+        from funreason_refine.hub.reader import bfcl_answers
+
+        return bfcl_answers(path)
+    return bfcl.load_answers(bfcl.default_answers_path(path))
 
 
 def _dump(obj: Any) -> str:

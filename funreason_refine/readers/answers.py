@@ -138,6 +138,9 @@ def parse_tools(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
     return FrozenList(out)
 
 
+_CALL_FIELDS = ("name", "arguments")
+
+
 def parse_call(raw: Any, where: str) -> FunctionCall:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} is not an object")
@@ -146,6 +149,10 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
         raise ValueError(f"{where} has no function name")
     if "arguments" not in raw:
         raise ValueError(f"{where} ({name}) has no 'arguments'")
+    if len(raw) > 2:  # a field beside name and arguments would be lost
+        unread = next((k for k, v in raw.items() if k not in _CALL_FIELDS and v not in (None, "", [], {})), None)
+        if unread is not None:
+            raise ValueError(f"{where}.{unread}: a field of a call that is not read (it would be lost)")
     arguments = raw["arguments"]
     if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
         try:

@@ -7,6 +7,7 @@ possible_answers.py). The answer file is indexed by id in memory: BFCL answer fi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +31,21 @@ def load_answers(path: Path) -> dict[str, Any]:
             f"BFCL ground truth not found: {path}. Put the possible_answer file there "
             f'(BFCL\'s layout) or name it with [input] answers = "...".'
         )
-    answers: dict[str, Any] = {}
     with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                answers[str(obj["id"])] = obj["ground_truth"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InputError(
-                    f"{path}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})"
-                ) from None
+        return read_answers(fh, str(path))
+
+
+def read_answers(lines: Iterable[bytes], name: str) -> dict[str, Any]:
+    """The ground truth of a possible_answer file, by id, from its lines (``name`` for messages)."""
+    answers: dict[str, Any] = {}
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            answers[str(obj["id"])] = obj["ground_truth"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{name}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})") from None
     return answers
 
 

@@ -11,13 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from funreason_refine.hub.paths import HubPath
 from funreason_refine.readers.raw import READ_BUFFER, Part, detect_container, is_record_line, iter_raw
 
 
-def split_input(path: Path, number: int, count: int, max_record_bytes: int) -> Part:
+def split_input(path: Path | HubPath, number: int, count: int, max_record_bytes: int) -> Part:
     """Part ``number`` (0-based) of ``count`` of the input file at ``path``."""
     if not 0 <= number < count:
         raise ValueError(f"shard {number} of {count} does not exist: shards are numbered 0 to {count - 1}")
+    if isinstance(path, HubPath):  # its files, split as one input (hub/reader.py)
+        from funreason_refine.hub.reader import split_hub
+
+        return split_hub(path, number, count, max_record_bytes)
     container = detect_container(path)
     size = path.stat().st_size
     if container == "jsonl":
@@ -34,11 +39,16 @@ def split_input(path: Path, number: int, count: int, max_record_bytes: int) -> P
 
 def _jsonl_part(path: Path, number: int, count: int, size: int, max_record_bytes: int) -> Part:
     with path.open("rb", buffering=READ_BUFFER) as fh:
-        start = _line_start(fh, number * size // count, size)
-        end = _line_start(fh, (number + 1) * size // count, size)
-        fh.seek(0)
-        lines_before, records_before = _count(fh, start, max_record_bytes)
-        _, records = _count(fh, end - start, max_record_bytes)
+        return jsonl_part(fh, number, count, size, max_record_bytes)
+
+
+def jsonl_part(fh: Any, number: int, count: int, size: int, max_record_bytes: int) -> Part:
+    """As _jsonl_part, from an open binary file of ``size`` bytes that seeks."""
+    start = _line_start(fh, number * size // count, size)
+    end = _line_start(fh, (number + 1) * size // count, size)
+    fh.seek(0)
+    lines_before, records_before = _count(fh, start, max_record_bytes)
+    _, records = _count(fh, end - start, max_record_bytes)
     return Part(number, count, records_before, records, size, lines_before + 1, start, end)
 
 

@@ -17,8 +17,10 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
-from pathlib import Path
-from typing import Any, BinaryIO
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from funreason_refine.hub.paths import HubPath
 
 RawLine = tuple[int, "dict[str, Any] | str | bytes", str]
 """(line or row, parsed object or error message or unparsed JSONL bytes, raw text for the quarantine file)"""
@@ -46,6 +48,22 @@ class Part:
         return asdict(self)
 
 
+class LineFile(Protocol):
+    """What the JSONL reader asks of a file: a local file, or the files of an hf:// input joined (hub/reader.py)."""
+
+    def seek(self, offset: int, /) -> int: ...
+
+    def readline(self) -> bytes: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+class ChunkFile(Protocol):
+    """What the JSON array reader asks of a file: chunks of bytes."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 RAW_PREVIEW = 2000
 OnBytes = Callable[[int], None] | None
 """Told how many bytes of the file were read, for progress."""
@@ -57,22 +75,35 @@ def preview(text: str) -> str:
 
 def detect_container(path: Path) -> str:
     """``jsonl``, ``json`` (an array) or ``parquet``, from the suffix, else from the first byte."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return "parquet"
-    if suffix in {".jsonl", ".ndjson"}:
-        return "jsonl"
+    found = container_of_name(path.name)
+    if found is not None:
+        return found
     with path.open("rb") as fh:
-        head = fh.read(4096).lstrip(codecs.BOM_UTF8).lstrip()
+        return container_of_head(fh.read(4096))
+
+
+def container_of_name(name: str) -> str | None:
+    """The container a file's suffix says, or None (then its first bytes say: container_of_head)."""
+    suffix = PurePosixPath(name).suffix.lower()
+    return {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix)
+
+
+def container_of_head(head: bytes) -> str:
+    head = head.lstrip(codecs.BOM_UTF8).lstrip()
     if head.startswith(b"PAR1"):
         return "parquet"
     return "json" if head.startswith(b"[") else "jsonl"
 
 
 def iter_raw(
-    path: Path, max_record_bytes: int, on_bytes: OnBytes = None, parse: bool = True, part: Part | None = None
+    path: Path | HubPath, max_record_bytes: int, on_bytes: OnBytes = None, parse: bool = True, part: Part | None = None
 ) -> Iterator[RawLine]:
     """The items of the file, or of one ``part`` of it (a shard: see parts.py)."""
+    if isinstance(path, HubPath):  # an hf:// input: its files, read through the Hub's file system
+        from funreason_refine.hub.reader import iter_hub
+
+        yield from iter_hub(path, max_record_bytes, on_bytes, parse, part)
+        return
     container = detect_container(path)
     if container == "parquet":
         yield from _iter_parquet(path, part)
@@ -112,22 +143,36 @@ def _iter_jsonl(
 ) -> Iterator[RawLine]:
     """The lines from byte ``start`` (a line's start, numbered ``first_line``) to ``end`` (a line's start)."""
     with path.open("rb", buffering=READ_BUFFER) as fh:
+        yield from iter_jsonl_file(fh, max_record_bytes, on_bytes, parse, start, end, first_line)
+
+
+def iter_jsonl_file(
+    fh: LineFile,
+    max_record_bytes: int,
+    on_bytes: OnBytes,
+    parse: bool,
+    start: int = 0,
+    end: int | None = None,
+    first_line: int = 1,
+) -> Iterator[RawLine]:
+    """As _iter_jsonl, from an open binary file (one that seeks, when ``start`` is given)."""
+    if start:
         fh.seek(start)
-        lines = fh if end is None else _lines_before(fh, end - start)
-        for lineno, line in enumerate(lines, first_line):
-            if on_bytes is not None:
-                on_bytes(len(line))
-            if len(line) > max_record_bytes:
-                yield (
-                    lineno,
-                    f"record is {len(line)} bytes, over the limit of {max_record_bytes} ([input] max_record_bytes)",
-                    preview(line[:RAW_PREVIEW].decode("utf-8", "replace")),
-                )
-            elif is_record_line(line, max_record_bytes):
-                yield parse_line(lineno, line) if parse else (lineno, line, "")
+    lines = fh if end is None else _lines_before(fh, end - start)
+    for lineno, line in enumerate(lines, first_line):
+        if on_bytes is not None:
+            on_bytes(len(line))
+        if len(line) > max_record_bytes:
+            yield (
+                lineno,
+                f"record is {len(line)} bytes, over the limit of {max_record_bytes} ([input] max_record_bytes)",
+                preview(line[:RAW_PREVIEW].decode("utf-8", "replace")),
+            )
+        elif is_record_line(line, max_record_bytes):
+            yield parse_line(lineno, line) if parse else (lineno, line, "")
 
 
-def _lines_before(fh: BinaryIO, size: int) -> Iterator[bytes]:
+def _lines_before(fh: LineFile, size: int) -> Iterator[bytes]:
     """The lines of the next ``size`` bytes (which end at a line's end)."""
     while size > 0:
         line = fh.readline()
@@ -168,13 +213,21 @@ def _iter_json_array(path: Path, max_record_bytes: int, on_bytes: OnBytes) -> It
     """The elements of a file holding one JSON array, one at a time; a problem that makes the rest of
     the file unreadable is reported once, naming the line, and reading stops."""
     with path.open("rb") as fh:
-        reader = _ArrayReader(fh, max_record_bytes, on_bytes)
-        try:
-            yield from reader.elements()
-        except _Unreadable as stop:
-            yield stop.item
-        except UnicodeDecodeError as exc:
-            yield reader.line, f"not valid UTF-8 ({exc.reason}); the rest of the file was not read", ""
+        yield from iter_json_array_file(fh, max_record_bytes, on_bytes)
+
+
+def iter_json_array_file(
+    fh: ChunkFile, max_record_bytes: int, on_bytes: OnBytes, first_line: int = 1
+) -> Iterator[RawLine]:
+    """As _iter_json_array, from an open binary file whose first line is numbered ``first_line``."""
+    reader = _ArrayReader(fh, max_record_bytes, on_bytes)
+    reader.line = first_line
+    try:
+        yield from reader.elements()
+    except _Unreadable as stop:
+        yield stop.item
+    except UnicodeDecodeError as exc:
+        yield reader.line, f"not valid UTF-8 ({exc.reason}); the rest of the file was not read", ""
 
 
 class _Unreadable(Exception):
@@ -191,7 +244,7 @@ class _ArrayReader:
     buffer of the file's next megabytes and decodes one element at a time from it.
     """
 
-    def __init__(self, fh: BinaryIO, max_record_bytes: int, on_bytes: OnBytes):
+    def __init__(self, fh: ChunkFile, max_record_bytes: int, on_bytes: OnBytes):
         self.fh = fh
         self.limit = max_record_bytes
         self.on_bytes = on_bytes

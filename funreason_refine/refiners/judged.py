@@ -53,8 +53,7 @@ class JudgedRefiner(Refiner):
         if self.client is None:
             return None
         return {
-            **self.client.total.as_dict(),
-            "per_stage": {stage: usage.as_dict() for stage, usage in self.client.usage.items()},
+            **self.client.used.as_dict(),  # the total's keys, per_stage (and tokens_counted_locally)
             "endpoints": self.client.endpoint_stats(),
             **({"batches": batches} if (batches := self.client.batch_counts()) else {}),
             "notes": sorted(self.client.notes),

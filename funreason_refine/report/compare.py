@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
+from funreason_refine.pages import render
 from funreason_refine.record import Outcome
 from funreason_refine.report.data import RunData
 
@@ -92,28 +92,5 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
 
 
 def render_compare_html(c: dict[str, Any]) -> str:
-    from funreason_refine.report.html import CSS
-
-    rows = "".join(
-        f"<tr><td>{escape(s['stage'])}</td><td class=n>{s['records']}</td><td class=n>{s['discarded_a']}</td>"
-        f"<td class=n>{s['discarded_b']}</td><td class=n data-key='agreement.{escape(s['stage'])}'>"
-        f"{s['agreement'] if s['agreement'] is not None else '-'}</td><td class=n data-key='kappa.{escape(s['stage'])}'>"
-        f"{s['kappa'] if s['kappa'] is not None else '-'}</td></tr>"
-        for s in c["stages"]
-    )
-    diffs = "".join(
-        f"<tr><td>{d['index']}</td><td>{escape(str(d['id']))}</td><td>{escape(d['a'])} "
-        f"{escape(str(d['reason_a'] or ''))}</td><td>{escape(d['b'])} {escape(str(d['reason_b'] or ''))}</td></tr>"
-        for d in c["disagreements"]
-    )
-    k = c["kept"]
-    return (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run comparison</title><style>{CSS}</style></head>"
-        f"<body><h1>Run comparison</h1><p>A: {escape(c['run_a'])} (judge {escape(str(c['judge_a']))})<br>"
-        f"B: {escape(c['run_b'])} (judge {escape(str(c['judge_b']))})</p><p>{c['records']} records in both; kept "
-        f"{k['a']} vs {k['b']}; agreement on kept {k['agree']}/{c['records']}, Cohen's kappa "
-        f"<span data-key='kappa.kept'>{k['kappa']}</span></p><h2>Per stage</h2><table><tr><th>stage</th>"
-        f"<th>records reaching it in both</th><th>discarded by A</th><th>discarded by B</th><th>agreement</th>"
-        f"<th>kappa</th></tr>{rows}</table><h2>Records they disagree on ({c['disagreement_count']})</h2><table><tr>"
-        f"<th>record</th><th>id</th><th>A</th><th>B</th></tr>{diffs}</table></body></html>"
-    )
+    """The comparison as one self-contained page (templates/compare.html)."""
+    return render("compare.html", **c)

@@ -4,8 +4,9 @@ without a call, and the conversation ends with an assistant turn."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
-from funreason_refine.conversation import assistant_positions
+from funreason_refine.conversation import assistant_positions, id_key, id_text, used_before
 from funreason_refine.record import Message, Record, Verdict
 from funreason_refine.stages.base import Stage
 
@@ -29,11 +30,10 @@ class ConversationStructure(Stage):
         last = turn + 1 == len(positions)
         following = len(record.messages) if last else positions[turn + 1]
         ids = record.messages[at].call_ids
-        earlier = {i for p in positions[:turn] for i in record.messages[p].call_ids}
         segment = record.messages[at + 1 : following]
         verdict = (
-            _ids(ids, earlier, turn)
-            or (_orphans(record.messages[:at], set(), "before the first assistant turn") if turn == 0 else None)
+            _ids(ids, used_before(record.messages, turn), turn)
+            or (_orphans(record.messages[:at], [], "before the first assistant turn") if turn == 0 else None)
             or _results(segment, ids, turn, last)
         )
         if verdict is None and last and segment:
@@ -41,8 +41,9 @@ class ConversationStructure(Stage):
         return verdict or Verdict.passed()
 
 
-def _ids(ids: list[str], earlier: set[str], turn: int) -> Verdict | None:
-    repeated = sorted(i for i, n in Counter(ids).items() if n > 1) + sorted(set(ids) & earlier)
+def _ids(ids: list[Any], earlier: list[Any], turn: int) -> Verdict | None:
+    counts = Counter(map(id_key, ids))
+    repeated = sorted({id_text(i) for i in ids if counts[id_key(i)] > 1}) + sorted({id_text(i) for i in earlier})
     if repeated:
         return Verdict.discard(
             "duplicate_call_id", f"turn {turn}: call id(s) {', '.join(repeated)} used more than once"
@@ -50,24 +51,29 @@ def _ids(ids: list[str], earlier: set[str], turn: int) -> Verdict | None:
     return None
 
 
-def _orphans(segment: list[Message], ids: set[str], where: str) -> Verdict | None:
-    orphans = [m.call_id or "(none)" for m in segment if m.role == "tool" and m.call_id not in ids]
+def _orphans(segment: list[Message], ids: list[Any], where: str) -> Verdict | None:
+    keys = set(map(id_key, ids))
+    orphans = [
+        "(none)" if m.call_id is None else id_text(m.call_id)
+        for m in segment
+        if m.role == "tool" and (m.call_id is None or id_key(m.call_id) not in keys)
+    ]
     if orphans:
         return Verdict.discard("result_without_call", f"tool result(s) for call id(s) {', '.join(orphans)} {where}")
     return None
 
 
-def _results(segment: list[Message], ids: list[str], turn: int, last: bool) -> Verdict | None:
+def _results(segment: list[Message], ids: list[Any], turn: int, last: bool) -> Verdict | None:
     """The messages between a turn and the next one: one result per call of the turn, nothing else.
     The last turn may end the conversation with its calls unanswered."""
-    orphan = _orphans(segment, set(ids), f"after turn {turn}, which made no such call")
+    orphan = _orphans(segment, ids, f"after turn {turn}, which made no such call")
     if orphan is not None:
         return orphan
-    answered = Counter(m.call_id for m in segment if m.role == "tool")
-    twice = sorted(i for i in ids if answered[i] > 1)
+    answered = Counter(id_key(m.call_id) for m in segment if m.role == "tool")
+    twice = sorted(id_text(i) for i in ids if answered[id_key(i)] > 1)
     if twice:
         return Verdict.discard("duplicate_result", f"turn {turn}: call(s) {', '.join(twice)} answered more than once")
-    missing = [i for i in ids if not answered[i]]
+    missing = [id_text(i) for i in ids if not answered[id_key(i)]]
     if missing and not last:
         return Verdict.discard(
             "missing_result", f"turn {turn}: call(s) {', '.join(missing)} have no result before the next assistant turn"

@@ -5,13 +5,14 @@
 
 The script gets a :class:`Request` (model, messages, the last user message as ``prompt``) and
 returns the answer text, or a :class:`Reply` for a status code, headers, a delay or a raw body
-(429 with Retry-After, 500, a truncated or garbage body, a dropped connection). Every request
-is recorded in ``server.requests``. Written on the standard library's HTTP server so that tests
-exercise LiteLLM over real HTTP with nothing else to install.
+(429 with Retry-After, 500, a truncated or garbage body, a dropped connection, an answer without
+``usage``). Every request is recorded in ``server.requests``. Written on the standard library's
+HTTP server so that tests exercise LiteLLM over real HTTP with nothing else to install.
 
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
 vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
-bucket holding ``burst`` requests, as hosted APIs meter), be killed mid-request (:meth:`FakeLLM.kill`:
+bucket holding ``burst`` requests, as hosted APIs meter), refuse bodies over ``max_body_bytes`` with
+nginx's 413 page (a proxy's body size limit in front of it), be killed mid-request (:meth:`FakeLLM.kill`:
 the port closes and open connections drop) and be started again on the same ``port``. It also
 serves the OpenAI Files and Batches endpoints (``server.batches``: testing/fake_batches.py), whose
 lines the same script answers.
@@ -56,6 +57,7 @@ class Reply:
     drop: bool = False  # close the connection without answering
     prompt_tokens: int = 10
     completion_tokens: int = 5
+    usage: bool = True  # False: the answer has no "usage" (some servers and proxies leave it out)
 
 
 Script = Callable[[Request], "str | Reply"]
@@ -103,20 +105,29 @@ def _payload(reply: Reply, model: str) -> bytes:
     if reply.status != 200:
         error = {"message": reply.text or f"status {reply.status}", "type": "fake", "code": reply.status}
         return json.dumps({"error": error}).encode()
-    return json.dumps(
-        {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}],
-            "usage": {
-                "prompt_tokens": reply.prompt_tokens,
-                "completion_tokens": reply.completion_tokens,
-                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-            },
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}],
+    }
+    if reply.usage:
+        body["usage"] = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
         }
-    ).encode()
+    return json.dumps(body).encode()
+
+
+TOO_LARGE = Reply(
+    status=413,
+    headers={"content-type": "text/html"},
+    raw=b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request "
+    b"Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+)
+"""What nginx answers a request body over its client_max_body_size."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -146,6 +157,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._batches("POST", raw)
+            return
+        if fake.max_body_bytes is not None and length > fake.max_body_bytes:
+            fake._count_too_large()
+            self._send(TOO_LARGE)
             return
         body = json.loads(raw or b"{}")
         wait = fake._over_limit()
@@ -192,9 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload = _payload(reply, model)
         self.send_response(reply.status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        for key, value in reply.headers.items():
+        headers = {"content-type": "application/json", **{k.lower(): v for k, v in reply.headers.items()}}
+        headers["content-length"] = str(len(payload))
+        for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(payload)
@@ -210,8 +225,11 @@ class FakeLLM:
         max_concurrency: int | None = None,
         max_requests_per_minute: float | None = None,
         burst: float | None = None,
+        max_body_bytes: int | None = None,
     ):
         self.script = script
+        self.max_body_bytes = max_body_bytes
+        self.too_large = 0  # 413 answers sent over max_body_bytes
         self.requests: list[Request] = []
         self.served = 0  # 200 answers sent
         self.limited = 0  # 429 answers sent over max_requests_per_minute
@@ -241,6 +259,10 @@ class FakeLLM:
             with self._lock:
                 self.limited += 1
         return wait
+
+    def _count_too_large(self) -> None:
+        with self._lock:
+            self.too_large += 1
 
     def _count_served(self) -> None:
         with self._lock:

@@ -72,7 +72,7 @@ def test_a_judge_that_cannot_be_reached_fails_alone(tmp_path):
         return Reply("no such model", status=404) if r.model == "missing" else "<judge>True</judge>"
 
     with FakeLLM(script) as server:
-        result = invoke(setup(tmp_path, server), "--judge-model", "openai/missing")
+        result = invoke(setup(tmp_path, server), "--judge-model", f"openai/missing@{server.api_base}")
     assert result.exit_code == 1
     report = json.loads((tmp_path / "cal" / "calibration.json").read_text())
     by_name = {c["name"]: c for c in report["candidates"]}

@@ -10,7 +10,7 @@ from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import ConfigError
 from funreason_refine.estimate import estimate
-from funreason_refine.judge.client import _litellm
+from funreason_refine.judge.library import load_litellm
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.chats import FORECAST as CHAT_FORECAST
 from tests.chats import calls, chat, result, user
@@ -34,7 +34,7 @@ def key(monkeypatch):
 def openai_usage(messages) -> int:
     """Prompt tokens as OpenAI documents counting them for its cl100k models: 3 a message, its role and
     content, and 3 for the reply; worked out here apart from the estimate's counter."""
-    tokens = _litellm().encode
+    tokens = load_litellm().encode
     return 3 + sum(
         3 + len(tokens(model="gpt-4", text=m["role"])) + len(tokens(model="gpt-4", text=m["content"])) for m in messages
     )

@@ -231,7 +231,8 @@ def test_retry_after_accept_changes_finds_the_same_input_by_a_relative_or_an_abs
         assert "refine run PIPELINE --fresh" in changed
         refine("run", "pipeline.toml", "--accept-changes", code=3)
         refine("retry", "run", "--workers", "1")
-        assert refine("retry", str(tmp_path / "run")).startswith("resumed")
+        said = refine("retry", str(tmp_path / "run")).splitlines()
+        assert said[0].startswith("model: openai/fake-judge at http") and said[1].startswith("resumed")
     assert Path("run/errors.jsonl").read_bytes() == b"" and len(read_lines("run/kept.jsonl")) == 6
 
 

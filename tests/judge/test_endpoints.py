@@ -147,7 +147,8 @@ def test_every_server_down_past_outage_timeout_raises_judge_outage_naming_the_ju
     assert 1 <= took < 5
     message = str(results[0])
     assert "judge openai/fake-judge" in message and a.api_base in message and b.api_base in message
-    assert "Connection error" in message and "run the same command again" in message
+    assert "connection refused at http://127.0.0.1:" in message and "check api_base" in message
+    assert "run the same command again" in message
     assert not isinstance(results[0], JudgeCallError)  # never a record's error: the run stops instead
 
 

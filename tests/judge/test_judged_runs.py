@@ -263,7 +263,8 @@ def test_prompt_file_override_and_placeholders(tmp_path):
 def test_judge_model_option_swaps_the_model_for_one_run(tmp_path):
     with FakeLLM(lambda r: YES) as server:
         path = pipeline(tmp_path, [forecast_row()], server)
-        result = CliRunner().invoke(main, ["run", str(path), "--judge-model", "openai/other-judge"])
+        # MODEL@URL: without @URL the model goes to its provider's own endpoint (tests/judge/test_judge_swap.py)
+        result = CliRunner().invoke(main, ["run", str(path), "--judge-model", f"openai/other-judge@{server.api_base}"])
     assert result.exit_code == 0, result.output
     assert {r.model for r in server.requests} == {"other-judge"}
     assert "judge: 5 calls" in result.output

@@ -1,6 +1,7 @@
 import json
 import shutil
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 
 import pytest
@@ -73,9 +74,7 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     for kind in ("text", "no_call", "one_call", "parallel", "several_functions"):
         assert int(got[f"callmix.{KINDS[kind]}"]) == dataset["call_mix"][kind] >= 1
     html = (run_dir / "report.html").read_text()
-    assert '[get_forecast(city="Rome", days="5")]' in html.replace("&quot;", '"'), (
-        "the rejected answer beside the regenerated one"
-    )
+    assert '[get_forecast(city="Rome", days="5")]' in unescape(html), "the rejected answer beside the regenerated one"
     md = (run_dir / "report.md").read_text()
     # the conversation cut before its failing turn is kept: a truncation, not a discard
     assert "| function_params | 36 | 2 | 6 | 1 | 0 | 2 / 0 |" in md

@@ -13,9 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
+from funreason_refine.testing import run_rows
 from tests.chats import calls, chat, result, run_chats, say, user
-from tests.conftest import read_jsonl
+from tests.conftest import read_jsonl, xlam_row
 from tests.review.conftest import HOSTILE
+from tests.test_pages import EVIL, UNKNOWN
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("chromium") and shutil.which("chromedriver")),
@@ -243,6 +245,25 @@ def test_a_conversation_turn_by_turn_its_tool_results_as_text(browser, tmp_path)
         )
         problems = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert problems == [], problems
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+
+
+def test_text_that_closes_the_script_and_looks_like_a_template_is_shown_as_text(browser, tmp_path):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    run_rows([xlam_row(EVIL, query=f"{EVIL} now?", answers=UNKNOWN)], tmp_path)
+    process, url = start_review(tmp_path / "run")
+    try:
+        open_page(browser, url)
+        show(browser, 0)
+        assert browser.find_element(By.ID, "query").get_property("textContent") == f"{EVIL} now?"
+        assert browser.find_element(By.ID, "title").text.startswith(f"Record 0 · id {EVIL} · ")
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.accept()  # there is no alert to accept
+        assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0

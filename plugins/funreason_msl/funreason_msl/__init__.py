@@ -1,6 +1,6 @@
 """funreason-msl: FunReason's multiscale loss (MSL) for training on funreason-refine's kept records.
 
-``from funreason_msl import msl_loss`` needs only torch; the Trainer pieces need transformers.
+``from funreason_msl import msl_loss`` needs only torch; the Trainer pieces and the loaders need transformers.
 Nothing is imported until asked for: the ``refine`` command loads this plugin on every start.
 """
 
@@ -19,7 +19,10 @@ _WHERE = {
     "MSLCollator": "data",
     "MSLLoss": "trainer",
     "MSLTrainer": "trainer",
+    "MSLMixin": "trainer",
     "LearnableAlpha": "trainer",
+    "load_model": "loading",
+    "load_tokenizer": "loading",
 }
 __all__ = sorted(_WHERE) + ["__version__"]
 

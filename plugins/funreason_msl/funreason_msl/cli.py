@@ -15,22 +15,26 @@ import click
     "--tokenizer",
     "tokenizer_path",
     required=True,
-    help="A local tokenizer folder (or a name already in the local Hugging Face cache).",
+    help="A local tokenizer folder (or a name already in the local Hugging Face cache), or a .gguf file.",
+)
+@click.option(
+    "--gguf-file",
+    help="Read the tokenizer stored in this GGUF file of the --tokenizer folder (as load_tokenizer does).",
 )
 @click.option("--max-length", type=click.IntRange(min=16), help="Truncate as training would.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def msl_stats(run_dir: Path, tokenizer_path: str, max_length: int | None, as_json: bool) -> None:
+def msl_stats(run_dir: Path, tokenizer_path: str, gguf_file: str | None, max_length: int | None, as_json: bool) -> None:
     """Think and result token counts of RUN_DIR's kept records (the paper's Table 1), also per assistant turn."""
     from rich.console import Console
-    from transformers import AutoTokenizer
 
     from funreason_msl.data import MSLDataset
+    from funreason_msl.loading import load_tokenizer
     from funreason_msl.stats import segment_stats
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load a tokenizer from {tokenizer_path!r}: {exc}") from None
+        tokenizer = load_tokenizer(tokenizer_path, gguf_file)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         dataset = MSLDataset.from_run(run_dir, tokenizer, max_length=max_length)
     except (FileNotFoundError, ValueError, TypeError) as exc:
@@ -49,7 +53,10 @@ def segment_table(stats: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(
-        title=f"{stats['examples']} examples ({stats['truncated']} truncated, {stats['dropped']} dropped)",
+        title=(
+            f"{stats['examples']} examples ({stats['without_cot']} without a CoT, "
+            f"{stats['truncated']} truncated, {stats['dropped']} dropped)"
+        ),
         show_edge=False,
     )
     for col in ("segment", "mean tokens", "median", "max", "share of plain-SFT loss"):
@@ -68,13 +75,14 @@ def turn_table(stats: dict[str, Any]) -> Any:
     mix = ", ".join(f"{count} with {n}" for n, count in turns["examples_with"].items())
     left_out = f"; {turns['dropped_by_truncation']} left out by truncation" if turns["dropped_by_truncation"] else ""
     table = Table(title=f"per assistant turn ({turns['mean']:.2f} per example: {mix}{left_out})", show_edge=False)
-    for col in ("turn", "examples", "think mean", "median", "max", "result mean", "median", "max"):
+    for col in ("turn", "examples", "without a CoT", "think mean", "median", "max", "result mean", "median", "max"):
         table.add_column(col, justify="right")
     for row in stats["per_turn"]:
         think, result = row["think"], row["result"]
         table.add_row(
             str(row["turn"]),
             str(row["examples"]),
+            str(row["without_cot"]),
             *(
                 f"{s['mean']:.2f}" if key == "mean" else str(s[key])
                 for s in (think, result)

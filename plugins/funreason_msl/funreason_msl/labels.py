@@ -55,12 +55,25 @@ def _render(tokenizer: Any, chat: list[dict[str, str]], generation_prompt: bool 
         raise ValueError(f"the chat template refuses this chat: {exc}") from None
 
 
+def end_of_turn(text: str, start: int, end: int, markers: tuple[str, ...]) -> int:
+    """Where a turn's target ends: before the whitespace the template writes after its end-of-turn token.
+
+    ChatML ends a turn with ``<|im_end|>\\n``: generation stops at ``<|im_end|>``, and the newline
+    is the template's separator, never generated, so it is no target (as the next role header is
+    not). Whitespace is kept only where no added token (``markers``) precedes it: a template
+    without an end-of-turn token ends the turn with that whitespace alone.
+    """
+    core = text[start:end].rstrip()
+    return start + len(core) if core.endswith(markers) else end
+
+
 def render(tokenizer: Any, chat: list[dict[str, str]]) -> tuple[str, list[Span]]:
     """The chat as the template renders it, and each assistant turn's span in that text.
 
     A turn's span runs from the end of the chat before it rendered with the generation prompt to
-    the end of the chat through it: its own text and the end-of-turn the template writes after
-    it, not the role header. Rendering growing prefixes works with templates as they are;
+    the end of the chat through it: its own text and the end-of-turn token the template writes
+    after it (not the whitespace after that token, see :func:`end_of_turn`), not the role header.
+    Rendering growing prefixes works with templates as they are;
     ``apply_chat_template(return_assistant_tokens_mask=True)`` needs ``{% generation %}`` markers,
     which common templates (Qwen, Llama) lack, and returns an all-zero mask without them. It holds
     when the template renders each message independently of later ones (ChatML, Qwen2.5, Llama 3);
@@ -68,6 +81,7 @@ def render(tokenizer: Any, chat: list[dict[str, str]]) -> tuple[str, list[Span]]
     the last user message) is refused with a ValueError rather than labelled wrongly.
     """
     full = _render(tokenizer, chat)
+    markers = tuple(token.content for token in getattr(tokenizer, "added_tokens_decoder", {}).values())
     spans = []
     assistant = [at for at, message in enumerate(chat) if message["role"] == "assistant"]
     for turn, at in enumerate(assistant):
@@ -85,7 +99,7 @@ def render(tokenizer: Any, chat: list[dict[str, str]]) -> tuple[str, list[Span]]
                 "(it rewrites earlier turns: Qwen3's drops their CoT before a later user message), so one example "
                 "cannot label every turn; train with a template that renders each message as it is (ChatML, Qwen2.5)"
             )
-        spans.append(Span.of(full, len(before), len(through)))
+        spans.append(Span.of(full, len(before), end_of_turn(full, len(before), len(through), markers)))
     return full, spans
 
 

@@ -38,6 +38,7 @@ def per_turn(dataset: MSLDataset) -> list[dict[str, Any]]:
         {
             "turn": position,
             "examples": len(counts),
+            "without_cot": sum(1 for think, _ in counts if think == 0),
             "think": describe([think for think, _ in counts]),
             "result": describe([result for _, result in counts]),
         }
@@ -48,14 +49,16 @@ def per_turn(dataset: MSLDataset) -> list[dict[str, Any]]:
 def segment_stats(dataset: MSLDataset) -> dict[str, Any]:
     """Think and result target tokens per example (mean, median, max; a conversation's turns summed)
     and each segment's share of the plain-SFT loss, which averages over all target tokens alike and
-    so gives each segment its share of the tokens (at equal per-token loss); then assistant turns
-    per example and the same counts by turn position."""
+    so gives each segment its share of the tokens (at equal per-token loss); how many examples
+    have no CoT (their 0 think tokens are in the mean); then assistant turns per example and the
+    same counts by turn position."""
     think = [sum(1 for s in e.segments if s == THINK) for e in dataset.examples]
     result = [sum(1 for s in e.segments if s == RESULT) for e in dataset.examples]
     total = sum(think) + sum(result)
     turns = [len(e.turns) for e in dataset.examples]
     return {
         "examples": len(dataset.examples),
+        "without_cot": sum(1 for n in think if n == 0),  # all their targets are result tokens
         "truncated": dataset.report.truncated,
         "dropped": len(dataset.report.dropped),
         "think": {**describe(think), "sft_loss_share": round(sum(think) / total, 4) if total else 0.0},

@@ -13,23 +13,28 @@ CHAT_TEMPLATE = (
 )
 
 
-def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 600) -> Any:
-    """A byte-level BPE tokenizer trained on ``texts``, with ChatML and think tokens as special tokens."""
+def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 600, think_tokens: bool = True) -> Any:
+    """A byte-level BPE tokenizer trained on ``texts``, with ChatML and think tokens as special tokens.
+
+    ``think_tokens=False`` leaves ``<think>`` and ``</think>`` to BPE, as most released models'
+    tokenizers do (SmolLM2's: ``</think>`` is three tokens there).
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    special = SPECIAL if think_tokens else [t for t in SPECIAL if t not in ("<think>", "</think>")]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(list(texts), trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<pad>",
         eos_token="<eos>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>", "<think>", "</think>"],
+        additional_special_tokens=special[2:],
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast

@@ -12,13 +12,18 @@ from funreason_msl.loss import IGNORE_INDEX, Reduction, msl_loss, segment_counts
 
 
 def think_end_id(tokenizer: Any) -> int:
-    """The id of ``</think>``, which must be a single token for segments to be read off the labels."""
+    """The id of ``</think>`` for reading segments off the labels: it must be a single token there.
+
+    Only :class:`MSLLoss` reading segments off bare labels (as a plain ``Trainer``'s
+    ``compute_loss_func``) needs it; :class:`MSLDataset` labels think and result from the text.
+    """
     ids = tokenizer.encode("</think>", add_special_tokens=False)
     if len(ids) != 1:
         raise ValueError(
-            f"'</think>' is {len(ids)} tokens for this tokenizer; add it as a special token "
-            "(tokenizer.add_special_tokens({'additional_special_tokens': ['<think>', '</think>']}) "
-            "and model.resize_token_embeddings(len(tokenizer)))"
+            f"'</think>' is {len(ids)} tokens for this tokenizer, so MSLLoss cannot find where a CoT ends in bare "
+            "labels; give the loss its segments instead: train with MSLTrainer on MSLDataset and MSLCollator "
+            "(they label think and result from the text, whatever the tokenization). Adding '</think>' as a new "
+            "token only to make it one would give it an untrained embedding"
         )
     return ids[0]
 
@@ -47,8 +52,11 @@ class LearnableAlpha(nn.Module):
 class MSLLoss:
     """A ``compute_loss_func`` for ``transformers.Trainer``: ``Trainer(..., compute_loss_func=MSLLoss(tokenizer))``.
 
-    Segments are recovered from the labels (``</think>`` must be a single token). Exact without
-    gradient accumulation; the Trainer does not rescale a custom loss for accumulation, so with
+    A plain ``Trainer`` hands it only the labels, so it reads the segments off them at the
+    ``</think>`` token: ``think_token_id`` (or the tokenizer's id for ``</think>``, which must then
+    be one token) is used only there, when a batch brings no ``segments``; a ``</think>`` of several
+    tokens is refused the first time it is needed. Exact without gradient accumulation; the
+    Trainer does not rescale a custom loss for accumulation, so with
     ``gradient_accumulation_steps > 1`` use :class:`MSLTrainer`, which counts each segment over
     the whole optimizer step. Used alone under accumulation this raises rather than train on a
     loss that is off by the accumulation factor.
@@ -61,7 +69,8 @@ class MSLLoss:
         reduction: Reduction = "pooled",
         think_token_id: int | None = None,
     ):
-        self.think_id = think_token_id if think_token_id is not None else think_end_id(tokenizer)
+        self.tokenizer = tokenizer
+        self.think_token_id = think_token_id
         self.alpha = alpha
         self.reduction = reduction
         self.step_counts: torch.Tensor | None = None  # [think, result] tokens of the current optimizer step
@@ -69,7 +78,15 @@ class MSLLoss:
         self.last: dict[str, float] = {}
 
     def segments(self, labels: torch.Tensor) -> torch.Tensor:
-        return segments_from_labels(labels, self.think_id)
+        """Segments read off bare labels at the ``</think>`` token (for batches without a ``segments`` column)."""
+        if self.think_token_id is None:
+            if self.tokenizer is None:
+                raise ValueError(
+                    "this batch has no 'segments' and MSLLoss has no tokenizer or think_token_id to read them off "
+                    "the labels: pass MSLLoss(tokenizer), or train with MSLTrainer on MSLDataset and MSLCollator"
+                )
+            self.think_token_id = think_end_id(self.tokenizer)
+        return segments_from_labels(labels, self.think_token_id)
 
     def prepare_step(self, batches: list[dict[str, torch.Tensor]]) -> None:
         """Count each segment over all micro-batches of one optimizer step (called by MSLTrainer)."""
@@ -113,15 +130,19 @@ class MSLLoss:
         return loss
 
 
-class MSLTrainer(Trainer):
-    """``Trainer`` with the multiscale loss; a one-line swap for plain SFT.
+class MSLMixin:
+    """The multiscale loss for a ``Trainer`` class: ``class MSLSFTTrainer(MSLMixin, SFTTrainer): pass``.
 
-    ``MSLTrainer(model=..., args=..., train_dataset=MSLDataset(...), data_collator=MSLCollator(pad_id),
-    tokenizer_for_msl=tokenizer, alpha=0.7)``. Each segment is averaged over the whole optimizer
-    step, so gradient accumulation gives the same loss as one large batch. ``alpha="learnable"``
-    adds a :class:`LearnableAlpha` to the model (trained and saved with it). Logs ``loss_think``,
-    ``loss_result`` and ``alpha`` with every loss.
+    Takes ``alpha``, ``reduction``, ``tokenizer_for_msl`` and ``think_token_id`` besides the
+    trainer's own arguments (see :class:`MSLTrainer`), computes the loss itself from the batch's
+    ``segments`` (the base class's ``compute_loss`` is not called) and adds ``loss_think``,
+    ``loss_result`` and ``alpha`` to every log that has a loss.
     """
+
+    msl: MSLLoss
+    # The loss is already the step's (each segment counted over every micro-batch of the step), so
+    # the Trainer must not divide it by the accumulation steps again (transformers >= 5.19).
+    loss_is_scaled_for_ga: bool | None = True
 
     def __init__(
         self,
@@ -133,19 +154,25 @@ class MSLTrainer(Trainer):
         **kwargs: Any,
     ):
         model = kwargs.get("model")
+        weight: float | LearnableAlpha
         if alpha == "learnable":
-            if model is None:
-                raise ValueError("alpha='learnable' needs model=...")
-            model.msl_alpha = LearnableAlpha()
-            alpha = model.msl_alpha
-        self.msl = MSLLoss(tokenizer_for_msl, alpha=alpha, reduction=reduction, think_token_id=think_token_id)
-        if "args" in kwargs and kwargs["args"] is not None:
+            if not isinstance(model, nn.Module):
+                raise ValueError("alpha='learnable' needs model=... (a loaded model)")
+            weight = model.msl_alpha = LearnableAlpha()  # a submodule: trained and saved with the model
+        elif isinstance(alpha, str):
+            raise ValueError(f"alpha must be a number or 'learnable', got {alpha!r}")
+        else:
+            weight = alpha
+        self.msl = MSLLoss(tokenizer_for_msl, alpha=weight, reduction=reduction, think_token_id=think_token_id)
+        if kwargs.get("args") is not None:
             kwargs["args"].remove_unused_columns = False  # keep the segments column for the loss
-        super().__init__(*args, compute_loss_func=self.msl, **kwargs)
+        if not hasattr(Trainer, "loss_is_scaled_for_ga"):  # before transformers 5.19, only a compute_loss_func did
+            kwargs.setdefault("compute_loss_func", self.msl)
+        super().__init__(*args, **kwargs)
         self._msl_logs: list[dict[str, float]] = []
 
     def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> tuple[list, Any]:
-        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        batch_samples, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)  # type: ignore[misc]
         self.msl.prepare_step(batch_samples)
         return batch_samples, num_items
 
@@ -164,4 +191,19 @@ class MSLTrainer(Trainer):
             for key in ("loss_think", "loss_result", "alpha"):
                 logs[key] = round(sum(entry[key] for entry in self._msl_logs) / len(self._msl_logs), 4)
             self._msl_logs.clear()
-        super().log(logs, *args, **kwargs)
+        super().log(logs, *args, **kwargs)  # type: ignore[misc]
+
+
+class MSLTrainer(MSLMixin, Trainer):
+    """``Trainer`` with the multiscale loss; a one-line swap for plain SFT.
+
+    ``MSLTrainer(model=..., args=..., train_dataset=MSLDataset(...), data_collator=MSLCollator(pad_id),
+    alpha=0.7)``. The loss takes each example's think and result labels from the batch's
+    ``segments`` (MSLDataset writes them, MSLCollator pads them), so the tokenizer's
+    ``</think>`` may be any number of tokens. ``tokenizer_for_msl`` or ``think_token_id`` (the id
+    of a single-token ``</think>``) is needed only for a dataset without ``segments``, whose
+    segments are then read off the labels. Each segment is averaged over the whole optimizer
+    step, so gradient accumulation gives the same loss as one large batch. ``alpha="learnable"``
+    adds a :class:`LearnableAlpha` to the model (trained and saved with it). Logs
+    ``loss_think``, ``loss_result`` and ``alpha`` with every loss.
+    """

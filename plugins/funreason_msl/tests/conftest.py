@@ -65,3 +65,26 @@ def tokenizer(records):
 
     texts = [m["content"] for r in records for m in messages(r)] + [json.dumps(r["tools"]) for r in records]
     return tiny_tokenizer(texts)
+
+
+@pytest.fixture(scope="session")
+def plain_tokenizer(records):
+    """Like ``tokenizer`` but with ``<think>`` and ``</think>`` left to BPE, as in SmolLM2 (several tokens each)."""
+    from funreason_msl.data import messages
+    from funreason_msl.tiny import tiny_tokenizer
+
+    texts = [m["content"] for r in records for m in messages(r)] + [json.dumps(r["tools"]) for r in records]
+    return tiny_tokenizer(texts, think_tokens=False)
+
+
+@pytest.fixture(scope="session")
+def gguf_checkpoint(tmp_path_factory, plain_tokenizer):
+    """(path of a GGUF file holding a tiny Llama and ``plain_tokenizer``, that model)."""
+    pytest.importorskip("gguf", reason="the gguf package reads and writes GGUF files: pip install gguf")
+    from funreason_msl.tiny import tiny_model
+    from gguf_file import write_gguf
+
+    model = tiny_model(len(plain_tokenizer), seed=2)
+    path = tmp_path_factory.mktemp("gguf") / "tiny-chat.gguf"
+    write_gguf(path, model, plain_tokenizer)
+    return path, model

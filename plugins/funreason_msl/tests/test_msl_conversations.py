@@ -36,12 +36,13 @@ def test_each_assistant_turn_is_a_target_and_tool_results_and_user_turns_are_not
     assert got[0][1].endswith("<|im_start|>user\nWeather in Rome and Madrid?<|im_end|>\n<|im_start|>assistant\n")
     assert got[1:] == [
         (THINK, "<think>Two cities.</think>"),
-        (RESULT, '\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]<|im_end|>\n'),
-        (NOT_TARGET, "<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>tool\nrain<|im_end|>\n<|im_start|>assistant\n"),
+        (RESULT, '\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]<|im_end|>'),
+        (NOT_TARGET, "\n<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>tool\nrain<|im_end|>\n<|im_start|>assistant\n"),
         (THINK, "<think>Both in.</think>"),
-        (RESULT, "\n\nSunny in Rome, rain in Madrid.<|im_end|>\n"),
-        (NOT_TARGET, "<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\n"),
-        (RESULT, "You are welcome.<|im_end|>\n"),
+        (RESULT, "\n\nSunny in Rome, rain in Madrid.<|im_end|>"),
+        (NOT_TARGET, "\n<|im_start|>user\nThanks!<|im_end|>\n<|im_start|>assistant\n"),
+        (RESULT, "You are welcome.<|im_end|>"),
+        (NOT_TARGET, "\n"),  # the template's newline after <|im_end|>: never generated, no target
     ]
 
 
@@ -57,7 +58,7 @@ def test_conversations_of_a_run_have_every_turn_labelled(records, tokenizer, rec
     assistant = [m for m in record["messages"] if m["role"] == "assistant"]
     for (start, end), message in zip(example.turns, assistant, strict=True):
         think, result = message["target"].split("</think>")
-        assert runs(tokenizer, example, start, end) == [(THINK, think + "</think>"), (RESULT, result + "<|im_end|>\n")]
+        assert runs(tokenizer, example, start, end) == [(THINK, think + "</think>"), (RESULT, result + "<|im_end|>")]
     not_targets = "".join(text for seg, text in runs(tokenizer, example) if seg == NOT_TARGET)
     for message in record["messages"]:
         if message["role"] != "assistant":  # user turns and tool results, whole, with their headers
@@ -77,7 +78,7 @@ def test_truncation_cuts_the_last_turns_cot_first(tokenizer):
     think, result = got[-2:]
     assert think[0] == THINK and think[1].startswith("<think>") and think[1].endswith("</think>")
     assert len(think[1]) < len("<think>Both in.</think>")
-    assert result == (RESULT, "\n\nSunny in Rome, rain in Madrid.<|im_end|>\n")
+    assert result == (RESULT, "\n\nSunny in Rome, rain in Madrid.<|im_end|>")
 
 
 def test_truncation_drops_whole_turns_never_a_call_without_what_came_before(tokenizer):
@@ -86,7 +87,7 @@ def test_truncation_drops_whole_turns_never_a_call_without_what_came_before(toke
     short = encode(CONVERSATION, tokenizer, max_length=end_0 + 3)  # turn 1 cannot fit even without its CoT
     assert short.turns_dropped == 2 and short.turns == full.turns[:1]
     assert short.input_ids == full.input_ids[:end_0] and short.segments == full.segments[:end_0]
-    assert tokenizer.decode(short.input_ids).endswith('get_weather(city="Madrid")]<|im_end|>\n')
+    assert tokenizer.decode(short.input_ids).endswith('get_weather(city="Madrid")]<|im_end|>')
 
 
 def test_a_conversation_whose_first_turn_does_not_fit_is_dropped_and_reported(tokenizer):

@@ -23,9 +23,10 @@ def test_target_tokens_are_labelled_think_then_result(tokenizer):
     result = text_of(tokenizer, example, RESULT)
     assert think == "<think>Two cities: get_weather twice.</think>"
     assert result.startswith('\n\n[get_weather(city="Rome"), get_weather(city="Madrid")]')
-    assert result.endswith("<|im_end|>\n"), "the end of turn is a result target: the model must learn to stop"
-    prompt = text_of(tokenizer, example, NOT_TARGET)
-    assert prompt.endswith("<|im_start|>assistant\n") and "Weather in Rome and Madrid?" in prompt
+    assert result.endswith("]<|im_end|>"), "the end of turn is a result target: the model must learn to stop"
+    not_target = text_of(tokenizer, example, NOT_TARGET)
+    # the newline after <|im_end|> is the template's separator, never generated: not a target
+    assert not_target.endswith("<|im_start|>assistant\n\n") and "Weather in Rome and Madrid?" in not_target
     pairs = zip(example.labels, example.segments, strict=True)
     assert all((label == IGNORE_INDEX) == (seg == NOT_TARGET) for label, seg in pairs)
     assert [t for t, lab in zip(example.input_ids, example.labels, strict=False) if lab != IGNORE_INDEX] == [
@@ -47,7 +48,8 @@ def test_truncation_cuts_the_cot_never_the_call(tokenizer):
     assert text_of(tokenizer, short, RESULT) == text_of(tokenizer, full, RESULT)
     think = text_of(tokenizer, short, THINK)
     assert think.startswith("<think>I think") and think.endswith("</think>")
-    assert text_of(tokenizer, short, NOT_TARGET) == text_of(tokenizer, full, NOT_TARGET)
+    # the same prompt; the newline after the closing <|im_end|>, no target, goes first (one CoT token less cut)
+    assert text_of(tokenizer, short, NOT_TARGET) == text_of(tokenizer, full, NOT_TARGET).removesuffix("\n")
 
 
 def test_records_whose_prompt_and_call_do_not_fit_are_dropped_and_reported(tokenizer):
@@ -118,24 +120,28 @@ def test_each_record_renders_its_own_tools_exactly_no_keys_from_other_rows(token
 
 def labelled_before_conversations(record, tokenizer, max_length=None):
     """The labelling of a single-turn record before conversations (commit c98c372), as the reference:
-    the prompt is system + user with the generation prompt, every later token a target."""
+    the prompt is system + user with the generation prompt, every later token a target but the
+    newline after the closing <|im_end|>."""
     from funreason_msl.data import messages
 
     chat = messages(record)
     prompt = tokenizer.apply_chat_template(chat[:-1], tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(chat, tokenize=False)
     target_start = len(prompt)
+    target_end = len(full) - len("\n")  # since issue 29: the newline after the final <|im_end|> is no target
+    assert full[target_end:] == "\n" and full[:target_end].endswith("<|im_end|>")
     end_at = full.find("</think>", target_start)
     think_end = end_at + len("</think>") if end_at != -1 else target_start
     encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(encoded["input_ids"]), encoded["offset_mapping"]
-    targets = [end > target_start for _, end in offsets]
+    targets = [end > target_start and start < target_end for start, end in offsets]
     labels = [t if is_target else IGNORE_INDEX for t, is_target in zip(ids, targets, strict=True)]
     segments = [
         (THINK if start < think_end else RESULT) if is_target else NOT_TARGET
         for (start, _), is_target in zip(offsets, targets, strict=True)
     ]
     if max_length is not None and len(ids) > max_length:
+        ids, labels, segments = ids[:-1], labels[:-1], segments[:-1]  # a cut example ends at its last target
         excess = len(ids) - max_length
         think = [i for i, s in enumerate(segments) if s == THINK]
         closing = {i for i in think if offsets[i][1] > end_at} if end_at != -1 else set()

@@ -101,6 +101,47 @@ def test_msl_loss_alone_refuses_gradient_accumulation(tmp_path, dataset, tokeniz
 def test_msl_loss_as_compute_loss_func_reads_segments_from_labels(dataset, tokenizer):
     batch = MSLCollator(tokenizer.pad_token_id)([dataset[i] for i in range(3)])
     assert torch.equal(MSLLoss(tokenizer).segments(batch["labels"]), batch["segments"])
+    think_end = tokenizer.convert_tokens_to_ids("</think>")
+    assert torch.equal(MSLLoss(think_token_id=think_end).segments(batch["labels"]), batch["segments"])
+
+
+def test_msl_trainer_takes_segments_from_the_dataset_whatever_the_tokenization_of_think_end(
+    tmp_path, records, plain_tokenizer
+):
+    # '</think>' is several tokens here (as in SmolLM2's tokenizer); the trainer never needs its id.
+    assert len(plain_tokenizer.encode("</think>", add_special_tokens=False)) > 1
+    dataset = MSLDataset(records[:8], plain_tokenizer, max_length=512)
+    trainer = MSLTrainer(
+        model=tiny_model(len(plain_tokenizer)),
+        args=args(tmp_path, max_steps=3, per_device_train_batch_size=8),
+        train_dataset=dataset,
+        data_collator=MSLCollator(plain_tokenizer.pad_token_id),
+        tokenizer_for_msl=plain_tokenizer,
+        alpha=0.7,
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 3 and all(h["loss_think"] > 0 and h["loss_result"] > 0 for h in logs)
+
+
+def test_reading_bare_labels_refuses_a_think_end_of_several_tokens_and_never_advises_new_tokens(
+    records, plain_tokenizer
+):
+    loss = MSLLoss(plain_tokenizer)  # built fine: the id is looked up only when bare labels must be read
+    dataset = MSLDataset(records[:2], plain_tokenizer)
+    batch = MSLCollator(plain_tokenizer.pad_token_id)([dataset[0], dataset[1]])
+    with pytest.raises(ValueError, match=r"'</think>' is \d tokens for this tokenizer") as refused:
+        loss.segments(batch["labels"])
+    message = str(refused.value)
+    assert "MSLTrainer on MSLDataset and MSLCollator" in message and "untrained embedding" in message
+    assert "add_special_tokens" not in message and "resize_token_embeddings" not in message
+    with pytest.raises(ValueError, match="no tokenizer or think_token_id"):
+        MSLLoss().segments(batch["labels"])
+
+
+def test_msl_trainer_refuses_an_alpha_that_is_neither_a_number_nor_learnable(tmp_path, dataset, tokenizer):
+    with pytest.raises(ValueError, match="'learnable'"):
+        MSLTrainer(model=tiny_model(len(tokenizer)), args=args(tmp_path), train_dataset=dataset, alpha="0.7")
 
 
 def test_learnable_alpha_is_trained_with_the_model(tmp_path, dataset, tokenizer):
@@ -130,10 +171,11 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     assert stats["turns"]["examples_with"] == {"1": 30, "2": 2, "4": 1, "5": 1}
     assert [row["examples"] for row in stats["per_turn"]] == [34, 4, 2, 2, 1]
     assert all(row["think"]["mean"] > 0 and row["result"]["mean"] > 0 for row in stats["per_turn"])
-    # turn 5 of conv-5: "<think>Both Oslo results are in.</think>" and "\n\nOslo: snow, -3 C, 14:05.<|im_end|>\n"
+    # turn 5 of conv-5: "<think>Both Oslo results are in.</think>" and "\n\nOslo: snow, -3 C, 14:05.<|im_end|>"
+    # (the template's newline after <|im_end|> is never generated: no call token)
     last = stats["per_turn"][-1]
     assert last["think"]["max"] == len(tokenizer.tokenize("<think>Both Oslo results are in.</think>"))
-    assert last["result"]["max"] == len(tokenizer.tokenize("\n\nOslo: snow, -3 C, 14:05.<|im_end|>\n"))
+    assert last["result"]["max"] == len(tokenizer.tokenize("\n\nOslo: snow, -3 C, 14:05.<|im_end|>"))
     table = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok")], terminal_width=160)
     assert "share of plain-SFT loss" in table.output
     assert "per assistant turn (1.26 per example: 30 with 1, 2 with 2, 1 with 4, 1 with 5)" in " ".join(
@@ -145,6 +187,38 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     assert json.loads(cut.output)["turns"]["dropped_by_truncation"] == 5  # later turns of conv-5 and conv-oslo
     missing = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
+
+
+def without_cot(record):
+    """No assistant turn of the record has a CoT (read off the targets, not the tokens)."""
+    targets = [m["target"] for m in record.get("messages") or [] if m["role"] == "assistant"] or [record["target"]]
+    return all("</think>" not in target for target in targets)
+
+
+def test_msl_stats_counts_the_examples_without_a_cot(tmp_path, mixed_run, records, tokenizer):
+    tokenizer.save_pretrained(tmp_path / "tok")
+    result = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
+    stats = json.loads(result.output)
+    expected = sum(without_cot(r) for r in records)
+    assert stats["without_cot"] == expected > 0
+    assert stats["per_turn"][0]["without_cot"] == expected  # here every conversation's first turn has a CoT
+    table = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok")], terminal_width=160)
+    assert f"34 examples ({expected} without a CoT, 0 truncated, 0 dropped)" in table.output
+
+
+def test_msl_stats_reads_the_tokenizer_stored_in_a_gguf_file(tmp_path, mixed_run, gguf_checkpoint, plain_tokenizer):
+    path, _ = gguf_checkpoint
+    plain_tokenizer.save_pretrained(tmp_path / "tok")
+    reference = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), "--json"])
+    by_name = ["--tokenizer", str(path.parent), "--gguf-file", path.name]
+    for tokenizer_args in (by_name, ["--tokenizer", str(path)]):
+        result = CliRunner().invoke(msl_stats, [str(mixed_run), *tokenizer_args, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == json.loads(reference.output)
+    folder = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(path.parent)])
+    assert folder.exit_code == 1
+    assert f"holds {path.name}: name the GGUF file (--gguf-file {path.name}" in folder.output
+    assert "sentencepiece" not in folder.output
 
 
 def test_the_runnable_example_trains_and_the_loss_goes_down_on_single_turn_records_and_conversations(mixed_run):
@@ -160,3 +234,40 @@ def test_the_runnable_example_trains_and_the_loss_goes_down_on_single_turn_recor
     assert out.returncode == 0, out.stderr[-2000:]
     first, last = (float(x) for x in out.stdout.strip().splitlines()[-1].removeprefix("loss ").split(" -> "))
     assert last < first
+
+
+def test_msl_mixin_gives_trls_sft_trainer_the_multiscale_loss(tmp_path, records, plain_tokenizer):
+    pytest.importorskip("trl", reason="TRL is optional: pip install -e 'plugins/funreason_msl[trl]'")
+    from datasets import Dataset
+    from funreason_msl import MSLMixin
+    from trl import SFTConfig, SFTTrainer
+
+    class MSLSFTTrainer(MSLMixin, SFTTrainer):
+        pass
+
+    dataset = MSLDataset(records[:8], plain_tokenizer, max_length=512)
+    config = SFTConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=4,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        learning_rate=5e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        dataset_kwargs={"skip_prepare_dataset": True},  # MSLDataset has tokenized, labelled and truncated
+    )
+    trainer = MSLSFTTrainer(
+        model=tiny_model(len(plain_tokenizer)),
+        args=config,
+        train_dataset=Dataset.from_list(list(dataset)),
+        data_collator=MSLCollator(plain_tokenizer.pad_token_id),
+        processing_class=plain_tokenizer,
+        alpha=0.7,
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["alpha"] for h in logs] == [0.7] * 4 and logs[-1]["loss"] < logs[0]["loss"]
+    assert all(h["loss_think"] > 0 and h["loss_result"] > 0 for h in logs)

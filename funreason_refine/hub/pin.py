@@ -1,0 +1,91 @@
+"""Pin an hf:// input to one commit, once per run folder.
+
+The first time a run folder reads an input, its revision (a branch, a tag, or nothing: the default
+branch) is resolved to a commit, which run.json records (``config.input.commit``). From then on a
+resumed run, a retry, a worker process and every shard of the run find it there and read that
+commit, even when the dataset has moved on. A fresh run folder resolves the revision again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from funreason_refine.errors import InputError
+from funreason_refine.hub.client import api, endpoint, filesystem, hub_errors
+from funreason_refine.hub.paths import DATASETS, HubFile, HubPath
+
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+
+
+def pin(path: HubPath, run_dir: Path) -> HubPath:
+    """``path`` at the commit ``run_dir`` recorded for it, else at the commit its revision is at now."""
+    if path.commit is not None:
+        return path
+    commit = recorded_commit(path, run_dir) or resolve_commit(path)
+    return path.pinned(commit, list_files(path, commit))
+
+
+def recorded_commit(path: HubPath, run_dir: Path) -> str | None:
+    """The commit a run folder (or one of its shards) recorded for this input, as written, if any."""
+    from funreason_refine.executors.layout import SHARDS
+    from funreason_refine.run_identity import RUN_FILE
+
+    run_dir = Path(run_dir)
+    for run_file in [run_dir / RUN_FILE, *sorted((run_dir / SHARDS).glob(f"*/{RUN_FILE}"))]:
+        recorded = _input_of(run_file)
+        if recorded.get("path") == path.url and isinstance(recorded.get("commit"), str):
+            return str(recorded["commit"])
+    return None
+
+
+def _input_of(run_file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found = data.get("config", {}).get("input", {}) if isinstance(data, dict) else {}
+    return found if isinstance(found, dict) else {}
+
+
+def resolve_commit(path: HubPath) -> str:
+    """The commit the revision of ``path`` is at now (one call to the Hub's API)."""
+    with hub_errors(path.repo_id, path.revision):
+        info = api().dataset_info(path.repo_id, revision=path.revision)
+    if not info.sha:
+        raise InputError(f"the Hub did not say which commit {path.url} is at; give a commit after '@'")
+    return str(info.sha)
+
+
+def list_files(path: HubPath, commit: str) -> tuple[HubFile, ...]:
+    """The files ``path`` names at ``commit``, in name order: one file, a glob's matches, or a folder's data files."""
+    fs: Any = filesystem()  # glob(detail=True) gives a dict, not the list fsspec's annotation says
+    root = path.pinned(commit, ()).fs_path("")
+    with hub_errors(path.repo_id, path.revision):
+        if path.is_glob:
+            found = fs.glob(root + path.pattern, detail=True)
+        else:
+            found = _file_or_folder(fs, root + path.pattern)
+    files = tuple(
+        HubFile(name[len(root) :], int(info["size"]))
+        for name, info in sorted(found.items())
+        if info["type"] == "file" and not name[len(root) :].startswith(".")
+    )
+    if not files:
+        tree = f"{endpoint()}/{DATASETS}{path.repo_id}/tree/{commit}"
+        raise InputError(f"no file of {path.url} matches (at commit {commit[:12]}): see the files at {tree}")
+    return files
+
+
+def _file_or_folder(fs: Any, name: str) -> dict[str, Any]:
+    try:
+        info = fs.info(name)
+    except FileNotFoundError as exc:
+        if exc.__cause__ is not None:  # the repository or revision, not the file (said by hub_errors)
+            raise
+        return {}
+    if info["type"] == "file":
+        return {name: info}
+    found = fs.find(name, detail=True)
+    return {n: i for n, i in found.items() if n.lower().endswith(DATA_SUFFIXES)}

@@ -1,0 +1,152 @@
+"""What the judge calls of a run used (calls, tokens, cost, retries, prefixes) per stage: typed values that add up."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from funreason_refine.judge.cache import Cached
+from funreason_refine.judge.prefix import PrefixCaches
+from funreason_refine.judge.prices import Pricing
+from funreason_refine.judge.reply import Reply
+from funreason_refine.judge.settings import ModelSettings
+
+ROUNDED = ("cost_usd", "cached_cost_usd", "seconds", "cached_seconds")
+
+
+@dataclass
+class Usage:
+    """Judge use of a run (or of one stage).
+
+    ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
+    the answers taken from the cache cost when they were first asked, so that calls, tokens, cost
+    and latency of a whole run can be told even when a re-run paid for nothing (calibrate).
+    ``seconds`` sums the time each call took, not the wall time of the run. ``reusable_prefix_tokens``
+    are the prompt tokens a server's prefix cache could have reused (judge/prefix.py models it).
+    """
+
+    calls: int = 0
+    cached: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+    cached_cost_usd: float = 0.0
+    cached_seconds: float = 0.0
+    reusable_prefix_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(getattr(self, name) + getattr(other, name) for name in USAGE_FIELDS))
+
+    def __iadd__(self, other: Usage) -> Usage:
+        for name in USAGE_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def add_retry(self) -> None:
+        self.retries += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """As summary.json writes it (cost and seconds rounded to the microunit)."""
+        out = {name: getattr(self, name) for name in USAGE_FIELDS}
+        for name in ROUNDED:
+            out[name] = round(out[name], 6)
+        return out
+
+
+USAGE_FIELDS = tuple(f.name for f in fields(Usage))
+
+
+@dataclass
+class RunUsage:
+    """What a run (or a shard of it) used: :class:`Usage` per stage, and per model the calls whose
+    tokens were counted here because the server reported none. Two add up to their runs together."""
+
+    per_stage: dict[str, Usage] = field(default_factory=dict)
+    tokens_counted_locally: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> Usage:
+        total = Usage()
+        for usage in self.per_stage.values():
+            total += usage
+        return total
+
+    @property
+    def cost_usd(self) -> float:
+        """The total's cost alone (max_cost asks for it before every call)."""
+        return sum(usage.cost_usd for usage in self.per_stage.values())
+
+    def stage(self, name: str) -> Usage:
+        usage = self.per_stage.get(name)
+        if usage is None:
+            usage = self.per_stage[name] = Usage()
+        return usage
+
+    def __add__(self, other: RunUsage) -> RunUsage:
+        stages = {name: self.per_stage.get(name, Usage()) + other.per_stage.get(name, Usage())
+                  for name in [*self.per_stage, *other.per_stage]}  # fmt: skip
+        return RunUsage(stages, self.tokens_counted_locally + other.tokens_counted_locally)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The judge section's usage keys of summary.json: the total's, ``per_stage``, and
+        ``tokens_counted_locally`` (calls per model) only when a server left usage out."""
+        out = {**self.total.as_dict(), "per_stage": {name: u.as_dict() for name, u in self.per_stage.items()}}
+        if self.tokens_counted_locally:
+            out["tokens_counted_locally"] = dict(sorted(self.tokens_counted_locally.items()))
+        return out
+
+
+class Ledger:
+    """Counts each call into a :class:`RunUsage` as it ends: priced, with its reusable prefix."""
+
+    def __init__(self, pricing: Pricing, notes: set[str]):
+        self.used = RunUsage()
+        self._pricing = pricing
+        self._notes = notes
+        self._prefixes = PrefixCaches()
+
+    def answered(self, usage: Usage, settings: ModelSettings, messages: list[dict[str, str]], reply: Reply) -> float:
+        """Count an answer a call got; its cost."""
+        cost = self._pricing.cost(settings, reply)
+        usage.calls += 1
+        usage.prompt_tokens += reply.prompt_tokens
+        usage.completion_tokens += reply.completion_tokens
+        usage.cost_usd += cost
+        usage.seconds += reply.seconds
+        usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(
+            settings.model, reply.server, messages, reply.prompt_tokens
+        )
+        if reply.counted_locally:
+            self._counted_locally(settings.model)
+        return cost
+
+    def batched(self, usage: Usage, settings: ModelSettings, messages: list[dict[str, str]], got: Cached) -> None:
+        """Count an answer a batch job gave (priced when it was collected)."""
+        usage.calls += 1
+        usage.prompt_tokens += got.prompt_tokens
+        usage.completion_tokens += got.completion_tokens
+        usage.cost_usd += got.cost
+        usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(
+            settings.model, "batch", messages, got.prompt_tokens
+        )
+
+    @staticmethod
+    def cached(usage: Usage, hit: Cached) -> None:
+        """Count an answer taken from the cache: what it cost when it was first asked."""
+        usage.cached += 1
+        usage.cached_prompt_tokens += hit.prompt_tokens or 0
+        usage.cached_completion_tokens += hit.completion_tokens or 0
+        usage.cached_cost_usd += hit.cost or 0.0
+        usage.cached_seconds += hit.seconds
+
+    def _counted_locally(self, model: str) -> None:
+        self.used.tokens_counted_locally[model] += 1
+        self._notes.add(
+            f"{model}: some answers came without token usage; their tokens were counted here with LiteLLM's "
+            "token_counter (tokens_counted_locally), and their cost and max_cost rest on that count"
+        )

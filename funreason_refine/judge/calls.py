@@ -1,0 +1,178 @@
+"""One call to a model, made good: a call slot, a server of the model, its rate limits, the request, retries.
+
+LiteLLM's own retries are unreliable (skipped for some providers, no backoff on 5xx, Retry-After
+ignored), so every call passes ``max_retries=0`` and this module retries; its Router rejects instead
+of queueing, so a semaphore bounds the calls in flight and :mod:`funreason_refine.judge.endpoints`
+spreads them over a model's servers. Whatever a server answers, a call ends in a
+:class:`~funreason_refine.judge.reply.Reply` or one of the errors of :mod:`funreason_refine.judge.failures`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from funreason_refine.judge.endpoints import Outcome, Server, ServerPool
+from funreason_refine.judge.failures import BudgetStop, Failure, JudgeCallError, JudgeSetupError, classify
+from funreason_refine.judge.reply import Reply, read_reply
+from funreason_refine.judge.settings import ModelSettings
+from funreason_refine.judge.slots import OldestFirst
+from funreason_refine.judge.tokens import prompt_tokens
+
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 30.0
+POOL_KEYS = {"model", "api_base", "endpoints", "max_requests_per_minute", "max_tokens_per_minute"}
+
+
+class Caller:
+    """The calls of one client: ``max_concurrency`` slots, one pool of servers per model (as a settings table
+    names them) with their rate limits and outage watch. ``spent`` says why no call may start (max_cost);
+    ``params`` gives the extra LiteLLM parameters of a model's calls (its prices)."""
+
+    def __init__(
+        self,
+        litellm: Any,
+        max_concurrency: int,
+        spent: Callable[[], str | None],
+        params: Callable[[ModelSettings], dict[str, float]],
+    ):
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
+        self._litellm = litellm
+        self._spent = spent
+        self._params = params
+        self._slots = OldestFirst(max_concurrency)
+        self._pools: dict[str, ServerPool] = {}
+        self._pool_of: dict[int, tuple[ModelSettings, ServerPool]] = {}
+
+    def endpoint_stats(self) -> dict[str, list[dict[str, Any]]]:
+        """Per model, its servers in order: calls and errors (attempts, each counted where it went),
+        429s, p50/p95 latency of the answers, time and times out of rotation. JSON-ready."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for pool in self._pools.values():
+            out.setdefault(pool.model, []).extend(pool.stats())
+        return out
+
+    def _pool(self, settings: ModelSettings) -> ServerPool:
+        """The pool of the settings' servers: shared by every settings table that names the same model,
+        servers and limits (a stage's judge that only changes the temperature shares [judge]'s)."""
+        known = self._pool_of.get(id(settings))
+        if known is not None and known[0] is settings:
+            return known[1]
+        key = settings.model_dump_json(include=POOL_KEYS)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = ServerPool(settings, self.max_concurrency)
+        self._pool_of[id(settings)] = (settings, pool)  # the settings are kept, so that their id is not reused
+        return pool
+
+    async def call(
+        self, settings: ModelSettings, messages: list[dict[str, str]], priority: int, on_retry: Callable[[], None]
+    ) -> Reply:
+        """The answer from the best server; ``priority`` (the record's index) orders the wait for a slot.
+
+        A failure is retried at once on another server when one is in rotation, after a backoff on the
+        same one otherwise, and waits while the model has none left (JudgeOutage after ``outage_timeout``).
+        However many servers it took, one call; each retry calls ``on_retry``."""
+        pool = self._pool(settings)
+        tokens = 0
+        if pool.wants_tokens():
+            tokens = prompt_tokens(self._litellm, settings.model, messages) + pool.expected_output(settings.max_tokens)
+        failures, avoid = 0, None
+        while True:
+            try:
+                return await self._attempt(settings, messages, pool, priority, avoid, tokens)
+            except Failure as failed:
+                failures += 1
+                _give_up_on(settings, failed, failures, pool)
+                on_retry()
+                avoid = failed.server
+                if not pool.in_outage() and not pool.has_other(failed.server):
+                    await asyncio.sleep(_backoff(failed, min(failures - 1, 10)))
+
+    async def _attempt(
+        self,
+        settings: ModelSettings,
+        messages: list[dict[str, str]],
+        pool: ServerPool,
+        priority: int,
+        avoid: Server | None,
+        tokens: int,
+    ) -> Reply:
+        """One request on one server, holding a call slot."""
+        await self._slots.acquire(priority)
+        try:
+            spent = self._spent()  # checked with the slot: others may have spent while we waited
+            if spent:
+                raise BudgetStop(spent)
+            server = await pool.acquire(avoid)
+            return await self._on(server, settings, messages, pool, tokens)
+        finally:
+            self._slots.release()
+
+    async def _on(
+        self, server: Server, settings: ModelSettings, messages: list[dict[str, str]], pool: ServerPool, tokens: int
+    ) -> Reply:
+        """The request on ``server``, within its rate limits; the pool hears how it ended."""
+        outcome: Outcome = "unused"
+        error, started, used, admitted = "", 0.0, 0, False
+        try:
+            await pool.admit(server, tokens)
+            admitted, started = True, time.monotonic()
+            reply = await self._request(settings, messages, server, started)
+            outcome, used = "answered", reply.prompt_tokens + reply.completion_tokens
+            pool.note_output(reply.completion_tokens)
+            return reply
+        except Failure as failed:
+            failed.server = server
+            outcome, error = failed.outcome, failed.message
+            raise
+        finally:
+            if admitted:
+                pool.settle(server, used - tokens)  # a failed call gives its tokens back
+            pool.done(server, outcome, time.monotonic() - started, error)
+
+    async def _request(
+        self, settings: ModelSettings, messages: list[dict[str, str]], server: Server, started: float
+    ) -> Reply:
+        """The LiteLLM call on ``server``; whatever goes wrong comes out as a :class:`Failure`."""
+        where = server.api_base or "the provider's API"
+        self.in_flight += 1
+        try:
+            response = await self._litellm.acompletion(
+                model=settings.model,
+                messages=messages,
+                api_base=server.api_base,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                timeout=settings.timeout,
+                max_retries=0,
+                **{**self._params(settings), **settings.extra},
+            )
+        except Exception as exc:  # any status, any body: a failure with its cause in words, never a traceback
+            raise classify(exc, self._litellm, where, settings.timeout) from None
+        finally:
+            self.in_flight -= 1
+        return read_reply(self._litellm, response, settings.model, messages, where, time.monotonic() - started)
+
+
+def _give_up_on(settings: ModelSettings, failed: Failure, failures: int, pool: ServerPool) -> None:
+    """Raise the error that ends the call, unless ``failed`` is to be tried again."""
+    if failed.action == "setup":
+        raise JudgeSetupError(f"{settings.model}: {failed.message}") from None
+    if failed.action == "record":
+        raise JudgeCallError(f"{settings.model}: {failed.message}") from None
+    # With no server left in rotation the failure is the servers', not the record's: the call waits
+    # for one to come back (or for the outage to stop the run) at no retry's cost.
+    if failures > settings.max_retries and not pool.in_outage():
+        raise JudgeCallError(f"{settings.model}: {failed.message}, after {failures} attempt(s)") from None
+
+
+def _backoff(failed: Failure, attempt: int) -> float:
+    """Seconds before the next attempt: the server's Retry-After when it sent one, else backoff with jitter."""
+    if failed.retry_after is not None:
+        return failed.retry_after
+    return min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX) * (0.5 + random.random() / 2)

@@ -1,0 +1,170 @@
+"""What went wrong with a judge call, in words a user can act on, and what follows: try again, fail the
+record, or stop the run.
+
+LiteLLM reports a refused connection, a dropped one, a body it could not read and a server's HTTP 500
+all as an ``InternalServerError`` with status 500, and an HTTP status it has no class for (413 from a
+proxy's body size limit) as a bare ``APIError``. Only a real response brings headers, so the status is
+believed only with them; without them the exception's chain (``__cause__``, ``__context__``) says what
+happened on the wire.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+from typing import Any, Literal
+
+from funreason_refine.errors import RefineError
+from funreason_refine.judge.endpoints import Outcome, Server
+
+
+class JudgeCallError(RefineError):
+    """A call failed after its retries (the record goes to errors.jsonl; it can be retried)."""
+
+
+class JudgeSetupError(RefineError):
+    """A call can never succeed as configured (bad key, unknown model, not a URL): the run stops."""
+
+
+class BudgetStop(Exception):
+    """max_cost is reached: no new call is made; the record is left for the next run."""
+
+
+Action = Literal["retry", "record", "setup"]
+"""After a failed attempt: try again (``max_retries``), fail the record now (no retry can help), stop the run."""
+
+RETRIED_STATUSES = (408, 409, 425, 429)
+"""4xx statuses that say "later" rather than "never"; every 5xx is retried too."""
+NO_RESPONSE_BODY = ("Disconnected", "RemoteProtocolError", "ReadError", "IncompleteRead")
+NOT_A_URL = ("NonHttpUrl", "InvalidURL", "InvalidUrl", "UnsupportedProtocol")
+_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:[\w ]*?(?:Error|Exception):\s*)*(?:\w+Exception - )?")
+
+
+class Failure(Exception):
+    """One attempt that gave no answer: ``message`` says what happened and what to change, ``outcome`` what it
+    shows of the server (:data:`~funreason_refine.judge.endpoints.Outcome`), ``action`` what follows; ``server``
+    is where it happened (set by the caller)."""
+
+    def __init__(self, message: str, outcome: Outcome, action: Action = "retry", retry_after: float | None = None):
+        super().__init__(message)
+        self.message, self.outcome, self.action, self.retry_after = message, outcome, action, retry_after
+        self.server: Server | None = None
+
+
+def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
+    """The failure a LiteLLM call on the server at ``url`` raised (any exception: none escapes as a traceback)."""
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError | litellm.NotFoundError):
+        return Failure(
+            f"{type(exc).__name__}: {said(exc)}. Check the model name, api_base and the API key in the environment",
+            "alive",
+            "setup",
+        )
+    if isinstance(exc, litellm.RateLimitError):
+        return Failure(
+            f"HTTP 429 from {url} (rate limited): {said(exc)}", "rate_limited", retry_after=_retry_after(exc)
+        )
+    if isinstance(exc, litellm.BadRequestError):  # 400 and 422, a prompt over the context window among them
+        return Failure(f"the request was refused: HTTP {_status(exc)} from {url}: {said(exc)}", "alive", "record")
+    if getattr(exc, "litellm_response_headers", None) is not None:
+        return _http_status(exc, _status(exc), url)
+    if isinstance(exc, litellm.Timeout) or any(isinstance(e, TimeoutError) for e in chain(exc)):
+        return Failure(
+            f"no answer from {url} within timeout = {timeout:g} s: raise the model's timeout ([judge] timeout) if "
+            "its answers take longer, or check that the server is not stuck",
+            "down",
+        )
+    return _on_the_wire(exc, url)
+
+
+def _http_status(exc: Exception, status: int, url: str) -> Failure:
+    """A response with an error status: 5xx and "later" statuses are retried, other 4xx fail the record."""
+    if status == 413:
+        return Failure(
+            f"HTTP 413 from {url}: the request body is too large for the server or a proxy in front of it; raise "
+            "its limit on request bodies (nginx: client_max_body_size) or shorten the prompt",
+            "alive",
+            "record",
+        )
+    if status >= 500 or status in RETRIED_STATUSES:
+        return Failure(f"HTTP {status} from {url}: {said(exc)}", "failing", retry_after=_retry_after(exc))
+    return Failure(f"HTTP {status} from {url}: {said(exc)}", "alive", "record")
+
+
+def _on_the_wire(exc: Exception, url: str) -> Failure:
+    """No response to believe: a connection that failed or dropped, or a body that is not a chat completion."""
+    links = chain(exc)
+    for link in links:
+        if isinstance(link, ConnectionRefusedError) or getattr(link, "errno", None) == errno.ECONNREFUSED:
+            return Failure(f"connection refused at {url}: check api_base (is a server listening on that port?)", "down")
+        if isinstance(link, socket.gaierror):
+            return Failure(f"the host of {url} was not found: check api_base (a typo in the host name?)", "down")
+        if _named(link, NOT_A_URL):
+            return Failure(
+                f"{url} is not a URL a client can call: write api_base as http://HOST:PORT/v1", "down", "setup"
+            )
+        if isinstance(link, ConnectionResetError | BrokenPipeError) or _named(link, NO_RESPONSE_BODY):
+            return Failure(
+                f"{url} closed the connection before it answered (crashed, restarted or overloaded?)", "down"
+            )
+    if any(_named(link, ("APIConnectionError",)) or isinstance(link, OSError) for link in links):
+        return Failure(f"cannot connect to {url}: {_deepest(links)}: check api_base and that the server is up", "down")
+    return Failure(
+        f"the answer from {url} is not a chat completion LiteLLM can read ({_deepest(links)}): a body cut short, or "
+        "a server or proxy at api_base that does not speak the OpenAI chat API",
+        "failing",
+    )
+
+
+def chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, outermost first."""
+    links: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in links and len(links) < 20:
+        links.append(link)
+        link = link.__cause__ or link.__context__
+    return links
+
+
+def said(exc: BaseException) -> str:
+    """What the server or client said, without LiteLLM's prefixes ("litellm.APIError: APIError: OpenAIException - ")."""
+    text = _PREFIX.sub("", " ".join(str(exc).split()), count=1) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _deepest(links: list[BaseException]) -> str:
+    """The innermost cause, named: where the trouble started."""
+    link = links[-1]
+    if isinstance(link, KeyError):
+        return f"no {link.args[0]!r} in it" if link.args else "a key missing from it"
+    return f"{type(link).__name__}: {said(link)}"
+
+
+def _named(exc: BaseException, parts: tuple[str, ...]) -> bool:
+    """True when a class in ``exc``'s ancestry has one of ``parts`` in its name (transports differ: aiohttp, httpx)."""
+    return any(part in cls.__name__ for cls in type(exc).__mro__ for part in parts)
+
+
+def _status(exc: Exception) -> int:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else 0
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The server's Retry-After in seconds, when it sent one (at most 300)."""
+    headers = getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        value = float(headers.get("retry-after") or "")
+    except (TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), 300.0)
+
+
+def empty_answer(url: str, what: str, finish_reason: Any) -> Failure:
+    """An HTTP 200 without an answer in it (no choices, no message, no content): the server is up.
+    Cut off by max_tokens before any text, no retry can help."""
+    if finish_reason == "length":
+        return Failure(
+            f"HTTP 200 from {url}, {what}: cut off by max_tokens before any text; raise max_tokens", "alive", "record"
+        )
+    return Failure(f"HTTP 200 from {url}, {what} (finish_reason {finish_reason!r})", "alive")

@@ -1,0 +1,147 @@
+"""refine export --hub-dir: a folder that datasets.load_dataset reads, with a dataset card the Hub reads."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from funreason_refine.hub.card import untouched
+from funreason_refine.overrides import OverrideLog, decision_for
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests.conftest import QUICKSTART, read_jsonl
+from tests.hub.conftest import jsonl, xlam_rows
+
+datasets = pytest.importorskip("datasets")
+from huggingface_hub import DatasetCard  # noqa: E402
+
+FORMAT_COLUMNS = {
+    "funreason": {"id", "messages"},
+    "hermes": {"id", "tools", "messages"},
+    "sharegpt": {"id", "conversations", "tools", "cot"},
+    "openai": {"id", "messages", "tools"},
+}
+
+
+def refine(*args, code=0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quickstart") / "run"
+    refine("run", QUICKSTART / "pipeline.toml", "--out", folder)
+    return folder
+
+
+def load(folder, config="default"):
+    return datasets.load_dataset(str(folder), config, split="train", cache_dir=str(folder.parent / "hf-cache"))
+
+
+@pytest.mark.parametrize("fmt", ["funreason", "hermes", "sharegpt", "openai"])
+def test_the_folder_loads_with_datasets_as_two_configurations(tmp_path, quickstart_run, fmt):
+    output = refine("export", quickstart_run, "--format", fmt, "--hub-dir", tmp_path / "hub")
+    assert "TO FILL IN" in output
+    kept, discarded = load(tmp_path / "hub"), load(tmp_path / "hub", "discarded")
+    summary = json.loads((quickstart_run / "summary.json").read_text())
+    assert kept.num_rows == summary["outcomes"]["kept"] and set(kept.column_names) >= FORMAT_COLUMNS[fmt]
+    assert kept["id"] == [line["id"] for line in read_jsonl(quickstart_run / "kept.jsonl")]
+    assert discarded.num_rows == summary["outcomes"]["discarded"]
+    lines = list(read_jsonl(quickstart_run / "discarded.jsonl"))
+    # Parquet holds UTF-8: the sample's lone surrogate (a legal JSON escape) is written as an escape.
+    escaped = [line["message"].encode("utf-8", "backslashreplace").decode() for line in lines]
+    assert any(e != line["message"] for e, line in zip(escaped, lines, strict=True))
+    assert [(r["index"], r["stage"], r["reason"], r["message"]) for r in discarded] == [
+        (line["index"], line["stage"], line["reason"], e) for line, e in zip(lines, escaped, strict=True)
+    ]
+    assert not (tmp_path / "hub" / "data" / "dataset_info.json").exists()  # LLaMA-Factory's file is for -o only
+
+
+def test_the_card_has_the_hubs_metadata_and_says_what_a_person_still_has_to_write(tmp_path, quickstart_run):
+    refine("export", quickstart_run, "--format", "funreason", "--hub-dir", tmp_path / "hub")
+    text = (tmp_path / "hub" / "README.md").read_text()
+    card = DatasetCard.load(tmp_path / "hub" / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "unknown" and "# TO FILL IN: the licence" in text.split("license:")[0]
+    assert data["size_categories"] == ["n<1K"] and data["task_categories"] == ["text-generation"]
+    assert [(c["config_name"], c.get("default", False)) for c in data["configs"]] == [
+        ("default", True),
+        ("discarded", False),
+    ]
+    assert [c["data_files"][0]["split"] for c in data["configs"]] == ["train", "train"]
+    body = card.text
+    assert body.count("TO FILL IN") >= 4 and "Before you publish this card" in body
+    summary = json.loads((quickstart_run / "summary.json").read_text())
+    assert summary["input"]["path"] in body
+    for stage in ("classification", "query_tool", "cot", "function_params", "format"):
+        for reason, count in summary["stages"][stage]["records_discarded"].items():
+            assert f"| `{stage}` | `{reason}` | {count} |" in body
+    assert "| `classification` | Function Call Classification |" in body
+    assert "No LLM judge" in body and "1 exact (dropped)" in body and "eval_set.json" in body
+    assert "eprint        = {2505.20192}" in body
+    assert untouched(text) and not untouched(text.replace("license: unknown", "license: cc-by-4.0"))
+
+
+def test_the_review_moves_records_between_the_configurations(tmp_path, quickstart_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(quickstart_run, run)
+    wrongly_discarded = next(
+        line for line in read_jsonl(run / "discarded.jsonl") if line["stage"] == "dataset"
+    )  # a duplicate: it can be trained on
+    wrongly_kept = next(iter(read_jsonl(run / "kept.jsonl")))
+    log = OverrideLog(run)
+    log.append(decision_for(wrongly_discarded, "discarded", "wrong"))
+    log.append(decision_for(wrongly_kept, "kept", "wrong", note="the answer is off"))
+    output = refine("export", run, "--format", "openai", "--hub-dir", tmp_path / "hub")
+    assert "1 wrongly discarded record(s) restored" in output
+    kept, discarded = load(tmp_path / "hub"), load(tmp_path / "hub", "discarded")
+    assert wrongly_discarded["id"] in kept["id"] and wrongly_kept["id"] not in kept["id"]
+    reviewed = [r for r in discarded if r["id"] == wrongly_kept["id"]]
+    assert [(r["stage"], r["reason"], r["message"]) for r in reviewed] == [
+        ("review", "wrongly_kept", "the answer is off")
+    ]
+    assert wrongly_discarded["index"] not in discarded["index"]
+    assert discarded["index"] == sorted(discarded["index"])
+    assert "applied the review" in (tmp_path / "hub" / "README.md").read_text()
+
+
+def test_the_card_of_a_judged_run_from_the_hub_names_the_dataset_commit_judges_and_cost(tmp_path, hub, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    repo = hub.dataset("org/ds", {"train.jsonl": jsonl(*xlam_rows("r", 3))})
+    rows = '[[stages]]\nname = "query_tool"\nprompt = "Is {query} solvable with {tools}?"\n'
+    with FakeLLM(lambda request: Reply(text="<judge>True</judge><reason>ok</reason>")) as server:
+        pipeline = tmp_path / "pipeline.toml"
+        pipeline.write_text(
+            '[input]\npath = "hf://datasets/org/ds/train.jsonl"\n[output]\ndir = "run"\n'
+            f'[judge]\nmodel = "openai/fake-judge"\napi_base = "{server.api_base}"\n{rows}'
+        )
+        refine("run", pipeline)
+    refine("export", tmp_path / "run", "--format", "hermes", "--hub-dir", tmp_path / "hub")
+    body = DatasetCard.load(tmp_path / "hub" / "README.md").text
+    commit = repo.refs["main"]
+    assert f"the dataset `org/ds` on the Hugging Face Hub, at revision\n  `main`, read at commit `{commit}`" in body
+    assert "Judge and generator models: openai/fake-judge" in body and "Calls: 3" in body
+    assert "| `query_tool` | Query & Tool Identification | discard | openai/fake-judge |" in body
+
+
+def test_export_needs_a_file_or_a_folder_and_refuses_an_unfinished_run(tmp_path, quickstart_run):
+    assert "give -o FILE, --hub-dir DIR, or both" in refine("export", quickstart_run, "--format", "openai", code=2)
+    (tmp_path / "empty").mkdir()
+    output = refine("export", tmp_path / "empty", "--format", "openai", "--hub-dir", tmp_path / "hub", code=1)
+    assert "summary.json does not exist" in output and not (tmp_path / "hub").exists()
+
+
+def test_help_imports_none_of_the_hub_libraries():
+    code = (
+        "import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+        "[CliRunner().invoke(main, a) for a in (['--help'], ['push', '--help'], ['export', '--help'])]; "
+        "print(sorted(m for m in ('huggingface_hub', 'datasets', 'jinja2', 'pyarrow', 'polars') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

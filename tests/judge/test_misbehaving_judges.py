@@ -1,0 +1,231 @@
+"""Judges that misbehave, over real HTTP: any status, any body shape, no usage, no server at all ends as a
+retried call, an errors.jsonl entry or an outage stop that says what happened, never a traceback."""
+
+import asyncio
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from funreason_refine.cli import main
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
+from funreason_refine.judge.client import JudgeCallError, JudgeOutage, LLMClient
+from funreason_refine.judge.failures import classify
+from funreason_refine.judge.library import load_litellm
+from funreason_refine.judge.settings import ModelSettings
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests.conftest import read_jsonl, write_jsonl
+from tests.judge.test_judged_runs import YES, forecast_row
+
+PROMPT = [{"role": "user", "content": "Is this call right?"}]
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+
+def settings(api_base: str, **kw) -> ModelSettings:
+    return ModelSettings.model_validate(
+        {"model": "openai/fake-judge", "api_base": api_base, "timeout": 2, "max_retries": 1, **kw}
+    )
+
+
+def ask(s: ModelSettings, messages=PROMPT, client: LLMClient | None = None):
+    """One call's answer, or the exception it ended in."""
+    client = client or LLMClient(max_concurrency=2)
+
+    async def one():
+        return (await asyncio.gather(client.complete(s, messages, "cot"), return_exceptions=True))[0]
+
+    return asyncio.run(one())
+
+
+def completion(**changes) -> Reply:
+    """An HTTP 200 whose body is a chat completion with ``changes`` made to it (a key set to None is removed)."""
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "fake-judge",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": YES}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+    body.update(changes)
+    return Reply(raw=json.dumps({k: v for k, v in body.items() if v is not None}).encode())
+
+
+def test_a_413_from_a_proxys_body_limit_fails_the_record_at_once_saying_the_body_is_too_large():
+    with FakeLLM(lambda r: YES, max_body_bytes=2000) as proxy:
+        s = settings(proxy.api_base)
+        big = ask(s, [{"role": "user", "content": "Is this call right? " + "x" * 3000}])
+        small = ask(s)
+    assert isinstance(big, JudgeCallError), big
+    message = str(big)
+    assert f"HTTP 413 from {proxy.api_base}" in message and "request body is too large" in message
+    assert "client_max_body_size" in message
+    assert proxy.too_large == 1, "no retry can make the body smaller"
+    assert small.text == YES, "the server is up: other calls go on"
+
+
+@pytest.mark.parametrize("status, tries", [(418, 1), (451, 1), (409, 2), (599, 2)])
+def test_a_status_litellm_has_no_class_for_is_an_error_naming_it_retried_when_it_may_pass(status, tries):
+    with FakeLLM(lambda r: Reply(status=status, text=f"odd status {status}")) as server:
+        result = ask(settings(server.api_base))
+    assert isinstance(result, JudgeCallError), result
+    assert f"HTTP {status} from {server.api_base}: odd status {status}" in str(result)
+    assert len(server.requests) == tries
+
+
+@pytest.mark.parametrize(
+    "reply, words",
+    [
+        (completion(choices=[]), "no choices in the body"),
+        (completion(choices=[{"index": 0, "finish_reason": "stop"}]), "no 'message'"),
+        (completion(choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant"}}]), "no content"),
+        (completion(choices=None), "not a chat completion"),
+        (Reply(raw=b'{"choices": [{"mess'), "a body cut short"),
+        (Reply(raw=b"<html>Bad gateway</html>"), "not a chat completion"),
+    ],
+    ids=["no choices", "no message", "null content", "no choices key", "cut short", "not JSON"],
+)
+def test_an_http_200_without_an_answer_is_retried_then_an_error_saying_what_the_body_lacked(reply, words):
+    with FakeLLM(lambda r: reply) as server:
+        s = settings(server.api_base)
+        client = LLMClient(max_concurrency=2)
+        result = ask(s, client=client)
+    assert isinstance(result, JudgeCallError), result
+    assert words in str(result) and server.api_base in str(result) and "after 2 attempt(s)" in str(result)
+    assert len(server.requests) == 2
+    (row,) = client.endpoint_stats()["openai/fake-judge"]
+    assert row["in_rotation"], "a server that sends bodies is up: no outage"
+
+
+def test_an_answer_cut_off_by_max_tokens_before_any_text_is_not_asked_again():
+    cut = completion(choices=[{"index": 0, "finish_reason": "length", "message": {"role": "assistant"}}])
+    with FakeLLM(lambda r: cut) as server:
+        result = ask(settings(server.api_base, max_tokens=1))
+    assert isinstance(result, JudgeCallError) and "raise max_tokens" in str(result)
+    assert len(server.requests) == 1
+
+
+def test_an_answer_without_usage_has_its_tokens_counted_here_and_priced():
+    with FakeLLM(lambda r: Reply(YES, usage=False)) as server:
+        client = LLMClient(max_concurrency=2)
+        s = settings(server.api_base, prices={"input_per_million": 1000.0, "output_per_million": 2000.0})
+        answer = ask(s, client=client)
+    litellm = load_litellm()
+    prompt = litellm.token_counter(model=s.model, messages=PROMPT)
+    completion_tokens = litellm.token_counter(model=s.model, text=YES)
+    usage = client.usage["cot"]
+    assert answer.text == YES and (usage.prompt_tokens, usage.completion_tokens) == (prompt, completion_tokens)
+    assert usage.cost_usd == pytest.approx((prompt * 1000 + completion_tokens * 2000) / 1e6)
+    assert client.used.as_dict()["tokens_counted_locally"] == {"openai/fake-judge": 1}
+    assert any("without token usage" in note for note in client.notes)
+
+
+def test_a_server_that_never_answers_stops_on_a_message_naming_the_refused_url():
+    with FakeLLM(lambda r: YES) as gone:
+        gone.kill()  # its port is closed now: what a typo in the port of api_base looks like
+        result = ask(settings(gone.api_base, outage_timeout=1, max_retries=5))
+    assert isinstance(result, JudgeOutage), result
+    message = str(result)
+    assert f"connection refused at {gone.api_base}: check api_base" in message
+    assert "outage_timeout" in message and "run the same command again" in message
+
+
+def test_a_stall_past_timeout_says_so_and_which_key_to_raise():
+    with FakeLLM(lambda r: Reply(YES, delay=2)) as server:
+        result = ask(settings(server.api_base, timeout=0.5, max_retries=0))
+    assert isinstance(result, JudgeCallError), result
+    assert f"no answer from {server.api_base} within timeout = 0.5 s: raise the model's timeout" in str(result)
+
+
+@pytest.mark.parametrize(
+    "cause, words, outcome",
+    [
+        (OSError(111, "Connect call failed"), "connection refused at http://h:1/v1: check api_base", "down"),
+        (ConnectionResetError("reset by peer"), "closed the connection before it answered", "down"),
+        (json.JSONDecodeError("Unterminated string", '{"ch', 4), "not a chat completion LiteLLM can read", "failing"),
+        (KeyError("message"), "(no 'message' in it)", "failing"),
+    ],
+)
+def test_a_cause_deep_in_the_chain_is_named_whichever_transport_raised_it(cause, words, outcome):
+    litellm = load_litellm()
+    try:
+        try:
+            raise cause
+        except Exception as inner:
+            raise RuntimeError("transport error") from inner
+    except RuntimeError as wrapped:
+        try:
+            raise litellm.InternalServerError("Connection error.", llm_provider="openai", model="x") from wrapped
+        except Exception as exc:
+            failure = classify(exc, litellm, "http://h:1/v1", 5.0)
+    assert words in failure.message and failure.outcome == outcome and failure.action == "retry"
+
+
+# --- whole runs --------------------------------------------------------------------------------
+
+
+def write(tmp_path, server, judge="", top="", rows=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    write_jsonl(tmp_path / "in.jsonl", rows or [forecast_row("a"), forecast_row("b", days=4)])
+    path = tmp_path / "pipeline.toml"
+    path.write_text(
+        f'{top}\n[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n'
+        f'[judge]\nmodel = "openai/fake-judge"\napi_base = "{server.api_base}"\ntimeout = 2\nmax_retries = 1\n{judge}'
+    )
+    return path
+
+
+def test_a_judge_behind_a_small_body_limit_puts_the_long_record_in_errors_and_the_run_goes_on(tmp_path):
+    short, long = forecast_row("short"), forecast_row("long", cot="Forecast: get_forecast for Oslo. " + "x" * 4000)
+    with FakeLLM(lambda r: YES, max_body_bytes=3500) as proxy:
+        result = CliRunner().invoke(main, ["run", str(write(tmp_path, proxy, rows=[short, long]))])
+    assert result.exit_code == 3, result.output  # records in errors.jsonl, documented
+    assert "Traceback" not in result.output
+    (error,) = read_jsonl(tmp_path / "run" / "errors.jsonl")
+    assert error["id"] == "long" and "HTTP 413" in error["error"] and "too large" in error["error"]
+    assert [r["id"] for r in read_jsonl(tmp_path / "run" / "kept.jsonl")] == ["short"]
+
+
+def test_max_cost_holds_when_the_server_leaves_usage_out(tmp_path):
+    rows = [forecast_row(str(i), days=i + 1) for i in range(12)]
+    judge = "prices = {input_per_million = 1000.0, output_per_million = 0.0}\nmax_concurrency = 1\n"
+    summaries = {}
+    for usage in (True, False):
+        with FakeLLM(lambda r, usage=usage: Reply(YES, usage=usage, prompt_tokens=400)) as server:
+            path = write(tmp_path / str(usage), server, judge=judge, top="max_cost = 2.0", rows=rows)
+            result = run_pipeline(load_pipeline(path))
+        assert result.stopped and "max_cost" in result.stopped, usage
+        summaries[usage] = result.summary.as_dict()["judge"]
+    reported, counted = summaries[True], summaries[False]
+    assert reported["calls"] == 5 and "tokens_counted_locally" not in reported  # $0.40 a call
+    # Counted here, a prompt is some 350-450 tokens: the run stops after a handful of calls, as it should.
+    assert 3 <= counted["calls"] <= 7 and counted["cost_usd"] >= 2.0
+    assert counted["tokens_counted_locally"] == {"openai/fake-judge": counted["calls"]}
+    assert counted["cost_usd"] == pytest.approx(counted["prompt_tokens"] * 1000 / 1e6)
+    assert any("without token usage" in note for note in counted["notes"])
+
+
+@pytest.mark.parametrize(
+    "judge, words",
+    [
+        ('api_base = "htp://gpu-1:8000/v1"', "[judge] key 'api_base': Value error, 'htp://gpu-1:8000/v1' is not a"),
+        ('api_base = "gpu-1:8000/v1"', "write it as http://HOST:PORT/v1"),
+        ('api_base = ["http://gpu-1:8000/v1", "http://gpu-1:8000/v1/"]', "http://gpu-1:8000/v1/ is listed twice"),
+        (
+            '[[judge.endpoints]]\napi_base = "http://a:8000/v1"\n[[judge.endpoints]]\napi_base = "http://a:8000/v1"',
+            "[judge] key 'endpoints': Value error, http://a:8000/v1 is listed twice; list each server once",
+        ),
+        ('[[judge.endpoints]]\napi_base = "htp://a/v1"', "[judge] key 'endpoints.0.api_base'"),
+    ],
+)
+def test_validate_rejects_a_server_url_that_is_not_one_and_a_server_listed_twice(tmp_path, judge, words):
+    write_jsonl(tmp_path / "in.jsonl", [forecast_row("a")])
+    path = tmp_path / "p.toml"
+    path.write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[judge]\nmodel = "openai/j"\n{judge}\n')
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1 and words in " ".join(result.output.split()), result.output
