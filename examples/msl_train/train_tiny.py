@@ -7,8 +7,9 @@ in well under a minute:
     refine run examples/quickstart/pipeline.toml
     python examples/msl_train/train_tiny.py examples/quickstart/runs/quickstart
 
-With a real model, only the two `tiny_*` lines change: load your tokenizer (with <think> and
-</think> as special tokens) and model with `from_pretrained`.
+With a real model, only the two `tiny_*` lines change: load your tokenizer and model with
+`from_pretrained` (or funreason_msl.loading for a GGUF file). Do not add <think> and </think> as new
+tokens: the trainer takes its labels from the dataset, and new tokens start untrained.
 """
 
 from __future__ import annotations

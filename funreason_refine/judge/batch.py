@@ -409,7 +409,7 @@ def _ended(status: Any) -> str:
 def _refused(group: Group, exc: Exception) -> str:
     text = " ".join(str(exc).split())[:300]
     if type(exc).__name__ == "NotFoundError":
-        text += " (the server has no Files or Batches endpoints: plain vLLM has none, see README 'Cost')"
+        text += " (the server has no Files or Batches endpoints: plain vLLM has none, see docs/cost.md)"
     return (
         f"{group.model}: the batch API at {group.api_base or group.provider} failed: {type(exc).__name__}: {text}. "
         "Everything finished is saved and submitted batches are journaled in the run folder's batches/: fix the "

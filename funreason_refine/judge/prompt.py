@@ -45,6 +45,8 @@ def conversation_text(record: Record) -> str:
 def _line(message: Message) -> str:
     if message.role == "user":
         return f"user: {message.content or ''}"
+    if message.role == "system":  # a system message in the middle of a conversation, where it was
+        return f"system: {message.content or ''}"
     if message.role == "tool":
         return f"tool result for {message.call_id or '?'}: {message.content or ''}"
     if isinstance(message.answer, list):

@@ -149,3 +149,12 @@ def test_a_stage_prompt_of_the_pipeline_keeps_the_system_message_and_a_spec_with
     assert [m["role"] for m in asked["Solvable"]] == ["system", "user"]
     assert asked["Solvable"][0]["content"] == builtin_specs()["query_tool"].system
     assert asked["Polite"] == [{"role": "user", "content": "Polite? Forecast for Rome, 2 days"}]
+
+
+def test_a_system_message_mid_conversation_is_shown_to_the_judge_as_system_not_assistant():
+    from funreason_refine.judge.prompt import _line
+    from funreason_refine.record import Message
+
+    assert _line(Message(role="system", content="Answer in French from now on.")) == (
+        "system: Answer in French from now on."
+    )
