@@ -84,6 +84,7 @@ def test_accepted_configuration_changes_are_recorded_in_summary_json_and_shown(t
     report = refine("report", tmp_path / "run")
     assert "refined under 2 configurations" in " ".join(report.split())
     assert "2 configurations" in (tmp_path / "run" / "report.md").read_text()
+    assert "refined under 2 configurations" in (tmp_path / "run" / "report.html").read_text()
 
 
 def test_a_merge_of_shards_that_went_on_under_a_changed_configuration_says_so(tmp_path):

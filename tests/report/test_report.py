@@ -57,8 +57,9 @@ def test_report_numbers_in_the_html_equal_summary_json(run_dir):
     assert int(got["input.records"]) == summary["input"]["records"] == 60
     for kind, n in summary["outcomes"].items():
         assert int(got[f"outcomes.{kind}"]) == n
+    assert int(got["stages.function_params.truncated"]) == 1, "the conversation kept up to its failing turn"
     for stage, counts in summary["stages"].items():
-        for key in ("passed", "regenerated", "discarded"):
+        for key in ("passed", "regenerated", "discarded", "truncated"):
             assert int(got[f"stages.{stage}.{key}"]) == counts[key], (stage, key)
         for reason, n in counts["records_discarded"].items():
             assert int(got[f"reasons.{stage}.{reason}"]) == n
