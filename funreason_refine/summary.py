@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_serializer
 
 from funreason_refine.errors import RunFolderError
 
@@ -101,6 +101,19 @@ class JudgeUsage(_Part):
     def __add__(self, other: JudgeUsage) -> JudgeUsage:
         return type(self).model_validate(_add_fields(self, other, JudgeUsage.model_fields))
 
+    def __iadd__(self, other: JudgeUsage) -> JudgeUsage:
+        for name in JudgeUsage.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+    def add_retry(self) -> None:
+        """A call sent again (the judge client counts each as it happens)."""
+        self.retries += 1
+
+    @field_serializer("cost_usd", "seconds", "cached_cost_usd", "cached_seconds")
+    def _to_the_microunit(self, value: float) -> float:
+        return round(value, 6)  # sums of many small floats: written without their noise
+
 
 def _add_fields(a: BaseModel, b: BaseModel, names: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -168,7 +181,7 @@ class JudgeSection(JudgeUsage):
 
     def __add__(self, other: JudgeUsage) -> JudgeSection:
         assert isinstance(other, JudgeSection)
-        usage = JudgeUsage.model_validate(self.usage().model_dump()) + other.usage()
+        usage = self.usage() + other.usage()
         stages = list(dict.fromkeys([*self.per_stage, *other.per_stage]))
         return JudgeSection(
             **usage.model_dump(),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from funreason_refine.judge.cache import Cached
@@ -11,60 +11,13 @@ from funreason_refine.judge.prefix import PrefixCaches
 from funreason_refine.judge.prices import Pricing
 from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.settings import ModelSettings
-
-ROUNDED = ("cost_usd", "cached_cost_usd", "seconds", "cached_seconds")
-
-
-@dataclass
-class Usage:
-    """Judge use of a run (or of one stage).
-
-    ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
-    the answers taken from the cache cost when they were first asked, so that calls, tokens, cost
-    and latency of a whole run can be told even when a re-run paid for nothing (calibrate).
-    ``seconds`` sums the time each call took, not the wall time of the run. ``reusable_prefix_tokens``
-    are the prompt tokens a server's prefix cache could have reused (judge/prefix.py models it).
-    """
-
-    calls: int = 0
-    cached: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    seconds: float = 0.0
-    cached_prompt_tokens: int = 0
-    cached_completion_tokens: int = 0
-    cached_cost_usd: float = 0.0
-    cached_seconds: float = 0.0
-    reusable_prefix_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, name) + getattr(other, name) for name in USAGE_FIELDS))
-
-    def __iadd__(self, other: Usage) -> Usage:
-        for name in USAGE_FIELDS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
-
-    def add_retry(self) -> None:
-        self.retries += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        """As summary.json writes it (cost and seconds rounded to the microunit)."""
-        out = {name: getattr(self, name) for name in USAGE_FIELDS}
-        for name in ROUNDED:
-            out[name] = round(out[name], 6)
-        return out
-
-
-USAGE_FIELDS = tuple(f.name for f in fields(Usage))
+from funreason_refine.summary import JudgeUsage as Usage  # the summary's own type, counted into as calls end
 
 
 @dataclass
 class RunUsage:
     """What a run (or a shard of it) used: :class:`Usage` per stage, and per model the calls whose
-    tokens were counted here because the server reported none. Two add up to their runs together."""
+    tokens were counted here because the server reported none (summary.py adds two runs' up)."""
 
     per_stage: dict[str, Usage] = field(default_factory=dict)
     tokens_counted_locally: Counter[str] = field(default_factory=Counter)
@@ -87,15 +40,10 @@ class RunUsage:
             usage = self.per_stage[name] = Usage()
         return usage
 
-    def __add__(self, other: RunUsage) -> RunUsage:
-        stages = {name: self.per_stage.get(name, Usage()) + other.per_stage.get(name, Usage())
-                  for name in [*self.per_stage, *other.per_stage]}  # fmt: skip
-        return RunUsage(stages, self.tokens_counted_locally + other.tokens_counted_locally)
-
     def as_dict(self) -> dict[str, Any]:
         """The judge section's usage keys of summary.json: the total's, ``per_stage``, and
         ``tokens_counted_locally`` (calls per model) only when a server left usage out."""
-        out = {**self.total.as_dict(), "per_stage": {name: u.as_dict() for name, u in self.per_stage.items()}}
+        out = {**self.total.model_dump(), "per_stage": {name: u.model_dump() for name, u in self.per_stage.items()}}
         if self.tokens_counted_locally:
             out["tokens_counted_locally"] = dict(sorted(self.tokens_counted_locally.items()))
         return out
