@@ -31,6 +31,17 @@ for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASE
     os.environ.pop(_name, None)
 
 
+def refine(*args, code=0) -> str:
+    """`refine ARGS` as the CLI runs it; its output, once its exit status is ``code``."""
+    from click.testing import CliRunner
+
+    from funreason_refine.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
 def write_jsonl(path: Path, rows) -> Path:
     lines = [r if isinstance(r, (bytes, str)) else json.dumps(r) for r in rows]
     path.write_bytes(b"".join((line.encode() if isinstance(line, str) else line) + b"\n" for line in lines))

@@ -6,14 +6,12 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import RunFolderError
 from funreason_refine.summary import Summary
-from tests.conftest import QUICKSTART, write_jsonl, xlam_row
+from tests.conftest import QUICKSTART, refine, write_jsonl, xlam_row
 
 
 def weather(city):
@@ -28,12 +26,6 @@ def pipeline(tmp_path, rows=ROWS, extra=""):
     path = tmp_path / "p.toml"
     path.write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n{extra}')
     return path
-
-
-def refine(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_a_line_deleted_between_an_interrupted_run_and_its_resume_is_refused_naming_what_to_do(tmp_path):

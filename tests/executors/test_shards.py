@@ -15,17 +15,11 @@ from funreason_refine.cli import main
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import split_input
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
-from tests.conftest import QUICKSTART, write_jsonl, xlam_row
+from tests.conftest import QUICKSTART, refine, write_jsonl, xlam_row
 
 OUTCOMES = ("kept", "discarded", "quarantined", "errors")
 YES = "<judge>True</judge><reason>ok</reason>"
 REFINE = "import sys; from funreason_refine.cli import main; sys.argv = ['refine', *sys.argv[1:]]; main()"
-
-
-def refine(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def outcome_bytes(folder):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tests.conftest import FAKE_HUB, xlam_row
+from tests.conftest import FAKE_HUB, QUICKSTART, refine, xlam_row
 
 pytest.importorskip("huggingface_hub")
 
@@ -22,3 +22,11 @@ def jsonl(*rows) -> bytes:
 
 def xlam_rows(prefix: str, count: int, start: int = 0) -> list[dict]:
     return [xlam_row(f"{prefix}{i}", query=f"What's the weather in city number {i}?") for i in range(start, count)]
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """The quickstart refined once per test module: the run folder the Hub tests export and push."""
+    folder = tmp_path_factory.mktemp("quickstart") / "run"
+    refine("run", QUICKSTART / "pipeline.toml", "--out", folder)
+    return folder

@@ -5,13 +5,11 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from funreason_refine.cli import main
 from funreason_refine.hub.card import untouched
 from funreason_refine.overrides import OverrideLog, decision_for
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
-from tests.conftest import QUICKSTART, read_jsonl
+from tests.conftest import read_jsonl, refine
 from tests.hub.conftest import jsonl, xlam_rows
 
 datasets = pytest.importorskip("datasets")
@@ -23,19 +21,6 @@ FORMAT_COLUMNS = {
     "sharegpt": {"id", "conversations", "tools", "cot"},
     "openai": {"id", "messages", "tools"},
 }
-
-
-def refine(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-@pytest.fixture(scope="module")
-def quickstart_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("quickstart") / "run"
-    refine("run", QUICKSTART / "pipeline.toml", "--out", folder)
-    return folder
 
 
 def load(folder, config="default"):

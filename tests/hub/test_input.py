@@ -5,23 +5,15 @@ import sys
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.errors import InputError
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import split_input
-from tests.conftest import QUICKSTART, read_jsonl
+from tests.conftest import QUICKSTART, read_jsonl, refine
 from tests.hub.conftest import jsonl, xlam_rows
 
 OUTCOMES = ("kept", "discarded", "quarantined", "errors")
-
-
-def refine(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def pipeline(tmp_path, url, extra="", stages='[[stages]]\nname = "format"\n'):

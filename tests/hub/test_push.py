@@ -1,28 +1,13 @@
 """refine push: the dataset folder, in one commit, to the local stand-in of the Hub (its commit API)."""
 
 import pytest
-from click.testing import CliRunner
 
-from funreason_refine.cli import main
 from funreason_refine.hub.card import untouched
-from tests.conftest import QUICKSTART
+from tests.conftest import refine
 
 pytest.importorskip("huggingface_hub")
 
 FILES = ["README.md", "data/train-00000-of-00001.parquet", "discarded/train-00000-of-00001.parquet"]
-
-
-def refine(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("quickstart") / "run"
-    refine("run", QUICKSTART / "pipeline.toml", "--out", folder)
-    return folder
 
 
 def commits(hub):
@@ -30,15 +15,15 @@ def commits(hub):
 
 
 def test_push_creates_the_repository_and_uploads_the_folder_in_one_commit_and_twice_is_once(
-    tmp_path, hub, monkeypatch, run_dir
+    tmp_path, hub, monkeypatch, quickstart_run
 ):
     monkeypatch.setenv("HF_TOKEN", hub.token)
-    output = refine("push", run_dir, "me/refined", "--private")
+    output = refine("push", quickstart_run, "me/refined", "--private")
     repo = hub.repos["me/refined"]
     assert repo.private and len(commits(hub)) == 1
     tree = repo.tree("main")
     assert sorted(tree) == FILES
-    refine("export", run_dir, "--format", "funreason", "--hub-dir", tmp_path / "folder")
+    refine("export", quickstart_run, "--format", "funreason", "--hub-dir", tmp_path / "folder")
     local = tmp_path / "folder"
     for name in FILES[1:]:
         assert tree[name] == (local / name).read_bytes()
@@ -46,38 +31,38 @@ def test_push_creates_the_repository_and_uploads_the_folder_in_one_commit_and_tw
     assert untouched(card) and 'load_dataset("me/refined", split="train")' in card
     assert f"in commit {repo.refs['main']}" in output and "README.md" in output
     # Again: nothing changed, so nothing is committed (huggingface_hub leaves out files the Hub has).
-    again = refine("push", run_dir, "me/refined")
+    again = refine("push", quickstart_run, "me/refined")
     assert "already holds these files: nothing to commit" in again and len(commits(hub)) == 1
 
 
 def test_a_new_push_replaces_its_own_files_deletes_its_stale_ones_and_keeps_a_card_a_person_edited(
-    hub, monkeypatch, run_dir
+    hub, monkeypatch, quickstart_run
 ):
     monkeypatch.setenv("HF_TOKEN", hub.token)
     repo = hub.dataset("me/refined", {"data/old-00000-of-00001.parquet": b"PAR1", "notes.md": b"mine"})
-    refine("push", run_dir, "me/refined", "--format", "hermes")
+    refine("push", quickstart_run, "me/refined", "--format", "hermes")
     assert sorted(repo.tree("main")) == [*FILES, "notes.md"]  # data/old-... deleted, notes.md left alone
     edited = repo.tree("main")["README.md"].replace(b"license: unknown", b"license: cc-by-4.0")
     repo.commit({"README.md": edited}, keep=True)
-    output = refine("push", run_dir, "me/refined", "--format", "openai")
+    output = refine("push", quickstart_run, "me/refined", "--format", "openai")
     assert "kept the README.md on the Hub" in output
     assert repo.tree("main")["README.md"] == edited and len(commits(hub)) == 2
 
 
-def test_dry_run_lists_the_files_and_sends_nothing(hub, monkeypatch, run_dir):
-    output = refine("push", run_dir, "me/refined", "--dry-run")
+def test_dry_run_lists_the_files_and_sends_nothing(hub, monkeypatch, quickstart_run):
+    output = refine("push", quickstart_run, "me/refined", "--dry-run")
     for name in FILES:
         assert name in output
     assert "would upload 3 files to the dataset me/refined in one commit" in output
     assert not hub.requests("/api/") and "me/refined" not in hub.repos
 
 
-def test_without_a_write_token_push_is_a_one_line_error(hub, run_dir):
-    output = refine("push", run_dir, "me/refined", code=1)
+def test_without_a_write_token_push_is_a_one_line_error(hub, quickstart_run):
+    output = refine("push", quickstart_run, "me/refined", code=1)
     assert "the Hub refused to write to the dataset me/refined (401): set HF_TOKEN" in output
     assert len(output.strip().splitlines()) == 1
 
 
-def test_a_bad_repository_id_is_refused_before_anything_is_sent(hub, run_dir):
-    assert "write ORG/NAME" in refine("push", run_dir, "refined", code=1)
+def test_a_bad_repository_id_is_refused_before_anything_is_sent(hub, quickstart_run):
+    assert "write ORG/NAME" in refine("push", quickstart_run, "refined", code=1)
     assert not hub.log
