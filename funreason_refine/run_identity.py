@@ -73,11 +73,24 @@ def read_run_file(run_dir: Path) -> dict[str, Any]:
     """run.json of a folder ({} when there is none yet)."""
     path = Path(run_dir) / RUN_FILE
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except ValueError as exc:
         raise RunFolderError(f"{path} is not JSON ({exc}): start the folder over with --fresh") from None
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{path} is not a JSON object: start the folder over with --fresh")
+    return data
+
+
+def run_file_of(run_dir: Path) -> dict[str, Any]:
+    """run.json of a folder as far as it can be read: {} when it is missing or not a JSON object (for
+    readers that only look something up in it and say themselves what is missing)."""
+    try:
+        data = read_run_file(run_dir)
+    except (RunFolderError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_run_file(run_dir: Path, payload: dict[str, Any]) -> None:

@@ -155,10 +155,10 @@ def _is_outcome_line(raw: bytes) -> bool:
 
 
 def _pipeline_of(path: Path) -> str | None:
-    try:
-        return str(json.loads((path / RUN_FILE).read_text(encoding="utf-8"))["pipeline"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    from funreason_refine.run_identity import run_file_of
+
+    pipeline = run_file_of(path).get("pipeline")
+    return str(pipeline) if pipeline is not None else None
 
 
 def _is_run_folder(path: Path) -> bool:

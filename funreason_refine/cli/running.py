@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +20,14 @@ if TYPE_CHECKING:
 
 def pipeline_of(run_dir: Path) -> Path:
     """The pipeline file a run folder was made with, as its run.json names it."""
-    from funreason_refine.run_folder import RUN_FILE
+    from funreason_refine.run_identity import RUN_FILE, read_run_file
 
-    run_file = run_dir / RUN_FILE
-    if not run_file.exists():
-        raise RefineError(f"{run_dir} has no {RUN_FILE}: it is not a run folder made by `refine run`")
-    return Path(json.loads(run_file.read_text(encoding="utf-8"))["pipeline"])
+    pipeline = read_run_file(run_dir).get("pipeline")
+    if not isinstance(pipeline, str):
+        raise RefineError(
+            f"{run_dir} has no {RUN_FILE} naming its pipeline: it is not a run folder made by `refine run`"
+        )
+    return Path(pipeline)
 
 
 def run_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> None:

@@ -26,8 +26,8 @@ from funreason_refine.executors.layout import Shard
 from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import Outcome
-from funreason_refine.run_folder import FILES, RUN_FILE, RunFolder, Written
-from funreason_refine.run_identity import read_run_file, write_run_file
+from funreason_refine.run_folder import FILES, RunFolder, Written
+from funreason_refine.run_identity import read_run_file, run_file_of, write_run_file
 from funreason_refine.summary import ShardEntry, Summary
 
 _INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line this tool writes starts
@@ -284,11 +284,4 @@ def _summary(folder: Path) -> Summary | None:
 
 
 def _run_file(folder: Path) -> dict[str, Any]:
-    return _json(folder / RUN_FILE) or {}
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return None
+    return run_file_of(folder)

@@ -8,7 +8,6 @@ commit, even when the dataset has moved on. A fresh run folder resolves the revi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,10 @@ def recorded_commit(path: HubPath, run_dir: Path) -> str | None:
 
 
 def _input_of(run_file: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    found = data.get("config", {}).get("input", {}) if isinstance(data, dict) else {}
+    from funreason_refine.run_identity import run_file_of
+
+    config = run_file_of(run_file.parent).get("config")
+    found = config.get("input") if isinstance(config, dict) else None
     return found if isinstance(found, dict) else {}
 
 
