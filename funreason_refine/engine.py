@@ -75,7 +75,7 @@ def run_pipeline(
 
     ``fresh`` starts the folder over (the judge cache stays); ``accept_changes`` goes on in a
     folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl;
-    ``part``: refine only that part of the input (a shard: distributed/shards.py gives it its folder).
+    ``part``: refine only that part of the input (a shard: executors/shards.py gives it its folder).
     """
     progress = progress or Progress()
     stream = InputStream.open(pipeline.input)

@@ -31,5 +31,20 @@ class RunFolderError(RefineError):
     """The run folder cannot be written or is inconsistent."""
 
 
+class JudgeOutage(RefineError):
+    """Every server of a model failed for longer than its ``outage_timeout``: the run stops, resumable."""
+
+    def __init__(self, model: str, servers: list[str], seconds: float, last_error: str):
+        self.model = model
+        self.servers = servers
+        self.seconds = seconds
+        self.last_error = last_error
+        super().__init__(
+            f"judge {model}: {last_error}; no server answered for {seconds:.0f} s (outage_timeout; tried "
+            f"{', '.join(servers)}). Everything finished is saved: fix that (or point api_base at a server that "
+            "answers) and run the same command again to go on"
+        )
+
+
 class CallSyntaxError(ValueError):
     """Text is not a well-formed ``[func(param=value, ...)]`` call list."""

@@ -15,8 +15,6 @@ from pydantic import BaseModel
 
 from funreason_refine.calls import same_calls
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
-from funreason_refine.judge.client import JudgeCallError
-from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict
 from funreason_refine.run_folder import Written, to_json_line
@@ -26,6 +24,7 @@ from funreason_refine.targets import answer_text
 
 if TYPE_CHECKING:
     from funreason_refine.audit.features import Features
+    from funreason_refine.judge.runner import JudgeRunner
 
 
 @dataclass
@@ -252,6 +251,8 @@ def refine_record(record: Record, stages: list[PipelineStage]) -> Finished:
 async def refine_judged(record: Record, stages: list[PipelineStage], judges: JudgeRunner) -> Finished:
     """``refine_record`` with the stages' judges asked after their rules pass, and their generators
     asked to rewrite a failing field. A judge that cannot answer sends the record to errors.jsonl."""
+    from funreason_refine.judge.failures import JudgeCallError  # judge code only where judges are asked
+
     way = Refinement(record, stages)
     while (stage := way.next_stage()) is not None:
         try:

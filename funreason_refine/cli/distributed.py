@@ -91,8 +91,8 @@ def run_ray(
 
     from funreason_refine.console import shards_table
     from funreason_refine.engine import RunInterrupted
+    from funreason_refine.errors import JudgeOutage
     from funreason_refine.executors.ray import run_on_ray
-    from funreason_refine.judge.endpoints import JudgeOutage
 
     title = f"shards of {loaded.output_dir}"
     try:

@@ -42,8 +42,8 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
 
     from funreason_refine.console import RunDisplay, summary_tables
     from funreason_refine.engine import RunInterrupted, run_pipeline
+    from funreason_refine.errors import JudgeOutage
     from funreason_refine.executors import shards as sharding
-    from funreason_refine.judge.endpoints import JudgeOutage
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C

@@ -16,12 +16,11 @@ from typing import Any
 
 from funreason_refine.config import Pipeline, load_pipeline
 from funreason_refine.engine import RunInterrupted, RunResult
-from funreason_refine.errors import RefineError
+from funreason_refine.errors import JudgeOutage, RefineError
 from funreason_refine.executors.layout import MARKER, Shard, read_marker
 from funreason_refine.executors.merge import MergeResult, merge_run
 from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.executors.shards import refuse_one_process_folder, refuse_other_split, run_shard
-from funreason_refine.judge.endpoints import JudgeOutage
 from funreason_refine.refiners.pool import stages_workers_cannot_load
 from funreason_refine.run_folder import FolderInUse, RunFolder
 

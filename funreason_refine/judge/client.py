@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from funreason_refine.errors import JudgeOutage
 from funreason_refine.judge.accounting import Ledger, RunUsage, Usage
 from funreason_refine.judge.batching import BatchRoute
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.calls import Caller
-from funreason_refine.judge.endpoints import JudgeOutage
 from funreason_refine.judge.failures import BudgetStop, JudgeCallError, JudgeSetupError
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Pricing

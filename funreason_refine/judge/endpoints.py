@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from funreason_refine.errors import RefineError
+from funreason_refine.errors import JudgeOutage
 from funreason_refine.judge.ratelimit import RateLimits
 from funreason_refine.judge.settings import Endpoint, ModelSettings
 
@@ -34,21 +34,6 @@ PROVIDER_DEFAULT = "(provider default)"
 Outcome = Literal["answered", "alive", "rate_limited", "failing", "down", "unused"]
 """How a call on a server ended: an answer; a refusal that shows the server up (400, auth); a 429;
 a 5xx response; no response at all (connection refused or dropped, timeout); no request made."""
-
-
-class JudgeOutage(RefineError):
-    """Every server of a model failed for longer than its ``outage_timeout``: the run stops, resumable."""
-
-    def __init__(self, model: str, servers: list[str], seconds: float, last_error: str):
-        self.model = model
-        self.servers = servers
-        self.seconds = seconds
-        self.last_error = last_error
-        super().__init__(
-            f"judge {model}: {last_error}; no server answered for {seconds:.0f} s (outage_timeout; tried "
-            f"{', '.join(servers)}). Everything finished is saved: fix that (or point api_base at a server that "
-            "answers) and run the same command again to go on"
-        )
 
 
 @dataclass
