@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.errors import RunFolderError
 
@@ -105,7 +105,13 @@ def check_input(run_dir: Path, files: list[Path]) -> None:
     changed since. An input that grew by appended records is the same input with more to do: its new
     size is recorded."""
     run = read_run_file(run_dir)
-    recorded = [FileIdentity.model_validate(f) for f in run.get("input_files", [])]
+    try:
+        recorded = [FileIdentity.model_validate(f) for f in run.get("input_files") or []]
+    except (ValidationError, TypeError):
+        raise RunFolderError(
+            f"{Path(run_dir) / RUN_FILE}: input_files is not what this tool writes (edited by hand?): start the "
+            "folder over (`refine run PIPELINE --fresh`)"
+        ) from None
     if not recorded:
         run["input_files"] = [FileIdentity.of(f).model_dump() for f in files]
         write_run_file(run_dir, run)

@@ -101,3 +101,12 @@ def test_the_quickstart_folder_records_its_input(tmp_path):
     run_pipeline(load_pipeline(QUICKSTART / "pipeline.toml", tmp_path / "run"))
     files = json.loads((tmp_path / "run" / "run.json").read_text())["input_files"]
     assert [os.path.basename(f["path"]) for f in files] == ["records.jsonl"] and len(files[0]["blake2b"]) == 32
+
+
+def test_a_run_json_whose_input_files_were_edited_by_hand_is_named_not_a_traceback(tmp_path):
+    path = pipeline(tmp_path)
+    run_pipeline(load_pipeline(path), limit=2)
+    run_file = tmp_path / "run" / "run.json"
+    run_file.write_text(json.dumps({**json.loads(run_file.read_text()), "input_files": [{"path": 3}]}))
+    refused = " ".join(refine("run", path, code=1).split())
+    assert "run.json: input_files is not what this tool writes" in refused and "--fresh" in refused
