@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, PluginError
-from funreason_refine.hub.paths import HubPath
+from funreason_refine.hub.paths import HubPath, is_hub_path
 from funreason_refine.judge.settings import (
     GenerateSettings,
     JudgePanel,
@@ -117,6 +117,7 @@ class Pipeline:
     config: dict[str, Any] | None = None  # what the hash covers, kept for saying what changed
     source: SourceSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
+    input_given: str | None = None  # `--input`: read in place of [input] path (absolute, or an hf:// path)
 
 
 def config_hash(payload: dict[str, Any]) -> str:
@@ -124,15 +125,34 @@ def config_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load_pipeline(path: Path, out_dir: Path | None = None, judge_model: str | None = None) -> Pipeline:
-    """Read and check a pipeline file; raise ConfigError listing every problem found."""
+def load_pipeline(
+    path: Path, out_dir: Path | None = None, judge_model: str | None = None, input_path: str | None = None
+) -> Pipeline:
+    """Read and check a pipeline file; raise ConfigError listing every problem found.
+
+    ``judge_model`` and ``input_path`` are the command line's --judge-model and --input: they replace the
+    file's judges and its [input] path (a relative ``input_path`` starts at the current folder)."""
     path = Path(path)
     data = _read_toml(path)
     if judge_model:
         from funreason_refine.judge_swap import swap_judge
 
         data = swap_judge(data, judge_model)
-    return _Loader(path, data).load(out_dir)
+    given = given_input(input_path)
+    if given is not None:
+        section = data.get("input")
+        data = {**data, "input": {**(section if isinstance(section, dict) else {}), "path": given}}
+    loaded = _Loader(path, data).load(out_dir)
+    loaded.input_given = given
+    return loaded
+
+
+def given_input(input_path: str | Path | None) -> str | None:
+    """A command-line input as the pipeline records it: an hf:// path as given, a file made absolute."""
+    if input_path is None:
+        return None
+    text = str(input_path)
+    return text if is_hub_path(text) else str(Path(text).resolve())
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def choose_refiner(
     if workers is None:
         workers = default_workers(stream) if not stages_workers_cannot_load(pipeline.stages) else 1
     if workers > 1:
-        return PoolRefiner(pipeline.path, pipeline.output_dir, pipeline.stages, workers, audited=audit is not None)
+        return PoolRefiner(pipeline, workers, audited=audit is not None)
     from funreason_refine.refiners.local import InProcessRefiner
 
     return InProcessRefiner(stream, pipeline.stages, features)
@@ -170,7 +170,11 @@ def _open_folder(
         if fresh:
             folder.clear()
         replaced = folder.check_config(
-            str(pipeline.path.resolve()), pipeline.config or {}, pipeline.config_hash, accept_changes
+            str(pipeline.path.resolve()),
+            pipeline.config or {},
+            pipeline.config_hash,
+            accept_changes,
+            input_given=pipeline.input_given,
         )
         check_input(folder.path, input_files(pipeline, stream))
         if retry_errors:

@@ -22,7 +22,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import PLAIN_MODELS, Outcome, Quarantined
-from funreason_refine.run_identity import RUN_FILE, read_run_file, write_run_file
+from funreason_refine.run_identity import INPUT_GIVEN, RUN_FILE, read_run_file, write_run_file
 from funreason_refine.summary import SUMMARY, Summary
 from funreason_refine.tally import Tally
 
@@ -192,29 +192,48 @@ class RunFolder:
         self._lock = handle
 
     def check_config(
-        self, pipeline_path: str, config: dict[str, Any], config_hash: str, accept_changes: bool
+        self,
+        pipeline_path: str,
+        config: dict[str, Any],
+        config_hash: str,
+        accept_changes: bool,
+        input_given: str | None = None,
     ) -> str | None:
         """Record the configuration of a new folder; on an old one, refuse a changed one unless accepted.
-        Returns the configuration hash it replaced when a change was accepted."""
+        Returns the configuration hash it replaced when a change was accepted. ``input_given``: the
+        command line's --input, recorded so that retry and merge read the same input."""
         from funreason_refine import __version__
 
         previous = read_run_file(self.path)
         if previous:
-            if previous.get("config_hash") == config_hash:
+            if previous.get("config_hash") == config_hash and previous.get(INPUT_GIVEN) == input_given:
                 return None
             if not accept_changes:
-                changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
-                raise ConfigChanged(
-                    f"{self.path} was started with another pipeline configuration:\n  "
-                    + "\n  ".join(changes[:20])
-                    + "\nRun again with --accept-changes to go on with the new configuration (finished "
-                    "records stay as they are; cached judge answers are reused), or start this folder over "
-                    "with `refine run PIPELINE --fresh`."
-                )
+                raise ConfigChanged(self._changed(previous, config, input_given))
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
-        kept = {k: v for k, v in previous.items() if k not in payload}  # the input's identity, earlier configurations
-        write_run_file(self.path, {**payload, **kept})
+        if input_given is not None:
+            payload[INPUT_GIVEN] = input_given
+        kept = {k: v for k, v in previous.items() if k not in payload and k != INPUT_GIVEN}
+        write_run_file(self.path, {**payload, **kept})  # kept: the input's identity, earlier configurations
         return previous.get("config_hash")
+
+    def _changed(self, previous: dict[str, Any], config: dict[str, Any], input_given: str | None) -> str:
+        changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
+        started = previous.get(INPUT_GIVEN)
+        if started != input_given:
+            changes.insert(0, f"input given on the command line: {started or '(none)'} -> {input_given or '(none)'}")
+        advice = (
+            f"To go on with the input it was started on, give it again: --input {started}. "
+            if started and started != input_given
+            else ""
+        )
+        return (
+            f"{self.path} was started with another pipeline configuration:\n  "
+            + "\n  ".join(changes[:20])
+            + f"\n{advice}Run again with --accept-changes to go on with the new configuration (finished "
+            "records stay as they are; cached judge answers are reused), or start this folder over "
+            "with `refine run PIPELINE --fresh`."
+        )
 
     def clear(self) -> None:
         """Start the folder over: outcome files and summary go; the judge answer cache stays."""

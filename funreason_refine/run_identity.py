@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from funreason_refine.errors import RunFolderError
 
 RUN_FILE = "run.json"
+INPUT_GIVEN = "input"  # run.json: the input given on the command line (--input), when one was
 HASH_CHUNK = 1 << 20
 
 

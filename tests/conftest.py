@@ -94,3 +94,27 @@ def plugin():
 
     with ExitStack() as stack:
         yield lambda obj, name: stack.enter_context(registered(obj, name))
+
+
+@pytest.fixture
+def flaky_stage(plugin):
+    """A stage named "flaky" that raises (an error, not a verdict) for the record ids in the set it returns."""
+    from funreason_refine import Stage, Verdict, hookimpl
+
+    failing: set[str] = set()
+
+    class Flaky(Stage):
+        name = "flaky"
+
+        def check(self, record):
+            if record.id in failing:
+                raise RuntimeError("the disk is full")
+            return Verdict.passed()
+
+    class Plugin:
+        @hookimpl
+        def register_stages(self, register):
+            register(Flaky)
+
+    plugin(Plugin(), "flaky_plugin")
+    return failing

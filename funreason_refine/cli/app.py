@@ -50,6 +50,12 @@ JUDGE_MODEL_HELP = (
     "MODEL@URL serves it at URL (e.g. openai/qwen2.5-7b@http://localhost:8000/v1)."
 )
 
+INPUT_HELP = (
+    "Read this input instead of the pipeline's [input] path: a JSON, JSONL or Parquet file (relative to the "
+    "current folder) or hf://datasets/ORG/NAME/PATH. The run folder records it: retry and merge read it too."
+)
+input_option = click.option("--input", "input_path", metavar="PATH", help=INPUT_HELP)
+
 
 @click.group(cls=_Group)
 @click.version_option(package_name="funreason-refine")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, input_option, main, out
 
 
 @main.command()
@@ -21,6 +21,7 @@ from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out
     "so the run does not pay for them again).",
 )
 @click.option("--judge-model", help=JUDGE_MODEL_HELP)
+@input_option
 @click.option("--json", "as_json", is_flag=True, help="The estimate as JSON, for scripts.")
 def estimate(
     pipeline: Path,
@@ -28,6 +29,7 @@ def estimate(
     output_tokens: int | None,
     probe: int | None,
     judge_model: str | None,
+    input_path: str | None,
     as_json: bool,
 ) -> None:
     """Predict the calls, tokens, cost and time of a judged run of PIPELINE before it spends anything."""
@@ -36,7 +38,7 @@ def estimate(
 
     if output_tokens is not None and probe is not None:
         raise click.UsageError("give --output-tokens or --probe, not both")
-    loaded = load_pipeline(pipeline, judge_model=judge_model)
+    loaded = load_pipeline(pipeline, judge_model=judge_model, input_path=input_path)
     if not as_json:
         from funreason_refine.cli.running import print_models
 

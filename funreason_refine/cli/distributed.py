@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from funreason_refine.cli.app import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, err, main, out
-from funreason_refine.cli.running import errors_exit, pipeline_of, print_judge, refine_loaded
+from funreason_refine.cli.running import errors_exit, load_run_pipeline, print_judge, refine_loaded
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
@@ -63,7 +63,6 @@ def retry_shards(
     run_dir: Path, shard: Shard | None, judge_model: str | None, accept_changes: bool, workers: int | None
 ) -> None:
     """The errors of one shard, or of every shard that has some (then merged again)."""
-    from funreason_refine.config import load_pipeline
     from funreason_refine.executors.shards import shards_to_retry
 
     chosen = shards_to_retry(run_dir, shard)
@@ -72,7 +71,7 @@ def retry_shards(
         return
     errors = 0
     for state in chosen:
-        loaded = load_pipeline(pipeline_of(state.folder), run_dir, judge_model=judge_model)
+        loaded = load_run_pipeline(state.folder, run_dir, judge_model)
         result = refine_loaded(
             loaded, shard=state.shard, retry_errors=True, accept_changes=accept_changes, workers=workers
         )

@@ -8,13 +8,14 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out, shard_option
-from funreason_refine.cli.running import pipeline_of, run_loaded
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, input_option, main, out, shard_option
+from funreason_refine.cli.running import load_run_pipeline, run_loaded
 from funreason_refine.errors import RefineError
 
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@input_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
 @click.option(
     "--out",
@@ -51,6 +52,7 @@ from funreason_refine.errors import RefineError
 @click.option("--address", help="With --executor ray: the Ray cluster to join (default: start a local Ray).")
 def run(
     pipeline: Path,
+    input_path: str | None,
     limit: int | None,
     out_dir: Path | None,
     workers: int | None,
@@ -66,7 +68,7 @@ def run(
     from funreason_refine.config import load_pipeline
 
     _check_executor_options(executor, shards, address, shard, limit, workers)
-    loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model)
+    loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model, input_path=input_path)
     if executor == "ray":
         from funreason_refine.cli.distributed import run_ray
 
@@ -108,7 +110,6 @@ def _check_executor_options(
 @click.option("--workers", type=click.IntRange(min=1), help="Processes that refine records, as for refine run.")
 def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: Any, workers: int | None) -> None:
     """Re-run only the records in RUN_DIR's errors.jsonl (with the pipeline that made the folder)."""
-    from funreason_refine.config import load_pipeline
     from funreason_refine.executors.layout import Shard, is_sharded
 
     own = Shard.of_folder(run_dir)
@@ -119,19 +120,19 @@ def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: A
         return
     if shard is not None:
         raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
-    pipeline = pipeline_of(run_dir)
-    loaded = load_pipeline(pipeline, run_dir, judge_model=judge_model)
+    loaded = load_run_pipeline(run_dir, run_dir, judge_model)
     run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers)
 
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--judge-model", help="Check it as `refine run --judge-model` would run it.")
-def validate(pipeline: Path, judge_model: str | None) -> None:
+@input_option
+def validate(pipeline: Path, judge_model: str | None, input_path: str | None) -> None:
     """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
     from funreason_refine.config import load_pipeline
 
-    loaded = load_pipeline(pipeline, judge_model=judge_model)
+    loaded = load_pipeline(pipeline, judge_model=judge_model, input_path=input_path)
     names = " -> ".join(s.name for s in loaded.stages)
     out.print(
         "[green]ok[/]: " + escape(f"{pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}"),

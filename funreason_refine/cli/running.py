@@ -18,16 +18,19 @@ if TYPE_CHECKING:
     from funreason_refine.summary import JudgeSection
 
 
-def pipeline_of(run_dir: Path) -> Path:
-    """The pipeline file a run folder was made with, as its run.json names it."""
-    from funreason_refine.run_identity import RUN_FILE, read_run_file
+def load_run_pipeline(run_dir: Path, out_dir: Path, judge_model: str | None) -> Pipeline:
+    """The pipeline a run folder was made with, as its run.json names it (and the --input it was given),
+    loaded to write into ``out_dir``."""
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.run_identity import INPUT_GIVEN, RUN_FILE, read_run_file
 
-    pipeline = read_run_file(run_dir).get("pipeline")
+    run_file = read_run_file(run_dir)
+    pipeline = run_file.get("pipeline")
     if not isinstance(pipeline, str):
         raise RefineError(
             f"{run_dir} has no {RUN_FILE} naming its pipeline: it is not a run folder made by `refine run`"
         )
-    return Path(pipeline)
+    return load_pipeline(Path(pipeline), out_dir, judge_model=judge_model, input_path=run_file.get(INPUT_GIVEN))
 
 
 def run_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> None:

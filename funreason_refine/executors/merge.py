@@ -27,7 +27,7 @@ from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.jsonl import read_lines
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, RunFolder, Written
-from funreason_refine.run_identity import read_run_file, run_file_of, write_run_file
+from funreason_refine.run_identity import INPUT_GIVEN, read_run_file, run_file_of, write_run_file
 from funreason_refine.summary import ShardEntry, Summary
 
 _INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line this tool writes starts
@@ -60,7 +60,13 @@ def merge_run(run_dir: Path) -> MergeResult:
     folder.lock()
     try:
         folder.clear()
-        folder.check_config(run_file["pipeline"], run_file["config"], run_file["config_hash"], accept_changes=True)
+        folder.check_config(
+            run_file["pipeline"],
+            run_file["config"],
+            run_file["config_hash"],
+            accept_changes=True,
+            input_given=run_file.get(INPUT_GIVEN),
+        )
         write_run_file(run_dir, {**read_run_file(run_dir), "input_files": run_file.get("input_files", [])})
         folder.open()
         # Shards do not audit: the dataset audits read the merged records in input order, as a

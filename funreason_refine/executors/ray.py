@@ -57,7 +57,7 @@ def run_on_ray(
         ray.init(address=address, log_to_driver=False)
     try:
         task = ray.remote(num_cpus=1, max_retries=max_retries)(shard_task)
-        args = (str(pipeline.path), str(run_dir), os.getcwd(), judge_model, accept_changes)
+        args = (str(pipeline.path), str(run_dir), os.getcwd(), judge_model, pipeline.input_given, accept_changes)
         pending = {task.remote(*args, s.number, s.count): s for s in todo}
         failures, outages = _wait(ray, pending, Watcher(run_dir, shards), on_progress)
     finally:
@@ -75,7 +75,14 @@ def run_on_ray(
 
 
 def shard_task(
-    pipeline_path: str, out_dir: str, cwd: str, judge_model: str | None, accept_changes: bool, number: int, count: int
+    pipeline_path: str,
+    out_dir: str,
+    cwd: str,
+    judge_model: str | None,
+    input_given: str | None,
+    accept_changes: bool,
+    number: int,
+    count: int,
 ) -> dict[str, Any]:
     """One shard, in a Ray worker: the pipeline loaded as the driver named it, from the driver's folder."""
     home = os.getcwd()
@@ -87,7 +94,7 @@ def shard_task(
             "the run folder must be on storage every node sees, at the same path"
         ) from None
     try:
-        pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), judge_model=judge_model)
+        pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), judge_model=judge_model, input_path=input_given)
         result = _run_when_free(pipeline, Shard(number, count), accept_changes)
         return {"shard": f"{number}/{count}", "stopped": result.stopped, "errors": result.errors}
     except JudgeOutage as exc:  # a clean stop (not a failure for Ray to retry), told to the driver

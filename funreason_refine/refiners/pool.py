@@ -28,6 +28,7 @@ from funreason_refine.stages.base import PipelineStage
 
 if TYPE_CHECKING:
     from funreason_refine.audit.features import FeatureReader
+    from funreason_refine.config import Pipeline
 
 BATCH = 512  # records per task sent to a worker (fewer, larger tasks: less overhead per record)
 # Imported once by the fork server, so that each worker starts with them.
@@ -45,10 +46,8 @@ def stages_workers_cannot_load(stages: list[PipelineStage]) -> list[PipelineStag
 
 
 class PoolRefiner(Refiner):
-    def __init__(
-        self, pipeline_path: Path, out_dir: Path, stages: list[PipelineStage], workers: int, audited: bool = True
-    ):
-        missing = stages_workers_cannot_load(stages)
+    def __init__(self, pipeline: Pipeline, workers: int, audited: bool = True):
+        missing = stages_workers_cannot_load(pipeline.stages)
         if missing:
             names = ", ".join(f"{s.name} (plugin {s.plugin})" for s in missing)
             raise RefineError(
@@ -56,7 +55,7 @@ class PoolRefiner(Refiner):
                 "plugins installed through the funreason_refine entry point group. Install the plugin as a "
                 "package, or run with --workers 1"
             )
-        self.args = (str(pipeline_path), str(out_dir), audited)
+        self.args = (str(pipeline.path), str(pipeline.output_dir), pipeline.input_given, audited)
         self.workers = workers
         self.start_method = start_method()
 
@@ -93,7 +92,7 @@ def _emit_all(future: Future[list[Written]], emit: Emit) -> None:
 _WORKER: tuple[InputStream, list[PipelineStage], FeatureReader | None] | None = None
 
 
-def _start(pipeline_path: str, out_dir: str, audited: bool) -> None:
+def _start(pipeline_path: str, out_dir: str, input_given: str | None, audited: bool) -> None:
     # Ctrl-C reaches the whole process group: the main process stops cleanly and shuts the pool
     # down, so a worker ignores it rather than die and read as a crash. SIGTERM just ends it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -102,7 +101,7 @@ def _start(pipeline_path: str, out_dir: str, audited: bool) -> None:
     from funreason_refine.config import load_pipeline
 
     global _WORKER
-    pipeline = load_pipeline(Path(pipeline_path), Path(out_dir))
+    pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), input_path=input_given)
     features = FeatureReader(pipeline.audit) if audited else None  # a shard's records are audited when merged
     _WORKER = (InputStream.open(pipeline.input), pipeline.stages, features)
 

@@ -277,7 +277,7 @@ def test_a_ray_task_waits_for_its_shards_lock_to_lapse_then_runs_it(tmp_path, mo
     monkeypatch.setattr(ray_executor, "LOCK_POLL_SECONDS", 0.05)
     holder = RunFolder(tmp_path / "run/shards/0001-of-0002")
     holder.lock()
-    task = (str(path), str(tmp_path / "run"), str(tmp_path), None, False, 1, 2)
+    task = (str(path), str(tmp_path / "run"), str(tmp_path), None, None, False, 1, 2)
     monkeypatch.setattr(ray_executor, "LOCK_WAIT_SECONDS", 0.2)
     with pytest.raises(FolderInUse, match="is in use by refine run"):
         ray_executor.shard_task(*task)

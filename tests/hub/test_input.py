@@ -10,7 +10,7 @@ from funreason_refine.config import load_pipeline
 from funreason_refine.errors import InputError
 from funreason_refine.readers import InputStream
 from funreason_refine.readers.parts import split_input
-from tests.conftest import QUICKSTART, read_jsonl, refine
+from tests.conftest import QUICKSTART, read_jsonl, refine, write_jsonl
 from tests.hub.conftest import jsonl, xlam_rows
 
 OUTCOMES = ("kept", "discarded", "quarantined", "errors")
@@ -202,28 +202,23 @@ def test_a_revision_in_the_path_is_resolved_and_written_back_as_the_commit(tmp_p
         load_pipeline(pipeline(tmp_path, "hf://datasets/org/ds@v1/missing.jsonl"))
 
 
-def test_a_retry_redoes_its_records_from_the_commit_the_run_read(tmp_path, hub, plugin):
-    from funreason_refine import Stage, Verdict, hookimpl
-
-    failing = {"old2"}
-
-    class Flaky(Stage):
-        name = "flaky"
-
-        def check(self, record):
-            if record.id in failing:
-                raise RuntimeError("the disk is full")
-            return Verdict.passed()
-
-    class Plugin:
-        @hookimpl
-        def register_stages(self, register):
-            register(Flaky)
-
-    plugin(Plugin(), "flaky_plugin")
+def test_a_retry_redoes_its_records_from_the_commit_the_run_read(tmp_path, hub, flaky_stage):
+    flaky_stage.add("old2")
     repo = hub.dataset("org/ds", {"train.jsonl": jsonl(*xlam_rows("old", 4))})
     refine("run", pipeline(tmp_path, "hf://datasets/org/ds/train.jsonl", stages='[[stages]]\nname = "flaky"\n'), code=3)
     repo.commit({"train.jsonl": jsonl(*xlam_rows("new", 4))})
-    failing.clear()
+    flaky_stage.clear()
     refine("retry", tmp_path / "run")
     assert sorted(ids(tmp_path / "run")) == [f"old{i}" for i in range(4)]
+
+
+def test_a_hub_input_given_on_the_command_line_is_read_and_pinned(tmp_path, hub):
+    repo = hub.dataset("org/ds", {"train.jsonl": jsonl(*xlam_rows("hub", 3))})
+    write_jsonl(tmp_path / "local.jsonl", xlam_rows("local", 2))
+    path = pipeline(tmp_path, "local.jsonl")
+    refine("run", path, "--input", "hf://datasets/org/ds/train.jsonl")
+    run = tmp_path / "run"
+    assert ids(run) == ["hub0", "hub1", "hub2"]
+    run_file = json.loads((run / "run.json").read_text())
+    assert run_file["input"] == "hf://datasets/org/ds/train.jsonl"
+    assert run_file["config"]["input"]["commit"] == repo.refs["main"]
