@@ -169,8 +169,8 @@ def correct(discarded: Share, sensitivity: Share, specificity: Share, z: float =
 def _notes(discarded: Share, sensitivity: Share, specificity: Share, youden: float, z: float) -> list[str]:
     """What a person should know before trusting the figures."""
     notes = [
-        f"only {share.n} labelled {what} (fewer than {TOO_FEW}): its {rate} is little more than a guess; "
-        f"label more {what}"
+        f"only {share.n} labelled {what if share.n > 1 else what[:-1]} (fewer than {TOO_FEW}): its {rate} is "
+        f"little more than a guess; label more {what}"
         for share, what, rate in ((sensitivity, "discards", "sensitivity"), (specificity, "keeps", "specificity"))
         if share.n < TOO_FEW
     ]

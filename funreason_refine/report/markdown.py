@@ -238,7 +238,7 @@ def _worth(worth: dict[str, Any] | None) -> list[str]:
     """What the kept set is worth, corrected for a calibration's measured error (calibrate/worth.py)."""
     if worth is None:
         return []
-    parts = ["", "## What the kept set is worth", ""] + [f"**Warning:** {_cell(w)}" for w in worth["warnings"]]
+    parts = ["", "## What the kept set is worth"] + [f"\n**Warning:** {_cell(w)}" for w in worth["warnings"]]
     if not worth["rows"]:
         return [*parts, "", "Not estimated: no calibrated candidate is the run's judge."]
     parts += ["", worth["explanation"], "", _table(list(worth["columns"]), [r["cells"] for r in worth["rows"]])]

@@ -18,6 +18,8 @@ import json
 
 import pytest
 
+from funreason_refine.calibrate.worth import choose
+from funreason_refine.errors import RefineError
 from funreason_refine.testing.fake_llm import FakeLLM
 from tests.calibrate.test_calibrate import LABELS, PIPELINE, golden_row, judge
 from tests.conftest import refine, write_jsonl, xlam_row
@@ -63,13 +65,13 @@ def test_calibrate_and_report_say_what_the_kept_set_is_worth(folder):
     assert cot["labels"] == {"discard": 1, "caught": 1, "keep": 6, "passed": 5}
     assert (cot["bad_share"]["value"], cot["bad_among_kept"]["value"]) == (0.2, 0.0)
     assert cot["good_among_discarded"]["value"] == 0.4
-    assert any("only 1 labelled discards" in n for n in cot["notes"])
+    assert any("only 1 labelled discard (fewer than 10)" in n for n in cot["notes"])
     assert stages["classification"]["bad_among_kept"] is None
     assert stages["classification"]["notes"] == ["no labelled discards: its error on them is unknown"]
 
     for text in (output, reported):
         assert "What the kept set is worth" in text and "20.0% (" in text and "25.0% (" in text
-        assert "cot: only 1 labelled discards" in " ".join(text.split())
+        assert "cot: only 1 labelled discard (fewer than 10)" in " ".join(text.split())
     page = Numbers()
     page.feed((folder / "run" / "report.html").read_text())
     assert page.values["worth.overall.bad_among_kept"].startswith("20.0% (0.0%-")
@@ -83,7 +85,9 @@ def test_calibrate_and_report_say_what_the_kept_set_is_worth(folder):
 def test_a_run_whose_judge_was_not_calibrated_is_not_estimated_without_a_warning(folder):
     with FakeLLM(judge) as server:
         path = pipeline(folder, server)
-        refine("calibrate", folder / "golden.jsonl", path, "--out", folder / "cal")
+        said = refine("calibrate", folder / "golden.jsonl", path, "--out", folder / "cal")
+        assert "no finished run to apply the measured error to" in " ".join(said.split())
+        assert json.loads((folder / "cal" / "calibration.json").read_text())["worth"] is None
         refine("run", path, "--judge-model", f"openai/lenient@{server.api_base}", "--out", folder / "other")
     report = refine("report", folder / "other", "--calibration", folder / "cal")
     flat = " ".join(report.split())
@@ -110,3 +114,40 @@ def test_a_calibration_without_error_rates_is_named_with_what_to_do(tmp_pipeline
     said = " ".join(refine("report", run, "--calibration", tmp_path / "old", code=1).split())
     assert "has no judge error rates to correct with" in said and "run `refine calibrate` again" in said
     refine("report", run, "--candidate", "rules only", code=2)
+
+
+def test_calibrate_refuses_a_run_that_is_not_finished_before_asking_anything(folder):
+    (folder / "nothing").mkdir()
+    with FakeLLM(judge) as server:
+        path = pipeline(folder, server)
+        said = refine(
+            "calibrate", folder / "golden.jsonl", path, "--out", folder / "cal", "--run", folder / "nothing", code=1
+        )
+        assert server.requests == []
+    assert "is not a run folder" in " ".join(said.split())
+
+
+CALIBRATION = {
+    "path": "cal/calibration.json",
+    "candidates": [
+        {"name": "rules only", "slug": "rules-only", "configuration": {"stages_hash": "r", "models": {}}},
+        {"name": "m", "slug": "m", "configuration": {"stages_hash": "m1", "models": {"cot": ["openai/m"]}}},
+        {"name": "broken", "slug": "broken", "error": "judge unreachable"},
+    ],
+}
+
+
+def test_the_candidate_with_the_run_s_configuration_is_chosen_and_any_other_is_warned():
+    rules, m = CALIBRATION["candidates"][:2]
+    assert choose(CALIBRATION, {"stages_hash": "r", "models": {}}, None) == (rules, None)
+    other_prompt = {"stages_hash": "m2", "models": {"cot": ["openai/m"]}}
+    chosen, warning = choose(CALIBRATION, other_prompt, None)
+    assert chosen is m and "asks the run's models, but its prompts or stage settings differ" in warning
+    chosen, warning = choose(CALIBRATION, {"stages_hash": "x", "models": {"cot": ["openai/x"]}}, None)
+    assert chosen is None
+    assert "the run's judges (cot: openai/x) are not a candidate of cal/calibration.json" in warning
+    assert "rules only (rules only); m (cot: openai/m)" in warning
+    chosen, warning = choose(CALIBRATION, {"stages_hash": "x", "models": {"cot": ["openai/x"]}}, "rules-only")
+    assert chosen is rules and "is not the run's judge (cot: openai/x)" in warning
+    with pytest.raises(RefineError, match="'broken' is not a scored candidate"):
+        choose(CALIBRATION, {"stages_hash": "r", "models": {}}, "broken")
