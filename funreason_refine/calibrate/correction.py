@@ -11,10 +11,13 @@ al., arXiv 2511.21140, for LLM judges), with ``j = se + sp - 1``:
 
 Each is undefined when ``j <= 0`` (the test is no better than chance). The interval is the delta
 method over the three independent proportions ``q`` (the run), ``se`` and ``sp`` (the golden
-set), so it carries both the run's and the calibration's sampling error. Each proportion's
-variance is taken at its Agresti-Coull adjusted value ((hits + z^2/2) / (n + z^2)), so that a
-judge that made no mistake on 12 labels still gets an interval wider than nothing. The estimate
-and its bounds are clipped to [0, 1]. Written by hand (three formulas and their derivatives):
+set), so it carries both the run's and the calibration's sampling error. The interval is
+centred on the estimate at the three Agresti-Coull adjusted proportions ((hits + z^2/2) /
+(n + z^2)), where the derivatives and variances are taken too: a judge that made no mistake on
+12 labels still gets an interval wider than nothing, and a simulation (bench/bench_worth.py)
+finds these intervals hold the truth 94-100% of the time where the unadjusted ones held it as
+little as 89%. The estimate is the plain Rogan-Gladen value; it and the bounds are clipped to [0, 1]
+(widened, where needed, to hold the estimate). Written by hand (three formulas and their derivatives):
 the project has no scipy or numpy dependency, and the standard library's NormalDist gives z.
 """
 
@@ -43,11 +46,14 @@ class Share:
     def value(self) -> float:
         return self.hits / self.n
 
+    def adjusted(self, z: float = Z) -> float:
+        """The Agresti-Coull adjusted proportion: z^2/2 hits and z^2/2 misses added."""
+        return (self.hits + z * z / 2) / (self.n + z * z)
+
     def variance(self, z: float = Z) -> float:
-        """The binomial variance at the Agresti-Coull adjusted proportion (never 0, even at 0 or n hits)."""
-        n = self.n + z * z
-        p = (self.hits + z * z / 2) / n
-        return p * (1 - p) / n
+        """The binomial variance at the adjusted proportion (never 0, even at 0 or n hits)."""
+        p = self.adjusted(z)
+        return p * (1 - p) / (self.n + z * z)
 
 
 @dataclass(frozen=True)
@@ -104,14 +110,17 @@ def _clip(x: float) -> float:
 def _estimate(
     formula: Callable[[float, float, float], tuple[float, Gradient]], q: Share, se: Share, sp: Share, z: float
 ) -> Estimate:
-    value, (gq, gse, gsp) = formula(q.value, se.value, sp.value)
+    value, _ = formula(q.value, se.value, sp.value)
+    if se.adjusted(z) + sp.adjusted(z) <= 1:  # with its pseudo-counts the judge is no better than chance
+        return Estimate(_clip(value), 0.0, 1.0, not 0 <= value <= 1, None)
+    centre, (gq, gse, gsp) = formula(q.adjusted(z), se.adjusted(z), sp.adjusted(z))
     from_run = gq * gq * q.variance(z)
     from_labels = gse * gse * se.variance(z) + gsp * gsp * sp.variance(z)
     half = z * math.sqrt(from_run + from_labels)
     return Estimate(
         value=_clip(value),
-        low=_clip(value - half),
-        high=_clip(value + half),
+        low=_clip(min(centre - half, value)),  # widened, in the rare case it must be, to hold the estimate
+        high=_clip(max(centre + half, value)),
         clipped=not 0 <= value <= 1,
         labels_to_halve=_labels_to_halve(from_run, from_labels, se.n + sp.n),
     )
@@ -152,7 +161,7 @@ def correct(discarded: Share, sensitivity: Share, specificity: Share, z: float =
         for what, e in (("bad among kept", kept), ("good among discarded", let_go))
         if e and e.labels_to_halve is None
     ]
-    if bound:
+    if bound and sensitivity.adjusted(z) + specificity.adjusted(z) > 1:
         notes.append(
             f"no number of labels alone halves the interval of {' and of '.join(bound)}: most of its uncertainty "
             f"is the run's own ({discarded.n:,} records)"
