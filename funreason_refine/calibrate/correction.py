@@ -60,13 +60,15 @@ class Share:
 class Estimate:
     """A corrected share with its interval, clipped to [0, 1]; ``labels_to_halve``: about how many more
     golden labels (at the calibration's mix of keeps and discards) would halve the interval's half-width,
-    None when labels alone cannot (the run's own sampling error is most of it)."""
+    None when labels alone cannot (the run's own sampling error is most of it); ``from_discards``: the
+    labelled discards' part of the labels' share of its variance (the rest is the labelled keeps')."""
 
     value: float
     low: float
     high: float
     clipped: bool
     labels_to_halve: int | None
+    from_discards: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def _estimate(
         high=_clip(max(centre + half, value)),
         clipped=not 0 <= value <= 1,
         labels_to_halve=_labels_to_halve(from_run, from_labels, se.n + sp.n),
+        from_discards=gse * gse * se.variance(z) / from_labels if from_labels > 0 else None,
     )
 
 

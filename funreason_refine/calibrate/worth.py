@@ -145,13 +145,16 @@ def worth(run_dir: Path, summary: Summary, calibration: dict[str, Any], name: st
     rows = run_counts(summary)
     o = candidate["overall"]
     decided = rows[0][2] if rows else summary.outcomes.get("kept", 0)
-    section["overall"] = _row("all stages", sum(d for _, d, _ in rows), decided, o)
-    section["stages"] = [_row(stage, d, n, candidate["reached"].get(stage)) for stage, d, n in rows]
+    section["overall"] = worth_row("all stages", sum(d for _, d, _ in rows), decided, o)
+    section["stages"] = [worth_row(stage, d, n, candidate["reached"].get(stage)) for stage, d, n in rows]
     section["unscored_labels"] = len(candidate.get("unscored", []))
     return section
 
 
-def _row(stage: str, discarded: int, decided: int, counts: dict[str, int] | None) -> dict[str, Any]:
+def worth_row(stage: str, discarded: int, decided: int, counts: dict[str, int] | None) -> dict[str, Any]:
+    """One row of the worth section: a stage (or all stages) that ``decided`` records reached and that
+    discarded ``discarded`` of them, corrected with ``counts`` (tp, fp, fn, tn of its labels; None when
+    the calibration did not run it)."""
     c = counts or {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
     bad, good = Share(c["tp"], c["tp"] + c["fn"]), Share(c["tn"], c["tn"] + c["fp"])
     row: dict[str, Any] = {

@@ -7,6 +7,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+HALVED = (("bad_among_kept", "kept"), ("good_among_discarded", "discarded"))
 COLUMNS = (
     "stage",
     "decided",
@@ -30,14 +31,18 @@ def _rate(caught: int, of: int, rate: float | None) -> str:
 
 
 def _halve(row: dict[str, Any]) -> str:
-    parts = []
-    for key, what in (("bad_among_kept", "kept"), ("good_among_discarded", "discarded")):
-        e = row[key]
-        if e is not None:
-            parts.append(
-                f"{what} +{e['labels_to_halve']:,}" if e["labels_to_halve"] is not None else f"{what}: labels cannot"
-            )
-    return ", ".join(parts) or "-"
+    return ", ".join(_halving(row[key], what) for key, what in HALVED if row[key] is not None) or "-"
+
+
+def _halving(e: dict[str, Any], what: str) -> str:
+    """'+N', and which labels would narrow the interval fastest when one kind holds most of its width."""
+    if e["labels_to_halve"] is None:
+        return f"{what}: labels cannot"
+    share = e.get("from_discards")
+    mostly = (
+        "" if share is None or 1 / 3 < share < 2 / 3 else " (mostly discards)" if share >= 2 / 3 else " (mostly keeps)"
+    )
+    return f"{what} +{e['labels_to_halve']:,}{mostly}"
 
 
 def cells(row: dict[str, Any]) -> list[str]:

@@ -37,6 +37,7 @@ def test_a_hand_computed_example():
     assert kept.value == pytest.approx(4 / 49)
     assert (kept.low, kept.high) == (0.0, pytest.approx(0.253107, abs=1e-5))
     assert kept.labels_to_halve == 101 and not kept.clipped
+    assert kept.from_discards == pytest.approx(0.285190 * 0.014668 / 0.0059422, abs=1e-4)
     assert c.good_among_discarded.value == pytest.approx(5 / 21)
     assert c.notes == []
 

@@ -18,7 +18,8 @@ import json
 
 import pytest
 
-from funreason_refine.calibrate.worth import choose
+from funreason_refine.calibrate.worth import choose, worth_row
+from funreason_refine.calibrate.worth_view import cells
 from funreason_refine.errors import RefineError
 from funreason_refine.testing.fake_llm import FakeLLM
 from tests.calibrate.test_calibrate import LABELS, PIPELINE, golden_row, judge
@@ -151,3 +152,21 @@ def test_the_candidate_with_the_run_s_configuration_is_chosen_and_any_other_is_w
     assert chosen is rules and "is not the run's judge (cot: openai/x)" in warning
     with pytest.raises(RefineError, match="'broken' is not a scored candidate"):
         choose(CALIBRATION, {"stages_hash": "r", "models": {}}, "broken")
+
+
+def test_a_row_as_people_read_it():
+    # tests/calibrate/test_correction.py's example: 8 of 10 labelled discards caught, 18 of 20 keeps
+    # passed, 300 of 1,000 records discarded. Of the variance of bad among kept, the labelled discards
+    # hold 0.285190 * 0.014668 / 0.0059422 = 70%: labelling discards narrows it fastest.
+    row = worth_row("cot", 300, 1000, {"tp": 8, "fn": 2, "tn": 18, "fp": 2})
+    assert cells(row) == [
+        "cot",
+        "1,000",
+        "300",
+        "8/10 (0.80)",
+        "18/20 (0.90)",
+        "8.2% (0.0%-25.3%), ~57 of 700 kept",
+        "23.8% (0.0%-90.3%), ~71 of 300 discarded",
+        "kept +101 (mostly discards), discarded +98 (mostly keeps)",
+    ]
+    assert row["bad_among_kept"]["from_discards"] == 0.704
