@@ -125,6 +125,12 @@ def config_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def output_folder(path: Path, configured: Path | str | None) -> Path:
+    """The run folder of the pipeline file ``path`` whose [output] dir is ``configured`` (relative to
+    the file), runs/<file name> beside the file when it names none."""
+    return path.parent / (configured if configured is not None else Path("runs") / path.stem)
+
+
 def load_pipeline(
     path: Path, out_dir: Path | None = None, judge_model: str | None = None, input_path: str | None = None
 ) -> Pipeline:
@@ -427,8 +433,7 @@ class _Loader:
     # --- the result ----------------------------------------------------------------------
 
     def _pipeline(self, parsed: PipelineFile, stages: list[PipelineStage], out_dir: Path | None) -> Pipeline:
-        output = parsed.output.dir if parsed.output.dir is not None else Path("runs") / self.path.stem
-        output_dir = out_dir if out_dir is not None else self.base / output
+        output_dir = out_dir if out_dir is not None else output_folder(self.path, parsed.output.dir)
         if isinstance(parsed.input.path, HubPath):  # at the commit the run folder read, or its revision's now
             from funreason_refine.hub.pin import pin
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.calibrate.worth_view import page_section
 from funreason_refine.pages import render
 
 COLORS = ("#868e96", "#4263eb", "#e8590c", "#2f9e44", "#ae3ec9", "#1c7ed6", "#f08c00", "#c2255c")
@@ -31,6 +32,7 @@ def render_html(report: dict[str, Any]) -> str:
         per_stage=_per_stage(scored, report["stages"]),
         details=[_details(c) for c in scored],
         shown_disagreements=SHOWN_DISAGREEMENTS,
+        worth=page_section(report.get("worth")),
     )
 
 

@@ -117,6 +117,32 @@ def confusion(pairs: list[tuple[GoldenRecord, Ending]]) -> dict[str, dict[str, i
     return {row: dict(sorted(cols.items())) for row, cols in table.items()}
 
 
+def _position(stage: str | None, order: dict[str, int], otherwise: int) -> int:
+    return order.get(stage, otherwise) if stage is not None else otherwise
+
+
+def reached(pairs: list[tuple[GoldenRecord, Ending]], stages: list[str]) -> dict[str, dict[str, int]]:
+    """Per stage, the stage as a test of its own on the scored records the run brought to it: positive,
+    the person discards the record at this stage; negative, the person keeps it or discards it at a
+    later stage. Records the person discards at an earlier stage, or without a stage, are left out:
+    what this stage should do with them is not labelled. (What calibrate/worth.py corrects with.)"""
+    order = {stage: i for i, stage in enumerate(stages)}
+    end = len(stages)
+    ends = [
+        (
+            _position(g.label.stage, order, -1) if g.label.outcome == "discard" else end,
+            _position(o.stage if o.discarded else None, order, end),
+        )
+        for g, o in pairs
+        if o.kind in SCORED
+    ]
+    out = {}
+    for i, stage in enumerate(stages):
+        counts = Counts.of((said == i, ran == i) for said, ran in ends if said >= i and ran >= i)
+        out[stage] = {"tp": counts.tp, "fp": counts.fp, "fn": counts.fn, "tn": counts.tn}
+    return out
+
+
 def score(pairs: list[tuple[GoldenRecord, Ending]], stages: list[str]) -> dict[str, Any]:
     """Overall and per-stage scores of one candidate's outcomes against the labels.
 
@@ -143,6 +169,7 @@ def score(pairs: list[tuple[GoldenRecord, Ending]], stages: list[str]) -> dict[s
             "stage_checked": len(both),
         },
         "stages": per_stage,
+        "reached": reached(pairs, stages),
         "confusion": confusion(pairs),
         "corrections": {
             "labelled": len(corrected),

@@ -12,10 +12,13 @@ from typing import Any
 from funreason_refine.calibrate import candidates as cands
 from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
 from funreason_refine.calibrate.metrics import Ending, score
+from funreason_refine.calibrate.worth import configuration, worth
+from funreason_refine.config import output_folder
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
-from funreason_refine.summary import JudgeUsage
+from funreason_refine.run_state import folder_state, readable_state
+from funreason_refine.summary import JudgeUsage, Summary
 
 JSON_NAME = "calibration.json"
 HTML_NAME = "calibration.html"
@@ -117,11 +120,14 @@ def calibrate(
     prompt_dirs: list[Path] | None = None,
     on_candidate: Callable[[str, int, int, int], None] | None = None,
     on_record: Callable[[str], None] | None = None,
+    run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run each candidate on the golden set, score it, and write calibration.json and calibration.html.
 
     ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
-    ``on_record(outcome)`` as each of its records finishes.
+    ``on_record(outcome)`` as each of its records finishes. With a finished run folder (``run_dir``,
+    else the pipeline's own when it holds one), the report says what that run's kept set is worth
+    under the error of the candidate that is its judge (``worth``).
     """
     from funreason_refine.calibrate.html import render_html
     from funreason_refine.engine import Progress, RunInterrupted, run_pipeline
@@ -130,6 +136,7 @@ def calibrate(
     golden = read_golden(golden_path)
     out_dir = Path(out_dir)
     data = cands.read_pipeline(Path(pipeline_path))
+    applied_to = _run_to_apply(run_dir, Path(pipeline_path), data)
     candidates = cands.build(data, judge_models or [], prompt_dirs or [], set(stage_registry()))
     max_bytes = data.get("input", {}).get("max_record_bytes")
     pipelines = _load(candidates, out_dir, golden, max_bytes)
@@ -156,6 +163,7 @@ def calibrate(
         results.append(
             {
                 **entry,
+                "configuration": configuration(out_dir / candidate.slug),
                 "complete": summary.complete,
                 "stopped": summary.stopped,
                 **score(pairs, [s.name for s in pipeline.stages]),
@@ -165,16 +173,37 @@ def calibrate(
                 },
             }
         )
-    report = {
+    report: dict[str, Any] = {
         "written": datetime.now(UTC).isoformat(timespec="seconds"),
         "golden": _golden_summary(golden),
         "pipeline": str(pipeline_path),
         "stages": stages,
         "candidates": results,
+        "worth": _worth(applied_to, out_dir, results),
     }
     _write(out_dir / JSON_NAME, json.dumps(report, indent=2) + "\n")  # ASCII: records may hold lone surrogates
     _write(out_dir / HTML_NAME, render_html(report))
     return report
+
+
+def _worth(run_dir: Path | None, out_dir: Path, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the run's kept set is worth under the error of the candidate that is its judge."""
+    if run_dir is None:
+        return None
+    return worth(run_dir, Summary.read(run_dir), {"path": str(out_dir / JSON_NAME), "candidates": results})
+
+
+def _run_to_apply(given: Path | None, pipeline_path: Path, data: dict[str, Any]) -> Path | None:
+    """The finished run folder whose kept set the calibration is applied to: ``given`` (refused, before
+    anything is paid, when it is not a finished run), else the pipeline's own run folder when it is one."""
+    if given is not None:
+        readable_state(given, "apply the calibration to")
+        return given
+    own = output_folder(pipeline_path, (data.get("output") or {}).get("dir"))
+    try:
+        return own if folder_state(own).complete else None
+    except RefineError:  # no run yet
+        return None
 
 
 def _write(path: Path, text: str) -> None:

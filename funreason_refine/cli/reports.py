@@ -9,12 +9,24 @@ import click
 from rich.markup import escape
 
 from funreason_refine.cli.app import err, main, out, warn
+from funreason_refine.cli.trust import show_worth
 from funreason_refine.errors import RefineError
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-def report(run_dir: Path) -> None:
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, path_type=Path),
+    help="A `refine calibrate` folder: add what the kept set is worth (truly bad among the kept, truly good among "
+    "the discarded), corrected for the measured error of the candidate that is this run's judge.",
+)
+@click.option(
+    "--candidate",
+    help="With --calibration: apply this candidate (its name or folder name) even when it is not the run's judge "
+    "(warned).",
+)
+def report(run_dir: Path, calibration: Path | None, candidate: str | None) -> None:
     """Summarise RUN_DIR and write report.md and report.html (self-contained) into it."""
     from funreason_refine.console import report_tables
     from funreason_refine.report.build import build_report
@@ -24,7 +36,14 @@ def report(run_dir: Path) -> None:
     from funreason_refine.report.markdown import render_markdown
     from funreason_refine.report.review import review_tables
 
-    built = build_report(load_run(run_dir, "report"))
+    if candidate is not None and calibration is None:
+        raise click.UsageError("--candidate picks a candidate of --calibration DIR: give both")
+    run = load_run(run_dir, "report")
+    built = build_report(run)
+    if calibration is not None:
+        from funreason_refine.calibrate.worth import read_calibration, worth
+
+        built["worth"] = worth(run_dir, run.summary, read_calibration(calibration), candidate)
     (run_dir / "report.md").write_text(render_markdown(built), encoding="utf-8")
     (run_dir / "report.html").write_text(render_html(built), encoding="utf-8")
     for table in report_tables(built):
@@ -33,6 +52,8 @@ def report(run_dir: Path) -> None:
         out.print(table)
     for table in conversation_tables(built):
         out.print(table)
+    if "worth" in built:
+        show_worth(built["worth"])
     out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}", markup=False, highlight=False)
     for warning in (built.get("review") or {}).get("warnings", []):
         warn(warning)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -38,6 +39,13 @@ from funreason_refine.errors import RefineError
     help="Folder for calibration.json, calibration.html and one run folder per candidate.",
 )
 @click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Say what this finished run's kept set is worth under the measured error of the candidate that is its "
+    "judge (default: the pipeline's own run folder, when it holds a finished run).",
+)
+@click.option(
     "--golden-from",
     "golden_from",
     type=click.Path(file_okay=False, path_type=Path),
@@ -49,6 +57,7 @@ def calibrate(
     judge_models: tuple[str, ...],
     prompt_dirs: tuple[Path, ...],
     out_dir: Path,
+    run_dir: Path | None,
     golden_from: Path | None,
 ) -> None:
     """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate."""
@@ -97,11 +106,21 @@ def calibrate(
             list(prompt_dirs),
             on_candidate,
             lambda kind: bars.advance(bars.task_ids[-1]),
+            run_dir,
         )
     for table in calibration_tables(report):
         out.print(table)
     for note in report["golden"].get("notes", []):
         warn(note)
+    if report["worth"] is not None:
+        show_worth(report["worth"])
+    else:
+        out.print(
+            "no finished run to apply the measured error to: after a run, `refine report RUN_DIR --calibration "
+            f"{out_dir}` says what its kept set is worth",
+            markup=False,
+            highlight=False,
+        )
     out.print(
         f"wrote {out_dir / JSON_NAME} and {out_dir / HTML_NAME}; each candidate's run folder is in {out_dir}",
         markup=False,
@@ -109,6 +128,19 @@ def calibrate(
     )
     if any("error" in c for c in report["candidates"]):
         sys.exit(1)
+
+
+def show_worth(section: dict[str, Any]) -> None:
+    """The worth table of a run's kept set, its notes, and its warnings (a judge that is not the run's)."""
+    from funreason_refine.calibrate.worth_view import notes, worth_table
+
+    table = worth_table(section)
+    if table is not None:
+        out.print(table)
+    for note in notes(section):
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    for warning in section["warnings"]:
+        warn(warning)
 
 
 @main.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.calibrate.worth_view import page_section
 from funreason_refine.pages import render
 
 COLORS = {"kept": "#2f9e44", "discarded": "#e8590c", "quarantined": "#ae3ec9", "errors": "#e03131", "hard": "#1c7ed6"}
@@ -43,6 +44,7 @@ def render_html(report: dict[str, Any]) -> str:
         review=_review(report.get("review")),
         discarded=report["examples"]["discarded"],
         regenerated=report["examples"]["regenerated"],
+        worth=page_section(report.get("worth")),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.calibrate.worth_view import page_section
 from funreason_refine.report.conversations import verdict_cell
 
 
@@ -131,6 +132,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     parts += _dataset(report.get("dataset"))
     parts += _review(report.get("review"))
+    parts += _worth(page_section(report.get("worth")))
     if report["examples"]["discarded"]:
         parts += ["", "## Discarded examples", ""]
         for e in report["examples"]["discarded"]:
@@ -230,6 +232,17 @@ def _review(review: dict[str, Any] | None) -> list[str]:
     if review["stale"]:
         parts += ["", f"{review['stale']} decision(s) on verdicts the run no longer has are not counted."]
     return parts
+
+
+def _worth(worth: dict[str, Any] | None) -> list[str]:
+    """What the kept set is worth, corrected for a calibration's measured error (calibrate/worth.py)."""
+    if worth is None:
+        return []
+    parts = ["", "## What the kept set is worth"] + [f"\n**Warning:** {_cell(w)}" for w in worth["warnings"]]
+    if not worth["rows"]:
+        return [*parts, "", "Not estimated: no calibrated candidate is the run's judge."]
+    parts += ["", worth["explanation"], "", _table(list(worth["columns"]), [r["cells"] for r in worth["rows"]])]
+    return parts + ([""] + [f"- {_cell(note)}" for note in worth["notes"]] if worth["notes"] else [])
 
 
 def _pct(scores: dict[str, Any]) -> str:
