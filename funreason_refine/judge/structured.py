@@ -72,7 +72,7 @@ def answer_note(allow_newfc: bool) -> str:
 
 def refusal(model: str, where: str, form: JsonForm, said: str) -> str:
     """One line for a server that refused the form its first JSON verdicts were asked in."""
-    others = ", ".join(f'"{f}"' for f in FORMS if f != form)
+    others = " or ".join(f'"{f}"' for f in FORMS if f != form)
     return (
         f"{model} at {where} refused the JSON verdict asked in json_form = {form!r} ({said}): this server takes "
         f"structured output in another form. Set [judge] json_form = {others} (json_object: llama-cpp-python's "

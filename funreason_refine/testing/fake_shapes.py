@@ -123,7 +123,7 @@ def refusing(
     def refused(request: Any) -> str | Reply:
         asked = request.body.get("response_format") or {}
         if "format" in request.body if form == "ollama" else isinstance(asked, dict) and asked.get("type") == form:
-            return Reply(status=status, text=f"Internal Server Error: response_format type {form!r} is not supported")
+            return Reply(status=status, text=f"response_format type {form!r} is not supported")
         return script(request)
 
     return refused
