@@ -38,7 +38,8 @@ def read_reply(
         return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response)
     # No usage (or all zeros, which no real answer has): counted here, so that cost, max_cost and the
     # token rate limits still hold.
-    written = text_tokens(litellm, model, (reasoning or "") + text)
+    # The reasoning was written too, in its think block (LiteLLM takes the block out of the text).
+    written = text_tokens(litellm, model, f"<think>{reasoning}</think>{text}" if reasoning else text)
     return Reply(
         text, reasoning, finish, prompt_tokens(litellm, model, messages), written, server, seconds, True, response
     )
