@@ -11,6 +11,7 @@ model is told when it is asked again.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -147,18 +148,20 @@ def parse_json(text: str, allow_newfc: bool) -> JudgeAnswer:
     fenced = _FENCE.match(text.strip())
     body = fenced.group(1) if fenced else text
     try:
-        verdict = _JsonVerdict.model_validate_json(body)
-    except ValidationError as exc:
+        # strict=False: a line break inside a string is read as one. llama.cpp's grammars (llama-cpp-python,
+        # Ollama) let a model write them raw, which strict JSON refuses.
+        verdict = _JsonVerdict.model_validate(json.loads(body, strict=False))
+    except ValueError as exc:  # JSONDecodeError, or pydantic's ValidationError (a ValueError too)
         raise _not_the_object(exc) from None
     reason = " ".join(verdict.reason.split())[:500]
     new_fc = (verdict.new_fc or "").strip() if allow_newfc and not verdict.judge else ""
     return JudgeAnswer(ok=verdict.judge, reason=reason, new_calls=_new_calls(new_fc) if new_fc else None)
 
 
-def _not_the_object(exc: ValidationError) -> ProtocolError:
-    first = exc.errors()[0]
-    if first["type"].startswith("json") or not first["loc"]:
-        what = f"not one JSON object ({first['msg']})"
+def _not_the_object(exc: ValueError) -> ProtocolError:
+    first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+    if first is None or not first["loc"]:
+        what = f"not one JSON object ({first['msg'] if first else exc})"
         return ProtocolError(f"the answer is {what}", "not_json", f"Your answer was {what}. Answer with {JSON}.")
     field = ".".join(map(str, first["loc"]))
     return ProtocolError(

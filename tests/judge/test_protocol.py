@@ -174,6 +174,8 @@ def test_two_verdicts_and_the_reason_after_the_verdict():
             JudgeAnswer(False, "", [FunctionCall(name="f", arguments={"a": 1})]),
         ),
         ('{"reason": "x", "judge": true, "new_fc": "[f(a=1)]"}', JudgeAnswer(True, "x")),  # only a rejection corrects
+        # A raw line break inside a string, as llama.cpp's JSON grammar lets a model write it.
+        ('{ "reason": "The call is\nright.", "judge": true }', JudgeAnswer(True, "The call is right.")),
     ],
 )
 def test_json_verdicts(text, expected):
