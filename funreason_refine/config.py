@@ -21,6 +21,7 @@ from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.hub.paths import HubPath, is_hub_path
 from funreason_refine.judge.settings import (
     GenerateSettings,
+    JudgeModel,
     JudgePanel,
     JudgeSettings,
     ModelSettings,
@@ -354,10 +355,10 @@ class _Loader:
             default.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) if default else {}
         )
         judges = [
-            self._model(ModelSettings, where, base, t, key, i if table.judges else None) for i, t in enumerate(tables)
+            self._model(JudgeModel, where, base, t, key, i if table.judges else None) for i, t in enumerate(tables)
         ]
-        chosen = [j for j in judges if j is not None]
         allow_newfc = bool(spec and spec.protocol == "judge_newfc")
+        chosen = [j.asking(allow_newfc) for j in judges if j is not None]
         system = spec.system if spec else None  # a table's own prompt keeps the spec's system message
         return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote, system=system)
 

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from funreason_refine.engine import Progress as EngineProgress
 from funreason_refine.report.dataset import dataset_tables, example_table
-from funreason_refine.summary import DatasetSection, StageCounts, Summary
+from funreason_refine.summary import DatasetSection, JudgeSection, StageCounts, Summary
 
 
 class RunDisplay:
@@ -145,6 +145,29 @@ def count_tables(
     return [head, stages, *dataset_tables(dataset)]
 
 
+def protocol_lines(judge: JudgeSection) -> list[str]:
+    """Per model, its answers that were not verdicts (by problem) and how many were asked again."""
+    lines = []
+    for model, counts in (judge.protocol or {}).items():
+        problems = ", ".join(f"{problem} {n}" for problem, n in counts.problems.items())
+        lines.append(
+            f"{model}: {counts.failures} answer(s) did not follow the answer protocol ({problems}); "
+            f"{counts.reasks} asked again"
+        )
+    return lines
+
+
+def _protocol_table(judge: JudgeSection) -> list[Table]:
+    lines = protocol_lines(judge)
+    if not lines:
+        return []
+    table = Table(title="Judge answers that were not verdicts", show_edge=False, show_header=False)
+    table.add_column(overflow="fold")
+    for line in lines:
+        table.add_row(escape(line))
+    return [table]
+
+
 def report_tables(report: dict[str, Any]) -> list[Table]:
     """The terminal summary of `refine report`."""
     summary = Summary.model_validate(report["summary"])
@@ -178,6 +201,7 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
         *tables[1:],
         *example_table(report["dataset"]),
         kept,
+        *_protocol_table(summary.judge),
         *_servers_table(report.get("endpoints") or []),
     ]
 

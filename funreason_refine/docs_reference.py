@@ -121,7 +121,7 @@ def configuration_reference() -> str:
     from funreason_refine.readers import InputConfig
     from funreason_refine.specs import StageSpec
 
-    shared = judge.ModelSettings.model_fields
+    shared = judge.JudgeModel.model_fields
     run_wide = " and ".join(f"`{k}`" for k in judge.JudgeSettings.model_fields if k not in shared)
     lines = [
         *_section("Top level", "Keys before the first `[table]`, and the tables.", PipelineFile),

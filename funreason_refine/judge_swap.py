@@ -16,8 +16,17 @@ if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
     from funreason_refine.judge.settings import ModelSettings
 
-# What belongs to the model a table names, not to whichever model replaces it.
-MODEL_KEYS = ("api_base", "endpoints", "prices", "max_requests_per_minute", "max_tokens_per_minute", "batch")
+# What belongs to the model a table names, not to whichever model replaces it (json_form: the
+# structured output its server takes).
+MODEL_KEYS = (
+    "api_base",
+    "endpoints",
+    "prices",
+    "max_requests_per_minute",
+    "max_tokens_per_minute",
+    "batch",
+    "json_form",
+)
 
 
 def split_model(given: str) -> tuple[str, str | None]:
@@ -55,7 +64,8 @@ def model_lines(pipeline: Pipeline) -> list[str]:
 
     seen: dict[str, ModelSettings] = {}
     for stage in pipeline.stages:
-        for settings in [*(stage.judge.judges if stage.judge is not None else []), stage.generator]:
+        models: list[ModelSettings | None] = [*(stage.judge.judges if stage.judge is not None else []), stage.generator]
+        for settings in models:
             if settings is not None:
                 seen.setdefault(
                     settings.model_dump_json(include={"model", "api_base", "endpoints", "prices"}), settings

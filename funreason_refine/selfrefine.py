@@ -20,15 +20,17 @@ from funreason_refine.config import Pipeline, config_hash
 from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import ConfigError
 from funreason_refine.jsonl import read_jsonl
+from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.settings import SourceSettings
 from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Outcome, Record
-from funreason_refine.targets import calls_from_text, funreason_messages, split_think
+from funreason_refine.targets import calls_from_text, funreason_messages
 
 
-def _candidate(record: Record, text: str, round_no: int, sample: int, model: str) -> dict[str, Any]:
-    cot, rest = split_think(text)
+def _candidate(record: Record, answer: Answer, round_no: int, sample: int, model: str) -> dict[str, Any]:
+    # The sampled reasoning (a <think> block, a lone </think>, or the response's reasoning field) is the CoT.
+    cot, rest = answer.reasoning, answer.text
     try:
         calls = calls_from_text(rest)
     except (ValueError, KeyError, TypeError):
@@ -66,7 +68,7 @@ async def sample_round(
             )
         except JudgeCallError as exc:
             return {"error": str(exc), "query_id": record.id, "sample": k}
-        return _candidate(record, answer.text, round_no, k, source.model)
+        return _candidate(record, answer, round_no, k, source.model)
 
     try:
         rows = await asyncio.gather(*(one(r, k) for r in queries for k in range(source.samples)))

@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 
 from funreason_refine.errors import RunFolderError
 
-SCHEMA_VERSION = 2
-"""1: summary.json before it was typed (no ``schema_version``); 2: typed, truncations counted apart."""
+SCHEMA_VERSION = 3
+"""1: summary.json before it was typed (no ``schema_version``); 2: typed, truncations counted apart; 3: answers
+that broke the judge's answer protocol and their re-asks counted (``protocol_failures``, ``protocol_reasks``,
+``judge.protocol`` per model)."""
 
 SUMMARY = "summary.json"
 
@@ -87,7 +89,15 @@ class JudgeUsage(_Part):
 
     calls: int = Field(0, description="model calls that got an answer (cached ones included)")
     cached: int = Field(0, description="answers taken from the run's answer cache (paid nothing)")
-    retries: int = Field(0, description="calls sent again after a failure (429, 5xx, timeout)")
+    retries: int = Field(
+        0, description="calls sent again after a failure of the call (429, 5xx, timeout); re-asks are counted apart"
+    )
+    protocol_failures: int = Field(
+        0, description="answers that were not a verdict (cut off, no verdict, two verdicts, not the JSON asked for)"
+    )
+    protocol_reasks: int = Field(
+        0, description="calls that asked again after such an answer, telling the model what was wrong"
+    )
     prompt_tokens: int = Field(0, description="prompt tokens paid for")
     completion_tokens: int = Field(0, description="completion tokens paid for")
     cost_usd: float = Field(0.0, description="what the calls cost (LiteLLM's prices, or [judge] prices)")
@@ -113,6 +123,29 @@ class JudgeUsage(_Part):
     @field_serializer("cost_usd", "seconds", "cached_cost_usd", "cached_seconds")
     def _to_the_microunit(self, value: float) -> float:
         return round(value, 6)  # sums of many small floats: written without their noise
+
+
+class ProtocolCounts(_Part):
+    """One model's answers that were not verdicts: how many, how many were asked again, and what was wrong."""
+
+    failures: int = Field(0, description="answers that did not follow the answer protocol")
+    reasks: int = Field(0, description="calls that asked again after one")
+    problems: dict[str, int] = Field(
+        default_factory=dict, description="failures by problem: cut_off, no_answer, no_verdict, several_verdicts, ..."
+    )
+
+    def __add__(self, other: ProtocolCounts) -> ProtocolCounts:
+        return ProtocolCounts(
+            failures=self.failures + other.failures,
+            reasks=self.reasks + other.reasks,
+            problems=_add_counts(self.problems, other.problems),
+        )
+
+    def add(self, problem: str, reasked: bool) -> None:
+        """One answer that was not a verdict; ``reasked``: the model was asked again."""
+        self.failures += 1
+        self.reasks += reasked
+        self.problems = _add_counts(self.problems, {problem: 1})
 
 
 def _add_fields(a: BaseModel, b: BaseModel, names: Any) -> dict[str, Any]:
@@ -167,13 +200,16 @@ def _join(a: list[str], b: list[str]) -> list[str]:
 class JudgeSection(JudgeUsage):
     """The ``judge`` section: the run's models and their use, per stage and per server."""
 
-    optional_keys = ("generator", "tokens_counted_locally", "endpoints", "batches")
+    optional_keys = ("generator", "tokens_counted_locally", "protocol", "endpoints", "batches")
 
     model: str | None = Field(None, description="the [judge] model (None: rules only)")
     generator: str | None = Field(None, description="the models that rewrote fields, comma-separated")
     per_stage: dict[str, JudgeUsage] = Field(default_factory=dict, description="the same figures per stage")
     tokens_counted_locally: dict[str, int] | None = Field(
         None, description="per model, the calls whose tokens were counted here because its server reported no usage"
+    )
+    protocol: dict[str, ProtocolCounts] | None = Field(
+        None, description="per model, its answers that were not verdicts and the re-asks they took"
     )
     endpoints: dict[str, list[ServerStats]] | None = Field(None, description="per model, its servers")
     batches: dict[str, int] | None = Field(None, description="provider batch jobs: submitted, in progress, done")
@@ -189,6 +225,7 @@ class JudgeSection(JudgeUsage):
             generator=self.generator or other.generator,
             per_stage={s: self.per_stage.get(s, JudgeUsage()) + other.per_stage.get(s, JudgeUsage()) for s in stages},
             tokens_counted_locally=_add_models(self.tokens_counted_locally, other.tokens_counted_locally),
+            protocol=_add_protocol(self.protocol, other.protocol),
             endpoints=_add_endpoints(self.endpoints, other.endpoints),
             batches=dict(Counter(self.batches or {}) + Counter(other.batches or {})) or None,
             notes=_join(self.notes, other.notes),
@@ -202,6 +239,15 @@ class JudgeSection(JudgeUsage):
 def _add_models(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int] | None:
     """Counts per model as one, by model name (as the run writes them); None when neither has any."""
     return dict(sorted((Counter(a or {}) + Counter(b or {})).items())) or None
+
+
+def _add_protocol(
+    a: dict[str, ProtocolCounts] | None, b: dict[str, ProtocolCounts] | None
+) -> dict[str, ProtocolCounts] | None:
+    if not a and not b:
+        return None
+    a, b = a or {}, b or {}
+    return {m: a.get(m, ProtocolCounts()) + b.get(m, ProtocolCounts()) for m in sorted({*a, *b})}
 
 
 def _add_endpoints(
@@ -447,6 +493,7 @@ __all__ = [
     "InputInfo",
     "JudgeSection",
     "JudgeUsage",
+    "ProtocolCounts",
     "ServerStats",
     "InputPart",
     "ShardEntry",

@@ -61,8 +61,8 @@ def test_two_rounds_with_the_hard_pool(tmp_path):
 
     def model(r):
         prompt = r.prompt
-        if "Paris" in prompt:
-            return '<think>Paris weather: get_weather.</think>\n\n[get_weather(city="Paris")]'
+        if "Paris" in prompt:  # a QwQ-style sampler: its template opened <think>, the text has a lone </think>
+            return 'Paris weather: get_weather.\n</think>\n\n[get_weather(city="Paris")]'
         if "Oslo" in prompt:
             name = "get_temperature" if state["round"] == 1 else "get_weather"  # learns in round 2
             return f'<think>Oslo: {name}.</think>\n\n[{name}(city="Oslo")]'

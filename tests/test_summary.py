@@ -12,7 +12,15 @@ from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.errors import RunFolderError
-from funreason_refine.summary import SCHEMA_VERSION, JudgeSection, JudgeUsage, ServerStats, StageCounts, Summary
+from funreason_refine.summary import (
+    SCHEMA_VERSION,
+    JudgeSection,
+    JudgeUsage,
+    ProtocolCounts,
+    ServerStats,
+    StageCounts,
+    Summary,
+)
 from tests.conftest import QUICKSTART
 
 
@@ -68,6 +76,34 @@ def test_servers_add_up_by_address_and_keep_the_highest_latency():
         ("http://a", 5, 0.9, False),
         ("http://b", 1, None, True),
     ]
+
+
+def test_protocol_reasks_add_up_per_stage_and_model_apart_from_retries():
+    a = JudgeSection(
+        retries=1,
+        protocol_failures=3,
+        protocol_reasks=2,
+        per_stage={"cot": JudgeUsage(protocol_failures=3, protocol_reasks=2)},
+        protocol={"m": ProtocolCounts(failures=3, reasks=2, problems={"no_verdict": 2, "cut_off": 1})},
+    )
+    b = JudgeSection(
+        protocol_failures=1,
+        protocol_reasks=1,
+        per_stage={"format": JudgeUsage(protocol_failures=1, protocol_reasks=1)},
+        protocol={"m": ProtocolCounts(failures=1, reasks=1, problems={"cut_off": 1}), "n": ProtocolCounts()},
+    )
+    total = a + b
+    assert (total.retries, total.protocol_failures, total.protocol_reasks) == (1, 4, 3)
+    assert {s: u.protocol_reasks for s, u in total.per_stage.items()} == {"cot": 2, "format": 1}
+    assert total.protocol["m"] == ProtocolCounts(failures=4, reasks=3, problems={"no_verdict": 2, "cut_off": 2})
+    assert "protocol" not in JudgeSection().model_dump(), "left out when no answer failed"
+
+
+def test_a_summary_of_schema_2_still_reads():
+    old = _summary(schema_version=2).as_dict()
+    for usage in [old["judge"], *old["judge"]["per_stage"].values()]:
+        del usage["protocol_failures"], usage["protocol_reasks"]
+    assert Summary.parse(json.dumps(old)).judge.protocol_reasks == 0
 
 
 def test_stage_counts_and_usage_add_field_by_field():

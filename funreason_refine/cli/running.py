@@ -106,12 +106,17 @@ def print_models(loaded: Pipeline) -> None:
 
 
 def print_judge(judge: JudgeSection) -> None:
+    from funreason_refine.console import protocol_lines
+
     if judge.model or judge.generator:
         out.print(
             f"judge: {judge.calls} calls, {judge.cached} answered from the cache, {judge.retries} retries, "
-            f"{judge.prompt_tokens + judge.completion_tokens:,} tokens, ${judge.cost_usd:.4f}",
+            f"{judge.protocol_reasks} protocol re-asks, {judge.prompt_tokens + judge.completion_tokens:,} tokens, "
+            f"${judge.cost_usd:.4f}",
             markup=False,
         )
+        for line in protocol_lines(judge):
+            out.print(f"[yellow]not a verdict:[/] {escape(line)}", highlight=False)
         for note in judge.notes:
             out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 

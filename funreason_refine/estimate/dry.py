@@ -1,7 +1,7 @@
 """A dry run: the real policy and prompts, with every judge passing and nothing sent.
 
 Each record goes through ``refine_judged`` as in a run, with a client that writes down every call
-(model, messages, cache variant) and answers ``<judge>True</judge>``; a generator's rewrite is a
+(model, messages, cache variant) and answers ``<judge>True</judge>`` (or its JSON); a generator's rewrite is a
 stand-in text of the expected length that names the called functions, so the stage's rules pass it
 as they would pass a good rewrite. What a record would ask if no rule stopped it is asked too.
 """
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from funreason_refine.conversation import focus, owned, turn_count
 from funreason_refine.judge.client import Answer, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
-from funreason_refine.judge.settings import GenerateSettings, ModelSettings
+from funreason_refine.judge.settings import GenerateSettings, JudgeModel, ModelSettings
 from funreason_refine.record import Action, Record
 from funreason_refine.refine import refine_judged
 from funreason_refine.stages.base import PipelineStage
 
 PASS = "<judge>True</judge>"
+PASS_JSON = '{"reason": "", "judge": true}'
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class DryClient(LLMClient):
         variant: str = "",
     ) -> Answer:
         self.log.append(Call(stage, settings, messages, variant))
-        return Answer(PASS, cached=False)
+        as_json = isinstance(settings, JudgeModel) and settings.verdict_format == "json"
+        return Answer(PASS_JSON if as_json else PASS, cached=False)
 
 
 class DryRunner(JudgeRunner):

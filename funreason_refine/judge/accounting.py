@@ -12,15 +12,18 @@ from funreason_refine.judge.prices import Pricing
 from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.settings import ModelSettings
 from funreason_refine.summary import JudgeUsage as Usage  # the summary's own type, counted into as calls end
+from funreason_refine.summary import ProtocolCounts
 
 
 @dataclass
 class RunUsage:
     """What a run (or a shard of it) used: :class:`Usage` per stage, and per model the calls whose
-    tokens were counted here because the server reported none (summary.py adds two runs' up)."""
+    tokens were counted here because the server reported none, and its answers that were not verdicts
+    (summary.py adds two runs' up)."""
 
     per_stage: dict[str, Usage] = field(default_factory=dict)
     tokens_counted_locally: Counter[str] = field(default_factory=Counter)
+    protocol: dict[str, ProtocolCounts] = field(default_factory=dict)
 
     @property
     def total(self) -> Usage:
@@ -42,11 +45,22 @@ class RunUsage:
 
     def as_dict(self) -> dict[str, Any]:
         """The judge section's usage keys of summary.json: the total's, ``per_stage``, and
-        ``tokens_counted_locally`` (calls per model) only when a server left usage out."""
+        ``tokens_counted_locally`` (calls per model) only when a server left usage out, ``protocol`` (per model)
+        only when an answer was not a verdict."""
         out = {**self.total.model_dump(), "per_stage": {name: u.model_dump() for name, u in self.per_stage.items()}}
         if self.tokens_counted_locally:
             out["tokens_counted_locally"] = dict(sorted(self.tokens_counted_locally.items()))
+        if self.protocol:
+            out["protocol"] = {model: self.protocol[model].model_dump() for model in sorted(self.protocol)}
         return out
+
+    def not_a_verdict(self, stage: str, model: str, problem: str, reasked: bool) -> None:
+        """An answer of ``model`` in ``stage`` that did not follow the answer protocol; ``reasked``: the model
+        was asked again (counted apart from the retries of failed calls)."""
+        usage = self.stage(stage)
+        usage.protocol_failures += 1
+        usage.protocol_reasks += reasked
+        self.protocol.setdefault(model, ProtocolCounts()).add(problem, reasked)
 
 
 class Ledger:

@@ -295,14 +295,25 @@ class Batcher:
         if response.get("status_code") != 200 or not body.get("choices"):
             error = row.get("error") or body.get("error") or {}
             return f"status {response.get('status_code')}: {error.get('message') or error or 'no answer'}"
-        message = body["choices"][0].get("message") or {}
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
         usage = body.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         price = price_of(self._litellm, group.pricing())
         if price is None:
             self.notes.add(f"{group.model} is not in LiteLLM's price list: its batch cost counts as 0; set prices")
         cost = price.cost(prompt, completion) if price is not None else 0.0
-        return Cached(_text(message), prompt, completion, cost, 0.0)
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        text = message.get("content")
+        return Cached(
+            text if isinstance(text, str) else "",
+            prompt,
+            completion,
+            cost,
+            0.0,
+            reasoning if isinstance(reasoning, str) else None,
+            choice.get("finish_reason"),
+        )
 
     async def _retry(self, group: Group, call: Callable[[], Awaitable[T]]) -> T:
         """A files or batches call, retried on connection errors and 5xx; a refusal stops the run."""
@@ -378,7 +389,7 @@ def _request(settings: ModelSettings, messages: list[dict[str, str]]) -> dict[st
     body["temperature"] = settings.temperature
     if settings.max_tokens is not None:
         body["max_tokens"] = settings.max_tokens
-    body.update(settings.extra)
+    body.update(settings.call_params())
     return {"method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
@@ -390,13 +401,6 @@ def _rows(content: bytes) -> list[dict[str, Any]]:
         except ValueError:
             continue  # a garbled line: its call counts as missing
     return rows
-
-
-def _text(message: dict[str, Any]) -> str:
-    """The answer as the ordinary path reads it: a parsed reasoning block goes back in front as <think>."""
-    text = message.get("content") or ""
-    reasoning = message.get("reasoning_content")
-    return f"<think>{reasoning}</think>{text}" if reasoning and "<think>" not in text else text
 
 
 def _ended(status: Any) -> str:

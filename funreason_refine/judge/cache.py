@@ -21,6 +21,7 @@ from pathlib import Path
 
 FILE = "judge_cache.sqlite"
 WRITE_SECONDS = 0.5
+COLUMNS = "text, prompt_tokens, completion_tokens, cost, seconds, reasoning, finish_reason"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Cached:
     completion_tokens: int
     cost: float
     seconds: float = 0.0  # how long the call took when it was made (0 for answers cached before this was kept)
+    reasoning: str | None = None  # the response's reasoning field (answers cached before it was kept hold it in text)
+    finish_reason: str | None = None  # "length": the token limit cut the answer off (None: not known)
 
 
 class AnswerCache:
@@ -44,8 +47,10 @@ class AnswerCache:
             "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, seconds REAL)"
         )
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
-        if "seconds" not in columns:  # a cache written before call times were kept
-            self._db.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
+        # Columns a cache written by an earlier version lacks: call times, reasoning fields, finish reasons.
+        for column, kind in (("seconds", "REAL"), ("reasoning", "TEXT"), ("finish_reason", "TEXT")):
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE answers ADD COLUMN {column} {kind}")
         # Whether answers of earlier runs are here (only those can be under a key of an older version).
         self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
         self._unwritten: dict[str, Cached] = {}
@@ -56,13 +61,11 @@ class AnswerCache:
         unwritten = self._unwritten.get(key)
         if unwritten is not None:
             return unwritten
-        row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens, cost, seconds FROM answers WHERE key = ?", (key,)
-        ).fetchone()
+        row = self._db.execute(f"SELECT {COLUMNS} FROM answers WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        text, prompt_tokens, completion_tokens, cost, seconds = row
-        return Cached(text, prompt_tokens, completion_tokens, cost, seconds or 0.0)
+        text, prompt_tokens, completion_tokens, cost, seconds, reasoning, finish_reason = row
+        return Cached(text, prompt_tokens, completion_tokens, cost, seconds or 0.0, reasoning, finish_reason)
 
     def find(self, key: str, old_key: Callable[[], str | None]) -> tuple[Cached | None, bool]:
         """The answer under ``key``; in a cache that held answers when it was opened, else under
@@ -105,15 +108,17 @@ class AnswerCache:
         if not self._unwritten:
             return
         rows = [
-            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds)
+            (
+                key,
+                *(answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds),
+                *(answer.reasoning, answer.finish_reason),
+            )
             for key, answer in self._unwritten.items()
         ]
         with self._db:  # one transaction (isolation_level None: begun here by hand)
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT OR REPLACE INTO answers (key, text, prompt_tokens, completion_tokens, cost, seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                f"INSERT OR REPLACE INTO answers (key, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
         self._unwritten.clear()
 

@@ -13,13 +13,14 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from funreason_refine.judge.endpoints import Outcome, Server, ServerPool
 from funreason_refine.judge.failures import BudgetStop, Failure, JudgeCallError, JudgeSetupError, classify
 from funreason_refine.judge.reply import Reply, read_reply
-from funreason_refine.judge.settings import ModelSettings
+from funreason_refine.judge.settings import JudgeModel, ModelSettings
 from funreason_refine.judge.slots import OldestFirst
+from funreason_refine.judge.structured import refusal
 from funreason_refine.judge.tokens import prompt_tokens
 
 BACKOFF_BASE = 1.0
@@ -47,6 +48,7 @@ class Caller:
         self._slots = OldestFirst(max_concurrency)
         self._pools: dict[str, ServerPool] = {}
         self._pool_of: dict[int, tuple[ModelSettings, ServerPool]] = {}
+        self._took_form: set[int] = set()  # the pools (by id) that answered a call asking for a JSON verdict
 
     def endpoint_stats(self) -> dict[str, list[dict[str, Any]]]:
         """Per model, its servers in order: calls and errors (attempts, each counted where it went),
@@ -84,14 +86,29 @@ class Caller:
         failures, avoid = 0, None
         while True:
             try:
-                return await self._attempt(settings, messages, pool, priority, avoid, tokens)
+                reply = await self._attempt(settings, messages, pool, priority, avoid, tokens)
             except Failure as failed:
                 failures += 1
+                self._form_refused(settings, failed, pool)
                 _give_up_on(settings, failed, failures, pool)
                 on_retry()
                 avoid = failed.server
                 if not pool.in_outage() and not pool.has_other(failed.server):
                     await asyncio.sleep(_backoff(failed, min(failures - 1, 10)))
+            else:
+                if _structured(settings):
+                    self._took_form.add(id(pool))
+                return reply
+
+    def _form_refused(self, settings: ModelSettings, failed: Failure, pool: ServerPool) -> None:
+        """Stop the run when a server answered a call asking for a JSON verdict with HTTP 400, 422 or 5xx before
+        any such call of the pool got an answer: it does not take structured output in the form asked for (no
+        retry, and no record, can change that)."""
+        if not _structured(settings) or id(pool) in self._took_form:
+            return
+        if failed.status in (400, 422) or (failed.status or 0) >= 500:
+            where = failed.server.api_base if failed.server is not None and failed.server.api_base else None
+            raise JudgeSetupError(refusal(settings.model, where or "the provider's API", settings.form, failed.message))
 
     async def _attempt(
         self,
@@ -150,13 +167,17 @@ class Caller:
                 max_tokens=settings.max_tokens,
                 timeout=settings.timeout,
                 max_retries=0,
-                **{**self._params(settings), **settings.extra},
+                **{**self._params(settings), **settings.call_params()},
             )
         except Exception as exc:  # any status, any body: a failure with its cause in words, never a traceback
             raise classify(exc, self._litellm, where, settings.timeout) from None
         finally:
             self.in_flight -= 1
         return read_reply(self._litellm, response, settings.model, messages, where, time.monotonic() - started)
+
+
+def _structured(settings: ModelSettings) -> TypeGuard[JudgeModel]:
+    return isinstance(settings, JudgeModel) and settings.structured
 
 
 def _give_up_on(settings: ModelSettings, failed: Failure, failures: int, pool: ServerPool) -> None:

@@ -9,12 +9,12 @@ calls used (:mod:`~funreason_refine.judge.accounting`, priced by :mod:`~funreaso
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from funreason_refine.errors import JudgeOutage
 from funreason_refine.judge.accounting import Ledger, RunUsage, Usage
+from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.batching import BatchRoute
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.calls import Caller
@@ -33,12 +33,6 @@ __all__ = [
     "RunUsage",
     "Usage",
 ]
-
-
-@dataclass
-class Answer:
-    text: str
-    cached: bool
 
 
 class LLMClient:
@@ -115,7 +109,7 @@ class LLMClient:
             hit = self.cache.recall(key, lambda: settings.legacy_cache_key(messages, variant))
             if hit is not None:
                 self._ledger.cached(usage, hit)
-                return Answer(hit.text, cached=True)
+                return Answer.of(hit.text, hit.reasoning, hit.finish_reason, cached=True)
         if self._batches is not None and self._batches.takes(settings):
             spent = self.budget_spent()
             if spent:
@@ -123,12 +117,13 @@ class LLMClient:
             got = await self._batches.ask(settings, messages, key, usage.add_retry)
             if got is not None:
                 self._ledger.batched(usage, settings, messages, got)
-                return Answer(got.text, cached=False)
+                return Answer.of(got.text, got.reasoning, got.finish_reason)
         reply = await self._calls.call(settings, messages, priority, usage.add_retry)
         cost = self._ledger.answered(usage, settings, messages, reply)
         if self.cache is not None:
-            self.cache.put(key, Cached(reply.text, reply.prompt_tokens, reply.completion_tokens, cost, reply.seconds))
-        return Answer(reply.text, cached=False)
+            tokens = reply.prompt_tokens, reply.completion_tokens
+            self.cache.put(key, Cached(reply.text, *tokens, cost, reply.seconds, reply.reasoning, reply.finish_reason))
+        return Answer.of(reply.text, reply.reasoning, reply.finish_reason)
 
     async def aclose(self) -> None:
         """Write the answers the cache holds, stop what runs in the background (batches followed), close

@@ -46,9 +46,17 @@ class Failure(Exception):
     shows of the server (:data:`~funreason_refine.judge.endpoints.Outcome`), ``action`` what follows; ``server``
     is where it happened (set by the caller)."""
 
-    def __init__(self, message: str, outcome: Outcome, action: Action = "retry", retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        outcome: Outcome,
+        action: Action = "retry",
+        retry_after: float | None = None,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.message, self.outcome, self.action, self.retry_after = message, outcome, action, retry_after
+        self.status = status  # the HTTP status a server answered with (None: no response, or a prompt too long)
         self.server: Server | None = None
 
 
@@ -65,7 +73,10 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
             f"HTTP 429 from {url} (rate limited): {said(exc)}", "rate_limited", retry_after=_retry_after(exc)
         )
     if isinstance(exc, litellm.BadRequestError):  # 400 and 422, a prompt over the context window among them
-        return Failure(f"the request was refused: HTTP {_status(exc)} from {url}: {said(exc)}", "alive", "record")
+        status = None if isinstance(exc, litellm.ContextWindowExceededError) else _status(exc)
+        return Failure(
+            f"the request was refused: HTTP {_status(exc)} from {url}: {said(exc)}", "alive", "record", status=status
+        )
     if getattr(exc, "litellm_response_headers", None) is not None:
         return _http_status(exc, _status(exc), url)
     if isinstance(exc, litellm.Timeout) or any(isinstance(e, TimeoutError) for e in chain(exc)):
@@ -87,8 +98,10 @@ def _http_status(exc: Exception, status: int, url: str) -> Failure:
             "record",
         )
     if status >= 500 or status in RETRIED_STATUSES:
-        return Failure(f"HTTP {status} from {url}: {said(exc)}", "failing", retry_after=_retry_after(exc))
-    return Failure(f"HTTP {status} from {url}: {said(exc)}", "alive", "record")
+        return Failure(
+            f"HTTP {status} from {url}: {said(exc)}", "failing", retry_after=_retry_after(exc), status=status
+        )
+    return Failure(f"HTTP {status} from {url}: {said(exc)}", "alive", "record", status=status)
 
 
 def _on_the_wire(exc: Exception, url: str) -> Failure:

@@ -11,10 +11,13 @@ from funreason_refine.judge.tokens import prompt_tokens, text_tokens
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer: its text, its tokens (as the server reported them, or counted here when it reported
-    none: ``counted_locally``), the server that gave it and the seconds it took. ``response`` is LiteLLM's."""
+    """An answer: its text as the server sent it, its reasoning field (None when it had none), its
+    finish_reason, its tokens (as the server reported them, or counted here when it reported none:
+    ``counted_locally``), the server that gave it and the seconds it took. ``response`` is LiteLLM's."""
 
     text: str
+    reasoning: str | None
+    finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
     server: str
@@ -27,33 +30,42 @@ def read_reply(
     litellm: Any, response: Any, model: str, messages: list[dict[str, str]], server: str, seconds: float
 ) -> Reply:
     """The answer in ``response``; :class:`~funreason_refine.judge.failures.Failure` when it holds none."""
-    text = answer_text(response, server)
+    text, reasoning, finish = answer_parts(response, server)
     usage = getattr(response, "usage", None)
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     if prompt or completion:
-        return Reply(text, prompt, completion, server, seconds, False, response)
+        return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response)
     # No usage (or all zeros, which no real answer has): counted here, so that cost, max_cost and the
     # token rate limits still hold.
-    counted = prompt_tokens(litellm, model, messages), text_tokens(litellm, model, text)
-    return Reply(text, *counted, server, seconds, True, response)
+    # The reasoning was written too, in its think block (LiteLLM takes the block out of the text).
+    written = text_tokens(litellm, model, f"<think>{reasoning}</think>{text}" if reasoning else text)
+    return Reply(
+        text, reasoning, finish, prompt_tokens(litellm, model, messages), written, server, seconds, True, response
+    )
 
 
-def answer_text(response: Any, server: str) -> str:
-    """The answer's text, with a reasoning block LiteLLM parsed out put back in front as <think>."""
+def answer_parts(response: Any, server: str) -> tuple[str, str | None, str | None]:
+    """The answer's text, its reasoning field (LiteLLM's ``reasoning_content``, else the text of Anthropic's
+    thinking blocks) and its finish_reason; a Failure when the response holds neither text nor reasoning."""
     choices = getattr(response, "choices", None)
     if not choices:
         raise empty_answer(server, "but no choices in the body", None)
     choice = choices[0]
+    finish = getattr(choice, "finish_reason", None)
     message = getattr(choice, "message", None)
     if message is None:
-        raise empty_answer(server, "but its choice has no message", getattr(choice, "finish_reason", None))
-    text = message.content or ""
-    reasoning = getattr(message, "reasoning_content", None)
-    if reasoning and "<think>" not in text:
-        # LiteLLM moves a leading <think> block (and reasoning models' parsed reasoning) out of the content;
-        # put it back, so that a sampled CoT is kept and the protocol sees the whole answer.
-        text = f"<think>{reasoning}</think>{text}"
-    if not text:
-        raise empty_answer(server, "but its message has no content", getattr(choice, "finish_reason", None))
-    return text
+        raise empty_answer(server, "but its choice has no message", finish)
+    text = message.content if isinstance(message.content, str) else ""
+    reasoning = getattr(message, "reasoning_content", None) or _thinking(getattr(message, "thinking_blocks", None))
+    if not text and not reasoning:
+        raise empty_answer(server, "but its message has no content", finish)
+    return text, reasoning if isinstance(reasoning, str) else None, finish if isinstance(finish, str) else None
+
+
+def _thinking(blocks: Any) -> str | None:
+    """The text of Anthropic's thinking blocks (redacted ones hold none)."""
+    if not isinstance(blocks, list):
+        return None
+    texts = [b.get("thinking") for b in blocks if isinstance(b, dict)]
+    return "\n\n".join(t for t in texts if isinstance(t, str) and t) or None

@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from funreason_refine.calls import same_calls
+from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.prompt import chat, placeholders, render
-from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
-from funreason_refine.judge.settings import GenerateSettings, JudgePanel, ModelSettings
+from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, read_verdict
+from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel
+from funreason_refine.judge.structured import answer_note
 from funreason_refine.record import Record, Verdict
-from funreason_refine.targets import THINK_TAG, split_think
+from funreason_refine.targets import THINK_TAG
 
-REMINDER = (
-    "\n\nAnswer only in the required format: optionally <think>...</think>, then <judge>True</judge> "
-    "or <judge>False</judge>, then <reason>...</reason>."
-)
+# A bad answer quoted back to the model when it is asked again: its start and end (a long answer cut off
+# by the token limit would crowd a small model's context otherwise).
+QUOTED_CHARS = 2000
 
 
 @dataclass
@@ -44,17 +45,21 @@ class JudgeRunner:
         return _vote(panel, answers, record)
 
     async def _answer(
-        self, settings: ModelSettings, panel: JudgePanel, prompt: str, stage: str, priority: int
+        self, settings: JudgeModel, panel: JudgePanel, prompt: str, stage: str, priority: int
     ) -> JudgeAnswer:
-        text = prompt
+        """One judge's verdict. An answer that is not one is asked again, ``protocol_retries`` times, with the
+        answer and what was wrong with it appended (so that no re-ask repeats the messages of the one before)."""
+        as_json = settings.verdict_format == "json"
+        messages = chat(panel.system, prompt + answer_note(panel.allow_newfc) if as_json else prompt)
         for attempt in range(self.protocol_retries + 1):
-            messages = chat(panel.system, text)
             answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0, priority=priority)
             try:
-                return parse_answer(answer.text, panel.allow_newfc)
+                return read_verdict(answer, panel.allow_newfc, settings.verdict_format)
             except ProtocolError as exc:
                 problem = exc
-                text = prompt + REMINDER
+                again = attempt < self.protocol_retries
+                self.client.used.not_a_verdict(stage, settings.model, exc.problem, again)
+                messages = reask(messages, answer, exc)
         raise JudgeCallError(
             f"{settings.model} did not follow the answer protocol after {self.protocol_retries + 1} attempt(s): "
             f"{problem}"
@@ -75,12 +80,35 @@ class JudgeRunner:
             priority=self.priority(record),
             variant=f"rewrite {field}, attempt {attempt}",
         )
-        # The generator's own <think> block is its scratchpad; the text asked for comes after it.
-        scratch, rest = split_think(answer.text)
-        text = THINK_TAG.sub("", rest).strip() or (scratch or "")
-        if not text:
-            raise JudgeCallError(f"{generator.model} wrote an empty {field}")
-        return record.model_copy(update={field: text})
+        return record.model_copy(update={field: written(generator.model, field, answer)})
+
+
+def written(model: str, field: str, answer: Answer) -> str:
+    """The text a generator wrote: its answer alone (its reasoning is its scratchpad, never training data),
+    whole (an answer the token limit cut off is not)."""
+    if answer.cut_off:
+        raise JudgeCallError(
+            f"{model} was cut off by the token limit (finish_reason length) while it wrote the {field}: raise the "
+            "generator's max_tokens"
+        )
+    text = THINK_TAG.sub("", answer.text).strip()
+    if not text:
+        said = "only reasoning, and no" if answer.reasoning else "an empty"
+        raise JudgeCallError(f"{model} wrote {said} {field}: ask it again with `refine retry`, or use another model")
+    return text
+
+
+def reask(messages: list[dict[str, str]], answer: Answer, problem: ProtocolError) -> list[dict[str, str]]:
+    """The messages that ask again: the answer as the model's turn, then what was wrong with it. An empty
+    answer (reasoning alone) has no turn to show: what was wrong is added to the last message."""
+    text = answer.text
+    if len(text) > QUOTED_CHARS:
+        half = QUOTED_CHARS // 2
+        text = f"{text[:half]}\n[...]\n{text[-half:]}"
+    if not text:
+        last = messages[-1]
+        return [*messages[:-1], {**last, "content": f"{last['content']}\n\n{problem.correction}"}]
+    return [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": problem.correction}]
 
 
 def _vote(panel: JudgePanel, answers: list[JudgeAnswer], record: Record) -> Verdict:

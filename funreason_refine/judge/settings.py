@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from funreason_refine.judge.structured import JsonForm, VerdictFormat, default_form, request_params
 
 
 class Prices(BaseModel):
@@ -191,6 +193,10 @@ class ModelSettings(BaseModel):
             "extra": self.extra,
         }
 
+    def call_params(self) -> dict[str, Any]:
+        """The LiteLLM parameters of a call besides the model, messages and the keys above: ``extra``."""
+        return dict(self.extra)
+
     def cache_key(self, messages: list[dict[str, str]], variant: str = "") -> str:
         """``variant`` tells apart answers asked for again on purpose (the k-th sample of a prompt)."""
         return _digest({**self.sampling(), "messages": messages, "variant": variant})
@@ -218,7 +224,56 @@ def _default_concurrency(settings: JudgeSettings | SourceSettings) -> None:
             settings.max_concurrency = min(capacity, 4096)
 
 
-class JudgeSettings(ModelSettings):
+class JudgeModel(ModelSettings):
+    """A judge: a model and its call parameters, and how its verdicts are asked for (a stage's `judge`, each
+    table of its `judges`, and the `[judge]` table they default to)."""
+
+    verdict_format: VerdictFormat = Field(
+        "tags",
+        description='How the verdict is asked for: "tags" (the paper\'s `<judge>True</judge>`, `<reason>`, `<NewFC>`) '
+        'or "json" (the same verdict as a JSON object, which a JSON Schema makes the server write, in the form '
+        "json_form names).",
+    )
+    json_form: JsonForm | None = Field(
+        None,
+        description='With verdict_format = "json", the form of the schema the server takes: "json_schema" (OpenAI, '
+        'vLLM), "json_object" (llama-cpp-python\'s server) or "ollama" (Ollama\'s format). Default: "ollama" for '
+        'ollama/ and ollama_chat/ models, else "json_schema".',
+    )
+
+    # The LiteLLM parameters that ask for a JSON verdict (set by asking()): sent with every call, but no part of
+    # sampling(), so that a server moved to another json_form keeps its cached answers and its run folder.
+    _request: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def form(self) -> JsonForm:
+        """The JSON form its calls use: json_form, or the one its model string suggests."""
+        return self.json_form or default_form(self.model)
+
+    @property
+    def structured(self) -> bool:
+        """Whether its calls ask the server for a JSON verdict in a form (response_format or format)."""
+        return bool(self._request)
+
+    def asking(self, allow_newfc: bool) -> JudgeModel:
+        """These settings as a stage calls with them: with verdict_format = "json", each request carries the
+        verdict's JSON Schema in the server's form."""
+        if self.verdict_format != "json":
+            return self
+        asked = self.model_copy()
+        asked._request = request_params(self.form, allow_newfc)
+        return asked
+
+    def call_params(self) -> dict[str, Any]:
+        return {**self.extra, **self._request}
+
+    def sampling(self) -> dict[str, Any]:
+        """A JSON verdict is asked for in other words: part of the answer's identity (tags are the default)."""
+        sampling = super().sampling()
+        return {**sampling, "verdict_format": "json"} if self.verdict_format == "json" else sampling
+
+
+class JudgeSettings(JudgeModel):
     """The `[judge]` table: the default judge of every judged stage, and the run's limits."""
 
     max_concurrency: int = Field(
@@ -227,7 +282,13 @@ class JudgeSettings(ModelSettings):
         le=4096,
         description="Judge calls in flight at once (default: the servers' summed max_concurrency, else 16).",
     )
-    protocol_retries: int = Field(2, ge=0, le=10, description="Times a malformed answer is asked again.")
+    protocol_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Times an answer that is not a verdict is asked again (told what was wrong with it); then the "
+        "record goes to errors.jsonl.",
+    )
 
     @model_validator(mode="after")
     def _fill_the_servers(self) -> Self:
@@ -277,7 +338,7 @@ class JudgePanel:
 
     template: str
     allow_newfc: bool
-    judges: list[ModelSettings]
+    judges: list[JudgeModel]
     vote: Vote = "unanimous"
     system: str | None = None
 

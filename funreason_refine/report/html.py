@@ -85,6 +85,8 @@ def _judge(judge: dict[str, Any]) -> dict[str, Any] | None:
         "calls": judge["calls"],
         "cached": judge["cached"],
         "retries": judge["retries"],
+        "protocol_reasks": judge.get("protocol_reasks", 0),
+        "protocol": judge.get("protocol") or {},
         "cost_usd": judge["cost_usd"],
         "per_stage": judge.get("per_stage", {}),
         "notes": judge.get("notes", []),

@@ -87,15 +87,31 @@ def render_markdown(report: dict[str, Any]) -> str:
             "## Judge",
             "",
             f"Model {judge.get('model')}: {judge['calls']} calls, {judge['cached']} from the "
-            f"cache, {judge['retries']} retries, ${judge['cost_usd']:.4f}.",
+            f"cache, {judge['retries']} retries, {judge.get('protocol_reasks', 0)} protocol re-asks, "
+            f"${judge['cost_usd']:.4f}.",
             "",
             _table(
-                ["stage", "calls", "cached", "prompt tokens", "completion tokens", "cost (USD)"],
                 [
-                    [name, u["calls"], u["cached"], u["prompt_tokens"], u["completion_tokens"], f"{u['cost_usd']:.4f}"]
+                    "stage",
+                    "calls",
+                    "cached",
+                    "not verdicts",
+                    "re-asks",
+                    "prompt tokens",
+                    "completion tokens",
+                    "cost (USD)",
+                ],
+                [
+                    [name, u["calls"], u["cached"], u.get("protocol_failures", 0), u.get("protocol_reasks", 0)]
+                    + [u["prompt_tokens"], u["completion_tokens"], f"{u['cost_usd']:.4f}"]
                     for name, u in per.items()
                 ],
             ),
+        ]
+        parts += [
+            f"- not verdicts, {model}: {p['failures']} ({', '.join(f'{k} {v}' for k, v in p['problems'].items())}), "
+            f"{p['reasks']} asked again"
+            for model, p in (judge.get("protocol") or {}).items()
         ]
         parts += [f"- note: {n}" for n in judge.get("notes", [])]
     if report.get("endpoints"):

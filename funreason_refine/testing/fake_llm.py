@@ -6,8 +6,12 @@
 The script gets a :class:`Request` (model, messages, the last user message as ``prompt``) and
 returns the answer text, or a :class:`Reply` for a status code, headers, a delay or a raw body
 (429 with Retry-After, 500, a truncated or garbage body, a dropped connection, an answer without
-``usage``). Every request is recorded in ``server.requests``. Written on the standard library's
-HTTP server so that tests exercise LiteLLM over real HTTP with nothing else to install.
+``usage``, a reasoning field, a finish_reason "length"). It answers in the shape of the API a request
+path names (testing/fake_shapes.py): OpenAI's chat completions, Anthropic's messages (``anthropic/``
+models with ``api_base`` set to the server's root) and Ollama's chat (``ollama_chat/`` models);
+:func:`refusing` wraps a script to refuse a form of structured output. Every request is recorded in
+``server.requests``. Written on the standard library's HTTP server so that tests exercise LiteLLM over
+real HTTP with nothing else to install.
 
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
 vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
@@ -26,12 +30,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from funreason_refine.testing.fake_batches import Batches
+from funreason_refine.testing.fake_shapes import TOO_LARGE, Reply, Shape, payload, refusing, shape_of
+
+__all__ = ["TOO_LARGE", "FakeLLM", "Reply", "Request", "refusing"]
 
 
 @dataclass
@@ -43,21 +50,12 @@ class Request:
 
     @property
     def prompt(self) -> str:
+        """The last user message's text (Anthropic's content blocks joined)."""
         users = [m.get("content", "") for m in self.messages if m.get("role") == "user"]
-        return users[-1] if users else ""
-
-
-@dataclass
-class Reply:
-    text: str = ""
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    raw: bytes | None = None  # sent as the body as it is (garbage, truncated JSON)
-    drop: bool = False  # close the connection without answering
-    prompt_tokens: int = 10
-    completion_tokens: int = 5
-    usage: bool = True  # False: the answer has no "usage" (some servers and proxies leave it out)
+        last = users[-1] if users else ""
+        if isinstance(last, list):
+            return "\n".join(b.get("text", "") for b in last if isinstance(b, dict))
+        return last
 
 
 Script = Callable[[Request], "str | Reply"]
@@ -99,37 +97,6 @@ class _Bucket:
             return (1.0 - self.level) / self.rate
 
 
-def _payload(reply: Reply, model: str) -> bytes:
-    if reply.raw is not None:
-        return reply.raw
-    if reply.status != 200:
-        error = {"message": reply.text or f"status {reply.status}", "type": "fake", "code": reply.status}
-        return json.dumps({"error": error}).encode()
-    body: dict[str, Any] = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}],
-    }
-    if reply.usage:
-        body["usage"] = {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-        }
-    return json.dumps(body).encode()
-
-
-TOO_LARGE = Reply(
-    status=413,
-    headers={"content-type": "text/html"},
-    raw=b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request "
-    b"Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
-)
-"""What nginx answers a request body over its client_max_body_size."""
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body leave in two writes; with Nagle's algorithm the body then waits for the
@@ -155,7 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("content-length", 0))
         raw = self.rfile.read(length)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        shape = shape_of(self.path)
+        if shape is None:
             self._batches("POST", raw)
             return
         if fake.max_body_bytes is not None and length > fake.max_body_bytes:
@@ -168,26 +136,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply(status=429, text="rate limited", headers={"retry-after": str(math.ceil(wait))}))
             return
         if fake._slots is None:
-            self._answer(body)
+            self._answer(body, shape)
             return
         with fake._slots:
-            self._answer(body)
+            self._answer(body, shape)
 
     def _batches(self, method: str, body: bytes) -> None:
         url = urlsplit(self.path)
-        status, payload = self.server.fake.batches.route(
+        status, answer = self.server.fake.batches.route(
             method, url.path, dict(parse_qsl(url.query)), self.headers, body
         )
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header(
-            "content-type", "application/octet-stream" if isinstance(payload, bytes) else "application/json"
+            "content-type", "application/octet-stream" if isinstance(answer, bytes) else "application/json"
         )
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def _answer(self, body: dict[str, Any]) -> None:
+    def _answer(self, body: dict[str, Any], shape: Shape) -> None:
         request = Request(
             model=body.get("model", ""),
             messages=body.get("messages", []),
@@ -198,21 +166,21 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay:
             time.sleep(reply.delay)
         if not self.server.killed:
-            self._send(reply, request.model)
+            self._send(reply, request.model, shape)
 
-    def _send(self, reply: Reply, model: str = "") -> None:
+    def _send(self, reply: Reply, model: str = "", shape: Shape = "openai") -> None:
         if reply.drop:
             self.close_connection = True
             self.connection.close()
             return
-        payload = _payload(reply, model)
+        data = payload(reply, model, shape)
         self.send_response(reply.status)
         headers = {"content-type": "application/json", **{k.lower(): v for k, v in reply.headers.items()}}
-        headers["content-length"] = str(len(payload))
+        headers["content-length"] = str(len(data))
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(payload)
+        self.wfile.write(data)
         if reply.status == 200:
             self.server.fake._count_served()
 
@@ -251,7 +219,7 @@ class FakeLLM:
         """A batch line's chat request answered by the script: (status, response body)."""
         request = Request(model=body.get("model", ""), messages=body.get("messages", []), body=body, headers={})
         reply = self._reply(request)
-        return reply.status, json.loads(_payload(reply, request.model))
+        return reply.status, json.loads(payload(reply, request.model))
 
     def _over_limit(self) -> float:
         wait = self._bucket.take() if self._bucket is not None else 0.0

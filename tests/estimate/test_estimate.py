@@ -207,3 +207,19 @@ def test_the_command_prints_a_table_or_json_and_refuses_what_cannot_be_estimated
     rules_only.write_text('[input]\npath = "in.jsonl"\n')
     with pytest.raises(ConfigError, match="no stage asks a model"):
         estimate(load_pipeline(rules_only))
+
+
+def test_json_verdicts_are_estimated_as_a_run_asks_them(tmp_path):
+    def script(request):
+        answer = '{"reason": "fine", "judge": true}'
+        return Reply(answer, prompt_tokens=openai_usage(request.messages), completion_tokens=7)
+
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, MIXED, server, judge='verdict_format = "json"')
+        before = estimate(load_pipeline(path), output_tokens=7)
+        judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
+        again = estimate(load_pipeline(path), output_tokens=7)
+    assert judge["protocol_failures"] == 0 and before.total.calls.low == judge["calls"] == 24
+    assert before.total.input_tokens.low == pytest.approx(judge["prompt_tokens"], rel=0.005)
+    # The estimate's prompts are the run's, the JSON note included: every call is found in the answer cache.
+    assert (again.total.calls.low, again.total.cached.low) == (0, 24)

@@ -88,3 +88,20 @@ def test_the_key_of_an_older_version_is_looked_up_only_in_a_cache_of_earlier_run
     assert earlier.find("old", never) == (ANSWER, False)
     assert earlier.find("other", lambda: None) == (None, False)
     earlier.close()
+
+
+def test_an_answer_keeps_its_reasoning_and_finish_reason_and_an_older_cache_gains_the_columns(tmp_path):
+    with sqlite3.connect(tmp_path / FILE) as db:  # a cache written before reasoning fields were kept
+        db.execute(
+            "CREATE TABLE answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER, "
+            "completion_tokens INTEGER, cost REAL, seconds REAL)"
+        )
+        db.execute("INSERT INTO answers VALUES ('old', '<think>r</think><judge>True</judge>', 1, 2, 0.0, 0.5)")
+    cache = AnswerCache(tmp_path)
+    cut = Cached("<judge>True</judge> or", 10, 64, 0.0, 1.0, reasoning="I think so", finish_reason="length")
+    cache.put("cut", cut)
+    cache.close()
+    cache = AnswerCache(tmp_path)
+    assert cache.get("cut") == cut
+    assert cache.get("old") == Cached("<think>r</think><judge>True</judge>", 1, 2, 0.0, 0.5)
+    cache.close()

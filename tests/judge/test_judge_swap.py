@@ -67,3 +67,13 @@ def test_validate_and_estimate_say_where_each_model_goes_and_what_it_costs(tmp_p
     said = " ".join(result.output.split())
     assert "openai/gpt-4o-mini at its provider's own endpoint" in said and "LiteLLM's cost map" in said
     assert "localhost:8000" not in said
+
+
+def test_a_swapped_judge_keeps_the_verdict_format_but_not_the_old_servers_json_form():
+    table = {"model": "openai/smollm2", "api_base": "http://x", "verdict_format": "json", "json_form": "json_object"}
+    swapped = swap_judge({"judge": table}, "ollama_chat/qwen3@http://ollama:11434")
+    assert swapped["judge"] == {
+        "model": "ollama_chat/qwen3",
+        "api_base": "http://ollama:11434",
+        "verdict_format": "json",
+    }

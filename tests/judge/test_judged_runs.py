@@ -177,23 +177,34 @@ def test_ensembles_vote(tmp_path, vote, kept):
 
 
 def test_malformed_answers_are_asked_again_then_become_errors(tmp_path):
-    seen = {"n": 0}
+    def asked(r):  # the stage's question: the first user message (a re-ask adds turns after it)
+        return stage_of(next(m["content"] for m in r.messages if m["role"] == "user"))
 
     def script(r):
-        if stage_of(r.prompt) != "format":
+        if asked(r) != "format":
             return YES
-        seen["n"] += 1
-        return "I think it is fine." if "Answer only in the required format" not in r.prompt else YES
+        return "I think it is fine." if len(r.messages) == 2 else YES
 
     with FakeLLM(script) as server:
         result = run(pipeline(tmp_path / "a", [forecast_row()], server))
-    assert result.summary.as_dict()["outcomes"]["kept"] == 1 and seen["n"] == 2
+    assert result.summary.as_dict()["outcomes"]["kept"] == 1
+    first, again = [r.messages for r in server.requests if asked(r) == "format"]
+    # Asked again with the answer and what was wrong with it, not with the same messages.
+    assert again[:-2] == first and again[-2] == {"role": "assistant", "content": "I think it is fine."}
+    assert again[-1]["role"] == "user" and again[-1]["content"].startswith("Your answer had no verdict of its own")
 
-    with FakeLLM(lambda r: "no idea" if stage_of(r.prompt) == "format" else YES) as server:
+    with FakeLLM(lambda r: "no idea" if asked(r) == "format" else YES) as server:
         result = run(pipeline(tmp_path / "b", [forecast_row()], server))
     assert result.summary.as_dict()["outcomes"]["errors"] == 1
     (e,) = read_jsonl(tmp_path / "b" / "run" / "errors.jsonl")
     assert e["stage"] == "format" and "did not follow the answer protocol after 3 attempt(s)" in e["error"]
+    sent = [r.messages for r in server.requests if asked(r) == "format"]
+    assert len(sent) == 3 and len({str(m) for m in sent}) == 3, "no re-ask repeats the messages of the one before"
+    judge = result.summary.judge
+    assert (judge.protocol_failures, judge.protocol_reasks, judge.retries) == (3, 2, 0)
+    assert judge.per_stage["format"].protocol_reasks == 2 and judge.per_stage["cot"].protocol_reasks == 0
+    counts = judge.protocol["openai/fake-judge"]
+    assert (counts.failures, counts.reasks, counts.problems) == (3, 2, {"no_verdict": 3})
 
 
 def test_rate_limits_honour_retry_after_and_server_errors_are_retried(tmp_path):

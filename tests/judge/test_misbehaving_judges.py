@@ -18,6 +18,8 @@ from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl, write_jsonl
 from tests.judge.test_judged_runs import YES, forecast_row
 
+ANSWERED = ("Checked.", "<judge>True</judge><reason>looks right</reason>")  # YES, its reasoning taken apart
+
 PROMPT = [{"role": "user", "content": "Is this call right?"}]
 
 
@@ -66,7 +68,7 @@ def test_a_413_from_a_proxys_body_limit_fails_the_record_at_once_saying_the_body
     assert f"HTTP 413 from {proxy.api_base}" in message and "request body is too large" in message
     assert "client_max_body_size" in message
     assert proxy.too_large == 1, "no retry can make the body smaller"
-    assert small.text == YES, "the server is up: other calls go on"
+    assert (small.reasoning, small.text) == ANSWERED, "the server is up: other calls go on"
 
 
 @pytest.mark.parametrize("status, tries", [(418, 1), (451, 1), (409, 2), (599, 2)])
@@ -119,7 +121,10 @@ def test_an_answer_without_usage_has_its_tokens_counted_here_and_priced():
     prompt = litellm.token_counter(model=s.model, messages=PROMPT)
     completion_tokens = litellm.token_counter(model=s.model, text=YES)
     usage = client.usage["cot"]
-    assert answer.text == YES and (usage.prompt_tokens, usage.completion_tokens) == (prompt, completion_tokens)
+    assert (answer.reasoning, answer.text) == ANSWERED and (usage.prompt_tokens, usage.completion_tokens) == (
+        prompt,
+        completion_tokens,
+    )
     assert usage.cost_usd == pytest.approx((prompt * 1000 + completion_tokens * 2000) / 1e6)
     assert client.used.as_dict()["tokens_counted_locally"] == {"openai/fake-judge": 1}
     assert any("without token usage" in note for note in client.notes)

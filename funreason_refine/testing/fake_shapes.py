@@ -1,0 +1,129 @@
+"""What the fake server answers, and the body each chat API wraps it in: OpenAI's chat completions (vLLM,
+llama-cpp-python, gpt-oss's ``reasoning`` field), Anthropic's messages (thinking blocks) and Ollama's chat.
+
+A :class:`Reply`'s ``reasoning`` goes where each API puts a reasoning model's thinking; its
+``finish_reason = "length"`` is each API's word for an answer the token limit cut off.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Shape = Literal["openai", "anthropic", "ollama"]
+PATHS: dict[str, Shape] = {"/chat/completions": "openai", "/v1/messages": "anthropic", "/api/chat": "ollama"}
+
+
+def shape_of(path: str) -> Shape | None:
+    """The chat API a request path belongs to (None: not a chat request)."""
+    path = path.split("?", 1)[0].rstrip("/")
+    return next((shape for end, shape in PATHS.items() if path.endswith(end)), None)
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: bytes | None = None  # sent as the body as it is (garbage, truncated JSON)
+    drop: bool = False  # close the connection without answering
+    prompt_tokens: int = 10
+    completion_tokens: int = 5
+    usage: bool = True  # False: the answer has no "usage" (some servers and proxies leave it out)
+    reasoning: str | None = None  # a reasoning model's thinking, where the API puts it
+    reasoning_field: str = "reasoning_content"  # OpenAI shape: vLLM's field; "reasoning" for gpt-oss and newer vLLM
+    finish_reason: str = "stop"  # "length": cut off by the token limit
+
+
+def payload(reply: Reply, model: str, shape: Shape = "openai") -> bytes:
+    """The body of the answer."""
+    if reply.raw is not None:
+        return reply.raw
+    if reply.status != 200:
+        error = {"message": reply.text or f"status {reply.status}", "type": "fake", "code": reply.status}
+        return json.dumps({"error": error}).encode()
+    return json.dumps(BODIES[shape](reply, model)).encode()
+
+
+def _openai(reply: Reply, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.reasoning is not None:
+        message[reply.reasoning_field] = reply.reasoning
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": reply.finish_reason, "message": message}],
+    }
+    if reply.usage:
+        body["usage"] = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        }
+    return body
+
+
+def _anthropic(reply: Reply, model: str) -> dict[str, Any]:
+    thinking = [{"type": "thinking", "thinking": reply.reasoning, "signature": "fake"}] if reply.reasoning else []
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [*thinking, {"type": "text", "text": reply.text}],
+        "stop_reason": "max_tokens" if reply.finish_reason == "length" else "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens},
+    }
+
+
+def _ollama(reply: Reply, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.reasoning is not None:
+        message["thinking"] = reply.reasoning
+    return {
+        "model": model,
+        "created_at": "2025-01-01T00:00:00Z",
+        "message": message,
+        "done": True,
+        "done_reason": reply.finish_reason,
+        "prompt_eval_count": reply.prompt_tokens,
+        "eval_count": reply.completion_tokens,
+    }
+
+
+BODIES: dict[Shape, Callable[[Reply, str], dict[str, Any]]] = {
+    "openai": _openai,
+    "anthropic": _anthropic,
+    "ollama": _ollama,
+}
+
+TOO_LARGE = Reply(
+    status=413,
+    headers={"content-type": "text/html"},
+    raw=b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request "
+    b"Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+)
+"""What nginx answers a request body over its client_max_body_size."""
+
+
+def refusing(
+    script: Callable[[Any], str | Reply], form: str = "json_schema", status: int = 500
+) -> Callable[[Any], str | Reply]:
+    """``script``, behind a server that answers every request asking for structured output in ``form`` (a
+    ``response_format`` type, or "ollama" for Ollama's ``format``) with ``status``, as llama-cpp-python's
+    server answers the ``json_schema`` form with HTTP 500."""
+
+    def refused(request: Any) -> str | Reply:
+        asked = request.body.get("response_format") or {}
+        if "format" in request.body if form == "ollama" else isinstance(asked, dict) and asked.get("type") == form:
+            return Reply(status=status, text=f"response_format type {form!r} is not supported")
+        return script(request)
+
+    return refused

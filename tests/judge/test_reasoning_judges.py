@@ -1,0 +1,135 @@
+"""Reasoning models as judges and generators, over real HTTP through LiteLLM: whatever shape their reasoning
+takes (a lone </think>, a think block, a reasoning field, Claude's thinking blocks, Ollama's thinking), only
+the answer is a verdict, and no scratchpad reaches the training data."""
+
+import pytest
+
+from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests.conftest import refine, xlam_row
+from tests.judge.one_record import FORMAT, judged, outcome
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+
+
+def thinking(verdict: str) -> str:
+    """Reasoning that restates the format and leans the other way: never to be read as the verdict."""
+    other = "False" if verdict == "True" else "True"
+    return f"The answer format is <judge>True</judge> or <judge>False</judge>.\nMaybe <judge>{other}</judge>?"
+
+
+def shapes(verdict: str) -> list[tuple[str, Reply, bool]]:
+    """(model, the fake server's reply, whether the model is served at the server's root) per reasoning shape."""
+    answer = f"<judge>{verdict}</judge>\n<reason>checked</reason>"
+    return [
+        # QwQ and DeepSeek-R1 served without --reasoning-parser: the chat template opened <think>.
+        ("openai/qwq-32b", Reply(text=f"{thinking(verdict)}\n</think>\n\n{answer}"), False),
+        # Qwen3 with thinking on, and with thinking off (an empty think block).
+        ("openai/qwen3", Reply(text=f"<think>\n{thinking(verdict)}\n</think>\n\n{answer}"), False),
+        ("openai/qwen3", Reply(text=f"<think>\n\n</think>\n\n{answer}"), False),
+        # vLLM with --reasoning-parser (DeepSeek-R1): reasoning_content; gpt-oss: reasoning.
+        ("hosted_vllm/deepseek-r1", Reply(text=answer, reasoning=thinking(verdict)), False),
+        ("openai/gpt-oss-20b", Reply(text=answer, reasoning=thinking(verdict), reasoning_field="reasoning"), False),
+        # Claude with extended thinking: thinking blocks before the text block (Anthropic's messages API).
+        ("anthropic/claude-sonnet-4-5", Reply(text=answer, reasoning=thinking(verdict)), True),
+        # Ollama's chat API with a thinking model: the message's "thinking".
+        ("ollama_chat/qwen3", Reply(text=answer, reasoning=thinking(verdict)), True),
+    ]
+
+
+@pytest.mark.parametrize("verdict", ["True", "False"])
+def test_only_the_answer_is_the_verdict_whatever_shape_the_reasoning_takes(tmp_path, tmp_pipeline, verdict):
+    for number, (model, reply, root) in enumerate(shapes(verdict)):
+        with FakeLLM(lambda r, reply=reply: reply) as server:
+            path, run_dir = judged(tmp_pipeline, server, model, root=root)
+            refine("run", path, "--out", tmp_path / f"run{number}")
+        kind, line = outcome(tmp_path / f"run{number}")
+        expected = ("kept", None) if verdict == "True" else ("discarded", "judge_rejected")
+        assert (kind, line.get("reason")) == expected, model
+        assert line["trail"][-1]["message"] == "checked", model
+        assert len(server.requests) == 1, f"{model}: asked again"
+
+
+@pytest.mark.parametrize("model, root", [("openai/judge", False), ("anthropic/claude-sonnet-4-5", True)])
+def test_an_answer_cut_off_by_the_token_limit_is_asked_again_never_read(tmp_path, tmp_pipeline, model, root):
+    cut = Reply(text="<think>The city matches, so <judge>True</judge> or", finish_reason="length")
+    good = "<judge>False</judge><reason>the city is wrong</reason>"
+    with FakeLLM(lambda r: cut if len(server.requests) == 1 else good) as server:
+        path, run_dir = judged(tmp_pipeline, server, model, judge="max_tokens = 64", root=root)
+        refine("run", path)
+    kind, line = outcome(run_dir)
+    assert (kind, line["reason"], line["message"]) == ("discarded", "judge_rejected", "the city is wrong")
+    again = server.requests[1].prompt
+    assert "cut off by the token limit" in again and "shorter" in again
+
+    with FakeLLM(lambda r: cut) as server:
+        path, run_dir = judged(tmp_pipeline, server, model, judge="max_tokens = 64", root=root)
+        out = refine("run", path, "--fresh", code=3)
+    kind, line = outcome(run_dir)
+    assert kind == "errors" and "cut off by the token limit (finish_reason length)" in line["error"]
+    assert "3 answer(s) did not follow the answer protocol (cut_off 3); 2 asked again" in " ".join(out.split())
+
+
+def generated(tmp_pipeline, reply: Reply, code: int):
+    """A record without a CoT whose CoT a reasoning model writes; the judge passes everything."""
+    row = xlam_row("r")
+    stages = '[[stages]]\nname = "cot"\nrequired = true\non_fail = "regenerate"\n' + FORMAT
+
+    def script(r):
+        return reply if r.model == "writer" else "<judge>True</judge>"
+
+    with FakeLLM(script) as server:
+        extra = f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"\nmax_retries = 0\n'
+        path, run_dir = judged(tmp_pipeline, server, stages=stages, judge=extra, rows=[row])
+        refine("run", path, code=code)
+    return outcome(run_dir)
+
+
+SCRATCH = "Scratchpad: maybe get_forecast? No, get_weather. Do not write this."
+COT = "The user asks for the weather in Paris, so get_weather with city Paris."
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(text=f"{SCRATCH}\n</think>\n\n{COT}"),  # QwQ / R1 without a reasoning parser
+        Reply(text=f"<think>{SCRATCH}</think>\n{COT}"),
+        Reply(text=COT, reasoning=SCRATCH),  # vLLM's reasoning_content
+        Reply(text=COT, reasoning=SCRATCH, reasoning_field="reasoning"),  # gpt-oss
+    ],
+)
+def test_a_generators_scratchpad_never_reaches_the_training_data(tmp_pipeline, reply):
+    kind, line = generated(tmp_pipeline, reply, code=0)
+    assert kind == "kept" and line["cot"] == COT
+    assert "Scratchpad" not in line["target"] and line["target"].startswith(f"<think>{COT}</think>")
+
+
+@pytest.mark.parametrize(
+    "reply, said",
+    [
+        (Reply(text=f"{SCRATCH}\n</think>\n"), "wrote only reasoning, and no cot"),
+        (Reply(text="", reasoning=SCRATCH), "wrote only reasoning, and no cot"),
+        (Reply(text="<think>The user asks for", finish_reason="length"), "cut off by the token limit"),
+        (Reply(text=COT[:30], finish_reason="length"), "cut off by the token limit"),
+    ],
+)
+def test_a_generator_that_wrote_no_whole_cot_sends_the_record_to_errors(tmp_pipeline, reply, said):
+    kind, line = generated(tmp_pipeline, reply, code=3)
+    assert kind == "errors" and said in line["error"]
+
+
+def test_a_cut_off_answer_taken_from_the_cache_is_still_not_a_verdict(tmp_pipeline):
+    cut = Reply(text="<judge>True</judge>\n<reason>the city is", finish_reason="length")
+    answers = {"now": cut}
+    with FakeLLM(lambda r: answers["now"]) as server:
+        path, run_dir = judged(tmp_pipeline, server, judge="protocol_retries = 1")
+        refine("run", path, code=3)
+        answers["now"] = Reply(text="<judge>False</judge>\n<reason>the city is wrong</reason>")
+        refine("retry", run_dir)
+    kind, line = outcome(run_dir)
+    assert (kind, line["reason"]) == ("discarded", "judge_rejected")
+    # The first answer came from the cache, cut off as it was, and was asked again.
+    assert len(server.requests) == 3 and server.requests[2].messages[-2] == {"role": "assistant", "content": cut.text}
