@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from funreason_refine.judge.settings import ModelSettings
 
 # What belongs to the model a table names, not to whichever model replaces it.
-MODEL_KEYS = ("api_base", "endpoints", "prices", "max_requests_per_minute", "max_tokens_per_minute", "batch")
+MODEL_KEYS = (
+    "api_base",
+    "endpoints",
+    "prices",
+    "max_requests_per_minute",
+    "max_tokens_per_minute",
+    "batch",
+    "context_window",
+)
 
 
 def split_model(given: str) -> tuple[str, str | None]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from funreason_refine.calls import same_calls
 from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.limits import check_prompt
 from funreason_refine.judge.prompt import chat, placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_answer
 from funreason_refine.judge.settings import GenerateSettings, JudgePanel, ModelSettings
@@ -38,6 +39,8 @@ class JudgeRunner:
         if "cot" in placeholders(panel.template) and not (record.cot or "").strip():
             return None
         prompt = render(panel.template, record)
+        for settings in panel.judges:  # every judge's limit before any call: none is paid for in vain
+            self._check_prompt(settings, chat(panel.system, prompt), stage)
         answers = [
             await self._answer(settings, panel, prompt, stage, self.priority(record)) for settings in panel.judges
         ]
@@ -60,6 +63,11 @@ class JudgeRunner:
             f"{problem}"
         )
 
+    def _check_prompt(self, settings: ModelSettings, messages: list[dict[str, str]], stage: str) -> None:
+        """PromptTooLong when the prompt is over the model's max_prompt_tokens (counted only when it has one)."""
+        if settings.max_prompt_tokens is not None:
+            check_prompt(stage, settings, self.client.count_prompt(settings.model, messages))
+
     async def rewrite(
         self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int
     ) -> Record:
@@ -67,10 +75,11 @@ class JudgeRunner:
         Each attempt is its own cached answer, so a resumed run pays for none again and a second
         attempt is not the first one's answer."""
         assert generator.prompt is not None
-        prompt = render(generator.prompt, record)
+        messages = [{"role": "user", "content": render(generator.prompt, record)}]
+        self._check_prompt(generator, messages, stage)
         answer = await self.client.complete(
             generator,
-            [{"role": "user", "content": prompt}],
+            messages,
             stage,
             priority=self.priority(record),
             variant=f"rewrite {field}, attempt {attempt}",

@@ -6,7 +6,7 @@
 The script gets a :class:`Request` (model, messages, the last user message as ``prompt``) and
 returns the answer text, or a :class:`Reply` for a status code, headers, a delay or a raw body
 (429 with Retry-After, 500, a truncated or garbage body, a dropped connection, an answer without
-``usage``). Every request is recorded in ``server.requests``. Written on the standard library's
+``usage``, a streamed answer). Every request is recorded in ``server.requests``. Written on the standard library's
 HTTP server so that tests exercise LiteLLM over real HTTP with nothing else to install.
 
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
@@ -58,6 +58,7 @@ class Reply:
     prompt_tokens: int = 10
     completion_tokens: int = 5
     usage: bool = True  # False: the answer has no "usage" (some servers and proxies leave it out)
+    chunk_delay: float = 0.0  # a streamed answer (the request asks stream = true): seconds between its chunks
 
 
 Script = Callable[[Request], "str | Reply"]
@@ -119,6 +120,27 @@ def _payload(reply: Reply, model: str) -> bytes:
             "total_tokens": reply.prompt_tokens + reply.completion_tokens,
         }
     return json.dumps(body).encode()
+
+
+def _events(reply: Reply, model: str, include_usage: bool) -> list[bytes]:
+    """The chunks of a streamed answer: its role, its words, its finish, its usage (when asked for), [DONE]."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode()
+
+    words = reply.text.split(" ")
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
+    events.append(chunk({}, "stop"))
+    if include_usage and reply.usage:
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        }
+        events.append(json.dumps({**base, "choices": [], "usage": usage}).encode())
+    return [*events, b"[DONE]"]
 
 
 TOO_LARGE = Reply(
@@ -197,8 +219,27 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.fake._reply(request)
         if reply.delay:
             time.sleep(reply.delay)
-        if not self.server.killed:
+        if self.server.killed:
+            return
+        if body.get("stream") and reply.status == 200 and reply.raw is None and not reply.drop:
+            self._stream(reply, request.model, bool((body.get("stream_options") or {}).get("include_usage")))
+        else:
             self._send(reply, request.model)
+
+    def _stream(self, reply: Reply, model: str, include_usage: bool) -> None:
+        """The answer as server-sent events, a word a chunk ``chunk_delay`` apart (usage last when asked for)."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in _events(reply, model, include_usage):
+            data = b"data: " + event + b"\n\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+            if reply.chunk_delay:
+                time.sleep(reply.chunk_delay)
+        self.wfile.write(b"0\r\n\r\n")
+        self.server.fake._count_served()
 
     def _send(self, reply: Reply, model: str = "") -> None:
         if reply.drop:
