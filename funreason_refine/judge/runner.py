@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from funreason_refine.calls import same_calls
 from funreason_refine.judge.client import JudgeCallError, LLMClient
@@ -20,11 +20,23 @@ REMINDER = (
 
 
 @dataclass
+class ProtocolCounts:
+    """How one stage's answers of one model kept to the answer protocol."""
+
+    answers: int = 0  # answers read for a verdict (each re-ask's answer too)
+    failures: int = 0  # of them, answers outside the protocol
+    reasks: int = 0  # calls made again because of them
+    given_up: int = 0  # verdicts given up on after protocol_retries re-asks (the record goes to errors.jsonl)
+
+
+@dataclass
 class JudgeRunner:
-    """What a judged run asks models: one client (concurrency bound, cache, usage) for every stage."""
+    """What a judged run asks models: one client (concurrency bound, cache, usage) for every stage, and how the
+    answers kept to the protocol (``protocol``, per stage and model)."""
 
     client: LLMClient
     protocol_retries: int = 2
+    protocol: dict[tuple[str, str], ProtocolCounts] = field(default_factory=dict)
 
     def priority(self, record: Record) -> int:
         """Call slots go to the oldest block of max_concurrency records first (first come within a
@@ -42,22 +54,29 @@ class JudgeRunner:
         for settings in panel.judges:  # every judge's limit before any call: none is paid for in vain
             self._check_prompt(settings, chat(panel.system, prompt), stage)
         answers = [
-            await self._answer(settings, panel, prompt, stage, self.priority(record)) for settings in panel.judges
+            await self.answer(settings, panel, prompt, stage, self.priority(record)) for settings in panel.judges
         ]
         return _vote(panel, answers, record)
 
-    async def _answer(
-        self, settings: ModelSettings, panel: JudgePanel, prompt: str, stage: str, priority: int
+    async def answer(
+        self, settings: ModelSettings, panel: JudgePanel, prompt: str, stage: str, priority: int = 0
     ) -> JudgeAnswer:
+        """One judge's answer to a rendered prompt, asked again while it does not follow the protocol
+        (JudgeCallError after ``protocol_retries`` re-asks)."""
+        counts = self.protocol.setdefault((stage, settings.model), ProtocolCounts())
         text = prompt
         for attempt in range(self.protocol_retries + 1):
             messages = chat(panel.system, text)
+            counts.reasks += attempt > 0
             answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0, priority=priority)
+            counts.answers += 1
             try:
                 return parse_answer(answer.text, panel.allow_newfc)
             except ProtocolError as exc:
+                counts.failures += 1
                 problem = exc
                 text = prompt + REMINDER
+        counts.given_up += 1
         raise JudgeCallError(
             f"{settings.model} did not follow the answer protocol after {self.protocol_retries + 1} attempt(s): "
             f"{problem}"

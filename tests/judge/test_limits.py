@@ -12,7 +12,6 @@ from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.judge.client import JudgeCallError, JudgeOutage, LLMClient
 from funreason_refine.judge.failures import classify
 from funreason_refine.judge.library import load_litellm
-from funreason_refine.judge.settings import ModelSettings
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl
 from tests.judge.test_judged_runs import YES, forecast_row, stage_of
@@ -43,8 +42,9 @@ def test_a_prompt_over_the_context_window_is_an_error_of_that_record_named_with_
     assert result.exit_code == 3, result.output
     (error,) = read_jsonl(tmp_path / "run" / "errors.jsonl")
     assert (error["id"], error["stage"], error["reason"]) == ("long", "cot", "context_window_exceeded")
-    assert "tokens counted here + max_tokens 256) is over its context window (2,048 tokens (prompt + max_tokens)" in (
-        error["error"]
+    assert (
+        "tokens counted here + max_tokens 256) is over its context window (2,048 tokens (prompt + max_tokens)"
+        in (error["error"])
     )
     assert "maximum context length is 2048 tokens" in error["error"], "what the server said"
     assert "no retry can help" in error["error"] and "max_prompt_tokens" in error["error"]
