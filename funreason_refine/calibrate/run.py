@@ -12,6 +12,7 @@ from typing import Any
 from funreason_refine.calibrate import candidates as cands
 from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
 from funreason_refine.calibrate.metrics import Ending, score
+from funreason_refine.calibrate.ranking import MIN_SCORED, rank
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
@@ -117,8 +118,10 @@ def calibrate(
     prompt_dirs: list[Path] | None = None,
     on_candidate: Callable[[str, int, int, int], None] | None = None,
     on_record: Callable[[str], None] | None = None,
+    min_scored: float = MIN_SCORED,
 ) -> dict[str, Any]:
-    """Run each candidate on the golden set, score it, and write calibration.json and calibration.html.
+    """Run each candidate on the golden set, score it, rank those that scored at least ``min_scored`` of the
+    records, and write calibration.json and calibration.html.
 
     ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
     ``on_record(outcome)`` as each of its records finishes.
@@ -170,6 +173,7 @@ def calibrate(
         "golden": _golden_summary(golden),
         "pipeline": str(pipeline_path),
         "stages": stages,
+        "ranking": rank(results, min_scored),
         "candidates": results,
     }
     _write(out_dir / JSON_NAME, json.dumps(report, indent=2) + "\n")  # ASCII: records may hold lone surrogates
