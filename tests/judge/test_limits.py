@@ -199,3 +199,18 @@ def test_judge_calls_reach_the_progress_display_before_any_record_finishes(tmp_p
     assert (0, 0, 1) in before, "the first call in flight is shown at once"
     assert any(calls >= 1 for _, calls, _ in before), "answered calls are shown before the record finishes"
     assert len({stage_of(r.prompt) for r in server.requests}) == 5
+
+
+def test_the_documented_single_slot_profile_loads_as_it_says(tmp_path):
+    import re
+
+    from tests.conftest import REPO, write_jsonl
+
+    text = (REPO / "docs" / "judges.md").read_text()
+    profile = re.search(r"```toml\n(.*?)```", text.split("## A local single-slot server", 1)[1], re.S).group(1)
+    write_jsonl(tmp_path / "in.jsonl", [forecast_row("r")])
+    (tmp_path / "p.toml").write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n{profile}')
+    pipeline = load_pipeline(tmp_path / "p.toml")
+    judge = pipeline.stages[1].judge.judges[0]
+    assert pipeline.judging.max_concurrency == 1
+    assert (judge.max_tokens, judge.timeout, judge.first_token_timeout, judge.context_window) == (512, 120, 600, 2048)
