@@ -113,7 +113,8 @@ class ModelSettings(BaseModel):
         None,
         ge=1,
         description="Prompt tokens a call to this model may have (counted here with LiteLLM's counter); a record "
-        "whose prompt is longer is discarded at the stage with reason prompt_too_long, before any call.",
+        "whose prompt is longer is discarded at the stage with reason prompt_too_long, before any call ([source]: "
+        "the query is not sampled, said in sampling_errors.jsonl).",
     )
     context_window: int | None = Field(
         None,
