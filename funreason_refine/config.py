@@ -507,11 +507,18 @@ def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
             **({"system": stage.judge.system} if stage.judge.system is not None else {}),
             "template": stage.judge.template,
             "vote": stage.judge.vote,
-            "judges": [j.sampling() for j in stage.judge.judges],
+            "judges": [_model_payload(j) for j in stage.judge.judges],
         }
     if stage.generator is not None:
-        payload["generator"] = {**stage.generator.sampling(), "prompt": stage.generator.prompt}
+        payload["generator"] = {**_model_payload(stage.generator), "prompt": stage.generator.prompt}
     return payload
+
+
+def _model_payload(settings: ModelSettings) -> dict[str, Any]:
+    """What of a model's settings decides results: its sampling, and max_prompt_tokens when set (it discards
+    records; a pipeline that does not set it is the one it was before)."""
+    limit = {"max_prompt_tokens": settings.max_prompt_tokens} if settings.max_prompt_tokens is not None else {}
+    return {**settings.sampling(), **limit}
 
 
 def _key(err: Any) -> str:

@@ -53,7 +53,7 @@ class RunDisplay:
 
     def _on_judge(self, stats: dict[str, Any]) -> None:
         self._judge = (
-            f" | judge {stats['calls']} calls ({stats['in_flight']} in flight, {stats['cached']} cached), "
+            f" | judge {stats['calls']} calls answered, {stats['in_flight']} in flight, {stats['cached']} cached, "
             f"{stats['tokens']:,} tokens, ${stats['cost_usd']:.4f}"
         )
         batches = stats.get("batches")
@@ -68,6 +68,15 @@ class RunDisplay:
                 # display would show it only when the next record is written.
                 self._batches = text
                 self._update()
+                return
+        # Records of a slow judge take minutes each: calls starting and ending redraw too (as often as outcomes).
+        self._redraw_soon()
+
+    def _redraw_soon(self) -> None:
+        now = time.perf_counter()
+        if now - self._last > 0.1:  # the display redraws ten times a second; updating more often is waste
+            self._last = now
+            self._update()
 
     def finished(self, resumed: int) -> None:
         """The records that were done before this run (known once it returns): a bar over records counts them."""
@@ -78,10 +87,7 @@ class RunDisplay:
 
     def _on_outcome(self, outcome: str) -> None:
         self.counts[outcome] += 1
-        now = time.perf_counter()
-        if now - self._last > 0.1:  # the display redraws ten times a second; updating more often is waste
-            self._last = now
-            self._update()
+        self._redraw_soon()
 
     def _update(self) -> None:
         done = sum(self.counts.values())

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from funreason_refine.judge.settings import ModelSettings
 
 # What belongs to the model a table names, not to whichever model replaces it (json_form: the
-# structured output its server takes).
+# structured output its server takes; context_window: its own window).
 MODEL_KEYS = (
     "api_base",
     "endpoints",
@@ -26,6 +26,7 @@ MODEL_KEYS = (
     "max_tokens_per_minute",
     "batch",
     "json_form",
+    "context_window",
 )
 
 

@@ -227,6 +227,9 @@ class ErroredRecord(Record):
 
     stage: str
     error: str
+    reason: str | None = Field(
+        None, description="a code for a failure that no retry alone fixes (context_window_exceeded), else None"
+    )
 
 
 @dataclass(slots=True)

@@ -44,7 +44,9 @@ class Finished:
                 **dict(self.record), stage=self.stage or "", reason=self.reason or "", message=self.message
             )
         if self.outcome is Outcome.ERRORS:
-            return ErroredRecord.model_construct(**dict(self.record), stage=self.stage or "", error=self.message)
+            return ErroredRecord.model_construct(
+                **dict(self.record), stage=self.stage or "", error=self.message, reason=self.reason
+            )
         return self.record
 
     def written(self, features: Callable[[Record], Features] | None = None) -> Written:
@@ -169,9 +171,15 @@ class Refinement:
         self.record = _same_identity(record, self.record)
         self.rewrite = None
 
-    def fail(self, message: str) -> None:
-        """An infrastructure failure (a broken check, a judge that cannot be reached): to errors.jsonl."""
-        self._finish(Outcome.ERRORS, self.stages[self._at].name, None, message)
+    def fail(self, message: str, reason: str | None = None) -> None:
+        """An infrastructure failure (a broken check, a judge that cannot be reached): to errors.jsonl;
+        ``reason`` codes a failure that no retry alone can fix (a prompt over the model's context window)."""
+        self._finish(Outcome.ERRORS, self.stages[self._at].name, reason, message)
+
+    def too_long(self, reason: str, message: str) -> None:
+        """A prompt of the current stage over its model's limit: the record leaves as a discard of the stage's
+        rules (a conversation with on_fail = "truncate" keeps its turns before), never rewritten."""
+        self._discard(self.stages[self._at], Verdict.discard(reason, message), "rules")
 
     def _discard(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
         reason = verdict.reason or "unspecified"
@@ -252,13 +260,16 @@ async def refine_judged(record: Record, stages: list[PipelineStage], judges: Jud
     """``refine_record`` with the stages' judges asked after their rules pass, and their generators
     asked to rewrite a failing field. A judge that cannot answer sends the record to errors.jsonl."""
     from funreason_refine.judge.failures import JudgeCallError  # judge code only where judges are asked
+    from funreason_refine.judge.limits import PromptTooLong
 
     way = Refinement(record, stages)
     while (stage := way.next_stage()) is not None:
         try:
             await _judged_step(way, stage, judges)
+        except PromptTooLong as exc:
+            way.too_long(exc.reason, str(exc))
         except (StageFailed, JudgeCallError) as exc:
-            way.fail(str(exc))
+            way.fail(str(exc), getattr(exc, "reason", None))
     assert way.finished is not None
     return way.finished
 

@@ -22,6 +22,7 @@ from funreason_refine.errors import ConfigError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.limits import PromptTooLong, check_prompt
 from funreason_refine.judge.settings import SourceSettings
 from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Outcome, Record
@@ -63,10 +64,12 @@ async def sample_round(
     async def one(record: Record, k: int) -> dict[str, Any]:
         messages = funreason_messages(record.tools, [{"role": "user", "content": record.query}])
         try:
+            if source.max_prompt_tokens is not None:  # a query too long for the source model is not sampled
+                check_prompt("sample", source, client.count_prompt(source.model, messages))
             answer = await client.complete(
                 source, messages, "sample", priority=record.index, variant=f"round-{round_no}/sample-{k}"
             )
-        except JudgeCallError as exc:
+        except (JudgeCallError, PromptTooLong) as exc:
             return {"error": str(exc), "query_id": record.id, "sample": k}
         return _candidate(record, answer, round_no, k, source.model)
 

@@ -63,6 +63,13 @@ class StageCounts(_Part):
     records_discarded: dict[str, int] = Field(
         default_factory=dict, description="records that left the run at this stage, by reason"
     )
+    records_errored: dict[str, int] | None = Field(
+        None,
+        description="records that went to errors.jsonl at this stage, by reason: context_window_exceeded (no retry "
+        "alone fixes it), failed (a call or check that failed; refine retry may get past it); left out when none",
+    )
+
+    optional_keys = ("records_errored",)
 
     def __add__(self, other: StageCounts) -> StageCounts:
         verdicts = list(dict.fromkeys([*self.reasons, *other.reasons]))
@@ -73,6 +80,7 @@ class StageCounts(_Part):
             truncated=self.truncated + other.truncated,
             reasons={v: _add_counts(self.reasons.get(v, {}), other.reasons.get(v, {})) for v in verdicts},
             records_discarded=_add_counts(self.records_discarded, other.records_discarded),
+            records_errored=_add_counts(self.records_errored or {}, other.records_errored or {}) or None,
         )
 
 
@@ -101,7 +109,16 @@ class JudgeUsage(_Part):
     prompt_tokens: int = Field(0, description="prompt tokens paid for")
     completion_tokens: int = Field(0, description="completion tokens paid for")
     cost_usd: float = Field(0.0, description="what the calls cost (LiteLLM's prices, or [judge] prices)")
-    seconds: float = Field(0.0, description="time the calls took, added up (not the run's wall time)")
+    seconds: float = Field(
+        0.0,
+        description="time the calls took, added up (not the run's wall time); for streamed answers "
+        "(first_token_timeout) from their first token on, the wait before it being in queue_seconds",
+    )
+    queue_seconds: float = Field(
+        0.0,
+        description="time streamed answers waited for their first token (the server's queue and its reading of "
+        "the prompt), added up; 0 when answers are not streamed (their wait is part of seconds)",
+    )
     cached_prompt_tokens: int = Field(0, description="prompt tokens of the cached answers when first asked")
     cached_completion_tokens: int = Field(0, description="completion tokens of the cached answers")
     cached_cost_usd: float = Field(0.0, description="what the cached answers cost when first asked")
@@ -120,7 +137,7 @@ class JudgeUsage(_Part):
         """A call sent again (the judge client counts each as it happens)."""
         self.retries += 1
 
-    @field_serializer("cost_usd", "seconds", "cached_cost_usd", "cached_seconds")
+    @field_serializer("cost_usd", "seconds", "queue_seconds", "cached_cost_usd", "cached_seconds")
     def _to_the_microunit(self, value: float) -> float:
         return round(value, 6)  # sums of many small floats: written without their noise
 

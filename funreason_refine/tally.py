@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from funreason_refine.record import Action, Outcome
 from funreason_refine.summary import StageCounts
@@ -16,7 +16,20 @@ TRUNCATE = "truncate"
 """How a discard verdict counts when the conversation it failed was kept up to the turn before."""
 VERDICTS = (*Action, TRUNCATE)
 
+FAILED = "failed"
+"""How a record in errors.jsonl counts when its failure has no code: a call or check that failed, which a retry
+may get past."""
+
 Trail = tuple[tuple[str, str, str | None], ...]
+
+
+class Folded(NamedTuple):
+    """Per stage: its verdicts, their reasons, and the records that left it discarded or in errors, by reason."""
+
+    verdicts: dict[str, Counter[str]]
+    reasons: dict[str, dict[str, Counter[str]]]
+    discards: dict[str, Counter[str]]
+    errored: dict[str, Counter[str]]
 
 
 class Tally:
@@ -52,10 +65,11 @@ class Tally:
             out[outcome] += n
         return out
 
-    def _fold(self) -> tuple[dict[str, Counter[str]], dict[str, dict[str, Counter[str]]], dict[str, Counter[str]]]:
+    def _fold(self) -> Folded:
         verdicts: dict[str, Counter[str]] = defaultdict(Counter)
         reasons: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
         discards: dict[str, Counter[str]] = defaultdict(Counter)
+        errored: dict[str, Counter[str]] = defaultdict(Counter)
         for (outcome, trail, stage, reason), n in self._records.items():
             last = len(trail) - 1
             for i, (step_stage, verdict, step_reason) in enumerate(trail):
@@ -66,11 +80,13 @@ class Tally:
                     reasons[step_stage][verdict][step_reason] += n
             if outcome in (Outcome.DISCARDED, Outcome.HARD) and stage:
                 discards[stage][reason or "unknown"] += n
-        return verdicts, reasons, discards
+            elif outcome == Outcome.ERRORS and stage:
+                errored[stage][reason or FAILED] += n
+        return Folded(verdicts, reasons, discards, errored)
 
     def counts(self, stage_order: list[str], hard_pool: bool = False) -> tuple[dict[str, int], dict[str, StageCounts]]:
         """Records per outcome file, and per stage (pipeline order first) its verdicts and reasons."""
-        verdicts, reasons, discards = self._fold()
+        verdicts, reasons, discards, errored = self._fold()
         names = list(stage_order) + sorted(set(verdicts) - set(stage_order))
         stages = {}
         for name in names:
@@ -82,6 +98,7 @@ class Tally:
                 truncated=counts[TRUNCATE],
                 reasons={str(v): dict(reasons[name][v].most_common()) for v in VERDICTS if reasons[name][v]},
                 records_discarded=dict(discards.get(name, Counter()).most_common()),
+                records_errored=dict(errored[name].most_common()) if errored.get(name) else None,
             )
         outcomes = self.outcomes
         kinds = tuple(Outcome) if hard_pool or outcomes[Outcome.HARD] else OUTCOMES

@@ -181,6 +181,22 @@ def test_the_progress_display_shows_batches_while_no_record_finishes():
         assert "batches 1 submitted, 1 in progress, 0 done" in screen.getvalue(), "shown before any record is written"
 
 
+def test_the_progress_display_shows_judge_calls_in_flight_while_no_record_finishes():
+    import io
+
+    from rich.console import Console
+
+    from funreason_refine.console import RunDisplay
+
+    screen = io.StringIO()
+    with RunDisplay(Console(file=screen, force_terminal=True, width=250), 1000, "in.jsonl") as progress:
+        progress.on_judge({"calls": 0, "in_flight": 1, "cached": 0, "tokens": 0, "cost_usd": 0.0})
+        deadline = time.monotonic() + 5  # the live display redraws ten times a second
+        while "in flight" not in screen.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "judge 0 calls answered, 1 in flight, 0 cached" in screen.getvalue(), "shown from the first call on"
+
+
 def test_listings_piped_to_another_program_keep_each_row_on_one_line():
     for command, words in (("plugins", "funreason-refine (built-in)"), ("stages", "classification")):
         result = invoke(command)

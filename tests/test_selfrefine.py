@@ -110,3 +110,17 @@ def test_selfrefine_without_a_source_says_what_to_add(tmp_path):
     (tmp_path / "p.toml").write_text('[input]\npath = "q.jsonl"\n[output]\ndir = "sr"\n')
     with pytest.raises(ConfigError, match="sample_from"):
         selfrefine(load_pipeline(tmp_path / "p.toml"), rounds=1)
+
+
+def test_a_query_whose_prompt_is_over_the_sources_max_prompt_tokens_is_not_sampled_and_says_why(tmp_path):
+    long = xlam_row("D", query="Weather in Paris? " + "Please be quick. " * 200, tools=[WEATHER])
+    with FakeLLM(lambda r: '[get_weather(city="Paris")]') as server:
+        path = pipeline(tmp_path, server)
+        write_jsonl(tmp_path / "queries.jsonl", [*QUERIES, long])
+        path.write_text(path.read_text().replace("samples = 2", "samples = 2\nmax_prompt_tokens = 600"))
+        (summary,) = selfrefine(load_pipeline(path), rounds=1)
+    assert summary["sampling_errors"] == 2 and len(server.requests) == 6, "its two samples were never asked"
+    errors = list((tmp_path / "sr").rglob("sampling_errors.jsonl"))
+    rows = read_jsonl(errors[0])
+    assert {r["query_id"] for r in rows} == {"D"}
+    assert "the prompt for openai/policy has" in rows[0]["error"] and "max_prompt_tokens = 600" in rows[0]["error"]

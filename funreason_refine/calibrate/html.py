@@ -28,6 +28,7 @@ def render_html(report: dict[str, Any]) -> str:
         written=report["written"],
         scores=SCORES,
         candidates=candidates,
+        ranking=report["ranking"],
         charts=[scatter(scored, "f1"), scatter(scored, "kappa")],
         per_stage=_per_stage(scored, report["stages"]),
         details=[_details(c) for c in scored],

@@ -12,6 +12,7 @@ from typing import Any
 from funreason_refine.calibrate import candidates as cands
 from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
 from funreason_refine.calibrate.metrics import Ending, score
+from funreason_refine.calibrate.ranking import MIN_SCORED, rank
 from funreason_refine.calibrate.worth import configuration, worth
 from funreason_refine.config import output_folder
 from funreason_refine.errors import RefineError
@@ -121,8 +122,10 @@ def calibrate(
     on_candidate: Callable[[str, int, int, int], None] | None = None,
     on_record: Callable[[str], None] | None = None,
     run_dir: Path | None = None,
+    min_scored: float = MIN_SCORED,
 ) -> dict[str, Any]:
-    """Run each candidate on the golden set, score it, and write calibration.json and calibration.html.
+    """Run each candidate on the golden set, score it, rank those that scored at least ``min_scored`` of the
+    records, and write calibration.json and calibration.html.
 
     ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
     ``on_record(outcome)`` as each of its records finishes. With a finished run folder (``run_dir``,
@@ -178,6 +181,7 @@ def calibrate(
         "golden": _golden_summary(golden),
         "pipeline": str(pipeline_path),
         "stages": stages,
+        "ranking": rank(results, min_scored),
         "candidates": results,
         "worth": _worth(applied_to, out_dir, results),
     }

@@ -25,7 +25,7 @@ def calibration_tables(report: dict[str, Any]) -> list[Table]:
     g = report["golden"]
     quality = _table(
         f"Agreement with {g['records']} labels ({g['keep']} keep, {g['discard']} discard; a discard is the positive)",
-        ("candidate", "scored", *SCORES, "wrong stage", "fixes matched"),
+        ("candidate", "rank", "scored", "unscored", *SCORES, "wrong stage", "fixes matched"),
     )
     cost = _table(
         "Judge use per 1,000 records (cached answers counted at what they cost when asked)",
@@ -39,12 +39,14 @@ def calibration_tables(report: dict[str, Any]) -> list[Table]:
     for c in report["candidates"]:
         name = escape(c["name"])
         if "error" in c:
-            quality.add_row(name, "[red]failed[/]", escape(c["error"]))
+            quality.add_row(name, "-", "[red]failed[/]", escape(c["error"]))
             continue
         o, fixes, use = c["overall"], c["corrections"], c["usage"]
         quality.add_row(
             name + ("" if c["complete"] else " [yellow](stopped)[/]"),
+            str(c["rank"]) if c.get("rank") else "[red]not ranked[/]",
             str(o["records"]),
+            f"[red]{len(c['unscored'])}[/]" if c.get("not_ranked") else str(len(c["unscored"])),
             *(_v(o[s]) for s in SCORES),
             str(o["wrong_stage"]),
             f"{fixes['matched']}/{fixes['labelled']}",

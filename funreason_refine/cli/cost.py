@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from funreason_refine.cli.app import JUDGE_MODEL_HELP, input_option, main, out
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, input_option, main, out, warn
 
 
 @main.command()
@@ -18,7 +18,8 @@ from funreason_refine.cli.app import JUDGE_MODEL_HELP, input_option, main, out
     "--probe",
     type=click.IntRange(min=1),
     help="Measure the answers with P real calls per stage and model (paid; kept in the run folder's answer cache, "
-    "so the run does not pay for them again).",
+    "so the run does not pay for them again): their tokens and seconds, how many calls the server answers at once "
+    "(P >= 3), and how often answers miss the protocol; what it found is kept in the run folder's probe.json.",
 )
 @click.option("--judge-model", help=JUDGE_MODEL_HELP)
 @input_option
@@ -52,3 +53,5 @@ def estimate(
     out.print(estimate_table(result))
     for line in estimate_lines(result):
         out.print(line, highlight=False, markup=False)
+    for warning in result.warnings:
+        warn(warning)

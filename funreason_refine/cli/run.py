@@ -128,7 +128,17 @@ def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: A
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--judge-model", help="Check it as `refine run --judge-model` would run it.")
 @input_option
-def validate(pipeline: Path, judge_model: str | None, input_path: str | None) -> None:
+@click.option(
+    "--prompts",
+    is_flag=True,
+    help="Also read the input and count the records whose judge prompts are over their model's max_prompt_tokens "
+    "or context window (counted with LiteLLM's tokenizers, offline; no call is made). Exit status 1 when some are "
+    "over a context window.",
+)
+@click.option("--sample", type=click.IntRange(min=1), help="With --prompts: N records drawn at random (seeded).")
+def validate(
+    pipeline: Path, judge_model: str | None, input_path: str | None, prompts: bool, sample: int | None
+) -> None:
     """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
     from funreason_refine.config import load_pipeline
 
@@ -138,3 +148,35 @@ def validate(pipeline: Path, judge_model: str | None, input_path: str | None) ->
         "[green]ok[/]: " + escape(f"{pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}"),
         highlight=False,
     )
+    if prompts:
+        _check_prompts(loaded, sample)
+    elif loaded.judging is not None:
+        out.print(
+            "judged: `refine validate --prompts` counts the records whose prompts are too long for their model",
+            highlight=False,
+            markup=False,
+        )
+
+
+def _check_prompts(loaded: Any, sample: int | None) -> None:
+    """The records whose prompts are too long for their model; exit 1 when some are over a context window (a run
+    would put them in errors.jsonl)."""
+    if loaded.judging is None:
+        out.print("no stage asks a model: no prompt to check", highlight=False, markup=False)
+        return
+    from funreason_refine.estimate.prompts import count_long_prompts
+
+    found = count_long_prompts(loaded, sample)
+    read = f"a sample of {found.checked} records" if sample else f"{found.checked} records"
+    if not found.records:
+        out.print(f"prompts: {read}: every prompt fits its model's limits", highlight=False, markup=False)
+    else:
+        out.print(f"prompts: {read}:", highlight=False, markup=False)
+    for line in found.lines():
+        out.print(f"prompts: {line}", highlight=False, markup=False)
+    if found.over_window:
+        raise RefineError(
+            f"{sum(found.over_window.values())} record(s) have a prompt over their model's context window: a run "
+            "would put them in errors.jsonl; set max_prompt_tokens in the model's table to discard them, or serve "
+            "the model with a larger context"
+        )

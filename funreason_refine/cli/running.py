@@ -122,6 +122,9 @@ def print_judge(judge: JudgeSection) -> None:
 
 
 def errors_exit(errors: int, folder: Path) -> None:
+    """What to do about the records in errors.jsonl (those whose prompt is over the context window apart: a retry
+    alone cannot help them), then exit status 3."""
+    unfit = _over_context(folder)
     err.print(
         f"[red]{errors} record(s) in {escape(str(folder / 'errors.jsonl'))}[/]: "
         + escape(
@@ -130,7 +133,29 @@ def errors_exit(errors: int, folder: Path) -> None:
         ),
         highlight=False,
     )
+    if unfit:
+        from funreason_refine.judge.limits import CONTEXT_ADVICE, CONTEXT_WINDOW
+
+        err.print(
+            escape(
+                f"{unfit} of them ({CONTEXT_WINDOW}) have a prompt over the model's context window: a retry alone "
+                f"cannot help them; {CONTEXT_ADVICE.replace('RUN_DIR', str(folder))}."
+            ),
+            highlight=False,
+        )
     sys.exit(EXIT_RECORD_ERRORS)
+
+
+def _over_context(folder: Path) -> int:
+    """The records in the folder's errors.jsonl whose prompt is over the context window (summary.json counts them)."""
+    from funreason_refine.judge.limits import CONTEXT_WINDOW
+    from funreason_refine.summary import Summary
+
+    try:
+        stages = Summary.read(folder).stages
+    except RefineError:  # no summary to read (a stopped shard): the general advice stands alone
+        return 0
+    return sum((counts.records_errored or {}).get(CONTEXT_WINDOW, 0) for counts in stages.values())
 
 
 def shard_note(run_dir: Path, shard: Shard) -> None:

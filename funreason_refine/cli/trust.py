@@ -51,6 +51,15 @@ from funreason_refine.errors import RefineError
     type=click.Path(file_okay=False, path_type=Path),
     help="First write GOLDEN from the decisions made with `refine review` in this run folder.",
 )
+@click.option(
+    "--min-scored",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="The share of the (readable) golden records a candidate must end kept or discarded to be ranked; one "
+    "whose other records ended in errors.jsonl (no verdict) or were not reached is shown, not ranked. Exit status "
+    "1 when no candidate judge can be ranked.",
+)
 def calibrate(
     golden: Path,
     pipeline: Path | None,
@@ -59,8 +68,10 @@ def calibrate(
     out_dir: Path,
     run_dir: Path | None,
     golden_from: Path | None,
+    min_scored: float,
 ) -> None:
-    """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate."""
+    """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate, and rank them by
+    Cohen's kappa (then F1, then cost)."""
     from funreason_refine.calibrate.run import HTML_NAME, JSON_NAME
     from funreason_refine.calibrate.run import calibrate as run_calibration
     from funreason_refine.calibrate.tables import calibration_tables
@@ -107,11 +118,13 @@ def calibrate(
             on_candidate,
             lambda kind: bars.advance(bars.task_ids[-1]),
             run_dir,
+            min_scored,
         )
     for table in calibration_tables(report):
         out.print(table)
     for note in report["golden"].get("notes", []):
         warn(note)
+    _print_ranking(report)
     if report["worth"] is not None:
         show_worth(report["worth"])
     else:
@@ -126,6 +139,14 @@ def calibrate(
         markup=False,
         highlight=False,
     )
+    judges = [c for c in report["candidates"] if c["judge"]]
+    if judges and not any(c["rank"] for c in judges):
+        err.print(
+            "[red]error:[/] no candidate judge can be ranked: none ended enough of the golden records kept or "
+            f"discarded (--min-scored {min_scored:g}); each one's reason is above",
+            highlight=False,
+        )
+        sys.exit(1)
     if any("error" in c for c in report["candidates"]):
         sys.exit(1)
 
@@ -141,6 +162,17 @@ def show_worth(section: dict[str, Any]) -> None:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     for warning in section["warnings"]:
         warn(warning)
+
+
+def _print_ranking(report: dict[str, Any]) -> None:
+    """The ranking, and why each candidate left out of it is."""
+    ranking = report["ranking"]
+    if ranking["ranked"]:
+        order = ", ".join(f"{n}. {name}" for n, name in enumerate(ranking["ranked"], 1))
+        out.print(f"ranked by {', then '.join(ranking['by'])}: {order}", markup=False, highlight=False)
+    for c in report["candidates"]:
+        if c.get("not_ranked") and "error" not in c:
+            warn(f"{c['name']} is not ranked: {c['not_ranked']}")
 
 
 @main.command()

@@ -8,28 +8,36 @@ as they would pass a good rewrite. What a record would ask if no rule stopped it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from funreason_refine.conversation import focus, owned, turn_count
-from funreason_refine.judge.client import Answer, LLMClient
+from funreason_refine.judge.client import Answer, JudgeCallError, LLMClient
+from funreason_refine.judge.limits import CONTEXT_WINDOW, PromptTooLong, Window, context_window
 from funreason_refine.judge.runner import JudgeRunner
-from funreason_refine.judge.settings import GenerateSettings, JudgeModel, ModelSettings
-from funreason_refine.record import Action, Record
-from funreason_refine.refine import refine_judged
+from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, ModelSettings
+from funreason_refine.record import Action, Record, Verdict
+from funreason_refine.refine import Finished, refine_judged
 from funreason_refine.stages.base import PipelineStage
 
 PASS = "<judge>True</judge>"
 PASS_JSON = '{"reason": "", "judge": true}'
 
+Count = Callable[[str, list[dict[str, str]]], int]
+"""Counts a prompt's tokens: (model, messages) -> tokens."""
+
 
 @dataclass(frozen=True)
 class Call:
-    """One call a run would make: to whom, with what, under which cache variant."""
+    """One call a run would make: to whom, with what, under which cache variant; a judge's call keeps the
+    panel that asks it (a probe reads its answer as the run would); ``tokens``: its prompt's, when counted."""
 
     stage: str
     settings: ModelSettings
     messages: list[dict[str, str]]
     variant: str = ""
+    panel: JudgePanel | None = None
+    tokens: int | None = None
 
     @property
     def generator(self) -> bool:
@@ -39,18 +47,32 @@ class Call:
 @dataclass
 class RecordCalls:
     """The calls of one record: with the rules deciding as they do (``rules``), and with every record
-    reaching every judged stage of every turn (``every``: the same where no rule stopped it)."""
+    reaching every judged stage of every turn (``every``: the same where no rule stopped it); where the
+    record ended on the rules' way (``finished``: a prompt too long for its model ends it early)."""
 
     rules: list[Call]
     every: list[Call]
+    finished: Finished | None = None
 
 
 class DryClient(LLMClient):
-    """Answers every call at once, as a passing judge would, and keeps the call."""
+    """Answers every call at once, as a passing judge would, and keeps the call. With ``count``, a prompt over
+    its model's context window (when known) fails as the server would refuse it."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: Count | None = None) -> None:
         super().__init__(max_concurrency=1)
         self.log: list[Call] = []
+        self.panel: JudgePanel | None = None  # the panel asking, while a judge is asked
+        self._count = count
+        self._windows: dict[str, Window | None] = {}
+        self._counted: tuple[list[dict[str, str]] | None, int] = (None, 0)
+
+    def count_prompt(self, model: str, messages: list[dict[str, str]]) -> int:
+        if self._count is None:
+            return super().count_prompt(model, messages)
+        if self._counted[0] is not messages:  # max_prompt_tokens counts the prompt just before complete() does
+            self._counted = (messages, self._count(model, messages))
+        return self._counted[1]
 
     async def complete(
         self,
@@ -61,18 +83,39 @@ class DryClient(LLMClient):
         priority: int = 0,
         variant: str = "",
     ) -> Answer:
-        self.log.append(Call(stage, settings, messages, variant))
+        tokens = self.count_prompt(settings.model, messages) if self._count is not None else None
+        self.log.append(Call(stage, settings, messages, variant, self.panel, tokens))
+        window = self._window(settings)
+        if tokens is not None and window is not None and window.needed(tokens, settings) > window.tokens:
+            raise JudgeCallError(
+                f"{settings.model}: the prompt ({tokens:,} tokens counted here) is over its context window "
+                f"({window.describe(settings)})",
+                CONTEXT_WINDOW,
+            )
         as_json = isinstance(settings, JudgeModel) and settings.verdict_format == "json"
         return Answer(PASS_JSON if as_json else PASS, cached=False)
+
+    def _window(self, settings: ModelSettings) -> Window | None:
+        key = settings.model_dump_json(include={"model", "context_window"})
+        if key not in self._windows:
+            self._windows[key] = context_window(self._litellm, settings)
+        return self._windows[key]
 
 
 class DryRunner(JudgeRunner):
     """The run's judge runner over a :class:`DryClient`; a rewrite writes about ``written_tokens`` tokens."""
 
-    def __init__(self, protocol_retries: int = 2, written_tokens: int = 200):
-        self.dry = DryClient()
+    def __init__(self, protocol_retries: int = 2, written_tokens: int = 200, count: Count | None = None):
+        self.dry = DryClient(count)
         super().__init__(self.dry, protocol_retries)
         self.written_tokens = written_tokens
+
+    async def ask(self, panel: JudgePanel, stage: str, record: Record) -> Verdict | None:
+        self.dry.panel = panel
+        try:
+            return await super().ask(panel, stage, record)
+        finally:
+            self.dry.panel = None
 
     async def rewrite(
         self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int
@@ -88,17 +131,20 @@ async def record_calls(record: Record, stages: list[PipelineStage], runner: DryR
     runner.dry.log = []
     finished = await refine_judged(record, stages, runner)
     rules = runner.dry.log
-    if not any(step.verdict is Action.DISCARD for step in finished.record.trail):
-        return RecordCalls(rules, rules)
+    if not any(step.verdict is Action.DISCARD for step in finished.record.trail) and finished.reason != CONTEXT_WINDOW:
+        return RecordCalls(rules, rules, finished)
     runner.dry.log = []
     judged = [s for s in stages if s.judge is not None and (record.is_conversation or not s.stage.conversations_only)]
     own = owned(record)  # its layout worked out once, not once per turn
-    for turn in range(turn_count(own)):
-        shown = focus(own, turn) if record.is_conversation else record
-        for stage in judged:
-            assert stage.judge is not None
-            await runner.ask(stage.judge, stage.name, shown)
-    return RecordCalls(rules, _per_stage_max(rules, runner.dry.log))
+    try:
+        for turn in range(turn_count(own)):
+            shown = focus(own, turn) if record.is_conversation else record
+            for stage in judged:
+                assert stage.judge is not None
+                await runner.ask(stage.judge, stage.name, shown)
+    except (PromptTooLong, JudgeCallError):  # a prompt too long for its model: the record would end there
+        pass
+    return RecordCalls(rules, _per_stage_max(rules, runner.dry.log), finished)
 
 
 def _per_stage_max(rules: list[Call], every: list[Call]) -> list[Call]:

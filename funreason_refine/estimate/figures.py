@@ -91,9 +91,10 @@ class Tally:
     deepest_record: int = 0  # calls one after another in one record, at most
 
 
-def wall_seconds(tally: Tally, scale: float, concurrency: int) -> Span:
-    """The run's wall time: the call-seconds over the concurrency, or what the rate limits allow, or the
-    slowest record's calls one after another, whichever is longest (batch calls apart)."""
+def wall_seconds(tally: Tally, scale: float, concurrency: int, servers: dict[str, float] | None = None) -> Span:
+    """The run's wall time: the call-seconds over the concurrency, each model's over the calls its servers answer
+    at once (``servers``, per model, when known), or what the rate limits allow, or the slowest record's calls one
+    after another, whichever is longest (batch calls apart)."""
     out = Span()
     for scenario in ("low", "high"):
         work = sum(getattr(f.work, scenario) for f in tally.stages.values()) * scale
@@ -101,6 +102,9 @@ def wall_seconds(tally: Tally, scale: float, concurrency: int) -> Span:
         for model, spans in tally.per_model.items():
             bounds += _rate_bounds(tally.settings[model], getattr(spans["calls"], scenario) * scale,
                                    getattr(spans["tokens"], scenario) * scale)  # fmt: skip
+            at_once = (servers or {}).get(model)
+            if at_once:
+                bounds.append(getattr(spans["work"], scenario) * scale / min(at_once, concurrency))
         setattr(out, scenario, max(bounds))
     return out
 

@@ -31,6 +31,7 @@ class KindSums:
     calls: int = 0
     batch: int = 0  # of ``calls``, those sent as batch jobs (they take no wall time of the run's own)
     prompt: int = 0
+    cached_prompt: int = 0  # of the calls the cache answers (their protocol re-asks are not answered by it)
 
 
 @dataclass
@@ -90,7 +91,8 @@ class CallSums:
 
         def look(call: Call) -> tuple[int, Any]:
             if id(call) not in seen:
-                seen[id(call)] = (self.count(call.settings.model, call.messages), self.lookup(call))
+                counted = call.tokens if call.tokens is not None else self.count(call.settings.model, call.messages)
+                seen[id(call)] = (counted, self.lookup(call))
             return seen[id(call)]
 
         self.deepest = max(self.deepest, len(calls.rules))
@@ -113,6 +115,7 @@ class CallSums:
         sums = self.sums.setdefault((scenario, key_of(call)), KindSums())
         if cached:
             sums.cached += 1
+            sums.cached_prompt += counted
             return
         sums.calls += 1
         sums.batch += call.settings.batch
@@ -124,35 +127,49 @@ class CallSums:
         """Per kind of the rules' calls, what the cached answers are like (kinds without any left out)."""
         return {key: m.answers() for key, m in self.measured.items()}
 
-    def tally(self, answers: dict[Key, Answers], prices: dict[str, Price | None]) -> Tally:
-        """The figures of the sampled records, with ``answers`` per kind of call and ``prices`` per model."""
+    def tally(
+        self, answers: dict[Key, Answers], prices: dict[str, Price | None], reasks: dict[str, float] | None = None
+    ) -> Tally:
+        """The figures of the sampled records, with ``answers`` per kind of call, ``prices`` per model, and per
+        stage the calls a judge's verdict takes with its protocol re-asks (``reasks``, as a probe measured)."""
         tally = Tally(settings=dict(self.settings), deepest_record=self.deepest)
 
         def answer(key: Key) -> Answers:
             return answers.get(key) or assumed(DEFAULT_OUTPUT_TOKENS)
 
         for (scenario, key), sums in self.sums.items():
-            _count_in(tally, scenario, key, sums, answer(key), prices.get(key[1]))
+            factor = 1.0 if key[2] else (reasks or {}).get(key[0], 1.0)
+            _count_in(tally, scenario, key, sums, answer(key), prices.get(key[1]), factor)
         for scenario in SCENARIOS:
             longest = self.frontiers[scenario].longest(lambda key: answer(key).seconds)
             setattr(tally.longest_record, scenario, longest)
         return tally
 
 
-def _count_in(tally: Tally, scenario: str, key: Key, sums: KindSums, answers: Answers, price: Price | None) -> None:
+def _count_in(
+    tally: Tally, scenario: str, key: Key, sums: KindSums, answers: Answers, price: Price | None, factor: float
+) -> None:
+    """One kind's sums into the tally; ``factor``: the calls each of its calls takes (protocol re-asks, which the
+    cache never answers: a cached answer's re-asks are paid for too)."""
     figures: Figures = tally.stages[key[0]]
     figures.cached.add(scenario, sums.cached)
-    if not sums.calls:
+    reasked = sums.cached * (factor - 1)
+    calls = sums.calls * factor + reasked
+    if not calls:
         return
-    prompt, output = sums.prompt * answers.prompt_ratio, sums.calls * answers.output_tokens
+    timed = (sums.calls - sums.batch) * factor + (0 if sums.batch else reasked)
+    prompt = (sums.prompt * factor + sums.cached_prompt * (factor - 1)) * answers.prompt_ratio
+    output = calls * answers.output_tokens
     for span, value in (
-        (figures.calls, sums.calls),
+        (figures.calls, calls),
         (figures.input_tokens, prompt),
         (figures.output_tokens, output),
         (figures.cost_usd, price.cost(prompt, output) if price is not None else 0.0),
-        (figures.work, (sums.calls - sums.batch) * answers.seconds),
+        (figures.work, timed * answers.seconds),
     ):
         span.add(scenario, value)
-    model = tally.per_model.setdefault(key[1], {"calls": Span(), "tokens": Span()})
-    model["calls"].add(scenario, sums.calls)
+    model = tally.per_model.setdefault(key[1], {"calls": Span(), "tokens": Span(), "work": Span(), "timed": Span()})
+    model["calls"].add(scenario, calls)
     model["tokens"].add(scenario, prompt + output)
+    model["work"].add(scenario, timed * answers.seconds)
+    model["timed"].add(scenario, timed)

@@ -39,6 +39,9 @@ def estimate_lines(estimate: Estimate) -> list[str]:
             else "no price"
         )
         lines.append(f"{model}: {priced}; prompts: {info['tokenizer']}" + ("; batch" if info["batch"] else ""))
+    lines += [f"time: {line}" for line in estimate.time_notes]
+    scale = estimate.records / estimate.sampled if estimate.sampled else 0.0
+    lines += [f"prompts: {line}" for line in estimate.long_prompts.lines(scale)]
     lines += [f"assumed: {a}" for a in estimate.assumptions]
     lines += [f"note: {n}" for n in estimate.notes]
     return lines

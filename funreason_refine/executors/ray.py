@@ -98,7 +98,7 @@ def shard_task(
         result = _run_when_free(pipeline, Shard(number, count), accept_changes)
         return {"shard": f"{number}/{count}", "stopped": result.stopped, "errors": result.errors}
     except JudgeOutage as exc:  # a clean stop (not a failure for Ray to retry), told to the driver
-        return {"shard": f"{number}/{count}", "outage": [exc.model, exc.servers, exc.seconds, exc.last_error]}
+        return {"shard": f"{number}/{count}", "outage": [exc.model, exc.servers, exc.seconds, exc.last_error, exc.up]}
     finally:
         os.chdir(home)
 

@@ -79,7 +79,8 @@ class Ledger:
         usage.prompt_tokens += reply.prompt_tokens
         usage.completion_tokens += reply.completion_tokens
         usage.cost_usd += cost
-        usage.seconds += reply.seconds
+        usage.seconds += reply.call_seconds
+        usage.queue_seconds += reply.waited
         usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(
             settings.model, reply.server, messages, reply.prompt_tokens
         )

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from funreason_refine.judge.endpoints import Outcome, Server, ServerPool
-from funreason_refine.judge.failures import BudgetStop, Failure, JudgeCallError, JudgeSetupError, classify
+from funreason_refine.judge.failures import BudgetStop, Failure, JudgeCallError, JudgeSetupError, classify, timed_out
+from funreason_refine.judge.limits import CONTEXT_WINDOW, overflow_message
 from funreason_refine.judge.reply import Reply, read_reply
 from funreason_refine.judge.settings import JudgeModel, ModelSettings
 from funreason_refine.judge.slots import OldestFirst
@@ -31,7 +32,8 @@ POOL_KEYS = {"model", "api_base", "endpoints", "max_requests_per_minute", "max_t
 class Caller:
     """The calls of one client: ``max_concurrency`` slots, one pool of servers per model (as a settings table
     names them) with their rate limits and outage watch. ``spent`` says why no call may start (max_cost);
-    ``params`` gives the extra LiteLLM parameters of a model's calls (its prices)."""
+    ``params`` gives the extra LiteLLM parameters of a model's calls (its prices); ``on_change`` hears each
+    request start and end (the progress display shows the calls in flight from the first one on)."""
 
     def __init__(
         self,
@@ -39,9 +41,11 @@ class Caller:
         max_concurrency: int,
         spent: Callable[[], str | None],
         params: Callable[[ModelSettings], dict[str, float]],
+        on_change: Callable[[], None] | None = None,
     ):
         self.max_concurrency = max_concurrency
         self.in_flight = 0
+        self._on_change = on_change
         self._litellm = litellm
         self._spent = spent
         self._params = params
@@ -157,23 +161,86 @@ class Caller:
     ) -> Reply:
         """The LiteLLM call on ``server``; whatever goes wrong comes out as a :class:`Failure`."""
         where = server.api_base or "the provider's API"
-        self.in_flight += 1
+        self._in_flight(+1)
         try:
-            response = await self._litellm.acompletion(
-                model=settings.model,
-                messages=messages,
-                api_base=server.api_base,
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
-                timeout=settings.timeout,
-                max_retries=0,
-                **{**self._params(settings), **settings.call_params()},
-            )
+            if settings.first_token_timeout is not None:
+                response, waited, reported = await self._streamed(settings, messages, server.api_base, where)
+            else:
+                response, waited, reported = await self._completion(settings, messages, server.api_base), 0.0, True
+        except Failure:
+            raise
         except Exception as exc:  # any status, any body: a failure with its cause in words, never a traceback
-            raise classify(exc, self._litellm, where, settings.timeout) from None
+            raise self._failure(exc, settings, messages, where) from None
         finally:
-            self.in_flight -= 1
-        return read_reply(self._litellm, response, settings.model, messages, where, time.monotonic() - started)
+            self._in_flight(-1)
+        seconds = time.monotonic() - started
+        return read_reply(self._litellm, response, settings.model, messages, where, seconds, waited, reported)
+
+    def _in_flight(self, change: int) -> None:
+        self.in_flight += change
+        if self._on_change is not None:
+            self._on_change()
+
+    async def _completion(
+        self, settings: ModelSettings, messages: list[dict[str, str]], api_base: str | None, **streamed: Any
+    ) -> Any:
+        return await self._litellm.acompletion(
+            model=settings.model,
+            messages=messages,
+            api_base=api_base,
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
+            timeout=streamed.pop("timeout", settings.timeout),
+            max_retries=0,
+            **{**self._params(settings), **settings.call_params(), **streamed},
+        )
+
+    async def _streamed(
+        self, settings: ModelSettings, messages: list[dict[str, str]], api_base: str | None, where: str
+    ) -> tuple[Any, float, bool]:
+        """The answer streamed: (the response built from its chunks, seconds to its first chunk, whether the
+        server reported usage). The first chunk must come within ``first_token_timeout`` (the server's queue,
+        its reading of the prompt), the rest within ``timeout`` after it."""
+        assert settings.first_token_timeout is not None
+        started, waited, stream = time.monotonic(), 0.0, None
+        chunks: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = asyncio.timeout(settings.first_token_timeout)
+        try:
+            async with deadline:
+                stream = await self._completion(
+                    settings, messages, api_base, stream=True, stream_options={"include_usage": True},
+                    timeout=settings.first_token_timeout + settings.timeout,
+                )  # fmt: skip
+                async for chunk in stream:
+                    if not chunks:  # the server started answering: from here on, ``timeout`` counts
+                        waited = time.monotonic() - started
+                        deadline.reschedule(loop.time() + settings.timeout)
+                    chunks.append(chunk)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            what = "timeout" if chunks else "first_token_timeout"
+            raise timed_out(where, settings.timeout if chunks else settings.first_token_timeout, True, what) from None
+        finally:
+            if stream is not None:
+                await _close(stream)
+        reported = any(getattr(chunk, "usage", None) for chunk in chunks)
+        return self._litellm.stream_chunk_builder(chunks, messages=messages), waited, reported
+
+    def _failure(self, exc: Exception, settings: ModelSettings, messages: list[dict[str, str]], where: str) -> Failure:
+        failure = classify(exc, self._litellm, where, settings.timeout)
+        if failure.reason == CONTEXT_WINDOW:  # said with the prompt's tokens and the model's window
+            failure.message = overflow_message(self._litellm, settings, messages, failure.message)
+        return failure
+
+
+async def _close(stream: Any) -> None:
+    """Close a stream left early (a timeout), so that its connection goes back to the pool."""
+    try:
+        await stream.aclose()
+    except Exception:  # closing what already broke must not hide why it broke
+        pass
 
 
 def _structured(settings: ModelSettings) -> TypeGuard[JudgeModel]:
@@ -185,7 +252,7 @@ def _give_up_on(settings: ModelSettings, failed: Failure, failures: int, pool: S
     if failed.action == "setup":
         raise JudgeSetupError(f"{settings.model}: {failed.message}") from None
     if failed.action == "record":
-        raise JudgeCallError(f"{settings.model}: {failed.message}") from None
+        raise JudgeCallError(f"{settings.model}: {failed.message}", failed.reason) from None
     # With no server left in rotation the failure is the servers', not the record's: the call waits
     # for one to come back (or for the outage to stop the run) at no retry's cost.
     if failures > settings.max_retries and not pool.in_outage():

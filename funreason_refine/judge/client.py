@@ -22,6 +22,7 @@ from funreason_refine.judge.failures import BudgetStop, JudgeCallError, JudgeSet
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Pricing
 from funreason_refine.judge.settings import ModelSettings
+from funreason_refine.judge.tokens import prompt_tokens
 
 __all__ = [
     "Answer",
@@ -38,7 +39,8 @@ __all__ = [
 class LLMClient:
     """Shared by every stage of a run: one concurrency bound, one cache, usage per stage, one pool of
     servers per model (as a settings table names them), with their rate limits and outage watch; with
-    ``batch_dir`` (the run folder), the calls of models with ``batch = true`` go as batch jobs."""
+    ``batch_dir`` (the run folder), the calls of models with ``batch = true`` go as batch jobs. ``on_call``
+    hears each request start and end."""
 
     def __init__(
         self,
@@ -47,15 +49,16 @@ class LLMClient:
         max_cost: float | None = None,
         batch_dir: Path | None = None,
         on_batch: Callable[[], None] | None = None,
+        on_call: Callable[[], None] | None = None,
     ):
         self.max_concurrency = max_concurrency
         self.cache = cache
         self.max_cost = max_cost
         self.notes: set[str] = set()
-        litellm = load_litellm()
+        self._litellm = litellm = load_litellm()
         pricing = Pricing(litellm, self.notes)
         self._ledger = Ledger(pricing, self.notes)
-        self._calls = Caller(litellm, max_concurrency, self.budget_spent, pricing.params)
+        self._calls = Caller(litellm, max_concurrency, self.budget_spent, pricing.params, on_call)
         self._batches = BatchRoute(batch_dir, cache, litellm, self.notes, on_batch) if batch_dir is not None else None
 
     @property
@@ -74,6 +77,10 @@ class LLMClient:
     @property
     def in_flight(self) -> int:
         return self._calls.in_flight
+
+    def count_prompt(self, model: str, messages: list[dict[str, str]]) -> int:
+        """The prompt's tokens, counted here with LiteLLM's counter (as a token rate limit counts them)."""
+        return prompt_tokens(self._litellm, model, messages)
 
     def budget_spent(self) -> str | None:
         """Why no new call may be made (max_cost reached), or None."""
@@ -122,7 +129,8 @@ class LLMClient:
         cost = self._ledger.answered(usage, settings, messages, reply)
         if self.cache is not None:
             tokens = reply.prompt_tokens, reply.completion_tokens
-            self.cache.put(key, Cached(reply.text, *tokens, cost, reply.seconds, reply.reasoning, reply.finish_reason))
+            cached = Cached(reply.text, *tokens, cost, reply.call_seconds, reply.reasoning, reply.finish_reason)
+            self.cache.put(key, cached)
         return Answer.of(reply.text, reply.reasoning, reply.finish_reason)
 
     async def aclose(self) -> None:

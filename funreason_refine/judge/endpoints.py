@@ -31,9 +31,12 @@ REST_FIRST = 1.0  # seconds out of rotation before the first probe; doubles whil
 REST_MAX = 30.0
 PROVIDER_DEFAULT = "(provider default)"
 
-Outcome = Literal["answered", "alive", "rate_limited", "failing", "down", "unused"]
+Outcome = Literal["answered", "alive", "rate_limited", "failing", "slow", "down", "unused"]
 """How a call on a server ended: an answer; a refusal that shows the server up (400, auth); a 429;
-a 5xx response; no response at all (connection refused or dropped, timeout); no request made."""
+a 5xx response (or a body that is not an answer); no answer in time from a server that took the request;
+no response at all (connection refused or dropped, no connection in time); no request made."""
+FAILED = ("failing", "slow", "down")
+"""Outcomes that count against a server (strikes, rest, outage)."""
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Server:
     resting_until: float | None = None  # monotonic time of the next probe; None while in rotation
     probing: bool = False
     rest: float = REST_FIRST
+    last_failure: Outcome | None = None  # how its last failed call ended (an outage's message tells them apart)
     rested_since: float = 0.0
     rested_seconds: float = 0.0
     times_rested: int = 0
@@ -160,10 +164,20 @@ class ServerPool:
     def _check_outage(self, now: float) -> None:
         if self._down_since is not None and now - self._down_since >= self.outage_timeout:
             self.outage = JudgeOutage(
-                self.model, [s.label for s in self.servers], now - self._down_since, self.last_error or "no error seen"
+                self.model,
+                [s.label for s in self.servers],
+                now - self._down_since,
+                self.last_error or "no error seen",
+                self._up(),
             )
             self._wake(everyone=True)
             raise self.outage
+
+    def _up(self) -> str | None:
+        """What the servers' last failures show of them: "slow" or "failing" when one took the calls, None when
+        none could be reached."""
+        seen = {s.last_failure for s in self.servers}
+        return "slow" if "slow" in seen else "failing" if "failing" in seen else None
 
     def _next_change(self, now: float) -> float | None:
         """Seconds until a resting server is due for its probe or the outage deadline, whichever is first."""
@@ -231,7 +245,8 @@ class ServerPool:
         else:
             server.errors += 1
             self.last_error = error
-        if outcome in ("failing", "down"):
+        if outcome in FAILED:
+            server.last_failure = outcome
             self._failed(server, outcome)
         else:
             server.rate_limited += outcome == "rate_limited"
@@ -250,7 +265,7 @@ class ServerPool:
 
     def _failed(self, server: Server, outcome: Outcome) -> None:
         now = time.monotonic()
-        if outcome == "failing" and server.resting_until is None and now - server.answered_at < ANSWERED_RECENTLY:
+        if outcome != "down" and server.resting_until is None and now - server.answered_at < ANSWERED_RECENTLY:
             self._wake()
             return
         server.strikes += 1

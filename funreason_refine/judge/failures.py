@@ -17,10 +17,16 @@ from typing import Any, Literal
 
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.endpoints import Outcome, Server
+from funreason_refine.judge.limits import CONTEXT_WINDOW, mentions_context
 
 
 class JudgeCallError(RefineError):
-    """A call failed after its retries (the record goes to errors.jsonl; it can be retried)."""
+    """A call failed after its retries (the record goes to errors.jsonl; it can be retried). ``reason`` codes a
+    failure that no retry alone fixes (:data:`~funreason_refine.judge.limits.CONTEXT_WINDOW`), else None."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 class JudgeSetupError(RefineError):
@@ -38,6 +44,8 @@ RETRIED_STATUSES = (408, 409, 425, 429)
 """4xx statuses that say "later" rather than "never"; every 5xx is retried too."""
 NO_RESPONSE_BODY = ("Disconnected", "RemoteProtocolError", "ReadError", "IncompleteRead")
 NOT_A_URL = ("NonHttpUrl", "InvalidURL", "InvalidUrl", "UnsupportedProtocol")
+CONNECT_TIMEOUT = ("ConnectTimeout", "ConnectionTimeout", "PoolTimeout")
+"""Timeouts before the request reached the server (httpx, aiohttp): it is not known to be up."""
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:[\w ]*?(?:Error|Exception):\s*)*(?:\w+Exception - )?")
 
 
@@ -53,10 +61,12 @@ class Failure(Exception):
         action: Action = "retry",
         retry_after: float | None = None,
         status: int | None = None,
+        reason: str | None = None,
     ):
         super().__init__(message)
         self.message, self.outcome, self.action, self.retry_after = message, outcome, action, retry_after
         self.status = status  # the HTTP status a server answered with (None: no response, or a prompt too long)
+        self.reason = reason
         self.server: Server | None = None
 
 
@@ -72,20 +82,44 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
         return Failure(
             f"HTTP 429 from {url} (rate limited): {said(exc)}", "rate_limited", retry_after=_retry_after(exc)
         )
-    if isinstance(exc, litellm.BadRequestError):  # 400 and 422, a prompt over the context window among them
-        status = None if isinstance(exc, litellm.ContextWindowExceededError) else _status(exc)
+    if _over_context(exc, litellm):
+        return Failure(f"HTTP {_status(exc) or 400} from {url}: {said(exc)}", "alive", "record", reason=CONTEXT_WINDOW)
+    if isinstance(exc, litellm.BadRequestError):  # 400 and 422
+        status = _status(exc)
         return Failure(
-            f"the request was refused: HTTP {_status(exc)} from {url}: {said(exc)}", "alive", "record", status=status
+            f"the request was refused: HTTP {status} from {url}: {said(exc)}", "alive", "record", status=status
         )
     if getattr(exc, "litellm_response_headers", None) is not None:
         return _http_status(exc, _status(exc), url)
     if isinstance(exc, litellm.Timeout) or any(isinstance(e, TimeoutError) for e in chain(exc)):
-        return Failure(
-            f"no answer from {url} within timeout = {timeout:g} s: raise the model's timeout ([judge] timeout) if "
-            "its answers take longer, or check that the server is not stuck",
-            "down",
-        )
+        return timed_out(url, timeout, connected=not any(_named(e, CONNECT_TIMEOUT) for e in chain(exc)))
     return _on_the_wire(exc, url)
+
+
+def timed_out(url: str, timeout: float, connected: bool, what: str = "timeout") -> Failure:
+    """No answer within ``what`` (a setting) seconds: ``connected``, the server took the request and is up (slow,
+    or busy with others), else it could not even be reached."""
+    if not connected:
+        return Failure(
+            f"no connection to {url} within {what} = {timeout:g} s: check api_base and that the server is up", "down"
+        )
+    return Failure(
+        f"no answer from {url} within {what} = {timeout:g} s: raise the model's {what} if its answers take "
+        "longer (the server took the request: it is up); a server that answers one request at a time queues the "
+        "others (max_concurrency = 1, first_token_timeout: docs/judges.md)",
+        "slow",
+    )
+
+
+def _over_context(exc: Exception, litellm: Any) -> bool:
+    """A refusal of a prompt over the model's context window: LiteLLM's class for it, or a 4xx (a 5xx with
+    headers) whose text says so in words LiteLLM does not map."""
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return True
+    refused = isinstance(exc, litellm.BadRequestError) or (
+        getattr(exc, "litellm_response_headers", None) is not None and _status(exc) >= 400 and _status(exc) != 429
+    )
+    return refused and mentions_context(said(exc))
 
 
 def _http_status(exc: Exception, status: int, url: str) -> Failure:

@@ -24,25 +24,38 @@ class Reply:
     seconds: float
     counted_locally: bool
     response: Any
+    waited: float = 0.0  # of ``seconds``, the wait for a streamed answer's first token (queue time, not call time)
+
+    @property
+    def call_seconds(self) -> float:
+        """The call's own time: ``seconds`` without the wait for the first token."""
+        return self.seconds - self.waited
 
 
 def read_reply(
-    litellm: Any, response: Any, model: str, messages: list[dict[str, str]], server: str, seconds: float
+    litellm: Any,
+    response: Any,
+    model: str,
+    messages: list[dict[str, str]],
+    server: str,
+    seconds: float,
+    waited: float = 0.0,
+    usage_reported: bool = True,
 ) -> Reply:
-    """The answer in ``response``; :class:`~funreason_refine.judge.failures.Failure` when it holds none."""
+    """The answer in ``response``; :class:`~funreason_refine.judge.failures.Failure` when it holds none.
+    ``usage_reported``: False when the usage in ``response`` was counted by LiteLLM (a stream without it)."""
     text, reasoning, finish = answer_parts(response, server)
     usage = getattr(response, "usage", None)
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    if prompt or completion:
-        return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response)
+    if (prompt or completion) and usage_reported:
+        return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response, waited)
     # No usage (or all zeros, which no real answer has): counted here, so that cost, max_cost and the
     # token rate limits still hold.
     # The reasoning was written too, in its think block (LiteLLM takes the block out of the text).
     written = text_tokens(litellm, model, f"<think>{reasoning}</think>{text}" if reasoning else text)
-    return Reply(
-        text, reasoning, finish, prompt_tokens(litellm, model, messages), written, server, seconds, True, response
-    )
+    counted = prompt_tokens(litellm, model, messages), written
+    return Reply(text, reasoning, finish, *counted, server, seconds, True, response, waited)
 
 
 def answer_parts(response: Any, server: str) -> tuple[str, str | None, str | None]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from funreason_refine.calls import same_calls
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.limits import check_prompt
 from funreason_refine.judge.prompt import chat, placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, read_verdict
-from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel
+from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, ModelSettings
 from funreason_refine.judge.structured import answer_note
 from funreason_refine.record import Record, Verdict
 from funreason_refine.targets import THINK_TAG
@@ -21,10 +23,13 @@ QUOTED_CHARS = 2000
 
 @dataclass
 class JudgeRunner:
-    """What a judged run asks models: one client (concurrency bound, cache, usage) for every stage."""
+    """What a judged run asks models: one client (concurrency bound, cache, usage) for every stage, and the
+    answers it read for a verdict per stage (``answers``, each re-ask's too; the client's usage counts those
+    outside the protocol)."""
 
     client: LLMClient
     protocol_retries: int = 2
+    answers: Counter[str] = field(default_factory=Counter)
 
     def priority(self, record: Record) -> int:
         """Call slots go to the oldest block of max_concurrency records first (first come within a
@@ -39,20 +44,24 @@ class JudgeRunner:
         if "cot" in placeholders(panel.template) and not (record.cot or "").strip():
             return None
         prompt = render(panel.template, record)
+        for settings in panel.judges:  # every judge's limit before any call: none is paid for in vain
+            self._check_prompt(settings, chat(panel.system, prompt), stage)
         answers = [
-            await self._answer(settings, panel, prompt, stage, self.priority(record)) for settings in panel.judges
+            await self.answer(settings, panel, prompt, stage, self.priority(record)) for settings in panel.judges
         ]
         return _vote(panel, answers, record)
 
-    async def _answer(
-        self, settings: JudgeModel, panel: JudgePanel, prompt: str, stage: str, priority: int
+    async def answer(
+        self, settings: JudgeModel, panel: JudgePanel, prompt: str, stage: str, priority: int = 0
     ) -> JudgeAnswer:
         """One judge's verdict. An answer that is not one is asked again, ``protocol_retries`` times, with the
-        answer and what was wrong with it appended (so that no re-ask repeats the messages of the one before)."""
+        answer and what was wrong with it appended (so that no re-ask repeats the messages of the one before);
+        JudgeCallError after that."""
         as_json = settings.verdict_format == "json"
         messages = chat(panel.system, prompt + answer_note(panel.allow_newfc) if as_json else prompt)
         for attempt in range(self.protocol_retries + 1):
             answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0, priority=priority)
+            self.answers[stage] += 1
             try:
                 return read_verdict(answer, panel.allow_newfc, settings.verdict_format)
             except ProtocolError as exc:
@@ -65,6 +74,11 @@ class JudgeRunner:
             f"{problem}"
         )
 
+    def _check_prompt(self, settings: ModelSettings, messages: list[dict[str, str]], stage: str) -> None:
+        """PromptTooLong when the prompt is over the model's max_prompt_tokens (counted only when it has one)."""
+        if settings.max_prompt_tokens is not None:
+            check_prompt(stage, settings, self.client.count_prompt(settings.model, messages))
+
     async def rewrite(
         self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int
     ) -> Record:
@@ -72,10 +86,11 @@ class JudgeRunner:
         Each attempt is its own cached answer, so a resumed run pays for none again and a second
         attempt is not the first one's answer."""
         assert generator.prompt is not None
-        prompt = render(generator.prompt, record)
+        messages = [{"role": "user", "content": render(generator.prompt, record)}]
+        self._check_prompt(generator, messages, stage)
         answer = await self.client.complete(
             generator,
-            [{"role": "user", "content": prompt}],
+            messages,
             stage,
             priority=self.priority(record),
             variant=f"rewrite {field}, attempt {attempt}",

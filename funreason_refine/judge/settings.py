@@ -99,7 +99,31 @@ class ModelSettings(BaseModel):
     )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (part of the answer cache key).")
     max_tokens: int | None = Field(None, ge=1, description="Answer length limit.")
-    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+    timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds per request; with first_token_timeout, seconds from the answer's first token to its end.",
+    )
+    first_token_timeout: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds a call may wait for the first token of its answer (the server's queue and its reading "
+        "of the prompt). Set, answers are streamed, timeout counts from the first token, and the wait is counted "
+        "as queue_seconds, not as call time (a server that takes one request at a time: docs/judges.md).",
+    )
+    max_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Prompt tokens a call to this model may have (counted here with LiteLLM's counter); a record "
+        "whose prompt is longer is discarded at the stage with reason prompt_too_long, before any call ([source]: "
+        "the query is not sampled, said in sampling_errors.jsonl).",
+    )
+    context_window: int | None = Field(
+        None,
+        ge=1,
+        description="The model's context window in tokens (prompt + max_tokens), for a model LiteLLM's model list "
+        "does not know (a local server): refine estimate and refine validate --prompts count the records over it.",
+    )
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx, timeouts and dropped connections.")
     extra: dict[str, Any] = Field(default_factory=dict, description="More LiteLLM parameters (top_p, seed, ...).")
     prices: Prices | None = Field(

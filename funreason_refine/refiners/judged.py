@@ -8,6 +8,7 @@ writing of what follows it, never the work.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from funreason_refine.refiners.base import Emit, Refiner
 from funreason_refine.refiners.collector import fewer_collections
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
+
+REPORT_SECONDS = 0.1
 
 if TYPE_CHECKING:
     from funreason_refine.audit.features import Features
@@ -45,6 +48,7 @@ class JudgedRefiner(Refiner):
         self.run_dir = run_dir
         self.on_usage = on_usage
         self.client: LLMClient | None = None
+        self._reported = float("-inf")  # when calls were last reported to the progress display
 
     def run(self, items: Iterator[RawItem], emit: Emit) -> str | None:
         return asyncio.run(self._run(items, emit))
@@ -68,6 +72,7 @@ class JudgedRefiner(Refiner):
             max_cost=self.judging.max_cost,
             batch_dir=self.run_dir,
             on_batch=self._report_usage,  # batches move while no record finishes: progress shows them as they do
+            on_call=self._call_changed,  # so do calls: a slow judge shows its calls from the first one on
         )
         judges = JudgeRunner(client, protocol_retries=self.judging.protocol_retries)
         try:
@@ -122,6 +127,13 @@ class JudgedRefiner(Refiner):
         emit(finished)
         self._report_usage()
         return True
+
+    def _call_changed(self) -> None:
+        """A call started or ended: reported at most ten times a second (thousands end each second on a fleet)."""
+        now = time.monotonic()
+        if now - self._reported >= REPORT_SECONDS:
+            self._reported = now
+            self._report_usage()
 
     def _report_usage(self) -> None:
         """Judge calls, tokens, cost and batches so far, to the progress display."""

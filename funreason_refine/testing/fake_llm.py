@@ -6,12 +6,12 @@
 The script gets a :class:`Request` (model, messages, the last user message as ``prompt``) and
 returns the answer text, or a :class:`Reply` for a status code, headers, a delay or a raw body
 (429 with Retry-After, 500, a truncated or garbage body, a dropped connection, an answer without
-``usage``, a reasoning field, a finish_reason "length"). It answers in the shape of the API a request
-path names (testing/fake_shapes.py): OpenAI's chat completions, Anthropic's messages (``anthropic/``
-models with ``api_base`` set to the server's root) and Ollama's chat (``ollama_chat/`` models);
-:func:`refusing` wraps a script to refuse a form of structured output. Every request is recorded in
-``server.requests``. Written on the standard library's HTTP server so that tests exercise LiteLLM over
-real HTTP with nothing else to install.
+``usage``, a reasoning field, a finish_reason "length", a streamed answer when the request asks for one).
+It answers in the shape of the API a request path names (testing/fake_shapes.py): OpenAI's chat completions,
+Anthropic's messages (``anthropic/`` models with ``api_base`` set to the server's root) and Ollama's chat
+(``ollama_chat/`` models); :func:`refusing` wraps a script to refuse a form of structured output. Every
+request is recorded in ``server.requests``. Written on the standard library's HTTP server so that tests
+exercise LiteLLM over real HTTP with nothing else to install.
 
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
 vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from funreason_refine.testing.fake_batches import Batches
-from funreason_refine.testing.fake_shapes import TOO_LARGE, Reply, Shape, payload, refusing, shape_of
+from funreason_refine.testing.fake_shapes import TOO_LARGE, Reply, Shape, events, payload, refusing, shape_of
 
 __all__ = ["TOO_LARGE", "FakeLLM", "Reply", "Request", "refusing"]
 
@@ -165,8 +165,28 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.server.fake._reply(request)
         if reply.delay:
             time.sleep(reply.delay)
-        if not self.server.killed:
+        if self.server.killed:
+            return
+        streamed = body.get("stream") and shape == "openai" and reply.status == 200
+        if streamed and reply.raw is None and not reply.drop:
+            self._stream(reply, request.model, bool((body.get("stream_options") or {}).get("include_usage")))
+        else:
             self._send(reply, request.model, shape)
+
+    def _stream(self, reply: Reply, model: str, include_usage: bool) -> None:
+        """The answer as server-sent events, a word a chunk ``chunk_delay`` apart (usage last when asked for)."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in events(reply, model, include_usage):
+            data = b"data: " + event + b"\n\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+            if reply.chunk_delay:
+                time.sleep(reply.chunk_delay)
+        self.wfile.write(b"0\r\n\r\n")
+        self.server.fake._count_served()
 
     def _send(self, reply: Reply, model: str = "", shape: Shape = "openai") -> None:
         if reply.drop:

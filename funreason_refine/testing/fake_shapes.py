@@ -37,6 +37,7 @@ class Reply:
     reasoning: str | None = None  # a reasoning model's thinking, where the API puts it
     reasoning_field: str = "reasoning_content"  # OpenAI shape: vLLM's field; "reasoning" for gpt-oss and newer vLLM
     finish_reason: str = "stop"  # "length": cut off by the token limit
+    chunk_delay: float = 0.0  # a streamed answer (the request asks stream = true): seconds between its chunks
 
 
 def payload(reply: Reply, model: str, shape: Shape = "openai") -> bytes:
@@ -96,6 +97,29 @@ def _ollama(reply: Reply, model: str) -> dict[str, Any]:
         "prompt_eval_count": reply.prompt_tokens,
         "eval_count": reply.completion_tokens,
     }
+
+
+def events(reply: Reply, model: str, include_usage: bool) -> list[bytes]:
+    """The chunks of a streamed OpenAI answer: its role, its reasoning, its words, its finish, its usage (when
+    asked for), [DONE]."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return json.dumps({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode()
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    if reply.reasoning:
+        out.append(chunk({reply.reasoning_field: reply.reasoning}))
+    out += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(reply.text.split(" "))]
+    out.append(chunk({}, reply.finish_reason))
+    if include_usage and reply.usage:
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+        }
+        out.append(json.dumps({**base, "choices": [], "usage": usage}).encode())
+    return [*out, b"[DONE]"]
 
 
 BODIES: dict[Shape, Callable[[Reply, str], dict[str, Any]]] = {

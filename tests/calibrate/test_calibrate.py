@@ -188,3 +188,63 @@ def test_scores_costs_and_the_second_run_paying_nothing(setup):
     assert numbers.values["chart.f1.openai-strict"] == "openai/strict (0.8)"
     assert numbers.values["candidate.openai-strict.stages.cot.per_1000.calls"] == "769.231"
     assert (setup / "cal" / "openai-strict" / "judge_cache.sqlite").exists()
+
+
+def babbler(request):
+    """A small model that never gives a verdict (it talks about the task instead), but on r1 and r2."""
+    if request.model == "babbler" and not any(f"[{rid}]" in request.prompt for rid in ("r1", "r2")):
+        return "The reference answer calls get_forecast, which seems reasonable."
+    return judge(request)
+
+
+def test_a_candidate_that_scored_too_few_records_is_shown_with_its_unscored_ones_and_not_ranked(setup):
+    with FakeLLM(babbler) as server:
+        result, report = calibrate(setup, server, "--judge-model", f"openai/babbler@{server.api_base}")
+    rules, strict, small = report["candidates"]
+    # r1 and r2 get verdicts; the other 11 end in errors.jsonl (no verdict at query_tool).
+    assert small["coverage"] == {
+        "scored": 2,
+        "unscored": 11,
+        "unscored_by_outcome": {"errors": 11},
+        "readable": 13,
+        "share": 0.1538,
+    }
+    assert small["rank"] is None and small["not_ranked"].startswith(
+        "it scored 2 of 13 records (15%), under --min-scored 0.9: 11 in errors.jsonl: no verdict"
+    )
+    assert "the first error: openai/babbler did not follow the answer protocol" in small["not_ranked"]
+    assert small["overall"]["agreement"] == 1.0, "its figures are kept, but they rest on 2 records"
+    # Ranked by kappa: strict 0.5301, the rules 0.1333.
+    assert report["ranking"] == {"by": ["kappa", "f1", "cost per 1,000 records"], "min_scored": 0.9,
+                                 "ranked": ["openai/strict", "rules only"]}  # fmt: skip
+    assert (strict["rank"], rules["rank"]) == (1, 2)
+    out = " ".join(result.output.split())
+    assert "ranked by kappa, then f1, then cost per 1,000 records: 1. openai/strict, 2. rules only" in out
+    assert "openai/babbler is not ranked: it scored 2 of 13 records (15%)" in out
+    row = next(line for line in result.output.splitlines() if line.startswith(" openai/babbler"))
+    assert [cell.strip() for cell in row.split("│")][1:4] == ["not ranked", "2", "11"]
+    html = (setup / "cal" / "calibration.html").read_text()
+    numbers = Numbers()
+    numbers.feed(html)
+    assert numbers.values["candidate.openai-babbler.unscored"] == "11"
+    assert numbers.values["candidate.openai-babbler.rank"] == "not ranked"
+    assert numbers.values["candidate.openai-strict.rank"] == "1"
+    assert numbers.values["candidate.openai-babbler.not_ranked"].startswith("openai/babbler is not ranked")
+
+
+def test_no_candidate_judge_that_can_be_ranked_is_an_error_and_a_lower_min_scored_ranks_it(setup):
+    with FakeLLM(babbler) as server:
+        (setup / "pipeline.toml").write_text(
+            PIPELINE.format(api_base=server.api_base).replace("openai/strict", "openai/babbler")
+        )
+        args = ["calibrate", setup / "golden.jsonl", setup / "pipeline.toml", "--out", setup / "cal"]
+        refused = CliRunner().invoke(main, [str(a) for a in args])
+        lowered = CliRunner().invoke(main, [str(a) for a in [*args, "--min-scored", "0.15"]])
+    assert refused.exit_code == 1, refused.output
+    assert "no candidate judge can be ranked: none ended enough of the golden records kept or discarded" in (
+        " ".join(refused.output.split())
+    )
+    assert (setup / "cal" / "calibration.json").exists(), "what was measured is written all the same"
+    assert lowered.exit_code == 0, lowered.output
+    ranked = json.loads((setup / "cal" / "calibration.json").read_text())["ranking"]["ranked"]
+    assert ranked == ["rules only", "openai/babbler"], "two keeps of two: kappa None, ranked after the rules"
