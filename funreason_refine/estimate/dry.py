@@ -8,10 +8,14 @@ as they would pass a good rewrite. What a record would ask if no rule stopped it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from funreason_refine.conversation import focus, owned, turn_count
+from funreason_refine.judge.calls import Send
 from funreason_refine.judge.client import Answer, LLMClient
+from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.judge.settings import GenerateSettings, ModelSettings
 from funreason_refine.record import Action, Record
@@ -19,6 +23,7 @@ from funreason_refine.refine import refine_judged
 from funreason_refine.stages.base import PipelineStage
 
 PASS = "<judge>True</judge>"
+PASSING_SCORE = '{"score": 1e300}'  # a scorer's answer in the dry run: above any threshold
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Call:
 
     stage: str
     settings: ModelSettings
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     variant: str = ""
 
     @property
@@ -54,14 +59,17 @@ class DryClient(LLMClient):
     async def complete(
         self,
         settings: ModelSettings,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         stage: str,
         use_cache: bool = True,
         priority: int = 0,
         variant: str = "",
+        send: Send | None = None,
+        read: Callable[[Reply], str] | None = None,
     ) -> Answer:
         self.log.append(Call(stage, settings, messages, variant))
-        return Answer(PASS, cached=False)
+        scorer = send is not None or read is not None  # a scorer's call: a score that passes any threshold
+        return Answer(PASSING_SCORE if scorer else PASS, cached=False)
 
 
 class DryRunner(JudgeRunner):

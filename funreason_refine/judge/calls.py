@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from funreason_refine.judge.endpoints import Outcome, Server, ServerPool
@@ -25,6 +25,10 @@ from funreason_refine.judge.tokens import prompt_tokens
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
 POOL_KEYS = {"model", "api_base", "endpoints", "max_requests_per_minute", "max_tokens_per_minute"}
+
+Send = Callable[[str | None, float], Awaitable[Reply]]
+"""A request other than LiteLLM's chat completion (a scorer's vLLM /classify): given the server's api_base
+and when the request started, the reply; what goes wrong comes out as a Failure."""
 
 
 class Caller:
@@ -70,13 +74,19 @@ class Caller:
         return pool
 
     async def call(
-        self, settings: ModelSettings, messages: list[dict[str, str]], priority: int, on_retry: Callable[[], None]
+        self,
+        settings: ModelSettings,
+        messages: list[dict[str, Any]],
+        priority: int,
+        on_retry: Callable[[], None],
+        send: Send | None = None,
     ) -> Reply:
         """The answer from the best server; ``priority`` (the record's index) orders the wait for a slot.
 
         A failure is retried at once on another server when one is in rotation, after a backoff on the
         same one otherwise, and waits while the model has none left (JudgeOutage after ``outage_timeout``).
-        However many servers it took, one call; each retry calls ``on_retry``."""
+        However many servers it took, one call; each retry calls ``on_retry``. ``send`` makes the request
+        instead of LiteLLM's chat completion (``messages`` then only count its tokens)."""
         pool = self._pool(settings)
         tokens = 0
         if pool.wants_tokens():
@@ -84,7 +94,7 @@ class Caller:
         failures, avoid = 0, None
         while True:
             try:
-                return await self._attempt(settings, messages, pool, priority, avoid, tokens)
+                return await self._attempt(settings, messages, pool, priority, avoid, tokens, send)
             except Failure as failed:
                 failures += 1
                 _give_up_on(settings, failed, failures, pool)
@@ -101,6 +111,7 @@ class Caller:
         priority: int,
         avoid: Server | None,
         tokens: int,
+        send: Send | None,
     ) -> Reply:
         """One request on one server, holding a call slot."""
         await self._slots.acquire(priority)
@@ -109,12 +120,18 @@ class Caller:
             if spent:
                 raise BudgetStop(spent)
             server = await pool.acquire(avoid)
-            return await self._on(server, settings, messages, pool, tokens)
+            return await self._on(server, settings, messages, pool, tokens, send)
         finally:
             self._slots.release()
 
     async def _on(
-        self, server: Server, settings: ModelSettings, messages: list[dict[str, str]], pool: ServerPool, tokens: int
+        self,
+        server: Server,
+        settings: ModelSettings,
+        messages: list[dict[str, Any]],
+        pool: ServerPool,
+        tokens: int,
+        send: Send | None,
     ) -> Reply:
         """The request on ``server``, within its rate limits; the pool hears how it ended."""
         outcome: Outcome = "unused"
@@ -122,7 +139,7 @@ class Caller:
         try:
             await pool.admit(server, tokens)
             admitted, started = True, time.monotonic()
-            reply = await self._request(settings, messages, server, started)
+            reply = await self._request(settings, messages, server, started, send)
             outcome, used = "answered", reply.prompt_tokens + reply.completion_tokens
             pool.note_output(reply.completion_tokens)
             return reply
@@ -136,12 +153,14 @@ class Caller:
             pool.done(server, outcome, time.monotonic() - started, error)
 
     async def _request(
-        self, settings: ModelSettings, messages: list[dict[str, str]], server: Server, started: float
+        self, settings: ModelSettings, messages: list[dict[str, Any]], server: Server, started: float, send: Send | None
     ) -> Reply:
-        """The LiteLLM call on ``server``; whatever goes wrong comes out as a :class:`Failure`."""
+        """The LiteLLM call (or ``send``) on ``server``; whatever goes wrong comes out as a :class:`Failure`."""
         where = server.api_base or "the provider's API"
         self.in_flight += 1
         try:
+            if send is not None:
+                return await send(server.api_base, started)
             response = await self._litellm.acompletion(
                 model=settings.model,
                 messages=messages,
@@ -150,8 +169,10 @@ class Caller:
                 max_tokens=settings.max_tokens,
                 timeout=settings.timeout,
                 max_retries=0,
-                **{**self._params(settings), **settings.extra},
+                **{**self._params(settings), **settings.request_params()},
             )
+        except Failure:
+            raise
         except Exception as exc:  # any status, any body: a failure with its cause in words, never a traceback
             raise classify(exc, self._litellm, where, settings.timeout) from None
         finally:

@@ -17,10 +17,11 @@ from funreason_refine.errors import JudgeOutage
 from funreason_refine.judge.accounting import Ledger, RunUsage, Usage
 from funreason_refine.judge.batching import BatchRoute
 from funreason_refine.judge.cache import AnswerCache, Cached
-from funreason_refine.judge.calls import Caller
+from funreason_refine.judge.calls import Caller, Send
 from funreason_refine.judge.failures import BudgetStop, JudgeCallError, JudgeSetupError
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Pricing
+from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.settings import ModelSettings
 
 __all__ = [
@@ -58,7 +59,8 @@ class LLMClient:
         self.cache = cache
         self.max_cost = max_cost
         self.notes: set[str] = set()
-        litellm = load_litellm()
+        self.litellm = litellm = load_litellm()
+        self._http: Any = None  # an httpx client for the requests LiteLLM does not make (scorers), made when asked
         pricing = Pricing(litellm, self.notes)
         self._ledger = Ledger(pricing, self.notes)
         self._calls = Caller(litellm, max_concurrency, self.budget_spent, pricing.params)
@@ -98,17 +100,29 @@ class LLMClient:
         """Batch jobs submitted, in progress and done so far; None when no call went as a batch."""
         return self._batches.counts() if self._batches is not None else None
 
+    def http(self) -> Any:
+        """The httpx client of the requests LiteLLM has no call for (vLLM's /classify and /pooling)."""
+        if self._http is None:
+            import httpx  # installed with LiteLLM
+
+            # The call slots bound the requests in flight; the pool must not queue them a second time.
+            self._http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None))
+        return self._http
+
     async def complete(
         self,
         settings: ModelSettings,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         stage: str,
         use_cache: bool = True,
         priority: int = 0,
         variant: str = "",
+        send: Send | None = None,
+        read: Callable[[Reply], str] | None = None,
     ) -> Answer:
         """One answer; ``priority`` (the record's index) orders the wait for a call slot; ``variant``
-        keeps apart answers asked for again on purpose (samples)."""
+        keeps apart answers asked for again on purpose (samples). ``send`` makes the request instead of
+        LiteLLM's chat completion; ``read`` turns the reply into the text kept (a scorer's score)."""
         key = settings.cache_key(messages, variant)
         usage = self._ledger.used.stage(stage)
         if use_cache and self.cache is not None:
@@ -116,7 +130,7 @@ class LLMClient:
             if hit is not None:
                 self._ledger.cached(usage, hit)
                 return Answer(hit.text, cached=True)
-        if self._batches is not None and self._batches.takes(settings):
+        if send is None and read is None and self._batches is not None and self._batches.takes(settings):
             spent = self.budget_spent()
             if spent:
                 raise BudgetStop(spent)
@@ -124,11 +138,12 @@ class LLMClient:
             if got is not None:
                 self._ledger.batched(usage, settings, messages, got)
                 return Answer(got.text, cached=False)
-        reply = await self._calls.call(settings, messages, priority, usage.add_retry)
+        reply = await self._calls.call(settings, messages, priority, usage.add_retry, send)
         cost = self._ledger.answered(usage, settings, messages, reply)
+        text = read(reply) if read is not None else reply.text
         if self.cache is not None:
-            self.cache.put(key, Cached(reply.text, reply.prompt_tokens, reply.completion_tokens, cost, reply.seconds))
-        return Answer(reply.text, cached=False)
+            self.cache.put(key, Cached(text, reply.prompt_tokens, reply.completion_tokens, cost, reply.seconds))
+        return Answer(text, cached=False)
 
     async def aclose(self) -> None:
         """Write the answers the cache holds, stop what runs in the background (batches followed), close
@@ -138,6 +153,8 @@ class LLMClient:
         try:
             if self._batches is not None:
                 await self._batches.aclose()
+            if self._http is not None:
+                await self._http.aclose()
         finally:
             if self.cache is not None:
                 self.cache.close()

@@ -74,7 +74,7 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
             "its answers take longer, or check that the server is not stuck",
             "down",
         )
-    return _on_the_wire(exc, url)
+    return on_the_wire(exc, url)
 
 
 def _http_status(exc: Exception, status: int, url: str) -> Failure:
@@ -91,7 +91,7 @@ def _http_status(exc: Exception, status: int, url: str) -> Failure:
     return Failure(f"HTTP {status} from {url}: {said(exc)}", "alive", "record")
 
 
-def _on_the_wire(exc: Exception, url: str) -> Failure:
+def on_the_wire(exc: Exception, url: str) -> Failure:
     """No response to believe: a connection that failed or dropped, or a body that is not a chat completion."""
     links = chain(exc)
     for link in links:

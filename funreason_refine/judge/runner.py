@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from funreason_refine.calls import same_calls
 from funreason_refine.judge.client import JudgeCallError, LLMClient
@@ -11,6 +12,10 @@ from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, parse_an
 from funreason_refine.judge.settings import GenerateSettings, JudgePanel, ModelSettings
 from funreason_refine.record import Record, Verdict
 from funreason_refine.targets import THINK_TAG, split_think
+
+if TYPE_CHECKING:
+    from funreason_refine.judge.scorer import Alternatives
+    from funreason_refine.judge.scorer_settings import ScorerSettings
 
 REMINDER = (
     "\n\nAnswer only in the required format: optionally <think>...</think>, then <judge>True</judge> "
@@ -24,6 +29,7 @@ class JudgeRunner:
 
     client: LLMClient
     protocol_retries: int = 2
+    alternatives: Alternatives | None = None  # the groups of records a relative scorer cut compares
 
     def priority(self, record: Record) -> int:
         """Call slots go to the oldest block of max_concurrency records first (first come within a
@@ -59,6 +65,12 @@ class JudgeRunner:
             f"{settings.model} did not follow the answer protocol after {self.protocol_retries + 1} attempt(s): "
             f"{problem}"
         )
+
+    async def score(self, scorer: ScorerSettings, stage: str, record: Record) -> Verdict:
+        """The stage's scorer's verdict on a record its rules passed (docs/scorers.md)."""
+        from funreason_refine.judge.scorer import scored_verdict
+
+        return await scored_verdict(self.client, scorer, stage, record, self.priority(record), self.alternatives)
 
     async def rewrite(
         self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int

@@ -191,6 +191,10 @@ class ModelSettings(BaseModel):
             "extra": self.extra,
         }
 
+    def request_params(self) -> dict[str, Any]:
+        """LiteLLM parameters of each call besides the messages and sampling: ``extra``."""
+        return self.extra
+
     def cache_key(self, messages: list[dict[str, str]], variant: str = "") -> str:
         """``variant`` tells apart answers asked for again on purpose (the k-th sample of a prompt)."""
         return _digest({**self.sampling(), "messages": messages, "variant": variant})

@@ -9,6 +9,12 @@ returns the answer text, or a :class:`Reply` for a status code, headers, a delay
 ``usage``). Every request is recorded in ``server.requests``. Written on the standard library's
 HTTP server so that tests exercise LiteLLM over real HTTP with nothing else to install.
 
+It speaks what scorers ask too (docs/scorers.md): a chat request with ``logprobs`` gets
+``choices[0].logprobs.content`` from the reply's ``logprobs`` (per answer token, its top
+alternatives), and vLLM's pooling endpoints, ``/classify`` (``data[0].probs`` from the reply's
+``probs``) and ``/pooling`` (``data[0].data`` from the reply's ``pooled``), served at the server's
+root as vLLM serves them; ``request.endpoint`` says which was asked ("chat", "classify", "pooling").
+
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
 vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
 bucket holding ``burst`` requests, as hosted APIs meter), refuse bodies over ``max_body_bytes`` with
@@ -40,6 +46,7 @@ class Request:
     messages: list[dict[str, Any]]
     body: dict[str, Any]
     headers: dict[str, str]
+    endpoint: str = "chat"  # "chat", "classify" or "pooling"
 
     @property
     def prompt(self) -> str:
@@ -58,6 +65,17 @@ class Reply:
     prompt_tokens: int = 10
     completion_tokens: int = 5
     usage: bool = True  # False: the answer has no "usage" (some servers and proxies leave it out)
+    # A chat answer's tokens, each with its top alternatives and their probabilities (not logs), sent as
+    # choices[0].logprobs when the request asks for logprobs; None: the server sends none.
+    logprobs: list[tuple[str, dict[str, float]]] | None = None
+    probs: list[float] | None = None  # /classify: the class probabilities (None: [0.5, 0.5])
+    pooled: list[float] | list[list[float]] | None = None  # /pooling: the pooled output (None: [0.0])
+
+    @classmethod
+    def yes_no(cls, p_yes: float, first: str = "Yes", second: str = "No", text: str | None = None) -> Reply:
+        """A one-token answer ``first`` (or ``second`` when p_yes < 0.5) with both among its alternatives."""
+        said = first if p_yes >= 0.5 else second
+        return cls(text=text if text is not None else said, logprobs=[(said, {first: p_yes, second: 1 - p_yes})])
 
 
 Script = Callable[[Request], "str | Reply"]
@@ -99,26 +117,78 @@ class _Bucket:
             return (1.0 - self.level) / self.rate
 
 
-def _payload(reply: Reply, model: str) -> bytes:
+def _log(p: float) -> float:
+    return math.log(p) if p > 0 else -9999.0
+
+
+def _token_logprobs(tokens: list[tuple[str, dict[str, float]]]) -> dict[str, Any]:
+    """OpenAI's ``choices[0].logprobs``: per answer token its logprob and its top alternatives."""
+    content = []
+    for token, alternatives in tokens:
+        top = [
+            {"token": t, "logprob": _log(p), "bytes": list(t.encode())}
+            for t, p in sorted(alternatives.items(), key=lambda kv: -kv[1])
+        ]
+        own = alternatives.get(token, 1.0)
+        content.append({"token": token, "logprob": _log(own), "bytes": list(token.encode()), "top_logprobs": top})
+    return {"content": content}
+
+
+def _chat_body(reply: Reply, request: Request) -> dict[str, Any]:
+    choice: dict[str, Any] = {
+        "index": 0,
+        "finish_reason": "stop",
+        "message": {"role": "assistant", "content": reply.text},
+    }
+    if request.body.get("logprobs") and reply.logprobs is not None:
+        choice["logprobs"] = _token_logprobs(reply.logprobs)
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "choices": [choice],
+    }
+
+
+def _pooling_body(reply: Reply, request: Request) -> dict[str, Any]:
+    """vLLM's /classify or /pooling response (vllm/entrypoints/pooling/*/protocol.py)."""
+    if request.endpoint == "classify":
+        probs = reply.probs if reply.probs is not None else [0.5, 0.5]
+        best = max(range(len(probs)), key=probs.__getitem__) if probs else 0
+        row: dict[str, Any] = {"index": 0, "label": f"LABEL_{best}", "probs": probs, "num_classes": len(probs)}
+        kind = "classify"
+    else:
+        row = {"index": 0, "object": "pooling", "data": reply.pooled if reply.pooled is not None else [0.0]}
+        kind = "pool"
+    return {"id": f"{kind}-fake", "object": "list", "created": int(time.time()), "model": request.model, "data": [row]}
+
+
+def _payload(reply: Reply, request: Request) -> bytes:
     if reply.raw is not None:
         return reply.raw
     if reply.status != 200:
         error = {"message": reply.text or f"status {reply.status}", "type": "fake", "code": reply.status}
         return json.dumps({"error": error}).encode()
-    body: dict[str, Any] = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}],
-    }
+    chat = request.endpoint == "chat"
+    body = _chat_body(reply, request) if chat else _pooling_body(reply, request)
     if reply.usage:
+        completion = reply.completion_tokens if chat else 0
         body["usage"] = {
             "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+            "completion_tokens": completion,
+            "total_tokens": reply.prompt_tokens + completion,
         }
     return json.dumps(body).encode()
+
+
+def _endpoint(path: str) -> str | None:
+    """Which endpoint a POST asks: chat, classify, pooling; None for the Files and Batches API."""
+    path = urlsplit(path).path.rstrip("/")
+    for suffix, endpoint in (("/chat/completions", "chat"), ("/classify", "classify"), ("/pooling", "pooling")):
+        if path.endswith(suffix):
+            return endpoint
+    return None
 
 
 TOO_LARGE = Reply(
@@ -155,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         length = int(self.headers.get("content-length", 0))
         raw = self.rfile.read(length)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        endpoint = _endpoint(self.path)
+        if endpoint is None:
             self._batches("POST", raw)
             return
         if fake.max_body_bytes is not None and length > fake.max_body_bytes:
@@ -168,10 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply(status=429, text="rate limited", headers={"retry-after": str(math.ceil(wait))}))
             return
         if fake._slots is None:
-            self._answer(body)
+            self._answer(body, endpoint)
             return
         with fake._slots:
-            self._answer(body)
+            self._answer(body, endpoint)
 
     def _batches(self, method: str, body: bytes) -> None:
         url = urlsplit(self.path)
@@ -187,25 +258,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _answer(self, body: dict[str, Any]) -> None:
+    def _answer(self, body: dict[str, Any], endpoint: str) -> None:
         request = Request(
             model=body.get("model", ""),
             messages=body.get("messages", []),
             body=body,
             headers={k.lower(): v for k, v in self.headers.items()},
+            endpoint=endpoint,
         )
         reply = self.server.fake._reply(request)
         if reply.delay:
             time.sleep(reply.delay)
         if not self.server.killed:
-            self._send(reply, request.model)
+            self._send(reply, request)
 
-    def _send(self, reply: Reply, model: str = "") -> None:
+    def _send(self, reply: Reply, request: Request | None = None) -> None:
         if reply.drop:
             self.close_connection = True
             self.connection.close()
             return
-        payload = _payload(reply, model)
+        payload = _payload(reply, request or Request("", [], {}, {}))
         self.send_response(reply.status)
         headers = {"content-type": "application/json", **{k.lower(): v for k, v in reply.headers.items()}}
         headers["content-length"] = str(len(payload))
@@ -251,7 +323,7 @@ class FakeLLM:
         """A batch line's chat request answered by the script: (status, response body)."""
         request = Request(model=body.get("model", ""), messages=body.get("messages", []), body=body, headers={})
         reply = self._reply(request)
-        return reply.status, json.loads(_payload(reply, request.model))
+        return reply.status, json.loads(_payload(reply, request))
 
     def _over_limit(self) -> float:
         wait = self._bucket.take() if self._bucket is not None else 0.0
