@@ -53,7 +53,8 @@ class Finished:
         trail = tuple(map(_counted, self.record.trail))
         line = to_json_line(self.line())
         audited = features(self.record) if features is not None and self.outcome is Outcome.KEPT else None
-        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason, audited)
+        scores = tuple((s.stage, s.score) for s in self.record.trail if s.score is not None)
+        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason, audited, scores)
 
 
 StepFields = tuple[str, Action, str | None, str, int, str, int | None]
