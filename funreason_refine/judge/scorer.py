@@ -13,14 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from funreason_refine.judge.score_calls import pooling_sender, read_yes_no, score_of
 from funreason_refine.judge.score_input import score_input
-from funreason_refine.judge.scorer_settings import RelativeCut, ScorerSettings
+from funreason_refine.judge.scorer_settings import BELOW_BEST, LOW_SCORE, RelativeCut, ScorerSettings
 from funreason_refine.record import Action, Quarantined, Record, Verdict
 
 if TYPE_CHECKING:
     from funreason_refine.judge.client import LLMClient
-
-LOW_SCORE = "low_score"
-BELOW_BEST = "below_best"
 
 
 async def score_record(client: LLMClient, settings: ScorerSettings, stage: str, record: Record, priority: int) -> float:

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from funreason_refine.judge.settings import ModelSettings
 from funreason_refine.specs import check_template
 
+LOW_SCORE = "low_score"  # the reason code of a score below the threshold
+BELOW_BEST = "below_best"  # the reason code of a score too far below the best of its alternatives
+
 ScorerKind = Literal["yes_no", "classify", "reward"]
 Layout = Literal["guardian", "conversation", "prompt"]
 
