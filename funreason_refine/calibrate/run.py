@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.calibrate import candidates as cands
+from funreason_refine.calibrate import thresholds as fitted
 from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
 from funreason_refine.calibrate.metrics import Ending, score
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
 from funreason_refine.summary import JudgeUsage
+from funreason_refine.tally import line_scores
 
 JSON_NAME = "calibration.json"
 HTML_NAME = "calibration.html"
@@ -31,7 +33,7 @@ def read_outcomes(run_dir: Path, count: int) -> list[Ending]:
             continue
         for r in read_jsonl(file):
             message = r.get("message") or r.get("error")
-            found[r["index"]] = Ending(kind, r.get("stage"), r.get("reason"), r.get("answer"), message)
+            found[r["index"]] = Ending(kind, r.get("stage"), r.get("reason"), r.get("answer"), message, line_scores(r))
     return [found.get(i, Ending("missing")) for i in range(count)]
 
 
@@ -117,11 +119,14 @@ def calibrate(
     prompt_dirs: list[Path] | None = None,
     on_candidate: Callable[[str, int, int, int], None] | None = None,
     on_record: Callable[[str], None] | None = None,
+    target_precision: float | None = None,
 ) -> dict[str, Any]:
     """Run each candidate on the golden set, score it, and write calibration.json and calibration.html.
 
     ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
-    ``on_record(outcome)`` as each of its records finishes.
+    ``on_record(outcome)`` as each of its records finishes. A candidate with scorers runs without
+    their thresholds and is scored at them afterwards; each scorer's threshold is fitted
+    (calibrate/thresholds.py), to ``target_precision`` too when given.
     """
     from funreason_refine.calibrate.html import render_html
     from funreason_refine.engine import Progress, RunInterrupted, run_pipeline
@@ -150,9 +155,14 @@ def calibrate(
         except RefineError as exc:  # a judge that cannot be reached must not hide the others' results
             results.append({**entry, "error": str(exc)})
             continue
-        outcomes = read_outcomes(out_dir / candidate.slug, len(golden.records))
+        scored = read_outcomes(out_dir / candidate.slug, len(golden.records))
+        scorers = fitted.configured(candidate.data)
+        thresholds = {stage: table.get("threshold") for stage, table in scorers.items()}
+        outcomes = [fitted.at_thresholds(o, thresholds) for o in scored]
         pairs = list(zip(golden.records, outcomes, strict=True))
         run = sum(o.kind != "missing" for o in outcomes)
+        if scorers:
+            entry["thresholds"] = fitted.fit(golden.records, scored, scorers, target_precision)
         results.append(
             {
                 **entry,
@@ -170,6 +180,7 @@ def calibrate(
         "golden": _golden_summary(golden),
         "pipeline": str(pipeline_path),
         "stages": stages,
+        "target_precision": target_precision,
         "candidates": results,
     }
     _write(out_dir / JSON_NAME, json.dumps(report, indent=2) + "\n")  # ASCII: records may hold lone surrogates

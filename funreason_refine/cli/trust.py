@@ -43,6 +43,12 @@ from funreason_refine.errors import RefineError
     type=click.Path(file_okay=False, path_type=Path),
     help="First write GOLDEN from the decisions made with `refine review` in this run folder.",
 )
+@click.option(
+    "--target-precision",
+    type=click.FloatRange(0, 1),
+    help="Also propose each scorer's threshold that discards the most while the precision of its discards stays "
+    "at or above this (default: only the threshold with the best F1).",
+)
 def calibrate(
     golden: Path,
     pipeline: Path | None,
@@ -50,11 +56,12 @@ def calibrate(
     prompt_dirs: tuple[Path, ...],
     out_dir: Path,
     golden_from: Path | None,
+    target_precision: float | None,
 ) -> None:
     """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate."""
     from funreason_refine.calibrate.run import HTML_NAME, JSON_NAME
     from funreason_refine.calibrate.run import calibrate as run_calibration
-    from funreason_refine.calibrate.tables import calibration_tables
+    from funreason_refine.calibrate.tables import calibration_tables, threshold_lines
 
     if golden_from is not None:
         from funreason_refine.calibrate.from_review import golden_from_review
@@ -97,9 +104,12 @@ def calibrate(
             list(prompt_dirs),
             on_candidate,
             lambda kind: bars.advance(bars.task_ids[-1]),
+            target_precision,
         )
     for table in calibration_tables(report):
         out.print(table)
+    for line in threshold_lines(report):
+        out.print(line, markup=False, highlight=False)
     for note in report["golden"].get("notes", []):
         warn(note)
     out.print(
