@@ -46,7 +46,8 @@ def threshold_verdict(settings: ScorerSettings, score: float) -> Verdict:
 
 
 def relative_verdict(cut: RelativeCut, score: float, best: float, alternatives: int) -> Verdict:
-    if score < best - cut.margin:
+    # A billionth of slack: 0.4 - 0.1 is 0.30000000000000004, and a score of 0.3 is within the margin.
+    if score < best - cut.margin - 1e-9:
         near = f" minus margin {cut.margin:g}" if cut.margin else ""
         return Verdict(
             Action.DISCARD,
