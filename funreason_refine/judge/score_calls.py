@@ -115,9 +115,15 @@ def _served_name(litellm: Any, model: str) -> tuple[str, str | None]:
     return name, key or os.environ.get(f"{str(provider).upper()}_API_KEY")
 
 
+REWARD_DEFAULTS = {"task": "classify", "use_activation": False}
+"""A reward scorer's /pooling request: vLLM serves a sequence reward model as a one-label classifier; without
+its activation (a sigmoid) the value is the raw reward. ``extra`` overrides them (a per-token reward model:
+``task = "token_classify"``, whose last token's value is read)."""
+
+
 def pooling_body(settings: ScorerSettings, shown: ScoreInput, name: str) -> dict[str, Any]:
     """The request body: the messages for the server's chat template (with the tools), or the text as ``input``."""
-    body: dict[str, Any] = {"model": name}
+    body: dict[str, Any] = {"model": name, **(REWARD_DEFAULTS if settings.kind == "reward" else {})}
     if shown.messages is None:
         body["input"] = shown.text or ""
     else:

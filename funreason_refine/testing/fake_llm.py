@@ -72,10 +72,12 @@ class Reply:
     pooled: list[float] | list[list[float]] | None = None  # /pooling: the pooled output (None: [0.0])
 
     @classmethod
-    def yes_no(cls, p_yes: float, first: str = "Yes", second: str = "No", text: str | None = None) -> Reply:
-        """A one-token answer ``first`` (or ``second`` when p_yes < 0.5) with both among its alternatives."""
+    def yes_no(cls, p_yes: float, first: str = "Yes", second: str = "No", **fields: Any) -> Reply:
+        """A one-token answer ``first`` (or ``second`` when p_yes < 0.5) with both among its alternatives;
+        ``fields`` are the reply's other fields (a delay, a text)."""
         said = first if p_yes >= 0.5 else second
-        return cls(text=text if text is not None else said, logprobs=[(said, {first: p_yes, second: 1 - p_yes})])
+        fields.setdefault("text", said)
+        return cls(logprobs=[(said, {first: p_yes, second: 1 - p_yes})], **fields)
 
 
 Script = Callable[[Request], "str | Reply"]

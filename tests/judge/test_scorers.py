@@ -130,6 +130,8 @@ def test_a_reward_model_scores_with_its_raw_value_from_pooling(tmp_path):
     with FakeLLM(lambda r: Reply(pooled=rewards[number(r)])) as server:
         run_pipeline(load_pipeline(pipeline(tmp_path, server, 'kind = "reward", threshold = 0.0', n=2)))
         assert {r.endpoint for r in server.requests} == {"pooling"}
+        # vLLM serves a sequence reward model as a one-label classifier: the raw value, without its sigmoid.
+        assert (server.requests[0].body["task"], server.requests[0].body["use_activation"]) == ("classify", False)
     got = outcomes(tmp_path)
     assert scored_step(got["kept"]["r0"])["score"] == 2.5 and scored_step(got["discarded"]["r1"])["score"] == -1.5
 
