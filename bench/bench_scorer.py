@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import random
 import subprocess
 import sys
@@ -25,6 +24,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_judge import run_measured  # noqa: E402  (a fresh process's stdout, CPU time and peak RSS)
 
 
 def serve(
@@ -98,16 +100,6 @@ summary = result.summary.as_dict()
 print(json.dumps({"seconds": time.perf_counter() - start, "calls": summary["judge"]["calls"],
                   "outcomes": summary["outcomes"], "scores": summary["stages"]["function_params"]["scores"]["count"]}))
 """
-
-
-def run_measured(code: str, *args: str) -> tuple[str, float, float]:
-    """(stdout, CPU seconds, peak RSS MiB) of a fresh Python process."""
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read() if proc.stdout is not None else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"benchmark process failed ({status})")
-    return out, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def bench_kind(kind: str, data: Path, runs: Path, concurrency: int, shared: tuple) -> list[tuple]:

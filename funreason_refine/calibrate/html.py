@@ -39,6 +39,11 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
+def _frame(width: int, height: int, left: int, top: int, plot_w: int, plot_h: int) -> dict[str, int]:
+    """A chart's size and where its plot area is, as the templates read them."""
+    return {"width": width, "height": height, "left": left, "top": top, "plot_w": plot_w, "plot_h": plot_h}
+
+
 def _axis_ticks(top: float) -> list[float]:
     return [top * i / 4 for i in range(5)]
 
@@ -63,12 +68,7 @@ def scatter(candidates: list[dict[str, Any]], metric: str, width: int = 680, hei
 
     return {
         "metric": metric,
-        "width": width,
-        "height": height,
-        "left": left,
-        "top": top,
-        "plot_w": plot_w,
-        "plot_h": plot_h,
+        **_frame(width, height, left, top, plot_w, plot_h),
         "grid": [{"value": y, "y": py(y)} for y in (y_low, (y_low + 1) / 2, 1.0)],
         "ticks": [{"value": x, "x": px(x)} for x in _axis_ticks(x_top)],
         "points": [
@@ -146,12 +146,7 @@ def threshold_chart(fit: dict[str, Any], width: int = 680, height: int = 260) ->
         if value is not None
     ]
     return {
-        "width": width,
-        "height": height,
-        "left": left,
-        "top": top,
-        "plot_w": plot_w,
-        "plot_h": plot_h,
+        **_frame(width, height, left, top, plot_w, plot_h),
         "lines": lines,
         "marks": marks,
         "ticks": [{"value": low + span * i / 4, "x": px(low + span * i / 4)} for i in range(5)],
