@@ -331,7 +331,7 @@ class _Loader:
         stage.scorer = self._scorer(where, table)
         stage.judge = self._panel(where, table, spec)
         stage.generator = self._generator(where, table, spec, stage)
-        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and stage.scorer is None:
+        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None:
             self.problems.append(
                 f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table or run with "
                 "--judge-model"

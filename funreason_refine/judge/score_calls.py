@@ -70,12 +70,14 @@ def read_yes_no(settings: ScorerSettings, reply: Reply) -> str:
     for position in content:
         if _word(getattr(position, "token", None)) in (yes, no):
             p_yes, p_no = _probabilities(position, yes, no)
+            if p_yes + p_no <= 0:
+                break  # the server gave the token no usable logprob
             good = p_yes if settings.good_answer == "yes" else p_no
             return kept(round(good / (p_yes + p_no), 6))
     raise JudgeCallError(
         f"{settings.model} answered {reply.text[:120]!r} from {reply.server}, with no {settings.yes_token!r} or "
-        f"{settings.no_token!r} token: check the scorer's template (or set yes_token and no_token to the words "
-        "the model answers with)"
+        f"{settings.no_token!r} token that has a probability: check the scorer's template (or set yes_token and "
+        "no_token to the words the model answers with)"
     )
 
 
@@ -98,8 +100,8 @@ def _probabilities(position: Any, yes: str, no: str) -> tuple[float, float]:
 
 def pooling_url(api_base: str | None, kind: str) -> str:
     """``/classify`` or ``/pooling`` at the root of the server ``api_base`` names (its ``/v1`` dropped)."""
-    if api_base is None:
-        raise JudgeSetupError(f"a {kind} scorer calls a vLLM server: give its api_base (http://HOST:8000/v1)")
+    if api_base is None:  # the settings refuse it; a Failure all the same, never a traceback
+        raise Failure(f"a {kind} scorer calls a vLLM server: give its api_base (http://HOST:8000/v1)", "alive", "setup")
     base = api_base.rstrip("/")
     if base.endswith("/v1"):
         base = base[: -len("/v1")]

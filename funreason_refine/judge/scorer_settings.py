@@ -103,6 +103,11 @@ class ScorerSettings(ModelSettings):
     def _consistent(self) -> Self:
         if self.batch:
             raise ValueError("batch = true: a scorer's calls cannot go as batch jobs; remove batch")
+        if self.kind != "yes_no" and self.endpoint_list() == [None]:
+            raise ValueError(
+                f"a {self.kind} scorer calls vLLM's /{'classify' if self.kind == 'classify' else 'pooling'} on a "
+                'server of yours: give api_base = "http://HOST:8000/v1" (or endpoints)'
+            )
         if self.prompt is not None:
             check_template(self.prompt)
             if self.template is None:

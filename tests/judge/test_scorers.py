@@ -189,13 +189,18 @@ def test_a_scorer_only_stage_and_scorer_table_mistakes_named_by_key(tmp_path):
         '[input]\npath = "in.jsonl"\n[[stages]]\nname = "guard"\n'
         f'scorer = {{{table}, kind = "yes_no", batch = true}}\n'
         '[[stages]]\nname = "rm"\n'
-        f'scorer = {{{table}, kind = "classify", template = "guardian", thresold = 1}}\n'
+        f'scorer = {{{table}, kind = "classify", thresold = 1}}\n'
+        f'[[stages]]\nname = "guarded"\nscorer = {{{table}, kind = "classify", template = "guardian"}}\n'
+        '[[stages]]\nname = "nowhere"\nscorer = {model = "hosted_vllm/s", kind = "reward"}\n'
     )
     with pytest.raises(ConfigError) as err:
         load_pipeline(path)
     problems = "\n".join(err.value.problems)
     assert "(name = 'guard') key 'scorer': batch = true: a scorer's calls cannot go as batch jobs" in problems
     assert "(name = 'rm') key 'scorer.thresold': Extra inputs are not permitted" in problems
+    assert "template = 'guardian' does not go with kind = 'classify'; use conversation or prompt" in problems
+    assert "(name = 'nowhere') key 'scorer': a reward scorer calls vLLM's /pooling on a server of yours" in problems
+    assert "needs a judge" not in problems  # a scorer-only stage whose scorer is wrong is not told to get a judge
     path.write_text(f'[input]\npath = "in.jsonl"\n[[stages]]\nname = "guard"\nscorer = {{{table}, kind = "reward"}}\n')
     [stage] = load_pipeline(path).stages
     assert (stage.name, stage.plugin, stage.scorer.template) == ("guard", "scorer", "conversation")
@@ -235,3 +240,18 @@ def _call(call_id, city):
         "type": "function",
         "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
     }
+
+
+def test_a_yes_or_no_without_a_usable_probability_is_a_record_error():
+    from types import SimpleNamespace as NS
+
+    from funreason_refine.errors import RefineError
+    from funreason_refine.judge.reply import Reply as Answer
+    from funreason_refine.judge.score_calls import read_yes_no
+    from funreason_refine.judge.scorer_settings import ScorerSettings
+
+    settings = ScorerSettings(model="hosted_vllm/g", kind="yes_no", api_base="http://h:1/v1")
+    position = NS(token="Yes", logprob=None, top_logprobs=[NS(token="Yes", logprob=None)])
+    response = NS(choices=[NS(logprobs=NS(content=[position]))])
+    with pytest.raises(RefineError, match="no 'yes' or 'no' token that has a probability"):
+        read_yes_no(settings, Answer("Yes", 1, 1, "http://h:1/v1", 0.1, False, response))
