@@ -255,3 +255,21 @@ def test_a_yes_or_no_without_a_usable_probability_is_a_record_error():
     response = NS(choices=[NS(logprobs=NS(content=[position]))])
     with pytest.raises(RefineError, match="no 'yes' or 'no' token that has a probability"):
         read_yes_no(settings, Answer("Yes", 1, 1, "http://h:1/v1", 0.1, False, response))
+
+
+def test_shards_merged_add_their_score_histograms_up_to_the_one_process_run(tmp_path):
+    good = [0.9, 0.3, 0.6, 0.2, 0.75, 0.55]
+    scorer = 'kind = "classify", threshold = 0.5'
+    with FakeLLM(lambda r: Reply(probs=[1 - good[number(r)], good[number(r)]])) as server:
+        (tmp_path / "one").mkdir()
+        run_pipeline(load_pipeline(pipeline(tmp_path / "one", server, scorer, n=6)))
+        (tmp_path / "sharded").mkdir()
+        path = pipeline(tmp_path / "sharded", server, scorer, n=6)
+        for i in (0, 1):
+            refine("run", path, "--shard", f"{i}/2")
+        refine("merge", tmp_path / "sharded" / "run")
+    one, merged = (json.loads((tmp_path / f / "run/summary.json").read_text()) for f in ("one", "sharded"))
+    assert merged["stages"]["function_params"]["scores"] == one["stages"]["function_params"]["scores"]
+    assert one["stages"]["function_params"]["scores"]["count"] == 6
+    kept = [[(r["id"], r["trail"]) for r in read_jsonl(tmp_path / f / "run/kept.jsonl")] for f in ("one", "sharded")]
+    assert kept[0] == kept[1] and len(kept[0]) == 4
