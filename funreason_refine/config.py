@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.hub.paths import HubPath, is_hub_path
+from funreason_refine.judge.scorer_settings import ScorerSettings
 from funreason_refine.judge.settings import (
     GenerateSettings,
     JudgeModel,
@@ -62,6 +63,11 @@ class StageTable(BaseModel):
         None, description="false: no generator here; a table: keys overriding [generate] for this stage."
     )
     spec: dict[str, Any] | None = Field(None, description="An inline stage spec: a judge-only stage with no code.")
+    scorer: dict[str, Any] | None = Field(
+        None,
+        description="A model that scores the records the stage's rules pass, and the cut (docs/scorers.md): "
+        "{kind, model, api_base, threshold, ...}. A name no stage has makes a scorer-only stage.",
+    )
 
 
 class PipelineFile(BaseModel):
@@ -92,10 +98,13 @@ class Judging:
     defaults: JudgeSettings | None
     max_cost: float | None
     batch_records: int = 0  # with a model whose calls go as batch jobs: its batch_max_requests
+    scorer_concurrency: int | None = None  # without [judge]: what the scorers' tables allow
 
     @property
     def max_concurrency(self) -> int:
-        return self.defaults.max_concurrency if self.defaults else 16
+        if self.defaults:
+            return self.defaults.max_concurrency
+        return self.scorer_concurrency or 16
 
     @property
     def protocol_retries(self) -> int:
@@ -196,6 +205,7 @@ class _Loader:
             raise ConfigError([str(exc)]) from None
         specs = self._specs()
         self._register_judge_only(registry, specs)
+        self._register_scorer_only(registry, specs)
         stages = self._stages(registry, specs)
         if self.problems:
             raise ConfigError(self.problems)
@@ -279,6 +289,14 @@ class _Loader:
                 )
             registry.register(JudgeOnlyStage.named(name, spec.description or ""), plugin="stage spec")
 
+    def _register_scorer_only(self, registry: StageRegistry, specs: dict[str, StageSpec]) -> None:
+        """A [[stages]] table with a scorer that names no stage (nor spec) is a scorer-only stage."""
+        for _, table in self.tables:
+            if table.scorer is None or registry.get(table.name) is not None or table.name in specs:
+                continue
+            model = table.scorer.get("model", "its scorer")
+            registry.register(JudgeOnlyStage.named(table.name, f"scored by {model}"), plugin="scorer")
+
     # --- the stages ----------------------------------------------------------------------
 
     def _stages(self, registry: StageRegistry, specs: dict[str, StageSpec]) -> list[PipelineStage]:
@@ -295,7 +313,16 @@ class _Loader:
             if stage is not None:
                 stages.append(stage)
         self._check_generate_is_used(stages)
+        self._check_relative_cuts(stages)
         return stages
+
+    def _check_relative_cuts(self, stages: list[PipelineStage]) -> None:
+        keys = sorted({s.scorer.relative.by for s in stages if s.scorer is not None and s.scorer.relative is not None})
+        if len(keys) > 1:
+            self.problems.append(
+                f"{self.path}: the relative cuts of the scorers group records by different meta keys "
+                f"({', '.join(keys)}); give every relative table the same `by`"
+            )
 
     def _stage(
         self, where: str, table: StageTable, registry: StageRegistry, spec: StageSpec | None
@@ -328,14 +355,27 @@ class _Loader:
             max_attempts=table.max_attempts or (spec.max_attempts if spec and spec.max_attempts else cls.max_attempts),
             timeout=table.timeout or cls.timeout,
         )
+        stage.scorer = self._scorer(where, table)
         stage.judge = self._panel(where, table, spec)
         stage.generator = self._generator(where, table, spec, stage)
-        if issubclass(cls, JudgeOnlyStage) and stage.judge is None:
+        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None:
             self.problems.append(
                 f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table or run with "
                 "--judge-model"
             )
         return stage
+
+    def _scorer(self, where: str, table: StageTable) -> ScorerSettings | None:
+        """The stage's scorer, when its table has one."""
+        if table.scorer is None:
+            return None
+        try:
+            return ScorerSettings.model_validate(table.scorer)
+        except ValidationError as exc:
+            for e in exc.errors():
+                key = ".".join(["scorer", *map(str, e["loc"])]) if e["loc"] else "scorer"
+                self.problems.append(f"{where} key {key!r}: {e['msg'].removeprefix('Value error, ')} ({_fix(e)})")
+            return None
 
     def _panel(self, where: str, table: StageTable, spec: StageSpec | None) -> JudgePanel | None:
         """How the stage asks its judges, or None when it asks none."""
@@ -439,15 +479,16 @@ class _Loader:
             from funreason_refine.hub.pin import pin
 
             parsed.input.path = pin(parsed.input.path, output_dir)
-        judged = any(s.judge is not None or s.generator is not None for s in stages)
+        judged = any(s.judge is not None or s.generator is not None or s.scorer is not None for s in stages)
         payload = _payload(parsed, stages)
+        judging = Judging(parsed.judge, parsed.max_cost, _batch_records(stages), _scorer_concurrency(stages))
         return Pipeline(
             path=self.path,
             input=parsed.input,
             output_dir=output_dir,
             stages=stages,
             config_hash=config_hash(payload),
-            judging=Judging(parsed.judge, parsed.max_cost, _batch_records(stages)) if judged else None,
+            judging=judging if judged else None,
             config=payload,
             source=parsed.source,
             audit=parsed.audit,
@@ -466,6 +507,12 @@ def stage_models(stages: list[PipelineStage]) -> list[ModelSettings]:
     """Every judge and generator the stages ask."""
     judges = [j for s in stages if s.judge is not None for j in s.judge.judges]
     return judges + [s.generator for s in stages if s.generator is not None]
+
+
+def _scorer_concurrency(stages: list[PipelineStage]) -> int | None:
+    """The calls in flight the scorers' tables allow (their max_concurrency, else their servers' summed one)."""
+    allowed = [s.scorer.max_concurrency or s.scorer.endpoint_capacity() for s in stages if s.scorer is not None]
+    return max((a for a in allowed if a is not None), default=None)
 
 
 def _batch_records(stages: list[PipelineStage]) -> int:
@@ -511,6 +558,8 @@ def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
         }
     if stage.generator is not None:
         payload["generator"] = {**_model_payload(stage.generator), "prompt": stage.generator.prompt}
+    if stage.scorer is not None:
+        payload["scorer"] = {**_model_payload(stage.scorer), **stage.scorer.cut()}
     return payload
 
 

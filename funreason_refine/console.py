@@ -205,11 +205,38 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     return [
         funnel,
         *tables[1:],
+        *_scores_table(report.get("scores") or []),
         *example_table(report["dataset"]),
         kept,
         *_protocol_table(summary.judge),
         *_servers_table(report.get("endpoints") or []),
     ]
+
+
+def _scores_table(sections: list[dict[str, Any]]) -> list[Table]:
+    """The scorers' scores per stage, the histogram as a sparkline with ``|`` at the threshold."""
+    if not sections:
+        return []
+    from funreason_refine.report.scores import sparkline
+
+    table = Table(title="Scores", show_edge=False)
+    for column in ("stage", "scores", "mean", "range", "threshold", "discarded", "histogram"):
+        table.add_column(column, justify="left" if column in ("stage", "histogram") else "right")
+
+    def v(value: Any) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    for s in sections:
+        table.add_row(
+            escape(s["stage"]),
+            str(s["count"]),
+            v(s["mean"]),
+            f"{v(s['lowest'])} to {v(s['highest'])}",
+            v(s["threshold"]),
+            str(s["low_score"] + s["below_best"]),
+            escape(sparkline(s)),
+        )
+    return [table]
 
 
 def audit_panels(record: dict[str, Any]) -> list[Any]:

@@ -118,6 +118,7 @@ def configuration_reference() -> str:
     from funreason_refine.audit.settings import AuditSettings
     from funreason_refine.config import OutputConfig, PipelineFile, StageTable
     from funreason_refine.judge import settings as judge
+    from funreason_refine.judge.scorer_settings import RelativeCut, ScorerSettings
     from funreason_refine.readers import InputConfig
     from funreason_refine.specs import StageSpec
 
@@ -150,6 +151,14 @@ def configuration_reference() -> str:
         *_section("`[source]`", "`refine selfrefine`: the model that samples candidate answers.", judge.SourceSettings),
         *_section("`[audit]`", "The dataset audits of the kept set.", AuditSettings),
         *_section("`[[stages]]`", "One table per stage, in order; the keys every stage takes.", StageTable),
+        *_section(
+            "`scorer`",
+            "A stage's `scorer = {...}` ([scorers.md](scorers.md)): a model that returns a number, and the cut. "
+            "It takes the keys of any model table (servers, rate limits, retries, `prices`) and these.",
+            ScorerSettings,
+            skip=[k for k in shared if k not in ("model",)],
+        ),
+        *_section("`relative`", "In a scorer table: `relative = {by = ..., margin = ...}`.", RelativeCut),
         *_section(
             "Stage specs",
             "A file in `stage_specs_dir`, or a stage's inline `spec = {...}` (without `name`, which the table gives).",

@@ -230,7 +230,9 @@ def _summary(
     records_this_run = len(folder.done) - folder.resumed
     mixed = configurations(folder.path, pipeline.config_hash, len(folder.done))
     outcomes, stages = folder.tally.counts(
-        [s.name for s in pipeline.stages], hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages)
+        [s.name for s in pipeline.stages],
+        hard_pool=any(s.on_fail == "hard_pool" for s in pipeline.stages),
+        thresholds={s.name: s.scorer.threshold for s in pipeline.stages if s.scorer is not None},
     )
     return Summary(
         version=__version__,

@@ -71,6 +71,7 @@ class Step(BaseModel):
     judge: str = "rules"
     before: str | None = Field(None, description="For regenerate: the answer (or CoT) it replaced, as text.")
     turn: int | None = Field(None, description="In a conversation: the assistant turn (0-based) the verdict is on.")
+    score: float | None = Field(None, description="A scorer's verdict: the score it gave (docs/scorers.md).")
 
 
 class Message(BaseModel):
@@ -241,8 +242,9 @@ class Verdict:
     - ``regenerate``: ``record`` is the corrected record; the engine re-checks it.
     - ``discard``: the record leaves with ``reason`` (a short snake_case code) and ``message``.
 
-    ``action`` is an :class:`Action` (its plain string, "pass", is accepted too). A plain
-    dataclass, not a pydantic model: stages build several per record.
+    ``action`` is an :class:`Action` (its plain string, "pass", is accepted too); ``score`` is a
+    scorer's number behind the verdict, kept in the trail. A plain dataclass, not a pydantic
+    model: stages build several per record.
     """
 
     action: Action
@@ -250,6 +252,7 @@ class Verdict:
     message: str = ""
     record: Record | None = None
     final: bool = False
+    score: float | None = None
 
     def __post_init__(self) -> None:
         if type(self.action) is not Action:

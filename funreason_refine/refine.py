@@ -55,13 +55,14 @@ class Finished:
         trail = tuple(map(_counted, self.record.trail))
         line = to_json_line(self.line())
         audited = features(self.record) if features is not None and self.outcome is Outcome.KEPT else None
-        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason, audited)
+        scores = tuple((s.stage, s.score) for s in self.record.trail if s.score is not None)
+        return Written(self.record.index, self.outcome, line, trail, self.stage, self.reason, audited, scores)
 
 
 StepFields = tuple[str, Action, str | None, str, int, str, int | None]
 
 
-def _new_step(fields: StepFields, before: str | None = None) -> Step:
+def _new_step(fields: StepFields, before: str | None = None, score: float | None = None) -> Step:
     stage, verdict, reason, message, attempt, by, turn = fields
     return Step.model_construct(
         stage=stage,
@@ -72,6 +73,7 @@ def _new_step(fields: StepFields, before: str | None = None) -> Step:
         judge=by,
         before=before,
         turn=turn,
+        score=score,
     )
 
 
@@ -235,7 +237,8 @@ class Refinement:
     ) -> None:
         attempt = self._attempts[self._at] + 1
         fields = (stage.name, action, verdict.reason, verdict.message + note, attempt, by, self.record.turn)
-        self.trail.append(_shared_steps(fields) if before is None else _new_step(fields, before))
+        shared = before is None and verdict.score is None
+        self.trail.append(_shared_steps(fields) if shared else _new_step(fields, before, verdict.score))
 
     def _finish(self, outcome: Outcome, stage: str | None = None, reason: str | None = None, message: str = "") -> None:
         record = store(self.record)
@@ -276,8 +279,11 @@ async def refine_judged(record: Record, stages: list[PipelineStage], judges: Jud
 
 async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunner) -> None:
     verdict, by = stage.check(way.record), "rules"
+    if stage.scorer is not None and verdict.action is Action.PASS and not verdict.final:
+        way.note(verdict)  # the rules passed; the scorer's number decides next
+        verdict, by = await judges.score(stage.scorer, stage.name, way.record), stage.scorer.label
     if stage.judge is not None and verdict.action is Action.PASS and not verdict.final:
-        way.note(verdict)  # the rules passed; the judge decides what rules cannot
+        way.note(verdict, by)  # the rules (and the scorer) passed; the judge decides what rules cannot
         judged = await judges.ask(stage.judge, stage.name, way.record)
         if judged is None:  # the stage's prompt does not apply to this record
             return

@@ -50,6 +50,7 @@ class Written(NamedTuple):
     # A kept record as the dataset audits read it (audit.features.Features), computed where it was
     # refined and carried to them; the run folder never reads it.
     features: tuple[Any, ...] | None = None
+    scores: tuple[tuple[str, float], ...] = ()  # (stage, score) of each scorer's verdict in its trail
 
     @classmethod
     def quarantined(cls, item: Quarantined) -> Written:
@@ -310,7 +311,7 @@ class RunFolder:
             self._files[outcome].write(written.line + b"\n")
         except OSError as exc:
             self._write_failed(outcome, exc)
-        self.tally.add(outcome, written.trail, written.stage, written.reason)
+        self.tally.add(outcome, written.trail, written.stage, written.reason, written.scores)
         now = time.monotonic()
         if now - self._flushed >= FLUSH_SECONDS:
             self.flush()

@@ -10,6 +10,7 @@ shards refined together (outcomes, verdicts, judge use, time); the dataset audit
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +22,8 @@ from funreason_refine.errors import RunFolderError
 SCHEMA_VERSION = 3
 """1: summary.json before it was typed (no ``schema_version``); 2: typed, truncations counted apart; 3: answers
 that broke the judge's answer protocol and their re-asks counted (``protocol_failures``, ``protocol_reasks``,
-``judge.protocol`` per model)."""
+``judge.protocol`` per model), the wait in a server's queue apart from call time (``queue_seconds``), records
+sent to errors.jsonl per stage and reason (``records_errored``), a scorer's scores per stage (``scores``)."""
 
 SUMMARY = "summary.json"
 
@@ -48,8 +50,64 @@ def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return dict((Counter(a) + Counter(b)).most_common())
 
 
+SCORE_BIN = 0.05
+"""Width of a histogram bin of scores: 20 bins over a probability; any range of raw rewards, with the same edges
+in every shard, so that two histograms add up."""
+
+
+def score_bin(score: float) -> str:
+    """The histogram bin a score falls in, named by its lower edge ("0.85")."""
+    edge = math.floor(round(score / SCORE_BIN, 9)) * SCORE_BIN
+    return f"{edge:.2f}"
+
+
+class ScoreStats(_Part):
+    """A scorer's scores at one stage: how many, their sum, range and histogram, and the threshold it cut at."""
+
+    optional_keys = ("threshold",)
+
+    count: int = Field(0, description="scores given (a record scored twice counts twice)")
+    total: float = Field(0.0, description="their sum (the mean is total / count)")
+    lowest: float | None = None
+    highest: float | None = None
+    bins: dict[str, int] = Field(
+        default_factory=dict, description=f"scores per bin, by its lower edge (bins {SCORE_BIN} wide), in order"
+    )
+    threshold: float | None = Field(None, description="the scorer's threshold, when it has one")
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def add(self, score: float) -> None:
+        self.count += 1
+        self.total += score
+        self.lowest = score if self.lowest is None else min(self.lowest, score)
+        self.highest = score if self.highest is None else max(self.highest, score)
+        key = score_bin(score)
+        self.bins[key] = self.bins.get(key, 0) + 1
+
+    def __add__(self, other: ScoreStats) -> ScoreStats:
+        bins = Counter(self.bins) + Counter(other.bins)
+        ends = [v for v in (self.lowest, other.lowest, self.highest, other.highest) if v is not None]
+        return ScoreStats(
+            count=self.count + other.count,
+            total=self.total + other.total,
+            lowest=min(ends) if ends else None,
+            highest=max(ends) if ends else None,
+            bins={k: bins[k] for k in sorted(bins, key=float)},
+            threshold=self.threshold if self.threshold is not None else other.threshold,
+        )
+
+    @field_serializer("total")
+    def _to_the_microunit(self, value: float) -> float:
+        return round(value, 6)
+
+
 class StageCounts(_Part):
     """One stage's verdicts over a run: each verdict it gave, and where records left it."""
+
+    optional_keys = ("records_errored", "scores")
 
     passed: int = Field(0, description="pass verdicts (a record checked twice counts twice)")
     regenerated: int = Field(0, description="regenerate verdicts")
@@ -68,11 +126,11 @@ class StageCounts(_Part):
         description="records that went to errors.jsonl at this stage, by reason: context_window_exceeded (no retry "
         "alone fixes it), failed (a call or check that failed; refine retry may get past it); left out when none",
     )
-
-    optional_keys = ("records_errored",)
+    scores: ScoreStats | None = Field(None, description="a stage with a scorer: the scores it gave")
 
     def __add__(self, other: StageCounts) -> StageCounts:
         verdicts = list(dict.fromkeys([*self.reasons, *other.reasons]))
+        scores = [s for s in (self.scores, other.scores) if s is not None]
         return StageCounts(
             passed=self.passed + other.passed,
             regenerated=self.regenerated + other.regenerated,
@@ -81,6 +139,7 @@ class StageCounts(_Part):
             reasons={v: _add_counts(self.reasons.get(v, {}), other.reasons.get(v, {})) for v in verdicts},
             records_discarded=_add_counts(self.records_discarded, other.records_discarded),
             records_errored=_add_counts(self.records_errored or {}, other.records_errored or {}) or None,
+            scores=sum(scores[1:], scores[0]) if scores else None,
         )
 
 
@@ -513,6 +572,7 @@ __all__ = [
     "ProtocolCounts",
     "ServerStats",
     "InputPart",
+    "ScoreStats",
     "ShardEntry",
     "StageCounts",
     "Summary",

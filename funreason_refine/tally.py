@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from funreason_refine.record import Action, Outcome
-from funreason_refine.summary import StageCounts
+from funreason_refine.summary import ScoreStats, StageCounts
 
 OUTCOMES = (Outcome.KEPT, Outcome.DISCARDED, Outcome.QUARANTINED, Outcome.ERRORS)
 """The four outcome files every run has (hard.jsonl only when a pipeline uses the hard pool)."""
@@ -21,6 +21,15 @@ FAILED = "failed"
 may get past."""
 
 Trail = tuple[tuple[str, str, str | None], ...]
+Scores = tuple[tuple[str, float], ...]
+"""A record's scores: (stage, score) of each scorer's verdict in its trail."""
+
+
+def line_scores(line: dict[str, Any]) -> Scores:
+    """The scores in a run-folder line's trail."""
+    return tuple(
+        (s["stage"], float(s["score"])) for s in line.get("trail") or () if isinstance(s.get("score"), int | float)
+    )
 
 
 class Folded(NamedTuple):
@@ -38,6 +47,7 @@ class Tally:
 
     def __init__(self) -> None:
         self._records: Counter[tuple[str, Trail, str | None, str | None]] = Counter()
+        self._scores: dict[str, ScoreStats] = defaultdict(ScoreStats)
 
     def add(
         self,
@@ -45,14 +55,17 @@ class Tally:
         trail: Iterable[tuple[str, str, str | None]] = (),
         stage: str | None = None,
         reason: str | None = None,
+        scores: Scores = (),
     ) -> None:
-        """One finished record: its outcome, its trail as (stage, verdict, reason), where it left."""
+        """One finished record: its outcome, its trail as (stage, verdict, reason), where it left, its scores."""
         self._records[outcome, trail if isinstance(trail, tuple) else tuple(trail), stage, reason] += 1
+        for scored, score in scores:
+            self._scores[scored].add(score)
 
     def add_line(self, outcome: str, line: dict[str, Any]) -> None:
         """The same, from a line read back from the run folder (resume)."""
         trail = tuple((s["stage"], s["verdict"], s.get("reason")) for s in line.get("trail", []))
-        self.add(outcome, trail, line.get("stage"), line.get("reason"))
+        self.add(outcome, trail, line.get("stage"), line.get("reason"), line_scores(line))
 
     @property
     def total(self) -> int:
@@ -84,8 +97,11 @@ class Tally:
                 errored[stage][reason or FAILED] += n
         return Folded(verdicts, reasons, discards, errored)
 
-    def counts(self, stage_order: list[str], hard_pool: bool = False) -> tuple[dict[str, int], dict[str, StageCounts]]:
-        """Records per outcome file, and per stage (pipeline order first) its verdicts and reasons."""
+    def counts(
+        self, stage_order: list[str], hard_pool: bool = False, thresholds: dict[str, float | None] | None = None
+    ) -> tuple[dict[str, int], dict[str, StageCounts]]:
+        """Records per outcome file, and per stage (pipeline order first) its verdicts and reasons, and the
+        scores of a stage with a scorer (``thresholds``: each such stage's threshold)."""
         verdicts, reasons, discards, errored = self._fold()
         names = list(stage_order) + sorted(set(verdicts) - set(stage_order))
         stages = {}
@@ -99,7 +115,16 @@ class Tally:
                 reasons={str(v): dict(reasons[name][v].most_common()) for v in VERDICTS if reasons[name][v]},
                 records_discarded=dict(discards.get(name, Counter()).most_common()),
                 records_errored=dict(errored[name].most_common()) if errored.get(name) else None,
+                scores=self._stage_scores(name, thresholds or {}),
             )
         outcomes = self.outcomes
         kinds = tuple(Outcome) if hard_pool or outcomes[Outcome.HARD] else OUTCOMES
         return {str(k): outcomes[k] for k in kinds}, stages
+
+    def _stage_scores(self, stage: str, thresholds: dict[str, float | None]) -> ScoreStats | None:
+        found = self._scores.get(stage)
+        if found is None and stage not in thresholds:
+            return None
+        stats = ScoreStats() + found if found is not None else ScoreStats()  # a copy, its bins in order
+        stats.threshold = thresholds.get(stage)
+        return stats

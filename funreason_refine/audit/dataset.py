@@ -158,7 +158,7 @@ def _discarded(written: Written, line: dict[str, Any], reason: str, message: str
     except ValidationError:  # a stage wrote a value its model does not read back: the line as it is
         model = DatasetDiscard.model_construct(**fields)
     trail = (*written.trail, (STAGE, Action.DISCARD, reason))
-    return Written(written.index, Outcome.DISCARDED, to_json_line(model), trail, STAGE, reason)
+    return Written(written.index, Outcome.DISCARDED, to_json_line(model), trail, STAGE, reason, scores=written.scores)
 
 
 __all__ = ["CALL_KINDS", "STAGE", "DatasetAudit"]

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.calibrate.golden import GoldenInput
+from funreason_refine.calibrate.thresholds import without_thresholds
 from funreason_refine.errors import ConfigError
 from funreason_refine.judge_swap import split_model
 
 RULES_ONLY = "rules only"
 PIPELINE_JUDGES = "pipeline judges"
+PIPELINE_SCORERS = "pipeline scorers"  # the pipeline's own candidate, when it has scorers and no [judge]
 PIPELINE_PROMPTS = "pipeline"
-JUDGE_KEYS = ("judge", "judges", "vote", "prompt", "prompt_file", "spec")
+JUDGE_KEYS = ("judge", "judges", "vote", "prompt", "prompt_file", "spec", "scorer")
 SPECS = "specs"
 
 
@@ -64,7 +66,9 @@ def read_pipeline(path: Path) -> dict[str, Any]:
 
 def _judged(data: dict[str, Any]) -> bool:
     stages = [e for e in data.get("stages", []) if isinstance(e, dict)]
-    return "judge" in data or any(isinstance(e.get("judge"), dict) or e.get("judges") for e in stages)
+    return "judge" in data or any(
+        isinstance(e.get("judge"), dict) or e.get("judges") or isinstance(e.get("scorer"), dict) for e in stages
+    )
 
 
 def _rules_only(data: dict[str, Any], registered: set[str]) -> Candidate:
@@ -120,7 +124,7 @@ def build(
     judges: list[tuple[str, str | None]] = []
     if _judged(data):
         own = data["judge"].get("model") if isinstance(data.get("judge"), dict) else None
-        judges.append((str(own or PIPELINE_JUDGES), None))
+        judges.append((str(own or (PIPELINE_SCORERS if "judge" not in data else PIPELINE_JUDGES)), None))
     for given in judge_models:
         if given not in [name for name, _ in judges] + [model for _, model in judges]:
             judges.append((split_model(given)[0], given))  # named by the model, not the URL it is served at
@@ -154,6 +158,8 @@ def write(candidate: Candidate, out_dir: Path, golden: GoldenInput, max_record_b
     if max_record_bytes is not None:
         data["input"]["max_record_bytes"] = max_record_bytes
     data["output"] = {"dir": "."}
+    # Every record that reaches a scorer is scored: its thresholds are applied afterwards (thresholds.py).
+    without_thresholds(data)
     # The dataset audits judge a data set (duplicates, eval-set copies), not the stages and judges
     # scored here: a golden set's duplicates must not count as discards.
     data.pop("audit", None)

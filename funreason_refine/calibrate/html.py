@@ -34,7 +34,17 @@ def render_html(report: dict[str, Any]) -> str:
         details=[_details(c) for c in scored],
         shown_disagreements=SHOWN_DISAGREEMENTS,
         worth=page_section(report.get("worth")),
+        thresholds=[
+            {"candidate": c, "stage": stage, "fit": t, "chart": threshold_chart(t)}
+            for c in scored
+            for stage, t in (c.get("thresholds") or {}).items()
+        ],
     )
+
+
+def _frame(width: int, height: int, left: int, top: int, plot_w: int, plot_h: int) -> dict[str, int]:
+    """A chart's size and where its plot area is, as the templates read them."""
+    return {"width": width, "height": height, "left": left, "top": top, "plot_w": plot_w, "plot_h": plot_h}
 
 
 def _axis_ticks(top: float) -> list[float]:
@@ -61,12 +71,7 @@ def scatter(candidates: list[dict[str, Any]], metric: str, width: int = 680, hei
 
     return {
         "metric": metric,
-        "width": width,
-        "height": height,
-        "left": left,
-        "top": top,
-        "plot_w": plot_w,
-        "plot_h": plot_h,
+        **_frame(width, height, left, top, plot_w, plot_h),
         "grid": [{"value": y, "y": py(y)} for y in (y_low, (y_low + 1) / 2, 1.0)],
         "ticks": [{"value": x, "x": px(x)} for x in _axis_ticks(x_top)],
         "points": [
@@ -106,4 +111,47 @@ def _details(c: dict[str, Any]) -> dict[str, Any]:
         "notes": [*c["notes"], *c["usage"]["notes"]],
         "columns": sorted({col for row in table.values() for col in row}),
         "confusion": sorted(table.items()),
+    }
+
+
+CURVES = (("precision", "#4263eb"), ("recall", "#2f9e44"), ("f1", "#e8590c"))
+
+
+def threshold_chart(fit: dict[str, Any], width: int = 680, height: int = 260) -> dict[str, Any] | None:
+    """Precision, recall and F1 of the discards (y, 0 to 1) against a scorer's threshold (x), with the
+    configured threshold and the proposals marked: where each line and mark goes."""
+    points = fit["curve"]
+    if len(points) < 2:
+        return None
+    left, right, top, bottom = 48, 120, 12, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    low, high = points[0]["threshold"], points[-1]["threshold"]
+    span = (high - low) or 1.0
+
+    def px(x: float) -> float:
+        return left + plot_w * (min(max(x, low), high) - low) / span
+
+    def py(y: float) -> float:
+        return top + plot_h * (1 - y)
+
+    lines = []
+    for name, color in CURVES:
+        drawn = [(px(p["threshold"]), py(p[name])) for p in points if p[name] is not None]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in drawn)
+        lines.append({"name": name, "color": color, "points": path, "label_y": drawn[-1][1] if drawn else top})
+    marks = [
+        {"label": label, "x": px(value)}
+        for label, value in (
+            ("configured", fit["configured"]),
+            ("best F1", (fit["best_f1"] or {}).get("threshold")),
+            ("target", (fit.get("at_target") or {}).get("threshold")),
+        )
+        if value is not None
+    ]
+    return {
+        **_frame(width, height, left, top, plot_w, plot_h),
+        "lines": lines,
+        "marks": marks,
+        "ticks": [{"value": low + span * i / 4, "x": px(low + span * i / 4)} for i in range(5)],
+        "grid": [{"value": v, "y": py(v)} for v in (0.0, 0.5, 1.0)],
     }

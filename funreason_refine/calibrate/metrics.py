@@ -82,6 +82,7 @@ class Ending:
     reason: str | None = None
     answer: Any = None
     message: str | None = None
+    scores: tuple[tuple[str, float], ...] = ()  # (stage, score) of each scorer's verdict in its trail
 
     @property
     def discarded(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.calibrate import candidates as cands
+from funreason_refine.calibrate import thresholds as fitted
 from funreason_refine.calibrate.golden import GoldenSet, GoldenSetError, read_golden, write_input
 from funreason_refine.calibrate.metrics import Ending, score
 from funreason_refine.calibrate.ranking import MIN_SCORED, rank
@@ -20,6 +21,7 @@ from funreason_refine.jsonl import read_jsonl
 from funreason_refine.record import Outcome
 from funreason_refine.run_state import folder_state, readable_state
 from funreason_refine.summary import JudgeUsage, Summary
+from funreason_refine.tally import line_scores
 
 JSON_NAME = "calibration.json"
 HTML_NAME = "calibration.html"
@@ -35,7 +37,7 @@ def read_outcomes(run_dir: Path, count: int) -> list[Ending]:
             continue
         for r in read_jsonl(file):
             message = r.get("message") or r.get("error")
-            found[r["index"]] = Ending(kind, r.get("stage"), r.get("reason"), r.get("answer"), message)
+            found[r["index"]] = Ending(kind, r.get("stage"), r.get("reason"), r.get("answer"), message, line_scores(r))
     return [found.get(i, Ending("missing")) for i in range(count)]
 
 
@@ -123,6 +125,7 @@ def calibrate(
     on_record: Callable[[str], None] | None = None,
     run_dir: Path | None = None,
     min_scored: float = MIN_SCORED,
+    target_precision: float | None = None,
 ) -> dict[str, Any]:
     """Run each candidate on the golden set, score it, rank those that scored at least ``min_scored`` of the
     records, and write calibration.json and calibration.html.
@@ -130,7 +133,9 @@ def calibrate(
     ``on_candidate(name, number, candidates, records)`` is called as each candidate starts,
     ``on_record(outcome)`` as each of its records finishes. With a finished run folder (``run_dir``,
     else the pipeline's own when it holds one), the report says what that run's kept set is worth
-    under the error of the candidate that is its judge (``worth``).
+    under the error of the candidate that is its judge (``worth``). A candidate with scorers runs without
+    their thresholds and is scored at them afterwards; each scorer's threshold is fitted
+    (calibrate/thresholds.py), to ``target_precision`` too when given.
     """
     from funreason_refine.calibrate.html import render_html
     from funreason_refine.engine import Progress, RunInterrupted, run_pipeline
@@ -160,9 +165,14 @@ def calibrate(
         except RefineError as exc:  # a judge that cannot be reached must not hide the others' results
             results.append({**entry, "error": str(exc)})
             continue
-        outcomes = read_outcomes(out_dir / candidate.slug, len(golden.records))
+        scored = read_outcomes(out_dir / candidate.slug, len(golden.records))
+        scorers = fitted.configured(candidate.data)
+        thresholds = {stage: table.get("threshold") for stage, table in scorers.items()}
+        outcomes = [fitted.at_thresholds(o, thresholds) for o in scored]
         pairs = list(zip(golden.records, outcomes, strict=True))
         run = sum(o.kind != "missing" for o in outcomes)
+        if scorers:
+            entry["thresholds"] = fitted.fit(golden.records, scored, scorers, target_precision)
         results.append(
             {
                 **entry,
@@ -182,6 +192,7 @@ def calibrate(
         "pipeline": str(pipeline_path),
         "stages": stages,
         "ranking": rank(results, min_scored),
+        "target_precision": target_precision,
         "candidates": results,
         "worth": _worth(applied_to, out_dir, results),
     }

@@ -71,3 +71,41 @@ def calibration_tables(report: dict[str, Any]) -> list[Table]:
                     *(_v(s[k]) for k in ("precision", "recall", "f1", "kappa")),
                 )
     return [quality, cost, stages]
+
+
+def _point(p: dict[str, Any]) -> str:
+    return f"precision {_v(p['precision'])}, recall {_v(p['recall'])}, F1 {_v(p['f1'])}, {p['below']} scored below it"
+
+
+def threshold_lines(report: dict[str, Any]) -> list[str]:
+    """Per candidate and scorer stage: the threshold proposed, its figures, and the line to paste."""
+    lines = []
+    for c in report["candidates"]:
+        for stage, t in (c.get("thresholds") or {}).items():
+            head = f"{c['name']}, stage {stage} (scorer {t['model']}, {t['scored']} records scored):"
+            if not t["curve"]:
+                lines.append(f"{head} no golden record reached the scorer; no threshold to fit")
+                continue
+            at = t["at_configured"]
+            configured = "none" if t["configured"] is None else f"{t['configured']:g}"
+            lines.append(
+                f"{head} as configured (threshold {configured}): precision {_v(at['precision'])}, "
+                f"recall {_v(at['recall'])}, F1 {_v(at['f1'])}"
+            )
+            best = t["best_f1"]
+            if best is not None:
+                lines.append(f"  best F1 at threshold {best['threshold']:g}: {_point(best)}; paste: {best['paste']}")
+            if t["target_precision"] is not None:
+                lines.append(_target_line(t))
+    return lines
+
+
+def _target_line(t: dict[str, Any]) -> str:
+    wanted, found = t["target_precision"], t["at_target"]
+    if found is None:
+        best = max((p["precision"] for p in t["curve"] if p["precision"] is not None), default=None)
+        return (
+            f"  no threshold reaches precision {wanted:g} (the highest is {_v(best)}): label more records, or "
+            "try another scorer"
+        )
+    return f"  precision {wanted:g} at threshold {found['threshold']:g}: {_point(found)}; paste: {found['paste']}"

@@ -60,6 +60,12 @@ from funreason_refine.errors import RefineError
     "whose other records ended in errors.jsonl (no verdict) or were not reached is shown, not ranked. Exit status "
     "1 when no candidate judge can be ranked.",
 )
+@click.option(
+    "--target-precision",
+    type=click.FloatRange(0, 1),
+    help="Also propose each scorer's threshold that discards the most while the precision of its discards stays "
+    "at or above this (default: only the threshold with the best F1).",
+)
 def calibrate(
     golden: Path,
     pipeline: Path | None,
@@ -69,12 +75,11 @@ def calibrate(
     run_dir: Path | None,
     golden_from: Path | None,
     min_scored: float,
+    target_precision: float | None,
 ) -> None:
     """Score candidate judges against the labels of GOLDEN, running PIPELINE once per candidate, and rank them by
     Cohen's kappa (then F1, then cost)."""
-    from funreason_refine.calibrate.run import HTML_NAME, JSON_NAME
     from funreason_refine.calibrate.run import calibrate as run_calibration
-    from funreason_refine.calibrate.tables import calibration_tables
 
     if golden_from is not None:
         from funreason_refine.calibrate.from_review import golden_from_review
@@ -119,9 +124,20 @@ def calibrate(
             lambda kind: bars.advance(bars.task_ids[-1]),
             run_dir,
             min_scored,
+            target_precision,
         )
+    _show_calibration(report, out_dir, min_scored)
+
+
+def _show_calibration(report: dict[str, Any], out_dir: Path, min_scored: float) -> None:
+    """The calibration's tables, ranking and worth; exit 1 when no candidate judge could be ranked or one failed."""
+    from funreason_refine.calibrate.run import HTML_NAME, JSON_NAME
+    from funreason_refine.calibrate.tables import calibration_tables, threshold_lines
+
     for table in calibration_tables(report):
         out.print(table)
+    for line in threshold_lines(report):
+        out.print(line, markup=False, highlight=False)
     for note in report["golden"].get("notes", []):
         warn(note)
     _print_ranking(report)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from funreason_refine.conversation import focus, owned, turn_count
+from funreason_refine.judge.calls import Send
 from funreason_refine.judge.client import Answer, JudgeCallError, LLMClient
 from funreason_refine.judge.limits import CONTEXT_WINDOW, PromptTooLong, Window, context_window
+from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, ModelSettings
 from funreason_refine.record import Action, Record, Verdict
@@ -22,6 +25,7 @@ from funreason_refine.stages.base import PipelineStage
 
 PASS = "<judge>True</judge>"
 PASS_JSON = '{"reason": "", "judge": true}'
+PASSING_SCORE = '{"score": 1e300}'  # a scorer's answer in the dry run: above any threshold
 
 Count = Callable[[str, list[dict[str, str]]], int]
 """Counts a prompt's tokens: (model, messages) -> tokens."""
@@ -34,7 +38,7 @@ class Call:
 
     stage: str
     settings: ModelSettings
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     variant: str = ""
     panel: JudgePanel | None = None
     tokens: int | None = None
@@ -77,11 +81,13 @@ class DryClient(LLMClient):
     async def complete(
         self,
         settings: ModelSettings,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         stage: str,
         use_cache: bool = True,
         priority: int = 0,
         variant: str = "",
+        send: Send | None = None,
+        read: Callable[[Reply], str] | None = None,
     ) -> Answer:
         tokens = self.count_prompt(settings.model, messages) if self._count is not None else None
         self.log.append(Call(stage, settings, messages, variant, self.panel, tokens))
@@ -92,13 +98,15 @@ class DryClient(LLMClient):
                 f"({window.describe(settings)})",
                 CONTEXT_WINDOW,
             )
+        if send is not None or read is not None:  # a scorer's call: a score that passes any threshold
+            return Answer(PASSING_SCORE, cached=False)
         as_json = isinstance(settings, JudgeModel) and settings.verdict_format == "json"
         return Answer(PASS_JSON if as_json else PASS, cached=False)
 
     def _window(self, settings: ModelSettings) -> Window | None:
         key = settings.model_dump_json(include={"model", "context_window"})
         if key not in self._windows:
-            self._windows[key] = context_window(self._litellm, settings)
+            self._windows[key] = context_window(self.litellm, settings)
         return self._windows[key]
 
 

@@ -16,6 +16,7 @@ from funreason_refine.judge.cache import FILE, AnswerCache, Cached
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.runner import JudgeRunner
+from funreason_refine.judge.scorer_settings import ScorerSettings
 from funreason_refine.judge.settings import JudgeModel
 from funreason_refine.judge.structured import answer_note
 
@@ -44,6 +45,8 @@ class FirstCalls:
 
     def add(self, calls: list[Call]) -> None:
         for call in calls:
+            if isinstance(call.settings, ScorerSettings):  # a score is read by the scorer's own code: not probed
+                continue
             distinct = self._chosen[key_of(call)]
             if len(distinct) < self.per_key:
                 distinct.setdefault(call.settings.cache_key(call.messages, call.variant), call)

@@ -29,6 +29,7 @@ from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, RunFolder, Written
 from funreason_refine.run_identity import INPUT_GIVEN, read_run_file, run_file_of, write_run_file
 from funreason_refine.summary import ShardEntry, Summary
+from funreason_refine.tally import line_scores
 
 _INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line this tool writes starts
 
@@ -221,7 +222,7 @@ def _written(index: int, outcome: Outcome, raw: bytes) -> Written:
     line = _loads(raw)
     trail = tuple((s["stage"], s["verdict"], s.get("reason")) for s in line.get("trail") or ())
     text = raw[:-1] if raw.endswith(b"\n") else raw
-    return Written(index, outcome, text, trail, line.get("stage"), line.get("reason"))
+    return Written(index, outcome, text, trail, line.get("stage"), line.get("reason"), scores=line_scores(line))
 
 
 def _loads(raw: bytes) -> Any:
@@ -242,7 +243,9 @@ def merged_summary(run_file: dict[str, Any], folder: RunFolder, states: list[Sha
     total = sum(parts[1:], parts[0])
     stages = run_file["config"].get("stages", [])
     outcomes, counts = folder.tally.counts(
-        [s["name"] for s in stages], hard_pool=any(s.get("on_fail") == "hard_pool" for s in stages)
+        [s["name"] for s in stages],
+        hard_pool=any(s.get("on_fail") == "hard_pool" for s in stages),
+        thresholds={s["name"]: s["scorer"].get("threshold") for s in stages if isinstance(s.get("scorer"), dict)},
     )
     return total.model_copy(
         update={

@@ -100,8 +100,16 @@ FORMATS = tuple(WRITERS)
 
 
 def to_row(record: Line, fmt: str) -> Line:
-    """One kept record in one training format (a JSON object)."""
+    """One kept record in one training format (a JSON object); with ``score`` when a scorer scored it."""
     writer = WRITERS.get(fmt)
     if writer is None:
         raise RefineError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return {"id": record.get("id"), **writer(record, json.dumps(record.get("tools", []), ensure_ascii=False))}
+    row = {"id": record.get("id"), **writer(record, json.dumps(record.get("tools", []), ensure_ascii=False))}
+    score = last_score(record)
+    return row if score is None else {**row, "score": score}
+
+
+def last_score(record: Line) -> float | None:
+    """The score of the last scorer verdict in a line's trail (a pipeline with one scorer: its score)."""
+    scores = [s["score"] for s in record.get("trail") or () if isinstance(s.get("score"), int | float)]
+    return float(scores[-1]) if scores else None

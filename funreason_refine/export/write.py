@@ -51,7 +51,8 @@ def write_rows(out: Path, rows: Iterator[dict[str, Any]], fmt: str) -> int:
     def parquet(tmp: Path) -> int:
         import polars as pl
 
-        pl.DataFrame(collected).write_parquet(tmp)
+        # Every row read for the schema: a column only some rows have (score) is kept, null elsewhere.
+        pl.DataFrame(collected, infer_schema_length=None).write_parquet(tmp)
         return len(collected)
 
     return replace_atomically(out, parquet)

@@ -17,6 +17,7 @@ from typing import Any
 
 from funreason_refine.errors import RefineError
 from funreason_refine.export import ExportResult, export_reviewed, restorable
+from funreason_refine.export.formats import last_score
 from funreason_refine.hub.card import render_card, run_facts, signed
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.overrides import read_decisions
@@ -79,6 +80,7 @@ DISCARDED_SCHEMA = {
     "messages": "String",  # JSON: a conversation's messages
     "source": "String",  # file:line of the input
     "trail": "String",  # JSON: each stage's verdict
+    "score": "Float64",  # a scorer's score, when one scored it (the last one's)
 }
 
 
@@ -144,4 +146,5 @@ def _row(line: dict[str, Any], stage: Any, reason: Any, message: Any) -> dict[st
         "messages": _text(line.get("messages")),
         "source": _clean(f"{source.get('file')}:{source.get('line')}") if source else None,
         "trail": _text(line.get("trail")),
+        "score": last_score(line),
     }

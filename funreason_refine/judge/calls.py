@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeGuard
 
 from funreason_refine.judge.endpoints import Outcome, Server, ServerPool
@@ -27,6 +27,10 @@ from funreason_refine.judge.tokens import prompt_tokens
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 30.0
 POOL_KEYS = {"model", "api_base", "endpoints", "max_requests_per_minute", "max_tokens_per_minute"}
+
+Send = Callable[[str | None, float], Awaitable[Reply]]
+"""A request other than LiteLLM's chat completion (a scorer's vLLM /classify): given the server's api_base
+and when the request started, the reply; what goes wrong comes out as a Failure."""
 
 
 class Caller:
@@ -76,13 +80,19 @@ class Caller:
         return pool
 
     async def call(
-        self, settings: ModelSettings, messages: list[dict[str, str]], priority: int, on_retry: Callable[[], None]
+        self,
+        settings: ModelSettings,
+        messages: list[dict[str, Any]],
+        priority: int,
+        on_retry: Callable[[], None],
+        send: Send | None = None,
     ) -> Reply:
         """The answer from the best server; ``priority`` (the record's index) orders the wait for a slot.
 
         A failure is retried at once on another server when one is in rotation, after a backoff on the
         same one otherwise, and waits while the model has none left (JudgeOutage after ``outage_timeout``).
-        However many servers it took, one call; each retry calls ``on_retry``."""
+        However many servers it took, one call; each retry calls ``on_retry``. ``send`` makes the request
+        instead of LiteLLM's chat completion (``messages`` then only count its tokens)."""
         pool = self._pool(settings)
         tokens = 0
         if pool.wants_tokens():
@@ -90,7 +100,7 @@ class Caller:
         failures, avoid = 0, None
         while True:
             try:
-                reply = await self._attempt(settings, messages, pool, priority, avoid, tokens)
+                reply = await self._attempt(settings, messages, pool, priority, avoid, tokens, send)
             except Failure as failed:
                 failures += 1
                 self._form_refused(settings, failed, pool)
@@ -122,6 +132,7 @@ class Caller:
         priority: int,
         avoid: Server | None,
         tokens: int,
+        send: Send | None,
     ) -> Reply:
         """One request on one server, holding a call slot."""
         await self._slots.acquire(priority)
@@ -130,12 +141,18 @@ class Caller:
             if spent:
                 raise BudgetStop(spent)
             server = await pool.acquire(avoid)
-            return await self._on(server, settings, messages, pool, tokens)
+            return await self._on(server, settings, messages, pool, tokens, send)
         finally:
             self._slots.release()
 
     async def _on(
-        self, server: Server, settings: ModelSettings, messages: list[dict[str, str]], pool: ServerPool, tokens: int
+        self,
+        server: Server,
+        settings: ModelSettings,
+        messages: list[dict[str, Any]],
+        pool: ServerPool,
+        tokens: int,
+        send: Send | None,
     ) -> Reply:
         """The request on ``server``, within its rate limits; the pool hears how it ended."""
         outcome: Outcome = "unused"
@@ -143,7 +160,7 @@ class Caller:
         try:
             await pool.admit(server, tokens)
             admitted, started = True, time.monotonic()
-            reply = await self._request(settings, messages, server, started)
+            reply = await self._request(settings, messages, server, started, send)
             outcome, used = "answered", reply.prompt_tokens + reply.completion_tokens
             pool.note_output(reply.completion_tokens)
             return reply
@@ -157,13 +174,15 @@ class Caller:
             pool.done(server, outcome, time.monotonic() - started, error)
 
     async def _request(
-        self, settings: ModelSettings, messages: list[dict[str, str]], server: Server, started: float
+        self, settings: ModelSettings, messages: list[dict[str, Any]], server: Server, started: float, send: Send | None
     ) -> Reply:
-        """The LiteLLM call on ``server``; whatever goes wrong comes out as a :class:`Failure`."""
+        """The LiteLLM call (or ``send``) on ``server``; whatever goes wrong comes out as a :class:`Failure`."""
         where = server.api_base or "the provider's API"
         self._in_flight(+1)
         try:
-            if settings.first_token_timeout is not None:
+            if send is not None:
+                return await send(server.api_base, started)
+            if settings.first_token_timeout is not None and settings.streamable:
                 response, waited, reported = await self._streamed(settings, messages, server.api_base, where)
             else:
                 response, waited, reported = await self._completion(settings, messages, server.api_base), 0.0, True

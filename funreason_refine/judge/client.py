@@ -17,10 +17,11 @@ from funreason_refine.judge.accounting import Ledger, RunUsage, Usage
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.batching import BatchRoute
 from funreason_refine.judge.cache import AnswerCache, Cached
-from funreason_refine.judge.calls import Caller
+from funreason_refine.judge.calls import Caller, Send
 from funreason_refine.judge.failures import BudgetStop, JudgeCallError, JudgeSetupError
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Pricing
+from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.settings import ModelSettings
 from funreason_refine.judge.tokens import prompt_tokens
 
@@ -55,7 +56,8 @@ class LLMClient:
         self.cache = cache
         self.max_cost = max_cost
         self.notes: set[str] = set()
-        self._litellm = litellm = load_litellm()
+        self.litellm = litellm = load_litellm()
+        self._http: Any = None  # an httpx client for the requests LiteLLM does not make (scorers), made when asked
         pricing = Pricing(litellm, self.notes)
         self._ledger = Ledger(pricing, self.notes)
         self._calls = Caller(litellm, max_concurrency, self.budget_spent, pricing.params, on_call)
@@ -80,7 +82,7 @@ class LLMClient:
 
     def count_prompt(self, model: str, messages: list[dict[str, str]]) -> int:
         """The prompt's tokens, counted here with LiteLLM's counter (as a token rate limit counts them)."""
-        return prompt_tokens(self._litellm, model, messages)
+        return prompt_tokens(self.litellm, model, messages)
 
     def budget_spent(self) -> str | None:
         """Why no new call may be made (max_cost reached), or None."""
@@ -99,17 +101,29 @@ class LLMClient:
         """Batch jobs submitted, in progress and done so far; None when no call went as a batch."""
         return self._batches.counts() if self._batches is not None else None
 
+    def http(self) -> Any:
+        """The httpx client of the requests LiteLLM has no call for (vLLM's /classify and /pooling)."""
+        if self._http is None:
+            import httpx  # installed with LiteLLM
+
+            # The call slots bound the requests in flight; the pool must not queue them a second time.
+            self._http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None))
+        return self._http
+
     async def complete(
         self,
         settings: ModelSettings,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         stage: str,
         use_cache: bool = True,
         priority: int = 0,
         variant: str = "",
+        send: Send | None = None,
+        read: Callable[[Reply], str] | None = None,
     ) -> Answer:
         """One answer; ``priority`` (the record's index) orders the wait for a call slot; ``variant``
-        keeps apart answers asked for again on purpose (samples)."""
+        keeps apart answers asked for again on purpose (samples). ``send`` makes the request instead of
+        LiteLLM's chat completion; ``read`` turns the reply into the text kept (a scorer's score)."""
         key = settings.cache_key(messages, variant)
         usage = self._ledger.used.stage(stage)
         if use_cache and self.cache is not None:
@@ -117,7 +131,7 @@ class LLMClient:
             if hit is not None:
                 self._ledger.cached(usage, hit)
                 return Answer.of(hit.text, hit.reasoning, hit.finish_reason, cached=True)
-        if self._batches is not None and self._batches.takes(settings):
+        if send is None and read is None and self._batches is not None and self._batches.takes(settings):
             spent = self.budget_spent()
             if spent:
                 raise BudgetStop(spent)
@@ -125,12 +139,15 @@ class LLMClient:
             if got is not None:
                 self._ledger.batched(usage, settings, messages, got)
                 return Answer.of(got.text, got.reasoning, got.finish_reason)
-        reply = await self._calls.call(settings, messages, priority, usage.add_retry)
+        reply = await self._calls.call(settings, messages, priority, usage.add_retry, send)
         cost = self._ledger.answered(usage, settings, messages, reply)
+        text = read(reply) if read is not None else reply.text
         if self.cache is not None:
             tokens = reply.prompt_tokens, reply.completion_tokens
-            cached = Cached(reply.text, *tokens, cost, reply.call_seconds, reply.reasoning, reply.finish_reason)
-            self.cache.put(key, cached)
+            kept = (reply.reasoning, reply.finish_reason) if read is None else (None, None)
+            self.cache.put(key, Cached(text, *tokens, cost, reply.call_seconds, *kept))
+        if read is not None:  # a score: the text read is the answer, whole
+            return Answer(text)
         return Answer.of(reply.text, reply.reasoning, reply.finish_reason)
 
     async def aclose(self) -> None:
@@ -141,6 +158,8 @@ class LLMClient:
         try:
             if self._batches is not None:
                 await self._batches.aclose()
+            if self._http is not None:
+                await self._http.aclose()
         finally:
             if self.cache is not None:
                 self.cache.close()

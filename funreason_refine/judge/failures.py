@@ -93,7 +93,7 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
         return _http_status(exc, _status(exc), url)
     if isinstance(exc, litellm.Timeout) or any(isinstance(e, TimeoutError) for e in chain(exc)):
         return timed_out(url, timeout, connected=not any(_named(e, CONNECT_TIMEOUT) for e in chain(exc)))
-    return _on_the_wire(exc, url)
+    return on_the_wire(exc, url)
 
 
 def timed_out(url: str, timeout: float, connected: bool, what: str = "timeout") -> Failure:
@@ -138,7 +138,7 @@ def _http_status(exc: Exception, status: int, url: str) -> Failure:
     return Failure(f"HTTP {status} from {url}: {said(exc)}", "alive", "record", status=status)
 
 
-def _on_the_wire(exc: Exception, url: str) -> Failure:
+def on_the_wire(exc: Exception, url: str) -> Failure:
     """No response to believe: a connection that failed or dropped, or a body that is not a chat completion."""
     links = chain(exc)
     for link in links:

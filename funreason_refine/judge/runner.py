@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from funreason_refine.calls import same_calls
 from funreason_refine.judge.answer import Answer
@@ -15,6 +16,10 @@ from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgeP
 from funreason_refine.judge.structured import answer_note
 from funreason_refine.record import Record, Verdict
 from funreason_refine.targets import THINK_TAG
+
+if TYPE_CHECKING:
+    from funreason_refine.judge.scorer import Alternatives
+    from funreason_refine.judge.scorer_settings import ScorerSettings
 
 # A bad answer quoted back to the model when it is asked again: its start and end (a long answer cut off
 # by the token limit would crowd a small model's context otherwise).
@@ -30,6 +35,7 @@ class JudgeRunner:
     client: LLMClient
     protocol_retries: int = 2
     answers: Counter[str] = field(default_factory=Counter)
+    alternatives: Alternatives | None = None  # the groups of records a relative scorer cut compares
 
     def priority(self, record: Record) -> int:
         """Call slots go to the oldest block of max_concurrency records first (first come within a
@@ -78,6 +84,15 @@ class JudgeRunner:
         """PromptTooLong when the prompt is over the model's max_prompt_tokens (counted only when it has one)."""
         if settings.max_prompt_tokens is not None:
             check_prompt(stage, settings, self.client.count_prompt(settings.model, messages))
+
+    async def score(self, scorer: ScorerSettings, stage: str, record: Record) -> Verdict:
+        """The stage's scorer's verdict on a record its rules passed (docs/scorers.md)."""
+        from funreason_refine.judge.score_input import score_input
+        from funreason_refine.judge.scorer import scored_verdict
+
+        if scorer.max_prompt_tokens is not None:
+            self._check_prompt(scorer, score_input(scorer, record).as_messages(), stage)
+        return await scored_verdict(self.client, scorer, stage, record, self.priority(record), self.alternatives)
 
     async def rewrite(
         self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int

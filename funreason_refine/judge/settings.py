@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -82,6 +82,8 @@ class ModelSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    # With first_token_timeout the answer is streamed (a scorer's is not: its logprobs come whole).
+    streamable: ClassVar[bool] = True
 
     model: str = Field(description="Any LiteLLM model string: openai/..., anthropic/..., ollama/..., hosted_vllm/...")
     api_base: str | list[str] | None = Field(

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from funreason_refine.config import Judging
+from funreason_refine.jsonl import read_jsonl
 from funreason_refine.judge.client import BudgetStop, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
+from funreason_refine.judge.scorer import Alternatives, earlier_scores
 from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.record import Quarantined, Record
+from funreason_refine.record import Outcome, Quarantined, Record
 from funreason_refine.refine import refine_judged
 from funreason_refine.refiners.base import Emit, Refiner
 from funreason_refine.refiners.collector import fewer_collections
@@ -74,7 +76,7 @@ class JudgedRefiner(Refiner):
             on_batch=self._report_usage,  # batches move while no record finishes: progress shows them as they do
             on_call=self._call_changed,  # so do calls: a slow judge shows its calls from the first one on
         )
-        judges = JudgeRunner(client, protocol_retries=self.judging.protocol_retries)
+        judges = JudgeRunner(client, self.judging.protocol_retries, alternatives=self._alternatives())
         try:
             with fewer_collections():  # entered after LiteLLM's import, so that its objects are frozen too
                 return await self._refine_all(items, emit, client, judges)
@@ -89,8 +91,8 @@ class JudgedRefiner(Refiner):
         pending: deque[asyncio.Task[Written]] = deque()
         stopped: str | None = None
         try:
-            for raw in items:
-                pending.append(asyncio.ensure_future(self._refine(raw, judges)))
+            for unit in self._units(items, judges.alternatives):
+                pending.extend(asyncio.ensure_future(self._refine(item, judges)) for item in unit)
                 await asyncio.sleep(0)  # let the new record start: its first call goes out while reading goes on
                 while pending and (len(pending) >= window or pending[0].done()):
                     if not await self._emit_oldest(pending, emit):
@@ -108,11 +110,34 @@ class JudgedRefiner(Refiner):
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _refine(self, raw: RawItem, judges: JudgeRunner) -> Written:
-        item = self.stream.convert(raw)
+    def _units(
+        self, items: Iterator[RawItem], alternatives: Alternatives | None
+    ) -> Iterable[list[RawItem] | list[Record | Quarantined]]:
+        """What is started together: each record alone, or with a relative scorer cut, each group of
+        alternatives whole (its records wait for one another at that stage)."""
+        if alternatives is None:
+            return ([raw] for raw in items)
+        return alternatives.groups(self.stream.convert(raw) for raw in items)
+
+    def _alternatives(self) -> Alternatives | None:
+        """The groups a relative scorer cut compares within, with the scores of records finished before."""
+        relative = {s.name: s.scorer.relative for s in self.stages if s.scorer is not None and s.scorer.relative}
+        if not relative:
+            return None
+        by = next(iter(relative.values())).by
+        files = [self.run_dir / f"{kind}.jsonl" for kind in (Outcome.KEPT, Outcome.DISCARDED, Outcome.HARD)]
+        lines = (line for file in files if file.exists() for line in read_jsonl(file))
+        return Alternatives(by, earlier_scores(lines, by, set(relative)))
+
+    async def _refine(self, raw: RawItem | Record | Quarantined, judges: JudgeRunner) -> Written:
+        item = self.stream.convert(raw) if isinstance(raw, tuple) else raw
         if isinstance(item, Quarantined):
             return Written.quarantined(item)
-        finished = await refine_judged(item, self.stages, judges)
+        try:
+            finished = await refine_judged(item, self.stages, judges)
+        finally:
+            if judges.alternatives is not None:
+                judges.alternatives.leave(item.index)  # the others of its group wait for it no more
         return finished.written(self.features)
 
     async def _emit_oldest(self, pending: deque[asyncio.Task[Written]], emit: Emit) -> bool:

@@ -9,6 +9,7 @@ from funreason_refine.report.conversations import conversation_report
 from funreason_refine.report.data import RunData, clean, line_answer_text
 from funreason_refine.report.dataset import dataset_section
 from funreason_refine.report.review import review_summary
+from funreason_refine.report.scores import score_sections
 from funreason_refine.summary import JudgeSection, Summary
 
 EXAMPLES_PER_REASON = 2
@@ -132,6 +133,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "mixed": summary.mixed_note(),
         "funnel": funnel,
         "stages": stages,
+        "scores": score_sections(summary),
         "outcomes": summary.outcomes,
         "judge": summary.judge.model_dump(),
         "endpoints": endpoint_rows(summary.judge),

@@ -10,6 +10,7 @@ from typing import Any
 
 from funreason_refine.calibrate.worth_view import page_section
 from funreason_refine.pages import render
+from funreason_refine.report.scores import chart
 
 COLORS = {"kept": "#2f9e44", "discarded": "#e8590c", "quarantined": "#ae3ec9", "errors": "#e03131", "hard": "#1c7ed6"}
 BAR_COLOR, HISTOGRAM_COLOR = "#4263eb", "#748ffc"
@@ -30,6 +31,7 @@ def render_html(report: dict[str, Any]) -> str:
         cards=[{"kind": k, "color": COLORS[k], "count": o.get(k, 0)} for k in o],
         funnel=bars([(f["step"], f["records"]) for f in report["funnel"]], "funnel."),
         stages=report["stages"],
+        scores=[{**section, "chart": chart(section)} for section in report.get("scores", [])],
         judge=_judge(judge),
         servers=report.get("endpoints") or [],
         conversations=report.get("conversations"),
@@ -77,11 +79,11 @@ def _histogram(bins: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
 
 
 def _judge(judge: dict[str, Any]) -> dict[str, Any] | None:
-    """The judge's calls and cost, overall and per stage; None when the run asked no judge."""
-    if not (judge.get("model") or judge.get("generator")):
+    """The judge's calls and cost, overall and per stage; None when the run asked no model."""
+    if not (judge.get("model") or judge.get("generator") or judge.get("calls") or judge.get("cached")):
         return None
     return {
-        "model": str(judge.get("model")),
+        "model": str(judge.get("model") or "no [judge] table (scorers only)"),
         "calls": judge["calls"],
         "cached": judge["cached"],
         "retries": judge["retries"],

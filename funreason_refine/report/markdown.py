@@ -6,6 +6,7 @@ from typing import Any
 
 from funreason_refine.calibrate.worth_view import page_section
 from funreason_refine.report.conversations import verdict_cell
+from funreason_refine.report.scores import sparkline
 
 
 def _cell(text: Any) -> str:
@@ -80,15 +81,16 @@ def render_markdown(report: dict[str, Any]) -> str:
             ],
         ),
     ]
-    if judge.get("model") or judge.get("generator"):
+    parts += _scores(report.get("scores", []))
+    if judge.get("model") or judge.get("generator") or judge.get("calls") or judge.get("cached"):
         per = judge.get("per_stage", {})
         parts += [
             "",
             "## Judge",
             "",
-            f"Model {judge.get('model')}: {judge['calls']} calls, {judge['cached']} from the "
-            f"cache, {judge['retries']} retries, {judge.get('protocol_reasks', 0)} protocol re-asks, "
-            f"${judge['cost_usd']:.4f}.",
+            f"Model {judge.get('model') or '(no [judge] table: scorers only)'}: {judge['calls']} calls, "
+            f"{judge['cached']} from the cache, {judge['retries']} retries, "
+            f"{judge.get('protocol_reasks', 0)} protocol re-asks, ${judge['cost_usd']:.4f}.",
             "",
             _table(
                 [
@@ -222,6 +224,31 @@ def _conversations(section: dict[str, Any] | None) -> list[str]:
             ),
         ]
     return parts
+
+
+def _scores(sections: list[dict[str, Any]]) -> list[str]:
+    """Each scorer's scores: figures, and the histogram as a sparkline (``|`` at the threshold)."""
+    if not sections:
+        return []
+
+    def v(value: Any) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    rows = [
+        [
+            s["stage"],
+            s["count"],
+            v(s["mean"]),
+            f"{v(s['lowest'])} to {v(s['highest'])}",
+            v(s["threshold"]),
+            s["low_score"],
+            s["below_best"],
+            f"`{sparkline(s)}`" if s["columns"] else "-",
+        ]
+        for s in sections
+    ]
+    headers = ["stage", "scores", "mean", "range", "threshold", "low_score", "below_best", "histogram"]
+    return ["", "## Scores", "", _table(headers, rows)]
 
 
 def _review(review: dict[str, Any] | None) -> list[str]:

@@ -13,6 +13,7 @@ from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.timeout import CheckTimeout, StageFailed, call_with_timeout
 
 if TYPE_CHECKING:
+    from funreason_refine.judge.scorer_settings import ScorerSettings
     from funreason_refine.judge.settings import GenerateSettings, JudgePanel
 
 OnFail = Literal["discard", "regenerate", "hard_pool", "truncate"]
@@ -104,6 +105,7 @@ class PipelineStage:
     max_attempts: int
     timeout: float | None = None
     judge: JudgePanel | None = None  # asked after the rules pass, when configured
+    scorer: ScorerSettings | None = None  # asked after the rules pass, before the judge, when configured
     generator: GenerateSettings | None = None  # rewrites the ``regenerates`` field of a failing record
 
     @property

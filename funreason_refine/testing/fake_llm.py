@@ -13,6 +13,12 @@ Anthropic's messages (``anthropic/`` models with ``api_base`` set to the server'
 request is recorded in ``server.requests``. Written on the standard library's HTTP server so that tests
 exercise LiteLLM over real HTTP with nothing else to install.
 
+It speaks what scorers ask too (docs/scorers.md): a chat request with ``logprobs`` gets
+``choices[0].logprobs.content`` from the reply's ``logprobs`` (per answer token, its top
+alternatives), and vLLM's pooling endpoints, ``/classify`` (``data[0].probs`` from the reply's
+``probs``) and ``/pooling`` (``data[0].data`` from the reply's ``pooled``), served at the server's
+root as vLLM serves them; ``request.endpoint`` says which was asked ("chat", "classify", "pooling").
+
 Like a real server it can hold at most ``max_concurrency`` requests at a time (the others queue, as
 vLLM queues beyond its batch), answer 429 with Retry-After over ``max_requests_per_minute`` (a token
 bucket holding ``burst`` requests, as hosted APIs meter), refuse bodies over ``max_body_bytes`` with
@@ -47,6 +53,7 @@ class Request:
     messages: list[dict[str, Any]]
     body: dict[str, Any]
     headers: dict[str, str]
+    endpoint: str = "chat"  # "chat", "classify" or "pooling"
 
     @property
     def prompt(self) -> str:
@@ -161,6 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             messages=body.get("messages", []),
             body=body,
             headers={k.lower(): v for k, v in self.headers.items()},
+            endpoint=shape if shape in ("classify", "pooling") else "chat",
         )
         reply = self.server.fake._reply(request)
         if reply.delay:
@@ -171,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         if streamed and reply.raw is None and not reply.drop:
             self._stream(reply, request.model, bool((body.get("stream_options") or {}).get("include_usage")))
         else:
-            self._send(reply, request.model, shape)
+            self._send(reply, request.model, shape, bool(body.get("logprobs")))
 
     def _stream(self, reply: Reply, model: str, include_usage: bool) -> None:
         """The answer as server-sent events, a word a chunk ``chunk_delay`` apart (usage last when asked for)."""
@@ -188,12 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.server.fake._count_served()
 
-    def _send(self, reply: Reply, model: str = "", shape: Shape = "openai") -> None:
+    def _send(self, reply: Reply, model: str = "", shape: Shape = "openai", logprobs: bool = False) -> None:
         if reply.drop:
             self.close_connection = True
             self.connection.close()
             return
-        data = payload(reply, model, shape)
+        data = payload(reply, model, shape, logprobs)
         self.send_response(reply.status)
         headers = {"content-type": "application/json", **{k.lower(): v for k, v in reply.headers.items()}}
         headers["content-length"] = str(len(data))
@@ -239,7 +247,7 @@ class FakeLLM:
         """A batch line's chat request answered by the script: (status, response body)."""
         request = Request(model=body.get("model", ""), messages=body.get("messages", []), body=body, headers={})
         reply = self._reply(request)
-        return reply.status, json.loads(payload(reply, request.model))
+        return reply.status, json.loads(payload(reply, request.model, logprobs=bool(body.get("logprobs"))))
 
     def _over_limit(self) -> float:
         wait = self._bucket.take() if self._bucket is not None else 0.0

@@ -1,5 +1,6 @@
-"""What the fake server answers, and the body each chat API wraps it in: OpenAI's chat completions (vLLM,
-llama-cpp-python, gpt-oss's ``reasoning`` field), Anthropic's messages (thinking blocks) and Ollama's chat.
+"""What the fake server answers, and the body each API wraps it in: OpenAI's chat completions (vLLM,
+llama-cpp-python, gpt-oss's ``reasoning`` field; ``logprobs`` when asked), Anthropic's messages (thinking
+blocks), Ollama's chat, and vLLM's pooling endpoints ``/classify`` and ``/pooling`` (scorers).
 
 A :class:`Reply`'s ``reasoning`` goes where each API puts a reasoning model's thinking; its
 ``finish_reason = "length"`` is each API's word for an answer the token limit cut off.
@@ -8,17 +9,24 @@ A :class:`Reply`'s ``reasoning`` goes where each API puts a reasoning model's th
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Shape = Literal["openai", "anthropic", "ollama"]
-PATHS: dict[str, Shape] = {"/chat/completions": "openai", "/v1/messages": "anthropic", "/api/chat": "ollama"}
+Shape = Literal["openai", "anthropic", "ollama", "classify", "pooling"]
+PATHS: dict[str, Shape] = {
+    "/chat/completions": "openai",
+    "/v1/messages": "anthropic",
+    "/api/chat": "ollama",
+    "/classify": "classify",
+    "/pooling": "pooling",
+}
 
 
 def shape_of(path: str) -> Shape | None:
-    """The chat API a request path belongs to (None: not a chat request)."""
+    """The API a request path belongs to (None: the Files and Batches API)."""
     path = path.split("?", 1)[0].rstrip("/")
     return next((shape for end, shape in PATHS.items() if path.endswith(end)), None)
 
@@ -37,17 +45,72 @@ class Reply:
     reasoning: str | None = None  # a reasoning model's thinking, where the API puts it
     reasoning_field: str = "reasoning_content"  # OpenAI shape: vLLM's field; "reasoning" for gpt-oss and newer vLLM
     finish_reason: str = "stop"  # "length": cut off by the token limit
+    # A chat answer's tokens, each with its top alternatives and their probabilities (not logs), sent as
+    # choices[0].logprobs when the request asks for logprobs; None: the server sends none.
+    logprobs: list[tuple[str, dict[str, float]]] | None = None
+    probs: list[float] | None = None  # /classify: the class probabilities (None: [0.5, 0.5])
+    pooled: list[float] | list[list[float]] | None = None  # /pooling: the pooled output (None: [0.0])
     chunk_delay: float = 0.0  # a streamed answer (the request asks stream = true): seconds between its chunks
 
+    @classmethod
+    def yes_no(cls, p_yes: float, first: str = "Yes", second: str = "No", **fields: Any) -> Reply:
+        """A one-token answer ``first`` (or ``second`` when p_yes < 0.5) with both among its alternatives;
+        ``fields`` are the reply's other fields (a delay, a text)."""
+        said = first if p_yes >= 0.5 else second
+        fields.setdefault("text", said)
+        return cls(logprobs=[(said, {first: p_yes, second: 1 - p_yes})], **fields)
 
-def payload(reply: Reply, model: str, shape: Shape = "openai") -> bytes:
-    """The body of the answer."""
+
+def payload(reply: Reply, model: str, shape: Shape = "openai", logprobs: bool = False) -> bytes:
+    """The body of the answer; ``logprobs``: the request asked for them."""
     if reply.raw is not None:
         return reply.raw
     if reply.status != 200:
         error = {"message": reply.text or f"status {reply.status}", "type": "fake", "code": reply.status}
         return json.dumps({"error": error}).encode()
-    return json.dumps(BODIES[shape](reply, model)).encode()
+    if shape in ("classify", "pooling"):
+        return json.dumps(_pooling(reply, model, shape)).encode()
+    body = BODIES[shape](reply, model)
+    if shape == "openai" and logprobs and reply.logprobs is not None:
+        body["choices"][0]["logprobs"] = _token_logprobs(reply.logprobs)
+    return json.dumps(body).encode()
+
+
+def _log(p: float) -> float:
+    return math.log(p) if p > 0 else -9999.0
+
+
+def _token_logprobs(tokens: list[tuple[str, dict[str, float]]]) -> dict[str, Any]:
+    """OpenAI's ``choices[0].logprobs``: per answer token its logprob and its top alternatives."""
+    content = []
+    for token, alternatives in tokens:
+        top = [
+            {"token": t, "logprob": _log(p), "bytes": list(t.encode())}
+            for t, p in sorted(alternatives.items(), key=lambda kv: -kv[1])
+        ]
+        own = alternatives.get(token, 1.0)
+        content.append({"token": token, "logprob": _log(own), "bytes": list(token.encode()), "top_logprobs": top})
+    return {"content": content}
+
+
+def _pooling(reply: Reply, model: str, shape: Shape) -> dict[str, Any]:
+    """vLLM's /classify or /pooling response (vllm/entrypoints/pooling/*/protocol.py)."""
+    if shape == "classify":
+        probs = reply.probs if reply.probs is not None else [0.5, 0.5]
+        best = max(range(len(probs)), key=probs.__getitem__) if probs else 0
+        row: dict[str, Any] = {"index": 0, "label": f"LABEL_{best}", "probs": probs, "num_classes": len(probs)}
+        kind = "classify"
+    else:
+        row = {"index": 0, "object": "pooling", "data": reply.pooled if reply.pooled is not None else [0.0]}
+        kind = "pool"
+    body = {"id": f"{kind}-fake", "object": "list", "created": int(time.time()), "model": model, "data": [row]}
+    if reply.usage:
+        body["usage"] = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": 0,
+            "total_tokens": reply.prompt_tokens,
+        }
+    return body
 
 
 def _openai(reply: Reply, model: str) -> dict[str, Any]:
@@ -122,7 +185,7 @@ def events(reply: Reply, model: str, include_usage: bool) -> list[bytes]:
     return [*out, b"[DONE]"]
 
 
-BODIES: dict[Shape, Callable[[Reply, str], dict[str, Any]]] = {
+BODIES: dict[str, Callable[[Reply, str], dict[str, Any]]] = {
     "openai": _openai,
     "anthropic": _anthropic,
     "ollama": _ollama,
