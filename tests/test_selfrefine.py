@@ -76,10 +76,10 @@ def test_two_rounds_with_the_hard_pool(tmp_path):
         asked_before = len(server.requests)
         summaries = selfrefine(loaded, rounds=2)  # round 1 is resumed from its folder, round 2 is new
         round2_prompts = [r.prompt for r in server.requests[asked_before:]]
-    assert first[0]["queries_with_a_survivor"] == 1 and first[0]["pool_after"] == 1
-    r1, r2 = summaries
-    assert (r1["queries_sampled"], r1["candidates"], r1["kept"], r1["pool_after"]) == (3, 6, 2, 1)
-    assert (r2["queries_sampled"], r2["candidates"], r2["kept"], r2["pool_after"]) == (1, 2, 2, 0)
+    assert first.rounds[0].queries_with_a_survivor == 1 and first.rounds[0].pool_after == 1
+    r1, r2 = summaries.rounds
+    assert (r1.queries_sampled, r1.candidates, r1.kept, r1.pool_after) == (3, 6, 2, 1)
+    assert (r2.queries_sampled, r2.candidates, r2.kept, r2.pool_after) == (1, 2, 2, 0)
     assert round2_prompts and all("Oslo" in p for p in round2_prompts), "round 2 samples only the hard pool"
     kept1 = read_jsonl(tmp_path / "sr" / "round-1" / "kept.jsonl")
     assert [k["id"] for k in kept1] == ["A#r1s0", "A#r1s1"]

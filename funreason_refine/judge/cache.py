@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,3 +122,18 @@ class AnswerCache:
         self.write()
         self._closed = True
         self._db.close()
+
+
+def spent(folder: Path) -> float:
+    """What the answers cached in ``folder`` cost when they were asked (0.0 without a cache there).
+
+    Self-refinement counts a round's spend here: its samples and its judges' answers are cached in the
+    round's folder, and a run killed and resumed pays each answer once, so counting the cache counts
+    each paid answer once, whichever process paid it.
+    """
+    path = folder / FILE
+    if not path.exists():
+        return 0.0
+    with closing(sqlite3.connect(path)) as db:
+        (total,) = db.execute("SELECT COALESCE(SUM(cost), 0.0) FROM answers").fetchone()
+    return float(total)
