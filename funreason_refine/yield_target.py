@@ -89,6 +89,13 @@ def stop_before(caps: Caps, tally: Tally, round_no: int, pool: int) -> Stop | No
         return Stop("max_candidates", f"max_candidates of {caps.max_candidates} reached ({tally.drawn} drawn)")
     if caps.max_cost is not None and tally.spent >= caps.max_cost - SLACK:
         return cost_stop(caps.max_cost, tally)
+    if caps.max_cost is not None and _affordable(caps.max_cost, tally) < 1:
+        left, each = caps.max_cost - tally.spent, tally.spent / tally.drawn
+        return Stop(
+            "max_cost",
+            f"max_cost of ${caps.max_cost:g}: the ${left:.4f} left does not buy another candidate at ${each:.4f} each "
+            f"(drawing and judging; ${tally.spent:.4f} spent on {tally.drawn} candidates)",
+        )
     if caps.rounds is not None and round_no > caps.rounds:
         return Stop("rounds", f"--rounds {caps.rounds}: {caps.rounds} round(s) were run")
     if pool == 0:
@@ -115,10 +122,16 @@ def draw_size(caps: Caps, tally: Tally, available: int) -> int:
         size = min(size, math.ceil((caps.target - tally.kept) / rate))
     if caps.max_candidates is not None:
         size = min(size, caps.max_candidates - tally.drawn)
-    left = budget_left(caps, tally.spent)
-    if left is not None and tally.drawn and tally.spent > 0:
-        size = min(size, max(1, math.floor(left / (tally.spent / tally.drawn) + SLACK)))
+    if caps.max_cost is not None:
+        size = int(min(size, _affordable(caps.max_cost, tally)))
     return max(size, 0)
+
+
+def _affordable(max_cost: float, tally: Tally) -> float:
+    """Candidates the rest of max_cost buys at the cost per candidate seen so far (inf before any was paid)."""
+    if not tally.drawn or tally.spent <= 0:
+        return math.inf
+    return math.floor((max_cost - tally.spent) / (tally.spent / tally.drawn) + SLACK)
 
 
 def select(base: Path, round_dirs: list[Path], target: int) -> tuple[int, int]:

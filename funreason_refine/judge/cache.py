@@ -47,9 +47,12 @@ class AnswerCache:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
         if "seconds" not in columns:  # a cache written before call times were kept
             self._db.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
+        # One row per answer paid for: two calls in flight with the same prompt are both paid, and kept once.
+        self._db.execute("CREATE TABLE IF NOT EXISTS paid (key TEXT NOT NULL, cost REAL NOT NULL)")
         # Whether answers of earlier runs are here (only those can be under a key of an older version).
         self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
         self._unwritten: dict[str, Cached] = {}
+        self._paid: list[tuple[str, float]] = []
         self._due: asyncio.TimerHandle | None = None  # the write of the answers kept, half a second after the first
         self._closed = False
 
@@ -80,15 +83,17 @@ class AnswerCache:
         """The answer under ``key``, or under ``old_key()`` (:meth:`find`), then kept under ``key`` too."""
         hit, under_old_key = self.find(key, old_key)
         if hit is not None and under_old_key:
-            self.put(key, hit)
+            self.put(key, hit, paid=False)
         return hit
 
-    def put(self, key: str, answer: Cached) -> None:
+    def put(self, key: str, answer: Cached, paid: bool = True) -> None:
         """Keep an answer: written within half a second in an event loop (or by :meth:`write`, :meth:`close`),
-        at once outside one."""
+        at once outside one. ``paid``: a call (or batch) just paid for it (:func:`spent` counts it)."""
         if self._closed:
             raise RuntimeError("an answer was given to a closed answer cache")
         self._unwritten[key] = answer
+        if paid:
+            self._paid.append((key, answer.cost))
         if self._due is not None:
             return
         try:
@@ -103,7 +108,7 @@ class AnswerCache:
         if self._due is not None:
             self._due.cancel()
             self._due = None
-        if not self._unwritten:
+        if not self._unwritten and not self._paid:
             return
         rows = [
             (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds)
@@ -116,7 +121,18 @@ class AnswerCache:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self._db.executemany("INSERT INTO paid (key, cost) VALUES (?, ?)", self._paid)
         self._unwritten.clear()
+        self._paid.clear()
+
+    def spent(self) -> float:
+        """What the answers paid for into this cache cost (module function :func:`spent`)."""
+        self.write()
+        (total,) = self._db.execute(
+            "SELECT (SELECT COALESCE(SUM(cost), 0.0) FROM paid) + "
+            "(SELECT COALESCE(SUM(cost), 0.0) FROM answers WHERE key NOT IN (SELECT key FROM paid))"
+        ).fetchone()
+        return float(total)
 
     def close(self) -> None:
         self.write()
@@ -125,15 +141,13 @@ class AnswerCache:
 
 
 def spent(folder: Path) -> float:
-    """What the answers cached in ``folder`` cost when they were asked (0.0 without a cache there).
+    """What every answer paid for into the cache in ``folder`` cost (0.0 without a cache there), whichever
+    process paid for it: a run stopped and resumed is counted whole (less the answers of a crash's last half
+    second). Answers cached before paid ones were counted are counted once each.
 
-    Self-refinement counts a round's spend here: its samples and its judges' answers are cached in the
-    round's folder, and a run killed and resumed pays each answer once, so counting the cache counts
-    each paid answer once, whichever process paid it.
+    Self-refinement counts a round's spend here: its samples and its judges' answers go to the round's folder.
     """
-    path = folder / FILE
-    if not path.exists():
+    if not (folder / FILE).exists():
         return 0.0
-    with closing(sqlite3.connect(path)) as db:
-        (total,) = db.execute("SELECT COALESCE(SUM(cost), 0.0) FROM answers").fetchone()
-    return float(total)
+    with closing(AnswerCache(folder)) as cache:
+        return cache.spent()
