@@ -5,8 +5,9 @@ model and query) and runs the pipeline on it into the same folder. A query leave
 a sample survives. With a stage whose ``on_fail`` is ``hard_pool``, the queries a round sampled
 stay in the pool only when their samples went to ``hard.jsonl`` (the paper's hard-data
 re-sampling); without one, every query without a survivor is sampled again. With a yield target,
-a round draws only part of the pool (:mod:`~funreason_refine.yield_target` says how much), and
-the rounds' kept records are trimmed to the target in ``<output dir>/kept.jsonl``.
+a round draws only part of the pool (:mod:`~funreason_refine.yield_target` says how much; the
+queries drawn fewest times first, in input order), and the rounds' kept records are trimmed to the
+target in ``<output dir>/kept.jsonl``.
 
 Everything a round did is read back from its folder: a killed run resumes to the same records.
 """
@@ -18,6 +19,7 @@ import dataclasses
 import itertools
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +164,8 @@ class SelfRefinement:
         # Sampling a conversation's turns would need an environment that runs its tools: out of scope.
         queries = [r for r in records if not r.is_conversation]
         self.queries, self.conversations = len(queries), len(records) - len(queries)
-        self.pool = {q.id: q for q in queries}  # in input order: rounds draw from its front
+        self.pool = {q.id: q for q in queries}  # in input order
+        self.times_drawn: Counter[str] = Counter()
         self.hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
         self.base = pipeline.output_dir
         self.rounds: list[SelfRefineRound] = []
@@ -203,8 +206,9 @@ class SelfRefinement:
         return None
 
     def _pairs(self) -> Iterator[tuple[Record, int]]:
-        """Every candidate the pool offers, in input order: each query, then each sample of it."""
-        for query in self.pool.values():
+        """Every candidate the pool offers: the queries drawn fewest times first, then in input order (a query
+        that never survives is not drawn again before the others were drawn as often); each sample of each."""
+        for query in sorted(self.pool.values(), key=lambda q: self.times_drawn[q.id]):
             for sample in range(self.source.samples):
                 yield query, sample
 
@@ -213,6 +217,7 @@ class SelfRefinement:
         candidates = _lines(folder / CANDIDATES)
         errors = _lines(folder / SAMPLING_ERRORS)
         drawn = {c["meta"]["query_id"] for c in candidates} | {e["query_id"] for e in errors}
+        self.times_drawn.update(drawn)
         survived = _query_ids(folder, Outcome.KEPT) & set(self.pool)
         hard = _query_ids(folder, Outcome.HARD)
         for query_id in survived:

@@ -1,7 +1,7 @@
 """Self-refinement's yield target: how many candidates the next round draws, when drawing stops, and
 the kept records trimmed to exactly the target.
 
-A round draws candidates (a query of the pool and a sample number) in input order: as many as the
+A round draws candidates (a query of the pool and a sample number) in order: as many as the
 target still needs at the yield seen so far (before the first round, as if every candidate were
 kept), never past ``[source] max_candidates``, nor past what the rest of ``max_cost`` buys at the
 cost per candidate seen so far. Every figure is read back from the rounds' folders, so a killed run

@@ -71,15 +71,16 @@ def test_rounds_draw_what_the_target_needs_and_the_overshoot_is_trimmed_in_input
         output = refine("selfrefine", write(tmp_path, server, "max_candidates = 20"), "--target-kept", 3)
         asked = len(server.requests)
     # Round 1 draws 3 (as if all were kept): Oslo twice, Paris once; 1 kept. Round 2 draws 2 / (1/3) = 6 at
-    # the yield seen: Oslo twice more, Rome twice, Lima twice; 4 kept, 5 in all, the last 2 in input order trimmed.
+    # the yield seen, queries not drawn yet first (Oslo waits): Rome, Lima, Kyiv twice each; all 6 kept, 7 in
+    # all, the last 4 in input order trimmed.
     summary = saved(tmp_path)
-    assert [(r["candidates"], r["kept"]) for r in summary["rounds"]] == [(3, 1), (6, 4)]
+    assert [(r["candidates"], r["kept"]) for r in summary["rounds"]] == [(3, 1), (6, 6)]
     assert asked == 9 == summary["candidates_drawn"]
     assert ids(tmp_path / "sr" / "kept.jsonl") == ["q1#r1s0", "q2#r2s0", "q2#r2s1"]
-    assert ids(tmp_path / "sr" / "surplus.jsonl") == ["q3#r2s0", "q3#r2s1"]
-    assert (summary["target_kept"], summary["kept"], summary["selected"], summary["trimmed"]) == (3, 5, 3, 2)
+    assert ids(tmp_path / "sr" / "surplus.jsonl") == ["q3#r2s0", "q3#r2s1", "q4#r2s0", "q4#r2s1"]
+    assert (summary["target_kept"], summary["kept"], summary["selected"], summary["trimmed"]) == (3, 7, 3, 4)
     assert (summary["missing"], summary["cap_hit"], summary["stopped_by"]) == (0, False, "target")
-    assert "target reached: 3 kept records in" in output and "2 more trimmed into" in output
+    assert "target reached: 3 kept records in" in output and "4 more trimmed into" in output
 
 
 def test_a_cap_stops_short_with_status_5_and_a_raised_cap_goes_on_from_there(tmp_path):
@@ -87,22 +88,22 @@ def test_a_cap_stops_short_with_status_5_and_a_raised_cap_goes_on_from_there(tmp
         path = write(tmp_path, server, "max_candidates = 4")
         output = refine("selfrefine", path, "--target-kept", 3, code=5)
         assert len(server.requests) == 4
-        # Round 2 draws only the 1 candidate the cap leaves (Oslo again), and nothing is kept.
+        # Round 2 draws only the 1 candidate the cap leaves (Rome), kept: 2 of 3.
         summary = saved(tmp_path)
-        assert [(r["candidates"], r["kept"]) for r in summary["rounds"]] == [(3, 1), (1, 0)]
-        assert (summary["missing"], summary["cap_hit"], summary["stopped_by"]) == (2, True, "max_candidates")
-        assert ids(tmp_path / "sr" / "kept.jsonl") == ["q1#r1s0"]
-        assert "2 of 3 missing" in output and "max_candidates of 4 reached (4 drawn)" in output
+        assert [(r["candidates"], r["kept"]) for r in summary["rounds"]] == [(3, 1), (1, 1)]
+        assert (summary["missing"], summary["cap_hit"], summary["stopped_by"]) == (1, True, "max_candidates")
+        assert ids(tmp_path / "sr" / "kept.jsonl") == ["q1#r1s0", "q2#r2s0"]
+        assert "1 of 3 missing" in output and "max_candidates of 4 reached (4 drawn)" in output
         assert "raise max_candidates in [source]" in " ".join(output.split())
 
         path.write_text(path.read_text().replace("max_candidates = 4", "max_candidates = 20"))
         refine("selfrefine", path, "--target-kept", 3)
-        # Rounds 1 and 2 are read back; round 3 draws 2 / (1/4) = 8: Oslo, Rome, Lima, Kyiv twice each.
-        assert len(server.requests) == 4 + 8
+        # Rounds 1 and 2 are read back; round 3 draws 1 / (2/4) = 2: Lima twice.
+        assert len(server.requests) == 4 + 2
     summary = saved(tmp_path)
-    assert [r["candidates"] for r in summary["rounds"]] == [3, 1, 8]
-    assert ids(tmp_path / "sr" / "kept.jsonl") == ["q1#r1s0", "q2#r3s0", "q2#r3s1"]
-    assert summary["trimmed"] == 4 and not (summary["cap_hit"] or summary["missing"])
+    assert [r["candidates"] for r in summary["rounds"]] == [3, 1, 2]
+    assert ids(tmp_path / "sr" / "kept.jsonl") == ["q1#r1s0", "q2#r2s0", "q3#r3s0"]
+    assert summary["trimmed"] == 1 and not (summary["cap_hit"] or summary["missing"])
 
 
 def test_max_cost_counts_the_samples_and_judge_answers_of_rejected_candidates(tmp_path):
@@ -149,25 +150,53 @@ class KillAt:
                 raise KeyboardInterrupt
 
 
-def test_a_run_killed_mid_round_resumes_to_the_same_records(tmp_path, plugin):
+def kill_while_sampling(monkeypatch, after):
+    """Stops the run (as Ctrl-C would) as round 2 asks for its sample number ``after`` + 1."""
+    from funreason_refine.judge.client import LLMClient
+
+    complete, asked = LLMClient.complete, []
+
+    async def killing(self, settings, messages, stage, **options):
+        if options.get("variant", "").startswith("round-2/"):
+            asked.append(1)
+            if len(asked) > after:
+                raise KeyboardInterrupt
+        return await complete(self, settings, messages, stage, **options)
+
+    monkeypatch.setattr(LLMClient, "complete", killing)
+    return lambda: monkeypatch.setattr(LLMClient, "complete", complete)
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")  # the call the kill interrupted
+@pytest.mark.parametrize("when", ["refining", "sampling"])
+def test_a_run_killed_mid_round_resumes_to_the_same_records(tmp_path, plugin, monkeypatch, when):
+    def kill(folder, loaded):
+        if when == "refining":
+            plugin(KillAt(after=2), "kill")
+            with pytest.raises(RunInterrupted):
+                selfrefine(loaded, rounds=None, target=3)
+            from funreason_refine.plugin_manager import get_plugin_manager
+
+            get_plugin_manager().unregister(name="kill")
+        else:
+            undo = kill_while_sampling(monkeypatch, after=2)
+            with pytest.raises(KeyboardInterrupt):
+                selfrefine(loaded, rounds=None, target=3)
+            undo()
+        assert not (folder / "sr" / "kept.jsonl").exists()
+
     def run(folder, killed):
         folder.mkdir()
         with FakeLLM(policy) as server:
             loaded = load_pipeline(write(folder, server, "max_candidates = 30"))
             if killed:
-                plugin(KillAt(after=2), "kill")
-                with pytest.raises(RunInterrupted):
-                    selfrefine(loaded, rounds=None, target=3)
-                assert not (folder / "sr" / "kept.jsonl").exists()
-                from funreason_refine.plugin_manager import get_plugin_manager
-
-                get_plugin_manager().unregister(name="kill")
+                kill(folder, loaded)
             summary = selfrefine(loaded, rounds=None, target=3)
             return summary, len(server.requests)
 
     whole, asked = run(tmp_path / "whole", killed=False)
     resumed, asked_resumed = run(tmp_path / "killed", killed=True)
-    assert asked_resumed == asked, "no candidate was drawn twice"
+    assert asked_resumed == asked, "no candidate was paid for twice"
     assert resumed.model_dump(exclude={"rounds"}) == whole.model_dump(exclude={"rounds"})
     assert [r.model_dump(exclude={"run_dir"}) for r in resumed.rounds] == [
         r.model_dump(exclude={"run_dir"}) for r in whole.rounds
@@ -177,7 +206,7 @@ def test_a_run_killed_mid_round_resumes_to_the_same_records(tmp_path, plugin):
         assert killed.replace(str(tmp_path / "killed"), "DIR") == (
             tmp_path / "whole" / "sr" / name
         ).read_text().replace(str(tmp_path / "whole"), "DIR")
-    assert (whole.selected, whole.trimmed, len(whole.rounds)) == (3, 2, 2)
+    assert (whole.selected, whole.trimmed, len(whole.rounds)) == (3, 4, 2)
 
 
 def test_a_target_without_a_cap_says_what_to_add(tmp_path):
@@ -199,3 +228,20 @@ def test_the_next_round_fits_the_rest_of_the_budget_at_the_cost_per_candidate_se
 def test_schema_of_selfrefine_json():
     schema = json.loads(refine("schema", "selfrefine"))
     assert {"target_kept", "candidates_drawn", "kept", "cap_hit", "missing"} <= set(schema["properties"])
+
+
+def test_a_round_whose_every_sampling_call_failed_is_drawn_again_by_the_next_run(tmp_path):
+    from funreason_refine.testing.fake_llm import Reply
+
+    broken = {"on": True}
+    with FakeLLM(lambda r: Reply("no such model", status=400) if broken["on"] else policy(r)) as server:
+        path = write(tmp_path, server, "max_candidates = 20")
+        output = refine("selfrefine", path, "--target-kept", 1, code=5)
+        assert "every sampling call of round 1 failed" in " ".join(output.split())
+        assert saved(tmp_path)["stopped_by"] == "sampling" and saved(tmp_path)["rounds"] == []
+        errors = read_jsonl(tmp_path / "sr" / "round-1" / "sampling_errors.jsonl")
+        assert [e["query_id"] for e in errors] == ["q0"] and "HTTP 400" in errors[0]["error"]
+        broken["on"] = False
+        refine("selfrefine", path, "--target-kept", 1)
+    # Round 1 is drawn now: Oslo, rejected; round 2 draws the query drawn fewest times first: Paris.
+    assert ids(tmp_path / "sr" / "kept.jsonl") == ["q1#r2s0"]
