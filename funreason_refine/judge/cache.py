@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -42,17 +43,18 @@ class AnswerCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, seconds REAL)"
+            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, seconds REAL, paid INTEGER)"
         )
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
         if "seconds" not in columns:  # a cache written before call times were kept
             self._db.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
-        # One row per answer paid for: two calls in flight with the same prompt are both paid, and kept once.
-        self._db.execute("CREATE TABLE IF NOT EXISTS paid (key TEXT NOT NULL, cost REAL NOT NULL)")
+        if "paid" not in columns:  # a cache written before paid calls were counted: each answer was paid once
+            self._db.execute("ALTER TABLE answers ADD COLUMN paid INTEGER")
         # Whether answers of earlier runs are here (only those can be under a key of an older version).
         self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
         self._unwritten: dict[str, Cached] = {}
-        self._paid: list[tuple[str, float]] = []
+        # Calls that paid for each unwritten answer: two in flight with one prompt are both paid, and kept once.
+        self._paid: Counter[str] = Counter()
         self._due: asyncio.TimerHandle | None = None  # the write of the answers kept, half a second after the first
         self._closed = False
 
@@ -92,8 +94,7 @@ class AnswerCache:
         if self._closed:
             raise RuntimeError("an answer was given to a closed answer cache")
         self._unwritten[key] = answer
-        if paid:
-            self._paid.append((key, answer.cost))
+        self._paid[key] += paid
         if self._due is not None:
             return
         try:
@@ -108,30 +109,36 @@ class AnswerCache:
         if self._due is not None:
             self._due.cancel()
             self._due = None
-        if not self._unwritten and not self._paid:
+        if not self._unwritten:
             return
         rows = [
-            (key, answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds)
+            (
+                key,
+                answer.text,
+                answer.prompt_tokens,
+                answer.completion_tokens,
+                answer.cost,
+                answer.seconds,
+                self._paid[key],
+            )
             for key, answer in self._unwritten.items()
         ]
         with self._db:  # one transaction (isolation_level None: begun here by hand)
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT OR REPLACE INTO answers (key, text, prompt_tokens, completion_tokens, cost, seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO answers (key, text, prompt_tokens, completion_tokens, cost, seconds, paid) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET text = excluded.text, "
+                "prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, "
+                "cost = excluded.cost, seconds = excluded.seconds, paid = COALESCE(paid, 1) + excluded.paid",
                 rows,
             )
-            self._db.executemany("INSERT INTO paid (key, cost) VALUES (?, ?)", self._paid)
         self._unwritten.clear()
         self._paid.clear()
 
     def spent(self) -> float:
         """What the answers paid for into this cache cost (module function :func:`spent`)."""
         self.write()
-        (total,) = self._db.execute(
-            "SELECT (SELECT COALESCE(SUM(cost), 0.0) FROM paid) + "
-            "(SELECT COALESCE(SUM(cost), 0.0) FROM answers WHERE key NOT IN (SELECT key FROM paid))"
-        ).fetchone()
+        (total,) = self._db.execute("SELECT COALESCE(SUM(cost * COALESCE(paid, 1)), 0.0) FROM answers").fetchone()
         return float(total)
 
     def close(self) -> None:
@@ -141,9 +148,10 @@ class AnswerCache:
 
 
 def spent(folder: Path) -> float:
-    """What every answer paid for into the cache in ``folder`` cost (0.0 without a cache there), whichever
-    process paid for it: a run stopped and resumed is counted whole (less the answers of a crash's last half
-    second). Answers cached before paid ones were counted are counted once each.
+    """What every call that paid for an answer in the cache in ``folder`` cost (0.0 without a cache there),
+    whichever process made it: a run stopped and resumed is counted whole (less the answers of a crash's last
+    half second). Two calls that paid for one answer count its cost twice; an answer cached before calls were
+    counted, once.
 
     Self-refinement counts a round's spend here: its samples and its judges' answers go to the round's folder.
     """

@@ -88,3 +88,23 @@ def test_the_key_of_an_older_version_is_looked_up_only_in_a_cache_of_earlier_run
     assert earlier.find("old", never) == (ANSWER, False)
     assert earlier.find("other", lambda: None) == (None, False)
     earlier.close()
+
+
+def test_spent_counts_every_call_that_paid_for_an_answer_once_per_call(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / FILE) as db:  # a cache of a version that did not count paid calls
+        db.execute(
+            "CREATE TABLE answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER, "
+            "completion_tokens INTEGER, cost REAL, seconds REAL)"
+        )
+        db.execute("INSERT INTO answers VALUES ('earlier', 'x', 1, 1, 0.5, 0.1)")
+    cache = AnswerCache(old)
+    cache.put("a", ANSWER)
+    cache.put("a", ANSWER)  # two calls in flight with one prompt: both paid, one answer kept
+    cache.put("earlier", Cached("y", 1, 1, 0.25))  # asked again (a crash lost it): paid once more
+    cache.put("moved", ANSWER, paid=False)  # an answer found under an older key: kept again, paid by no call
+    cache.close()
+    assert rows_on_disk(old) == {"a", "earlier", "moved"}
+    assert cache_module.spent(old) == pytest.approx(2 * 0.001 + 0.25 + 0.25)
+    assert cache_module.spent(tmp_path / "none") == 0.0
