@@ -236,7 +236,7 @@ class SelfRefinement:
                 name: round(s.passed / (s.passed + s.discarded), 4) if s.passed + s.discarded else None
                 for name, s in summary.stages.items()
             },
-            cost_usd=spent(folder),
+            cost_usd=round(spent(folder), 6),  # a sum of many small floats, without its noise
             complete=summary.complete,
             run_dir=str(folder),
         )
@@ -260,7 +260,7 @@ class SelfRefinement:
             selected=selected,
             trimmed=trimmed,
             missing=max(target - tally.kept, 0) if target is not None else 0,
-            cost_usd=tally.spent,
+            cost_usd=round(tally.spent, 6),
             cap_hit=stop.cap_hit,
             stopped_by=stop.by,
             stopped=stop.message,

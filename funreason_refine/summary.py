@@ -13,17 +13,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    field_serializer,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_serializer
 
 from funreason_refine.errors import RunFolderError
 
@@ -444,8 +436,6 @@ class Summary(_Part):
             ) from None
 
 
-Dollars = Annotated[float, PlainSerializer(lambda value: round(value, 6), return_type=float)]
-"""USD, written to the microunit (sums of many small floats without their noise)."""
 StoppedBy = Literal["target", "max_candidates", "max_cost", "rounds", "pool", "sampling"]
 
 
@@ -460,7 +450,7 @@ class SelfRefineRound(_Part):
     queries_with_a_survivor: int
     pool_after: int = Field(description="queries left to sample after this round")
     pass_rate: dict[str, float | None] = Field(description="per stage, passed / (passed + discarded)")
-    cost_usd: Dollars = Field(0.0, description="what drawing and judging this round's candidates cost, whenever paid")
+    cost_usd: float = Field(0.0, description="what drawing and judging this round's candidates cost, whenever paid")
     complete: bool = Field(True, description="the round's stages gave every candidate its outcome")
     run_dir: str
 
@@ -489,7 +479,7 @@ class SelfRefineSummary(_Part):
     selected: int | None = Field(None, description="with a target: the records in <dir>/kept.jsonl")
     trimmed: int = Field(0, description="kept beyond the target, the last in input order (<dir>/surplus.jsonl)")
     missing: int = Field(0, description="with a target: how many kept records it is short of")
-    cost_usd: Dollars = Field(0.0, description="what drawing and judging every candidate cost, kept or not")
+    cost_usd: float = Field(0.0, description="what drawing and judging every candidate cost, kept or not")
     cap_hit: bool = Field(False, description="max_candidates or max_cost stopped the drawing")
     stopped_by: StoppedBy = Field(
         description="target (reached), max_candidates, max_cost, rounds (--rounds), pool (no query left to sample) "

@@ -209,6 +209,19 @@ def test_a_run_killed_mid_round_resumes_to_the_same_records(tmp_path, plugin, mo
     assert (whole.selected, whole.trimmed, len(whole.rounds)) == (3, 4, 2)
 
 
+def test_max_cost_over_models_without_a_price_is_named_as_no_cap(tmp_path):
+    with FakeLLM(policy) as server:
+        output = refine(
+            "selfrefine",
+            write(tmp_path, server, "max_candidates = 2", top="max_cost = 1.0"),
+            "--target-kept",
+            3,
+            code=5,
+        )
+    assert "max_cost cannot stop this run: no call was priced" in " ".join(output.split())
+    assert saved(tmp_path)["stopped_by"] == "max_candidates"
+
+
 def test_a_target_without_a_cap_says_what_to_add(tmp_path):
     with FakeLLM(policy) as server:
         loaded = load_pipeline(write(tmp_path, server))

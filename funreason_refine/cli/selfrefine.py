@@ -17,6 +17,7 @@ from funreason_refine.cli.app import (
     err,
     main,
     out,
+    warn,
 )
 from funreason_refine.summary import SelfRefineSummary
 
@@ -86,6 +87,11 @@ def _say_how_it_ended(summary: SelfRefineSummary, folder: Path) -> None:
     from funreason_refine.yield_target import REMEDIES
 
     spent = f"{summary.candidates_drawn} candidates drawn, ${summary.cost_usd:.4f} spent"
+    if summary.max_cost is not None and summary.candidates_drawn and not summary.cost_usd:
+        warn(
+            "max_cost cannot stop this run: no call was priced (LiteLLM knows no price for these models); give "
+            "[source] prices (and [judge] prices) in USD per million tokens"
+        )
     if summary.target_kept is None:
         if summary.stopped_by != "rounds":
             err.print(f"[yellow]stopped:[/] {escape(summary.stopped)} ({spent})", highlight=False)
