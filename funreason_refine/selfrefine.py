@@ -169,15 +169,19 @@ class SelfRefinement:
         self.hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
         self.base = pipeline.output_dir
         self.rounds: list[SelfRefineRound] = []
+        self.undrawn_spent = 0.0  # samples paid for in a round that was not drawn whole (max_cost, failures)
 
     def run(self) -> SelfRefineSummary:
         self.base.mkdir(parents=True, exist_ok=True)
-        for round_no in itertools.count(1):
-            tally = Tally.of(self.rounds)
-            stop = stop_before(self.caps, tally, round_no, len(self.pool)) or self._round(round_no, tally)
-            if stop is not None:
-                return self._finish(stop)
-        raise AssertionError("unreachable")  # itertools.count never ends
+        round_no = 1
+        while (stop := self._next(round_no)) is None:
+            round_no += 1
+        return self._finish(stop)
+
+    def _next(self, round_no: int) -> Stop | None:
+        """Round ``round_no`` if nothing stops it before; why drawing stops, or None to go on."""
+        tally = Tally.of(self.rounds)
+        return stop_before(self.caps, tally, round_no, len(self.pool)) or self._round(round_no, tally)
 
     def _round(self, round_no: int, tally: Tally) -> Stop | None:
         """Draw (unless drawn before), refine and count one round; why drawing stops after it, or None."""
@@ -189,9 +193,10 @@ class SelfRefinement:
             )
             budget = budget_left(self.caps, tally.spent + spent(folder))
             sampled = asyncio.run(sample_round(draw, self.source, round_no, folder, budget))
+            self.undrawn_spent = 0.0 if sampled.candidates else spent(folder)
             if sampled.stopped is not None:
                 assert self.caps.max_cost is not None
-                return cost_stop(self.caps.max_cost, Tally(tally.drawn, tally.kept, tally.spent + spent(folder)))
+                return cost_stop(self.caps.max_cost, Tally(tally.drawn, tally.kept, tally.spent + self.undrawn_spent))
             if not sampled.candidates:
                 return Stop(
                     "sampling",
@@ -260,7 +265,7 @@ class SelfRefinement:
             selected=selected,
             trimmed=trimmed,
             missing=max(target - tally.kept, 0) if target is not None else 0,
-            cost_usd=round(tally.spent, 6),
+            cost_usd=round(tally.spent + self.undrawn_spent, 6),
             cap_hit=stop.cap_hit,
             stopped_by=stop.by,
             stopped=stop.message,

@@ -479,7 +479,11 @@ class SelfRefineSummary(_Part):
     selected: int | None = Field(None, description="with a target: the records in <dir>/kept.jsonl")
     trimmed: int = Field(0, description="kept beyond the target, the last in input order (<dir>/surplus.jsonl)")
     missing: int = Field(0, description="with a target: how many kept records it is short of")
-    cost_usd: float = Field(0.0, description="what drawing and judging every candidate cost, kept or not")
+    cost_usd: float = Field(
+        0.0,
+        description="what drawing and judging every candidate cost, kept or not (and the samples of a round a "
+        "cap cut short)",
+    )
     cap_hit: bool = Field(False, description="max_candidates or max_cost stopped the drawing")
     stopped_by: StoppedBy = Field(
         description="target (reached), max_candidates, max_cost, rounds (--rounds), pool (no query left to sample) "

@@ -136,6 +136,26 @@ def test_max_cost_counts_the_samples_and_judge_answers_of_rejected_candidates(tm
     assert "max_cost of $0.2 reached" in " ".join(output.split())
 
 
+def test_a_round_cut_short_by_max_cost_is_not_drawn_and_its_paid_samples_are_counted_and_reused(tmp_path):
+    with FakeLLM(policy) as server:
+        path = write(tmp_path, server, PRICES, top="max_cost = 0.05")
+        output = refine("selfrefine", path, "--target-kept", 4, code=5)
+        # Round 1 plans 4 candidates; the third call passes $0.05, so the fourth is not made.
+        assert len(server.requests) == 3 and not (tmp_path / "sr" / "round-1" / "candidates.jsonl").exists()
+        summary = saved(tmp_path)
+        assert (summary["rounds"], summary["candidates_drawn"], summary["stopped_by"]) == ([], 0, "max_cost")
+        assert summary["cost_usd"] == pytest.approx(3 * PER_CALL), "what was paid is counted, drawn or not"
+        assert "max_cost of $0.05 reached" in " ".join(output.split())
+
+        path.write_text(path.read_text().replace("max_cost = 0.05", "max_cost = 1.0"))
+        refine("selfrefine", path, "--target-kept", 4)
+        # Round 1 again: 3 answers from its cache and 1 call; round 2 draws 2 / (2/4) = 4: Rome and Lima.
+        assert len(server.requests) == 3 + 1 + 4
+    summary = saved(tmp_path)
+    assert [r["candidates"] for r in summary["rounds"]] == [4, 4]
+    assert summary["cost_usd"] == pytest.approx(8 * PER_CALL)
+
+
 class KillAt:
     """Stops the run (as Ctrl-C or SIGTERM would) once round 2 has written ``after`` records."""
 
