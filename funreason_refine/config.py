@@ -81,7 +81,12 @@ class PipelineFile(BaseModel):
     generate: GenerateSettings | None = Field(
         None, description="The default generator of stages that rewrite a field (the CoT stage's CoTs)."
     )
-    max_cost: float | None = Field(None, gt=0, description="USD; the run stops cleanly, resumable, when reached.")
+    max_cost: float | None = Field(
+        None,
+        gt=0,
+        description="USD; the run stops cleanly, resumable, when reached (`refine selfrefine`: over all its rounds, "
+        "samples and judges together).",
+    )
     source: SourceSettings | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(
         None, description="A folder of stage spec TOML files (judge-only stages, or new prompts for code stages)."
@@ -128,6 +133,7 @@ class Pipeline:
     source: SourceSettings | None = None
     audit: AuditSettings = field(default_factory=AuditSettings)
     input_given: str | None = None  # `--input`: read in place of [input] path (absolute, or an hf:// path)
+    max_cost: float | None = None  # the file's max_cost, also without a judge (self-refinement's samples cost too)
 
 
 def config_hash(payload: dict[str, Any]) -> str:
@@ -492,6 +498,7 @@ class _Loader:
             config=payload,
             source=parsed.source,
             audit=parsed.audit,
+            max_cost=parsed.max_cost,
         )
 
     def _entry(self, number: int, name: Any) -> str:

@@ -2,17 +2,26 @@
 
 Each round writes ``round-<n>/candidates.jsonl`` (xLAM records with a ``meta`` of round, sample,
 model and query) and runs the pipeline on it into the same folder. A query leaves the pool once
-a sample survives. With a stage whose ``on_fail`` is ``hard_pool``, the next round samples only
-the queries whose samples went to ``hard.jsonl`` (the paper's hard-data re-sampling); without
-one, every query without a survivor is sampled again.
+a sample survives. With a stage whose ``on_fail`` is ``hard_pool``, the queries a round sampled
+stay in the pool only when their samples went to ``hard.jsonl`` (the paper's hard-data
+re-sampling); without one, every query without a survivor is sampled again. With a yield target,
+a round draws only part of the pool (:mod:`~funreason_refine.yield_target` says how much; the
+queries drawn fewest times first, in input order), and the rounds' kept records are trimmed to the
+target in ``<output dir>/kept.jsonl``.
+
+Everything a round did is read back from its folder: a killed run resumes to the same records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +30,19 @@ from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import ConfigError
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.judge.answer import Answer
-from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.cache import spent
+from funreason_refine.judge.client import BudgetStop, JudgeCallError, LLMClient
 from funreason_refine.judge.limits import PromptTooLong, check_prompt
 from funreason_refine.judge.settings import SourceSettings
 from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Outcome, Record
+from funreason_refine.summary import SelfRefineRound, SelfRefineSummary, Summary
 from funreason_refine.targets import calls_from_text, funreason_messages
+from funreason_refine.yield_target import Caps, Stop, Tally, budget_left, cost_stop, draw_size, select, stop_before
+
+CANDIDATES = "candidates.jsonl"
+SAMPLING_ERRORS = "sampling_errors.jsonl"
+SUMMARY = "selfrefine.json"
 
 
 def _candidate(record: Record, answer: Answer, round_no: int, sample: int, model: str) -> dict[str, Any]:
@@ -51,14 +67,28 @@ def _candidate(record: Record, answer: Answer, round_no: int, sample: int, model
     return row
 
 
+@dataclass(frozen=True)
+class Sampled:
+    """What drawing a round gave: candidates, failed calls, and whether max_cost stopped it."""
+
+    candidates: int
+    errors: int
+    stopped: str | None = None  # max_cost reached while drawing: nothing is written, the round is not drawn
+
+
 async def sample_round(
-    queries: list[Record], source: SourceSettings, round_no: int, folder: Path
-) -> dict[str, int | None]:
-    """Write folder/candidates.jsonl (and sampling_errors.jsonl for calls that failed)."""
+    draw: list[tuple[Record, int]], source: SourceSettings, round_no: int, folder: Path, budget: float | None = None
+) -> Sampled:
+    """Ask for each (query, sample number) of ``draw``; write folder/candidates.jsonl (and
+    sampling_errors.jsonl for calls that failed). The answers are cached in ``folder``, so that a round
+    drawn again after a kill or a cost stop pays for none twice; ``budget``: USD the calls may spend."""
     from funreason_refine.judge.cache import AnswerCache
 
     client = LLMClient(
-        max_concurrency=source.max_concurrency, cache=AnswerCache(folder.parent), batch_dir=folder.parent
+        max_concurrency=source.max_concurrency,
+        cache=AnswerCache(folder),
+        max_cost=None if budget is None else max(budget, 0.0),
+        batch_dir=folder.parent,
     )
 
     async def one(record: Record, k: int) -> dict[str, Any]:
@@ -71,35 +101,49 @@ async def sample_round(
             )
         except (JudgeCallError, PromptTooLong) as exc:
             return {"error": str(exc), "query_id": record.id, "sample": k}
+        except BudgetStop as exc:
+            return {"budget": str(exc)}
         return _candidate(record, answer, round_no, k, source.model)
 
     try:
-        rows = await asyncio.gather(*(one(r, k) for r in queries for k in range(source.samples)))
+        rows = await asyncio.gather(*(one(r, k) for r, k in draw))
     finally:
         await client.aclose()
-    candidates = [r for r in rows if "error" not in r]
-    errors = [r for r in rows if "error" in r]
-    tmp = folder / "candidates.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in candidates), encoding="utf-8")
+    stopped = next((r["budget"] for r in rows if "budget" in r), None)
+    if stopped is not None:
+        return Sampled(0, 0, stopped)
+    return _write_round(folder, [r for r in rows if "error" not in r], [r for r in rows if "error" in r])
+
+
+def _write_round(folder: Path, candidates: list[dict[str, Any]], errors: list[dict[str, Any]]) -> Sampled:
+    """The round's input exists whole or not at all; a round whose every call failed is not written (drawn
+    again by the next run)."""
+    failed = folder / SAMPLING_ERRORS
     if errors:
-        (folder / "sampling_errors.jsonl").write_text("".join(json.dumps(e) + "\n" for e in errors), encoding="utf-8")
-    os.replace(tmp, folder / "candidates.jsonl")  # the round's input exists whole or not at all
-    return {
-        "candidates": len(candidates),
-        "sampling_errors": len(errors),
-        "tokens": client.total.prompt_tokens + client.total.completion_tokens,
-    }
+        failed.write_text("".join(json.dumps(e) + "\n" for e in errors), encoding="utf-8")
+    else:
+        failed.unlink(missing_ok=True)  # left by an earlier try at this round
+    if candidates:
+        tmp = folder / f"{CANDIDATES}.tmp"
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in candidates), encoding="utf-8")
+        os.replace(tmp, folder / CANDIDATES)
+    return Sampled(len(candidates), len(errors))
 
 
-def _round_pipeline(pipeline: Pipeline, folder: Path) -> Pipeline:
-    candidates = folder / "candidates.jsonl"
+def _round_pipeline(pipeline: Pipeline, folder: Path, budget: float | None) -> Pipeline:
+    """The pipeline over the round's candidates, into its folder; its judges may spend ``budget`` USD."""
+    candidates = folder / CANDIDATES
     config = {**(pipeline.config or {}), "input": {"path": str(candidates), "format": "xlam"}}
+    judging = pipeline.judging
+    if judging is not None and budget is not None:
+        judging = dataclasses.replace(judging, max_cost=max(budget, 0.0))
     return dataclasses.replace(
         pipeline,
         input=InputConfig(path=candidates, format="xlam", max_record_bytes=pipeline.input.max_record_bytes),
         output_dir=folder,
         config=config,
         config_hash=config_hash(config),
+        judging=judging,
     )
 
 
@@ -110,8 +154,139 @@ def _query_ids(folder: Path, kind: str) -> set[str]:
     return {line.get("meta", {}).get("query_id") for line in read_jsonl(file)}
 
 
-def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Run up to ``rounds`` rounds; returns a summary per round (also in <output dir>/selfrefine.json)."""
+def _lines(file: Path) -> list[dict[str, Any]]:
+    return list(read_jsonl(file)) if file.exists() else []
+
+
+class SelfRefinement:
+    """The rounds of one self-refinement: the pool of queries, the caps, what each round did."""
+
+    def __init__(self, pipeline: Pipeline, caps: Caps, progress: Progress | None = None):
+        assert pipeline.source is not None
+        self.pipeline, self.caps, self.progress = pipeline, caps, progress
+        self.source = pipeline.source
+        records = [r for r in InputStream.open(pipeline.input).items() if isinstance(r, Record)]
+        # Sampling a conversation's turns would need an environment that runs its tools: out of scope.
+        queries = [r for r in records if not r.is_conversation]
+        self.queries, self.conversations = len(queries), len(records) - len(queries)
+        self.pool = {q.id: q for q in queries}  # in input order
+        self.times_drawn: Counter[str] = Counter()
+        self.hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
+        self.base = pipeline.output_dir
+        self.rounds: list[SelfRefineRound] = []
+        self.undrawn_spent = 0.0  # samples paid for in a round that was not drawn whole (max_cost, failures)
+
+    def run(self) -> SelfRefineSummary:
+        self.base.mkdir(parents=True, exist_ok=True)
+        round_no = 1
+        while (stop := self._next(round_no)) is None:
+            round_no += 1
+        return self._finish(stop)
+
+    def _next(self, round_no: int) -> Stop | None:
+        """Round ``round_no`` if nothing stops it before; why drawing stops, or None to go on."""
+        tally = Tally.of(self.rounds)
+        return stop_before(self.caps, tally, round_no, len(self.pool)) or self._round(round_no, tally)
+
+    def _round(self, round_no: int, tally: Tally) -> Stop | None:
+        """Draw (unless drawn before), refine and count one round; why drawing stops after it, or None."""
+        folder = self.base / f"round-{round_no}"
+        folder.mkdir(exist_ok=True)
+        if not (folder / CANDIDATES).exists():
+            draw = list(
+                itertools.islice(self._pairs(), draw_size(self.caps, tally, len(self.pool) * self.source.samples))
+            )
+            budget = budget_left(self.caps, tally.spent + spent(folder))
+            sampled = asyncio.run(sample_round(draw, self.source, round_no, folder, budget))
+            self.undrawn_spent = 0.0 if sampled.candidates else spent(folder)
+            if sampled.stopped is not None:
+                assert self.caps.max_cost is not None
+                return cost_stop(self.caps.max_cost, Tally(tally.drawn, tally.kept, tally.spent + self.undrawn_spent))
+            if not sampled.candidates:
+                return Stop(
+                    "sampling",
+                    f"every sampling call of round {round_no} failed ({folder / SAMPLING_ERRORS} says why): fix "
+                    "the cause and run again to draw the round",
+                )
+        budget = budget_left(self.caps, tally.spent + spent(folder))
+        result = run_pipeline(_round_pipeline(self.pipeline, folder, budget), progress=self.progress)
+        self.rounds.append(self._count(round_no, folder, result.summary))
+        if result.stopped is not None and self.caps.max_cost is not None:
+            return cost_stop(self.caps.max_cost, Tally.of(self.rounds))
+        return None
+
+    def _pairs(self) -> Iterator[tuple[Record, int]]:
+        """Every candidate the pool offers: the queries drawn fewest times first, then in input order (a query
+        that never survives is not drawn again before the others were drawn as often); each sample of each."""
+        for query in sorted(self.pool.values(), key=lambda q: self.times_drawn[q.id]):
+            for sample in range(self.source.samples):
+                yield query, sample
+
+    def _count(self, round_no: int, folder: Path, summary: Summary) -> SelfRefineRound:
+        """The round's figures, and the pool after it (from the round's files: the same in a resumed run)."""
+        candidates = _lines(folder / CANDIDATES)
+        errors = _lines(folder / SAMPLING_ERRORS)
+        drawn = {c["meta"]["query_id"] for c in candidates} | {e["query_id"] for e in errors}
+        self.times_drawn.update(drawn)
+        survived = _query_ids(folder, Outcome.KEPT) & set(self.pool)
+        hard = _query_ids(folder, Outcome.HARD)
+        for query_id in survived:
+            self.pool.pop(query_id)
+        if self.hard_pool:  # a query sampled this round stays only when its samples went to hard.jsonl
+            self.pool = {q: r for q, r in self.pool.items() if q not in drawn or q in hard}
+        return SelfRefineRound(
+            round=round_no,
+            queries_sampled=len(drawn),
+            candidates=len(candidates),
+            sampling_errors=len(errors),
+            kept=summary.outcomes[Outcome.KEPT],
+            queries_with_a_survivor=len(survived),
+            pool_after=len(self.pool),
+            pass_rate={
+                name: round(s.passed / (s.passed + s.discarded), 4) if s.passed + s.discarded else None
+                for name, s in summary.stages.items()
+            },
+            cost_usd=round(spent(folder), 6),  # a sum of many small floats, without its noise
+            complete=summary.complete,
+            run_dir=str(folder),
+        )
+
+    def _finish(self, stop: Stop) -> SelfRefineSummary:
+        """selfrefine.json, and with a target the kept records trimmed to it (<dir>/kept.jsonl)."""
+        tally, target = Tally.of(self.rounds), self.caps.target
+        selected, trimmed = None, 0
+        if target is not None:
+            selected, trimmed = select(self.base, [Path(r.run_dir) for r in self.rounds], target)
+        summary = SelfRefineSummary(
+            model=self.source.model,
+            samples=self.source.samples,
+            queries=self.queries,
+            conversations_skipped=self.conversations,
+            target_kept=target,
+            max_candidates=self.caps.max_candidates,
+            max_cost=self.caps.max_cost,
+            candidates_drawn=tally.drawn,
+            kept=tally.kept,
+            selected=selected,
+            trimmed=trimmed,
+            missing=max(target - tally.kept, 0) if target is not None else 0,
+            cost_usd=round(tally.spent + self.undrawn_spent, 6),
+            cap_hit=stop.cap_hit,
+            stopped_by=stop.by,
+            stopped=stop.message,
+            rounds=self.rounds,
+        )
+        tmp = self.base / f".{SUMMARY}.tmp"
+        tmp.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.base / SUMMARY)
+        return summary
+
+
+def selfrefine(
+    pipeline: Pipeline, rounds: int | None = 2, progress: Progress | None = None, target: int | None = None
+) -> SelfRefineSummary:
+    """Run rounds until ``target`` candidates are kept (with a target), ``rounds`` rounds were run, a cap
+    is reached or no query is left to sample; the summary is also <output dir>/selfrefine.json."""
     if pipeline.source is None:
         raise ConfigError(
             [
@@ -119,61 +294,12 @@ def selfrefine(pipeline: Pipeline, rounds: int, progress: Progress | None = None
                 "(the model that writes candidate answers) and samples = N"
             ]
         )
-    source = pipeline.source
-    stream = InputStream.open(pipeline.input)
-    records = [r for r in stream.items() if isinstance(r, Record)]
-    # Sampling a conversation's turns would need an environment that runs its tools: out of scope.
-    queries = [r for r in records if not r.is_conversation]
-    pool = {q.id: q for q in queries}
-    hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
-    base = pipeline.output_dir
-    base.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for round_no in range(1, rounds + 1):
-        if not pool:
-            break
-        folder = base / f"round-{round_no}"
-        folder.mkdir(exist_ok=True)
-        sampled = sorted(pool)
-        sampling: dict[str, int | None] = {"candidates": None, "sampling_errors": 0}
-        if not (folder / "candidates.jsonl").exists():
-            sampling = asyncio.run(sample_round([pool[q] for q in sampled], source, round_no, folder))
-        result = run_pipeline(_round_pipeline(pipeline, folder), progress=progress)
-        survived = _query_ids(folder, Outcome.KEPT) & set(pool)
-        for query_id in survived:
-            pool.pop(query_id)
-        hard = _query_ids(folder, Outcome.HARD) & set(pool)
-        if hard_pool:
-            pool = {q: pool[q] for q in sorted(hard)}
-        stages = {
-            name: round(s.passed / (s.passed + s.discarded), 4) if s.passed + s.discarded else None
-            for name, s in result.summary.stages.items()
-        }
-        summaries.append(
-            {
-                "round": round_no,
-                "queries_sampled": len(sampled),
-                "candidates": result.summary.records,
-                "sampling_errors": sampling["sampling_errors"],
-                "kept": result.summary.outcomes[Outcome.KEPT],
-                "queries_with_a_survivor": len(survived),
-                "pool_after": len(pool),
-                "pass_rate": stages,
-                "run_dir": str(folder),
-            }
+    caps = Caps(target, pipeline.source.max_candidates, pipeline.max_cost, rounds)
+    if not caps.bounded:
+        raise ConfigError(
+            [
+                f"{pipeline.path}: a yield target needs a cap, in case too few candidates are ever kept: set "
+                "max_candidates = N in [source] (candidates drawn at most) or max_cost = USD, or give --rounds"
+            ]
         )
-    (base / "selfrefine.json").write_text(
-        json.dumps(
-            {
-                "model": source.model,
-                "samples": source.samples,
-                "queries": len(queries),
-                "conversations_skipped": len(records) - len(queries),
-                "rounds": summaries,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    return summaries
+    return SelfRefinement(pipeline, caps, progress).run()

@@ -76,10 +76,10 @@ def test_two_rounds_with_the_hard_pool(tmp_path):
         asked_before = len(server.requests)
         summaries = selfrefine(loaded, rounds=2)  # round 1 is resumed from its folder, round 2 is new
         round2_prompts = [r.prompt for r in server.requests[asked_before:]]
-    assert first[0]["queries_with_a_survivor"] == 1 and first[0]["pool_after"] == 1
-    r1, r2 = summaries
-    assert (r1["queries_sampled"], r1["candidates"], r1["kept"], r1["pool_after"]) == (3, 6, 2, 1)
-    assert (r2["queries_sampled"], r2["candidates"], r2["kept"], r2["pool_after"]) == (1, 2, 2, 0)
+    assert first.rounds[0].queries_with_a_survivor == 1 and first.rounds[0].pool_after == 1
+    r1, r2 = summaries.rounds
+    assert (r1.queries_sampled, r1.candidates, r1.kept, r1.pool_after) == (3, 6, 2, 1)
+    assert (r2.queries_sampled, r2.candidates, r2.kept, r2.pool_after) == (1, 2, 2, 0)
     assert round2_prompts and all("Oslo" in p for p in round2_prompts), "round 2 samples only the hard pool"
     kept1 = read_jsonl(tmp_path / "sr" / "round-1" / "kept.jsonl")
     assert [k["id"] for k in kept1] == ["A#r1s0", "A#r1s1"]
@@ -118,8 +118,8 @@ def test_a_query_whose_prompt_is_over_the_sources_max_prompt_tokens_is_not_sampl
         path = pipeline(tmp_path, server)
         write_jsonl(tmp_path / "queries.jsonl", [*QUERIES, long])
         path.write_text(path.read_text().replace("samples = 2", "samples = 2\nmax_prompt_tokens = 600"))
-        (summary,) = selfrefine(load_pipeline(path), rounds=1)
-    assert summary["sampling_errors"] == 2 and len(server.requests) == 6, "its two samples were never asked"
+        (summary,) = selfrefine(load_pipeline(path), rounds=1).rounds
+    assert summary.sampling_errors == 2 and len(server.requests) == 6, "its two samples were never asked"
     errors = list((tmp_path / "sr").rglob("sampling_errors.jsonl"))
     rows = read_jsonl(errors[0])
     assert {r["query_id"] for r in rows} == {"D"}

@@ -51,9 +51,10 @@ def plugins(as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["summary"]))
+@click.argument("what", type=click.Choice(["summary", "selfrefine"]))
 def schema(what: str) -> None:
-    """Print the JSON Schema of a run folder file (summary: summary.json), for tools that read run folders."""
+    """Print the JSON Schema of a file tools read: summary (a run folder's summary.json) or selfrefine
+    (selfrefine.json of `refine selfrefine`)."""
     from funreason_refine.summary import schema as summary_schema
 
-    click.echo(json.dumps(summary_schema(), indent=2))
+    click.echo(json.dumps(summary_schema(what), indent=2))

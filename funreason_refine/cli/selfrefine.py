@@ -1,53 +1,112 @@
-"""refine selfrefine: the paper's self-refinement loop."""
+"""refine selfrefine: the paper's self-refinement loop, optionally until a number of records is kept."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from funreason_refine.cli.app import JUDGE_MODEL_HELP, main, out
+from funreason_refine.cli.app import (
+    EXIT_INTERRUPTED,
+    EXIT_JUDGE_OUTAGE,
+    EXIT_SHORT_OF_TARGET,
+    JUDGE_MODEL_HELP,
+    err,
+    main,
+    out,
+    warn,
+)
+from funreason_refine.summary import SelfRefineSummary
+
+COLUMNS = ("round", "queries sampled", "candidates", "kept", "queries with a survivor", "pool after", "cost")
 
 
 @main.command("selfrefine")
 @click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    help="Rounds at most [default: 2; with --target-kept, as many as the target and the caps need].",
+)
+@click.option(
+    "--target-kept",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Draw candidates in rounds until N are kept (trimmed to N in <output dir>/kept.jsonl), or until "
+    "[source] max_candidates or max_cost is reached: then exit status 5.",
+)
 @click.option("--judge-model", help=JUDGE_MODEL_HELP)
-def selfrefine_command(pipeline: Path, rounds: int, judge_model: str | None) -> None:
+def selfrefine_command(pipeline: Path, rounds: int | None, target_kept: int | None, judge_model: str | None) -> None:
     """Self-refinement: [source] sample_from writes answers, the stages keep the good ones, per round."""
     from funreason_refine.config import load_pipeline
+    from funreason_refine.engine import RunInterrupted
+    from funreason_refine.errors import JudgeOutage
     from funreason_refine.selfrefine import selfrefine
 
     loaded = load_pipeline(pipeline, judge_model=judge_model)
-    summaries = selfrefine(loaded, rounds)  # a ConfigError, naming what to add, when [source] is missing
-    model = loaded.source.model if loaded.source else "?"
-    table = Table(title=f"Self-refinement of {loaded.input.path.name} with {model}", show_edge=False)
-    for col in (
-        "round",
-        "queries sampled",
-        "candidates",
-        "kept",
-        "queries with a survivor",
-        "pool after",
-        "pass rate per stage",
-    ):
-        table.add_column(col, justify="left" if col.startswith("pass") else "right", overflow="fold")
-    for r in summaries:
-        rates = ", ".join(f"{k} {v:.0%}" for k, v in r["pass_rate"].items() if v is not None)
-        table.add_row(
-            str(r["round"]),
-            str(r["queries_sampled"]),
-            str(r["candidates"]),
-            str(r["kept"]),
-            str(r["queries_with_a_survivor"]),
-            str(r["pool_after"]),
-            rates,
+    if rounds is None and target_kept is None:
+        rounds = 2
+    try:
+        summary = selfrefine(loaded, rounds, target=target_kept)  # a ConfigError, naming what to add, if need be
+    except (RunInterrupted, KeyboardInterrupt):
+        err.print(
+            f"[yellow]stopped:[/] interrupted; what was finished is saved in {escape(str(loaded.output_dir))}: run "
+            "the same command again to resume",
+            highlight=False,
         )
-    out.print(table)
+        sys.exit(EXIT_INTERRUPTED)
+    except JudgeOutage as exc:
+        err.print(f"[red]stopped:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(EXIT_JUDGE_OUTAGE)
+    out.print(_rounds_table(summary, loaded.input.path.name))
     out.print(
         f"rounds in {loaded.output_dir}/round-N (kept.jsonl of each is its training set); "
         f"summary in {loaded.output_dir / 'selfrefine.json'}",
         markup=False,
         highlight=False,
     )
+    _say_how_it_ended(summary, loaded.output_dir)
+
+
+def _rounds_table(summary: SelfRefineSummary, input_name: str) -> Table:
+    table = Table(title=f"Self-refinement of {input_name} with {summary.model}", show_edge=False)
+    for col in (*COLUMNS, "pass rate per stage"):
+        table.add_column(col, justify="left" if col.startswith("pass") else "right", overflow="fold")
+    for r in summary.rounds:
+        rates = ", ".join(f"{k} {v:.0%}" for k, v in r.pass_rate.items() if v is not None)
+        figures = (r.round, r.queries_sampled, r.candidates, r.kept, r.queries_with_a_survivor, r.pool_after)
+        table.add_row(*(str(f) for f in figures), f"${r.cost_usd:.4f}", rates)
+    return table
+
+
+def _say_how_it_ended(summary: SelfRefineSummary, folder: Path) -> None:
+    """How many were kept against the target, and why drawing stopped; exit status 5 short of the target."""
+    from funreason_refine.yield_target import REMEDIES
+
+    spent = f"{summary.candidates_drawn} candidates drawn, ${summary.cost_usd:.4f} spent"
+    if summary.max_cost is not None and summary.candidates_drawn and not summary.cost_usd:
+        warn(
+            "max_cost cannot stop this run: no call was priced (LiteLLM knows no price for these models); give "
+            "[source] prices (and [judge] prices) in USD per million tokens"
+        )
+    if summary.target_kept is None:
+        if summary.stopped_by != "rounds":
+            err.print(f"[yellow]stopped:[/] {escape(summary.stopped)} ({spent})", highlight=False)
+        return
+    trimmed = f", {summary.trimmed} more trimmed into {folder / 'surplus.jsonl'}" if summary.trimmed else ""
+    where = f"{summary.selected} kept records in {folder / 'kept.jsonl'}{trimmed} ({spent})"
+    if not summary.missing:
+        out.print(f"target reached: {where}", markup=False, highlight=False)
+        return
+    err.print(
+        f"[red]short of the target:[/] {summary.missing} of {summary.target_kept} missing: "
+        + escape(
+            f"{where}. Stopped: {summary.stopped}. To go on, {REMEDIES[summary.stopped_by]} and run the same "
+            "command again: finished rounds are read back, and only what is missing is drawn."
+        ),
+        highlight=False,
+    )
+    sys.exit(EXIT_SHORT_OF_TARGET)

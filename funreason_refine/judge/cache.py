@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +46,24 @@ class AnswerCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, seconds REAL)"
+            "prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, seconds REAL, paid INTEGER)"
         )
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
-        # Columns a cache written by an earlier version lacks: call times, reasoning fields, finish reasons.
-        for column, kind in (("seconds", "REAL"), ("reasoning", "TEXT"), ("finish_reason", "TEXT")):
+        # Columns a cache written by an earlier version lacks: call times, reasoning fields, finish reasons, and
+        # the calls that paid for each answer (NULL: written before they were counted, each paid once).
+        for column, kind in (
+            ("seconds", "REAL"),
+            ("reasoning", "TEXT"),
+            ("finish_reason", "TEXT"),
+            ("paid", "INTEGER"),
+        ):
             if column not in columns:
                 self._db.execute(f"ALTER TABLE answers ADD COLUMN {column} {kind}")
         # Whether answers of earlier runs are here (only those can be under a key of an older version).
         self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
         self._unwritten: dict[str, Cached] = {}
+        # Calls that paid for each unwritten answer: two in flight with one prompt are both paid, and kept once.
+        self._paid: Counter[str] = Counter()
         self._due: asyncio.TimerHandle | None = None  # the write of the answers kept, half a second after the first
         self._closed = False
 
@@ -82,15 +92,16 @@ class AnswerCache:
         """The answer under ``key``, or under ``old_key()`` (:meth:`find`), then kept under ``key`` too."""
         hit, under_old_key = self.find(key, old_key)
         if hit is not None and under_old_key:
-            self.put(key, hit)
+            self.put(key, hit, paid=False)
         return hit
 
-    def put(self, key: str, answer: Cached) -> None:
+    def put(self, key: str, answer: Cached, paid: bool = True) -> None:
         """Keep an answer: written within half a second in an event loop (or by :meth:`write`, :meth:`close`),
-        at once outside one."""
+        at once outside one. ``paid``: a call (or batch) just paid for it (:func:`spent` counts it)."""
         if self._closed:
             raise RuntimeError("an answer was given to a closed answer cache")
         self._unwritten[key] = answer
+        self._paid[key] += paid
         if self._due is not None:
             return
         try:
@@ -111,18 +122,44 @@ class AnswerCache:
             (
                 key,
                 *(answer.text, answer.prompt_tokens, answer.completion_tokens, answer.cost, answer.seconds),
-                *(answer.reasoning, answer.finish_reason),
+                *(answer.reasoning, answer.finish_reason, self._paid[key]),
             )
             for key, answer in self._unwritten.items()
         ]
         with self._db:  # one transaction (isolation_level None: begun here by hand)
             self._db.execute("BEGIN")
             self._db.executemany(
-                f"INSERT OR REPLACE INTO answers (key, {COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT INTO answers (key, {COLUMNS}, paid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET text = excluded.text, prompt_tokens = excluded.prompt_tokens, "
+                "completion_tokens = excluded.completion_tokens, cost = excluded.cost, seconds = excluded.seconds, "
+                "reasoning = excluded.reasoning, finish_reason = excluded.finish_reason, "
+                "paid = COALESCE(paid, 1) + excluded.paid",
+                rows,
             )
         self._unwritten.clear()
+        self._paid.clear()
+
+    def spent(self) -> float:
+        """What the answers paid for into this cache cost (module function :func:`spent`)."""
+        self.write()
+        (total,) = self._db.execute("SELECT COALESCE(SUM(cost * COALESCE(paid, 1)), 0.0) FROM answers").fetchone()
+        return float(total)
 
     def close(self) -> None:
         self.write()
         self._closed = True
         self._db.close()
+
+
+def spent(folder: Path) -> float:
+    """What every call that paid for an answer in the cache in ``folder`` cost (0.0 without a cache there),
+    whichever process made it: a run stopped and resumed is counted whole (less the answers of a crash's last
+    half second). Two calls that paid for one answer count its cost twice; an answer cached before calls were
+    counted, once.
+
+    Self-refinement counts a round's spend here: its samples and its judges' answers go to the round's folder.
+    """
+    if not (folder / FILE).exists():
+        return 0.0
+    with closing(AnswerCache(folder)) as cache:
+        return cache.spent()

@@ -338,6 +338,12 @@ class SourceSettings(ModelSettings):
 
     model: str = Field(alias="sample_from", description="The model to sample from (any LiteLLM model string).")
     samples: int = Field(4, ge=1, le=64, description="Candidates (CoT and answer) per query per round.")
+    max_candidates: int | None = Field(
+        None,
+        ge=1,
+        description="Candidates drawn at most over all rounds (the cap of `refine selfrefine --target-kept`); "
+        "default: no cap.",
+    )
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature: varied samples of a query.")
     max_concurrency: int = Field(
         16,

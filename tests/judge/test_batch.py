@@ -271,11 +271,11 @@ def test_source_batch_samples_every_candidate_of_a_round_in_one_batch(tmp_path):
         return load_pipeline(folder / "p.toml")
 
     with FakeLLM(policy) as server:
-        (plain,) = selfrefine(source_pipeline(tmp_path / "plain", server, False), rounds=1)
+        (plain,) = selfrefine(source_pipeline(tmp_path / "plain", server, False), rounds=1).rounds
         plain_calls = len(server.requests)
-        (batched,) = selfrefine(source_pipeline(tmp_path / "batch", server, True), rounds=1)
+        (batched,) = selfrefine(source_pipeline(tmp_path / "batch", server, True), rounds=1).rounds
     candidates = [(tmp_path / f / "sr" / "round-1" / "candidates.jsonl").read_text() for f in ("plain", "batch")]
-    assert candidates[0] == candidates[1] and batched["kept"] == plain["kept"] == 8
+    assert candidates[0] == candidates[1] and batched.kept == plain.kept == 8
     assert plain_calls == 8 and ordinary(server)[plain_calls:] == [], "every sample went in the batch"
     keys = submitted_keys(server)
     assert len(keys) == 8 and set(keys.values()) == {1}, "two samples of each query: eight lines, each once"

@@ -105,3 +105,23 @@ def test_an_answer_keeps_its_reasoning_and_finish_reason_and_an_older_cache_gain
     assert cache.get("cut") == cut
     assert cache.get("old") == Cached("<think>r</think><judge>True</judge>", 1, 2, 0.0, 0.5)
     cache.close()
+
+
+def test_spent_counts_every_call_that_paid_for_an_answer_once_per_call(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / FILE) as db:  # a cache of a version that did not count paid calls
+        db.execute(
+            "CREATE TABLE answers (key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER, "
+            "completion_tokens INTEGER, cost REAL, seconds REAL)"
+        )
+        db.execute("INSERT INTO answers VALUES ('earlier', 'x', 1, 1, 0.5, 0.1)")
+    cache = AnswerCache(old)
+    cache.put("a", ANSWER)
+    cache.put("a", ANSWER)  # two calls in flight with one prompt: both paid, one answer kept
+    cache.put("earlier", Cached("y", 1, 1, 0.25))  # asked again (a crash lost it): paid once more
+    cache.put("moved", ANSWER, paid=False)  # an answer found under an older key: kept again, paid by no call
+    cache.close()
+    assert rows_on_disk(old) == {"a", "earlier", "moved"}
+    assert cache_module.spent(old) == pytest.approx(2 * 0.001 + 0.25 + 0.25)
+    assert cache_module.spent(tmp_path / "none") == 0.0
