@@ -235,6 +235,7 @@ def main() -> None:
     python, gguf = llama_python(), smollm2_gguf()
     assert python and gguf
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-real-judge-"))
+    work.mkdir(parents=True, exist_ok=True)
     results = []
     with llama_server(python, gguf, work / "server.log", threads=args.threads) as upstream:
         recorder = Recorder(upstream)
