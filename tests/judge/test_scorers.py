@@ -274,3 +274,16 @@ def test_shards_merged_add_their_score_histograms_up_to_the_one_process_run(tmp_
     assert one["stages"]["function_params"]["scores"]["count"] == 6
     kept = [[(r["id"], r["trail"]) for r in read_jsonl(tmp_path / f / "run/kept.jsonl")] for f in ("one", "sharded")]
     assert kept[0] == kept[1] and len(kept[0]) == 4
+
+
+def test_a_record_too_long_for_the_scorers_max_prompt_tokens_is_discarded_before_any_call(tmp_path):
+    long = xlam_row("long", query="Weather in city number 0? " + "Please be quick. " * 300, tools=[WEATHER])
+    with FakeLLM(lambda r: Reply.yes_no(0.1)) as server:
+        path = pipeline(tmp_path, server, 'kind = "yes_no", threshold = 0.5, max_prompt_tokens = 400', n=2)
+        write_jsonl(tmp_path / "in.jsonl", [*rows(2), long])
+        run_pipeline(load_pipeline(path))
+        asked = [json.dumps(r.body) for r in server.requests]
+    got = outcomes(tmp_path)
+    assert sorted(got["kept"]) == ["r0", "r1"] and len(asked) == 2 and not any("quick" in a for a in asked)
+    assert got["discarded"]["long"]["reason"] == "prompt_too_long"
+    assert "over its max_prompt_tokens = 400: discarded before any call" in got["discarded"]["long"]["message"]
