@@ -28,7 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from funreason_refine.judge.protocol import ProtocolError, parse_answer
+from funreason_refine.judge.answer import Answer
+from funreason_refine.judge.protocol import ProtocolError, read_verdict
 from funreason_refine.testing.llama_server import llama_python, llama_server, smollm2_gguf, why_not_served
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,22 +98,19 @@ class _Forward(BaseHTTPRequestHandler):
             choice = answer["choices"][0]
             call.update(usage=answer.get("usage") or {}, finish=choice.get("finish_reason"))
             call["text"] = choice["message"].get("content") or ""
+            call["reasoning"] = choice["message"].get("reasoning_content")
         with self.server.lock:
             self.server.calls.append(call)
 
 
 def a_verdict(call: dict[str, Any]) -> bool:
-    """Whether one answer is a verdict as the pipeline reads it: not cut off, and in its protocol."""
-    if call["status"] != 200 or call["finish"] == "length":
+    """Whether one answer is a verdict as the pipeline reads it (``read_verdict``: not cut off, in its protocol)."""
+    if call["status"] != 200:
         return False
+    answer = Answer.of(call["text"], call.get("reasoning"), call["finish"])
     try:
-        if call["json"]:
-            from funreason_refine.judge.protocol import parse_json  # type: ignore[attr-defined]
-
-            parse_json(call["text"], allow_newfc=True)
-        else:
-            parse_answer(call["text"], allow_newfc=True)
-    except (ProtocolError, ValueError):
+        read_verdict(answer, allow_newfc=True, verdict_format="json" if call["json"] else "tags")
+    except ProtocolError:
         return False
     return True
 
