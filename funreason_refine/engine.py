@@ -127,11 +127,11 @@ def choose_refiner(
 
         on_usage = progress.on_judge if progress is not None else None
         return JudgedRefiner(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
-    from funreason_refine.refiners.pool import PoolRefiner, stages_workers_cannot_load
-
     if workers is None:
-        workers = default_workers(stream) if not stages_workers_cannot_load(pipeline.stages) else 1
+        workers = default_workers(stream, pipeline)
     if workers > 1:
+        from funreason_refine.refiners.pool import PoolRefiner
+
         return PoolRefiner(pipeline, workers, audited=audit is not None)
     from funreason_refine.refiners.local import InProcessRefiner
 
@@ -148,8 +148,13 @@ def input_files(pipeline: Pipeline, stream: InputStream) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def default_workers(stream: InputStream) -> int:
+def default_workers(stream: InputStream, pipeline: Pipeline) -> int:
+    """One process for a small input (or stages a worker process would not have), else one per CPU, up to 8."""
     if stream.total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    from funreason_refine.refiners.pool import stages_workers_cannot_load
+
+    if stages_workers_cannot_load(pipeline.stages):
         return 1
     return max(1, min(os.cpu_count() or 1, 8))
 
