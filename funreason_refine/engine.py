@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
@@ -23,11 +23,13 @@ from funreason_refine.config import Pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream
-from funreason_refine.readers.parts import Part
 from funreason_refine.refiners.base import Emit, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
 from funreason_refine.run_identity import check_input, configurations, note_configuration_change
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
+
+if TYPE_CHECKING:
+    from funreason_refine.readers.parts import Part
 
 # Below this input size worker start-up (about a second) costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
