@@ -12,27 +12,25 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.hub.paths import HubPath, is_hub_path
-from funreason_refine.judge.scorer_settings import ScorerSettings
-from funreason_refine.judge.settings import (
-    GenerateSettings,
-    JudgeModel,
-    JudgePanel,
-    JudgeSettings,
-    ModelSettings,
-    SourceSettings,
-    Vote,
-)
 from funreason_refine.plugin_manager import StageRegistry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_MESSAGES, InputConfig
-from funreason_refine.specs import StageSpec, builtin_specs, check_template, spec_from, specs_in
-from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage
+from funreason_refine.specs import StageSpec, builtin_specs, spec_from, specs_in
+from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage, Vote
+
+if TYPE_CHECKING:
+    from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, SourceSettings
+    from funreason_refine.judge.stage_models import Judging, StageModels
+
+MODEL_TABLES = ("judge", "generate", "source")
+"""The tables of a pipeline file that set a model, checked by their models in judge/settings.py, which is imported
+only when a file has one of them (``_Loader._model_tables``)."""
 
 
 class OutputConfig(BaseModel):
@@ -77,8 +75,8 @@ class PipelineFile(BaseModel):
 
     input: InputConfig = Field(description="The input file and how to read it.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where the run folder goes.")
-    judge: JudgeSettings | None = Field(None, description="The default judge of every stage with a prompt.")
-    generate: GenerateSettings | None = Field(
+    judge: dict[str, Any] | None = Field(None, description="The default judge of every stage with a prompt.")
+    generate: dict[str, Any] | None = Field(
         None, description="The default generator of stages that rewrite a field (the CoT stage's CoTs)."
     )
     max_cost: float | None = Field(
@@ -87,7 +85,7 @@ class PipelineFile(BaseModel):
         description="USD; the run stops cleanly, resumable, when reached (`refine selfrefine`: over all its rounds, "
         "samples and judges together).",
     )
-    source: SourceSettings | None = Field(None, description="Self-refinement: the model that samples candidates.")
+    source: dict[str, Any] | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(
         None, description="A folder of stage spec TOML files (judge-only stages, or new prompts for code stages)."
     )
@@ -95,30 +93,10 @@ class PipelineFile(BaseModel):
         default_factory=AuditSettings, description="Dataset audits: eval sets, and which findings drop a record."
     )
 
-
-@dataclass
-class Judging:
-    """The run-wide judge settings: one client serves every stage's judges and generators."""
-
-    defaults: JudgeSettings | None
-    max_cost: float | None
-    batch_records: int = 0  # with a model whose calls go as batch jobs: its batch_max_requests
-    scorer_concurrency: int | None = None  # without [judge]: what the scorers' tables allow
-
-    @property
-    def max_concurrency(self) -> int:
-        if self.defaults:
-            return self.defaults.max_concurrency
-        return self.scorer_concurrency or 16
-
-    @property
-    def protocol_retries(self) -> int:
-        return self.defaults.protocol_retries if self.defaults else 2
-
-    @property
-    def window(self) -> int:
-        """Records in flight at once: enough to keep every call slot busy, and with batch calls a batch's worth."""
-        return max(64, 4 * self.max_concurrency, self.batch_records)
+    @field_validator(*MODEL_TABLES, mode="plain")
+    @classmethod
+    def _checked_by_their_models(cls, value: Any) -> Any:
+        return value  # by JudgeSettings, GenerateSettings and SourceSettings (_Loader._model_tables)
 
 
 @dataclass
@@ -201,6 +179,10 @@ class _Loader:
         self.parsed: PipelineFile | None = None
         self.tables: list[tuple[int, StageTable]] = []
         self.broken: set[str] = set()  # stages whose inline spec is wrong
+        self.judge: JudgeSettings | None = None  # [judge], [generate], [source]: checked by _model_tables
+        self.generate: GenerateSettings | None = None
+        self.source: SourceSettings | None = None
+        self.models: StageModels | None = None  # what the stages ask of models; None: no table names one
 
     def load(self, out_dir: Path | None) -> Pipeline:
         self.parsed = self._parse_file()
@@ -211,7 +193,12 @@ class _Loader:
             raise ConfigError([str(exc)]) from None
         specs = self._specs()
         self._register_judge_only(registry, specs)
-        self._register_scorer_only(registry, specs)
+        if self._asks_models():
+            from funreason_refine.judge.stage_models import StageModels
+
+            judge, generate = (self.judge, self.generate) if self.parsed is not None else (None, None)
+            self.models = StageModels(self.path, self.problems, judge, generate)
+            self.models.register_scorer_only(registry, specs, [t for _, t in self.tables])
         stages = self._stages(registry, specs)
         if self.problems:
             raise ConfigError(self.problems)
@@ -222,11 +209,19 @@ class _Loader:
 
     def _parse_file(self) -> PipelineFile | None:
         top = {key: value for key, value in self.data.items() if key != "stages"}
+        errors: list[Any] = []
+        parsed: PipelineFile | None = None
         try:
             parsed = PipelineFile.model_validate(top)
         except ValidationError as exc:
-            self.problems += [f"{self._where(tuple(e['loc']))}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
+            errors = exc.errors()
+        errors += self._model_tables(top)
+        if errors:  # in the order of the file's keys, as one model would give them (unknown keys last)
+            keys = list(PipelineFile.model_fields)
+            errors.sort(key=lambda e: keys.index(e["loc"][0]) if e["loc"] and e["loc"][0] in keys else len(keys))
+            self.problems += [f"{self._where(tuple(e['loc']))}: {e['msg']} ({error_fix(e)})" for e in errors]
             return None
+        assert parsed is not None
         if parsed.input.answers is not None:
             parsed.input.answers = self.base / parsed.input.answers
         if not isinstance(parsed.input.path, HubPath):  # an hf:// path is pinned with the output folder (_pipeline)
@@ -238,6 +233,41 @@ class _Loader:
                 )
         self._resolve_eval_sets(parsed.audit)
         return parsed
+
+    def _model_tables(self, top: dict[str, Any]) -> list[Any]:
+        """[judge], [generate] and [source] read with their models, when given; the errors, each under its table."""
+        given = [key for key in MODEL_TABLES if top.get(key) is not None]
+        if not given:
+            return []
+        from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, SourceSettings
+
+        models: dict[str, type[BaseModel]] = {
+            "judge": JudgeSettings,
+            "generate": GenerateSettings,
+            "source": SourceSettings,
+        }
+        errors: list[Any] = []
+        for key in given:
+            try:
+                setattr(self, key, models[key].model_validate(top[key]))  # self.judge, self.generate, self.source
+            except ValidationError as exc:
+                errors += [{**e, "loc": (key, *e["loc"])} for e in exc.errors()]
+        return errors
+
+    def _asks_models(self) -> bool:
+        """Whether the file names a model or a prompt: a default judge or generator, or a [[stages]] table with a
+        judge, judges, generator, scorer, prompt or prompt_file. Without, no stage asks a model (rules only)."""
+        if self.parsed is not None and (self.judge is not None or self.generate is not None):
+            return True
+        return any(
+            t.scorer is not None
+            or t.prompt is not None
+            or t.prompt_file is not None
+            or t.judges is not None
+            or isinstance(t.judge, dict)
+            or isinstance(t.generate, dict)
+            for _, t in self.tables
+        )
 
     def _resolve_eval_sets(self, audit: AuditSettings) -> None:
         audit.eval_sets = [self.base / p for p in audit.eval_sets]
@@ -259,7 +289,7 @@ class _Loader:
                 tables.append((number, StageTable.model_validate(table)))
             except ValidationError as exc:
                 where = self._entry(number, table.get("name"))
-                self.problems += [f"{where} key {_key(e)!r}: {e['msg']} ({_fix(e)})" for e in exc.errors()]
+                self.problems += [f"{where} key {error_key(e)!r}: {e['msg']} ({error_fix(e)})" for e in exc.errors()]
         return tables
 
     # --- specs and judge-only stages -----------------------------------------------------
@@ -295,14 +325,6 @@ class _Loader:
                 )
             registry.register(JudgeOnlyStage.named(name, spec.description or ""), plugin="stage spec")
 
-    def _register_scorer_only(self, registry: StageRegistry, specs: dict[str, StageSpec]) -> None:
-        """A [[stages]] table with a scorer that names no stage (nor spec) is a scorer-only stage."""
-        for _, table in self.tables:
-            if table.scorer is None or registry.get(table.name) is not None or table.name in specs:
-                continue
-            model = table.scorer.get("model", "its scorer")
-            registry.register(JudgeOnlyStage.named(table.name, f"scored by {model}"), plugin="scorer")
-
     # --- the stages ----------------------------------------------------------------------
 
     def _stages(self, registry: StageRegistry, specs: dict[str, StageSpec]) -> list[PipelineStage]:
@@ -318,17 +340,9 @@ class _Loader:
             stage = self._stage(where, table, registry, specs.get(table.name))
             if stage is not None:
                 stages.append(stage)
-        self._check_generate_is_used(stages)
-        self._check_relative_cuts(stages)
+        if self.models is not None:
+            self.models.check(stages)
         return stages
-
-    def _check_relative_cuts(self, stages: list[PipelineStage]) -> None:
-        keys = sorted({s.scorer.relative.by for s in stages if s.scorer is not None and s.scorer.relative is not None})
-        if len(keys) > 1:
-            self.problems.append(
-                f"{self.path}: the relative cuts of the scorers group records by different meta keys "
-                f"({', '.join(keys)}); give every relative table the same `by`"
-            )
 
     def _stage(
         self, where: str, table: StageTable, registry: StageRegistry, spec: StageSpec | None
@@ -349,7 +363,7 @@ class _Loader:
         except ValidationError as exc:
             allowed = ", ".join(cls.Config.model_fields) or "none"
             self.problems += [
-                f"{where} key {_key(e)!r}: {e['msg']} ({_fix(e)}; this stage's own keys: {allowed})"
+                f"{where} key {error_key(e)!r}: {e['msg']} ({error_fix(e)}; this stage's own keys: {allowed})"
                 for e in exc.errors()
             ]
             return None
@@ -361,121 +375,14 @@ class _Loader:
             max_attempts=table.max_attempts or (spec.max_attempts if spec and spec.max_attempts else cls.max_attempts),
             timeout=table.timeout or cls.timeout,
         )
-        stage.scorer = self._scorer(where, table)
-        stage.judge = self._panel(where, table, spec)
-        stage.generator = self._generator(where, table, spec, stage)
+        if self.models is not None:
+            self.models.attach(where, table, spec, stage)
         if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None:
             self.problems.append(
                 f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table or run with "
                 "--judge-model"
             )
         return stage
-
-    def _scorer(self, where: str, table: StageTable) -> ScorerSettings | None:
-        """The stage's scorer, when its table has one."""
-        if table.scorer is None:
-            return None
-        try:
-            return ScorerSettings.model_validate(table.scorer)
-        except ValidationError as exc:
-            for e in exc.errors():
-                key = ".".join(["scorer", *map(str, e["loc"])]) if e["loc"] else "scorer"
-                self.problems.append(f"{where} key {key!r}: {e['msg'].removeprefix('Value error, ')} ({_fix(e)})")
-            return None
-
-    def _panel(self, where: str, table: StageTable, spec: StageSpec | None) -> JudgePanel | None:
-        """How the stage asks its judges, or None when it asks none."""
-        template = self._template(where, table, spec)
-        default = self.parsed.judge if self.parsed is not None else None
-        if table.judge is False or template is None:
-            return None
-        if table.judges is not None:
-            tables, key = table.judges, "judges"
-        elif isinstance(table.judge, dict):
-            tables, key = [table.judge], "judge"
-        else:
-            tables, key = ([{}] if default is not None else []), "judge"
-        if not tables:
-            return None
-        base = (
-            default.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) if default else {}
-        )
-        judges = [
-            self._model(JudgeModel, where, base, t, key, i if table.judges else None) for i, t in enumerate(tables)
-        ]
-        allow_newfc = bool(spec and spec.protocol == "judge_newfc")
-        chosen = [j.asking(allow_newfc) for j in judges if j is not None]
-        system = spec.system if spec else None  # a table's own prompt keeps the spec's system message
-        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote, system=system)
-
-    def _generator(
-        self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage
-    ) -> GenerateSettings | None:
-        """The model that rewrites the field the stage names, when its records fail and on_fail is regenerate."""
-        field = stage.stage.regenerates
-        if isinstance(table.generate, dict) and field is None:
-            self.problems.append(f"{where} key 'generate': stage {table.name} names no field a generator could write")
-            return None
-        default = self.parsed.generate if self.parsed is not None else None
-        if field is None or stage.on_fail != "regenerate" or table.generate is False:
-            return None
-        if not isinstance(table.generate, dict) and default is None:
-            return None
-        base = default.model_dump(exclude_unset=True) if default else {}
-        override = table.generate if isinstance(table.generate, dict) else {}
-        settings = self._model(GenerateSettings, where, base, override, "generate", None)
-        if settings is None:
-            return None
-        prompt = settings.prompt or (spec.rewrite_prompt if spec else None)
-        if prompt is None:
-            self.problems.append(
-                f"{where}: stage {table.name} has no prompt to rewrite its {field} with: set prompt in [generate] "
-                "or rewrite_prompt in its stage spec"
-            )
-            return None
-        return settings.model_copy(update={"prompt": prompt})
-
-    def _model(
-        self, model: type[ModelSettings], where: str, base: dict[str, Any], table: Any, key: str, i: int | None
-    ) -> Any:
-        try:
-            return model.over(base, table)  # a table that names its own servers replaces the default's
-        except ValidationError as exc:
-            label = f"{key}[{i}]" if i is not None else key
-            for e in exc.errors():
-                hint = f" (set [{key}] model or give model in this table)" if e["type"] == "missing" else ""
-                self.problems.append(f"{where} key '{label}.{_key(e)}': {e['msg']}{hint}")
-            return None
-
-    def _template(self, where: str, table: StageTable, spec: StageSpec | None) -> str | None:
-        if table.prompt is not None and table.prompt_file is not None:
-            self.problems.append(f"{where}: give prompt or prompt_file, not both")
-            return None
-        text, key = table.prompt, "prompt"
-        if table.prompt_file is not None:
-            key = "prompt_file"
-            prompt_path = self.base / table.prompt_file
-            try:
-                text = prompt_path.read_text("utf-8")
-            except OSError as exc:
-                self.problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
-                return None
-        if text is None:
-            return spec.prompt if spec else None
-        try:
-            check_template(text)
-        except ValueError as exc:
-            self.problems.append(f"{where} key {key!r}: {exc}")
-            return None
-        return text
-
-    def _check_generate_is_used(self, stages: list[PipelineStage]) -> None:
-        if self.parsed is None or self.parsed.generate is None or any(s.generator for s in stages):
-            return
-        self.problems.append(
-            f"{self.path}: [generate]: no stage writes with it. To write CoTs for records without one and rewrite "
-            'failing ones, set on_fail = "regenerate" and required = true in the [[stages]] table of cot'
-        )
 
     # --- the result ----------------------------------------------------------------------
 
@@ -485,18 +392,16 @@ class _Loader:
             from funreason_refine.hub.pin import pin
 
             parsed.input.path = pin(parsed.input.path, output_dir)
-        judged = any(s.judge is not None or s.generator is not None or s.scorer is not None for s in stages)
         payload = _payload(parsed, stages)
-        judging = Judging(parsed.judge, parsed.max_cost, _batch_records(stages), _scorer_concurrency(stages))
         return Pipeline(
             path=self.path,
             input=parsed.input,
             output_dir=output_dir,
             stages=stages,
             config_hash=config_hash(payload),
-            judging=judging if judged else None,
+            judging=self.models.judging(stages, parsed.max_cost) if self.models is not None else None,
             config=payload,
-            source=parsed.source,
+            source=self.source,
             audit=parsed.audit,
             max_cost=parsed.max_cost,
         )
@@ -508,23 +413,6 @@ class _Loader:
         section = f"[{loc[0]}]" if loc else ""
         rest = ".".join(str(p) for p in loc[1:])
         return f"{self.path}: {section}" + (f" key {rest!r}" if rest else "")
-
-
-def stage_models(stages: list[PipelineStage]) -> list[ModelSettings]:
-    """Every judge and generator the stages ask."""
-    judges = [j for s in stages if s.judge is not None for j in s.judge.judges]
-    return judges + [s.generator for s in stages if s.generator is not None]
-
-
-def _scorer_concurrency(stages: list[PipelineStage]) -> int | None:
-    """The calls in flight the scorers' tables allow (their max_concurrency, else their servers' summed one)."""
-    allowed = [s.scorer.max_concurrency or s.scorer.endpoint_capacity() for s in stages if s.scorer is not None]
-    return max((a for a in allowed if a is not None), default=None)
-
-
-def _batch_records(stages: list[PipelineStage]) -> int:
-    """The largest batch_max_requests of the models whose calls go as batch jobs (0: none)."""
-    return max((m.batch_max_requests for m in stage_models(stages) if m.batch), default=0)
 
 
 def _payload(parsed: PipelineFile, stages: list[PipelineStage]) -> dict[str, Any]:
@@ -556,32 +444,20 @@ def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
         "max_attempts": stage.max_attempts,
         "config": stage.stage.config.model_dump(mode="json"),
     }
-    if stage.judge is not None:
-        payload["judge"] = {
-            **({"system": stage.judge.system} if stage.judge.system is not None else {}),
-            "template": stage.judge.template,
-            "vote": stage.judge.vote,
-            "judges": [_model_payload(j) for j in stage.judge.judges],
-        }
-    if stage.generator is not None:
-        payload["generator"] = {**_model_payload(stage.generator), "prompt": stage.generator.prompt}
-    if stage.scorer is not None:
-        payload["scorer"] = {**_model_payload(stage.scorer), **stage.scorer.cut()}
+    if stage.judge is not None or stage.generator is not None or stage.scorer is not None:
+        from funreason_refine.judge.stage_models import models_payload
+
+        payload.update(models_payload(stage))
     return payload
 
 
-def _model_payload(settings: ModelSettings) -> dict[str, Any]:
-    """What of a model's settings decides results: its sampling, and max_prompt_tokens when set (it discards
-    records; a pipeline that does not set it is the one it was before)."""
-    limit = {"max_prompt_tokens": settings.max_prompt_tokens} if settings.max_prompt_tokens is not None else {}
-    return {**settings.sampling(), **limit}
-
-
-def _key(err: Any) -> str:
+def error_key(err: Any) -> str:
+    """Where a validation error is, as a key of the table: ``judge.model``."""
     return ".".join(str(p) for p in err["loc"])
 
 
-def _fix(err: Any) -> str:
+def error_fix(err: Any) -> str:
+    """What to do about a validation error, in a few words."""
     kind = err["type"]
     if kind == "missing":
         return "add this key"

@@ -187,8 +187,8 @@ def _help(command: Any, name: str, parent: Any) -> list[str]:
     path = ctx.command_path
     lines = [f"## `{path}`", "", "```text", command.get_help(ctx), "```", ""]
     if isinstance(command, click.Group):
-        for sub in sorted(command.commands):
-            lines += _help(command.commands[sub], sub, ctx)
+        for sub in command.list_commands(ctx):  # loads each command (refine's are loaded when asked for)
+            lines += _help(command.get_command(ctx, sub), sub, ctx)
     return lines
 
 

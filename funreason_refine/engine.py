@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from funreason_refine import __version__
 from funreason_refine.audit.dataset import DatasetAudit
@@ -23,11 +23,13 @@ from funreason_refine.config import Pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream
-from funreason_refine.readers.parts import Part
 from funreason_refine.refiners.base import Emit, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
 from funreason_refine.run_identity import check_input, configurations, note_configuration_change
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
+
+if TYPE_CHECKING:
+    from funreason_refine.readers.parts import Part
 
 # Below this input size worker start-up (about a second) costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
@@ -127,11 +129,11 @@ def choose_refiner(
 
         on_usage = progress.on_judge if progress is not None else None
         return JudgedRefiner(stream, pipeline.stages, pipeline.judging, pipeline.output_dir, on_usage, features)
-    from funreason_refine.refiners.pool import PoolRefiner, stages_workers_cannot_load
-
     if workers is None:
-        workers = default_workers(stream) if not stages_workers_cannot_load(pipeline.stages) else 1
+        workers = default_workers(stream, pipeline)
     if workers > 1:
+        from funreason_refine.refiners.pool import PoolRefiner
+
         return PoolRefiner(pipeline, workers, audited=audit is not None)
     from funreason_refine.refiners.local import InProcessRefiner
 
@@ -148,8 +150,13 @@ def input_files(pipeline: Pipeline, stream: InputStream) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def default_workers(stream: InputStream) -> int:
+def default_workers(stream: InputStream, pipeline: Pipeline) -> int:
+    """One process for a small input (or stages a worker process would not have), else one per CPU, up to 8."""
     if stream.total_bytes < PARALLEL_MIN_BYTES:
+        return 1
+    from funreason_refine.refiners.pool import stages_workers_cannot_load
+
+    if stages_workers_cannot_load(pipeline.stages):
         return 1
     return max(1, min(os.cpu_count() or 1, 8))
 

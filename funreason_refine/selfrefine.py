@@ -36,7 +36,8 @@ from funreason_refine.judge.limits import PromptTooLong, check_prompt
 from funreason_refine.judge.settings import SourceSettings
 from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Outcome, Record
-from funreason_refine.summary import SelfRefineRound, SelfRefineSummary, Summary
+from funreason_refine.selfrefine_summary import SelfRefineRound, SelfRefineSummary
+from funreason_refine.summary import Summary
 from funreason_refine.targets import calls_from_text, funreason_messages
 from funreason_refine.yield_target import Caps, Stop, Tally, budget_left, cost_stop, draw_size, select, stop_before
 

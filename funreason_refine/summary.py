@@ -5,7 +5,7 @@ code digs through the JSON by string keys. Parts add up: ``shard_a + shard_b`` i
 shards refined together (outcomes, verdicts, judge use, time); the dataset audits are not a sum
 (they read the merged records in input order), so a sum has none until the merge runs them.
 ``refine schema summary`` prints the JSON Schema, for tools that read run folders; ``refine schema
-selfrefine`` that of selfrefine.json (:class:`SelfRefineSummary`), the rounds of self-refinement.
+selfrefine`` that of selfrefine.json, the rounds of self-refinement (selfrefine_summary.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_serializer
 
@@ -29,7 +29,7 @@ sent to errors.jsonl per stage and reason (``records_errored``), a scorer's scor
 SUMMARY = "summary.json"
 
 
-class _Part(BaseModel):
+class Section(BaseModel):
     """A section of summary.json: read strictly (a misspelt key is an error, not a silent zero)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -62,7 +62,7 @@ def score_bin(score: float) -> str:
     return f"{edge:.2f}"
 
 
-class ScoreStats(_Part):
+class ScoreStats(Section):
     """A scorer's scores at one stage: how many, their sum, range and histogram, and the threshold it cut at."""
 
     optional_keys = ("threshold",)
@@ -105,7 +105,7 @@ class ScoreStats(_Part):
         return round(value, 6)
 
 
-class StageCounts(_Part):
+class StageCounts(Section):
     """One stage's verdicts over a run: each verdict it gave, and where records left it."""
 
     optional_keys = ("records_errored", "scores")
@@ -149,7 +149,7 @@ def _add_stages(a: dict[str, StageCounts], b: dict[str, StageCounts]) -> dict[st
     return {n: a.get(n, StageCounts()) + b.get(n, StageCounts()) for n in names}
 
 
-class JudgeUsage(_Part):
+class JudgeUsage(Section):
     """What the models of a run (or of one stage) were asked and what it cost.
 
     ``cost_usd`` and the token counts are what this run paid for; the ``cached_*`` fields are what
@@ -202,7 +202,7 @@ class JudgeUsage(_Part):
         return round(value, 6)  # sums of many small floats: written without their noise
 
 
-class ProtocolCounts(_Part):
+class ProtocolCounts(Section):
     """One model's answers that were not verdicts: how many, how many were asked again, and what was wrong."""
 
     failures: int = Field(0, description="answers that did not follow the answer protocol")
@@ -233,7 +233,7 @@ def _add_fields(a: BaseModel, b: BaseModel, names: Any) -> dict[str, Any]:
     return out
 
 
-class ServerStats(_Part):
+class ServerStats(Section):
     """One server of a model: its calls and errors, 429s, latency, time out of rotation."""
 
     model: str | None = None
@@ -336,14 +336,14 @@ def _add_endpoints(
     return {m: _add_servers(a.get(m, []), b.get(m, [])) for m in dict.fromkeys([*a, *b])}
 
 
-class InputInfo(_Part):
+class InputInfo(Section):
     path: str = Field(description="the input file, absolute")
     format: str = Field(description="xlam, bfcl, openai or sharegpt")
     records: int | None = Field(None, description="input records (None while a stopped run has not read them all)")
     limit: int | None = Field(None, description="--limit of the run")
 
 
-class Timings(_Part):
+class Timings(Section):
     optional_keys = ("merge_seconds",)
 
     started: str | None = Field(None, description="when the last run on the folder started (UTC, ISO 8601)")
@@ -369,7 +369,7 @@ class Timings(_Part):
         )
 
 
-class InputPart(_Part):
+class InputPart(Section):
     """A shard's part of the input: records [first_index, first_index + records) of shard number/count."""
 
     number: int
@@ -382,7 +382,7 @@ class InputPart(_Part):
     end: int | None = Field(None, description="JSONL: the byte offset past the part's last line")
 
 
-class ShardEntry(_Part):
+class ShardEntry(Section):
     """A merged run's shard: which records of the input it refined, when it finished, its outcomes."""
 
     shard: str = Field(description="I/N")
@@ -394,7 +394,7 @@ class ShardEntry(_Part):
     outcomes: dict[str, int] | None = None
 
 
-class DuplicateAudit(_Part):
+class DuplicateAudit(Section):
     drop: bool
     drop_near: bool
     near_threshold: float
@@ -403,13 +403,13 @@ class DuplicateAudit(_Part):
     examples: list[dict[str, Any]]
 
 
-class EvalSetInfo(_Part):
+class EvalSetInfo(Section):
     path: str
     queries: int
     unreadable: int
 
 
-class ContaminationAudit(_Part):
+class ContaminationAudit(Section):
     drop: bool
     ngram: int
     threshold: float
@@ -418,7 +418,7 @@ class ContaminationAudit(_Part):
     examples: list[dict[str, Any]]
 
 
-class CallMix(_Part):
+class CallMix(Section):
     """Kept answers by kind. Per record, a conversation counts as its last assistant turn; ``turns``
     counts every assistant turn of every kept record (a single-turn record is one turn)."""
 
@@ -434,7 +434,7 @@ class CallMix(_Part):
     turns: dict[str, int] | None = Field(None, description="assistant turns of the kept records, by kind")
 
 
-class DatasetSection(_Part):
+class DatasetSection(Section):
     """The dataset audits over the kept records: duplicates, contamination, the call mix."""
 
     audited: int
@@ -445,7 +445,7 @@ class DatasetSection(_Part):
     warnings: list[str]
 
 
-class Summary(_Part):
+class Summary(Section):
     """summary.json of a run folder."""
 
     optional_keys = ("shard", "shards", "dataset", "configurations")
@@ -558,74 +558,17 @@ class Summary(_Part):
             ) from None
 
 
-StoppedBy = Literal["target", "max_candidates", "max_cost", "rounds", "pool", "sampling"]
-
-
-class SelfRefineRound(_Part):
-    """One round of self-refinement: what it drew, what its stages kept, what it cost."""
-
-    round: int
-    queries_sampled: int = Field(description="queries drawn from the pool in this round")
-    candidates: int = Field(description="answers drawn (round-N/candidates.jsonl)")
-    sampling_errors: int = Field(0, description="sampling calls that failed (round-N/sampling_errors.jsonl)")
-    kept: int = Field(description="candidates the stages kept (round-N/kept.jsonl)")
-    queries_with_a_survivor: int
-    pool_after: int = Field(description="queries left to sample after this round")
-    pass_rate: dict[str, float | None] = Field(description="per stage, passed / (passed + discarded)")
-    cost_usd: float = Field(0.0, description="what drawing and judging this round's candidates cost, whenever paid")
-    complete: bool = Field(True, description="the round's stages gave every candidate its outcome")
-    run_dir: str
-
-    @property
-    def drawn(self) -> int:
-        """Answers asked for in this round, failed ones included (what max_candidates counts)."""
-        return self.candidates + self.sampling_errors
-
-
-class SelfRefineSummary(_Part):
-    """selfrefine.json: the rounds of `refine selfrefine` and, with ``--target-kept``, how near the target
-    they came, within which caps, and why they stopped."""
-
-    optional_keys = ("selected",)
-
-    schema_version: int = Field(1, description="changes when a reader must change")
-    model: str = Field(description="[source] sample_from")
-    samples: int = Field(description="[source] samples: candidates per query per round")
-    queries: int = Field(description="single-turn records of the input (the queries sampled)")
-    conversations_skipped: int
-    target_kept: int | None = Field(None, description="--target-kept: the kept records asked for (None: no target)")
-    max_candidates: int | None = Field(None, description="[source] max_candidates: the cap on candidates drawn")
-    max_cost: float | None = Field(None, description="max_cost: the cap on what drawing and judging cost, USD")
-    candidates_drawn: int = Field(0, description="answers asked for over all rounds, failed ones included")
-    kept: int = Field(0, description="candidates kept over all rounds, before trimming")
-    selected: int | None = Field(None, description="with a target: the records in <dir>/kept.jsonl")
-    trimmed: int = Field(0, description="kept beyond the target, the last in input order (<dir>/surplus.jsonl)")
-    missing: int = Field(0, description="with a target: how many kept records it is short of")
-    cost_usd: float = Field(
-        0.0,
-        description="what drawing and judging every candidate cost, kept or not (and the samples of a round a "
-        "cap cut short)",
-    )
-    cap_hit: bool = Field(False, description="max_candidates or max_cost stopped the drawing")
-    stopped_by: StoppedBy = Field(
-        description="target (reached), max_candidates, max_cost, rounds (--rounds), pool (no query left to sample) "
-        "or sampling (every sampling call of a round failed)"
-    )
-    stopped: str = Field(description="why no further round was drawn, in words")
-    rounds: list[SelfRefineRound] = Field(default_factory=list)
-
-
-SCHEMAS: dict[str, type[BaseModel]] = {"summary": Summary, "selfrefine": SelfRefineSummary}
-"""What `refine schema` prints: summary.json of a run folder, selfrefine.json of self-refinement."""
-
-
 def schema(what: str = "summary") -> dict[str, Any]:
     """The JSON Schema of summary.json (``refine schema summary``) or selfrefine.json (``selfrefine``)."""
-    return SCHEMAS[what].model_json_schema(mode="validation")
+    model: type[BaseModel] = Summary
+    if what == "selfrefine":
+        from funreason_refine.selfrefine_summary import SelfRefineSummary
+
+        model = SelfRefineSummary
+    return model.model_json_schema(mode="validation")
 
 
 __all__ = [
-    "SCHEMAS",
     "SCHEMA_VERSION",
     "CallMix",
     "DatasetSection",
@@ -636,8 +579,6 @@ __all__ = [
     "ServerStats",
     "InputPart",
     "ScoreStats",
-    "SelfRefineRound",
-    "SelfRefineSummary",
     "ShardEntry",
     "StageCounts",
     "Summary",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from funreason_refine.jsonl import read_lines
-from funreason_refine.summary import SelfRefineRound, StoppedBy
+from funreason_refine.selfrefine_summary import SelfRefineRound, StoppedBy
 
 SLACK = 1e-9  # a billionth of a dollar: twenty calls of $0.01 add up to 0.19999999999999998
 KEPT = "kept.jsonl"

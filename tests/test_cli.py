@@ -139,6 +139,65 @@ def test_help_and_validate_do_not_import_heavy_libraries():
     assert imported(["validate", str(QUICKSTART / "pipeline.toml")], ("litellm", "polars", "jsonschema_rs")) == "[]"
 
 
+def test_each_command_is_loaded_from_the_module_the_group_names():
+    import importlib
+
+    import click
+
+    from funreason_refine.cli.app import COMMAND_MODULES
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"funreason_refine.cli.{module}")
+    loaded = {name: c.callback.__module__.rsplit(".", 1)[1] for name, c in main.commands.items() if c.callback}
+    assert loaded == COMMAND_MODULES  # a command added to a module is named in COMMAND_MODULES, and lazily found
+    assert main.list_commands(click.Context(main)) == sorted(COMMAND_MODULES)
+
+
+# A rules-only run of one record needs none of these: other commands, the judge's and the scorers' code and
+# settings, worker pools, shards, the Hub, the chat and BFCL readers, the JSON array reader, the eval sets.
+NOT_FOR_A_RULES_ONLY_RUN = (
+    "funreason_refine.cli.cost",
+    "funreason_refine.cli.distributed",
+    "funreason_refine.cli.hub",
+    "funreason_refine.cli.listings",
+    "funreason_refine.cli.reports",
+    "funreason_refine.cli.selfrefine",
+    "funreason_refine.cli.trust",
+    "funreason_refine.judge.settings",
+    "funreason_refine.judge.scorer_settings",
+    "funreason_refine.judge.stage_models",
+    "funreason_refine.refiners.judged",
+    "funreason_refine.refiners.pool",
+    "funreason_refine.executors.shards",
+    "funreason_refine.readers.bfcl",
+    "funreason_refine.readers.openai_chat",
+    "funreason_refine.readers.sharegpt",
+    "funreason_refine.readers.json_array",
+    "funreason_refine.readers.parts",
+    "funreason_refine.audit.evalsets",
+    "funreason_refine.hub.reader",
+    "funreason_refine.report.build",
+    "litellm",
+)
+
+
+def test_a_rules_only_run_of_one_record_imports_only_what_it_uses(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "one.jsonl").write_text(json.dumps(xlam_row("a")) + "\n")
+    (tmp_path / "p.toml").write_text('[input]\npath = "one.jsonl"\n[output]\ndir = "r"\n')
+    code = (
+        "import sys; from click.testing import CliRunner; from funreason_refine.cli import main; "
+        f"r = CliRunner().invoke(main, ['run', {str(tmp_path / 'p.toml')!r}]); assert r.exit_code == 0, r.output; "
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported = set(run.stdout.split())
+    assert "funreason_refine.cli.run" in imported and (tmp_path / "r" / "summary.json").is_file()
+    assert sorted(m for m in NOT_FOR_A_RULES_ONLY_RUN if m in imported) == []
+
+
 def test_bad_records_in_json_array_input(tmp_path):
     rows = [xlam_row("a"), {"id": "b"}, xlam_row("c")]
     (tmp_path / "in.json").write_text(json.dumps(rows, indent=1))

@@ -41,7 +41,9 @@ def test_every_key_of_the_models_is_in_the_configuration_reference():
 
 def test_every_option_of_every_command_is_in_the_cli_reference():
     documented = docs_reference.documented_names((DOCS / "cli.md").read_text(encoding="utf-8"))
-    for name, command in main.commands.items():
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):  # every command, each loaded as `refine NAME` loads it
+        command = main.get_command(ctx, name)
         for param in command.params:
             for option in param.opts if isinstance(param, click.Option) else []:
                 assert f"refine {name}: {option}" in documented
@@ -70,7 +72,8 @@ def test_an_option_added_without_regenerating_is_named(tmp_path, monkeypatch):
     (tmp_path / "configuration.md").write_text((DOCS / "configuration.md").read_text(encoding="utf-8"))
     (tmp_path / "cli.md").write_text((DOCS / "cli.md").read_text(encoding="utf-8"))
     option = click.Option(["--dry-run"], is_flag=True, help="An option nobody documented yet.")
-    monkeypatch.setattr(main.commands["merge"], "params", [*main.commands["merge"].params, option])
+    merge = main.get_command(click.Context(main), "merge")
+    monkeypatch.setattr(merge, "params", [*merge.params, option])
     (problem,) = docs_reference.stale(tmp_path)
     assert "cli.md is out of date (not documented: refine merge: --dry-run;" in problem
 

@@ -105,9 +105,11 @@ class FeatureReader:
     refines (it reads the eval sets once there)."""
 
     def __init__(self, settings: AuditSettings):
-        from funreason_refine.audit.evalsets import EvalIndex
+        self.evals: EvalIndex | None = None
+        if settings.eval_sets:
+            from funreason_refine.audit.evalsets import EvalIndex
 
-        self.evals: EvalIndex | None = EvalIndex.load(settings) if settings.eval_sets else None
+            self.evals = EvalIndex.load(settings)
         self.near = settings.near
 
     def __call__(self, record: Record) -> Features:

@@ -1,14 +1,14 @@
 """The ``refine`` command: parse arguments, call the library, print. No logic lives here.
 
 ``app`` holds the group, its consoles and exit statuses; each module here adds its commands
-to it; installed plugins add theirs through the ``register_commands`` hook.
+to it when one of them is asked for (``app.COMMAND_MODULES``); installed plugins add theirs
+through the ``register_commands`` hook.
 """
 
 from __future__ import annotations
 
 from rich.markup import escape
 
-from funreason_refine.cli import cost, distributed, hub, listings, reports, run, selfrefine, trust  # noqa: F401 (they register)
 from funreason_refine.cli.app import err, main
 
 __all__ = ["main"]

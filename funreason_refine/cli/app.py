@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -25,11 +26,44 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for copy and paste
 
 
+# The module of each built-in command (cli/<module>.py), imported when the command is asked for: `refine run`
+# does not load the code of the reports, the Hub or calibration. A test checks that the list is whole.
+COMMAND_MODULES = {
+    "run": "run",
+    "retry": "run",
+    "validate": "run",
+    "estimate": "cost",
+    "merge": "distributed",
+    "status": "distributed",
+    "push": "hub",
+    "stages": "listings",
+    "plugins": "listings",
+    "schema": "listings",
+    "report": "reports",
+    "audit": "reports",
+    "compare": "reports",
+    "export": "reports",
+    "selfrefine": "selfrefine",
+    "calibrate": "trust",
+    "review": "trust",
+}
+
+
 class _Group(click.Group):
-    """Expected errors become one red line (or one line per config problem), exit code 1.
+    """Commands are loaded when asked for (COMMAND_MODULES). Expected errors become one red line (or one line
+    per config problem), exit code 1.
 
     Set FUNREASON_REFINE_DEBUG=1 to get the traceback instead.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(f"funreason_refine.cli.{module}")  # its @main.command() adds it
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -46,7 +46,6 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     from funreason_refine.console import RunDisplay, summary_tables
     from funreason_refine.engine import RunInterrupted, run_pipeline
     from funreason_refine.errors import JudgeOutage
-    from funreason_refine.executors import shards as sharding
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
@@ -55,10 +54,14 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     print_models(loaded)
     size, label, part = loaded.input.path.stat().st_size, loaded.input.path.name, None
     if shard is not None:
+        from funreason_refine.executors import shards as sharding
+
         part = sharding.shard_part(loaded, shard)
         size, label = part.read_bytes, f"{label} shard {shard}"
     else:
-        sharding.refuse_sharded_folder(loaded.output_dir)
+        from funreason_refine.executors.layout import refuse_sharded_folder
+
+        refuse_sharded_folder(loaded.output_dir)
     try:
         display = RunDisplay(err, size, label, limit=options.get("limit"))
         with display as progress:

@@ -19,7 +19,7 @@ from funreason_refine.cli.app import (
     out,
     warn,
 )
-from funreason_refine.summary import SelfRefineSummary
+from funreason_refine.selfrefine_summary import SelfRefineSummary
 
 COLUMNS = ("round", "queries sampled", "candidates", "kept", "queries with a survivor", "pool after", "cost")
 

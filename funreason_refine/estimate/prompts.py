@@ -10,8 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from funreason_refine.config import Pipeline, stage_models
+from funreason_refine.config import Pipeline
 from funreason_refine.judge.limits import CONTEXT_WINDOW, PROMPT_TOO_LONG, context_window
+from funreason_refine.judge.stage_models import stage_models
 from funreason_refine.record import Outcome, Record
 from funreason_refine.refine import Finished
 

@@ -57,6 +57,16 @@ def is_sharded(run_dir: Path) -> bool:
     return (Path(run_dir) / SHARDS).is_dir()
 
 
+def refuse_sharded_folder(run_dir: Path) -> None:
+    """A one-process run does not go into a sharded run folder (it would ignore the shards' work)."""
+    if is_sharded(run_dir):
+        raise RunFolderError(
+            f"{run_dir} holds a sharded run ({run_dir}/{SHARDS}): run its shards with --shard I/N (or "
+            f"--executor ray --shards N) and merge them with `refine merge {run_dir}`; for a one-process "
+            "run use another --out"
+        )
+
+
 def split_of(run_dir: Path) -> int | None:
     """N, the number of shards the run folder's shard folders say it is split into; None before any."""
     counts = {s.count for s in _found(run_dir)}

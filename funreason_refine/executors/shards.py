@@ -93,16 +93,6 @@ def refuse_one_process_folder(run_dir: Path) -> None:
         )
 
 
-def refuse_sharded_folder(run_dir: Path) -> None:
-    """A one-process run does not go into a sharded run folder (it would ignore the shards' work)."""
-    if is_sharded(run_dir):
-        raise RunFolderError(
-            f"{run_dir} holds a sharded run ({run_dir}/shards): run its shards with --shard I/N (or "
-            f"--executor ray --shards N) and merge them with `refine merge {run_dir}`; for a one-process "
-            "run use another --out"
-        )
-
-
 def refuse_other_split(run_dir: Path, count: int) -> None:
     """A run is split one way: shards of another N would not tile the input with the others."""
     existing = split_of(run_dir)

@@ -20,15 +20,14 @@ from funreason_refine.errors import InputError
 from funreason_refine.hub.client import filesystem, hub_errors
 from funreason_refine.hub.paths import HubFile, HubPath
 from funreason_refine.readers.bfcl import read_answers
-from funreason_refine.readers.parts import jsonl_part
+from funreason_refine.readers.json_array import iter_json_array_file
+from funreason_refine.readers.parts import Part, jsonl_part
 from funreason_refine.readers.raw import (
     READ_BUFFER,
     OnBytes,
-    Part,
     RawLine,
     container_of_head,
     container_of_name,
-    iter_json_array_file,
     iter_jsonl_file,
 )
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from funreason_refine.judge.structured import JsonForm, VerdictFormat, default_form, request_params
+from funreason_refine.stages.base import Vote
 
 
 class Prices(BaseModel):
@@ -358,9 +359,6 @@ class SourceSettings(ModelSettings):
     def _fill_the_servers(self) -> Self:
         _default_concurrency(self)
         return self
-
-
-Vote = Literal["unanimous", "majority"]
 
 
 @dataclass

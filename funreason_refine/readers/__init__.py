@@ -1,40 +1,50 @@
-"""Readers: turn an input file into a stream of records and quarantined items, in file order."""
+"""Readers: turn an input file into a stream of records and quarantined items, in file order.
+
+Each format has its module (xlam.py, bfcl.py, openai_chat.py, sharegpt.py), imported when the first
+record in that format is read; ``format_of`` tells the formats apart by their keys alone.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from funreason_refine.errors import InputError
 from funreason_refine.hub.paths import HubPath, is_hub_path
-from funreason_refine.readers import bfcl, openai_chat, sharegpt, xlam
 from funreason_refine.readers.answers import FieldError
-from funreason_refine.readers.parts import Part
 from funreason_refine.readers.raw import iter_raw, parse_line, preview
 from funreason_refine.record import Quarantined, Record, Source
+
+if TYPE_CHECKING:
+    from funreason_refine.readers.parts import Part
 
 FORMATS = ("xlam", "bfcl", "openai", "sharegpt")
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 DEFAULT_MAX_MESSAGES = 1000
-CHATS = {"openai": ("messages", openai_chat), "sharegpt": ("conversations", sharegpt)}
+CHATS = {"openai": "messages", "sharegpt": "conversations"}
+"""The key of a chat format's list of messages."""
 
 RawItem = tuple[int, int, "dict[str, Any] | str | bytes", str]
 """(index, line or row, parsed object or error text or unparsed JSONL bytes, raw text for the quarantine file)"""
+ToRecord = Callable[[dict[str, Any], Source, int], Record]
+"""A format's reader: a JSON object, where it was and its index, to a record (FieldError when it cannot be one)."""
 
 
 def format_of(obj: dict[str, Any]) -> str | None:
-    """The format a record's keys say it is in, or None."""
-    if xlam.looks_like(obj):
+    """The format a record's keys say it is in, or None: xLAM has query and answers, BFCL question and
+    function, OpenAI a list of messages, ShareGPT a list of conversations."""
+    if "query" in obj and "answers" in obj:
         return "xlam"
-    if bfcl.looks_like(obj):
+    if "question" in obj and "function" in obj:
         return "bfcl"
-    if openai_chat.looks_like(obj):
+    if isinstance(obj.get("messages"), list):
         return "openai"
-    if sharegpt.looks_like(obj):
+    if isinstance(obj.get("conversations"), list):
         return "sharegpt"
     return None
 
@@ -120,22 +130,44 @@ class InputStream:
         self._answers: dict[str, Any] = {}
         if self.format == "bfcl":
             self._answers = _bfcl_answers(path, answers)
+        self._readers: dict[str, ToRecord] = {}  # by format, as records in it are met
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
+        to_record = self._readers.get(fmt) or self._reader(fmt)
+        return to_record(obj, source, index)
+
+    def _reader(self, fmt: str) -> ToRecord:
+        """The reader of ``fmt``, its module imported at the first record in that format."""
+        to_record: ToRecord
         if fmt == "bfcl":
-            return bfcl.to_record(obj, source, index, self._answers)
-        if fmt in CHATS:
-            key, reader = CHATS[fmt]
-            if not reader.looks_like(obj):
-                raise FieldError(key, f"missing field {key!r} (a list of chat messages)")
-            if len(obj[key]) > self.max_messages:
-                raise FieldError(
-                    key,
-                    f"{key}: {len(obj[key])} messages, over the limit of {self.max_messages} ([input] max_messages)",
-                )
-            return reader.to_record(obj, source, index)
-        return xlam.to_record(obj, source, index)
+            from funreason_refine.readers import bfcl
+
+            to_record = functools.partial(bfcl.to_record, answers=self._answers)
+        elif fmt == "openai":
+            from funreason_refine.readers import openai_chat
+
+            to_record = functools.partial(self._chat, CHATS[fmt], openai_chat.to_record)
+        elif fmt == "sharegpt":
+            from funreason_refine.readers import sharegpt
+
+            to_record = functools.partial(self._chat, CHATS[fmt], sharegpt.to_record)
+        else:
+            from funreason_refine.readers import xlam
+
+            to_record = xlam.to_record
+        self._readers[fmt] = to_record
+        return to_record
+
+    def _chat(self, key: str, to_record: ToRecord, obj: dict[str, Any], source: Source, index: int) -> Record:
+        """A conversation, when its messages are a list within [input] max_messages."""
+        if not isinstance(obj.get(key), list):
+            raise FieldError(key, f"missing field {key!r} (a list of chat messages)")
+        if len(obj[key]) > self.max_messages:
+            raise FieldError(
+                key, f"{key}: {len(obj[key])} messages, over the limit of {self.max_messages} ([input] max_messages)"
+            )
+        return to_record(obj, source, index)
 
     def raw_items(
         self,
@@ -185,6 +217,8 @@ class InputStream:
 
 
 def _bfcl_answers(path: Path | HubPath, answers: Path | None) -> dict[str, Any]:
+    from funreason_refine.readers import bfcl
+
     if answers is not None:
         return bfcl.load_answers(answers)
     if isinstance(path, HubPath):  # possible_answer/ beside it in the same dataset, at the same commit

@@ -17,10 +17,6 @@ from funreason_refine.readers.possible_answers import reference_calls
 from funreason_refine.record import Problem, Record, Source, read_record
 
 
-def looks_like(obj: dict[str, Any]) -> bool:
-    return "question" in obj and "function" in obj
-
-
 def default_answers_path(question_path: Path) -> Path:
     return question_path.parent / "possible_answer" / question_path.name
 

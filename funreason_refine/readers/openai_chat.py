@@ -34,10 +34,6 @@ CALL_FIELDS = ("id", "type", "function", "index", "name", "arguments")
 FUNCTION_FIELDS = ("name", "arguments")
 
 
-def looks_like(obj: dict[str, Any]) -> bool:
-    return isinstance(obj.get("messages"), list)
-
-
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     no_media(obj)
     chat = Chat("messages")

@@ -8,11 +8,34 @@ hold them. A JSON array is cut into equal element ranges, and read through up to
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from funreason_refine.hub.paths import HubPath
-from funreason_refine.readers.raw import READ_BUFFER, Part, detect_container, is_record_line, iter_raw
+from funreason_refine.readers.raw import READ_BUFFER, detect_container, is_record_line, iter_raw
+
+
+@dataclass(frozen=True)
+class Part:
+    """Shard ``number`` of ``count``: the records with indices [first_index, first_index + records)."""
+
+    number: int
+    count: int
+    first_index: int
+    records: int
+    input_bytes: int  # the size of the input file the split was made for
+    first_line: int = 1  # JSONL: the line number of the part's first line
+    start: int = 0  # JSONL: the byte offset of the part's first line
+    end: int | None = None  # JSONL: the byte offset past the part's last line
+
+    @property
+    def read_bytes(self) -> int:
+        """The bytes a shard reads: its own range (JSONL), else the file (progress shown over them)."""
+        return self.end - self.start if self.end is not None else self.input_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def split_input(path: Path | HubPath, number: int, count: int, max_record_bytes: int) -> Part:

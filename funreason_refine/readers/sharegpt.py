@@ -28,10 +28,6 @@ ROLES = {
 ANSWERS = ("assistant", "function_call")
 
 
-def looks_like(obj: dict[str, Any]) -> bool:
-    return isinstance(obj.get("conversations"), list)
-
-
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     no_media(obj)
     turns = obj["conversations"]

@@ -8,10 +8,6 @@ from funreason_refine.readers.answers import FieldError, parse_answer, parse_too
 from funreason_refine.record import Problem, Record, Source, read_record
 
 
-def looks_like(obj: dict[str, Any]) -> bool:
-    return "query" in obj and "answers" in obj
-
-
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     """Raises FieldError naming the field when the object is not an xLAM record."""
     query = require_str(obj, "query")

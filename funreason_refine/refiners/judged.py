@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from funreason_refine.config import Judging
 from funreason_refine.jsonl import read_jsonl
 from funreason_refine.judge.client import BudgetStop, LLMClient
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.judge.scorer import Alternatives, earlier_scores
+from funreason_refine.judge.stage_models import Judging
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Outcome, Quarantined, Record
 from funreason_refine.refine import refine_judged

@@ -21,6 +21,9 @@ OnFail = Literal["discard", "regenerate", "hard_pool", "truncate"]
 rewrite of the field it names); for self-refinement, the pool of queries sampled again; for a
 conversation, keeping it up to the turn before the failing one (a single-turn record is discarded)."""
 
+Vote = Literal["unanimous", "majority"]
+"""How a stage's ensemble of judges decides (``[[stages]] vote``)."""
+
 
 class StageConfig(BaseModel):
     """Base of every stage's ``Config``: unknown keys in ``[[stages]]`` are errors."""

@@ -3,7 +3,7 @@ import json
 import polars as pl
 import pytest
 
-from funreason_refine.readers import raw
+from funreason_refine.readers import json_array, raw
 from funreason_refine.readers.raw import iter_raw
 
 
@@ -46,7 +46,7 @@ def test_oversized_jsonl_line_is_reported_without_parsing(tmp_path):
 
 @pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
 def test_json_array_streams_elements_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(raw, "_CHUNK", chunk)
+    monkeypatch.setattr(json_array, "_CHUNK", chunk)
     rows = [{"id": i, "text": "é" * (i * 13), "n": 12345.5} for i in range(40)]
     path = tmp_path / "a.json"
     path.write_text("[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n]\n", encoding="utf-8")
