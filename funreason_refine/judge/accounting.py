@@ -97,6 +97,8 @@ class Ledger:
         usage.reusable_prefix_tokens += self._prefixes.reusable_tokens(
             settings.model, "batch", messages, got.prompt_tokens
         )
+        if got.counted_locally:
+            self._counted_locally(settings.model)
 
     @staticmethod
     def cached(usage: Usage, hit: Cached) -> None:

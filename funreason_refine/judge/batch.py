@@ -29,6 +29,7 @@ from funreason_refine.judge.batch_journal import BATCH_KEY, RUN_KEY, BatchJourna
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.prices import price_of
 from funreason_refine.judge.settings import ModelSettings, Prices
+from funreason_refine.judge.tokens import prompt_tokens, text_tokens
 
 SETTLE_SECONDS = 0.5
 SUBMIT_ATTEMPTS = 4
@@ -244,9 +245,10 @@ class Batcher:
         """Answers into the cache (then to their calls); failed lines to ordinary calls; expired ones to a new batch."""
         answered: dict[str, Cached] = {}
         failed: dict[str, str] = {}
+        sent = {line["custom_id"]: line for line in lines}
         for file_id in (status.output_file_id, status.error_file_id):
             for row in await self._download(group, file_id):
-                answer = self._answer(group, row)
+                answer = self._answer(group, row, sent.get(str(row.get("custom_id"))))
                 if isinstance(answer, Cached):
                     answered[str(row.get("custom_id"))] = answer
                 else:
@@ -288,8 +290,9 @@ class Batcher:
 
         return _rows((await self._retry(group, content)).content)
 
-    def _answer(self, group: Group, row: dict[str, Any]) -> Cached | str:
-        """A collected line: its answer, or why it failed."""
+    def _answer(self, group: Group, row: dict[str, Any], line: dict[str, Any] | None) -> Cached | str:
+        """A collected line: its answer, or why it failed. ``line``: the request it answers, whose tokens are
+        counted here when the provider's answer says nothing of its usage."""
         response = row.get("response") or {}
         body = response.get("body") or {}
         if response.get("status_code") != 200 or not body.get("choices"):
@@ -297,23 +300,31 @@ class Batcher:
             return f"status {response.get('status_code')}: {error.get('message') or error or 'no answer'}"
         choice = body["choices"][0]
         message = choice.get("message") or {}
-        usage = body.get("usage") or {}
-        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        reasoning = reasoning if isinstance(reasoning, str) else None
+        text = message.get("content")
+        text = text if isinstance(text, str) else ""
+        prompt, completion, local = self._tokens(group, body.get("usage"), line, text, reasoning)
         price = price_of(self._litellm, group.pricing())
         if price is None:
             self.notes.add(f"{group.model} is not in LiteLLM's price list: its batch cost counts as 0; set prices")
         cost = price.cost(prompt, completion) if price is not None else 0.0
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        text = message.get("content")
-        return Cached(
-            text if isinstance(text, str) else "",
-            prompt,
-            completion,
-            cost,
-            0.0,
-            reasoning if isinstance(reasoning, str) else None,
-            choice.get("finish_reason"),
-        )
+        return Cached(text, prompt, completion, cost, 0.0, reasoning, choice.get("finish_reason"), local)
+
+    def _tokens(
+        self, group: Group, usage: Any, line: dict[str, Any] | None, text: str, reasoning: str | None
+    ) -> tuple[int, int, bool]:
+        """(prompt, completion, counted here) of a collected answer: the provider's usage or, as for an ordinary
+        call, where it left usage out (or gave only zeros, which no real answer has), LiteLLM's count of the
+        line's messages and of what the model wrote, so that cost and max_cost hold."""
+        usage = usage if isinstance(usage, dict) else {}
+        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        if prompt or completion:
+            return prompt, completion, False
+        messages = ((line or {}).get("body") or {}).get("messages") or []
+        written = f"<think>{reasoning}</think>{text}" if reasoning else text
+        model = group.model
+        return prompt_tokens(self._litellm, model, messages), text_tokens(self._litellm, model, written), True
 
     async def _retry(self, group: Group, call: Callable[[], Awaitable[T]]) -> T:
         """A files or batches call, retried on connection errors and 5xx; a refusal stops the run."""

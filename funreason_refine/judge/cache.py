@@ -35,6 +35,7 @@ class Cached:
     seconds: float = 0.0  # how long the call took when it was made (0 for answers cached before this was kept)
     reasoning: str | None = None  # the response's reasoning field (answers cached before it was kept hold it in text)
     finish_reason: str | None = None  # "length": the token limit cut the answer off (None: not known)
+    counted_locally: bool = False  # its tokens counted here: the batch line came without usage (not kept on disk)
 
 
 class AnswerCache:

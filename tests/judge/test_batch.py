@@ -293,3 +293,27 @@ def test_max_cost_stops_the_run_after_the_batch_that_passed_it(tmp_path):
     assert "max_cost" in result.summary.stopped and server.batches.created == 1, "no batch after the budget"
     assert result.summary.judge.cost_usd == pytest.approx(4 * per_call), "the wave in flight was paid for"
     assert result.summary.records == 0, "every record is redone by the next run, from the cache"
+
+
+def test_batch_answers_without_usage_have_their_tokens_counted_here_and_priced(tmp_path):
+    with FakeLLM(lambda r: Reply(text=script(r))) as server:
+        reported = run_pipeline(load_pipeline(pipeline(tmp_path / "usage", server))).summary.as_dict()["judge"]
+    with FakeLLM(lambda r: Reply(text=script(r), usage=False)) as server:
+        counted = run_pipeline(load_pipeline(pipeline(tmp_path / "none", server))).summary.as_dict()["judge"]
+    assert counted["calls"] == reported["calls"] == 17
+    assert counted["tokens_counted_locally"] == {"openai/fake": 17} and "tokens_counted_locally" not in reported
+    # LiteLLM's counter of the batch lines' messages: hundreds of tokens a prompt, where 0 was counted before
+    assert counted["prompt_tokens"] > 17 * 100 and counted["completion_tokens"] >= 17 * 5
+    prices = (counted["prompt_tokens"] * 1000.0 + counted["completion_tokens"] * 2000.0) / 1e6
+    assert counted["cost_usd"] == pytest.approx(prices) and counted["cost_usd"] > 0
+    assert any("without token usage" in note for note in counted["notes"])
+
+
+def test_max_cost_holds_for_batch_answers_without_usage(tmp_path):
+    with FakeLLM(lambda r: Reply(text=script(r), usage=False)) as server:
+        path = pipeline(tmp_path, server)
+        path.write_text("max_cost = 0.5\n" + path.read_text())  # less than one wave's counted prompts cost
+        result = run_pipeline(load_pipeline(path))
+    assert "max_cost" in result.summary.stopped and server.batches.created == 1, "no batch after the budget"
+    assert result.summary.judge.cost_usd > 0.5 and result.summary.judge.prompt_tokens > 4 * 100
+    assert result.summary.records == 0, "every record is redone by the next run, from the cache"
