@@ -21,7 +21,7 @@ from funreason_refine.judge.limits import CONTEXT_WINDOW, overflow_message
 from funreason_refine.judge.reply import Reply, read_reply
 from funreason_refine.judge.settings import JudgeModel, ModelSettings
 from funreason_refine.judge.slots import OldestFirst
-from funreason_refine.judge.structured import refusal
+from funreason_refine.judge.structured import refusal, speaks_of_the_form
 from funreason_refine.judge.tokens import prompt_tokens
 
 BACKOFF_BASE = 1.0
@@ -115,12 +115,13 @@ class Caller:
                 return reply
 
     def _form_refused(self, settings: ModelSettings, failed: Failure, pool: ServerPool) -> None:
-        """Stop the run when a server answered a call asking for a JSON verdict with HTTP 400, 422 or 5xx before
-        any such call of the pool got an answer: it does not take structured output in the form asked for (no
-        retry, and no record, can change that)."""
+        """Stop the run when a server answered a call asking for a JSON verdict with HTTP 400 or 422, or with a
+        5xx that speaks of the structured output asked for (llama-cpp-python's 500 names ``response_format``),
+        before any such call of the pool got an answer: it does not take structured output in the form asked
+        for (no retry, and no record, can change that). Any other 5xx is retried as for any call."""
         if not _structured(settings) or id(pool) in self._took_form:
             return
-        if failed.status in (400, 422) or (failed.status or 0) >= 500:
+        if failed.status in (400, 422) or ((failed.status or 0) >= 500 and speaks_of_the_form(failed.message)):
             where = failed.server.api_base if failed.server is not None and failed.server.api_base else None
             raise JudgeSetupError(refusal(settings.model, where or "the provider's API", settings.form, failed.message))
 

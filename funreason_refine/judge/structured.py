@@ -15,6 +15,7 @@ The prompt still names the fields (a server that ignores the schema still gets t
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 VerdictFormat = Literal["tags", "json"]
@@ -68,6 +69,14 @@ def answer_note(allow_newfc: bool) -> str:
         '{"reason": what <reason> would hold, "judge": true for <judge>True</judge> or false for '
         f"<judge>False</judge>{new_fc}}}."
     )
+
+
+_ABOUT_THE_FORM = re.compile(r"response_format|json_schema|json_object|schema|grammar|\bformat\b", re.IGNORECASE)
+
+
+def speaks_of_the_form(said: str) -> bool:
+    """Whether a server's error speaks of the structured output asked for (else a 5xx is a passing failure)."""
+    return _ABOUT_THE_FORM.search(said) is not None
 
 
 def refusal(model: str, where: str, form: JsonForm, said: str) -> str:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from funreason_refine.judge.structured import verdict_schema
-from funreason_refine.testing.fake_llm import FakeLLM, refusing
+from funreason_refine.testing.fake_llm import FakeLLM, Reply, refusing
 from tests.conftest import read_jsonl, refine, xlam_row
 from tests.judge.one_record import FORMAT, judged, outcome
 
@@ -105,6 +105,23 @@ def test_a_server_that_refuses_the_form_is_named_with_the_setting_to_change(tmp_
         )
         refine("run", path)
     assert outcome(run_dir)[0] == "kept"
+
+
+def test_a_passing_5xx_on_the_first_json_verdict_is_retried_not_taken_for_a_refused_form(tmp_pipeline):
+    failed = []
+
+    def script(r):
+        if not failed:  # the first request of the run: a server busy for a moment, saying nothing of the form
+            failed.append(r)
+            return Reply(status=503, text="the server is overloaded, try again")
+        return YES_JSON
+
+    with FakeLLM(script) as server:
+        path, run_dir = judged(tmp_pipeline, server, judge='verdict_format = "json"\nmax_retries = 3')
+        out = refine("run", path)
+        asked = len(server.requests)
+    assert outcome(run_dir)[0] == "kept" and "refused the JSON verdict" not in out
+    assert asked == 2, "the failed call asked again, and answered"
 
 
 @pytest.mark.parametrize("verdict_format", ["tags", "json"])
