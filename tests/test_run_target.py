@@ -13,7 +13,7 @@ from funreason_refine.executors.layout import Shard
 from funreason_refine.executors.shards import shard_part
 from funreason_refine.summary import Summary
 from funreason_refine.testing import registered
-from tests.conftest import QUICKSTART, read_jsonl, refine
+from tests.conftest import QUICKSTART, read_jsonl, refine, xlam_row
 
 PIPELINE = QUICKSTART / "pipeline.toml"
 FILES = ("kept", "discarded", "quarantined", "errors")
@@ -159,3 +159,15 @@ def test_the_engine_refuses_a_target_for_a_part_of_the_input(tmp_path):
     part = shard_part(loaded, Shard.parse("0/2"))
     with pytest.raises(RefineError, match="does not go with a shard"):
         run_pipeline(loaded, part=part, target=3)
+
+
+def test_retry_of_a_target_run_redoes_its_errors_and_reads_no_further(tmp_pipeline, flaky_stage):
+    path, folder = tmp_pipeline([xlam_row(f"r{i}") for i in range(10)], stages='[[stages]]\nname = "flaky"\n')
+    flaky_stage.add("r1")
+    output = refine("run", path, "--target-kept", 3, code=3)  # records in errors.jsonl: status 3 before 5
+    assert "target reached: 3 kept records" in output and "errors.jsonl" in output
+    assert [line["id"] for line in read_jsonl(folder / "errors.jsonl")] == ["r1"]
+    flaky_stage.clear()
+    refine("retry", folder)
+    assert [line["id"] for line in read_jsonl(folder / "kept.jsonl")] == ["r0", "r2", "r3", "r1"]
+    assert indices(folder) == list(range(4)), "the rest of the input is left unread, as the target left it"

@@ -150,7 +150,22 @@ def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: A
     if shard is not None:
         raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
     loaded = load_run_pipeline(run_dir, run_dir, judge_model)
-    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers)
+    limit = _read_before(run_dir)
+    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers, limit=limit)
+
+
+def _read_before(run_dir: Path) -> int | None:
+    """How far into the input the run being retried read: its --limit, or the records it read to the target of
+    --target-kept it reached; None: to the end. A retry redoes the errors among them and reads no further."""
+    from funreason_refine.summary import Summary
+
+    try:
+        summary = Summary.read(run_dir)
+    except RefineError:  # no summary (a run stopped before its end): the retry goes on to the end
+        return None
+    if summary.target is not None and summary.target.reached:
+        return summary.input.records
+    return summary.input.limit
 
 
 @main.command()
