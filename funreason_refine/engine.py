@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +22,16 @@ from funreason_refine.audit.dataset import DatasetAudit
 from funreason_refine.config import Pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.plugin_manager import call_hook, get_plugin_manager
-from funreason_refine.readers import InputStream
-from funreason_refine.refiners.base import Emit, Refiner
+from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.record import Outcome
+from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
 from funreason_refine.run_identity import check_input, configurations, note_configuration_change
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
 
 if TYPE_CHECKING:
     from funreason_refine.readers.parts import Part
+    from funreason_refine.run_target import KeptCount
 
 # Below this input size worker start-up (about a second) costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
@@ -72,23 +74,28 @@ def run_pipeline(
     accept_changes: bool = False,
     retry_errors: bool = False,
     part: Part | None = None,
+    target: int | None = None,
 ) -> RunResult:
     """Run (or resume) a pipeline into its run folder.
 
     ``fresh`` starts the folder over (the judge cache stays); ``accept_changes`` goes on in a
     folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl;
-    ``part``: refine only that part of the input (a shard: executors/shards.py gives it its folder).
+    ``part``: refine only that part of the input (a shard: executors/shards.py gives it its folder);
+    ``target``: stop once that many records are kept, the first in input order (run_target.py).
     """
+    if target is not None and part is not None:
+        raise RefineError("a target of kept records is over the whole input: it does not go with a shard")
     progress = progress or Progress()
     stream = InputStream.open(pipeline.input)
     # A shard's kept records are audited once, in input order, when the shards are merged.
     audit = DatasetAudit(pipeline.audit) if part is None else None
-    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit)
+    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target)
+    kept = _kept_count(target, folder.tally.outcomes[Outcome.KEPT]) if target is not None else None
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
         refiner = choose_refiner(pipeline, stream, workers, progress, audit)
         items = stream.raw_items(skip=folder.done, limit=limit, on_bytes=progress.on_bytes, parse=False, part=part)
-        stopped = refiner.run(items, emitter(folder, audit, progress))
+        stopped = _refine(refiner, items, emitter(folder, audit, progress, target=kept), kept)
     except KeyboardInterrupt:
         raise RunInterrupted(
             f"interrupted after {len(folder.done)} records; everything finished is saved in {folder.path}: "
@@ -96,12 +103,42 @@ def run_pipeline(
         ) from None
     finally:
         folder.close()
-    _check_accounting(folder, stream.count, stopped)
+    reached = kept is not None and kept.reached
+    _check_accounting(folder, stream.count, read_to_the_end=stopped is None and not reached)
     summary = _summary(pipeline, folder, stream, refiner, limit, stopped, started, time.perf_counter() - t0)
     if part is not None:
         summary.shard = InputPart.model_validate(part.as_dict())
+    if kept is not None:
+        summary = _with_target(summary, kept, len(folder.done), limit)
     finish(folder.path, summary, audit)
     return RunResult(summary, folder.path, folder.resumed, refiner.workers, stopped, refiner.start_method)
+
+
+def _kept_count(target: int, kept: int) -> KeptCount:
+    from funreason_refine.run_target import KeptCount  # runs without a target never load it
+
+    return KeptCount(target, kept)
+
+
+def _refine(refiner: Refiner, items: Iterator[RawItem], emit: Emit, kept: KeptCount | None) -> str | None:
+    """The refiner's run of the items; why it stopped before the end (max_cost), or None. A target already
+    reached in the folder reads nothing; one reached in this run stops it (EnoughKept), with nothing to say."""
+    if kept is not None and kept.reached:
+        return None
+    try:
+        return refiner.run(items, emit)
+    except EnoughKept:
+        return None
+
+
+def _with_target(summary: Summary, kept: KeptCount, done: int, limit: int | None) -> Summary:
+    """The summary of a run with a target: the target's section; when it was reached, the records read to it
+    (``done``: every record up to the one that reached it has its outcome) are the run's input records."""
+    records = done if kept.reached else summary.input.records
+    section = kept.section(done, summary.stopped, limit)
+    return summary.model_copy(
+        update={"target": section, "input": summary.input.model_copy(update={"records": records})}
+    )
 
 
 def finish(run_dir: Path, summary: Summary, audit: DatasetAudit | None) -> None:
@@ -168,9 +205,11 @@ def _open_folder(
     accept_changes: bool,
     retry_errors: bool,
     audit: DatasetAudit | None,
+    target: int | None = None,
 ) -> RunFolder:
     """The run folder, locked for this process, checked to be made from this input and configuration
-    (or the change accepted and noted), its finished work read back (and into the audits)."""
+    (or the change accepted and noted) and not to hold more kept records than ``target``, its finished
+    work read back (and into the audits)."""
     folder = RunFolder(pipeline.output_dir)
     folder.lock()
     try:
@@ -186,6 +225,10 @@ def _open_folder(
         check_input(folder.path, input_files(pipeline, stream))
         if retry_errors:
             folder.forget_errors()
+        if target is not None:
+            from funreason_refine.run_target import refuse_over_target
+
+            refuse_over_target(folder.path, target)
         folder.open(on_read_back=audit.read_back if audit is not None else None)
         if replaced is not None and folder.resumed:
             note_configuration_change(folder.path, replaced, folder.resumed)
@@ -195,10 +238,17 @@ def _open_folder(
     return folder
 
 
-def emitter(folder: RunFolder, audit: DatasetAudit | None, progress: Progress | None = None, tell: bool = True) -> Emit:
+def emitter(
+    folder: RunFolder,
+    audit: DatasetAudit | None,
+    progress: Progress | None = None,
+    tell: bool = True,
+    target: KeptCount | None = None,
+) -> Emit:
     """What happens to each finished record, in input order, in every run and in a merge of shards: the
     dataset audits' step (a kept record may leave as a duplicate), its line written and counted,
-    progress, plugins told (``tell``: a merge does not tell them again what the shards told)."""
+    progress, plugins told (``tell``: a merge does not tell them again what the shards told), and the
+    ``target`` counted (EnoughKept once the record that reaches it is written)."""
     progress = progress or Progress()
     hooks = get_plugin_manager().hook
     observed = tell and bool(hooks.record_finished.get_hookimpls())
@@ -212,12 +262,17 @@ def emitter(folder: RunFolder, audit: DatasetAudit | None, progress: Progress | 
         if observed:
             record = json.loads(written.line)
             call_hook(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
+        if target is not None:
+            target.count(written)
 
     return emit
 
 
-def _check_accounting(folder: RunFolder, total_input: int, stopped: str | None) -> None:
-    if folder.tally.total != len(folder.done) or (stopped is None and len(folder.done) != total_input):
+def _check_accounting(folder: RunFolder, total_input: int, read_to_the_end: bool) -> None:
+    """Every record written is in one outcome file, once; a run that read its input to the end (or to --limit)
+    has an outcome for each of its records. A run stopped early (max_cost, a target reached) left the rest
+    unread."""
+    if folder.tally.total != len(folder.done) or (read_to_the_end and len(folder.done) != total_input):
         raise RunFolderError(
             f"accounting error: {total_input} input records but {folder.tally.total} outcomes "
             f"in {folder.path}; please report this with the run folder"

@@ -14,7 +14,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_serializer
 
@@ -24,7 +24,8 @@ SCHEMA_VERSION = 3
 """1: summary.json before it was typed (no ``schema_version``); 2: typed, truncations counted apart; 3: answers
 that broke the judge's answer protocol and their re-asks counted (``protocol_failures``, ``protocol_reasks``,
 ``judge.protocol`` per model), the wait in a server's queue apart from call time (``queue_seconds``), records
-sent to errors.jsonl per stage and reason (``records_errored``), a scorer's scores per stage (``scores``)."""
+sent to errors.jsonl per stage and reason (``records_errored``), a scorer's scores per stage (``scores``), the target
+of ``refine run --target-kept`` (``target``, written only for such a run)."""
 
 SUMMARY = "summary.json"
 
@@ -339,7 +340,11 @@ def _add_endpoints(
 class InputInfo(Section):
     path: str = Field(description="the input file, absolute")
     format: str = Field(description="xlam, bfcl, openai or sharegpt")
-    records: int | None = Field(None, description="input records (None while a stopped run has not read them all)")
+    records: int | None = Field(
+        None,
+        description="input records read and refined (to --limit, or to the record that reached --target-kept; None "
+        "while a stopped run has not read them all)",
+    )
     limit: int | None = Field(None, description="--limit of the run")
 
 
@@ -445,16 +450,31 @@ class DatasetSection(Section):
     warnings: list[str]
 
 
+RunStoppedBy = Literal["target", "input", "limit", "max_cost"]
+
+
+class KeptTarget(Section):
+    """`refine run --target-kept N`: the kept records asked for, and how near the run came."""
+
+    kept: int = Field(description="--target-kept: the kept records asked for (the first N in input order)")
+    reached: bool = Field(description="kept.jsonl holds exactly that many")
+    missing: int = Field(0, description="how many kept records it is short of")
+    stopped_by: RunStoppedBy = Field(
+        description="target (reached), input (it ended first), limit (--limit reached first) or max_cost"
+    )
+    stopped: str = Field(description="why the run stopped reading, in words")
+
+
 class Summary(Section):
     """summary.json of a run folder."""
 
-    optional_keys = ("shard", "shards", "dataset", "configurations")
+    optional_keys = ("shard", "shards", "dataset", "configurations", "target")
 
     schema_version: int = Field(SCHEMA_VERSION, description="changes when a reader must change")
     version: str = Field(description="funreason-refine's version that wrote it")
     pipeline: str = Field(description="the pipeline file")
     config_hash: str = Field(description="hash of the pipeline's configuration (run.json holds it whole)")
-    complete: bool = Field(description="every input record has its outcome")
+    complete: bool = Field(description="every input record (to --limit or --target-kept) has its outcome")
     stopped: str | None = Field(None, description="why the run stopped early (max_cost), or None")
     input: InputInfo
     outcomes: dict[str, int] = Field(description="records per outcome file")
@@ -467,6 +487,7 @@ class Summary(Section):
     shard: InputPart | None = Field(None, description="a shard's own summary: its part of the input")
     shards: list[ShardEntry] | None = Field(None, description="a merged run: its shards")
     dataset: DatasetSection | None = Field(None, description="the dataset audits (None in a shard)")
+    target: KeptTarget | None = Field(None, description="refine run --target-kept: the target and how near it came")
 
     def __add__(self, other: Summary) -> Summary:
         """Two parts of one run as one: counts, judge use and time added; the audits are not a sum."""
@@ -575,10 +596,12 @@ __all__ = [
     "InputInfo",
     "JudgeSection",
     "JudgeUsage",
+    "KeptTarget",
     "ProtocolCounts",
     "ServerStats",
     "InputPart",
     "ScoreStats",
+    "RunStoppedBy",
     "ShardEntry",
     "StageCounts",
     "Summary",

@@ -18,7 +18,7 @@ DEBUG_ENV = "FUNREASON_REFINE_DEBUG"
 EXIT_ERROR = 1  # a configuration, input, plugin or run-folder problem, said in one line
 EXIT_RECORD_ERRORS = 3  # the run finished with records in errors.jsonl: `refine retry RUN_DIR` redoes them
 EXIT_JUDGE_OUTAGE = 4  # every server of a judge failed past its outage_timeout; the run resumes where it stopped
-EXIT_SHORT_OF_TARGET = 5  # refine selfrefine --target-kept N stopped (a cap) with fewer than N kept; it says why
+EXIT_SHORT_OF_TARGET = 5  # refine selfrefine/run --target-kept N stopped with fewer than N kept; it says why
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; the run resumes where it stopped
 PIPED_WIDTH = 10_000  # output to a pipe or file is not wrapped: a table row stays one line for grep
 

@@ -18,6 +18,15 @@ from funreason_refine.errors import RefineError
 @input_option
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N input records.")
 @click.option(
+    "--target-kept",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Read the input only as far as it takes to keep N records: kept.jsonl holds exactly the first N the "
+    "pipeline keeps, in input order (the folder's kept records count towards N; records read past the N-th are left "
+    "for a later run). With --limit, whichever is reached first. Short of N (the input, --limit or max_cost ended "
+    "the run first) it says how many are missing and why: exit status 5. Not with --shard or --executor ray.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -54,6 +63,7 @@ def run(
     pipeline: Path,
     input_path: str | None,
     limit: int | None,
+    target_kept: int | None,
     out_dir: Path | None,
     workers: int | None,
     judge_model: str | None,
@@ -68,6 +78,7 @@ def run(
     from funreason_refine.config import load_pipeline
 
     _check_executor_options(executor, shards, address, shard, limit, workers)
+    _check_target(target_kept, executor, shard)
     loaded = load_pipeline(pipeline, out_dir, judge_model=judge_model, input_path=input_path)
     if executor == "ray":
         from funreason_refine.cli.distributed import run_ray
@@ -75,7 +86,10 @@ def run(
         assert shards is not None
         run_ray(loaded, shards, address, judge_model, fresh=fresh, accept_changes=accept_changes)
         return
-    run_loaded(loaded, shard=shard, limit=limit, workers=workers, fresh=fresh, accept_changes=accept_changes)
+    options = {"limit": limit, "workers": workers, "fresh": fresh, "accept_changes": accept_changes}
+    if target_kept is not None:
+        options["target"] = target_kept
+    run_loaded(loaded, shard=shard, **options)
 
 
 def _check_executor_options(
@@ -93,6 +107,21 @@ def _check_executor_options(
         raise click.UsageError("--shards and --address go with --executor ray; to run one shard here, give --shard I/N")
     elif shard is not None and limit is not None:
         raise click.UsageError("--limit takes the first N records of the whole input: it does not go with --shard")
+
+
+def _check_target(target_kept: int | None, executor: str, shard: Any) -> None:
+    """A target counts the kept records of the whole input, in input order: one process reads it."""
+    if target_kept is None:
+        return
+    if executor == "ray":
+        raise click.UsageError(
+            "--target-kept does not go with --executor ray: a target is over the whole input, read in order by one "
+            "process (each Ray task refines one shard)"
+        )
+    if shard is not None:
+        raise click.UsageError(
+            "--target-kept does not go with --shard: a target is over the whole input, read in order by one process"
+        )
 
 
 @main.command()
@@ -121,7 +150,22 @@ def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: A
     if shard is not None:
         raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
     loaded = load_run_pipeline(run_dir, run_dir, judge_model)
-    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers)
+    limit = _read_before(run_dir)
+    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers, limit=limit)
+
+
+def _read_before(run_dir: Path) -> int | None:
+    """How far into the input the run being retried read: its --limit, or the records it read to the target of
+    --target-kept it reached; None: to the end. A retry redoes the errors among them and reads no further."""
+    from funreason_refine.summary import Summary
+
+    try:
+        summary = Summary.read(run_dir)
+    except RefineError:  # no summary (a run stopped before its end): the retry goes on to the end
+        return None
+    if summary.target is not None and summary.target.reached:
+        return summary.input.records
+    return summary.input.limit
 
 
 @main.command()

@@ -8,14 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from funreason_refine.cli.app import EXIT_INTERRUPTED, EXIT_JUDGE_OUTAGE, EXIT_RECORD_ERRORS, err, out
+from funreason_refine.cli.app import (
+    EXIT_INTERRUPTED,
+    EXIT_JUDGE_OUTAGE,
+    EXIT_RECORD_ERRORS,
+    EXIT_SHORT_OF_TARGET,
+    err,
+    out,
+)
 from funreason_refine.errors import RefineError
 
 if TYPE_CHECKING:
     from funreason_refine.config import Pipeline
     from funreason_refine.engine import RunResult
     from funreason_refine.executors.layout import Shard
-    from funreason_refine.summary import JudgeSection
+    from funreason_refine.summary import JudgeSection, Summary
 
 
 def load_run_pipeline(run_dir: Path, out_dir: Path, judge_model: str | None) -> Pipeline:
@@ -34,9 +41,12 @@ def load_run_pipeline(run_dir: Path, out_dir: Path, judge_model: str | None) -> 
 
 
 def run_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
+    """Run it, then exit 3 with records in errors.jsonl, else 5 short of a --target-kept target."""
     result = refine_loaded(loaded, shard=shard, **options)
     if result.errors:
         errors_exit(result.errors, result.out_dir)
+    if result.summary.target is not None and not result.summary.target.reached:
+        sys.exit(EXIT_SHORT_OF_TARGET)
 
 
 def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunResult:
@@ -85,7 +95,9 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     print_judge(result.summary.judge)
     rate = result.summary.timings.records_per_second
     out.print(f"run folder: {result.out_dir} ({rate} records/s, {result.workers} worker(s))", markup=False)
-    if result.stopped:
+    if result.summary.target is not None:
+        say_target(result.summary, result.out_dir)
+    elif result.stopped:
         err.print(
             f"[yellow]stopped:[/] {escape(str(result.stopped))}. What was finished is saved; run the same command "
             "again (with a higher max_cost) to go on.",
@@ -94,6 +106,24 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     elif shard is not None:
         shard_note(loaded.output_dir, shard)
     return result
+
+
+def say_target(summary: Summary, folder: Path) -> None:
+    """How many were kept against --target-kept; short of it, how many are missing, why, and what lets it go on."""
+    from funreason_refine.run_target import REMEDIES
+
+    target = summary.target
+    assert target is not None
+    where = f"{target.kept - target.missing} kept records in {folder / 'kept.jsonl'}"
+    if target.reached:
+        read = f", after {summary.input.records} input records" if summary.input.records is not None else ""
+        out.print(f"target reached: {where}{read}", markup=False, highlight=False)
+        return
+    err.print(
+        f"[red]short of the target:[/] {target.missing} of {target.kept} missing: "
+        + escape(f"{where}. Stopped: {target.stopped}. {REMEDIES[target.stopped_by]}"),
+        highlight=False,
+    )
 
 
 def print_models(loaded: Pipeline) -> None:

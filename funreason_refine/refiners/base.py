@@ -12,12 +12,18 @@ from funreason_refine.run_folder import Written
 Emit = Callable[[Written], None]
 
 
+class EnoughKept(Exception):
+    """Raised by ``emit`` once it has written the kept record that reaches the run's target (``refine run
+    --target-kept``): the refiner stops where it is and lets it through. The records it read past that one, or
+    has in flight, are not written (the next run reads them again); what their judge calls cost is counted."""
+
+
 class Refiner(ABC):
     """How the records of a run are refined (rules in this process, worker processes, judges on an event loop).
 
     The engine hands ``run`` the input records not yet done and ``emit``, which writes one
     finished record to the run folder and counts it; ``run`` calls it once per record, in input
-    order. Refiners decide only how records are refined; the result is the same bytes.
+    order, until it raises EnoughKept. Refiners decide only how records are refined; the result is the same bytes.
     """
 
     workers: int = 1

@@ -144,7 +144,8 @@ class JudgedRefiner(Refiner):
         """Write the oldest record's outcome; False once the budget stopped it (nothing after it is
         written either, so the files stay in input order; their answers are cached for the next run).
         A judge outage (JudgeOutage) stops the run the same way, and is raised: the records in flight
-        are not written, and the next run redoes them."""
+        are not written, and the next run redoes them. So does a target reached (EnoughKept, raised by
+        ``emit``): the records in flight are cancelled, the calls they were answered are counted (and cached)."""
         try:
             finished = await pending.popleft()
         except BudgetStop:

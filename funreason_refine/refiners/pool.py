@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.plugin_manager import loaded_at_start
 from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.refiners.base import Emit, Refiner
+from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.refiners.local import refine_raw
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
@@ -80,6 +80,9 @@ class PoolRefiner(Refiner):
                     "a worker process died (out of memory?); what was finished is saved: run the same command "
                     "again to resume, with --workers 1 to stay in one process"
                 ) from None
+            except EnoughKept:
+                pool.shutdown(cancel_futures=True)  # the target is reached: the batches not started are dropped
+                raise
 
 
 def _emit_all(future: Future[list[Written]], emit: Emit) -> None:
