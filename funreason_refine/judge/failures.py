@@ -44,6 +44,8 @@ RETRIED_STATUSES = (408, 409, 425, 429)
 """4xx statuses that say "later" rather than "never"; every 5xx is retried too."""
 NO_RESPONSE_BODY = ("Disconnected", "RemoteProtocolError", "ReadError", "IncompleteRead")
 NOT_A_URL = ("NonHttpUrl", "InvalidURL", "InvalidUrl", "UnsupportedProtocol")
+NO_CREDENTIALS = ("Missing credentials", "api_key client option must be set")
+"""What the OpenAI client says, before sending anything, when no API key is set."""
 CONNECT_TIMEOUT = ("ConnectTimeout", "ConnectionTimeout", "PoolTimeout")
 """Timeouts before the request reached the server (httpx, aiohttp): it is not known to be up."""
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:[\w ]*?(?:Error|Exception):\s*)*(?:\w+Exception - )?")
@@ -78,6 +80,14 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
             "alive",
             "setup",
         )
+    if _no_credentials(exc):
+        return Failure(
+            f"no API key: {said(exc).rstrip('.')}. Nothing was sent to {url}: set the key variable of the model's "
+            "provider (OPENAI_API_KEY for openai/ models; a local OpenAI-compatible server that checks no key takes "
+            "any value)",
+            "alive",
+            "setup",
+        )
     if isinstance(exc, litellm.RateLimitError):
         return Failure(
             f"HTTP 429 from {url} (rate limited): {said(exc)}", "rate_limited", retry_after=_retry_after(exc)
@@ -94,6 +104,14 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
     if isinstance(exc, litellm.Timeout) or any(isinstance(e, TimeoutError) for e in chain(exc)):
         return timed_out(url, timeout, connected=not any(_named(e, CONNECT_TIMEOUT) for e in chain(exc)))
     return on_the_wire(exc, url)
+
+
+def _no_credentials(exc: Exception) -> bool:
+    """The OpenAI client refused to send a request it has no key for (LiteLLM raises it as a 500 of its own,
+    with no response: a retry, or an outage wait, cannot change it)."""
+    if getattr(exc, "litellm_response_headers", None) is not None:
+        return False
+    return any(phrase in str(exc) for phrase in NO_CREDENTIALS)
 
 
 def timed_out(url: str, timeout: float, connected: bool, what: str = "timeout") -> Failure:

@@ -234,3 +234,16 @@ def test_validate_rejects_a_server_url_that_is_not_one_and_a_server_listed_twice
     path.write_text(f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[judge]\nmodel = "openai/j"\n{judge}\n')
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 1 and words in " ".join(result.output.split()), result.output
+
+
+def test_no_api_key_in_the_environment_stops_the_run_at_once_naming_the_variable(tmp_path, monkeypatch):
+    # The OpenAI client refuses to send without a key, and LiteLLM raises that as a 500 of its own: before this
+    # was told apart, the run retried it, then waited for an outage to end, with nothing ever sent.
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with FakeLLM(lambda r: YES) as server:
+        result = CliRunner().invoke(main, ["run", str(write(tmp_path, server, judge="outage_timeout = 600"))])
+        sent = len(server.requests)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and sent == 0, said
+    assert "no API key" in said and "Nothing was sent to http://127.0.0.1" in said and "OPENAI_API_KEY" in said
+    assert "Traceback" not in result.output and read_jsonl(tmp_path / "run" / "errors.jsonl") == []
