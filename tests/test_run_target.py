@@ -171,3 +171,19 @@ def test_retry_of_a_target_run_redoes_its_errors_and_reads_no_further(tmp_pipeli
     refine("retry", folder)
     assert [line["id"] for line in read_jsonl(folder / "kept.jsonl")] == ["r0", "r2", "r3", "r1"]
     assert indices(folder) == list(range(4)), "the rest of the input is left unread, as the target left it"
+
+
+def test_the_report_says_what_the_target_came_to(tmp_path):
+    refine("run", PIPELINE, "--out", tmp_path / "reached", "--target-kept", 5)
+    refine("run", PIPELINE, "--out", tmp_path / "short", "--target-kept", 40, code=5)
+    for name, said in (
+        ("reached", "5 kept records asked for (--target-kept): reached."),
+        ("short", "40 kept records asked for (--target-kept): 9 missing."),
+    ):
+        refine("report", tmp_path / name)
+        markdown = (tmp_path / name / "report.md").read_text(encoding="utf-8")
+        html = (tmp_path / name / "report.html").read_text(encoding="utf-8")
+        assert f"**Target:** {said}" in markdown and f'<span data-key="target">{said}' in html, name
+    refine("run", PIPELINE, "--out", tmp_path / "plain")
+    refine("report", tmp_path / "plain")
+    assert "Target" not in (tmp_path / "plain" / "report.md").read_text(encoding="utf-8")

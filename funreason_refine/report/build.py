@@ -42,6 +42,16 @@ def _histogram(series: Any, bins: int = 12) -> list[dict[str, Any]]:
     ]
 
 
+def target_note(summary: Summary) -> str | None:
+    """What a run asked with ``--target-kept`` came to, in words; None for a run without a target."""
+    target = summary.target
+    if target is None:
+        return None
+    if target.reached:
+        return f"{target.kept} kept records asked for (--target-kept): reached. {target.stopped}"
+    return f"{target.kept} kept records asked for (--target-kept): {target.missing} missing. {target.stopped}"
+
+
 def build_report(run: RunData) -> dict[str, Any]:
     import polars as pl
 
@@ -131,6 +141,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         "run_dir": str(run.path),
         "summary": summary.as_dict(),
         "mixed": summary.mixed_note(),
+        "target": target_note(summary),
         "funnel": funnel,
         "stages": stages,
         "scores": score_sections(summary),

@@ -27,6 +27,7 @@ def render_html(report: dict[str, Any]) -> str:
         finished=str(summary.get("timings", {}).get("finished", "")),
         stopped=None if summary.get("complete", True) else str(summary.get("stopped")),
         mixed=report.get("mixed"),
+        target=report.get("target"),
         total=report["funnel"][0]["records"],
         cards=[{"kind": k, "color": COLORS[k], "count": o.get(k, 0)} for k in o],
         funnel=bars([(f["step"], f["records"]) for f in report["funnel"]], "funnel."),

@@ -47,6 +47,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{total} input records: {o.get('kept', 0)} kept, {o.get('discarded', 0)} discarded, "
         f"{o.get('quarantined', 0)} quarantined, {o.get('errors', 0)} errors."
         + ("" if report["summary"].get("complete", True) else f" Stopped early: {report['summary'].get('stopped')}.")
+        + (f"\n\n**Target:** {report['target']}" if report.get("target") else "")
         + (f"\n\n**Warning:** {report['mixed']}." if report.get("mixed") else ""),
         "",
         "## Funnel",
