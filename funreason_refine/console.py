@@ -25,6 +25,7 @@ class RunDisplay:
         self.counts: Counter[str] = Counter()
         self._limit = limit
         self._resumed = 0
+        self._enough = False
         self._judge = ""
         self._batches = ""
         self._bytes = 0
@@ -40,7 +41,7 @@ class RunDisplay:
             transient=False,
             disable=not console.is_terminal,
         )
-        total = total_bytes if limit is None else limit
+        total = self._total = total_bytes if limit is None else limit
         self._task = self._progress.add_task(escape(label), total=total, counts="")
 
     def __enter__(self) -> EngineProgress:
@@ -78,9 +79,11 @@ class RunDisplay:
             self._last = now
             self._update()
 
-    def finished(self, resumed: int) -> None:
-        """The records that were done before this run (known once it returns): a bar over records counts them."""
+    def finished(self, resumed: int, enough: bool = False) -> None:
+        """The records that were done before this run (known once it returns): a bar over records counts them.
+        ``enough``: the run read all it was asked to (a --target-kept reached before the input's end): a full bar."""
         self._resumed = resumed
+        self._enough = enough
 
     def _on_bytes(self, n: int) -> None:
         self._bytes += n
@@ -99,6 +102,8 @@ class RunDisplay:
             + f"{rate:,.0f} rec/s{self._judge}"
         )
         completed = self._bytes if self._limit is None else min(self._limit, done + self._resumed)
+        if self._enough:
+            completed = self._total
         self._progress.update(self._task, completed=completed, counts=text)
 
 

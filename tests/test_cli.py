@@ -222,6 +222,24 @@ def test_the_progress_display_shows_outcome_counts():
     assert "1 kept" in screen.getvalue() and "1 discarded" in screen.getvalue() and "50%" in screen.getvalue()
 
 
+def test_the_progress_bar_of_a_run_that_reached_its_target_before_the_input_ended_is_full():
+    import io
+
+    from rich.console import Console
+
+    from funreason_refine.console import RunDisplay
+
+    for enough, shown in ((True, "100%"), (False, "30%")):
+        screen = io.StringIO()
+        display = RunDisplay(Console(file=screen, force_terminal=True, width=120), 1000, "in.jsonl")
+        with display as progress:
+            progress.on_bytes(300)
+            progress.on_outcome("kept")
+            display.finished(0, enough=enough)
+        last = screen.getvalue().rsplit("\r", 1)[-1]
+        assert shown in last, (enough, last)
+
+
 def test_the_progress_display_shows_batches_while_no_record_finishes():
     import io
 

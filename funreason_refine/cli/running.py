@@ -79,7 +79,7 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
                 result = sharding.run_shard(loaded, shard, progress, part=part, **options)
             else:
                 result = run_pipeline(loaded, progress=progress, **options)
-            display.finished(result.resumed)
+            display.finished(result.resumed, enough=result.summary.target is not None and result.summary.target.reached)
     except RunInterrupted as exc:
         err.print(f"[yellow]stopped:[/] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_INTERRUPTED)
