@@ -21,7 +21,7 @@ TOML_EXAMPLES = [
 def test_the_first_two_blocks_are_the_set_up_commands_and_ci_runs_the_second():
     blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert "refine run examples/quickstart/pipeline.toml" in blocks[0]
-    assert blocks[1].endswith("pytest")
+    assert blocks[1].endswith("pytest -n 2")  # the whole suite, on two workers
     assert blocks[1] in (REPO / ".ci" / "run").read_text()
 
 
