@@ -121,7 +121,7 @@ class Caller:
         for (no retry, and no record, can change that). Any other 5xx is retried as for any call."""
         if not _structured(settings) or id(pool) in self._took_form:
             return
-        if failed.status in (400, 422) or ((failed.status or 0) >= 500 and speaks_of_the_form(failed.message)):
+        if failed.status in (400, 422) or ((failed.status or 0) >= 500 and speaks_of_the_form(failed.server_said)):
             where = failed.server.api_base if failed.server is not None and failed.server.api_base else None
             raise JudgeSetupError(refusal(settings.model, where or "the provider's API", settings.form, failed.message))
 

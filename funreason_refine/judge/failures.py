@@ -44,8 +44,11 @@ RETRIED_STATUSES = (408, 409, 425, 429)
 """4xx statuses that say "later" rather than "never"; every 5xx is retried too."""
 NO_RESPONSE_BODY = ("Disconnected", "RemoteProtocolError", "ReadError", "IncompleteRead")
 NOT_A_URL = ("NonHttpUrl", "InvalidURL", "InvalidUrl", "UnsupportedProtocol")
-NO_CREDENTIALS = ("Missing credentials", "api_key client option must be set")
-"""What the OpenAI client says, before sending anything, when no API key is set."""
+NO_CREDENTIALS = re.compile(
+    r"Missing credentials|api_key client option must be set|Missing [\w ]*API key|_API_KEY is not set", re.IGNORECASE
+)
+"""What the OpenAI client (and LiteLLM for Gemini, Fireworks and others) says, before sending anything, when no API
+key is set."""
 CONNECT_TIMEOUT = ("ConnectTimeout", "ConnectionTimeout", "PoolTimeout")
 """Timeouts before the request reached the server (httpx, aiohttp): it is not known to be up."""
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:[\w ]*?(?:Error|Exception):\s*)*(?:\w+Exception - )?")
@@ -64,8 +67,10 @@ class Failure(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         reason: str | None = None,
+        server_said: str = "",
     ):
         super().__init__(message)
+        self.server_said = server_said  # the server's own words (no URL, no advice): what a 5xx says of itself
         self.message, self.outcome, self.action, self.retry_after = message, outcome, action, retry_after
         self.status = status  # the HTTP status a server answered with (None: no response, or a prompt too long)
         self.reason = reason
@@ -85,6 +90,14 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
             f"no API key: {said(exc).rstrip('.')}. Nothing was sent to {url}: set the key variable of the model's "
             "provider (OPENAI_API_KEY for openai/ models; a local OpenAI-compatible server that checks no key takes "
             "any value)",
+            "alive",
+            "setup",
+        )
+    missing = next((link for link in chain(exc) if isinstance(link, ModuleNotFoundError)), None)
+    if missing is not None:
+        return Failure(
+            f"the model's provider needs a package that is not installed ({said(missing)}): pip install "
+            f"{missing.name or 'it'} in this environment. Nothing was sent to {url}",
             "alive",
             "setup",
         )
@@ -111,7 +124,7 @@ def _no_credentials(exc: Exception) -> bool:
     with no response: a retry, or an outage wait, cannot change it)."""
     if getattr(exc, "litellm_response_headers", None) is not None:
         return False
-    return any(phrase in str(exc) for phrase in NO_CREDENTIALS)
+    return NO_CREDENTIALS.search(str(exc)) is not None
 
 
 def timed_out(url: str, timeout: float, connected: bool, what: str = "timeout") -> Failure:
@@ -150,8 +163,13 @@ def _http_status(exc: Exception, status: int, url: str) -> Failure:
             "record",
         )
     if status >= 500 or status in RETRIED_STATUSES:
+        text = said(exc)
         return Failure(
-            f"HTTP {status} from {url}: {said(exc)}", "failing", retry_after=_retry_after(exc), status=status
+            f"HTTP {status} from {url}: {text}",
+            "failing",
+            retry_after=_retry_after(exc),
+            status=status,
+            server_said=text,
         )
     return Failure(f"HTTP {status} from {url}: {said(exc)}", "alive", "record", status=status)
 

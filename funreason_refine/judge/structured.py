@@ -71,7 +71,9 @@ def answer_note(allow_newfc: bool) -> str:
     )
 
 
-_ABOUT_THE_FORM = re.compile(r"response_format|json_schema|json_object|schema|grammar|\bformat\b", re.IGNORECASE)
+_ABOUT_THE_FORM = re.compile(
+    r"response_format|json[ _]schema|json_object|grammar|guided_(?:json|decoding)|structured output", re.IGNORECASE
+)
 
 
 def speaks_of_the_form(said: str) -> bool:

@@ -171,6 +171,41 @@ def test_a_cause_deep_in_the_chain_is_named_whichever_transport_raised_it(cause,
     assert words in failure.message and failure.outcome == outcome and failure.action == "retry"
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("Missing Gemini API key - set GEMINI_API_KEY"),  # gemini/ with no key, as LiteLLM raises it
+        Exception("FIREWORKS_API_KEY is not set"),  # fireworks_ai/
+        ModuleNotFoundError("No module named 'google.auth'", name="google.auth"),  # vertex_ai/ without its package
+    ],
+    ids=["gemini", "fireworks", "a package missing"],
+)
+def test_a_provider_that_cannot_send_without_a_key_or_a_package_stops_the_run_not_an_outage_wait(error):
+    litellm = load_litellm()
+    try:
+        raise litellm.APIConnectionError(str(error), llm_provider="x", model="x") from error
+    except Exception as exc:
+        failure = classify(exc, litellm, "http://h:1/v1", 5.0)
+    assert failure.action == "setup" and "Nothing was sent to http://h:1/v1" in failure.message, failure.message
+
+
+def test_what_a_5xx_says_of_the_json_form_is_read_in_the_servers_words_never_in_its_url():
+    from funreason_refine.judge.structured import speaks_of_the_form
+
+    litellm = load_litellm()
+
+    def failure(text: str, url: str):
+        exc = litellm.InternalServerError(text, llm_provider="openai", model="x")
+        exc.litellm_response_headers = {}
+        return classify(exc, litellm, url, 5.0)
+
+    busy = failure("the server is overloaded, try again", "http://json-schema-gateway:8000/format/v1")
+    assert "json-schema-gateway" in busy.message and not speaks_of_the_form(busy.server_said)
+    llama = failure("Input should be 'text' or 'json_object' (loc: body, response_format, type)", "http://h:1/v1")
+    assert speaks_of_the_form(llama.server_said)
+    assert not speaks_of_the_form("ValueError: unsupported format string passed to NoneType.__format__")
+
+
 # --- whole runs --------------------------------------------------------------------------------
 
 
