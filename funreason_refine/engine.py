@@ -85,6 +85,12 @@ def run_pipeline(
     """
     if target is not None and part is not None:
         raise RefineError("a target of kept records is over the whole input: it does not go with a shard")
+    if target is not None and pipeline.judging is not None and pipeline.judging.batch_records:
+        raise RefineError(
+            "--target-kept does not go with batch = true: batch jobs are submitted a wave of records ahead, and "
+            "those past the target would be paid for and never collected; set batch = false for this run, or "
+            "leave the target out"
+        )
     progress = progress or Progress()
     stream = InputStream.open(pipeline.input)
     # A shard's kept records are audited once, in input order, when the shards are merged.

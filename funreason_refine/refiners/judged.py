@@ -22,7 +22,7 @@ from funreason_refine.judge.stage_models import Judging
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Outcome, Quarantined, Record
 from funreason_refine.refine import refine_judged
-from funreason_refine.refiners.base import Emit, Refiner
+from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.refiners.collector import fewer_collections
 from funreason_refine.run_folder import Written
 from funreason_refine.stages.base import PipelineStage
@@ -104,6 +104,9 @@ class JudgedRefiner(Refiner):
                 if not await self._emit_oldest(pending, emit):
                     return client.budget_spent()
             return stopped
+        except EnoughKept:
+            _note_cancelled(client)
+            raise
         finally:
             for task in pending:
                 task.cancel()
@@ -175,4 +178,13 @@ class JudgedRefiner(Refiner):
                 "cost_usd": total.cost_usd,
                 "batches": self.client.batch_counts(),
             }
+        )
+
+
+def _note_cancelled(client: LLMClient) -> None:
+    """The calls in flight when --target-kept was reached: cancelled unanswered, so not in the accounting."""
+    if client.in_flight:
+        client.notes.add(
+            f"{client.in_flight} judge call(s) were in flight when the target of kept records was reached and "
+            "were cancelled: they are not counted in calls or cost, and a provider may bill requests it had begun"
         )

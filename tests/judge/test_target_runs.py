@@ -2,6 +2,7 @@
 stopped at the N-th kept one; the calls of the records in flight past it counted and cached."""
 
 import re
+import time
 
 import pytest
 
@@ -110,3 +111,31 @@ def test_a_killed_judged_run_resumes_to_the_same_bytes_paying_nothing_twice(tmp_
         whole, killed = ((tmp_path / f / "run" / f"{name}.jsonl").read_text() for f in ("whole", "killed"))
         assert killed.replace(str(tmp_path / "killed"), "DIR") == whole.replace(str(tmp_path / "whole"), "DIR")
     assert ids(tmp_path / "killed" / "run") == ["r1", "r3", "r4"]
+
+
+def test_calls_cancelled_in_flight_when_the_target_is_reached_are_said_not_counted(tmp_path):
+    def slow_after_r3(request):
+        days = int(re.search(r"Oslo, (\d+) days", request.prompt).group(1))
+        return Reply(YES, delay=2.0) if days > 3 else YES
+
+    with FakeLLM(slow_after_r3) as server:
+        path = judged(tmp_path, server)
+        refine("run", path, "--target-kept", 2)
+        time.sleep(2.5)  # the server notes a request as it answers it: the cancelled ones, once their delay is over
+        asked = len(server.requests)
+    summary = Summary.read(tmp_path / "run")
+    cancelled = [note for note in summary.judge.notes if "in flight when the target" in note]
+    assert ids(tmp_path / "run") == ["r1", "r2"] and summary.judge.calls < asked
+    assert cancelled, summary.judge.notes
+    # Every request the server took and never answered was in flight (a call may also be cut off before its
+    # request reached the server), and no more than max_concurrency calls are ever in flight.
+    in_flight = int(cancelled[0].split(" judge call(s)")[0])
+    assert asked - summary.judge.calls <= in_flight <= 4 and asked > summary.judge.calls
+
+
+def test_a_target_with_batch_jobs_is_refused_before_anything_is_paid(tmp_path):
+    with FakeLLM(script) as server:
+        path = judged(tmp_path, server, judge="max_concurrency = 4\nbatch = true")
+        output = refine("run", path, "--target-kept", 3, code=1)
+        assert server.requests == [] and server.batches.created == 0
+    assert "--target-kept does not go with batch = true" in " ".join(output.split())
