@@ -173,6 +173,18 @@ def test_retry_of_a_target_run_redoes_its_errors_and_reads_no_further(tmp_pipeli
     assert indices(folder) == list(range(4)), "the rest of the input is left unread, as the target left it"
 
 
+def test_retry_of_a_run_short_of_its_target_keeps_the_target_and_goes_on_towards_it(tmp_pipeline, flaky_stage):
+    path, folder = tmp_pipeline([xlam_row(f"r{i}") for i in range(10)], stages='[[stages]]\nname = "flaky"\n')
+    flaky_stage.add("r1")
+    refine("run", path, "--target-kept", 5, "--limit", 4, code=3)  # short of 5 at --limit 4, r1 in errors.jsonl
+    flaky_stage.clear()
+    output = refine("retry", folder, code=5)
+    assert [line["id"] for line in read_jsonl(folder / "kept.jsonl")] == ["r0", "r2", "r3", "r1"]
+    assert indices(folder) == list(range(4)) and "short of the target: 1 of 5 missing" in output
+    summary = Summary.read(folder)
+    assert summary.target is not None and (summary.target.missing, summary.target.stopped_by) == (1, "limit")
+
+
 def test_the_report_says_what_the_target_came_to(tmp_path):
     refine("run", PIPELINE, "--out", tmp_path / "reached", "--target-kept", 5)
     refine("run", PIPELINE, "--out", tmp_path / "short", "--target-kept", 40, code=5)

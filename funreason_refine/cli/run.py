@@ -150,22 +150,24 @@ def retry(run_dir: Path, judge_model: str | None, accept_changes: bool, shard: A
     if shard is not None:
         raise RefineError(f"{run_dir} is not a sharded run folder (it has no shards/): retry it without --shard")
     loaded = load_run_pipeline(run_dir, run_dir, judge_model)
-    limit = _read_before(run_dir)
-    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers, limit=limit)
+    limit, target = _read_before(run_dir)
+    options = {"limit": limit, "target": target}
+    run_loaded(loaded, retry_errors=True, accept_changes=accept_changes, workers=workers, **options)
 
 
-def _read_before(run_dir: Path) -> int | None:
-    """How far into the input the run being retried read: its --limit, or the records it read to the target of
-    --target-kept it reached; None: to the end. A retry redoes the errors among them and reads no further."""
+def _read_before(run_dir: Path) -> tuple[int | None, int | None]:
+    """(limit, target) of a retry: how far into the input the run being retried read (its --limit, or the records
+    it read to the --target-kept it reached; None: to the end), and a target it fell short of, which the retry
+    goes on towards. A retry redoes the errors among those records and reads no further."""
     from funreason_refine.summary import Summary
 
     try:
         summary = Summary.read(run_dir)
     except RefineError:  # no summary (a run stopped before its end): the retry goes on to the end
-        return None
+        return None, None
     if summary.target is not None and summary.target.reached:
-        return summary.input.records
-    return summary.input.limit
+        return summary.input.records, None
+    return summary.input.limit, summary.target.kept if summary.target is not None else None
 
 
 @main.command()
