@@ -111,6 +111,11 @@ def run_pipeline(
         folder.close()
     reached = kept is not None and kept.reached
     _check_accounting(folder, stream.count, read_to_the_end=stopped is None and not reached)
+    if reached and not folder.done.is_prefix():
+        raise RunFolderError(
+            f"accounting error: the records before the one that reached --target-kept do not all have an outcome "
+            f"in {folder.path}; please report this with the run folder"
+        )
     summary = _summary(pipeline, folder, stream, refiner, limit, stopped, started, time.perf_counter() - t0)
     if part is not None:
         summary.shard = InputPart.model_validate(part.as_dict())

@@ -124,6 +124,13 @@ class IndexSet:
     def __len__(self) -> int:
         return self.count
 
+    def is_prefix(self) -> bool:
+        """Whether the indices are exactly 0 .. len - 1 (no record skipped before the last one)."""
+        whole, rest = divmod(self.count, 8)
+        if any(byte != 0xFF for byte in self._bits[:whole]):
+            return False
+        return not rest or self._bits[whole] == (1 << rest) - 1
+
 
 def _diff(old: Any, new: Any, where: str = "") -> list[str]:
     """What changed between two configuration payloads, as 'key: old -> new' lines."""

@@ -199,3 +199,16 @@ def test_the_report_says_what_the_target_came_to(tmp_path):
     refine("run", PIPELINE, "--out", tmp_path / "plain")
     refine("report", tmp_path / "plain")
     assert "Target" not in (tmp_path / "plain" / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "indices, prefix",
+    [([], True), ([0], True), ([1], False), (list(range(8)), True), (list(range(9)), True), ([*range(8), 9], False)],
+)
+def test_the_check_that_every_record_before_the_target_has_an_outcome(indices, prefix):
+    from funreason_refine.run_folder import IndexSet
+
+    done = IndexSet()
+    for index in indices:
+        done.add(index)
+    assert done.is_prefix() is prefix
