@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from funreason_refine import hookimpl
 from tests.hub.fake_hub import FakeHub
 
 # Installed third-party plugins must never change what the project's own tests see,
@@ -118,3 +119,18 @@ def flaky_stage(plugin):
 
     plugin(Plugin(), "flaky_plugin")
     return failing
+
+
+class KillAfter:
+    """A plugin that stops a run (as Ctrl-C or SIGTERM would) once it has written ``after`` records (of the run
+    folder named ``folder`` only, where one is given: a round of selfrefine)."""
+
+    def __init__(self, after: int, folder: str | None = None):
+        self.after, self.folder, self.seen = after, folder, 0
+
+    @hookimpl
+    def record_finished(self, run_dir):
+        if self.folder is None or run_dir.name == self.folder:
+            self.seen += 1
+            if self.seen == self.after:
+                raise KeyboardInterrupt

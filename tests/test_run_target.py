@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-from funreason_refine import hookimpl
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import RunInterrupted, run_pipeline
 from funreason_refine.errors import RefineError
@@ -13,7 +12,7 @@ from funreason_refine.executors.layout import Shard
 from funreason_refine.executors.shards import shard_part
 from funreason_refine.summary import Summary
 from funreason_refine.testing import registered
-from tests.conftest import QUICKSTART, read_jsonl, refine, xlam_row
+from tests.conftest import QUICKSTART, KillAfter, read_jsonl, refine, xlam_row
 
 PIPELINE = QUICKSTART / "pipeline.toml"
 FILES = ("kept", "discarded", "quarantined", "errors")
@@ -89,19 +88,6 @@ def test_with_limit_whichever_comes_first_stops_the_run(tmp_path, full):
     refine("run", PIPELINE, "--out", tmp_path / "short", "--target-kept", 10, "--limit", 50)
     assert lines(tmp_path / "short") == lines(full)[:10]
     assert Summary.read(tmp_path / "short").input.limit == 50
-
-
-class KillAfter:
-    """Stops the run (as Ctrl-C or SIGTERM would) once it has written ``after`` records."""
-
-    def __init__(self, after):
-        self.after, self.seen = after, 0
-
-    @hookimpl
-    def record_finished(self, run_dir):
-        self.seen += 1
-        if self.seen == self.after:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -4,14 +4,13 @@ import json
 
 import pytest
 
-from funreason_refine import hookimpl
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import RunInterrupted
 from funreason_refine.errors import ConfigError
 from funreason_refine.selfrefine import selfrefine
 from funreason_refine.testing.fake_llm import FakeLLM
 from funreason_refine.yield_target import Caps, Tally, draw_size
-from tests.conftest import read_jsonl, refine, write_jsonl, xlam_row
+from tests.conftest import KillAfter, read_jsonl, refine, write_jsonl, xlam_row
 
 WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str"}}}
 CITIES = ["Oslo", "Paris", "Rome", "Lima", "Kyiv", "Quito"]  # q0 (Oslo) is never answered right
@@ -156,20 +155,6 @@ def test_a_round_cut_short_by_max_cost_is_not_drawn_and_its_paid_samples_are_cou
     assert summary["cost_usd"] == pytest.approx(8 * PER_CALL)
 
 
-class KillAt:
-    """Stops the run (as Ctrl-C or SIGTERM would) once round 2 has written ``after`` records."""
-
-    def __init__(self, after):
-        self.after, self.seen = after, 0
-
-    @hookimpl
-    def record_finished(self, run_dir):
-        if run_dir.name == "round-2":
-            self.seen += 1
-            if self.seen == self.after:
-                raise KeyboardInterrupt
-
-
 def kill_while_sampling(monkeypatch, after):
     """Stops the run (as Ctrl-C would) as round 2 asks for its sample number ``after`` + 1."""
     from funreason_refine.judge.client import LLMClient
@@ -192,7 +177,7 @@ def kill_while_sampling(monkeypatch, after):
 def test_a_run_killed_mid_round_resumes_to_the_same_records(tmp_path, plugin, monkeypatch, when):
     def kill(folder, loaded):
         if when == "refining":
-            plugin(KillAt(after=2), "kill")
+            plugin(KillAfter(after=2, folder="round-2"), "kill")
             with pytest.raises(RunInterrupted):
                 selfrefine(loaded, rounds=None, target=3)
             from funreason_refine.plugin_manager import get_plugin_manager

@@ -6,14 +6,13 @@ import time
 
 import pytest
 
-from funreason_refine import hookimpl
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import RunInterrupted, run_pipeline
 from funreason_refine.judge.cache import spent
 from funreason_refine.summary import Summary
 from funreason_refine.testing import registered
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
-from tests.conftest import read_jsonl, refine
+from tests.conftest import KillAfter, read_jsonl, refine
 from tests.judge.test_judged_runs import YES, forecast_row, pipeline
 
 PRICES = "prices = {input_per_million = 1000.0, output_per_million = 2000.0}"
@@ -84,17 +83,6 @@ def test_max_cost_before_the_target_stops_the_run_short_with_exit_5(tmp_path):
     flat = " ".join(output.split())
     assert f"short of the target: {10 - len(kept)} of 10 missing: {len(kept)} kept records in" in flat
     assert "Stopped: max_cost of $0.05 reached" in flat and "To go on, raise max_cost" in flat
-
-
-class KillAfter:
-    def __init__(self, after):
-        self.after, self.seen = after, 0
-
-    @hookimpl
-    def record_finished(self, run_dir):
-        self.seen += 1
-        if self.seen == self.after:
-            raise KeyboardInterrupt
 
 
 def test_a_killed_judged_run_resumes_to_the_same_bytes_paying_nothing_twice(tmp_path):
