@@ -29,7 +29,7 @@ from funreason_refine.judge.batch_journal import BATCH_KEY, RUN_KEY, BatchJourna
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.prices import price_of
 from funreason_refine.judge.settings import ModelSettings, Prices
-from funreason_refine.judge.tokens import prompt_tokens, text_tokens
+from funreason_refine.judge.tokens import counted_here
 
 SETTLE_SECONDS = 0.5
 SUBMIT_ATTEMPTS = 4
@@ -315,16 +315,13 @@ class Batcher:
         self, group: Group, usage: Any, line: dict[str, Any] | None, text: str, reasoning: str | None
     ) -> tuple[int, int, bool]:
         """(prompt, completion, counted here) of a collected answer: the provider's usage or, as for an ordinary
-        call, where it left usage out (or gave only zeros, which no real answer has), LiteLLM's count of the
-        line's messages and of what the model wrote, so that cost and max_cost hold."""
+        call, where it left usage out, the tokens of the line's messages and of the answer counted here."""
         usage = usage if isinstance(usage, dict) else {}
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         if prompt or completion:
             return prompt, completion, False
         messages = ((line or {}).get("body") or {}).get("messages") or []
-        written = f"<think>{reasoning}</think>{text}" if reasoning else text
-        model = group.model
-        return prompt_tokens(self._litellm, model, messages), text_tokens(self._litellm, model, written), True
+        return *counted_here(self._litellm, group.model, messages, text, reasoning), True
 
     async def _retry(self, group: Group, call: Callable[[], Awaitable[T]]) -> T:
         """A files or batches call, retried on connection errors and 5xx; a refusal stops the run."""

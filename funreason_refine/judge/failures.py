@@ -96,8 +96,9 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
     missing = next((link for link in chain(exc) if isinstance(link, ModuleNotFoundError)), None)
     if missing is not None:
         return Failure(
-            f"the model's provider needs a package that is not installed ({said(missing)}): pip install "
-            f"{missing.name or 'it'} in this environment. Nothing was sent to {url}",
+            f"the model's provider needs a package that is not installed ({said(missing)}): install the package "
+            f"that provides {missing.name or 'it'} in this environment (LiteLLM's docs for the provider name it). "
+            f"Nothing was sent to {url}",
             "alive",
             "setup",
         )

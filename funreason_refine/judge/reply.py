@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from funreason_refine.judge.failures import empty_answer
-from funreason_refine.judge.tokens import prompt_tokens, text_tokens
+from funreason_refine.judge.tokens import counted_here
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,7 @@ def read_reply(
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
     if (prompt or completion) and usage_reported:
         return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response, waited)
-    # No usage (or all zeros, which no real answer has): counted here, so that cost, max_cost and the
-    # token rate limits still hold.
-    # The reasoning was written too, in its think block (LiteLLM takes the block out of the text).
-    written = text_tokens(litellm, model, f"<think>{reasoning}</think>{text}" if reasoning else text)
-    counted = prompt_tokens(litellm, model, messages), written
+    counted = counted_here(litellm, model, messages, text, reasoning)
     return Reply(text, reasoning, finish, *counted, server, seconds, True, response, waited)
 
 

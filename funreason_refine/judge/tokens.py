@@ -19,3 +19,13 @@ def text_tokens(litellm: Any, model: str, text: str) -> int:
         return int(litellm.token_counter(model=model, text=text))
     except Exception:
         return len(text) // 4 + 1
+
+
+def counted_here(
+    litellm: Any, model: str, messages: list[dict[str, str]], text: str, reasoning: str | None
+) -> tuple[int, int]:
+    """(prompt, completion) tokens of an answer whose server reported no usage (or only zeros, which no real
+    answer has), counted here so that cost, max_cost and token rate limits still hold. The reasoning was written
+    too, in its think block (LiteLLM takes the block out of the text)."""
+    written = f"<think>{reasoning}</think>{text}" if reasoning else text
+    return prompt_tokens(litellm, model, messages), text_tokens(litellm, model, written)
