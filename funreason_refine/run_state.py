@@ -235,14 +235,17 @@ def _remedy(path: Path) -> str:
 
 def finished_records(path: Path) -> int:
     """The records a run folder has finished: the whole lines of its outcome files."""
-    total = 0
-    for name in FILES.values():
-        try:
-            with (Path(path) / name).open("rb") as fh:
-                total += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-        except FileNotFoundError:
-            continue
-    return total
+    return sum(whole_lines(Path(path) / name) for name in FILES.values())
+
+
+def whole_lines(file: Path) -> int:
+    """Lines of an outcome file with their newline (a last line cut short is dropped when the folder is
+    opened); 0 for a file not written yet."""
+    try:
+        with file.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
 
 
 def folder_status(path: Path) -> str:

@@ -20,6 +20,7 @@ from funreason_refine.errors import RunFolderError
 from funreason_refine.record import Outcome
 from funreason_refine.refiners.base import EnoughKept
 from funreason_refine.run_folder import FILES, Written
+from funreason_refine.run_state import whole_lines
 from funreason_refine.summary import KeptTarget, RunStoppedBy
 
 REMEDIES: dict[RunStoppedBy, str] = {
@@ -71,18 +72,9 @@ class KeptCount:
 def refuse_over_target(run_dir: Path, target: int) -> None:
     """Refuse a target below the kept records the folder already holds (an earlier run kept them): they cannot
     be taken back. Read before the folder is opened for the run, so that a refused run leaves it as it was."""
-    kept = _whole_lines(Path(run_dir) / FILES[Outcome.KEPT])
+    kept = whole_lines(Path(run_dir) / FILES[Outcome.KEPT])
     if kept > target:
         raise RunFolderError(
             f"{run_dir} already holds {kept} kept records, more than --target-kept {target} (an earlier run kept "
             f"them): give a target of at least {kept}, or start the folder over with --fresh"
         )
-
-
-def _whole_lines(file: Path) -> int:
-    """Lines of ``file`` with their newline (a last line cut short is dropped when the folder is opened)."""
-    try:
-        with file.open("rb") as fh:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
-    except FileNotFoundError:
-        return 0
