@@ -21,12 +21,12 @@ from funreason_refine.errors import ConfigError, PluginError
 from funreason_refine.hub.paths import HubPath, is_hub_path
 from funreason_refine.plugin_manager import StageRegistry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_MESSAGES, InputConfig
-from funreason_refine.specs import StageSpec, builtin_specs, spec_from, specs_in
 from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage, Vote
 
 if TYPE_CHECKING:
     from funreason_refine.judge.settings import GenerateSettings, JudgeSettings, SourceSettings
     from funreason_refine.judge.stage_models import Judging, StageModels
+    from funreason_refine.specs import StageSpec
 
 MODEL_TABLES = ("judge", "generate", "source")
 """The tables of a pipeline file that set a model, checked by their models in judge/settings.py, which is imported
@@ -191,9 +191,10 @@ class _Loader:
             registry = stage_registry().copy()
         except PluginError as exc:
             raise ConfigError([str(exc)]) from None
-        specs = self._specs()
+        asks_models = self._asks_models()
+        specs = self._specs(builtin=asks_models)
         self._register_judge_only(registry, specs)
-        if self._asks_models():
+        if asks_models:
             from funreason_refine.judge.stage_models import StageModels
 
             judge, generate = (self.judge, self.generate) if self.parsed is not None else (None, None)
@@ -294,11 +295,19 @@ class _Loader:
 
     # --- specs and judge-only stages -----------------------------------------------------
 
-    def _specs(self) -> dict[str, StageSpec]:
-        """Stage specs as this pipeline sees them: built-in, overlaid by stage_specs_dir, by inline specs."""
-        specs = builtin_specs()
-        if self.parsed is not None and self.parsed.stage_specs_dir is not None:
-            folder = self.base / self.parsed.stage_specs_dir
+    def _specs(self, builtin: bool) -> dict[str, StageSpec]:
+        """Stage specs as this pipeline sees them: built-in, overlaid by stage_specs_dir, by inline specs.
+
+        The built-in specs hold only judge prompts of code stages (a test holds them to that), so a file
+        that names no model (``builtin`` False) does without them: a rules-only run reads no prompt file."""
+        specs_dir = self.parsed.stage_specs_dir if self.parsed is not None else None
+        if not builtin and specs_dir is None and all(t.spec is None for _, t in self.tables):
+            return {}
+        from funreason_refine.specs import builtin_specs, spec_from, specs_in
+
+        specs = builtin_specs() if builtin else {}
+        if specs_dir is not None:
+            folder = self.base / specs_dir
             if folder.is_dir():
                 specs.update(specs_in(folder, self.problems))
             else:

@@ -154,8 +154,10 @@ def test_each_command_is_loaded_from_the_module_the_group_names():
 
 
 # A rules-only run of one record needs none of these: other commands, the judge's and the scorers' code and
-# settings, worker pools, shards, the Hub, the chat and BFCL readers, the JSON array reader, the eval sets.
+# settings, the judges' prompt specs, worker pools, shards, the Hub, the chat and BFCL readers, the JSON array
+# reader, the eval sets.
 NOT_FOR_A_RULES_ONLY_RUN = (
+    "funreason_refine.specs",
     "funreason_refine.cli.cost",
     "funreason_refine.cli.distributed",
     "funreason_refine.cli.hub",

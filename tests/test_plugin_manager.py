@@ -32,6 +32,15 @@ def test_builtin_stages_come_from_the_builtin_plugin_through_the_same_hook():
     assert {e.plugin for e in registry.stages()} == {"funreason_refine.stages.builtin"}
 
 
+def test_builtin_specs_hold_only_the_judges_side_of_code_stages():
+    # A pipeline that names no model does without them (config._Loader._specs): that is the same pipeline
+    # only while no built-in spec makes a judge-only stage or overrides a stage's on_fail or max_attempts.
+    registry = stage_registry()
+    for name, spec in builtin_specs().items():
+        assert registry.get(name) is not None, name
+        assert (spec.on_fail, spec.max_attempts, spec.description) == (None, None, None), name
+
+
 def test_a_plugin_stage_is_registered_with_its_plugin_name(plugin):
     plugin(EchoPlugin(), "echo_plugin")
     entry = stage_registry()["echo"]
