@@ -105,9 +105,11 @@ def warn(text: str) -> None:
 
 
 def shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
     from funreason_refine.executors.layout import Shard
 
     try:
-        return Shard.parse(value) if value is not None else None
+        return Shard.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
