@@ -94,7 +94,16 @@ def to_json_line(model: BaseModel) -> bytes:
     try:
         return to_json(model)
     except PydanticSerializationError:
+        pass
+    try:
         return json.dumps(model.model_dump(mode="json"), ensure_ascii=True).encode()
+    except (ValueError, RecursionError) as exc:  # pydantic's "Maximum serialization depth exceeded"
+        raise UnwritableRecord(f"nested too deeply to be written as a JSON line ({exc})") from None
+
+
+class UnwritableRecord(RunFolderError):
+    """A record the run folder cannot write as a line: values nested deeper than the serialisers go
+    (about 250 levels, which JSON text may hold and a stage's repair may make). Its record is quarantined."""
 
 
 class IndexSet:

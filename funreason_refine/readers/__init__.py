@@ -208,6 +208,20 @@ class InputStream:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             return Quarantined(index=index, source=source, field=field, error=f"{field}: {err['msg']}", raw=_dump(obj))
+        except RecursionError:
+            return self.quarantine(item, "nested too deeply to be read (Python's recursion limit)")
+        except Exception as exc:  # the reader's own failure: the record is kept for a person, the run goes on
+            error = f"the reader failed on this record ({type(exc).__name__}: {exc}); please report it with the record"
+            return self.quarantine(item, error)
+
+    def quarantine(self, item: RawItem, error: str) -> Quarantined:
+        """A raw item kept as it was read, with ``error``: one the reader read but the run cannot go on with."""
+        index, line, obj, raw = item
+        if isinstance(obj, bytes):
+            raw = preview(obj.decode("utf-8", "replace"))
+        elif isinstance(obj, dict):
+            raw = _dump(obj)
+        return Quarantined(index=index, source=Source(file=self.name, line=line), error=error, raw=raw)
 
     def items(
         self, skip: Container[int] = (), limit: int | None = None, on_bytes: Callable[[int], None] | None = None

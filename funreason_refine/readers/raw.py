@@ -173,14 +173,19 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
         text = text.lstrip("\ufeff")
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        message = (
-            f"not JSON: {exc.msg} at column {exc.colno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else "not JSON: nested too deeply"
-        )
-        return lineno, message, preview(text)
+    except (ValueError, RecursionError) as exc:
+        return lineno, _why_unreadable(exc), preview(text)
     return lineno, as_object(obj), "" if isinstance(obj, dict) else text
+
+
+def _why_unreadable(exc: ValueError | RecursionError) -> str:
+    """What json.loads found: a syntax error, nesting deeper than it reads, or an integer over Python's 4,300 digits."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "not JSON: nested too deeply"
+    # "Exceeds the limit (4300 digits) for integer string conversion: value has N digits; use sys.set_int_..."
+    return f"cannot be read: {str(exc).split(';')[0]}"
 
 
 def _iter_parquet(path: Path, part: Part | None = None) -> Iterator[RawLine]:

@@ -24,7 +24,7 @@ from funreason_refine.record import Outcome, Quarantined, Record
 from funreason_refine.refine import refine_judged
 from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.refiners.collector import fewer_collections
-from funreason_refine.run_folder import Written
+from funreason_refine.run_folder import UnwritableRecord, Written
 from funreason_refine.stages.base import PipelineStage
 
 REPORT_SECONDS = 0.1
@@ -141,7 +141,12 @@ class JudgedRefiner(Refiner):
         finally:
             if judges.alternatives is not None:
                 judges.alternatives.leave(item.index)  # the others of its group wait for it no more
-        return finished.written(self.features)
+        try:
+            return finished.written(self.features)
+        except UnwritableRecord as exc:
+            if isinstance(raw, tuple):
+                return Written.quarantined(self.stream.quarantine(raw, str(exc)))
+            return Written.quarantined(Quarantined(index=item.index, source=item.source, error=str(exc), raw=""))
 
     async def _emit_oldest(self, pending: deque[asyncio.Task[Written]], emit: Emit) -> bool:
         """Write the oldest record's outcome; False once the budget stopped it (nothing after it is

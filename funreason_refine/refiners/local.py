@@ -9,7 +9,7 @@ from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Quarantined
 from funreason_refine.refine import refine_record
 from funreason_refine.refiners.base import Emit, Refiner
-from funreason_refine.run_folder import Written
+from funreason_refine.run_folder import UnwritableRecord, Written
 from funreason_refine.stages.base import PipelineStage
 
 if TYPE_CHECKING:
@@ -41,4 +41,7 @@ def refine_raw(
     item = stream.convert(raw)
     if isinstance(item, Quarantined):
         return Written.quarantined(item)
-    return refine_record(item, stages).written(features)
+    try:
+        return refine_record(item, stages).written(features)
+    except UnwritableRecord as exc:
+        return Written.quarantined(stream.quarantine(raw, str(exc)))

@@ -43,7 +43,10 @@ def _from_text(value: str, target: str, schema: dict[str, Any]) -> Any:
     """A string read as the one JSON type ``target`` when it is written as one ("5", "true", "[1, 2]")."""
     text = value.strip()
     if target == "integer" and _INT.fullmatch(text):
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # over Python's 4,300 digits: no repair, the schema's check says what is wrong
+            return value
     if target == "number" and _FLOAT.fullmatch(text):
         number = float(text)
         if math.isfinite(number):
@@ -53,7 +56,7 @@ def _from_text(value: str, target: str, schema: dict[str, Any]) -> Any:
     if target in {"array", "object"} and text[:1] in "[{":
         try:
             parsed = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not JSON, an integer over 4,300 digits, or nested too deeply
             return value
         if (target == "array") == isinstance(parsed, list) and isinstance(parsed, (list, dict)):
             return coerce(parsed, schema)

@@ -1,0 +1,109 @@
+"""Values JSON allows and Python or the serialisers do not take: deep nesting, integers over Python's
+4,300 digits. Each record holding one ends in one outcome file, naming its line; the run goes on."""
+
+import json
+
+import pytest
+
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
+from tests.conftest import read_jsonl, write_jsonl, write_pipeline, xlam_row
+
+WEATHER = {"name": "get_weather", "description": "Weather.", "parameters": {"city": {"type": "str"}}}
+
+
+def nested(depth):
+    value = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deep_dict(depth):
+    value = {"leaf": "x"}
+    for _ in range(depth):
+        value = {"next": value}
+    return value
+
+
+def run(tmp_path, rows, workers=1):
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path)), workers=workers)
+    files = {kind: read_jsonl(result.out_dir / f"{kind}.jsonl") for kind in ("kept", "discarded", "quarantined")}
+    assert not (result.out_dir / "errors.jsonl").exists() or read_jsonl(result.out_dir / "errors.jsonl") == []
+    return files
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_records_nested_deeper_than_can_be_written_are_quarantined_and_the_run_goes_on(tmp_path, workers):
+    deep_tool = {**WEATHER, "description": "Weather.", "x": deep_dict(500)}  # past the recursion limit: reading
+    rows = [
+        xlam_row("good-1"),
+        xlam_row("deep-args", answers=[{"name": "get_weather", "arguments": {"city": nested(300)}}]),
+        {**xlam_row("deep-tools"), "tools": [deep_tool]},
+        {**xlam_row("deep-meta"), "meta": deep_dict(300)},
+        xlam_row("good-2"),
+    ]
+    files = run(tmp_path, rows, workers)
+    assert [r["id"] for r in files["kept"]] == ["good-1", "good-2"]
+    quarantined = {q["source"]["line"]: q for q in files["quarantined"]}
+    assert sorted(quarantined) == [2, 3, 4] and files["discarded"] == []
+    assert "nested too deeply to be written" in quarantined[2]["error"]
+    assert "nested too deeply to be read" in quarantined[3]["error"]
+    assert "nested too deeply to be written" in quarantined[4]["error"]
+    assert all('"deep-' in q["raw"] for q in quarantined.values())  # the input, for a person to see
+
+
+def test_a_repair_that_would_make_a_record_too_deep_quarantines_it(tmp_path):
+    # function_params reads an array argument written as JSON text; this one is nested 300 deep.
+    tool = {"name": "f", "description": "F.", "parameters": {"xs": {"type": "list", "description": "X"}}}
+    rows = [xlam_row("deep-text", tools=[tool], answers=[{"name": "f", "arguments": {"xs": json.dumps(nested(300))}}])]
+    files = run(tmp_path, rows)
+    (q,) = files["quarantined"]
+    assert q["source"]["line"] == 1 and "nested too deeply to be written" in q["error"]
+
+
+def test_integers_over_pythons_digit_limit(tmp_path):
+    huge = "9" * 5000
+    row = xlam_row("huge-id")
+    line = json.dumps(row)[:-1] + f', "n": {huge}}}'  # json.dumps cannot write it: Python cannot either
+    tool = {"name": "f", "description": "F.", "parameters": {"n": {"type": "int", "description": "N"}}}
+    as_text = xlam_row("huge-text", tools=[tool], answers=[{"name": "f", "arguments": {"n": huge}}])
+    files = run(tmp_path, [xlam_row("good"), line, as_text])
+    (q,) = files["quarantined"]
+    assert q["source"]["line"] == 2 and "4300 digits" in q["error"] and q["error"].startswith("cannot be read")
+    # A string of 5,000 digits for an integer parameter: no repair to an integer, a wrong type (not a stage's crash)
+    (d,) = files["discarded"]
+    assert (d["id"], d["stage"], d["reason"]) == ("huge-text", "function_params", "wrong_type")
+    assert [r["id"] for r in files["kept"]] == ["good"]
+
+
+def test_a_judged_run_quarantines_a_record_it_cannot_write(tmp_path, monkeypatch):
+    from funreason_refine.testing.fake_llm import FakeLLM
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rows = [xlam_row("good", cot="get_weather for Paris."), {**xlam_row("deep-meta", cot="x"), "meta": deep_dict(300)}]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    with FakeLLM(lambda r: "<judge>True</judge><reason>fine</reason>") as server:
+        judge = f'[judge]\nmodel = "openai/fake-judge"\napi_base = "{server.api_base}"\nmax_retries = 0\n'
+        result = run_pipeline(load_pipeline(write_pipeline(tmp_path, extra="", stages=judge)))
+    assert result.summary.outcomes["quarantined"] == 1 and result.summary.errors == 0
+    (q,) = read_jsonl(result.out_dir / "quarantined.jsonl")
+    assert q["source"]["line"] == 2 and "nested too deeply to be written" in q["error"] and '"deep-meta"' in q["raw"]
+
+
+def test_a_reader_that_fails_on_a_record_quarantines_it_instead_of_stopping_the_run(tmp_path, monkeypatch):
+    from funreason_refine.readers import xlam
+
+    real = xlam.to_record
+
+    def failing(obj, source, index):
+        if obj["id"] == "bad":
+            raise KeyError("a reader's own bug")
+        return real(obj, source, index)
+
+    monkeypatch.setattr(xlam, "to_record", failing)
+    files = run(tmp_path, [xlam_row("good"), xlam_row("bad")])
+    (q,) = files["quarantined"]
+    assert q["source"]["line"] == 2 and q["error"].startswith("the reader failed on this record (KeyError")
+    assert '"bad"' in q["raw"] and [r["id"] for r in files["kept"]] == ["good"]
