@@ -29,6 +29,8 @@ from funreason_refine.readers.raw import (
     container_of_head,
     container_of_name,
     iter_jsonl_file,
+    parquet_row,
+    struct_columns,
 )
 
 BLOCK = 8 << 20  # the size of each ranged read from the Hub
@@ -65,7 +67,7 @@ def iter_hub(
     with hub_errors(path.repo_id, path.revision, then=AGAIN):
         kind = container(path)
         if kind == "parquet":
-            yield from _parquet_rows(path, part, on_bytes)
+            yield from _parquet_rows(path, part, on_bytes, max_record_bytes)
         elif kind == "json":
             items = _json_elements(path, max_record_bytes, on_bytes)
             yield from items if part is None else islice(items, part.first_index, part.first_index + part.records)
@@ -206,7 +208,7 @@ def _parquet_metadata(path: HubPath, file: HubFile) -> Any:
         return pq.ParquetFile(fh).metadata
 
 
-def _parquet_rows(path: HubPath, part: Part | None, on_bytes: OnBytes) -> Iterator[RawLine]:
+def _parquet_rows(path: HubPath, part: Part | None, on_bytes: OnBytes, max_record_bytes: int) -> Iterator[RawLine]:
     """The rows (of the part), numbered from 1 across the files."""
     first = part.first_index if part is not None else 0
     after = part.first_index + part.records if part is not None else None
@@ -214,14 +216,14 @@ def _parquet_rows(path: HubPath, part: Part | None, on_bytes: OnBytes) -> Iterat
     for file in path.files:
         if after is not None and row >= after:
             return
-        rows = yield from _parquet_file_rows(path, file, row, first, after)
+        rows = yield from _parquet_file_rows(path, file, row, first, after, max_record_bytes)
         row += rows
         if on_bytes is not None:
             on_bytes(file.size)
 
 
 def _parquet_file_rows(
-    path: HubPath, file: HubFile, row: int, first: int, after: int | None
+    path: HubPath, file: HubFile, row: int, first: int, after: int | None, max_record_bytes: int
 ) -> Generator[RawLine, None, int]:
     """The file's rows from ``first`` to ``after`` (input positions; the file's first is ``row``); returns
     how many rows the file has."""
@@ -237,7 +239,8 @@ def _parquet_file_rows(
             if lo < hi:
                 batch = pl.from_arrow(parquet.read_row_group(group).slice(lo, hi - lo))
                 assert isinstance(batch, pl.DataFrame)
+                structs = struct_columns(batch.schema)
                 for number, obj in enumerate(batch.iter_rows(named=True), row + lo + 1):
-                    yield number, obj, ""
+                    yield parquet_row(number, obj, structs, max_record_bytes)
             row += size
         return row - start

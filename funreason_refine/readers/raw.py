@@ -20,6 +20,8 @@ from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from funreason_refine.hub.paths import HubPath
 
 if TYPE_CHECKING:
@@ -81,7 +83,7 @@ def iter_raw(
         return
     container = detect_container(path)
     if container == "parquet":
-        yield from _iter_parquet(path, part)
+        yield from _iter_parquet(path, max_record_bytes, part)
     elif container == "json":
         from funreason_refine.readers.json_array import iter_json_array
 
@@ -188,14 +190,58 @@ def _why_unreadable(exc: ValueError | RecursionError) -> str:
     return f"cannot be read: {str(exc).split(';')[0]}"
 
 
-def _iter_parquet(path: Path, part: Part | None = None) -> Iterator[RawLine]:
+def _iter_parquet(path: Path, max_record_bytes: int, part: Part | None = None) -> Iterator[RawLine]:
+    """The rows, each within ``max_record_bytes`` as JSON text (else quarantined as a long line is).
+
+    A struct column gives every row every key of the column, null where the row's object had none
+    (JSON objects with different keys, as `datasets` writes them): inside structs a null is read as a
+    key the row did not have (docs/reading.md)."""
     import polars as pl
 
     scan = pl.scan_parquet(path)
+    structs = struct_columns(scan.collect_schema())
     row = 0
     if part is not None:  # polars reads only the row groups that hold the part's rows
         scan, row = scan.slice(part.first_index, part.records), part.first_index
     for batch in scan.collect_batches(chunk_size=2048):
-        for obj in batch.iter_rows(named=True):
-            row += 1
-            yield row, obj, ""
+        for row, obj in enumerate(batch.iter_rows(named=True), row + 1):  # noqa: B020 (row goes on from batch to batch)
+            yield parquet_row(row, obj, structs, max_record_bytes)
+
+
+def struct_columns(schema: Any) -> list[str]:
+    """The columns of a polars schema that hold structs (at any depth of lists)."""
+    import polars as pl
+
+    found = []
+    for name, kind in schema.items():
+        while isinstance(kind, (pl.List, pl.Array)):
+            kind = kind.inner
+        if isinstance(kind, pl.Struct):
+            found.append(name)
+    return found
+
+
+def parquet_row(row: int, obj: dict[str, Any], structs: list[str], max_record_bytes: int) -> RawLine:
+    """A Parquet row as the reader gives it: its ``structs`` columns without null keys, or the error of a row
+    over the size limit."""
+    for name in structs:
+        obj[name] = _without_nulls(obj[name])
+    return _within(row, obj, max_record_bytes)
+
+
+def _without_nulls(value: Any) -> Any:
+    """A struct column's value with the keys whose value is null left out, in structs at every depth."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _within(row: int, obj: dict[str, Any], max_record_bytes: int) -> RawLine:
+    """A Parquet row, or the error of one over the size limit, measured as the JSON text it stands for."""
+    text = orjson.dumps(obj, default=str)
+    if len(text) <= max_record_bytes:
+        return row, obj, ""
+    message = f"record is {len(text)} bytes as JSON, over the limit of {max_record_bytes} ([input] max_record_bytes)"
+    return row, message, preview(text[:RAW_PREVIEW].decode("utf-8", "replace"))

@@ -1,5 +1,6 @@
-"""Values JSON allows and Python or the serialisers do not take: deep nesting, integers over Python's
-4,300 digits. Each record holding one ends in one outcome file, naming its line; the run goes on."""
+"""Input real files hold and the happy path does not expect: values JSON allows and Python or the
+serialisers do not take (deep nesting, integers over Python's 4,300 digits), Parquet's struct columns and
+long rows. Each record ends in one outcome file, naming its line, read as it was written; the run goes on."""
 
 import json
 
@@ -107,3 +108,47 @@ def test_a_reader_that_fails_on_a_record_quarantines_it_instead_of_stopping_the_
     (q,) = files["quarantined"]
     assert q["source"]["line"] == 2 and q["error"].startswith("the reader failed on this record (KeyError")
     assert '"bad"' in q["raw"] and [r["id"] for r in files["kept"]] == ["good"]
+
+
+def run_parquet(tmp_path, rows, extra=""):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path, input_name="in.parquet", extra=extra)))
+    return {kind: read_jsonl(result.out_dir / f"{kind}.jsonl") for kind in ("kept", "discarded", "quarantined")}
+
+
+def test_parquet_struct_columns_read_as_the_objects_they_were_made_from(tmp_path):
+    # `datasets` writes objects with different keys as one struct of all keys, null where a row had none.
+    weather = {"name": "get_weather", "description": "W.", "parameters": {"city": {"type": "str", "description": "C"}}}
+    clock = {"name": "get_time", "description": "T.", "parameters": {"tz": {"type": "str", "description": "Z"}}}
+    tools = json.dumps([weather, clock])
+    rows = [
+        {
+            "id": "a",
+            "query": "Weather in Paris?",
+            "tools": tools,
+            "answers": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+        },
+        {
+            "id": "b",
+            "query": "Time in UTC?",
+            "tools": tools,
+            "answers": [{"name": "get_time", "arguments": {"tz": "UTC"}}],
+        },
+    ]
+    from_parquet = run_parquet(tmp_path, rows)
+    assert [r["answer"] for r in from_parquet["kept"]] == [rows[0]["answers"], rows[1]["answers"]]
+    jsonl = tmp_path / "jsonl"
+    jsonl.mkdir()
+    from_jsonl = run(jsonl, rows)
+    assert [r["answer"] for r in from_jsonl["kept"]] == [r["answer"] for r in from_parquet["kept"]]
+
+
+def test_parquet_rows_over_max_record_bytes_are_quarantined(tmp_path):
+    rows = [xlam_row("small"), xlam_row("big", query="x" * 5000), xlam_row("small-2")]
+    files = run_parquet(tmp_path, rows, extra="max_record_bytes = 4096")
+    (q,) = files["quarantined"]
+    assert q["source"]["line"] == 2 and "over the limit of 4096 ([input] max_record_bytes)" in q["error"]
+    assert q["raw"].startswith('{"id":"big"') and [r["id"] for r in files["kept"]] == ["small", "small-2"]
