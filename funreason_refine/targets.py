@@ -102,19 +102,12 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
 
 def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
     """(calls, the text beside them) of a text that writes calls as Hermes <tool_call> blocks or as the
-    paper's [func(...)] list (the whole text, so nothing beside it); (None, text) if neither."""
+    paper's [func(...)] list (the whole text, so nothing beside it); (None, text) if neither.
+
+    ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost)."""
     blocks = _TOOL_CALL.findall(text)
     if blocks:
-        calls = []
-        for block in blocks:
-            obj = json.loads(block)
-            arguments = obj.get("arguments", {})
-            calls.append(
-                FunctionCall(
-                    name=obj["name"], arguments=json.loads(arguments) if isinstance(arguments, str) else arguments
-                )
-            )
-        return calls, _TOOL_CALL.sub("", text)
+        return [block_call(block, n) for n, block in enumerate(blocks)], _TOOL_CALL.sub("", text)
     stripped = text.strip()
     if stripped.startswith("["):
         try:
@@ -122,6 +115,57 @@ def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
         except CallSyntaxError:
             return None, text
     return None, text
+
+
+class UnreadKey(ValueError):
+    """A <tool_call> block with a key beside its call that is not read (it would be lost), or with
+    both ``arguments`` and ``parameters``: the chat readers quarantine the record, naming ``key``."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
+BLOCK_KEYS = ("name", "arguments", "parameters")
+"""The keys of a Hermes <tool_call> block: ``parameters`` is Llama 3's name for the arguments."""
+
+
+def block_call(block: str, n: int) -> FunctionCall:
+    """The call of the ``n``-th <tool_call> block: ``{"name", "arguments"}`` (or ``"parameters"``, as
+    Llama 3 writes them), arguments as an object or its JSON text. ValueError saying why not."""
+    at = f"<tool_call> block {n}"
+    obj = _json(block, at)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{at}: must hold a JSON object with a name and arguments, got {type(obj).__name__}")
+    for key, value in obj.items():
+        if key not in BLOCK_KEYS and not _says_nothing(value):
+            raise UnreadKey(key, f"{at}: key {key!r} is not read (it would be lost); only name and arguments are")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{at}: no function name")
+    parameters = obj.get("parameters")
+    if "arguments" in obj and not _says_nothing(parameters):
+        raise UnreadKey("parameters", f"{at} ({name}): both 'arguments' and 'parameters'; give one of them")
+    arguments = obj["arguments"] if "arguments" in obj else parameters or {}
+    if isinstance(arguments, str):
+        arguments = _json(arguments, f"{at} ({name}) arguments")
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{at} ({name}): arguments must be an object, got {type(arguments).__name__}")
+    return FunctionCall(name=name, arguments=arguments)
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{what}: not JSON (nested too deeply)") from None
+
+
+def _says_nothing(value: Any) -> bool:
+    """null, or an empty text, list or object (as readers.content.is_empty)."""
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
 
 
 def render_target(record: Record, calls_text: str | None = None) -> str:

@@ -38,6 +38,17 @@ def record_id(obj: dict[str, Any], fallback: str) -> str:
     raise FieldError("id", f"field 'id' must be a string or an integer, got {type(value).__name__}")
 
 
+def read_meta(obj: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``meta``: an object, kept as it is ({} when absent or empty); anything else cannot
+    be kept as meta, and dropping it would lose it without a word."""
+    meta = obj.get("meta")
+    if isinstance(meta, dict):
+        return meta
+    if meta is None or (isinstance(meta, (str, list)) and not meta):
+        return {}
+    raise FieldError("meta", f"field 'meta' must be an object, got {type(meta).__name__}")
+
+
 def maybe_json(value: Any, field: str) -> Any:
     """xLAM stores ``tools`` and ``answers`` as JSON strings; accept them parsed too."""
     if isinstance(value, str):
@@ -157,8 +168,9 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
     if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where} ({name}) arguments are not JSON: {exc.msg}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = getattr(exc, "msg", "nested too deeply")
+            raise ValueError(f"{where} ({name}) arguments are not JSON: {why}") from None
     if not isinstance(arguments, dict):
         raise ValueError(f"{where} ({name}) arguments must be an object, got {type(arguments).__name__}")
     return FunctionCall(name=name, arguments=arguments)  # checked above; validating is faster than model_construct

@@ -13,6 +13,7 @@ from typing import Any
 
 from funreason_refine.errors import InputError
 from funreason_refine.readers.answers import FieldError, parse_tools, record_id
+from funreason_refine.readers.content import is_empty, unread_fields
 from funreason_refine.readers.possible_answers import reference_calls
 from funreason_refine.record import Problem, Record, Source, read_record
 
@@ -46,7 +47,8 @@ def read_answers(lines: Iterable[bytes], name: str) -> dict[str, Any]:
 
 
 def query_of(question: Any) -> str:
-    """The user turns of the first conversation turn, joined."""
+    """The user turns of the first conversation turn, joined (what the audit compares; records:
+    read_question)."""
     turns = question
     if isinstance(turns, list) and turns and isinstance(turns[0], list):
         turns = turns[0]
@@ -58,16 +60,75 @@ def query_of(question: Any) -> str:
     return "\n".join(str(t) for t in texts)
 
 
+def read_question(question: Any) -> tuple[str | None, str]:
+    """(system prompt, query) of a BFCL question: one turn of messages (or a list holding it), its
+    leading system message the record's system prompt, its user messages the query, joined.
+
+    FieldError naming what a record cannot hold: a second turn (BFCL's multi-turn categories),
+    an assistant or tool message, a system message after a user message.
+    """
+    turn, at = _one_turn(question)
+    system: str | None = None
+    texts: list[str] = []
+    for n, message in enumerate(turn):
+        where = f"{at}[{n}]"
+        role, text = _message(message, where)
+        if role == "user":
+            texts.append(text)
+        elif texts or system is not None:
+            raise FieldError(
+                f"{where}.role",
+                f"{where}: a system message after the first message; a record has one system prompt, first",
+            )
+        else:
+            system = text or None
+    if not texts:
+        raise FieldError("question", "field 'question' has no user message with text content")
+    return system, "\n".join(texts)
+
+
+def _one_turn(question: Any) -> tuple[list[Any], str]:
+    """The messages of the question's one turn, and where they are."""
+    if not isinstance(question, list):
+        raise FieldError("question", "field 'question' must be a list of chat messages")
+    if not question or not isinstance(question[0], list):
+        return question, "question"
+    for n, turn in enumerate(question[1:], 1):
+        if not is_empty(turn):
+            raise FieldError(
+                f"question[{n}]",
+                f"question[{n}]: a second turn (BFCL multi-turn); a record holds one turn, and the results "
+                "of the calls before this turn are not in the file",
+            )
+    return question[0], "question[0]"
+
+
+def _message(message: Any, where: str) -> tuple[str, str]:
+    """(role, text) of a question message: a system or user message with text content."""
+    if not isinstance(message, dict):
+        raise FieldError(where, f"{where}: a message must be an object with a role and content")
+    unread_fields(message, ("role", "content"), where)
+    role, text = message.get("role"), message.get("content")
+    if role not in ("system", "user"):
+        raise FieldError(
+            f"{where}.role", f"{where}: role {role!r} cannot be read; a BFCL question has system and user messages"
+        )
+    if not isinstance(text, str):
+        raise FieldError(f"{where}.content", f"{where}.content: must be a text, got {type(text).__name__}")
+    return role, text
+
+
 def to_record(obj: dict[str, Any], source: Source, index: int, answers: dict[str, Any]) -> Record:
     rid = record_id(obj, f"{index}")
     if "question" not in obj:
         raise FieldError("question", "missing field 'question'")
     if "function" not in obj:
         raise FieldError("function", "missing field 'function'")
-    query = query_of(obj["question"])
+    system, query = read_question(obj["question"])
     problems: list[Problem] = []
     tools = parse_tools(obj["function"], problems)
     if rid not in answers:
         raise FieldError("id", f"no ground truth for id {rid!r} in the possible_answer file")
     calls = reference_calls(answers[rid], rid, tools, problems)
-    return read_record(index, rid, source, query, tools, calls, None, problems, {})
+    record = read_record(index, rid, source, query, tools, calls, None, problems, {})
+    return record.model_copy(update={"system": system}) if system else record

@@ -10,7 +10,7 @@ from typing import Any
 
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.record import FunctionCall, Problem
-from funreason_refine.targets import PART_SEPARATOR, calls_in_text, split_think
+from funreason_refine.targets import PART_SEPARATOR, UnreadKey, calls_in_text, split_think
 
 MEDIA_FIELDS = ("images", "videos", "audios")
 """Record fields of LLaMA-Factory's multimodal datasets: media a record's text refers to."""
@@ -48,13 +48,16 @@ def no_media(obj: dict[str, Any]) -> None:
             raise FieldError(key, f"{key}: records with media files are not read (the media would be lost)")
 
 
-def read_content(value: Any, where: str) -> Content:
-    """A message's content: null, a text, a JSON object (a tool result: its JSON text), or a list of
-    parts (texts, OpenAI text/refusal parts, images and other media, kept as given)."""
+def read_content(value: Any, where: str, result: bool = False) -> Content:
+    """A message's content: null, a text, a JSON object (only a tool ``result``: its JSON text), or a
+    list of parts (texts, OpenAI text/refusal parts, images and other media, kept as given)."""
     if value is None or isinstance(value, str):
         return Content(value)
-    if isinstance(value, dict):
+    if isinstance(value, dict) and result:
         return Content(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, dict):  # a part, maybe, but read as one it would be written back as a list
+        why = "only a tool result may be one; a content part goes in a list"
+        raise FieldError(where, f"{where}: content must be a text or a list of parts, got an object ({why})")
     if not isinstance(value, list):
         raise FieldError(where, f"{where}: content must be a text or a list of parts, got {type(value).__name__}")
     texts: list[str] = []
@@ -119,7 +122,9 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
         return AssistantText(cot, rest.strip())
     try:
         calls, beside = calls_in_text(rest)
-    except (ValueError, KeyError, TypeError) as exc:
+    except UnreadKey as exc:  # as a key of a call in tool_calls or a function_call turn
+        raise FieldError(where, f"{where}: {exc}") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         message = f"{where}: tool call blocks do not parse: {exc}"
         problems.append(Problem(field=where, code="malformed_answer", message=message))
         return AssistantText(cot, None, calls=rest.count("<tool_call>"))

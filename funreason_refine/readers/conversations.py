@@ -14,7 +14,7 @@ from dataclasses import field as dataclass_field
 from typing import Any
 
 from funreason_refine.conversation import focus, id_key
-from funreason_refine.readers.answers import FieldError, record_id
+from funreason_refine.readers.answers import FieldError, read_meta, record_id
 from funreason_refine.record import Message, Problem, Record, Source, read_record
 
 
@@ -100,8 +100,7 @@ def chat_record(obj: dict[str, Any], source: Source, index: int, chat: Chat) -> 
         at = f"{chat.field}[{chat.origin[first]}]"
         raise FieldError(at, f"{at}: an assistant turn before any user message")
     rid = record_id(obj, f"{index}")
-    meta = obj.get("meta")
-    meta = meta if isinstance(meta, dict) else {}
+    meta = read_meta(obj)
     if single_turn(messages):
         user, assistant = messages
         record = read_record(

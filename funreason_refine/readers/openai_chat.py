@@ -81,7 +81,7 @@ def read_message(item: dict[str, Any], where: str, problems: list[Problem]) -> M
     name = _name(item, where)
     if role == "assistant":
         return _assistant(item, where, problems).model_copy(update={"name": name})
-    content = read_content(item.get("content"), f"{where}.content")
+    content = read_content(item.get("content"), f"{where}.content", result=role in ("tool", "function"))
     text = text_of(content, where, role)
     call_id = call_id_of(item.get("tool_call_id"), f"{where}.tool_call_id") if role == "tool" else None
     return Message(

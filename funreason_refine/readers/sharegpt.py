@@ -55,7 +55,10 @@ def _role(turn: Any, where: str) -> str:
     if not isinstance(turn, dict):
         raise FieldError(where, f"{where} must be an object with 'from' and 'value'")
     unread_fields(turn, ("from", "value"), where)
-    role = ROLES.get(turn.get("from"))  # type: ignore[arg-type]
+    given = turn.get("from")
+    if given is not None and not isinstance(given, str):
+        raise FieldError(f"{where}.from", f"{where}.from: must be a text, got {type(given).__name__}")
+    role = ROLES.get(given or "")
     if role is None:
         expected = ", ".join(ROLES)
         raise FieldError(f"{where}.from", f"{where}: unknown 'from' {turn.get('from')!r}; expected one of {expected}")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from funreason_refine.readers.answers import FieldError, parse_answer, parse_tools, record_id, require_str
+from funreason_refine.readers.answers import (
+    FieldError,
+    parse_answer,
+    parse_tools,
+    read_meta,
+    record_id,
+    require_str,
+)
 from funreason_refine.record import Problem, Record, Source, read_record
 
 
@@ -21,8 +28,8 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     problems: list[Problem] = []
     tools = parse_tools(obj["tools"], problems)
     answer = parse_answer(obj["answers"], problems)
+    meta = read_meta(obj)
     # Every field was checked above; pydantic's validation would walk every tool dict again.
-    meta = obj.get("meta")
     return read_record(
         index,
         record_id(obj, f"{index}"),
@@ -32,5 +39,5 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
         answer,
         cot,
         problems,
-        meta if isinstance(meta, dict) else {},
+        meta,
     )
