@@ -58,34 +58,32 @@ DETECT_BYTES = 4 << 20
 
 def detect_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
     """Tell the formats apart by the keys of the first record that has a format's keys."""
-    found, why_not = _look_for_format(path, max_record_bytes)
+    found = guess_format(path, max_record_bytes)
     if found is None:
-        raise InputError(f"cannot tell the format of {path}: {why_not}")
+        raise InputError(
+            f"cannot tell the format of {path}: it holds no records; set [input] format to one of {', '.join(FORMATS)}"
+        )
     return found
 
 
 def guess_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str | None:
-    """The format of the first record whose keys say one, or None when no record does (a file without
-    records, or of records none of which can be read). Records before it are quarantined when read, as any
-    record whose keys say no format. InputError when none of the first DETECT_RECORDS records (or the first
-    DETECT_BYTES) says a format and the file goes on: it is not in any of them."""
-    return _look_for_format(path, max_record_bytes)[0]
-
-
-def _look_for_format(path: Path | HubPath, max_record_bytes: int) -> tuple[str | None, str]:
-    """The format of the first record whose keys say one, else None and why not."""
-    seen, first = 0, None  # the first record met, for the message
+    """The format of the first record (of the first DETECT_RECORDS, within DETECT_BYTES) whose keys say one, or
+    None when the file holds no records. Records before it are quarantined when read, as any record whose keys
+    say no format. InputError when there are records and none of those says a format."""
+    seen, first, far = 0, None, False  # the first record met, for the message
     try:
         for seen, (line, obj, _) in enumerate(iter_raw(path, max_record_bytes, _bounded(max_record_bytes)), 1):
             found = format_of(obj) if isinstance(obj, dict) else None
             if found is not None:
-                return found, ""
+                return found
             first = first or (line, obj)
             if seen >= DETECT_RECORDS:
-                raise _FarEnough
+                break
     except _FarEnough:
-        raise InputError(f"cannot tell the format of {path}: {_unknown(seen, first, True)}") from None
-    return None, _unknown(seen, first, False)
+        far = True
+    if first is None and not far:
+        return None
+    raise InputError(f"cannot tell the format of {path}: {_unknown(seen, first)}")
 
 
 def _bounded(max_record_bytes: int) -> Callable[[int], None]:
@@ -105,28 +103,21 @@ class _FarEnough(Exception):
     pass
 
 
-def _unknown(seen: int, first: tuple[int, Any] | None, bounded: bool) -> str:
-    """Why no format could be told from the first ``seen`` records (``bounded``: the file goes on), the first
-    of them ``first``."""
+def _unknown(seen: int, first: tuple[int, Any] | None) -> str:
+    """Why no format could be told from the first ``seen`` records, the first of them ``first``."""
     advice = f"set [input] format to one of {', '.join(FORMATS)}"
     if first is None:
-        return f"no record in its first {DETECT_BYTES} bytes; {advice}" if bounded else f"it holds no records; {advice}"
+        return f"no record in its first {DETECT_BYTES} bytes; {advice}"
     line, obj = first
-    what = f"the record at line {line} is not a JSON object ({obj})"
-    if isinstance(obj, dict):
-        what = f"the record at line {line} has keys [{', '.join(sorted(map(str, obj))[:8])}]"
-    records = f"its first {seen} records" if bounded else f"its {seen} records"
-    return f"none of {records} has the keys of a format ({what}); {advice}"
-
-
-def unknown_format(obj: dict[str, Any]) -> FieldError:
-    """A record whose keys say no format, in an input whose records all say none (without [input] format)."""
-    keys = ", ".join(sorted(map(str, obj))[:8])
-    return FieldError(
-        "",
-        f"cannot tell the format of the record from its keys [{keys}]: xlam has query and answers, bfcl question "
-        f"and function, openai messages, sharegpt conversations; set [input] format to one of {', '.join(FORMATS)}",
-    )
+    what = f"the record at line {line} has keys [{', '.join(sorted(map(str, obj))[:8])}]"
+    if not isinstance(obj, dict):
+        what = (
+            f"the record at line {line} is not a JSON object: {obj}; an input is a JSON array of objects, JSON Lines "
+            "(one object a line) or Parquet"
+        )
+    if seen == 1:
+        return f"its only record has the keys of no format ({what}); {advice}"
+    return f"none of its first {seen} records has the keys of a format ({what}); {advice}"
 
 
 class InputConfig(BaseModel):
@@ -141,7 +132,7 @@ class InputConfig(BaseModel):
     format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
         None,
         description="xlam, bfcl, openai or sharegpt; when omitted, each record is read in the format its keys "
-        "say (a BFCL file: from its first record, for the whole file).",
+        "say (a BFCL file: from its first record that says a format, for the whole file).",
     )
     answers: Path | None = Field(
         None, description="BFCL ground truth; default possible_answer/<file name> beside path."
@@ -184,11 +175,9 @@ class InputStream:
         self.max_messages = max_messages
         # Without a format in the pipeline, each record is read in the format its keys say (a file may
         # mix xLAM rows and chat conversations), a record whose keys say none in the first format found
-        # (when none is, xLAM: an input without records); BFCL questions need their answer file: a whole file.
-        guessed = fmt or guess_format(path, max_record_bytes)
-        self.format = guessed or FORMATS[0]
+        # (an input without records: xLAM); BFCL questions need their answer file: a whole file.
+        self.format = fmt or guess_format(path, max_record_bytes) or FORMATS[0]
         self.per_record = fmt is None and self.format != "bfcl"
-        self.known = guessed is not None  # False: no record says its format, each is quarantined saying so
         self.total_bytes = path.stat().st_size
         self.count = 0  # input records seen so far (of the part read), skipped ones included
         self.unread: str | None = None  # what of the input could not be read, said when the reader met it
@@ -199,8 +188,6 @@ class InputStream:
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
-        if not self.known and format_of(obj) is None:
-            raise unknown_format(obj)
         to_record = self._readers.get(fmt) or self._reader(fmt)
         return to_record(obj, source, index)
 
@@ -274,7 +261,7 @@ class InputStream:
         try:
             return self._convert(obj, source, index)
         except FieldError as exc:
-            return Quarantined(index=index, source=source, field=exc.field or None, error=str(exc), raw=_dump(obj))
+            return Quarantined(index=index, source=source, field=exc.field, error=str(exc), raw=_dump(obj))
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
