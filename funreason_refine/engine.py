@@ -54,6 +54,7 @@ class RunResult:
     workers: int = 1
     stopped: str | None = None
     start_method: str | None = None  # how worker processes were started; None without workers
+    unread: str | None = None  # the input could not be read to its end: where, how much was left, what to do
 
     @property
     def errors(self) -> int:
@@ -111,6 +112,9 @@ def run_pipeline(
         folder.close()
     reached = kept is not None and kept.reached
     _check_accounting(folder, stream.count, read_to_the_end=stopped is None and not reached)
+    # What the reader could not read (a JSON array it lost its way in) leaves the run incomplete, as max_cost does.
+    unread = stream.unread if stopped is None and not reached else None
+    stopped = stopped or unread
     if reached and not folder.done.is_prefix():
         raise RunFolderError(
             f"accounting error: the records before the one that reached --target-kept do not all have an outcome "
@@ -120,9 +124,9 @@ def run_pipeline(
     if part is not None:
         summary.shard = InputPart.model_validate(part.as_dict())
     if kept is not None:
-        summary = _with_target(summary, kept, len(folder.done), limit)
+        summary = _with_target(summary, kept, len(folder.done), limit, stopped if unread is None else None)
     finish(folder.path, summary, audit)
-    return RunResult(summary, folder.path, folder.resumed, refiner.workers, stopped, refiner.start_method)
+    return RunResult(summary, folder.path, folder.resumed, refiner.workers, stopped, refiner.start_method, unread)
 
 
 def _kept_count(target: int, kept: int) -> KeptCount:
@@ -142,11 +146,12 @@ def _refine(refiner: Refiner, items: Iterator[RawItem], emit: Emit, kept: KeptCo
         return None
 
 
-def _with_target(summary: Summary, kept: KeptCount, done: int, limit: int | None) -> Summary:
-    """The summary of a run with a target: the target's section; when it was reached, the records read to it
-    (``done``: every record up to the one that reached it has its outcome) are the run's input records."""
+def _with_target(summary: Summary, kept: KeptCount, done: int, limit: int | None, stopped: str | None) -> Summary:
+    """The summary of a run with a target: the target's section (``stopped``: by max_cost); when it was reached,
+    the records read to it (``done``: every record up to the one that reached it has its outcome) are the run's
+    input records."""
     records = done if kept.reached else summary.input.records
-    section = kept.section(done, summary.stopped, limit)
+    section = kept.section(done, stopped, limit)
     return summary.model_copy(
         update={"target": section, "input": summary.input.model_copy(update={"records": records})}
     )

@@ -2,6 +2,8 @@ import json
 import shutil
 import time
 
+import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from funreason_refine.cli import main
@@ -110,6 +112,22 @@ def test_input_problems_are_one_line_errors(tmp_path):
     assert "error: cannot tell the format" in result.output and "Traceback" not in result.output
 
 
+def test_the_format_is_looked_for_in_the_first_records_only(tmp_path, monkeypatch):
+    """Records that say no format before the first that does are quarantined, up to readers.DETECT_RECORDS: an
+    input none of whose first records says one is refused, naming the first."""
+    monkeypatch.setattr("funreason_refine.readers.DETECT_RECORDS", 3)
+    write_jsonl(tmp_path / "in.jsonl", [{"prompt": "x"}, "{bad", {}, xlam_row("a")])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])
+    assert result.exit_code == 1
+    assert "none of its first 3 records has the keys of a format (the record at line 1 has keys [prompt])" in (
+        " ".join(result.output.split())
+    )
+    monkeypatch.setattr("funreason_refine.readers.DETECT_RECORDS", 4)
+    assert invoke("run", tmp_path / "p.toml").exit_code == 0
+    assert [q["source"]["line"] for q in read_jsonl(tmp_path / "r" / "quarantined.jsonl")] == [1, 2, 3]
+
+
 def test_stages_lists_the_five_with_plugin_and_description():
     result = invoke("stages")
     assert result.exit_code == 0
@@ -207,6 +225,77 @@ def test_bad_records_in_json_array_input(tmp_path):
     assert invoke("run", tmp_path / "p.toml").exit_code == 0
     (q,) = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
     assert (q["source"]["line"], q["field"]) == (8, "query")
+
+
+def test_a_json_array_input_is_read_past_its_bad_elements_and_arrays_joined_by_cat(tmp_path):
+    """cat a.json b.json: the records of both; a malformed or oversized element and text after an array are
+    quarantined one item each, naming their line, and the reading goes on."""
+    big = xlam_row("big", query="x" * 3000)
+    text = (
+        f"[{json.dumps(xlam_row('a'))},\n{{bad}},\n{json.dumps(big)},\n{json.dumps(xlam_row('b'))}]\n"
+        f"[{json.dumps(xlam_row('c'))}]\ngarbage\n"
+    )
+    (tmp_path / "in.json").write_text(text)
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.json"\nmax_record_bytes = 1024\n[output]\ndir = "r"\n')
+    assert invoke("run", tmp_path / "p.toml").exit_code == 0
+    quarantined = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
+    assert [q["source"]["line"] for q in quarantined] == [2, 3, 6]
+    assert "not JSON" in quarantined[0]["error"] and "over the limit of 1024" in quarantined[1]["error"]
+    assert "text after the JSON array" in quarantined[2]["error"]
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "r" / "kept.jsonl")) == ["a", "b", "c"]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["input"]["records"] == 6
+
+
+def test_a_json_array_input_cut_off_is_an_incomplete_run_that_says_how_much_was_not_read(tmp_path):
+    tail = json.dumps(xlam_row("c"))[:40]
+    (tmp_path / "in.json").write_text(f"[{json.dumps(xlam_row('a'))},\n{json.dumps(xlam_row('b'))},\n{tail}")
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.json"\n[output]\ndir = "r"\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])
+    assert result.exit_code == 1, result.output
+    assert "input not read to the end" in result.output and f"the last {len(tail)} bytes" in result.output
+    (q,) = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
+    assert q["source"]["line"] == 3 and f"the last {len(tail)} bytes" in q["error"]
+    assert len(read_jsonl(tmp_path / "r" / "kept.jsonl")) == 2
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["complete"] is False and "in.json:3: an array element" in summary["stopped"]
+    assert summary["input"]["records"] is None and summary["outcomes"]["quarantined"] == 1
+
+
+@pytest.mark.parametrize(
+    "name, content", [("in.json", "[]\n"), ("in.json", ""), ("in.jsonl", "\n  \n"), ("in.parquet", None)]
+)
+def test_an_input_without_records_is_a_complete_run_of_none(tmp_path, name, content):
+    if content is None:
+        pl.DataFrame({"id": [], "query": []}, schema={"id": pl.String, "query": pl.String}).write_parquet(
+            tmp_path / name
+        )
+    else:
+        (tmp_path / name).write_text(content)
+    (tmp_path / "p.toml").write_text(f'[input]\npath = "{name}"\n[output]\ndir = "r"\n')
+    result = invoke("run", tmp_path / "p.toml")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["input"]["records"] == 0
+
+
+@pytest.mark.parametrize("first", ["{}", '{"foo": 1}', "{bad", "[1]"])
+def test_a_first_record_in_no_format_is_quarantined_and_the_format_is_found_after_it(tmp_path, first):
+    write_jsonl(tmp_path / "in.jsonl", [first, xlam_row("a"), first])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n')
+    assert invoke("run", tmp_path / "p.toml").exit_code == 0
+    q1, q3 = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
+    assert (q1["source"]["line"], q3["source"]["line"]) == (1, 3) and q1["error"] == q3["error"]
+    assert [r["id"] for r in read_jsonl(tmp_path / "r" / "kept.jsonl")] == ["a"]
+
+
+def test_a_chat_whose_messages_are_not_a_list_is_quarantined_saying_so(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"messages": "hello"}, xlam_row("a"), {"conversations": {"a": 1}}])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n')
+    assert invoke("run", tmp_path / "p.toml").exit_code == 0
+    q1, q3 = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
+    assert (q1["field"], q1["error"]) == ("messages", "messages: must be a list of chat messages, got str")
+    assert (q3["field"], q3["error"]) == ("conversations", "conversations: must be a list of chat messages, got dict")
 
 
 def test_the_progress_display_shows_outcome_counts():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from funreason_refine.cli.app import (
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_JUDGE_OUTAGE,
     EXIT_RECORD_ERRORS,
@@ -41,10 +42,13 @@ def load_run_pipeline(run_dir: Path, out_dir: Path, judge_model: str | None) -> 
 
 
 def run_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
-    """Run it, then exit 3 with records in errors.jsonl, else 5 short of a --target-kept target."""
+    """Run it, then exit 3 with records in errors.jsonl, else 1 when the input could not be read to its end,
+    else 5 short of a --target-kept target."""
     result = refine_loaded(loaded, shard=shard, **options)
     if result.errors:
         errors_exit(result.errors, result.out_dir)
+    if result.unread is not None:
+        sys.exit(EXIT_ERROR)
     if result.summary.target is not None and not result.summary.target.reached:
         sys.exit(EXIT_SHORT_OF_TARGET)
 
@@ -95,9 +99,11 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
     print_judge(result.summary.judge)
     rate = result.summary.timings.records_per_second
     out.print(f"run folder: {result.out_dir} ({rate} records/s, {result.workers} worker(s))", markup=False)
+    if result.unread is not None:
+        err.print(f"[red]input not read to the end:[/] {escape(result.unread)}", highlight=False)
     if result.summary.target is not None:
         say_target(result.summary, result.out_dir)
-    elif result.stopped:
+    elif result.stopped and result.unread is None:
         err.print(
             f"[yellow]stopped:[/] {escape(str(result.stopped))}. What was finished is saved; run the same command "
             "again (with a higher max_cost) to go on.",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from funreason_refine.errors import InputError
 from funreason_refine.hub.paths import HubPath, is_hub_path
 from funreason_refine.readers.answers import FieldError
-from funreason_refine.readers.raw import iter_raw, parse_line, preview
+from funreason_refine.readers.raw import Unread, iter_raw, parse_line, preview
 from funreason_refine.record import Quarantined, Record, Source
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ ToRecord = Callable[[dict[str, Any], Source, int], Record]
 
 def format_of(obj: dict[str, Any]) -> str | None:
     """The format a record's keys say it is in, or None: xLAM has query and answers, BFCL question and
-    function, OpenAI a list of messages, ShareGPT a list of conversations."""
+    function, OpenAI a list of messages, ShareGPT a list of conversations (or, failing those, a
+    ``messages`` or ``conversations`` that is not a list)."""
     if "query" in obj and "answers" in obj:
         return "xlam"
     if "question" in obj and "function" in obj:
@@ -46,26 +47,77 @@ def format_of(obj: dict[str, Any]) -> str | None:
         return "openai"
     if isinstance(obj.get("conversations"), list):
         return "sharegpt"
-    return None
+    # A chat's key with a value that is not a list: its reader says what is wrong with it.
+    return next((fmt for fmt, key in CHATS.items() if obj.get(key) is not None), None)
+
+
+DETECT_RECORDS = 5000
+DETECT_BYTES = 4 << 20
+"""Without ``[input] format``, how far the format is looked for: the first records, the first bytes."""
 
 
 def detect_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str:
-    """Tell the formats apart by the keys of the first readable record."""
-    for line, obj, _ in iter_raw(path, max_record_bytes):
-        if not isinstance(obj, dict):
-            continue
-        found = format_of(obj)
-        if found is not None:
-            return found
-        keys = ", ".join(sorted(map(str, obj))[:8])
+    """Tell the formats apart by the keys of the first record that has a format's keys."""
+    found = guess_format(path, max_record_bytes)
+    if found is None:
         raise InputError(
-            f"cannot tell the format of {path}: the record at line {line} has keys "
-            f"[{keys}]; set [input] format to one of {', '.join(FORMATS)}"
+            f"cannot tell the format of {path}: it holds no records; set [input] format to one of {', '.join(FORMATS)}"
         )
-    raise InputError(
-        f"cannot tell the format of {path}: it holds no readable JSON object; "
-        f"set [input] format to one of {', '.join(FORMATS)}"
-    )
+    return found
+
+
+def guess_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str | None:
+    """The format of the first record (of the first DETECT_RECORDS, within DETECT_BYTES) whose keys say one, or
+    None when the file holds no records. Records before it are quarantined when read, as any record whose keys
+    say no format. InputError when there are records and none of those says a format."""
+    seen, first, far = 0, None, False  # the first record met, for the message
+    try:
+        for seen, (line, obj, _) in enumerate(iter_raw(path, max_record_bytes, _bounded(max_record_bytes)), 1):
+            found = format_of(obj) if isinstance(obj, dict) else None
+            if found is not None:
+                return found
+            first = first or (line, obj)
+            if seen >= DETECT_RECORDS:
+                break
+    except _FarEnough:
+        far = True
+    if first is None and not far:
+        return None
+    raise InputError(f"cannot tell the format of {path}: {_unknown(seen, first)}")
+
+
+def _bounded(max_record_bytes: int) -> Callable[[int], None]:
+    """Stops the detection's reading after DETECT_BYTES (and room for a record over the limit)."""
+    read = 0
+
+    def on_bytes(size: int) -> None:
+        nonlocal read
+        read += size
+        if read > DETECT_BYTES + 2 * max_record_bytes:
+            raise _FarEnough
+
+    return on_bytes
+
+
+class _FarEnough(Exception):
+    pass
+
+
+def _unknown(seen: int, first: tuple[int, Any] | None) -> str:
+    """Why no format could be told from the first ``seen`` records, the first of them ``first``."""
+    advice = f"set [input] format to one of {', '.join(FORMATS)}"
+    if first is None:
+        return f"no record in its first {DETECT_BYTES} bytes; {advice}"
+    line, obj = first
+    what = f"the record at line {line} has keys [{', '.join(sorted(map(str, obj))[:8])}]"
+    if not isinstance(obj, dict):
+        what = (
+            f"the record at line {line} is not a JSON object: {obj}; an input is a JSON array of objects, JSON Lines "
+            "(one object a line) or Parquet"
+        )
+    if seen == 1:
+        return f"its only record has the keys of no format ({what}); {advice}"
+    return f"none of its first {seen} records has the keys of a format ({what}); {advice}"
 
 
 class InputConfig(BaseModel):
@@ -80,7 +132,7 @@ class InputConfig(BaseModel):
     format: Literal["xlam", "bfcl", "openai", "sharegpt"] | None = Field(
         None,
         description="xlam, bfcl, openai or sharegpt; when omitted, each record is read in the format its keys "
-        "say (a BFCL file: from its first record, for the whole file).",
+        "say (a BFCL file: from its first record that says a format, for the whole file).",
     )
     answers: Path | None = Field(
         None, description="BFCL ground truth; default possible_answer/<file name> beside path."
@@ -121,12 +173,14 @@ class InputStream:
         self.name = str(path)
         self.max_record_bytes = max_record_bytes
         self.max_messages = max_messages
-        self.format = fmt or detect_format(path, max_record_bytes)
         # Without a format in the pipeline, each record is read in the format its keys say (a file may
-        # mix xLAM rows and chat conversations); BFCL questions need their answer file: a whole file.
+        # mix xLAM rows and chat conversations), a record whose keys say none in the first format found
+        # (an input without records: xLAM); BFCL questions need their answer file: a whole file.
+        self.format = fmt or guess_format(path, max_record_bytes) or FORMATS[0]
         self.per_record = fmt is None and self.format != "bfcl"
         self.total_bytes = path.stat().st_size
         self.count = 0  # input records seen so far (of the part read), skipped ones included
+        self.unread: str | None = None  # what of the input could not be read, said when the reader met it
         self._answers: dict[str, Any] = {}
         if self.format == "bfcl":
             self._answers = _bfcl_answers(path, answers)
@@ -161,8 +215,10 @@ class InputStream:
 
     def _chat(self, key: str, to_record: ToRecord, obj: dict[str, Any], source: Source, index: int) -> Record:
         """A conversation, when its messages are a list within [input] max_messages."""
-        if not isinstance(obj.get(key), list):
+        if obj.get(key) is None:
             raise FieldError(key, f"missing field {key!r} (a list of chat messages)")
+        if not isinstance(obj[key], list):
+            raise FieldError(key, f"{key}: must be a list of chat messages, got {type(obj[key]).__name__}")
         if len(obj[key]) > self.max_messages:
             raise FieldError(
                 key, f"{key}: {len(obj[key])} messages, over the limit of {self.max_messages} ([input] max_messages)"
@@ -187,6 +243,8 @@ class InputStream:
         for seen, (line, obj, raw) in enumerate(iter_raw(self.path, self.max_record_bytes, on_bytes, parse, part)):
             if limit is not None and seen >= limit:
                 return
+            if isinstance(obj, Unread):
+                self.unread, obj = f"{self.name}:{line}: {obj}", str(obj)
             self.count = seen + 1
             index = first + seen
             if not skip or index not in skip:

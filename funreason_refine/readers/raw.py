@@ -46,6 +46,22 @@ OnBytes = Callable[[int], None] | None
 """Told how many bytes of the file were read, for progress."""
 
 
+class Unread(str):
+    """An item's error message that also says the rest of the input could not be read: ``unread_bytes`` of it
+    were not read as records (a JSON array whose element does not end before the file does). The run
+    that meets it is not complete (InputStream.unread)."""
+
+    unread_bytes: int
+
+    def __new__(cls, message: str, unread_bytes: int) -> Unread:
+        self = super().__new__(cls, message)
+        self.unread_bytes = unread_bytes
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Unread, (str(self), self.unread_bytes)
+
+
 def preview(text: str) -> str:
     return text if len(text) <= RAW_PREVIEW else text[:RAW_PREVIEW] + f"... [{len(text)} characters]"
 
