@@ -85,9 +85,11 @@ def _check_values(record: Record, at: int, name: str, args: dict[str, Any], info
         return Verdict.discard("invalid_tool_schema", f"tool {name!r}: {exc}")
     if check_args.is_valid(args):
         return None
-    errors = sorted(
-        check_args.iter_errors(args), key=lambda e: (list(map(str, e.instance_path)), _keyword(e) != "type")
-    )
+    try:
+        found = list(check_args.iter_errors(args))
+    except ValueError as exc:  # the validator's "Recursion limit reached": a value nested deeper than it walks
+        return Verdict.discard("invalid_value", f"{name}: a value is nested too deeply to be checked ({exc})")
+    errors = sorted(found, key=lambda e: (list(map(str, e.instance_path)), _keyword(e) != "type"))
     if not errors:
         return None
     error = errors[0]

@@ -64,6 +64,16 @@ def test_a_repair_that_would_make_a_record_too_deep_quarantines_it(tmp_path):
     assert q["source"]["line"] == 1 and "nested too deeply to be written" in q["error"]
 
 
+def test_a_value_nested_deeper_than_the_validator_walks_is_a_discard_not_a_stage_failure(tmp_path):
+    # The schema validator gives up on a list nested 300 deep ("Recursion limit reached"); the values are
+    # wrong for List[int] anyway.
+    tool = {"name": "f", "description": "F.", "parameters": {"xs": {"type": "List[int]", "description": "X"}}}
+    rows = [xlam_row("deep", tools=[tool], answers=[{"name": "f", "arguments": {"xs": json.dumps(nested(300))}}])]
+    files = run(tmp_path, rows)
+    (d,) = files["discarded"]
+    assert (d["stage"], d["reason"]) == ("function_params", "invalid_value") and "nested too deeply" in d["message"]
+
+
 def test_integers_over_pythons_digit_limit(tmp_path):
     huge = "9" * 5000
     row = xlam_row("huge-id")
