@@ -124,7 +124,7 @@ def run_pipeline(
     if part is not None:
         summary.shard = InputPart.model_validate(part.as_dict())
     if kept is not None:
-        summary = _with_target(summary, kept, len(folder.done), limit, stopped if unread is None else None)
+        summary = _with_target(summary, kept, len(folder.done), limit, stopped if unread is None else None, unread)
     finish(folder.path, summary, audit)
     return RunResult(summary, folder.path, folder.resumed, refiner.workers, stopped, refiner.start_method, unread)
 
@@ -146,12 +146,14 @@ def _refine(refiner: Refiner, items: Iterator[RawItem], emit: Emit, kept: KeptCo
         return None
 
 
-def _with_target(summary: Summary, kept: KeptCount, done: int, limit: int | None, stopped: str | None) -> Summary:
-    """The summary of a run with a target: the target's section (``stopped``: by max_cost); when it was reached,
-    the records read to it (``done``: every record up to the one that reached it has its outcome) are the run's
-    input records."""
+def _with_target(
+    summary: Summary, kept: KeptCount, done: int, limit: int | None, stopped: str | None, unread: str | None
+) -> Summary:
+    """The summary of a run with a target: the target's section (``stopped``: by max_cost; ``unread``: where the
+    input could not be read on); when it was reached, the records read to it (``done``: every record up to the one
+    that reached it has its outcome) are the run's input records."""
     records = done if kept.reached else summary.input.records
-    section = kept.section(done, stopped, limit)
+    section = kept.section(done, stopped, limit, unread)
     return summary.model_copy(
         update={"target": section, "input": summary.input.model_copy(update={"records": records})}
     )

@@ -26,6 +26,7 @@ from funreason_refine.summary import KeptTarget, RunStoppedBy
 REMEDIES: dict[RunStoppedBy, str] = {
     "target": "",
     "input": "The input has no more records: refine a larger input into a new run folder (--out), or ask for fewer.",
+    "unread": "To go on, complete or fix the input file there and run the same command again.",
     "limit": "To go on, raise --limit (or leave it out) and run the same command again: finished records are read "
     "back, and only what is missing is refined.",
     "max_cost": "To go on, raise max_cost and run the same command again: finished records are read back, and "
@@ -52,13 +53,15 @@ class KeptCount:
             if self.reached:
                 raise EnoughKept(f"{self.target} kept records")
 
-    def section(self, records: int, stopped: str | None, limit: int | None) -> KeptTarget:
+    def section(self, records: int, stopped: str | None, limit: int | None, unread: str | None = None) -> KeptTarget:
         """summary.json's ``target``: ``records`` the input records with an outcome in the folder, ``stopped``
         why a judged run stopped early (max_cost), ``limit`` the run's --limit (reached when ``records`` is as
-        many)."""
+        many), ``unread`` where the input could not be read on (a cut-off JSON array)."""
         by: RunStoppedBy
         if self.reached:
             by, why = "target", f"{self.target} kept records reached after {records} input records"
+        elif unread is not None:
+            by, why = "unread", unread
         elif stopped is not None:
             by, why = "max_cost", stopped
         elif limit is not None and records >= limit:

@@ -450,7 +450,7 @@ class DatasetSection(Section):
     warnings: list[str]
 
 
-RunStoppedBy = Literal["target", "input", "limit", "max_cost"]
+RunStoppedBy = Literal["target", "input", "limit", "max_cost", "unread"]
 
 
 class KeptTarget(Section):
@@ -460,7 +460,8 @@ class KeptTarget(Section):
     reached: bool = Field(description="kept.jsonl holds exactly that many")
     missing: int = Field(0, description="how many kept records it is short of")
     stopped_by: RunStoppedBy = Field(
-        description="target (reached), input (it ended first), limit (--limit reached first) or max_cost"
+        description="target (reached), input (it ended first), limit (--limit reached first), max_cost, or unread "
+        "(the input could not be read on: a cut-off JSON array)"
     )
     stopped: str = Field(description="why the run stopped reading, in words")
 

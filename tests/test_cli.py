@@ -254,12 +254,40 @@ def test_a_json_array_input_cut_off_is_an_incomplete_run_that_says_how_much_was_
     result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])
     assert result.exit_code == 1, result.output
     assert "input not read to the end" in result.output and f"the last {len(tail)} bytes" in result.output
-    (q,) = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
-    assert q["source"]["line"] == 3 and f"the last {len(tail)} bytes" in q["error"]
+    # The unread tail is no record: it is in no outcome file, and a resume reads on from it.
+    assert not (tmp_path / "r" / "quarantined.jsonl").exists() or read_jsonl(tmp_path / "r" / "quarantined.jsonl") == []
     assert len(read_jsonl(tmp_path / "r" / "kept.jsonl")) == 2
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["complete"] is False and "in.json:3: an array element" in summary["stopped"]
-    assert summary["input"]["records"] is None and summary["outcomes"]["quarantined"] == 1
+    assert summary["input"]["records"] is None and summary["outcomes"]["quarantined"] == 0
+    again = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])  # the same cut-off file: the same stop
+    assert again.exit_code == 1 and "input not read to the end" in again.output
+
+
+def test_a_target_short_because_the_input_could_not_be_read_on_says_so(tmp_path):
+    rows = [json.dumps(xlam_row(r)) for r in "abc"]
+    (tmp_path / "in.json").write_text("[" + ",\n".join(rows)[:-20])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.json"\n[output]\ndir = "r"\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml"), "--target-kept", "5"])
+    assert "complete or fix the input file" in result.output and "refine a larger input" not in result.output
+    target = json.loads((tmp_path / "r" / "summary.json").read_text())["target"]
+    assert (target["stopped_by"], target["missing"]) == ("unread", 3) and "in.json:3" in target["stopped"]
+
+
+@pytest.mark.parametrize("cut", ["inside", "between"])
+def test_a_cut_off_json_array_completed_later_is_read_on_where_it_stopped(tmp_path, cut):
+    rows = [json.dumps(xlam_row(r)) for r in "abcd"]
+    whole = "[" + ",\n".join(rows) + "]\n"
+    stop = whole.index(rows[2]) + 30 if cut == "inside" else whole.index(rows[2])
+    (tmp_path / "in.json").write_text(whole[:stop])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.json"\n[output]\ndir = "r"\n')
+    assert CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")]).exit_code == 1
+    (tmp_path / "in.json").write_text(whole)  # the rest of the file arrives (it only grew)
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in read_jsonl(tmp_path / "r" / "kept.jsonl")] == list("abcd")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["input"]["records"] == 4
 
 
 @pytest.mark.parametrize(

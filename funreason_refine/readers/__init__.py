@@ -243,8 +243,9 @@ class InputStream:
         for seen, (line, obj, raw) in enumerate(iter_raw(self.path, self.max_record_bytes, on_bytes, parse, part)):
             if limit is not None and seen >= limit:
                 return
-            if isinstance(obj, Unread):
-                self.unread, obj = f"{self.name}:{line}: {obj}", str(obj)
+            if isinstance(obj, Unread):  # not a record: the run stops here, incomplete, and a resume reads on from here
+                self.unread = f"{self.name}:{line}: {obj}"
+                return
             self.count = seen + 1
             index = first + seen
             if not skip or index not in skip:

@@ -31,8 +31,8 @@ class ChunkFile(Protocol):
 
 _CHUNK = 1 << 20
 _AGAIN = (
-    "fix or complete the input file, then refine it into a new run folder (--out NEW_DIR) or start this one "
-    "over (--fresh)"
+    "complete the input file and run the same command again: it reads on from here (an input changed before "
+    "this point is refused: then start over with --fresh or use --out NEW_DIR)"
 )
 
 
@@ -186,6 +186,8 @@ class _ArrayReader:
                 item = self._malformed(start_line, f"not JSON: {exc.msg}", exc.pos)
             except RecursionError:
                 item = self._malformed(start_line, "not JSON: nested too deeply", self.pos)
+            except ValueError as exc:  # an integer over Python's 4,300 digits
+                item = self._malformed(start_line, f"cannot be read: {str(exc).split(';')[0]}", self.pos)
             else:
                 if end < len(self.buf) or self.eof:
                     return self._decoded(start_line, obj, end)
@@ -253,8 +255,9 @@ class _ArrayReader:
         """The element from byte ``offset`` (line ``start_line``) does not end before the file does."""
         unread = self.read_bytes - offset
         message = (
-            "an array element starts here that does not end before the end of the file (a string or bracket left "
-            f"open: file truncated?); the last {unread} bytes of the file were not read as records; {_AGAIN}"
+            "an array element starts here whose end is not found before the end of the file (a string or bracket "
+            f"left open: a file cut off, or a malformed element); the last {unread} bytes of the file were not read "
+            f"as records; {_AGAIN}"
         )
         raise _Unreadable(start_line, Unread(message, unread), preview(head))
 

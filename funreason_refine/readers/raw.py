@@ -256,7 +256,10 @@ def _without_nulls(value: Any) -> Any:
 
 def _within(row: int, obj: dict[str, Any], max_record_bytes: int) -> RawLine:
     """A Parquet row, or the error of one over the size limit, measured as the JSON text it stands for."""
-    text = orjson.dumps(obj, default=str)
+    try:
+        text = orjson.dumps(obj, default=str)
+    except TypeError:  # an integer over 64 bits (an Int128 column): the standard library writes it
+        text = json.dumps(obj, default=str, ensure_ascii=False).encode()
     if len(text) <= max_record_bytes:
         return row, obj, ""
     message = f"record is {len(text)} bytes as JSON, over the limit of {max_record_bytes} ([input] max_record_bytes)"

@@ -162,3 +162,22 @@ def test_parquet_rows_over_max_record_bytes_are_quarantined(tmp_path):
     (q,) = files["quarantined"]
     assert q["source"]["line"] == 2 and "over the limit of 4096 ([input] max_record_bytes)" in q["error"]
     assert q["raw"].startswith('{"id":"big"') and [r["id"] for r in files["kept"]] == ["small", "small-2"]
+
+
+def test_an_integer_over_pythons_digit_limit_in_a_json_array_is_quarantined_and_the_array_read_on(tmp_path):
+    huge = "1" * 5001
+    rows = [json.dumps(xlam_row("a")), f'{{"id": "b", "n": {huge}}}', json.dumps(xlam_row("c"))]
+    (tmp_path / "in.json").write_text("[" + ",\n".join(rows) + "]\n")
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path, input_name="in.json")))
+    (q,) = read_jsonl(result.out_dir / "quarantined.jsonl")
+    assert q["source"]["line"] == 2 and "4300 digits" in q["error"]
+    assert [r["id"] for r in read_jsonl(result.out_dir / "kept.jsonl")] == ["a", "c"] and result.summary.complete
+
+
+def test_a_parquet_row_with_an_integer_over_64_bits_is_read(tmp_path):
+    import polars as pl
+
+    frame = pl.DataFrame([xlam_row(r) for r in "abc"]).with_columns(pl.Series("big", [1, 2**100, 3], dtype=pl.Int128))
+    frame.write_parquet(tmp_path / "in.parquet")
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path, input_name="in.parquet")))
+    assert [r["id"] for r in read_jsonl(result.out_dir / "kept.jsonl")] == list("abc")
