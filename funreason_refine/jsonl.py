@@ -15,6 +15,16 @@ from typing import Any
 READ_BUFFER = 1 << 16
 
 
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (Python's json writes it for a float that is no number): write null")
+
+
+JSON = json.JSONDecoder(parse_constant=_not_a_number)
+"""The readers' JSON decoder: json's, refusing NaN and Infinity, which JSON has not (a record read with them would
+be written with null in their place)."""
+loads = JSON.decode
+
+
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line with its newline) of every line, blank ones included."""
     with Path(path).open("rb", buffering=READ_BUFFER) as fh:

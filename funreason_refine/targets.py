@@ -8,6 +8,7 @@ from typing import Any
 
 from funreason_refine.calls import parse_calls, render_calls
 from funreason_refine.errors import CallSyntaxError
+from funreason_refine.jsonl import loads
 from funreason_refine.record import FunctionCall, Record
 
 # The paper's BFCL-style system prompt: the tools as JSON after this line.
@@ -89,8 +90,8 @@ def tools_from_system(system: str) -> list[dict[str, Any]] | None:
     if at == -1:
         return None
     try:
-        tools = json.loads(system[at + len(TOOLS_MARKER) :])
-    except json.JSONDecodeError:
+        tools = loads(system[at + len(TOOLS_MARKER) :])
+    except (ValueError, RecursionError):
         return None
     return tools if isinstance(tools, list) else None
 
@@ -156,9 +157,11 @@ def block_call(block: str, n: int) -> FunctionCall:
 
 def _json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what}: not JSON ({exc.msg})") from None
+    except ValueError as exc:  # NaN or Infinity, or an integer of over 4,300 digits
+        raise ValueError(f"{what}: not JSON ({exc})") from None
     except RecursionError:
         raise ValueError(f"{what}: not JSON (nested too deeply)") from None
 

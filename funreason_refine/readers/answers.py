@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from funreason_refine.frozen import FrozenList, freeze
+from funreason_refine.jsonl import JSON, loads
 from funreason_refine.memo import Memo
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
 from funreason_refine.record import FunctionCall, Problem
@@ -53,8 +53,8 @@ def maybe_json(value: Any, field: str) -> Any:
     """xLAM stores ``tools`` and ``answers`` as JSON strings; accept them parsed too."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except (json.JSONDecodeError, RecursionError) as exc:
+            return loads(value)
+        except (ValueError, RecursionError) as exc:
             raise FieldError(field, f"field {field!r} is a string but not JSON: {exc}") from None
     return value
 
@@ -85,7 +85,7 @@ def _normalized(tool: Any, key: str | None = None) -> dict[str, Any]:
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
-_decode = json.JSONDecoder().raw_decode
+_decode = JSON.raw_decode
 
 
 def _skip_space(text: str, pos: int) -> int:
@@ -167,9 +167,9 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
     arguments = raw["arguments"]
     if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except (json.JSONDecodeError, RecursionError) as exc:
-            why = getattr(exc, "msg", "nested too deeply")
+            arguments = loads(arguments) if arguments.strip() else {}
+        except (ValueError, RecursionError) as exc:
+            why = getattr(exc, "msg", "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
             raise ValueError(f"{where} ({name}) arguments are not JSON: {why}") from None
     if not isinstance(arguments, dict):
         raise ValueError(f"{where} ({name}) arguments must be an object, got {type(arguments).__name__}")
@@ -187,9 +187,10 @@ def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str 
         if not stripped.startswith(("[", "{")):
             return raw
         try:
-            value = json.loads(stripped)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            message = f"answers look like JSON but do not parse: {getattr(exc, 'msg', 'nested too deeply')}"
+            value = loads(stripped)
+        except (ValueError, RecursionError) as exc:
+            why = getattr(exc, "msg", "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
+            message = f"answers look like JSON but do not parse: {why}"
             problems.append(Problem(field="answers", code="malformed_answer", message=message))
             return None
     if isinstance(value, dict):

@@ -6,12 +6,12 @@ possible_answers.py). The answer file is indexed by id in memory: BFCL answer fi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from funreason_refine.errors import InputError
+from funreason_refine.jsonl import loads
 from funreason_refine.readers.answers import FieldError, parse_tools, record_id
 from funreason_refine.readers.content import is_empty, unread_fields
 from funreason_refine.readers.possible_answers import reference_calls
@@ -39,7 +39,7 @@ def read_answers(lines: Iterable[bytes], name: str) -> dict[str, Any]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line.decode("utf-8"))
             answers[str(obj["id"])] = obj["ground_truth"]
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{name}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})") from None

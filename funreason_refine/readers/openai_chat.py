@@ -5,9 +5,9 @@ normalised and why."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from funreason_refine.jsonl import loads
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
     AssistantText,
@@ -62,7 +62,7 @@ def _parsed(message: Any, where: str) -> dict[str, Any]:
     """A message; our Parquet export stores each one as a JSON string."""
     if isinstance(message, str):
         try:
-            message = json.loads(message)
+            message = loads(message)
         except ValueError:
             raise FieldError(where, f"{where} must be an object with a role, got a string that is not JSON") from None
     if not isinstance(message, dict):
@@ -251,9 +251,10 @@ def arguments_of(value: Any, where: str) -> dict[str, Any]:
         if not value.strip():
             return {}
         try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ValueError(f"{where}: not JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
+            value = loads(value)
+        except (ValueError, RecursionError) as exc:
+            why = getattr(exc, "msg", "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
+            raise ValueError(f"{where}: not JSON ({why})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{where}: not a JSON object (got {type(value).__name__})")
     return value

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from funreason_refine.hub.paths import HubPath
+from funreason_refine.jsonl import loads
 
 if TYPE_CHECKING:
     from funreason_refine.readers.parts import Part
@@ -190,7 +191,7 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
     if lineno == 1:
         text = text.lstrip("\ufeff")
     try:
-        obj = json.loads(text)
+        obj = loads(text)
     except (ValueError, RecursionError) as exc:
         return lineno, _why_unreadable(exc), preview(text)
     return lineno, as_object(obj), "" if isinstance(obj, dict) else text

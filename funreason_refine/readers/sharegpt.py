@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from funreason_refine.jsonl import loads
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import answer_from_text, no_media, read_content, text_of, unread_fields
 from funreason_refine.readers.conversations import Chat, chat_record
@@ -145,7 +146,7 @@ def _observations(message: Message, before: Message | None) -> list[Message]:
     if message.role != "tool" or len(calls) < 2:
         return [message]
     try:
-        items = json.loads(message.content or "")
+        items = loads(message.content or "")
     except ValueError:
         return [message]
     if not isinstance(items, list) or len(items) != len(calls):

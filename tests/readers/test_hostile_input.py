@@ -181,3 +181,44 @@ def test_a_parquet_row_with_an_integer_over_64_bits_is_read(tmp_path):
     frame.write_parquet(tmp_path / "in.parquet")
     result = run_pipeline(load_pipeline(write_pipeline(tmp_path, input_name="in.parquet")))
     assert [r["id"] for r in read_jsonl(result.out_dir / "kept.jsonl")] == list("abc")
+
+
+def test_nan_and_infinity_which_json_has_not_are_refused_not_written_as_null(tmp_path):
+    # Python's json writes NaN for a float that is no number; read as it is, it came out as null.
+    good = xlam_row("good", query="NaN and Infinity in a text are words")
+    top = json.dumps(xlam_row("meta"))[:-1] + ', "meta": {"score": NaN}}'
+    in_answers = {**xlam_row("args"), "answers": '[{"name": "get_weather", "arguments": {"city": Infinity}}]'}
+    chat = {
+        "id": "chat",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "tool_calls": [{"function": {"name": "get_weather", "arguments": '{"city": -Infinity}'}}],
+            },
+        ],
+    }
+    hermes = {
+        "id": "hermes",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": '<tool_call>{"name": "get_weather", "arguments": {"city": NaN}}</tool_call>',
+            },
+        ],
+    }
+    files = run(tmp_path, [good, top, in_answers, chat, hermes])
+    assert [r["id"] for r in files["kept"]] == ["good"]
+    (q_top,) = files["quarantined"]
+    assert q_top["source"]["line"] == 2 and "NaN is not a JSON value" in q_top["error"]
+    discarded = [(d["id"], d["reason"]) for d in files["discarded"]]
+    assert discarded == [("args", "malformed_answer"), ("chat", "malformed_answer"), ("hermes", "malformed_answer")]
+    messages = [d["message"] for d in files["discarded"]]
+    assert "Infinity is not a JSON value" in messages[0] and "(-Infinity is not" in messages[1]
+    assert "(NaN is not a JSON value" in messages[2]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "in.json").write_text(f'[{json.dumps(good)},\n{{"id": "x", "n": NaN}}]')
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path / "a", input_name="in.json")))
+    (q,) = read_jsonl(result.out_dir / "quarantined.jsonl")
+    assert q["source"]["line"] == 2 and "NaN is not a JSON value" in q["error"]

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from funreason_refine.record import FunctionCall
 from funreason_refine.stages.classification import Classification
 from funreason_refine.stages.cot import Cot
 from funreason_refine.stages.format import Format
@@ -350,7 +351,6 @@ def test_format_renders_the_training_target():
     [
         ([call("get weather", city="Paris")], "unrenderable_call"),
         ([call("f", **{"max-results": 3})], "unrenderable_call"),
-        ('[{"name": "f", "arguments": {"x": NaN}}]', "unrenderable_call"),
         ('[{"name": "f", "arguments": {"x": "bad \\ud800"}}]', "round_trip_mismatch"),
         ([call("ﬁle")], "round_trip_mismatch"),  # Python reads the name back as "file"
         ([call("f", x=json.loads("[" * 199 + "]" * 199))], "round_trip_mismatch"),  # parser's nesting limit
@@ -359,6 +359,15 @@ def test_format_renders_the_training_target():
 def test_format_discards(answers, reason):
     verdict = check(Format, make_record(answers=answers))
     assert (verdict.action, verdict.reason) == ("discard", reason)
+
+
+def test_format_discards_a_nan_argument_a_plugin_put_in():
+    # The readers refuse NaN (JSON has none); a stage plugin's record may still hold a float('nan').
+    record = make_record(answers=[call("f", x=1.5)])
+    record = record.model_copy(update={"answer": [FunctionCall(name="f", arguments={"x": float("nan")})]})
+    verdict = check(Format, record)
+    assert (verdict.action, verdict.reason) == ("discard", "unrenderable_call")
+    assert "nan has no Python literal" in verdict.message
 
 
 @pytest.mark.parametrize(
