@@ -143,7 +143,11 @@ def _schema_error(schema: Any) -> str | None:
         schema = {**schema, "properties": {}}
     required = schema.get("required")
     if isinstance(required, list):
-        # Names do not matter to the metaschema; repeats do (uniqueItems), so keep them.
+        repeated = [r for r in dict.fromkeys(r for r in required if isinstance(r, str)) if required.count(r) > 1]
+        if repeated:
+            return _short(f"required names {', '.join(map(repr, repeated))} more than once (non-unique elements)")
+        # Names do not matter to the metaschema: checked with placeholders, the verdict is remembered
+        # for every list of as many names.
         placeholders: dict[str, str] = {}
         schema = {
             **schema,
@@ -167,13 +171,24 @@ def _metaschema_error(shape: Any) -> str | None:
         Draft202012Validator.check_schema(shape)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        return f"{exc.message} at {where}"
+        return _short(f"{exc.message} at {where}")
     except RecursionError:
         return "nested too deeply"
     return None
 
 
 _shape_errors = Memo(_metaschema_error, max_size=16384)
+
+
+MESSAGE_CHARS = 300
+"""The most of a schema error that a discard message quotes: jsonschema's messages repeat the
+value they fault, which may be a megabyte of enum."""
+
+
+def _short(message: str) -> str:
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    return f"{message[:MESSAGE_CHARS]}... ({len(message):,} characters)"
 
 
 def _thawed(schema: Any) -> Any:

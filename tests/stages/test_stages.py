@@ -373,7 +373,10 @@ def test_format_discards_a_nan_argument_a_plugin_put_in():
 @pytest.mark.parametrize(
     "parameters, words",
     [
-        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "a"]}, "non-unique"),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "a"]},
+            "names 'a' more than once",
+        ),
         ({"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"}, "not of type 'array'"),
         ({"type": "object", "properties": {"a": {"type": "string", "description": 7}}}, "in properties/a"),
         ({"type": "object", "properties": {"a": {"type": "integer", "minimum": "zero"}}}, "in properties/a"),
@@ -384,3 +387,12 @@ def test_schema_checks_cached_by_shape_still_catch_every_invalid_schema(paramete
     verdict = check(QueryTool, make_record(tools=[{"name": "f", "parameters": parameters}], answers=[]))
     assert (verdict.action, verdict.reason) == ("discard", "invalid_tool_schema")
     assert words in verdict.message
+
+
+def test_a_schema_error_quotes_at_most_300_characters_of_the_value_it_faults():
+    # jsonschema's message repeats the faulty value: a megabyte enum made a megabyte message, twice a line.
+    parameters = {"type": "object", "properties": {"a": {"type": "string", "enum": "x" * 1_000_000}}}
+    verdict = check(QueryTool, make_record(tools=[{"name": "f", "parameters": parameters}], answers=[]))
+    assert (verdict.action, verdict.reason) == ("discard", "invalid_tool_schema")
+    assert len(verdict.message) < 450
+    assert "... (1,000,0" in verdict.message and verdict.message.endswith("in properties/a")
