@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from funreason_refine.readers.answers import _elements, parse_tools
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
     max_leaves=10,
 )
@@ -27,7 +27,9 @@ def test_elements_decode_like_json_loads_and_keep_each_element_text(values, sepa
     assert [json.loads(part) for _, part in elements] == values
 
 
-@pytest.mark.parametrize("text", ["", "[", "[1,", "[1 2]", "[1]x", "[1,]", '{"name": "f"}', '"[1]"', "[1]]"])
+@pytest.mark.parametrize(
+    "text", ["", "[", "[1,", "[1 2]", "[1]x", "[1,]", '{"name": "f"}', '"[1]"', "[1]]", "[NaN]", "[1, -Infinity]"]
+)
 def test_what_is_not_a_json_array_is_left_to_json_loads(text):
     assert _elements(text) is None
 
