@@ -17,7 +17,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from funreason_refine.errors import RunFolderError
 from funreason_refine.jsonl import read_lines
@@ -84,21 +84,39 @@ def to_json_line(model: BaseModel) -> bytes:
     and JSON values in half pydantic's time; pydantic writes the rest (integers over 64 bits,
     non-string keys, sets, dates, a plugin's own models). Input may hold lone surrogates (legal
     JSON escapes such as \\ud800, not valid Unicode) that neither can encode; such a record is
-    written with them escaped.
+    written with them escaped, in keys as in values (pydantic writes a key's surrogates as U+FFFD).
     """
     if type(model) in PLAIN_MODELS:
         try:
             return orjson.dumps(model.__dict__, default=_plain_dict, option=_ORJSON)
-        except orjson.JSONEncodeError:
-            pass
+        except orjson.JSONEncodeError as exc:
+            if "surrogates" in str(exc):
+                return _escaped(model)
     try:
-        return to_json(model)
+        line = to_json(model)
     except PydanticSerializationError:
-        pass
+        return _escaped(model)
+    # U+FFFD: in the text, or what pydantic made of a key's lone surrogate; json writes either as it is.
+    return _escaped(model) if b"\xef\xbf\xbd" in line else line
+
+
+def _escaped(model: BaseModel) -> bytes:
+    """The line with every non-ASCII character escaped, lone surrogates included: json writes the
+    Python values (keys too, which pydantic's JSON mode would change); pydantic's JSON mode what json
+    cannot (a tuple key). Past pydantic's nesting depth, as for every line, UnwritableRecord."""
+    plain: Any = None
     try:
-        return json.dumps(model.model_dump(mode="json"), ensure_ascii=True).encode()
+        plain = model.model_dump(mode="json")
+    except UnicodeError:  # a lone surrogate where pydantic's JSON mode encodes it
+        pass
     except (ValueError, RecursionError) as exc:  # pydantic's "Maximum serialization depth exceeded"
         raise UnwritableRecord(f"nested too deeply to be written as a JSON line ({exc})") from None
+    try:
+        return json.dumps(model.model_dump(), ensure_ascii=True, default=to_jsonable_python).encode()
+    except (TypeError, ValueError, PydanticSerializationError) as exc:
+        if plain is None:
+            raise UnwritableRecord(f"cannot be written as a JSON line ({exc})") from None
+        return json.dumps(plain, ensure_ascii=True).encode()
 
 
 class UnwritableRecord(RunFolderError):

@@ -222,3 +222,12 @@ def test_nan_and_infinity_which_json_has_not_are_refused_not_written_as_null(tmp
     result = run_pipeline(load_pipeline(write_pipeline(tmp_path / "a", input_name="in.json")))
     (q,) = read_jsonl(result.out_dir / "quarantined.jsonl")
     assert q["source"]["line"] == 2 and "NaN is not a JSON value" in q["error"]
+
+
+def test_a_lone_surrogate_in_a_key_is_kept_as_it_was_read(tmp_path):
+    # JSON may escape a lone surrogate (\ud800) in a key; pydantic wrote it as three U+FFFD.
+    row = json.dumps({**xlam_row("k"), "meta": {"note\ud800": "x\udc00"}})
+    (tmp_path / "in.jsonl").write_text(row + "\n", encoding="ascii")
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path)))
+    line = (result.out_dir / "kept.jsonl").read_bytes()
+    assert b'"note\\ud800": "x\\udc00"' in line and "\ufffd" not in line.decode("utf-8")
