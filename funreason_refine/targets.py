@@ -59,6 +59,9 @@ _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL | re.IGNORECASE)
 THINK_TAG = re.compile(r"</?think>", re.IGNORECASE)
 """A <think> or </think> tag anywhere in a text."""
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+_CALL_LIST_START = re.compile(r"\[\s*[A-Za-z_][\w.]*\((\s*\)|\s*[A-Za-z_]\w*\s*=)")
+"""``[name()`` or ``[name(param=``: a text that starts so is a call list, read or refused, never a text
+answer (``[Note (see below)]`` is text)."""
 
 
 def split_think(text: str) -> tuple[str | None, str]:
@@ -105,7 +108,8 @@ def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
     """(calls, the text beside them) of a text that writes calls as Hermes <tool_call> blocks or as the
     paper's [func(...)] list (the whole text, so nothing beside it); (None, text) if neither.
 
-    ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost)."""
+    ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost), or
+    when a text that starts as a call list does not parse (CallSyntaxError)."""
     blocks = _TOOL_CALL.findall(text)
     if blocks:
         return [block_call(block, n) for n, block in enumerate(blocks)], _TOOL_CALL.sub("", text)
@@ -113,7 +117,9 @@ def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
     if stripped.startswith("["):
         try:
             return parse_calls(stripped), ""
-        except CallSyntaxError:
+        except CallSyntaxError as exc:
+            if _CALL_LIST_START.match(stripped):
+                raise CallSyntaxError(f"starts as a [func(...)] call list but does not parse: {exc}") from None
             return None, text
     return None, text
 

@@ -125,7 +125,8 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
     except UnreadKey as exc:  # as a key of a call in tool_calls or a function_call turn
         raise FieldError(where, f"{where}: {exc}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        message = f"{where}: tool call blocks do not parse: {exc}"
+        written_as = "tool call blocks" if "<tool_call>" in rest else "calls"
+        message = f"{where}: {written_as} do not parse: {exc}"
         problems.append(Problem(field=where, code="malformed_answer", message=message))
         return AssistantText(cot, None, calls=rest.count("<tool_call>"))
     if calls is None:

@@ -243,3 +243,32 @@ def test_a_bfcl_file_without_questions_of_several_turns_reads_as_before(tmp_path
     (tmp_path / "possible_answer").mkdir()
     write_jsonl(tmp_path / "possible_answer" / "BFCL_v3_simple.json", [{**BFCL_ANSWER, "id": r["id"]} for r in rows])
     assert [r.query for r in InputStream(path, "bfcl").items()] == [BFCL_QUESTION["question"][0][0]["content"]] * 2
+
+
+# --- a text that starts as a [func(...)] call list but does not parse ----------------------------
+
+
+def chat_text(text, fmt):
+    if fmt == "sharegpt":
+        return {"conversations": [{"from": "human", "value": "Weather in Paris?"}, {"from": "gpt", "value": text}]}
+    return {
+        "tools": [WEATHER],
+        "messages": [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "content": text}],
+    }
+
+
+@pytest.mark.parametrize("fmt, field", [("openai", "messages[1].content"), ("sharegpt", "conversations[1].value")])
+@pytest.mark.parametrize("text", ['[get_weather(city="Paris"', "[get_weather(city=)]", "[get_weather()"])
+def test_a_call_list_that_does_not_parse_is_a_malformed_answer_not_a_text_reply(tmp_path, text, fmt, field):
+    # It was kept as a text reply: a model trained on it learns to write broken calls as its answer.
+    record = read_one(tmp_path, chat_text(text, fmt), fmt)
+    assert isinstance(record, Record) and record.answer is None
+    ((where, code, message),) = problems(record)
+    assert (where, code) == (field, "malformed_answer")
+    assert message.startswith(f"{field}: calls do not parse: starts as a [func(...)] call list")
+
+
+@pytest.mark.parametrize("text", ["[Note (see below)] It is sunny.", "[1, 2] are the options.", "[ f (x = 1"])
+def test_a_text_in_brackets_that_is_no_call_list_stays_a_text_reply(tmp_path, text):
+    record = read_one(tmp_path, chat_text(text, "openai"), "openai")
+    assert isinstance(record, Record) and record.answer == text and record.problems == []
