@@ -8,6 +8,7 @@ buffer take four times as long.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,16 @@ def _not_a_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value (Python's json writes it for a float that is no number): write null")
 
 
-JSON = json.JSONDecoder(parse_constant=_not_a_number)
-"""The readers' JSON decoder: json's, refusing NaN and Infinity, which JSON has not (a record read with them would
-be written with null in their place)."""
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text[:40]} is too large for a float (it would be written as null)")
+    return number
+
+
+JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
+"""The readers' JSON decoder: json's, refusing NaN and Infinity, which JSON has not, and numbers too large
+for a float such as 1e400 (a record read with them would be written with null in their place)."""
 loads = JSON.decode
 
 

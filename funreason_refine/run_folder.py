@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -96,14 +97,16 @@ def to_json_line(model: BaseModel) -> bytes:
         line = to_json(model)
     except PydanticSerializationError:
         return _escaped(model)
-    # U+FFFD: in the text, or what pydantic made of a key's lone surrogate; json writes either as it is.
-    return _escaped(model) if b"\xef\xbf\xbd" in line else line
+    # U+FFFD is in the text, or is what pydantic made of a key's lone surrogate.
+    if b"\xef\xbf\xbd" in line and _surrogate_key(model.model_dump()):
+        return _escaped(model)
+    return line
 
 
 def _escaped(model: BaseModel) -> bytes:
-    """The line with every non-ASCII character escaped, lone surrogates included: json writes the
-    Python values (keys too, which pydantic's JSON mode would change); pydantic's JSON mode what json
-    cannot (a tuple key). Past pydantic's nesting depth, as for every line, UnwritableRecord."""
+    """The line with every non-ASCII character escaped, lone surrogates included: pydantic's JSON-mode
+    values, or where a key holds a lone surrogate (pydantic's JSON mode would change it), the Python
+    values. Past pydantic's nesting depth, as for every line, UnwritableRecord."""
     plain: Any = None
     try:
         plain = model.model_dump(mode="json")
@@ -111,12 +114,27 @@ def _escaped(model: BaseModel) -> bytes:
         pass
     except (ValueError, RecursionError) as exc:  # pydantic's "Maximum serialization depth exceeded"
         raise UnwritableRecord(f"nested too deeply to be written as a JSON line ({exc})") from None
-    try:
-        return json.dumps(model.model_dump(), ensure_ascii=True, default=to_jsonable_python).encode()
-    except (TypeError, ValueError, PydanticSerializationError) as exc:
-        if plain is None:
-            raise UnwritableRecord(f"cannot be written as a JSON line ({exc})") from None
+    values = model.model_dump()
+    if plain is not None and not _surrogate_key(values):
         return json.dumps(plain, ensure_ascii=True).encode()
+    try:
+        return json.dumps(values, ensure_ascii=True, default=to_jsonable_python).encode()
+    except (TypeError, ValueError, PydanticSerializationError) as exc:  # a key json refuses, such as a tuple
+        raise UnwritableRecord(f"cannot be written as a JSON line ({exc})") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_key(value: Any) -> bool:
+    """A key holding a lone surrogate in ``value``, at any depth."""
+    if isinstance(value, dict):
+        return any(
+            (isinstance(k, str) and _SURROGATE.search(k) is not None) or _surrogate_key(v) for k, v in value.items()
+        )
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_surrogate_key(v) for v in value)
+    return False
 
 
 class UnwritableRecord(RunFolderError):

@@ -60,8 +60,9 @@ THINK_TAG = re.compile(r"</?think>", re.IGNORECASE)
 """A <think> or </think> tag anywhere in a text."""
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 _CALL_LIST_START = re.compile(r"\[\s*[A-Za-z_][\w.]*\((\s*\)|\s*[A-Za-z_]\w*\s*=)")
-"""``[name()`` or ``[name(param=``: a text that starts so is a call list, read or refused, never a text
-answer (``[Note (see below)]`` is text)."""
+"""``[name()`` or ``[name(param=``: a text that starts so and ends with ``]`` (or has none: cut off) is a
+call list, read or refused, never a text answer (``[Note (see below)]``, ``[x.strip() for x in lines]
+strips them`` are text)."""
 
 
 def split_think(text: str) -> tuple[str | None, str]:
@@ -118,7 +119,7 @@ def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
         try:
             return parse_calls(stripped), ""
         except CallSyntaxError as exc:
-            if _CALL_LIST_START.match(stripped):
+            if _CALL_LIST_START.match(stripped) and (stripped.endswith("]") or "]" not in stripped):
                 raise CallSyntaxError(f"starts as a [func(...)] call list but does not parse: {exc}") from None
             return None, text
     return None, text

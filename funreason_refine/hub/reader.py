@@ -26,11 +26,11 @@ from funreason_refine.readers.raw import (
     READ_BUFFER,
     OnBytes,
     RawLine,
+    column_kinds,
     container_of_head,
     container_of_name,
     iter_jsonl_file,
     parquet_row,
-    struct_columns,
 )
 
 BLOCK = 8 << 20  # the size of each ranged read from the Hub
@@ -239,8 +239,8 @@ def _parquet_file_rows(
             if lo < hi:
                 batch = pl.from_arrow(parquet.read_row_group(group).slice(lo, hi - lo))
                 assert isinstance(batch, pl.DataFrame)
-                structs = struct_columns(batch.schema)
+                columns = column_kinds(batch.schema)
                 for number, obj in enumerate(batch.iter_rows(named=True), row + lo + 1):
-                    yield parquet_row(number, obj, structs, max_record_bytes)
+                    yield parquet_row(number, obj, columns, max_record_bytes)
             row += size
         return row - start

@@ -39,7 +39,7 @@ def read_answers(lines: Iterable[bytes], name: str) -> dict[str, Any]:
         if not line.strip():
             continue
         try:
-            obj = loads(line.decode("utf-8"))
+            obj = loads(line.decode("utf-8-sig"))  # a byte-order mark may open the file
             answers[str(obj["id"])] = obj["ground_truth"]
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{name}:{lineno}: not a BFCL answer line with 'id' and 'ground_truth' ({exc})") from None

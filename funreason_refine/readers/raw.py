@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 
@@ -216,34 +217,67 @@ def _iter_parquet(path: Path, max_record_bytes: int, part: Part | None = None) -
     import polars as pl
 
     scan = pl.scan_parquet(path)
-    structs = struct_columns(scan.collect_schema())
+    columns = column_kinds(scan.collect_schema())
     row = 0
     if part is not None:  # polars reads only the row groups that hold the part's rows
         scan, row = scan.slice(part.first_index, part.records), part.first_index
     for batch in scan.collect_batches(chunk_size=2048):
         for row, obj in enumerate(batch.iter_rows(named=True), row + 1):  # noqa: B020 (row goes on from batch to batch)
-            yield parquet_row(row, obj, structs, max_record_bytes)
+            yield parquet_row(row, obj, columns, max_record_bytes)
 
 
-def struct_columns(schema: Any) -> list[str]:
-    """The columns of a polars schema that hold structs (at any depth of lists)."""
+class ColumnKinds(NamedTuple):
+    """The columns of a Parquet file's schema that a row is read through: those holding structs (their
+    null keys left out) and those holding floats (NaN and Infinity refused), at any depth."""
+
+    structs: list[str]
+    floats: list[str]
+
+
+def column_kinds(schema: Any) -> ColumnKinds:
+    """The struct and float columns of a polars schema."""
     import polars as pl
 
-    found = []
+    structs = []
     for name, kind in schema.items():
         while isinstance(kind, (pl.List, pl.Array)):
             kind = kind.inner
         if isinstance(kind, pl.Struct):
-            found.append(name)
-    return found
+            structs.append(name)
+    return ColumnKinds(structs, [name for name, kind in schema.items() if _holds_float(kind)])
 
 
-def parquet_row(row: int, obj: dict[str, Any], structs: list[str], max_record_bytes: int) -> RawLine:
-    """A Parquet row as the reader gives it: its ``structs`` columns without null keys, or the error of a row
-    over the size limit."""
-    for name in structs:
+def _holds_float(kind: Any) -> bool:
+    import polars as pl
+
+    if isinstance(kind, (pl.List, pl.Array)):
+        return _holds_float(kind.inner)
+    if isinstance(kind, pl.Struct):
+        return any(_holds_float(field.dtype) for field in kind.fields)
+    return bool(kind.is_float())
+
+
+def parquet_row(row: int, obj: dict[str, Any], columns: ColumnKinds, max_record_bytes: int) -> RawLine:
+    """A Parquet row as the reader gives it: its struct columns without null keys, or the error of a row
+    that holds NaN or Infinity (JSON has neither: written, they would be null) or is over the size limit."""
+    for name in columns.floats:
+        if not _finite(obj[name]):
+            message = f"column {name!r} holds NaN or Infinity, which JSON has not (written, it would be null)"
+            return row, message, preview(json.dumps(obj, default=str, ensure_ascii=False)[:RAW_PREVIEW])
+    for name in columns.structs:
         obj[name] = _without_nulls(obj[name])
     return _within(row, obj, max_record_bytes)
+
+
+def _finite(value: Any) -> bool:
+    """No NaN nor Infinity in ``value``, at any depth."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _without_nulls(value: Any) -> Any:

@@ -7,6 +7,8 @@ import math
 import re
 from typing import Any
 
+from funreason_refine.jsonl import loads
+
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -55,7 +57,7 @@ def _from_text(value: str, target: str, schema: dict[str, Any]) -> Any:
         return text.lower() == "true"
     if target in {"array", "object"} and text[:1] in "[{":
         try:
-            parsed = json.loads(text)
+            parsed = loads(text)  # the readers' decoder: NaN, Infinity and 1e400 are no values
         except (ValueError, RecursionError):  # not JSON, an integer over 4,300 digits, or nested too deeply
             return value
         if (target == "array") == isinstance(parsed, list) and isinstance(parsed, (list, dict)):

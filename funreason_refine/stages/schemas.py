@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -143,7 +144,7 @@ def _schema_error(schema: Any) -> str | None:
         schema = {**schema, "properties": {}}
     required = schema.get("required")
     if isinstance(required, list):
-        repeated = [r for r in dict.fromkeys(r for r in required if isinstance(r, str)) if required.count(r) > 1]
+        repeated = [name for name, times in Counter(r for r in required if isinstance(r, str)).items() if times > 1]
         if repeated:
             return _short(f"required names {', '.join(map(repr, repeated))} more than once (non-unique elements)")
         # Names do not matter to the metaschema: checked with placeholders, the verdict is remembered
@@ -171,7 +172,7 @@ def _metaschema_error(shape: Any) -> str | None:
         Draft202012Validator.check_schema(shape)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        return _short(f"{exc.message} at {where}")
+        return f"{_short(exc.message)} at {where}"
     except RecursionError:
         return "nested too deeply"
     return None

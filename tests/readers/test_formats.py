@@ -153,6 +153,14 @@ def test_bfcl_question_without_ground_truth_is_quarantined(tmp_path):
     assert isinstance(missing, Quarantined) and "no ground truth for id 'simple_1'" in missing.error
 
 
+def test_bfcl_answer_file_opening_with_a_byte_order_mark_is_read(tmp_path):
+    path = bfcl_files(tmp_path, [BFCL_QUESTION], [BFCL_ANSWER])
+    answers = tmp_path / "possible_answer" / "BFCL_v3_simple.json"
+    answers.write_bytes(b"\xef\xbb\xbf" + answers.read_bytes())
+    (record,) = InputStream(path, "bfcl").items()
+    assert isinstance(record, Record) and record.id == "simple_0"
+
+
 def test_bfcl_missing_answer_file_says_where_to_put_it(tmp_path):
     write_jsonl(tmp_path / "q.json", [BFCL_QUESTION])
     with pytest.raises(InputError, match="possible_answer"):

@@ -268,7 +268,17 @@ def test_a_call_list_that_does_not_parse_is_a_malformed_answer_not_a_text_reply(
     assert message.startswith(f"{field}: calls do not parse: starts as a [func(...)] call list")
 
 
-@pytest.mark.parametrize("text", ["[Note (see below)] It is sunny.", "[1, 2] are the options.", "[ f (x = 1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[Note (see below)] It is sunny.",
+        "[1, 2] are the options.",
+        "[ f (x = 1",
+        "[x.strip() for x in lines] strips every line.",  # code in a coding chat's reply
+        "[print()] prints an empty line.",
+        "[dict(a=1), dict(b=2)] is a list of two dicts.",
+    ],
+)
 def test_a_text_in_brackets_that_is_no_call_list_stays_a_text_reply(tmp_path, text):
     record = read_one(tmp_path, chat_text(text, "openai"), "openai")
     assert isinstance(record, Record) and record.answer == text and record.problems == []

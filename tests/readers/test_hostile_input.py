@@ -231,3 +231,53 @@ def test_a_lone_surrogate_in_a_key_is_kept_as_it_was_read(tmp_path):
     result = run_pipeline(load_pipeline(write_pipeline(tmp_path)))
     line = (result.out_dir / "kept.jsonl").read_bytes()
     assert b'"note\\ud800": "x\\udc00"' in line and "\ufffd" not in line.decode("utf-8")
+
+
+def test_a_number_too_large_for_a_float_is_refused_not_written_as_null(tmp_path):
+    # json reads 1e400 as inf, which the writers write as null.
+    good = xlam_row("good")
+    top = json.dumps(xlam_row("meta"))[:-1] + ', "meta": {"score": 1e400}}'
+    in_answers = {**xlam_row("args"), "answers": '[{"name": "get_weather", "arguments": {"city": -1e400}}]'}
+    files = run(tmp_path, [good, top, in_answers])
+    assert [r["id"] for r in files["kept"]] == ["good"]
+    (q,) = files["quarantined"]
+    assert q["source"]["line"] == 2 and "1e400 is too large for a float" in q["error"]
+    (d,) = files["discarded"]
+    assert (d["id"], d["reason"]) == ("args", "malformed_answer") and "-1e400 is too large" in d["message"]
+
+
+def test_an_array_argument_given_as_text_with_nan_is_not_repaired_into_null(tmp_path):
+    tool = {"name": "f", "description": "F.", "parameters": {"xs": {"type": "list", "description": "X"}}}
+    rows = [
+        xlam_row("nan", tools=[tool], answers=[{"name": "f", "arguments": {"xs": "[1.5, NaN]"}}]),
+        xlam_row("ok", tools=[tool], answers=[{"name": "f", "arguments": {"xs": "[1.5, 2]"}}]),
+    ]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path, stages='[[stages]]\nname = "function_params"\n')))
+    (kept,) = read_jsonl(result.out_dir / "kept.jsonl")
+    assert kept["answer"][0]["arguments"] == {"xs": [1.5, 2]}  # repaired: the text was JSON
+    (discarded,) = read_jsonl(result.out_dir / "discarded.jsonl")
+    assert (discarded["id"], discarded["reason"]) == ("nan", "wrong_type")
+    assert discarded["answer"][0]["arguments"] == {"xs": "[1.5, NaN]"}  # left as it was read
+
+
+def test_parquet_rows_holding_nan_or_infinity_are_quarantined_naming_the_column(tmp_path):
+    import polars as pl
+
+    rows = [xlam_row(i) for i in ("a", "b", "c", "d")]
+    frame = pl.DataFrame(
+        {
+            **{key: [r[key] for r in rows] for key in ("id", "query", "tools", "answers")},
+            "score": [0.5, float("nan"), 1.0, 2.0],
+            "meta": [{"w": [1.0]}, {"w": [1.0]}, {"w": [float("-inf")]}, {"w": None}],
+        }
+    )
+    frame.write_parquet(tmp_path / "in.parquet")
+    result = run_pipeline(load_pipeline(write_pipeline(tmp_path, input_name="in.parquet", extra='format = "xlam"')))
+    assert [r["id"] for r in read_jsonl(result.out_dir / "kept.jsonl")] == ["a", "d"]
+    quarantined = read_jsonl(result.out_dir / "quarantined.jsonl")
+    assert [(q["source"]["line"], q["error"].split(" holds")[0]) for q in quarantined] == [
+        (2, "column 'score'"),
+        (3, "column 'meta'"),
+    ]
+    assert "NaN or Infinity, which JSON has not" in quarantined[0]["error"] and "NaN" in quarantined[0]["raw"]

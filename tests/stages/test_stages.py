@@ -396,3 +396,12 @@ def test_a_schema_error_quotes_at_most_300_characters_of_the_value_it_faults():
     assert (verdict.action, verdict.reason) == ("discard", "invalid_tool_schema")
     assert len(verdict.message) < 450
     assert "... (1,000,0" in verdict.message and verdict.message.endswith("in properties/a")
+    parameters = {"type": "object", "properties": {}, "required": "x" * 1000}
+    verdict = check(QueryTool, make_record(tools=[{"name": "f", "parameters": parameters}], answers=[]))
+    assert "... (1,0" in verdict.message and verdict.message.endswith("at required")  # where it is, kept
+
+
+def test_every_required_name_given_more_than_once_is_named():
+    parameters = {"type": "object", "properties": {}, "required": ["a", "b", "a", "c", "b", "a"]}
+    verdict = check(QueryTool, make_record(tools=[{"name": "f", "parameters": parameters}], answers=[]))
+    assert verdict.message.endswith("required names 'a', 'b' more than once (non-unique elements)")
