@@ -89,15 +89,23 @@ def funreason_messages(
 
 
 def tools_from_system(system: str) -> list[dict[str, Any]] | None:
-    """The tools JSON that a FunReason system prompt carries after TOOLS_MARKER."""
+    """The tools JSON that a FunReason system prompt carries after TOOLS_MARKER; None without the marker.
+
+    ValueError saying why when the text after the marker is not a JSON list (read without them, the
+    record's tools would be lost: own_system leaves the instructions and the list out)."""
     at = system.find(TOOLS_MARKER)
     if at == -1:
         return None
     try:
         tools = loads(system[at + len(TOOLS_MARKER) :])
-    except (ValueError, RecursionError):
-        return None
-    return tools if isinstance(tools, list) else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the tool list after the FunReason instructions is not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise ValueError(f"the tool list after the FunReason instructions cannot be read: {why}") from None
+    if not isinstance(tools, list):
+        raise ValueError(f"the tool list after the FunReason instructions is a {type(tools).__name__}, not a list")
+    return tools
 
 
 def calls_from_text(text: str) -> list[FunctionCall] | None:

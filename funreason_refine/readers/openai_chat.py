@@ -38,17 +38,22 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     no_media(obj)
     chat = Chat("messages")
     system: str | None = None
+    system_at = 0
     for i, item in enumerate(obj["messages"]):
         message = read_message(_parsed(item, f"messages[{i}]"), f"messages[{i}]", chat.problems)
         if message.role == "system" and not chat.messages and system is None and _plain(message):
-            system = message.content or ""  # the leading system prompt: the record's own
+            system, system_at = message.content or "", i  # the leading system prompt: the record's own
         else:
             chat.add(message, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("messages", "no user message")
     raw_tools = maybe_json(obj.get("tools"), "tools")
     if raw_tools is None:
-        raw_tools = tools_from_system(system or "") or []
+        try:
+            raw_tools = tools_from_system(system or "") or []
+        except ValueError as exc:
+            where = f"messages[{system_at}].content"
+            raise FieldError(where, f"{where}: {exc}") from None
     chat.tools = parse_tools(raw_tools, chat.problems)
     chat.system = own_system(system)
     return chat_record(obj, source, index, chat)

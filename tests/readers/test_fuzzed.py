@@ -282,3 +282,42 @@ def test_a_call_list_that_does_not_parse_is_a_malformed_answer_not_a_text_reply(
 def test_a_text_in_brackets_that_is_no_call_list_stays_a_text_reply(tmp_path, text):
     record = read_one(tmp_path, chat_text(text, "openai"), "openai")
     assert isinstance(record, Record) and record.answer == text and record.problems == []
+
+
+# --- a FunReason system prompt whose tool list cannot be read -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "after, why",
+    [
+        ('[{"name": "get_weather", "parameters": {"x": NaN}}]', "cannot be read: NaN is not a JSON value"),
+        ('[{"name": "get_weather"}] Use them well.', "is not JSON: Extra data"),
+        ('{"name": "get_weather"}', "is a dict, not a list"),
+    ],
+)
+def test_a_funreason_system_prompt_whose_tools_cannot_be_read_is_quarantined_not_read_without_them(
+    tmp_path, after, why
+):
+    # The instructions and the list are left out of the record's own system prompt: its tools were lost.
+    from funreason_refine.targets import FUNREASON_SYSTEM
+
+    row = {
+        "messages": [
+            {"role": "system", "content": "Be brief.\n\n" + FUNREASON_SYSTEM + after},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": '[get_weather(city="Paris")]'},
+        ]
+    }
+    item = read_one(tmp_path, row)
+    assert isinstance(item, Quarantined) and item.field == "messages[0].content"
+    assert (
+        item.error.startswith("messages[0].content: the tool list after the FunReason instructions")
+        and why in item.error
+    )
+
+
+def test_a_funreason_system_prompt_with_its_tools_is_read():
+    from funreason_refine.targets import FUNREASON_SYSTEM, tools_from_system
+
+    assert tools_from_system("Be brief.\n\n" + FUNREASON_SYSTEM + '[{"name": "f"}]') == [{"name": "f"}]
+    assert tools_from_system("Be brief.") is None
