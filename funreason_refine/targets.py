@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import math
 import re
 from typing import Any
 
@@ -88,26 +90,6 @@ def funreason_messages(
     return [{"role": "system", "content": f"{system}\n\n{prompt}" if system else prompt}, *messages]
 
 
-def tools_from_system(system: str) -> list[dict[str, Any]] | None:
-    """The tools JSON that a FunReason system prompt carries after TOOLS_MARKER; None without the marker.
-
-    ValueError saying why when the text after the marker is not a JSON list (read without them, the
-    record's tools would be lost: own_system leaves the instructions and the list out)."""
-    at = system.find(TOOLS_MARKER)
-    if at == -1:
-        return None
-    try:
-        tools = loads(system[at + len(TOOLS_MARKER) :])
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the tool list after the FunReason instructions is not JSON: {exc.msg}") from None
-    except (ValueError, RecursionError) as exc:
-        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise ValueError(f"the tool list after the FunReason instructions cannot be read: {why}") from None
-    if not isinstance(tools, list):
-        raise ValueError(f"the tool list after the FunReason instructions is a {type(tools).__name__}, not a list")
-    return tools
-
-
 def calls_from_text(text: str) -> list[FunctionCall] | None:
     """Calls written as Hermes <tool_call> blocks or as the paper's [func(...)] list; None if neither."""
     return calls_in_text(text)[0]
@@ -174,11 +156,36 @@ def _json(text: str, what: str) -> Any:
     try:
         return loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{what}: not JSON ({exc.msg})") from None
+        literal = python_literal(text)
+        if literal is None:
+            raise ValueError(f"{what}: not JSON ({exc.msg})") from None
+        return literal
     except ValueError as exc:  # NaN or Infinity, or an integer of over 4,300 digits
         raise ValueError(f"{what}: not JSON ({exc})") from None
     except RecursionError:
         raise ValueError(f"{what}: not JSON (nested too deeply)") from None
+
+
+def python_literal(text: str) -> Any:
+    """The value of a Python literal of JSON's types (dicts with string keys, lists, strings, finite
+    numbers, True, False, None), as NousResearch's Hermes data writes its calls and tools
+    (``{'name': 'f', 'arguments': {...}}``); None when ``text`` is not one (tuples, sets and bytes
+    are not: JSON has none of them)."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if _json_like(value) else None
+
+
+def _json_like(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(type(k) is str and _json_like(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_like(v) for v in value)
+    if type(value) is float:
+        return math.isfinite(value)
+    return value is None or type(value) in (str, int, bool)
 
 
 def _says_nothing(value: Any) -> bool:

@@ -18,8 +18,9 @@ from funreason_refine.readers.content import (
     unread_fields,
 )
 from funreason_refine.readers.conversations import Chat, chat_record
+from funreason_refine.readers.system_tools import system_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
-from funreason_refine.targets import own_system, split_think, tools_from_system
+from funreason_refine.targets import own_system, split_think
 
 _SAID = ("role", "content", "name")
 FIELDS = {
@@ -49,11 +50,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
         raise FieldError("messages", "no user message")
     raw_tools = maybe_json(obj.get("tools"), "tools")
     if raw_tools is None:
-        try:
-            raw_tools = tools_from_system(system or "") or []
-        except ValueError as exc:
-            where = f"messages[{system_at}].content"
-            raise FieldError(where, f"{where}: {exc}") from None
+        raw_tools = system_tools(system, f"messages[{system_at}].content")
     chat.tools = parse_tools(raw_tools, chat.problems)
     chat.system = own_system(system)
     return chat_record(obj, source, index, chat)

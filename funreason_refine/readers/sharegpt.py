@@ -13,6 +13,7 @@ from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import answer_from_text, no_media, read_content, text_of, unread_fields
 from funreason_refine.readers.conversations import Chat, chat_record
 from funreason_refine.readers.openai_chat import FUNCTION_FIELDS, read_call
+from funreason_refine.readers.system_tools import system_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
 from funreason_refine.targets import own_system
 
@@ -35,11 +36,12 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     roles = [_role(turn, f"conversations[{i}]") for i, turn in enumerate(turns)]
     chat = Chat("conversations")
     system = _system(obj)
+    system_at = "system"
     cots = _cots(obj, sum(r in ANSWERS for r in roles))
     for i, (turn, role) in enumerate(zip(turns, roles, strict=True)):
         value = turn.get("value")
         if role == "system" and not chat.messages and system is None and isinstance(value, str):
-            system = value  # the leading system turn: the record's own system prompt
+            system, system_at = value, f"conversations[{i}].value"  # the leading system turn: the record's own
             continue
         cot = cots.pop(0) if role in ANSWERS and cots else None
         message = _message(value, role, cot, f"conversations[{i}].value", chat.problems)
@@ -47,7 +49,10 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
             chat.add(part, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("conversations", "no human turn")
-    chat.tools = parse_tools(maybe_json(obj.get("tools", []), "tools"), chat.problems)
+    raw_tools = maybe_json(obj.get("tools"), "tools")
+    if raw_tools is None:
+        raw_tools = system_tools(system, system_at)
+    chat.tools = parse_tools(raw_tools, chat.problems)
     chat.system = own_system(system)
     return chat_record(obj, source, index, chat)
 

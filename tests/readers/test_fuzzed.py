@@ -291,8 +291,8 @@ def test_a_text_in_brackets_that_is_no_call_list_stays_a_text_reply(tmp_path, te
     "after, why",
     [
         ('[{"name": "get_weather", "parameters": {"x": NaN}}]', "cannot be read: NaN is not a JSON value"),
-        ('[{"name": "get_weather"}] Use them well.', "is not JSON: Extra data"),
-        ('{"name": "get_weather"}', "is a dict, not a list"),
+        ('[{"name": "get_weather"}] Use them well.', "is not JSON (Extra data) nor a Python literal"),
+        ('"get_weather"', "is a str, not a list of tools"),
     ],
 )
 def test_a_funreason_system_prompt_whose_tools_cannot_be_read_is_quarantined_not_read_without_them(
@@ -317,7 +317,8 @@ def test_a_funreason_system_prompt_whose_tools_cannot_be_read_is_quarantined_not
 
 
 def test_a_funreason_system_prompt_with_its_tools_is_read():
-    from funreason_refine.targets import FUNREASON_SYSTEM, tools_from_system
+    from funreason_refine.readers.system_tools import tools_in_system
+    from funreason_refine.targets import FUNREASON_SYSTEM
 
-    assert tools_from_system("Be brief.\n\n" + FUNREASON_SYSTEM + '[{"name": "f"}]') == [{"name": "f"}]
-    assert tools_from_system("Be brief.") is None
+    assert tools_in_system("Be brief.\n\n" + FUNREASON_SYSTEM + '[{"name": "f"}]') == [{"name": "f"}]
+    assert tools_in_system("Be brief.") is None

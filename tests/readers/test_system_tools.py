@@ -1,0 +1,149 @@
+"""Tools listed in a system prompt, for chat records without a ``tools`` field (FunReason's and Hermes'
+instructions), and Hermes data's Python-literal calls and tools (docs/reading.md)."""
+
+import json
+
+import pytest
+
+from funreason_refine.readers.system_tools import tools_in_system
+from funreason_refine.record import Quarantined, Record
+from funreason_refine.targets import FUNREASON_SYSTEM, HERMES_SYSTEM, python_literal
+from tests.readers.test_faithful import read_one
+
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+# As NousResearch's hermes-function-calling-v1 writes a record: ShareGPT turns, the tools only in the
+# system prompt and, like the calls, as Python literals.
+HERMES_DATA_SYSTEM = (
+    "You are a function calling AI model. You are provided with function signatures within <tools> </tools> "
+    "XML tags. You may call one or more functions to assist with the user query. Don't make assumptions about "
+    "what values to plug into functions.\n<tools>\n"
+    + repr([{"type": "function", "function": WEATHER}])
+    + "\n</tools>\nFor each function call return a json object with function name and arguments within "
+    "<tool_call> </tool_call> tags with the following schema:\n<tool_call>\n{'arguments': <args-dict>, "
+    "'name': <function-name>}\n</tool_call>"
+)
+
+
+def hermes_data_row(call_text):
+    return {
+        "id": "h1",
+        "conversations": [
+            {"from": "system", "value": HERMES_DATA_SYSTEM},
+            {"from": "human", "value": "Weather in Paris?"},
+            {"from": "gpt", "value": f"<tool_call>\n{call_text}\n</tool_call>"},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "call_text",
+    [
+        "{'arguments': {'city': 'Paris'}, 'name': 'get_weather'}",
+        '{"arguments": {"city": "Paris"}, "name": "get_weather"}',
+    ],
+)
+def test_a_hermes_data_record_is_read_with_its_tools_and_its_python_literal_call(tmp_path, call_text):
+    # It was read with no tools (the instructions and the list were left out of its system prompt) and
+    # its call refused as "not JSON": every record of the dataset was discarded, the first for "none offered".
+    record = read_one(tmp_path, hermes_data_row(call_text), "sharegpt")
+    assert isinstance(record, Record) and record.problems == []
+    assert record.tools[0]["name"] == "get_weather" and record.tools[0]["parameters"] == WEATHER["parameters"]
+    assert [c.model_dump() for c in record.calls] == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert record.system is None  # the Hermes instructions; the exports write their own with the tools
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        json.dumps([WEATHER]),  # our hermes export
+        json.dumps(WEATHER)
+        + "\n"
+        + json.dumps({**WEATHER, "name": "get_time"}),  # a tool a line, as Hermes 3's template
+        repr([WEATHER]),
+    ],
+)
+def test_tools_are_read_from_a_hermes_tools_block_in_any_of_its_forms(listed):
+    system = "Be brief.\n\n" + HERMES_SYSTEM.replace("{tools}", listed)
+    tools = tools_in_system(system)
+    assert tools is not None and tools[0] == WEATHER
+
+
+@pytest.mark.parametrize(
+    "listed, why",
+    [
+        (
+            "[{'name': 'get_weather', 'parameters': (1, 2)}]",
+            "is not JSON (Expecting property name enclosed in double quotes) nor a Python literal",
+        ),
+        ('[{"name": "get_weather", "x": NaN}]', "cannot be read: NaN is not a JSON value"),
+        ('"get_weather"', "is a str, not a list of tools"),
+    ],
+)
+def test_an_unreadable_hermes_tools_block_quarantines_the_record(tmp_path, listed, why):
+    row = {
+        "messages": [
+            {"role": "system", "content": HERMES_SYSTEM.replace("{tools}", listed)},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": '<tool_call>{"name": "get_weather", "arguments": {}}</tool_call>'},
+        ]
+    }
+    item = read_one(tmp_path, row)
+    assert isinstance(item, Quarantined) and item.field == "messages[0].content"
+    assert item.error.startswith("messages[0].content: the tool list in the Hermes <tools> block") and why in item.error
+
+
+def test_hermes_instructions_without_a_tool_list_quarantine_the_record(tmp_path):
+    system = HERMES_SYSTEM.replace("<tools>\n{tools}\n</tools>", "")
+    row = {"system": system, "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    item = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(item, Quarantined) and item.field == "system"
+    assert "hold 0 <tools> blocks with a tool list, not one" in item.error
+
+
+def test_a_sharegpt_record_reads_the_tools_of_a_funreason_system_prompt(tmp_path):
+    row = {
+        "system": "Be brief.\n\n" + FUNREASON_SYSTEM + json.dumps([WEATHER]),
+        "conversations": [
+            {"from": "human", "value": "Weather in Paris?"},
+            {"from": "gpt", "value": '[get_weather(city="Paris")]'},
+        ],
+    }
+    record = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(record, Record) and [t["name"] for t in record.tools] == ["get_weather"]
+    assert record.system == "Be brief."
+
+
+def test_a_tools_field_is_read_before_the_system_prompt(tmp_path):
+    system = HERMES_SYSTEM.replace("{tools}", "not a list at all")
+    row = {
+        "tools": json.dumps([WEATHER]),
+        "conversations": [
+            {"from": "system", "value": system},
+            {"from": "human", "value": "Weather in Paris?"},
+            {"from": "gpt", "value": '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'},
+        ],
+    }
+    record = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(record, Record) and record.tools[0]["name"] == "get_weather"
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("{'a': True, 'b': None, 'c': [1, 2.5, 'x']}", {"a": True, "b": None, "c": [1, 2.5, "x"]}),
+        ("(1, 2)", None),  # JSON has no tuple, set, bytes, non-string key or infinity
+        ("{1, 2}", None),
+        ("b'x'", None),
+        ("{1: 2}", None),
+        ("1e400", None),
+        ("-" * 100_000 + "1", None),
+        ("[" * 100_000, None),
+        ("__import__('os')", None),
+    ],
+)
+def test_python_literals_are_read_only_when_they_hold_json_values(text, value):
+    assert python_literal(text) == value
