@@ -29,13 +29,24 @@ HERMES_SYSTEM = (
 )
 
 
+_INSTRUCTIONS = (("funreason", FUNREASON_SYSTEM), ("hermes", HERMES_SYSTEM))
+
+
+def instructions_in(system: str) -> tuple[int, str] | None:
+    """Where the tool-calling instructions of our exports begin in ``system``, and whose they are
+    ("funreason" or "hermes"); None without them. Their first 60 characters are matched: other Hermes
+    prompts, NousResearch's among them, begin as ours does."""
+    found = [(at, name) for name, text in _INSTRUCTIONS if (at := system.find(text[:60])) != -1]
+    return min(found) if found else None
+
+
 def own_system(system: str | None) -> str | None:
     """A system prompt without the tool-calling instructions our exports add (FunReason's, Hermes'):
     the conversation's own (as it was, when it has none of them), or None."""
     if not system:
         return None
-    found = [at for instructions in (FUNREASON_SYSTEM, HERMES_SYSTEM) if (at := system.find(instructions[:60])) != -1]
-    return system[: min(found)].strip() or None if found else system
+    found = instructions_in(system)
+    return system[: found[0]].strip() or None if found else system
 
 
 PART_SEPARATOR = "\n"
@@ -132,7 +143,7 @@ def block_call(block: str, n: int) -> FunctionCall:
     """The call of the ``n``-th <tool_call> block: ``{"name", "arguments"}`` (or ``"parameters"``, as
     Llama 3 writes them), arguments as an object or its JSON text. ValueError saying why not."""
     at = f"<tool_call> block {n}"
-    obj = _json(block, at)
+    obj = _json(block, at, literal=True)
     if not isinstance(obj, dict):
         raise ValueError(f"{at}: must hold a JSON object with a name and arguments, got {type(obj).__name__}")
     for key, value in obj.items():
@@ -152,30 +163,39 @@ def block_call(block: str, n: int) -> FunctionCall:
     return FunctionCall(name=name, arguments=arguments)
 
 
-def _json(text: str, what: str) -> Any:
+def _json(text: str, what: str, literal: bool = False) -> Any:
+    """JSON text's value (``literal``: or a Python literal's, as Hermes data writes a block)."""
     try:
         return loads(text)
     except json.JSONDecodeError as exc:
-        literal = python_literal(text)
-        if literal is None:
+        value = python_literal(text) if literal else None
+        if value is None:
             raise ValueError(f"{what}: not JSON ({exc.msg})") from None
-        return literal
+        return value
     except ValueError as exc:  # NaN or Infinity, or an integer of over 4,300 digits
         raise ValueError(f"{what}: not JSON ({exc})") from None
     except RecursionError:
         raise ValueError(f"{what}: not JSON (nested too deeply)") from None
 
 
+LITERAL_LIMIT = 256 << 10
+"""The longest text read as a Python literal (parsing one takes about 500 times the memory of its text)."""
+
+
 def python_literal(text: str) -> Any:
-    """The value of a Python literal of JSON's types (dicts with string keys, lists, strings, finite
-    numbers, True, False, None), as NousResearch's Hermes data writes its calls and tools
-    (``{'name': 'f', 'arguments': {...}}``); None when ``text`` is not one (tuples, sets and bytes
-    are not: JSON has none of them)."""
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    """The value of a dict or list written as Python writes it (``repr``, ``str``), of JSON's types
+    only: NousResearch's Hermes data writes its calls and tools so (``{'name': 'f', 'arguments':
+    {...}}``). None when ``text`` is not exactly that: Python's other spellings (``'a' 'b'``, ``0x10``,
+    ``'\\x41'``, a trailing comma, other spacing) could read as something the text did not mean, and
+    tuples, sets, bytes, non-string keys and infinities are not JSON."""
+    text = text.strip()
+    if len(text) > LITERAL_LIMIT or text[:1] not in "[{":
         return None
-    return value if _json_like(value) else None
+    try:
+        value = ast.literal_eval(text)
+        return value if _json_like(value) and repr(value) == text else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # repr: an int over 4,300 digits
+        return None
 
 
 def _json_like(value: Any) -> bool:

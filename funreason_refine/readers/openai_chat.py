@@ -12,6 +12,7 @@ from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
     AssistantText,
     answer_from_text,
+    is_empty,
     no_media,
     read_content,
     text_of,
@@ -49,7 +50,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("messages", "no user message")
     raw_tools = maybe_json(obj.get("tools"), "tools")
-    if raw_tools is None:
+    if is_empty(raw_tools):
         raw_tools = system_tools(system, f"messages[{system_at}].content")
     chat.tools = parse_tools(raw_tools, chat.problems)
     chat.system = own_system(system)

@@ -10,7 +10,14 @@ from typing import Any
 
 from funreason_refine.jsonl import loads
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
-from funreason_refine.readers.content import answer_from_text, no_media, read_content, text_of, unread_fields
+from funreason_refine.readers.content import (
+    answer_from_text,
+    is_empty,
+    no_media,
+    read_content,
+    text_of,
+    unread_fields,
+)
 from funreason_refine.readers.conversations import Chat, chat_record
 from funreason_refine.readers.openai_chat import FUNCTION_FIELDS, read_call
 from funreason_refine.readers.system_tools import system_tools
@@ -50,7 +57,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("conversations", "no human turn")
     raw_tools = maybe_json(obj.get("tools"), "tools")
-    if raw_tools is None:
+    if is_empty(raw_tools):
         raw_tools = system_tools(system, system_at)
     chat.tools = parse_tools(raw_tools, chat.problems)
     chat.system = own_system(system)

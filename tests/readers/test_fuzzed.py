@@ -291,7 +291,7 @@ def test_a_text_in_brackets_that_is_no_call_list_stays_a_text_reply(tmp_path, te
     "after, why",
     [
         ('[{"name": "get_weather", "parameters": {"x": NaN}}]', "cannot be read: NaN is not a JSON value"),
-        ('[{"name": "get_weather"}] Use them well.', "is not JSON (Extra data) nor a Python literal"),
+        ('[{"name": "get_weather"}] Use them well.', "is not JSON (Extra data) nor a list written by Python"),
         ('"get_weather"', "is a str, not a list of tools"),
     ],
 )

@@ -77,7 +77,7 @@ def test_tools_are_read_from_a_hermes_tools_block_in_any_of_its_forms(listed):
     [
         (
             "[{'name': 'get_weather', 'parameters': (1, 2)}]",
-            "is not JSON (Expecting property name enclosed in double quotes) nor a Python literal",
+            "is not JSON (Expecting property name enclosed in double quotes) nor a list written by Python",
         ),
         ('[{"name": "get_weather", "x": NaN}]', "cannot be read: NaN is not a JSON value"),
         ('"get_weather"', "is a str, not a list of tools"),
@@ -147,3 +147,85 @@ def test_a_tools_field_is_read_before_the_system_prompt(tmp_path):
 )
 def test_python_literals_are_read_only_when_they_hold_json_values(text, value):
     assert python_literal(text) == value
+
+
+@pytest.mark.parametrize("field", [[], "[]", None])
+def test_an_empty_tools_field_says_nothing_and_the_prompt_lists_them(tmp_path, field):
+    row = {
+        "tools": field,
+        "messages": [
+            {"role": "system", "content": HERMES_SYSTEM.replace("{tools}", json.dumps([WEATHER]))},
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+            },
+        ],
+    }
+    record = read_one(tmp_path, row)
+    assert isinstance(record, Record) and [t["name"] for t in record.tools] == ["get_weather"]
+
+
+def test_text_after_the_hermes_instructions_quarantines_rather_than_vanishes(tmp_path):
+    system = HERMES_SYSTEM.replace("{tools}", json.dumps([WEATHER])) + "\n\nAlways answer in French."
+    row = {"system": system, "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Salut"}]}
+    item = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(item, Quarantined) and item.field == "system"
+    assert "text after the Hermes instructions would be lost with them ('Always answer in French.')" in item.error
+
+
+def test_a_prompt_that_only_quotes_the_tool_list_line_is_kept_whole(tmp_path):
+    # Without FunReason's instructions the prompt is the record's own, list and all: nothing read twice.
+    from funreason_refine.targets import TOOLS_MARKER
+
+    system = "You are a helpful assistant.\n" + TOOLS_MARKER + json.dumps([WEATHER])
+    row = {"system": system, "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    record = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(record, Record) and record.system == system and record.tools == []
+
+
+def test_funreason_instructions_without_their_list_quarantine_the_record(tmp_path):
+    from funreason_refine.targets import TOOLS_MARKER
+
+    system = FUNREASON_SYSTEM.replace(TOOLS_MARKER, "")
+    row = {"system": system, "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    item = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(item, Quarantined) and "the FunReason instructions hold no tool list" in item.error
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "['celsius' 'fahrenheit']",  # Python joins them: a different value than the text shows
+        "{'path': 'C:\\x41'}",  # Python's own escapes
+        "{'n': 0x10}",
+        "{'n': 1_000}",
+        "{'a': 1,}",
+        "{'a':1}",  # not as Python writes it
+        "{'n': 0x" + "f" * 20_000 + "}",  # past the 4,300 digits json reads
+        "[" + ", ".join(["1"] * 100_000) + "]",  # over LITERAL_LIMIT
+    ],
+)
+def test_only_what_python_itself_writes_is_read_as_a_python_literal(text):
+    assert python_literal(text) is None
+
+
+def test_a_block_as_python_writes_it_is_read_but_not_arguments_as_python_text(tmp_path):
+    # A block is a whole call as Hermes data writes it; arguments given as a text stay JSON text, as in tool_calls.
+    block = repr({"arguments": "{'city': 'Paris'}", "name": "get_weather"})
+    record = read_one(tmp_path, hermes_data_row(block), "sharegpt")
+    assert isinstance(record, Record) and record.answer is None
+    assert "arguments: not JSON" in record.problems[0].message
+
+
+def test_many_unclosed_tools_tags_are_read_in_one_pass():
+    system = HERMES_SYSTEM.replace("<tools>\n{tools}\n</tools>", "") + "<tools>" * 20_000
+    with pytest.raises(ValueError, match="hold 0 <tools> blocks with a tool list, not one"):
+        tools_in_system(system)
+
+
+def test_a_list_followed_by_an_object_is_no_run_of_tools():
+    from funreason_refine.targets import TOOLS_MARKER
+
+    with pytest.raises(ValueError, match="is not JSON \\(Extra data\\)"):
+        tools_in_system(FUNREASON_SYSTEM.replace(TOOLS_MARKER, TOOLS_MARKER + json.dumps([WEATHER]) + '\n{"note": 1}'))
