@@ -170,7 +170,8 @@ def _json(text: str, what: str, literal: bool = False) -> Any:
     except json.JSONDecodeError as exc:
         value = python_literal(text) if literal else None
         if value is None:
-            raise ValueError(f"{what}: not JSON ({exc.msg})") from None
+            nor = " nor a dict as Python writes it" if literal else ""
+            raise ValueError(f"{what}: not JSON ({exc.msg}){nor}") from None
         return value
     except ValueError as exc:  # NaN or Infinity, or an integer of over 4,300 digits
         raise ValueError(f"{what}: not JSON ({exc})") from None

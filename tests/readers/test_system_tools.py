@@ -210,6 +210,15 @@ def test_only_what_python_itself_writes_is_read_as_a_python_literal(text):
     assert python_literal(text) is None
 
 
+def test_a_block_python_would_read_but_did_not_write_says_so(tmp_path):
+    record = read_one(tmp_path, hermes_data_row("{'arguments': {'city': 'Paris'}, 'name': 'get_weather',}"), "sharegpt")
+    assert isinstance(record, Record) and record.answer is None
+    assert record.problems[0].message.endswith(
+        "<tool_call> block 0: not JSON (Expecting property name enclosed in double quotes)"
+        " nor a dict as Python writes it"
+    )
+
+
 def test_a_block_as_python_writes_it_is_read_but_not_arguments_as_python_text(tmp_path):
     # A block is a whole call as Hermes data writes it; arguments given as a text stay JSON text, as in tool_calls.
     block = repr({"arguments": "{'city': 'Paris'}", "name": "get_weather"})
