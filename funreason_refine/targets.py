@@ -72,10 +72,11 @@ _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL | re.IGNORECASE)
 THINK_TAG = re.compile(r"</?think>", re.IGNORECASE)
 """A <think> or </think> tag anywhere in a text."""
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-_CALL_LIST_START = re.compile(r"\[\s*[A-Za-z_][\w.]*\((\s*\)|\s*[A-Za-z_]\w*\s*=)")
+_CALL_LIST_START = re.compile(r"\[\s*([A-Za-z_][\w. ]*?)\s*\((\s*\)|\s*[A-Za-z_]\w*\s*=)")
 """``[name()`` or ``[name(param=``: a text that starts so and ends with ``]`` (or has none: cut off) is a
 call list, read or refused, never a text answer (``[Note (see below)]``, ``[x.strip() for x in lines]
-strips them`` are text)."""
+strips them`` are text). The name may hold spaces, as ToolACE's API names do (``[Market Trends
+API(trend_type="x")]``): Python's syntax, and so the paper's, cannot write it."""
 
 
 def split_think(text: str) -> tuple[str | None, str]:
@@ -120,8 +121,11 @@ def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
         try:
             return parse_calls(stripped), ""
         except CallSyntaxError as exc:
-            if _CALL_LIST_START.match(stripped) and (stripped.endswith("]") or "]" not in stripped):
-                raise CallSyntaxError(f"starts as a [func(...)] call list but does not parse: {exc}") from None
+            start = _CALL_LIST_START.match(stripped)
+            if start and (stripped.endswith("]") or "]" not in stripped):
+                raise CallSyntaxError(
+                    f"starts as a [func(...)] call list but does not parse: {_why(start, exc)}"
+                ) from None
             return None, text
     return None, text
 
@@ -137,6 +141,13 @@ class UnreadKey(ValueError):
 
 BLOCK_KEYS = ("name", "arguments", "parameters")
 """The keys of a Hermes <tool_call> block: ``parameters`` is Llama 3's name for the arguments."""
+
+
+def _why(start: re.Match[str], exc: CallSyntaxError) -> str:
+    name = start.group(1).strip()
+    if " " in name:
+        return f"the function name {name!r} holds spaces, which the [func(...)] syntax cannot write"
+    return str(exc)
 
 
 def block_call(block: str, n: int) -> FunctionCall:

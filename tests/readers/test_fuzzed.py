@@ -258,7 +258,9 @@ def chat_text(text, fmt):
 
 
 @pytest.mark.parametrize("fmt, field", [("openai", "messages[1].content"), ("sharegpt", "conversations[1].value")])
-@pytest.mark.parametrize("text", ['[get_weather(city="Paris"', "[get_weather(city=)]", "[get_weather()"])
+@pytest.mark.parametrize(
+    "text", ['[get_weather(city="Paris"', "[get_weather(city=)]", "[get_weather()", "[ get_weather (city = 'Paris'"]
+)
 def test_a_call_list_that_does_not_parse_is_a_malformed_answer_not_a_text_reply(tmp_path, text, fmt, field):
     # It was kept as a text reply: a model trained on it learns to write broken calls as its answer.
     record = read_one(tmp_path, chat_text(text, fmt), fmt)
@@ -273,7 +275,6 @@ def test_a_call_list_that_does_not_parse_is_a_malformed_answer_not_a_text_reply(
     [
         "[Note (see below)] It is sunny.",
         "[1, 2] are the options.",
-        "[ f (x = 1",
         "[x.strip() for x in lines] strips every line.",  # code in a coding chat's reply
         "[print()] prints an empty line.",
         "[dict(a=1), dict(b=2)] is a list of two dicts.",
@@ -322,3 +323,15 @@ def test_a_funreason_system_prompt_with_its_tools_is_read():
 
     assert tools_in_system("Be brief.\n\n" + FUNREASON_SYSTEM + '[{"name": "f"}]') == [{"name": "f"}]
     assert tools_in_system("Be brief.") is None
+
+
+def test_a_call_to_a_function_whose_name_holds_spaces_is_a_malformed_answer_saying_so(tmp_path):
+    # ToolACE names its APIs so ("Market Trends API"); the record was kept as a text reply.
+    text = '[Market Trends API(trend_type="MARKET_INDEXES", country="us")]'
+    record = read_one(tmp_path, chat_text(text, "sharegpt"), "sharegpt")
+    assert isinstance(record, Record) and record.answer is None
+    ((where, code, message),) = problems(record)
+    assert (where, code) == ("conversations[1].value", "malformed_answer")
+    assert message.endswith(
+        "the function name 'Market Trends API' holds spaces, which the [func(...)] syntax cannot write"
+    )
