@@ -4,6 +4,8 @@ instructions), and Hermes data's Python-literal calls and tools (docs/reading.md
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from funreason_refine.readers.system_tools import tools_in_system
 from funreason_refine.record import Quarantined, Record
@@ -238,3 +240,23 @@ def test_a_list_followed_by_an_object_is_no_run_of_tools():
 
     with pytest.raises(ValueError, match="is not JSON \\(Extra data\\)"):
         tools_in_system(FUNREASON_SYSTEM.replace(TOOLS_MARKER, TOOLS_MARKER + json.dumps([WEATHER]) + '\n{"note": 1}'))
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.lists(json_values, max_size=4) | st.dictionaries(st.text(), json_values, max_size=4))
+def test_what_python_writes_of_json_values_reads_back_as_them(value):
+    # Hermes data was written by Python's str(): every such text reads back as what was written.
+    assert python_literal(repr(value)) == value
+    assert tools_in_system(HERMES_SYSTEM.replace("{tools}", repr([{"name": "f", "x": value}]))) == [
+        {"name": "f", "x": value}
+    ]
