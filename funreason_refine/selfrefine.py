@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from funreason_refine.call_text import calls_from_text
 from funreason_refine.config import Pipeline, config_hash
 from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import ConfigError
@@ -38,7 +39,7 @@ from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Outcome, Record
 from funreason_refine.selfrefine_summary import SelfRefineRound, SelfRefineSummary
 from funreason_refine.summary import Summary
-from funreason_refine.targets import calls_from_text, funreason_messages
+from funreason_refine.targets import funreason_messages
 from funreason_refine.yield_target import Caps, Stop, Tally, budget_left, cost_stop, draw_size, select, stop_before
 
 CANDIDATES = "candidates.jsonl"

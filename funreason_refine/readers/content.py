@@ -8,9 +8,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from funreason_refine.call_text import UnreadKey, calls_in_text
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.record import FunctionCall, Problem
-from funreason_refine.targets import PART_SEPARATOR, UnreadKey, calls_in_text, split_think
+from funreason_refine.targets import PART_SEPARATOR, split_think
 
 MEDIA_FIELDS = ("images", "videos", "audios")
 """Record fields of LLaMA-Factory's multimodal datasets: media a record's text refers to."""

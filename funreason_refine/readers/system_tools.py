@@ -10,9 +10,10 @@ import json
 import re
 from typing import Any
 
+from funreason_refine.call_text import python_literal
 from funreason_refine.jsonl import JSON, loads
 from funreason_refine.readers.answers import FieldError
-from funreason_refine.targets import TOOLS_MARKER, instructions_in, python_literal
+from funreason_refine.targets import TOOLS_MARKER, instructions_in
 
 _SPACE = re.compile(r"\s*")
 _GIVE_THEM = "give the tools in the record's tools field"

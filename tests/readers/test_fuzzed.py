@@ -5,11 +5,11 @@ import json
 
 import pytest
 
+from funreason_refine.call_text import UnreadKey, calls_in_text
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.readers import InputStream
 from funreason_refine.record import Quarantined, Record
-from funreason_refine.targets import UnreadKey, calls_in_text
 from tests.conftest import read_jsonl, write_jsonl, xlam_row
 from tests.readers.test_faithful import WEATHER, read_one, refine
 from tests.readers.test_formats import BFCL_ANSWER, BFCL_QUESTION, bfcl_files

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from funreason_refine.call_text import python_literal
 from funreason_refine.readers.system_tools import tools_in_system
 from funreason_refine.record import Quarantined, Record
-from funreason_refine.targets import FUNREASON_SYSTEM, HERMES_SYSTEM, python_literal
+from funreason_refine.targets import FUNREASON_SYSTEM, HERMES_SYSTEM
 from tests.readers.test_faithful import read_one
 
 WEATHER = {

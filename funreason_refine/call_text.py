@@ -1,0 +1,146 @@
+"""Calls written inside an assistant's text, read back: Hermes <tool_call> blocks (JSON, or a dict as
+Python writes it, as Hermes data does) and the paper's [func(...)] list. What the chat readers and
+self-refinement read; targets.py writes these forms."""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from json import JSONDecodeError
+from typing import Any
+
+from funreason_refine.calls import parse_calls
+from funreason_refine.errors import CallSyntaxError
+from funreason_refine.jsonl import loads
+from funreason_refine.record import FunctionCall
+
+_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+_CALL_LIST_START = re.compile(r"\[\s*([A-Za-z_][\w. ]*?)\s*\((\s*\)|\s*[A-Za-z_]\w*\s*=)")
+"""``[name()`` or ``[name(param=``: a text that starts so and ends with ``]`` (or has none: cut off) is a
+call list, read or refused, never a text answer (``[Note (see below)]``, ``[x.strip() for x in lines]
+strips them`` are text). The name may hold spaces, as ToolACE's API names do (``[Market Trends
+API(trend_type="x")]``): Python's syntax, and so the paper's, cannot write it."""
+
+
+def calls_from_text(text: str) -> list[FunctionCall] | None:
+    """Calls written as Hermes <tool_call> blocks or as the paper's [func(...)] list; None if neither."""
+    return calls_in_text(text)[0]
+
+
+def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
+    """(calls, the text beside them) of a text that writes calls as Hermes <tool_call> blocks or as the
+    paper's [func(...)] list (the whole text, so nothing beside it); (None, text) if neither.
+
+    ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost), or
+    when a text that starts as a call list does not parse (CallSyntaxError)."""
+    blocks = _TOOL_CALL.findall(text)
+    if blocks:
+        return [block_call(block, n) for n, block in enumerate(blocks)], _TOOL_CALL.sub("", text)
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            return parse_calls(stripped), ""
+        except CallSyntaxError as exc:
+            start = _CALL_LIST_START.match(stripped)
+            if start and (stripped.endswith("]") or "]" not in stripped):
+                raise CallSyntaxError(
+                    f"starts as a [func(...)] call list but does not parse: {_why(start, exc)}"
+                ) from None
+            return None, text
+    return None, text
+
+
+class UnreadKey(ValueError):
+    """A <tool_call> block with a key beside its call that is not read (it would be lost), or with
+    both ``arguments`` and ``parameters``: the chat readers quarantine the record, naming ``key``."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
+BLOCK_KEYS = ("name", "arguments", "parameters")
+"""The keys of a Hermes <tool_call> block: ``parameters`` is Llama 3's name for the arguments."""
+
+
+def _why(start: re.Match[str], exc: CallSyntaxError) -> str:
+    name = start.group(1).strip()
+    if " " in name:
+        return f"the function name {name!r} holds spaces, which the [func(...)] syntax cannot write"
+    return str(exc)
+
+
+def block_call(block: str, n: int) -> FunctionCall:
+    """The call of the ``n``-th <tool_call> block: ``{"name", "arguments"}`` (or ``"parameters"``, as
+    Llama 3 writes them), arguments as an object or its JSON text. ValueError saying why not."""
+    at = f"<tool_call> block {n}"
+    obj = _json(block, at, literal=True)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{at}: must hold a JSON object with a name and arguments, got {type(obj).__name__}")
+    for key, value in obj.items():
+        if key not in BLOCK_KEYS and not _says_nothing(value):
+            raise UnreadKey(key, f"{at}: key {key!r} is not read (it would be lost); only name and arguments are")
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{at}: no function name")
+    parameters = obj.get("parameters")
+    if "arguments" in obj and not _says_nothing(parameters):
+        raise UnreadKey("parameters", f"{at} ({name}): both 'arguments' and 'parameters'; give one of them")
+    arguments = obj["arguments"] if "arguments" in obj else parameters or {}
+    if isinstance(arguments, str):
+        arguments = _json(arguments, f"{at} ({name}) arguments")
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{at} ({name}): arguments must be an object, got {type(arguments).__name__}")
+    return FunctionCall(name=name, arguments=arguments)
+
+
+def _json(text: str, what: str, literal: bool = False) -> Any:
+    """JSON text's value (``literal``: or a Python literal's, as Hermes data writes a block)."""
+    try:
+        return loads(text)
+    except JSONDecodeError as exc:
+        value = python_literal(text) if literal else None
+        if value is None:
+            nor = " nor a dict as Python writes it" if literal else ""
+            raise ValueError(f"{what}: not JSON ({exc.msg}){nor}") from None
+        return value
+    except ValueError as exc:  # NaN or Infinity, or an integer of over 4,300 digits
+        raise ValueError(f"{what}: not JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{what}: not JSON (nested too deeply)") from None
+
+
+LITERAL_LIMIT = 256 << 10
+"""The longest text read as a Python literal (parsing one takes about 500 times the memory of its text)."""
+
+
+def python_literal(text: str) -> Any:
+    """The value of a dict or list written as Python writes it (``repr``, ``str``), of JSON's types
+    only: NousResearch's Hermes data writes its calls and tools so (``{'name': 'f', 'arguments':
+    {...}}``). None when ``text`` is not exactly that: Python's other spellings (``'a' 'b'``, ``0x10``,
+    ``'\\x41'``, a trailing comma, other spacing) could read as something the text did not mean, and
+    tuples, sets, bytes, non-string keys and infinities are not JSON."""
+    text = text.strip()
+    if len(text) > LITERAL_LIMIT or text[:1] not in "[{":
+        return None
+    try:
+        value = ast.literal_eval(text)
+        return value if _json_like(value) and repr(value) == text else None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # repr: an int over 4,300 digits
+        return None
+
+
+def _json_like(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(type(k) is str and _json_like(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_like(v) for v in value)
+    if type(value) is float:
+        return math.isfinite(value)
+    return value is None or type(value) in (str, int, bool)
+
+
+def _says_nothing(value: Any) -> bool:
+    """null, or an empty text, list or object (as readers.content.is_empty)."""
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
