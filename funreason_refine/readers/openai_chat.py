@@ -8,18 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.jsonl import loads
-from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
+from funreason_refine.readers.answers import FieldError, maybe_json
 from funreason_refine.readers.content import (
     AssistantText,
     answer_from_text,
-    is_empty,
     no_media,
     read_content,
     text_of,
     unread_fields,
 )
 from funreason_refine.readers.conversations import Chat, chat_record
-from funreason_refine.readers.system_tools import system_tools
+from funreason_refine.readers.system_tools import record_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
 from funreason_refine.targets import own_system, split_think
 
@@ -49,10 +48,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
             chat.add(message, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("messages", "no user message")
-    raw_tools = maybe_json(obj.get("tools"), "tools")
-    if is_empty(raw_tools):
-        raw_tools = system_tools(system, f"messages[{system_at}].content")
-    chat.tools = parse_tools(raw_tools, chat.problems)
+    chat.tools = record_tools(obj.get("tools"), system, f"messages[{system_at}].content", chat.problems)
     chat.system = own_system(system)
     return chat_record(obj, source, index, chat)
 

@@ -12,11 +12,29 @@ from typing import Any
 
 from funreason_refine.call_text import python_literal
 from funreason_refine.jsonl import JSON, loads
-from funreason_refine.readers.answers import FieldError
+from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
+from funreason_refine.readers.content import is_empty
+from funreason_refine.record import Problem
 from funreason_refine.targets import TOOLS_MARKER, instructions_in
 
 _SPACE = re.compile(r"\s*")
 _GIVE_THEM = "give the tools in the record's tools field"
+
+
+def record_tools(field: Any, system: str | None, where: str, problems: list[Problem]) -> list[dict[str, Any]]:
+    """A chat record's tools: its ``tools`` field, or when that says nothing, the list its system prompt
+    holds (``where``). FieldError when the prompt's instructions list other tools than the field: they
+    would be lost with the instructions."""
+    tools = maybe_json(field, "tools")
+    listed = system_tools(system, where)
+    if is_empty(tools):
+        return parse_tools(listed, problems)
+    read = parse_tools(tools, problems)
+    if listed and parse_tools(listed, []) != read:
+        raise FieldError(
+            where, f"{where}: its instructions list other tools than the record's tools field (they would be lost)"
+        )
+    return read
 
 
 def system_tools(system: str | None, where: str) -> list[Any]:

@@ -120,18 +120,40 @@ def test_a_sharegpt_record_reads_the_tools_of_a_funreason_system_prompt(tmp_path
     assert record.system == "Be brief."
 
 
-def test_a_tools_field_is_read_before_the_system_prompt(tmp_path):
-    system = HERMES_SYSTEM.replace("{tools}", "not a list at all")
+def hermes_chat(system, tools_field):
     row = {
-        "tools": json.dumps([WEATHER]),
         "conversations": [
             {"from": "system", "value": system},
             {"from": "human", "value": "Weather in Paris?"},
             {"from": "gpt", "value": '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'},
-        ],
+        ]
     }
+    return {**row, "tools": tools_field} if tools_field is not None else row
+
+
+@pytest.mark.parametrize("listed", [json.dumps([WEATHER]), repr([{"type": "function", "function": WEATHER}])])
+def test_a_tools_field_and_a_prompt_listing_the_same_tools_are_read_once(tmp_path, listed):
+    # What our hermes export writes: the tools in the field and in the prompt.
+    row = hermes_chat(HERMES_SYSTEM.replace("{tools}", listed), json.dumps([WEATHER]))
     record = read_one(tmp_path, row, "sharegpt")
-    assert isinstance(record, Record) and record.tools[0]["name"] == "get_weather"
+    assert isinstance(record, Record) and [t["name"] for t in record.tools] == ["get_weather"]
+
+
+@pytest.mark.parametrize(
+    "listed, why",
+    [
+        (
+            json.dumps([WEATHER, {**WEATHER, "name": "get_time"}]),
+            "its instructions list other tools than the record's tools field",
+        ),
+        ("not a list at all", "is not JSON (Expecting value) nor a list written by Python"),
+    ],
+)
+def test_a_prompt_listing_other_tools_than_the_field_quarantines_the_record(tmp_path, listed, why):
+    # The prompt's list goes with the instructions: other tools than the field's would be lost.
+    row = hermes_chat(HERMES_SYSTEM.replace("{tools}", listed), json.dumps([WEATHER]))
+    item = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(item, Quarantined) and item.field == "conversations[0].value" and why in item.error
 
 
 @pytest.mark.parametrize(
