@@ -283,3 +283,46 @@ def test_what_python_writes_of_json_values_reads_back_as_them(value):
     assert tools_in_system(HERMES_SYSTEM.replace("{tools}", repr([{"name": "f", "x": value}]))) == [
         {"name": "f", "x": value}
     ]
+
+
+def test_a_tools_text_naming_the_tag_reads_back_from_our_hermes_export(tmp_path):
+    # The block is read as JSON: a "</tools>" inside a description is text, not the block's end.
+    tool = {**WEATHER, "description": "Weather, wrapped in </tools> tags, or <tools>x</tools>."}
+    row = hermes_chat(HERMES_SYSTEM.replace("{tools}", json.dumps([tool])), json.dumps([tool]))
+    record = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(record, Record) and record.tools[0]["description"] == tool["description"]
+    record = read_one(tmp_path, hermes_chat(HERMES_SYSTEM.replace("{tools}", json.dumps([tool])), None), "sharegpt")
+    assert isinstance(record, Record) and record.tools[0]["description"] == tool["description"]
+
+
+@pytest.mark.parametrize(
+    "field, listed",
+    [
+        (
+            [WEATHER, {**WEATHER, "name": "get_time"}],
+            [{**WEATHER, "name": "get_time"}, WEATHER, WEATHER],
+        ),  # order, repeats
+        (
+            [{"type": "function", "function": {"name": "f", "parameters": {"x": {"type": "Frob[int]"}}}}],
+            [{"name": "f", "parameters": {"x": {"type": "Frob[int]"}}}],
+        ),  # unconvertible, kept as given, wrapped or not
+    ],
+)
+def test_the_same_tools_in_another_form_are_the_same_tools(tmp_path, field, listed):
+    row = hermes_chat(HERMES_SYSTEM.replace("{tools}", json.dumps(listed)), json.dumps(field))
+    assert isinstance(read_one(tmp_path, row, "sharegpt"), Record)
+
+
+def test_an_empty_tools_block_beside_a_tools_field_lists_nothing(tmp_path):
+    row = hermes_chat(HERMES_SYSTEM.replace("{tools}", ""), json.dumps([WEATHER]))
+    record = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(record, Record) and [t["name"] for t in record.tools] == ["get_weather"]
+
+
+def test_the_quarantine_names_the_tools_that_differ(tmp_path):
+    row = hermes_chat(
+        HERMES_SYSTEM.replace("{tools}", json.dumps([{**WEATHER, "name": "get_time"}])), json.dumps([WEATHER])
+    )
+    item = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(item, Quarantined)
+    assert item.error.endswith("the prompt's own: ['get_time']; the field's own: ['get_weather']")
