@@ -27,7 +27,7 @@ def record_tools(field: Any, system: str | None, where: str, problems: list[Prob
     """A chat record's tools: its ``tools`` field, or when that says nothing, the list its system prompt
     holds (``where``). FieldError when the prompt's instructions list other tools than the field: they
     would be lost with the instructions."""
-    tools = maybe_json(field, "tools")
+    tools = None if isinstance(field, str) and not field.strip() else maybe_json(field, "tools")  # "" says nothing
     if is_empty(tools):
         return parse_tools(system_tools(system, where, required=True), problems)
     read = parse_tools(tools, problems)

@@ -174,7 +174,7 @@ def test_python_literals_are_read_only_when_they_hold_json_values(text, value):
     assert python_literal(text) == value
 
 
-@pytest.mark.parametrize("field", [[], "[]", None])
+@pytest.mark.parametrize("field", [[], "[]", None, "", " "])
 def test_an_empty_tools_field_says_nothing_and_the_prompt_lists_them(tmp_path, field):
     row = {
         "tools": field,
@@ -326,3 +326,15 @@ def test_the_quarantine_names_the_tools_that_differ(tmp_path):
     item = read_one(tmp_path, row, "sharegpt")
     assert isinstance(item, Quarantined)
     assert item.error.endswith("the prompt's own: ['get_time']; the field's own: ['get_weather']")
+
+
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt"])
+def test_an_empty_text_for_tools_says_nothing_as_docs_reading_says(tmp_path, fmt):
+    # It was quarantined: "field 'tools' is a string but not JSON".
+    turns = (
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+        if fmt == "openai"
+        else {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    )
+    record = read_one(tmp_path, {**turns, "tools": ""}, fmt)
+    assert isinstance(record, Record) and record.tools == [] and record.answer == "Hello"
