@@ -20,6 +20,10 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     query = require_str(obj, "query")
     if "tools" not in obj:
         raise FieldError("tools", "missing field 'tools'")
+    if obj["tools"] is None or (isinstance(obj["tools"], str) and not obj["tools"].strip()):
+        raise FieldError(
+            "tools", "field 'tools' is empty: an xLAM record lists its tools as JSON ('[]' when it offers none)"
+        )
     if "answers" not in obj:
         raise FieldError("answers", "missing field 'answers'")
     cot = obj.get("cot")

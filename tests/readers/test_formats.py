@@ -49,6 +49,14 @@ def test_xlam_json_strings_and_parsed_values_read_alike(tmp_path):
     assert a.calls[0].arguments == {"city": "Paris"} and a.cot == "get_weather for Paris"
 
 
+@pytest.mark.parametrize("tools", ["", "  ", None])
+def test_xlam_empty_tools_say_what_to_write(tmp_path, tools):
+    path = write_jsonl(tmp_path / "x.jsonl", [{**xlam_row(), "tools": tools}])
+    (item,) = InputStream(path, "xlam").items()
+    assert isinstance(item, Quarantined) and item.field == "tools"
+    assert item.error == "field 'tools' is empty: an xLAM record lists its tools as JSON ('[]' when it offers none)"
+
+
 def test_xlam_json_array_file(tmp_path):
     path = tmp_path / "x.json"
     path.write_text(json.dumps([xlam_row("a"), xlam_row("b")], indent=2))
