@@ -12,7 +12,7 @@ from typing import Any
 
 from funreason_refine.calls import parse_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.jsonl import loads
+from funreason_refine.jsonl import loads, why_not_json
 from funreason_refine.record import FunctionCall
 
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
@@ -105,10 +105,8 @@ def _json(text: str, what: str, literal: bool = False) -> Any:
             nor = " nor a dict as Python writes it" if literal else ""
             raise ValueError(f"{what}: not JSON ({exc.msg}){nor}") from None
         return value
-    except ValueError as exc:  # NaN or Infinity, or an integer of over 4,300 digits
-        raise ValueError(f"{what}: not JSON ({exc})") from None
-    except RecursionError:
-        raise ValueError(f"{what}: not JSON (nested too deeply)") from None
+    except (ValueError, RecursionError) as exc:  # a value JSON has not, or nested too deeply
+        raise ValueError(f"{what}: not JSON ({why_not_json(exc)})") from None
 
 
 LITERAL_LIMIT = 256 << 10

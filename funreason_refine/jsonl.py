@@ -33,6 +33,16 @@ for a float such as 1e400 (a record read with them would be written with null in
 loads = JSON.decode
 
 
+def why_not_json(exc: ValueError | RecursionError) -> str:
+    """Why ``loads`` refused a text: json's own message, nesting deeper than Python reads, or a value
+    JSON has not (NaN, Infinity, 1e400, an integer of over 4,300 digits)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line with its newline) of every line, blank ones included."""
     with Path(path).open("rb", buffering=READ_BUFFER) as fh:

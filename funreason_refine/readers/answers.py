@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from funreason_refine.frozen import FrozenList, freeze
-from funreason_refine.jsonl import JSON, loads
+from funreason_refine.jsonl import JSON, loads, why_not_json
 from funreason_refine.memo import Memo
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
 from funreason_refine.record import FunctionCall, Problem
@@ -169,8 +169,7 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
         try:
             arguments = loads(arguments) if arguments.strip() else {}
         except (ValueError, RecursionError) as exc:
-            why = getattr(exc, "msg", "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
-            raise ValueError(f"{where} ({name}) arguments are not JSON: {why}") from None
+            raise ValueError(f"{where} ({name}) arguments are not JSON: {why_not_json(exc)}") from None
     if not isinstance(arguments, dict):
         raise ValueError(f"{where} ({name}) arguments must be an object, got {type(arguments).__name__}")
     return FunctionCall(name=name, arguments=arguments)  # checked above; validating is faster than model_construct
@@ -189,8 +188,7 @@ def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str 
         try:
             value = loads(stripped)
         except (ValueError, RecursionError) as exc:
-            why = getattr(exc, "msg", "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
-            message = f"answers look like JSON but do not parse: {why}"
+            message = f"answers look like JSON but do not parse: {why_not_json(exc)}"
             problems.append(Problem(field="answers", code="malformed_answer", message=message))
             return None
     if isinstance(value, dict):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from funreason_refine.jsonl import loads
+from funreason_refine.jsonl import loads, why_not_json
 from funreason_refine.readers.answers import FieldError, maybe_json
 from funreason_refine.readers.content import (
     AssistantText,
@@ -62,7 +62,7 @@ def _parsed(message: Any, where: str) -> dict[str, Any]:
     if isinstance(message, str):
         try:
             message = loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FieldError(where, f"{where} must be an object with a role, got a string that is not JSON") from None
     if not isinstance(message, dict):
         raise FieldError(where, f"{where} must be an object with a role, got {type(message).__name__}")
@@ -252,8 +252,7 @@ def arguments_of(value: Any, where: str) -> dict[str, Any]:
         try:
             value = loads(value)
         except (ValueError, RecursionError) as exc:
-            why = getattr(exc, "msg", "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
-            raise ValueError(f"{where}: not JSON ({why})") from None
+            raise ValueError(f"{where}: not JSON ({why_not_json(exc)})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{where}: not a JSON object (got {type(value).__name__})")
     return value

@@ -261,7 +261,7 @@ def parquet_row(row: int, obj: dict[str, Any], columns: ColumnKinds, max_record_
     """A Parquet row as the reader gives it: its struct columns without null keys, or the error of a row
     that holds NaN or Infinity (JSON has neither: written, they would be null) or is over the size limit."""
     for name in columns.floats:
-        if not _finite(obj[name]):
+        if not _all_finite(obj[name]):
             message = f"column {name!r} holds NaN or Infinity, which JSON has not (written, it would be null)"
             return row, message, preview(json.dumps(obj, default=str, ensure_ascii=False)[:RAW_PREVIEW])
     for name in columns.structs:
@@ -269,14 +269,14 @@ def parquet_row(row: int, obj: dict[str, Any], columns: ColumnKinds, max_record_
     return _within(row, obj, max_record_bytes)
 
 
-def _finite(value: Any) -> bool:
+def _all_finite(value: Any) -> bool:
     """No NaN nor Infinity in ``value``, at any depth."""
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
+        return all(_all_finite(v) for v in value.values())
     if isinstance(value, list):
-        return all(_finite(v) for v in value)
+        return all(_all_finite(v) for v in value)
     return True
 
 

@@ -155,7 +155,7 @@ def _observations(message: Message, before: Message | None) -> list[Message]:
         return [message]
     try:
         items = loads(message.content or "")
-    except ValueError:
+    except (ValueError, RecursionError):
         return [message]
     if not isinstance(items, list) or len(items) != len(calls):
         return [message]

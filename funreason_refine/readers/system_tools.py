@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from funreason_refine.call_text import python_literal
-from funreason_refine.jsonl import JSON, loads
+from funreason_refine.jsonl import JSON, loads, why_not_json
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import is_empty
 from funreason_refine.record import Problem
@@ -129,9 +129,7 @@ def _block(system: str, body: int) -> tuple[list[Any] | None, int]:
         except json.JSONDecodeError:
             return _text_block(system, body)
         except (ValueError, RecursionError) as exc:
-            raise ValueError(
-                f"{_HERMES_LIST} cannot be read: {exc if isinstance(exc, ValueError) else 'nested too deeply'}"
-            ) from None
+            raise ValueError(f"{_HERMES_LIST} cannot be read: {why_not_json(exc)}") from None
         values.append(value)
         pos = _skip(system, pos)
     end = pos + len(_CLOSE)
@@ -162,14 +160,11 @@ def _tool_list(text: str, what: str) -> list[Any]:
     try:
         value = loads(text)
     except json.JSONDecodeError as exc:
-        value = _objects(text)
-        if value is None:
-            value = python_literal(text)
+        value = python_literal(text)
         if value is None:
             raise ValueError(f"{what} is not JSON ({exc.msg}) nor a list written by Python") from None
     except (ValueError, RecursionError) as exc:
-        why = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise ValueError(f"{what} cannot be read: {why}") from None
+        raise ValueError(f"{what} cannot be read: {why_not_json(exc)}") from None
     return _as_list(value, what)
 
 
@@ -179,19 +174,3 @@ def _as_list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"{what} is a {type(value).__name__}, not a list of tools")
     return value
-
-
-def _objects(text: str) -> list[Any] | None:
-    """JSON objects one after another, as a Hermes template writes one tool after another; None if not."""
-    found: list[Any] = []
-    pos = 0
-    while pos < len(text):
-        try:
-            value, pos = JSON.raw_decode(text, pos)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(value, dict):
-            return None
-        found.append(value)
-        pos = _skip(text, pos)
-    return found if len(found) > 1 else None

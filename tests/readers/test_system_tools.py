@@ -252,7 +252,7 @@ def test_a_block_as_python_writes_it_is_read_but_not_arguments_as_python_text(tm
     assert "arguments: not JSON" in record.problems[0].message
 
 
-def test_many_unclosed_tools_tags_are_read_in_one_pass():
+def test_many_unclosed_tools_tags_are_no_tool_list():
     system = HERMES_SYSTEM.replace("<tools>\n{tools}\n</tools>", "") + "<tools>" * 20_000
     with pytest.raises(ValueError, match="hold 0 <tools> blocks with a tool list, not one"):
         tools_in_system(system)
