@@ -99,3 +99,49 @@ def test_export_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["export", str(tmp_path), "--format", "openai", "-o", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 1 and "is not a run folder: it has no summary.json and no outcome files" in result.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("fmt", ["funreason", "hermes", "sharegpt"])
+def test_results_out_of_order_are_written_in_call_order_where_a_format_has_no_ids(tmp_path, fmt):
+    """Results that came back in another order than their calls: formats without call ids tie each result to
+    the call in its place, so they are written in the order of the calls, and read back to the same pairs."""
+    from tests.chats import calls, chat, result, run_chats, say, user
+
+    row = chat(
+        "two-cities",
+        user("Weather in Oslo and Bergen?"),
+        calls(("c1", "get_weather", {"city": "Oslo"}), ("c2", "get_weather", {"city": "Bergen"})),
+        result("c2", "5 degrees in Bergen"),
+        result("c1", "3 degrees in Oslo"),
+        say("Oslo 3, Bergen 5."),
+    )
+    assert len(run_chats([row], tmp_path)["kept"]) == 1
+    export_run(tmp_path / "run", fmt, tmp_path / "out.jsonl")
+    (read,) = InputStream(tmp_path / "out.jsonl", None).items()
+    assert isinstance(read, Record), read
+    turn = next(m for m in read.messages if m.role == "assistant" and isinstance(m.answer, list))
+    asked = {call_id: call.arguments["city"] for call_id, call in zip(turn.call_ids, turn.answer, strict=True)}
+    answered = {asked[m.call_id]: m.content for m in read.messages if m.role == "tool"}
+    assert answered == {"Oslo": "3 degrees in Oslo", "Bergen": "5 degrees in Bergen"}
+
+
+def test_results_that_cannot_be_placed_without_ids_refuse_the_export(tmp_path):
+    """Only the second call answered (a pipeline without the conversation stage keeps it): written without
+    ids, its result would answer the first call, so the export is refused, naming the turn."""
+    from tests.chats import calls, chat, result, run_chats, say, user
+
+    row = chat(
+        "half-answered",
+        user("Weather in Oslo and Bergen?"),
+        calls(("c1", "get_weather", {"city": "Oslo"}), ("c2", "get_weather", {"city": "Bergen"})),
+        result("c2", "5 degrees in Bergen"),
+        say("Bergen 5."),
+    )
+    assert len(run_chats([row], tmp_path, '[[stages]]\nname = "classification"\n')["kept"]) == 1
+    out = tmp_path / "out.jsonl"
+    result_ = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", "hermes", "-o", str(out)])
+    assert result_.exit_code == 1, result_.output
+    assert "record 0 (id half-answered) cannot be written as hermes" in result_.output
+    assert "the results after messages[1] answer the calls c2 of its calls c1, c2" in result_.output
+    assert not out.exists()
+    assert export_run(tmp_path / "run", "openai", out) == 1  # the openai format keeps the ids

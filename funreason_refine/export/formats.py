@@ -18,6 +18,7 @@ from funreason_refine.export.messages import (
     calls,
     chat,
     content,
+    in_call_order,
     named,
     target,
     think,
@@ -44,7 +45,7 @@ def _plain(message: Line, assistant: Callable[[Line], str]) -> Line:
 
 
 def funreason(record: Line, tools_json: str) -> Line:
-    turns = [_plain(m, target) for m in chat(record)]
+    turns = [_plain(m, target) for m in in_call_order(chat(record))]
     return {"messages": funreason_messages(record.get("tools", []), turns, record.get("system"))}
 
 
@@ -58,7 +59,7 @@ def _hermes_turn(message: Line) -> str:
 
 def hermes(record: Line, tools_json: str) -> Line:
     system = {"role": "system", "content": _system(record, HERMES_SYSTEM.replace("{tools}", tools_json))}
-    return {"tools": tools_json, "messages": [system, *(_plain(m, _hermes_turn) for m in chat(record))]}
+    return {"tools": tools_json, "messages": [system, *(_plain(m, _hermes_turn) for m in in_call_order(chat(record)))]}
 
 
 def openai(record: Line, tools_json: str) -> Line:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.calls import render_calls
+from funreason_refine.conversation import id_key, id_text
 from funreason_refine.record import FunctionCall
 from funreason_refine.targets import parts_text, split_think
 
@@ -18,6 +19,41 @@ def chat(record: Line) -> list[Line]:
         return list(record["messages"])
     answer = {"role": "assistant", "answer": record.get("answer"), "cot": record.get("cot")}
     return [{"role": "user", "content": record["query"]}, {**answer, "target": record.get("target")}]
+
+
+def in_call_order(messages: list[Line]) -> list[Line]:
+    """``messages`` with the results after each call turn in the order of its calls, for the formats
+    that have no call ids and so tie a result to a call by its place. Results that cannot be placed
+    so (a result of no call of the turn, two for one call, or a call left unanswered before one that
+    is answered) are a ValueError naming the turn: written without ids they would answer other calls."""
+    ordered: list[Line] = []
+    at = 0
+    while at < len(messages):
+        ordered.append(messages[at])
+        end = at + 1
+        while end < len(messages) and messages[end]["role"] == "tool":
+            end += 1
+        results = messages[at + 1 : end]
+        if results and messages[at]["role"] == "assistant" and messages[at].get("call_ids"):
+            results = _results_in_order(messages[at], results, at)
+        ordered.extend(results)
+        at = end
+    return ordered
+
+
+def _results_in_order(turn: Line, results: list[Line], at: int) -> list[Line]:
+    places = {id_key(call_id): n for n, call_id in enumerate(turn["call_ids"])}
+    found = sorted(results, key=lambda r: places.get(id_key(r.get("call_id")), len(places)))
+    answered = [places.get(id_key(r.get("call_id"))) for r in found]
+    if answered != list(range(len(found))):
+        given = ", ".join(id_text(r.get("call_id")) for r in results)
+        calls_ids = ", ".join(id_text(i) for i in turn["call_ids"])
+        raise ValueError(
+            f"the results after messages[{at}] answer the calls {given} of its calls {calls_ids}: this format has no "
+            "call ids and ties each result to the call in its place, so they would answer other calls (the "
+            "conversation stage discards such conversations; the openai format keeps the ids)"
+        )
+    return found
 
 
 def calls(message: Line) -> list[FunctionCall] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from funreason_refine.export.messages import Line, assistant_content, calls, chat, content, think
+from funreason_refine.export.messages import Line, assistant_content, calls, chat, content, in_call_order, think
 from funreason_refine.targets import hermes_calls
 
 
@@ -12,7 +12,7 @@ def sharegpt(record: Line, tools_json: str) -> Line:
     """Turns alternate, so one observation answers a function_call turn (a JSON list of results when it
     made several calls). CoTs of call turns have no place in a turn: ``cot`` (one turn) or ``cots``
     (one per assistant turn) holds them."""
-    messages = chat(record)
+    messages = in_call_order(chat(record))
     turns: list[Line] = []
     for at, message in enumerate(messages):
         if message["role"] in ("user", "system"):
