@@ -37,15 +37,6 @@ def instructions_in(system: str) -> tuple[int, str] | None:
     return min(found) if found else None
 
 
-def own_system(system: str | None) -> str | None:
-    """A system prompt without the tool-calling instructions our exports add (FunReason's, Hermes'):
-    the conversation's own (as it was, when it has none of them), or None."""
-    if not system:
-        return None
-    found = instructions_in(system)
-    return system[: found[0]].strip() or None if found else system
-
-
 PART_SEPARATOR = "\n"
 """Between the texts of a message's content parts in the text the stages read (the parts themselves
 are kept and written back as they were given)."""

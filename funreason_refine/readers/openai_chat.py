@@ -20,7 +20,7 @@ from funreason_refine.readers.content import (
 from funreason_refine.readers.conversations import Chat, chat_record
 from funreason_refine.readers.system_tools import record_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
-from funreason_refine.targets import own_system, split_think
+from funreason_refine.targets import split_think
 
 _SAID = ("role", "content", "name")
 FIELDS = {
@@ -48,8 +48,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
             chat.add(message, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("messages", "no user message")
-    chat.tools = record_tools(obj.get("tools"), system, f"messages[{system_at}].content", chat.problems)
-    chat.system = own_system(system)
+    chat.tools, chat.system = record_tools(obj.get("tools"), system, f"messages[{system_at}].content", chat.problems)
     return chat_record(obj, source, index, chat)
 
 

@@ -21,7 +21,6 @@ from funreason_refine.readers.conversations import Chat, chat_record
 from funreason_refine.readers.openai_chat import FUNCTION_FIELDS, read_call
 from funreason_refine.readers.system_tools import record_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
-from funreason_refine.targets import own_system
 
 ROLES = {
     "human": "user",
@@ -55,8 +54,7 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
             chat.add(part, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("conversations", "no human turn")
-    chat.tools = record_tools(obj.get("tools"), system, system_at, chat.problems)
-    chat.system = own_system(system)
+    chat.tools, chat.system = record_tools(obj.get("tools"), system, system_at, chat.problems)
     return chat_record(obj, source, index, chat)
 
 

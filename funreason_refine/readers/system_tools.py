@@ -1,44 +1,69 @@
-"""The tools a system prompt carries, read for a chat record: the list after the FunReason
-instructions (our ``funreason`` export) or in the ``<tools>`` block of the Hermes instructions (our
-``hermes`` export, and Hermes data, which may write each tool as a JSON object of its own or the list
-as Python writes it). The record's own system prompt is what comes before the instructions
-(targets.own_system): the list goes with them, so it must be read, or be the record's ``tools``."""
+"""The tools a system prompt carries, read for a chat record: the list after the FunReason (or BFCL)
+instructions (our ``funreason`` export, ToolACE) or in the ``<tools>`` block of the Hermes instructions
+(our ``hermes`` export, and Hermes data, which may write each tool as a JSON object of its own or the
+list as Python writes it). The record's own system prompt is what comes before the instructions: the
+list goes with them, so it must be read, or be the record's ``tools``, and the instructions must hold
+nothing but their own sentences (instructions.py), which would be lost with them."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from funreason_refine.call_text import python_literal
 from funreason_refine.jsonl import JSON, loads, why_not_json
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import is_empty
+from funreason_refine.readers.instructions import foreign_text
 from funreason_refine.record import Problem
 from funreason_refine.targets import TOOLS_MARKER, instructions_in
 
 _SPACE = re.compile(r"\s*")
+_MARKER = re.compile(r"Here is a list of functions in JSON format that you can invoke[.:]", re.IGNORECASE)
 _GIVE_THEM = "give the tools in the record's tools field"
 _OPEN, _CLOSE = "<tools>", "</tools>"
 _HERMES_LIST = "the tool list in the Hermes <tools> block"
+_FUNREASON_LIST = "the tool list after the FunReason instructions"
+_NAMES = {"hermes": "Hermes", "funreason": "FunReason"}
 
 
-def record_tools(field: Any, system: str | None, where: str, problems: list[Problem]) -> list[dict[str, Any]]:
-    """A chat record's tools: its ``tools`` field, or when that says nothing, the list its system prompt
-    holds (``where``). FieldError when the prompt's instructions list other tools than the field: they
-    would be lost with the instructions."""
+@dataclass(frozen=True)
+class Listed:
+    """The tools a system prompt's instructions list, and where in it the instructions begin."""
+
+    tools: list[Any]
+    at: int
+
+
+def record_tools(
+    field: Any, system: str | None, where: str, problems: list[Problem]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A chat record's tools and own system prompt. The tools: its ``tools`` field, or when that says
+    nothing, the list its system prompt holds (``where``). The prompt: the text before instructions
+    whose list was read, else all of it. FieldError when the instructions list other tools than the
+    field: they would be lost with the instructions."""
     tools = None if isinstance(field, str) and not field.strip() else maybe_json(field, "tools")  # "" says nothing
-    if is_empty(tools):
-        return parse_tools(system_tools(system, where, required=True), problems)
-    read = parse_tools(tools, problems)
-    listed = system_tools(system, where, required=False)
-    if listed and _canonical_set(parse_tools(listed, [])) != _canonical_set(read):
-        raise FieldError(
-            where,
-            f"{where}: its instructions list other tools than the record's tools field (they would be lost): "
-            f"{_differ(parse_tools(listed, []), read)}",
-        )
-    return read
+    required = is_empty(tools)
+    listed = system_tools(system, where, required)
+    if required:
+        read = parse_tools(listed.tools if listed else [], problems)
+    else:
+        read = parse_tools(tools, problems)
+        if listed and _canonical_set(parse_tools(listed.tools, [])) != _canonical_set(read):
+            raise FieldError(
+                where,
+                f"{where}: its instructions list other tools than the record's tools field (they would be lost): "
+                f"{_differ(parse_tools(listed.tools, []), read)}",
+            )
+    return read, _own(system, listed)
+
+
+def _own(system: str | None, listed: Listed | None) -> str | None:
+    if not system:
+        return None
+    return (system[: listed.at].strip() or None) if listed else system
 
 
 def _canonical(tool: Any) -> str:
@@ -61,60 +86,85 @@ def _differ(listed: list[Any], field: list[Any]) -> str:
     return f"the prompt's own: {names(listed, field)}; the field's own: {names(field, listed)}"
 
 
-def system_tools(system: str | None, where: str, required: bool = True) -> list[Any]:
-    """The tools of a record's system prompt (``where``, for a quarantine's message): [] when it lists
-    none; FieldError when it holds instructions whose list cannot be read (or, ``required``, has none)."""
+def system_tools(system: str | None, where: str, required: bool = True) -> Listed | None:
+    """The tools of a record's system prompt (``where``, for a quarantine's message) and where their
+    instructions begin; None when it holds no instructions with a list. FieldError when it holds
+    instructions whose list cannot be read (or, ``required``, has none), or text among them."""
     try:
-        return tools_in_system(system or "", required) or []
+        return listed_tools(system or "", required)
     except ValueError as exc:
         raise FieldError(where, f"{where}: {exc}") from None
 
 
 def tools_in_system(system: str, required: bool = True) -> list[Any] | None:
     """The tools ``system`` lists with FunReason's or Hermes' instructions; None when it holds neither
-    (or, not ``required``, holds instructions without a list).
+    (or, not ``required``, holds instructions without a list)."""
+    listed = listed_tools(system, required)
+    return listed.tools if listed else None
 
-    ValueError saying why when it holds them but their list cannot be read, or text after them
-    would be lost with them."""
+
+def listed_tools(system: str, required: bool = True) -> Listed | None:
+    """As tools_in_system, with where the instructions begin. ValueError saying why when it holds them
+    but their list cannot be read, or text among them would be lost with them."""
     found = instructions_in(system)
     if found is None:
         return None
     at, whose = found
+    read = _hermes_tools(system, at) if whose == "hermes" else _funreason_tools(system, at)
+    if read is None:
+        if required:
+            raise ValueError(_no_list(whose))
+        return None
+    tools, start, end = read
+    foreign = foreign_text(system[at:start] + "\0" + system[end:])
+    if foreign is not None:
+        raise ValueError(
+            f"text among the {_NAMES[whose]} instructions would be lost with them ({foreign!r}): put it before them"
+        )
+    return Listed(tools, at)
+
+
+def _no_list(whose: str) -> str:
     if whose == "hermes":
-        return _hermes_tools(system, at, required)
-    marker = system.find(TOOLS_MARKER, at)
-    if marker == -1:
-        if not required:
-            return None
-        raise ValueError(f"the FunReason instructions hold no tool list after {TOOLS_MARKER.strip()!r}: {_GIVE_THEM}")
-    return _tool_list(system[marker + len(TOOLS_MARKER) :], "the tool list after the FunReason instructions")
+        return f"the Hermes instructions hold 0 <tools> blocks with a tool list, not one: {_GIVE_THEM}"
+    return f"the FunReason instructions hold no tool list after {TOOLS_MARKER.strip()!r}: {_GIVE_THEM}"
 
 
-def _hermes_tools(system: str, at: int, required: bool) -> list[Any] | None:
-    """The tools of the one <tools> block after ``at`` that lists any (the instructions' own text may
-    mention an empty ``<tools></tools>``)."""
-    listed: list[tuple[list[Any], int]] = []
+def _funreason_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
+    """(the tools after the FunReason instructions' last line, where the list starts and ends); None
+    without that line. The list is JSON (text may follow it) or, as Python writes it, the rest."""
+    marker = _MARKER.search(system, at)
+    if marker is None:
+        return None
+    start = _skip(system, marker.end())
+    try:
+        value, end = JSON.raw_decode(system, start)
+    except json.JSONDecodeError:
+        return _tool_list(system[start:], _FUNREASON_LIST), start, len(system)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{_FUNREASON_LIST} cannot be read: {why_not_json(exc)}") from None
+    return _as_list(value, _FUNREASON_LIST), start, end
+
+
+def _hermes_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
+    """(the tools of the one <tools> block after ``at`` that lists any, where the block starts and
+    ends); None without one. The instructions' own text may mention an empty ``<tools></tools>``."""
+    listed: list[tuple[list[Any], int, int]] = []
     start = system.find(_OPEN, at)
     while start != -1:
         tools, end = _block(system, start + len(_OPEN))
         if end == -1:
             break
         if tools is not None:
-            listed.append((tools, end))
+            listed.append((tools, start, end))
         start = system.find(_OPEN, end)
-    if not listed and not required:
+    if not listed:
         return None
     if len(listed) != 1:
         raise ValueError(
             f"the Hermes instructions hold {len(listed)} <tools> blocks with a tool list, not one: {_GIVE_THEM}"
         )
-    tools, after = listed[0]
-    rest = system[after:].strip()
-    if rest and not rest.endswith("</tool_call>"):  # Hermes prompts end with how a call is written
-        raise ValueError(
-            f"text after the Hermes instructions would be lost with them ({rest[:80]!r}): put it before them"
-        )
-    return tools
+    return listed[0]
 
 
 def _block(system: str, body: int) -> tuple[list[Any] | None, int]:

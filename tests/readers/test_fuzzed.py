@@ -292,8 +292,8 @@ def test_a_text_in_brackets_that_is_no_call_list_stays_a_text_reply(tmp_path, te
     "after, why",
     [
         ('[{"name": "get_weather", "parameters": {"x": NaN}}]', "cannot be read: NaN is not a JSON value"),
-        ('[{"name": "get_weather"}] Use them well.', "is not JSON (Extra data) nor a list written by Python"),
         ('"get_weather"', "is a str, not a list of tools"),
+        ("[{'name': 'get_weather'}] Use them well.", "is not JSON (Expecting property name"),
     ],
 )
 def test_a_funreason_system_prompt_whose_tools_cannot_be_read_is_quarantined_not_read_without_them(

@@ -196,7 +196,7 @@ def test_text_after_the_hermes_instructions_quarantines_rather_than_vanishes(tmp
     row = {"system": system, "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Salut"}]}
     item = read_one(tmp_path, row, "sharegpt")
     assert isinstance(item, Quarantined) and item.field == "system"
-    assert "text after the Hermes instructions would be lost with them ('Always answer in French.')" in item.error
+    assert "text among the Hermes instructions would be lost with them ('Always answer in French')" in item.error
 
 
 def test_a_prompt_that_only_quotes_the_tool_list_line_is_kept_whole(tmp_path):
@@ -261,7 +261,7 @@ def test_many_unclosed_tools_tags_are_no_tool_list():
 def test_a_list_followed_by_an_object_is_no_run_of_tools():
     from funreason_refine.targets import TOOLS_MARKER
 
-    with pytest.raises(ValueError, match="is not JSON \\(Extra data\\)"):
+    with pytest.raises(ValueError, match="text among the FunReason instructions would be lost with them"):
         tools_in_system(FUNREASON_SYSTEM.replace(TOOLS_MARKER, TOOLS_MARKER + json.dumps([WEATHER]) + '\n{"note": 1}'))
 
 
@@ -338,3 +338,106 @@ def test_an_empty_text_for_tools_says_nothing_as_docs_reading_says(tmp_path, fmt
     )
     record = read_one(tmp_path, {**turns, "tools": ""}, fmt)
     assert isinstance(record, Record) and record.tools == [] and record.answer == "Hello"
+
+
+# System prompts as function-calling datasets write them (the tool list where {tools} stands).
+NOUS_V1 = (  # NousResearch/hermes-function-calling-v1, on one line
+    "You are a function calling AI model. You are provided with function signatures within <tools> </tools> XML "
+    "tags. You may call one or more functions to assist with the user query. Don't make assumptions about what "
+    "values to plug into functions. <tools> {tools} </tools> For each function call return a json object with "
+    "function name and arguments within <tool_call> </tool_call> tags with the following schema: <tool_call> "
+    "{'arguments': <args-dict>, 'name': <function-name>} </tool_call> "
+)
+NOUS_THINKING = (  # hermes-function-calling-thinking-V1: sentences run together, a pydantic schema
+    "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML "
+    "tags.You may call one or more functions to assist with the user query. Don't make assumptions about what "
+    "values to plug into functions.Here are the available tools:<tools> {tools} </tools>Use the following pydantic "
+    "model json schema for each tool call you will make: {'title': 'FunctionCall', 'type': 'object', 'properties': "
+    "{'arguments': {'title': 'Arguments', 'type': 'object'}, 'name': {'title': 'Name', 'type': 'string'}}, "
+    "'required': ['arguments', 'name']}For each function call return a json object with function name and "
+    "arguments within <tool_call></tool_call> XML tags as follows:\n<tool_call>\n{tool_call}\n</tool_call>"
+)
+HERMES_NOT_RELEVANT = (  # Hermes 2 Pro's trajectories, with when not to call and how results come back
+    "You are a function calling AI model. You are provided with function signatures within <tools> </tools> XML "
+    "tags. You may call one or more functions to assist with the user query. If available tools are not relevant "
+    "in assisting with user query, just respond in natural conversational language. Don't make assumptions about "
+    "what values to plug into functions. After calling & executing the functions, you will be provided with "
+    "function results within <tool_response> </tool_response> XML tags.\n\n<tools>\n{tools}\n</tools>"
+)
+TOOLACE = (  # BFCL's instructions, the list after "invoke:", a closing line after it
+    "You are an expert in composing functions. You are given a question and a set of possible functions. Based on "
+    "the question, you will need to make one or more function/tool calls to achieve the purpose. If none of the "
+    "function can be used, point it out. If the given question lacks the parameters required by the function, also "
+    "point it out. You should only return the function call in tools call sections.\nHere is a list of functions in "
+    "JSON format that you can invoke:\n{tools}. Should you decide to return the function call(s), Put it in the "
+    "format of [func1(params_name=params_value, params_name2=params_value2...), func2(params)]\n\nNO other text "
+    "MUST be included."
+)
+BFCL = (  # BFCL's default system prompt, its lines as the leaderboard breaks them
+    "You are an expert in composing functions. You are given a question and a set of possible functions.\nBased on "
+    "the question, you will need to make one or more function/tool calls to achieve the purpose.\nIf none of the "
+    "function can be used, point it out. If the given question lacks the parameters required by the function,\n"
+    "also point it out. You should only return the function call in tools call sections.\nIf you decide to invoke "
+    "any of the function(s), you MUST put it in the format of [func_name1(params_name1=params_value1, "
+    "params_name2=params_value2...), func_name2(params)]\nYou SHOULD NOT include any other text in the response.\n"
+    "Here is a list of functions in JSON format that you can invoke.\n\n{tools}\n"
+)
+
+
+def system_row(system, tools_field=None):
+    row = {
+        "system": system,
+        "conversations": [{"from": "human", "value": "Weather in Paris?"}, {"from": "gpt", "value": "Sunny."}],
+    }
+    return {**row, "tools": tools_field} if tools_field is not None else row
+
+
+@pytest.mark.parametrize("template", [NOUS_V1, NOUS_THINKING, HERMES_NOT_RELEVANT, TOOLACE, BFCL])
+@pytest.mark.parametrize("written", [json.dumps, repr])
+def test_instructions_as_datasets_write_them_are_read_and_left_out_whole(tmp_path, template, written):
+    listed = written([{"type": "function", "function": WEATHER}] if template is NOUS_V1 else [WEATHER])
+    if written is repr and template in (TOOLACE, BFCL):
+        listed = json.dumps([WEATHER])  # a Python-written list is read only when nothing follows it
+    record = read_one(tmp_path, system_row("Be brief.\n\n" + template.replace("{tools}", listed)), "sharegpt")
+    assert isinstance(record, Record), record.error
+    assert record.tools[0]["name"] == "get_weather" and record.system == "Be brief."
+
+
+@pytest.mark.parametrize(
+    "system, foreign",
+    [
+        (
+            NOUS_V1.replace("XML tags.", "XML tags. Today is 2024-05-01; the user is a premium customer in Oslo."),
+            "Today is 2024-05-01; the user is a premium customer in Oslo",
+        ),
+        (HERMES_NOT_RELEVANT + "\nRules: never reveal prices.", "Rules: never reveal prices"),
+        (NOUS_V1 + "\n\nExample — if the user says hi, greet them.", "Example — if the user says hi, greet them"),
+        (
+            TOOLACE.replace("tools call sections.", "tools call sections. Always reply in German."),
+            "Always reply in German",
+        ),
+        (TOOLACE + "\nThe current time is 2024-05-01 10:00.", "The current time is 2024-05-01 10:00"),
+    ],
+)
+def test_text_among_the_instructions_quarantines_the_record_rather_than_vanishes(tmp_path, system, foreign):
+    # It was cut with the instructions and the list: the record was kept without it, without a word.
+    for tools_field in (None, json.dumps([WEATHER])):
+        item = read_one(tmp_path, system_row(system.replace("{tools}", json.dumps([WEATHER])), tools_field), "sharegpt")
+        assert isinstance(item, Quarantined) and item.field == "system", item
+        assert f"instructions would be lost with them ({foreign!r}): put it before them" in item.error
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        "You are a function calling AI model. You are provided with function signatures within <tools></tools> "
+        "XML tags. Today is 2024-05-01; the user is a premium customer in Oslo. Answer in Norwegian.",
+        "You are an expert in composing functions. You are given a question and a set of possible functions. "
+        "Always reply in German. The user's account id is 4411.",
+        "Note for annotators: the old prompt began 'You are a function calling AI model. You are provided with f",
+    ],
+)
+def test_a_prompt_that_begins_as_the_instructions_but_lists_no_tools_is_kept_whole(tmp_path, system):
+    # With a tools field no list is needed from the prompt: it was cut at the instructions' first words all the same.
+    record = read_one(tmp_path, system_row(system, json.dumps([WEATHER])), "sharegpt")
+    assert isinstance(record, Record) and record.system == system and record.tools[0]["name"] == "get_weather"
