@@ -56,12 +56,26 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def json_line(value: Any, ascii: bool = False) -> str:
+    """``value`` as one line of JSON (no newline): UTF-8 text, or with every non-ASCII character
+    escaped when ``ascii`` or when it holds a lone surrogate, which UTF-8 cannot hold but JSON's
+    ``\\ud800`` escape can."""
+    text = json.dumps(value, ensure_ascii=ascii)
+    if ascii or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True)
+    return text
+
+
 def write_jsonl(path: Path, rows: Iterable[Any], ascii: bool = False) -> int:
-    """Write one JSON value per line, UTF-8 (``ascii``: every non-ASCII character escaped, which also
-    writes lone surrogates that UTF-8 cannot hold); returns how many."""
+    """Write one JSON value per line, UTF-8 (``ascii``: every non-ASCII character escaped; a line
+    that holds a lone surrogate is always written so, see json_line); returns how many."""
     count = 0
     with Path(path).open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=ascii) + "\n")
+            fh.write(json_line(row, ascii) + "\n")
             count += 1
     return count

@@ -29,7 +29,7 @@ from funreason_refine.call_text import calls_from_text
 from funreason_refine.config import Pipeline, config_hash
 from funreason_refine.engine import Progress, run_pipeline
 from funreason_refine.errors import ConfigError
-from funreason_refine.jsonl import read_jsonl
+from funreason_refine.jsonl import json_line, read_jsonl
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.cache import spent
 from funreason_refine.judge.client import BudgetStop, JudgeCallError, LLMClient
@@ -127,7 +127,7 @@ def _write_round(folder: Path, candidates: list[dict[str, Any]], errors: list[di
         failed.unlink(missing_ok=True)  # left by an earlier try at this round
     if candidates:
         tmp = folder / f"{CANDIDATES}.tmp"
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in candidates), encoding="utf-8")
+        tmp.write_text("".join(json_line(r) + "\n" for r in candidates), encoding="utf-8")
         os.replace(tmp, folder / CANDIDATES)
     return Sampled(len(candidates), len(errors))
 

@@ -145,3 +145,58 @@ def test_results_that_cannot_be_placed_without_ids_refuse_the_export(tmp_path):
     assert "the results after messages[1] answer the calls c2 of its calls c1, c2" in result_.output
     assert not out.exists()
     assert export_run(tmp_path / "run", "openai", out) == 1  # the openai format keeps the ids
+
+
+def xlam_lines(tmp_path, queries):
+    from tests.conftest import write_jsonl, xlam_row
+
+    write_jsonl(tmp_path / "in.jsonl", [{**xlam_row(), "id": f"r{i}", "query": q} for i, q in enumerate(queries)])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n')
+    run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_lone_surrogate_is_exported_as_its_escape_and_reads_back(tmp_path, fmt):
+    # The run keeps it (a legal JSON escape); the export failed with UnicodeEncodeError, a traceback.
+    run = xlam_lines(tmp_path, ["Météo à Paris?", "Weather in \ud800 Oslo?"])
+    assert export_run(run, fmt, tmp_path / "out.jsonl") == 2
+    lines = (tmp_path / "out.jsonl").read_bytes().splitlines()
+    assert "Météo à Paris?".encode() in lines[0]  # other lines stay UTF-8 text
+    assert lines[1].isascii() and b"\\ud800" in lines[1]
+    read = list(InputStream(tmp_path / "out.jsonl", None).items())
+    assert read[1].query == "Weather in \ud800 Oslo?"
+
+
+def test_what_parquet_cannot_hold_refuses_the_export_naming_the_record(tmp_path):
+    run = xlam_lines(tmp_path, ["Weather in Paris?", "Weather in \ud800 Oslo?"])
+    result = CliRunner().invoke(main, ["export", str(run), "--format", "openai", "-o", str(tmp_path / "o.parquet")])
+    assert result.exit_code == 1 and not (tmp_path / "o.parquet").exists()
+    assert "record 1 (id r1) cannot be written as openai in Parquet: it holds a lone surrogate ('\\ud800')" in (
+        result.output
+    )
+    assert "export JSONL (-o FILE.jsonl)" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["funreason", "hermes", "sharegpt"])
+def test_content_parts_in_parquet_refuse_the_export_but_for_openai(tmp_path, fmt):
+    # A column holds one type: parts beside texts failed inside polars ("Try setting strict=False").
+    from tests.chats import WEATHER, calls, chat, run_chats, user
+
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    parts = {"role": "user", "content": [{"type": "text", "text": "Weather here?"}, image]}
+    answer = calls(("c1", "get_weather", {"city": "Oslo"}))
+    rows = [
+        chat("text", user("Weather in Oslo?"), answer, tools=[WEATHER]),
+        chat("parts", parts, answer, tools=[WEATHER]),
+    ]
+    assert len(run_chats(rows, tmp_path)["kept"]) == 2
+    result = CliRunner().invoke(
+        main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(tmp_path / "o.parquet")]
+    )
+    assert result.exit_code == 1 and not (tmp_path / "o.parquet").exists()
+    where = "conversations[0]" if fmt == "sharegpt" else "messages[1]"  # after the system prompt
+    assert f"record 1 (id parts) cannot be written as {fmt} in Parquet: its {where} is content parts" in result.output
+    assert export_run(tmp_path / "run", "openai", tmp_path / "o.parquet") == 2
+    (read,) = [r for r in InputStream(tmp_path / "o.parquet", None).items() if r.id == "parts"]
+    assert read.messages[0].parts == parts["content"]

@@ -223,5 +223,5 @@ def _run_to_apply(given: Path | None, pipeline_path: Path, data: dict[str, Any])
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", errors="backslashreplace")  # a record's lone surrogate as \ud800
     os.replace(tmp, path)

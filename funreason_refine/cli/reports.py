@@ -11,6 +11,7 @@ from rich.markup import escape
 from funreason_refine.cli.app import err, main, out, warn
 from funreason_refine.cli.trust import show_worth
 from funreason_refine.errors import RefineError
+from funreason_refine.export.write import replace_text
 
 
 @main.command()
@@ -44,8 +45,8 @@ def report(run_dir: Path, calibration: Path | None, candidate: str | None) -> No
         from funreason_refine.calibrate.worth import read_calibration, worth
 
         built["worth"] = worth(run_dir, run.summary, read_calibration(calibration), candidate)
-    (run_dir / "report.md").write_text(render_markdown(built), encoding="utf-8")
-    (run_dir / "report.html").write_text(render_html(built), encoding="utf-8")
+    replace_text(run_dir / "report.md", render_markdown(built))
+    replace_text(run_dir / "report.html", render_html(built))
     for table in report_tables(built):
         out.print(table)
     for table in review_tables(built):
@@ -133,7 +134,7 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     result = compare_runs(a, b)
     for table in compare_tables(result):
         out.print(table)
-    html_path.write_text(render_compare_html(result), encoding="utf-8")
+    replace_text(html_path, render_compare_html(result))
     out.print(f"wrote {html_path}", markup=False, highlight=False)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
-from funreason_refine.export.write import write_dataset_info, write_rows
+from funreason_refine.export.write import parquet_problem, write_dataset_info, write_rows
 from funreason_refine.overrides import OVERRIDES, Decisions, read_decisions
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES
@@ -110,15 +110,22 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult, decisions: Decision
     result.stale = len(set(decisions.latest) - current)
 
 
-def _rows(lines: Iterator[dict[str, Any]], fmt: str) -> Iterator[dict[str, Any]]:
+def _rows(lines: Iterator[dict[str, Any]], fmt: str, parquet: bool) -> Iterator[dict[str, Any]]:
     for line in lines:
         try:
-            yield to_row(line, fmt)
+            row = to_row(line, fmt)
         except (CallSyntaxError, ValueError, TypeError, KeyError) as exc:
             raise RefineError(
                 f"record {line.get('index')} (id {line.get('id')}) cannot be written as {fmt}: {exc}. Nothing was "
                 "written; run the pipeline with the format stage, or export another format"
             ) from None
+        problem = parquet_problem(row, fmt) if parquet else None
+        if problem is not None:
+            raise RefineError(
+                f"record {line.get('index')} (id {line.get('id')}) cannot be written as {fmt} in Parquet: {problem}. "
+                "Nothing was written"
+            )
+        yield row
 
 
 def export_run(run_dir: Path, fmt: str, out: Path) -> int:
@@ -136,7 +143,8 @@ def export_reviewed(
     state = readable_state(run_dir, "export", allow_partial, offer_partial=True)
     decisions = read_decisions(run_dir)
     result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
-    result.written = write_rows(out, _rows(_reviewed(run_dir, fmt, result, decisions), fmt), fmt)
+    rows = _rows(_reviewed(run_dir, fmt, result, decisions), fmt, out.suffix == ".parquet")
+    result.written = write_rows(out, rows, fmt)
     if result.partial is not None:
         result.finished = finished_records(run_dir)
     if fmt == "sharegpt" and dataset_info:

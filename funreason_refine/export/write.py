@@ -31,6 +31,12 @@ def replace_atomically(out: Path, write: Callable[[Path], T]) -> T:
     return value
 
 
+def replace_text(out: Path, text: str) -> None:
+    """``text`` as ``out``'s whole content, atomically; a lone surrogate in it (a record's text) is
+    written as its escape, ``\\ud800``, which UTF-8 cannot hold as it is."""
+    replace_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8", errors="backslashreplace"))
+
+
 def write_rows(out: Path, rows: Iterator[dict[str, Any]], fmt: str) -> int:
     """The rows to ``out``: Parquet when it ends in .parquet, else JSONL; returns how many."""
     if out.suffix != ".parquet":
@@ -58,6 +64,31 @@ def write_rows(out: Path, rows: Iterator[dict[str, Any]], fmt: str) -> int:
     return replace_atomically(out, parquet)
 
 
+def parquet_problem(row: dict[str, Any], fmt: str) -> str | None:
+    """Why ``row`` cannot be a row of a Parquet export, with what to do; None when it can. Parquet's
+    texts are UTF-8, which has no lone surrogate; and a column holds one type, so a message's content
+    given as parts (an image beside the text) cannot stand beside the texts of the other messages,
+    except in the openai format, which stores each message as JSON text."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"it holds a lone surrogate ({exc.object[exc.start : exc.end]!r}), which Parquet's UTF-8 texts cannot "
+            "hold: export JSONL (-o FILE.jsonl), which writes it as its escape"
+        )
+    if fmt == "openai":
+        return None
+    field, key = ("conversations", "value") if "conversations" in row else ("messages", "content")
+    for at, message in enumerate(row.get(field) or []):
+        if isinstance(message.get(key), list):
+            return (
+                f"its {field}[{at}] is content parts (an image or file beside its text), which this format's Parquet "
+                "column of texts cannot hold: export JSONL (-o FILE.jsonl), or the openai format, which stores each "
+                "message as JSON text"
+            )
+    return None
+
+
 def write_dataset_info(out: Path) -> Path:
     """LLaMA-Factory's dataset_info.json beside a sharegpt export, naming it."""
     info = {
@@ -76,5 +107,5 @@ def write_dataset_info(out: Path) -> Path:
     }
     path = out.parent / "dataset_info.json"
     text = json.dumps(info, indent=2) + "\n"
-    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    replace_text(path, text)
     return path

@@ -167,3 +167,21 @@ def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
     assert "discarded at cot missing_cot" in result.output.replace("\n", " ") or "missing_cot" in result.output
     assert "Records they disagree on (7" in result.output
     assert "different inputs" not in result.output
+
+
+def test_a_lone_surrogate_in_a_duplicate_example_is_written_as_its_escape(tmp_path):
+    # The report's dataset section quotes the duplicate's query: report.md was left empty and report.html
+    # unwritten, with a UnicodeEncodeError traceback.
+    from tests.conftest import write_jsonl, xlam_row
+
+    write_jsonl(
+        tmp_path / "in.jsonl", [{**xlam_row(), "id": str(i), "query": "Weather in \ud800 Oslo?"} for i in (0, 1)]
+    )
+    (tmp_path / "p.toml").write_text(
+        '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[audit]\ndrop_duplicates = true\n'
+    )
+    run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    result = invoke("report", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    for page in ("report.md", "report.html"):
+        assert "Weather in \\ud800 Oslo?" in (tmp_path / "run" / page).read_text(encoding="utf-8")
