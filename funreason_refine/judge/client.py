@@ -124,6 +124,7 @@ class LLMClient:
         """One answer; ``priority`` (the record's index) orders the wait for a call slot; ``variant``
         keeps apart answers asked for again on purpose (samples). ``send`` makes the request instead of
         LiteLLM's chat completion; ``read`` turns the reply into the text kept (a scorer's score)."""
+        messages = sendable(messages)
         key = settings.cache_key(messages, variant)
         usage = self._ledger.used.stage(stage)
         if use_cache and self.cache is not None:
@@ -163,3 +164,27 @@ class LLMClient:
         finally:
             if self.cache is not None:
                 self.cache.close()
+
+
+def sendable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` as a request can carry them: a lone surrogate in a text (a legal JSON escape in a
+    record, which the run keeps but UTF-8 cannot encode) written as its escape, ``\\ud800``. Sent as it
+    was, the request failed before it left, and the record was given up as if the server had failed."""
+    if all(not isinstance(m.get("content"), str) or _encodable(m["content"]) for m in messages):
+        return messages
+    return [
+        {**m, "content": m["content"].encode("utf-8", "backslashreplace").decode("utf-8")}
+        if isinstance(m.get("content"), str)
+        else m
+        for m in messages
+    ]
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -282,3 +282,15 @@ def test_no_api_key_in_the_environment_stops_the_run_at_once_naming_the_variable
     assert result.exit_code == 1 and sent == 0, said
     assert "no API key" in said and "Nothing was sent to http://127.0.0.1" in said and "OPENAI_API_KEY" in said
     assert "Traceback" not in result.output and read_jsonl(tmp_path / "run" / "errors.jsonl") == []
+
+
+def test_a_lone_surrogate_in_a_record_is_sent_as_its_escape_not_blamed_on_the_server(tmp_path):
+    # The request failed to encode before it left: every such record went to errors.jsonl, the message
+    # saying the server did not speak the chat API, and `refine retry` could never mend it.
+    rows = [forecast_row("plain"), forecast_row("odd", cot="The user wants a forecast \ud800: get_forecast for Oslo.")]
+    with FakeLLM(lambda r: YES) as server:
+        result = run_pipeline(load_pipeline(write(tmp_path, server, rows=rows)))
+        sent = [json.dumps(r.body) for r in server.requests]
+    assert result.summary.as_dict()["outcomes"]["errors"] == 0, read_jsonl(tmp_path / "run" / "errors.jsonl")
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "run" / "kept.jsonl")) == ["odd", "plain"]
+    assert any("forecast \\\\ud800:" in body for body in sent)  # the escape, as text, in the prompt
