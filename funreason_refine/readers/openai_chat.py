@@ -8,17 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.jsonl import loads, why_not_json
-from funreason_refine.readers.answers import FieldError, maybe_json
+from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
     AssistantText,
     answer_from_text,
+    is_empty,
     no_media,
     read_content,
     text_of,
     unread_fields,
 )
 from funreason_refine.readers.conversations import Chat, chat_record
-from funreason_refine.readers.system_tools import record_tools
+from funreason_refine.readers.system_tools import record_tools, same_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
 from funreason_refine.targets import split_think
 
@@ -48,8 +49,24 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
             chat.add(message, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("messages", "no user message")
-    chat.tools, chat.system = record_tools(obj.get("tools"), system, f"messages[{system_at}].content", chat.problems)
+    tools = _with_functions(obj.get("tools"), obj.get("functions"))
+    chat.tools, chat.system = record_tools(tools, system, f"messages[{system_at}].content", chat.problems)
     return chat_record(obj, source, index, chat)
+
+
+def _with_functions(tools: Any, functions: Any) -> Any:
+    """The record's tools, or its legacy ``functions`` (OpenAI's fine-tuning format before tools)
+    when it gives those instead; both, only when they list the same tools."""
+    if is_empty(maybe_json(functions, "functions")):
+        return tools
+    if is_empty(maybe_json(tools, "tools")):
+        return functions
+    if same_tools(parse_tools(tools, []), parse_tools(functions, [])):
+        return tools
+    raise FieldError(
+        "functions",
+        "functions: the record gives both tools and the legacy functions, and they list other tools: give one",
+    )
 
 
 def _plain(message: Message) -> bool:

@@ -51,7 +51,7 @@ def record_tools(
         read = parse_tools(listed.tools if listed else [], problems)
     else:
         read = parse_tools(tools, problems)
-        if listed and _canonical_set(parse_tools(listed.tools, [])) != _canonical_set(read):
+        if listed and not same_tools(parse_tools(listed.tools, []), read):
             raise FieldError(
                 where,
                 f"{where}: its instructions list other tools than the record's tools field (they would be lost): "
@@ -75,6 +75,11 @@ def _canonical(tool: Any) -> str:
 
 def _canonical_set(tools: list[Any]) -> set[str]:
     return {_canonical(tool) for tool in tools}
+
+
+def same_tools(one: list[Any], other: list[Any]) -> bool:
+    """Whether two tool lists hold the same tools, in any order or form (an OpenAI wrapper, key order)."""
+    return _canonical_set(one) == _canonical_set(other)
 
 
 def _differ(listed: list[Any], field: list[Any]) -> str:

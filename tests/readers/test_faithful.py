@@ -373,3 +373,38 @@ def test_a_conversation_of_every_kept_shape_is_refined_and_exported_as_it_came(t
     export_run(tmp_path / "run", "openai", tmp_path / "o.jsonl")
     (out,) = read_jsonl(tmp_path / "o.jsonl")
     assert out["messages"] == messages and out["tools"] == [WEATHER]
+
+
+LEGACY_WEATHER = {
+    "name": "get_weather",
+    "description": "Weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def legacy_row(**fields):
+    call = {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
+    messages = [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "function_call": call}]
+    return {"messages": messages, **fields}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"functions": [LEGACY_WEATHER]},
+        {"functions": json.dumps([LEGACY_WEATHER]), "tools": []},
+        {"functions": [LEGACY_WEATHER], "tools": [{"type": "function", "function": LEGACY_WEATHER}]},
+    ],
+)
+def test_the_legacy_functions_field_is_read_as_the_tools(tmp_path, fields):
+    # OpenAI's fine-tuning format before tools: read without them, the record was kept with no tools
+    # (and, with the stages, discarded as calling a function none offered).
+    record = read_one(tmp_path, legacy_row(**fields))
+    assert isinstance(record, Record) and record.tools == [LEGACY_WEATHER] and record.problems == []
+
+
+def test_functions_and_tools_that_differ_quarantine_the_record(tmp_path):
+    other = {**LEGACY_WEATHER, "name": "get_time"}
+    item = read_one(tmp_path, legacy_row(functions=[LEGACY_WEATHER], tools=[other]))
+    assert isinstance(item, Quarantined) and item.field == "functions"
+    assert "both tools and the legacy functions, and they list other tools: give one" in item.error
