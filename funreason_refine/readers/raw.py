@@ -201,7 +201,10 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
 def _why_unreadable(exc: ValueError | RecursionError) -> str:
     """What json.loads found: a syntax error, nesting deeper than it reads, or an integer over Python's 4,300 digits."""
     if isinstance(exc, json.JSONDecodeError):
-        return f"not JSON: {exc.msg} at column {exc.colno}"
+        # The line's own column (its newline made json count a line 2 for a line cut short), and
+        # json's messages that end in "at" ("Invalid control character at") not saying it twice.
+        where = "the end of the line" if exc.pos >= len(exc.doc.rstrip()) else f"column {exc.pos + 1}"
+        return f"not JSON: {exc.msg.removesuffix(' at')} at {where}"
     if isinstance(exc, RecursionError):
         return "not JSON: nested too deeply"
     # "Exceeds the limit (4300 digits) for integer string conversion: value has N digits; use sys.set_int_..."

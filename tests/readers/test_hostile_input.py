@@ -281,3 +281,22 @@ def test_parquet_rows_holding_nan_or_infinity_are_quarantined_naming_the_column(
         (3, "column 'meta'"),
     ]
     assert "NaN or Infinity, which JSON has not" in quarantined[0]["error"] and "NaN" in quarantined[0]["raw"]
+
+
+@pytest.mark.parametrize(
+    "line, error",
+    [
+        # A line cut short: json counted its newline as a line 2 and said "at column 1".
+        (
+            '{"id": "not-json", "query": "Weather?", "tools": "[]", "answers": "[]"',
+            "Expecting ',' delimiter at the end of the line",
+        ),
+        ('{"id": "a", "query": "Wea\tther?"}', "Invalid control character at column 26"),  # not "at at column"
+    ],
+)
+def test_a_line_that_is_not_json_names_the_column_of_the_line_where_it_goes_wrong(tmp_path, line, error):
+    (tmp_path / "in.jsonl").write_text(line + "\n" + json.dumps(xlam_row("ok")) + "\n", encoding="utf-8")
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\nformat = "xlam"\n[output]\ndir = "run"\n')
+    run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    (item,) = read_jsonl(tmp_path / "run" / "quarantined.jsonl")
+    assert item["error"] == f"not JSON: {error}", item["error"]
