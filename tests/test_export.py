@@ -200,3 +200,16 @@ def test_content_parts_in_parquet_refuse_the_export_but_for_openai(tmp_path, fmt
     assert export_run(tmp_path / "run", "openai", tmp_path / "o.parquet") == 2
     (read,) = [r for r in InputStream(tmp_path / "o.parquet", None).items() if r.id == "parts"]
     assert read.messages[0].parts == parts["content"]
+
+
+def test_the_dataset_info_entry_is_added_to_the_entries_already_there(run_dir, tmp_path):
+    # LLaMA-Factory's data folder lists every dataset in one dataset_info.json: it was replaced whole.
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"alpaca_en": {"file_name": "alpaca_en.json"}}))
+    export_run(run_dir, "sharegpt", tmp_path / "a.jsonl")
+    export_run(run_dir, "sharegpt", tmp_path / "b.parquet")
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert list(info) == ["alpaca_en", "a", "b"] and info["b"]["file_name"] == "b.parquet"
+    (tmp_path / "dataset_info.json").write_text("[1, 2]")
+    result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "sharegpt", "-o", str(tmp_path / "c.jsonl")])
+    assert result.exit_code == 1 and "dataset_info.json is not a JSON object of datasets" in result.output
+    assert not (tmp_path / "c.jsonl").exists()

@@ -16,7 +16,7 @@ from typing import Any
 
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
-from funreason_refine.export.write import parquet_problem, write_dataset_info, write_rows
+from funreason_refine.export.write import dataset_info_entries, parquet_problem, write_dataset_info, write_rows
 from funreason_refine.overrides import OVERRIDES, Decisions, read_decisions
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES
@@ -143,6 +143,8 @@ def export_reviewed(
     state = readable_state(run_dir, "export", allow_partial, offer_partial=True)
     decisions = read_decisions(run_dir)
     result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
+    if fmt == "sharegpt" and dataset_info:
+        dataset_info_entries(out.parent / "dataset_info.json")  # refused before anything is written
     rows = _rows(_reviewed(run_dir, fmt, result, decisions), fmt, out.suffix == ".parquet")
     result.written = write_rows(out, rows, fmt)
     if result.partial is not None:

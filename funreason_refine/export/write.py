@@ -90,22 +90,36 @@ def parquet_problem(row: dict[str, Any], fmt: str) -> str | None:
 
 
 def write_dataset_info(out: Path) -> Path:
-    """LLaMA-Factory's dataset_info.json beside a sharegpt export, naming it."""
-    info = {
-        out.stem: {
-            "file_name": out.name,
-            "formatting": "sharegpt",
-            "columns": {"messages": "conversations", "tools": "tools"},
-            "tags": {
-                "role_tag": "from",
-                "content_tag": "value",
-                "user_tag": "human",
-                "assistant_tag": "gpt",
-                "function_tag": "function_call",
-            },
-        }
-    }
+    """LLaMA-Factory's dataset_info.json beside a sharegpt export, with an entry naming it: added to
+    the file's other entries (LLaMA-Factory's data folder lists every dataset in one such file)."""
     path = out.parent / "dataset_info.json"
-    text = json.dumps(info, indent=2) + "\n"
-    replace_text(path, text)
+    info = dataset_info_entries(path)
+    info[out.stem] = {
+        "file_name": out.name,
+        "formatting": "sharegpt",
+        "columns": {"messages": "conversations", "tools": "tools"},
+        "tags": {
+            "role_tag": "from",
+            "content_tag": "value",
+            "user_tag": "human",
+            "assistant_tag": "gpt",
+            "function_tag": "function_call",
+        },
+    }
+    replace_text(path, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def dataset_info_entries(path: Path) -> dict[str, Any]:
+    """The entries ``path`` holds already; RefineError when it is not a JSON object (nothing is written)."""
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RefineError(
+            f"{path} cannot be read to add this export's entry ({exc}): fix or move it, then export again"
+        ) from None
+    if not isinstance(info, dict):
+        raise RefineError(f"{path} is not a JSON object of datasets: fix or move it, then export again")
+    return info

@@ -30,6 +30,9 @@ def discarded(
                 return
 
 
+SHOWN_FILTERS = 12
+
+
 def filters_available(run: RunData, turn: int | None = None) -> str:
     """The filters that find discarded records (with ``--turn`` when ``turn`` was asked for), most
     records first: what to say when a filter matched nothing."""
@@ -41,4 +44,6 @@ def filters_available(run: RunData, turn: int | None = None) -> str:
             found[f"--stage {r.get('stage')} --reason {r.get('reason')} --turn {r['turn']}"] += 1
     if not found:
         return "none" if turn is None else "none discarded at any turn (no discarded conversation)"
-    return ", ".join(f"{f} ({n})" for f, n in found.most_common(12))
+    shown = ", ".join(f"{f} ({n})" for f, n in found.most_common(SHOWN_FILTERS))
+    left = len(found) - SHOWN_FILTERS
+    return shown if left <= 0 else f"{shown}, and {left} more (`refine report` counts every stage and reason)"

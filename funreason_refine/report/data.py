@@ -137,9 +137,19 @@ def _frames(path: Path) -> tuple[Any, Any]:
                 steps["reason"].append(clean(s.get("reason")))
                 steps["judge"].append(clean(s.get("judge", "rules")))
                 steps["attempt"].append(s.get("attempt", 1))
+    # Every column typed: a run that finished no record (max_cost at its first calls) has empty ones.
     strings = {name: pl.String for name in ("id", "kind", "stage", "reason", "message", "query")}
-    records = pl.DataFrame(rec, schema_overrides={**strings, "functions": pl.List(pl.String)})
+    counts = {name: pl.Int64 for name in ("index", "n_calls", "n_tools", "cot_chars", "answer_chars")}
+    records = pl.DataFrame(
+        rec,
+        schema_overrides={**strings, **counts, "text_answer": pl.Boolean, "functions": pl.List(pl.String)},
+    )
     step_frame = pl.DataFrame(
-        steps, schema_overrides={n: pl.String for n in ("kind", "stage", "verdict", "reason", "judge")}
+        steps,
+        schema_overrides={
+            **{n: pl.String for n in ("kind", "stage", "verdict", "reason", "judge")},
+            "index": pl.Int64,
+            "attempt": pl.Int64,
+        },
     )
     return records.sort("index"), step_frame

@@ -12,7 +12,7 @@ from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.report.compare import cohen_kappa
 from funreason_refine.report.dataset import KINDS
-from tests.conftest import QUICKSTART
+from tests.conftest import QUICKSTART, read_jsonl
 
 
 class Numbers(HTMLParser):
@@ -185,3 +185,24 @@ def test_a_lone_surrogate_in_a_duplicate_example_is_written_as_its_escape(tmp_pa
     assert result.exit_code == 0, result.output
     for page in ("report.md", "report.html"):
         assert "Weather in \\ud800 Oslo?" in (tmp_path / "run" / page).read_text(encoding="utf-8")
+
+
+def test_a_run_that_finished_no_record_is_reported(tmp_path):
+    # A run stopped by max_cost before its first record, or of an empty input: a polars traceback.
+    (tmp_path / "in.jsonl").write_text("")
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\nformat = "xlam"\n[output]\ndir = "run"\n')
+    run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    result = invoke("report", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "records" in (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_filter_that_matches_nothing_lists_the_others_and_says_how_many_it_left_out(run_dir, monkeypatch):
+    # The list was cut at 12 without a word: a reason past them seemed not to occur.
+    import funreason_refine.report.audit as audit
+
+    pairs = {(r["stage"], r["reason"]) for r in read_jsonl(run_dir / "discarded.jsonl")}
+    monkeypatch.setattr(audit, "SHOWN_FILTERS", 3)
+    result = invoke("audit", run_dir, "--reason", "no_such_reason")
+    assert result.exit_code == 1 and result.output.count("--stage ") == 3, result.output
+    assert f"and {len(pairs) - 3} more (`refine report` counts every stage and reason)" in result.output
