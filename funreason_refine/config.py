@@ -271,7 +271,7 @@ class _Loader:
         )
 
     def _resolve_eval_sets(self, audit: AuditSettings) -> None:
-        audit.eval_sets = [self.base / p for p in audit.eval_sets]
+        audit.eval_sets = [(self.base / p).resolve() for p in audit.eval_sets]  # the same in every shard
         for i, eval_set in enumerate(audit.eval_sets):
             if not eval_set.is_file():
                 self.problems.append(

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from funreason_refine.config import load_pipeline
@@ -108,3 +110,15 @@ def test_config_hash_changes_with_stage_config_not_with_output(tmp_pipeline, tmp
     assert load_pipeline(pipeline, out_dir=tmp_path / "elsewhere").config_hash == first
     pipeline.write_text(pipeline.read_text() + "required = true\n")
     assert load_pipeline(pipeline).config_hash != first
+
+
+def test_eval_sets_are_named_by_their_whole_path_however_the_pipeline_was_given(tmp_path, monkeypatch):
+    # A contamination discard names its eval set: "examples/quickstart/eval_set.json" from a relative
+    # pipeline path, its absolute path in a shard, so merged shards differed from a one-process run.
+    (tmp_path / "eval.jsonl").write_text("")
+    (tmp_path / "in.jsonl").write_text("")
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[audit]\neval_sets = ["eval.jsonl"]\n')
+    monkeypatch.chdir(tmp_path.parent)
+    relative = load_pipeline(Path(tmp_path.name) / "p.toml")
+    assert relative.audit.eval_sets == [tmp_path.resolve() / "eval.jsonl"]
+    assert load_pipeline(tmp_path / "p.toml").audit.eval_sets == relative.audit.eval_sets
