@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from funreason_refine.audit.settings import AuditSettings
-from funreason_refine.errors import ConfigError, PluginError
+from funreason_refine.errors import ConfigError, InputError, PluginError
 from funreason_refine.hub.paths import HubPath, is_hub_path
 from funreason_refine.plugin_manager import StageRegistry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_MESSAGES, InputConfig
@@ -232,8 +232,18 @@ class _Loader:
                     f"{self.path}: [input] key 'path': file {parsed.input.path} not found "
                     "(relative paths start at the pipeline file's folder)"
                 )
+            else:
+                self._check_container(parsed.input.path)
         self._resolve_eval_sets(parsed.audit)
         return parsed
+
+    def _check_container(self, path: Path) -> None:
+        from funreason_refine.readers.raw import detect_container
+
+        try:
+            detect_container(path)
+        except InputError as exc:  # compressed
+            self.problems.append(f"{self.path}: [input] key 'path': {exc}")
 
     def _model_tables(self, top: dict[str, Any]) -> list[Any]:
         """[judge], [generate] and [source] read with their models, when given; the errors, each under its table."""

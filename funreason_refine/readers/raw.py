@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 
+from funreason_refine.errors import InputError
 from funreason_refine.hub.paths import HubPath
 from funreason_refine.jsonl import loads
 
@@ -68,13 +69,27 @@ def preview(text: str) -> str:
     return text if len(text) <= RAW_PREVIEW else text[:RAW_PREVIEW] + f"... [{len(text)} characters]"
 
 
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -k"),
+    b"BZh": ("bzip2", "bunzip2 -k"),
+    b"\xfd7zXZ\x00": ("xz", "unxz -k"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"),
+    b"PK\x03\x04": ("zip", "unzip"),
+}
+
+
 def detect_container(path: Path) -> str:
-    """``jsonl``, ``json`` (an array) or ``parquet``, from the suffix, else from the first byte."""
-    found = container_of_name(path.name)
-    if found is not None:
-        return found
+    """``jsonl``, ``json`` (an array) or ``parquet``, from the suffix, else from the first byte.
+    InputError for a compressed file: its bytes would be read as lines of garbage."""
     with path.open("rb") as fh:
-        return container_of_head(fh.read(4096))
+        head = fh.read(4096)
+    for magic, (kind, command) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise InputError(
+                f"{path} is {kind}-compressed, which refine does not read: decompress it ({command} {path.name}) "
+                "and give the decompressed file as the input"
+            )
+    return container_of_name(path.name) or container_of_head(head)
 
 
 def container_of_name(name: str) -> str | None:

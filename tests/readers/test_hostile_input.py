@@ -300,3 +300,23 @@ def test_a_line_that_is_not_json_names_the_column_of_the_line_where_it_goes_wron
     run_pipeline(load_pipeline(tmp_path / "p.toml"))
     (item,) = read_jsonl(tmp_path / "run" / "quarantined.jsonl")
     assert item["error"] == f"not JSON: {error}", item["error"]
+
+
+@pytest.mark.parametrize("fmt", ["", 'format = "xlam"\n'])
+def test_a_compressed_input_is_refused_saying_how_to_decompress_it(tmp_path, fmt):
+    # Read as it was, a .jsonl.gz was refused as "not valid UTF-8 ... set [input] format"; with a format set,
+    # its binary lines were quarantined and the run called complete.
+    import gzip
+
+    from click.testing import CliRunner
+
+    from funreason_refine.cli import main
+
+    (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress((json.dumps(xlam_row()) + "\n").encode()))
+    (tmp_path / "p.toml").write_text(f'[input]\npath = "in.jsonl.gz"\n{fmt}[output]\ndir = "run"\n')
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "p.toml")])
+    assert result.exit_code == 1, result.output
+    assert "in.jsonl.gz is gzip-compressed, which refine does not read: decompress it (gunzip -k in.jsonl.gz)" in (
+        result.output
+    )
+    assert not (tmp_path / "run" / "quarantined.jsonl").exists()
