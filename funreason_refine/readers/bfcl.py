@@ -23,6 +23,12 @@ def default_answers_path(question_path: Path) -> Path:
 
 
 def load_answers(path: Path) -> dict[str, Any]:
+    if not path.exists() and "relevance" in path.name:
+        raise InputError(
+            f"BFCL ground truth not found: {path}. BFCL's irrelevance and relevance categories have no possible "
+            "answers (a model is to call no function, or any): they test a model, and hold no answer to refine. "
+            "Refine the categories that have one (simple, multiple, parallel, live_simple, ...)"
+        )
     if not path.exists():
         raise InputError(
             f"BFCL ground truth not found: {path}. Put the possible_answer file there "

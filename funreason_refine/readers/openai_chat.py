@@ -226,6 +226,7 @@ def _calls(given: list[Any], where: str, problems: list[Problem]) -> tuple[list[
         at = f"{where}.tool_calls[{n}]"
         if not isinstance(raw, dict):
             raise FieldError(at, f"{at}: a call must be an object, got {type(raw).__name__}")
+        _function_type(raw, at)  # before its fields: a custom call's own field is no typo
         unread_fields(raw, CALL_FIELDS, at)
         ids.append(call_id_of(raw.get("id"), f"{at}.id"))
         try:
@@ -240,13 +241,17 @@ def _calls(given: list[Any], where: str, problems: list[Problem]) -> tuple[list[
     return calls, ids
 
 
+def _function_type(raw: dict[str, Any], at: str) -> None:
+    if raw.get("type", "function") != "function":
+        raise FieldError(f"{at}.type", f"{at}.type: {raw['type']!r} calls are not read, only function calls")
+
+
 def read_call(raw: Any, at: str) -> FunctionCall:
     """One call: ``{type, function: {name, arguments}}`` or a bare ``{name, arguments}``; ValueError
     saying which field cannot be read (FieldError: the record cannot be read)."""
     if not isinstance(raw, dict):
         raise ValueError(f"{at}: a call must be an object, got {type(raw).__name__}")
-    if raw.get("type", "function") != "function":
-        raise FieldError(f"{at}.type", f"{at}.type: {raw['type']!r} calls are not read, only function calls")
+    _function_type(raw, at)
     function, where = (raw["function"], f"{at}.function") if "function" in raw else (raw, at)
     if not isinstance(function, dict):
         raise ValueError(f"{where}: must be an object with a name and arguments")

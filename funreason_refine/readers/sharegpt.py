@@ -61,6 +61,12 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
 def _role(turn: Any, where: str) -> str:
     if not isinstance(turn, dict):
         raise FieldError(where, f"{where} must be an object with 'from' and 'value'")
+    if "from" not in turn and "role" in turn:
+        raise FieldError(
+            where,
+            f"{where}: a ShareGPT turn says 'from' and 'value', not 'role' and 'content' as an OpenAI message does: "
+            "give these turns as the record's 'messages' (they are then read as OpenAI messages), or rename the keys",
+        )
     unread_fields(turn, ("from", "value"), where)
     given = turn.get("from")
     if given is not None and not isinstance(given, str):

@@ -408,3 +408,19 @@ def test_functions_and_tools_that_differ_quarantine_the_record(tmp_path):
     item = read_one(tmp_path, legacy_row(functions=[LEGACY_WEATHER], tools=[other]))
     assert isinstance(item, Quarantined) and item.field == "functions"
     assert "both tools and the legacy functions, and they list other tools: give one" in item.error
+
+
+def test_a_custom_tool_call_is_refused_as_such_not_as_a_field_to_remove(tmp_path):
+    call = {"id": "c1", "type": "custom", "custom": {"name": "grep", "input": "TODO"}}
+    row = {"messages": [{"role": "user", "content": "Find TODOs"}, {"role": "assistant", "tool_calls": [call]}]}
+    item = read_one(tmp_path, row)
+    assert isinstance(item, Quarantined) and item.field == "messages[1].tool_calls[0].type"
+    assert "'custom' calls are not read, only function calls" in item.error
+
+
+def test_sharegpt_turns_written_as_openai_messages_say_so(tmp_path):
+    # "a field this reader does not read ...; remove it" told the user to remove the role.
+    row = {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    item = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(item, Quarantined) and item.field == "conversations[0]"
+    assert "a ShareGPT turn says 'from' and 'value', not 'role' and 'content'" in item.error

@@ -255,3 +255,11 @@ def test_read_record_is_model_construct_with_every_field():
     assert first.trail is not second.trail
     first.trail.append("step")
     assert second.trail == []
+
+
+@pytest.mark.parametrize("name", ["BFCL_v3_irrelevance.json", "BFCL_v3_live_relevance.json"])
+def test_bfcl_categories_without_possible_answers_say_they_hold_none(tmp_path, name):
+    # "Put the possible_answer file there" named a file BFCL does not ship.
+    write_jsonl(tmp_path / name, [BFCL_QUESTION])
+    with pytest.raises(InputError, match="irrelevance and relevance categories have no possible answers"):
+        InputStream(tmp_path / name, "bfcl")
