@@ -213,3 +213,14 @@ def test_the_dataset_info_entry_is_added_to_the_entries_already_there(run_dir, t
     result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "sharegpt", "-o", str(tmp_path / "c.jsonl")])
     assert result.exit_code == 1 and "dataset_info.json is not a JSON object of datasets" in result.output
     assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_a_tool_that_is_no_function_is_exported_as_it_was_given(tmp_path):
+    # It was wrapped as {"type": "function", "function": {"type": "web_search_preview"}}: a nameless function.
+    from tests.chats import WEATHER, chat, run_chats, say, user
+
+    row = chat("builtin", user("Weather in Oslo?"), say("Sunny."), tools=[WEATHER, {"type": "web_search_preview"}])
+    assert len(run_chats([row], tmp_path, '[[stages]]\nname = "classification"\ntext_answers = "keep"\n')["kept"]) == 1
+    export_run(tmp_path / "run", "openai", tmp_path / "o.jsonl")
+    (line,) = read_jsonl(tmp_path / "o.jsonl")
+    assert line["tools"] == [WEATHER, {"type": "web_search_preview"}]

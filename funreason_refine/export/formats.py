@@ -65,7 +65,13 @@ def hermes(record: Line, tools_json: str) -> Line:
 def openai(record: Line, tools_json: str) -> Line:
     system = [{"role": "system", "content": record["system"]}] if record.get("system") else []
     messages = [*system, *(_openai_message(m) for m in chat(record))]
-    return {"messages": messages, "tools": [{"type": "function", "function": t} for t in record.get("tools", [])]}
+    return {"messages": messages, "tools": [_openai_tool(t) for t in record.get("tools", [])]}
+
+
+def _openai_tool(tool: Line) -> Line:
+    """A function as OpenAI wraps it; a tool that is no function (it has no name: a provider's
+    built-in such as ``{"type": "web_search_preview"}``, kept as given with a problem) as it was."""
+    return {"type": "function", "function": tool} if isinstance(tool.get("name"), str) else tool
 
 
 def _openai_message(message: Line) -> Line:
