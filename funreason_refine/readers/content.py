@@ -49,6 +49,17 @@ def no_media(obj: dict[str, Any]) -> None:
             raise FieldError(key, f"{key}: records with media files are not read (the media would be lost)")
 
 
+def no_undesirable_mark(obj: dict[str, Any]) -> None:
+    """FieldError for a record LLaMA-Factory's KTO marks undesirable (``"kto_tag": false``): refined
+    and exported, it would be trained on as an example to follow."""
+    if obj.get("kto_tag") is False:
+        raise FieldError(
+            "kto_tag",
+            "kto_tag: false marks an example not to follow (LLaMA-Factory's KTO data); refined and exported it would "
+            "be one to follow: leave such records out of the input",
+        )
+
+
 def read_content(value: Any, where: str, result: bool = False) -> Content:
     """A message's content: null, a text, a JSON object (only a tool ``result``: its JSON text), or a
     list of parts (texts, OpenAI text/refusal parts, images and other media, kept as given)."""

@@ -14,6 +14,7 @@ from funreason_refine.readers.content import (
     answer_from_text,
     is_empty,
     no_media,
+    no_undesirable_mark,
     read_content,
     text_of,
     unread_fields,
@@ -38,6 +39,7 @@ FUNCTION_FIELDS = ("name", "arguments")
 
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     no_media(obj)
+    no_undesirable_mark(obj)
     chat = Chat("messages")
     system: str | None = None
     system_at = 0

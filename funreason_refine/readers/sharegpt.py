@@ -13,6 +13,7 @@ from funreason_refine.readers.answers import FieldError, maybe_json
 from funreason_refine.readers.content import (
     answer_from_text,
     no_media,
+    no_undesirable_mark,
     read_content,
     text_of,
     unread_fields,
@@ -37,6 +38,7 @@ ANSWERS = ("assistant", "function_call")
 
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     no_media(obj)
+    no_undesirable_mark(obj)
     turns = obj["conversations"]
     roles = [_role(turn, f"conversations[{i}]") for i, turn in enumerate(turns)]
     chat = Chat("conversations")

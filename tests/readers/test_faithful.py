@@ -424,3 +424,16 @@ def test_sharegpt_turns_written_as_openai_messages_say_so(tmp_path):
     item = read_one(tmp_path, row, "sharegpt")
     assert isinstance(item, Quarantined) and item.field == "conversations[0]"
     assert "a ShareGPT turn says 'from' and 'value', not 'role' and 'content'" in item.error
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "openai"])
+def test_a_record_kto_marks_undesirable_is_quarantined_not_made_an_example_to_follow(tmp_path, fmt):
+    turns = [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Go away."}]
+    row = (
+        {"conversations": turns}
+        if fmt == "sharegpt"
+        else {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Go away."}]}
+    )
+    item = read_one(tmp_path, {**row, "kto_tag": False}, fmt)
+    assert isinstance(item, Quarantined) and item.field == "kto_tag" and "example not to follow" in item.error
+    assert isinstance(read_one(tmp_path, {**row, "kto_tag": True}, fmt), Record)
