@@ -43,6 +43,15 @@ def why_not_json(exc: ValueError | RecursionError) -> str:
     return str(exc)
 
 
+def why_not_json_at(exc: ValueError | RecursionError) -> str:
+    """As why_not_json, saying where a syntax error is: at which column of the text, or at its end
+    (json's "Expecting ',' delimiter" or "Unterminated string starting at" alone do not say)."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return why_not_json(exc)
+    where = "the end" if exc.pos >= len(exc.doc.rstrip()) else f"column {exc.pos + 1}"
+    return f"{exc.msg.removesuffix(' at')} at {where}"
+
+
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line with its newline) of every line, blank ones included."""
     with Path(path).open("rb", buffering=READ_BUFFER) as fh:

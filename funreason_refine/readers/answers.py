@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from funreason_refine.frozen import FrozenList, freeze
-from funreason_refine.jsonl import JSON, loads, why_not_json
+from funreason_refine.jsonl import JSON, loads, why_not_json, why_not_json_at
 from funreason_refine.memo import Memo
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
 from funreason_refine.record import FunctionCall, Problem
@@ -188,7 +188,8 @@ def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str 
         try:
             value = loads(stripped)
         except (ValueError, RecursionError) as exc:
-            message = f"answers look like JSON but do not parse: {why_not_json(exc)}"
+            shown = stripped if len(stripped) <= 200 else stripped[:200] + "..."
+            message = f"answers look like JSON but do not parse: {why_not_json_at(exc)}; they were {shown!r}"
             problems.append(Problem(field="answers", code="malformed_answer", message=message))
             return None
     if isinstance(value, dict):

@@ -25,7 +25,7 @@ import orjson
 
 from funreason_refine.errors import InputError
 from funreason_refine.hub.paths import HubPath
-from funreason_refine.jsonl import loads
+from funreason_refine.jsonl import loads, why_not_json_at
 
 if TYPE_CHECKING:
     from funreason_refine.readers.parts import Part
@@ -215,11 +215,8 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
 
 def _why_unreadable(exc: ValueError | RecursionError) -> str:
     """What json.loads found: a syntax error, nesting deeper than it reads, or an integer over Python's 4,300 digits."""
-    if isinstance(exc, json.JSONDecodeError):
-        # The line's own column (its newline made json count a line 2 for a line cut short), and
-        # json's messages that end in "at" ("Invalid control character at") not saying it twice.
-        where = "the end of the line" if exc.pos >= len(exc.doc.rstrip()) else f"column {exc.pos + 1}"
-        return f"not JSON: {exc.msg.removesuffix(' at')} at {where}"
+    if isinstance(exc, json.JSONDecodeError):  # the line's own column: json counts its newline as a line 2
+        return f"not JSON: {why_not_json_at(exc).replace(' at the end', ' at the end of the line')}"
     if isinstance(exc, RecursionError):
         return "not JSON: nested too deeply"
     # "Exceeds the limit (4300 digits) for integer string conversion: value has N digits; use sys.set_int_..."

@@ -82,7 +82,12 @@ def test_answer_shapes(tmp_path, answers, expected):
 @pytest.mark.parametrize(
     "answers, message",
     [
-        ('[{"name": "f", "arguments": {', "do not parse"),
+        (
+            '[{"name": "f", "arguments": {',  # cut off: where it fails, and what it was, for the reviewer
+            """do not parse: Expecting property name enclosed in double quotes at the end; they were '[{"name": "f", """
+            """"arguments": {'""",
+        ),
+        ('[{"name": "f", "arguments": {"city": "Ber', "Unterminated string starting at column 38; they were"),
         ('[{"arguments": {}}]', "no function name"),
         ('[{"name": "f"}]', "no 'arguments'"),
         ('[{"name": "f", "arguments": [1]}]', "must be an object"),
