@@ -12,7 +12,7 @@ from typing import Any
 
 from funreason_refine.calls import parse_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.jsonl import loads, why_not_json
+from funreason_refine.jsonl import loads_unique, why_not_json
 from funreason_refine.record import FunctionCall
 
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
@@ -98,7 +98,7 @@ def block_call(block: str, n: int) -> FunctionCall:
 def _json(text: str, what: str, literal: bool = False) -> Any:
     """JSON text's value (``literal``: or a Python literal's, as Hermes data writes a block)."""
     try:
-        return loads(text)
+        return loads_unique(text)
     except JSONDecodeError as exc:
         value = python_literal(text) if literal else None
         if value is None:

@@ -33,6 +33,22 @@ for a float such as 1e400 (a record read with them would be written with null in
 loads = JSON.decode
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"the key {twice[:60]!r} is given twice (JSON readers keep only the last)")
+    return found
+
+
+UNIQUE_KEYS = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite, object_pairs_hook=_unique)
+"""As JSON, refusing an object that gives a key twice, for what a call says (answers, arguments, call
+blocks): a second ``"city"`` would replace the first without a word. Slower than JSON, so records are
+read with JSON."""
+loads_unique = UNIQUE_KEYS.decode
+
+
 def why_not_json(exc: ValueError | RecursionError) -> str:
     """Why ``loads`` refused a text: json's own message, nesting deeper than Python reads, or a value
     JSON has not (NaN, Infinity, 1e400, an integer of over 4,300 digits)."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from funreason_refine.frozen import FrozenList, freeze
-from funreason_refine.jsonl import JSON, loads, why_not_json, why_not_json_at
+from funreason_refine.jsonl import JSON, loads, loads_unique, why_not_json, why_not_json_at
 from funreason_refine.memo import Memo
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
 from funreason_refine.record import FunctionCall, Problem
@@ -49,11 +50,11 @@ def read_meta(obj: dict[str, Any]) -> dict[str, Any]:
     raise FieldError("meta", f"field 'meta' must be an object, got {type(meta).__name__}")
 
 
-def maybe_json(value: Any, field: str) -> Any:
+def maybe_json(value: Any, field: str, decode: Callable[[str], Any] = loads) -> Any:
     """xLAM stores ``tools`` and ``answers`` as JSON strings; accept them parsed too."""
     if isinstance(value, str):
         try:
-            return loads(value)
+            return decode(value)
         except (ValueError, RecursionError) as exc:
             raise FieldError(field, f"field {field!r} is a string but not JSON: {exc}") from None
     return value
@@ -167,7 +168,7 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
     arguments = raw["arguments"]
     if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
         try:
-            arguments = loads(arguments) if arguments.strip() else {}
+            arguments = loads_unique(arguments) if arguments.strip() else {}
         except (ValueError, RecursionError) as exc:
             raise ValueError(f"{where} ({name}) arguments are not JSON: {why_not_json(exc)}") from None
     if not isinstance(arguments, dict):
@@ -186,7 +187,7 @@ def parse_answer(raw: Any, problems: list[Problem]) -> list[FunctionCall] | str 
         if not stripped.startswith(("[", "{")):
             return raw
         try:
-            value = loads(stripped)
+            value = loads_unique(stripped)
         except (ValueError, RecursionError) as exc:
             shown = stripped if len(stripped) <= 200 else stripped[:200] + "..."
             message = f"answers look like JSON but do not parse: {why_not_json_at(exc)}; they were {shown!r}"

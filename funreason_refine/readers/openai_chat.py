@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from funreason_refine.jsonl import loads, why_not_json
+from funreason_refine.jsonl import loads, loads_unique, why_not_json
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
     AssistantText,
@@ -273,7 +273,7 @@ def arguments_of(value: Any, where: str) -> dict[str, Any]:
         if not value.strip():
             return {}
         try:
-            value = loads(value)
+            value = loads_unique(value)
         except (ValueError, RecursionError) as exc:
             raise ValueError(f"{where}: not JSON ({why_not_json(exc)})") from None
     if not isinstance(value, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from funreason_refine.jsonl import loads
+from funreason_refine.jsonl import loads, loads_unique
 from funreason_refine.readers.answers import FieldError, maybe_json
 from funreason_refine.readers.content import (
     answer_from_text,
@@ -135,7 +135,7 @@ def _message(value: Any, role: str, cot: str | None, where: str, problems: list[
 def _function_call(value: Any, where: str, problems: list[Problem]) -> tuple[list[FunctionCall] | None, list[Any]]:
     """The calls of a function_call turn (a call or a list of calls, as JSON text or not) and an id
     for each to be given (none is written); a call that cannot be read makes the answer malformed."""
-    parsed = maybe_json(value, where)
+    parsed = maybe_json(value, where, loads_unique)
     items = parsed if isinstance(parsed, list) else [parsed]
     calls = []
     for n, item in enumerate(items):

@@ -437,3 +437,54 @@ def test_a_record_kto_marks_undesirable_is_quarantined_not_made_an_example_to_fo
     item = read_one(tmp_path, {**row, "kto_tag": False}, fmt)
     assert isinstance(item, Quarantined) and item.field == "kto_tag" and "example not to follow" in item.error
     assert isinstance(read_one(tmp_path, {**row, "kto_tag": True}, fmt), Record)
+
+
+@pytest.mark.parametrize(
+    "fmt, row, field",
+    [
+        (
+            "openai",
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather?"},
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"id": "c", "function": {"name": "w", "arguments": '{"city": "Oslo", "city": "Bergen"}'}}
+                        ],
+                    },
+                ]
+            },
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            "xlam",
+            {
+                "query": "Weather?",
+                "tools": "[]",
+                "answers": '[{"name": "w", "arguments": {"city": "Oslo", "city": "Bergen"}}]',
+            },
+            "answers",
+        ),
+        (
+            "openai",
+            {
+                "messages": [
+                    {"role": "user", "content": "Weather?"},
+                    {
+                        "role": "assistant",
+                        "content": '<tool_call>{"name": "w", "name": "v", "arguments": {}}</tool_call>',
+                    },
+                ]
+            },
+            "messages[1].content",
+        ),
+    ],
+)
+def test_a_call_that_gives_a_key_twice_is_malformed_not_read_as_its_last(tmp_path, fmt, row, field):
+    # json keeps the last value: the record was kept as calling for Bergen, without a word.
+    record = read_one(tmp_path, row, fmt)
+    assert isinstance(record, Record) and record.answer is None
+    (problem,) = record.problems
+    assert problem.code == "malformed_answer" and problem.field == field, problem
+    assert "is given twice (JSON readers keep only the last)" in problem.message
