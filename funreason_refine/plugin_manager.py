@@ -13,19 +13,21 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import pluggy
 
 from funreason_refine import hookspecs
 from funreason_refine.errors import PluginError
-from funreason_refine.stages.base import Stage
+from funreason_refine.stages.base import Stage, StageConfig
 
 ENTRY_POINT_GROUP = "funreason_refine"
 DEFAULT_PLUGINS = ("funreason_refine.stages.builtin",)
 
 _pm: pluggy.PluginManager | None = None
 _at_start: set[str] = set()  # the plugins loaded when the manager was made
+_installed: dict[str, metadata.Distribution] = {}  # installed plugins by name: the package each came from
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -36,14 +38,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         for module_name in DEFAULT_PLUGINS:
             pm.register(importlib.import_module(module_name), name=module_name)
         if not os.environ.get("FUNREASON_REFINE_NO_PLUGINS") and not getattr(sys, "_called_from_test", False):
-            try:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-            except Exception as exc:  # an installed package's plugin module does not import
-                raise PluginError(
-                    f"an installed plugin failed to load: {type(exc).__name__}: {exc}. Fix or uninstall "
-                    "it (`refine plugins` lists them), or set FUNREASON_REFINE_NO_PLUGINS=1 to run "
-                    "without installed plugins"
-                ) from exc
+            _load_installed(pm)
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -54,6 +49,37 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm.enable_tracing()
         _pm = pm
     return _pm
+
+
+def _load_installed(pm: pluggy.PluginManager) -> None:
+    """Each installed package's entry point, loaded on its own (pluggy's load_setuptools_entrypoints loads
+    them all in one call), so that one that fails is named with its package."""
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+            continue
+        try:
+            pm.register(entry_point.load(), name=entry_point.name)
+        except Exception as exc:  # its module does not import, or implements a hook wrongly
+            raise PluginError(_load_failure(entry_point, exc)) from exc
+        if entry_point.dist is not None:
+            _installed[entry_point.name] = entry_point.dist
+
+
+def _load_failure(entry_point: metadata.EntryPoint, exc: Exception) -> str:
+    package = entry_point.dist.name if entry_point.dist is not None else None
+    uninstall = f"uninstall it (`pip uninstall {package}`)" if package else "uninstall its package"
+    return (
+        f"the installed plugin {entry_point.name!r} failed to load: {type(exc).__name__}: {exc} (entry point "
+        f"`{entry_point.name} = {entry_point.value}` of package {package or 'unknown'}, group {ENTRY_POINT_GROUP}). "
+        f"Fix or reinstall that package, {uninstall}, or set FUNREASON_REFINE_NO_PLUGINS=1 to run without "
+        "installed plugins"
+    )
+
+
+def _who(plugin: str) -> str:
+    """A plugin by name, with its package when it is installed."""
+    dist = _installed.get(plugin)
+    return f"plugin {plugin} (package {dist.name})" if dist is not None else f"plugin {plugin}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +108,19 @@ class StageRegistry:
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name.isidentifier():
             raise PluginError(f"plugin {plugin}: stage class {cls.__name__} needs a `name` that is an identifier")
+        config = cls.Config
+        if not (isinstance(config, type) and issubclass(config, StageConfig)):
+            raise PluginError(
+                f"plugin {plugin}: stage {name!r} ({cls.__name__}) has a Config that is not a StageConfig subclass; "
+                "write `class Config(StageConfig):` (from funreason_refine import StageConfig), so that unknown "
+                "keys in its [[stages]] table are errors"
+            )
+        if config.model_config.get("extra") != "forbid":
+            raise PluginError(
+                f"plugin {plugin}: stage {name!r} ({cls.__name__}) has a Config with extra="
+                f"{config.model_config.get('extra')!r}; remove it, so that unknown keys in its [[stages]] table "
+                "are errors"
+            )
         previous = self._stages.get(name)
         if previous is not None and not replace:
             raise PluginError(
@@ -129,7 +168,15 @@ def stage_registry(pm: pluggy.PluginManager | None = None) -> StageRegistry:
     for impl in pm.hook.register_stages.get_hookimpls():  # registration order: built-ins first
         others = [p for p in pm.get_plugins() if p is not impl.plugin]
         register = functools.partial(registry.register, plugin=impl.plugin_name)
-        pm.subset_hook_caller("register_stages", remove_plugins=others)(register=register)
+        try:
+            pm.subset_hook_caller("register_stages", remove_plugins=others)(register=register)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"the register_stages hook of {_who(impl.plugin_name)} raised {type(exc).__name__}: {exc}. Fix or "
+                "uninstall the plugin, or set FUNREASON_REFINE_NO_PLUGINS=1 to run without installed plugins"
+            ) from exc
     return registry
 
 
@@ -166,13 +213,12 @@ def stage_rows(registry: StageRegistry | None = None) -> list[dict[str, Any]]:
 def plugin_rows(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
     """name, package, version and hooks of every loaded plugin, for ``refine plugins``."""
     pm = pm or get_plugin_manager()
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     rows: list[dict[str, Any]] = []
     for name, plugin in pm.list_name_plugin():
-        dist = dists.get(id(plugin))
+        dist = _installed.get(name)
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         version = dist.version if dist is not None else _own_version()
-        package = dist.project_name if dist is not None else "funreason-refine (built-in)"
+        package = dist.name if dist is not None else "funreason-refine (built-in)"
         rows.append({"name": name, "package": package, "version": version, "hooks": hooks})
     return rows
 

@@ -1,10 +1,12 @@
 import pluggy
 import pytest
+from pydantic import BaseModel, ConfigDict
 
-from funreason_refine import Stage, Verdict, hookimpl
+from funreason_refine import Stage, StageConfig, Verdict, hookimpl
 from funreason_refine.errors import PluginError
 from funreason_refine.plugin_manager import get_plugin_manager, plugin_rows, stage_registry
 from funreason_refine.specs import builtin_specs
+from tests.conftest import write_jsonl, write_pipeline, xlam_row
 
 
 class Echo(Stage):
@@ -82,22 +84,120 @@ def test_a_misspelled_hook_fails_loudly():
         pm.unregister(name="typo")
 
 
-def test_an_installed_plugin_that_fails_to_import_is_a_one_line_error(monkeypatch):
+def _install(folder, package, module, code):
+    """A package as pip installs it, in ``folder``: its module, and metadata naming an entry point to it."""
+    (folder / f"{module}.py").write_text(code)
+    info = folder / f"{package.replace('-', '_')}-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[funreason_refine]\n{module.removesuffix('_mod')} = {module}\n")
+
+
+@pytest.fixture
+def installed(monkeypatch, tmp_path):
+    """Install packages (``installed(package, module, code)``) whose plugins a fresh plugin manager loads."""
     import sys
 
-    from click.testing import CliRunner
-
     from funreason_refine import plugin_manager
-    from funreason_refine.cli import main
-
-    def broken(self, group, name=None):
-        raise ModuleNotFoundError("No module named 'numpyy'")
 
     monkeypatch.setattr(plugin_manager, "_pm", None)
+    monkeypatch.setattr(plugin_manager, "_installed", {}, raising=False)
     monkeypatch.setattr(sys, "_called_from_test", False)
     monkeypatch.delenv("FUNREASON_REFINE_NO_PLUGINS", raising=False)
-    monkeypatch.setattr(pluggy.PluginManager, "load_setuptools_entrypoints", broken)
-    result = CliRunner().invoke(main, ["stages"])
-    assert result.exit_code == 1
-    assert "an installed plugin failed to load: ModuleNotFoundError: No module named 'numpyy'" in result.output
-    assert "FUNREASON_REFINE_NO_PLUGINS=1" in result.output and "Traceback" not in result.output
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return lambda package, module, code: _install(tmp_path, package, module, code)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from funreason_refine.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_an_installed_plugin_that_fails_to_import_is_named_with_its_package_and_what_to_do(installed, monkeypatch):
+    installed("broken-stages", "broken_stages_mod", "import numpyy\n")
+    for command in ("stages", "plugins"):  # `refine plugins` cannot list it either: the message says what can
+        result = _cli(command)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        said = " ".join(result.output.split())
+        assert (
+            "the installed plugin 'broken_stages' failed to load: ModuleNotFoundError: No module named 'numpyy'" in said
+        )
+        assert "(entry point `broken_stages = broken_stages_mod` of package broken-stages" in said
+        assert "`pip uninstall broken-stages`" in said and "FUNREASON_REFINE_NO_PLUGINS=1" in said
+    from funreason_refine import plugin_manager
+
+    monkeypatch.setattr(plugin_manager, "_pm", None)
+    monkeypatch.setenv("FUNREASON_REFINE_NO_PLUGINS", "1")
+    assert _cli("stages").exit_code == 0  # what the message offers works
+
+
+def test_an_installed_plugin_is_listed_with_its_package_and_version(installed):
+    code = "from funreason_refine import hookimpl\n\n@hookimpl\ndef record_finished(record):\n    pass\n"
+    installed("good-observer", "good_observer_mod", code)
+    rows = {r["name"]: r for r in plugin_rows()}
+    assert rows["good_observer"] == {
+        "name": "good_observer",
+        "package": "good-observer",
+        "version": "0.3",
+        "hooks": ["record_finished"],
+    }
+    assert rows["funreason_refine.stages.builtin"]["package"] == "funreason-refine (built-in)"
+
+
+def test_a_raising_register_stages_hook_is_a_one_line_error_naming_the_plugin(plugin, tmp_path):
+    class Exploding:
+        @hookimpl
+        def register_stages(self, register):
+            raise RuntimeError("no config file")
+
+    plugin(Exploding(), "exploding_plugin")
+    with pytest.raises(PluginError, match="register_stages hook of plugin exploding_plugin raised RuntimeError: no"):
+        stage_registry()
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row()])
+    for args in (["stages"], ["validate", str(write_pipeline(tmp_path))]):
+        result = _cli(*args)
+        assert result.exit_code != 0 and "Traceback" not in result.output
+        assert "the register_stages hook of plugin exploding_plugin raised RuntimeError" in result.output, args
+
+
+class PlainConfig(Stage):
+    name = "plain_config"
+
+    class Config(BaseModel):
+        limit: int = 3
+
+    def check(self, record):
+        return Verdict.passed()
+
+
+class LooseConfig(Stage):
+    name = "loose_config"
+
+    class Config(StageConfig):
+        model_config = ConfigDict(extra="allow")
+
+    def check(self, record):
+        return Verdict.passed()
+
+
+@pytest.mark.parametrize(
+    "stage, words",
+    [
+        (PlainConfig, "stage 'plain_config' (PlainConfig) has a Config that is not a StageConfig subclass"),
+        (LooseConfig, "stage 'loose_config' (LooseConfig) has a Config with extra='allow'"),
+    ],
+)
+def test_a_stage_whose_config_would_accept_unknown_keys_is_refused(plugin, stage, words):
+    class Loose:
+        @hookimpl
+        def register_stages(self, register):
+            register(stage)
+
+    plugin(Loose(), "loose_plugin")
+    with pytest.raises(PluginError) as info:
+        stage_registry()
+    assert str(info.value).startswith(f"plugin loose_plugin: {words}")
+    assert "unknown keys in its [[stages]] table are errors" in str(info.value)
