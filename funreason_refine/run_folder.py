@@ -336,7 +336,14 @@ class RunFolder:
                     f"{file}:{lineno}: input record {index} is recorded twice in the run "
                     "folder; it cannot be resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR)."
                 )
-            self.tally.add_line(outcome, line)
+            try:
+                self.tally.add_line(outcome, line)
+            except ValueError as exc:
+                raise RunFolderError(
+                    f"{file}:{lineno}: input record {index} cannot be counted: {exc}; the run folder cannot be "
+                    "resumed. Run into a new folder (refine run PIPELINE --out NEW_DIR), or correct or delete "
+                    "that line and run again (its record is then redone)."
+                ) from None
             if on_read_back is not None:
                 on_read_back(outcome, line)
             good_bytes += len(raw)

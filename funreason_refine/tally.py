@@ -63,9 +63,14 @@ class Tally:
             self._scores[scored].add(score)
 
     def add_line(self, outcome: str, line: dict[str, Any]) -> None:
-        """The same, from a line read back from the run folder (resume)."""
-        trail = tuple((s["stage"], s["verdict"], s.get("reason")) for s in line.get("trail", []))
-        self.add(outcome, trail, line.get("stage"), line.get("reason"), line_scores(line))
+        """The same, from a line read back from the run folder (resume); ValueError when its trail or stage is
+        not what `refine run` writes."""
+        try:
+            trail = tuple((str(s["stage"]), str(s["verdict"]), s.get("reason")) for s in line.get("trail") or ())
+            stage = line.get("stage")
+            self.add(outcome, trail, None if stage is None else str(stage), line.get("reason"), line_scores(line))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"its trail or stage cannot be counted ({type(exc).__name__}: {exc})") from None
 
     @property
     def total(self) -> int:
@@ -89,12 +94,12 @@ class Tally:
                 if verdict == Action.DISCARD and (outcome == Outcome.KEPT or i < last):
                     verdict = TRUNCATE  # a conversation cut before a failing turn goes on, kept
                 verdicts[step_stage][verdict] += n
-                if step_reason:
-                    reasons[step_stage][verdict][step_reason] += n
+                if step_reason:  # as text: a line an older version wrote may hold another type (summary.json's keys)
+                    reasons[step_stage][verdict][str(step_reason)] += n
             if outcome in (Outcome.DISCARDED, Outcome.HARD) and stage:
-                discards[stage][reason or "unknown"] += n
+                discards[stage][str(reason or "unknown")] += n
             elif outcome == Outcome.ERRORS and stage:
-                errored[stage][reason or FAILED] += n
+                errored[stage][str(reason or FAILED)] += n
         return Folded(verdicts, reasons, discards, errored)
 
     def counts(

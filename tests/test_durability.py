@@ -23,6 +23,7 @@ from funreason_refine.engine import RunInterrupted, run_pipeline
 from funreason_refine.errors import RunFolderError
 from funreason_refine.judge.cache import WRITE_SECONDS
 from funreason_refine.run_folder import ConfigChanged, RunFolder
+from funreason_refine.testing import run_rows
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import QUICKSTART, read_jsonl, write_jsonl, write_pipeline, xlam_row
 
@@ -414,3 +415,30 @@ def test_ctrl_c_to_the_process_group_stops_a_run_with_workers_cleanly(tmp_path):
     assert resumed.resumed == done and resumed.summary.as_dict()["complete"]
     run_pipeline(load_pipeline(path, tmp_path / "reference"), workers=1)
     assert outcome_bytes(tmp_path / "run") == outcome_bytes(tmp_path / "reference")
+
+
+def test_a_line_whose_reason_is_no_text_is_counted_as_text_and_the_folder_finishes(tmp_path):
+    # an older version wrote whatever a stage gave as a reason; the summary then failed at every resume
+    run_rows([xlam_row("a"), xlam_row("b", answers=[{"name": "nope", "arguments": {}}])], tmp_path)
+    run = tmp_path / "run"
+    lines = read_jsonl(run / "discarded.jsonl")
+    lines[0]["reason"] = lines[0]["trail"][-1]["reason"] = 5
+    write_jsonl(run / "discarded.jsonl", lines)
+    (run / "summary.json").unlink()
+    result = run_pipeline(load_pipeline(tmp_path / "pipeline.toml"))
+    stage = result.summary.as_dict()["stages"][lines[0]["stage"]]
+    assert result.resumed == 2 and (run / "summary.json").exists()
+    assert stage["records_discarded"] == {"5": 1} and stage["reasons"]["discard"] == {"5": 1}
+
+
+def test_a_line_whose_trail_cannot_be_counted_is_refused_naming_it_and_what_to_do(tmp_path):
+    run_rows([xlam_row("a"), xlam_row("b", answers=[{"name": "nope", "arguments": {}}])], tmp_path)
+    run = tmp_path / "run"
+    lines = read_jsonl(run / "discarded.jsonl")
+    lines[0]["trail"] = ["query_tool"]
+    write_jsonl(run / "discarded.jsonl", lines)
+    with pytest.raises(RunFolderError) as info:
+        run_pipeline(load_pipeline(tmp_path / "pipeline.toml"))
+    said = str(info.value)
+    assert f"discarded.jsonl:1: input record {lines[0]['index']} cannot be counted: its trail" in said
+    assert "Run into a new folder" in said and "correct or delete that line" in said
