@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from numbers import Real
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -244,7 +245,8 @@ class Verdict:
 
     ``action`` is an :class:`Action` (its plain string, "pass", is accepted too); ``score`` is a
     scorer's number behind the verdict, kept in the trail. A plain dataclass, not a pydantic
-    model: stages build several per record.
+    model: stages build several per record; fields of the wrong type (a discard without a reason,
+    a message that is not a str) raise TypeError as the verdict is made.
     """
 
     action: Action
@@ -260,6 +262,30 @@ class Verdict:
                 self.action = Action(self.action)
             except ValueError:
                 raise ValueError(f"verdict action must be one of {', '.join(Action)}, got {self.action!r}") from None
+        plain_pass = self.reason is None and self.record is None and self.score is None and type(self.message) is str
+        if not (plain_pass and self.action is Action.PASS and type(self.final) is bool):  # the common case, quickly
+            problem = self._problem()
+            if problem is not None:
+                raise TypeError(f"a {self.action} verdict's {problem}")
+
+    def _problem(self) -> str | None:
+        """What is wrong with this verdict's fields, or None: they end up in the trail and the outcome files."""
+        if self.reason is None and self.action is not Action.PASS:
+            return 'reason is missing: give a short snake_case code ("too_many_calls")'
+        if self.reason is not None and not (isinstance(self.reason, str) and self.reason):
+            return f'reason must be a short snake_case text ("too_many_calls"), got {self.reason!r}'
+        if not isinstance(self.message, str):
+            return f"message must be a text (str), got {type(self.message).__name__} {self.message!r}"
+        if self.record is not None and not isinstance(self.record, Record):
+            return (
+                f"record must be a Record (a copy of the record checked: record.model_copy(update={{...}})), "
+                f"got {type(self.record).__name__}"
+            )
+        if self.score is not None and (isinstance(self.score, bool) or not isinstance(self.score, Real)):
+            return f"score must be a number, got {self.score!r}"
+        if not isinstance(self.final, bool):
+            return f"final must be True or False, got {self.final!r}"
+        return None
 
     @classmethod
     def passed(

@@ -99,9 +99,10 @@ class Refinement:
     - discard: the record leaves (to the hard pool when the stage's on_fail is "hard_pool"),
       unless the stage has a generator (on_fail "regenerate"): then the field the stage names is
       rewritten (``rewrite`` says so) and the stage checks the record again;
-    - regenerate: the corrected record is checked again from the same stage (on_fail "discard"
-      or "hard_pool" makes it a discard), and when its answer changed, first by the earlier
-      stages that re-check a changed answer (the CoT stage);
+    - regenerate: the corrected record is checked again from the same stage, and when its answer
+      changed, first by the earlier stages that re-check a changed answer (the CoT stage); on_fail
+      "discard" or "hard_pool" (the pipeline chose dropping over repairing) makes it a discard whose
+      message says the repair was not applied;
     - a stage regenerates a record at most ``max_attempts`` times, then the record is discarded.
 
     A conversation goes through the stages once per assistant turn, in order, that turn in focus
@@ -144,15 +145,34 @@ class Refinement:
         return self.stages[self._at]
 
     def settle(self, verdict: Verdict, by: str = "rules") -> None:
-        """Apply the current stage's verdict, decided by ``by`` (rules, or the judges' label)."""
+        """Apply the current stage's verdict, decided by ``by`` (rules, or the judges' label). A verdict that
+        cannot be applied sends its record to errors.jsonl naming the stage: never the run."""
+        before = self.record
+        try:
+            self._apply(verdict, by)
+        except Exception as exc:  # PipelineStage.check validates what stages return; this is the last guard
+            stage = self.stages[self._at]
+            self.record, self.rewrite, self.finished = before, None, None
+            self.fail(
+                f"stage {stage.name} (plugin {stage.plugin}): its {verdict.action} verdict could not be applied: "
+                f"{type(exc).__name__}: {exc}. Check the fields of the verdict and of the record it returns "
+                "(docs/plugins.md, The stage contract)"
+            )
+
+    def _apply(self, verdict: Verdict, by: str) -> None:
         stage = self.stages[self._at]
         action = verdict.action
         if action is Action.DISCARD and stage.generator is not None:
             self._ask_rewrite(stage, verdict, by)
-            return
-        if action is Action.REGENERATE and stage.on_fail not in ("regenerate", "truncate"):
-            action = Action.DISCARD
-        if action is Action.PASS:
+        elif action is Action.REGENERATE and stage.on_fail not in ("regenerate", "truncate"):
+            # on_fail is the pipeline's choice between repairing and dropping: the record says which it was
+            self._discard(
+                stage,
+                verdict,
+                by,
+                f' (a repair, not applied: on_fail is "{stage.on_fail}"; on_fail = "regenerate" applies it)',
+            )
+        elif action is Action.PASS:
             self.note(verdict, by)
             if verdict.final:
                 self._todo.clear()
@@ -183,7 +203,7 @@ class Refinement:
         rules (a conversation with on_fail = "truncate" keeps its turns before), never rewritten."""
         self._discard(self.stages[self._at], Verdict.discard(reason, message), "rules")
 
-    def _discard(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
+    def _discard(self, stage: PipelineStage, verdict: Verdict, by: str, note: str = "") -> None:
         reason = verdict.reason or "unspecified"
         if stage.on_fail == "truncate" and self.conversation:
             kept = cut_before(store(self.record), self._turn)
@@ -192,9 +212,9 @@ class Refinement:
                 self.record = kept
                 self._finish(Outcome.KEPT)
                 return
-        self._add(stage, Action.DISCARD, verdict, by)
+        self._add(stage, Action.DISCARD, verdict, by, note=note)
         outcome = Outcome.HARD if stage.on_fail == "hard_pool" else Outcome.DISCARDED
-        self._finish(outcome, stage.name, reason, verdict.message)
+        self._finish(outcome, stage.name, reason, verdict.message + note)
 
     def _regenerate(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
         self._add(stage, Action.REGENERATE, verdict, by, before=answer_text(self.record))

@@ -220,3 +220,44 @@ def test_an_installed_plugin_package_is_found_through_its_entry_point(tmp_path):
 def test_tracing_prints_every_hook_call():
     traced = _refine("stages", env_extra={"FUNREASON_REFINE_TRACE": "1", "FUNREASON_REFINE_NO_PLUGINS": "1"})
     assert "register_stages" in traced.stderr and "register_commands" in traced.stderr
+
+
+class Sloppy(Stage):
+    """Each record a different malformed verdict: as plugin authors write them by mistake."""
+
+    name = "sloppy"
+    on_fail = "regenerate"
+
+    def check(self, record):
+        dicts = [{"name": c.name, "arguments": c.arguments} for c in record.calls]
+        kind = record.id
+        if kind == "dicts" and not record.trail[-1:]:  # calls as dicts, repaired once: read as FunctionCalls
+            return Verdict.regenerate(record.model_copy(update={"answer": dicts}), "as_dicts", "calls as dicts")
+        if kind == "bad_call":
+            return Verdict.passed(record=record.model_copy(update={"answer": [{"nme": "get_weather"}]}))
+        if kind == "no_message":
+            return Verdict.discard("r", None)
+        if kind == "number_reason":
+            return Verdict.discard(5, "m")
+        return Verdict.passed()
+
+
+def test_malformed_verdicts_fail_only_their_records_naming_the_stage_and_the_run_finishes(plugin, tmp_path):
+    class Plugin:
+        @hookimpl
+        def register_stages(self, register):
+            register(Sloppy)
+
+    plugin(Plugin(), "sloppy_plugin")
+    ids = ["dicts", "bad_call", "no_message", "number_reason", "fine"]
+    out = run_rows([xlam_row(i) for i in ids], tmp_path, '[[stages]]\nname = "sloppy"\n[[stages]]\nname = "format"\n')
+    assert [r["id"] for r in out["kept"]] == ["dicts", "fine"]
+    assert out["kept"][0]["answer"] == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    errors = {e["id"]: e["error"] for e in out["errors"]}
+    assert set(errors) == {"bad_call", "no_message", "number_reason"}
+    assert all(e.startswith("stage sloppy (plugin sloppy_plugin) ") for e in errors.values())
+    assert "answer.list[FunctionCall].0.nme: Extra inputs are not permitted" in errors["bad_call"]
+    assert "message must be a text (str), got NoneType" in errors["no_message"]
+    assert "reason must be a short snake_case text" in errors["number_reason"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["outcomes"]["errors"] == 3 and summary["stages"]["sloppy"]["records_errored"] == {"failed": 3}

@@ -73,3 +73,47 @@ def test_the_conversation_example_runs(tmp_path):
     first, cut = read_jsonl(tmp_path / "runs" / "p" / "kept.jsonl")
     assert first["turn"] == 4 and cut["turn"] == 3
     assert cut["trail"][-1]["reason"] == "repeated_call" and cut["trail"][-1]["turn"] == 4
+
+
+def test_the_repair_example_runs_and_is_applied_only_with_on_fail_regenerate():
+    from funreason_refine.refine import refine_record
+    from funreason_refine.stages.base import PipelineStage
+    from funreason_refine.testing import make_record
+
+    code = re.search(r"```python\n(  from funreason_refine import FunctionCall.*?)  ```", DOCS, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(inspect.cleandoc("\n" + code), "docs/plugins.md", "exec"), namespace)
+    units = namespace["MetricUnits"]
+    ways = {
+        on_fail: refine_record(make_record(), [PipelineStage(units(), "docs", on_fail, 3)])
+        for on_fail in (units.on_fail, "discard")
+    }
+    assert ways["regenerate"].outcome == "kept"
+    assert ways["regenerate"].record.calls[0].arguments == {"city": "Paris", "units": "metric"}
+    assert (ways["discard"].outcome, ways["discard"].reason) == ("discarded", "missing_units")
+    said = " ".join(re.search(r"ends with `\((a repair.*?)\)`", DOCS, re.S).group(1).split())
+    assert ways["discard"].message == f"units added ({said})"  # as the docs say
+
+
+def test_the_docs_register_stages_in_tests_as_the_fixture_allows_when_the_package_is_installed(plugin, register_stage):
+    from funreason_refine import Stage, Verdict, hookimpl
+    from funreason_refine.plugin_manager import stage_registry
+
+    calls = re.findall(r"register_stage\((.*?)\)", DOCS)
+    assert calls and all(c.endswith("replace=True") for c in calls), calls
+
+    class MaxCalls(Stage):
+        name = "max_calls"
+
+        def check(self, record):
+            return Verdict.passed()
+
+    class Installed:  # what the package's entry point registers in a plugin author's environment
+        @hookimpl
+        def register_stages(self, register):
+            register(MaxCalls)
+
+    plugin(Installed(), "my_stages")
+    register_stage(MaxCalls, replace=True)
+    entry = stage_registry()["max_calls"]
+    assert entry.replaced == "my_stages" and entry.plugin.startswith("test-stage-MaxCalls")

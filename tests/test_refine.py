@@ -81,12 +81,15 @@ def test_regeneration_is_bounded_by_max_attempts():
     assert [s.attempt for s in outcome.record.trail] == [1, 2, 3]
 
 
-def test_on_fail_discard_turns_a_repair_into_a_discard():
+def test_on_fail_discard_turns_a_repair_into_a_discard_that_says_so():
     record = make_record(
         tools=[FORECAST], answers=[{"name": "get_forecast", "arguments": {"city": "Rome", "days": "2"}}]
     )
     outcome = refine(record, staged(FunctionParams(), on_fail="discard"))
     assert (outcome.outcome, outcome.reason) == ("discarded", "coerced_type")
+    said = 'a repair, not applied: on_fail is "discard"; on_fail = "regenerate" applies it'
+    assert said in outcome.message and said in outcome.record.trail[-1].message
+    assert outcome.record.calls[0].arguments["days"] == "2"  # not repaired
 
 
 @pytest.mark.parametrize("stage, words", [(Explodes(), "raised KeyError"), (ReturnsGarbage(), "not a Verdict")])
@@ -210,3 +213,107 @@ def test_shared_tools_cannot_be_changed_through_one_record():
     later = make_record(index=2)  # read after both
     for record in (first, second, later):
         assert record.tools[0]["description"] == "Weather for a city."
+
+
+class ChangesTo(Stage):
+    """Returns ``verdict(record with update)``: what a plugin's check may hand back."""
+
+    name = "changer"
+
+    def __init__(self, update, verdict):
+        super().__init__()
+        self.update, self.verdict = update, verdict
+
+    def check(self, record):
+        if record.trail and record.trail[-1].stage == "changer":  # its second look: satisfied
+            return Verdict.passed()
+        return self.verdict(record.model_copy(update=self.update(record)))
+
+
+def _pass_with(record):
+    return Verdict.passed(record=record)
+
+
+def _repair_to(record):
+    return Verdict.regenerate(record, "changed", "a change")
+
+
+def test_calls_given_as_dicts_in_a_returned_record_become_function_calls():
+    as_dicts = ChangesTo(lambda r: {"answer": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}, _repair_to)
+    for stages in (staged(as_dicts), staged(ChangesTo(as_dicts.update, _pass_with), Cot())):
+        finished = refine(make_record(cot="I call get_weather."), stages)
+        assert finished.outcome == "kept", finished.message
+        assert finished.record.calls == [FunctionCall(name="get_weather", arguments={"city": "Rome"})]
+
+
+@pytest.mark.parametrize(
+    "update, words",
+    [
+        ({"cot": 5}, "cot: Input should be a valid string (got 5)"),
+        ({"answer": [{"name": 1}]}, "answer.list[FunctionCall].0.name: Input should be a valid string (got 1)"),
+        ({"answer": [{"name": "f", "args": {}}]}, "answer.list[FunctionCall].0.args: Extra inputs are not permitted"),
+        ({"tools": None}, "tools: Input should be a valid list (got None)"),
+        ({"colour": "red"}, "'colour' is not a record field"),
+    ],
+)
+@pytest.mark.parametrize("verdict", [_repair_to, _pass_with])
+def test_a_returned_record_with_a_wrong_field_fails_its_record_naming_the_stage_and_the_field(update, words, verdict):
+    finished = refine(make_record(), [*staged(ChangesTo(lambda r: update, verdict)), *staged(Cot())])
+    assert (finished.outcome, finished.stage) == ("errors", "changer")
+    assert finished.message.startswith("stage changer (plugin tests) returned a ")
+    assert words in finished.message and "calls are FunctionCall(name=..., arguments={...})" in finished.message
+    assert [s.stage for s in finished.record.trail] == []  # the next stage never saw it
+
+
+@pytest.mark.parametrize(
+    "verdict, words",
+    [
+        (lambda r: Verdict.discard("r", None), "a discard verdict's message must be a text (str), got NoneType None"),
+        (lambda r: Verdict.discard(5, "m"), "a discard verdict's reason must be a short snake_case text"),
+        (lambda r: Verdict.discard("", "m"), "a discard verdict's reason must be a short snake_case text"),
+        (lambda r: Verdict("regenerate", None, "m", r), "a regenerate verdict's reason is missing"),
+        (lambda r: Verdict.passed(record={"x": 1}), "a pass verdict's record must be a Record"),
+        (lambda r: Verdict.passed(final="yes"), "a pass verdict's final must be True or False"),
+    ],
+)
+def test_a_verdict_with_fields_of_the_wrong_type_fails_its_record_naming_the_stage(verdict, words):
+    class Careless(Stage):
+        name = "careless"
+
+        def check(self, record):
+            return verdict(record)
+
+    finished = refine(make_record(), staged(Careless()))
+    assert (finished.outcome, finished.stage) == ("errors", "careless")
+    assert finished.message.startswith("stage careless (plugin tests) raised TypeError: ")
+    assert words in finished.message
+
+
+def test_a_verdict_changed_after_it_was_made_is_still_checked():
+    class Late(Stage):
+        name = "late"
+
+        def check(self, record):
+            verdict = Verdict.passed()
+            verdict.record = {"x": 1}
+            return verdict
+
+    finished = refine(make_record(), staged(Late()))
+    assert finished.outcome == "errors"
+    assert "returned a pass verdict whose record is a dict, not a Record" in finished.message
+    assert "not a Verdict" not in finished.message
+
+
+def test_a_verdict_the_policy_cannot_apply_fails_its_record_not_the_run():
+    from funreason_refine.refine import Refinement
+
+    way = Refinement(make_record(), staged(Cot()))
+    way.next_stage()
+    unchecked = Verdict.regenerate(way.record, "r", "m")
+    unchecked.record = way.record.model_copy(update={"answer": [{"name": "get_weather", "arguments": {}}]})
+    way.settle(unchecked)  # not through PipelineStage.check: nothing validated the record
+    assert (way.finished.outcome, way.finished.stage) == ("errors", "cot")
+    assert "stage cot (plugin tests): its regenerate verdict could not be applied: AttributeError" in (
+        way.finished.message
+    )
+    assert way.finished.record.calls[0].name == "get_weather"  # the record as it was before the verdict

@@ -3,11 +3,12 @@ stage as a pipeline configured it."""
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from funreason_refine.record import Record, Verdict
 from funreason_refine.stages.timeout import CheckTimeout, StageFailed, call_with_timeout
@@ -116,8 +117,9 @@ class PipelineStage:
         return self.stage.name
 
     def check(self, record: Record) -> Verdict:
-        """The stage's verdict on ``record``; StageFailed when the check raises, runs past its timeout
-        or returns something that is not a Verdict (a plugin bug fails its record, never the run)."""
+        """The stage's verdict on ``record``, the fields its record changed validated; StageFailed when the
+        check raises, runs past its timeout, or returns something that is not a Verdict or a record that is
+        not a valid Record (a plugin bug fails its record, never the run)."""
         try:
             verdict = call_with_timeout(self.stage.check, record, self.timeout)
         except CheckTimeout as exc:
@@ -127,8 +129,74 @@ class PipelineStage:
             ) from exc
         except Exception as exc:
             raise StageFailed(f"stage {self.name} (plugin {self.plugin}) raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(verdict, Verdict) or (verdict.record is not None and not isinstance(verdict.record, Record)):
+        if not isinstance(verdict, Verdict):
             raise StageFailed(
-                f"stage {self.name} (plugin {self.plugin}) returned {type(verdict).__name__}, not a Verdict"
+                f"stage {self.name} (plugin {self.plugin}) returned {type(verdict).__name__}, not a Verdict "
+                "(Verdict.passed(), Verdict.discard(reason, message) or Verdict.regenerate(record, reason, message))"
             )
+        if verdict.record is not None and verdict.record is not record:
+            self._check_record(verdict, record)
         return verdict
+
+    def _check_record(self, verdict: Verdict, record: Record) -> None:
+        """The record a verdict brings, its changed fields validated (in place: the verdict is the stage's)."""
+        new = verdict.record
+        if not isinstance(new, Record):
+            problem = f"record is a {type(new).__name__}, not a Record (record.model_copy(update={{...}}))"
+        else:
+            try:
+                verdict.record = validated_changes(new, record)
+                return
+            except ValueError as exc:
+                problem = f"record is not a valid record: {exc}"
+        raise StageFailed(
+            f"stage {self.name} (plugin {self.plugin}) returned a {verdict.action} verdict whose {problem}. "
+            "A changed record must hold valid values: calls are FunctionCall(name=..., arguments={...}), "
+            "texts are str (docs/plugins.md, The stage contract)"
+        )
+
+
+def validated_changes(new: Record, old: Record) -> Record:
+    """``new``, a stage's copy of ``old``, with each field it changed validated as a Record's field is (calls
+    given as dicts become FunctionCalls); ValueError naming the first field that is wrong.
+
+    ``model_copy(update=...)`` validates nothing, and a wrong value would fail later, in the engine or a later
+    stage, blaming neither this stage nor this record. Fields still holding ``old``'s object are not checked
+    again, and a value that validates to an equal one is kept as it is (shared tools stay shared).
+    """
+    given, before = new.__dict__, old.__dict__
+    fixed: dict[str, Any] = {}
+    for name in [name for name, value in given.items() if value is not before.get(name)]:
+        if name not in _RECORD_FIELDS:
+            raise ValueError(f"{name!r} is not a record field")
+        value = given[name]
+        valid = _valid_field(name, value)
+        if valid is not value and valid != value:
+            fixed[name] = valid
+    if len(given) != len(_RECORD_FIELDS):  # unknown fields were refused: one is missing
+        raise ValueError(f"field {sorted(_RECORD_FIELDS.keys() - given.keys())[0]!r} is missing")
+    return new.model_copy(update=fixed) if fixed else new
+
+
+_RECORD_FIELDS = Record.model_fields
+
+
+def _valid_field(name: str, value: Any) -> Any:
+    try:
+        return _field_type(name).validate_python(value)
+    except ValidationError as exc:
+        errors = exc.errors()
+        deepest = max(len(e["loc"]) for e in errors)  # of a union's alternatives, the one that got furthest
+        said = "; ".join(
+            f"{'.'.join(map(str, (name, *e['loc'])))}: {e['msg']} (got {e['input']!r:.80})"
+            for e in errors
+            if len(e["loc"]) == deepest
+        )
+        raise ValueError(said) from None
+
+
+@functools.cache
+def _field_type(name: str) -> TypeAdapter[Any]:
+    annotation = _RECORD_FIELDS[name].annotation
+    assert annotation is not None  # every record field has a type
+    return TypeAdapter(annotation)
