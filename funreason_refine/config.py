@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, InputError, PluginError
 from funreason_refine.hub.paths import HubPath, is_hub_path
-from funreason_refine.plugin_manager import StageRegistry, stage_registry
+from funreason_refine.plugin_manager import DEFAULT_PLUGINS, StageRegistry, stage_registry
 from funreason_refine.readers import DEFAULT_MAX_MESSAGES, InputConfig
 from funreason_refine.stages.base import JudgeOnlyStage, OnFail, PipelineStage, Vote
 
@@ -393,6 +393,7 @@ class _Loader:
             on_fail=on_fail,
             max_attempts=table.max_attempts or (spec.max_attempts if spec and spec.max_attempts else cls.max_attempts),
             timeout=table.timeout or cls.timeout,
+            trusted=found.plugin in DEFAULT_PLUGINS,
         )
         if self.models is not None:
             self.models.attach(where, table, spec, stage)
