@@ -244,7 +244,9 @@ def _scores_table(sections: list[dict[str, Any]]) -> list[Table]:
     return [table]
 
 
-def audit_panels(record: dict[str, Any]) -> list[Any]:
+def audit_panels(record: dict[str, Any], boxed: bool = True) -> list[Any]:
+    """A discarded record: its verdict and data (in a box when ``boxed``: for a terminal), its
+    conversation, its trail. Unboxed, no line is padded to the width of the longest."""
     from rich.panel import Panel
 
     from funreason_refine.report.data import clean, line_answer_text
@@ -286,8 +288,11 @@ def audit_panels(record: dict[str, Any]) -> list[Any]:
     title = (
         f"record {record['index']} · id {clean(str(record.get('id')))} · line {record.get('source', {}).get('line')}"
     )
-    panel = Panel(body.rstrip(), title=escape(title), title_align="left")
-    return [panel, conversation_table(record), trail] if conversation else [panel, trail]
+    if boxed:
+        head: list[Any] = [Panel(body.rstrip(), title=escape(title), title_align="left")]
+    else:
+        head = [Text(f"── {title}", style="bold"), body.rstrip()]
+    return [*head, conversation_table(record), trail] if conversation else [*head, trail]
 
 
 def conversation_table(record: dict[str, Any], width: int = 300) -> Table:

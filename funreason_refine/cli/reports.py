@@ -67,7 +67,13 @@ def report(run_dir: Path, calibration: Path | None, candidate: str | None) -> No
 @click.option(
     "--turn", type=click.IntRange(min=0), help="Only conversations discarded at this assistant turn (0 is the first)."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show the first N matching records; how many more match is said on stderr.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line, for scripts.")
 @click.option(
     "--allow-partial",
@@ -93,15 +99,20 @@ def audit(
     if run.state is not None:
         warn(run.state.partial_note())
     found = 0
-    for record in discarded(run, stage, reason, limit, turn):
+    for record in discarded(run, stage, reason, None, turn):
         found += 1
+        if found > limit:
+            continue  # counted, for the note below
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=True))
         else:
-            for part in audit_panels(record):
+            for part in audit_panels(record, boxed=out.is_terminal):
                 out.print(part)
     if not found:
         raise RefineError(f"no discarded record in {run_dir} matches; there are: {filters_available(run, turn)}")
+    if found > limit:
+        left = found - limit
+        err.print(f"{limit} of {found} matching records shown, {left} left out: --limit {found} shows them all")
 
 
 @main.command()

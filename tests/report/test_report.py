@@ -12,7 +12,8 @@ from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.report.compare import cohen_kappa
 from funreason_refine.report.dataset import KINDS
-from tests.conftest import QUICKSTART, read_jsonl
+from funreason_refine.testing import run_rows
+from tests.conftest import QUICKSTART, read_jsonl, xlam_row
 
 
 class Numbers(HTMLParser):
@@ -128,11 +129,37 @@ def test_audit_filters_and_prints_the_trail(run_dir):
     assert result.exit_code == 0
     assert result.output.count("function_params / wrong_type") == 2
     assert "'a few' is not of type" in result.output or '"a few" is not of type' in result.output
-    lines = invoke("audit", run_dir, "--stage", "cot", "--json", "--limit", "2").output.splitlines()
+    lines = invoke("audit", run_dir, "--stage", "cot", "--json", "--limit", "2").stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert len(records) == 2 and all(r["stage"] == "cot" and r["trail"] for r in records)
     missing = invoke("audit", run_dir, "--reason", "no_such_reason")
     assert missing.exit_code == 1 and "--stage cot --reason empty_cot (1)" in missing.output
+
+
+def test_audit_says_how_many_more_match_than_it_shows(run_dir):
+    total = len((run_dir / "discarded.jsonl").read_text(encoding="utf-8").splitlines())
+    note = f"2 of {total} matching records shown, {total - 2} left out: --limit {total} shows them all"
+    for extra in ([], ["--json"]):
+        result = invoke("audit", run_dir, "--limit", "2", *extra)
+        assert result.exit_code == 0, result.output
+        assert note in " ".join(result.stderr.split()) and "left out" not in result.stdout
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [
+        r["index"] for r in map(json.loads, (run_dir / "discarded.jsonl").read_text(encoding="utf-8").splitlines()[:2])
+    ]
+    everything = invoke("audit", run_dir, "--limit", str(total), "--json")
+    assert len(everything.stdout.splitlines()) == total and everything.stderr == ""
+
+
+def test_audit_to_a_pipe_is_neither_padded_nor_wrapped(tmp_path):
+    url = "https://example.com/" + "a/" * 1500
+    rows = [xlam_row("long", query=f"Weather at {url}?", answers=[{"name": "get_time", "arguments": {}}])]
+    assert [r["id"] for r in run_rows(rows, tmp_path)["discarded"]] == ["long"]
+    result = invoke("audit", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"query  Weather at {url}?" in lines, "the query whole, on one line"
+    assert lines[0] == "── record 0 · id long · line 1"
+    assert len(result.stdout) < len(url) + 1500, "no line padded to the 10,000 columns a pipe is given"
 
 
 def test_audit_shows_lone_surrogates_as_escapes(run_dir):
