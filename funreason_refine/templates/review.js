@@ -2,7 +2,6 @@
 const token = document.querySelector('meta[name="review-token"]').content;
 const $ = (id) => document.getElementById(id);
 let items = [], decisions = {}, pos = -1;
-const records = new Map();
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -24,12 +23,27 @@ function status(text, isError) {
   $("status").className = isError ? "error" : "";
 }
 
-function paint(li) {
-  const item = items[Number(li.dataset.pos)];
-  const d = decisions[item.index];
-  li.dataset.decision = d ? d.decision : "";
-  li.querySelector(".mark").textContent = d ? (d.decision === "right" ? "\u2713" : "\u2717") : "\u00b7";
-  li.classList.toggle("current", Number(li.dataset.pos) === pos);
+// What each record shows: the saved decision, one sent and not yet saved, or one whose save failed.
+const saving = new Map(), unsaved = new Map();
+let rowOf = [], saves = Promise.resolve();
+const posOf = new Map();
+
+function wanted(index) {
+  return saving.get(index) || unsaved.get(index) || decisions[index];
+}
+
+function paint(i) {
+  const li = rowOf[i];
+  if (!li) return;
+  const index = items[i].index, d = wanted(index);
+  const decision = d && d.decision !== "none" ? d.decision : "";
+  li.dataset.decision = decision;
+  li.dataset.state = saving.has(index) ? "saving" : (unsaved.has(index) ? "unsaved" : "");
+  let mark = decision ? (decision === "right" ? "\u2713" : "\u2717") : "\u00b7";
+  if (li.dataset.state === "unsaved") mark = "!";
+  li.querySelector(".mark").textContent = mark;
+  li.title = li.dataset.state === "unsaved" ? "NOT saved: " + unsaved.get(index).error : "";
+  li.classList.toggle("current", i === pos);
 }
 
 function renderList() {
@@ -38,7 +52,7 @@ function renderList() {
   const sizes = {};
   items.forEach((item) => { sizes[item.group] = (sizes[item.group] || 0) + 1; });
   let group = null, list = null;
-  items.forEach((item, i) => {
+  rowOf = items.map((item, i) => {
     if (item.group !== group) {
       group = item.group;
       nav.append(el("h4", group + " (" + sizes[group] + ")"));
@@ -48,28 +62,34 @@ function renderList() {
     const li = el("li");
     li.dataset.pos = String(i);
     li.dataset.index = String(item.index);
+    posOf.set(item.index, i);
     li.append(el("span", "", "mark"), el("span", "#" + item.index + " " + item.id));
     li.addEventListener("click", () => show(i));
     list.append(li);
-    paint(li);
+    return li;
   });
+  items.forEach((item, i) => paint(i));
   counts();
 }
 
 function counts() {
   const decided = items.filter((item) => decisions[item.index]).length;
-  $("counts").textContent = (pos + 1) + " of " + items.length + " \u00b7 " + decided + " decided";
+  let text = (pos + 1) + " of " + items.length + " \u00b7 " + decided + " decided";
+  if (saving.size) text += " \u00b7 " + saving.size + " saving";
+  if (unsaved.size) text += " \u00b7 " + unsaved.size + " NOT saved";
+  $("counts").textContent = text;
 }
 
-function fillTable(table, headers, rows) {
+// Cells under the headers in `text` hold free text (a judge's reason, a message): they wrap anywhere.
+function fillTable(table, headers, rows, text) {
   table.replaceChildren();
   const head = el("tr");
   headers.forEach((h) => head.append(el("th", h)));
   table.append(head);
   rows.forEach((cells) => {
     const tr = el("tr");
-    cells.forEach((cell) => {
-      const td = el("td");
+    cells.forEach((cell, i) => {
+      const td = el("td", undefined, text.includes(headers[i]) ? "t" : "");
       if (cell instanceof Node) td.append(cell); else td.textContent = cell === null || cell === undefined ? "" : String(cell);
       tr.append(td);
     });
@@ -113,68 +133,112 @@ function renderRecord(r) {
   $("tools").textContent = r.tools;
   const columns = ["stage", "verdict", "reason", "judge", "attempt", "message"];
   fillTable($("trail"), chat ? ["turn", ...columns] : columns,
-    r.trail.map((s) => (chat ? [s.turn] : []).concat([s.stage, s.verdict, s.reason, s.judge, s.attempt, s.message])));
+    r.trail.map((s) => (chat ? [s.turn] : []).concat([s.stage, s.verdict, s.reason, s.judge, s.attempt, s.message])), ["message"]);
   $("regen-section").hidden = r.regenerations.length === 0;
   fillTable($("regen"), ["stage", "what", "rejected", "regenerated"],
-    r.regenerations.map((g) => [g.stage + " / " + (g.reason || "") + (g.turn === null ? "" : " (turn " + g.turn + ")"), g.field, el("pre", g.rejected), el("pre", g.regenerated)]));
+    r.regenerations.map((g) => [g.stage + " / " + (g.reason || "") + (g.turn === null ? "" : " (turn " + g.turn + ")"), g.field, el("pre", g.rejected), el("pre", g.regenerated)]), ["stage"]);
 }
 
 function renderDecision() {
-  const item = items[pos];
-  const d = decisions[item.index];
-  $("right").setAttribute("aria-pressed", String(Boolean(d && d.decision === "right")));
-  $("wrong").setAttribute("aria-pressed", String(Boolean(d && d.decision === "wrong")));
-  $("decision").textContent = d ? "Your decision: verdict " + d.decision + (d.note ? " \u2014 " + d.note : "") + " (" + d.at + ")" : "Not decided yet";
-  $("note").value = d ? d.note : "";
+  const index = items[pos].index, d = wanted(index);
+  const decision = d && d.decision !== "none" ? d.decision : "";
+  $("right").setAttribute("aria-pressed", String(decision === "right"));
+  $("wrong").setAttribute("aria-pressed", String(decision === "wrong"));
+  let text = "Not decided yet";
+  if (saving.has(index)) text = decision ? "Saving: verdict " + decision + "\u2026" : "Clearing\u2026";
+  else if (unsaved.has(index)) text = "NOT saved: " + (decision ? "verdict " + decision : "clearing") + " (" + d.error + "); press the key again";
+  else if (d) text = "Your decision: verdict " + d.decision + (d.note ? " \u2014 " + d.note : "") + " (" + d.at + ")";
+  $("decision").textContent = text;
+  if (document.activeElement !== $("note")) $("note").value = d ? d.note : "";
+}
+
+// Records by index once fetched; the next record is fetched ahead, so a step is shown at once.
+const loaded = new Map(), loading = new Map();
+
+function load(index) {
+  if (!loading.has(index)) {
+    const request = api("/api/record?index=" + index).then((r) => { loaded.set(index, r); return r; });
+    request.catch(() => loading.delete(index));  // tried again when asked again
+    loading.set(index, request);
+  }
+  return loading.get(index);
 }
 
 async function show(i) {
   if (i < 0 || i >= items.length) return;
+  const before = pos;
   pos = i;
-  document.querySelectorAll("#list li").forEach(paint);
-  const current = document.querySelector('#list li[data-pos="' + i + '"]');
-  if (current) current.scrollIntoView({block: "nearest"});
+  paint(before);
+  paint(i);
+  rowOf[i].scrollIntoView({block: "nearest"});
   const item = items[i];
   history.replaceState(null, "", "#" + item.index);
   renderDecision();
   counts();
+  $("app").dataset.loading = String(!loaded.has(item.index));  // the record before it is dimmed until it comes
   try {
-    if (!records.has(item.index)) records.set(item.index, await api("/api/record?index=" + item.index));
-    if (pos === i) renderRecord(records.get(item.index));
+    const record = loaded.get(item.index) || await load(item.index);
+    if (pos === i) renderRecord(record);
   } catch (e) {
     status("could not load record " + item.index + ": " + e.message, true);
   }
+  if (pos === i) $("app").dataset.loading = "false";
+  if (i + 1 < items.length) load(items[i + 1].index).catch(() => {});
 }
 
-async function decide(decision, advance) {
+// A decision is taken for the record on screen when its key is pressed, and the page moves on at
+// once; the saves go to the server one after another, in the order they were made.
+function decide(decision, advance) {
   const item = items[pos];
   if (!item) return;
-  status("saving\u2026", false);
+  const entry = {index: item.index, decision: decision, note: $("note").value};
+  saving.set(item.index, entry);
+  unsaved.delete(item.index);
+  paint(pos);
+  if (advance && pos + 1 < items.length) show(pos + 1); else { renderDecision(); counts(); }
+  saves = saves.then(() => save(entry)).catch((e) => status("review page error: " + e.message, true));
+}
+
+async function save(entry) {
+  if (!unsaved.size) status("saving #" + entry.index + "\u2026", false);
   try {
-    const body = JSON.stringify({index: item.index, decision: decision, note: $("note").value});
     const reply = await api("/api/decision", {
       method: "POST",
       headers: {"Content-Type": "application/json", "X-Review-Token": token},
-      body: body,
+      body: JSON.stringify(entry),
     });
-    if (decision === "none") delete decisions[item.index]; else decisions[item.index] = reply.saved;
-    status(decision === "none" ? "cleared #" + item.index : "saved #" + item.index + ": verdict " + decision, false);
-    document.querySelectorAll("#list li").forEach(paint);
-    counts();
-    if (advance && pos + 1 < items.length) await show(pos + 1); else renderDecision();
+    if (entry.decision === "none") delete decisions[entry.index]; else decisions[entry.index] = reply.saved;
   } catch (e) {
-    status("NOT saved (#" + item.index + "): " + e.message, true);
+    if (saving.get(entry.index) === entry) unsaved.set(entry.index, {...entry, error: e.message});
+  }
+  if (saving.get(entry.index) === entry) saving.delete(entry.index);
+  paint(posOf.get(entry.index));
+  if (items[pos].index === entry.index) renderDecision();
+  counts();
+  saved(entry);
+}
+
+function saved(entry) {
+  if (unsaved.size) {
+    const which = [...unsaved.keys()].map((index) => "#" + index).join(", ");
+    const last = [...unsaved.values()].pop();
+    status("NOT saved (" + which + "): " + last.error + "; marked ! in the list: decide again", true);
+  } else if (!saving.size) {
+    status(entry.decision === "none" ? "cleared #" + entry.index : "saved #" + entry.index + ": verdict " + entry.decision, false);
   }
 }
 
+window.addEventListener("beforeunload", (e) => {
+  if (saving.size || unsaved.size) e.preventDefault();  // the browser asks before a decision not saved is lost
+});
 $("right").addEventListener("click", () => decide("right", true));
 $("wrong").addEventListener("click", () => decide("wrong", true));
 $("clear").addEventListener("click", () => decide("none", false));
 $("prev").addEventListener("click", () => show(pos - 1));
 $("next").addEventListener("click", () => show(pos + 1));
 $("note").addEventListener("change", () => {
-  const d = items[pos] && decisions[items[pos].index];
-  if (d) decide(d.decision, false);  // a note edited after the decision is saved with it
+  const d = items[pos] && wanted(items[pos].index);
+  if (d && d.decision !== "none") decide(d.decision, false);  // a note edited after the decision is saved with it
 });
 document.addEventListener("keydown", (e) => {
   if (e.target === $("note")) {
@@ -182,6 +246,7 @@ document.addEventListener("keydown", (e) => {
     return;
   }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.repeat && ["r", "w", "u"].includes(e.key)) { e.preventDefault(); return; }  // a held key decides one record, not a run of them
   const keys = {
     r: () => decide("right", true), w: () => decide("wrong", true), u: () => decide("none", false),
     j: () => show(pos + 1), ArrowDown: () => show(pos + 1), ArrowRight: () => show(pos + 1),

@@ -26,34 +26,6 @@ pytestmark = pytest.mark.skipif(
 NOTE = "Rome is not asked for"
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # The driver is given: Selenium Manager never looks for (or downloads) one.
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
 def start_review(run_dir):
     """`refine review` in its own process; returns it and the address it printed."""
     process = subprocess.Popen(
@@ -267,3 +239,106 @@ def test_text_that_closes_the_script_and_looks_like_a_template_is_shown_as_text(
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(10) == 0
+
+
+@pytest.fixture
+def slow_server(run_dir):
+    """The review of run_dir served in this process, each decision answered 0.4 s late; ``fail`` set to a
+    message makes the server refuse to save."""
+    from funreason_refine.errors import RefineError
+    from funreason_refine.review.server import ReviewServer
+
+    server = ReviewServer(run_dir).start()
+    decide = server.state.decide
+    server.fail = None
+
+    def slow(payload):
+        time.sleep(0.4)
+        if server.fail:
+            raise RefineError(server.fail)
+        return decide(payload)
+
+    server.state.decide = slow
+    yield server
+    server.stop()
+
+
+def listed(driver):
+    """The indexes of the records in the list, in its order."""
+    from selenium.webdriver.common.by import By
+
+    return [int(li.get_attribute("data-index")) for li in driver.find_elements(By.CSS_SELECTOR, "#list li")]
+
+
+def row(driver, index, attribute):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f'#list li[data-index="{index}"]').get_attribute(attribute)
+
+
+def leaving_asks(driver):
+    """Whether the page's beforeunload handler asks the browser to confirm leaving."""
+    return driver.execute_script(
+        "const e = new Event('beforeunload', {cancelable: true}); window.dispatchEvent(e); return e.defaultPrevented"
+    )
+
+
+def saved(run_dir):
+    path = run_dir / "overrides.jsonl"
+    return [(d["index"], d["decision"]) for d in read_jsonl(path)] if path.exists() else []
+
+
+def test_keys_pressed_faster_than_the_saves_each_decide_the_record_on_screen(browser, run_dir, slow_server):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, slow_server.url)
+    order = listed(browser)
+    assert browser.find_element(By.ID, "title").text.startswith(f"Record {order[0]} ")
+    press(browser, "rwr")  # three keys in one go, while the first save takes 0.4 s
+    # The page moved on with each key at once; the third decision is still on its way to the server.
+    assert browser.find_element(By.ID, "counts").text.startswith("4 of 6 · ")
+    assert (row(browser, order[2], "data-state"), row(browser, order[2], "data-decision")) == ("saving", "right")
+    assert leaving_asks(browser)
+    status_is(browser, f"saved #{order[2]}: verdict right")
+    assert not leaving_asks(browser)
+    assert saved(run_dir) == [(order[0], "right"), (order[1], "wrong"), (order[2], "right")]
+    assert browser.find_element(By.ID, "title").text.startswith(f"Record {order[3]} ")
+    assert {i: m for i, m in marks(browser).items() if m} == {order[0]: "right", order[1]: "wrong", order[2]: "right"}
+    assert browser.find_element(By.ID, "counts").text == "4 of 6 · 3 decided"
+
+    # A key held down decides one record, not each one it repeats over.
+    browser.execute_script(
+        "for (const repeat of [false, true, true]) "
+        "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'w', repeat: repeat, bubbles: true}));"
+    )
+    status_is(browser, f"saved #{order[3]}: verdict wrong")
+    assert saved(run_dir)[3:] == [(order[3], "wrong")]
+    assert browser.find_element(By.ID, "title").text.startswith(f"Record {order[4]} ")
+
+
+def test_a_decision_the_server_did_not_save_stays_on_the_page_until_it_is_saved(browser, run_dir, slow_server):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, slow_server.url)
+    first, second = listed(browser)[:2]
+    slow_server.fail = "disk full"
+    press(browser, "w")
+    status_is(browser, f"NOT saved (#{first}): disk full; marked ! in the list: decide again")
+    assert browser.find_element(By.ID, "status").get_attribute("class") == "error"
+    assert (row(browser, first, "data-state"), row(browser, first, "data-decision")) == ("unsaved", "wrong")
+    assert browser.find_element(By.CSS_SELECTOR, f'#list li[data-index="{first}"] .mark').text == "!"
+    assert browser.find_element(By.ID, "counts").text == "2 of 6 · 0 decided · 1 NOT saved"
+    assert browser.find_element(By.ID, "title").text.startswith(f"Record {second} ")
+    assert saved(run_dir) == []
+    assert leaving_asks(browser), "closing or reloading the page asks first"
+
+    show(browser, first)
+    assert browser.find_element(By.ID, "decision").text == "NOT saved: verdict wrong (disk full); press the key again"
+    assert browser.find_element(By.ID, "wrong").get_attribute("aria-pressed") == "true"
+    slow_server.fail = None
+    press(browser, "w")
+    status_is(browser, f"saved #{first}: verdict wrong")
+    assert saved(run_dir) == [(first, "wrong")]
+    assert (row(browser, first, "data-state"), row(browser, first, "data-decision")) == ("", "wrong")
+    assert browser.find_element(By.ID, "counts").text == "2 of 6 · 1 decided"
+    assert not leaving_asks(browser)
