@@ -30,11 +30,12 @@ _INSTRUCTIONS = (("funreason", FUNREASON_SYSTEM), ("hermes", HERMES_SYSTEM))
 
 
 def instructions_in(system: str) -> tuple[int, str] | None:
-    """Where the tool-calling instructions of our exports begin in ``system``, and whose they are
-    ("funreason" or "hermes"); None without them. Their first 60 characters are matched: other Hermes
-    prompts, NousResearch's among them, begin as ours does."""
-    found = [(at, name) for name, text in _INSTRUCTIONS if (at := system.find(text[:60])) != -1]
-    return min(found) if found else None
+    """Where the last tool-calling instructions in ``system`` begin, and whose they are ("funreason" or
+    "hermes"); None without them. Their first 60 characters are matched: other Hermes prompts,
+    NousResearch's among them, begin as ours does. The last, because an export adds its own after a
+    prompt kept whole, which may begin as they do."""
+    found = [(at, name) for name, text in _INSTRUCTIONS if (at := system.rfind(text[:60])) != -1]
+    return max(found) if found else None
 
 
 PART_SEPARATOR = "\n"

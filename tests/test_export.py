@@ -143,6 +143,9 @@ def test_results_that_cannot_be_placed_without_ids_refuse_the_export(tmp_path):
     assert result_.exit_code == 1, result_.output
     assert "record 0 (id half-answered) cannot be written as hermes" in result_.output
     assert "the results after messages[1] answer the calls c2 of its calls c1, c2" in result_.output
+    assert "Nothing was written; run the pipeline with the conversation stage, or export another format" in (
+        result_.output
+    )
     assert not out.exists()
     assert export_run(tmp_path / "run", "openai", out) == 1  # the openai format keeps the ids
 

@@ -97,6 +97,9 @@ input_option = click.option("--input", "input_path", metavar="PATH", help=INPUT_
 def main() -> None:
     """Refine function-calling training data the FunReason way."""
     out.width = PIPED_WIDTH if not out.is_terminal else None  # type: ignore[assignment]
+    for stream in (sys.stdout, sys.stderr):  # a record's lone surrogate is printed as its escape, \ud800
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def warn(text: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
+from funreason_refine.export.messages import UnplacedResults
 from funreason_refine.export.write import dataset_info_entries, parquet_problem, write_dataset_info, write_rows
 from funreason_refine.overrides import OVERRIDES, Decisions, read_decisions
 from funreason_refine.record import Outcome
@@ -115,9 +116,10 @@ def _rows(lines: Iterator[dict[str, Any]], fmt: str, parquet: bool) -> Iterator[
         try:
             row = to_row(line, fmt)
         except (CallSyntaxError, ValueError, TypeError, KeyError) as exc:
+            stage = "conversation" if isinstance(exc, UnplacedResults) else "format"
             raise RefineError(
                 f"record {line.get('index')} (id {line.get('id')}) cannot be written as {fmt}: {exc}. Nothing was "
-                "written; run the pipeline with the format stage, or export another format"
+                f"written; run the pipeline with the {stage} stage, or export another format"
             ) from None
         problem = parquet_problem(row, fmt) if parquet else None
         if problem is not None:

@@ -21,6 +21,10 @@ def chat(record: Line) -> list[Line]:
     return [{"role": "user", "content": record["query"]}, {**answer, "target": record.get("target")}]
 
 
+class UnplacedResults(ValueError):
+    """Results a format without call ids cannot place: the conversation stage discards such conversations."""
+
+
 def in_call_order(messages: list[Line]) -> list[Line]:
     """``messages`` with the results after each call turn in the order of its calls, for the formats
     that have no call ids and so tie a result to a call by its place. Results that cannot be placed
@@ -48,7 +52,7 @@ def _results_in_order(turn: Line, results: list[Line], at: int) -> list[Line]:
     if answered != list(range(len(found))):
         given = ", ".join(id_text(r.get("call_id")) for r in results)
         calls_ids = ", ".join(id_text(i) for i in turn["call_ids"])
-        raise ValueError(
+        raise UnplacedResults(
             f"the results after messages[{at}] answer the calls {given} of its calls {calls_ids}: this format has no "
             "call ids and ties each result to the call in its place, so they would answer other calls (the "
             "conversation stage discards such conversations; the openai format keeps the ids)"

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import re
 
-_BRACES = r"\{[^{}]*(?:\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}[^{}]*)*\}"  # an object nested up to three deep
 _CALLS = r"\[func(?:_name)?1\(.{0,80}?\), func(?:_name)?2\(params\)\]"  # [func_name1(...), func_name2(params)]
+# The pydantic schema of a call (three deep at most; possessive, so hostile text cannot make it backtrack), and
+# Hermes 2 Pro's template closes it with one brace too many. What it holds is checked: _SCHEMA_WORDS.
+_SCHEMA = r"(?P<schema>\{[^{}]*+(?:\{[^{}]*+(?:\{[^{}]*+\}[^{}]*+)*+\}[^{}]*+)*+\}\}?)"
+_SCHEMA_WORDS = {"title", "functioncall", "type", "object", "properties", "arguments", "name", "string", "required"}
+# How a call is written, as the instructions show it: placeholders, never a call ({'arguments': <args-dict>, ...}).
+_PLACEHOLDER_CALL = (
+    r"<tool_call> (?:\{tool_call\}|"
+    r"\{\s*(?:['\"]?(?:name|arguments)['\"]?\s*:\s*<[\w\s-]{1,20}+>\s*,?\s*){2}\}) </tool_call>"
+)
 
 
 def _sentence(words: str) -> str:
@@ -34,8 +42,12 @@ _SENTENCES = [
     r"You should only return the function calls? in (?:tools call sections|your response)\.",
     r"If you decide to invoke any of the function\(s\), you MUST put it in the format of " + _CALLS + r"\.?",
     r"You SHOULD NOT include any other text in the response\.",
+    r"At each turn, you should try your best to complete the tasks requested by the user within the current turn\.",
+    r"Continue to output functions to call until you have fulfilled the user's request to the best of your ability\.",
+    r"Once you have no more functions to call, the system will consider the current turn complete and proceed to "
+    r"the next turn or task\.",
     r"Here is a list of functions in JSON format that you can invoke[.:]",
-    r"\.? Should you decide to return the function call\(s\), Put it in the format of " + _CALLS + r"\.?",
+    r"Should you decide to return the function call\(s\), Put it in the format of " + _CALLS + r"\.?",
     r"NO other text MUST be included\.",
     r"Think step by step inside <think></think>, then write the calls as " + _CALLS + r"\.",
     # Hermes' (targets.HERMES_SYSTEM, NousResearch's hermes-function-calling data, Hermes 2 Pro and 3).
@@ -48,26 +60,34 @@ _SENTENCES = [
     r"After calling (?:&|and) executing the functions, you will be provided with function results within "
     r"<(?:tool_response> </tool_response|tool_results)> XML tags\.",
     r"Here are the available tools:",
-    r"Use the following pydantic model json schema for each tool call you will make: " + _BRACES,
+    r"Use the following pydantic model json schema for each tool call you will make: " + _SCHEMA,
     r"For each function call,? return a json object,? with function name and arguments within "
     r"<tool_call> </tool_call> (?:XML )?tags (?:with the following schema|as follows):",
-    r"For each function call return a JSON object, with the following pydantic model json schema for each: " + _BRACES,
+    r"For each function call return a JSON object, with the following pydantic model json schema for each: " + _SCHEMA,
     r"Each function call should be enclosed within <tool_call> </tool_call> XML tags\.",
     r"Example:",
     r"Think step by step inside <think></think>, then call one or more functions, each as a JSON object with "
     r"its name and arguments within <tool_call></tool_call> XML tags\.",
-    r"<tool_call>.*?</tool_call>",  # how a call is written: an example, not a call (last: sentences name the tag)
+    _PLACEHOLDER_CALL,  # last: sentences name the tag
 ]
-_KNOWN = [re.compile(_sentence(s), re.IGNORECASE | re.DOTALL) for s in _SENTENCES]
+_KNOWN = [re.compile(_sentence(s), re.IGNORECASE) for s in _SENTENCES]
 _NOTHING = re.compile(r"[\s.,:;]*")
 _SPACES = re.compile(r"\s+")
+
+
+def _taken_out(found: re.Match[str]) -> str:
+    """A known sentence's place, or the sentence itself when its schema holds words no call schema has."""
+    schema = found.groupdict().get("schema")
+    if schema is not None and not set(re.findall(r"[a-z_]+", schema.lower())) <= _SCHEMA_WORDS:
+        return found.group(0)
+    return "\0"
 
 
 def foreign_text(text: str) -> str | None:
     """The first text in ``text`` (instructions, their tool list taken out) that is none of their
     known sentences, spaces made single and cut at 80 characters; None when it is all theirs."""
     for sentence in _KNOWN:
-        text = sentence.sub("\0", text)
+        text = sentence.sub(_taken_out, text)
     for piece in text.split("\0"):
         if not _NOTHING.fullmatch(piece):
             found = _SPACES.sub(" ", piece).strip(" .,:;")

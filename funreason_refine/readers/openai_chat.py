@@ -59,9 +59,9 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
 def _with_functions(tools: Any, functions: Any) -> Any:
     """The record's tools, or its legacy ``functions`` (OpenAI's fine-tuning format before tools)
     when it gives those instead; both, only when they list the same tools."""
-    if is_empty(maybe_json(functions, "functions")):
+    if _says_nothing(functions, "functions"):
         return tools
-    if is_empty(maybe_json(tools, "tools")):
+    if _says_nothing(tools, "tools"):
         return functions
     if same_tools(parse_tools(tools, []), parse_tools(functions, [])):
         return tools
@@ -69,6 +69,11 @@ def _with_functions(tools: Any, functions: Any) -> Any:
         "functions",
         "functions: the record gives both tools and the legacy functions, and they list other tools: give one",
     )
+
+
+def _says_nothing(value: Any, field: str) -> bool:
+    """Whether a tools list, given or as JSON text, is empty ("" too: it says nothing)."""
+    return (isinstance(value, str) and not value.strip()) or is_empty(maybe_json(value, field))
 
 
 def _plain(message: Message) -> bool:

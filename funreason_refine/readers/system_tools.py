@@ -124,7 +124,8 @@ def listed_tools(system: str, required: bool = True) -> Listed | None:
     foreign = foreign_text(system[at:start] + "\0" + system[end:])
     if foreign is not None:
         raise ValueError(
-            f"text among the {_NAMES[whose]} instructions would be lost with them ({foreign!r}): put it before them"
+            f"text among the {_NAMES[whose]} instructions is none of their known sentences and would be lost with them "
+            f"({foreign!r}): put text of your own before them; if it is their own wording, please report it"
         )
     return Listed(tools, at)
 

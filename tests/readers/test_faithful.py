@@ -394,6 +394,8 @@ def legacy_row(**fields):
         {"functions": [LEGACY_WEATHER]},
         {"functions": json.dumps([LEGACY_WEATHER]), "tools": []},
         {"functions": [LEGACY_WEATHER], "tools": [{"type": "function", "function": LEGACY_WEATHER}]},
+        {"functions": [LEGACY_WEATHER], "tools": ""},  # "" says nothing
+        {"functions": "", "tools": [LEGACY_WEATHER]},
     ],
 )
 def test_the_legacy_functions_field_is_read_as_the_tools(tmp_path, fields):

@@ -196,7 +196,10 @@ def test_text_after_the_hermes_instructions_quarantines_rather_than_vanishes(tmp
     row = {"system": system, "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Salut"}]}
     item = read_one(tmp_path, row, "sharegpt")
     assert isinstance(item, Quarantined) and item.field == "system"
-    assert "text among the Hermes instructions would be lost with them ('Always answer in French')" in item.error
+    assert "text among the Hermes instructions is none of their known sentences and would be lost with them " in (
+        item.error
+    )
+    assert "('Always answer in French'): put text of your own before them" in item.error
 
 
 def test_a_prompt_that_only_quotes_the_tool_list_line_is_kept_whole(tmp_path):
@@ -261,7 +264,7 @@ def test_many_unclosed_tools_tags_are_no_tool_list():
 def test_a_list_followed_by_an_object_is_no_run_of_tools():
     from funreason_refine.targets import TOOLS_MARKER
 
-    with pytest.raises(ValueError, match="text among the FunReason instructions would be lost with them"):
+    with pytest.raises(ValueError, match="text among the FunReason instructions is none of their known sentences"):
         tools_in_system(FUNREASON_SYSTEM.replace(TOOLS_MARKER, TOOLS_MARKER + json.dumps([WEATHER]) + '\n{"note": 1}'))
 
 
@@ -424,7 +427,7 @@ def test_text_among_the_instructions_quarantines_the_record_rather_than_vanishes
     for tools_field in (None, json.dumps([WEATHER])):
         item = read_one(tmp_path, system_row(system.replace("{tools}", json.dumps([WEATHER])), tools_field), "sharegpt")
         assert isinstance(item, Quarantined) and item.field == "system", item
-        assert f"instructions would be lost with them ({foreign!r}): put it before them" in item.error
+        assert f"would be lost with them ({foreign!r}): put text of your own before them" in item.error
 
 
 @pytest.mark.parametrize(
@@ -441,3 +444,83 @@ def test_a_prompt_that_begins_as_the_instructions_but_lists_no_tools_is_kept_who
     # With a tools field no list is needed from the prompt: it was cut at the instructions' first words all the same.
     record = read_one(tmp_path, system_row(system, json.dumps([WEATHER])), "sharegpt")
     assert isinstance(record, Record) and record.system == system and record.tools[0]["name"] == "get_weather"
+
+
+HERMES_2_PRO = (  # the tool_use template as it renders: its schema closed with one brace too many
+    "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML "
+    "tags. You may call one or more functions to assist with the user query. Don't make assumptions about what "
+    "values to plug into functions. Here are the available tools: <tools> {tools} </tools> Use the following "
+    'pydantic model json schema for each tool call you will make: {"properties": {"name": {"title": "Name", '
+    '"type": "string"}, "arguments": {"title": "Arguments", "type": "object"}}, "required": ["name", "arguments"], '
+    '"title": "FunctionCall", "type": "object"}} For each function call return a json object with function name '
+    "and arguments within <tool_call></tool_call> XML tags as follows:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-dict>}\n</tool_call>'
+)
+BFCL_V3 = BFCL.replace(
+    "You SHOULD NOT include any other text in the response.\n",
+    "You SHOULD NOT include any other text in the response.\n\nAt each turn, you should try your best to complete "
+    "the tasks requested by the user within the current turn. Continue to output functions to call until you have "
+    "fulfilled the user's request to the best of your ability. Once you have no more functions to call, the system "
+    "will consider the current turn complete and proceed to the next turn or task.\n",
+)
+
+
+@pytest.mark.parametrize("template", [HERMES_2_PRO, BFCL_V3])
+def test_more_templates_as_they_render_are_read(tmp_path, template):
+    record = read_one(tmp_path, system_row(template.replace("{tools}", json.dumps([WEATHER]))), "sharegpt")
+    assert isinstance(record, Record), record.error
+    assert record.tools[0]["name"] == "get_weather" and record.system is None
+
+
+@pytest.mark.parametrize(
+    "system, foreign",
+    [
+        (  # a rule written into how a call is written
+            NOUS_V1.replace("<function-name>} </tool_call>", "<function-name>} Never call it twice. </tool_call>"),
+            "<function-name>} Never call it",
+        ),
+        (  # a few-shot example of the record's own
+            NOUS_V1 + '\nExample:\n<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+            '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>',
+        ),
+        (  # a rule written into the call's schema
+            NOUS_THINKING.replace("'title': 'FunctionCall',", "'title': 'FunctionCall', 'description': 'Ask units',"),
+            "Use the following pydantic model json schema for each tool call you will make...",
+        ),
+    ],
+)
+def test_what_the_instructions_show_of_a_call_is_theirs_only_as_placeholders(tmp_path, system, foreign):
+    # <tool_call>.*?</tool_call> and any braces after the schema sentence took whatever they held with them.
+    item = read_one(tmp_path, system_row(system.replace("{tools}", json.dumps([WEATHER]))), "sharegpt")
+    assert isinstance(item, Quarantined) and item.field == "system", item
+    assert "is none of their known sentences" in item.error and foreign in item.error
+
+
+@pytest.mark.parametrize("text", [" " * 100_000 + "Answer in French.", "<tool_call>" * 20_000, "{" * 50_000])
+def test_long_hostile_text_among_the_instructions_is_found_in_one_pass(tmp_path, text):
+    # Two patterns tried every start of a run of spaces or every unclosed <tool_call> to the end of the text:
+    # 100,000 spaces took 126 s (1 MiB records are allowed). This test would take minutes again.
+    system = HERMES_SYSTEM.replace("{tools}", json.dumps([WEATHER])) + text
+    item = read_one(tmp_path, system_row(system), "sharegpt")
+    assert isinstance(item, Quarantined) and "would be lost with them" in item.error
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "funreason"])
+def test_a_prompt_kept_whole_reads_back_from_its_own_export(tmp_path, fmt):
+    # It begins as the Hermes instructions: read back, the export's own instructions after it were taken
+    # for text among the first ones, and the record was quarantined.
+    from funreason_refine.export.formats import to_row
+    from funreason_refine.run_folder import to_json_line
+
+    system = (
+        "You are a function calling AI model. You are provided with function signatures within <tools></tools> "
+        "XML tags. Today is 2024-05-01; the user is a premium customer in Oslo. Answer in Norwegian."
+    )
+    row = {**system_row(system, json.dumps([WEATHER]))}
+    record = read_one(tmp_path, row, "sharegpt")
+    assert isinstance(record, Record) and record.system == system
+    exported = to_row(json.loads(to_json_line(record)), fmt)
+    (tmp_path / "again").mkdir()
+    again = read_one(tmp_path / "again", exported, "openai")
+    assert isinstance(again, Record), again.error
+    assert again.system == system and again.tools == record.tools

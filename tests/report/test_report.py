@@ -233,3 +233,21 @@ def test_a_filter_that_matches_nothing_lists_the_others_and_says_how_many_it_lef
     result = invoke("audit", run_dir, "--reason", "no_such_reason")
     assert result.exit_code == 1 and result.output.count("--stage ") == 3, result.output
     assert f"and {len(pairs) - 3} more (`refine report` counts every stage and reason)" in result.output
+
+
+def test_the_terminal_tables_print_a_lone_surrogate_as_its_escape(tmp_path):
+    # report.md and report.html were written, then printing the tables failed with UnicodeEncodeError.
+    from tests.chats import WEATHER, calls, chat, run_chats, say, user
+
+    rows = [
+        chat(
+            "s1", user("Weather in Oslo \ud800?"), calls(("a", "get_weather", {"city": "Oslo\udc00"})), tools=[WEATHER]
+        ),
+        chat("s2", user("Weather in Oslo?"), calls(("a", "get_weather", {"city": "Oslo"})), tools=[WEATHER]),
+        chat("s4\ud800", user("Weather in Oslo?"), say("Sunny \udfff"), tools=[]),  # a near duplicate, listed by id
+    ]
+    stages = '[[stages]]\nname = "classification"\ntext_answers = "keep"\n'
+    run_chats(rows, tmp_path, "[audit]\ndrop_duplicates = true\nnear_duplicates = true\n" + stages)
+    result = invoke("report", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "s4\\ud800" in result.output
