@@ -223,6 +223,12 @@ def _parsed(text: str) -> list[tuple[str, dict[str, Any]]]:
         raise CallSyntaxError(f"call text is {len(text)} characters, over {MAX_CALL_TEXT}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
+    except UnicodeEncodeError as exc:  # a lone surrogate: a legal JSON escape, but no UTF-8 text holds it
+        found = exc.object[exc.start : exc.end]
+        raise CallSyntaxError(
+            f"the calls hold a lone surrogate ({found!r}), which no UTF-8 text can hold: no tokenizer could read "
+            "this training target"
+        ) from None
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         raise CallSyntaxError(f"not valid call syntax: {exc}") from None
     if not isinstance(tree.body, ast.List):

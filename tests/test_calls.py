@@ -280,3 +280,13 @@ def test_only_plain_texts_skip_the_parse(call, known):
     assert parses_back_as_rendered(text) is known
     if known:
         assert parses_back(text, [call])
+
+
+def test_a_lone_surrogate_in_the_calls_says_why_no_target_can_hold_it():
+    # It said "not valid call syntax: 'utf-8' codec can't encode character ...".
+    from funreason_refine.calls import parse_calls
+    from funreason_refine.errors import CallSyntaxError
+
+    with pytest.raises(CallSyntaxError) as caught:
+        parse_calls('[get_weather(city="Oslo\udc00")]')
+    assert "lone surrogate ('\\udc00'), which no UTF-8 text can hold" in str(caught.value)
