@@ -100,9 +100,10 @@ class Refinement:
       unless the stage has a generator (on_fail "regenerate"): then the field the stage names is
       rewritten (``rewrite`` says so) and the stage checks the record again;
     - regenerate: the corrected record is checked again from the same stage, and when its answer
-      changed, first by the earlier stages that re-check a changed answer (the CoT stage); on_fail
-      "discard" or "hard_pool" (the pipeline chose dropping over repairing) makes it a discard whose
-      message says the repair was not applied;
+      changed, first by the earlier stages that re-check a changed answer (``recheck_on_answer_change``:
+      every built-in stage), so that a new answer, whoever wrote it, passes every check the old one
+      passed before it is kept; on_fail "discard" or "hard_pool" (the pipeline chose dropping over
+      repairing) makes it a discard whose message says the repair was not applied;
     - a stage regenerates a record at most ``max_attempts`` times, then the record is discarded.
 
     A conversation goes through the stages once per assistant turn, in order, that turn in focus
@@ -241,7 +242,7 @@ class Refinement:
 
     def _again(self, recheck: bool) -> None:
         """Check the record again at the current stage; first at the earlier stages that re-check a
-        changed answer, when ``recheck``."""
+        changed answer, when ``recheck`` (their rules and judges: none of them has seen the new answer)."""
         self._attempts[self._at] += 1
         self._todo.appendleft(self._at)
         if recheck:

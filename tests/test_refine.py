@@ -5,8 +5,11 @@ import pytest
 from funreason_refine.record import FunctionCall, Verdict
 from funreason_refine.refine import refine_record
 from funreason_refine.stages.base import PipelineStage, Stage
+from funreason_refine.stages.classification import Classification
 from funreason_refine.stages.cot import Cot
+from funreason_refine.stages.format import Format
 from funreason_refine.stages.function_params import FunctionParams
+from funreason_refine.stages.query_tool import QueryTool
 from funreason_refine.testing import make_record
 
 FORECAST = {"name": "get_forecast", "parameters": {"city": {"type": "str"}, "days": {"type": "int"}}}
@@ -72,6 +75,62 @@ def test_cot_is_rechecked_when_a_later_stage_changes_the_answer():
     outcome = refine(record, staged(Cot(), SwitchToForecast()))
     assert (outcome.outcome, outcome.stage, outcome.reason) == ("discarded", "cot", "cot_misses_function")
     assert [s.stage for s in outcome.record.trail] == ["cot", "switch", "cot"]
+
+
+STRICT_WEATHER = {
+    "name": "get_weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "units": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"],
+    },
+}
+
+
+OSLO = [{"name": "get_forecast", "arguments": {"city": "Oslo", "days": 2}}]
+
+
+class RewritesOnce(Stage):
+    """A plugin after the built-in stages that regenerates the answer into ``calls`` once."""
+
+    name = "rewrites"
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = [FunctionCall(name=name, arguments=args) for name, args in calls]
+
+    def check(self, record):
+        if [c.name for c in record.calls] != [c.name for c in self.calls]:
+            return Verdict.regenerate(record.model_copy(update={"answer": self.calls}), "rewritten", "new calls")
+        return Verdict.passed()
+
+
+def built_in_and(plugin):
+    return staged(Classification(), QueryTool(), Cot(), FunctionParams(), Format(), plugin)
+
+
+@pytest.mark.parametrize(
+    "calls, stage, reason",
+    [
+        ([("delete_all", {"confirm": True})], "query_tool", "unknown_function"),
+        ([("get_weather", {"units": "kelvin", "bogus": 1})], "function_params", "missing_required"),
+        ([("get_weather", {"city": "Paris", "bogus": 1})], "function_params", "unknown_parameter"),
+        ([("get_weather", {"city": "Paris", "units": "kelvin"})], "function_params", "not_in_enum"),
+    ],
+)
+def test_an_answer_a_later_stage_regenerates_is_checked_by_every_earlier_stage(calls, stage, reason):
+    record = make_record(tools=[STRICT_WEATHER, FORECAST], answers=OSLO)
+    finished = refine(record, built_in_and(RewritesOnce(calls)))
+    assert (finished.outcome, finished.stage, finished.reason) == ("discarded", stage, reason)
+
+
+def test_a_regenerated_answer_that_passes_every_check_is_kept_with_its_own_target():
+    record = make_record(tools=[STRICT_WEATHER, FORECAST], answers=OSLO)
+    finished = refine(record, built_in_and(RewritesOnce([("get_weather", {"city": "Oslo", "units": "celsius"})])))
+    assert finished.outcome == "kept"
+    assert finished.record.target == '[get_weather(city="Oslo", units="celsius")]', "the format stage wrote it again"
+    stages = [s.stage for s in finished.record.trail]
+    assert stages == [*["classification", "query_tool", "cot", "function_params", "format", "rewrites"] * 2]
 
 
 def test_regeneration_is_bounded_by_max_attempts():

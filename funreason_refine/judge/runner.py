@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from funreason_refine.calls import same_calls
+from funreason_refine.calls import render_calls, same_calls
+from funreason_refine.errors import CallSyntaxError
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.limits import check_prompt
@@ -14,7 +15,7 @@ from funreason_refine.judge.prompt import chat, placeholders, render
 from funreason_refine.judge.protocol import JudgeAnswer, ProtocolError, read_verdict
 from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, ModelSettings
 from funreason_refine.judge.structured import answer_note
-from funreason_refine.record import Record, Verdict
+from funreason_refine.record import FunctionCall, Record, Verdict
 from funreason_refine.targets import THINK_TAG
 
 if TYPE_CHECKING:
@@ -149,9 +150,25 @@ def _vote(panel: JudgePanel, answers: list[JudgeAnswer], record: Record) -> Verd
         return Verdict.passed(message=reasons)
     proposal = next((a.new_calls for a in answers if not a.ok and a.new_calls is not None), None)
     if proposal is not None and not same_calls(proposal, record.calls):
+        if not panel.calls_may_change:
+            return Verdict.discard(
+                "judge_changed_calls",
+                f"the judge's corrected calls {_shown(proposal)} change the answer's functions or "
+                "arguments, and this stage may correct the format only: not taken, the record is discarded "
+                f"(the judge's reason: {reasons or 'none given'})",
+            )
         return Verdict.regenerate(
             record.model_copy(update={"answer": proposal}),
             "judge_corrected",
             reasons or "the judge proposed corrected calls",
         )
     return Verdict.discard("judge_rejected", reasons or "the judge answered False without a reason")
+
+
+def _shown(calls: list[FunctionCall]) -> str:
+    """Calls as a message quotes them: rendered, at most 200 characters."""
+    try:
+        text = render_calls(calls)
+    except CallSyntaxError:
+        text = ", ".join(c.name for c in calls)
+    return text if len(text) <= 200 else text[:200] + "..."

@@ -364,13 +364,15 @@ class SourceSettings(ModelSettings):
 @dataclass
 class JudgePanel:
     """How one stage asks its judges: the prompt template (and the system message before it), the answer
-    protocol, the models, the vote."""
+    protocol, the models, the vote; ``calls_may_change``: whether a corrected call (NewFC) may change the calls'
+    names and arguments (False for a stage that corrects the format only)."""
 
     template: str
     allow_newfc: bool
     judges: list[JudgeModel]
     vote: Vote = "unanimous"
     system: str | None = None
+    calls_may_change: bool = True
 
     @property
     def label(self) -> str:

@@ -77,6 +77,8 @@ class StageModels:
         """The stage's scorer, judges and generator, as its table and the defaults say."""
         stage.scorer = self._scorer(where, table)
         stage.judge = self._panel(where, table, spec)
+        if stage.judge is not None:
+            stage.judge.calls_may_change = stage.stage.judge_may_change_calls
         stage.generator = self._generator(where, table, spec, stage)
 
     def check(self, stages: list[PipelineStage]) -> None:

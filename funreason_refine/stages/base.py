@@ -55,8 +55,14 @@ class Stage(ABC):
     on_fail: ClassVar[OnFail] = "discard"
     #: Regenerations of a record at this stage before it is discarded (``[[stages]] max_attempts``).
     max_attempts: ClassVar[int] = 3
-    #: Re-run this stage when a later stage regenerates the answer (the CoT stage does).
-    recheck_on_answer_change: ClassVar[bool] = False
+    #: Re-run this stage when a later stage (its rules, its judge's corrected calls, a plugin) changes the
+    #: answer, before the changed answer goes on: a regenerated answer never skips a check it has not passed.
+    #: Every built-in stage does; set it False only for a stage whose verdict does not depend on the answer.
+    recheck_on_answer_change: ClassVar[bool] = True
+    #: Whether its judge's corrected calls (``<NewFC>``) may change the calls' names and arguments. False (the
+    #: format stage, which may change the format only): a NewFC with other calls is refused, and the record is
+    #: discarded (``judge_changed_calls``) instead of kept with calls no call-checking stage judged.
+    judge_may_change_calls: ClassVar[bool] = True
     #: The record field a generator model may rewrite when this stage fails a record and its
     #: on_fail is "regenerate" ("cot" for the CoT stage); None: failures are never rewritten.
     regenerates: ClassVar[str | None] = None

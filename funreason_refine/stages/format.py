@@ -17,6 +17,7 @@ class Format(Stage):
     order = 50
     on_fail = "regenerate"
     timeout = None  # bounded by [input] max_record_bytes
+    judge_may_change_calls = False  # "regenerate the format only": its judge's NewFC may not change the calls
 
     def check(self, record: Record) -> Verdict:
         text = None

@@ -147,6 +147,46 @@ def test_newfc_regenerates_the_answer_and_the_cot_is_checked_again(tmp_path):
     assert ("function_params", "regenerate", "judge_corrected") in steps
 
 
+def test_newfc_is_judged_again_by_every_earlier_stage_before_it_is_kept(tmp_path):
+    def script(r):
+        if stage_of(r.prompt) == "function_params" and "days=3" in r.prompt:
+            return '<judge>False</judge><reason>5 days</reason><NewFC>[get_forecast(city="Oslo", days=5)]</NewFC>'
+        return YES
+
+    with FakeLLM(script) as server:
+        run(pipeline(tmp_path, [forecast_row(days=3)], server))
+    (kept,) = read_jsonl(tmp_path / "run" / "kept.jsonl")
+    assert kept["answer"] == [{"name": "get_forecast", "arguments": {"city": "Oslo", "days": 5}}]
+    asked = {stage: ["days=5" in r.prompt for r in rs] for stage, rs in by_stage(server).items()}
+    assert asked == {
+        "classification": [False, True],
+        "query_tool": [False, True],
+        "cot": [False, True],
+        "function_params": [False, True],
+        "format": [True],
+    }, "no judge let the new calls through unseen"
+
+
+@pytest.mark.parametrize(
+    "newfc",
+    ["[delete_all(confirm=True)]", '[get_weather(units="kelvin", bogus=1)]', '[get_forecast(city="Oslo", days=9)]'],
+)
+def test_a_format_judge_cannot_change_the_calls(tmp_path, newfc):
+    def script(r):
+        if stage_of(r.prompt) == "format":
+            return f"<judge>False</judge><reason>fixed the format</reason><NewFC>{newfc}</NewFC>"
+        return YES
+
+    with FakeLLM(script) as server:
+        result = run(pipeline(tmp_path, [forecast_row(days=3)], server))
+    assert not (tmp_path / "run" / "kept.jsonl").read_text(), "the record is not kept with calls no stage checked"
+    (d,) = read_jsonl(tmp_path / "run" / "discarded.jsonl")
+    assert (d["stage"], d["reason"]) == ("format", "judge_changed_calls")
+    assert d["answer"] == [{"name": "get_forecast", "arguments": {"city": "Oslo", "days": 3}}], "as it was given"
+    assert newfc[:40] in d["message"] and "may correct the format only" in d["message"]
+    assert result.summary.as_dict()["stages"]["format"]["records_discarded"] == {"judge_changed_calls": 1}
+
+
 def test_a_rewrite_to_another_function_fails_the_cot_rules(tmp_path):
     def script(r):
         if stage_of(r.prompt) == "function_params":
