@@ -3,6 +3,10 @@
 A re-run of a finished pipeline makes no judge call; changing one stage's prompt re-asks only
 that stage. SQLite (standard library) gives atomic writes that survive a crash mid-run.
 
+An answer its reader found unusable (not a verdict, cut off, reasoning alone, empty) is dropped
+(:meth:`AnswerCache.drop`): it is never served again, so that ``refine retry`` asks again instead of
+reading the same answer back, and what the calls that paid for it cost stays counted (:func:`spent`).
+
 In a run (an event loop), an answer is written at most half a second after it came, with the
 others of that half second in one transaction: a write per answer had the event loop give up the
 GIL for each one, to the threads where LiteLLM logs each answer, at about 1 ms of a judged run's
@@ -60,6 +64,8 @@ class AnswerCache:
         ):
             if column not in columns:
                 self._db.execute(f"ALTER TABLE answers ADD COLUMN {column} {kind}")
+        # What the calls that paid for answers dropped as unusable cost (:meth:`drop`): still spent.
+        self._db.execute("CREATE TABLE IF NOT EXISTS dropped (key TEXT NOT NULL, cost REAL NOT NULL)")
         # Whether answers of earlier runs are here (only those can be under a key of an older version).
         self.inherited = self._db.execute("SELECT 1 FROM answers LIMIT 1").fetchone() is not None
         self._unwritten: dict[str, Cached] = {}
@@ -112,6 +118,22 @@ class AnswerCache:
             return
         self._due = loop.call_later(WRITE_SECONDS, self.write)
 
+    def drop(self, key: str) -> None:
+        """Serve the answer under ``key`` no more (its reader found it unusable); what it cost (each call that
+        paid for it) stays counted by :meth:`spent`. Written at once: drops are rare, and a retry must not find
+        the answer again."""
+        if self._closed:
+            return
+        self.write()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO dropped (key, cost) SELECT key, COALESCE(cost, 0.0) * COALESCE(paid, 1) FROM answers "
+                "WHERE key = ?",
+                (key,),
+            )
+            self._db.execute("DELETE FROM answers WHERE key = ?", (key,))
+
     def write(self) -> None:
         """Write the answers kept since the last write, in one transaction."""
         if self._due is not None:
@@ -141,10 +163,12 @@ class AnswerCache:
         self._paid.clear()
 
     def spent(self) -> float:
-        """What the answers paid for into this cache cost (module function :func:`spent`)."""
+        """What the answers paid for into this cache cost, those dropped as unusable included (module function
+        :func:`spent`)."""
         self.write()
-        (total,) = self._db.execute("SELECT COALESCE(SUM(cost * COALESCE(paid, 1)), 0.0) FROM answers").fetchone()
-        return float(total)
+        (kept,) = self._db.execute("SELECT COALESCE(SUM(cost * COALESCE(paid, 1)), 0.0) FROM answers").fetchone()
+        (dropped,) = self._db.execute("SELECT COALESCE(SUM(cost), 0.0) FROM dropped").fetchone()
+        return float(kept) + float(dropped)
 
     def close(self) -> None:
         self.write()
@@ -155,8 +179,8 @@ class AnswerCache:
 def spent(folder: Path) -> float:
     """What every call that paid for an answer in the cache in ``folder`` cost (0.0 without a cache there),
     whichever process made it: a run stopped and resumed is counted whole (less the answers of a crash's last
-    half second). Two calls that paid for one answer count its cost twice; an answer cached before calls were
-    counted, once.
+    half second), answers dropped as unusable included. Two calls that paid for one answer count its cost twice;
+    an answer cached before calls were counted, once.
 
     Self-refinement counts a round's spend here: its samples and its judges' answers go to the round's folder.
     """

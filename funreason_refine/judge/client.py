@@ -151,6 +151,18 @@ class LLMClient:
             return Answer(text)
         return Answer.of(reply.text, reply.reasoning, reply.finish_reason)
 
+    def forget(self, settings: ModelSettings, messages: list[dict[str, Any]], variant: str = "") -> None:
+        """The answer to ``messages`` was not usable (not a verdict, cut off, reasoning alone, empty): out of the
+        cache, so that a retry or a resumed run asks again instead of reading it back. What it cost stays
+        counted: in this run's usage, and in what the folder spent (the cache's :func:`spent`)."""
+        if self.cache is None:
+            return
+        messages = sendable(messages)
+        self.cache.drop(settings.cache_key(messages, variant))
+        old = settings.legacy_cache_key(messages, variant) if self.cache.inherited else None
+        if old is not None:  # where an older version kept it: found there again otherwise
+            self.cache.drop(old)
+
     async def aclose(self) -> None:
         """Write the answers the cache holds, stop what runs in the background (batches followed), close
         the cache."""

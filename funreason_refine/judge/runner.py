@@ -73,6 +73,7 @@ class JudgeRunner:
                 return read_verdict(answer, panel.allow_newfc, settings.verdict_format)
             except ProtocolError as exc:
                 problem = exc
+                self.client.forget(settings, messages)  # not a verdict: a retry asks again
                 again = attempt < self.protocol_retries
                 self.client.used.not_a_verdict(stage, settings.model, exc.problem, again)
                 messages = reask(messages, answer, exc)
@@ -104,14 +105,14 @@ class JudgeRunner:
         assert generator.prompt is not None
         messages = [{"role": "user", "content": render(generator.prompt, record)}]
         self._check_prompt(generator, messages, stage)
-        answer = await self.client.complete(
-            generator,
-            messages,
-            stage,
-            priority=self.priority(record),
-            variant=f"rewrite {field}, attempt {attempt}",
-        )
-        return record.model_copy(update={field: written(generator.model, field, answer)})
+        variant = f"rewrite {field}, attempt {attempt}"
+        answer = await self.client.complete(generator, messages, stage, priority=self.priority(record), variant=variant)
+        try:
+            text = written(generator.model, field, answer)
+        except JudgeCallError:
+            self.client.forget(generator, messages, variant)  # cut off or empty: a retry asks again
+            raise
+        return record.model_copy(update={field: text})
 
 
 def written(model: str, field: str, answer: Answer) -> str:

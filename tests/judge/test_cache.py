@@ -125,3 +125,24 @@ def test_spent_counts_every_call_that_paid_for_an_answer_once_per_call(tmp_path)
     assert rows_on_disk(old) == {"a", "earlier", "moved"}
     assert cache_module.spent(old) == pytest.approx(2 * 0.001 + 0.25 + 0.25)
     assert cache_module.spent(tmp_path / "none") == 0.0
+
+
+def test_a_dropped_answer_is_served_no_more_and_what_it_cost_stays_spent(tmp_path):
+    async def in_a_run():
+        cache = AnswerCache(tmp_path)
+        cache.put("unusable", ANSWER)
+        cache.put("unusable", ANSWER)  # two calls paid for it
+        cache.put("good", ANSWER)
+        cache.drop("unusable")  # not yet written: dropped all the same
+        assert cache.get("unusable") is None and cache.get("good") == ANSWER
+        cache.drop("never-kept")  # nothing to drop: nothing happens
+        cache.close()
+
+    asyncio.run(in_a_run())
+    assert rows_on_disk(tmp_path) == {"good"}
+    assert cache_module.spent(tmp_path) == pytest.approx(3 * 0.001)
+    cache = AnswerCache(tmp_path)
+    cache.put("unusable", ANSWER)  # asked again: paid again
+    cache.drop("good")
+    assert cache.get("good") is None and cache.spent() == pytest.approx(4 * 0.001)
+    cache.close()

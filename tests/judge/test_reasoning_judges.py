@@ -15,6 +15,9 @@ def keys(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
 
 
+PRICES = "prices = {input_per_million = 1000.0, output_per_million = 2000.0}\n"
+
+
 def thinking(verdict: str) -> str:
     """Reasoning that restates the format and leans the other way: never to be read as the verdict."""
     other = "False" if verdict == "True" else "True"
@@ -73,19 +76,27 @@ def test_an_answer_cut_off_by_the_token_limit_is_asked_again_never_read(tmp_path
     assert "3 answer(s) did not follow the answer protocol (cut_off 3); 2 asked again" in " ".join(out.split())
 
 
-def generated(tmp_pipeline, reply: Reply, code: int):
-    """A record without a CoT whose CoT a reasoning model writes; the judge passes everything."""
+def generated(tmp_pipeline, reply: Reply, code: int, then: Reply | None = None):
+    """A record without a CoT whose CoT a reasoning model writes; the judge passes everything. ``then``: the
+    writer's answer to `refine retry` of the run (the writer's requests then are in the outcome's "retried")."""
     row = xlam_row("r")
     stages = '[[stages]]\nname = "cot"\nrequired = true\non_fail = "regenerate"\n' + FORMAT
+    answers = {"writer": reply}
 
     def script(r):
-        return reply if r.model == "writer" else "<judge>True</judge>"
+        return answers["writer"] if r.model == "writer" else "<judge>True</judge>"
 
     with FakeLLM(script) as server:
         extra = f'\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"\nmax_retries = 0\n'
         path, run_dir = judged(tmp_pipeline, server, stages=stages, judge=extra, rows=[row])
         refine("run", path, code=code)
-    return outcome(run_dir)
+        if then is None:
+            return outcome(run_dir)
+        answers["writer"], before = then, len(server.requests)
+        said = refine("retry", run_dir)
+        kind, line = outcome(run_dir)
+    writer = [r for r in server.requests[before:] if r.model == "writer"]
+    return kind, {**line, "retried": writer, "said": said}
 
 
 SCRATCH = "Scratchpad: maybe get_forecast? No, get_weather. Do not write this."
@@ -121,15 +132,44 @@ def test_a_generator_that_wrote_no_whole_cot_sends_the_record_to_errors(tmp_pipe
     assert kind == "errors" and said in line["error"]
 
 
-def test_a_cut_off_answer_taken_from_the_cache_is_still_not_a_verdict(tmp_pipeline):
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(text="<think>The user asks for", finish_reason="length"),
+        Reply(text="", reasoning=SCRATCH),
+        Reply(text=f"{SCRATCH}\n</think>\n"),
+    ],
+    ids=["cut off", "reasoning field only", "reasoning only"],
+)
+def test_a_retry_asks_the_generator_again_instead_of_reading_back_what_it_could_not_use(tmp_pipeline, reply):
+    kind, line = generated(tmp_pipeline, reply, code=3, then=Reply(text=COT))
+    assert (kind, line["cot"]) == ("kept", COT)
+    assert len(line["retried"]) == 1, "the unusable answer was not kept in the answer cache"
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_retry_asks_the_judge_again_instead_of_reading_back_an_answer_that_was_no_verdict(tmp_pipeline, retries):
     cut = Reply(text="<judge>True</judge>\n<reason>the city is", finish_reason="length")
     answers = {"now": cut}
     with FakeLLM(lambda r: answers["now"]) as server:
-        path, run_dir = judged(tmp_pipeline, server, judge="protocol_retries = 1")
+        path, run_dir = judged(tmp_pipeline, server, judge=f"protocol_retries = {retries}")
         refine("run", path, code=3)
+        assert len(server.requests) == retries + 1
         answers["now"] = Reply(text="<judge>False</judge>\n<reason>the city is wrong</reason>")
-        refine("retry", run_dir)
+        said = refine("retry", run_dir)
     kind, line = outcome(run_dir)
     assert (kind, line["reason"]) == ("discarded", "judge_rejected")
-    # The first answer came from the cache, cut off as it was, and was asked again.
-    assert len(server.requests) == 3 and server.requests[2].messages[-2] == {"role": "assistant", "content": cut.text}
+    # The question is asked afresh: neither served from the cache nor spent on a re-ask of the cut-off answer.
+    assert len(server.requests) == retries + 2
+    assert server.requests[-1].messages == server.requests[0].messages
+    assert "judge: 1 calls, 0 answered from the cache" in said
+
+
+def test_a_dropped_answer_is_still_counted_as_spent(tmp_pipeline):
+    from funreason_refine.judge.cache import spent
+
+    cut = Reply(text="<judge>True</judge>\n<reason>the city is", finish_reason="length")
+    with FakeLLM(lambda r: cut) as server:
+        path, run_dir = judged(tmp_pipeline, server, judge="protocol_retries = 0\n" + PRICES)
+        refine("run", path, code=3)
+    assert spent(run_dir) == pytest.approx((10 * 1000 + 5 * 2000) / 1e6), "paid, though no longer served"
