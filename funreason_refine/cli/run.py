@@ -185,10 +185,12 @@ def _read_before(run_dir: Path) -> tuple[int | None, int | None]:
 def validate(
     pipeline: Path, judge_model: str | None, input_path: str | None, prompts: bool, sample: int | None
 ) -> None:
-    """Check PIPELINE (keys, stage names, stage configs, specs) without running anything."""
+    """Check PIPELINE without running anything: keys, stage names, stage configs, specs, and that LiteLLM knows
+    each model's provider (offline)."""
     from funreason_refine.config import load_pipeline
 
     loaded = load_pipeline(pipeline, judge_model=judge_model, input_path=input_path)
+    _check_providers(pipeline, loaded)
     names = " -> ".join(s.name for s in loaded.stages)
     out.print(
         "[green]ok[/]: " + escape(f"{pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}"),
@@ -202,6 +204,19 @@ def validate(
             highlight=False,
             markup=False,
         )
+
+
+def _check_providers(pipeline: Path, loaded: Any) -> None:
+    """A model whose provider LiteLLM cannot tell from its name would fail every call: said before a run."""
+    if loaded.judging is None and loaded.source is None:
+        return
+    from funreason_refine.judge.providers import check_without_calls
+    from funreason_refine.judge.stage_models import litellm_models
+
+    models = [*litellm_models(loaded.stages), *([loaded.source] if loaded.source is not None else [])]
+    problems = check_without_calls(models)
+    if problems:
+        raise RefineError(f"{pipeline}: " + "; ".join(problems))
 
 
 def _check_prompts(loaded: Any, sample: int | None) -> None:

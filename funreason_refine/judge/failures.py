@@ -18,6 +18,7 @@ from typing import Any, Literal
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.endpoints import Outcome, Server
 from funreason_refine.judge.limits import CONTEXT_WINDOW, mentions_context
+from funreason_refine.judge.providers import HOW, unknown_provider
 
 
 class JudgeCallError(RefineError):
@@ -93,6 +94,9 @@ def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
             "alive",
             "setup",
         )
+    if unknown_provider(exc):  # LiteLLM's own BadRequestError (400), raised before any request: not the record's
+        told = f"LiteLLM cannot tell the model's provider from its name: {HOW}. Nothing was sent to {url}"
+        return Failure(told, "alive", "setup")
     missing = next((link for link in chain(exc) if isinstance(link, ModuleNotFoundError)), None)
     if missing is not None:
         return Failure(

@@ -52,6 +52,13 @@ def stage_models(stages: list[PipelineStage]) -> list[ModelSettings]:
     return judges + [s.generator for s in stages if s.generator is not None]
 
 
+def litellm_models(stages: list[PipelineStage]) -> list[ModelSettings]:
+    """Every model the stages ask through LiteLLM: judges, generators, yes/no scorers (the others call vLLM's
+    pooling endpoints themselves)."""
+    scorers = [s.scorer for s in stages if s.scorer is not None and s.scorer.kind == "yes_no"]
+    return [*stage_models(stages), *scorers]
+
+
 class StageModels:
     """What each stage of one pipeline file asks of models; problems go to the loader's list (``problems``),
     each naming the file and the table (``where``)."""

@@ -78,6 +78,7 @@ class JudgedRefiner(Refiner):
         )
         judges = JudgeRunner(client, self.judging.protocol_retries, alternatives=self._alternatives())
         try:
+            _check_providers(client, self.stages)
             with fewer_collections():  # entered after LiteLLM's import, so that its objects are frozen too
                 return await self._refine_all(items, emit, client, judges)
         finally:
@@ -184,6 +185,17 @@ class JudgedRefiner(Refiner):
                 "batches": self.client.batch_counts(),
             }
         )
+
+
+def _check_providers(client: LLMClient, stages: list[PipelineStage]) -> None:
+    """Stop before the first record when LiteLLM cannot tell a model's provider: every call would fail alike."""
+    from funreason_refine.judge.failures import JudgeSetupError
+    from funreason_refine.judge.providers import provider_problems
+    from funreason_refine.judge.stage_models import litellm_models
+
+    problems = provider_problems(client.litellm, litellm_models(stages))
+    if problems:
+        raise JudgeSetupError("; ".join(problems) + ". Nothing was sent: fix the model name and run again")
 
 
 def _note_cancelled(client: LLMClient) -> None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
-from funreason_refine.judge.client import JudgeCallError, JudgeOutage, LLMClient
+from funreason_refine.judge.client import JudgeCallError, JudgeOutage, JudgeSetupError, LLMClient
 from funreason_refine.judge.failures import classify
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.settings import ModelSettings
@@ -294,3 +294,42 @@ def test_a_lone_surrogate_in_a_record_is_sent_as_its_escape_not_blamed_on_the_se
     assert result.summary.as_dict()["outcomes"]["errors"] == 0, read_jsonl(tmp_path / "run" / "errors.jsonl")
     assert sorted(r["id"] for r in read_jsonl(tmp_path / "run" / "kept.jsonl")) == ["odd", "plain"]
     assert any("forecast \\\\ud800:" in body for body in sent)  # the escape, as text, in the prompt
+
+
+def test_a_model_litellm_knows_no_provider_for_is_a_setup_error_not_the_records():
+    # LiteLLM raises "LLM Provider NOT provided" as an HTTP 400 of its own, before anything is sent: it was taken
+    # for the provider refusing the record, and every record of a run went to errors.jsonl with it.
+    with FakeLLM(lambda r: YES) as server:
+        result = ask(settings(server.api_base, model="notaprovider/x"))
+    assert isinstance(result, JudgeSetupError), result
+    said = str(result)
+    assert said.startswith("notaprovider/x: LiteLLM cannot tell the model's provider") and "provider/name" in said
+    assert f"Nothing was sent to {server.api_base}" in said and server.requests == []
+
+
+@pytest.mark.parametrize("how", ["pipeline", "--judge-model"])
+def test_a_run_with_a_model_of_no_known_provider_stops_at_once_and_validate_says_so_first(tmp_path, how):
+    with FakeLLM(lambda r: YES) as server:
+        path = write(tmp_path, server)
+        args = ["--judge-model", f"notaprovider/x@{server.api_base}"] if how == "--judge-model" else []
+        if how == "pipeline":
+            path.write_text(path.read_text().replace('"openai/fake-judge"', '"notaprovider/x"'))
+        checked = CliRunner().invoke(main, ["validate", str(path), *args])
+        result = CliRunner().invoke(main, ["run", str(path), *args])
+        sent = len(server.requests)
+    for said in (" ".join(checked.output.split()), " ".join(result.output.split())):
+        assert "cannot tell the provider of the model 'notaprovider/x'" in said and "provider/name" in said, said
+    assert checked.exit_code == 1 and result.exit_code == 1 and sent == 0
+    assert "Traceback" not in result.output and read_jsonl(tmp_path / "run" / "errors.jsonl") == []
+
+
+def test_validate_asks_litellm_only_about_names_outside_the_well_known_providers():
+    from funreason_refine.judge.providers import check_without_calls
+
+    def model(name: str) -> ModelSettings:
+        return ModelSettings.model_validate({"model": name})
+
+    assert check_without_calls([model("openai/x"), model("gpt-4o-mini"), model("xai/grok-3")]) == []
+    (problem,) = check_without_calls([model("notaprovider/x"), model("notaprovider/x"), model("fake")])[:1]
+    assert problem.startswith("LiteLLM cannot tell the provider of the model 'notaprovider/x': write the model as")
+    assert len(check_without_calls([model("notaprovider/x"), model("fake")])) == 2
