@@ -26,7 +26,7 @@ from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Outcome
 from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
-from funreason_refine.run_identity import check_input, configurations, note_configuration_change
+from funreason_refine.run_identity import check_input, configurations, note_configuration_change, note_reading
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def run_pipeline(
     stream = InputStream.open(pipeline.input)
     # A shard's kept records are audited once, in input order, when the shards are merged.
     audit = DatasetAudit(pipeline.audit) if part is None else None
-    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target)
+    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target, limit)
     kept = _kept_count(target, folder.tally.outcomes[Outcome.KEPT]) if target is not None else None
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
@@ -224,10 +224,12 @@ def _open_folder(
     retry_errors: bool,
     audit: DatasetAudit | None,
     target: int | None = None,
+    limit: int | None = None,
 ) -> RunFolder:
     """The run folder, locked for this process, checked to be made from this input and configuration
     (or the change accepted and noted) and not to hold more kept records than ``target``, its finished
-    work read back (and into the audits)."""
+    work read back (and into the audits); how far this run reads (``limit``, ``target``) recorded in
+    run.json, where a run that never ends keeps it for `refine retry`."""
     folder = RunFolder(pipeline.output_dir)
     folder.lock()
     try:
@@ -241,6 +243,7 @@ def _open_folder(
             input_given=pipeline.input_given,
         )
         check_input(folder.path, input_files(pipeline, stream))
+        note_reading(folder.path, limit, target)
         if retry_errors:
             folder.forget_errors()
         if target is not None:

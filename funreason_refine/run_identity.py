@@ -22,6 +22,7 @@ from funreason_refine.errors import RunFolderError
 
 RUN_FILE = "run.json"
 INPUT_GIVEN = "input"  # run.json: the input given on the command line (--input), when one was
+READING = "reading"  # run.json: how far the last run on the folder was to read (--limit, --target-kept)
 HASH_CHUNK = 1 << 20
 
 
@@ -131,6 +132,27 @@ def check_input(run_dir: Path, files: list[Path]) -> None:
     if any(not before.unchanged(path) for before, path in zip(recorded, files, strict=False) if path.is_file()):
         run["input_files"] = [FileIdentity.of(f).model_dump() for f in files]  # grown, or touched: same bytes
         write_run_file(run_dir, run)
+
+
+def note_reading(run_dir: Path, limit: int | None, target: int | None) -> None:
+    """Record how far the run opening the folder is to read its input (its ``--limit``, its ``--target-kept``;
+    None: to the end), where a run that never ends (killed, stopped by an outage) keeps it: summary.json,
+    which says it too, is written only at a run's end, and ``refine retry`` must read no further."""
+    run = read_run_file(run_dir)
+    reading = {"limit": limit, "target_kept": target}
+    if run.get(READING) != reading:
+        run[READING] = reading
+        write_run_file(run_dir, run)
+
+
+def recorded_reading(run_dir: Path) -> tuple[int | None, int | None] | None:
+    """(limit, target) as :func:`note_reading` recorded them; None when run.json holds none (a folder of an
+    earlier version, or none at all)."""
+    reading = run_file_of(run_dir).get(READING)
+    if not isinstance(reading, dict):
+        return None
+    limit, target = reading.get("limit"), reading.get("target_kept")
+    return (limit if isinstance(limit, int) else None), (target if isinstance(target, int) else None)
 
 
 def note_configuration_change(run_dir: Path, previous_hash: str, records: int) -> None:

@@ -163,11 +163,26 @@ def _read_before(run_dir: Path) -> tuple[int | None, int | None]:
 
     try:
         summary = Summary.read(run_dir)
-    except RefineError:  # no summary (a run stopped before its end): the retry goes on to the end
-        return None, None
+    except RefineError:  # no summary: the run stopped before its end (killed, an outage); run.json says how far
+        return _recorded_reading(run_dir)
     if summary.target is not None and summary.target.reached:
         return summary.input.records, None
     return summary.input.limit, summary.target.kept if summary.target is not None else None
+
+
+def _recorded_reading(run_dir: Path) -> tuple[int | None, int | None]:
+    """(limit, None) of a retry of a run that ended before writing summary.json, as run.json recorded it (None:
+    to the end). A run with a target is refused: how far it read is known once it is resumed to its end."""
+    from funreason_refine.run_identity import recorded_reading
+
+    limit, target = recorded_reading(run_dir) or (None, None)
+    if target is not None:
+        raise RefineError(
+            f"the run in {run_dir} stopped before its end (it has no summary.json) while it read towards "
+            f"--target-kept {target}: resume it first with `refine run PIPELINE --out {run_dir} --target-kept "
+            f"{target}` (the records in errors.jsonl stay there), then `refine retry {run_dir}`"
+        )
+    return limit, None
 
 
 @main.command()

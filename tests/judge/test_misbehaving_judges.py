@@ -333,3 +333,25 @@ def test_validate_asks_litellm_only_about_names_outside_the_well_known_providers
     (problem,) = check_without_calls([model("notaprovider/x"), model("notaprovider/x"), model("fake")])[:1]
     assert problem.startswith("LiteLLM cannot tell the provider of the model 'notaprovider/x': write the model as")
     assert len(check_without_calls([model("notaprovider/x"), model("fake")])) == 2
+
+
+@pytest.mark.parametrize("target", [None, 2])
+def test_a_retry_of_a_limited_run_that_never_ended_reads_no_further_than_the_run_was_to(tmp_path, target):
+    # An outage stops the run before it writes summary.json, which was the only place that kept its --limit:
+    # `refine retry` then refined the whole input.
+    rows = [forecast_row(str(i), days=i + 1) for i in range(6)]
+    answers = {"now": Reply(raw=b"<html>Bad gateway</html>")}
+    with FakeLLM(lambda r: answers["now"]) as server:
+        path = write(tmp_path, server, judge="outage_timeout = 1", rows=rows)
+        chosen = ["--limit", "3"] if target is None else ["--limit", "3", "--target-kept", str(target)]
+        stopped = CliRunner().invoke(main, ["run", str(path), *chosen])
+        assert stopped.exit_code == 4 and not (tmp_path / "run" / "summary.json").exists(), stopped.output
+        answers["now"] = YES
+        retried = CliRunner().invoke(main, ["retry", str(tmp_path / "run")])
+    said = " ".join(retried.output.split())
+    if target is not None:  # how far a target run reads is known once it has ended: resumed first
+        assert retried.exit_code == 1 and "--target-kept 2" in said and "resume it first with `refine run" in said
+        return
+    assert retried.exit_code == 0, said
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "run" / "kept.jsonl")) == ["0", "1", "2"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["input"]["limit"] == 3
