@@ -243,13 +243,13 @@ def _open_folder(
             input_given=pipeline.input_given,
         )
         check_input(folder.path, input_files(pipeline, stream))
-        note_reading(folder.path, limit, target)
-        if retry_errors:
-            folder.forget_errors()
         if target is not None:
             from funreason_refine.run_target import refuse_over_target
 
             refuse_over_target(folder.path, target)
+        note_reading(folder.path, limit, target)  # after every refusal: a refused run leaves run.json as it was
+        if retry_errors:
+            folder.forget_errors()
         folder.open(on_read_back=audit.read_back if audit is not None else None)
         if replaced is not None and folder.resumed:
             note_configuration_change(folder.path, replaced, folder.resumed)
