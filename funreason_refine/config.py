@@ -82,8 +82,10 @@ class PipelineFile(BaseModel):
     max_cost: float | None = Field(
         None,
         gt=0,
-        description="USD; the run stops cleanly, resumable, when reached (`refine selfrefine`: over all its rounds, "
-        "samples and judges together).",
+        description="USD; what the run folder's model calls cost, over every command run on it (a rerun of a "
+        "stopped run counts what the earlier ones spent; `--fresh` keeps the answer cache and what it cost): the "
+        "run stops cleanly, resumable, when reached (`refine selfrefine`: over all its rounds, samples and judges "
+        "together; a shard: its own folder).",
     )
     source: dict[str, Any] | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(

@@ -210,7 +210,8 @@ class SelfRefinement:
                     f"every sampling call of round {round_no} failed ({folder / SAMPLING_ERRORS} says why): fix "
                     "the cause and run again to draw the round",
                 )
-        budget = budget_left(self.caps, tally.spent + spent(folder))
+        # What the round's folder spent already (its samples, an earlier try at its judging) the run counts itself.
+        budget = budget_left(self.caps, tally.spent)
         result = run_pipeline(_round_pipeline(self.pipeline, folder, budget), progress=self.progress)
         self.rounds.append(self._count(round_no, folder, result.summary))
         if result.stopped is not None and self.caps.max_cost is not None:

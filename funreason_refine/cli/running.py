@@ -105,8 +105,8 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
         say_target(result.summary, result.out_dir)
     elif result.stopped and result.unread is None:
         err.print(
-            f"[yellow]stopped:[/] {escape(str(result.stopped))}. What was finished is saved; run the same command "
-            "again (with a higher max_cost) to go on.",
+            f"[yellow]stopped:[/] {escape(str(result.stopped))}. What was finished is saved; raise max_cost (it "
+            "counts what the run folder spent in all its runs) and run the same command again to go on.",
             highlight=False,
         )
     elif shard is not None:

@@ -41,7 +41,8 @@ class LLMClient:
     """Shared by every stage of a run: one concurrency bound, one cache, usage per stage, one pool of
     servers per model (as a settings table names them), with their rate limits and outage watch; with
     ``batch_dir`` (the run folder), the calls of models with ``batch = true`` go as batch jobs. ``on_call``
-    hears each request start and end."""
+    hears each request start and end. ``spent_before``: what earlier commands on the run folder spent (its
+    answer cache says), counted against ``max_cost`` with what this client spends."""
 
     def __init__(
         self,
@@ -51,10 +52,12 @@ class LLMClient:
         batch_dir: Path | None = None,
         on_batch: Callable[[], None] | None = None,
         on_call: Callable[[], None] | None = None,
+        spent_before: float = 0.0,
     ):
         self.max_concurrency = max_concurrency
         self.cache = cache
         self.max_cost = max_cost
+        self.spent_before = spent_before
         self.notes: set[str] = set()
         self.litellm = litellm = load_litellm()
         self._http: Any = None  # an httpx client for the requests LiteLLM does not make (scorers), made when asked
@@ -85,14 +88,20 @@ class LLMClient:
         return prompt_tokens(self.litellm, model, messages)
 
     def budget_spent(self) -> str | None:
-        """Why no new call may be made (max_cost reached), or None."""
+        """Why no new call may be made (max_cost reached by what the run folder spent), or None."""
         if self.max_cost is None:
             return None
-        spent = self._ledger.used.cost_usd + (self._batches.owed if self._batches is not None else 0.0)
+        now = self._ledger.used.cost_usd + (self._batches.owed if self._batches is not None else 0.0)
+        spent = self.spent_before + now
         # A billionth of a dollar of slack: twenty calls of $0.01 add up to 0.19999999999999998.
-        if spent >= self.max_cost - 1e-9:
+        if spent < self.max_cost - 1e-9:
+            return None
+        if not self.spent_before:
             return f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent)"
-        return None
+        return (
+            f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent in this run folder: ${self.spent_before:.4f} "
+            f"by earlier commands on it, ${now:.4f} by this one)"
+        )
 
     def endpoint_stats(self) -> dict[str, list[dict[str, Any]]]:
         return self._calls.endpoint_stats()

@@ -58,6 +58,11 @@ class JudgedRefiner(Refiner):
     def judge_usage(self) -> dict[str, Any] | None:
         if self.client is None:
             return None
+        if self.client.spent_before:
+            self.client.notes.add(
+                f"the figures are this command's; max_cost counted what the run folder spent in all: "
+                f"${self.client.spent_before:.4f} by earlier commands on it (its answer cache) and this command's"
+            )
         return {
             **self.client.used.as_dict(),  # the total's keys, per_stage (and tokens_counted_locally)
             "endpoints": self.client.endpoint_stats(),
@@ -68,9 +73,14 @@ class JudgedRefiner(Refiner):
     async def _run(self, items: Iterator[RawItem], emit: Emit) -> str | None:
         from funreason_refine.judge.cache import AnswerCache
 
+        cache = AnswerCache(self.run_dir)
+        # max_cost holds over the run folder: what earlier commands on it paid counts too (a rerun of a
+        # stopped run must not spend max_cost again).
+        before = cache.spent() if self.judging.max_cost is not None else 0.0
         self.client = client = LLMClient(
             max_concurrency=self.judging.max_concurrency,
-            cache=AnswerCache(self.run_dir),
+            cache=cache,
+            spent_before=before,
             max_cost=self.judging.max_cost,
             batch_dir=self.run_dir,
             on_batch=self._report_usage,  # batches move while no record finishes: progress shows them as they do
@@ -97,16 +107,16 @@ class JudgedRefiner(Refiner):
                 await asyncio.sleep(0)  # let the new record start: its first call goes out while reading goes on
                 while pending and (len(pending) >= window or pending[0].done()):
                     if not await self._emit_oldest(pending, emit):
-                        return client.budget_spent()
+                        return _budget_stop(client)
                 stopped = client.budget_spent()
                 if stopped:
                     break
             while pending:
                 if not await self._emit_oldest(pending, emit):
-                    return client.budget_spent()
+                    return _budget_stop(client)
             return stopped
         except EnoughKept:
-            _note_cancelled(client)
+            _note_cancelled(client, "the target of kept records was reached")
             raise
         finally:
             for task in pending:
@@ -198,10 +208,17 @@ def _check_providers(client: LLMClient, stages: list[PipelineStage]) -> None:
         raise JudgeSetupError("; ".join(problems) + ". Nothing was sent: fix the model name and run again")
 
 
-def _note_cancelled(client: LLMClient) -> None:
-    """The calls in flight when --target-kept was reached: cancelled unanswered, so not in the accounting."""
+def _budget_stop(client: LLMClient) -> str | None:
+    """Why max_cost stopped the run; the calls then in flight, about to be cancelled, noted."""
+    _note_cancelled(client, "max_cost was reached")
+    return client.budget_spent()
+
+
+def _note_cancelled(client: LLMClient, when: str) -> None:
+    """The calls in flight when the run stopped early (``when``: --target-kept, max_cost): cancelled unanswered,
+    so not in the accounting."""
     if client.in_flight:
         client.notes.add(
-            f"{client.in_flight} judge call(s) were in flight when the target of kept records was reached and "
-            "were cancelled: they are not counted in calls or cost, and a provider may bill requests it had begun"
+            f"{client.in_flight} judge call(s) were in flight when {when} and were cancelled: they are not "
+            "counted in calls or cost, and a provider may bill requests it had begun"
         )

@@ -1,6 +1,7 @@
 """Judged pipelines end to end: LiteLLM over real HTTP to a scripted server on 127.0.0.1."""
 
 import gc
+import json
 import time
 
 import pytest
@@ -67,6 +68,10 @@ def pipeline(tmp_path, rows, server, judge="", stages="", top=""):
         f"{judge}\n{stages}"
     )
     return path
+
+
+def read_summary(tmp_path):
+    return json.loads((tmp_path / "run" / "summary.json").read_text())
 
 
 def run(path, **kw):
@@ -337,6 +342,37 @@ def test_max_cost_stops_cleanly_and_a_rerun_goes_on(tmp_path):
         second = run(path)
     assert second.stopped is None and sum(second.summary.as_dict()["outcomes"].values()) == 12
     assert second.resumed == done
+
+
+def test_max_cost_holds_over_the_run_folder_not_each_command(tmp_path):
+    rows = [forecast_row(str(i), days=i + 1) for i in range(12)]
+    prices = "prices = {input_per_million = 1000.0, output_per_million = 0.0}\nmax_concurrency = 1"
+    with FakeLLM(lambda r: YES) as server:
+        path = pipeline(tmp_path, rows, server, judge=prices, top="max_cost = 0.2")
+        first = CliRunner().invoke(main, ["run", str(path)])
+        paid = len(server.requests)
+        again = CliRunner().invoke(main, ["run", str(path)])
+        assert len(server.requests) == paid == 20, "the rerun of the same command spends nothing more"
+    said = " ".join(again.output.split())
+    assert first.exit_code == again.exit_code == 0 and "raise max_cost" in said
+    assert "max_cost of $0.2 reached ($0.2000 spent in this run folder: $0.2000 by earlier commands on it" in said
+    notes = " ".join(read_summary(tmp_path)["judge"]["notes"])
+    assert "max_cost counted what the run folder spent in all: $0.2000 by earlier commands" in notes
+
+
+def test_calls_cancelled_in_flight_at_a_max_cost_stop_are_noted(tmp_path):
+    rows = [forecast_row(str(i), days=i + 1) for i in range(8)]
+    prices = "prices = {input_per_million = 1000.0, output_per_million = 0.0}\nmax_concurrency = 8\ntimeout = 20"
+
+    def script(r):  # the first record's calls answer at once, the others' are slow: in flight at the stop
+        return YES if "Oslo, 1 days" in r.prompt else Reply(YES, delay=3)
+
+    with FakeLLM(script) as server:
+        result = run(pipeline(tmp_path, rows, server, judge=prices, top="max_cost = 0.02"))
+    judge = result.summary.as_dict()["judge"]
+    assert result.stopped and judge["calls"] < len(server.requests)
+    cancelled = [n for n in judge["notes"] if "in flight when max_cost was reached and were cancelled" in n]
+    assert cancelled and int(cancelled[0].split()[0]) == len(server.requests) - judge["calls"], cancelled
 
 
 def test_a_record_that_tries_prompt_injection_is_judged_as_data(tmp_path):
