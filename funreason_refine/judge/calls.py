@@ -245,14 +245,23 @@ class Caller:
         finally:
             if stream is not None:
                 await _close(stream)
-        reported = any(getattr(chunk, "usage", None) for chunk in chunks)
-        return self._litellm.stream_chunk_builder(chunks, messages=messages), waited, reported
+        return self._litellm.stream_chunk_builder(chunks, messages=messages), waited, _usage_reported(stream, chunks)
 
     def _failure(self, exc: Exception, settings: ModelSettings, messages: list[dict[str, str]], where: str) -> Failure:
         failure = classify(exc, self._litellm, where, settings.timeout)
         if failure.reason == CONTEXT_WINDOW:  # said with the prompt's tokens and the model's window
             failure.message = overflow_message(self._litellm, settings, messages, failure.message)
         return failure
+
+
+def _usage_reported(stream: Any, chunks: list[Any]) -> bool:
+    """Whether the server reported a streamed answer's usage. LiteLLM hands over usage on the last chunk
+    either way, computed by itself (its token counter) when the server sent none; the chunks it read from the
+    server (the stream's ``chunks``, where it keeps the server's usage chunk it strips from what it hands over)
+    tell the two apart. Without them (another LiteLLM), the chunks before the last one, which LiteLLM builds."""
+    read = getattr(stream, "chunks", None)
+    seen = read if isinstance(read, list) else chunks[:-1]
+    return any(getattr(chunk, "usage", None) for chunk in seen)
 
 
 async def _close(stream: Any) -> None:

@@ -166,6 +166,28 @@ def test_with_first_token_timeout_the_wait_in_the_servers_queue_is_not_call_time
     assert (usage.prompt_tokens, usage.completion_tokens) == (20, 10), "the server's own usage, from the stream"
 
 
+@pytest.mark.parametrize("reported", [True, False])
+def test_a_streamed_answer_without_usage_is_counted_here_and_said_so(reported):
+    # LiteLLM puts a usage of its own on a stream's last chunk when the server sent none: it was taken for the
+    # server's, and neither tokens_counted_locally nor the note said that the tokens were only estimated.
+    with FakeLLM(lambda r: Reply(YES, usage=reported, prompt_tokens=40, completion_tokens=30)) as server:
+        client = LLMClient(max_concurrency=2)
+        answer = ask(settings(server.api_base, first_token_timeout=5, max_retries=0), client=client)
+    assert answer.text == "<judge>True</judge><reason>looks right</reason>"
+    assert server.requests[0].body["stream"] is True
+    usage, counted = client.used.per_stage["cot"], client.used.as_dict().get("tokens_counted_locally")
+    if reported:
+        assert (usage.prompt_tokens, usage.completion_tokens, counted) == (40, 30, None)
+        assert not any("without token usage" in note for note in client.notes)
+        return
+    litellm = load_litellm()
+    expected = litellm.token_counter(
+        model="openai/fake-judge", messages=[{"role": "user", "content": "Is this call right?"}]
+    )
+    assert usage.prompt_tokens == expected and counted == {"openai/fake-judge": 1}
+    assert any("without token usage" in note for note in client.notes)
+
+
 def test_a_first_token_later_than_first_token_timeout_says_which_setting_to_raise():
     with FakeLLM(lambda r: Reply(YES, delay=1.0)) as server:
         result = ask(settings(server.api_base, first_token_timeout=0.3, max_retries=0))
