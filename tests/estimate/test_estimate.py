@@ -102,17 +102,18 @@ def test_the_estimate_is_what_a_run_on_the_fake_judge_server_then_makes_and_pays
         assert low.input_tokens.low == pytest.approx(run[name]["prompt_tokens"], rel=0.005), name
         assert low.cost_usd.low == pytest.approx(run[name]["cost_usd"], rel=0.005)
     assert before.total.cost_usd.low == pytest.approx(judge["cost_usd"], rel=0.005)
-    # Two turns of the conversation, the CoT judged twice for the repaired record, none for the record without one.
+    # Two turns of the conversation; the repaired record judged again by every stage before function_params (its
+    # answer changed: classification, query_tool, the CoT); no CoT judged for the record without one.
     assert {n: before.stages[n].calls.low for n in STAGES} == {
-        "classification": 6, "query_tool": 5, "cot": 3, "function_params": 5, "format": 5,
+        "classification": 7, "query_tool": 6, "cot": 3, "function_params": 5, "format": 5,
     }  # fmt: skip
     # Every record at every stage: the one the rules discarded at query_tool asks there and after it too.
     assert {n: before.stages[n].calls.high for n in STAGES} == {
-        "classification": 6, "query_tool": 6, "cot": 4, "function_params": 6, "format": 6,
+        "classification": 7, "query_tool": 7, "cot": 4, "function_params": 6, "format": 6,
     }  # fmt: skip
     assert before.records == before.sampled == 5
     # After the run every call is in the answer cache: a second run would pay for nothing.
-    assert (again.total.calls.low, again.total.cached.low, again.total.cost_usd.low) == (0, 24, 0.0)
+    assert (again.total.calls.low, again.total.cached.low, again.total.cost_usd.low) == (0, 26, 0.0)
 
 
 def test_a_seeded_sample_is_scaled_up_to_the_whole_input(tmp_path):
@@ -199,9 +200,9 @@ def test_the_command_prints_a_table_or_json_and_refuses_what_cannot_be_estimated
         as_json = CliRunner().invoke(main, ["estimate", str(path), "--output-tokens", "5", "--json"])
         both = CliRunner().invoke(main, ["estimate", str(path), "--output-tokens", "5", "--probe", "1"])
     assert table.exit_code == 0, table.output
-    assert "total" in table.output and "24 - 28" in table.output and "$1 / $2 per million" in table.output
+    assert "total" in table.output and "26 - 30" in table.output and "$1 / $2 per million" in table.output
     figures = json.loads(as_json.output)
-    assert figures["total"]["calls"] == {"low": 24, "high": 28} and figures["records"] == 5
+    assert figures["total"]["calls"] == {"low": 26, "high": 30} and figures["records"] == 5
     assert both.exit_code == 2 and "not both" in both.output
     rules_only = tmp_path / "rules.toml"
     rules_only.write_text('[input]\npath = "in.jsonl"\n')
@@ -219,7 +220,7 @@ def test_json_verdicts_are_estimated_as_a_run_asks_them(tmp_path):
         before = estimate(load_pipeline(path), output_tokens=7)
         judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
         again = estimate(load_pipeline(path), output_tokens=7)
-    assert judge["protocol_failures"] == 0 and before.total.calls.low == judge["calls"] == 24
+    assert judge["protocol_failures"] == 0 and before.total.calls.low == judge["calls"] == 26
     assert before.total.input_tokens.low == pytest.approx(judge["prompt_tokens"], rel=0.005)
     # The estimate's prompts are the run's, the JSON note included: every call is found in the answer cache.
-    assert (again.total.calls.low, again.total.cached.low) == (0, 24)
+    assert (again.total.calls.low, again.total.cached.low) == (0, 26)

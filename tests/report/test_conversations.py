@@ -137,13 +137,13 @@ def invoke(*args):
 # Verdicts on conversation turns, counted by hand from the rows above: (passed, regenerated, discarded).
 # Turn 0: every conversation but no-result passes every stage; no-result fails the conversation stage.
 # Turn 1: paris-ok's text ends at classification; cut-at-1 fails query_tool; days-fixed is repaired by
-# function_params and checked again by the conversation stage (its calls changed) and function_params;
-# boom breaks in the boom stage (no verdict). Turn 2: tool-errors' and days-fixed's texts end at
-# classification; no-days-at-2 fails function_params.
+# function_params and checked again by every stage before it (its calls changed: conversation, classification,
+# query_tool) and function_params; boom breaks in the boom stage (no verdict). Turn 2: tool-errors' and
+# days-fixed's texts end at classification; no-days-at-2 fails function_params.
 PER_TURN = {
     "conversation": [(6, 0, 1), (7, 0, 0), (3, 0, 0)],
-    "classification": [(6, 0, 0), (6, 0, 0), (3, 0, 0)],
-    "query_tool": [(6, 0, 0), (4, 0, 1), (1, 0, 0)],
+    "classification": [(6, 0, 0), (7, 0, 0), (3, 0, 0)],
+    "query_tool": [(6, 0, 0), (5, 0, 1), (1, 0, 0)],
     "function_params": [(6, 0, 0), (4, 1, 0), (0, 0, 1)],
     "format": [(6, 0, 0), (4, 0, 0), (0, 0, 0)],
     "boom": [(6, 0, 0), (3, 0, 0), (0, 0, 0)],
