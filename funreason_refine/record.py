@@ -262,8 +262,15 @@ class Verdict:
                 self.action = Action(self.action)
             except ValueError:
                 raise ValueError(f"verdict action must be one of {', '.join(Action)}, got {self.action!r}") from None
-        plain_pass = self.reason is None and self.record is None and self.score is None and type(self.message) is str
-        if not (plain_pass and self.action is Action.PASS and type(self.final) is bool):  # the common case, quickly
+        reason, record = self.reason, self.record
+        plainly_right = (  # the verdicts stages make (five a record), told right at once: _problem says what is wrong
+            type(self.message) is str
+            and type(self.final) is bool
+            and self.score is None
+            and (record is None or type(record) is Record)
+            and ((reason is None and self.action is Action.PASS) or (type(reason) is str and reason != ""))
+        )
+        if not plainly_right:
             problem = self._problem()
             if problem is not None:
                 raise TypeError(f"a {self.action} verdict's {problem}")
