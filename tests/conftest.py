@@ -136,6 +136,18 @@ class KillAfter:
                 raise KeyboardInterrupt
 
 
+CHROMIUM_QUIET = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+"""Chromium's flags for the tests: no sandbox (containers), and no network of its own."""
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """Headless Chromium driven by Selenium, one per test module that asks for it (Debian's chromium and driver)."""
@@ -146,13 +158,7 @@ def browser(tmp_path_factory):
     options.binary_location = shutil.which("chromium")
     for flag in (
         "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_QUIET,
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
         "--window-size=1400,1000",
     ):

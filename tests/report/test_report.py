@@ -13,7 +13,7 @@ from funreason_refine.engine import run_pipeline
 from funreason_refine.report.compare import cohen_kappa
 from funreason_refine.report.dataset import KINDS
 from funreason_refine.testing import run_rows
-from tests.conftest import QUICKSTART, read_jsonl, xlam_row
+from tests.conftest import CHROMIUM_QUIET, QUICKSTART, read_jsonl, xlam_row
 
 
 class Numbers(HTMLParser):
@@ -99,13 +99,7 @@ def test_the_html_report_renders_in_headless_chromium(run_dir, tmp_path):
         [
             "chromium",
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_QUIET,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--window-size=1200,2000",
             f"--screenshot={png}",
