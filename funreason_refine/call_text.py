@@ -28,27 +28,31 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
     return calls_in_text(text)[0]
 
 
-def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str]:
-    """(calls, the text beside them) of a text that writes calls as Hermes <tool_call> blocks or as the
-    paper's [func(...)] list (the whole text, so nothing beside it); (None, text) if neither.
+def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str, list[Any]]:
+    """(calls, the text beside them, their ids: a block's ``id``, else None) of a text that writes calls
+    as Hermes <tool_call> blocks or as the paper's [func(...)] list (the whole text, so nothing beside
+    it); (None, text, []) if neither.
 
-    ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost), or
-    when a text that starts as a call list does not parse (CallSyntaxError)."""
+    ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost, or an
+    id that is no text or number), or when a text that starts as a call list does not parse
+    (CallSyntaxError)."""
     blocks = _TOOL_CALL.findall(text)
     if blocks:
-        return [block_call(block, n) for n, block in enumerate(blocks)], _TOOL_CALL.sub("", text)
+        read = [block_call(block, n) for n, block in enumerate(blocks)]
+        return [call for call, _ in read], _TOOL_CALL.sub("", text), [call_id for _, call_id in read]
     stripped = text.strip()
     if stripped.startswith("["):
         try:
-            return parse_calls(stripped), ""
+            calls = parse_calls(stripped)
+            return calls, "", [None] * len(calls)
         except CallSyntaxError as exc:
             start = _CALL_LIST_START.match(stripped)
             if start and (stripped.endswith("]") or "]" not in stripped):
                 raise CallSyntaxError(
                     f"starts as a [func(...)] call list but does not parse: {_why(start, exc)}"
                 ) from None
-            return None, text
-    return None, text
+            return None, text, []
+    return None, text, []
 
 
 class UnreadKey(ValueError):
@@ -60,8 +64,9 @@ class UnreadKey(ValueError):
         super().__init__(message)
 
 
-BLOCK_KEYS = ("name", "arguments", "parameters")
-"""The keys of a Hermes <tool_call> block: ``parameters`` is Llama 3's name for the arguments."""
+BLOCK_KEYS = ("name", "arguments", "parameters", "id")
+"""The keys of a Hermes <tool_call> block: ``parameters`` is Llama 3's name for the arguments; ``id``
+the call's id, as some Hermes templates write one."""
 
 
 def _why(start: re.Match[str], exc: CallSyntaxError) -> str:
@@ -71,9 +76,10 @@ def _why(start: re.Match[str], exc: CallSyntaxError) -> str:
     return str(exc)
 
 
-def block_call(block: str, n: int) -> FunctionCall:
-    """The call of the ``n``-th <tool_call> block: ``{"name", "arguments"}`` (or ``"parameters"``, as
-    Llama 3 writes them), arguments as an object or its JSON text. ValueError saying why not."""
+def block_call(block: str, n: int) -> tuple[FunctionCall, Any]:
+    """The call of the ``n``-th <tool_call> block and its id (None without one): ``{"name", "arguments"}``
+    (or ``"parameters"``, as Llama 3 writes them), arguments as an object or its JSON text. ValueError
+    saying why not."""
     at = f"<tool_call> block {n}"
     obj = _json(block, at, literal=True)
     if not isinstance(obj, dict):
@@ -92,7 +98,14 @@ def block_call(block: str, n: int) -> FunctionCall:
         arguments = _json(arguments, f"{at} ({name}) arguments")
     if not isinstance(arguments, dict):
         raise ValueError(f"{at} ({name}): arguments must be an object, got {type(arguments).__name__}")
-    return FunctionCall(name=name, arguments=arguments)
+    return FunctionCall(name=name, arguments=arguments), _block_id(obj.get("id"), at)
+
+
+def _block_id(value: Any, at: str) -> Any:
+    """A block's id: a text or a number, kept as given (results tie to it); any other is a guess to match."""
+    if value is None or value == "" or (isinstance(value, (str, int, float)) and not isinstance(value, bool)):
+        return None if value == "" else value
+    raise UnreadKey("id", f"{at}: a call id must be a text or a number, got {type(value).__name__}")
 
 
 def _json(text: str, what: str, literal: bool = False) -> Any:

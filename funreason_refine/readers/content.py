@@ -120,6 +120,11 @@ class AssistantText:
     answer: Answer
     beside: str | None = None
     calls: int = 0
+    ids: list[Any] | None = None  # the ids <tool_call> blocks give their calls (None where one gives none)
+
+    def call_ids(self) -> list[Any]:
+        """An id (or None: the reader gives one) for each call written in the text."""
+        return list(self.ids) if self.ids is not None else [None] * self.calls
 
 
 def answer_from_text(text: str, where: str, problems: list[Problem], calls_allowed: bool = True) -> AssistantText:
@@ -133,7 +138,7 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
     if not calls_allowed:
         return AssistantText(cot, rest.strip())
     try:
-        calls, beside = calls_in_text(rest)
+        calls, beside, ids = calls_in_text(rest)
     except UnreadKey as exc:  # as a key of a call in tool_calls or a function_call turn
         raise FieldError(where, f"{where}: {exc}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -143,4 +148,4 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
         return AssistantText(cot, None, calls=rest.count("<tool_call>"))
     if calls is None:
         return AssistantText(cot, rest.strip())
-    return AssistantText(cot, calls, beside.strip() or None, len(calls))
+    return AssistantText(cot, calls, beside.strip() or None, len(calls), ids)

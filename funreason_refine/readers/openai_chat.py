@@ -141,7 +141,7 @@ def _assistant(item: dict[str, Any], where: str, problems: list[Problem]) -> Mes
         return _refused(item, where, refusal, text, given, content.parts)
     if given is None:  # the answer is in the text: calls written out, a response, or nothing
         read = answer_from_text(text, f"{where}.content", problems)
-        ids: list[Any] = [None] * read.calls
+        ids: list[Any] = read.call_ids()
     elif not given:  # "tool_calls": [] says the text is the answer, whatever it looks like
         read = answer_from_text(text, f"{where}.content", problems, calls_allowed=False)
         ids = []

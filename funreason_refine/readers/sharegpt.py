@@ -125,7 +125,7 @@ def _message(value: Any, role: str, cot: str | None, where: str, problems: list[
     return Message(
         role="assistant",
         answer=read.answer,
-        call_ids=[None] * read.calls,
+        call_ids=read.call_ids(),
         cot=cot if cot is not None else read.cot,
         content=read.beside,
         parts=content.parts,

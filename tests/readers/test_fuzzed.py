@@ -107,7 +107,10 @@ def test_a_run_keeps_the_parameters_of_a_llama_block(tmp_path):
 @pytest.mark.parametrize(
     "block, key",
     [
-        ({"name": "get_weather", "arguments": {"city": "Paris"}, "id": "call_1"}, "'id' is not read"),
+        (
+            {"name": "get_weather", "arguments": {"city": "Paris"}, "id": {"n": 1}},
+            "a call id must be a text or a number",
+        ),
         ({"name": "get_weather", "arguments": {"city": "Paris"}, "weight": 0}, "'weight' is not read"),
         ({"name": "get_weather", "arguments": {"city": "Paris"}, "parameters": {"city": "Oslo"}}, "both"),
     ],
@@ -121,11 +124,40 @@ def test_a_tool_call_block_key_that_would_be_lost_is_quarantined_naming_it(tmp_p
 
 def test_a_block_key_that_says_nothing_is_no_loss():
     block = {"name": "get_weather", "arguments": {"city": "Paris"}, "id": None, "parameters": {}}
-    calls, _ = calls_in_text(f"<tool_call>{json.dumps(block)}</tool_call>")
+    calls, _, ids = calls_in_text(f"<tool_call>{json.dumps(block)}</tool_call>")
     assert [c.model_dump() for c in calls or []] == [{"name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert ids == [None]
     with pytest.raises(UnreadKey) as caught:
-        calls_in_text('<tool_call>{"name": "f", "arguments": {}, "id": 1}</tool_call>')
+        calls_in_text('<tool_call>{"name": "f", "arguments": {}, "id": true}</tool_call>')
     assert caught.value.key == "id"
+
+
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt"])
+def test_a_block_id_is_the_calls_id_and_its_result_ties_to_it(tmp_path, fmt):
+    # Some Hermes templates write {"name", "arguments", "id"}: the record was quarantined for its id.
+    first = json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}, "id": 7})
+    second = json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}, "id": "b"})
+    answer = f"<tool_call>{first}</tool_call><tool_call>{second}</tool_call>"
+    if fmt == "openai":
+        row = {
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Oslo?"},
+                {"role": "assistant", "content": answer},
+                {"role": "tool", "tool_call_id": "b", "content": "rain"},
+                {"role": "tool", "tool_call_id": 7, "content": "sun"},
+                {"role": "assistant", "content": "Sun in Paris, rain in Oslo."},
+            ]
+        }
+    else:  # ShareGPT ties results by place
+        turns = [{"from": "human", "value": "Weather in Paris and Oslo?"}, {"from": "gpt", "value": answer}]
+        turns += [{"from": "observation", "value": json.dumps(["sun", "rain"])}, {"from": "gpt", "value": "Done."}]
+        row = {"conversations": turns}
+    record = read_one(tmp_path, row, fmt)
+    assert isinstance(record, Record), record
+    turn = record.messages[1]
+    assert turn.call_ids == [7, "b"]
+    results = {m.call_id: m.content for m in record.messages if m.role == "tool"}
+    assert results == {7: "sun", "b": "rain"}
 
 
 # --- 4. content given as one object ----------------------------------------------------------------
