@@ -66,17 +66,20 @@ class JudgeRunner:
         JudgeCallError after that."""
         as_json = settings.verdict_format == "json"
         messages = chat(panel.system, prompt + answer_note(panel.allow_newfc) if as_json else prompt)
+        asked = []  # each re-ask's messages hold the answers before it: all of them are cached, as one chain
         for attempt in range(self.protocol_retries + 1):
-            answer = await self.client.complete(settings, messages, stage, use_cache=attempt == 0, priority=priority)
+            answer = await self.client.complete(settings, messages, stage, priority=priority)
             self.answers[stage] += 1
             try:
                 return read_verdict(answer, panel.allow_newfc, settings.verdict_format)
             except ProtocolError as exc:
                 problem = exc
-                self.client.forget(settings, messages)  # not a verdict: a retry asks again
+                asked.append(messages)
                 again = attempt < self.protocol_retries
                 self.client.used.not_a_verdict(stage, settings.model, exc.problem, again)
                 messages = reask(messages, answer, exc)
+        for given in asked:  # no verdict at all: `refine retry` asks afresh (a chain that found one is kept)
+            self.client.forget(settings, given)
         raise JudgeCallError(
             f"{settings.model} did not follow the answer protocol after {self.protocol_retries + 1} attempt(s): "
             f"{problem}"

@@ -173,3 +173,21 @@ def test_a_dropped_answer_is_still_counted_as_spent(tmp_pipeline):
         path, run_dir = judged(tmp_pipeline, server, judge="protocol_retries = 0\n" + PRICES)
         refine("run", path, code=3)
     assert spent(run_dir) == pytest.approx((10 * 1000 + 5 * 2000) / 1e6), "paid, though no longer served"
+
+
+def test_a_re_ask_that_found_a_verdict_is_read_back_and_not_paid_again(tmp_pipeline):
+    # The first answer was dropped from the cache as soon as it was no verdict, and re-asks were never read
+    # from it: every --fresh run, resume or run after a probe paid the whole chain again.
+    def answer(request):
+        if any(m.get("role") == "assistant" for m in request.messages):  # the re-ask
+            return Reply(text="<judge>True</judge>\n<reason>the city is right</reason>")
+        return Reply(text="I think it is fine.")
+
+    with FakeLLM(answer) as server:
+        path, run_dir = judged(tmp_pipeline, server, judge="protocol_retries = 1")
+        refine("run", path)
+        assert len(server.requests) == 2
+        said = refine("run", path, "--fresh")
+        assert len(server.requests) == 2, "the chain was asked again"
+    assert outcome(run_dir)[0] == "kept"
+    assert "0 calls, 2 answered from the cache" in said
