@@ -185,6 +185,12 @@ class Refinement:
     def note(self, verdict: Verdict, by: str = "rules") -> None:
         """A pass of the current stage into the trail, its derived fields taken; the stage stays current
         (a judge may still decide on it)."""
+        if verdict.record is not None and verdict.record.answer is not self.record.answer:
+            if not _same_answer(verdict.record, self.record):  # it would skip every check of the new answer
+                raise ValueError(
+                    "a pass adds derived fields, and this one changed the answer: a change of the answer is a "
+                    'repair (Verdict.regenerate, with on_fail = "regenerate"), which every earlier stage checks again'
+                )
         self._add(self.stages[self._at], Action.PASS, verdict, by)
         if verdict.record is not None:
             self.record = _same_identity(verdict.record, self.record)

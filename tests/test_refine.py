@@ -299,10 +299,30 @@ def _repair_to(record):
 
 def test_calls_given_as_dicts_in_a_returned_record_become_function_calls():
     as_dicts = ChangesTo(lambda r: {"answer": [{"name": "get_weather", "arguments": {"city": "Rome"}}]}, _repair_to)
-    for stages in (staged(as_dicts), staged(ChangesTo(as_dicts.update, _pass_with), Cot())):
-        finished = refine(make_record(cot="I call get_weather."), stages)
-        assert finished.outcome == "kept", finished.message
-        assert finished.record.calls == [FunctionCall(name="get_weather", arguments={"city": "Rome"})]
+    finished = refine(make_record(cot="I call get_weather."), staged(as_dicts))
+    assert finished.outcome == "kept", finished.message
+    assert finished.record.calls == [FunctionCall(name="get_weather", arguments={"city": "Rome"})]
+    same_as_dicts = ChangesTo(lambda r: {"answer": [c.model_dump() for c in r.calls]}, _pass_with)  # a pass
+    record = make_record(cot="I call get_weather.")
+    finished = refine(record, staged(same_as_dicts, Cot()))
+    assert finished.outcome == "kept", finished.message
+    assert finished.record.calls == record.calls
+
+
+def test_a_pass_that_changes_the_answer_fails_its_record_instead_of_skipping_the_checks():
+    # The new answer was kept with the target of the old one, no earlier stage having seen it.
+    class Format(Stage):  # as the format stage: writes the target
+        name = "target"
+
+        def check(self, record):
+            return Verdict.passed(record=record.model_copy(update={"target": str(record.calls)}))
+
+    changer = ChangesTo(
+        lambda r: {"answer": [FunctionCall(name="get_weather", arguments={"city": "Rome"})]}, _pass_with
+    )
+    finished = refine(make_record(), staged(Format(), changer))
+    assert (finished.outcome, finished.stage) == ("errors", "changer")
+    assert "a pass adds derived fields, and this one changed the answer" in finished.message
 
 
 @pytest.mark.parametrize(

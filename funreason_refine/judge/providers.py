@@ -30,9 +30,11 @@ def unknown_provider(exc: BaseException) -> bool:
 
 def provider_problem(litellm: Any, settings: ModelSettings) -> str | None:
     """Why LiteLLM cannot call ``settings.model`` (it cannot tell its provider), or None. Offline."""
+    named = settings.extra.get("custom_llm_provider")  # extra = {custom_llm_provider = "openai"} names it
     for endpoint in settings.endpoint_list():  # a known host in api_base names a provider too
         try:
-            litellm.get_llm_provider(settings.model, api_base=endpoint.api_base if endpoint else None)
+            api_base = endpoint.api_base if endpoint else None
+            litellm.get_llm_provider(settings.model, custom_llm_provider=named, api_base=api_base)
         except Exception as exc:  # any other trouble is for the call to report, in its words
             if unknown_provider(exc):
                 continue

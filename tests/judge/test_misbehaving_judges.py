@@ -355,3 +355,16 @@ def test_a_retry_of_a_limited_run_that_never_ended_reads_no_further_than_the_run
     assert retried.exit_code == 0, said
     assert sorted(r["id"] for r in read_jsonl(tmp_path / "run" / "kept.jsonl")) == ["0", "1", "2"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["input"]["limit"] == 3
+
+
+def test_a_model_whose_provider_the_settings_name_is_called_as_before(tmp_path):
+    # extra = {custom_llm_provider = "openai"} names the provider of a bare model name (an Azure deployment, a
+    # proxy's alias): the provider check refused it, though LiteLLM calls it.
+    with FakeLLM(lambda r: YES) as server:
+        path = write(tmp_path, server, judge='extra = {custom_llm_provider = "openai"}')
+        path.write_text(path.read_text().replace('"openai/fake-judge"', '"fake-judge"'))
+        checked = CliRunner().invoke(main, ["validate", str(path)])
+        result = run_pipeline(load_pipeline(path))
+        sent = len(server.requests)
+    assert checked.exit_code == 0, checked.output
+    assert result.summary.as_dict()["outcomes"]["kept"] == 2 and sent >= 2
