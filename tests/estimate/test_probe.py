@@ -85,9 +85,10 @@ def test_answers_outside_the_protocol_are_counted_asked_again_and_the_calls_foll
     protocol = probed.findings.protocol
     assert (protocol["query_tool"].answers, protocol["query_tool"].failures, protocol["query_tool"].reasks) == (2, 1, 1)
     assert (protocol["cot"].failures, protocol["cot"].reasks, protocol["cot"].given_up) == (3, 2, 1)
-    # Each verdict takes two calls: the answer cache keeps no answer that was not a verdict (the probe's first ask
-    # is asked again), nor answers a re-ask.
-    assert probed.stages["query_tool"].calls.low == 2 * 4
+    # Each verdict takes two calls; the cache answers the probed record's first ask (its chain found a verdict, so
+    # it is kept). Its re-ask quotes the probe's answer, which a dry run does not have: the run reads that back
+    # too, so the estimate is one call high.
+    assert probed.stages["query_tool"].calls.low == 2 * 4 - 1
     assert probed.stages["format"].calls.low == 4 - 1
     assert "8 judge answer(s), 4 outside the answer protocol, 3 asked again, 1 verdict(s) given up" in result.output
     assert "probe: 1 call(s) failed; the first: cot: openai/fake did not follow the answer protocol" in result.output

@@ -68,6 +68,7 @@ def test_an_answer_cut_off_by_the_token_limit_is_asked_again_never_read(tmp_path
     again = server.requests[1].prompt
     assert "cut off by the token limit" in again and "shorter" in again
 
+    (run_dir / "judge_cache.sqlite").unlink()  # the chain above found a verdict: it is kept, and would be read
     with FakeLLM(lambda r: cut) as server:
         path, run_dir = judged(tmp_pipeline, server, model, judge="max_tokens = 64", root=root)
         out = refine("run", path, "--fresh", code=3)
