@@ -12,7 +12,6 @@ from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
     AssistantText,
     answer_from_text,
-    is_empty,
     no_media,
     no_undesirable_mark,
     read_content,
@@ -20,7 +19,7 @@ from funreason_refine.readers.content import (
     unread_fields,
 )
 from funreason_refine.readers.conversations import Chat, chat_record
-from funreason_refine.readers.system_tools import record_tools, same_tools
+from funreason_refine.readers.system_tools import given_tools, record_tools, same_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
 from funreason_refine.targets import split_think
 
@@ -59,9 +58,11 @@ def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
 def _with_functions(tools: Any, functions: Any) -> Any:
     """The record's tools, or its legacy ``functions`` (OpenAI's fine-tuning format before tools)
     when it gives those instead; both, only when they list the same tools."""
-    if _says_nothing(functions, "functions"):
+    functions = given_tools(functions, "functions")
+    if functions is None:
         return tools
-    if _says_nothing(tools, "tools"):
+    tools = given_tools(tools, "tools")
+    if tools is None:
         return functions
     if same_tools(parse_tools(tools, []), parse_tools(functions, [])):
         return tools
@@ -69,11 +70,6 @@ def _with_functions(tools: Any, functions: Any) -> Any:
         "functions",
         "functions: the record gives both tools and the legacy functions, and they list other tools: give one",
     )
-
-
-def _says_nothing(value: Any, field: str) -> bool:
-    """Whether a tools list, given or as JSON text, is empty ("" too: it says nothing)."""
-    return (isinstance(value, str) and not value.strip()) or is_empty(maybe_json(value, field))
 
 
 def _plain(message: Message) -> bool:

@@ -44,20 +44,25 @@ def record_tools(
     nothing, the list its system prompt holds (``where``). The prompt: the text before instructions
     whose list was read, else all of it. FieldError when the instructions list other tools than the
     field: they would be lost with the instructions."""
-    tools = None if isinstance(field, str) and not field.strip() else maybe_json(field, "tools")  # "" says nothing
-    required = is_empty(tools)
-    listed = system_tools(system, where, required)
-    if required:
-        read = parse_tools(listed.tools if listed else [], problems)
-    else:
-        read = parse_tools(tools, problems)
-        if listed and not same_tools(parse_tools(listed.tools, []), read):
-            raise FieldError(
-                where,
-                f"{where}: its instructions list other tools than the record's tools field (they would be lost): "
-                f"{_differ(parse_tools(listed.tools, []), read)}",
-            )
+    tools = given_tools(field, "tools")
+    listed = system_tools(system, where, required=tools is None)
+    if tools is None:
+        return parse_tools(listed.tools if listed else [], problems), _own(system, listed)
+    read = parse_tools(tools, problems)
+    prompts = parse_tools(listed.tools, []) if listed else None
+    if prompts is not None and not same_tools(prompts, read):
+        raise FieldError(
+            where,
+            f"{where}: its instructions list other tools than the record's tools field (they would be lost): "
+            f"{_differ(prompts, read)}",
+        )
     return read, _own(system, listed)
+
+
+def given_tools(value: Any, field: str) -> Any:
+    """A tools field's list (or JSON text of one, read); None when it says nothing: null, "", [] or {}."""
+    value = None if isinstance(value, str) and not value.strip() else maybe_json(value, field)
+    return None if is_empty(value) else value
 
 
 def _own(system: str | None, listed: Listed | None) -> str | None:
