@@ -81,6 +81,18 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def escaped_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (a legal JSON escape, which UTF-8 cannot hold) written as its
+    escape, ``\\ud800``, for what must be UTF-8: a request, a page, a terminal; ``text`` itself without one."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def json_line(value: Any, ascii: bool = False) -> str:
     """``value`` as one line of JSON (no newline): UTF-8 text, or with every non-ASCII character
     escaped when ``ascii`` or when it holds a lone surrogate, which UTF-8 cannot hold but JSON's

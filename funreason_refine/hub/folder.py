@@ -19,7 +19,7 @@ from funreason_refine.errors import RefineError
 from funreason_refine.export import ExportResult, export_reviewed, restorable
 from funreason_refine.export.formats import last_score
 from funreason_refine.hub.card import render_card, run_facts, signed
-from funreason_refine.jsonl import read_jsonl
+from funreason_refine.jsonl import escaped_surrogates, read_jsonl
 from funreason_refine.overrides import read_decisions
 from funreason_refine.record import Outcome
 
@@ -126,7 +126,7 @@ def _text(value: Any) -> str | None:
 
 def _clean(value: Any) -> str | None:
     """Text Parquet can hold: input may carry lone surrogates (legal JSON escapes, not UTF-8), written as escapes."""
-    return None if value is None else str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return None if value is None else escaped_surrogates(str(value))
 
 
 def _row(line: dict[str, Any], stage: Any, reason: Any, message: Any) -> dict[str, Any]:

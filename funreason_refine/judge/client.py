@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.errors import JudgeOutage
+from funreason_refine.jsonl import escaped_surrogates
 from funreason_refine.judge.accounting import Ledger, RunUsage, Usage
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.batching import BatchRoute
@@ -191,21 +192,10 @@ def sendable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``messages`` as a request can carry them: a lone surrogate in a text (a legal JSON escape in a
     record, which the run keeps but UTF-8 cannot encode) written as its escape, ``\\ud800``. Sent as it
     was, the request failed before it left, and the record was given up as if the server had failed."""
-    if all(not isinstance(m.get("content"), str) or _encodable(m["content"]) for m in messages):
+    texts = [m.get("content") for m in messages]
+    if all(not isinstance(t, str) or escaped_surrogates(t) is t for t in texts):
         return messages
     return [
-        {**m, "content": m["content"].encode("utf-8", "backslashreplace").decode("utf-8")}
-        if isinstance(m.get("content"), str)
-        else m
-        for m in messages
+        {**m, "content": escaped_surrogates(t)} if isinstance(t, str) else m
+        for m, t in zip(messages, texts, strict=True)
     ]
-
-
-def _encodable(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from funreason_refine.jsonl import escaped_surrogates
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES
 from funreason_refine.run_state import FolderState, outcome_lines, readable_state
@@ -58,13 +59,7 @@ class RunData:
 def clean(text: Any) -> Any:
     """Text as polars and terminals can hold it: lone surrogates (legal JSON escapes, not valid
     Unicode) are shown as their escape, \\ud800, instead of failing."""
-    if not isinstance(text, str):
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped_surrogates(text) if isinstance(text, str) else text
 
 
 def line_answer_text(record: dict[str, Any]) -> str:
