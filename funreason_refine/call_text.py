@@ -101,9 +101,15 @@ def block_call(block: str, n: int) -> tuple[FunctionCall, Any]:
     return FunctionCall(name=name, arguments=arguments), _block_id(obj.get("id"), at)
 
 
+def is_call_id(value: Any) -> bool:
+    """Whether ``value`` can be a call's id: a text or a number (null: none given). Results tie to ids by
+    JSON value; a boolean, object or array matched by a rule would be a guess."""
+    return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def _block_id(value: Any, at: str) -> Any:
-    """A block's id: a text or a number, kept as given (results tie to it); any other is a guess to match."""
-    if value is None or value == "" or (isinstance(value, (str, int, float)) and not isinstance(value, bool)):
+    """A block's id, kept as given ("" says nothing, as any key of a block)."""
+    if is_call_id(value):
         return None if value == "" else value
     raise UnreadKey("id", f"{at}: a call id must be a text or a number, got {type(value).__name__}")
 

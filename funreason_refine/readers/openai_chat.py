@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from funreason_refine.call_text import is_call_id
 from funreason_refine.jsonl import loads, loads_unique, why_not_json
 from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
@@ -120,7 +121,7 @@ def _name(item: dict[str, Any], where: str) -> str | None:
 
 def call_id_of(value: Any, where: str) -> Any:
     """A call id as given: a text or a number (null: none given)."""
-    if value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+    if is_call_id(value):
         return value
     raise FieldError(where, f"{where}: a call id must be a text or a number, got {type(value).__name__}")
 
