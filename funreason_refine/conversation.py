@@ -16,7 +16,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from funreason_refine.record import Message, Record
+from funreason_refine.record import Message, Record, changed
 
 
 def id_key(value: Any) -> Hashable:
@@ -122,7 +122,7 @@ def focus(record: Record, turn: int) -> Record:
         "cot": message.cot,
         "target": message.target,
     }
-    return record.model_copy(update=update)
+    return changed(record, update)
 
 
 def store(record: Record) -> Record:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from funreason_refine.calls import same_calls
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
 from funreason_refine.memo import Memo
-from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict
+from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
 from funreason_refine.run_folder import Written, to_json_line
 from funreason_refine.stages.base import PipelineStage
 from funreason_refine.stages.timeout import StageFailed
@@ -116,7 +116,7 @@ class Refinement:
     def __init__(self, record: Record, stages: list[PipelineStage]):
         self.trail: list[Step] = []
         # a conversation gets its own copy of its messages, which store() writes in place
-        self.record = owned(record).model_copy(update={"trail": self.trail})
+        self.record = changed(owned(record), {"trail": self.trail})
         self.conversation = record.is_conversation
         self.stages = stages if self.conversation else [s for s in stages if not s.stage.conversations_only]
         self.turns = turn_count(self.record)
@@ -270,7 +270,7 @@ class Refinement:
     def _finish(self, outcome: Outcome, stage: str | None = None, reason: str | None = None, message: str = "") -> None:
         record = store(self.record)
         if record.trail is not self.trail:  # a stage built a record of its own instead of a copy
-            record = record.model_copy(update={"trail": self.trail})
+            record = changed(record, {"trail": self.trail})
         self.finished = Finished(outcome, record, stage, reason, message)
 
 

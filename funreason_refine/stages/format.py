@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from funreason_refine.calls import parses_back, parses_back_as_rendered, render_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.record import FunctionCall, Record, Verdict
+from funreason_refine.record import FunctionCall, Record, Verdict, changed
 from funreason_refine.stages.base import Stage
 from funreason_refine.targets import render_target
 
@@ -30,7 +30,7 @@ class Format(Stage):
             if problem:
                 return Verdict.discard("round_trip_mismatch", f"{text[:200]} {problem}")
         target = render_target(record, text)
-        return Verdict.passed(record=record.model_copy(update={"target": target}))
+        return Verdict.passed(record=changed(record, {"target": target}))
 
 
 def _round_trip_problem(text: str, calls: list[FunctionCall]) -> str | None:
