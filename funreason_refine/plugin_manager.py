@@ -217,10 +217,19 @@ def plugin_rows(pm: pluggy.PluginManager | None = None) -> list[dict[str, Any]]:
     for name, plugin in pm.list_name_plugin():
         dist = _installed.get(name)
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        version = dist.version if dist is not None else _own_version()
-        package = dist.name if dist is not None else "funreason-refine (built-in)"
-        rows.append({"name": name, "package": package, "version": version, "hooks": hooks})
+        rows.append({"name": name, **_origin(name, plugin, dist), "hooks": hooks})
     return rows
+
+
+def _origin(name: str, plugin: object, dist: metadata.Distribution | None) -> dict[str, str]:
+    """The package and version a plugin came from: installed, built in, or registered in code at run time
+    (``pm.register``: no package, and worker processes do not load it)."""
+    if dist is not None:
+        return {"package": dist.name, "version": dist.version}
+    if name in DEFAULT_PLUGINS:
+        return {"package": "funreason-refine (built-in)", "version": _own_version()}
+    module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", "?")
+    return {"package": f"none: registered in code (module {module})", "version": "-"}
 
 
 def _own_version() -> str:

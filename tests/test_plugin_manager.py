@@ -48,7 +48,10 @@ def test_a_plugin_stage_is_registered_with_its_plugin_name(plugin):
     entry = stage_registry()["echo"]
     assert (entry.cls, entry.plugin) == (Echo, "echo_plugin")
     assert Echo.summary() == "Passes everything (a test plugin's stage)."
-    assert any(r["name"] == "echo_plugin" and r["hooks"] == ["register_stages"] for r in plugin_rows())
+    rows = {r["name"]: r for r in plugin_rows()}
+    assert rows["echo_plugin"]["hooks"] == ["register_stages"]
+    assert rows["echo_plugin"]["package"] == f"none: registered in code (module {__name__})", "not built in"
+    assert rows["echo_plugin"]["version"] == "-"
 
 
 def test_a_duplicate_stage_name_names_both_plugins(plugin):
