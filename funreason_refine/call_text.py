@@ -1,21 +1,27 @@
 """Calls written inside an assistant's text, read back: Hermes <tool_call> blocks (JSON, or a dict as
-Python writes it, as Hermes data does) and the paper's [func(...)] list. What the chat readers and
-self-refinement read; targets.py writes these forms."""
+Python writes it, as Hermes data does), Glaive's <functioncall> calls and the paper's [func(...)] list.
+What the chat readers and self-refinement read; targets.py writes the Hermes and paper forms."""
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
+from collections.abc import Callable
 from json import JSONDecodeError
 from typing import Any
 
 from funreason_refine.calls import parse_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.jsonl import loads_unique, why_not_json
+from funreason_refine.jsonl import JSON, loads_unique, why_not_json
 from funreason_refine.record import FunctionCall
 
 _TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+GLAIVE_CALL, GLAIVE_END = "<functioncall>", "<|endoftext|>"
+_FUNCTIONCALL = re.compile(r"<functioncall>(.*?)(?:<\|endoftext\|>|(?=<functioncall>)|\Z)", re.DOTALL)
+"""A Glaive call: from its tag to Glaive's end marker (which goes with it), the next call, or the end."""
+_GLAIVE_ARGUMENTS, _GLAIVE_CLOSE = re.compile(r"\"arguments\"\s*:\s*(')\s*"), re.compile(r"\s*'")
 _CALL_LIST_START = re.compile(r"\[\s*([A-Za-z_][\w. ]*?)\s*\((\s*\)|\s*[A-Za-z_]\w*\s*=)")
 """``[name()`` or ``[name(param=``: a text that starts so and ends with ``]`` (or has none: cut off) is a
 call list, read or refused, never a text answer (``[Note (see below)]``, ``[x.strip() for x in lines]
@@ -30,16 +36,20 @@ def calls_from_text(text: str) -> list[FunctionCall] | None:
 
 def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str, list[Any]]:
     """(calls, the text beside them, their ids: a block's ``id``, else None) of a text that writes calls
-    as Hermes <tool_call> blocks or as the paper's [func(...)] list (the whole text, so nothing beside
-    it); (None, text, []) if neither.
+    as Hermes <tool_call> blocks, as Glaive's <functioncall> calls (each read as a block is; Glaive's end
+    marker ``<|endoftext|>`` after one ends it and is no text beside it) or as the paper's [func(...)]
+    list (the whole text, so nothing beside it); (None, text, []) if none of those.
 
     ValueError when a block does not hold a call (UnreadKey when it holds a key that would be lost, or an
-    id that is no text or number), or when a text that starts as a call list does not parse
-    (CallSyntaxError)."""
+    id that is no text or number), when a text writes calls both as blocks and as Glaive's, or when a
+    text that starts as a call list does not parse (CallSyntaxError)."""
     blocks = _TOOL_CALL.findall(text)
+    if blocks and GLAIVE_CALL in text:
+        raise ValueError("calls written both as <tool_call> blocks and as Glaive's <functioncall>: write them one way")
     if blocks:
-        read = [block_call(block, n) for n, block in enumerate(blocks)]
-        return [call for call, _ in read], _TOOL_CALL.sub("", text), [call_id for _, call_id in read]
+        return _read(blocks, block_call, _TOOL_CALL.sub("", text))
+    if GLAIVE_CALL in text:
+        return _read(_FUNCTIONCALL.findall(text), glaive_call, _FUNCTIONCALL.sub("", text))
     stripped = text.strip()
     if stripped.startswith("["):
         try:
@@ -55,9 +65,17 @@ def calls_in_text(text: str) -> tuple[list[FunctionCall] | None, str, list[Any]]
     return None, text, []
 
 
+def _read(
+    found: list[str], read_call: Callable[[str, int], tuple[FunctionCall, Any]], beside: str
+) -> tuple[list[FunctionCall], str, list[Any]]:
+    read = [read_call(text, n) for n, text in enumerate(found)]
+    return [call for call, _ in read], beside, [call_id for _, call_id in read]
+
+
 class UnreadKey(ValueError):
-    """A <tool_call> block with a key beside its call that is not read (it would be lost), or with
-    both ``arguments`` and ``parameters``: the chat readers quarantine the record, naming ``key``."""
+    """A <tool_call> block (or Glaive call) with a key beside its call that is not read (it would be
+    lost), or with both ``arguments`` and ``parameters``: the chat readers quarantine the record,
+    naming ``key``."""
 
     def __init__(self, key: str, message: str):
         self.key = key
@@ -81,7 +99,60 @@ def block_call(block: str, n: int) -> tuple[FunctionCall, Any]:
     (or ``"parameters"``, as Llama 3 writes them), arguments as an object or its JSON text. ValueError
     saying why not."""
     at = f"<tool_call> block {n}"
-    obj = _json(block, at, literal=True)
+    return call_of(_json(block, at, literal=True), at)
+
+
+def glaive_call(text: str, n: int) -> tuple[FunctionCall, Any]:
+    """The ``n``-th call written after Glaive's <functioncall> tag, read as a <tool_call> block is, its
+    arguments also as Glaive writes them: JSON text in single quotes (see glaive_json)."""
+    at = f"<functioncall> call {n}"
+    try:
+        quoted = glaive_json(text)
+    except ValueError as exc:
+        raise ValueError(f"{at}: {exc}") from None
+    body = quoted or text
+    try:
+        obj = _json(body, at, literal=True)
+    except ValueError:
+        _no_text_after(body, at)
+        raise
+    return call_of(obj, at)
+
+
+def _no_text_after(text: str, at: str) -> None:
+    """ValueError when ``text`` is a JSON value with text after it: a Glaive call ends at its end marker."""
+    text = text.strip()
+    try:
+        _, end = JSON.raw_decode(text)
+    except (ValueError, RecursionError):
+        return
+    if end < len(text):
+        after = text[end:].strip()[:60]
+        raise ValueError(f"{at}: text after the call ({after!r}); Glaive ends a call with {GLAIVE_END}") from None
+
+
+def glaive_json(text: str) -> str | None:
+    """The JSON text of a call as Glaive writes it, ``{"name": "f", "arguments": '{"a": 1}'}``, its
+    arguments JSON text in single quotes, which JSON has not: the same, the arguments a JSON string.
+    The quoted text ends where its JSON value ends (Glaive leaves quotes in it unescaped). None when
+    ``text`` has no arguments in single quotes (JSON never has); ValueError when they are not JSON."""
+    key = _GLAIVE_ARGUMENTS.search(text)
+    if key is None:
+        return None
+    try:
+        _, end = JSON.raw_decode(text, key.end())
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"its arguments in single quotes are not JSON ({why_not_json(exc)})") from None
+    close = _GLAIVE_CLOSE.match(text, end)
+    if close is None:
+        raise ValueError("its arguments in single quotes hold more than one JSON value")
+    arguments = json.dumps(text[key.start(1) + 1 : close.end() - 1], ensure_ascii=False)
+    return f'{text[: key.start()]}"arguments": {arguments}{text[close.end() :]}'
+
+
+def call_of(obj: Any, at: str) -> tuple[FunctionCall, Any]:
+    """The call a block's object (``at`` names the block) holds, and its id. ValueError saying why not
+    (UnreadKey for a key that would be lost)."""
     if not isinstance(obj, dict):
         raise ValueError(f"{at}: must hold a JSON object with a name and arguments, got {type(obj).__name__}")
     for key, value in obj.items():

@@ -51,6 +51,20 @@ def format_of(obj: dict[str, Any]) -> str | None:
     return next((fmt for fmt, key in CHATS.items() if obj.get(key) is not None), None)
 
 
+GLAIVE_FORM = (
+    "Glaive's own form (a system text and a chat text of USER:, ASSISTANT: and FUNCTION RESPONSE: turns), which "
+    "is not read: convert it to ShareGPT conversations (human, gpt and observation turns, calls as function_call turns "
+    "or <functioncall> text) with the tools in a tools field, as hiyouga/glaive-function-calling-v2-sharegpt is"
+)
+
+
+def is_glaive_form(obj: dict[str, Any]) -> bool:
+    """A record in Glaive's own form (glaive-function-calling-v2): its turns in one ``chat`` text, no list
+    of messages."""
+    chat = obj.get("chat")
+    return format_of(obj) is None and isinstance(chat, str) and ("USER:" in chat or "ASSISTANT:" in chat)
+
+
 DETECT_RECORDS = 5000
 DETECT_BYTES = 4 << 20
 """Without ``[input] format``, how far the format is looked for: the first records, the first bytes."""
@@ -109,6 +123,8 @@ def _unknown(seen: int, first: tuple[int, Any] | None) -> str:
     if first is None:
         return f"no record in its first {DETECT_BYTES} bytes; {advice}"
     line, obj = first
+    if isinstance(obj, dict) and is_glaive_form(obj):
+        return f"the record at line {line} is in {GLAIVE_FORM}"
     what = f"the record at line {line} has keys [{', '.join(sorted(map(str, obj))[:8])}]"
     if not isinstance(obj, dict):
         what = (
@@ -187,6 +203,8 @@ class InputStream:
         self._readers: dict[str, ToRecord] = {}  # by format, as records in it are met
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
+        if is_glaive_form(obj):
+            raise FieldError("chat", f"chat: this record is in {GLAIVE_FORM}")
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
         to_record = self._readers.get(fmt) or self._reader(fmt)
         return to_record(obj, source, index)

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from funreason_refine.call_text import UnreadKey, calls_in_text
+from funreason_refine.call_text import GLAIVE_CALL, UnreadKey, calls_in_text
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.record import FunctionCall, Problem
 from funreason_refine.targets import PART_SEPARATOR, split_think
@@ -128,10 +128,10 @@ class AssistantText:
 
 
 def answer_from_text(text: str, where: str, problems: list[Problem], calls_allowed: bool = True) -> AssistantText:
-    """A leading think block is the CoT; calls written as <tool_call> blocks or as [func(...)] are the
-    answer (``calls_allowed``: the message has no calls of its own), the text beside them kept;
-    ``where`` names the field the text is in;
-    else the text is the answer. No text after the CoT: the "no function applies" answer []."""
+    """A leading think block is the CoT; calls written as <tool_call> blocks, as Glaive's <functioncall>
+    or as [func(...)] are the answer (``calls_allowed``: the message has no calls of its own), the text
+    beside them kept; ``where`` names the field the text is in; else the text is the answer. No text
+    after the CoT: the "no function applies" answer []."""
     cot, rest = split_think(text)
     if not rest.strip():
         return AssistantText(cot, [])
@@ -142,10 +142,30 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
     except UnreadKey as exc:  # as a key of a call in tool_calls or a function_call turn
         raise FieldError(where, f"{where}: {exc}") from None
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        written_as = "tool call blocks" if "<tool_call>" in rest else "calls"
+        written_as, count = _written_as(rest)
         message = f"{where}: {written_as} do not parse: {exc}"
         problems.append(Problem(field=where, code="malformed_answer", message=message))
-        return AssistantText(cot, None, calls=rest.count("<tool_call>"))
+        return AssistantText(cot, None, calls=count)
     if calls is None:
         return AssistantText(cot, rest.strip())
     return AssistantText(cot, calls, beside.strip() or None, len(calls), ids)
+
+
+def _written_as(text: str) -> tuple[str, int]:
+    """How a text that does not parse wrote its calls, and how many it wrote (their results tie to them)."""
+    if "<tool_call>" in text:
+        return "tool call blocks", text.count("<tool_call>")
+    if GLAIVE_CALL in text:
+        return "Glaive <functioncall> calls", text.count(GLAIVE_CALL)
+    return "calls", 0
+
+
+GLAIVE_RESULT = "FUNCTION RESPONSE:"
+"""How Glaive begins a tool's reply (``FUNCTION RESPONSE: {...}``), in its chat text and in conversions of it."""
+
+
+def glaive_result(text: str | None) -> str | None:
+    """The result a message's text gives when it begins as Glaive writes a tool's reply, trimmed; None
+    for any other text."""
+    start = (text or "").lstrip()
+    return start[len(GLAIVE_RESULT) :].strip() if start.startswith(GLAIVE_RESULT) else None

@@ -13,6 +13,7 @@ from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
 from funreason_refine.readers.content import (
     AssistantText,
     answer_from_text,
+    glaive_result,
     no_media,
     no_undesirable_mark,
     read_content,
@@ -90,7 +91,8 @@ def _parsed(message: Any, where: str) -> dict[str, Any]:
 
 
 def read_message(item: dict[str, Any], where: str, problems: list[Problem]) -> Message:
-    """One message as what it says; FieldError (quarantine) naming the field that cannot be read."""
+    """One message as what it says; FieldError (quarantine) naming the field that cannot be read. A user
+    or tool text that begins as Glaive writes a tool's reply (``FUNCTION RESPONSE: ...``) is that result."""
     role = item.get("role")
     if not isinstance(role, str) or role not in FIELDS:
         raise FieldError(
@@ -103,9 +105,10 @@ def read_message(item: dict[str, Any], where: str, problems: list[Problem]) -> M
     content = read_content(item.get("content"), f"{where}.content", result=role in ("tool", "function"))
     text = text_of(content, where, role)
     call_id = call_id_of(item.get("tool_call_id"), f"{where}.tool_call_id") if role == "tool" else None
+    result = glaive_result(text) if role != "system" and content.parts is None else None
     return Message(
-        role="tool" if role == "function" else role,
-        content=text,
+        role="tool" if role == "function" or result is not None else role,
+        content=text if result is None else result,
         parts=content.parts,
         name=name,
         call_id=call_id,

@@ -12,6 +12,7 @@ from funreason_refine.jsonl import loads, loads_unique
 from funreason_refine.readers.answers import FieldError, maybe_json
 from funreason_refine.readers.content import (
     answer_from_text,
+    glaive_result,
     no_media,
     no_undesirable_mark,
     read_content,
@@ -30,6 +31,7 @@ ROLES = {
     "assistant": "assistant",
     "function_call": "function_call",
     "observation": "tool",
+    "function_response": "tool",
     "tool": "tool",
     "system": "system",
 }
@@ -112,13 +114,14 @@ def _message(value: Any, role: str, cot: str | None, where: str, problems: list[
         return Message(role="assistant", answer=answer, call_ids=ids, cot=cot)
     if role == "tool":
         text = value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        return Message(role="tool", content=text)
+        result = glaive_result(text)
+        return Message(role="tool", content=text if result is None else result)
     if isinstance(value, dict):
         raise FieldError(where, f"{where}: must be a text, got an object")
     content = read_content(value, where)
     text = text_of(content, where, role)
     if role != "assistant":
-        return Message(role=role, content=text, parts=content.parts)
+        return _said(role, text, content.parts)
     read = answer_from_text(text or "", where, problems)
     if cot is not None and read.cot is not None and cot.strip() != read.cot:
         raise FieldError(where, f"{where}: one CoT in cots, another in a <think> block")
@@ -130,6 +133,15 @@ def _message(value: Any, role: str, cot: str | None, where: str, problems: list[
         content=read.beside,
         parts=content.parts,
     )
+
+
+def _said(role: str, text: str | None, parts: list[Any] | None) -> Message:
+    """A user or system turn; a human turn that begins as Glaive writes a tool's reply
+    (``FUNCTION RESPONSE: ...``, as some conversions of Glaive's chat text keep it) is that result."""
+    result = glaive_result(text) if role == "user" and parts is None else None
+    if result is not None:
+        return Message(role="tool", content=result)
+    return Message(role=role, content=text, parts=parts)
 
 
 def _function_call(value: Any, where: str, problems: list[Problem]) -> tuple[list[FunctionCall] | None, list[Any]]:
