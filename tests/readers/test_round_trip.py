@@ -254,11 +254,22 @@ def call_json(city):
     return {"name": "get_weather", "arguments": {"city": city}}
 
 
+def glaive(calls):
+    """Calls as Glaive's data writes them: the arguments' JSON text in single quotes, then its end marker."""
+    return "".join(
+        f'<functioncall> {{"name": "{c["name"]}", "arguments": \'{json.dumps(c["arguments"])}\'}} <|endoftext|>'
+        for c in calls
+    )
+
+
+GLAIVE_CALL = re.compile(r"<functioncall> \{\"name\": \"(\w+)\", \"arguments\": '(.*?)'\} <\|endoftext\|>", re.DOTALL)
+
+
 @st.composite
 def sharegpt_answer(draw):
-    """An assistant turn's turns (gpt, function_call or gpt with <tool_call> blocks, then the
-    observation(s)), and its CoT as cots holds it."""
-    kind = draw(st.sampled_from(["text", "function_call", "tool_call blocks"]))
+    """An assistant turn's turns (gpt, function_call, or gpt with <tool_call> blocks or Glaive's
+    <functioncall> calls, then the observation(s)), and its CoT as cots holds it."""
+    kind = draw(st.sampled_from(["text", "function_call", "tool_call blocks", "glaive"]))
     cot = draw(st.none() | words)
     think = f"<think>{cot}</think>" if cot is not None and draw(st.booleans()) else ""
     if kind == "text":
@@ -267,6 +278,8 @@ def sharegpt_answer(draw):
     if kind == "function_call":
         value = made[0] if len(made) == 1 and draw(st.booleans()) else made
         turns = [{"from": "function_call", "value": json.dumps(value)}]
+    elif kind == "glaive":
+        turns = [{"from": "gpt", "value": think + draw(st.just("") | words.map(lambda t: t + "\n")) + glaive(made)}]
     else:
         blocks = "".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in made)
         turns = [{"from": "gpt", "value": think + draw(st.just("") | words.map(lambda t: t + "\n")) + blocks}]
@@ -341,6 +354,11 @@ def sharegpt_answer_meaning(turn):
     match = THINK.match(value)
     rest = value[match.end() :] if match else value
     blocks = re.findall(r"<tool_call>\s*(.*?)\s*</tool_call>", rest, re.DOTALL)
+    glaive_calls = GLAIVE_CALL.findall(rest)
+    if glaive_calls:
+        beside = GLAIVE_CALL.sub("", rest).strip()
+        calls = [{"name": name, "arguments": json.loads(arguments)} for name, arguments in glaive_calls]
+        return {"calls": calls, "beside": beside or None, "think": match and match.group(1)}
     if blocks:
         beside = re.sub(r"<tool_call>.*?</tool_call>", "", rest, flags=re.DOTALL).strip()
         return {"calls": [json.loads(b) for b in blocks], "beside": beside or None, "think": match and match.group(1)}
@@ -365,3 +383,4 @@ def test_sharegpt_chats_come_back_as_they_were_or_are_quarantined_naming_the_fie
     expected, got = same_cots(sharegpt_meaning(row)), same_cots(sharegpt_meaning(out))
     assert expected == got, json.dumps([row, out, expected, got], indent=1)
     assert json.loads(out["tools"]) == [WEATHER]
+    assert "<functioncall>" not in json.dumps(out)  # read as calls, written in the export's own form
