@@ -145,7 +145,7 @@ def glaive_json(text: str) -> str | None:
         raise ValueError(f"its arguments in single quotes are not JSON ({why_not_json(exc)})") from None
     close = _GLAIVE_CLOSE.match(text, end)
     if close is None:
-        raise ValueError("its arguments in single quotes hold more than one JSON value")
+        raise ValueError("its arguments in single quotes hold text after their JSON value")
     arguments = json.dumps(text[key.start(1) + 1 : close.end() - 1], ensure_ascii=False)
     return f'{text[: key.start()]}"arguments": {arguments}{text[close.end() :]}'
 

@@ -146,7 +146,7 @@ def test_a_run_keeps_a_glaive_call_as_a_call_target(tmp_path):
         ("""<functioncall> {"name": "get_weather", "arguments": '{"city": }'}""", "in single quotes are not JSON"),
         (
             """<functioncall> {"name": "get_weather", "arguments": '{"city": "Paris"} {}'}""",
-            "in single quotes hold more than one JSON value",
+            "in single quotes hold text after their JSON value",
         ),
         (
             """<functioncall> {"name": "get_weather", "arguments": '{"city": "Paris"}'} Anything else?""",
