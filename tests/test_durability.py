@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from funreason_refine import Stage, Verdict, hookimpl
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import RunInterrupted, run_pipeline
-from funreason_refine.errors import RunFolderError
+from funreason_refine.errors import ConfigError, RunFolderError
 from funreason_refine.judge.cache import WRITE_SECONDS
 from funreason_refine.run_folder import ConfigChanged, RunFolder
 from funreason_refine.testing import run_rows
@@ -338,7 +338,10 @@ field_values = (
     | st.just('[{"name": "f", "arguments": {')
     | st.text(min_size=3000, max_size=5000)
 )
+COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"PK\x03\x04")
+"""How gzip, bzip2, xz, zstd and zip files begin."""
 hostile_lines = st.one_of(
+    st.sampled_from(COMPRESSED).map(lambda magic: magic + b"{}"),
     st.binary(max_size=200),
     st.builds(lambda depth: ("[" * depth + "]" * depth).encode(), st.integers(1, 3000)),
     st.builds(
@@ -378,6 +381,10 @@ def test_hostile_input_never_crashes_and_every_line_is_accounted_for(lines):
         folder = Path(folder)
         (folder / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
         path = write_pipeline(folder, extra='format = "xlam"\nmax_record_bytes = 4096')
+        if lines[0].startswith(COMPRESSED):  # bytes a compressed file begins with: the file is refused, named
+            with pytest.raises(ConfigError, match=f"{folder / 'in.jsonl'} is [a-z0-9]+-compressed"):
+                load_pipeline(path)
+            return
         result = run_pipeline(load_pipeline(path))
         records = sum(1 for line in lines if line.strip())
         assert sum(result.summary.as_dict()["outcomes"].values()) == records

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from funreason_refine.call_text import GLAIVE_CALL, UnreadKey, calls_in_text
+from funreason_refine.call_text import GLAIVE_CALL, GLAIVE_END, UnreadKey, calls_in_text
 from funreason_refine.readers.answers import FieldError
 from funreason_refine.record import FunctionCall, Problem
 from funreason_refine.targets import PART_SEPARATOR, split_think
@@ -131,8 +131,10 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
     """A leading think block is the CoT; calls written as <tool_call> blocks, as Glaive's <functioncall>
     or as [func(...)] are the answer (``calls_allowed``: the message has no calls of its own), the text
     beside them kept; ``where`` names the field the text is in; else the text is the answer. No text
-    after the CoT: the "no function applies" answer []."""
+    after the CoT: the "no function applies" answer []. An end marker the text ends with (``<|endoftext|>``,
+    as Glaive ends every assistant turn) ends the turn and is no text of it."""
     cot, rest = split_think(text)
+    rest = _without_end_marker(rest)
     if not rest.strip():
         return AssistantText(cot, [])
     if not calls_allowed:
@@ -149,6 +151,11 @@ def answer_from_text(text: str, where: str, problems: list[Problem], calls_allow
     if calls is None:
         return AssistantText(cot, rest.strip())
     return AssistantText(cot, calls, beside.strip() or None, len(calls), ids)
+
+
+def _without_end_marker(text: str) -> str:
+    stripped = text.rstrip()
+    return stripped[: -len(GLAIVE_END)] if stripped.endswith(GLAIVE_END) else text
 
 
 def _written_as(text: str) -> tuple[str, int]:

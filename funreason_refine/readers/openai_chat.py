@@ -105,7 +105,7 @@ def read_message(item: dict[str, Any], where: str, problems: list[Problem]) -> M
     content = read_content(item.get("content"), f"{where}.content", result=role in ("tool", "function"))
     text = text_of(content, where, role)
     call_id = call_id_of(item.get("tool_call_id"), f"{where}.tool_call_id") if role == "tool" else None
-    result = glaive_result(text) if role != "system" and content.parts is None else None
+    result = glaive_result(text) if role in ("user", "tool", "function") and content.parts is None else None
     return Message(
         role="tool" if role == "function" or result is not None else role,
         content=text if result is None else result,

@@ -100,7 +100,14 @@ def test_a_glaive_conversation_reads_its_function_response_as_the_calls_result(t
     call_turn, result = record.messages[1], record.messages[2]
     assert dumped(call_turn.answer) == PARIS
     assert result.content == '{"temperature": 21}' and result.call_id == call_turn.call_ids[0]
-    assert record.messages[3].answer == "It is 21 degrees in Paris. <|endoftext|>"  # a text reply keeps its text
+    assert record.messages[3].answer == "It is 21 degrees in Paris."  # the turn's end marker is no text of it
+
+
+def test_an_assistant_text_that_begins_as_a_function_response_stays_the_assistants_text(tmp_path):
+    record = read_one(tmp_path, openai_chat("FUNCTION RESPONSE: is what the tool's reply begins with <|endoftext|>"))
+    assert isinstance(record, Record), record
+    assert record.query == "Weather in Paris?"  # one turn: the user's and the assistant's
+    assert record.answer == "FUNCTION RESPONSE: is what the tool's reply begins with"
 
 
 @pytest.mark.parametrize("tag", ["observation", "function_response", "tool"])
