@@ -26,16 +26,27 @@ HERMES_SYSTEM = (
 )
 
 
-_INSTRUCTIONS = (("funreason", FUNREASON_SYSTEM), ("hermes", HERMES_SYSTEM))
+GLAIVE_SYSTEM = "You are a helpful assistant with access to the following functions. Use them if required -"
+"""How Glaive's data (glaive-function-calling-v2 and its conversions) begins the system prompt of a record
+with tools: the tools follow as JSON objects, one after another. No export writes it."""
+_GLAIVE_LABEL = "SYSTEM:"  # Glaive's own chat text labels the prompt; conversions may keep the label
+
+_INSTRUCTIONS = (("funreason", FUNREASON_SYSTEM), ("hermes", HERMES_SYSTEM), ("glaive", GLAIVE_SYSTEM))
 
 
 def instructions_in(system: str) -> tuple[int, str] | None:
-    """Where the last tool-calling instructions in ``system`` begin, and whose they are ("funreason" or
-    "hermes"); None without them. Their first 60 characters are matched: other Hermes prompts,
-    NousResearch's among them, begin as ours does. The last, because an export adds its own after a
-    prompt kept whole, which may begin as they do."""
+    """Where the last tool-calling instructions in ``system`` begin, and whose they are ("funreason",
+    "hermes" or "glaive", with a ``SYSTEM:`` label before it); None without them. Their first 60
+    characters are matched: other Hermes prompts, NousResearch's among them, begin as ours does. The
+    last, because an export adds its own after a prompt kept whole, which may begin as they do."""
     found = [(at, name) for name, text in _INSTRUCTIONS if (at := system.rfind(text[:60])) != -1]
-    return max(found) if found else None
+    if not found:
+        return None
+    at, name = max(found)
+    label = system.rfind(_GLAIVE_LABEL, 0, at)
+    if name == "glaive" and label != -1 and not system[label + len(_GLAIVE_LABEL) : at].strip():
+        at = label
+    return at, name
 
 
 PART_SEPARATOR = "\n"

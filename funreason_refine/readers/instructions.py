@@ -4,8 +4,8 @@ A reader removes the instructions and their tool list from a system prompt (the 
 own). It may remove only what is instructions: any other text there (a date, a rule, a persona
 written between two of their sentences) would be lost with them. ``foreign_text`` finds such text
 by taking out, one after another, the sentences these instructions are known to hold: FunReason's
-and BFCL's (also ToolACE's and Llama's zero-shot prompt) and Hermes' (NousResearch's data, Hermes 2
-Pro's and 3's templates, ours). Spacing and case may differ; wording may not.
+and BFCL's (also ToolACE's and Llama's zero-shot prompt), Hermes' (NousResearch's data, Hermes 2
+Pro's and 3's templates, ours) and Glaive's. Spacing and case may differ; wording may not.
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ _SENTENCES = [
     r"Example:",
     r"Think step by step inside <think></think>, then call one or more functions, each as a JSON object with "
     r"its name and arguments within <tool_call></tool_call> XML tags\.",
+    # Glaive's (glaive-function-calling-v2), its tools after the dash.
+    r"SYSTEM:\s*(?=You are a helpful assistant with access)",
+    r"You are a helpful assistant with access to the following functions\.",
+    r"Use them if required\s*-",
     _PLACEHOLDER_CALL,  # last: sentences name the tag
 ]
 _KNOWN = [re.compile(_sentence(s), re.IGNORECASE) for s in _SENTENCES]

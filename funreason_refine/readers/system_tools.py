@@ -1,9 +1,10 @@
 """The tools a system prompt carries, read for a chat record: the list after the FunReason (or BFCL)
-instructions (our ``funreason`` export, ToolACE) or in the ``<tools>`` block of the Hermes instructions
+instructions (our ``funreason`` export, ToolACE), in the ``<tools>`` block of the Hermes instructions
 (our ``hermes`` export, and Hermes data, which may write each tool as a JSON object of its own or the
-list as Python writes it). The record's own system prompt is what comes before the instructions: the
-list goes with them, so it must be read, or be the record's ``tools``, and the instructions must hold
-nothing but their own sentences (instructions.py), which would be lost with them."""
+list as Python writes it), or the JSON objects after Glaive's (its conversions that keep no tools
+field). The record's own system prompt is what comes before the instructions: the list goes with
+them, so it must be read, or be the record's ``tools``, and the instructions must hold nothing but
+their own sentences (instructions.py), which would be lost with them."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ _GIVE_THEM = "give the tools in the record's tools field"
 _OPEN, _CLOSE = "<tools>", "</tools>"
 _HERMES_LIST = "the tool list in the Hermes <tools> block"
 _FUNREASON_LIST = "the tool list after the FunReason instructions"
-_NAMES = {"hermes": "Hermes", "funreason": "FunReason"}
+_GLAIVE_LIST = "the tools after the Glaive instructions"
+_GLAIVE_MARKER = re.compile(r"Use them if required\s*-")
+_NAMES = {"hermes": "Hermes", "funreason": "FunReason", "glaive": "Glaive"}
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def listed_tools(system: str, required: bool = True) -> Listed | None:
     if found is None:
         return None
     at, whose = found
-    read = _hermes_tools(system, at) if whose == "hermes" else _funreason_tools(system, at)
+    read = _READERS[whose](system, at)
     if read is None:
         if required:
             raise ValueError(_no_list(whose))
@@ -138,6 +141,8 @@ def listed_tools(system: str, required: bool = True) -> Listed | None:
 def _no_list(whose: str) -> str:
     if whose == "hermes":
         return f"the Hermes instructions hold 0 <tools> blocks with a tool list, not one: {_GIVE_THEM}"
+    if whose == "glaive":
+        return f"the Glaive instructions hold no tool after 'Use them if required -': {_GIVE_THEM}"
     return f"the FunReason instructions hold no tool list after {TOOLS_MARKER.strip()!r}: {_GIVE_THEM}"
 
 
@@ -155,6 +160,30 @@ def _funreason_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{_FUNREASON_LIST} cannot be read: {why_not_json(exc)}") from None
     return _as_list(value, _FUNREASON_LIST), start, end
+
+
+def _glaive_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
+    """(the tools after Glaive's instructions, JSON objects one after another, where they start and end);
+    None without its "Use them if required -" or without a tool after it. Text after them is text."""
+    marker = _GLAIVE_MARKER.search(system, at)
+    if marker is None:
+        return None
+    start = pos = _skip(system, marker.end())
+    tools: list[Any] = []
+    while pos < len(system):
+        try:
+            value, end = JSON.raw_decode(system, pos)
+        except json.JSONDecodeError as exc:
+            if tools:  # text after them: the record's own, which the instructions cannot hold
+                break
+            raise ValueError(f"{_GLAIVE_LIST} cannot be read: they are not JSON ({why_not_json(exc)})") from None
+        except (ValueError, RecursionError) as exc:
+            raise ValueError(f"{_GLAIVE_LIST} cannot be read: {why_not_json(exc)}") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{_GLAIVE_LIST} hold a {type(value).__name__}, not a tool (a JSON object)")
+        tools.append(value)
+        pos = _skip(system, end)
+    return (tools, start, pos) if tools else None
 
 
 def _hermes_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
@@ -176,6 +205,9 @@ def _hermes_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
             f"the Hermes instructions hold {len(listed)} <tools> blocks with a tool list, not one: {_GIVE_THEM}"
         )
     return listed[0]
+
+
+_READERS = {"hermes": _hermes_tools, "funreason": _funreason_tools, "glaive": _glaive_tools}
 
 
 def _block(system: str, body: int) -> tuple[list[Any] | None, int]:

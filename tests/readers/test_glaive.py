@@ -248,3 +248,63 @@ def test_a_glaive_conversation_exports_and_reads_back_to_the_same_calls(tmp_path
         ("tool", None, "rain"),
     ]
     assert turns(back)[1:3] == turns(first)[1:3]
+
+
+GLAIVE_SYSTEM = "SYSTEM: You are a helpful assistant with access to the following functions. Use them if required -\n"
+GLAIVE_TOOLS = json.dumps(WEATHER["function"], indent=4) + "\n\n" + json.dumps({"name": "get_time", "parameters": {}})
+
+
+def glaive_prompted(fmt, system, tools=None):
+    """A chat whose tools are only in Glaive's system prompt, as conversions without a tools field keep them."""
+    if fmt == "openai":
+        row = openai_chat(SINGLE_QUOTED)
+        row["messages"].insert(0, {"role": "system", "content": system})
+    else:
+        row = sharegpt_chat(SINGLE_QUOTED)
+        row["system"] = system
+    if tools is None:
+        del row["tools"]
+    else:
+        row["tools"] = tools
+    return row
+
+
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt"])
+@pytest.mark.parametrize("label", ["SYSTEM: ", ""])
+def test_the_tools_of_glaives_system_prompt_are_the_records_tools_and_no_prompt_is_left(tmp_path, fmt, label):
+    # They were not read: the prompt was the record's own, and every call was discarded as unknown_function.
+    record = read_one(tmp_path, glaive_prompted(fmt, GLAIVE_SYSTEM.replace("SYSTEM: ", label) + GLAIVE_TOOLS), fmt)
+    assert isinstance(record, Record), record
+    assert [t["name"] for t in record.tools] == ["get_weather", "get_time"]
+    assert record.system is None, "the instructions and the label go with their tools; exports write their own"
+    assert dumped(record.answer) == PARIS
+
+
+def test_text_of_the_records_own_before_glaives_instructions_stays_its_prompt(tmp_path):
+    record = read_one(tmp_path, glaive_prompted("openai", "Answer in French.\n" + GLAIVE_SYSTEM + GLAIVE_TOOLS))
+    assert record.system == "Answer in French." and len(record.tools) == 2
+
+
+def test_a_run_keeps_a_glaive_record_whose_tools_are_in_its_prompt_and_its_export_reads_back(tmp_path):
+    outcome = refine(tmp_path, [glaive_prompted("openai", GLAIVE_SYSTEM + GLAIVE_TOOLS)])
+    (kept,) = outcome["kept"]
+    assert kept["target"] == '[get_weather(city="Paris")]' and kept["system"] is None
+    row = exported(Record.model_validate(kept))
+    assert [t["function"]["name"] for t in row["tools"]] == ["get_weather", "get_time"]
+    assert not any(m["role"] == "system" for m in row["messages"]), "no instructions of Glaive's are exported"
+
+
+@pytest.mark.parametrize(
+    "system, tools, says",
+    [
+        (GLAIVE_SYSTEM + GLAIVE_TOOLS + "\nToday is Monday.", None, "none of their known sentences"),
+        (GLAIVE_SYSTEM, None, "hold no tool after 'Use them if required -'"),
+        (GLAIVE_SYSTEM + GLAIVE_TOOLS, [WEATHER], "other tools than the record's tools field"),
+        (GLAIVE_SYSTEM + GLAIVE_TOOLS.replace("{", "[", 1), None, "cannot be read"),
+    ],
+    ids=["text among them", "no tool", "other tools than the field", "not JSON"],
+)
+def test_glaives_system_prompt_that_cannot_be_read_whole_quarantines_naming_the_field(tmp_path, system, tools, says):
+    item = read_one(tmp_path, glaive_prompted("openai", system, tools))
+    assert isinstance(item, Quarantined), item
+    assert item.error.startswith("messages[0].content: ") and says in item.error, item.error
