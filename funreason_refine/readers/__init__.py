@@ -203,11 +203,14 @@ class InputStream:
         self._readers: dict[str, ToRecord] = {}  # by format, as records in it are met
 
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
-        if is_glaive_form(obj):
-            raise FieldError("chat", f"chat: this record is in {GLAIVE_FORM}")
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
         to_record = self._readers.get(fmt) or self._reader(fmt)
-        return to_record(obj, source, index)
+        try:
+            return to_record(obj, source, index)
+        except FieldError:
+            if is_glaive_form(obj):  # said only of a record that cannot be read: its format's fields are missing
+                raise FieldError("chat", f"chat: this record is in {GLAIVE_FORM}") from None
+            raise
 
     def _reader(self, fmt: str) -> ToRecord:
         """The reader of ``fmt``, its module imported at the first record in that format."""
