@@ -25,6 +25,7 @@ from funreason_refine.judge.cache import WRITE_SECONDS
 from funreason_refine.run_folder import ConfigChanged, RunFolder
 from funreason_refine.testing import run_rows
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests import children
 from tests.conftest import QUICKSTART, read_jsonl, write_jsonl, write_pipeline, xlam_row
 
 OUTCOMES = ("kept", "discarded", "quarantined", "errors")
@@ -270,6 +271,8 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
         path = judged_pipeline(tmp_path, server, rows, judge="max_concurrency = 4")
         path.write_text(path.read_text() + "\n[audit]\ndrop_duplicates = true\n")
         reference = tmp_path / "reference"
+        # The reference in a new interpreter, the runs killed and resumed forked from tests/children.py's zygote
+        # (no LiteLLM import of their own): their string hashes are seeded apart, as the runs of two commands are.
         subprocess.run(
             [sys.executable, "-c", REFINE, "run", str(path), "--out", str(reference)],
             env=env,
@@ -282,7 +285,7 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
         due: set[str] = set()  # prompts answered long enough before a kill that their answers must be on disk
         for kill_after in (20, 60, 110):  # judge requests seen by the server before the kill
             before = len(server.requests)
-            proc = subprocess.Popen(
+            proc = children.popen(
                 [sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)],
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -300,7 +303,7 @@ def test_killed_with_sigkill_at_several_points_the_resumed_folder_equals_an_unin
                 due |= {messages for at, messages in asked[before:] if at + delay <= cutoff}
                 with sqlite3.connect(crashed / "judge_cache.sqlite") as db:  # what a resumed run finds
                     assert db.execute("SELECT count(*) FROM answers").fetchone()[0] >= len(due)
-        final = subprocess.run(
+        final = children.run(
             [sys.executable, "-c", REFINE, "run", str(path), "--out", str(crashed)],
             env=env,
             capture_output=True,

@@ -20,6 +20,7 @@ from funreason_refine.errors import RefineError
 from funreason_refine.judge import batch, cache
 from funreason_refine.judge.cache import FILE
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
+from tests import children
 from tests.conftest import write_jsonl, xlam_row
 
 YES = "<judge>True</judge><reason>fine</reason>"
@@ -130,9 +131,10 @@ def test_a_collected_batch_is_in_the_cache_file_before_the_journal_says_so(tmp_p
 
 
 def run_until_submitted(path, folder):
-    """`refine run` in a child process, SIGKILLed once its first batch is journaled as submitted."""
+    """`refine run` in a child process (tests/children.py: forked, no LiteLLM import of its own), SIGKILLed once its
+    first batch is journaled as submitted."""
     env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
-    proc = subprocess.Popen([sys.executable, "-c", REFINE, "run", str(path)], env=env, stderr=subprocess.PIPE)
+    proc = children.popen([sys.executable, "-c", REFINE, "run", str(path)], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if (folder / "batches" / "journal.jsonl").exists() and any(e["event"] == "submitted" for e in journal(folder)):
