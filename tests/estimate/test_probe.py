@@ -43,7 +43,10 @@ def test_the_probe_measures_a_single_slot_server_and_the_time_and_queue_follow(t
 
 def test_a_server_that_keeps_up_with_the_probe_is_not_held_to_what_the_probe_sent(tmp_path):
     rows = [forecast(str(i), city=f"City {i}") for i in range(12)]
-    with FakeLLM(paced) as server:
+    # Slower calls than paced's. The time this process takes for each call (the client, the server's thread) adds
+    # to a wave of 4 four times and to a call alone once: it must stay under a call's seconds / 11 for the wave to
+    # read as at least KEPT_UP x 4 = 3.2 calls at once. At 0.2 s a call, a loaded machine's 21 ms read as 3.1.
+    with FakeLLM(lambda r: Reply(YES, delay=0.5, completion_tokens=20)) as server:
         probed = estimate(load_pipeline(pipeline(tmp_path, rows, server, judge="max_concurrency = 16")), probes=3)
     (time,) = probed.servers.values()
     assert time.at_once is None and time.queue_seconds == 0.0
