@@ -11,6 +11,14 @@ pytest.importorskip("transformers")
 sys._called_from_test = True  # type: ignore[attr-defined]
 os.environ["FUNREASON_REFINE_NO_PLUGINS"] = "1"
 
+# Under pytest-xdist the workers share the cores: torch's default, a thread per core in each worker, has a training
+# test's threads spin against the other workers' (twice the time on 2 cores, -n 2). Each worker takes its share.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
+
 REPO = Path(__file__).resolve().parents[3]
 QUICKSTART = REPO / "examples" / "quickstart" / "pipeline.toml"
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -228,8 +229,13 @@ def test_the_runnable_example_trains_and_the_loss_goes_down_on_single_turn_recor
     from conftest import REPO
 
     script = REPO / "examples" / "msl_train" / "train_tiny.py"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # this worker's share of the cores (conftest)
     out = subprocess.run(
-        [sys.executable, str(script), str(mixed_run), "--steps", "20"], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(mixed_run), "--steps", "20"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     first, last = (float(x) for x in out.stdout.strip().splitlines()[-1].removeprefix("loss ").split(" -> "))
