@@ -75,6 +75,14 @@ def read_jsonl(path: Path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch):
+    """A failed judge call is retried after a backoff of 0.5 to 1 s, doubled each time (BACKOFF_BASE, judge/calls.py).
+    No test measures it, and the tests of failing servers waited it out: about 18 s in all. Here it is a tenth of
+    that, in this process (a child process backs off as any run does); a server's Retry-After is waited as it says."""
+    monkeypatch.setattr("funreason_refine.judge.calls.BACKOFF_BASE", 0.1)
+
+
 @pytest.fixture
 def tmp_pipeline(tmp_path):
     """Write rows and a pipeline over them; returns (pipeline path, run folder)."""
