@@ -32,6 +32,17 @@ for _name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASE
     os.environ.pop(_name, None)
 
 
+FIRST = ("tests/test_style.py", "plugins/funreason_msl/tests/test_msl_trainer.py", "tests/test_durability.py")
+"""The files of the suite's longest tests, which run first: mypy over the package (one to two and a half minutes on
+a fresh checkout, which has no mypy cache), training tiny models, `refine run` killed at several points. pytest-xdist
+hands tests out in the order they were collected, and these came last or nearly: one worker went on with them for
+minutes after the other had run out of tests."""
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: FIRST.index(path) if (path := item.nodeid.split("::")[0]) in FIRST else len(FIRST))
+
+
 def refine(*args, code=0) -> str:
     """`refine ARGS` as the CLI runs it; its output, once its exit status is ``code``."""
     from click.testing import CliRunner
