@@ -11,8 +11,8 @@ stdout, stderr, session, folder and environment that subprocess would give it, a
 it ends as a Python program ends (atexit functions run, files are flushed). Where it is not as a new interpreter:
 
 - what its modules read when they were imported, they read in the zygote. The zygote starts with this process's
-  environment less :data:`RUN_TIME_ONLY`; a child whose environment differs from it in any other variable is an
-  ordinary subprocess instead;
+  environment less :data:`RUN_TIME_ONLY`, and a new one replaces it once that has changed elsewhere; a child given
+  an environment that differs from this process's elsewhere is an ordinary subprocess;
 - string hashes are seeded once, in the zygote, so its children share a seed (the order of sets of strings) where
   interpreters each draw one. A test that compares the bytes of two runs makes one of them elsewhere: in an
   ordinary subprocess, or in the test's own process.
@@ -46,18 +46,19 @@ POLL_SECONDS = 0.005  # wait() looks this often; the tests' own loops poll every
 
 
 def popen(args, *, env=None, stdout=None, stderr=None, text=False, start_new_session=False):
-    """As ``subprocess.Popen(args, ...)``: a :class:`Child` from the zygote where it can be one."""
-    if not _zygote_may_start(args, env):
+    """As ``subprocess.Popen(args, ...)``: a :class:`Child` from a zygote where it can be one."""
+    zygote = _zygote_for(args, dict(os.environ if env is None else env))
+    if zygote is None:
         return subprocess.Popen(
             args, env=env, stdout=stdout, stderr=stderr, text=text, start_new_session=start_new_session
         )
     fds, files, owned = _descriptors(stdout, stderr)
     try:
-        pid = _zygote().start(args, dict(os.environ if env is None else env), start_new_session, fds)
+        pid = zygote.start(args, dict(os.environ if env is None else env), start_new_session, fds)
     finally:
         for fd in owned:
             os.close(fd)
-    return Child(args, pid, files, text)
+    return Child(zygote, args, pid, files, text)
 
 
 def run(args, *, env=None, check=False, capture_output=False, text=False, stdout=None, stderr=None):
@@ -76,13 +77,13 @@ class Child:
     """A child forked by the zygote: the part of :class:`subprocess.Popen` the tests use. Its stdout or stderr,
     where subprocess.PIPE was asked, is a temporary file, read (as a pipe is) once the child has ended."""
 
-    def __init__(self, args, pid, files, text):
-        self.args, self.pid, self.returncode = args, pid, None
+    def __init__(self, zygote, args, pid, files, text):
+        self._zygote, self.args, self.pid, self.returncode = zygote, args, pid, None
         self.stdout, self.stderr = (_Output(self, files[n], text) if n in files else None for n in ("stdout", "stderr"))
 
     def poll(self):
         if self.returncode is None:
-            self.returncode = _zygote().ask(op="poll", pid=self.pid)["returncode"]
+            self.returncode = self._zygote.poll(self.pid)
         return self.returncode
 
     def wait(self, timeout=None):
@@ -99,7 +100,7 @@ class Child:
 
     def send_signal(self, sig):
         if self.poll() is None:  # as subprocess: nothing is sent to a child that has ended
-            _zygote().ask(op="signal", pid=self.pid, signal=int(sig))
+            self._zygote.ask(op="signal", pid=self.pid, signal=int(sig))
 
     def kill(self):
         self.send_signal(signal.SIGKILL)
@@ -151,11 +152,23 @@ def _comparable(env):
     return seen
 
 
-def _zygote_may_start(args, env):
+def _zygote_for(args, env):
+    """The zygote whose imports saw ``env`` (but for RUN_TIME_ONLY); None for an ordinary subprocess, where the command
+    is not ``python -c`` or ``env`` is not this process's environment. Where this process's environment has changed
+    since the zygote started (ray.init sets variables, and so does LiteLLM's first token count), a new zygote
+    takes its place; the old one ends once its children have."""
     if len(args) < 3 or args[0] != sys.executable or args[1] != "-c":
-        return False
-    started = _ZYGOTE[0].env if _ZYGOTE else os.environ
-    return _comparable(os.environ if env is None else env) == _comparable(started)
+        return None
+    wanted = _comparable(env)
+    with _LOCK:
+        if _ZYGOTES and _comparable(_ZYGOTES[-1].env) == wanted:
+            return _ZYGOTES[-1]
+        if wanted != _comparable(os.environ):
+            return None
+        if _ZYGOTES:
+            _ZYGOTES[-1].retire()
+        _ZYGOTES.append(_Zygote())
+        return _ZYGOTES[-1]
 
 
 class _Zygote:
@@ -171,6 +184,8 @@ class _Zygote:
         )
         theirs.close()
         self.sock, self.lock = ours, threading.Lock()
+        self.children: set[int] = set()  # started, not yet seen to end
+        self.retired = False
         self.sock.settimeout(300)  # its imports, on a loaded machine
         assert self._answer() == {"ready": True}
         self.sock.settimeout(60)
@@ -180,7 +195,22 @@ class _Zygote:
         request |= {"cwd": os.getcwd(), "session": session}
         with self.lock:
             socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
-            return self._answer()["pid"]
+            pid = self._answer()["pid"]
+            self.children.add(pid)
+            return pid
+
+    def poll(self, pid):
+        returncode = self.ask(op="poll", pid=pid)["returncode"]
+        if returncode is not None:
+            self.children.discard(pid)
+            if self.retired and not self.children:
+                self.close()
+        return returncode
+
+    def retire(self):
+        self.retired = True
+        if not self.children:
+            self.close()
 
     def ask(self, **request):
         with self.lock:
@@ -194,6 +224,8 @@ class _Zygote:
         return json.loads(data)
 
     def close(self):
+        if self.sock.fileno() == -1:
+            return
         self.sock.close()  # the zygote exits when it reads the end
         try:
             self.process.wait(10)
@@ -201,13 +233,6 @@ class _Zygote:
             self.process.kill()
 
 
-_ZYGOTE: list[_Zygote] = []
-_STARTING = threading.Lock()
-
-
-def _zygote():
-    with _STARTING:
-        if not _ZYGOTE:
-            _ZYGOTE.append(_Zygote())
-            atexit.register(_ZYGOTE[0].close)
-        return _ZYGOTE[0]
+_ZYGOTES: list[_Zygote] = []  # the one children start from last
+_LOCK = threading.Lock()
+atexit.register(lambda: [zygote.close() for zygote in _ZYGOTES])
