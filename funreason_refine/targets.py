@@ -43,9 +43,10 @@ def instructions_in(system: str) -> tuple[int, str] | None:
     if not found:
         return None
     at, name = max(found)
-    label = system.rfind(_GLAIVE_LABEL, 0, at)
-    if name == "glaive" and label != -1 and not system[label + len(_GLAIVE_LABEL) : at].strip():
-        at = label
+    if name == "glaive":
+        label = system.rfind(_GLAIVE_LABEL, 0, at)
+        if label != -1 and not system[label + len(_GLAIVE_LABEL) : at].strip():
+            at = label
     return at, name
 
 

@@ -168,22 +168,31 @@ def _glaive_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
     marker = _GLAIVE_MARKER.search(system, at)
     if marker is None:
         return None
-    start = pos = _skip(system, marker.end())
-    tools: list[Any] = []
-    while pos < len(system):
+    start = _skip(system, marker.end())
+    tools, end, not_json = _json_values(system, start, _GLAIVE_LIST)
+    if not_json is not None and not tools:
+        raise ValueError(f"{_GLAIVE_LIST} cannot be read: they are not JSON ({why_not_json(not_json)})")
+    return (_tools_of(tools, _GLAIVE_LIST), start, end) if tools else None
+
+
+def _json_values(
+    system: str, pos: int, what: str, stop: str | None = None
+) -> tuple[list[Any], int, json.JSONDecodeError | None]:
+    """The JSON values one after another from ``pos`` (space between them), up to ``stop``, the end, or
+    text that is not JSON: (the values, where they end, why that text is not JSON). ValueError naming
+    ``what`` for JSON that is no value here (NaN, too deep)."""
+    values: list[Any] = []
+    pos = _skip(system, pos)
+    while pos < len(system) and not (stop is not None and system.startswith(stop, pos)):
         try:
             value, end = JSON.raw_decode(system, pos)
         except json.JSONDecodeError as exc:
-            if tools:  # text after them: the record's own, which the instructions cannot hold
-                break
-            raise ValueError(f"{_GLAIVE_LIST} cannot be read: they are not JSON ({why_not_json(exc)})") from None
+            return values, pos, exc
         except (ValueError, RecursionError) as exc:
-            raise ValueError(f"{_GLAIVE_LIST} cannot be read: {why_not_json(exc)}") from None
-        if not isinstance(value, dict):
-            raise ValueError(f"{_GLAIVE_LIST} hold a {type(value).__name__}, not a tool (a JSON object)")
-        tools.append(value)
+            raise ValueError(f"{what} cannot be read: {why_not_json(exc)}") from None
+        values.append(value)
         pos = _skip(system, end)
-    return (tools, start, pos) if tools else None
+    return values, pos, None
 
 
 def _hermes_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
@@ -214,25 +223,20 @@ def _block(system: str, body: int) -> tuple[list[Any] | None, int]:
     """(the tools of the <tools> block whose text starts at ``body``, or None if it lists none; where the
     block ends). Read as JSON values, so that a ``</tools>`` inside a tool's text is text; else as text
     up to the first ``</tools>``. End -1: no ``</tools>`` closes it."""
-    values: list[Any] = []
-    pos = _skip(system, body)
-    while not system.startswith(_CLOSE, pos):
-        try:
-            value, pos = JSON.raw_decode(system, pos)
-        except json.JSONDecodeError:
-            return _text_block(system, body)
-        except (ValueError, RecursionError) as exc:
-            raise ValueError(f"{_HERMES_LIST} cannot be read: {why_not_json(exc)}") from None
-        values.append(value)
-        pos = _skip(system, pos)
+    values, pos, not_json = _json_values(system, body, _HERMES_LIST, stop=_CLOSE)
+    if not_json is not None or not system.startswith(_CLOSE, pos):
+        return _text_block(system, body)
     end = pos + len(_CLOSE)
-    if not values:
-        return None, end
+    return (_tools_of(values, _HERMES_LIST) if values else None), end
+
+
+def _tools_of(values: list[Any], what: str) -> list[Any]:
+    """The tools of JSON values one after another: one list of them, or one object a tool."""
     if len(values) == 1:
-        return _as_list(values[0], _HERMES_LIST), end
+        return _as_list(values[0], what)
     if all(isinstance(v, dict) for v in values):  # one tool after another
-        return values, end
-    raise ValueError(f"{_HERMES_LIST} holds JSON values one after another that are not all tools")
+        return values
+    raise ValueError(f"{what} holds JSON values one after another that are not all tools")
 
 
 def _text_block(system: str, body: int) -> tuple[list[Any] | None, int]:

@@ -280,6 +280,12 @@ def test_the_tools_of_glaives_system_prompt_are_the_records_tools_and_no_prompt_
     assert dumped(record.answer) == PARIS
 
 
+def test_glaives_tools_may_also_be_one_json_list(tmp_path):
+    tools = json.dumps([WEATHER["function"], {"name": "get_time", "parameters": {}}])
+    record = read_one(tmp_path, glaive_prompted("openai", GLAIVE_SYSTEM + tools))
+    assert [t["name"] for t in record.tools] == ["get_weather", "get_time"] and record.system is None
+
+
 def test_text_of_the_records_own_before_glaives_instructions_stays_its_prompt(tmp_path):
     record = read_one(tmp_path, glaive_prompted("openai", "Answer in French.\n" + GLAIVE_SYSTEM + GLAIVE_TOOLS))
     assert record.system == "Answer in French." and len(record.tools) == 2
@@ -301,8 +307,9 @@ def test_a_run_keeps_a_glaive_record_whose_tools_are_in_its_prompt_and_its_expor
         (GLAIVE_SYSTEM, None, "hold no tool after 'Use them if required -'"),
         (GLAIVE_SYSTEM + GLAIVE_TOOLS, [WEATHER], "other tools than the record's tools field"),
         (GLAIVE_SYSTEM + GLAIVE_TOOLS.replace("{", "[", 1), None, "cannot be read"),
+        (GLAIVE_SYSTEM + GLAIVE_TOOLS + '\n"get_date"', None, "not all tools"),
     ],
-    ids=["text among them", "no tool", "other tools than the field", "not JSON"],
+    ids=["text among them", "no tool", "other tools than the field", "not JSON", "not a tool"],
 )
 def test_glaives_system_prompt_that_cannot_be_read_whole_quarantines_naming_the_field(tmp_path, system, tools, says):
     item = read_one(tmp_path, glaive_prompted("openai", system, tools))
