@@ -69,7 +69,7 @@ def preview(text: str) -> str:
     return text if len(text) <= RAW_PREVIEW else text[:RAW_PREVIEW] + f"... [{len(text)} characters]"
 
 
-_COMPRESSED = {
+COMPRESSED = {
     b"\x1f\x8b": ("gzip", "gunzip -k"),
     b"BZh": ("bzip2", "bunzip2 -k"),
     b"\xfd7zXZ\x00": ("xz", "unxz -k"),
@@ -83,7 +83,7 @@ def detect_container(path: Path) -> str:
     InputError for a compressed file: its bytes would be read as lines of garbage."""
     with path.open("rb") as fh:
         head = fh.read(4096)
-    for magic, (kind, command) in _COMPRESSED.items():
+    for magic, (kind, command) in COMPRESSED.items():
         if head.startswith(magic):
             raise InputError(
                 f"{path} is {kind}-compressed, which refine does not read: decompress it ({command} {path.name}) "
