@@ -183,6 +183,13 @@ def same_calls(a: list[FunctionCall], b: list[FunctionCall]) -> bool:
     )
 
 
+def same_answer(a: list[FunctionCall] | str | None, b: list[FunctionCall] | str | None) -> bool:
+    """Whether two answers are the same: the same calls (as ``same_calls``), or the same text, or both None."""
+    if isinstance(a, list) and isinstance(b, list):
+        return same_calls(a, b)
+    return type(a) is type(b) and a == b
+
+
 def parse_calls(text: str) -> list[FunctionCall]:
     """Parse ``[func(param=value), ...]`` into calls without evaluating anything."""
     return [FunctionCall(name=name, arguments=arguments) for name, arguments in _parsed(text)]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel
 
-from funreason_refine.calls import same_calls
+from funreason_refine.calls import same_answer
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
@@ -184,13 +184,7 @@ class Refinement:
 
     def note(self, verdict: Verdict, by: str = "rules") -> None:
         """A pass of the current stage into the trail, its derived fields taken; the stage stays current
-        (a judge may still decide on it)."""
-        if verdict.record is not None and verdict.record.answer is not self.record.answer:
-            if not _same_answer(verdict.record, self.record):  # it would skip every check of the new answer
-                raise ValueError(
-                    "a pass adds derived fields, and this one changed the answer: a change of the answer is a "
-                    'repair (Verdict.regenerate, with on_fail = "regenerate"), which every earlier stage checks again'
-                )
+        (a judge may still decide on it). PipelineStage.check has refused a pass that changes the answer."""
         self._add(self.stages[self._at], Action.PASS, verdict, by)
         if verdict.record is not None:
             self.record = _same_identity(verdict.record, self.record)
@@ -231,7 +225,7 @@ class Refinement:
             self._give_up(stage, verdict, "regeneration(s)")
         else:
             new = _same_identity(verdict.record, self.record)
-            self._again(recheck=not _same_answer(new, self.record))
+            self._again(recheck=not same_answer(new.answer, self.record.answer))
             self.record = new
 
     def _ask_rewrite(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
@@ -320,12 +314,6 @@ async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunne
         generator, field = way.rewrite.stage.generator, way.rewrite.stage.stage.regenerates
         assert generator is not None and field is not None  # the policy asks only stages that have both
         way.rewritten(await judges.rewrite(generator, field, stage.name, way.record, way.rewrite.attempt))
-
-
-def _same_answer(a: Record, b: Record) -> bool:
-    if isinstance(a.answer, list) and isinstance(b.answer, list):
-        return same_calls(a.answer, b.answer)
-    return type(a.answer) is type(b.answer) and a.answer == b.answer
 
 
 def _same_identity(new: Record, old: Record) -> Record:

@@ -1,9 +1,11 @@
 """The policy of one record through the stages: what each verdict leads to."""
 
+import asyncio
+
 import pytest
 
 from funreason_refine.record import FunctionCall, Verdict
-from funreason_refine.refine import refine_record
+from funreason_refine.refine import refine_judged, refine_record
 from funreason_refine.stages.base import PipelineStage, Stage
 from funreason_refine.stages.classification import Classification
 from funreason_refine.stages.cot import Cot
@@ -309,8 +311,17 @@ def test_calls_given_as_dicts_in_a_returned_record_become_function_calls():
     assert finished.record.calls == record.calls
 
 
-def test_a_pass_that_changes_the_answer_fails_its_record_instead_of_skipping_the_checks():
-    # The new answer was kept with the target of the old one, no earlier stage having seen it.
+class _PassingJudges:
+    """A judge runner whose judge passes every record it is asked about."""
+
+    async def ask(self, panel, stage, record):
+        return Verdict.passed(message="the judge agrees")
+
+
+@pytest.mark.parametrize("judged", [False, True], ids=["rules", "with a judge"])
+def test_a_pass_that_changes_the_answer_fails_its_record_instead_of_skipping_the_checks(judged):
+    # The new answer was kept with the target of the old one, no earlier stage having seen it; with a judge on
+    # the stage, the refusal escaped every guard and stopped the run.
     class Format(Stage):  # as the format stage: writes the target
         name = "target"
 
@@ -320,9 +331,14 @@ def test_a_pass_that_changes_the_answer_fails_its_record_instead_of_skipping_the
     changer = ChangesTo(
         lambda r: {"answer": [FunctionCall(name="get_weather", arguments={"city": "Rome"})]}, _pass_with
     )
-    finished = refine(make_record(), staged(Format(), changer))
+    stages = staged(Format(), changer)
+    if judged:
+        stages[1].judge = object()  # a panel: _PassingJudges does not look at it
+        finished = asyncio.run(refine_judged(make_record(), stages, _PassingJudges()))
+    else:
+        finished = refine(make_record(), stages)
     assert (finished.outcome, finished.stage) == ("errors", "changer")
-    assert "a pass adds derived fields, and this one changed the answer" in finished.message
+    assert "passed with a record whose answer it changed" in finished.message
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from funreason_refine.record import Record, Verdict
+from funreason_refine.calls import same_answer
+from funreason_refine.record import Action, Record, Verdict
 from funreason_refine.stages.timeout import CheckTimeout, StageFailed, call_with_timeout
 
 if TYPE_CHECKING:
@@ -143,7 +144,18 @@ class PipelineStage:
             )
         if verdict.record is not None and verdict.record is not record and not self.trusted:
             self._check_record(verdict, record)
+        if verdict.action is Action.PASS and verdict.record is not None and verdict.record.answer is not record.answer:
+            self._check_same_answer(verdict.record, record)
         return verdict
+
+    def _check_same_answer(self, new: Record, record: Record) -> None:
+        """StageFailed when a pass changed the answer: it would be kept with no earlier stage having seen it."""
+        if not same_answer(new.answer, record.answer):
+            raise StageFailed(
+                f"stage {self.name} (plugin {self.plugin}) passed with a record whose answer it changed: a pass "
+                "adds derived fields; a change of the answer is a repair (Verdict.regenerate, with on_fail = "
+                '"regenerate"), which every earlier stage checks again'
+            )
 
     def _check_record(self, verdict: Verdict, record: Record) -> None:
         """The record a verdict brings, its changed fields validated (in place: the verdict is the stage's)."""
