@@ -2,6 +2,8 @@
 takes (a lone </think>, a think block, a reasoning field, Claude's thinking blocks, Ollama's thinking), only
 the answer is a verdict, and no scratchpad reaches the training data."""
 
+import sqlite3
+
 import pytest
 
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
@@ -173,6 +175,9 @@ def test_a_dropped_answer_is_still_counted_as_spent(tmp_pipeline):
     with FakeLLM(lambda r: cut) as server:
         path, run_dir = judged(tmp_pipeline, server, judge="protocol_retries = 0\n" + PRICES)
         refine("run", path, code=3)
+    with sqlite3.connect(run_dir / "judge_cache.sqlite") as db:  # dropped: a retry asks again
+        assert db.execute("SELECT count(*) FROM answers").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM dropped").fetchone() == (1,)
     assert spent(run_dir) == pytest.approx((10 * 1000 + 5 * 2000) / 1e6), "paid, though no longer served"
 
 
