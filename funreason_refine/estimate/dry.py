@@ -83,7 +83,6 @@ class DryClient(LLMClient):
         settings: ModelSettings,
         messages: list[dict[str, Any]],
         stage: str,
-        use_cache: bool = True,
         priority: int = 0,
         variant: str = "",
         send: Send | None = None,

@@ -125,7 +125,6 @@ class LLMClient:
         settings: ModelSettings,
         messages: list[dict[str, Any]],
         stage: str,
-        use_cache: bool = True,
         priority: int = 0,
         variant: str = "",
         send: Send | None = None,
@@ -137,7 +136,7 @@ class LLMClient:
         messages = sendable(messages)
         key = settings.cache_key(messages, variant)
         usage = self._ledger.used.stage(stage)
-        if use_cache and self.cache is not None:
+        if self.cache is not None:
             hit = self.cache.recall(key, lambda: settings.legacy_cache_key(messages, variant))
             if hit is not None:
                 self._ledger.cached(usage, hit)

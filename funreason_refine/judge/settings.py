@@ -370,9 +370,9 @@ class JudgePanel:
     template: str
     allow_newfc: bool
     judges: list[JudgeModel]
+    calls_may_change: bool  # no default: a panel built anywhere says it (the stage's judge_may_change_calls)
     vote: Vote = "unanimous"
     system: str | None = None
-    calls_may_change: bool = True
 
     @property
     def label(self) -> str:

@@ -83,9 +83,7 @@ class StageModels:
     def attach(self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage) -> None:
         """The stage's scorer, judges and generator, as its table and the defaults say."""
         stage.scorer = self._scorer(where, table)
-        stage.judge = self._panel(where, table, spec)
-        if stage.judge is not None:
-            stage.judge.calls_may_change = stage.stage.judge_may_change_calls
+        stage.judge = self._panel(where, table, spec, stage.stage.judge_may_change_calls)
         stage.generator = self._generator(where, table, spec, stage)
 
     def check(self, stages: list[PipelineStage]) -> None:
@@ -126,8 +124,11 @@ class StageModels:
                 self.problems.append(f"{where} key {key!r}: {e['msg'].removeprefix('Value error, ')} ({error_fix(e)})")
             return None
 
-    def _panel(self, where: str, table: StageTable, spec: StageSpec | None) -> JudgePanel | None:
-        """How the stage asks its judges, or None when it asks none."""
+    def _panel(
+        self, where: str, table: StageTable, spec: StageSpec | None, calls_may_change: bool
+    ) -> JudgePanel | None:
+        """How the stage asks its judges, or None when it asks none; ``calls_may_change``: the stage's
+        judge_may_change_calls."""
         template = self._template(where, table, spec)
         default = self.judge
         if table.judge is False or template is None:
@@ -149,7 +150,14 @@ class StageModels:
         allow_newfc = bool(spec and spec.protocol == "judge_newfc")
         chosen = [j.asking(allow_newfc) for j in judges if j is not None]
         system = spec.system if spec else None  # a table's own prompt keeps the spec's system message
-        return JudgePanel(template=template, allow_newfc=allow_newfc, judges=chosen, vote=table.vote, system=system)
+        return JudgePanel(
+            template=template,
+            allow_newfc=allow_newfc,
+            judges=chosen,
+            calls_may_change=calls_may_change,
+            vote=table.vote,
+            system=system,
+        )
 
     def _generator(
         self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage

@@ -18,7 +18,6 @@ class ConversationStructure(Stage):
     description = "Are calls and tool results tied up (unique ids, one result per call), ending with an assistant turn?"
     order = 5
     conversations_only = True
-    recheck_on_answer_change = True  # a turn whose calls changed must still match its results
     timeout = None  # bounded by [input] max_record_bytes
 
     def check(self, record: Record) -> Verdict:

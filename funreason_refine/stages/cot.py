@@ -37,7 +37,6 @@ class Cot(Stage):
     description = "Does the CoT start from the query, go step by step, and arrive at exactly the reference call?"
     order = 30
     timeout = None  # bounded by [input] max_record_bytes
-    recheck_on_answer_change = True
     regenerates = "cot"
 
     class Config(StageConfig):
