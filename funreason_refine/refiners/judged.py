@@ -58,8 +58,9 @@ class JudgedRefiner(Refiner):
     def judge_usage(self) -> dict[str, Any] | None:
         if self.client is None:
             return None
+        notes = set(self.client.notes)
         if self.client.spent_before:
-            self.client.notes.add(
+            notes.add(
                 f"the figures are this command's; max_cost counted what the run folder spent in all: "
                 f"${self.client.spent_before:.4f} by earlier commands on it (its answer cache) and this command's"
             )
@@ -67,7 +68,7 @@ class JudgedRefiner(Refiner):
             **self.client.used.as_dict(),  # the total's keys, per_stage (and tokens_counted_locally)
             "endpoints": self.client.endpoint_stats(),
             **({"batches": batches} if (batches := self.client.batch_counts()) else {}),
-            "notes": sorted(self.client.notes),
+            "notes": sorted(notes),
         }
 
     async def _run(self, items: Iterator[RawItem], emit: Emit) -> str | None:
