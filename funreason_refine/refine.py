@@ -148,12 +148,13 @@ class Refinement:
     def settle(self, verdict: Verdict, by: str = "rules") -> None:
         """Apply the current stage's verdict, decided by ``by`` (rules, or the judges' label). A verdict that
         cannot be applied sends its record to errors.jsonl naming the stage: never the run."""
-        before = self.record
+        before, steps = self.record, len(self.trail)
         try:
             self._apply(verdict, by)
         except Exception as exc:  # PipelineStage.check validates what stages return; this is the last guard
             stage = self.stages[self._at]
             self.record, self.rewrite, self.finished = before, None, None
+            del self.trail[steps:]  # no step of a verdict that was not applied
             self.fail(
                 f"stage {stage.name} (plugin {stage.plugin}): its {verdict.action} verdict could not be applied: "
                 f"{type(exc).__name__}: {exc}. Check the fields of the verdict and of the record it returns "

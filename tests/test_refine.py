@@ -412,3 +412,4 @@ def test_a_verdict_the_policy_cannot_apply_fails_its_record_not_the_run():
         way.finished.message
     )
     assert way.finished.record.calls[0].name == "get_weather"  # the record as it was before the verdict
+    assert way.finished.record.trail == [], "no regenerate step for a repair that was not applied"
