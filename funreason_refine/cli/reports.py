@@ -99,7 +99,7 @@ def audit(
     if run.state is not None:
         warn(run.state.partial_note())
     found = 0
-    for record in discarded(run, stage, reason, None, turn):
+    for record in discarded(run, stage, reason, turn):
         found += 1
         if found > limit:
             continue  # counted, for the note below

@@ -10,14 +10,9 @@ from funreason_refine.report.data import RunData
 
 
 def discarded(
-    run: RunData,
-    stage: str | None = None,
-    reason: str | None = None,
-    limit: int | None = None,
-    turn: int | None = None,
+    run: RunData, stage: str | None = None, reason: str | None = None, turn: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """The discarded records that match; ``turn``: only conversations discarded at that assistant turn."""
-    shown = 0
     for record in run.lines("discarded"):
         if (
             (stage is None or record.get("stage") == stage)
@@ -25,9 +20,6 @@ def discarded(
             and (turn is None or (record.get("messages") and record.get("turn") == turn))
         ):
             yield record
-            shown += 1
-            if limit is not None and shown >= limit:
-                return
 
 
 SHOWN_FILTERS = 12
