@@ -31,6 +31,7 @@ from funreason_refine.estimate.findings import Findings
 from funreason_refine.estimate.probe import FirstCalls, cached_answer, open_cache, probe
 from funreason_refine.estimate.prompts import LongPrompts, long_prompts
 from funreason_refine.estimate.records import EstimateInput
+from funreason_refine.estimate.repairs import Repair, repairs
 from funreason_refine.estimate.sums import CallSums
 from funreason_refine.estimate.timing import ServerTime, probe_lines, reask_rates, server_times, time_lines
 from funreason_refine.estimate.tokens import TokenCounter
@@ -60,6 +61,7 @@ class Estimate:
     warnings: list[str] = field(default_factory=list)
     findings: Findings | None = None
     long_prompts: LongPrompts = field(default_factory=LongPrompts)
+    repairs: list[Repair] = field(default_factory=list)  # what repairing judges' failing verdicts adds (apart)
 
     def as_dict(self) -> dict[str, Any]:
         scale = self.records / self.sampled if self.sampled else 0.0
@@ -67,7 +69,11 @@ class Estimate:
             "pipeline": self.pipeline,
             "records": self.records,
             "sampled": self.sampled,
-            "range": {"low": "the rules' pass rates, every judge passing", "high": "every record at every stage"},
+            "range": {
+                "low": "the rules' pass rates, every judge passing",
+                "high": "every record at every stage",
+                "repairs": "apart: what repairing judges' failing verdicts adds",
+            },
             "stages": {name: figures.as_dict() for name, figures in self.stages.items()},
             "total": self.total.as_dict(),
             "models": self.models,
@@ -75,6 +81,7 @@ class Estimate:
             "servers": {model: t.as_dict() for model, t in self.servers.items()},
             "probe": asdict(self.findings) if self.findings is not None else None,
             "long_prompts": self.long_prompts.as_dict(scale),
+            "repairs": [repair.as_dict() for repair in self.repairs],
             "batch_waves": self.batch_waves,
             "assumptions": self.assumptions,
             "notes": self.notes,
@@ -213,7 +220,8 @@ def _result(
     answers, assumptions = _answers(sums, output_tokens, findings)
     litellm = load_litellm()
     prices: dict[str, Price | None] = {model: price_of(litellm, settings) for model, settings in sums.priced.items()}
-    tally = sums.tally(answers, prices, reask_rates(findings))
+    reasks = reask_rates(findings)
+    tally = sums.tally(answers, prices, reasks)
     scale = records / sampled if sampled else 0.0
     names = [s.name for s in pipeline.stages if s.name in tally.stages]
     stages = {name: tally.stages[name].scaled(scale) for name in names}
@@ -235,6 +243,7 @@ def _result(
     models = _models(tally, counter, prices)
     estimate = Estimate(str(pipeline.path), records, sampled, stages, total, models, assumptions)
     estimate.concurrency, estimate.servers, estimate.findings = concurrency, servers, findings
+    estimate.repairs = repairs(pipeline.stages, sums, answers, prices, reasks, scale, findings)
     estimate.time_notes, estimate.warnings = time_lines(servers, tally)
     estimate.time_notes += probe_lines(findings)
     estimate.notes = [f"{model}: not in LiteLLM's price list; its cost counts as 0 (set prices in its table)"

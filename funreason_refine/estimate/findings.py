@@ -65,6 +65,16 @@ class StageProtocol:
 
 
 @dataclass
+class StageVerdicts:
+    """One stage's probe verdicts (one per judge asked, ensembles' members apart): how many, how many failed the
+    record, and of those how many came with corrected calls (NewFC). What repairs.py rates a stage's repairs by."""
+
+    verdicts: int = 0
+    failing: int = 0
+    corrected: int = 0
+
+
+@dataclass
 class Findings:
     written: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     servers: dict[str, ServerFindings] = field(default_factory=dict)
@@ -72,6 +82,13 @@ class Findings:
     protocol: dict[str, StageProtocol] = field(default_factory=dict)
     failed: int = 0  # probe calls that ended in an error (after their retries and re-asks)
     errors: list[str] = field(default_factory=list)  # the first of their messages
+    verdicts: dict[str, StageVerdicts] = field(default_factory=dict)
+
+    def note_verdict(self, stage: str, ok: bool, corrected: bool) -> None:
+        counts = self.verdicts.setdefault(stage, StageVerdicts())
+        counts.verdicts += 1
+        counts.failing += not ok
+        counts.corrected += not ok and corrected
 
     def timing(self, key: Key) -> float | None:
         """The seconds a call of this kind takes alone, as measured; None when none was."""
@@ -108,6 +125,7 @@ class Findings:
                 protocol={stage: StageProtocol(**p) for stage, p in data["protocol"].items()},
                 failed=data["failed"],
                 errors=list(data["errors"]),
+                verdicts={s: StageVerdicts(**v) for s, v in data.get("verdicts", {}).items()},  # older: none
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -91,7 +91,8 @@ async def _ask(runner: JudgeRunner, call: Call, findings: Findings) -> None:
         if call.panel is not None and isinstance(call.settings, JudgeModel):
             # The prompt as rendered: answer() adds the JSON answer note itself.
             prompt = call.messages[-1]["content"].removesuffix(answer_note(call.panel.allow_newfc))
-            await runner.answer(call.settings, call.panel, prompt, call.stage)
+            verdict = await runner.answer(call.settings, call.panel, prompt, call.stage)
+            findings.note_verdict(call.stage, verdict.ok, verdict.new_calls is not None)
         else:
             await runner.client.complete(call.settings, call.messages, call.stage, variant=call.variant)
     except JudgeCallError as exc:

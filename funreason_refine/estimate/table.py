@@ -10,13 +10,15 @@ from rich.text import Text
 
 from funreason_refine.estimate import Estimate
 from funreason_refine.estimate.figures import Figures, Span
+from funreason_refine.estimate.repairs import CORRECTED, Repair
 
 
 def estimate_table(estimate: Estimate) -> Table:
     sample = f", a sample of {estimate.sampled} scaled up" if estimate.sampled != estimate.records else ""
     table = Table(
         title=f"Estimate for {estimate.records:,} input records{sample}",
-        caption="low - high: with the rules' pass rates (every judge passing) - with every record at every stage",
+        caption="low - high: with the rules' pass rates (every judge passing) - with every record at every stage"
+        + ("; repairs of failing verdicts apart (below)" if estimate.repairs else ""),
         show_edge=False,
     )
     table.add_column("stage")
@@ -42,9 +44,40 @@ def estimate_lines(estimate: Estimate) -> list[str]:
     lines += [f"time: {line}" for line in estimate.time_notes]
     scale = estimate.records / estimate.sampled if estimate.sampled else 0.0
     lines += [f"prompts: {line}" for line in estimate.long_prompts.lines(scale)]
+    lines += [f"repairs: {repair_line(r)}" for r in estimate.repairs]
     lines += [f"assumed: {a}" for a in estimate.assumptions]
     lines += [f"note: {n}" for n in estimate.notes]
     return lines
+
+
+def repair_line(repair: Repair) -> str:
+    """What one stage's repairs of its judge's failing verdicts add, in a sentence."""
+    judges = [s for s in repair.asks_again if s != "generator"]
+    what = (
+        f"the judge's corrected calls (NewFC) are checked again by the judges of {_listed(judges)}"
+        if repair.kind == CORRECTED
+        else f"a failing verdict has the generator rewrite the {repair.rewrites}, which the judge of {repair.stage} "
+        "checks again"
+    )
+    unpriced = "" if repair.generator_priced else " and the generator's call (none on the rules' way to price it by)"
+    if repair.interval is None:
+        rate = f"if 1 verdict in {round(1 / repair.share)} leads to one (--probe P measures how many), about "
+        rate += f"{repair.repairs:,.0f} repairs"
+    else:
+        low, high = (repair.verdicts * share for share in repair.interval)
+        rate = (
+            f"at {repair.measured} probe verdicts, about {repair.repairs:,.0f} repairs (95%: {low:,.0f} to "
+            f"{high:,.0f}; more probes narrow it)"
+        )
+    return (
+        f"{repair.stage}: {what}: {repair.calls:.3g} calls, {_usd(repair.cost_usd)}{unpriced} a repair; {rate}: "
+        f"+{repair.repairs * repair.calls:,.0f} calls, +{_usd(repair.repairs * repair.cost_usd)} (a record is "
+        f"repaired up to {repair.max_attempts} times a stage)"
+    )
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _cells(figures: Figures) -> list[str]:

@@ -1,0 +1,163 @@
+"""What repairing a judge's failing verdicts adds to a run, apart from the estimate's range.
+
+The range's low end has every judge passing and its high end every record at every stage. A judge that discards
+makes a run cheaper than the low end; one whose failures are repaired makes it dearer than either end
+(refine.Refinement): a judge's corrected calls (NewFC) are checked again by every earlier stage that re-checks a
+changed answer, then by its own stage; a field the stage's generator rewrites is checked again by its stage. So
+each stage that repairs gets figures of its own: a repair's calls and cost (each call as long as that kind's calls
+on the rules' way), and what they come to at the share of verdicts that a probe saw lead to one, or, unprobed, at
+one verdict in ten.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from funreason_refine.calibrate.correction import Share, Z
+from funreason_refine.estimate.figures import DEFAULT_OUTPUT_TOKENS, Answers, Key, assumed
+from funreason_refine.estimate.findings import Findings, StageVerdicts
+from funreason_refine.estimate.sums import CallSums
+from funreason_refine.judge.prices import Price
+from funreason_refine.stages.base import PipelineStage
+
+UNPROBED_SHARE = 0.1
+"""Without a probe: the share of a stage's verdicts assumed to lead to a repair, to show what repairs weigh."""
+
+CORRECTED, REWRITTEN = "corrected", "rewritten"
+
+
+@dataclass
+class Repair:
+    """One way a stage repairs what its judge failed: ``asks_again`` (stages, and "generator") is what a repair
+    asks, ``calls`` and ``cost_usd`` what one costs; ``verdicts`` the stage's judge verdicts on the rules' way
+    (scaled to the input), ``share`` of them leading to this repair (``measured``: "k of n" probe verdicts; None:
+    assumed)."""
+
+    stage: str
+    kind: str
+    asks_again: list[str]
+    rewrites: str | None  # the field the generator rewrites (a rewrite)
+    calls: float
+    cost_usd: float
+    verdicts: float
+    share: float
+    measured: str | None
+    max_attempts: int
+    generator_priced: bool = True  # False: no rewrite on the rules' way to price the generator's call by
+    interval: tuple[float, float] | None = None  # the measured share's 95% interval (Agresti-Coull)
+
+    @property
+    def repairs(self) -> float:
+        return self.verdicts * self.share
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "kind": self.kind,
+            "asks_again": self.asks_again,
+            "rewrites": self.rewrites,
+            "calls_per_repair": round(self.calls, 2),
+            "cost_usd_per_repair": round(self.cost_usd, 6),
+            "verdicts": round(self.verdicts),
+            "share": round(self.share, 4),
+            "measured": self.measured,
+            "share_interval": None if self.interval is None else [round(x, 4) for x in self.interval],
+            "repairs": round(self.repairs),
+            "calls": round(self.repairs * self.calls),
+            "cost_usd": round(self.repairs * self.cost_usd, 6),
+            "generator_priced": self.generator_priced,
+            "max_attempts": self.max_attempts,
+        }
+
+
+def repairs(
+    stages: list[PipelineStage],
+    sums: CallSums,
+    answers: dict[Key, Answers],
+    prices: dict[str, Price | None],
+    reasks: dict[str, float],
+    scale: float,
+    findings: Findings | None,
+) -> list[Repair]:
+    """The repairs each stage's judge failures lead to (stages without a judge, or that discard, have none)."""
+    cost = _Costs(sums, answers, prices, reasks)
+    out = []
+    for at, stage in enumerate(stages):
+        verdicts = cost.verdicts(stage.name) * scale
+        if stage.judge is None or not verdicts:
+            continue
+        probed = findings.verdicts.get(stage.name) if findings is not None else None
+        if stage.judge.allow_newfc and stage.judge.calls_may_change and stage.on_fail in ("regenerate", "truncate"):
+            earlier = [s.name for s in stages[:at] if s.stage.recheck_on_answer_change and cost.verdicts(s.name)]
+            again = [*earlier, stage.name]
+            share, measured, interval = _share(probed, CORRECTED)
+            calls, usd = cost.asking(again)
+            out.append(
+                Repair(stage.name, CORRECTED, again, None, calls, usd, verdicts, share, measured, stage.max_attempts,
+                       interval=interval)
+            )  # fmt: skip
+        if stage.generator is not None:
+            share, measured, interval = _share(probed, REWRITTEN)
+            calls, usd = cost.asking([stage.name], generator=True)
+            priced = bool(cost.kinds(stage.name, generator=True))
+            out.append(
+                Repair(stage.name, REWRITTEN, ["generator", stage.name], stage.stage.regenerates, calls + (not priced),
+                       usd, verdicts, share, measured, stage.max_attempts, priced, interval)
+            )  # fmt: skip
+    return out
+
+
+class _Costs:
+    """One more call of each kind of the rules' way: its calls (re-asks at the probe's rate) and cost."""
+
+    def __init__(self, sums: CallSums, answers: dict[Key, Answers], prices: dict[str, Price | None],
+                 reasks: dict[str, float]) -> None:  # fmt: skip
+        self.sums, self.answers, self.prices, self.reasks = sums, answers, prices, reasks
+
+    def kinds(self, stage: str, generator: bool = False) -> list[Key]:
+        return [key for key in self.sums.kinds if key[0] == stage and key[2] == generator]
+
+    def verdicts(self, stage: str) -> int:
+        """How often the stage's judges are asked on the rules' way (the most of its models: one call each)."""
+        return max((self._asked(key) for key in self.kinds(stage)), default=0)
+
+    def asking(self, stages: list[str], generator: bool = False) -> tuple[float, float]:
+        """The calls and cost of asking the judges of ``stages`` once more for a record the last of them repairs
+        (and the generator of the last). A stage asked less often than the last on the rules' way (a CoT judge
+        where records have no CoT, a stage for conversations only) counts in that proportion."""
+        repairing = stages[-1]
+        weighted = [(key, min(1.0, self.verdicts(stage) / self.verdicts(repairing)))
+                    for stage in stages for key in self.kinds(stage)]  # fmt: skip
+        if generator:
+            weighted += [(key, 1.0) for key in self.kinds(repairing, generator=True)]
+        calls = usd = 0.0
+        for key, weight in weighted:
+            more, cost = self._one(key)
+            calls, usd = calls + weight * more, usd + weight * cost
+        return calls, usd
+
+    def _asked(self, key: Key) -> int:
+        low = self.sums.sums.get(("low", key))
+        return low.calls + low.cached if low is not None else 0
+
+    def _one(self, key: Key) -> tuple[float, float]:
+        low = self.sums.sums[("low", key)]
+        answers = self.answers.get(key) or assumed(DEFAULT_OUTPUT_TOKENS)
+        prompt = (low.prompt + low.cached_prompt) / (low.calls + low.cached) * answers.prompt_ratio
+        factor = 1.0 if key[2] else self.reasks.get(key[0], 1.0)
+        price = self.prices.get(key[1])
+        return factor, factor * (price.cost(prompt, answers.output_tokens) if price is not None else 0.0)
+
+
+def _share(probed: StageVerdicts | None, which: str) -> tuple[float, str | None, tuple[float, float] | None]:
+    """The share of verdicts that lead to a repair (corrected calls, or failing without them: a rewrite), as the
+    probe measured it ("k of n", and its 95% interval), or assumed."""
+    if probed is None or not probed.verdicts:
+        return UNPROBED_SHARE, None, None
+    found = probed.corrected if which == CORRECTED else probed.failing - probed.corrected
+    share = Share(found, probed.verdicts)
+    spread = Z * math.sqrt(share.variance())
+    interval = (max(0.0, share.adjusted() - spread), min(1.0, share.adjusted() + spread))
+    return share.value, f"{found} of {probed.verdicts}", interval
