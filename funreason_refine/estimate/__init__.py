@@ -38,6 +38,7 @@ from funreason_refine.estimate.tokens import TokenCounter
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.prices import Price, price_of
 from funreason_refine.record import Record
+from funreason_refine.run_identity import RUN_FILE
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _probe(pipeline: Pipeline, records: EstimateInput, written: int, probes: int
     """The first ``probes`` calls of each kind made for real; what they found, saved in the run folder."""
     assert pipeline.judging is not None
     first = FirstCalls(probes)
-    _dry_run(pipeline, records, written, lambda record, calls: first.add(calls.rules))
+    _dry_run(pipeline, records, written, lambda record, calls: first.add(calls.rules), asks=True)
     judging = pipeline.judging
     findings = asyncio.run(probe(first.calls(), pipeline.output_dir, judging.max_concurrency, judging.protocol_retries))
     findings.save(pipeline.output_dir)
@@ -149,11 +150,13 @@ def _dry_run(
     written_tokens: int,
     take: Callable[[Record, RecordCalls], None],
     counter: TokenCounter | None = None,
+    asks: bool = False,
 ) -> None:
     """Each record's calls to ``take``, one record at a time; with ``counter``, prompts are counted as they are
-    made (and checked against their model's context window)."""
+    made (and checked against their model's context window); ``asks``: judges' calls say which ask they are of
+    (what a probe's votes need)."""
     assert pipeline.judging is not None
-    runner = DryRunner(pipeline.judging.protocol_retries, written_tokens, counter.count if counter else None)
+    runner = DryRunner(pipeline.judging.protocol_retries, written_tokens, counter.count if counter else None, asks)
 
     async def walk() -> None:
         for record in records:
@@ -243,11 +246,17 @@ def _result(
     models = _models(tally, counter, prices)
     estimate = Estimate(str(pipeline.path), records, sampled, stages, total, models, assumptions)
     estimate.concurrency, estimate.servers, estimate.findings = concurrency, servers, findings
-    estimate.repairs = repairs(pipeline.stages, sums, answers, prices, reasks, scale, findings)
+    ran = (pipeline.output_dir / RUN_FILE).exists()  # a run began here: the cached verdicts were given
+    estimate.repairs = repairs(pipeline.stages, sums, answers, prices, reasks, scale, findings, ran)
     estimate.time_notes, estimate.warnings = time_lines(servers, tally)
     estimate.time_notes += probe_lines(findings)
     estimate.notes = [f"{model}: not in LiteLLM's price list; its cost counts as 0 (set prices in its table)"
                       for model, found in prices.items() if found is None]  # fmt: skip
+    if findings is not None and findings.protocol and not findings.verdicts:
+        estimate.notes.append(
+            "probe.json is older than its count of verdicts: the repairs are shown at an assumed share; "
+            "refine estimate --probe P measures it"
+        )
     estimate.notes += [f"{model}: LiteLLM cannot count its tokens; {counter.tokenizer(model)}"
                        for model in sorted(counter.approximated)]  # fmt: skip
     batched = [s.model for s in tally.settings.values() if s.batch]

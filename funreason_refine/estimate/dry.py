@@ -16,10 +16,11 @@ from funreason_refine.conversation import focus, owned, turn_count
 from funreason_refine.judge.calls import Send
 from funreason_refine.judge.client import Answer, JudgeCallError, LLMClient
 from funreason_refine.judge.limits import CONTEXT_WINDOW, PromptTooLong, Window, context_window
+from funreason_refine.judge.prompt import placeholders
 from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.runner import JudgeRunner
 from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, ModelSettings
-from funreason_refine.record import Action, Record, Verdict
+from funreason_refine.record import Action, FunctionCall, Record, Verdict
 from funreason_refine.refine import Finished, refine_judged
 from funreason_refine.stages.base import PipelineStage
 
@@ -29,6 +30,17 @@ PASSING_SCORE = '{"score": 1e300}'  # a scorer's answer in the dry run: above an
 
 Count = Callable[[str, list[dict[str, str]]], int]
 """Counts a prompt's tokens: (model, messages) -> tokens."""
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One ask of a stage's judges about a record: its number in the dry run (the panel's calls share it), the
+    calls of the answer asked about, and whether the prompt shows a field the dry run rewrote (its stand-in
+    text, not a generator's: no judge's verdict on it says anything)."""
+
+    number: int
+    calls: tuple[FunctionCall, ...]
+    stand_in: bool
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class Call:
     variant: str = ""
     panel: JudgePanel | None = None
     tokens: int | None = None
+    asked: Asked | None = None  # a judge's call: which ask of its panel, about what
 
     @property
     def generator(self) -> bool:
@@ -67,6 +80,8 @@ class DryClient(LLMClient):
         super().__init__(max_concurrency=1)
         self.log: list[Call] = []
         self.panel: JudgePanel | None = None  # the panel asking, while a judge is asked
+        self.asked: Asked | None = None  # and about what
+        self.rewritten: set[str] = set()  # the record's fields the dry run's stand-in rewrites hold
         self._count = count
         self._windows: dict[str, Window | None] = {}
         self._counted: tuple[list[dict[str, str]] | None, int] = (None, 0)
@@ -89,7 +104,7 @@ class DryClient(LLMClient):
         read: Callable[[Reply], str] | None = None,
     ) -> Answer:
         tokens = self.count_prompt(settings.model, messages) if self._count is not None else None
-        self.log.append(Call(stage, settings, messages, variant, self.panel, tokens))
+        self.log.append(Call(stage, settings, messages, variant, self.panel, tokens, self.asked))
         window = self._window(settings)
         if tokens is not None and window is not None and window.needed(tokens, settings) > window.tokens:
             raise JudgeCallError(
@@ -112,22 +127,30 @@ class DryClient(LLMClient):
 class DryRunner(JudgeRunner):
     """The run's judge runner over a :class:`DryClient`; a rewrite writes about ``written_tokens`` tokens."""
 
-    def __init__(self, protocol_retries: int = 2, written_tokens: int = 200, count: Count | None = None):
+    def __init__(
+        self, protocol_retries: int = 2, written_tokens: int = 200, count: Count | None = None, asks: bool = False
+    ):
         self.dry = DryClient(count)
         super().__init__(self.dry, protocol_retries)
         self.written_tokens = written_tokens
+        self.asks: int | None = 0 if asks else None  # asks numbered for a probe's votes (none kept otherwise)
 
     async def ask(self, panel: JudgePanel, stage: str, record: Record) -> Verdict | None:
         self.dry.panel = panel
+        if self.asks is not None:
+            self.asks += 1
+            stand_in = bool(self.dry.rewritten & placeholders(panel.template))
+            self.dry.asked = Asked(self.asks, tuple(record.calls), stand_in)
         try:
             return await super().ask(panel, stage, record)
         finally:
-            self.dry.panel = None
+            self.dry.panel, self.dry.asked = None, None
 
     async def rewrite(
         self, generator: GenerateSettings, field: str, stage: str, record: Record, attempt: int
     ) -> Record:
         await super().rewrite(generator, field, stage, record, attempt)  # the same prompt, written down
+        self.dry.rewritten.add(field)
         names = ", ".join(call.name for call in record.calls) or "the answer"
         words = max(self.written_tokens - 3 - len(record.calls) * 4, 0)
         return record.model_copy(update={field: f"I call {names}." + " step" * words})
@@ -135,12 +158,12 @@ class DryRunner(JudgeRunner):
 
 async def record_calls(record: Record, stages: list[PipelineStage], runner: DryRunner) -> RecordCalls:
     """The calls one record would make."""
-    runner.dry.log = []
+    runner.dry.log, runner.dry.rewritten = [], set()
     finished = await refine_judged(record, stages, runner)
     rules = runner.dry.log
     if not any(step.verdict is Action.DISCARD for step in finished.record.trail) and finished.reason != CONTEXT_WINDOW:
         return RecordCalls(rules, rules, finished)
-    runner.dry.log = []
+    runner.dry.log, runner.dry.rewritten = [], set()
     judged = [s for s in stages if s.judge is not None and (record.is_conversation or not s.stage.conversations_only)]
     own = owned(record)  # its layout worked out once, not once per turn
     try:

@@ -15,7 +15,8 @@ from funreason_refine.estimate.findings import Findings, KindTiming, ServerFindi
 from funreason_refine.judge.cache import FILE, AnswerCache, Cached
 from funreason_refine.judge.client import JudgeCallError, LLMClient
 from funreason_refine.judge.library import load_litellm
-from funreason_refine.judge.runner import JudgeRunner
+from funreason_refine.judge.protocol import JudgeAnswer
+from funreason_refine.judge.runner import CORRECTED, PASSED, JudgeRunner, decide
 from funreason_refine.judge.scorer_settings import ScorerSettings
 from funreason_refine.judge.settings import JudgeModel
 from funreason_refine.judge.structured import answer_note
@@ -70,13 +71,15 @@ async def probe(calls: list[Call], run_dir: Path, concurrency: int, protocol_ret
     cache = AnswerCache(run_dir)
     runner = JudgeRunner(LLMClient(max_concurrency=concurrency, cache=cache), protocol_retries)
     findings = Findings()
+    votes = Votes()
     try:
         paid = [c for c in calls if cached_answer(cache, c) is None]
-        await asyncio.gather(*(_ask(runner, c, findings) for c in calls if cached_answer(cache, c) is not None))
+        await asyncio.gather(*(_ask(runner, c, findings, votes) for c in calls if cached_answer(cache, c) is not None))
         for model in dict.fromkeys(c.settings.model for c in paid):
-            await _measure(runner, [c for c in paid if c.settings.model == model], findings, concurrency)
+            await _measure(runner, [c for c in paid if c.settings.model == model], findings, concurrency, votes)
     finally:
         await runner.client.aclose()
+    votes.count(findings)
     for stage, answers in runner.answers.items():
         usage = runner.client.used.stage(stage)
         failures, reasks = usage.protocol_failures, usage.protocol_reasks
@@ -85,21 +88,43 @@ async def probe(calls: list[Call], run_dir: Path, concurrency: int, protocol_ret
     return findings
 
 
-async def _ask(runner: JudgeRunner, call: Call, findings: Findings) -> None:
+class Votes:
+    """The probe's judges' answers, by the ask of the dry run they belong to: a panel's verdict is its judges'
+    vote (judge.runner.decide), counted once per ask whose every judge answered."""
+
+    def __init__(self) -> None:
+        self._asks: dict[int, list[tuple[Call, JudgeAnswer]]] = defaultdict(list)
+
+    def add(self, call: Call, answer: JudgeAnswer) -> None:
+        if call.asked is not None and not call.asked.stand_in:  # a verdict on the dry run's stand-in says nothing
+            self._asks[call.asked.number].append((call, answer))
+
+    def count(self, findings: Findings) -> None:
+        for answered in self._asks.values():
+            call, panel = answered[0][0], answered[0][0].panel
+            assert panel is not None and call.asked is not None
+            if len(answered) != len(panel.judges):  # a judge gave no verdict: the record goes to errors.jsonl
+                continue
+            place = {id(judge): n for n, judge in enumerate(panel.judges)}  # the dry run asked with these objects
+            in_order = sorted(answered, key=lambda pair: place.get(id(pair[0].settings), 0))
+            decided, _ = decide(panel, [answer for _, answer in in_order], list(call.asked.calls))
+            findings.note_verdict(call.stage, decided == PASSED, decided == CORRECTED)
+
+
+async def _ask(runner: JudgeRunner, call: Call, findings: Findings, votes: Votes) -> None:
     """One probe call as the run makes it; a failure is noted, not raised (a setup error or an outage is)."""
     try:
         if call.panel is not None and isinstance(call.settings, JudgeModel):
             # The prompt as rendered: answer() adds the JSON answer note itself.
             prompt = call.messages[-1]["content"].removesuffix(answer_note(call.panel.allow_newfc))
-            verdict = await runner.answer(call.settings, call.panel, prompt, call.stage)
-            findings.note_verdict(call.stage, verdict.ok, verdict.new_calls is not None)
+            votes.add(call, await runner.answer(call.settings, call.panel, prompt, call.stage))
         else:
             await runner.client.complete(call.settings, call.messages, call.stage, variant=call.variant)
     except JudgeCallError as exc:
         findings.note_error(f"{call.stage}: {exc}")
 
 
-async def _measure(runner: JudgeRunner, calls: list[Call], findings: Findings, concurrency: int) -> None:
+async def _measure(runner: JudgeRunner, calls: list[Call], findings: Findings, concurrency: int, votes: Votes) -> None:
     """One model's calls: the first of each kind alone, the rest in growing waves."""
     first: dict[Key, Call] = {}
     for call in calls:
@@ -107,7 +132,7 @@ async def _measure(runner: JudgeRunner, calls: list[Call], findings: Findings, c
     await _warm_up(calls[0])
     solo_tokens, solo_seconds = 0, 0.0
     for key, call in first.items():
-        made, tokens, seconds = await _timed(runner, [call], findings)
+        made, tokens, seconds = await _timed(runner, [call], findings, votes)
         if made:
             findings.kinds.append(KindTiming(*key, calls=made, seconds=seconds))
             solo_tokens, solo_seconds = solo_tokens + tokens, solo_seconds + seconds
@@ -119,7 +144,7 @@ async def _measure(runner: JudgeRunner, calls: list[Call], findings: Findings, c
     size = 2
     while rest and concurrency > 1:
         wave, rest = rest[:size], rest[size:]
-        made, tokens, seconds = await _timed(runner, wave, findings)
+        made, tokens, seconds = await _timed(runner, wave, findings, votes)
         if made:
             server.waves.append(Wave(len(wave), round(seconds, 3), tokens))
         size = min(size * 2, concurrency)
@@ -137,12 +162,12 @@ async def _warm_up(call: Call) -> None:
         pass
 
 
-async def _timed(runner: JudgeRunner, calls: list[Call], findings: Findings) -> tuple[int, int, float]:
+async def _timed(runner: JudgeRunner, calls: list[Call], findings: Findings, votes: Votes) -> tuple[int, int, float]:
     """``calls`` at once: the calls they made (re-asks too), the output tokens written, the seconds it took."""
     before = runner.client.total
     calls_before, tokens_before = before.calls, before.completion_tokens
     started = time.monotonic()
-    await asyncio.gather(*(_ask(runner, call, findings) for call in calls))
+    await asyncio.gather(*(_ask(runner, call, findings, votes) for call in calls))
     seconds = time.monotonic() - started
     after = runner.client.total
     return after.calls - calls_before, after.completion_tokens - tokens_before, seconds

@@ -1,12 +1,14 @@
-"""What repairing a judge's failing verdicts adds to a run, apart from the estimate's range.
+"""What repairing a stage's failing verdicts adds to a run, apart from the estimate's range.
 
 The range's low end has every judge passing and its high end every record at every stage. A judge that discards
-makes a run cheaper than the low end; one whose failures are repaired makes it dearer than either end
-(refine.Refinement): a judge's corrected calls (NewFC) are checked again by every earlier stage that re-checks a
-changed answer, then by its own stage; a field the stage's generator rewrites is checked again by its stage. So
-each stage that repairs gets figures of its own: a repair's calls and cost (each call as long as that kind's calls
-on the rules' way), and what they come to at the share of verdicts that a probe saw lead to one, or, unprobed, at
-one verdict in ten.
+makes a run cheaper than the low end; one whose failures are repaired asks more (refine.Refinement): a judge's
+corrected calls (NewFC) are checked again by every earlier stage that re-checks a changed answer, then by its own
+stage; a field that the stage's generator rewrites after a failing verdict (its judge's or its scorer's) is
+checked again by the stage. So each stage that repairs gets figures of its own: a repair's calls and cost (each
+call as long as that kind's calls on the rules' way), and how many repairs a share of verdicts comes to, the share
+measured by a probe (its judges' votes, one per record asked) or, unprobed or for a scorer, one verdict in ten.
+Only first repairs are counted: a repaired record that fails again is repaired again (up to the stage's
+max_attempts), which no dry run sees, and how often a judge fails its own correction no probe measures.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ CORRECTED, REWRITTEN = "corrected", "rewritten"
 
 @dataclass
 class Repair:
-    """One way a stage repairs what its judge failed: ``asks_again`` (stages, and "generator") is what a repair
-    asks, ``calls`` and ``cost_usd`` what one costs; ``verdicts`` the stage's judge verdicts on the rules' way
-    (scaled to the input), ``share`` of them leading to this repair (``measured``: "k of n" probe verdicts; None:
-    assumed)."""
+    """One way a stage repairs what it failed: ``asks_again`` (stages, and "generator") is what a repair asks,
+    ``calls`` and ``cost_usd`` what one costs; ``verdicts`` the stage's verdicts still to be given on the rules'
+    way (scaled to the input; those the answer cache holds from a run gave theirs), ``share`` of them leading to
+    this repair (``measured``: "k of n" probe verdicts, ``interval`` its 95% interval; None: assumed)."""
 
     stage: str
     kind: str
@@ -46,13 +48,21 @@ class Repair:
     measured: str | None
     max_attempts: int
     generator_priced: bool = True  # False: no rewrite on the rules' way to price the generator's call by
-    interval: tuple[float, float] | None = None  # the measured share's 95% interval (Agresti-Coull)
+    interval: tuple[float, float] | None = None
+    measurable: bool = True  # a probe measures the share (a judge's votes; a scorer's verdicts are not probed)
 
     @property
     def repairs(self) -> float:
         return self.verdicts * self.share
 
+    def repairs_between(self) -> tuple[float, float] | None:
+        """The repairs at either end of the share's interval, when it was measured."""
+        if self.interval is None:
+            return None
+        return self.verdicts * self.interval[0], self.verdicts * self.interval[1]
+
     def as_dict(self) -> dict[str, Any]:
+        between = self.repairs_between()
         return {
             "stage": self.stage,
             "kind": self.kind,
@@ -65,9 +75,11 @@ class Repair:
             "measured": self.measured,
             "share_interval": None if self.interval is None else [round(x, 4) for x in self.interval],
             "repairs": round(self.repairs),
+            "repairs_interval": None if between is None else [round(x) for x in between],
             "calls": round(self.repairs * self.calls),
             "cost_usd": round(self.repairs * self.cost_usd, 6),
             "generator_priced": self.generator_priced,
+            "measurable": self.measurable,
             "max_attempts": self.max_attempts,
         }
 
@@ -80,32 +92,32 @@ def repairs(
     reasks: dict[str, float],
     scale: float,
     findings: Findings | None,
+    ran: bool = False,
 ) -> list[Repair]:
-    """The repairs each stage's judge failures lead to (stages without a judge, or that discard, have none)."""
-    cost = _Costs(sums, answers, prices, reasks)
+    """The repairs each stage's failing verdicts lead to (a stage that discards them has none). ``ran``: a run
+    has begun in the folder, so the verdicts its answer cache holds were given and their repairs made."""
+    cost = _Costs(sums, answers, prices, reasks, ran)
     out = []
     for at, stage in enumerate(stages):
-        verdicts = cost.verdicts(stage.name) * scale
-        if stage.judge is None or not verdicts:
+        verdicts = cost.verdicts(stage.name, to_come=True) * scale
+        if not verdicts:
             continue
         probed = findings.verdicts.get(stage.name) if findings is not None else None
-        if stage.judge.allow_newfc and stage.judge.calls_may_change and stage.on_fail in ("regenerate", "truncate"):
-            earlier = [s.name for s in stages[:at] if s.stage.recheck_on_answer_change and cost.verdicts(s.name)]
-            again = [*earlier, stage.name]
-            share, measured, interval = _share(probed, CORRECTED)
+        judge = stage.judge
+        if judge and judge.allow_newfc and judge.calls_may_change and stage.on_fail in ("regenerate", "truncate"):
+            again = [s.name for s in stages[:at] if s.stage.recheck_on_answer_change and cost.verdicts(s.name)]
+            again.append(stage.name)
+            share, measured, interval = share_of(probed, CORRECTED)
             calls, usd = cost.asking(again)
-            out.append(
-                Repair(stage.name, CORRECTED, again, None, calls, usd, verdicts, share, measured, stage.max_attempts,
-                       interval=interval)
-            )  # fmt: skip
+            out.append(Repair(stage.name, CORRECTED, again, None, calls, usd, verdicts, share, measured,
+                              stage.max_attempts, interval=interval))  # fmt: skip
         if stage.generator is not None:
-            share, measured, interval = _share(probed, REWRITTEN)
+            share, measured, interval = share_of(probed if judge is not None else None, REWRITTEN)
             calls, usd = cost.asking([stage.name], generator=True)
             priced = bool(cost.kinds(stage.name, generator=True))
-            out.append(
-                Repair(stage.name, REWRITTEN, ["generator", stage.name], stage.stage.regenerates, calls + (not priced),
-                       usd, verdicts, share, measured, stage.max_attempts, priced, interval)
-            )  # fmt: skip
+            out.append(Repair(stage.name, REWRITTEN, ["generator", stage.name], stage.stage.regenerates,
+                              calls + (not priced), usd, verdicts, share, measured, stage.max_attempts, priced,
+                              interval, measurable=judge is not None))  # fmt: skip
     return out
 
 
@@ -113,15 +125,16 @@ class _Costs:
     """One more call of each kind of the rules' way: its calls (re-asks at the probe's rate) and cost."""
 
     def __init__(self, sums: CallSums, answers: dict[Key, Answers], prices: dict[str, Price | None],
-                 reasks: dict[str, float]) -> None:  # fmt: skip
-        self.sums, self.answers, self.prices, self.reasks = sums, answers, prices, reasks
+                 reasks: dict[str, float], ran: bool) -> None:  # fmt: skip
+        self.sums, self.answers, self.prices, self.reasks, self.ran = sums, answers, prices, reasks, ran
 
     def kinds(self, stage: str, generator: bool = False) -> list[Key]:
         return [key for key in self.sums.kinds if key[0] == stage and key[2] == generator]
 
-    def verdicts(self, stage: str) -> int:
-        """How often the stage's judges are asked on the rules' way (the most of its models: one call each)."""
-        return max((self._asked(key) for key in self.kinds(stage)), default=0)
+    def verdicts(self, stage: str, to_come: bool = False) -> int:
+        """How often the stage is asked on the rules' way (the most of its models: one call each); ``to_come``:
+        only where no run has asked it yet."""
+        return max((self._asked(key, to_come) for key in self.kinds(stage)), default=0)
 
     def asking(self, stages: list[str], generator: bool = False) -> tuple[float, float]:
         """The calls and cost of asking the judges of ``stages`` once more for a record the last of them repairs
@@ -138,9 +151,11 @@ class _Costs:
             calls, usd = calls + weight * more, usd + weight * cost
         return calls, usd
 
-    def _asked(self, key: Key) -> int:
+    def _asked(self, key: Key, to_come: bool) -> int:
         low = self.sums.sums.get(("low", key))
-        return low.calls + low.cached if low is not None else 0
+        if low is None:
+            return 0
+        return low.calls if to_come and self.ran else low.calls + low.cached
 
     def _one(self, key: Key) -> tuple[float, float]:
         low = self.sums.sums[("low", key)]
@@ -151,12 +166,12 @@ class _Costs:
         return factor, factor * (price.cost(prompt, answers.output_tokens) if price is not None else 0.0)
 
 
-def _share(probed: StageVerdicts | None, which: str) -> tuple[float, str | None, tuple[float, float] | None]:
-    """The share of verdicts that lead to a repair (corrected calls, or failing without them: a rewrite), as the
-    probe measured it ("k of n", and its 95% interval), or assumed."""
+def share_of(probed: StageVerdicts | None, kind: str) -> tuple[float, str | None, tuple[float, float] | None]:
+    """The share of verdicts that lead to a repair of ``kind`` (corrected calls; or failing without them, which a
+    generator rewrites), as the probe measured it ("k of n", and its 95% interval), or assumed."""
     if probed is None or not probed.verdicts:
         return UNPROBED_SHARE, None, None
-    found = probed.corrected if which == CORRECTED else probed.failing - probed.corrected
+    found = probed.corrected if kind == CORRECTED else probed.failing - probed.corrected
     share = Share(found, probed.verdicts)
     spread = Z * math.sqrt(share.variance())
     interval = (max(0.0, share.adjusted() - spread), min(1.0, share.adjusted() + spread))

@@ -140,6 +140,8 @@ class CallSums:
         for (scenario, key), sums in self.sums.items():
             factor = 1.0 if key[2] else (reasks or {}).get(key[0], 1.0)
             _count_in(tally, scenario, key, sums, answer(key), prices.get(key[1]), factor)
+        for model in tally.per_model:  # a model whose answers are all cached still makes their protocol re-asks
+            tally.settings.setdefault(model, self.priced[model])
         for scenario in SCENARIOS:
             longest = self.frontiers[scenario].longest(lambda key: answer(key).seconds)
             setattr(tally.longest_record, scenario, longest)

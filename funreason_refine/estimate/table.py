@@ -56,23 +56,23 @@ def repair_line(repair: Repair) -> str:
     what = (
         f"the judge's corrected calls (NewFC) are checked again by the judges of {_listed(judges)}"
         if repair.kind == CORRECTED
-        else f"a failing verdict has the generator rewrite the {repair.rewrites}, which the judge of {repair.stage} "
-        "checks again"
+        else f"a failing verdict has the generator rewrite the {repair.rewrites}, which {repair.stage} checks again"
     )
     unpriced = "" if repair.generator_priced else " and the generator's call (none on the rules' way to price it by)"
-    if repair.interval is None:
-        rate = f"if 1 verdict in {round(1 / repair.share)} leads to one (--probe P measures how many), about "
-        rate += f"{repair.repairs:,.0f} repairs"
+    between = repair.repairs_between()
+    if between is None:
+        how = "--probe P measures how many" if repair.measurable else "a scorer's verdicts are not probed"
+        rate = f"if 1 verdict in {round(1 / repair.share)} leads to one ({how}), about "
+        rate += f"{repair.repairs:,.0f} repair(s)"
     else:
-        low, high = (repair.verdicts * share for share in repair.interval)
         rate = (
-            f"at {repair.measured} probe verdicts, about {repair.repairs:,.0f} repairs (95%: {low:,.0f} to "
-            f"{high:,.0f}; more probes narrow it)"
+            f"at {repair.measured} probe verdicts, about {repair.repairs:,.0f} repair(s) (95%: {between[0]:,.0f} to "
+            f"{between[1]:,.0f}; more probes narrow it)"
         )
     return (
         f"{repair.stage}: {what}: {repair.calls:.3g} calls, {_usd(repair.cost_usd)}{unpriced} a repair; {rate}: "
-        f"+{repair.repairs * repair.calls:,.0f} calls, +{_usd(repair.repairs * repair.cost_usd)} (a record is "
-        f"repaired up to {repair.max_attempts} times a stage)"
+        f"+{repair.repairs * repair.calls:,.0f} calls, +{_usd(repair.repairs * repair.cost_usd)} (first repairs: a "
+        f"record failing again is repaired again, up to {repair.max_attempts} times)"
     )
 
 

@@ -146,21 +146,36 @@ def reask(messages: list[dict[str, str]], answer: Answer, problem: ProtocolError
     return [*messages, {"role": "assistant", "content": text}, {"role": "user", "content": problem.correction}]
 
 
-def _vote(panel: JudgePanel, answers: list[JudgeAnswer], record: Record) -> Verdict:
+PASSED, CORRECTED, CHANGED_CALLS, REJECTED = "passed", "corrected", "changed_calls", "rejected"
+
+
+def decide(panel: JudgePanel, answers: list[JudgeAnswer], calls: list[FunctionCall]) -> tuple[str, list[FunctionCall]]:
+    """What the panel's answers come to for an answer making ``calls``: PASSED; CORRECTED, with the first failing
+    judge's corrected calls (a regenerate); CHANGED_CALLS, corrected calls this stage may not take (a discard);
+    REJECTED (a discard). The probe of `refine estimate` counts verdicts by it too."""
     yes = sum(a.ok for a in answers)
-    ok = yes == len(answers) if panel.vote == "unanimous" else yes * 2 > len(answers)
+    if (yes == len(answers)) if panel.vote == "unanimous" else (yes * 2 > len(answers)):
+        return PASSED, []
+    proposal = next((a.new_calls for a in answers if not a.ok and a.new_calls is not None), None)
+    if proposal is None or same_calls(proposal, calls):
+        return REJECTED, []
+    return (CORRECTED if panel.calls_may_change else CHANGED_CALLS), proposal
+
+
+def _vote(panel: JudgePanel, answers: list[JudgeAnswer], record: Record) -> Verdict:
+    decided, proposal = decide(panel, answers, record.calls)
+    ok = decided == PASSED
     reasons = "; ".join(a.reason for a in answers if a.reason and a.ok == ok) or ""
     if ok:
         return Verdict.passed(message=reasons)
-    proposal = next((a.new_calls for a in answers if not a.ok and a.new_calls is not None), None)
-    if proposal is not None and not same_calls(proposal, record.calls):
-        if not panel.calls_may_change:
-            return Verdict.discard(
-                "judge_changed_calls",
-                f"the judge's corrected calls {_shown(proposal)} change the answer's functions or "
-                "arguments, and this stage may correct the format only: not taken, the record is discarded "
-                f"(the judge's reason: {reasons or 'none given'})",
-            )
+    if decided == CHANGED_CALLS:
+        return Verdict.discard(
+            "judge_changed_calls",
+            f"the judge's corrected calls {_shown(proposal)} change the answer's functions or "
+            "arguments, and this stage may correct the format only: not taken, the record is discarded "
+            f"(the judge's reason: {reasons or 'none given'})",
+        )
+    if decided == CORRECTED:
         return Verdict.regenerate(
             record.model_copy(update={"answer": proposal}),
             "judge_corrected",
