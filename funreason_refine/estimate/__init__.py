@@ -31,7 +31,7 @@ from funreason_refine.estimate.findings import Findings
 from funreason_refine.estimate.probe import FirstCalls, cached_answer, open_cache, probe
 from funreason_refine.estimate.prompts import LongPrompts, long_prompts
 from funreason_refine.estimate.records import EstimateInput
-from funreason_refine.estimate.repairs import Repair, repairs
+from funreason_refine.estimate.repairs import Repair, given_up, repairs
 from funreason_refine.estimate.sums import CallSums
 from funreason_refine.estimate.timing import ServerTime, probe_lines, reask_rates, server_times, time_lines
 from funreason_refine.estimate.tokens import TokenCounter
@@ -63,6 +63,7 @@ class Estimate:
     findings: Findings | None = None
     long_prompts: LongPrompts = field(default_factory=LongPrompts)
     repairs: list[Repair] = field(default_factory=list)  # what repairing judges' failing verdicts adds (apart)
+    given_up: dict[str, float] = field(default_factory=dict)  # per stage, records to errors.jsonl at the probe's rate
 
     def as_dict(self) -> dict[str, Any]:
         scale = self.records / self.sampled if self.sampled else 0.0
@@ -83,6 +84,7 @@ class Estimate:
             "probe": asdict(self.findings) if self.findings is not None else None,
             "long_prompts": self.long_prompts.as_dict(scale),
             "repairs": [repair.as_dict() for repair in self.repairs],
+            "given_up": {stage: round(records) for stage, records in self.given_up.items()},
             "batch_waves": self.batch_waves,
             "assumptions": self.assumptions,
             "notes": self.notes,
@@ -248,6 +250,7 @@ def _result(
     estimate.concurrency, estimate.servers, estimate.findings = concurrency, servers, findings
     ran = (pipeline.output_dir / RUN_FILE).exists()  # a run began here: the cached verdicts were given
     estimate.repairs = repairs(pipeline.stages, sums, answers, prices, reasks, scale, findings, ran)
+    estimate.given_up = given_up(pipeline.stages, sums, scale, findings, ran)
     estimate.time_notes, estimate.warnings = time_lines(servers, tally)
     estimate.time_notes += probe_lines(findings)
     estimate.notes = [f"{model}: not in LiteLLM's price list; its cost counts as 0 (set prices in its table)"

@@ -176,3 +176,20 @@ def share_of(probed: StageVerdicts | None, kind: str) -> tuple[float, str | None
     spread = Z * math.sqrt(share.variance())
     interval = (max(0.0, share.adjusted() - spread), min(1.0, share.adjusted() + spread))
     return share.value, f"{found} of {probed.verdicts}", interval
+
+
+def given_up(
+    stages: list[PipelineStage], sums: CallSums, scale: float, findings: Findings | None, ran: bool = False
+) -> dict[str, float]:
+    """Per stage, the records still to come that would end in errors.jsonl at the probe's rate of verdicts given
+    up (a judge's answers that followed no protocol after every re-ask), where the probe gave any up."""
+    if findings is None:
+        return {}
+    cost = _Costs(sums, {}, {}, {}, ran)
+    out = {}
+    for stage in stages:
+        asked = findings.protocol.get(stage.name)
+        if asked is not None and asked.given_up and asked.answers > asked.reasks:
+            rate = asked.given_up / (asked.answers - asked.reasks)  # per verdict asked of a judge
+            out[stage.name] = rate * cost.verdicts(stage.name, to_come=True) * scale
+    return out

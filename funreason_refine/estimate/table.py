@@ -45,6 +45,13 @@ def estimate_lines(estimate: Estimate) -> list[str]:
     scale = estimate.records / estimate.sampled if estimate.sampled else 0.0
     lines += [f"prompts: {line}" for line in estimate.long_prompts.lines(scale)]
     lines += [f"repairs: {repair_line(r)}" for r in estimate.repairs]
+    if estimate.given_up:
+        per_stage = ", ".join(f"{stage} {records:,.0f}" for stage, records in estimate.given_up.items())
+        lines.append(
+            f"errors: at the probe's rate of verdicts given up, about {sum(estimate.given_up.values()):,.0f} "
+            f"record(s) would end in errors.jsonl ({per_stage}), no verdict in the answers: see judges.md for "
+            'the answer protocol, verdict_format = "json" and max_tokens'
+        )
     lines += [f"assumed: {a}" for a in estimate.assumptions]
     lines += [f"note: {n}" for n in estimate.notes]
     return lines

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from funreason_refine.cli import main
 from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
 from funreason_refine.estimate import estimate
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.estimate.test_estimate import YES, forecast, pipeline
@@ -95,6 +96,16 @@ def test_answers_outside_the_protocol_are_counted_asked_again_and_the_calls_foll
     assert probed.stages["format"].calls.low == 4 - 1
     assert "8 judge answer(s), 4 outside the answer protocol, 3 asked again, 1 verdict(s) given up" in result.output
     assert "probe: 1 call(s) failed; the first: cot: openai/fake did not follow the answer protocol" in result.output
+    # The probe gave up the one CoT verdict it asked for: every record would end in errors.jsonl at cot, as the
+    # run's do.
+    assert probed.given_up == {"cot": 4}
+    assert "about 4 record(s) would end in errors.jsonl (cot 4), no verdict in the answers" in " ".join(
+        result.output.split()
+    )
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, ROWS, server)
+        outcomes = run_pipeline(load_pipeline(path)).summary.as_dict()["outcomes"]
+    assert outcomes["errors"] == 4
 
 
 LONG_COT = "The user wants a forecast: get_forecast for Oslo. " + "Then I think again. " * 300
