@@ -158,12 +158,14 @@ class DryRunner(JudgeRunner):
 
 async def record_calls(record: Record, stages: list[PipelineStage], runner: DryRunner) -> RecordCalls:
     """The calls one record would make."""
-    runner.dry.log, runner.dry.rewritten = [], set()
+    runner.dry.log = []
+    runner.dry.rewritten.clear()
     finished = await refine_judged(record, stages, runner)
     rules = runner.dry.log
     if not any(step.verdict is Action.DISCARD for step in finished.record.trail) and finished.reason != CONTEXT_WINDOW:
         return RecordCalls(rules, rules, finished)
-    runner.dry.log, runner.dry.rewritten = [], set()
+    runner.dry.log = []
+    runner.dry.rewritten.clear()
     judged = [s for s in stages if s.judge is not None and (record.is_conversation or not s.stage.conversations_only)]
     own = owned(record)  # its layout worked out once, not once per turn
     try:

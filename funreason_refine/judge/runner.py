@@ -149,16 +149,19 @@ def reask(messages: list[dict[str, str]], answer: Answer, problem: ProtocolError
 PASSED, CORRECTED, CHANGED_CALLS, REJECTED = "passed", "corrected", "changed_calls", "rejected"
 
 
-def decide(panel: JudgePanel, answers: list[JudgeAnswer], calls: list[FunctionCall]) -> tuple[str, list[FunctionCall]]:
+def decide(
+    panel: JudgePanel, answers: list[JudgeAnswer], calls: list[FunctionCall]
+) -> tuple[str, list[FunctionCall] | None]:
     """What the panel's answers come to for an answer making ``calls``: PASSED; CORRECTED, with the first failing
-    judge's corrected calls (a regenerate); CHANGED_CALLS, corrected calls this stage may not take (a discard);
-    REJECTED (a discard). The probe of `refine estimate` counts verdicts by it too."""
+    judge's corrected calls (a regenerate); CHANGED_CALLS, with corrected calls this stage may not take (a
+    discard); REJECTED (a discard). The corrected calls are None for the other two. The probe of `refine
+    estimate` counts verdicts by it too."""
     yes = sum(a.ok for a in answers)
     if (yes == len(answers)) if panel.vote == "unanimous" else (yes * 2 > len(answers)):
-        return PASSED, []
+        return PASSED, None
     proposal = next((a.new_calls for a in answers if not a.ok and a.new_calls is not None), None)
     if proposal is None or same_calls(proposal, calls):
-        return REJECTED, []
+        return REJECTED, None
     return (CORRECTED if panel.calls_may_change else CHANGED_CALLS), proposal
 
 
@@ -168,6 +171,8 @@ def _vote(panel: JudgePanel, answers: list[JudgeAnswer], record: Record) -> Verd
     reasons = "; ".join(a.reason for a in answers if a.reason and a.ok == ok) or ""
     if ok:
         return Verdict.passed(message=reasons)
+    if proposal is None:  # REJECTED
+        return Verdict.discard("judge_rejected", reasons or "the judge answered False without a reason")
     if decided == CHANGED_CALLS:
         return Verdict.discard(
             "judge_changed_calls",
@@ -175,13 +180,8 @@ def _vote(panel: JudgePanel, answers: list[JudgeAnswer], record: Record) -> Verd
             "arguments, and this stage may correct the format only: not taken, the record is discarded "
             f"(the judge's reason: {reasons or 'none given'})",
         )
-    if decided == CORRECTED:
-        return Verdict.regenerate(
-            record.model_copy(update={"answer": proposal}),
-            "judge_corrected",
-            reasons or "the judge proposed corrected calls",
-        )
-    return Verdict.discard("judge_rejected", reasons or "the judge answered False without a reason")
+    corrected = record.model_copy(update={"answer": proposal})
+    return Verdict.regenerate(corrected, "judge_corrected", reasons or "the judge proposed corrected calls")
 
 
 def _shown(calls: list[FunctionCall]) -> str:

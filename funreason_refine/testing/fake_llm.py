@@ -287,6 +287,14 @@ class FakeLLM:
     def kill(self) -> None:
         """Die as a crashed server does: the port closes and every open connection drops, answered or not."""
         self._server.killed = True
+        self._stop()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        """Close the port and every connection a client kept open, so that no handler thread outlives the server
+        (each would wait on its connection, and answer on it, until the client closed it)."""
         self._server.shutdown()
         self._server.server_close()
         with self._lock:
@@ -296,7 +304,3 @@ class FakeLLM:
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # already closed by its client
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -72,4 +72,6 @@ def test_a_sample_holds_only_its_own_records(tmp_path):
     small, _ = peak_bytes(pipeline(tmp_path, 1050), sample=50)
     large, sampled = peak_bytes(pipeline(tmp_path, 3150), sample=50)
     assert (sampled.records, sampled.sampled) == (3150, 50)
-    assert large < 1.1 * small, (small, large)
+    # The peak is small (about 125 KB) and moves by 2-10 KB with when the collector runs; holding the 2,100 records
+    # more that the larger input has would add 600 KB or more.
+    assert large < small + 32 * 1024, (small, large)
