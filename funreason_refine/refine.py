@@ -18,7 +18,7 @@ from funreason_refine.conversation import cut_before, focus, owned, store, turn_
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
 from funreason_refine.run_folder import Written, to_json_line
-from funreason_refine.stages.base import PipelineStage
+from funreason_refine.stages.base import TAKES_REPAIRS, PipelineStage
 from funreason_refine.stages.timeout import StageFailed
 from funreason_refine.targets import answer_text
 
@@ -166,7 +166,7 @@ class Refinement:
         action = verdict.action
         if action is Action.DISCARD and stage.generator is not None:
             self._ask_rewrite(stage, verdict, by)
-        elif action is Action.REGENERATE and stage.on_fail not in ("regenerate", "truncate"):
+        elif action is Action.REGENERATE and stage.on_fail not in TAKES_REPAIRS:
             # on_fail is the pipeline's choice between repairing and dropping: the record says which it was
             self._discard(
                 stage,

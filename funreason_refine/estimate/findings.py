@@ -66,8 +66,9 @@ class StageProtocol:
 
 @dataclass
 class StageVerdicts:
-    """One stage's probe verdicts (one per judge asked, ensembles' members apart): how many, how many failed the
-    record, and of those how many came with corrected calls (NewFC). What repairs.py rates a stage's repairs by."""
+    """One stage's probe verdicts (one per record asked: its judges' vote, as the run takes it): how many, how many
+    failed the record, and of those how many a run repairs with the corrected calls (NewFC). What repairs.py rates
+    a stage's repairs by."""
 
     verdicts: int = 0
     failing: int = 0

@@ -22,7 +22,7 @@ from funreason_refine.estimate.figures import DEFAULT_OUTPUT_TOKENS, Answers, Ke
 from funreason_refine.estimate.findings import Findings, StageVerdicts
 from funreason_refine.estimate.sums import CallSums
 from funreason_refine.judge.prices import Price
-from funreason_refine.stages.base import PipelineStage
+from funreason_refine.stages.base import TAKES_REPAIRS, PipelineStage
 
 UNPROBED_SHARE = 0.1
 """Without a probe: the share of a stage's verdicts assumed to lead to a repair, to show what repairs weigh."""
@@ -96,16 +96,17 @@ def repairs(
 ) -> list[Repair]:
     """The repairs each stage's failing verdicts lead to (a stage that discards them has none). ``ran``: a run
     has begun in the folder, so the verdicts its answer cache holds were given and their repairs made."""
-    cost = _Costs(sums, answers, prices, reasks, ran)
+    asks = _Asks(sums, ran)
+    cost = _Costs(asks, answers, prices, reasks)
     out = []
     for at, stage in enumerate(stages):
-        verdicts = cost.verdicts(stage.name, to_come=True) * scale
+        verdicts = asks.verdicts(stage.name, to_come=True) * scale
         if not verdicts:
             continue
         probed = findings.verdicts.get(stage.name) if findings is not None else None
         judge = stage.judge
-        if judge and judge.allow_newfc and judge.calls_may_change and stage.on_fail in ("regenerate", "truncate"):
-            again = [s.name for s in stages[:at] if s.stage.recheck_on_answer_change and cost.verdicts(s.name)]
+        if judge and judge.allow_newfc and judge.calls_may_change and stage.on_fail in TAKES_REPAIRS:
+            again = [s.name for s in stages[:at] if s.stage.recheck_on_answer_change and asks.verdicts(s.name)]
             again.append(stage.name)
             share, measured, interval = share_of(probed, CORRECTED)
             calls, usd = cost.asking(again)
@@ -114,51 +115,60 @@ def repairs(
         if stage.generator is not None:
             share, measured, interval = share_of(probed if judge is not None else None, REWRITTEN)
             calls, usd = cost.asking([stage.name], generator=True)
-            priced = bool(cost.kinds(stage.name, generator=True))
+            priced = bool(asks.kinds(stage.name, generator=True))
             out.append(Repair(stage.name, REWRITTEN, ["generator", stage.name], stage.stage.regenerates,
                               calls + (not priced), usd, verdicts, share, measured, stage.max_attempts, priced,
                               interval, measurable=judge is not None))  # fmt: skip
     return out
 
 
-class _Costs:
-    """One more call of each kind of the rules' way: its calls (re-asks at the probe's rate) and cost."""
+class _Asks:
+    """How often each stage's models are asked on the rules' way; ``ran``: a run has begun in the folder, so what
+    the answer cache holds was asked by it (not still to come)."""
 
-    def __init__(self, sums: CallSums, answers: dict[Key, Answers], prices: dict[str, Price | None],
-                 reasks: dict[str, float], ran: bool) -> None:  # fmt: skip
-        self.sums, self.answers, self.prices, self.reasks, self.ran = sums, answers, prices, reasks, ran
+    def __init__(self, sums: CallSums, ran: bool) -> None:
+        self.sums, self.ran = sums, ran
 
     def kinds(self, stage: str, generator: bool = False) -> list[Key]:
         return [key for key in self.sums.kinds if key[0] == stage and key[2] == generator]
 
     def verdicts(self, stage: str, to_come: bool = False) -> int:
-        """How often the stage is asked on the rules' way (the most of its models: one call each); ``to_come``:
-        only where no run has asked it yet."""
-        return max((self._asked(key, to_come) for key in self.kinds(stage)), default=0)
+        """How often the stage is asked (the most of its models: one call each); ``to_come``: only what no run
+        has asked yet."""
+        return max((self.asked(key, to_come) for key in self.kinds(stage)), default=0)
+
+    def asked(self, key: Key, to_come: bool = False) -> int:
+        low = self.sums.sums.get(("low", key))
+        if low is None:
+            return 0
+        return low.calls if to_come and self.ran else low.calls + low.cached
+
+
+class _Costs:
+    """One more call of each kind of the rules' way: its calls (re-asks at the probe's rate) and cost."""
+
+    def __init__(
+        self, asks: _Asks, answers: dict[Key, Answers], prices: dict[str, Price | None], reasks: dict[str, float]
+    ) -> None:
+        self.asks, self.answers, self.prices, self.reasks = asks, answers, prices, reasks
 
     def asking(self, stages: list[str], generator: bool = False) -> tuple[float, float]:
         """The calls and cost of asking the judges of ``stages`` once more for a record the last of them repairs
         (and the generator of the last). A stage asked less often than the last on the rules' way (a CoT judge
         where records have no CoT, a stage for conversations only) counts in that proportion."""
-        repairing = stages[-1]
-        weighted = [(key, min(1.0, self.verdicts(stage) / self.verdicts(repairing)))
-                    for stage in stages for key in self.kinds(stage)]  # fmt: skip
+        repairing, asks = stages[-1], self.asks
+        weighted = [(key, min(1.0, asks.verdicts(stage) / asks.verdicts(repairing)))
+                    for stage in stages for key in asks.kinds(stage)]  # fmt: skip
         if generator:
-            weighted += [(key, 1.0) for key in self.kinds(repairing, generator=True)]
+            weighted += [(key, 1.0) for key in asks.kinds(repairing, generator=True)]
         calls = usd = 0.0
         for key, weight in weighted:
             more, cost = self._one(key)
             calls, usd = calls + weight * more, usd + weight * cost
         return calls, usd
 
-    def _asked(self, key: Key, to_come: bool) -> int:
-        low = self.sums.sums.get(("low", key))
-        if low is None:
-            return 0
-        return low.calls if to_come and self.ran else low.calls + low.cached
-
     def _one(self, key: Key) -> tuple[float, float]:
-        low = self.sums.sums[("low", key)]
+        low = self.asks.sums.sums[("low", key)]
         answers = self.answers.get(key) or assumed(DEFAULT_OUTPUT_TOKENS)
         prompt = (low.prompt + low.cached_prompt) / (low.calls + low.cached) * answers.prompt_ratio
         factor = 1.0 if key[2] else self.reasks.get(key[0], 1.0)
@@ -182,14 +192,16 @@ def given_up(
     stages: list[PipelineStage], sums: CallSums, scale: float, findings: Findings | None, ran: bool = False
 ) -> dict[str, float]:
     """Per stage, the records still to come that would end in errors.jsonl at the probe's rate of verdicts given
-    up (a judge's answers that followed no protocol after every re-ask), where the probe gave any up."""
+    up (a judge's answers that followed no protocol after every re-ask), where the probe gave any up. The rate is
+    per judge asked: each of an ensemble's judges may give a record's verdict up."""
     if findings is None:
         return {}
-    cost = _Costs(sums, {}, {}, {}, ran)
+    asks = _Asks(sums, ran)
     out = {}
     for stage in stages:
-        asked = findings.protocol.get(stage.name)
-        if asked is not None and asked.given_up and asked.answers > asked.reasks:
-            rate = asked.given_up / (asked.answers - asked.reasks)  # per verdict asked of a judge
-            out[stage.name] = rate * cost.verdicts(stage.name, to_come=True) * scale
+        probed = findings.protocol.get(stage.name)
+        if probed is not None and probed.given_up and probed.answers > probed.reasks:
+            rate = probed.given_up / (probed.answers - probed.reasks)  # each judge's verdict: one answer, its re-asks
+            judged = sum(asks.asked(key, to_come=True) for key in asks.kinds(stage.name))
+            out[stage.name] = min(rate * judged, asks.verdicts(stage.name, to_come=True)) * scale
     return out

@@ -23,6 +23,10 @@ OnFail = Literal["discard", "regenerate", "hard_pool", "truncate"]
 rewrite of the field it names); for self-refinement, the pool of queries sampled again; for a
 conversation, keeping it up to the turn before the failing one (a single-turn record is discarded)."""
 
+TAKES_REPAIRS: frozenset[OnFail] = frozenset({"regenerate", "truncate"})
+"""The on_fail values under which a stage's repair (a regenerate verdict) is applied; under the others the record
+is dropped instead."""
+
 Vote = Literal["unanimous", "majority"]
 """How a stage's ensemble of judges decides (``[[stages]] vote``)."""
 

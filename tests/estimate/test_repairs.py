@@ -81,7 +81,7 @@ def test_unprobed_repairs_are_shown_at_one_verdict_in_ten_and_priced_from_the_ru
     assert "if 1 verdict in 10 leads to one (--probe P measures how many), about 1 repair(s): +4 calls" in text
     assert "(first repairs: a record failing again is repaired again, up to 3 times)" in text
     assert as_json["repairs"][0]["asks_again"] == repair.asks_again
-    assert as_json["range"]["repairs"].startswith("apart")
+    assert (as_json["repairs"][0]["calls"], as_json["repairs"][0]["repairs"]) == (4, 1)
 
 
 @pytest.mark.parametrize(("on_fail", "repairs"), [("discard", 0), ("hard_pool", 0), ("truncate", 1)])
@@ -282,3 +282,18 @@ def test_a_repairs_prompts_are_counted_as_the_model_counts_them(tmp_path):
     (repair,) = probed.repairs
     per_call = {name: probed.stages[name].cost_usd.low / probed.stages[name].calls.low for name in repair.asks_again}
     assert repair.cost_usd == pytest.approx(sum(per_call.values()))
+
+
+def test_each_judge_of_an_ensemble_may_give_a_records_verdict_up(tmp_path):
+    def script(request):  # judge-2 never answers in the protocol about a CoT; judge-1 always does
+        if request.model == "judge-2":
+            return Reply("I think so.", prompt_tokens=openai_usage(request.messages), completion_tokens=7)
+        return corrector(request)
+
+    stages = '[[stages]]\nname = "cot"\njudges = [{model = "openai/judge-1"}, {model = "openai/judge-2"}]\n'
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, ROWS[:4], server, stages=stages)
+        probed = estimate(load_pipeline(path), probes=4, output_tokens=7)
+        outcomes = run_pipeline(load_pipeline(path)).summary.as_dict()["outcomes"]
+    # Half the judges' verdicts were given up, and every record had one of them: all four end in errors.jsonl.
+    assert probed.given_up == {"cot": 4} and outcomes["errors"] == 4
