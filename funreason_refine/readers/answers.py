@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Collection
 from typing import Any
 
 from funreason_refine.frozen import FrozenList, freeze
-from funreason_refine.jsonl import JSON, loads, loads_unique, why_not_json, why_not_json_at
+from funreason_refine.jsonl import JSON, loads_unique, why_not_json, why_not_json_at
 from funreason_refine.memo import Memo
 from funreason_refine.readers.tool_schema import UnconvertibleType, normalize_tool
 from funreason_refine.record import FunctionCall, Problem
@@ -50,11 +50,73 @@ def read_meta(obj: dict[str, Any]) -> dict[str, Any]:
     raise FieldError("meta", f"field 'meta' must be an object, got {type(meta).__name__}")
 
 
-def maybe_json(value: Any, field: str, decode: Callable[[str], Any] = loads) -> Any:
+def is_empty(value: Any) -> bool:
+    """A value that says nothing: null, or an empty text, list or object."""
+    return value is None or (isinstance(value, (str, list, dict)) and not value)
+
+
+MEDIA_FIELDS = ("images", "videos", "audios")
+"""Record fields of LLaMA-Factory's multimodal datasets: media a record's text refers to."""
+
+
+TRAINING_FIELDS = {
+    "system": "a system prompt",
+    "cot": "a CoT",
+    "cots": "CoTs",
+    "reasoning": "a CoT",
+    "reasoning_content": "a CoT",
+    "chosen": "a preferred answer (preference data)",
+    "rejected": "a rejected answer (preference data)",
+}
+"""Record fields that say something about training in some format: a reader that does not read one
+quarantines the record rather than drop it. Other record fields (ids, sources, request settings such
+as ``tool_choice``) are not training data and are not read."""
+UNDESIRABLE_MARKS = {"kto_tag": "LLaMA-Factory's KTO data", "label": "TRL's KTO data"}
+"""Record fields whose ``false`` marks an example not to follow."""
+_WATCHED = frozenset((*MEDIA_FIELDS, *UNDESIRABLE_MARKS, "weight", *TRAINING_FIELDS))
+
+
+def record_fields(obj: dict[str, Any], reads: Collection[str], form: str) -> None:
+    """FieldError for a record that carries media, is marked undesirable, is weighed, or gives a
+    field of TRAINING_FIELDS that its reader (of ``form`` records) does not read in ``reads``."""
+    found = _WATCHED.intersection(obj)  # most records have none: one look
+    for key in sorted(found) if found else ():
+        value = obj[key]
+        if key in MEDIA_FIELDS and not is_empty(value):
+            raise FieldError(key, f"{key}: records with media files are not read (the media would be lost)")
+        if key in UNDESIRABLE_MARKS and value is False:
+            raise FieldError(
+                key,
+                f"{key}: false marks an example not to follow ({UNDESIRABLE_MARKS[key]}); refined and exported it "
+                "would be one to follow: leave such records out of the input",
+            )
+        if key == "weight" and value is not None and value != 1:
+            raise FieldError(
+                "weight",
+                f"weight: {str(value)[:40]} weighs the record in training (0: not trained on), which refining would "
+                "lose: leave records weighted 0 out of the input, and keep the weights beside the output by id",
+            )
+        if key in TRAINING_FIELDS and key not in reads and not is_empty(value):
+            raise FieldError(
+                key,
+                f"{key}: {TRAINING_FIELDS[key]} beside the record, which {form} records do not hold (it would be "
+                "lost): remove it, or convert the record to a format that reads it (docs/reading.md)",
+            )
+
+
+def record_system(obj: dict[str, Any]) -> str | None:
+    """The record's own ``system`` field: its system prompt (ShareGPT, and OpenAI messages beside it)."""
+    system = obj.get("system")
+    if system is not None and not isinstance(system, str):
+        raise FieldError("system", f"system: must be a text, got {type(system).__name__}")
+    return system or None
+
+
+def maybe_json(value: Any, field: str) -> Any:
     """xLAM stores ``tools`` and ``answers`` as JSON strings; accept them parsed too."""
     if isinstance(value, str):
         try:
-            return decode(value)
+            return loads_unique(value)
         except (ValueError, RecursionError) as exc:
             raise FieldError(field, f"field {field!r} is a string but not JSON: {exc}") from None
     return value
@@ -67,11 +129,21 @@ def _normalize_or_why(tool: Any) -> dict[str, Any] | str:
         return str(exc)
 
 
+def _normalize_text_or_why(text: str) -> dict[str, Any] | str:
+    """A tool given as JSON text, normalised; its text read again, when first met, refusing a key given twice."""
+    try:
+        tool = loads_unique(text)
+    except (ValueError, RecursionError) as exc:
+        raise FieldError("tools", f"field 'tools' cannot be read: {why_not_json(exc)}") from None
+    return _normalize_or_why(tool)
+
+
 # Keyed by the tool's JSON text, or else its repr (exact for JSON values: True is not 1, 1 is not 1.0).
 _tools = Memo(_normalize_or_why, max_size=32768)
+_tool_texts = Memo(_normalize_text_or_why, max_size=32768)
 
 
-def _normalized(tool: Any, key: str | None = None) -> dict[str, Any]:
+def _normalized(tool: Any, text: str | None = None) -> dict[str, Any]:
     """normalize_tool, remembered by the tool's text.
 
     Datasets repeat the same few thousand tools across tens of thousands of records; records
@@ -79,14 +151,14 @@ def _normalized(tool: Any, key: str | None = None) -> dict[str, Any]:
     """
     if not isinstance(tool, dict):
         return normalize_tool(tool)
-    hit = _tools.keyed(repr(tool) if key is None else key, tool)
+    hit = _tools.keyed(repr(tool), tool) if text is None else _tool_texts(text)
     if isinstance(hit, str):
         raise UnconvertibleType(hit)
     return hit
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
-_decode = JSON.raw_decode
+_decode = JSON.raw_decode  # finds each tool's text; a tool first met is read again (_tool_texts)
 
 
 def _skip_space(text: str, pos: int) -> int:

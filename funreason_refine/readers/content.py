@@ -9,12 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from funreason_refine.call_text import GLAIVE_CALL, GLAIVE_END, UnreadKey, calls_in_text
-from funreason_refine.readers.answers import FieldError
+from funreason_refine.readers.answers import FieldError, is_empty
 from funreason_refine.record import FunctionCall, Problem
 from funreason_refine.targets import PART_SEPARATOR, split_think
-
-MEDIA_FIELDS = ("images", "videos", "audios")
-"""Record fields of LLaMA-Factory's multimodal datasets: media a record's text refers to."""
 
 
 @dataclass
@@ -26,11 +23,6 @@ class Content:
     refusal: str | None = None
 
 
-def is_empty(value: Any) -> bool:
-    """A value that says nothing: null, or an empty text, list or object."""
-    return value is None or (isinstance(value, (str, list, dict)) and not value)
-
-
 def unread_fields(obj: dict[str, Any], known: Collection[str], where: str) -> None:
     """FieldError for the first field that says something and that no reader reads: dropping it
     would change the data without a word."""
@@ -40,24 +32,6 @@ def unread_fields(obj: dict[str, Any], known: Collection[str], where: str) -> No
                 f"{where}.{key}",
                 f"{where}.{key}: a field this reader does not read (it would be lost); remove it or convert the record",
             )
-
-
-def no_media(obj: dict[str, Any]) -> None:
-    """FieldError for a record that carries media beside its conversation: its text alone would be refined."""
-    for key in MEDIA_FIELDS:
-        if not is_empty(obj.get(key)):
-            raise FieldError(key, f"{key}: records with media files are not read (the media would be lost)")
-
-
-def no_undesirable_mark(obj: dict[str, Any]) -> None:
-    """FieldError for a record LLaMA-Factory's KTO marks undesirable (``"kto_tag": false``): refined
-    and exported, it would be trained on as an example to follow."""
-    if obj.get("kto_tag") is False:
-        raise FieldError(
-            "kto_tag",
-            "kto_tag: false marks an example not to follow (LLaMA-Factory's KTO data); refined and exported it would "
-            "be one to follow: leave such records out of the input",
-        )
 
 
 def read_content(value: Any, where: str, result: bool = False) -> Content:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from funreason_refine.jsonl import JSON
+from funreason_refine.jsonl import UNIQUE_KEYS
 from funreason_refine.readers.raw import RAW_PREVIEW, OnBytes, RawLine, Unread, as_object, preview
 
 
@@ -121,7 +121,7 @@ class _ArrayReader:
         self.limit = max_record_bytes
         self.on_bytes = on_bytes
         self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self.decoder = JSON
+        self.decoder = UNIQUE_KEYS
         self.buf = ""
         self.pos = 0
         self.line = 1

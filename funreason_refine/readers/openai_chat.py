@@ -8,14 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.call_text import is_call_id
-from funreason_refine.jsonl import loads, loads_unique, why_not_json
-from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
+from funreason_refine.jsonl import loads_unique, why_not_json
+from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools, record_fields, record_system
 from funreason_refine.readers.content import (
     AssistantText,
     answer_from_text,
     glaive_result,
-    no_media,
-    no_undesirable_mark,
     read_content,
     text_of,
     unread_fields,
@@ -36,24 +34,25 @@ FIELDS = {
 """The fields each role's message may have (others must be empty; see content.unread_fields)."""
 CALL_FIELDS = ("id", "type", "function", "index", "name", "arguments")
 FUNCTION_FIELDS = ("name", "arguments")
+Given = tuple[str, list[Any]]
+"""Where a message gives its calls (its ``tool_calls`` or ``function_call`` field) and the calls given."""
 
 
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
-    no_media(obj)
-    no_undesirable_mark(obj)
+    record_fields(obj, ("system",), "OpenAI message")
     chat = Chat("messages")
-    system: str | None = None
-    system_at = 0
+    system = record_system(obj)
+    system_at = "system"
     for i, item in enumerate(obj["messages"]):
         message = read_message(_parsed(item, f"messages[{i}]"), f"messages[{i}]", chat.problems)
         if message.role == "system" and not chat.messages and system is None and _plain(message):
-            system, system_at = message.content or "", i  # the leading system prompt: the record's own
+            system, system_at = message.content or "", f"messages[{i}].content"  # the leading system prompt
         else:
             chat.add(message, i)
     if not any(m.role == "user" for m in chat.messages):
         raise FieldError("messages", "no user message")
     tools = _with_functions(obj.get("tools"), obj.get("functions"))
-    chat.tools, chat.system = record_tools(tools, system, f"messages[{system_at}].content", chat.problems)
+    chat.tools, chat.system = record_tools(tools, system, system_at, chat.problems)
     return chat_record(obj, source, index, chat)
 
 
@@ -82,7 +81,7 @@ def _parsed(message: Any, where: str) -> dict[str, Any]:
     """A message; our Parquet export stores each one as a JSON string."""
     if isinstance(message, str):
         try:
-            message = loads(message)
+            message = loads_unique(message)
         except (ValueError, RecursionError):
             raise FieldError(where, f"{where} must be an object with a role, got a string that is not JSON") from None
     if not isinstance(message, dict):
@@ -142,12 +141,12 @@ def _assistant(item: dict[str, Any], where: str, problems: list[Problem]) -> Mes
     if given is None:  # the answer is in the text: calls written out, a response, or nothing
         read = answer_from_text(text, f"{where}.content", problems)
         ids: list[Any] = read.call_ids()
-    elif not given:  # "tool_calls": [] says the text is the answer, whatever it looks like
+    elif not given[1]:  # "tool_calls": [] says the text is the answer, whatever it looks like
         read = answer_from_text(text, f"{where}.content", problems, calls_allowed=False)
         ids = []
     else:
         cot, rest = split_think(text)
-        answer, ids = _calls(given, where, problems)
+        answer, ids = _calls(*given, problems)
         read = AssistantText(cot, answer, rest.strip() or None)
     return Message(
         role="assistant",
@@ -193,18 +192,18 @@ def _refusal(item: dict[str, Any], where: str) -> str | None:
 
 
 def _refused(
-    item: dict[str, Any], where: str, refusal: str, text: str, given: list[Any] | None, parts: list[Any] | None
+    item: dict[str, Any], where: str, refusal: str, text: str, given: Given | None, parts: list[Any] | None
 ) -> Message:
     """A refusal is the turn's answer, as a text: nothing else may answer beside it."""
     cot, rest = split_think(text)
-    if given or rest.strip() or parts is not None:
+    if (given and given[1]) or rest.strip() or parts is not None:
         raise FieldError(f"{where}.refusal", f"{where}.refusal: a refusal beside another answer (content or calls)")
     return Message(role="assistant", answer=refusal, refusal=refusal, cot=_cot(item, cot, where))
 
 
-def _given_calls(item: dict[str, Any], where: str) -> list[Any] | None:
-    """The calls of ``tool_calls`` (a list, one object, or either as JSON text) or of a legacy
-    ``function_call``; None when the message has neither."""
+def _given_calls(item: dict[str, Any], where: str) -> Given | None:
+    """Where the calls are (``tool_calls`` or a legacy ``function_call``) and the calls given there
+    (a list, one object, or either as JSON text); None when the message has neither."""
     calls, legacy = item.get("tool_calls"), item.get("function_call")
     if legacy is not None and calls is not None:
         raise FieldError(f"{where}.function_call", f"{where}: both tool_calls and a legacy function_call")
@@ -212,29 +211,31 @@ def _given_calls(item: dict[str, Any], where: str) -> list[Any] | None:
         legacy = maybe_json(legacy, f"{where}.function_call")
         if not isinstance(legacy, dict):
             raise FieldError(f"{where}.function_call", f"{where}.function_call: must be an object")
-        return [{"function": legacy}]
+        return f"{where}.function_call", [legacy]
     if calls is None:
         return None
     calls = maybe_json(calls, f"{where}.tool_calls")
     if isinstance(calls, dict):
-        return [calls]
+        return f"{where}.tool_calls", [calls]
     if not isinstance(calls, list):
         raise FieldError(f"{where}.tool_calls", f"{where}.tool_calls: must be a list of calls")
-    return calls
+    return f"{where}.tool_calls", calls
 
 
-def _calls(given: list[Any], where: str, problems: list[Problem]) -> tuple[list[FunctionCall] | None, list[Any]]:
-    """The calls and their ids; a call that cannot be read makes the answer malformed (None), its ids
-    kept so that the results still tie to their calls."""
+def _calls(field: str, given: list[Any], problems: list[Problem]) -> tuple[list[FunctionCall] | None, list[Any]]:
+    """The calls given in ``field`` and their ids; a call that cannot be read makes the answer
+    malformed (None), its ids kept so that the results still tie to their calls. A legacy
+    ``function_call`` is one call's name and arguments, named as itself."""
     calls: list[FunctionCall] = []
     ids: list[Any] = []
     malformed = None
+    legacy = field.endswith(".function_call")
     for n, raw in enumerate(given):
-        at = f"{where}.tool_calls[{n}]"
+        at = field if legacy else f"{field}[{n}]"
         if not isinstance(raw, dict):
             raise FieldError(at, f"{at}: a call must be an object, got {type(raw).__name__}")
         _function_type(raw, at)  # before its fields: a custom call's own field is no typo
-        unread_fields(raw, CALL_FIELDS, at)
+        unread_fields(raw, FUNCTION_FIELDS if legacy else CALL_FIELDS, at)
         ids.append(call_id_of(raw.get("id"), f"{at}.id"))
         try:
             calls.append(read_call(raw, at))

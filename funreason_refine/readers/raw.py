@@ -25,7 +25,7 @@ import orjson
 
 from funreason_refine.errors import InputError
 from funreason_refine.hub.paths import HubPath
-from funreason_refine.jsonl import loads, why_not_json_at
+from funreason_refine.jsonl import loads_unique, why_not_json_at
 
 if TYPE_CHECKING:
     from funreason_refine.readers.parts import Part
@@ -204,10 +204,9 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
             f"not valid UTF-8: byte {exc.start} of the line is {line[exc.start : exc.start + 1]!r}",
             preview(line.decode("utf-8", "replace")),
         )
-    if lineno == 1:
-        text = text.lstrip("\ufeff")
+    text = text.removeprefix("\ufeff")  # a byte-order mark: the file's, or one joined to it by cat
     try:
-        obj = loads(text)
+        obj = loads_unique(text)
     except (ValueError, RecursionError) as exc:
         return lineno, _why_unreadable(exc), preview(text)
     return lineno, as_object(obj), "" if isinstance(obj, dict) else text

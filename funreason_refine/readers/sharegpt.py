@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from funreason_refine.jsonl import loads, loads_unique
-from funreason_refine.readers.answers import FieldError, maybe_json
+from funreason_refine.jsonl import loads_unique
+from funreason_refine.readers.answers import FieldError, maybe_json, record_fields, record_system
 from funreason_refine.readers.content import (
     answer_from_text,
     glaive_result,
-    no_media,
-    no_undesirable_mark,
     read_content,
     text_of,
     unread_fields,
@@ -36,15 +34,16 @@ ROLES = {
     "system": "system",
 }
 ANSWERS = ("assistant", "function_call")
+READS = ("system", "cot", "cots")
+"""The record fields of content.TRAINING_FIELDS that ShareGPT records hold."""
 
 
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
-    no_media(obj)
-    no_undesirable_mark(obj)
+    record_fields(obj, READS, "ShareGPT")
     turns = obj["conversations"]
     roles = [_role(turn, f"conversations[{i}]") for i, turn in enumerate(turns)]
     chat = Chat("conversations")
-    system = _system(obj)
+    system = record_system(obj)
     system_at = "system"
     cots = _cots(obj, sum(r in ANSWERS for r in roles))
     for i, (turn, role) in enumerate(zip(turns, roles, strict=True)):
@@ -80,13 +79,6 @@ def _role(turn: Any, where: str) -> str:
         expected = ", ".join(ROLES)
         raise FieldError(f"{where}.from", f"{where}: unknown 'from' {turn.get('from')!r}; expected one of {expected}")
     return role
-
-
-def _system(obj: dict[str, Any]) -> str | None:
-    system = obj.get("system")
-    if system is not None and not isinstance(system, str):
-        raise FieldError("system", f"system: must be a text, got {type(system).__name__}")
-    return system or None
 
 
 def _cots(obj: dict[str, Any], turns: int) -> list[str | None]:
@@ -147,7 +139,7 @@ def _said(role: str, text: str | None, parts: list[Any] | None) -> Message:
 def _function_call(value: Any, where: str, problems: list[Problem]) -> tuple[list[FunctionCall] | None, list[Any]]:
     """The calls of a function_call turn (a call or a list of calls, as JSON text or not) and an id
     for each to be given (none is written); a call that cannot be read makes the answer malformed."""
-    parsed = maybe_json(value, where, loads_unique)
+    parsed = maybe_json(value, where)
     items = parsed if isinstance(parsed, list) else [parsed]
     calls = []
     for n, item in enumerate(items):
@@ -172,7 +164,7 @@ def _observations(message: Message, before: Message | None) -> list[Message]:
     if message.role != "tool" or len(calls) < 2:
         return [message]
     try:
-        items = loads(message.content or "")
+        items = loads_unique(message.content or "")
     except (ValueError, RecursionError):
         return [message]
     if not isinstance(items, list) or len(items) != len(calls):

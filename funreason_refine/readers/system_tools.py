@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from funreason_refine.call_text import python_literal
-from funreason_refine.jsonl import JSON, loads, why_not_json
-from funreason_refine.readers.answers import FieldError, maybe_json, parse_tools
-from funreason_refine.readers.content import is_empty
+from funreason_refine.jsonl import UNIQUE_KEYS, loads_unique, why_not_json
+from funreason_refine.readers.answers import FieldError, is_empty, maybe_json, parse_tools
 from funreason_refine.readers.instructions import foreign_text
 from funreason_refine.record import Problem
 from funreason_refine.targets import TOOLS_MARKER, instructions_in
@@ -154,7 +153,7 @@ def _funreason_tools(system: str, at: int) -> tuple[list[Any], int, int] | None:
         return None
     start = _skip(system, marker.end())
     try:
-        value, end = JSON.raw_decode(system, start)
+        value, end = UNIQUE_KEYS.raw_decode(system, start)
     except json.JSONDecodeError:
         return _tool_list(system[start:], _FUNREASON_LIST), start, len(system)
     except (ValueError, RecursionError) as exc:
@@ -185,7 +184,7 @@ def _json_values(
     pos = _skip(system, pos)
     while pos < len(system) and not (stop is not None and system.startswith(stop, pos)):
         try:
-            value, end = JSON.raw_decode(system, pos)
+            value, end = UNIQUE_KEYS.raw_decode(system, pos)
         except json.JSONDecodeError as exc:
             return values, pos, exc
         except (ValueError, RecursionError) as exc:
@@ -255,7 +254,7 @@ def _skip(text: str, pos: int) -> int:
 def _tool_list(text: str, what: str) -> list[Any]:
     text = text.strip()
     try:
-        value = loads(text)
+        value = loads_unique(text)
     except json.JSONDecodeError as exc:
         value = python_literal(text)
         if value is None:

@@ -9,6 +9,7 @@ from funreason_refine.readers.answers import (
     parse_answer,
     parse_tools,
     read_meta,
+    record_fields,
     record_id,
     require_str,
 )
@@ -18,6 +19,7 @@ from funreason_refine.record import Problem, Record, Source, read_record
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:
     """Raises FieldError naming the field when the object is not an xLAM record."""
     query = require_str(obj, "query")
+    record_fields(obj, ("cot",), "xLAM")
     if "tools" not in obj:
         raise FieldError("tools", "missing field 'tools'")
     if obj["tools"] is None or (isinstance(obj["tools"], str) and not obj["tools"].strip()):

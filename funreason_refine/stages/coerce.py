@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from funreason_refine.jsonl import loads
+from funreason_refine.jsonl import loads_unique
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -57,7 +57,7 @@ def _from_text(value: str, target: str, schema: dict[str, Any]) -> Any:
         return text.lower() == "true"
     if target in {"array", "object"} and text[:1] in "[{":
         try:
-            parsed = loads(text)  # the readers' decoder: NaN, Infinity and 1e400 are no values
+            parsed = loads_unique(text)  # as the readers read: no NaN, Infinity, 1e400, nor a key given twice
         except (ValueError, RecursionError):  # not JSON, an integer over 4,300 digits, or nested too deeply
             return value
         if (target == "array") == isinstance(parsed, list) and isinstance(parsed, (list, dict)):
