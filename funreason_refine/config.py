@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,17 @@ class Pipeline:
     audit: AuditSettings = field(default_factory=AuditSettings)
     input_given: str | None = None  # `--input`: read in place of [input] path (absolute, or an hf:// path)
     max_cost: float | None = None  # the file's max_cost, also without a judge (self-refinement's samples cost too)
+
+    @property
+    def input_name(self) -> str:
+        """The input as its records' ``source.file`` name it, whatever the current folder: a file in the
+        pipeline file's folder (or below it) from that folder, another file by its absolute path, an hf://
+        path as written."""
+        path = self.input.path
+        if not isinstance(path, Path):
+            return str(path)
+        below = os.path.relpath(path.resolve(), self.path.parent.resolve())
+        return str(path.resolve()) if below.startswith("..") else below
 
 
 def config_hash(payload: dict[str, Any]) -> str:

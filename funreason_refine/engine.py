@@ -23,10 +23,17 @@ from funreason_refine.config import Pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream, RawItem
+from funreason_refine.readers.raw import detect_container
 from funreason_refine.record import Outcome
 from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
-from funreason_refine.run_identity import check_input, configurations, note_configuration_change, note_reading
+from funreason_refine.run_identity import (
+    check_input,
+    configurations,
+    note_configuration_change,
+    note_reading,
+    record_input,
+)
 from funreason_refine.summary import InputInfo, InputPart, JudgeSection, Summary, Timings
 
 if TYPE_CHECKING:
@@ -76,13 +83,16 @@ def run_pipeline(
     retry_errors: bool = False,
     part: Part | None = None,
     target: int | None = None,
+    on_open: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run (or resume) a pipeline into its run folder.
 
     ``fresh`` starts the folder over (the judge cache stays); ``accept_changes`` goes on in a
     folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl;
     ``part``: refine only that part of the input (a shard: executors/shards.py gives it its folder);
-    ``target``: stop once that many records are kept, the first in input order (run_target.py).
+    ``target``: stop once that many records are kept, the first in input order (run_target.py);
+    ``on_open``: called once the folder passed every check, before the first record (a shard marks itself
+    incomplete there: a refused run leaves its mark as it was).
     """
     if target is not None and part is not None:
         raise RefineError("a target of kept records is over the whole input: it does not go with a shard")
@@ -93,10 +103,16 @@ def run_pipeline(
             "leave the target out"
         )
     progress = progress or Progress()
-    stream = InputStream.open(pipeline.input)
+    stream = InputStream.open(pipeline.input, pipeline.input_name)
     # A shard's kept records are audited once, in input order, when the shards are merged.
     audit = DatasetAudit(pipeline.audit) if part is None else None
     folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target, limit)
+    if on_open is not None:
+        try:
+            on_open()
+        except BaseException:
+            folder.close()
+            raise
     kept = _kept_count(target, folder.tally.outcomes[Outcome.KEPT]) if target is not None else None
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
@@ -231,28 +247,32 @@ def _open_folder(
     work read back (and into the audits); how far this run reads (``limit``, ``target``) recorded in
     run.json, where a run that never ends keeps it for `refine retry`."""
     folder = RunFolder(pipeline.output_dir)
-    folder.lock()
+    folder.lock("refine retry" if retry_errors else "refine run")
     try:
         if fresh:
             folder.clear()
-        replaced = folder.check_config(
+        config = folder.check_config(
             str(pipeline.path.resolve()),
             pipeline.config or {},
             pipeline.config_hash,
             accept_changes,
             input_given=pipeline.input_given,
         )
-        check_input(folder.path, input_files(pipeline, stream))
+        files = input_files(pipeline, stream)
+        identities = check_input(folder.path, files, [f for f in files if detect_container(f) == "jsonl"])
         if target is not None:
             from funreason_refine.run_target import refuse_over_target
 
             refuse_over_target(folder.path, target)
-        note_reading(folder.path, limit, target)  # after every refusal: a refused run leaves run.json as it was
+        # After every refusal: a refused run leaves run.json as it was.
+        folder.record_config(config)
+        record_input(folder.path, identities)
+        note_reading(folder.path, limit, target)
         if retry_errors:
             folder.forget_errors()
         folder.open(on_read_back=audit.read_back if audit is not None else None)
-        if replaced is not None and folder.resumed:
-            note_configuration_change(folder.path, replaced, folder.resumed)
+        if config is not None and config.replaced is not None and folder.resumed:
+            note_configuration_change(folder.path, config.replaced, folder.resumed)
     except BaseException:
         folder.close()
         raise

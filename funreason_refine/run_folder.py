@@ -210,6 +210,14 @@ def _take(handle: IO[str]) -> bool:
     return False
 
 
+class ConfigUpdate(NamedTuple):
+    """What run.json is to record of a run's configuration, and the configuration hash it replaces
+    (None: a new folder)."""
+
+    payload: dict[str, Any]
+    replaced: str | None
+
+
 class RunFolder:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -220,8 +228,9 @@ class RunFolder:
         self._lock: IO[str] | None = None
         self._flushed = time.monotonic()
 
-    def lock(self) -> None:
-        """Take the folder for this process; a second run on it is refused, not interleaved."""
+    def lock(self, command: str = "refine run") -> None:
+        """Take the folder for this process (``command``: what run.lock says holds it); a second run on it
+        is refused, not interleaved."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             handle = (self.path / LOCK).open("a+", encoding="utf-8")
@@ -240,7 +249,7 @@ class RunFolder:
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"refine run (pid {os.getpid()} on {socket.gethostname()})")
+        handle.write(f"{command} (pid {os.getpid()} on {socket.gethostname()})")
         handle.flush()
         self._lock = handle
 
@@ -251,10 +260,11 @@ class RunFolder:
         config_hash: str,
         accept_changes: bool,
         input_given: str | None = None,
-    ) -> str | None:
-        """Record the configuration of a new folder; on an old one, refuse a changed one unless accepted.
-        Returns the configuration hash it replaced when a change was accepted. ``input_given``: the
-        command line's --input, recorded so that retry and merge read the same input."""
+    ) -> ConfigUpdate | None:
+        """Refuse a changed configuration on a folder started before, unless accepted; what run.json is
+        to record (None: the same configuration, nothing to record). Writes nothing: a run refused later
+        (its input changed, its target already exceeded) leaves run.json as it was; record_config writes.
+        ``input_given``: the command line's --input, recorded so that retry and merge read the same input."""
         from funreason_refine import __version__
 
         previous = read_run_file(self.path)
@@ -266,9 +276,16 @@ class RunFolder:
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
         if input_given is not None:
             payload[INPUT_GIVEN] = input_given
-        kept = {k: v for k, v in previous.items() if k not in payload and k != INPUT_GIVEN}
-        write_run_file(self.path, {**payload, **kept})  # kept: the input's identity, earlier configurations
-        return previous.get("config_hash")
+        return ConfigUpdate(payload, previous.get("config_hash"))
+
+    def record_config(self, update: ConfigUpdate | None) -> None:
+        """Write what check_config found to record, keeping the rest of run.json (the input's identity,
+        earlier configurations)."""
+        if update is None:
+            return
+        previous = read_run_file(self.path)
+        kept = {k: v for k, v in previous.items() if k not in update.payload and k != INPUT_GIVEN}
+        write_run_file(self.path, {**update.payload, **kept})
 
     def _changed(self, previous: dict[str, Any], config: dict[str, Any], input_given: str | None) -> str:
         changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
@@ -285,7 +302,7 @@ class RunFolder:
             + "\n  ".join(changes[:20])
             + f"\n{advice}Run again with --accept-changes to go on with the new configuration (finished "
             "records stay as they are; cached judge answers are reused), or start this folder over "
-            "with `refine run PIPELINE --fresh`."
+            "with `refine run PIPELINE --fresh` (with --shard I/N --out RUN_DIR for a shard)."
         )
 
     def clear(self) -> None:

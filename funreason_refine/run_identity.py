@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,10 @@ class FileIdentity(BaseModel):
         stat = path.stat()
         return stat.st_size == self.bytes and stat.st_mtime_ns == self.mtime_ns
 
-    def change(self, path: Path) -> str | None:
-        """How ``path`` differs from the recorded file: None if its first ``bytes`` are the same bytes."""
+    def change(self, path: Path, lines: bool = False) -> str | None:
+        """How ``path`` differs from the recorded file: None if its first ``bytes`` are the same bytes (and,
+        for a file of ``lines`` whose every line is a record, JSON Lines, end where a line ends: a last line
+        read before it was whole was read as a record)."""
         if self.unchanged(path):
             return None
         size = path.stat().st_size
@@ -55,7 +58,21 @@ class FileIdentity(BaseModel):
             return f"it is {size:,} bytes, {self.bytes:,} when the run folder was started"
         if _hash(path, self.bytes) != self.blake2b:
             return "its content is not what it was when the run folder was started"
+        if lines and size > self.bytes and not _at_line_end(path, self.bytes):
+            return (
+                f"it grew from {self.bytes:,} bytes, a size that ended inside a line: that line went on after it "
+                "was read (the file was still being written?), so the record read from it is not the line it is now"
+            )
         return None
+
+
+def _at_line_end(path: Path, size: int) -> bool:
+    """Whether the first ``size`` bytes of ``path`` end where a line ends: after a newline, or before one."""
+    if size == 0:
+        return True
+    with path.open("rb") as fh:
+        fh.seek(size - 1)
+        return b"\n" in fh.read(2)
 
 
 def _hash(path: Path, limit: int | None = None) -> str:
@@ -102,10 +119,11 @@ def write_run_file(run_dir: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def check_input(run_dir: Path, files: list[Path]) -> None:
-    """Record the input files in a new folder's run.json; on a folder started before, refuse files that
-    changed since. An input that grew by appended records is the same input with more to do: its new
-    size is recorded."""
+def check_input(run_dir: Path, files: list[Path], lines: Collection[Path] = ()) -> list[dict[str, Any]] | None:
+    """On a folder started before, refuse input files that changed since; the identities run.json is to
+    record (a new folder's files; an input that grew by appended records, the same input with more to do:
+    its new size), None when nothing changed. ``lines``: the files read as JSON Lines (FileIdentity.change).
+    Writes nothing: record_input does, after every refusal."""
     run = read_run_file(run_dir)
     try:
         recorded = [FileIdentity.model_validate(f) for f in run.get("input_files") or []]
@@ -115,23 +133,32 @@ def check_input(run_dir: Path, files: list[Path]) -> None:
             "folder over (`refine run PIPELINE --fresh`)"
         ) from None
     if not recorded:
-        run["input_files"] = [FileIdentity.of(f).model_dump() for f in files]
-        write_run_file(run_dir, run)
-        return
+        return [FileIdentity.of(f).model_dump() for f in files]
     for before, path in zip(recorded, files, strict=False):
         if not path.is_file():
             continue  # the reader says it is missing, in its own words
-        change = before.change(path)
+        change = before.change(path, path in lines)
         if change is not None:
+            what = (
+                f"the input {path} changed since {run_dir} was started: {change}"
+                if str(path.resolve()) == before.path
+                else f"{run_dir} was started on {before.path}, and this run reads {path}, which is not that file"
+            )
             raise RunFolderError(
-                f"the input {path} changed since {run_dir} was started: {change}. Its finished records are "
+                f"{what}. Its finished records are "
                 "matched to the input by position, so they would no longer be the records they say. Start the "
                 "folder over on this input (`refine run PIPELINE --fresh`, with --shard I/N for a shard), or "
                 "refine it into a new folder (--out NEW_DIR)"
             )
     if any(not before.unchanged(path) for before, path in zip(recorded, files, strict=False) if path.is_file()):
-        run["input_files"] = [FileIdentity.of(f).model_dump() for f in files]  # grown, or touched: same bytes
-        write_run_file(run_dir, run)
+        return [FileIdentity.of(f).model_dump() for f in files]  # grown, or touched: same bytes
+    return None
+
+
+def record_input(run_dir: Path, identities: list[dict[str, Any]] | None) -> None:
+    """Write the input files' identities check_input found to record."""
+    if identities is not None:
+        write_run_file(run_dir, {**read_run_file(run_dir), "input_files": identities})
 
 
 def note_reading(run_dir: Path, limit: int | None, target: int | None) -> None:

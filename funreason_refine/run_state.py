@@ -38,7 +38,7 @@ class FolderState:
     state: State
     holder: str | None = None  # what run.lock says of the process that holds it (or held it last)
     torn: str | None = None  # FILE:LINE of the line cut short
-    pipeline: str | None = None  # the pipeline file run.json names, for the command that resumes the run
+    run_args: str | None = None  # the pipeline file run.json names (and the --input given), to resume the run
 
     @property
     def complete(self) -> bool:
@@ -49,7 +49,8 @@ class FolderState:
         if self.state is State.RUNNING:
             return f"{self.path} is being written by {self.holder}: its records are not all there yet"
         if self.state is State.TORN:
-            return f"the last line of {self.torn} is cut short (the run was killed while writing it)"
+            why = "the run stopped while writing it: killed, or its disk full"
+            return f"the last line of {self.torn} is cut short ({why})"
         if self.state is State.INTERRUPTED:
             who = f" ({self.holder})" if self.holder else ""
             return f"{self.path} is an interrupted run: it has no {SUMMARY}, the run{who} stopped before it finished"
@@ -60,7 +61,7 @@ class FolderState:
         if self.state is State.RUNNING:
             return "Wait for the run to finish (`refine status` shows how far it is)"
         command = (
-            f"`refine run {self.pipeline} --out {self.path}`" if self.pipeline else "the same `refine run` command"
+            f"`refine run {self.run_args} --out {self.path}`" if self.run_args else "the same `refine run` command"
         )
         dropped = "; it drops the line cut short and redoes that record" if self.state is State.TORN else ""
         return f"Run {command} again to finish it (it resumes{dropped})"
@@ -154,11 +155,15 @@ def _is_outcome_line(raw: bytes) -> bool:
         return False
 
 
-def _pipeline_of(path: Path) -> str | None:
-    from funreason_refine.run_identity import run_file_of
+def _run_args(path: Path) -> str | None:
+    """The pipeline file run.json names, with the --input the folder was started with."""
+    from funreason_refine.run_identity import INPUT_GIVEN, run_file_of
 
-    pipeline = run_file_of(path).get("pipeline")
-    return str(pipeline) if pipeline is not None else None
+    run = run_file_of(path)
+    if run.get("pipeline") is None:
+        return None
+    given = run.get(INPUT_GIVEN)
+    return f"{run['pipeline']}" + (f" --input {given}" if given else "")
 
 
 def _is_run_folder(path: Path) -> bool:
@@ -174,17 +179,17 @@ def folder_state(path: Path) -> FolderState:
             f"{path} is not a run folder: it has no {SUMMARY} and no outcome files. Give the folder `refine run` "
             "wrote (the pipeline's [output] dir or --out)"
         )
-    pipeline = _pipeline_of(path)
+    run_args = _run_args(path)
     holder = lock_holder(path)
     if holder is not None:
-        return FolderState(path, State.RUNNING, holder=holder, pipeline=pipeline)
+        return FolderState(path, State.RUNNING, holder=holder, run_args=run_args)
     for name in FILES.values():
         line = torn_line(path / name)
         if line is not None:
-            return FolderState(path, State.TORN, torn=f"{path / name}:{line}", pipeline=pipeline)
+            return FolderState(path, State.TORN, torn=f"{path / name}:{line}", run_args=run_args)
     if not (path / SUMMARY).is_file():
-        return FolderState(path, State.INTERRUPTED, holder=_last_lock_text(path), pipeline=pipeline)
-    return FolderState(path, State.COMPLETE, pipeline=pipeline)
+        return FolderState(path, State.INTERRUPTED, holder=_last_lock_text(path), run_args=run_args)
+    return FolderState(path, State.COMPLETE, run_args=run_args)
 
 
 def readable_state(path: Path, doing: str, allow_partial: bool = False, offer_partial: bool = False) -> FolderState:
@@ -228,8 +233,8 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
 
 
 def _remedy(path: Path) -> str:
-    pipeline = _pipeline_of(path)
-    command = f"`refine run {pipeline} --out {path} --fresh`" if pipeline else "`refine run PIPELINE --fresh`"
+    run_args = _run_args(path)
+    command = f"`refine run {run_args} --out {path} --fresh`" if run_args else "`refine run PIPELINE --fresh`"
     return f"Restore the folder from a copy, or refine its input again ({command})"
 
 

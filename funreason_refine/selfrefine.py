@@ -167,7 +167,7 @@ class SelfRefinement:
         assert pipeline.source is not None
         self.pipeline, self.caps, self.progress = pipeline, caps, progress
         self.source = pipeline.source
-        records = [r for r in InputStream.open(pipeline.input).items() if isinstance(r, Record)]
+        records = [r for r in InputStream.open(pipeline.input, pipeline.input_name).items() if isinstance(r, Record)]
         # Sampling a conversation's turns would need an environment that runs its tools: out of scope.
         queries = [r for r in records if not r.is_conversation]
         self.queries, self.conversations = len(queries), len(records) - len(queries)

@@ -98,7 +98,8 @@ def refine_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> RunRes
         out.print(table)
     print_judge(result.summary.judge)
     rate = result.summary.timings.records_per_second
-    out.print(f"run folder: {result.out_dir} ({rate} records/s, {result.workers} worker(s))", markup=False)
+    speed = f"{rate} records/s, " if rate else ""  # a resume with nothing left to do refines none
+    out.print(f"run folder: {result.out_dir} ({speed}{result.workers} worker(s))", markup=False)
     if result.unread is not None:
         err.print(f"[red]input not read to the end:[/] {escape(result.unread)}", highlight=False)
     if result.summary.target is not None:

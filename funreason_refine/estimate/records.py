@@ -22,7 +22,7 @@ class EstimateInput:
     calls of records) and ``total`` the lines the input holds."""
 
     def __init__(self, pipeline: Pipeline, sample: int | None = None):
-        self._stream = InputStream.open(pipeline.input)
+        self._stream = InputStream.open(pipeline.input, pipeline.input_name)
         self._sample: list[RawItem] | None = None
         self.drawn = self.total = 0
         if sample is not None:

@@ -54,26 +54,27 @@ def merge_run(run_dir: Path) -> MergeResult:
     t0 = time.perf_counter()
     states = Watcher(run_dir).states()
     run_file = next((_run_file(s.folder) for s in states if _run_file(s.folder)), {})
-    check_complete(run_dir, states, run_file.get("pipeline", "PIPELINE"))
+    check_complete(run_dir, states, run_file)
     check_same_run(run_dir, states, run_file)
     audit = DatasetAudit(audit_settings(run_file))
     folder = RunFolder(run_dir)
-    folder.lock()
+    folder.lock("refine merge")
     try:
         folder.clear()
-        folder.check_config(
+        update = folder.check_config(
             run_file["pipeline"],
             run_file["config"],
             run_file["config_hash"],
             accept_changes=True,
             input_given=run_file.get(INPUT_GIVEN),
         )
+        folder.record_config(update)
         write_run_file(run_dir, {**read_run_file(run_dir), "input_files": run_file.get("input_files", [])})
         folder.open()
         # Shards do not audit: the dataset audits read the merged records in input order, as a
         # one-process run's emitter does, and drop the same duplicates.
         emit = emitter(folder, audit, tell=False)
-        for written in merged_records(states):
+        for written in merged_records(states, run_file):
             emit(written)
     finally:
         folder.close()
@@ -96,19 +97,28 @@ def audit_settings(run_file: dict[str, Any]) -> AuditSettings:
     return settings
 
 
-def check_complete(run_dir: Path, states: list[ShardState], pipeline: str) -> None:
+def shard_command(run_file: dict[str, Any], shard: object, run_dir: Path, fresh: bool = False) -> str:
+    """The command that runs ``shard`` (a Shard, or "I/N") of ``run_dir`` as the shards were started (the
+    pipeline file and the --input their run.json names)."""
+    given = run_file.get(INPUT_GIVEN)
+    pipeline = run_file.get("pipeline", "PIPELINE") + (f" --input {given}" if given else "")
+    return f"`refine run {pipeline} --shard {shard} --out {run_dir}{' --fresh' if fresh else ''}`"
+
+
+def check_complete(run_dir: Path, states: list[ShardState], run_file: dict[str, Any]) -> None:
     """Refuse a merge while a shard is not complete, naming each and the command that completes it."""
     incomplete = [s for s in states if not s.complete]
     if not incomplete:
         return
     count = states[0].shard.count
     shown = "; ".join(f"{s.shard} ({_how_far(s)})" for s in incomplete[:8])
-    commands = " ".join(f"`refine run {pipeline} --shard {s.shard} --out {run_dir}`" for s in incomplete[:3])
+    commands = " ".join(shard_command(run_file, s.shard, run_dir) for s in incomplete[:3])
     more = " ..." if len(incomplete) > 3 else ""
+    ray = shard_command(run_file, "I/N", run_dir).replace("--shard I/N", f"--executor ray --shards {count}")
     raise ShardsIncomplete(
         f"{len(incomplete)} of {count} shards of {run_dir} are not complete: {shown}"
         f"{' ...' if len(incomplete) > 8 else ''}. Run each (a partial one resumes): {commands}{more}; or all "
-        f"on Ray: `refine run {pipeline} --executor ray --shards {count} --out {run_dir}`. Then merge again"
+        f"on Ray: {ray}. Then merge again"
     )
 
 
@@ -128,7 +138,7 @@ def check_same_run(run_dir: Path, states: list[ShardState], run_file: dict[str, 
         raise RunFolderError(
             f"shard(s) {', '.join(odd)} of {run_dir} were made with another pipeline configuration than shard "
             f"{states[0].shard} (see each shard's run.json): refine them again under the pipeline the others "
-            f"ran, `refine run PIPELINE --shard I/N --out {run_dir} --fresh`, then merge"
+            f"ran, {shard_command(run_file, 'I/N', run_dir, fresh=True)}, then merge"
         )
     inputs = {str(s.shard): _run_file(s.folder).get("input_files") for s in states}
     changed = [shard for shard, files in inputs.items() if files and files != inputs[str(states[0].shard)]]
@@ -137,6 +147,14 @@ def check_same_run(run_dir: Path, states: list[ShardState], run_file: dict[str, 
             f"shard(s) {', '.join(changed)} of {run_dir} read another version of the input than shard "
             f"{states[0].shard} (see input_files in each shard's run.json): the input changed while the shards "
             f"ran. Refine every shard again with --fresh, then merge"
+        )
+    moved = next((s for s in states if (s.marker or {}).get("shard", str(s.shard)) != str(s.shard)), None)
+    if moved is not None:
+        again = shard_command(run_file, moved.shard, run_dir, fresh=True)
+        raise RunFolderError(
+            f"the folder of shard {moved.shard} ({moved.folder}) holds the part of shard "
+            f"{(moved.marker or {})['shard']} (see its shard.json): a shard folder copied or renamed? Put each "
+            f"shard's folder back under its own name, or run it again: {again}"
         )
     parts = [(s.shard, (s.marker or {})["part"]) for s in states]
     expected = 0
@@ -150,7 +168,7 @@ def check_same_run(run_dir: Path, states: list[ShardState], run_file: dict[str, 
         expected += part["records"]
 
 
-def merged_records(states: list[ShardState]) -> Iterator[Written]:
+def merged_records(states: list[ShardState], run_file: dict[str, Any]) -> Iterator[Written]:
     """Every finished record of the shards, in input order, each checked to be there exactly once.
 
     This is the stream a one-process run writes: what a function of the finished records in input
@@ -160,14 +178,14 @@ def merged_records(states: list[ShardState]) -> Iterator[Written]:
     for state in states:
         for written in _shard_records(state):
             if written.index != expected:
-                raise _not_once(state, written.index, expected)
+                raise _not_once(state, written.index, expected, run_file)
             expected += 1
             yield written
         if expected != (state.first_index or 0) + (state.records or 0):
-            raise _not_once(state, None, expected)
+            raise _not_once(state, None, expected, run_file)
 
 
-def _not_once(state: ShardState, found: int | None, expected: int) -> RunFolderError:
+def _not_once(state: ShardState, found: int | None, expected: int, run_file: dict[str, Any]) -> RunFolderError:
     problem = (
         f"record {found} is in it twice (or belongs to another shard)"
         if found is not None and found < expected
@@ -175,8 +193,8 @@ def _not_once(state: ShardState, found: int | None, expected: int) -> RunFolderE
     )
     return RunFolderError(
         f"shard {state.shard} ({state.folder}) is marked complete but {problem}: every input record must be "
-        f"in exactly one shard, once. Run the shard again with --fresh (`refine run PIPELINE --shard {state.shard}"
-        " --fresh`), then merge again"
+        f"in exactly one shard, once. Run the shard again with --fresh "
+        f"({shard_command(run_file, state.shard, state.folder.parent.parent, fresh=True)}), then merge again"
     )
 
 

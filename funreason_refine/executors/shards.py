@@ -42,10 +42,16 @@ def run_shard(
     part = part or shard_part(pipeline, shard)
     folder = shard.folder(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    # Marked incomplete before the run starts: a run that stops half-way (killed, retrying errors,
-    # started over) leaves the shard incomplete, never a stale mark of a complete one.
-    write_marker(folder, shard, part, pipeline.config_hash)
-    result = run_pipeline(replace(pipeline, output_dir=folder), progress=progress, part=part, **options)
+
+    # Marked incomplete once the run passed its checks, before its first record: a run that stops half-way
+    # (killed, retrying errors, started over) leaves the shard incomplete, never a stale mark of a complete
+    # one; a run refused (another configuration, another input) leaves the mark as it was.
+    def mark_incomplete() -> None:
+        write_marker(folder, shard, part, pipeline.config_hash)
+
+    result = run_pipeline(
+        replace(pipeline, output_dir=folder), progress=progress, part=part, on_open=mark_incomplete, **options
+    )
     if result.stopped is None:
         write_marker(folder, shard, part, pipeline.config_hash, result.summary)
     return result

@@ -171,9 +171,11 @@ class InputStream:
     """The records of one input file. ``items`` skips indices already done (resume)."""
 
     @classmethod
-    def open(cls, config: InputConfig) -> InputStream:
-        """The stream an ``[input]`` table describes."""
-        return cls(config.path, config.format, config.answers, config.max_record_bytes, config.max_messages)
+    def open(cls, config: InputConfig, name: str | None = None) -> InputStream:
+        """The stream an ``[input]`` table describes; ``name``: its records' ``source.file`` (the path read)."""
+        stream = cls(config.path, config.format, config.answers, config.max_record_bytes, config.max_messages)
+        stream.name = name or stream.name
+        return stream
 
     def __init__(
         self,

@@ -10,7 +10,11 @@ run time is refused before any worker starts.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -55,7 +59,7 @@ class PoolRefiner(Refiner):
                 "plugins installed through the funreason_refine entry point group. Install the plugin as a "
                 "package, or run with --workers 1"
             )
-        self.args = (str(pipeline.path), str(pipeline.output_dir), pipeline.input_given, audited)
+        self.args = (str(pipeline.path), str(pipeline.output_dir), pipeline.input_given, audited, os.getpid())
         self.workers = workers
         self.start_method = start_method()
 
@@ -95,18 +99,43 @@ def _emit_all(future: Future[list[Written]], emit: Emit) -> None:
 _WORKER: tuple[InputStream, list[PipelineStage], FeatureReader | None] | None = None
 
 
-def _start(pipeline_path: str, out_dir: str, input_given: str | None, audited: bool) -> None:
+def _start(pipeline_path: str, out_dir: str, input_given: str | None, audited: bool, run_pid: int) -> None:
     # Ctrl-C reaches the whole process group: the main process stops cleanly and shuts the pool
     # down, so a worker ignores it rather than die and read as a crash. SIGTERM just ends it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_end_with, args=(run_pid,), name="end-with-the-run", daemon=True).start()
     from funreason_refine.audit.features import FeatureReader
     from funreason_refine.config import load_pipeline
 
     global _WORKER
     pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), input_path=input_given)
     features = FeatureReader(pipeline.audit) if audited else None  # a shard's records are audited when merged
-    _WORKER = (InputStream.open(pipeline.input), pipeline.stages, features)
+    _WORKER = (InputStream.open(pipeline.input, pipeline.input_name), pipeline.stages, features)
+
+
+def _end_with(run_pid: int) -> None:
+    """End this worker when the run's process ends, however it ends. A run killed with SIGKILL shuts no
+    pool down: its workers would wait for work forever (each holds both ends of the pipe it reads), and
+    the fork server for them. Waits on a pidfd (Linux 5.3+), else looks every second."""
+    try:
+        handle = os.pidfd_open(run_pid)
+    except (AttributeError, OSError):  # no pidfd here; or the run has already ended (ProcessLookupError)
+        while _exists(run_pid):
+            time.sleep(1.0)
+    else:
+        select.select([handle], [], [])  # readable once the process has ended
+    os._exit(1)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _work(batch: list[RawItem]) -> list[Written]:

@@ -1,0 +1,121 @@
+"""A run that is refused changes nothing in its folder; what a folder says of its input does not
+depend on where it was run from (run_folder.check_config / record_config, run_identity.check_input)."""
+
+import json
+
+from tests.conftest import QUICKSTART, read_jsonl, refine, write_jsonl, xlam_row
+from tests.executors.test_shards import pipeline_file, quickstart_input
+
+
+def folder_files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".jsonl")}
+
+
+def test_a_run_refused_after_its_configuration_was_accepted_leaves_run_json_as_it_was(tmp_path):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run = tmp_path / "run"
+    refine("run", path, "--out", run)
+    before = folder_files(run)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace("required = false", "required = true"))
+    refused = refine("run", changed, "--out", run, "--accept-changes", "--target-kept", "3", code=1)
+    assert "already holds" in refused
+    assert folder_files(run) == before
+    refine("run", path, "--out", run)  # the pipeline that made the folder still goes on in it
+
+
+def test_a_run_refused_for_another_input_leaves_run_json_as_it_was(tmp_path):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run = tmp_path / "run"
+    refine("run", path, "--out", run, "--limit", "5")
+    before = folder_files(run)
+    other = write_jsonl(tmp_path / "other.jsonl", [xlam_row(f"o{i}") for i in range(8)])
+    refused = " ".join(refine("run", path, "--out", run, "--input", other, "--accept-changes", code=1).split())
+    started = (tmp_path / "in.jsonl").resolve()
+    assert f"{run} was started on {started}, and this run reads {other}, which is not that file" in refused
+    assert folder_files(run) == before
+    refine("run", path, "--out", run)
+
+
+def test_a_refused_shard_run_leaves_the_shards_mark_as_it_was(tmp_path):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run = tmp_path / "run"
+    for i in (0, 1):
+        refine("run", path, "--shard", f"{i}/2", "--out", run)
+    refine("merge", run)
+    marker = run / "shards" / "0000-of-0002" / "shard.json"
+    before = marker.read_bytes()
+    assert json.loads(before)["complete"] is True
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace("required = false", "required = true"))
+    assert "another pipeline configuration" in refine("run", changed, "--shard", "0/2", "--out", run, code=1)
+    assert marker.read_bytes() == before
+    refine("report", run)  # the merged folder still reads: no shard changed since the merge
+
+
+def jsonl_pipeline(tmp_path, lines):
+    (tmp_path / "in.jsonl").write_text(lines)
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n')
+    return tmp_path / "p.toml"
+
+
+def test_a_jsonl_line_read_before_it_was_whole_then_finished_is_refused_not_left_quarantined(tmp_path):
+    rows = [json.dumps(xlam_row(r)) for r in "abc"]
+    path = jsonl_pipeline(tmp_path, rows[0] + "\n" + rows[1] + "\n" + rows[2][:25])  # still being written
+    refine("run", path)
+    assert len(read_jsonl(tmp_path / "r" / "quarantined.jsonl")) == 1
+    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
+    refused = refine("run", path, code=1)
+    assert "a size that ended inside a line" in refused and "--fresh" in refused
+    refine("run", path, "--fresh")
+    assert [r["id"] for r in read_jsonl(tmp_path / "r" / "kept.jsonl")] == list("abc")
+
+
+def test_a_jsonl_input_whose_last_line_had_no_newline_grows_by_whole_lines(tmp_path):
+    rows = [json.dumps(xlam_row(r)) for r in "abc"]
+    path = jsonl_pipeline(tmp_path, rows[0] + "\n" + rows[1])  # a whole last line, no newline after it
+    refine("run", path)
+    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
+    refine("run", path)
+    assert [r["id"] for r in read_jsonl(tmp_path / "r" / "kept.jsonl")] == list("abc")
+
+
+def test_records_name_their_input_the_same_whatever_folder_the_run_is_resumed_from(tmp_path, monkeypatch):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "records.jsonl").write_bytes((QUICKSTART / "records.jsonl").read_bytes())
+    (folder / "p.toml").write_text('[input]\npath = "records.jsonl"\n[output]\ndir = "r"\n')
+    monkeypatch.chdir(folder)
+    refine("run", "p.toml", "--limit", "20")
+    monkeypatch.chdir(tmp_path)
+    refine("run", "work/p.toml")
+    names = ("kept", "discarded", "quarantined")
+    lines = [line for name in names for line in read_jsonl(folder / "r" / f"{name}.jsonl")]
+    assert len(lines) > 20 and {line["source"]["file"] for line in lines} == {"records.jsonl"}
+
+
+def test_the_commands_a_refusal_offers_give_the_input_the_folder_was_started_with(tmp_path):
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    other = write_jsonl(tmp_path / "other.jsonl", [xlam_row(f"o{i}") for i in range(8)])
+    run, sharded = tmp_path / "run", tmp_path / "sharded"
+    refine("run", path, "--out", run, "--input", other)
+    (run / "summary.json").unlink()  # as a run killed before its end leaves it
+    refused = " ".join(refine("report", run, code=1).split())
+    assert f"Run `refine run {path.resolve()} --input {other} --out {run}` again to finish it" in refused
+    refine("run", path, "--shard", "0/2", "--out", sharded, "--input", other)
+    refused = " ".join(refine("merge", sharded, code=1).split())
+    assert f"`refine run {path.resolve()} --input {other} --shard 1/2 --out {sharded}`" in refused
+
+
+def test_a_shard_folder_holding_another_shards_part_is_named_as_such(tmp_path):
+    import shutil
+
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run = tmp_path / "run"
+    for i in (0, 1):
+        refine("run", path, "--shard", f"{i}/2", "--out", run)
+    shutil.rmtree(run / "shards" / "0001-of-0002")
+    shutil.copytree(run / "shards" / "0000-of-0002", run / "shards" / "0001-of-0002")
+    refused = " ".join(refine("merge", run, code=1).split())
+    assert "the folder of shard 1/2" in refused and "holds the part of shard 0/2" in refused
+    assert "another version of the input" not in refused
