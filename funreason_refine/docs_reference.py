@@ -126,7 +126,10 @@ def configuration_reference() -> str:
     run_wide = " and ".join(f"`{k}`" for k in judge.JudgeSettings.model_fields if k not in shared)
     lines = [
         *_section("Top level", "Keys before the first `[table]`, and the tables.", PipelineFile),
-        "`[[stages]]`: the ordered stages (below); without any, the built-in stages run in the paper's order.",
+        "`[[stages]]`: the ordered stages (below); without any, the built-in stages run in the paper's order "
+        "(`conversation` first, for conversations). Whatever the stages, a record whose answer could not be read "
+        "is never kept: without `classification`, which discards it, it is discarded as stage `input`, reason "
+        "`malformed_answer`.",
         "",
         *_section("`[input]`", "The records to refine.", InputConfig),
         *_section("`[output]`", "Where the run folder goes (`--out` overrides it).", OutputConfig),

@@ -85,6 +85,22 @@ _counted: Memo[Step, tuple[str, str, str | None]] = Memo(
 )
 
 
+INPUT_STAGE = "input"
+"""The stage name of a record discarded because no stage of its pipeline checked what could not be read."""
+
+
+def unread_answer(record: Record) -> str | None:
+    """What says an answer of ``record`` (of any turn of a conversation) could not be read; None when all were."""
+    if record.is_conversation:
+        unread = any(m.role == "assistant" and m.answer is None for m in record.messages)
+    else:
+        unread = record.answer is None
+    if not unread:
+        return None
+    problem = next((p for p in record.problems if p.code == "malformed_answer"), None)
+    return problem.message if problem is not None else "an answer could not be read"
+
+
 class Rewrite(NamedTuple):
     """A field the stage's generator must write anew before the stage checks the record again."""
 
@@ -139,11 +155,26 @@ class Refinement:
                 self.record = focus(store(self.record), self._turn + 1)
                 self._begin(self._turn + 1)
             else:
-                self._finish(Outcome.KEPT)
+                self._keep()
         if self.finished is not None:
             return None
         self._at = self._todo.popleft()
         return self.stages[self._at]
+
+    def _keep(self) -> None:
+        """Kept, once every stage passed it; unless an answer could not be read, which a pipeline without
+        the classification stage (that discards such records) would keep without a training target."""
+        unread = unread_answer(store(self.record))
+        if unread is None:
+            self._finish(Outcome.KEPT)
+            return
+        message = (
+            f"{unread}; no stage of this pipeline discards a record whose answer cannot be read (classification "
+            "does): it cannot be kept"
+        )
+        fields: StepFields = (INPUT_STAGE, Action.DISCARD, "malformed_answer", message, 1, "rules", None)
+        self.trail.append(_new_step(fields))
+        self._finish(Outcome.DISCARDED, INPUT_STAGE, "malformed_answer", message)
 
     def settle(self, verdict: Verdict, by: str = "rules") -> None:
         """Apply the current stage's verdict, decided by ``by`` (rules, or the judges' label). A verdict that
@@ -212,7 +243,7 @@ class Refinement:
             if kept is not None:
                 self._add(stage, Action.DISCARD, verdict, by, note=f" (conversation kept up to turn {self._turn - 1})")
                 self.record = kept
-                self._finish(Outcome.KEPT)
+                self._keep()
                 return
         self._add(stage, Action.DISCARD, verdict, by, note=note)
         outcome = Outcome.HARD if stage.on_fail == "hard_pool" else Outcome.DISCARDED

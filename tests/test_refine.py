@@ -413,3 +413,34 @@ def test_a_verdict_the_policy_cannot_apply_fails_its_record_not_the_run():
     )
     assert way.finished.record.calls[0].name == "get_weather"  # the record as it was before the verdict
     assert way.finished.record.trail == [], "no regenerate step for a repair that was not applied"
+
+
+@pytest.mark.parametrize("pipeline", [[FunctionParams()], [FunctionParams(), Format()], []])
+def test_an_answer_that_could_not_be_read_is_never_kept_whatever_stages_the_pipeline_has(pipeline):
+    finished = refine(make_record(answers='[{"name": "get_weather", "arguments": '), staged(*pipeline))
+    assert finished.outcome == "discarded" and (finished.stage, finished.reason) == ("input", "malformed_answer")
+    assert "no stage of this pipeline discards a record whose answer cannot be read" in finished.message
+    last = finished.record.trail[-1]
+    assert (last.stage, last.verdict, last.reason) == ("input", "discard", "malformed_answer")
+    assert refine(make_record(), staged(*pipeline)).outcome == "kept"
+
+
+def test_with_the_classification_stage_an_unreadable_answer_is_its_discard_as_before():
+    finished = refine(make_record(answers='[{"name": '), staged(Classification(), FunctionParams()))
+    assert (finished.stage, finished.reason) == ("classification", "malformed_answer")
+
+
+def test_a_conversation_turn_whose_answer_could_not_be_read_is_never_kept(tmp_path):
+    from tests.readers.test_faithful import WEATHER, read_one
+
+    bad = {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "{not json"}}
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "Let me look."},
+        {"role": "user", "content": "And Bergen?"},
+        {"role": "assistant", "tool_calls": [bad]},
+    ]
+    record = read_one(tmp_path, {"messages": messages, "tools": [WEATHER]})
+    finished = refine(record, staged(Format()))
+    assert (finished.outcome, finished.stage, finished.reason) == ("discarded", "input", "malformed_answer")
+    assert "messages[3].tool_calls[0].function.arguments" in finished.message

@@ -119,3 +119,18 @@ def test_a_shard_folder_holding_another_shards_part_is_named_as_such(tmp_path):
     refused = " ".join(refine("merge", run, code=1).split())
     assert "the folder of shard 1/2" in refused and "holds the part of shard 0/2" in refused
     assert "another version of the input" not in refused
+
+
+def test_a_pipeline_without_classification_discards_unreadable_answers_and_counts_them_apart(tmp_path):
+    (tmp_path / "in.jsonl").write_bytes((QUICKSTART / "records.jsonl").read_bytes())
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[[stages]]\nname = "format"\n')
+    refine("run", tmp_path / "p.toml")
+    kept = read_jsonl(tmp_path / "r" / "kept.jsonl")
+    assert kept and all(r["answer"] is not None and r["target"] for r in kept)
+    dropped = [r for r in read_jsonl(tmp_path / "r" / "discarded.jsonl") if r["stage"] == "input"]
+    assert [r["id"] for r in dropped] == ["malformed-answer-json", "malformed-answer-no-name"]
+    assert {r["reason"] for r in dropped} == {"malformed_answer"}
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["stages"]["input"]["records_discarded"] == {"malformed_answer": 2}
+    refine("export", tmp_path / "r", "--format", "funreason", "-o", tmp_path / "train.jsonl")
+    assert "input" in refine("report", tmp_path / "r")
