@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from funreason_refine.calls import same_answer
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
+from funreason_refine.errors import RefineError
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
 from funreason_refine.run_folder import Written, to_json_line
@@ -326,12 +327,22 @@ async def refine_judged(record: Record, stages: list[PipelineStage], judges: Jud
             way.too_long(exc.reason, str(exc))
         except (StageFailed, JudgeCallError) as exc:
             way.fail(str(exc), getattr(exc, "reason", None))
+        except RefineError:
+            raise  # what stops the run on purpose: an outage, the budget
+        except Exception as exc:  # a fault in asking the stage's models: the record, not the run
+            way.fail(
+                f"stage {stage.name}: asking its judge or scorer failed: {type(exc).__name__}: {exc}. This is a fault "
+                "of funreason-refine (please report it with the record); `refine retry` redoes the record"
+            )
     assert way.finished is not None
     return way.finished
 
 
 async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunner) -> None:
     verdict, by = stage.check(way.record), "rules"
+    if way.record.answer is None:  # an answer that could not be read: nothing to ask about (it is never kept)
+        way.settle(verdict, by)
+        return
     if stage.scorer is not None and verdict.action is Action.PASS and not verdict.final:
         way.note(verdict)  # the rules passed; the scorer's number decides next
         verdict, by = await judges.score(stage.scorer, stage.name, way.record), stage.scorer.label

@@ -141,13 +141,13 @@ def pooling_body(settings: ScorerSettings, shown: ScoreInput, name: str) -> dict
 def pooling_sender(client: Any, settings: ScorerSettings, shown: ScoreInput) -> Send:
     """The request of a classify or reward scorer for one record (for ``LLMClient.complete``)."""
     name, key = _served_name(client.litellm, settings.model)
-    body = pooling_body(settings, shown, name)
-    headers = {"authorization": f"Bearer {key}"} if key else {}
+    content = _encoded(pooling_body(settings, shown, name))
+    headers = {"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {})}
 
     async def send(api_base: str | None, started: float) -> Reply:
         url = pooling_url(api_base, settings.kind)
         try:
-            response = await client.http().post(url, json=body, headers=headers, timeout=settings.timeout)
+            response = await client.http().post(url, content=content, headers=headers, timeout=settings.timeout)
         except Exception as exc:
             raise _unanswered(exc, url, settings.timeout) from None
         payload = _payload(response, url, settings.kind)
@@ -155,6 +155,15 @@ def pooling_sender(client: Any, settings: ScorerSettings, shown: ScoreInput) -> 
         return _reply(client.litellm, settings, shown, payload, score, url, time.monotonic() - started)
 
     return send
+
+
+def _encoded(body: dict[str, Any]) -> bytes:
+    """The request's JSON as UTF-8; a text holding a lone surrogate (a legal JSON escape a record may keep,
+    which UTF-8 cannot hold) is written as its escape, as the judges' requests write it."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode("ascii")
 
 
 def _unanswered(exc: Exception, url: str, timeout: float) -> Failure:

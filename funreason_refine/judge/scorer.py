@@ -74,7 +74,7 @@ async def scored_verdict(
     alternatives.arrive(stage, record.index, score)
     if verdict.action is not Action.PASS:
         return verdict
-    best, count = await alternatives.best(stage, record.index)
+    best, count = await alternatives.best(stage, record.index, score)
     return relative_verdict(settings.relative, score, best, count)
 
 
@@ -158,10 +158,12 @@ class Alternatives:
             group.left.add(index)
             group.wake()
 
-    async def best(self, stage: str, index: int) -> tuple[float, int]:
+    async def best(self, stage: str, index: int, score: float) -> tuple[float, int]:
         """The best score at ``stage`` among the record's group, once every member reached it or left; and how
-        many scores that is."""
-        group = self._groups[index]
+        many scores that is. A record without the group's key (``meta[by]``) is alone: its own ``score``."""
+        group = self._groups.get(index)
+        if group is None:
+            return score, 1
         if not group.ready(stage):
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             group.waiting.append((stage, future))

@@ -287,3 +287,43 @@ def test_a_record_too_long_for_the_scorers_max_prompt_tokens_is_discarded_before
     assert sorted(got["kept"]) == ["r0", "r1"] and len(asked) == 2 and not any("quick" in a for a in asked)
     assert got["discarded"]["long"]["reason"] == "prompt_too_long"
     assert "over its max_prompt_tokens = 400: discarded before any call" in got["discarded"]["long"]["message"]
+
+
+def test_a_relative_cut_compares_a_record_without_the_groups_key_with_itself(tmp_path):
+    scorer = 'kind = "classify", threshold = 0.25, relative = {margin = 0.1}'
+    with FakeLLM(lambda r: Reply(probs=[0.5, 0.5])) as server:
+        run_pipeline(load_pipeline(pipeline(tmp_path, server, scorer, n=3)))  # no meta.query_id
+    got = outcomes(tmp_path)
+    assert sorted(got["kept"]) == ["r0", "r1", "r2"] and not got["errors"]
+    assert "the best of 1 is 0.5" in scored_step(got["kept"]["r0"])["message"]
+
+
+def test_a_scorer_stage_without_classification_asks_nothing_about_an_unreadable_answer(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("ok", tools=[WEATHER]), {**xlam_row("bad"), "answers": "[{"}])
+    with FakeLLM(lambda r: Reply(probs=[0.2, 0.8])) as server:
+        (tmp_path / "p.toml").write_text(
+            '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "function_params"\n'
+            f'scorer = {{kind = "classify", model = "hosted_vllm/c", api_base = "{server.api_base}", '
+            "threshold = 0.5}\n"
+        )
+        run_pipeline(load_pipeline(tmp_path / "p.toml"))
+        asked = len(server.requests)
+    got = outcomes(tmp_path)
+    assert sorted(got["kept"]) == ["ok"] and asked == 1 and not got["errors"]
+    assert (got["discarded"]["bad"]["stage"], got["discarded"]["bad"]["reason"]) == ("input", "malformed_answer")
+
+
+def test_a_record_holding_a_lone_surrogate_is_scored_with_its_escape(tmp_path):
+    """A legal JSON escape the record keeps (docs/reading.md), which UTF-8 cannot hold."""
+    row = json.dumps(xlam_row("sur", query="Weather in \ud800 city", tools=[WEATHER]))
+    (tmp_path / "in.jsonl").write_text(row + "\n")
+    with FakeLLM(lambda r: Reply(probs=[0.2, 0.8])) as server:
+        (tmp_path / "p.toml").write_text(
+            '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "function_params"\n'
+            f'scorer = {{kind = "classify", model = "hosted_vllm/c", api_base = "{server.api_base}", '
+            "threshold = 0.5}\n"
+        )
+        run_pipeline(load_pipeline(tmp_path / "p.toml"))
+        (request,) = server.requests
+    assert "\ud800" in json.dumps(request.body, ensure_ascii=False) or "\ud800" in str(request.body)
+    assert sorted(outcomes(tmp_path)["kept"]) == ["sur"]
