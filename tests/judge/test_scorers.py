@@ -298,15 +298,19 @@ def test_a_relative_cut_compares_a_record_without_the_groups_key_with_itself(tmp
     assert "the best of 1 is 0.5" in scored_step(got["kept"]["r0"])["message"]
 
 
+def scored_alone(tmp_path, server):
+    """in.jsonl through a pipeline of function_params judged by a classify scorer alone."""
+    (tmp_path / "p.toml").write_text(
+        '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "function_params"\n'
+        f'scorer = {{kind = "classify", model = "hosted_vllm/c", api_base = "{server.api_base}", threshold = 0.5}}\n'
+    )
+    run_pipeline(load_pipeline(tmp_path / "p.toml"))
+
+
 def test_a_scorer_stage_without_classification_asks_nothing_about_an_unreadable_answer(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [xlam_row("ok", tools=[WEATHER]), {**xlam_row("bad"), "answers": "[{"}])
     with FakeLLM(lambda r: Reply(probs=[0.2, 0.8])) as server:
-        (tmp_path / "p.toml").write_text(
-            '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "function_params"\n'
-            f'scorer = {{kind = "classify", model = "hosted_vllm/c", api_base = "{server.api_base}", '
-            "threshold = 0.5}\n"
-        )
-        run_pipeline(load_pipeline(tmp_path / "p.toml"))
+        scored_alone(tmp_path, server)
         asked = len(server.requests)
     got = outcomes(tmp_path)
     assert sorted(got["kept"]) == ["ok"] and asked == 1 and not got["errors"]
@@ -318,12 +322,7 @@ def test_a_record_holding_a_lone_surrogate_is_scored_with_its_escape(tmp_path):
     row = json.dumps(xlam_row("sur", query="Weather in \ud800 city", tools=[WEATHER]))
     (tmp_path / "in.jsonl").write_text(row + "\n")
     with FakeLLM(lambda r: Reply(probs=[0.2, 0.8])) as server:
-        (tmp_path / "p.toml").write_text(
-            '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "function_params"\n'
-            f'scorer = {{kind = "classify", model = "hosted_vllm/c", api_base = "{server.api_base}", '
-            "threshold = 0.5}\n"
-        )
-        run_pipeline(load_pipeline(tmp_path / "p.toml"))
+        scored_alone(tmp_path, server)
         (request,) = server.requests
     assert "\ud800" in json.dumps(request.body, ensure_ascii=False) or "\ud800" in str(request.body)
     assert sorted(outcomes(tmp_path)["kept"]) == ["sur"]
