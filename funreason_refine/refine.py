@@ -15,7 +15,6 @@ from pydantic import BaseModel
 
 from funreason_refine.calls import same_answer
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
-from funreason_refine.errors import RefineError
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
 from funreason_refine.run_folder import Written, to_json_line
@@ -327,13 +326,6 @@ async def refine_judged(record: Record, stages: list[PipelineStage], judges: Jud
             way.too_long(exc.reason, str(exc))
         except (StageFailed, JudgeCallError) as exc:
             way.fail(str(exc), getattr(exc, "reason", None))
-        except RefineError:
-            raise  # what stops the run on purpose: an outage, the budget
-        except Exception as exc:  # a fault in asking the stage's models: the record, not the run
-            way.fail(
-                f"stage {stage.name}: asking its judge or scorer failed: {type(exc).__name__}: {exc}. This is a fault "
-                "of funreason-refine (please report it with the record); `refine retry` redoes the record"
-            )
     assert way.finished is not None
     return way.finished
 

@@ -134,6 +134,14 @@ class AnswerCache:
             )
             self._db.execute("DELETE FROM answers WHERE key = ?", (key,))
 
+    def spent_on_nothing(self, key: str, cost: float) -> None:
+        """A call for ``key`` that a server answered without an answer in it, and billed: :meth:`spent` counts it."""
+        if self._closed or not cost:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT INTO dropped (key, cost) VALUES (?, ?)", (key, cost))
+
     def write(self) -> None:
         """Write the answers kept since the last write, in one transaction."""
         if self._due is not None:

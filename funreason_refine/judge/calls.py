@@ -86,8 +86,10 @@ class Caller:
         priority: int,
         on_retry: Callable[[], None],
         send: Send | None = None,
+        on_paid: Callable[[Reply], None] | None = None,
     ) -> Reply:
-        """The answer from the best server; ``priority`` (the record's index) orders the wait for a slot.
+        """The answer from the best server; ``priority`` (the record's index) orders the wait for a slot;
+        ``on_paid`` hears of each attempt a server answered, and said what it cost, without an answer in it.
 
         A failure is retried at once on another server when one is in rotation, after a backoff on the
         same one otherwise, and waits while the model has none left (JudgeOutage after ``outage_timeout``).
@@ -103,6 +105,8 @@ class Caller:
                 reply = await self._attempt(settings, messages, pool, priority, avoid, tokens, send)
             except Failure as failed:
                 failures += 1
+                if failed.paid is not None and on_paid is not None:
+                    on_paid(failed.paid)
                 self._form_refused(settings, failed, pool)
                 _give_up_on(settings, failed, failures, pool)
                 on_retry()

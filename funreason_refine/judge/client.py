@@ -149,7 +149,13 @@ class LLMClient:
             if got is not None:
                 self._ledger.batched(usage, settings, messages, got)
                 return Answer.of(got.text, got.reasoning, got.finish_reason)
-        reply = await self._calls.call(settings, messages, priority, usage.add_retry, send)
+
+        def paid_for_nothing(reply: Reply) -> None:  # an answer without content: its cost is spent all the same
+            cost = self._ledger.answered(usage, settings, messages, reply)
+            if self.cache is not None:
+                self.cache.spent_on_nothing(key, cost)
+
+        reply = await self._calls.call(settings, messages, priority, usage.add_retry, send, paid_for_nothing)
         cost = self._ledger.answered(usage, settings, messages, reply)
         text = read(reply) if read is not None else reply.text
         if self.cache is not None:

@@ -76,6 +76,7 @@ class Failure(Exception):
         self.status = status  # the HTTP status a server answered with (None: no response, or a prompt too long)
         self.reason = reason
         self.server: Server | None = None
+        self.paid: Any = None  # a Reply holding the tokens of an HTTP 200 without a usable answer, when it said them
 
 
 def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:

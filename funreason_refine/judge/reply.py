@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from funreason_refine.judge.failures import empty_answer
+from funreason_refine.judge.failures import Failure, empty_answer
 from funreason_refine.judge.tokens import counted_here
 
 
@@ -44,11 +44,18 @@ def read_reply(
 ) -> Reply:
     """The answer in ``response``; :class:`~funreason_refine.judge.failures.Failure` when it holds none.
     ``usage_reported``: False when the usage in ``response`` was counted by LiteLLM (a stream without it)."""
-    text, reasoning, finish = answer_parts(response, server)
     usage = getattr(response, "usage", None)
     prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    if (prompt or completion) and usage_reported:
+    # Usage that cannot be true (negative) is no usage: counted here, as when a server reports none.
+    reported = usage_reported and (prompt or completion) and prompt >= 0 and completion >= 0
+    try:
+        text, reasoning, finish = answer_parts(response, server)
+    except Failure as failed:  # an answer without content is paid for all the same, when its usage says so
+        if reported:
+            failed.paid = Reply("", None, None, prompt, completion, server, seconds, False, response, waited)
+        raise
+    if reported:
         return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response, waited)
     counted = counted_here(litellm, model, messages, text, reasoning)
     return Reply(text, reasoning, finish, *counted, server, seconds, True, response, waited)

@@ -1,5 +1,7 @@
 """What a judged run costs, also when its answers come from the cache."""
 
+import json
+
 import pytest
 
 from funreason_refine.config import load_pipeline
@@ -56,3 +58,46 @@ def test_a_model_litellm_knows_costs_its_listed_price_and_an_unknown_one_costs_n
     assert spent["openai/gpt-4o-mini"]["notes"] == []
     assert (spent["openai/fake"]["calls"], spent["openai/fake"]["cost_usd"]) == (8, 0.0)
     assert any("not in LiteLLM's price list" in n for n in spent["openai/fake"]["notes"])
+
+
+def priced_pipeline(tmp_path, server, extra=""):
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a"), xlam_row("b", query="Weather in Rome?", answers=ROME)])
+    (tmp_path / "p.toml").write_text(
+        f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n{extra}'
+        f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\nmax_retries = 1\n'
+        "prices = {input_per_million = 1000, output_per_million = 5000}\n"
+    )
+    return tmp_path / "p.toml"
+
+
+def without_content(request):
+    """An HTTP 200 whose message has no content (a provider's refusal), billed all the same."""
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "fake",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": None}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    }
+    return Reply(raw=json.dumps(body).encode())
+
+
+def test_answers_without_content_that_the_server_billed_are_counted_and_spent(tmp_path):
+    from funreason_refine.judge.cache import spent
+
+    with FakeLLM(without_content) as server:
+        summary = run_pipeline(load_pipeline(priced_pipeline(tmp_path, server))).summary
+        sent = len(server.requests)
+    judge = summary.as_dict()["judge"]
+    assert summary.errors == 2 and sent == 4  # each record: its first stage asked twice (max_retries = 1)
+    assert (judge["calls"], judge["prompt_tokens"], judge["completion_tokens"]) == (4, 400, 80)
+    assert judge["cost_usd"] == pytest.approx(4 * (100 * 0.001 + 20 * 0.005))
+    assert spent(tmp_path / "run") == pytest.approx(judge["cost_usd"])  # what a later run's max_cost counts
+
+
+def test_token_counts_that_cannot_be_true_are_counted_here_instead(tmp_path):
+    with FakeLLM(lambda r: Reply("<judge>True</judge>", prompt_tokens=-100, completion_tokens=-5)) as server:
+        judge = run_pipeline(load_pipeline(priced_pipeline(tmp_path, server))).summary.as_dict()["judge"]
+    assert judge["calls"] == 8 and judge["prompt_tokens"] > 0 and judge["completion_tokens"] > 0
+    assert judge["cost_usd"] > 0 and judge["tokens_counted_locally"] == {"openai/fake": 8}
