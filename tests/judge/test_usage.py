@@ -1,13 +1,12 @@
 """What a judged run costs, also when its answers come from the cache."""
 
-import json
-
 import pytest
 
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import write_jsonl, xlam_row
+from tests.judge.test_misbehaving_judges import completion
 
 ROME = [{"name": "get_weather", "arguments": {"city": "Rome"}}]  # no prompt of b is one of a's
 
@@ -72,15 +71,9 @@ def priced_pipeline(tmp_path, server, extra=""):
 
 def without_content(request):
     """An HTTP 200 whose message has no content (a provider's refusal), billed all the same."""
-    body = {
-        "id": "x",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "fake",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": None}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-    }
-    return Reply(raw=json.dumps(body).encode())
+    message = {"role": "assistant", "content": None}
+    usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    return completion(choices=[{"index": 0, "finish_reason": "stop", "message": message}], usage=usage)
 
 
 def test_answers_without_content_that_the_server_billed_are_counted_and_spent(tmp_path):
