@@ -115,6 +115,7 @@ class Pipeline:
     audit: AuditSettings = field(default_factory=AuditSettings)
     input_given: str | None = None  # `--input`: read in place of [input] path (absolute, or an hf:// path)
     max_cost: float | None = None  # the file's max_cost, also without a judge (self-refinement's samples cost too)
+    warnings: list[str] = field(default_factory=list)  # allowed, but likely not meant: said before a run
 
     @property
     def input_name(self) -> str:
@@ -438,6 +439,7 @@ class _Loader:
             source=self.source,
             audit=parsed.audit,
             max_cost=parsed.max_cost,
+            warnings=self.models.warnings if self.models is not None else [],
         )
 
     def _entry(self, number: int, name: Any) -> str:

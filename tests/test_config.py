@@ -143,3 +143,43 @@ def test_only_the_packages_own_stages_are_trusted_to_return_valid_records(regist
     )
     stages = load_pipeline(tmp_path / "p.toml").stages
     assert [(s.name, s.trusted) for s in stages] == [("classification", True), ("shout", False)]
+
+
+def test_a_judge_that_no_stage_asks_is_said_before_the_run_and_the_run_is_rules_only(tmp_path):
+    from funreason_refine.config import load_pipeline
+    from tests.conftest import refine, write_jsonl, xlam_row
+
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "p.toml").write_text(
+        '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[judge]\nmodel = "openai/x"\n'
+        '[[stages]]\nname = "classification"\njudge = false\n[[stages]]\nname = "format"\njudge = false\n'
+    )
+    loaded = load_pipeline(tmp_path / "p.toml")
+    assert loaded.judging is None
+    (warning,) = loaded.warnings
+    assert "[judge] openai/x: no stage asks it (none of classification, format has a judge" in warning
+    for command in ("validate", "run"):
+        said = " ".join(refine(command, tmp_path / "p.toml").split())
+        assert "warning: " in said and "[judge] openai/x: no stage asks it" in said, command
+    (tmp_path / "p.toml").write_text((tmp_path / "p.toml").read_text().replace("judge = false\n", ""))
+    assert load_pipeline(tmp_path / "p.toml").warnings == []
+
+
+def test_a_copied_stage_spec_goes_in_stage_specs_dir_not_in_prompt_file(tmp_path):
+    import pytest
+
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.errors import ConfigError
+    from tests.conftest import REPO, write_jsonl, xlam_row
+
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "specs").mkdir()
+    spec = (REPO / "stage_specs" / "function_params.toml").read_text()
+    (tmp_path / "specs" / "function_params.toml").write_text(spec.replace("===== END =====", "===== END (mine) ====="))
+    top = '[input]\npath = "in.jsonl"\n[judge]\nmodel = "openai/x"\n[[stages]]\nname = "function_params"\n'
+    (tmp_path / "p.toml").write_text(top + 'prompt_file = "specs/function_params.toml"\n')
+    with pytest.raises(ConfigError, match="is a stage spec .* name that folder with stage_specs_dir"):
+        load_pipeline(tmp_path / "p.toml")
+    (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n' + top)
+    (stage,) = load_pipeline(tmp_path / "p.toml").stages
+    assert "===== END (mine) =====" in stage.judge.template

@@ -117,3 +117,16 @@ def test_the_docs_register_stages_in_tests_as_the_fixture_allows_when_the_packag
     register_stage(MaxCalls, replace=True)
     entry = stage_registry()["max_calls"]
     assert entry.replaced == "my_stages" and entry.plugin.startswith("test-stage-MaxCalls")
+
+
+def test_the_fixture_example_asks_the_judge_and_keeps_the_record(register_stage, fake_judge, record_factory, tmp_path):
+    from funreason_refine.testing import run_rows
+    from tests.conftest import xlam_row
+
+    code = re.search(r"```python\n(def test_my_stage_before_a_judge.*?)```", DOCS, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code.replace("[...xlam rows...]", "ROWS"), "docs/plugins.md", "exec"), namespace)
+    worked = re.search(r"`my_stages/__init__.py`:\n\n```python\n(.*?)```", DOCS, re.S).group(1)
+    exec(compile(worked, "docs/plugins.md", "exec"), namespace)
+    namespace.update(run_rows=run_rows, ROWS=[xlam_row("a")])
+    namespace["test_my_stage_before_a_judge"](register_stage, fake_judge, record_factory, tmp_path)

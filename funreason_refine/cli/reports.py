@@ -90,7 +90,7 @@ def audit(
     as_json: bool,
     allow_partial: bool,
 ) -> None:
-    """Browse the discarded records of RUN_DIR with the reasons and verdict trail."""
+    """Browse the discarded records of RUN_DIR (and its hard pool's) with the reasons and verdict trail."""
     from funreason_refine.console import audit_panels
     from funreason_refine.report.audit import discarded, filters_available
     from funreason_refine.report.data import load_run

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from funreason_refine.cli.app import JUDGE_MODEL_HELP, input_option, main, out, shard_option
+from funreason_refine.cli.app import JUDGE_MODEL_HELP, err, input_option, main, out, shard_option
 from funreason_refine.cli.running import load_run_pipeline, run_loaded
 from funreason_refine.errors import RefineError
 
@@ -211,6 +211,8 @@ def validate(
         "[green]ok[/]: " + escape(f"{pipeline}: {len(loaded.stages)} stages ({names}); output {loaded.output_dir}"),
         highlight=False,
     )
+    for warning in loaded.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if prompts:
         _check_prompts(loaded, sample)
     elif loaded.judging is not None:

@@ -134,11 +134,12 @@ def say_target(summary: Summary, folder: Path) -> None:
 
 
 def print_models(loaded: Pipeline) -> None:
-    """Before a judged run spends anything: each model, where its calls go, what its tokens cost."""
+    """Before a judged run spends anything: each model, where its calls go, what its tokens cost; and what
+    the pipeline allows but likely does not mean."""
+    for warning in loaded.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if loaded.judging is None:
         return
-    from rich.markup import escape
-
     from funreason_refine.judge_swap import model_lines
 
     for line in model_lines(loaded):

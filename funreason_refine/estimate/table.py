@@ -17,7 +17,8 @@ def estimate_table(estimate: Estimate) -> Table:
     sample = f", a sample of {estimate.sampled} scaled up" if estimate.sampled != estimate.records else ""
     table = Table(
         title=f"Estimate for {estimate.records:,} input records{sample}",
-        caption="low - high: with the rules' pass rates (every judge passing) - with every record at every stage"
+        caption="low - high: with the rules' pass rates (every judge passing) - with every record at every stage "
+        "(a stage's time: its share of the run's, the shorter first)"
         + ("; repairs of failing verdicts apart (below)" if estimate.repairs else ""),
         show_edge=False,
     )
@@ -99,7 +100,9 @@ def _cells(figures: Figures) -> list[str]:
 
 
 def _span(span: Span, show: Callable[[float], str]) -> str:
-    low, high = show(span.low), show(span.high)
+    """The figure's two ends, the smaller first: a stage's share of the wall time can be the larger in the
+    scenario of fewer calls, where it takes more of a shorter run."""
+    low, high = (show(value) for value in sorted((span.low, span.high)))
     return low if low == high else f"{low} - {high}"
 
 

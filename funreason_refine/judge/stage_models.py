@@ -7,6 +7,7 @@ config.py reads a file with this module only when some table of it names a model
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class StageModels:
         self.problems = problems
         self.judge = judge  # [judge]: the default judge of every stage with a prompt
         self.generate = generate  # [generate]: the default generator
+        self.warnings: list[str] = []  # what is allowed but likely not meant, said before a run
 
     def register_scorer_only(
         self, registry: StageRegistry, specs: dict[str, StageSpec], tables: list[StageTable]
@@ -87,7 +89,15 @@ class StageModels:
         stage.generator = self._generator(where, table, spec, stage)
 
     def check(self, stages: list[PipelineStage]) -> None:
-        """What holds across the stages: [generate] is used, the relative cuts group records one way."""
+        """What holds across the stages: [generate] is used, the relative cuts group records one way; a [judge]
+        that no stage asks is said (``warnings``)."""
+        if self.judge is not None and not any(s.judge for s in stages):
+            names = ", ".join(s.name for s in stages) or "none"
+            self.warnings.append(
+                f"{self.path}: [judge] {self.judge.model}: no stage asks it (none of {names} has a judge: the "
+                "built-in stages and stage specs have a prompt, a stage of code alone has none, and judge = false "
+                "takes a stage's away); the stages' rules decide alone"
+            )
         if self.generate is not None and not any(s.generator for s in stages):
             self.problems.append(
                 f"{self.path}: [generate]: no stage writes with it. To write CoTs for records without one and "
@@ -211,6 +221,14 @@ class StageModels:
             except OSError as exc:
                 self.problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
                 return None
+            if _is_spec(text):
+                self.problems.append(
+                    f"{where} key 'prompt_file': {prompt_path} is a stage spec (TOML with a prompt), which would be "
+                    "sent whole as the prompt: put it in a folder and name that folder with stage_specs_dir at the "
+                    "top of the pipeline file (the spec's name says its stage), or give prompt_file a file holding "
+                    "the prompt's text alone"
+                )
+                return None
         if text is None:
             return spec.prompt if spec else None
         try:
@@ -219,6 +237,14 @@ class StageModels:
             self.problems.append(f"{where} key {key!r}: {exc}")
             return None
         return text
+
+
+def _is_spec(text: str) -> bool:
+    """Whether a prompt file's text is a stage spec (stage_specs/*.toml) rather than a prompt."""
+    try:
+        return isinstance(tomllib.loads(text).get("prompt"), str)
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 def models_payload(stage: PipelineStage) -> dict[str, Any]:

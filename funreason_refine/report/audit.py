@@ -1,4 +1,4 @@
-"""Browse discarded records: filter by stage, reason and (conversations) the turn that failed."""
+"""Browse discarded records (and a hard pool's): filter by stage, reason and (conversations) the turn that failed."""
 
 from __future__ import annotations
 
@@ -6,20 +6,30 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from funreason_refine.record import Outcome
 from funreason_refine.report.data import RunData
+from funreason_refine.run_folder import FILES
 
 
 def discarded(
     run: RunData, stage: str | None = None, reason: str | None = None, turn: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """The discarded records that match; ``turn``: only conversations discarded at that assistant turn."""
-    for record in run.lines("discarded"):
+    for record in let_go(run):
         if (
             (stage is None or record.get("stage") == stage)
             and (reason is None or record.get("reason") == reason)
             and (turn is None or (record.get("messages") and record.get("turn") == turn))
         ):
             yield record
+
+
+def let_go(run: RunData) -> Iterator[dict[str, Any]]:
+    """The records the stages let go: discarded.jsonl, then hard.jsonl (the hard pool of a stage whose on_fail
+    is "hard_pool"), when the run has one."""
+    yield from run.lines("discarded")
+    if (run.path / FILES[Outcome.HARD]).exists():
+        yield from run.lines("hard")
 
 
 SHOWN_FILTERS = 12
@@ -29,7 +39,7 @@ def filters_available(run: RunData, turn: int | None = None) -> str:
     """The filters that find discarded records (with ``--turn`` when ``turn`` was asked for), most
     records first: what to say when a filter matched nothing."""
     found: Counter[str] = Counter()
-    for r in run.lines("discarded"):
+    for r in let_go(run):
         if turn is None:
             found[f"--stage {r.get('stage')} --reason {r.get('reason')}"] += 1
         elif r.get("messages") and isinstance(r.get("turn"), int):

@@ -245,3 +245,17 @@ def test_the_terminal_tables_print_a_lone_surrogate_as_its_escape(tmp_path):
     result = invoke("report", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "s4\\ud800" in result.output
+
+
+def test_audit_shows_the_hard_pool_beside_the_discarded(tmp_path):
+    rows = [xlam_row("ok"), {**xlam_row("bad"), "answers": "[{"}, {**xlam_row("empty"), "answers": ""}]
+    stages = '[[stages]]\nname = "classification"\non_fail = "hard_pool"\n[[stages]]\nname = "format"\n'
+    run_rows(rows, tmp_path, stages)
+    run = tmp_path / "run"
+    assert {r["id"] for r in read_jsonl(run / "hard.jsonl")} == {"bad", "empty"}
+    result = CliRunner().invoke(main, ["audit", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert sorted(r["id"] for r in shown) == ["bad", "empty"]
+    missing = CliRunner().invoke(main, ["audit", str(run), "--reason", "nope"])
+    assert "--stage classification --reason malformed_answer (1)" in " ".join(missing.output.split())
