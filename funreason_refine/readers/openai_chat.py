@@ -82,8 +82,11 @@ def _parsed(message: Any, where: str) -> dict[str, Any]:
     if isinstance(message, str):
         try:
             message = loads_unique(message)
-        except (ValueError, RecursionError):
-            raise FieldError(where, f"{where} must be an object with a role, got a string that is not JSON") from None
+        except (ValueError, RecursionError) as exc:
+            why = why_not_json(exc)
+            raise FieldError(
+                where, f"{where} must be an object with a role, got a string that is not JSON ({why})"
+            ) from None
     if not isinstance(message, dict):
         raise FieldError(where, f"{where} must be an object with a role, got {type(message).__name__}")
     return message

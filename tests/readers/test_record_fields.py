@@ -143,3 +143,11 @@ def test_a_byte_order_mark_opening_a_later_line_is_skipped_as_on_the_first(tmp_p
     one, two = json.dumps(xlam_row(rid="one")), json.dumps(xlam_row(rid="two"))
     (tmp_path / "in.jsonl").write_text(f"\ufeff{one}\n\ufeff{two}\n", encoding="utf-8")
     assert [item.id for item in InputStream(tmp_path / "in.jsonl", None).items()] == ["one", "two"]
+
+
+def test_a_message_stored_as_json_text_that_is_not_json_says_why(tmp_path):
+    """As the Parquet export stores messages: each one JSON text."""
+    row = {"messages": [json.dumps(CHAT[0]), '{"role": "assistant", "content": NaN}'], "tools": [WEATHER]}
+    item = read_one(tmp_path, row)
+    assert isinstance(item, Quarantined) and item.field == "messages[1]"
+    assert "got a string that is not JSON (NaN is not a JSON value" in item.error
