@@ -125,8 +125,9 @@ class Pipeline:
         path = self.input.path
         if not isinstance(path, Path):
             return str(path)
-        below = os.path.relpath(path.resolve(), self.path.parent.resolve())
-        return str(path.resolve()) if below.startswith("..") else below
+        absolute = os.path.abspath(path)  # as written: a symlink is not followed to where it points
+        below = os.path.relpath(absolute, os.path.abspath(self.path.parent))
+        return absolute if below == os.pardir or below.startswith(os.pardir + os.sep) else below
 
 
 def config_hash(payload: dict[str, Any]) -> str:

@@ -259,7 +259,7 @@ def audit_panels(record: dict[str, Any], boxed: bool = True) -> list[Any]:
     conversation = bool(record.get("messages"))
     cot = clean(record.get("cot") or "")
     at = f" at turn {record.get('turn')}" if conversation else ""
-    body = (
+    body = ("[blue](hard pool)[/] " if record.get("outcome") == "hard" else "") + (
         f"[bold]{escape(clean(str(record.get('stage'))))} / {escape(clean(str(record.get('reason'))))}[/]{at}: "
         f"{escape(clean(str(record.get('message'))))}\n\n"
     )

@@ -23,7 +23,6 @@ from funreason_refine.config import Pipeline
 from funreason_refine.errors import RefineError, RunFolderError
 from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream, RawItem
-from funreason_refine.readers.raw import detect_container
 from funreason_refine.record import Outcome
 from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
 from funreason_refine.run_folder import RunFolder, Written, write_summary
@@ -91,8 +90,8 @@ def run_pipeline(
     folder started with another configuration; ``retry_errors`` redoes the records of errors.jsonl;
     ``part``: refine only that part of the input (a shard: executors/shards.py gives it its folder);
     ``target``: stop once that many records are kept, the first in input order (run_target.py);
-    ``on_open``: called once the folder passed every check, before the first record (a shard marks itself
-    incomplete there: a refused run leaves its mark as it was).
+    ``on_open``: called before the run first changes its folder: once it passed every check, or, with
+    ``fresh``, before it is cleared (a shard marks itself incomplete there: a refused run leaves its mark).
     """
     if target is not None and part is not None:
         raise RefineError("a target of kept records is over the whole input: it does not go with a shard")
@@ -106,13 +105,7 @@ def run_pipeline(
     stream = InputStream.open(pipeline.input, pipeline.input_name)
     # A shard's kept records are audited once, in input order, when the shards are merged.
     audit = DatasetAudit(pipeline.audit) if part is None else None
-    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target, limit)
-    if on_open is not None:
-        try:
-            on_open()
-        except BaseException:
-            folder.close()
-            raise
+    folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target, limit, on_open)
     kept = _kept_count(target, folder.tally.outcomes[Outcome.KEPT]) if target is not None else None
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
@@ -241,6 +234,7 @@ def _open_folder(
     audit: DatasetAudit | None,
     target: int | None = None,
     limit: int | None = None,
+    on_open: Callable[[], None] | None = None,
 ) -> RunFolder:
     """The run folder, locked for this process, checked to be made from this input and configuration
     (or the change accepted and noted) and not to hold more kept records than ``target``, its finished
@@ -250,6 +244,7 @@ def _open_folder(
     folder.lock("refine retry" if retry_errors else "refine run")
     try:
         if fresh:
+            _call(on_open)
             folder.clear()
         config = folder.check_config(
             str(pipeline.path.resolve()),
@@ -258,13 +253,14 @@ def _open_folder(
             accept_changes,
             input_given=pipeline.input_given,
         )
-        files = input_files(pipeline, stream)
-        identities = check_input(folder.path, files, [f for f in files if detect_container(f) == "jsonl"])
+        identities = check_input(folder.path, input_files(pipeline, stream))
         if target is not None:
             from funreason_refine.run_target import refuse_over_target
 
             refuse_over_target(folder.path, target)
         # After every refusal: a refused run leaves run.json as it was.
+        if not fresh:
+            _call(on_open)
         folder.record_config(config)
         record_input(folder.path, identities)
         note_reading(folder.path, limit, target)
@@ -277,6 +273,11 @@ def _open_folder(
         folder.close()
         raise
     return folder
+
+
+def _call(hook: Callable[[], None] | None) -> None:
+    if hook is not None:
+        hook()
 
 
 def emitter(

@@ -195,8 +195,8 @@ class Refinement:
     def _apply(self, verdict: Verdict, by: str) -> None:
         stage = self.stages[self._at]
         action = verdict.action
-        if action is Action.DISCARD and stage.generator is not None:
-            self._ask_rewrite(stage, verdict, by)
+        if action is Action.DISCARD and stage.generator is not None and self.record.answer is not None:
+            self._ask_rewrite(stage, verdict, by)  # a record whose answer could not be read is never rewritten
         elif action is Action.REGENERATE and stage.on_fail not in TAKES_REPAIRS:
             # on_fail is the pipeline's choice between repairing and dropping: the record says which it was
             self._discard(
@@ -332,7 +332,7 @@ async def refine_judged(record: Record, stages: list[PipelineStage], judges: Jud
 
 async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunner) -> None:
     verdict, by = stage.check(way.record), "rules"
-    if way.record.answer is None:  # an answer that could not be read: nothing to ask about (it is never kept)
+    if _unreadable(way.record):  # an answer that could not be read: nothing to ask about (it is never kept)
         way.settle(verdict, by)
         return
     if stage.scorer is not None and verdict.action is Action.PASS and not verdict.final:
@@ -349,6 +349,12 @@ async def _judged_step(way: Refinement, stage: PipelineStage, judges: JudgeRunne
         generator, field = way.rewrite.stage.generator, way.rewrite.stage.stage.regenerates
         assert generator is not None and field is not None  # the policy asks only stages that have both
         way.rewritten(await judges.rewrite(generator, field, stage.name, way.record, way.rewrite.attempt))
+
+
+def _unreadable(record: Record) -> bool:
+    """Whether the answer of the turn in focus, or of a turn before it, could not be read: every version of the
+    record that could be kept holds it (Refinement._keep discards it), so no model is asked about it."""
+    return record.answer is None or any(m.role == "assistant" and m.answer is None for m in record.history)
 
 
 def _same_identity(new: Record, old: Record) -> Record:

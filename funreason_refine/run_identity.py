@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +46,8 @@ class FileIdentity(BaseModel):
         stat = path.stat()
         return stat.st_size == self.bytes and stat.st_mtime_ns == self.mtime_ns
 
-    def change(self, path: Path, lines: bool = False) -> str | None:
-        """How ``path`` differs from the recorded file: None if its first ``bytes`` are the same bytes (and,
-        for a file of ``lines`` whose every line is a record, JSON Lines, end where a line ends: a last line
-        read before it was whole was read as a record)."""
+    def change(self, path: Path) -> str | None:
+        """How ``path`` differs from the recorded file: None if its first ``bytes`` are the same bytes."""
         if self.unchanged(path):
             return None
         size = path.stat().st_size
@@ -58,21 +55,7 @@ class FileIdentity(BaseModel):
             return f"it is {size:,} bytes, {self.bytes:,} when the run folder was started"
         if _hash(path, self.bytes) != self.blake2b:
             return "its content is not what it was when the run folder was started"
-        if lines and size > self.bytes and not _at_line_end(path, self.bytes):
-            return (
-                f"it grew from {self.bytes:,} bytes, a size that ended inside a line: that line went on after it "
-                "was read (the file was still being written?), so the record read from it is not the line it is now"
-            )
         return None
-
-
-def _at_line_end(path: Path, size: int) -> bool:
-    """Whether the first ``size`` bytes of ``path`` end where a line ends: after a newline, or before one."""
-    if size == 0:
-        return True
-    with path.open("rb") as fh:
-        fh.seek(size - 1)
-        return b"\n" in fh.read(2)
 
 
 def _hash(path: Path, limit: int | None = None) -> str:
@@ -119,11 +102,10 @@ def write_run_file(run_dir: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def check_input(run_dir: Path, files: list[Path], lines: Collection[Path] = ()) -> list[dict[str, Any]] | None:
+def check_input(run_dir: Path, files: list[Path]) -> list[dict[str, Any]] | None:
     """On a folder started before, refuse input files that changed since; the identities run.json is to
     record (a new folder's files; an input that grew by appended records, the same input with more to do:
-    its new size), None when nothing changed. ``lines``: the files read as JSON Lines (FileIdentity.change).
-    Writes nothing: record_input does, after every refusal."""
+    its new size), None when nothing changed. Writes nothing: record_input does, after every refusal."""
     run = read_run_file(run_dir)
     try:
         recorded = [FileIdentity.model_validate(f) for f in run.get("input_files") or []]
@@ -137,7 +119,7 @@ def check_input(run_dir: Path, files: list[Path], lines: Collection[Path] = ()) 
     for before, path in zip(recorded, files, strict=False):
         if not path.is_file():
             continue  # the reader says it is missing, in its own words
-        change = before.change(path, path in lines)
+        change = before.change(path)
         if change is not None:
             what = (
                 f"the input {path} changed since {run_dir} was started: {change}"

@@ -156,10 +156,16 @@ def _is_outcome_line(raw: bytes) -> bool:
 
 
 def _run_args(path: Path) -> str | None:
-    """The pipeline file run.json names, with the --input the folder was started with."""
-    from funreason_refine.run_identity import INPUT_GIVEN, run_file_of
+    from funreason_refine.run_identity import run_file_of
 
-    run = run_file_of(path)
+    return run_args(run_file_of(path))
+
+
+def run_args(run: dict[str, Any]) -> str | None:
+    """The arguments of `refine run` that go on with a folder whose run.json is ``run``: the pipeline file
+    it names, with the --input the folder was started with; None when it names no pipeline."""
+    from funreason_refine.run_identity import INPUT_GIVEN
+
     if run.get("pipeline") is None:
         return None
     given = run.get(INPUT_GIVEN)

@@ -59,16 +59,25 @@ def jsonl_pipeline(tmp_path, lines):
     return tmp_path / "p.toml"
 
 
-def test_a_jsonl_line_read_before_it_was_whole_then_finished_is_refused_not_left_quarantined(tmp_path):
+def test_a_jsonl_last_line_cut_short_is_left_unread_and_read_once_it_is_whole(tmp_path):
     rows = [json.dumps(xlam_row(r)) for r in "abc"]
     path = jsonl_pipeline(tmp_path, rows[0] + "\n" + rows[1] + "\n" + rows[2][:25])  # still being written
-    refine("run", path)
-    assert len(read_jsonl(tmp_path / "r" / "quarantined.jsonl")) == 1
-    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
-    refused = refine("run", path, code=1)
-    assert "a size that ended inside a line" in refused and "--fresh" in refused
-    refine("run", path, "--fresh")
+    stopped = " ".join(refine("run", path, code=1).split())
+    assert "input not read to the end" in stopped and "line 3, the file's last, ends before its JSON does" in stopped
+    assert not (tmp_path / "r" / "quarantined.jsonl").read_text()
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["complete"] is False and "in.jsonl:3" in summary["stopped"]
+    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")  # the writer finishes the line
+    assert "resumed: 2 records were already done" in refine("run", path)
     assert [r["id"] for r in read_jsonl(tmp_path / "r" / "kept.jsonl")] == list("abc")
+
+
+def test_a_jsonl_last_line_that_is_not_json_for_another_reason_is_quarantined(tmp_path):
+    rows = [json.dumps(xlam_row(r)) for r in "ab"]
+    path = jsonl_pipeline(tmp_path, rows[0] + "\n" + rows[1] + "\n" + '{"id": "c", oops}')  # no newline after it
+    refine("run", path)
+    (bad,) = read_jsonl(tmp_path / "r" / "quarantined.jsonl")
+    assert bad["source"]["line"] == 3 and "not JSON" in bad["error"]
 
 
 def test_a_jsonl_input_whose_last_line_had_no_newline_grows_by_whole_lines(tmp_path):
@@ -134,3 +143,43 @@ def test_a_pipeline_without_classification_discards_unreadable_answers_and_count
     assert summary["stages"]["input"]["records_discarded"] == {"malformed_answer": 2}
     refine("export", tmp_path / "r", "--format", "funreason", "-o", tmp_path / "train.jsonl")
     assert "input" in refine("report", tmp_path / "r")
+
+
+def test_a_shard_started_over_is_marked_incomplete_before_its_folder_is_cleared(tmp_path, monkeypatch):
+    from funreason_refine import engine
+
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run = tmp_path / "run"
+    refine("run", path, "--shard", "0/2", "--out", run)
+    marker = run / "shards" / "0000-of-0002" / "shard.json"
+    assert json.loads(marker.read_text())["complete"] is True
+
+    def stopped(*args):
+        raise KeyboardInterrupt  # Ctrl-C while the input is hashed, after the folder was cleared
+
+    monkeypatch.setattr(engine, "check_input", stopped)
+    assert "Aborted" in refine("run", path, "--shard", "0/2", "--out", run, "--fresh", code=1)
+    assert json.loads(marker.read_text())["complete"] is False
+    assert not (run / "shards" / "0000-of-0002" / "kept.jsonl").exists()
+
+
+def test_the_input_is_named_as_the_pipeline_reaches_it(tmp_path):
+    from funreason_refine.config import load_pipeline
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    write_jsonl(real / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "data").symlink_to(real)  # a folder linked in: named as the pipeline reaches it
+    write_jsonl(tmp_path / "..odd.jsonl", [xlam_row("b")])  # a name that starts with two dots is inside
+    names = {}
+    for given in ("data/in.jsonl", "..odd.jsonl", str(real / "in.jsonl"), "../outside.jsonl"):
+        if given.startswith("../"):
+            write_jsonl(tmp_path.parent / "outside.jsonl", [xlam_row("c")])
+        (tmp_path / "p.toml").write_text(f'[input]\npath = "{given}"\n')
+        names[given] = load_pipeline(tmp_path / "p.toml").input_name
+    assert names == {
+        "data/in.jsonl": "data/in.jsonl",
+        "..odd.jsonl": "..odd.jsonl",
+        str(real / "in.jsonl"): "elsewhere/in.jsonl",
+        "../outside.jsonl": str(tmp_path.parent / "outside.jsonl"),
+    }

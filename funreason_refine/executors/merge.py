@@ -28,6 +28,7 @@ from funreason_refine.jsonl import read_lines
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, RunFolder, Written
 from funreason_refine.run_identity import INPUT_GIVEN, read_run_file, run_file_of, write_run_file
+from funreason_refine.run_state import run_args
 from funreason_refine.summary import ShardEntry, Summary
 from funreason_refine.tally import line_scores
 
@@ -100,8 +101,7 @@ def audit_settings(run_file: dict[str, Any]) -> AuditSettings:
 def shard_command(run_file: dict[str, Any], shard: object, run_dir: Path, fresh: bool = False) -> str:
     """The command that runs ``shard`` (a Shard, or "I/N") of ``run_dir`` as the shards were started (the
     pipeline file and the --input their run.json names)."""
-    given = run_file.get(INPUT_GIVEN)
-    pipeline = run_file.get("pipeline", "PIPELINE") + (f" --input {given}" if given else "")
+    pipeline = run_args(run_file) or "PIPELINE"
     return f"`refine run {pipeline} --shard {shard} --out {run_dir}{' --fresh' if fresh else ''}`"
 
 

@@ -43,9 +43,10 @@ def run_shard(
     folder = shard.folder(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
 
-    # Marked incomplete once the run passed its checks, before its first record: a run that stops half-way
-    # (killed, retrying errors, started over) leaves the shard incomplete, never a stale mark of a complete
-    # one; a run refused (another configuration, another input) leaves the mark as it was.
+    # Marked incomplete before the run first changes the shard's folder (once it passed its checks; with
+    # --fresh, before the folder is cleared): a run that stops half-way (killed, retrying errors, started
+    # over) leaves the shard incomplete, never a stale mark of a complete one; a run refused (another
+    # configuration, another input) leaves the mark as it was.
     def mark_incomplete() -> None:
         write_marker(folder, shard, part, pipeline.config_hash)
 

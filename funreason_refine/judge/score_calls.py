@@ -22,6 +22,7 @@ import os
 import time
 from typing import Any
 
+from funreason_refine.jsonl import escaped_surrogates
 from funreason_refine.judge.calls import Send
 from funreason_refine.judge.failures import Failure, JudgeCallError, JudgeSetupError, on_the_wire
 from funreason_refine.judge.reply import Reply
@@ -141,13 +142,13 @@ def pooling_body(settings: ScorerSettings, shown: ScoreInput, name: str) -> dict
 def pooling_sender(client: Any, settings: ScorerSettings, shown: ScoreInput) -> Send:
     """The request of a classify or reward scorer for one record (for ``LLMClient.complete``)."""
     name, key = _served_name(client.litellm, settings.model)
-    content = _encoded(pooling_body(settings, shown, name))
-    headers = {"content-type": "application/json", **({"authorization": f"Bearer {key}"} if key else {})}
+    body = _escaped(pooling_body(settings, shown, name))
+    headers = {"authorization": f"Bearer {key}"} if key else {}
 
     async def send(api_base: str | None, started: float) -> Reply:
         url = pooling_url(api_base, settings.kind)
         try:
-            response = await client.http().post(url, content=content, headers=headers, timeout=settings.timeout)
+            response = await client.http().post(url, json=body, headers=headers, timeout=settings.timeout)
         except Exception as exc:
             raise _unanswered(exc, url, settings.timeout) from None
         payload = _payload(response, url, settings.kind)
@@ -157,13 +158,17 @@ def pooling_sender(client: Any, settings: ScorerSettings, shown: ScoreInput) -> 
     return send
 
 
-def _encoded(body: dict[str, Any]) -> bytes:
-    """The request's JSON as UTF-8; a text holding a lone surrogate (a legal JSON escape a record may keep,
-    which UTF-8 cannot hold) is written as its escape, as the judges' requests write it."""
-    try:
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(body).encode("ascii")
+def _escaped(value: Any) -> Any:
+    """``value`` with each text's lone surrogates (legal JSON escapes a record may keep, which UTF-8 cannot
+    hold) written as their escape, ``\\ud800``, as the judges' requests write them (client.sendable): the
+    server's tokenizer reads the escape as text."""
+    if isinstance(value, str):
+        return escaped_surrogates(value)
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
 
 
 def _unanswered(exc: Exception, url: str, timeout: float) -> Failure:

@@ -128,8 +128,8 @@ def _unknown(seen: int, first: tuple[int, Any] | None) -> str:
     what = f"the record at line {line} has keys [{', '.join(sorted(map(str, obj))[:8])}]"
     if not isinstance(obj, dict):
         what = (
-            f"the record at line {line} is not a JSON object: {obj}; an input is a JSON array of objects, JSON Lines "
-            "(one object a line) or Parquet"
+            f"the record at line {line} cannot be read as a JSON object ({obj}); an input is a JSON array of "
+            "objects, JSON Lines (one object a line) or Parquet"
         )
     if seen == 1:
         return f"its only record has the keys of no format ({what}); {advice}"

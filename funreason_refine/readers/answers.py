@@ -93,7 +93,7 @@ def record_fields(obj: dict[str, Any], reads: Collection[str], form: str) -> Non
         if key == "weight" and value is not None and value != 1:
             raise FieldError(
                 "weight",
-                f"weight: {str(value)[:40]} weighs the record in training (0: not trained on), which refining would "
+                f"weight: {repr(value)[:40]} weighs the record in training (0: not trained on), which refining would "
                 "lose: leave records weighted 0 out of the input, and keep the weights beside the output by id",
             )
         if key in TRAINING_FIELDS and key not in reads and not is_empty(value):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from funreason_refine.jsonl import UNIQUE_KEYS
+from funreason_refine.readers.raw import AGAIN as _AGAIN
 from funreason_refine.readers.raw import RAW_PREVIEW, OnBytes, RawLine, Unread, as_object, preview
 
 
@@ -31,10 +32,6 @@ class ChunkFile(Protocol):
 
 
 _CHUNK = 1 << 20
-_AGAIN = (
-    "complete the input file and run the same command again: it reads on from here (an input changed before "
-    "this point is refused: then start over with --fresh or use --out NEW_DIR)"
-)
 
 
 def iter_json_array(path: Path, max_record_bytes: int, on_bytes: OnBytes) -> Iterator[RawLine]:

@@ -49,6 +49,13 @@ OnBytes = Callable[[int], None] | None
 """Told how many bytes of the file were read, for progress."""
 
 
+AGAIN = (
+    "complete the input file and run the same command again: it reads on from here (an input changed before "
+    "this point is refused: then start over with --fresh or use --out NEW_DIR)"
+)
+"""What to do about input that could not be read on (an Unread)."""
+
+
 class Unread(str):
     """An item's error message that also says the rest of the input could not be read: ``unread_bytes`` of it
     were not read as records (a JSON array whose element does not end before the file does). The run
@@ -181,7 +188,27 @@ def iter_jsonl_file(
                 preview(line[:RAW_PREVIEW].decode("utf-8", "replace")),
             )
         elif is_record_line(line, max_record_bytes):
+            if not line.endswith(b"\n") and _cut_short(line):  # the file's last line, its JSON not ended
+                message = (
+                    f"line {lineno}, the file's last, ends before its JSON does, without a newline (a file cut off, "
+                    f"or still being written); the last {len(line)} bytes of the file were not read as records; "
+                    f"{AGAIN}"
+                )
+                yield lineno, Unread(message, len(line)), preview(line.decode("utf-8", "replace"))
+                return
             yield parse_line(lineno, line) if parse else (lineno, line, "")
+
+
+def _cut_short(line: bytes) -> bool:
+    """Whether a line's text is JSON that ends before its value does (an object cut off), not other bad JSON."""
+    try:
+        text = line.decode("utf-8").removeprefix("\ufeff")
+        loads_unique(text)
+    except json.JSONDecodeError as exc:  # a string left open is said where it starts
+        return exc.msg.startswith("Unterminated string") or exc.pos >= len(text.rstrip())
+    except (ValueError, RecursionError):  # not UTF-8, NaN, a key given twice...: quarantined as such
+        return False
+    return False
 
 
 def _lines_before(fh: LineFile, size: int) -> Iterator[bytes]:
@@ -204,7 +231,7 @@ def parse_line(lineno: int, line: bytes) -> RawLine:
             f"not valid UTF-8: byte {exc.start} of the line is {line[exc.start : exc.start + 1]!r}",
             preview(line.decode("utf-8", "replace")),
         )
-    text = text.removeprefix("\ufeff")  # a byte-order mark: the file's, or one joined to it by cat
+    text = text.lstrip("\ufeff")  # a byte-order mark: the file's, or one joined to it by cat
     try:
         obj = loads_unique(text)
     except (ValueError, RecursionError) as exc:

@@ -35,7 +35,7 @@ ROLES = {
 }
 ANSWERS = ("assistant", "function_call")
 READS = ("system", "cot", "cots")
-"""The record fields of content.TRAINING_FIELDS that ShareGPT records hold."""
+"""The record fields of answers.TRAINING_FIELDS that ShareGPT records hold."""
 
 
 def to_record(obj: dict[str, Any], source: Source, index: int) -> Record:

@@ -124,7 +124,9 @@ def _end_with(run_pid: int) -> None:
         while _exists(run_pid):
             time.sleep(1.0)
     else:
-        select.select([handle], [], [])  # readable once the process has ended
+        watch = select.poll()  # poll, not select: a descriptor numbered over 1023 is fine
+        watch.register(handle, select.POLLIN)
+        watch.poll()  # readable once the process has ended
     os._exit(1)
 
 

@@ -26,10 +26,11 @@ def discarded(
 
 def let_go(run: RunData) -> Iterator[dict[str, Any]]:
     """The records the stages let go: discarded.jsonl, then hard.jsonl (the hard pool of a stage whose on_fail
-    is "hard_pool"), when the run has one."""
+    is "hard_pool"), when the run has one, each of those with ``"outcome": "hard"``."""
     yield from run.lines("discarded")
     if (run.path / FILES[Outcome.HARD]).exists():
-        yield from run.lines("hard")
+        for record in run.lines("hard"):
+            yield {**record, "outcome": "hard"}  # said apart: in the hard pool, not discarded
 
 
 SHOWN_FILTERS = 12

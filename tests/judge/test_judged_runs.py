@@ -506,3 +506,32 @@ def test_the_judged_example_validates_without_importing_litellm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "False"]
+
+
+def test_a_record_whose_answer_could_not_be_read_is_never_rewritten_nor_judged(tmp_path, monkeypatch):
+    """Without classification in the pipeline: no generator call, no judge call, no rewrite in the trail."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+    bad = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{not json"}}
+    good = {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Bergen"}'}}
+    chat = [
+        {"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "tool_calls": [bad]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "assistant", "content": "Sunny."},
+        {"role": "user", "content": "And Bergen?"}, {"role": "assistant", "tool_calls": [good]},
+    ]  # fmt: skip
+    write_jsonl(
+        tmp_path / "in.jsonl", [{**xlam_row("single"), "answers": "[{"}, {"messages": chat, "tools": [weather]}]
+    )
+    with FakeLLM(lambda r: "<think>ok</think>I call get_weather." if r.model == "writer" else YES) as server:
+        (tmp_path / "p.toml").write_text(
+            f'[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[judge]\nmodel = "openai/j"\napi_base = '
+            f'"{server.api_base}"\n[generate]\nmodel = "openai/writer"\napi_base = "{server.api_base}"\n'
+            '[[stages]]\nname = "cot"\nrequired = true\non_fail = "regenerate"\n[[stages]]\nname = "function_params"\n'
+        )
+        run_pipeline(load_pipeline(tmp_path / "p.toml"))
+        asked = len(server.requests)
+    discarded = read_jsonl(tmp_path / "run" / "discarded.jsonl")
+    assert asked == 0 and len(discarded) == 2
+    for line in discarded:
+        assert not [s for s in line["trail"] if s["verdict"] == "regenerate" or s["judge"] != "rules"], line["trail"]

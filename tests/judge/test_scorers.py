@@ -324,5 +324,7 @@ def test_a_record_holding_a_lone_surrogate_is_scored_with_its_escape(tmp_path):
     with FakeLLM(lambda r: Reply(probs=[0.2, 0.8])) as server:
         scored_alone(tmp_path, server)
         (request,) = server.requests
-    assert "\ud800" in json.dumps(request.body, ensure_ascii=False) or "\ud800" in str(request.body)
+    texts = [m["content"] for m in request.body["messages"] if isinstance(m.get("content"), str)]
+    # The escape as text, as the judges' prompts show it: a tokenizer refuses the lone surrogate itself.
+    assert any("Weather in \\ud800 city" in t for t in texts) and not any("\ud800" in t for t in texts)
     assert sorted(outcomes(tmp_path)["kept"]) == ["sur"]

@@ -256,6 +256,7 @@ def test_audit_shows_the_hard_pool_beside_the_discarded(tmp_path):
     result = CliRunner().invoke(main, ["audit", str(run), "--json"])
     assert result.exit_code == 0, result.output
     shown = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
-    assert sorted(r["id"] for r in shown) == ["bad", "empty"]
+    assert sorted(r["id"] for r in shown) == ["bad", "empty"] and {r["outcome"] for r in shown} == {"hard"}
+    assert "(hard pool) classification / malformed_answer" in CliRunner().invoke(main, ["audit", str(run)]).output
     missing = CliRunner().invoke(main, ["audit", str(run), "--reason", "nope"])
     assert "--stage classification --reason malformed_answer (1)" in " ".join(missing.output.split())
