@@ -227,3 +227,28 @@ def test_a_tool_that_is_no_function_is_exported_as_it_was_given(tmp_path):
     export_run(tmp_path / "run", "openai", tmp_path / "o.jsonl")
     (line,) = read_jsonl(tmp_path / "o.jsonl")
     assert line["tools"] == [WEATHER, {"type": "web_search_preview"}]
+
+
+def test_the_funreason_format_says_which_text_beside_calls_it_leaves_out(tmp_path):
+    from tests.readers.test_faithful import WEATHER, call, refine
+
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": "<think>I call get_weather.</think>Let me check.",
+            "tool_calls": [call("c1", "Oslo")],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "assistant", "content": "Sunny."},
+    ]
+    refine(tmp_path, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+    said = {}
+    for fmt in ("funreason", "openai"):
+        result = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(tmp_path / fmt)])
+        assert result.exit_code == 0, result.output
+        said[fmt] = " ".join(result.output.split())
+    assert "1 assistant turn(s) of 1 record(s) wrote text beside their calls" in said["funreason"]
+    assert "(the first: record 0 (id chat))" in said["funreason"] and "beside their calls" not in said["openai"]
+    (row,) = read_jsonl(tmp_path / "openai")
+    assert "Let me check." in json.dumps(row)

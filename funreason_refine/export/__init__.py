@@ -111,6 +111,42 @@ def _reviewed(run_dir: Path, fmt: str, result: ExportResult, decisions: Decision
     result.stale = len(set(decisions.latest) - current)
 
 
+class _TextBesideCalls:
+    """The assistant turns that wrote text beside their calls, which the funreason format (the paper's target,
+    ``<think>...</think>\n\n[calls]``) has no place for: counted, so that the export says what it left out."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.records = 0
+        self.first = ""
+
+    def count(self, line: dict[str, Any]) -> dict[str, Any]:
+        turns = sum(
+            1
+            for m in line.get("messages") or ()
+            if m.get("role") == "assistant"
+            and isinstance(m.get("answer"), list)
+            and m.get("answer")
+            and m.get("content")
+        )
+        if turns:
+            self.turns, self.records = self.turns + turns, self.records + 1
+            self.first = self.first or f"record {line.get('index')} (id {line.get('id')})"
+        return line
+
+    def warning(self) -> str:
+        return (
+            f"{self.turns} assistant turn(s) of {self.records} record(s) wrote text beside their calls, which the "
+            f"funreason format has no place for: exported without it (the first: {self.first}). --format openai, "
+            "hermes or sharegpt keeps it"
+        )
+
+
+def _calls_with_text(message: dict[str, Any]) -> bool:
+    answer = message.get("answer")
+    return message.get("role") == "assistant" and isinstance(answer, list) and bool(answer and message.get("content"))
+
+
 def _rows(lines: Iterator[dict[str, Any]], fmt: str, parquet: bool) -> Iterator[dict[str, Any]]:
     for line in lines:
         try:
@@ -147,8 +183,12 @@ def export_reviewed(
     result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
     if fmt == "sharegpt" and dataset_info:
         dataset_info_entries(out.parent / "dataset_info.json")  # refused before anything is written
-    rows = _rows(_reviewed(run_dir, fmt, result, decisions), fmt, out.suffix == ".parquet")
+    lost = _TextBesideCalls() if fmt == "funreason" else None
+    lines = _reviewed(run_dir, fmt, result, decisions)
+    rows = _rows(lines if lost is None else map(lost.count, lines), fmt, out.suffix == ".parquet")
     result.written = write_rows(out, rows, fmt)
+    if lost is not None and lost.turns:
+        result.warnings.append(lost.warning())
     if result.partial is not None:
         result.finished = finished_records(run_dir)
     if fmt == "sharegpt" and dataset_info:

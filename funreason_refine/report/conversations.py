@@ -23,11 +23,22 @@ from funreason_refine.report.turns import failure, is_error_result, tool_names, 
 
 TURN_COLUMNS = 10  # turn positions 0-8 have a column each, later turns share the last ("9+")
 TURN_ROWS = 10  # conversations of 1-9 assistant turns have a row each, longer ones share "10+"
-VERDICTS = ("passed", "regenerated", "discarded")
-_VERDICT = {"pass": "passed", "regenerate": "regenerated", "discard": "discarded"}
+VERDICTS = ("passed", "regenerated", "discarded", "truncated")
+_VERDICT = {"pass": "passed", "regenerate": "regenerated", "discard": "discarded", "truncate": "truncated"}
 # Every conversation line holds its messages' "role" keys; a line without one is a single-turn record
 # and is skipped unparsed: a 60,000-record single-turn run folder (266 MiB) is read in a third of the time.
 _HAS_ROLE = re.compile(rb'"role"\s*:')
+
+
+def _steps(trail: list[dict[str, Any]], kept: bool) -> Iterator[tuple[Any, Any, Any]]:
+    """(stage, turn, verdict) of each step; a discard that the conversation went on after (kept, or a later step)
+    is the cut of on_fail = "truncate", counted as such (as tally.py counts it)."""
+    last = len(trail) - 1
+    for i, step in enumerate(trail):
+        verdict = step.get("verdict")
+        if verdict == "discard" and (kept or i < last):
+            verdict = "truncate"
+        yield step.get("stage"), step.get("turn"), verdict
 
 
 def _bucket(value: int, size: int, first: int = 0) -> str:
@@ -76,7 +87,7 @@ class _Counts:
         self.outcomes[outcome] += 1
         turns = sum(m.get("role") == "assistant" for m in line["messages"])
         self.turns[_bucket(turns, TURN_ROWS, first=1)][outcome] += 1
-        self.steps.update((s.get("stage"), s.get("turn"), s.get("verdict")) for s in line.get("trail") or [])
+        self.steps.update(_steps(line.get("trail") or [], outcome == Outcome.KEPT))
         if failed is not None:
             where = "truncated" if failed.get("truncated") else outcome
             self.outcomes["truncated"] += where == "truncated"
@@ -172,7 +183,7 @@ def conversation_tables(report: dict[str, Any]) -> list[Table]:
     for row in section["turns"]:
         turns.add_row(row["turns"], str(row["kept"]), str(row["discarded"]), str(row["errors"]))
     per_turn = Table(
-        title="Verdicts per turn (passed / regenerated / discarded)",
+        title="Verdicts per turn (passed / regenerated / discarded / truncated)",
         caption="a turn re-checked after a repair counts again",
         show_edge=False,
     )

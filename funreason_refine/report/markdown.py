@@ -193,7 +193,8 @@ def _conversations(section: dict[str, Any] | None) -> list[str]:
             [[r["turns"], r["kept"], r["discarded"], r["errors"]] for r in section["turns"]],
         ),
         "",
-        "Verdicts per turn, passed / regenerated / discarded (a turn re-checked after a repair counts again):",
+        "Verdicts per turn, passed / regenerated / discarded / truncated (a turn re-checked after a repair counts "
+        "again):",
         "",
         _table(
             ["stage", *(f"turn {c}" for c in section["turn_columns"])],

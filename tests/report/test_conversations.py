@@ -140,13 +140,13 @@ def invoke(*args):
 # function_params and checked again by every stage before it (its calls changed: conversation, classification,
 # query_tool) and function_params; boom breaks in the boom stage (no verdict). Turn 2: tool-errors' and
 # days-fixed's texts end at classification; no-days-at-2 fails function_params.
-PER_TURN = {
-    "conversation": [(6, 0, 1), (7, 0, 0), (3, 0, 0)],
-    "classification": [(6, 0, 0), (7, 0, 0), (3, 0, 0)],
-    "query_tool": [(6, 0, 0), (5, 0, 1), (1, 0, 0)],
-    "function_params": [(6, 0, 0), (4, 1, 0), (0, 0, 1)],
-    "format": [(6, 0, 0), (4, 0, 0), (0, 0, 0)],
-    "boom": [(6, 0, 0), (3, 0, 0), (0, 0, 0)],
+PER_TURN = {  # passed / regenerated / discarded / truncated (cut-at-1's turn 1: a cut, not a discard)
+    "conversation": [(6, 0, 1, 0), (7, 0, 0, 0), (3, 0, 0, 0)],
+    "classification": [(6, 0, 0, 0), (7, 0, 0, 0), (3, 0, 0, 0)],
+    "query_tool": [(6, 0, 0, 0), (5, 0, 0, 1), (1, 0, 0, 0)],
+    "function_params": [(6, 0, 0, 0), (4, 1, 0, 0), (0, 0, 1, 0)],
+    "format": [(6, 0, 0, 0), (4, 0, 0, 0), (0, 0, 0, 0)],
+    "boom": [(6, 0, 0, 0), (3, 0, 0, 0), (0, 0, 0, 0)],
 }
 
 
@@ -170,7 +170,8 @@ def test_report_counts_turns_verdicts_cuts_and_tool_errors(run_dir):
     }
     for stage, per_turn in PER_TURN.items():
         for turn, counts in enumerate(per_turn):
-            cell = tuple(int(got[f"conv.verdicts.{stage}.{turn}.{v}"]) for v in ("passed", "regenerated", "discarded"))
+            verdicts = ("passed", "regenerated", "discarded", "truncated")
+            cell = tuple(int(got[f"conv.verdicts.{stage}.{turn}.{v}"]) for v in verdicts)
             assert cell == counts, (stage, turn)
     assert "conv.verdicts.conversation.3.passed" not in got
     assert got["conv.left.truncated.query_tool.unknown_function.1"] == "1"
@@ -183,8 +184,9 @@ def test_report_counts_turns_verdicts_cuts_and_tool_errors(run_dir):
     assert (got["conv.tool_results.get_time"], got["conv.tool_errors.get_time"]) == ("1", "0")
 
     md = (run_dir / "report.md").read_text()
-    assert "| conversation | 6 / 0 / 1 | 7 / 0 / 0 | 3 / 0 / 0 |" in md
-    assert "| format | 6 / 0 / 0 | 4 / 0 / 0 | - |" in md
+    assert "| conversation | 6 / 0 / 1 / 0 | 7 / 0 / 0 / 0 | 3 / 0 / 0 / 0 |" in md
+    assert "| query_tool | 6 / 0 / 0 / 0 | 5 / 0 / 0 / 1 | 1 / 0 / 0 / 0 |" in md
+    assert "| format | 6 / 0 / 0 / 0 | 4 / 0 / 0 / 0 | - |" in md
     assert "| truncated | query_tool | unknown_function | 1 | 1 |" in md
     assert '| get_weather | 4 | 2 | {"error": "city not found"} |' in md
     assert "7 conversations: 4 kept (1 of them truncated" in md
@@ -202,8 +204,8 @@ def test_verdicts_per_turn_add_up_to_summary_json(run_dir):
         counts = summary["stages"][stage]
         assert counts["passed"] == sum(t[0] for t in per_turn) + single, stage
         assert counts["regenerated"] == sum(t[1] for t in per_turn), stage
-        # a turn's discard verdict: the conversation left, or was kept up to the turn before (truncated)
-        assert counts["discarded"] + counts["truncated"] == sum(t[2] for t in per_turn), stage
+        assert counts["discarded"] == sum(t[2] for t in per_turn), stage
+        assert counts["truncated"] == sum(t[3] for t in per_turn), stage  # kept up to the turn before
     truncated = {stage: c["truncated"] for stage, c in summary["stages"].items() if c["truncated"]}
     assert truncated == {"query_tool": 1}, "the one conversation cut at a failing turn is kept, not discarded"
     assert summary["stages"]["query_tool"]["reasons"]["truncate"] == {"unknown_function": 1}

@@ -39,11 +39,21 @@ class Span:
 
     @classmethod
     def of(cls, text: str, start: int, end: int) -> Span:
-        close = text.find(THINK_END, start, end)
+        """The turn at ``text[start:end]``. Its CoT is a leading ``<think>...</think>`` block, or, where the
+        template's generation prompt opens the block (it ends with ``<think>``), the text up to ``</think>``.
+        A turn without either has no CoT, whatever it says: a call or reply that mentions ``</think>`` is result."""
+        own = text[start:end]
+        first = start + len(own) - len(own.lstrip())  # where the turn's own text begins, after whitespace
+        if text.startswith(THINK_START, first):
+            opened = first + len(THINK_START)
+        elif text[:start].rstrip().endswith(THINK_START):
+            opened = start
+        else:
+            return cls(start, end, -1, -1, start)
+        close = text.find(THINK_END, opened, end)
         if close == -1:
             return cls(start, end, -1, -1, start)
-        opening = text.find(THINK_START, start, close)
-        return cls(start, end, close, close + len(THINK_END), opening + len(THINK_START) if opening != -1 else start)
+        return cls(start, end, close, close + len(THINK_END), opened)
 
 
 def _render(tokenizer: Any, chat: list[dict[str, str]], generation_prompt: bool = False) -> str:

@@ -39,6 +39,16 @@ def test_a_target_without_cot_is_all_result(tokenizer):
     assert THINK not in example.segments and RESULT in example.segments
 
 
+@pytest.mark.parametrize(
+    "target",
+    ['[echo(text="</think>")]', "Reasoning models close their thoughts with </think>, not this one."],
+)
+def test_a_target_without_a_leading_think_block_is_all_result_whatever_it_mentions(tokenizer, target):
+    example = encode({**RECORD, "target": target}, tokenizer)
+    assert THINK not in example.segments
+    assert text_of(tokenizer, example, RESULT) == target + "<|im_end|>"
+
+
 def test_truncation_cuts_the_cot_never_the_call(tokenizer):
     long_cot = "<think>" + "I think about the weather in Rome. " * 40 + "get_weather.</think>"
     record = {**RECORD, "target": long_cot + '\n\n[get_weather(city="Rome")]'}
