@@ -7,6 +7,7 @@ is counted as stale instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -40,19 +41,32 @@ class Decision(BaseModel):
     decision: Literal["right", "wrong", "none"] = Field(description="none withdraws an earlier decision.")
     note: str = Field("", max_length=MAX_NOTE)
     at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    answer: str | None = Field(
+        None,
+        description="A fingerprint of the record's answers and CoTs as the person saw them: a decision does not "
+        "carry over to a record whose answer a redone run changed (absent in files of earlier versions).",
+    )
 
     def applies_to(self, line: dict[str, Any], kind: str) -> bool:
-        """Whether the record still has the verdict this decision was made on."""
-        if kind != self.kind:
+        """Whether the record still has the verdict, and the answer, this decision was made on."""
+        if kind != self.kind or (self.answer is not None and self.answer != answer_fingerprint(line)):
             return False
         return kind == Outcome.KEPT or (line.get("stage"), line.get("reason")) == (self.stage, self.reason)
+
+
+def answer_fingerprint(line: dict[str, Any]) -> str:
+    """What of an outcome line a decision is about: its answer and CoT, and every assistant turn's."""
+    turns = [(m.get("answer"), m.get("cot")) for m in line.get("messages") or () if m.get("role") == "assistant"]
+    said = json.dumps([line.get("answer"), line.get("cot"), turns], sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.blake2b(said.encode("ascii"), digest_size=8).hexdigest()
 
 
 def decision_for(line: dict[str, Any], kind: str, decision: str, note: str = "") -> Decision:
     """A decision on an outcome line, naming its current verdict; ValidationError for a bad decision or note."""
     stage, reason = (line.get("stage"), line.get("reason")) if kind == Outcome.DISCARDED else (None, None)
     fields = {"kind": kind, "stage": stage, "reason": reason, "decision": decision, "note": note}
-    return Decision.model_validate({"index": line["index"], "id": str(line.get("id", "")), **fields})
+    found = {"index": line["index"], "id": str(line.get("id", "")), "answer": answer_fingerprint(line)}
+    return Decision.model_validate({**found, **fields})
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,9 @@ def write(candidate: Candidate, out_dir: Path, golden: GoldenInput, max_record_b
     folder = out_dir / candidate.slug
     folder.mkdir(parents=True, exist_ok=True)
     data = copy.deepcopy(candidate.data)
-    data["input"] = {"path": str(golden.path.resolve()), "format": golden.format}
+    data["input"] = {"path": str(golden.path.resolve())}
+    if golden.format is not None:
+        data["input"]["format"] = golden.format
     if golden.answers is not None:
         data["input"]["answers"] = str(golden.answers.resolve())
     if max_record_bytes is not None:

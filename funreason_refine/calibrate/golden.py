@@ -205,7 +205,7 @@ class GoldenInput:
     """The golden records as a pipeline input: record i of the set is input record i."""
 
     path: Path
-    format: str
+    format: str | None  # None: each record read in the format its keys say (a set may mix them, as inputs may)
     answers: Path | None = None  # BFCL ground truth, beside the questions as BFCL lays it out
 
 
@@ -226,8 +226,8 @@ def write_input(golden: GoldenSet, folder: Path) -> GoldenInput:
             golden.path,
             [f"{golden.path}:{golden.records[0].line}: not a record of a format refine reads (its keys: {keys})"],
         ) from None
-    if fmt != "bfcl":
-        return GoldenInput(path, fmt)
+    if fmt != "bfcl":  # a set written from a review keeps each record in the format its run read it in
+        return GoldenInput(path, None)
     answers = bfcl.default_answers_path(path)
     missing = [f"{golden.path}:{g.line}: a BFCL question needs {GROUND_TRUTH!r}" for g in golden.records]
     missing = [m for m, g in zip(missing, golden.records, strict=True) if GROUND_TRUTH not in g.record]

@@ -61,3 +61,26 @@ def test_a_run_without_decisions_says_to_review_it_first(tmp_path):
     run_rows(rows(), tmp_path)
     result = CliRunner().invoke(main, ["calibrate", str(tmp_path / "g.jsonl"), "--golden-from", str(tmp_path / "run")])
     assert result.exit_code == 1 and "holds no decision: review the run with `refine review" in result.output
+
+
+def test_a_golden_set_from_a_run_that_mixes_formats_is_read_whole(tmp_path):
+    from tests.readers.test_faithful import WEATHER, call
+
+    chat = [{"role": "user", "content": "Weather in Oslo?"}, {"role": "assistant", "tool_calls": [call("c1", "Oslo")]}]
+    run_rows([], tmp_path)  # the pipeline file (xlam), rewritten below for input of any format
+    (tmp_path / "input.jsonl").write_text(
+        json.dumps(rows()[0]) + "\n" + json.dumps({"id": "chat", "messages": chat, "tools": [WEATHER]}) + "\n"
+    )
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(pipeline.read_text().replace('format = "xlam"\n', ""))
+    assert CliRunner().invoke(main, ["run", str(pipeline), "--fresh"]).exit_code == 0
+    run_dir = tmp_path / "run"
+    decide(run_dir, "kept", rows()[0]["id"], "right")
+    decide(run_dir, "kept", "chat", "wrong")
+    golden = tmp_path / "golden.jsonl"
+    args = ["calibrate", str(golden), str(pipeline), "--golden-from", str(run_dir), "--out", str(tmp_path / "cal")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (rules,) = json.loads((tmp_path / "cal" / "calibration.json").read_text())["candidates"]
+    o = rules["overall"]  # the conversation read too: a keep kept (tn), a discard kept (fn)
+    assert (o["tp"], o["fp"], o["fn"], o["tn"]) == (0, 0, 1, 1)

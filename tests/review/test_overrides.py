@@ -104,3 +104,21 @@ def test_a_decision_cut_short_is_a_warning_in_export_and_report(run_dir, tmp_pat
     assert "1 wrongly kept left out" in " ".join(export.output.split()), "the readable decisions still apply"
     report = CliRunner().invoke(main, ["report", str(run_dir)])
     assert report.exit_code == 0 and expected in " ".join(report.output.split())
+
+
+def test_a_decision_does_not_carry_over_to_an_answer_a_redone_run_changed(run_dir, tmp_path):
+    log = OverrideLog(run_dir)
+    log.append(decision_for(line(run_dir, "kept", "repaired"), "kept", "right", "five days, good"))
+    log.append(decision_for(line(run_dir, "kept", "ok-rome"), "kept", "wrong"))
+    kept = read_jsonl(run_dir / "kept.jsonl")
+    for record in kept:  # as a run redone with another judge leaves it: its answer is another
+        if record["id"] == "repaired":
+            record["answer"][0]["arguments"]["days"] = 3
+    (run_dir / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    decisions = read_decisions(run_dir)
+    assert decisions.on(line(run_dir, "kept", "repaired"), "kept") is None
+    assert decisions.on(line(run_dir, "kept", "ok-rome"), "kept") is not None
+    old_style = json.loads(json.dumps(decisions.latest[1].model_dump())) | {"answer": None}
+    assert overrides.Decision.model_validate(old_style).applies_to(line(run_dir, "kept", "ok-rome"), "kept")
+    result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "openai", "-o", str(tmp_path / "t.jsonl")])
+    assert "1 stale decision(s) ignored" in " ".join(result.output.split())
