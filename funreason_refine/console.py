@@ -324,12 +324,13 @@ def conversation_table(record: dict[str, Any], width: int = 300) -> Table:
 
 
 def compare_tables(c: dict[str, Any]) -> list[Table]:
-    head = Table(title=f"{c['records']} records in both runs", show_edge=False)
+    only = f"; {c['only_in_one']} in one run only, not compared" if c["only_in_one"] else ""
+    head = Table(title=f"{c['records']} records in both runs{only}", show_edge=False)
     for col in ("", "A", "B"):
         head.add_column(col)
     head.add_row("judge", escape(str(c["judge_a"])), escape(str(c["judge_b"])))
     head.add_row("kept", str(c["kept"]["a"]), str(c["kept"]["b"]))
-    head.add_row("kappa on kept", str(c["kept"]["kappa"]), "")
+    head.add_row(f"kappa on kept (of {c['kept']['decided']} decided by both)", str(c["kept"]["kappa"]), "")
     stages = Table(title="Agreement per stage (records that reached the stage in both runs)", show_edge=False)
     for col in ("stage", "records", "discarded by A", "discarded by B", "agreement", "kappa"):
         stages.add_column(col, justify="left" if col == "stage" else "right")

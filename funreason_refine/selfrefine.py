@@ -28,7 +28,7 @@ from typing import Any
 from funreason_refine.call_text import calls_from_text
 from funreason_refine.config import Pipeline, config_hash
 from funreason_refine.engine import Progress, run_pipeline
-from funreason_refine.errors import ConfigError
+from funreason_refine.errors import ConfigError, RefineError
 from funreason_refine.jsonl import json_line, read_jsonl
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.cache import spent
@@ -167,11 +167,15 @@ class SelfRefinement:
         assert pipeline.source is not None
         self.pipeline, self.caps, self.progress = pipeline, caps, progress
         self.source = pipeline.source
-        records = [r for r in InputStream.open(pipeline.input, pipeline.input_name).items() if isinstance(r, Record)]
+        items = list(InputStream.open(pipeline.input, pipeline.input_name).items())
+        records = [r for r in items if isinstance(r, Record)]
+        self.unreadable = [f"{q.source.file}:{q.source.line}: {q.error}" for q in items if not isinstance(q, Record)]
         # Sampling a conversation's turns would need an environment that runs its tools: out of scope.
         queries = [r for r in records if not r.is_conversation]
         self.queries, self.conversations = len(queries), len(records) - len(queries)
         self.pool = {q.id: q for q in queries}  # in input order
+        if len(self.pool) < len(queries):
+            raise RefineError(_repeated_ids(queries))
         self.times_drawn: Counter[str] = Counter()
         self.hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
         self.base = pipeline.output_dir
@@ -265,6 +269,8 @@ class SelfRefinement:
             samples=self.source.samples,
             queries=self.queries,
             conversations_skipped=self.conversations,
+            unreadable=len(self.unreadable),
+            unreadable_first=self.unreadable[0] if self.unreadable else None,
             target_kept=target,
             max_candidates=self.caps.max_candidates,
             max_cost=self.caps.max_cost,
@@ -283,6 +289,17 @@ class SelfRefinement:
         tmp.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.base / SUMMARY)
         return summary
+
+
+def _repeated_ids(queries: list[Record]) -> str:
+    lines: dict[str, list[str]] = {}
+    for q in queries:
+        lines.setdefault(q.id, []).append(str(q.source.line))
+    twice = [f"{rid!r} (lines {', '.join(at)})" for rid, at in lines.items() if len(at) > 1]
+    return (
+        f"refine selfrefine tells queries apart by their id, and {len(twice)} id(s) of the input name more than one "
+        f"query: {'; '.join(twice[:5])}{' ...' if len(twice) > 5 else ''}. Give each query its own id"
+    )
 
 
 def selfrefine(

@@ -37,13 +37,15 @@ class SelfRefineSummary(Section):
     """selfrefine.json: the rounds of `refine selfrefine` and, with ``--target-kept``, how near the target
     they came, within which caps, and why they stopped."""
 
-    optional_keys = ("selected",)
+    optional_keys = ("selected", "unreadable_first")
 
     schema_version: int = Field(1, description="changes when a reader must change")
     model: str = Field(description="[source] sample_from")
     samples: int = Field(description="[source] samples: candidates per query per round")
     queries: int = Field(description="single-turn records of the input (the queries sampled)")
     conversations_skipped: int
+    unreadable: int = Field(0, description="input lines that could not be read as records: not sampled")
+    unreadable_first: str | None = Field(None, description="the first of them: FILE:LINE: what is wrong")
     target_kept: int | None = Field(None, description="--target-kept: the kept records asked for (None: no target)")
     max_candidates: int | None = Field(None, description="[source] max_candidates: the cap on candidates drawn")
     max_cost: float | None = Field(None, description="max_cost: the cap on what drawing and judging cost, USD")

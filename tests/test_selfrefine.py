@@ -124,3 +124,22 @@ def test_a_query_whose_prompt_is_over_the_sources_max_prompt_tokens_is_not_sampl
     rows = read_jsonl(errors[0])
     assert {r["query_id"] for r in rows} == {"D"}
     assert "the prompt for openai/policy has" in rows[0]["error"] and "max_prompt_tokens = 600" in rows[0]["error"]
+
+
+def test_unreadable_lines_are_counted_and_named_and_repeated_ids_refused(tmp_path):
+    with FakeLLM(lambda r: '[get_weather(city="Paris")]') as server:
+        path = pipeline(tmp_path, server)
+        queries = tmp_path / "queries.jsonl"
+        queries.write_text(queries.read_text() + "{not json\n")
+        result = CliRunner().invoke(main, ["selfrefine", str(path), "--rounds", "1"])
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())
+        assert "1 input line(s) could not be read as records and were not sampled (the first:" in said
+        assert "queries.jsonl:4: not JSON" in said
+        assert json.loads((tmp_path / "sr" / "selfrefine.json").read_text())["unreadable"] == 1
+        write_jsonl(queries, [*QUERIES, xlam_row("A", query="Weather in Rome?", tools=[WEATHER])])
+        refused = CliRunner().invoke(main, ["selfrefine", str(path), "--rounds", "1"])
+    assert refused.exit_code == 1
+    assert "1 id(s) of the input name more than one query: 'A' (lines 1, 4). Give each query its own id" in " ".join(
+        refused.output.split()
+    )

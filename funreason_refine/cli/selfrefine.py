@@ -68,6 +68,11 @@ def selfrefine_command(pipeline: Path, rounds: int | None, target_kept: int | No
         markup=False,
         highlight=False,
     )
+    if summary.unreadable:
+        warn(
+            f"{summary.unreadable} input line(s) could not be read as records and were not sampled (the first: "
+            f"{summary.unreadable_first}); `refine run` on the input puts them in quarantined.jsonl with the reasons"
+        )
     _say_how_it_ended(summary, loaded.output_dir)
 
 

@@ -8,6 +8,9 @@ from funreason_refine.pages import render
 from funreason_refine.record import Outcome
 from funreason_refine.report.data import RunData
 
+DECIDED = (Outcome.KEPT, Outcome.DISCARDED, Outcome.HARD)
+"""The outcomes a run's stages decided (kept, or let go)."""
+
 
 def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
     """Agreement beyond chance of two yes/no raters; None when chance alone explains everything."""
@@ -58,8 +61,10 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
                 "kappa": cohen_kappa(rej_a, rej_b),
             }
         )
-    kept_a = [r["kind"] == Outcome.KEPT for r in rows]
-    kept_b = [r["kind_b"] == Outcome.KEPT for r in rows]
+    # Kept or let go by both runs' stages: a record quarantined (or in errors) was decided by neither.
+    decided = [r for r in rows if r["kind"] in DECIDED and r["kind_b"] in DECIDED]
+    kept_a = [r["kind"] == Outcome.KEPT for r in decided]
+    kept_b = [r["kind_b"] == Outcome.KEPT for r in decided]
     disagreements = [
         {
             "index": r["index"],
@@ -80,6 +85,7 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
         "records": len(rows),
         "only_in_one": a.records.height + b.records.height - 2 * len(rows),
         "kept": {
+            "decided": len(decided),
             "a": sum(kept_a),
             "b": sum(kept_b),
             "agree": sum(x == y for x, y in zip(kept_a, kept_b, strict=False)),

@@ -104,7 +104,7 @@ def _review(review: dict[str, Any] | None) -> dict[str, Any] | None:
         {
             "label": f"discarded at {s['stage']}",
             "decider": b["decider"],
-            "records": s["discarded"],
+            "records": b["records"],
             "scores": b,
             "key": f"review.{s['stage']}.{b['decider']}",
         }

@@ -258,7 +258,7 @@ def _review(review: dict[str, Any] | None) -> list[str]:
     if not review:
         return []
     rows = [
-        [f"discarded at {s['stage']}", b["decider"], s["discarded"], b["reviewed"], b["right"], b["wrong"], _pct(b)]
+        [f"discarded at {s['stage']}", b["decider"], b["records"], b["reviewed"], b["right"], b["wrong"], _pct(b)]
         for s in review["stages"]
         for b in s["by"]
     ]

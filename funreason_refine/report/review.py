@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from rich.markup import escape
@@ -40,22 +40,28 @@ def review_summary(run: RunData) -> dict[str, Any] | None:
         return None
     warnings = read.check()  # a line that is not a decision stops the report, as it stops export
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    let_go: Counter[tuple[str, str]] = Counter()  # discarded records per (stage, decider), reviewed or not
     kept = [0, 0]
     current = 0
     for kind in (Outcome.DISCARDED, Outcome.KEPT):
         if not (run.path / f"{kind}.jsonl").exists():
             continue
         for line in run.lines(kind):
+            where = (line.get("stage") or "?", _decider(line)) if kind == Outcome.DISCARDED else None
+            if where is not None:
+                let_go[where] += 1
             d = read.on(line, kind)
             if d is None:
                 continue
             current += 1
-            tally = kept if kind == Outcome.KEPT else counts[line.get("stage") or "?", _decider(line)]
+            tally = kept if where is None else counts[where]
             tally[d.decision == "wrong"] += 1
     discarded = run.summary.stages
     stages = []
     for stage in dict.fromkeys([*discarded, *(s for s, _ in counts)]):
-        by = [{"decider": who, **_scores(*counts[s, who])} for s, who in counts if s == stage]
+        by = [
+            {"decider": who, "records": let_go[s, who], **_scores(*counts[s, who])} for s, who in counts if s == stage
+        ]
         if not by:
             continue
         total = [sum(counts[stage, b["decider"]][i] for b in by) for i in (0, 1)]
@@ -85,7 +91,7 @@ def review_tables(report: dict[str, Any]) -> list[Table]:
             table.add_row(
                 escape(f"discarded at {s['stage']}"),
                 escape(b["decider"]),
-                str(s["discarded"]),
+                str(b["records"]),
                 str(b["reviewed"]),
                 str(b["right"]),
                 str(b["wrong"]),

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import ValidationError
 
 from funreason_refine.errors import RefineError
+from funreason_refine.jsonl import escaped_surrogates
 from funreason_refine.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
 from funreason_refine.review.index import DEFAULT_KEPT_SAMPLE, RunIndex
 from funreason_refine.review.page import render_page
@@ -83,7 +84,10 @@ class ReviewState:
         if found is None:
             raise LookupError(f"record {index!r} is not a kept or discarded record of this run")
         try:
-            decision = decision_for(*found, payload.get("decision", ""), payload.get("note") or "")
+            note = payload.get("note") or ""  # a lone surrogate (JSON.stringify writes one) kept as its escape
+            decision = decision_for(
+                *found, payload.get("decision", ""), escaped_surrogates(note) if isinstance(note, str) else note
+            )
         except ValidationError as exc:
             raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
         with self._lock:
@@ -179,7 +183,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, state.items())
         if url.path == "/api/record":
             values = parse_qs(url.query).get("index", [""])
-            found = state.index.line(int(values[0])) if values[0].isdigit() else None
+            found = state.index.line(int(values[0])) if values[0].isascii() and values[0].isdigit() else None
             if found is None:
                 return self._error(404, f"no kept or discarded record {values[0]!r} in this run")
             return self._json(200, record_view(*found))

@@ -188,6 +188,11 @@ def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
     assert "discarded at cot missing_cot" in result.output.replace("\n", " ") or "missing_cot" in result.output
     assert "Records they disagree on (7" in result.output
     assert "different inputs" not in result.output
+    said = " ".join(result.output.split())
+    assert "kappa on kept (of 54 decided by both)" in said, "the 6 quarantined in both are decided by neither"
+    run_pipeline(load_pipeline(strict, tmp_path / "first-20"), limit=20)
+    some = " ".join(invoke("compare", run_dir, tmp_path / "first-20").output.split())
+    assert "20 records in both runs; 40 in one run only, not compared" in some
 
 
 def test_a_lone_surrogate_in_a_duplicate_example_is_written_as_its_escape(tmp_path):

@@ -47,14 +47,19 @@ def test_the_precision_of_a_judge_is_told_apart_from_the_rules(tmp_path, monkeyp
         return "<judge>False</judge><reason>no city</reason>" if "Weather?" in request.prompt else "<judge>True</judge>"
 
     rows = [xlam_row("a"), xlam_row("b", query="Weather?"), xlam_row("c", query="Weather now?")]
+    rows.append(xlam_row("d", answers=[{"name": "get_time", "arguments": {}}]))  # the rules discard it, same stage
     with FakeLLM(script) as server:
         judge = f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\nmax_retries = 0\n'
         out = run_rows(rows, tmp_path / "judged", stages_toml='[[stages]]\nname = "query_tool"\n' + judge)
-    assert [r["id"] for r in out["discarded"]] == ["b"]
+    assert [r["id"] for r in out["discarded"]] == ["b", "d"]
     run_dir = tmp_path / "judged" / "run"
     decide(run_dir, "discarded", "b", "wrong")
+    decide(run_dir, "discarded", "d", "right")
     result = CliRunner().invoke(main, ["report", str(run_dir)])
     assert result.exit_code == 0, result.output
     numbers = Numbers()
     numbers.feed((run_dir / "report.html").read_text())
     assert numbers.values["review.query_tool.openai/fake.precision"] == "0.0%"
+    markdown = (run_dir / "report.md").read_text()  # each decider's own discards, not the stage's two
+    assert "| discarded at query_tool | openai/fake | 1 | 1 | 0 | 1 | 0.0% |" in markdown
+    assert "| discarded at query_tool | rules | 1 | 1 | 1 | 0 | 100.0% |" in markdown

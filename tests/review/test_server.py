@@ -154,3 +154,12 @@ def test_a_last_line_still_being_written_is_left_out(run_dir):
         assert [i["index"] for i in items if i["kind"] == "discarded"] == [3, 4, 5]
     finally:
         srv.stop()
+
+
+def test_an_index_of_other_digits_is_no_record_and_a_note_may_hold_a_lone_surrogate(server, run_dir):
+    for index in ("%C2%B2", "%D9%A3"):  # "²" and Arabic-Indic three: str.isdigit() says True of both
+        status, _, _ = request(server, "GET", f"/api/record?index={index}")
+        assert status == 404
+    status, reply = post(server, b'{"index": 4, "decision": "wrong", "note": "odd \\ud800 char"}')
+    assert status == 200, reply
+    assert read_decisions(run_dir).latest[4].note == "odd \\ud800 char"
