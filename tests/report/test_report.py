@@ -191,7 +191,7 @@ def test_compare_two_runs_of_the_same_input(run_dir, tmp_path):
     said = " ".join(result.output.split())
     assert "kappa on kept (of 54 decided by both)" in said, "the 6 quarantined in both are decided by neither"
     run_pipeline(load_pipeline(strict, tmp_path / "first-20"), limit=20)
-    some = " ".join(invoke("compare", run_dir, tmp_path / "first-20").output.split())
+    some = " ".join(invoke("compare", run_dir, tmp_path / "first-20", "--html", tmp_path / "c.html").output.split())
     assert "20 records in both runs; 40 in one run only, not compared" in some
 
 
