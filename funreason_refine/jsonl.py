@@ -46,7 +46,80 @@ UNIQUE_KEYS = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite
 """As JSON, refusing an object that gives a key twice: the readers' decoder for input, where a second
 ``"city"`` would replace the first without a word. About a quarter slower than JSON (2 to 5 microseconds
 a record), which reads what the package wrote itself."""
-loads_unique = UNIQUE_KEYS.decode
+
+
+def loads_unique(text: str) -> Any:
+    """UNIQUE_KEYS.decode, a refused value's place said before why (``at answers[0].arguments: the key
+    'city' is given twice ...``): json's hooks are not told where they are, so a text refused so is read
+    again by a decoder that marks what the first refused, and the marks are looked for in json's order."""
+    try:
+        return UNIQUE_KEYS.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        place = where_refused(text)
+        if place is None:
+            raise
+        raise ValueError(f"at {place}: {exc}") from None
+
+
+class _Refused:
+    """A value UNIQUE_KEYS refuses: NaN, Infinity, 1e400, an integer too long to read."""
+
+
+class _Twice(list[tuple[str, Any]]):
+    """An object that gives a key twice, every pair kept (the first value of the key may hold a fault too)."""
+
+
+def _mark_twice(pairs: list[tuple[str, Any]]) -> Any:
+    found = dict(pairs)
+    return _Twice(pairs) if len(found) < len(pairs) else found
+
+
+def _mark_int(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return _Refused()
+
+
+def _mark_float(text: str) -> Any:
+    return _Refused() if math.isinf(float(text)) else 0.0
+
+
+_MARKING = json.JSONDecoder(
+    parse_constant=lambda _: _Refused(), parse_float=_mark_float, parse_int=_mark_int, object_pairs_hook=_mark_twice
+)
+
+
+def where_refused(text: str) -> str | None:
+    """Where in ``text`` the first value UNIQUE_KEYS refuses is (``answers[0].arguments``, ``the top
+    level``), or None where it cannot tell."""
+    try:
+        value = _MARKING.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    path = _first_refused(value, "")
+    if path is None:
+        return None
+    return path.lstrip(".") or "the top level"
+
+
+def _first_refused(value: Any, path: str) -> str | None:
+    """The path of the first refused value json met: an object's values before the object itself, which
+    json checks once it has read them all."""
+    if isinstance(value, _Refused):
+        return path
+    if isinstance(value, _Twice):
+        children: Iterable[tuple[str | int, Any]] = value
+    else:
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        step = f"[{key}]" if isinstance(key, int) else f".{key}" if key.isidentifier() else f"[{json.dumps(key)}]"
+        found = _first_refused(child, path + step)
+        if found is not None:
+            return found
+    return path if isinstance(value, _Twice) else None
 
 
 def why_not_json(exc: ValueError | RecursionError) -> str:

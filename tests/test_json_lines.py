@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic_core import PydanticSerializationError, to_json
 
+from funreason_refine.jsonl import loads_unique
 from funreason_refine.record import (
     PLAIN_MODELS,
     DatasetDiscard,
@@ -218,3 +219,27 @@ def test_plain_records_are_written_without_pydantic(monkeypatch):
 
     monkeypatch.setattr(run_folder, "to_json", refuse)
     assert [to_json_line(model) for model in outcome_lines(kept_record({"n": [1, 2.5, None]}))] == expected
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [
+        ('{"a": 1, "a": 2}', "at the top level: the key 'a' is given twice"),
+        ('{"x": [{"b": {"c": 1, "c": 2}}]}', "at x[0].b: the key 'c' is given twice"),
+        ('{"x": {"t": NaN}}', "at x.t: NaN is not a JSON value"),
+        ('{"x y": [1e400]}', 'at ["x y"][0]: 1e400 is too large for a float'),
+        # json reads the first "a" whole before it meets the second: its fault is the one refused
+        ('{"a": {"b": 1, "b": 2}, "a": 3}', "at a: the key 'b' is given twice"),
+        ('[1, {"k": -Infinity}]', "at [1].k: -Infinity is not a JSON value"),
+        ('{"n": ' + "9" * 5000 + "}", "at n: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_a_refused_value_is_named_by_its_place(text, said):
+    with pytest.raises(ValueError) as refused:
+        loads_unique(text)
+    assert str(refused.value).startswith(said)
+
+
+def test_a_syntax_error_is_json_s_own():
+    with pytest.raises(json.JSONDecodeError):
+        loads_unique('{"a": 1, "a": }')

@@ -215,8 +215,9 @@ def test_nan_and_infinity_which_json_has_not_are_refused_not_written_as_null(tmp
     discarded = [(d["id"], d["reason"]) for d in files["discarded"]]
     assert discarded == [("args", "malformed_answer"), ("chat", "malformed_answer"), ("hermes", "malformed_answer")]
     messages = [d["message"] for d in files["discarded"]]
-    assert "Infinity is not a JSON value" in messages[0] and "(-Infinity is not" in messages[1]
-    assert "(NaN is not a JSON value" in messages[2]
+    assert "at [0].arguments.city: Infinity is not a JSON value" in messages[0]
+    assert "(at city: -Infinity is not" in messages[1]
+    assert "at arguments.city: NaN is not a JSON value" in messages[2]
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "in.json").write_text(f'[{json.dumps(good)},\n{{"id": "x", "n": NaN}}]')
     result = run_pipeline(load_pipeline(write_pipeline(tmp_path / "a", input_name="in.json")))

@@ -150,4 +150,12 @@ def test_a_message_stored_as_json_text_that_is_not_json_says_why(tmp_path):
     row = {"messages": [json.dumps(CHAT[0]), '{"role": "assistant", "content": NaN}'], "tools": [WEATHER]}
     item = read_one(tmp_path, row)
     assert isinstance(item, Quarantined) and item.field == "messages[1]"
-    assert "got a string that is not JSON (NaN is not a JSON value" in item.error
+    assert "got a string that is not JSON (at content: NaN is not a JSON value" in item.error
+
+
+def test_a_key_given_twice_deep_in_a_line_is_named_by_its_place(tmp_path):
+    line = '{"query": "q", "tools": "[]", "answers": [{"name": "f", "arguments": {"o": {"k": 1, "k": 2}}}]}'
+    (tmp_path / "in.jsonl").write_text(line + "\n")
+    (item,) = InputStream(tmp_path / "in.jsonl", "xlam").items()
+    assert isinstance(item, Quarantined) and item.source.line == 1
+    assert "at answers[0].arguments.o: the key 'k' is given twice" in item.error
