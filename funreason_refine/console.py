@@ -147,13 +147,23 @@ def count_tables(
     for col, justify in columns:
         stages.add_column(col, justify=justify)
     for name, s in stage_counts.items():
-        reasons: Counter[str] = Counter()
-        for verdict in ("discard", "truncate", "regenerate"):
-            reasons.update(s.reasons.get(verdict, {}))
-        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"
         truncated = (str(s.truncated),) if truncating else ()
-        stages.add_row(escape(name), str(s.passed), str(s.regenerated), str(s.discarded), *truncated, escape(top))
+        stages.add_row(
+            escape(name), str(s.passed), str(s.regenerated), str(s.discarded), *truncated, escape(top_reasons(s))
+        )
     return [head, stages, *dataset_tables(dataset)]
+
+
+_NOT_DISCARDS = {"truncate": " (truncated)", "regenerate": " (regenerated)"}
+
+
+def top_reasons(counts: StageCounts) -> str:
+    """A stage's three commonest reasons, those of a truncation or a regeneration said so (they were kept)."""
+    reasons: Counter[str] = Counter()
+    for verdict in ("discard", "truncate", "regenerate"):
+        said = _NOT_DISCARDS.get(verdict, "")
+        reasons.update({f"{reason}{said}": n for reason, n in counts.reasons.get(verdict, {}).items()})
+    return ", ".join(f"{r} {n}" for r, n in reasons.most_common(3)) or "-"
 
 
 def protocol_lines(judge: JudgeSection) -> list[str]:

@@ -8,9 +8,9 @@ from rich.console import Console
 
 from funreason_refine.audit.counts import MISSING
 from funreason_refine.cli import main
-from funreason_refine.console import audit_panels
+from funreason_refine.console import audit_panels, top_reasons
 from funreason_refine.report.dataset import dataset_tables
-from funreason_refine.summary import Summary
+from funreason_refine.summary import StageCounts, Summary
 from funreason_refine.testing import run_rows
 from tests.conftest import xlam_row
 
@@ -62,3 +62,14 @@ def test_paths_with_brackets_are_printed_as_they_are(tmp_path):
     assert result.exit_code == 0 and f"wrote 1 records to {out}" in " ".join(result.output.split())
     status = CliRunner().invoke(main, ["status", str(tmp_path / "run")])
     assert f"{tmp_path / 'run'}: complete" in status.output
+
+
+def test_top_reasons_say_which_were_truncations_and_regenerations_not_discards():
+    counts = StageCounts(
+        discarded=2,
+        truncated=5,
+        regenerated=1,
+        reasons={"discard": {"wrong_type": 2}, "truncate": {"wrong_type": 5}, "regenerate": {"missing_param": 1}},
+    )
+    assert top_reasons(counts) == "wrong_type (truncated) 5, wrong_type 2, missing_param (regenerated) 1"
+    assert top_reasons(StageCounts()) == "-"
