@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 
@@ -18,4 +19,9 @@ def load_litellm() -> Any:
     # that (tiktoken ships inside LiteLLM).
     litellm.disable_hf_tokenizer_download = True
     logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
+    # A call cancelled by Ctrl-C, or refused before it was sent (no API key), leaves the coroutine of LiteLLM's
+    # provider handler unawaited in its thread: Python's warning about it says nothing a user can act on.
+    warnings.filterwarnings(
+        "ignore", message=r"coroutine '\w*(Completion|Handler)\.\w+' was never awaited", category=RuntimeWarning
+    )
     return litellm

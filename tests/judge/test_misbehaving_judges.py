@@ -3,6 +3,11 @@ retried call, an errors.jsonl entry or an outage stop that says what happened, n
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +21,7 @@ from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.settings import ModelSettings
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests.conftest import read_jsonl, write_jsonl
+from tests.executors.test_shards import REFINE
 from tests.judge.test_judged_runs import YES, forecast_row
 
 ANSWERED = ("Checked.", "<judge>True</judge><reason>looks right</reason>")  # YES, its reasoning taken apart
@@ -282,6 +288,28 @@ def test_no_api_key_in_the_environment_stops_the_run_at_once_naming_the_variable
     assert result.exit_code == 1 and sent == 0, said
     assert "no API key" in said and "Nothing was sent to http://127.0.0.1" in said and "OPENAI_API_KEY" in said
     assert "Traceback" not in result.output and read_jsonl(tmp_path / "run" / "errors.jsonl") == []
+
+
+def test_ctrl_c_while_judge_calls_are_in_flight_prints_no_warning_about_litellm_s_unawaited_coroutine(tmp_path):
+    # A call cancelled in LiteLLM's thread left its provider handler's coroutine unawaited: Python warned
+    # "coroutine 'OpenAIChatCompletion.acompletion' was never awaited" under the run's own message.
+    rows = [forecast_row(str(i), days=i % 7 + 1) for i in range(60)]
+    with FakeLLM(lambda r: Reply(YES, delay=0.2)) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", REFINE, "run", str(write(tmp_path, server, rows=rows))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while len(server.requests) < 40 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.requests, proc.communicate()[1] if proc.poll() is not None else "the run never asked the judge"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted after" in err, err
+    assert "never awaited" not in err and "RuntimeWarning" not in err, err
 
 
 def test_a_lone_surrogate_in_a_record_is_sent_as_its_escape_not_blamed_on_the_server(tmp_path):
