@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel
 
-from funreason_refine.calls import same_answer
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
 from funreason_refine.run_folder import Written, to_json_line
-from funreason_refine.stages.base import TAKES_REPAIRS, PipelineStage
+from funreason_refine.stages.base import REPAIRED, TAKES_REPAIRS, PipelineStage, changed_content
 from funreason_refine.stages.timeout import StageFailed
 from funreason_refine.targets import answer_text
 
@@ -115,11 +114,12 @@ class Refinement:
     - discard: the record leaves (to the hard pool when the stage's on_fail is "hard_pool"),
       unless the stage has a generator (on_fail "regenerate"): then the field the stage names is
       rewritten (``rewrite`` says so) and the stage checks the record again;
-    - regenerate: the corrected record is checked again from the same stage, and when its answer
-      changed, first by the earlier stages that re-check a changed answer (``recheck_on_answer_change``:
-      every built-in stage), so that a new answer, whoever wrote it, passes every check the old one
-      passed before it is kept; on_fail "discard" or "hard_pool" (the pipeline chose dropping over
-      repairing) makes it a discard whose message says the repair was not applied;
+    - regenerate: the corrected record is checked again from the same stage, and when what it says
+      changed (its answer, query, tools, system prompt, conversation or CoT), first by the earlier stages
+      that re-check a changed record (``recheck_on_answer_change``: every built-in stage), so that a new
+      record, whoever wrote it, passes every check the old one passed before it is kept; on_fail
+      "discard" or "hard_pool" (the pipeline chose dropping over repairing) makes it a discard whose
+      message says the repair was not applied;
     - a stage regenerates a record at most ``max_attempts`` times, then the record is discarded.
 
     A conversation goes through the stages once per assistant turn, in order, that turn in focus
@@ -257,7 +257,7 @@ class Refinement:
             self._give_up(stage, verdict, "regeneration(s)")
         else:
             new = _same_identity(verdict.record, self.record)
-            self._again(recheck=not same_answer(new.answer, self.record.answer))
+            self._again(recheck=bool(changed_content(new, self.record, REPAIRED)))
             self.record = new
 
     def _ask_rewrite(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:

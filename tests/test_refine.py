@@ -254,13 +254,15 @@ class Vandal(Stage):
 
 
 class Renamer(Stage):
-    """Changes its own record's tools the allowed way: new tools on a copy."""
+    """Changes its own record's tools the allowed way: new tools on a copy, a repair the stages check again."""
 
     name = "renamer"
 
     def check(self, record):
+        if record.tools[0]["description"] == "renamed":
+            return Verdict.passed()
         tools = [{**record.tools[0], "description": "renamed"}, *record.tools[1:]]
-        return Verdict(action="pass", record=record.model_copy(update={"tools": tools}))
+        return Verdict.regenerate(record.model_copy(update={"tools": tools}), "renamed", "new tools")
 
 
 def test_shared_tools_cannot_be_changed_through_one_record():
@@ -444,3 +446,119 @@ def test_a_conversation_turn_whose_answer_could_not_be_read_is_never_kept(tmp_pa
     finished = refine(record, staged(Format()))
     assert (finished.outcome, finished.stage, finished.reason) == ("discarded", "input", "malformed_answer")
     assert "messages[3].tool_calls[0].function.arguments" in finished.message
+
+
+class ChangesInPlace(Stage):
+    """A plugin's check that edits the record it was given instead of a copy."""
+
+    name = "in_place"
+
+    def __init__(self, edit, repair=False):
+        super().__init__()
+        self.edit, self.repair = edit, repair
+
+    def check(self, record):
+        self.edit(record)
+        return Verdict.regenerate(record, "edited", "edited in place") if self.repair else Verdict.passed()
+
+
+def _add_units(record):
+    record.calls[0].arguments["units"] = "metric"
+
+
+def _set_query(record):
+    record.query = "Something else"
+
+
+def _clear_answer(record):
+    record.answer.clear()
+
+
+def _new_tools(record):
+    record.tools = [{**record.tools[0], "name": "lookup"}]
+
+
+@pytest.mark.parametrize(
+    "edit, repair, field",
+    [
+        (_add_units, True, "answer"),
+        (_add_units, False, "answer"),
+        (_set_query, False, "query"),
+        (_clear_answer, False, "answer"),
+        (_new_tools, False, "tools"),
+    ],
+)
+def test_a_plugin_check_that_changes_its_record_in_place_fails_the_record_naming_the_field(edit, repair, field):
+    # The edit was kept without a word: no earlier stage saw it, the target stayed the old answer's, and the
+    # trail's "before" showed the edited answer as the original.
+    finished = refine(make_record(), staged(FunctionParams(), ChangesInPlace(edit, repair)))
+    assert (finished.outcome, finished.stage) == ("errors", "in_place")
+    assert f"changed the record it was given in place ({field})" in finished.message
+    assert "record.model_copy" in finished.message
+
+
+def test_the_package_s_own_stages_are_not_watched_for_changes_in_place():
+    stage = PipelineStage(stage=ChangesInPlace(_set_query), plugin="builtin", on_fail="discard", max_attempts=1)
+    stage.trusted = True
+    assert refine(make_record(), [stage]).outcome == "kept"
+
+
+@pytest.mark.parametrize(
+    "update, field",
+    [
+        (lambda r: {"query": "Weather in Rome?"}, "query"),
+        (lambda r: {"tools": [{**r.tools[0], "name": "lookup"}]}, "tools"),
+        (lambda r: {"system": "Answer in French."}, "system"),
+    ],
+)
+def test_a_pass_that_changes_what_the_record_says_fails_its_record(update, field):
+    finished = refine(make_record(), staged(ChangesTo(update, _pass_with)))
+    assert (finished.outcome, finished.stage) == ("errors", "changer")
+    assert f"passed with a record whose {field} it changed" in finished.message
+
+
+def test_a_pass_may_change_derived_fields():
+    stages = staged(ChangesTo(lambda r: {"meta": {"checked": True}, "cot": "Weather: get_weather."}, _pass_with))
+    finished = refine(make_record(), stages)
+    assert finished.outcome == "kept" and finished.record.meta == {"checked": True}
+
+
+def _regenerate_with(record):
+    return Verdict.regenerate(record, "changed", "changed")
+
+
+@pytest.mark.parametrize(
+    "update, reason",
+    [
+        (lambda r: {"tools": [{**r.tools[0], "name": "lookup_forecast"}]}, "unknown_function"),
+        (lambda r: {"cot": "I should call delete_account."}, "cot_misses_function"),
+    ],
+)
+def test_a_repair_of_tools_or_cot_is_checked_again_by_the_earlier_stages(update, reason):
+    # Only a changed answer was checked again: a record offering lookup_forecast was kept calling get_weather,
+    # and a CoT naming a function the answer never calls was kept.
+    cot = Cot(Cot.Config(forbid_uncalled_functions=True))
+    stages = staged(QueryTool(), cot, FunctionParams(), ChangesTo(update, _regenerate_with))
+    finished = refine(make_record(cot="The user wants the weather: get_weather for Paris."), stages)
+    assert (finished.outcome, finished.reason) == ("discarded", reason), finished.message
+
+
+class Exits(Stage):
+    name = "exits"
+
+    def check(self, record):
+        raise SystemExit(1)
+
+
+def test_a_check_that_calls_sys_exit_fails_its_record_not_the_run():
+    # The run ended with status 1, no output and no summary, run.lock left behind.
+    finished = refine(make_record(), staged(Exits()))
+    assert (finished.outcome, finished.stage) == ("errors", "exits")
+    assert "raised SystemExit: 1" in finished.message
+
+
+def test_a_record_holding_a_lone_surrogate_is_watched_too():
+    record = make_record(query="Weather in Paris \ud800?")
+    assert refine(record, staged(FunctionParams())).outcome == "kept"
+    finished = refine(record, staged(ChangesInPlace(_add_units)))
+    assert finished.outcome == "errors" and "in place (answer)" in finished.message

@@ -4,11 +4,13 @@ stage as a pipeline configured it."""
 from __future__ import annotations
 
 import functools
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from funreason_refine.calls import same_answer
 from funreason_refine.record import Action, Record, Verdict
@@ -132,6 +134,7 @@ class PipelineStage:
         """The stage's verdict on ``record``, the fields its record changed validated; StageFailed when the
         check raises, runs past its timeout, or returns something that is not a Verdict or a record that is
         not a valid Record (a plugin bug fails its record, never the run)."""
+        given = None if self.trusted else _contents(record)
         try:
             verdict = call_with_timeout(self.stage.check, record, self.timeout)
         except CheckTimeout as exc:
@@ -139,8 +142,10 @@ class PipelineStage:
                 f"stage {self.name} (plugin {self.plugin}) did not answer within {self.timeout or 0:g} s "
                 "([[stages]] timeout)"
             ) from exc
-        except Exception as exc:
+        except (Exception, SystemExit, GeneratorExit) as exc:  # sys.exit() in a check fails its record too
             raise StageFailed(f"stage {self.name} (plugin {self.plugin}) raised {type(exc).__name__}: {exc}") from exc
+        if given is not None and (changed := given.changed(record)):
+            self._refuse_changed_in_place(changed)
         if not isinstance(verdict, Verdict):
             raise StageFailed(
                 f"stage {self.name} (plugin {self.plugin}) returned {type(verdict).__name__}, not a Verdict "
@@ -148,18 +153,28 @@ class PipelineStage:
             )
         if verdict.record is not None and verdict.record is not record and not self.trusted:
             self._check_record(verdict, record)
-        if verdict.action is Action.PASS and verdict.record is not None and verdict.record.answer is not record.answer:
-            self._check_same_answer(verdict.record, record)
+        if verdict.action is Action.PASS and verdict.record is not None and verdict.record is not record:
+            self._check_same_content(verdict.record, record)
         return verdict
 
-    def _check_same_answer(self, new: Record, record: Record) -> None:
-        """StageFailed when a pass changed the answer: it would be kept with no earlier stage having seen it."""
-        if not same_answer(new.answer, record.answer):
+    def _check_same_content(self, new: Record, record: Record) -> None:
+        """StageFailed when a pass changed what the record says (its answer, query, tools, system prompt or
+        conversation): it would be kept with no earlier stage having seen it."""
+        changed = changed_content(new, record)
+        if changed:
             raise StageFailed(
-                f"stage {self.name} (plugin {self.plugin}) passed with a record whose answer it changed: a pass "
-                "adds derived fields; a change of the answer is a repair (Verdict.regenerate, with on_fail = "
-                '"regenerate"), which every earlier stage checks again'
+                f"stage {self.name} (plugin {self.plugin}) passed with a record whose {changed} it changed: a "
+                "pass adds derived fields (target, cot's form, meta); a change of what the record says is a repair "
+                '(Verdict.regenerate, with on_fail = "regenerate"), which every earlier stage checks again'
             )
+
+    def _refuse_changed_in_place(self, fields: str) -> None:
+        raise StageFailed(
+            f"stage {self.name} (plugin {self.plugin}) changed the record it was given in place ({fields}): the "
+            "record is the one every stage, the trail and the outcome files share. Return a changed copy instead: "
+            'Verdict.regenerate(record.model_copy(update={"answer": ...}), reason, message), or edit '
+            "record.model_copy(deep=True) (docs/plugins.md, The stage contract)"
+        )
 
     def _check_record(self, verdict: Verdict, record: Record) -> None:
         """The record a verdict brings, its changed fields validated (in place: the verdict is the stage's)."""
@@ -177,6 +192,53 @@ class PipelineStage:
             "A changed record must hold valid values: calls are FunctionCall(name=..., arguments={...}), "
             "texts are str (docs/plugins.md, The stage contract)"
         )
+
+
+_WATCHED = tuple(name for name in Record.model_fields if name != "tools")  # tools are read-only (frozen)
+
+
+class _Contents(NamedTuple):
+    """A record's fields as JSON, and its tools (read-only: replaced, never changed), to tell whether a
+    stage's check changed them in place."""
+
+    fields: bytes
+    tools: object
+
+    def changed(self, record: Record) -> str:
+        """The fields ``record`` holds otherwise than when this was taken, as text; empty when none."""
+        now = _contents(record)
+        if now == self:
+            return ""
+        before, after = json.loads(self.fields), json.loads(now.fields)
+        changed = [name for name, a, b in zip(_WATCHED, before, after, strict=True) if a != b]
+        return ", ".join(changed + ([] if now.tools is self.tools else ["tools"]))
+
+
+def _contents(record: Record) -> _Contents:
+    fields = record.__dict__
+    values = [fields[name] for name in _WATCHED]
+    try:
+        return _Contents(to_json(values, fallback=repr), fields["tools"])
+    except PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot hold: JSON's escape can
+        return _Contents(json.dumps(to_jsonable_python(values, fallback=repr)).encode(), fields["tools"])
+
+
+SAID = ("query", "tools", "system", "messages")
+"""Beside the answer, the fields that say what a record is, which a pass must not change."""
+REPAIRED = (*SAID, "cot")
+"""Beside the answer, the fields whose change by a repair the earlier stages check again (a pass may give
+the CoT another form, as the cot stage strips a <think> wrapper)."""
+
+
+def changed_content(new: Record, old: Record, fields: tuple[str, ...] = SAID) -> str:
+    """Which of the answer and ``fields`` ``new`` changed from ``old``, as text (``answer, tools``); empty
+    when none."""
+    changed = [] if same_answer(new.answer, old.answer) else ["answer"]
+    for name in fields:
+        a, b = getattr(new, name), getattr(old, name)
+        if a is not b and a != b:
+            changed.append(name)
+    return ", ".join(changed)
 
 
 def validated_changes(new: Record, old: Record) -> Record:
