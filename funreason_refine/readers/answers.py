@@ -238,7 +238,9 @@ def parse_call(raw: Any, where: str) -> FunctionCall:
         if unread is not None:
             raise ValueError(f"{where}.{unread}: a field of a call that is not read (it would be lost)")
     arguments = raw["arguments"]
-    if isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
+    if arguments is None:  # null says nothing: a call with no arguments, as empty text is
+        arguments = {}
+    elif isinstance(arguments, str):  # OpenAI style: arguments as a JSON string
         try:
             arguments = loads_unique(arguments) if arguments.strip() else {}
         except (ValueError, RecursionError) as exc:

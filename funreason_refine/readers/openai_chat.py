@@ -277,7 +277,9 @@ def read_call(raw: Any, at: str) -> FunctionCall:
 
 
 def arguments_of(value: Any, where: str) -> dict[str, Any]:
-    """Arguments as an object or as its JSON text (OpenAI's form; an empty text is no arguments)."""
+    """Arguments as an object or as its JSON text (OpenAI's form; an empty text, or null, is no arguments)."""
+    if value is None:
+        return {}
     if isinstance(value, str):
         if not value.strip():
             return {}

@@ -490,3 +490,23 @@ def test_a_call_that_gives_a_key_twice_is_malformed_not_read_as_its_last(tmp_pat
     (problem,) = record.problems
     assert problem.code == "malformed_answer" and problem.field == field, problem
     assert "is given twice (JSON readers keep only the last)" in problem.message
+
+
+def test_null_arguments_are_a_call_with_none_as_empty_text_is(tmp_path):
+    # "arguments": "" was read as {} while null made a valid zero-argument call malformed_answer.
+    clock = {"name": "get_time", "description": "The time now.", "parameters": {}}
+    xlam = {
+        "id": "x",
+        "query": "What time is it?",
+        "tools": [clock],
+        "answers": [{"name": "get_time", "arguments": None}],
+    }
+    record = read_one(tmp_path, xlam, "xlam")
+    assert isinstance(record, Record) and record.answer[0].arguments == {}
+    message = {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": None}}
+    chat = {
+        "messages": [{"role": "user", "content": "What time is it?"}, {"role": "assistant", "tool_calls": [message]}],
+        "tools": [{"type": "function", "function": clock}],
+    }
+    record = read_one(tmp_path, chat)
+    assert isinstance(record, Record) and record.answer[0].arguments == {}
