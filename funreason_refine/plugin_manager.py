@@ -42,7 +42,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"a plugin implements a hook that does not exist: {exc}") from None
+            raise PluginError(_unknown_hook(pm, exc)) from None
         _at_start.update(name for name, _ in pm.list_name_plugin())
         if os.environ.get("FUNREASON_REFINE_TRACE"):
             pm.trace.root.setwriter(sys.stderr.write)
@@ -55,7 +55,10 @@ def _load_installed(pm: pluggy.PluginManager) -> None:
     """Each installed package's entry point, loaded on its own (pluggy's load_setuptools_entrypoints loads
     them all in one call), so that one that fails is named with its package."""
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.get_plugin(entry_point.name) is not None or pm.is_blocked(entry_point.name):
+        if pm.is_blocked(entry_point.name):
+            continue
+        if pm.get_plugin(entry_point.name) is not None:
+            _same_package_again(entry_point)  # a package found twice on the path is loaded once
             continue
         try:
             pm.register(entry_point.load(), name=entry_point.name)
@@ -63,6 +66,33 @@ def _load_installed(pm: pluggy.PluginManager) -> None:
             raise PluginError(_load_failure(entry_point, exc)) from exc
         if entry_point.dist is not None:
             _installed[entry_point.name] = entry_point.dist
+
+
+def _same_package_again(entry_point: metadata.EntryPoint) -> None:
+    """PluginError when a second package names its entry point as a loaded plugin is named: pluggy would
+    keep one of the two, the other's stages never registered, whichever the install order put first."""
+    first = _installed.get(entry_point.name)
+    package = entry_point.dist.name if entry_point.dist is not None else None
+    if first is not None and package is not None and first.name == package:
+        return
+    holder = f"package {first.name}" if first is not None else "this package itself"
+    raise PluginError(
+        f"two plugins are named {entry_point.name!r}: the entry point `{entry_point.name} = {entry_point.value}` of "
+        f"package {package or 'unknown'} and that of {holder} (group {ENTRY_POINT_GROUP}); only one could load. "
+        "Give one of them another entry point name (its setup.cfg or pyproject.toml) and reinstall it"
+    )
+
+
+def _unknown_hook(pm: pluggy.PluginManager, exc: pluggy.PluginValidationError) -> str:
+    name = pm.get_name(exc.plugin) or repr(exc.plugin)
+    dist = _installed.get(name)
+    package = f" (package {dist.name})" if dist is not None else ""
+    uninstall = f"`pip uninstall {dist.name}`" if dist is not None else "uninstall it"
+    return (
+        f"plugin {name}{package} implements a hook that does not exist: {exc}. The hooks are listed in "
+        f"docs/plugins.md (a misspelt name, such as register_stage for register_stages?). Fix the plugin, {uninstall}, "
+        "or set FUNREASON_REFINE_NO_PLUGINS=1 to run without installed plugins"
+    )
 
 
 def _load_failure(entry_point: metadata.EntryPoint, exc: Exception) -> str:

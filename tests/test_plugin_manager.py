@@ -204,3 +204,64 @@ def test_a_stage_whose_config_would_accept_unknown_keys_is_refused(plugin, stage
         stage_registry()
     assert str(info.value).startswith(f"plugin loose_plugin: {words}")
     assert "unknown keys in its [[stages]] table are errors" in str(info.value)
+
+
+def _entry_point(folder, package, name, module):
+    info = folder / f"{package.replace('-', '_')}-0.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[funreason_refine]\n{name} = {module}\n")
+
+
+STAGE_MODULE = """from funreason_refine import Stage, Verdict, hookimpl
+
+
+class MaxCalls(Stage):
+    name = "{stage}"
+
+    def check(self, record):
+        return Verdict.passed()
+
+
+@hookimpl
+def register_stages(register):
+    register(MaxCalls)
+"""
+
+
+def test_two_packages_whose_entry_points_share_a_name_are_refused_naming_both(installed, tmp_path):
+    # One of the two was never loaded, without a word: which depended on the install order, and a run used
+    # the other package's stage of the same name.
+    (tmp_path / "alpha_mod.py").write_text(STAGE_MODULE.format(stage="alpha_calls"))
+    (tmp_path / "beta_mod.py").write_text(STAGE_MODULE.format(stage="beta_calls"))
+    _entry_point(tmp_path, "alpha-stages", "stages", "alpha_mod")
+    _entry_point(tmp_path, "beta-stages", "stages", "beta_mod")
+    result = _cli("stages")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "two plugins are named 'stages'" in said, said
+    assert "alpha-stages" in said and "beta-stages" in said and "another entry point name" in said
+
+
+def test_a_package_found_twice_on_the_path_is_loaded_once(installed, tmp_path):
+    (tmp_path / "alpha_mod.py").write_text(STAGE_MODULE.format(stage="alpha_calls"))
+    _entry_point(tmp_path, "alpha-stages", "stages", "alpha_mod")
+    _entry_point(tmp_path / "again", "alpha-stages", "stages", "alpha_mod")
+    import sys
+
+    sys.path.append(str(tmp_path / "again"))
+    try:
+        result = _cli("stages")
+    finally:
+        sys.path.remove(str(tmp_path / "again"))
+    assert result.exit_code == 0 and "alpha_calls" in result.output, result.output
+
+
+def test_an_installed_plugin_with_a_misspelt_hook_is_named_with_its_package_and_what_to_do(installed):
+    code = "from funreason_refine import hookimpl\n\n@hookimpl\ndef register_stage(register):\n    pass\n"
+    installed("gamma-stages", "gamma_stages_mod", code)
+    result = _cli("stages")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "plugin gamma_stages (package gamma-stages) implements a hook" in said, said
+    assert (
+        "register_stage" in said and "`pip uninstall gamma-stages`" in said and "FUNREASON_REFINE_NO_PLUGINS=1" in said
+    )
