@@ -298,12 +298,12 @@ def emitter(
     def emit(written: Written) -> None:
         if audit is not None:
             written = audit.check(written)
+        if observed:  # before its line is written: a record a plugin failed on is refined and told again on resume
+            record = json.loads(written.line)
+            call_hook(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
         folder.record(written)
         if progress.on_outcome is not None:
             progress.on_outcome(written.outcome)
-        if observed:
-            record = json.loads(written.line)
-            call_hook(hooks.record_finished, kind=str(written.outcome), record=record, run_dir=folder.path)
         if target is not None:
             target.count(written)
 

@@ -46,13 +46,15 @@ def register_commands(cli: click.Group) -> None:
 
 @hookspec
 def record_finished(kind: str, record: dict[str, Any], run_dir: Path) -> None:
-    """Observe one finished record, right after its line is written to the run folder.
+    """Observe one finished record, right before its line is written to the run folder.
 
     Fires in the main process, once per record, in input order. ``kind`` is ``kept``,
-    ``discarded``, ``quarantined`` or ``errors``; ``record`` is the line just written, parsed
+    ``discarded``, ``quarantined`` or ``errors``; ``record`` is the line about to be written, parsed
     (for discarded records it has ``stage``, ``reason`` and ``message``; every line has
-    ``index``). Do not modify it. Exceptions stop the run with a message naming the plugin; what
-    was written stays and the run resumes. Return nothing.
+    ``index``). Do not modify it. Exceptions stop the run with a message naming the plugin; the
+    record it raised on is not written, so the resumed run refines it and calls the hook with it
+    again (a record may come twice to a plugin that failed on it: at least once, never lost).
+    Return nothing.
     """
 
 

@@ -275,8 +275,20 @@ def call_hook(hook: Any, **kwargs: Any) -> None:
     try:
         hook(**kwargs)
     except Exception as exc:
-        plugins = ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
+        plugins = _raised_in(hook, exc) or ", ".join(impl.plugin_name for impl in hook.get_hookimpls())
         raise PluginError(
             f"the {hook.name} hook of plugin(s) {plugins} raised {type(exc).__name__}: {exc}. "
             "Everything finished so far is saved; fix or remove the plugin and run again"
         ) from exc
+
+
+def _raised_in(hook: Any, exc: Exception) -> str | None:
+    """The plugin whose implementation of ``hook`` the exception came from: the first of its frames that is
+    one, or None (an implementation that is no Python function)."""
+    codes = {getattr(impl.function, "__code__", None): impl.plugin_name for impl in hook.get_hookimpls()}
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code in codes:
+            return codes[frame.tb_frame.f_code]
+        frame = frame.tb_next
+    return None

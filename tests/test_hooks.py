@@ -101,7 +101,43 @@ def test_a_raising_lifecycle_hook_stops_the_run_naming_the_plugin_and_the_folder
     from funreason_refine.engine import run_pipeline
 
     result = run_pipeline(load_pipeline(tmp_path / "pipeline.toml"))
-    assert result.resumed == 3 and result.summary.as_dict()["outcomes"]["kept"] == 5
+    assert result.resumed == 2 and result.summary.as_dict()["outcomes"]["kept"] == 5
+
+
+def test_a_record_a_record_finished_hook_failed_on_is_told_again_on_resume_and_only_the_raiser_is_named(
+    plugin, tmp_path
+):
+    # Its line was written before the hook: the resumed run never told the plugin about it again, and the
+    # message named every plugin that implements the hook.
+    got, failing = [], {"on": "b"}
+
+    class Exporter:
+        @hookimpl
+        def record_finished(self, record):
+            if record["id"] == failing["on"]:
+                raise ConnectionError("upload failed")
+            got.append(record["id"])
+
+    class Logger:
+        @hookimpl
+        def record_finished(self, record):
+            pass
+
+    plugin(Exporter(), "exporter")
+    plugin(Logger(), "innocent_logger")
+    rows = [xlam_row(rid) for rid in "abc"]
+    with pytest.raises(PluginError) as stopped:
+        run_rows(rows, tmp_path)
+    assert "record_finished hook of plugin(s) exporter raised ConnectionError: upload failed" in str(stopped.value)
+    failing["on"] = None  # the upload works again
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.engine import run_pipeline
+
+    run_pipeline(load_pipeline(tmp_path / "pipeline.toml"))
+    assert got == ["a", "b", "c"]
+    assert [json.loads(line)["id"] for line in (tmp_path / "run" / "kept.jsonl").read_text().splitlines()] == list(
+        "abc"
+    )
 
 
 def test_a_hanging_check_fails_only_its_record_naming_the_plugin(plugin, tmp_path):

@@ -33,7 +33,7 @@ def test_the_stage_example_registers_and_judges():
     pm = get_plugin_manager()
     pm.register(module, name="readme_plugin")
     try:
-        entry = stage_registry()["values_in_query"]
+        entry = stage_registry()["query_has_values"]
         assert entry.plugin == "readme_plugin"
         ok = make_record(query="Weather in Paris?", answers=[{"name": "get_weather", "arguments": {"city": "paris"}}])
         bad = make_record(query="Weather in Paris?", answers=[{"name": "get_weather", "arguments": {"city": "Rome"}}])
@@ -102,3 +102,22 @@ def test_every_link_between_the_pages_leads_somewhere(page):
         assert dest.exists(), f"{page.name}: {target} is not a file"
         if anchor and dest.suffix == ".md":
             assert anchor in _anchors(dest), f"{page.name}: {target}: no such heading"
+
+
+def test_the_stage_example_registers_beside_the_example_package_the_test_command_installs():
+    # Both were named values_in_query: following the README with the example installed was refused.
+    example = pytest.importorskip("values_in_query", reason="the README's test command installs it")
+    code = re.search(r"```python\n(.*?)\n```", README, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    module = type("ReadmePlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
+    pm = get_plugin_manager()
+    pm.register(module, name="readme_plugin")
+    pm.register(example, name="values_in_query")
+    try:
+        registry = stage_registry()
+        assert registry["query_has_values"].plugin == "readme_plugin"
+        assert registry["values_in_query"].plugin == "values_in_query"
+    finally:
+        pm.unregister(name="readme_plugin")
+        pm.unregister(name="values_in_query")
