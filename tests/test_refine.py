@@ -562,3 +562,12 @@ def test_a_record_holding_a_lone_surrogate_is_watched_too():
     assert refine(record, staged(FunctionParams())).outcome == "kept"
     finished = refine(record, staged(ChangesInPlace(_add_units)))
     assert finished.outcome == "errors" and "in place (answer)" in finished.message
+
+
+def test_with_debug_on_a_check_s_exception_prints_its_traceback(monkeypatch, capsys):
+    # errors.jsonl holds one line; a plugin's author had no way to see where the check failed.
+    monkeypatch.setenv("FUNREASON_REFINE_DEBUG", "1")
+    finished = refine(make_record(), staged(Explodes()))
+    assert finished.outcome == "errors" and "raised KeyError: 'boom'" in finished.message
+    err = capsys.readouterr().err
+    assert "stage explodes (plugin tests), record 0:" in err and "Traceback" in err and 'raise KeyError("boom")' in err

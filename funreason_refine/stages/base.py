@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
+import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
@@ -143,6 +146,9 @@ class PipelineStage:
                 "([[stages]] timeout)"
             ) from exc
         except (Exception, SystemExit, GeneratorExit) as exc:  # sys.exit() in a check fails its record too
+            if os.environ.get("FUNREASON_REFINE_DEBUG"):  # cli.md: the traceback, for the plugin's author
+                print(f"stage {self.name} (plugin {self.plugin}), record {record.index}:", file=sys.stderr)
+                traceback.print_exception(exc, file=sys.stderr)
             raise StageFailed(f"stage {self.name} (plugin {self.plugin}) raised {type(exc).__name__}: {exc}") from exc
         if given is not None and (changed := given.changed(record)):
             self._refuse_changed_in_place(changed)
