@@ -388,6 +388,8 @@ class _Loader:
         if found is None:
             close = difflib.get_close_matches(table.name, registry.names(), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            if os.environ.get("FUNREASON_REFINE_NO_PLUGINS"):
+                hint += "installed plugins are not loaded (FUNREASON_REFINE_NO_PLUGINS is set); "
             self.problems.append(
                 f"{where}: no such stage; {hint}registered stages: {', '.join(registry.names())} (see `refine stages`)"
             )

@@ -183,3 +183,11 @@ def test_a_copied_stage_spec_goes_in_stage_specs_dir_not_in_prompt_file(tmp_path
     (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n' + top)
     (stage,) = load_pipeline(tmp_path / "p.toml").stages
     assert "===== END (mine) =====" in stage.judge.template
+
+
+def test_a_stage_not_found_while_installed_plugins_are_off_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNREASON_REFINE_NO_PLUGINS", "1")
+    path = tmp_path / "p.toml"
+    path.write_text('[input]\npath = "in.jsonl"\n[[stages]]\nname = "max_calls"\n')
+    text = "\n".join(problems(path))
+    assert "no such stage; installed plugins are not loaded (FUNREASON_REFINE_NO_PLUGINS is set)" in text
