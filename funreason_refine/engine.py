@@ -347,6 +347,7 @@ def _summary(
         input=InputInfo(
             path=str(pipeline.input.path.resolve()),
             format=stream.format,
+            formats=stream.formats if len(stream.formats) > 1 else None,
             records=stream.count if stopped is None else None,
             limit=limit,
         ),

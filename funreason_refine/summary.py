@@ -47,6 +47,12 @@ class Section(BaseModel):
         return data
 
 
+def _mixed(formats: list[str]) -> list[str] | None:
+    """The formats, each once, first met first; None unless more than one."""
+    found = list(dict.fromkeys(formats))
+    return found if len(found) > 1 else None
+
+
 def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     """Two counts by name as one, most common first (as the run writes them)."""
     return dict((Counter(a) + Counter(b)).most_common())
@@ -338,8 +344,15 @@ def _add_endpoints(
 
 
 class InputInfo(Section):
+    optional_keys = ("formats",)
+
     path: str = Field(description="the input file, absolute")
-    format: str = Field(description="xlam, bfcl, openai or sharegpt")
+    format: str = Field(description="xlam, bfcl, openai or sharegpt: the pipeline's, else the first record's")
+    formats: list[str] | None = Field(
+        None,
+        description="without [input] format, the formats records were read in, first met first, when more than "
+        "one (a file that mixes them; left out otherwise)",
+    )
     records: int | None = Field(
         None,
         description="input records read and refined (to --limit, or to the record that reached --target-kept; None "
@@ -501,7 +514,10 @@ class Summary(Section):
                 "complete": self.complete and other.complete,
                 "stopped": self.stopped or other.stopped,
                 "input": self.input.model_copy(
-                    update={"records": None if None in records else sum(r or 0 for r in records)}
+                    update={
+                        "records": None if None in records else sum(r or 0 for r in records),
+                        "formats": _mixed([*(self.input.formats or []), *(other.input.formats or [])]),
+                    }
                 ),
                 "outcomes": {k: outcomes[k] for k in dict.fromkeys([*self.outcomes, *other.outcomes])},
                 "stages": _add_stages(self.stages, other.stages),

@@ -204,6 +204,11 @@ class InputStream:
             self._answers = _bfcl_answers(path, answers)
         self._readers: dict[str, ToRecord] = {}  # by format, as records in it are met
 
+    @property
+    def formats(self) -> list[str]:
+        """The formats records were read in so far, first met first."""
+        return list(self._readers)
+
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
         to_record = self._readers.get(fmt) or self._reader(fmt)

@@ -510,3 +510,22 @@ def test_null_arguments_are_a_call_with_none_as_empty_text_is(tmp_path):
     }
     record = read_one(tmp_path, chat)
     assert isinstance(record, Record) and record.answer[0].arguments == {}
+
+
+def test_a_file_that_mixes_formats_says_which_in_the_summary_and_the_card(tmp_path):
+    # summary.json said format "xlam" for a file of xLAM rows and chat conversations, and so did the card.
+    from funreason_refine.hub.card import render_card, run_facts
+
+    xlam = {"id": "x", "query": "Weather in Paris?", "tools": [WEATHER["function"]], "answers": []}
+    chat = {"id": "c", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    write_jsonl(tmp_path / "in.jsonl", [xlam, chat])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n')
+    run_pipeline(load_pipeline(tmp_path / "p.toml"), workers=1)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["input"]["format"] == "xlam" and summary["input"]["formats"] == ["xlam", "openai"]
+    card = render_card(run_facts(tmp_path / "run"), "openai", [])
+    assert "- Format read: xlam, openai (per record, as its keys say);" in card
+    write_jsonl(tmp_path / "in.jsonl", [xlam])  # one format: the key is left out, the line as before
+    run_pipeline(load_pipeline(tmp_path / "p.toml"), workers=1, fresh=True)
+    assert "formats" not in json.loads((tmp_path / "run" / "summary.json").read_text())["input"]
+    assert "- Format read: xlam;" in render_card(run_facts(tmp_path / "run"), "openai", [])
