@@ -91,8 +91,73 @@ def test_the_shapes_trainers_expect(run_dir, tmp_path):
 def test_sharegpt_writes_a_dataset_info_entry(run_dir, tmp_path):
     result = CliRunner().invoke(main, ["export", str(run_dir), "--format", "sharegpt", "-o", str(tmp_path / "fc.json")])
     assert result.exit_code == 0 and "dataset_info.json" in result.output
+    assert "LLaMA-Factory" not in result.output  # every conversation alternates as it expects
     info = json.loads((tmp_path / "dataset_info.json").read_text())
     assert info["fc"]["formatting"] == "sharegpt" and info["fc"]["tags"]["function_tag"] == "function_call"
+    assert info["fc"]["columns"] == {"messages": "conversations", "tools": "tools"}  # no row has a system prompt
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_the_dataset_info_entry_maps_the_system_column_when_rows_carry_one(tmp_path, suffix):
+    # LLaMA-Factory reads a row's system field only through columns.system: every system prompt was empty.
+    from tests.chats import calls, chat, result, run_chats, say, user
+
+    rows = [
+        chat("fr", {"role": "system", "content": "Answer in French."}, user("Weather in Oslo?"), say("Il fait beau.")),
+        chat("en", user("Weather in Oslo?"), calls(("c1", "get_weather", {"city": "Oslo"})), result("c1", "3C")),
+    ]
+    rows[1]["messages"].append(say("3 degrees."))
+    assert len(run_chats(rows, tmp_path, '[[stages]]\nname = "classification"\ntext_answers = "keep"\n')["kept"]) == 2
+    export_run(tmp_path / "run", "sharegpt", tmp_path / f"t{suffix}")
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    assert info["t"]["columns"] == {"messages": "conversations", "tools": "tools", "system": "system"}
+    (fr,) = [r for r in InputStream(tmp_path / f"t{suffix}", None).items() if r.id == "fr"]
+    assert fr.system == "Answer in French."
+
+
+def test_sharegpt_says_which_conversations_llamafactory_would_skip(tmp_path):
+    """LLaMA-Factory drops a conversation whose turns do not alternate (human or observation, then gpt or
+    function_call) with only a line in its log: the export names the first such record."""
+    from tests.chats import calls, chat, result, run_chats, say, user
+
+    ok = chat("ok", user("Weather in Oslo?"), calls(("c1", "get_weather", {"city": "Oslo"})), result("c1", "3C"))
+    ok["messages"].append(say("3 degrees."))
+    rows = [
+        ok,
+        chat(
+            "mid-system", user("Hi"), say("Hi."), {"role": "system", "content": "Be brief."}, user("Bye"), say("Bye.")
+        ),
+        chat("two-answers", user("Weather in Oslo?"), say("Let me see."), say("Sunny.")),
+    ]
+    assert len(run_chats(rows, tmp_path, '[[stages]]\nname = "classification"\ntext_answers = "keep"\n')["kept"]) == 3
+    out = tmp_path / "t.jsonl"
+    said = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", "sharegpt", "-o", str(out)])
+    assert said.exit_code == 0, said.output
+    said_ = " ".join(said.output.split())
+    assert "2 record(s) of this sharegpt export will not train as written in LLaMA-Factory" in said_
+    assert (
+        "(the first: record 1 (id mid-system): its conversations[2] is a system turn where LLaMA-Factory expects "
+        "human or observation, so it skips the record as abnormal)" in said_
+    )
+    assert len(read_jsonl(out)) == 3  # written all the same: other ShareGPT readers (ours) take them
+
+
+def test_what_llamafactory_would_do_with_a_sharegpt_row():
+    from funreason_refine.export.sharegpt import llamafactory_problem
+
+    def row(*tags, **fields):
+        return {"conversations": [{"from": t, "value": "x"} for t in tags], **fields}
+
+    assert llamafactory_problem(row("system", "human", "function_call", "observation", "gpt")) is None
+    assert llamafactory_problem(row("human", "function_call", "observation")) == (
+        "it ends with its observation turn, so LLaMA-Factory skips it as abnormal"
+    )
+    assert "conversations[3] is a gpt turn where LLaMA-Factory expects human or observation" in str(
+        llamafactory_problem(row("system", "human", "function_call", "gpt"))
+    )
+    assert "reads in place of the row's system field" in str(
+        llamafactory_problem(row("system", "human", "gpt", system="Be brief."))
+    )
 
 
 def test_export_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):

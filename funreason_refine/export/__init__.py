@@ -17,6 +17,7 @@ from typing import Any
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
 from funreason_refine.export.messages import UnplacedResults
+from funreason_refine.export.sharegpt import LlamaFactoryCheck
 from funreason_refine.export.write import dataset_info_entries, parquet_problem, write_dataset_info, write_rows
 from funreason_refine.overrides import OVERRIDES, Decisions, read_decisions
 from funreason_refine.record import Outcome
@@ -147,7 +148,9 @@ def _calls_with_text(message: dict[str, Any]) -> bool:
     return message.get("role") == "assistant" and isinstance(answer, list) and bool(answer and message.get("content"))
 
 
-def _rows(lines: Iterator[dict[str, Any]], fmt: str, parquet: bool) -> Iterator[dict[str, Any]]:
+def _rows(
+    lines: Iterator[dict[str, Any]], fmt: str, parquet: bool, check: LlamaFactoryCheck | None
+) -> Iterator[dict[str, Any]]:
     for line in lines:
         try:
             row = to_row(line, fmt)
@@ -163,6 +166,8 @@ def _rows(lines: Iterator[dict[str, Any]], fmt: str, parquet: bool) -> Iterator[
                 f"record {line.get('index')} (id {line.get('id')}) cannot be written as {fmt} in Parquet: {problem}. "
                 "Nothing was written"
             )
+        if check is not None:
+            check.see(line, row)
         yield row
 
 
@@ -184,13 +189,16 @@ def export_reviewed(
     if fmt == "sharegpt" and dataset_info:
         dataset_info_entries(out.parent / "dataset_info.json")  # refused before anything is written
     lost = _TextBesideCalls() if fmt == "funreason" else None
+    check = LlamaFactoryCheck() if fmt == "sharegpt" else None
     lines = _reviewed(run_dir, fmt, result, decisions)
-    rows = _rows(lines if lost is None else map(lost.count, lines), fmt, out.suffix == ".parquet")
+    rows = _rows(lines if lost is None else map(lost.count, lines), fmt, out.suffix == ".parquet", check)
     result.written = write_rows(out, rows, fmt)
     if lost is not None and lost.turns:
         result.warnings.append(lost.warning())
+    if check is not None and check.warning():
+        result.warnings.append(str(check.warning()))
     if result.partial is not None:
         result.finished = finished_records(run_dir)
-    if fmt == "sharegpt" and dataset_info:
-        write_dataset_info(out)
+    if check is not None and dataset_info:
+        write_dataset_info(out, system=check.system)
     return result

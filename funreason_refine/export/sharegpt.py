@@ -56,3 +56,55 @@ def _observation(messages: list[Line], at: int) -> str:
     if messages[at].get("observation") is not None and len(results) > 1:
         return str(messages[at]["observation"])
     return results[0] if len(results) == 1 else json.dumps(results, ensure_ascii=False)
+
+
+_ASKS = ("human", "observation")  # LLaMA-Factory's "odd" tags: the turns at even places after a system turn
+_ANSWERS = ("gpt", "function_call")
+
+
+def llamafactory_problem(row: Line) -> str | None:
+    """How LLaMA-Factory's SharegptDatasetConverter would mistrain a row, or None. It takes a leading
+    system turn as the system prompt (the row's ``system`` field is then not read); after it, turns must
+    alternate human or observation, then gpt or function_call, ending with the latter, or it skips the
+    whole conversation as "abnormal" (a warning in its log, nothing trained)."""
+    turns = row["conversations"]
+    start = 1 if turns and turns[0]["from"] == "system" else 0
+    for at in range(start, len(turns)):
+        expected = _ASKS if (at - start) % 2 == 0 else _ANSWERS
+        if turns[at]["from"] not in expected:
+            return (
+                f"its conversations[{at}] is a {turns[at]['from']} turn where LLaMA-Factory expects "
+                f"{' or '.join(expected)}, so it skips the record as abnormal"
+            )
+    if (len(turns) - start) % 2:
+        return f"it ends with its {turns[-1]['from']} turn, so LLaMA-Factory skips it as abnormal"
+    if start and row.get("system"):
+        return "its first turn is a system turn, which LLaMA-Factory reads in place of the row's system field"
+    return None
+
+
+class LlamaFactoryCheck:
+    """Watches the rows of a sharegpt export: whether any carries a ``system`` field (the dataset_info
+    entry then maps that column), and which LLaMA-Factory would skip or misread, so that the export says so."""
+
+    def __init__(self) -> None:
+        self.system = False
+        self.records = 0
+        self.first = ""
+
+    def see(self, line: Line, row: Line) -> None:
+        self.system = self.system or bool(row.get("system"))
+        problem = llamafactory_problem(row)
+        if problem is not None:
+            self.records += 1
+            self.first = self.first or f"record {line.get('index')} (id {line.get('id')}): {problem}"
+
+    def warning(self) -> str | None:
+        if not self.records:
+            return None
+        return (
+            f"{self.records} record(s) of this sharegpt export will not train as written in LLaMA-Factory, whose turns "
+            "alternate human or observation, then gpt or function_call, after one leading system turn (the first: "
+            f"{self.first}). Leave them out (a review can mark them wrongly kept) or edit them in the input, then run "
+            "again"
+        )

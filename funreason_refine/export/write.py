@@ -89,15 +89,18 @@ def parquet_problem(row: dict[str, Any], fmt: str) -> str | None:
     return None
 
 
-def write_dataset_info(out: Path) -> Path:
+def write_dataset_info(out: Path, system: bool) -> Path:
     """LLaMA-Factory's dataset_info.json beside a sharegpt export, with an entry naming it: added to
-    the file's other entries (LLaMA-Factory's data folder lists every dataset in one such file)."""
+    the file's other entries (LLaMA-Factory's data folder lists every dataset in one such file).
+    ``system``: some row has a ``system`` field, which LLaMA-Factory reads only through a column named
+    here (naming a column that no row has would fail there)."""
     path = out.parent / "dataset_info.json"
     info = dataset_info_entries(path)
+    columns = {"messages": "conversations", "tools": "tools", **({"system": "system"} if system else {})}
     info[out.stem] = {
         "file_name": out.name,
         "formatting": "sharegpt",
-        "columns": {"messages": "conversations", "tools": "tools"},
+        "columns": columns,
         "tags": {
             "role_tag": "from",
             "content_tag": "value",
