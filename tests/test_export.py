@@ -142,6 +142,31 @@ def test_sharegpt_says_which_conversations_llamafactory_would_skip(tmp_path):
     assert len(read_jsonl(out)) == 3  # written all the same: other ShareGPT readers (ours) take them
 
 
+def test_a_function_call_turn_holds_its_cot_as_llamafactory_reads_it(tmp_path):
+    """The CoT of a call turn was only in cots, which LLaMA-Factory does not read: it trained those turns
+    without their CoT. Its FunctionFormatter takes a thought in its templates' thought words before the JSON."""
+    import re
+
+    from tests.readers.test_faithful import WEATHER, call, refine
+
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "<think>I call get_weather.</think>", "tool_calls": [call("c1", "Oslo")]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "assistant", "content": "Sunny."},
+    ]
+    refine(tmp_path, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+    export_run(tmp_path / "run", "sharegpt", tmp_path / "t.jsonl")
+    (row,) = read_jsonl(tmp_path / "t.jsonl")
+    value = row["conversations"][1]["value"]
+    assert value == '<think>\nI call get_weather.\n</think>\n\n{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    # What LLaMA-Factory's FunctionFormatter does with it (default thought words "<think>\n", "\n</think>\n\n"):
+    thought = re.search(r"<think>\n(.*?)\n</think>\n\n", value, re.DOTALL)
+    assert thought and json.loads(value.replace(thought.group(0), ""))["name"] == "get_weather"
+    (read,) = InputStream(tmp_path / "t.jsonl", None).items()
+    assert isinstance(read, Record) and read.messages[1].cot == "I call get_weather."
+
+
 def test_what_llamafactory_would_do_with_a_sharegpt_row():
     from funreason_refine.export.sharegpt import llamafactory_problem
 

@@ -10,8 +10,8 @@ from funreason_refine.targets import hermes_calls
 
 def sharegpt(record: Line, tools_json: str) -> Line:
     """Turns alternate, so one observation answers a function_call turn (a JSON list of results when it
-    made several calls). CoTs of call turns have no place in a turn: ``cot`` (one turn) or ``cots``
-    (one per assistant turn) holds them."""
+    made several calls). Each turn's value holds its CoT (a function_call turn's as LLaMA-Factory's
+    thought before the JSON); ``cot`` (one turn) or ``cots`` (one per assistant turn) holds them too."""
     messages = in_call_order(chat(record))
     turns: list[Line] = []
     for at, message in enumerate(messages):
@@ -42,7 +42,16 @@ def _answer(message: Line) -> Line:
     if message.get("content"):
         return {"from": "gpt", "value": think(message) + f"{message['content']}\n" + hermes_calls(found)}
     items = [{"name": c.name, "arguments": c.arguments} for c in found]
-    return {"from": "function_call", "value": json.dumps(items if len(items) != 1 else items[0], ensure_ascii=False)}
+    made = json.dumps(items if len(items) != 1 else items[0], ensure_ascii=False)
+    return {"from": "function_call", "value": _thought(message) + made}
+
+
+def _thought(message: Line) -> str:
+    """A function_call turn's CoT as LLaMA-Factory (0.9.2 on) reads one before the JSON: its templates'
+    thought words, ``<think>\n`` and ``\n</think>\n\n``, exactly (without the newlines its FunctionFormatter
+    finds no thought, and the JSON does not parse)."""
+    cot = (message.get("cot") or "").strip()
+    return f"<think>\n{cot}\n</think>\n\n" if cot else ""
 
 
 def _observation(messages: list[Line], at: int) -> str:

@@ -21,6 +21,7 @@ from funreason_refine.readers.conversations import Chat, chat_record
 from funreason_refine.readers.openai_chat import FUNCTION_FIELDS, read_call
 from funreason_refine.readers.system_tools import record_tools
 from funreason_refine.record import FunctionCall, Message, Problem, Record, Source
+from funreason_refine.targets import split_think
 
 ROLES = {
     "human": "user",
@@ -102,8 +103,11 @@ def _cots(obj: dict[str, Any], turns: int) -> list[str | None]:
 
 def _message(value: Any, role: str, cot: str | None, where: str, problems: list[Problem]) -> Message:
     if role == "function_call":
+        thought, value = split_think(value) if isinstance(value, str) else (None, value)
+        if cot is not None and thought is not None and cot.strip() != thought:
+            raise FieldError(where, f"{where}: one CoT in cots, another in a <think> block")
         answer, ids = _function_call(value, where, problems)
-        return Message(role="assistant", answer=answer, call_ids=ids, cot=cot)
+        return Message(role="assistant", answer=answer, call_ids=ids, cot=cot if cot is not None else thought)
     if role == "tool":
         text = value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         result = glaive_result(text)

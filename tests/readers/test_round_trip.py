@@ -277,7 +277,8 @@ def sharegpt_answer(draw):
     made = [call_json(draw(words)) for _ in range(draw(st.integers(1, 3)))]
     if kind == "function_call":
         value = made[0] if len(made) == 1 and draw(st.booleans()) else made
-        turns = [{"from": "function_call", "value": json.dumps(value)}]
+        thought = f"<think>\n{cot}\n</think>\n\n" if think else ""  # LLaMA-Factory's thought words
+        turns = [{"from": "function_call", "value": thought + json.dumps(value)}]
     elif kind == "glaive":
         turns = [{"from": "gpt", "value": think + draw(st.just("") | words.map(lambda t: t + "\n")) + glaive(made)}]
     else:
@@ -348,11 +349,11 @@ def sharegpt_meaning(row):
 
 def sharegpt_answer_meaning(turn):
     value = turn["value"]
-    if turn["from"] == "function_call":
-        made = json.loads(value)
-        return {"calls": made if isinstance(made, list) else [made], "beside": None}
     match = THINK.match(value)
     rest = value[match.end() :] if match else value
+    if turn["from"] == "function_call":
+        made = json.loads(rest)
+        return {"calls": made if isinstance(made, list) else [made], "beside": None, "think": match and match.group(1)}
     blocks = re.findall(r"<tool_call>\s*(.*?)\s*</tool_call>", rest, re.DOTALL)
     glaive_calls = GLAIVE_CALL.findall(rest)
     if glaive_calls:
