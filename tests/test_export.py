@@ -261,6 +261,24 @@ def test_a_lone_surrogate_is_exported_as_its_escape_and_reads_back(tmp_path, fmt
     assert read[1].query == "Weather in \ud800 Oslo?"
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_records_meta_travels_with_it_and_reads_back(tmp_path, fmt, suffix):
+    # Every export dropped meta (a licence, a source), though kept.jsonl keeps it: a round trip lost it.
+    from tests.conftest import write_jsonl, xlam_row
+
+    metas = [{"license": "cc-by-nc", "n": 7, "tags": ["a"]}, {}, {"source": "crawl", "n": "seven", "x": {}}]
+    write_jsonl(tmp_path / "in.jsonl", [{**xlam_row(), "id": f"r{i}", "meta": m} for i, m in enumerate(metas)])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n')
+    run_pipeline(load_pipeline(tmp_path / "p.toml"))
+    out = tmp_path / f"out{suffix}"
+    assert export_run(tmp_path / "run", fmt, out) == 3
+    read = {r.id: r.meta for r in InputStream(out, None).items()}
+    assert read == {"r0": metas[0], "r1": {}, "r2": metas[2]}  # keys and types as they were, in one column
+    if suffix == ".jsonl":
+        assert ["meta" in row for row in read_jsonl(out)] == [True, False, True]  # none when it says nothing
+
+
 def test_what_parquet_cannot_hold_refuses_the_export_naming_the_record(tmp_path):
     run = xlam_lines(tmp_path, ["Weather in Paris?", "Weather in \ud800 Oslo?"])
     result = CliRunner().invoke(main, ["export", str(run), "--format", "openai", "-o", str(tmp_path / "o.parquet")])

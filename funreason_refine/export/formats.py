@@ -107,11 +107,15 @@ FORMATS = tuple(WRITERS)
 
 
 def to_row(record: Line, fmt: str) -> Line:
-    """One kept record in one training format (a JSON object); with ``score`` when a scorer scored it."""
+    """One kept record in one training format (a JSON object); with ``meta`` when the record has one (as
+    JSON text: records' metas differ in keys and types, which one column of objects could not hold for
+    a trainer's loader, nor Parquet), and ``score`` when a scorer scored it."""
     writer = WRITERS.get(fmt)
     if writer is None:
         raise RefineError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     row = {"id": record.get("id"), **writer(record, json.dumps(record.get("tools", []), ensure_ascii=False))}
+    if record.get("meta"):
+        row["meta"] = json.dumps(record["meta"], ensure_ascii=False)
     score = last_score(record)
     return row if score is None else {**row, "score": score}
 

@@ -40,9 +40,12 @@ def record_id(obj: dict[str, Any], fallback: str) -> str:
 
 
 def read_meta(obj: dict[str, Any]) -> dict[str, Any]:
-    """A record's ``meta``: an object, kept as it is ({} when absent or empty); anything else cannot
-    be kept as meta, and dropping it would lose it without a word."""
+    """A record's ``meta``: an object, or the JSON text of one (as the exports write it), kept as it is
+    ({} when absent or empty); anything else cannot be kept as meta, and dropping it would lose it
+    without a word."""
     meta = obj.get("meta")
+    if isinstance(meta, str) and meta.lstrip().startswith("{"):
+        meta = maybe_json(meta, "meta")
     if isinstance(meta, dict):
         return meta
     if meta is None or (isinstance(meta, (str, list)) and not meta):

@@ -211,10 +211,26 @@ def test_a_meta_that_is_not_an_object_is_quarantined_not_dropped(tmp_path, meta,
     assert (item.field, item.error) == ("meta", f"field 'meta' must be an object, got {kind}")
 
 
-@pytest.mark.parametrize("meta, read", [(None, {}), ("", {}), ([], {}), ({"source": "A"}, {"source": "A"})])
+@pytest.mark.parametrize(
+    "meta, read",
+    [
+        (None, {}),
+        ("", {}),
+        ([], {}),
+        ({"source": "A"}, {"source": "A"}),
+        ('{"source": "A", "n": 1}', {"source": "A", "n": 1}),
+    ],
+)
 @pytest.mark.parametrize("row, fmt", [(xlam_row(), "xlam"), (CHAT, "openai")])
 def test_a_meta_object_is_kept_and_an_empty_one_says_nothing(tmp_path, meta, read, row, fmt):
+    """An object's JSON text is that object (the exports write meta so)."""
     assert read_one(tmp_path, {**row, "meta": meta}, fmt).meta == read
+
+
+def test_a_meta_text_that_is_no_json_object_is_quarantined(tmp_path):
+    item = read_one(tmp_path, {**CHAT, "meta": '{"source": "A",'}, "openai")
+    assert isinstance(item, Quarantined) and item.field == "meta"
+    assert item.error.startswith("field 'meta' is a string but not JSON")
 
 
 # --- 6. BFCL questions --------------------------------------------------------------------------------
