@@ -240,6 +240,27 @@ def test_results_that_cannot_be_placed_without_ids_refuse_the_export(tmp_path):
     assert export_run(tmp_path / "run", "openai", out) == 1  # the openai format keeps the ids
 
 
+@pytest.mark.parametrize("fmt", ["funreason", "hermes", "sharegpt"])
+def test_a_result_after_a_later_assistant_turn_refuses_the_export(tmp_path, fmt):
+    """A result that came back after the next assistant turn (kept without the conversation stage) was
+    written after that turn, which made no calls: read back, it answered no call, without a word."""
+    from tests.chats import calls, chat, result, run_chats, say, user
+
+    row = chat(
+        "late", user("Weather in Oslo?"), calls(("a", "get_weather", {"city": "Oslo"})), say("Wait."), result("a", "3C")
+    )
+    row["messages"].append(say("3 degrees."))
+    assert len(run_chats([row], tmp_path, '[[stages]]\nname = "classification"\ntext_answers = "keep"\n')["kept"]) == 1
+    out = tmp_path / "out.jsonl"
+    said = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(out)])
+    assert said.exit_code == 1 and not out.exists(), said.output
+    assert (
+        "record 0 (id late) cannot be written as "
+        f"{fmt}: messages[3], the result of call a, comes after messages[2] (assistant), which made no calls"
+    ) in " ".join(said.output.split())
+    assert export_run(tmp_path / "run", "openai", out) == 1  # the openai format keeps the ids
+
+
 def xlam_lines(tmp_path, queries):
     from tests.conftest import write_jsonl, xlam_row
 

@@ -28,8 +28,10 @@ class UnplacedResults(ValueError):
 def in_call_order(messages: list[Line]) -> list[Line]:
     """``messages`` with the results after each call turn in the order of its calls, for the formats
     that have no call ids and so tie a result to a call by its place. Results that cannot be placed
-    so (a result of no call of the turn, two for one call, or a call left unanswered before one that
-    is answered) are a ValueError naming the turn: written without ids they would answer other calls."""
+    so (a result of no call of the turn, two for one call, a call left unanswered before one that
+    is answered, or a result after a turn that made no calls, such as one that came back after a
+    later assistant turn) are a ValueError naming the turn: written without ids they would answer
+    other calls, or none."""
     ordered: list[Line] = []
     at = 0
     while at < len(messages):
@@ -38,11 +40,28 @@ def in_call_order(messages: list[Line]) -> list[Line]:
         while end < len(messages) and messages[end]["role"] == "tool":
             end += 1
         results = messages[at + 1 : end]
-        if results and messages[at]["role"] == "assistant" and messages[at].get("call_ids"):
+        if messages[at]["role"] == "tool" or (results and not messages[at].get("call_ids")):
+            raise UnplacedResults(_no_call_before(messages, at))
+        if results and messages[at]["role"] == "assistant":
             results = _results_in_order(messages[at], results, at)
         ordered.extend(results)
         at = end
     return ordered
+
+
+def _no_call_before(messages: list[Line], at: int) -> str:
+    """Why the results after messages[at] (or at it, when the conversation opens with one) cannot be placed."""
+    first = at if messages[at]["role"] == "tool" else at + 1
+    where = (
+        "with no turn before it"
+        if first == 0
+        else f"after messages[{at}] ({messages[at]['role']}), which made no calls"
+    )
+    return (
+        f"messages[{first}], the result of call {id_text(messages[first].get('call_id'))}, comes {where}: this format "
+        "has no call ids and ties each result to the calls of the turn before it, so it would answer none (the "
+        "conversation stage discards such conversations; the openai format keeps the ids)"
+    )
 
 
 def _results_in_order(turn: Line, results: list[Line], at: int) -> list[Line]:
