@@ -239,7 +239,7 @@ the CoT another form, as the cot stage strips a <think> wrapper)."""
 def changed_content(new: Record, old: Record, fields: tuple[str, ...] = SAID) -> str:
     """Which of the answer and ``fields`` ``new`` changed from ``old``, as text (``answer, tools``); empty
     when none."""
-    changed = [] if same_answer(new.answer, old.answer) else ["answer"]
+    changed = [] if new.answer is old.answer or same_answer(new.answer, old.answer) else ["answer"]
     for name in fields:
         a, b = getattr(new, name), getattr(old, name)
         if a is not b and a != b:
