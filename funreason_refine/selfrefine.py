@@ -4,7 +4,9 @@ Each round writes ``round-<n>/candidates.jsonl`` (xLAM records with a ``meta`` o
 model and query) and runs the pipeline on it into the same folder. A query leaves the pool once
 a sample survives. With a stage whose ``on_fail`` is ``hard_pool``, the queries a round sampled
 stay in the pool only when their samples went to ``hard.jsonl`` (the paper's hard-data
-re-sampling); without one, every query without a survivor is sampled again. With a yield target,
+re-sampling); without one, every query without a survivor is sampled again. A query with a candidate
+that got no verdict (in the round's errors.jsonl) and no survivor is held out of the pool until `refine
+retry` on the round gives it one. With a yield target,
 a round draws only part of the pool (:mod:`~funreason_refine.yield_target` says how much; the
 queries drawn fewest times first, in input order), and the rounds' kept records are trimmed to the
 target in ``<output dir>/kept.jsonl``.
@@ -132,10 +134,11 @@ def _write_round(folder: Path, candidates: list[dict[str, Any]], errors: list[di
     return Sampled(len(candidates), len(errors))
 
 
-def _round_pipeline(pipeline: Pipeline, folder: Path, budget: float | None) -> Pipeline:
-    """The pipeline over the round's candidates, into its folder; its judges may spend ``budget`` USD."""
+def _round_pipeline(pipeline: Pipeline, folder: Path, budget: float | None, recorded: str | None = None) -> Pipeline:
+    """The pipeline over the round's candidates, into its folder; its judges may spend ``budget`` USD.
+    ``recorded``: the candidates' path as the round's run.json spells it (a retry run from another folder)."""
     candidates = folder / CANDIDATES
-    config = {**(pipeline.config or {}), "input": {"path": str(candidates), "format": "xlam"}}
+    config = {**(pipeline.config or {}), "input": {"path": recorded or str(candidates), "format": "xlam"}}
     judging = pipeline.judging
     if judging is not None and budget is not None:
         judging = dataclasses.replace(judging, max_cost=max(budget, 0.0))
@@ -147,6 +150,19 @@ def _round_pipeline(pipeline: Pipeline, folder: Path, budget: float | None) -> P
         config_hash=config_hash(config),
         judging=judging,
     )
+
+
+def round_pipeline(run_dir: Path, run_file: dict[str, Any], judge_model: str | None) -> Pipeline | None:
+    """The pipeline that refined a round of `refine selfrefine` in ``run_dir`` (for `refine retry`), or None when
+    the folder is not such a round."""
+    from funreason_refine.config import load_pipeline
+
+    recorded = (run_file.get("config") or {}).get("input") or {}
+    path, pipeline = recorded.get("path"), run_file.get("pipeline")
+    is_round = run_dir.name.startswith("round-") and (run_dir / CANDIDATES).is_file()
+    if not (is_round and isinstance(path, str) and Path(path).name == CANDIDATES and isinstance(pipeline, str)):
+        return None
+    return _round_pipeline(load_pipeline(Path(pipeline), judge_model=judge_model), run_dir, None, recorded=path)
 
 
 def _query_ids(folder: Path, kind: str) -> set[str]:
@@ -177,6 +193,7 @@ class SelfRefinement:
         if len(self.pool) < len(queries):
             raise RefineError(_repeated_ids(queries))
         self.times_drawn: Counter[str] = Counter()
+        self.held: set[str] = set()  # queries with a candidate in a round's errors.jsonl and no survivor
         self.hard_pool = any(s.on_fail == "hard_pool" for s in pipeline.stages)
         self.base = pipeline.output_dir
         self.rounds: list[SelfRefineRound] = []
@@ -192,7 +209,7 @@ class SelfRefinement:
     def _next(self, round_no: int) -> Stop | None:
         """Round ``round_no`` if nothing stops it before; why drawing stops, or None to go on."""
         tally = Tally.of(self.rounds)
-        return stop_before(self.caps, tally, round_no, len(self.pool)) or self._round(round_no, tally)
+        return stop_before(self.caps, tally, round_no, len(self.pool), len(self.held)) or self._round(round_no, tally)
 
     def _round(self, round_no: int, tally: Tally) -> Stop | None:
         """Draw (unless drawn before), refine and count one round; why drawing stops after it, or None."""
@@ -235,20 +252,20 @@ class SelfRefinement:
         errors = _lines(folder / SAMPLING_ERRORS)
         drawn = {c["meta"]["query_id"] for c in candidates} | {e["query_id"] for e in errors}
         self.times_drawn.update(drawn)
-        survived = _query_ids(folder, Outcome.KEPT) & set(self.pool)
-        hard = _query_ids(folder, Outcome.HARD)
-        for query_id in survived:
-            self.pool.pop(query_id)
-        if self.hard_pool:  # a query sampled this round stays only when its samples went to hard.jsonl
-            self.pool = {q: r for q, r in self.pool.items() if q not in drawn or q in hard}
+        held = self._leave_pool(drawn, folder)
         return SelfRefineRound(
             round=round_no,
             queries_sampled=len(drawn),
             candidates=len(candidates),
             sampling_errors=len(errors),
             kept=summary.outcomes[Outcome.KEPT],
-            queries_with_a_survivor=len(survived),
+            errors=summary.outcomes[Outcome.ERRORS],
+            errors_per_stage={
+                name: sum(s.records_errored.values()) for name, s in summary.stages.items() if s.records_errored
+            },
+            queries_with_a_survivor=len(_query_ids(folder, Outcome.KEPT) & drawn),
             pool_after=len(self.pool),
+            queries_held=held,
             pass_rate={
                 name: round(s.passed / (s.passed + s.discarded), 4) if s.passed + s.discarded else None
                 for name, s in summary.stages.items()
@@ -257,6 +274,21 @@ class SelfRefinement:
             complete=summary.complete,
             run_dir=str(folder),
         )
+
+    def _leave_pool(self, drawn: set[str], folder: Path) -> int:
+        """Take out of the pool the queries of the round that have a survivor, or a candidate without a verdict
+        (in errors.jsonl: held until `refine retry` redoes it, neither sampled and paid for again nor let go),
+        and with a hard_pool stage every other one drawn whose samples did not go to hard.jsonl; returns how many
+        were held."""
+        survived = _query_ids(folder, Outcome.KEPT) & set(self.pool)
+        held = (_query_ids(folder, Outcome.ERRORS) & set(self.pool)) - survived
+        hard = _query_ids(folder, Outcome.HARD)
+        for query_id in survived | held:
+            self.pool.pop(query_id)
+        self.held |= held
+        if self.hard_pool:  # a query sampled this round stays only when its samples went to hard.jsonl
+            self.pool = {q: r for q, r in self.pool.items() if q not in drawn or q in hard}
+        return len(held)
 
     def _finish(self, stop: Stop) -> SelfRefineSummary:
         """selfrefine.json, and with a target the kept records trimmed to it (<dir>/kept.jsonl)."""
@@ -276,6 +308,7 @@ class SelfRefinement:
             max_cost=self.caps.max_cost,
             candidates_drawn=tally.drawn,
             kept=tally.kept,
+            errors=sum(r.errors for r in self.rounds),
             selected=selected,
             trimmed=trimmed,
             missing=max(target - tally.kept, 0) if target is not None else 0,

@@ -70,7 +70,7 @@ REMEDIES: dict[StoppedBy, str] = {
     "max_candidates": "raise max_candidates in [source]",
     "max_cost": "raise max_cost",
     "rounds": "give more --rounds (or leave --rounds out)",
-    "pool": "add queries to the input",
+    "pool": "add queries to the input (or `refine retry` the rounds with errors)",
     "sampling": "fix what sampling_errors.jsonl names",
 }
 """What lets a run that stopped short go on, by why it stopped."""
@@ -81,8 +81,9 @@ def budget_left(caps: Caps, spent: float) -> float | None:
     return None if caps.max_cost is None else caps.max_cost - spent
 
 
-def stop_before(caps: Caps, tally: Tally, round_no: int, pool: int) -> Stop | None:
-    """Why round ``round_no`` is not drawn, or None when it is."""
+def stop_before(caps: Caps, tally: Tally, round_no: int, pool: int, held: int = 0) -> Stop | None:
+    """Why round ``round_no`` is not drawn, or None when it is (``held``: queries out of the pool until
+    `refine retry` gives their candidates in errors.jsonl a verdict)."""
     if caps.target is not None and tally.kept >= caps.target:
         return Stop("target", f"{caps.target} kept records reached")
     if caps.max_candidates is not None and tally.drawn >= caps.max_candidates:
@@ -99,12 +100,19 @@ def stop_before(caps: Caps, tally: Tally, round_no: int, pool: int) -> Stop | No
     if caps.rounds is not None and round_no > caps.rounds:
         return Stop("rounds", f"--rounds {caps.rounds}: {caps.rounds} round(s) were run")
     if pool == 0:
-        return Stop(
-            "pool",
-            "no query is left to sample: each has a survivor or left for good (discarded by a stage "
-            "that is not hard_pool)",
-        )
+        return Stop("pool", _empty_pool(held))
     return None
+
+
+def _empty_pool(held: int) -> str:
+    gone = "each has a survivor or left for good (discarded by a stage that is not hard_pool)"
+    if not held:
+        return f"no query is left to sample: {gone}"
+    waits = "1 query waits" if held == 1 else f"{held} queries wait"
+    return (
+        f"no query is left to sample: {waits} for `refine retry` on its round (a candidate got no verdict: it is in "
+        f"the round's errors.jsonl), and the others: {gone}"
+    )
 
 
 def cost_stop(max_cost: float, tally: Tally) -> Stop:

@@ -143,3 +143,78 @@ def test_unreadable_lines_are_counted_and_named_and_repeated_ids_refused(tmp_pat
     assert "1 id(s) of the input name more than one query: 'A' (lines 1, 4). Give each query its own id" in " ".join(
         refused.output.split()
     )
+
+
+def judged_pipeline(tmp_path, server, on_fail):
+    write_jsonl(tmp_path / "queries.jsonl", QUERIES[:2])
+    (tmp_path / "p.toml").write_text(f'''
+[input]
+path = "queries.jsonl"
+[output]
+dir = "sr"
+[source]
+sample_from = "openai/policy"
+api_base = "{server.api_base}"
+samples = 2
+[judge]
+model = "openai/judge"
+api_base = "{server.api_base}"
+[[stages]]
+name = "classification"
+judge = false
+[[stages]]
+name = "function_params"
+on_fail = "{on_fail}"
+''')
+    return tmp_path / "p.toml"
+
+
+@pytest.mark.parametrize("on_fail", ["hard_pool", "discard"])
+def test_candidates_without_a_verdict_are_counted_their_query_held_for_refine_retry_and_status_is_3(tmp_path, on_fail):
+    judge = {"fails": True}
+
+    def model(r):
+        city = "Paris" if "Paris" in json.dumps(r.messages) else "Oslo"  # the judge's example may precede its question
+        if r.model == "policy":
+            return f'<think>get_weather for {city}.</think>\n\n[get_weather(city="{city}")]'
+        no_verdict = judge["fails"] and city == "Paris"
+        return "Looks fine." if no_verdict else "<judge>True</judge><reason>ok</reason>"
+
+    with FakeLLM(model) as server:
+        path = judged_pipeline(tmp_path, server, on_fail)
+        first = CliRunner().invoke(main, ["selfrefine", str(path), "--rounds", "2"])
+        paris_samples = [r for r in server.requests if r.model == "policy" and "Paris" in r.prompt]  # the user query
+        judge["fails"] = False
+        retried = CliRunner().invoke(main, ["retry", str(tmp_path / "sr" / "round-1")])
+        again = CliRunner().invoke(main, ["selfrefine", str(path), "--rounds", "2"])
+    said = " ".join(first.output.split())
+    assert first.exit_code == 3, first.output
+    assert len(paris_samples) == 2, "held for a retry: not sampled and paid for again in round 2"
+    saved = json.loads((tmp_path / "sr" / "selfrefine.json").read_text())
+    assert "2 candidate(s) got no verdict" in said and "refine retry" in said and "round-1" in said
+    assert "1 query waits for `refine retry`" in said, "not said to have left for good"
+    assert "function_params 100% (2 without a verdict)" in said
+    assert retried.exit_code == 0, retried.output
+    assert again.exit_code == 0, again.output
+    saved = json.loads((tmp_path / "sr" / "selfrefine.json").read_text())
+    assert (saved["errors"], saved["kept"], saved["rounds"][0]["queries_held"]) == (0, 4, 0)
+
+
+def test_selfrefine_json_counts_the_rounds_errors(tmp_path):
+    def model(r):
+        if r.model == "policy":
+            return '<think>get_weather.</think>\n\n[get_weather(city="Paris")]'
+        return "Looks fine." if "Oslo" in json.dumps(r.messages) else "<judge>True</judge><reason>ok</reason>"
+
+    with FakeLLM(model) as server:
+        summary = selfrefine(load_pipeline(judged_pipeline(tmp_path, server, "hard_pool")), rounds=2)
+    (r1,) = summary.rounds
+    assert (summary.errors, r1.errors, r1.errors_per_stage, r1.kept, r1.queries_held, r1.pool_after) == (
+        2,
+        2,
+        {"function_params": 2},
+        2,
+        1,
+        0,
+    )
+    assert summary.stopped_by == "pool" and "1 query waits for `refine retry`" in summary.stopped

@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 
 
 def load_run_pipeline(run_dir: Path, out_dir: Path, judge_model: str | None) -> Pipeline:
-    """The pipeline a run folder was made with, as its run.json names it (and the --input it was given),
-    loaded to write into ``out_dir``."""
+    """The pipeline a run folder was made with, as its run.json names it (and the --input it was given, or for a
+    round of `refine selfrefine` its candidates), loaded to write into ``out_dir``."""
     from funreason_refine.config import load_pipeline
     from funreason_refine.run_identity import INPUT_GIVEN, RUN_FILE, read_run_file
+    from funreason_refine.selfrefine import round_pipeline
 
     run_file = read_run_file(run_dir)
+    a_round = round_pipeline(run_dir, run_file, judge_model)  # its input is the round's candidates
+    if a_round is not None:
+        return a_round
     pipeline = run_file.get("pipeline")
     if not isinstance(pipeline, str):
         raise RefineError(

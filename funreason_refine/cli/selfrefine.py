@@ -12,6 +12,7 @@ from rich.table import Table
 from funreason_refine.cli.app import (
     EXIT_INTERRUPTED,
     EXIT_JUDGE_OUTAGE,
+    EXIT_RECORD_ERRORS,
     EXIT_SHORT_OF_TARGET,
     JUDGE_MODEL_HELP,
     err,
@@ -19,9 +20,9 @@ from funreason_refine.cli.app import (
     out,
     warn,
 )
-from funreason_refine.selfrefine_summary import SelfRefineSummary
+from funreason_refine.selfrefine_summary import SelfRefineRound, SelfRefineSummary
 
-COLUMNS = ("round", "queries sampled", "candidates", "kept", "queries with a survivor", "pool after", "cost")
+COLUMNS = ("round", "queries sampled", "candidates", "kept", "errors", "queries with a survivor", "pool after", "cost")
 
 
 @main.command("selfrefine")
@@ -74,6 +75,31 @@ def selfrefine_command(pipeline: Path, rounds: int | None, target_kept: int | No
             f"{summary.unreadable_first}); `refine run` on the input puts them in quarantined.jsonl with the reasons"
         )
     _say_how_it_ended(summary, loaded.output_dir)
+    _errors_exit(summary)
+
+
+def _errors_exit(summary: SelfRefineSummary) -> None:
+    """Exit status 3 when candidates are in the rounds' errors.jsonl, saying which rounds to retry."""
+    rounds = [r for r in summary.rounds if r.errors]
+    if not rounds:
+        return
+    held = sum(r.queries_held for r in rounds)
+    holding = (
+        f" {held} of their queries had no survivor: held out of the pool, neither sampled again nor let go."
+        if held
+        else ""
+    )
+    retries = " and ".join(f"`refine retry {r.run_dir}`" for r in rounds)
+    err.print(
+        f"[red]{summary.errors} candidate(s) got no verdict[/] "
+        + escape(
+            f"(a judge call failed; each line of a round's errors.jsonl says why): "
+            f"{', '.join(f'{r.errors} in {r.run_dir}/errors.jsonl' for r in rounds)}.{holding} Fix the cause, run "
+            f"{retries}, then this command again: the rounds are read back and their queries counted anew."
+        ),
+        highlight=False,
+    )
+    sys.exit(EXIT_RECORD_ERRORS)
 
 
 def _rounds_table(summary: SelfRefineSummary, input_name: str) -> Table:
@@ -81,14 +107,24 @@ def _rounds_table(summary: SelfRefineSummary, input_name: str) -> Table:
     for col in (*COLUMNS, "pass rate per stage"):
         table.add_column(col, justify="left" if col.startswith("pass") else "right", overflow="fold")
     for r in summary.rounds:
-        rates = ", ".join(f"{k} {v:.0%}" for k, v in r.pass_rate.items() if v is not None)
-        figures = (r.round, r.queries_sampled, r.candidates, r.kept, r.queries_with_a_survivor, r.pool_after)
-        table.add_row(*(str(f) for f in figures), f"${r.cost_usd:.4f}", rates)
+        figures = (r.round, r.queries_sampled, r.candidates, r.kept, r.errors, r.queries_with_a_survivor, r.pool_after)
+        table.add_row(*(str(f) for f in figures), f"${r.cost_usd:.4f}", _rates(r))
     return table
 
 
+def _rates(r: SelfRefineRound) -> str:
+    """Each stage's pass rate over the verdicts it gave, and the candidates it gave none (errors.jsonl)."""
+    rates = []
+    for stage, rate in r.pass_rate.items():
+        errors = r.errors_per_stage.get(stage)
+        text = f"{stage} {rate:.0%}" if rate is not None else (stage if errors else "")
+        rates.append(f"{text} ({errors} without a verdict)" if errors else text)
+    return ", ".join(t for t in rates if t)
+
+
 def _say_how_it_ended(summary: SelfRefineSummary, folder: Path) -> None:
-    """How many were kept against the target, and why drawing stopped; exit status 5 short of the target."""
+    """How many were kept against the target, and why drawing stopped; exit status 5 short of the target (3
+    instead when candidates are in errors.jsonl: what they need is a retry)."""
     from funreason_refine.yield_target import REMEDIES
 
     spent = f"{summary.candidates_drawn} candidates drawn, ${summary.cost_usd:.4f} spent"
@@ -114,4 +150,5 @@ def _say_how_it_ended(summary: SelfRefineSummary, folder: Path) -> None:
         ),
         highlight=False,
     )
-    sys.exit(EXIT_SHORT_OF_TARGET)
+    if not summary.errors:
+        sys.exit(EXIT_SHORT_OF_TARGET)
