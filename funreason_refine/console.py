@@ -402,7 +402,9 @@ def shards_table(states: list[Any], title: str) -> Table:
         total = s.records
         span = f"{s.first_index}-{s.first_index + total - 1}" if total else ("none" if total == 0 else "?")
         share = f" ({done / total:.0%})" if total else ""
-        colour = {"complete": "green", "running": "cyan", "interrupted": "yellow"}.get(s.state, "dim")
+        colour = {"complete": "green", "running": "cyan", "interrupted": "yellow", "stopped": "yellow"}.get(
+            s.state, "dim"
+        )
         table.add_row(
             str(s.shard),
             span,
@@ -414,16 +416,24 @@ def shards_table(states: list[Any], title: str) -> Table:
             f"[{colour}]{s.state}[/]",
             f"{now - s.updated:.0f} s ago" if s.updated else "-",
         )
+    table.caption = _shards_caption(states)
+    return table
+
+
+def _shards_caption(states: list[Any]) -> str:
+    """How many shards are complete, and what to do about those interrupted or stopped early (max_cost)."""
+    from funreason_refine.run_state import stop_remedy
+
     complete = sum(s.complete for s in states)
     interrupted = sum(s.state == "interrupted" for s in states)
-    table.caption = (
-        f"{complete} of {len(states)} shards complete"
-        + (f"; {sum(sum(s.done.values()) for s in states)} records done" if states else "")
-        + (
-            f"; {interrupted} interrupted (no process is writing it): run it again to resume (refine run PIPELINE "
-            "--shard I/N --out RUN_DIR)"
-            if interrupted
-            else ""
-        )
-    )
-    return table
+    stopped = [s for s in states if s.state == "stopped"]
+    command = "refine run PIPELINE --shard I/N --out RUN_DIR"
+    caption = f"{complete} of {len(states)} shards complete"
+    if states:
+        caption += f"; {sum(sum(s.done.values()) for s in states)} records done"
+    if interrupted:
+        caption += f"; {interrupted} interrupted (no process is writing it): run it again to resume ({command})"
+    if stopped:
+        first = stopped[0]
+        caption += f"; {len(stopped)} stopped ({first.shard}: {first.stopped}). {stop_remedy(first.stopped, command)}"
+    return caption

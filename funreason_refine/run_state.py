@@ -1,4 +1,5 @@
-"""What a run folder holds: a finished run, one being written, an interrupted one, or one with a torn line.
+"""What a run folder holds: a finished run (or one that stopped early: max_cost, an input it could not read on),
+one being written, an interrupted one, or one with a torn line.
 
 export, report, audit, review and status all ask :func:`folder_state`, so that they say the same thing
 about the same folder. A run removes summary.json when it opens its folder and writes it when it
@@ -22,7 +23,7 @@ PARTIAL_OPTION = "--allow-partial"  # export, audit and review: read the records
 
 
 class State(StrEnum):
-    COMPLETE = "complete"
+    COMPLETE = "complete"  # summary.json is written: the run ended (FolderState.stopped: before its input's end)
     RUNNING = "running"  # a live process holds run.lock: the folder is being written
     INTERRUPTED = (
         "interrupted"  # no summary.json and nobody writing: stopped (killed, Ctrl-C, a failure) before the end
@@ -39,6 +40,7 @@ class FolderState:
     holder: str | None = None  # what run.lock says of the process that holds it (or held it last)
     torn: str | None = None  # FILE:LINE of the line cut short
     run_args: str | None = None  # the pipeline file run.json names (and the --input given), to resume the run
+    stopped: str | None = None  # an ended run's summary.json: why it stopped before its input's end (max_cost)
 
     @property
     def complete(self) -> bool:
@@ -54,17 +56,25 @@ class FolderState:
         if self.state is State.INTERRUPTED:
             who = f" ({self.holder})" if self.holder else ""
             return f"{self.path} is an interrupted run: it has no {SUMMARY}, the run{who} stopped before it finished"
+        if self.stopped is not None:
+            return f"{self.path} is a run that stopped before the end of its input: {self.stopped}"
         return f"{self.path} is a finished run"
+
+    def _command(self) -> str:
+        return f"`refine run {self.run_args} --out {self.path}`" if self.run_args else "the same `refine run` command"
 
     def remedy(self) -> str:
         """What to do to make the folder a finished run."""
         if self.state is State.RUNNING:
             return "Wait for the run to finish (`refine status` shows how far it is)"
-        command = (
-            f"`refine run {self.run_args} --out {self.path}`" if self.run_args else "the same `refine run` command"
-        )
+        if self.stopped is not None:
+            return stop_remedy(self.stopped, self._command())
         dropped = "; it drops the line cut short and redoes that record" if self.state is State.TORN else ""
-        return f"Run {command} again to finish it (it resumes{dropped})"
+        return f"Run {self._command()} again to finish it (it resumes{dropped})"
+
+    def stop_note(self) -> str | None:
+        """For a run that ended before its input's end: what it is and what goes on with it; else None."""
+        return f"{self.describe()}. {self.remedy()}" if self.stopped is not None else None
 
     def refusal(self, doing: str, offer_partial: bool = False) -> PartialRun:
         """The error that refuses ``doing`` (e.g. "export") on this folder; ``offer_partial``: say that
@@ -172,6 +182,26 @@ def run_args(run: dict[str, Any]) -> str | None:
     return f"{run['pipeline']}" + (f" --input {given}" if given else "")
 
 
+def stop_remedy(stopped: str, command: str) -> str:
+    """What goes on with a run that ``stopped`` (summary.json's words) before its input's end: ``command``
+    (the `refine run` of the folder) again, once max_cost is raised or the input readable past where it stopped."""
+    if stopped.startswith("max_cost"):  # the words of judge.client's BudgetStop
+        return f"Raise max_cost (it counts what the folder spent in all its runs) and run {command} again to go on"
+    return f"Complete the input from there and run {command} again: it reads on from where it stopped"
+
+
+def stopped_early(folder: Path) -> str | None:
+    """Why the run that wrote ``folder``'s summary.json stopped before its input's end; None when it did not, or
+    when there is no summary.json to say."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("complete", True):
+        return None
+    return str(summary.get("stopped") or "before the end of its input")
+
+
 def _is_run_folder(path: Path) -> bool:
     names = (SUMMARY, RUN_FILE, LOCK, *FILES.values())
     return any((path / name).exists() for name in names)
@@ -195,7 +225,18 @@ def folder_state(path: Path) -> FolderState:
             return FolderState(path, State.TORN, torn=f"{path / name}:{line}", run_args=run_args)
     if not (path / SUMMARY).is_file():
         return FolderState(path, State.INTERRUPTED, holder=_last_lock_text(path), run_args=run_args)
-    return FolderState(path, State.COMPLETE, run_args=run_args)
+    stopped = stopped_early(path)
+    if stopped is not None and run_args is not None:
+        run_args += _reading_args(path)  # going on reads as far as the run meant to
+    return FolderState(path, State.COMPLETE, run_args=run_args, stopped=stopped)
+
+
+def _reading_args(path: Path) -> str:
+    """The --limit and --target-kept the run in ``path`` was given (run.json), as arguments of `refine run`."""
+    from funreason_refine.run_identity import recorded_reading
+
+    limit, target = recorded_reading(path) or (None, None)
+    return (f" --limit {limit}" if limit is not None else "") + (f" --target-kept {target}" if target else "")
 
 
 def readable_state(path: Path, doing: str, allow_partial: bool = False, offer_partial: bool = False) -> FolderState:
@@ -263,6 +304,8 @@ def folder_status(path: Path) -> str:
     """`refine status` of a one-process run folder: its state, the records it has finished, what to do."""
     state = folder_state(path)
     finished = f"{finished_records(state.path):,} records finished"
+    if state.stopped is not None:
+        return f"{state.path}: stopped: {state.stopped}; {finished}, the rest of its input not read. {state.remedy()}"
     if state.complete:
         return f"{state.path}: complete, {finished}"
     return f"{state.describe()}; {finished} so far. {state.remedy()}"

@@ -164,3 +164,62 @@ def test_status_tells_a_killed_shard_from_a_running_one(tmp_path):
     assert [s.state for s in Watcher(tmp_path / "run").states()] == ["complete", "interrupted"]
     text = " ".join(invoke("status", tmp_path / "run").output.split())
     assert "interrupted" in text and "1 interrupted (no process is writing it): run it again to resume" in text
+
+
+def stopped_by_max_cost(tmp_path, server, max_cost, *runs):
+    """A judged run of ROWS that max_cost stops part-way ($0.15 a judge call: FakeLLM's 10 + 5 tokens; about
+    four calls a record); ``runs``: the arguments of each `refine run` after the pipeline."""
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (tmp_path / "p.toml").write_text(f'''max_cost = {max_cost}
+[input]
+path = "in.jsonl"
+[output]
+dir = "run"
+[judge]
+model = "openai/fake"
+api_base = "{server.api_base}"
+max_concurrency = 1
+prices = {{input_per_million = 10000.0, output_per_million = 10000.0}}
+''')
+    for args in runs or [[]]:
+        result = invoke("run", tmp_path / "p.toml", *args)
+        assert result.exit_code in (0, 5) and f"max_cost of ${max_cost} reached" in result.output, result.output
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("target", [[], ["--target-kept", "3"]])
+def test_a_run_max_cost_stopped_is_said_stopped_by_status_report_and_export(tmp_path, monkeypatch, target):
+    from funreason_refine.testing.fake_llm import FakeLLM
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeLLM(lambda r: "<judge>True</judge><reason>ok</reason>") as server:
+        run_dir = stopped_by_max_cost(tmp_path, server, 1.5, target)
+    finished = sum(len(read_jsonl(f)) for f in run_dir.glob("*.jsonl"))
+    assert 0 < finished < len(ROWS)
+    status = " ".join(invoke("status", run_dir).output.split())
+    assert status.startswith(f"{run_dir}: stopped: max_cost of $1.5 reached"), status
+    assert f"{finished} records finished, the rest of its input not read" in status
+    command = f"refine run {tmp_path / 'p.toml'}{' --target-kept 3' if target else ''} --out {run_dir}"
+    assert (
+        f"Raise max_cost (it counts what the folder spent in all its runs) and run `{command}` again to go on" in status
+    )
+    report = invoke("report", run_dir)
+    said = " ".join(report.output.split())
+    assert report.exit_code == 0 and "is a run that stopped before the end of its input: max_cost of $1.5" in said
+    exported = invoke("export", run_dir, "--format", "openai", "-o", tmp_path / "t.jsonl")
+    said = " ".join(exported.output.split())
+    assert exported.exit_code == 0, "a warning, not a refusal"
+    assert "warning:" in said and "stopped before the end of its input: max_cost of $1.5 reached" in said
+
+
+def test_status_says_a_shard_max_cost_stopped_is_stopped_not_interrupted(tmp_path, monkeypatch):
+    from funreason_refine.executors.progress import Watcher
+    from funreason_refine.testing.fake_llm import FakeLLM
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeLLM(lambda r: "<judge>True</judge><reason>ok</reason>") as server:
+        run_dir = stopped_by_max_cost(tmp_path, server, 0.6, ["--shard", "0/2"], ["--shard", "1/2"])
+    assert [s.state for s in Watcher(run_dir).states()] == ["stopped", "stopped"]
+    text = " ".join(invoke("status", run_dir).output.split())
+    assert "interrupted" not in text
+    assert "2 stopped (0/2: max_cost of $0.6 reached" in text and "). Raise max_cost" in text

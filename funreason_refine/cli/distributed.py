@@ -28,7 +28,8 @@ def merge(run_dir: Path) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def status(run_dir: Path) -> None:
-    """Show how far RUN_DIR is: complete, running, or interrupted; for a sharded run, each shard's records done."""
+    """Show how far RUN_DIR is: complete, stopped early (max_cost), running, or interrupted; for a sharded run, each
+    shard's records done."""
     from funreason_refine.console import shards_table
     from funreason_refine.executors.layout import is_sharded
     from funreason_refine.executors.progress import Watcher

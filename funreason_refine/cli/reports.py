@@ -36,6 +36,7 @@ def report(run_dir: Path, calibration: Path | None, candidate: str | None) -> No
     from funreason_refine.report.html import render_html
     from funreason_refine.report.markdown import render_markdown
     from funreason_refine.report.review import review_tables
+    from funreason_refine.run_state import folder_state
 
     if candidate is not None and calibration is None:
         raise click.UsageError("--candidate picks a candidate of --calibration DIR: give both")
@@ -58,6 +59,9 @@ def report(run_dir: Path, calibration: Path | None, candidate: str | None) -> No
     out.print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}", markup=False, highlight=False)
     for warning in (built.get("review") or {}).get("warnings", []):
         warn(warning)
+    stopped = folder_state(run_dir).stop_note()
+    if stopped is not None:
+        warn(f"{stopped} (the figures above are of the records it finished)")
 
 
 @main.command()

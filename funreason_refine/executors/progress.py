@@ -9,7 +9,7 @@ from typing import Any
 
 from funreason_refine.executors.layout import Shard, read_marker, shards_of
 from funreason_refine.run_folder import FILES
-from funreason_refine.run_state import lock_holder
+from funreason_refine.run_state import lock_holder, stopped_early
 
 CHUNK = 1 << 20
 
@@ -24,6 +24,7 @@ class ShardState:
     done: Counter[str] = field(default_factory=Counter)  # lines per outcome file
     updated: float | None = None  # when an outcome file was last written (seconds since the epoch)
     holder: str | None = None  # what run.lock says of the live process writing the shard, if one is
+    stopped: str | None = None  # why its run ended before the end of its part (its summary.json: max_cost)
 
     @property
     def records(self) -> int | None:
@@ -40,13 +41,15 @@ class ShardState:
 
     @property
     def state(self) -> str:
-        """complete, running (a live process holds its lock), interrupted (started, nobody writing: killed or
-        stopped; running it again resumes it), or not started."""
+        """complete, running (a live process holds its lock), stopped (its run ended before the end of its part:
+        max_cost), interrupted (started, nobody writing: killed; running it again resumes it), or not started."""
         if self.complete:
             return "complete"
         if self.marker is None:
             return "not started"
-        return "running" if self.holder else "interrupted"
+        if self.holder:
+            return "running"
+        return "stopped" if self.stopped else "interrupted"
 
 
 class Watcher:
@@ -66,6 +69,7 @@ class Watcher:
         state = ShardState(shard, folder, read_marker(folder))
         if state.marker is not None and not state.complete:
             state.holder = lock_holder(folder)
+            state.stopped = None if state.holder else stopped_early(folder)
         for outcome, name in FILES.items():
             file = folder / name
             try:

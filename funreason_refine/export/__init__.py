@@ -186,6 +186,10 @@ def export_reviewed(
     state = readable_state(run_dir, "export", allow_partial, offer_partial=True)
     decisions = read_decisions(run_dir)
     result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
+    if state.stopped is not None:
+        result.warnings.append(
+            f"{state.stop_note()}, then export again (this export holds what it kept before it stopped)"
+        )
     if fmt == "sharegpt" and dataset_info:
         dataset_info_entries(out.parent / "dataset_info.json")  # refused before anything is written
     lost = _TextBesideCalls() if fmt == "funreason" else None
