@@ -157,7 +157,12 @@ def note_reading(run_dir: Path, limit: int | None, target: int | None) -> None:
 def recorded_reading(run_dir: Path) -> tuple[int | None, int | None] | None:
     """(limit, target) as :func:`note_reading` recorded them; None when run.json holds none (a folder of an
     earlier version, or none at all)."""
-    reading = run_file_of(run_dir).get(READING)
+    return reading_of(run_file_of(run_dir))
+
+
+def reading_of(run: dict[str, Any]) -> tuple[int | None, int | None] | None:
+    """(limit, target) as the run.json ``run`` records them (:func:`note_reading`); None when it holds none."""
+    reading = run.get(READING)
     if not isinstance(reading, dict):
         return None
     limit, target = reading.get("limit"), reading.get("target_kept")

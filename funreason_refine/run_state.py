@@ -173,13 +173,20 @@ def _run_args(path: Path) -> str | None:
 
 def run_args(run: dict[str, Any]) -> str | None:
     """The arguments of `refine run` that go on with a folder whose run.json is ``run``: the pipeline file
-    it names, with the --input the folder was started with; None when it names no pipeline."""
-    from funreason_refine.run_identity import INPUT_GIVEN
+    it names, with the --input the folder was started with and how far its last run was to read (--limit,
+    --target-kept: without them a resume would refine the whole input); None when it names no pipeline."""
+    from funreason_refine.run_identity import INPUT_GIVEN, reading_of
 
     if run.get("pipeline") is None:
         return None
     given = run.get(INPUT_GIVEN)
-    return f"{run['pipeline']}" + (f" --input {given}" if given else "")
+    limit, target = reading_of(run) or (None, None)
+    return (
+        f"{run['pipeline']}"
+        + (f" --input {given}" if given else "")
+        + (f" --limit {limit}" if limit is not None else "")
+        + (f" --target-kept {target}" if target is not None else "")
+    )
 
 
 def stop_remedy(stopped: str, command: str) -> str:

@@ -119,6 +119,19 @@ def test_status_of_a_one_process_folder(run_dir):
     assert "is an interrupted run" in text and "4 records finished so far. Run `refine run" in text
 
 
+@pytest.mark.parametrize("reading", [["--limit", "2"], ["--target-kept", "1"], ["--limit", "3", "--target-kept", "2"]])
+def test_the_command_that_resumes_an_interrupted_run_reads_as_far_as_it_was_started_to(run_dir, tmp_path, reading):
+    # Resumed without its --limit or --target-kept, it would refine the whole input (with a paid judge).
+    pipeline = tmp_path / "pipeline.toml"
+    assert invoke("run", pipeline, "--fresh", *reading).exit_code in (0, 5)
+    (run_dir / "summary.json").unlink()
+    resume = f"`refine run {pipeline} {' '.join(reading)} --out {run_dir}`"
+    for command in ("status", "report", "export"):
+        extra = ["--format", "openai", "-o", tmp_path / "t.jsonl"] if command == "export" else []
+        text = " ".join(invoke(command, run_dir, *extra).output.split())
+        assert f"Run {resume} again to finish it" in text, (command, text)
+
+
 def test_a_damaged_line_in_the_middle_is_named_and_nothing_is_written(run_dir, tmp_path):
     lines = (run_dir / "kept.jsonl").read_text().split("\n")
     lines[1] = lines[1][:40]  # a line cut in the middle of the file: not something a crash leaves
