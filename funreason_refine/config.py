@@ -158,7 +158,7 @@ def load_pipeline(
     if given is not None:
         section = data.get("input")
         data = {**data, "input": {**(section if isinstance(section, dict) else {}), "path": given}}
-    loaded = _Loader(path, data).load(out_dir)
+    loaded = _Loader(path, data, given).load(out_dir)
     loaded.input_given = given
     return loaded
 
@@ -187,10 +187,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 class _Loader:
     """One pipeline file checked whole: each part is checked even when another part is wrong."""
 
-    def __init__(self, path: Path, data: dict[str, Any]):
+    def __init__(self, path: Path, data: dict[str, Any], given: str | None = None):
         self.path = path
         self.base = path.parent
         self.data = data
+        self.given = given  # the command line's --input, in place of [input] path
         self.problems: list[str] = []
         self.parsed: PipelineFile | None = None
         self.tables: list[tuple[int, StageTable]] = []
@@ -426,6 +427,9 @@ class _Loader:
 
     def _pipeline(self, parsed: PipelineFile, stages: list[PipelineStage], out_dir: Path | None) -> Pipeline:
         output_dir = out_dir if out_dir is not None else output_folder(self.path, parsed.output.dir)
+        self._check_output(parsed, output_dir)
+        if self.problems:
+            raise ConfigError(self.problems)
         if isinstance(parsed.input.path, HubPath):  # at the commit the run folder read, or its revision's now
             from funreason_refine.hub.pin import pin
 
@@ -444,6 +448,20 @@ class _Loader:
             max_cost=parsed.max_cost,
             warnings=self.models.warnings if self.models is not None else [],
         )
+
+    def _check_output(self, parsed: PipelineFile, output_dir: Path) -> None:
+        """The run reads none of the files it writes in its run folder ``output_dir``."""
+        from funreason_refine.run_folder import own_file
+
+        read = [
+            ("--input" if self.given is not None else "[input] key 'path'", parsed.input.path),
+            ("[input] key 'answers'", parsed.input.answers),
+            *((f"[audit] key 'eval_sets[{i}]'", p) for i, p in enumerate(parsed.audit.eval_sets)),
+        ]
+        for key, file in read:
+            problem = own_file(output_dir, file) if isinstance(file, Path) else None
+            if problem is not None:
+                self.problems.append(f"{self.path}: {key}: {problem}")
 
     def _entry(self, number: int, name: Any) -> str:
         return f"{self.path}: [[stages]] #{number}" + (f" (name = {name!r})" if name else "")

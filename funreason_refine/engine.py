@@ -25,7 +25,7 @@ from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Outcome
 from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
-from funreason_refine.run_folder import RunFolder, Written, write_summary
+from funreason_refine.run_folder import RunFolder, Written, own_file, write_summary
 from funreason_refine.run_identity import (
     check_input,
     configurations,
@@ -240,6 +240,7 @@ def _open_folder(
     (or the change accepted and noted) and not to hold more kept records than ``target``, its finished
     work read back (and into the audits); how far this run reads (``limit``, ``target``) recorded in
     run.json, where a run that never ends keeps it for `refine retry`."""
+    refuse_own_files(pipeline, stream)
     folder = RunFolder(pipeline.output_dir)
     folder.lock("refine retry" if retry_errors else "refine run")
     try:
@@ -273,6 +274,15 @@ def _open_folder(
         folder.close()
         raise
     return folder
+
+
+def refuse_own_files(pipeline: Pipeline, stream: InputStream) -> None:
+    """A run reads none of the files its run folder writes (its input, a BFCL answer file, an eval set): it would
+    read its own records back as finished work, and --fresh would delete them (load_pipeline says so first)."""
+    for file in [*input_files(pipeline, stream), *pipeline.audit.eval_sets]:
+        problem = own_file(pipeline.output_dir, file)
+        if problem is not None:
+            raise RunFolderError(problem)
 
 
 def _call(hook: Callable[[], None] | None) -> None:

@@ -29,6 +29,9 @@ from funreason_refine.tally import Tally
 
 FILES = {outcome: f"{outcome}.jsonl" for outcome in Outcome}
 LOCK = "run.lock"
+OWN_FILES = (*FILES.values(), SUMMARY, RUN_FILE, LOCK)
+"""The files at the top of a run folder that a run there writes, reads back as finished work, or clears (--fresh)."""
+SHARDS = "shards"  # a sharded run's shard folders (executors/layout.py), each a run folder
 LOCK_ATTEMPTS = 5
 LOCK_RETRY_SECONDS = 0.05
 FLUSH_SECONDS = 0.2
@@ -140,6 +143,34 @@ def _surrogate_key(value: Any) -> bool:
 class UnwritableRecord(RunFolderError):
     """A record the run folder cannot write as a line: values nested deeper than the serialisers go
     (about 250 levels, which JSON text may hold and a stage's repair may make). Its record is quarantined."""
+
+
+def own_file(run_dir: Path, path: Path) -> str | None:
+    """What is wrong with a run into ``run_dir`` reading the file ``path`` (its input, a BFCL answer file, an eval
+    set): ``path`` is one of the files runs into that folder write, read back or clear (OWN_FILES, the judge answer
+    cache, anything in its shard or batch folders), which a run would read as its own finished work and --fresh would
+    delete; None when it is not (another file in that folder is read as any other). Links are followed."""
+    from funreason_refine.judge.batch_journal import FOLDER as BATCHES
+    from funreason_refine.judge.cache import FILE as CACHE
+
+    try:
+        inside = Path(path).resolve().relative_to(Path(run_dir).resolve())
+    except ValueError:
+        return None
+    top = inside.parts[0] if inside.parts else None
+    if top in (SHARDS, BATCHES):
+        what = f"in {Path(run_dir) / top}, which a run writes in its run folder {run_dir}"
+    elif len(inside.parts) == 1 and top in (*OWN_FILES, CACHE):
+        place = Path(run_dir) / inside
+        what = (
+            "" if place == Path(path) else f"{place}, "
+        ) + f"one of the files a run writes in its run folder {run_dir}"
+    else:
+        return None
+    return (
+        f"{path} is {what}: the run would read it back as its own finished work, or write over it (--fresh deletes "
+        "it). Copy the file out of the run folder and read the copy, or choose another [output] dir (or --out)"
+    )
 
 
 class IndexSet:

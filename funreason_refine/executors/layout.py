@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from funreason_refine.errors import RefineError, RunFolderError
-from funreason_refine.run_folder import SUMMARY
+from funreason_refine.run_folder import SHARDS, SUMMARY
 
-SHARDS = "shards"
 MARKER = "shard.json"  # in each shard folder: its part of the input, and whether it is complete
 _NAME = re.compile(r"^(\d{4,})-of-(\d{4,})$")
 
