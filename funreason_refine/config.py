@@ -251,8 +251,25 @@ class _Loader:
                 )
             else:
                 self._check_container(parsed.input.path)
+        self._check_answers(parsed.input)
         self._resolve_eval_sets(parsed.audit)
         return parsed
+
+    def _check_answers(self, config: InputConfig) -> None:
+        """A BFCL input's answer file is there, as the run reads it: the one [input] answers names, else BFCL's
+        possible_answer/ file beside a local input whose format is "bfcl"."""
+        if config.answers is not None:
+            if not config.answers.is_file():
+                self.problems.append(
+                    f"{self.path}: [input] key 'answers': file {config.answers} not found (relative paths start at "
+                    "the pipeline file's folder)"
+                )
+        elif config.format == "bfcl" and isinstance(config.path, Path) and config.path.is_file():
+            from funreason_refine.readers.bfcl import default_answers_path, missing_answers
+
+            problem = missing_answers(default_answers_path(config.path))
+            if problem is not None:
+                self.problems.append(f"{self.path}: [input] key 'format': {problem}")
 
     def _check_container(self, path: Path) -> None:
         from funreason_refine.readers.raw import detect_container
@@ -305,6 +322,17 @@ class _Loader:
                     f"{self.path}: [audit] key 'eval_sets[{i}]': file {eval_set} not found "
                     "(relative paths start at the pipeline file's folder)"
                 )
+            else:
+                self._check_eval_set(i, eval_set)
+
+    def _check_eval_set(self, i: int, eval_set: Path) -> None:
+        """The eval set's format can be told, as the run tells it (from its first records)."""
+        from funreason_refine.audit.evalsets import eval_set_format
+
+        try:
+            eval_set_format(eval_set)
+        except InputError as exc:
+            self.problems.append(f"{self.path}: [audit] key 'eval_sets[{i}]': {exc}")
 
     def _parse_tables(self) -> list[tuple[int, StageTable]]:
         raw = self.data.get("stages", [])
@@ -427,7 +455,7 @@ class _Loader:
 
     def _pipeline(self, parsed: PipelineFile, stages: list[PipelineStage], out_dir: Path | None) -> Pipeline:
         output_dir = out_dir if out_dir is not None else output_folder(self.path, parsed.output.dir)
-        self._check_output(parsed, output_dir)
+        self._check_output(parsed, output_dir, out_dir is not None)
         if self.problems:
             raise ConfigError(self.problems)
         if isinstance(parsed.input.path, HubPath):  # at the commit the run folder read, or its revision's now
@@ -449,10 +477,18 @@ class _Loader:
             warnings=self.models.warnings if self.models is not None else [],
         )
 
-    def _check_output(self, parsed: PipelineFile, output_dir: Path) -> None:
-        """The run reads none of the files it writes in its run folder ``output_dir``."""
+    def _check_output(self, parsed: PipelineFile, output_dir: Path, given: bool) -> None:
+        """The run folder can be made (no file stands where it or a folder above it goes), and the run reads none
+        of the files it writes there (``given``: the folder is the command line's --out)."""
         from funreason_refine.run_folder import own_file
 
+        where = f"--out {output_dir}" if given else f"{self.path}: [output] key 'dir'"
+        existing = next((p for p in (output_dir, *output_dir.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            below = "" if existing == output_dir else f" (the run folder {output_dir} would be inside it)"
+            self.problems.append(
+                f"{where}: {existing} is a file, not a folder{below}: choose another [output] dir (or --out)"
+            )
         read = [
             ("--input" if self.given is not None else "[input] key 'path'", parsed.input.path),
             ("[input] key 'answers'", parsed.input.answers),

@@ -115,7 +115,7 @@ def test_config_hash_changes_with_stage_config_not_with_output(tmp_pipeline, tmp
 def test_eval_sets_are_named_by_their_whole_path_however_the_pipeline_was_given(tmp_path, monkeypatch):
     # A contamination discard names its eval set: "examples/quickstart/eval_set.json" from a relative
     # pipeline path, its absolute path in a shard, so merged shards differed from a one-process run.
-    (tmp_path / "eval.jsonl").write_text("")
+    (tmp_path / "eval.jsonl").write_text('{"query": "q", "answers": []}\n')  # an eval set in a format (xlam)
     (tmp_path / "in.jsonl").write_text("")
     (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[audit]\neval_sets = ["eval.jsonl"]\n')
     monkeypatch.chdir(tmp_path.parent)

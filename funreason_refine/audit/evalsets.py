@@ -38,10 +38,10 @@ class EvalSet:
 def read_eval_set(path: Path) -> EvalSet:
     """Every query of an eval set in any input format; an entry without a readable query is counted
     and named, not fatal. BFCL question files need no possible answers here."""
-    from funreason_refine.readers import InputStream, detect_format
+    from funreason_refine.readers import InputStream
 
     try:
-        fmt = detect_format(path)
+        fmt = eval_set_format(path)
     except InputError as exc:
         raise InputError(f"[audit] eval_sets: {exc}") from None
     found = EvalSet(path)
@@ -53,6 +53,24 @@ def read_eval_set(path: Path) -> EvalSet:
             found.ids.append(rid)
             found.queries.append(query)
     return found
+
+
+EVAL_SET_ADVICE = (
+    "an eval set is read in the format its records' keys say ([input] format does not apply to it): give it "
+    "records with query and answers (xlam), question and function (bfcl), messages (openai) or conversations "
+    "(sharegpt), or take it out of [audit] eval_sets"
+)
+
+
+def eval_set_format(path: Path) -> str:
+    """The format of the eval set ``path``, as its records' keys say (`refine validate` tells it as the run does);
+    InputError, saying what applies to an eval set, when they say none or it holds no records."""
+    from funreason_refine.readers import guess_format
+
+    fmt = guess_format(path, advice=EVAL_SET_ADVICE)
+    if fmt is None:
+        raise InputError(f"cannot tell the format of {path}: it holds no records; {EVAL_SET_ADVICE}")
+    return fmt
 
 
 def _bfcl_queries(path: Path) -> Iterator[tuple[str, str, str | None]]:

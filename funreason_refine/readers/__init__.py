@@ -74,16 +74,21 @@ def detect_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECO
     """Tell the formats apart by the keys of the first record that has a format's keys."""
     found = guess_format(path, max_record_bytes)
     if found is None:
-        raise InputError(
-            f"cannot tell the format of {path}: it holds no records; set [input] format to one of {', '.join(FORMATS)}"
-        )
+        raise InputError(f"cannot tell the format of {path}: it holds no records; {INPUT_ADVICE}")
     return found
 
 
-def guess_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> str | None:
+INPUT_ADVICE = f"set [input] format to one of {', '.join(FORMATS)}"
+"""What to do about an input whose records' keys say no format."""
+
+
+def guess_format(
+    path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, advice: str = INPUT_ADVICE
+) -> str | None:
     """The format of the first record (of the first DETECT_RECORDS, within DETECT_BYTES) whose keys say one, or
     None when the file holds no records. Records before it are quarantined when read, as any record whose keys
-    say no format. InputError when there are records and none of those says a format."""
+    say no format. InputError when there are records and none of those says a format (saying ``advice``: what to
+    do, for the file read: an input, an eval set)."""
     seen, first, far = 0, None, False  # the first record met, for the message
     try:
         for seen, (line, obj, _) in enumerate(iter_raw(path, max_record_bytes, _bounded(max_record_bytes)), 1):
@@ -97,7 +102,7 @@ def guess_format(path: Path | HubPath, max_record_bytes: int = DEFAULT_MAX_RECOR
         far = True
     if first is None and not far:
         return None
-    raise InputError(f"cannot tell the format of {path}: {_unknown(seen, first)}")
+    raise InputError(f"cannot tell the format of {path}: {_unknown(seen, first, advice)}")
 
 
 def _bounded(max_record_bytes: int) -> Callable[[int], None]:
@@ -117,9 +122,8 @@ class _FarEnough(Exception):
     pass
 
 
-def _unknown(seen: int, first: tuple[int, Any] | None) -> str:
-    """Why no format could be told from the first ``seen`` records, the first of them ``first``."""
-    advice = f"set [input] format to one of {', '.join(FORMATS)}"
+def _unknown(seen: int, first: tuple[int, Any] | None, advice: str) -> str:
+    """Why no format could be told from the first ``seen`` records, the first of them ``first``, and ``advice``."""
     if first is None:
         return f"no record in its first {DETECT_BYTES} bytes; {advice}"
     line, obj = first

@@ -22,18 +22,27 @@ def default_answers_path(question_path: Path) -> Path:
     return question_path.parent / "possible_answer" / question_path.name
 
 
-def load_answers(path: Path) -> dict[str, Any]:
-    if not path.exists() and "relevance" in path.name:
-        raise InputError(
+def missing_answers(path: Path) -> str | None:
+    """Why the BFCL answer file ``path`` cannot be read (it is not there), and what to do; None when it is there.
+    `refine validate` says it as the run does."""
+    if path.is_file():
+        return None
+    if "relevance" in path.name:
+        return (
             f"BFCL ground truth not found: {path}. BFCL's irrelevance and relevance categories have no possible "
             "answers (a model is to call no function, or any): they test a model, and hold no answer to refine. "
             "Refine the categories that have one (simple, multiple, parallel, live_simple, ...)"
         )
-    if not path.exists():
-        raise InputError(
-            f"BFCL ground truth not found: {path}. Put the possible_answer file there "
-            f'(BFCL\'s layout) or name it with [input] answers = "...".'
-        )
+    return (
+        f"BFCL ground truth not found: {path}. Put the possible_answer file there "
+        f'(BFCL\'s layout) or name it with [input] answers = "...".'
+    )
+
+
+def load_answers(path: Path) -> dict[str, Any]:
+    problem = missing_answers(path)
+    if problem is not None:
+        raise InputError(problem)
     with path.open("rb") as fh:
         return read_answers(fh, str(path))
 
