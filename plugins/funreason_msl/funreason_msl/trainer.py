@@ -100,12 +100,20 @@ class MSLLoss:
         self.step_counts, self.step_samples = counts, samples
 
     def __call__(
-        self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None, segments: torch.Tensor | None = None
+        self,
+        outputs: Any,
+        labels: torch.Tensor,
+        num_items_in_batch: Any = None,
+        segments: torch.Tensor | None = None,
+        batch_only: bool = False,
     ) -> torch.Tensor:
+        """The loss of ``outputs``; ``batch_only``: of this batch alone (evaluation), each segment averaged
+        over this batch's tokens rather than the current optimizer step's (which ``prepare_step`` counted)."""
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         segments = segments if segments is not None else self.segments(labels)
         alpha = self.alpha() if isinstance(self.alpha, nn.Module) else self.alpha
-        if self.step_counts is not None:
+        step_samples = None if batch_only else self.step_samples
+        if self.step_counts is not None and not batch_only:
             n_think, n_result = (int(c) for c in self.step_counts)
         else:
             n_think, n_result = (int(c) for c in segment_counts(labels, segments))
@@ -122,7 +130,7 @@ class MSLLoss:
             reduction=self.reduction,
             num_think=n_think,
             num_result=n_result,
-            num_samples=self.step_samples,
+            num_samples=step_samples,
             return_parts=True,
         )
         alpha_value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
@@ -182,8 +190,14 @@ class MSLMixin:
         segments = inputs.pop("segments", None)
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = self.msl(outputs, labels, num_items_in_batch=num_items_in_batch, segments=segments)
-        self._msl_logs.append(self.msl.last)
+        # Evaluation (the model in eval mode) has no optimizer step: its loss is its own batch's, and it is kept
+        # out of the training logs.
+        training = model.training
+        loss = self.msl(
+            outputs, labels, num_items_in_batch=num_items_in_batch, segments=segments, batch_only=not training
+        )
+        if training:
+            self._msl_logs.append(self.msl.last)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:

@@ -81,6 +81,42 @@ def test_gradient_accumulation_gives_the_step_of_one_large_batch(tmp_path, datas
     assert torch.allclose(one, four, atol=1e-6)
 
 
+def test_evaluation_after_training_is_the_loss_of_its_own_batches_and_stays_out_of_the_training_logs(
+    tmp_path, dataset, tokenizer
+):
+    from funreason_msl import msl_loss
+
+    train, held_out = torch.utils.data.Subset(dataset, range(4)), torch.utils.data.Subset(dataset, range(4, 7))
+    collator = MSLCollator(tokenizer.pad_token_id)
+    model = tiny_model(len(tokenizer), seed=0)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(50)  # losses that differ from token to token, so that a mix-up shows
+
+        def loss(batch):
+            logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            return msl_loss(logits, batch["labels"], batch["segments"], return_parts=True)
+
+        evaluation = [float(loss(collator([held_out[i]]))[0]) for i in range(len(held_out))]
+        _, (think, result) = loss(collator([train[i] for i in range(len(train))]))  # one step: the 4 examples
+    trainer = MSLTrainer(
+        # learning rate 0: the model never changes, so every evaluation and every step gives the same losses
+        args=args(tmp_path, max_steps=2, learning_rate=0.0, per_device_eval_batch_size=1, eval_strategy="steps"),
+        model=model,
+        train_dataset=train,
+        eval_dataset=held_out,
+        data_collator=collator,
+        alpha=0.7,
+    )
+    expected = sum(evaluation) / len(evaluation)
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    trainer.train()  # evaluates after each step too
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(expected, rel=1e-5)  # not divided by the step's counts
+    steps = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(steps) == 2  # each logs its own step's losses, no evaluation's mixed in
+    for h in steps:
+        assert (h["loss_think"], h["loss_result"]) == pytest.approx((float(think), float(result)), abs=2e-4)
+
+
 def test_msl_loss_alone_refuses_gradient_accumulation(tmp_path, dataset, tokenizer):
     trainer = Trainer(
         model=tiny_model(len(tokenizer)),
