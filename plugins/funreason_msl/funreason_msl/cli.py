@@ -30,6 +30,7 @@ def msl_stats(run_dir: Path, tokenizer_path: str, gguf_file: str | None, max_len
     from funreason_msl.data import MSLDataset
     from funreason_msl.loading import load_tokenizer
     from funreason_msl.stats import segment_stats
+    from funreason_refine.errors import RefineError
 
     try:
         tokenizer = load_tokenizer(tokenizer_path, gguf_file)
@@ -37,7 +38,7 @@ def msl_stats(run_dir: Path, tokenizer_path: str, gguf_file: str | None, max_len
         raise click.ClickException(str(exc)) from None
     try:
         dataset = MSLDataset.from_run(run_dir, tokenizer, max_length=max_length)
-    except (FileNotFoundError, ValueError, TypeError) as exc:
+    except (RefineError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     stats = segment_stats(dataset)
     if as_json:

@@ -12,28 +12,31 @@ import torch
 from funreason_msl.labels import Example, encode_chat
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET
 from funreason_refine.export.formats import to_row
-from funreason_refine.jsonl import read_lines
+from funreason_refine.record import Outcome
+from funreason_refine.run_folder import FILES
+from funreason_refine.run_state import outcome_lines, readable_state
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Kept records of a run folder (``RUN_DIR`` or ``RUN_DIR/kept.jsonl``), each assistant turn with its ``target``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "kept.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: give a run folder of `refine run` or its kept.jsonl")
-    records = []
-    for lineno, line in read_lines(path):
-        if line.isspace():
-            continue
-        record = json.loads(line)
+    """Kept records of a run folder (``RUN_DIR`` or ``RUN_DIR/kept.jsonl``), each assistant turn with its ``target``.
+
+    Read and refused as `refine export` does: a folder that is not a finished run (being written, interrupted,
+    a line cut short) is a PartialRun saying what to do; a line `refine run` did not write, an UnreadableLine
+    naming its file and line.
+    """
+    run_dir = Path(path)
+    if run_dir.name == FILES[Outcome.KEPT] and run_dir.is_file():
+        run_dir = run_dir.parent
+    readable_state(run_dir, "read")
+    kept = run_dir / FILES[Outcome.KEPT]
+    records = list(outcome_lines(kept)) if kept.exists() else []
+    for record in records:
         missing = _missing_target(record)
         if missing is not None:
             raise ValueError(
-                f"{path}:{lineno}: record {record.get('id')!r} has no training target{missing}; "
+                f"{kept}: record {record.get('index')} (id {record.get('id')!r}) has no training target{missing}; "
                 "run the format stage so kept records carry one"
             )
-        records.append(record)
     return records
 
 
@@ -106,6 +109,7 @@ class MSLDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_run(cls, run_dir: str | Path, tokenizer: Any, **kwargs: Any) -> MSLDataset:
+        """The kept records of a finished run folder (see :func:`read_records`)."""
         return cls(read_records(run_dir), tokenizer, **kwargs)
 
     def __len__(self) -> int:

@@ -34,6 +34,15 @@ def kept_run(tmp_path_factory):
     return out
 
 
+def run_with_kept(run_dir: Path, into: Path, *lines: dict) -> Path:
+    """A copy of the finished run folder ``run_dir`` whose kept.jsonl holds ``lines`` (each with its input index)."""
+    import shutil
+
+    shutil.copytree(run_dir, into)
+    (into / "kept.jsonl").write_text("".join(json.dumps({"index": i, **line}) + "\n" for i, line in enumerate(lines)))
+    return into
+
+
 @pytest.fixture(scope="session")
 def mixed_run(tmp_path_factory, kept_run):
     """A run folder of single-turn records (the quickstart's kept ones, exported as OpenAI chats and read

@@ -132,17 +132,15 @@ def test_templates_that_cannot_label_every_turn_drop_the_conversation_with_the_r
     assert len(dataset) == 0 and reason in dataset.report.dropped[0]
 
 
-def test_a_kept_conversation_with_a_turn_without_target_is_named(tmp_path):
-    import json
-
+def test_a_kept_conversation_with_a_turn_without_target_is_named(tmp_path, kept_run):
+    from conftest import run_with_kept
     from funreason_msl.data import read_records
 
     broken = {**CONVERSATION, "messages": [*CONVERSATION["messages"][:4], {"role": "assistant", "answer": "x"}]}
-    (tmp_path / "kept.jsonl").write_text(json.dumps(broken) + "\n")
     with pytest.raises(
-        ValueError, match=r"kept.jsonl:1: record 'rome-madrid' has no training target in assistant turn 1"
+        ValueError, match=r"kept.jsonl: record 0 \(id 'rome-madrid'\) has no training target in assistant turn 1"
     ):
-        read_records(tmp_path)
+        read_records(run_with_kept(kept_run, tmp_path / "run", broken))
 
 
 def test_segments_read_off_the_labels_match_the_dataset_for_conversations(records, tokenizer):

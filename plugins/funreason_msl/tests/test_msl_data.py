@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from conftest import run_with_kept
 from funreason_msl.data import MSLCollator, MSLDataset, encode, read_records
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
 
@@ -87,9 +88,29 @@ def test_offsets_are_requested_from_the_tokenizer_not_through_the_chat_template(
 def test_run_folder_records_read_and_a_missing_target_is_named(kept_run, tmp_path):
     records = read_records(kept_run)
     assert len(records) == 31 and all(r["target"] for r in records)
-    (tmp_path / "kept.jsonl").write_text(json.dumps({"id": "x", "query": "q", "tools": []}) + "\n")
-    with pytest.raises(ValueError, match=r"kept.jsonl:1: record 'x' has no training target"):
-        read_records(tmp_path)
+    assert read_records(kept_run / "kept.jsonl") == records
+    broken = run_with_kept(kept_run, tmp_path / "run", {"id": "x", "query": "q", "tools": []})
+    with pytest.raises(ValueError, match=r"kept.jsonl: record 0 \(id 'x'\) has no training target"):
+        read_records(broken)
+
+
+def test_a_folder_that_is_not_a_finished_run_is_refused_as_export_refuses_it(kept_run, tmp_path):
+    from funreason_refine.run_state import PartialRun, UnreadableLine
+
+    torn = run_with_kept(kept_run, tmp_path / "torn")
+    (torn / "kept.jsonl").write_bytes((kept_run / "kept.jsonl").read_bytes()[:-40])  # its last line cut short
+    with pytest.raises(PartialRun, match=r"the last line of .*kept.jsonl:31 is cut short .*again to finish it"):
+        MSLDataset.from_run(torn, None)
+    damaged = run_with_kept(kept_run, tmp_path / "damaged")
+    lines = (kept_run / "kept.jsonl").read_bytes().splitlines(keepends=True)
+    (damaged / "kept.jsonl").write_bytes(b"".join([lines[0], lines[1][:40] + b"\n", *lines[2:]]))
+    with pytest.raises(UnreadableLine, match=r"kept.jsonl:2 is not a line `refine run` wrote"):
+        read_records(damaged)
+    bare = tmp_path / "bare"  # a kept.jsonl alone, without the run's run.json and summary.json
+    bare.mkdir()
+    (bare / "kept.jsonl").write_bytes((kept_run / "kept.jsonl").read_bytes())
+    with pytest.raises(PartialRun, match=r"bare is an interrupted run: it has no summary.json"):
+        read_records(bare)
 
 
 def test_quickstart_dataset_and_collator(records, tokenizer):

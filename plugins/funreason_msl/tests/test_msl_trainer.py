@@ -226,6 +226,17 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
 
 
+def test_msl_stats_refuses_a_run_with_a_line_cut_short_naming_it_and_what_to_do(tmp_path, mixed_run, tokenizer):
+    import shutil
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    torn = shutil.copytree(mixed_run, tmp_path / "torn")
+    (torn / "kept.jsonl").write_bytes((mixed_run / "kept.jsonl").read_bytes()[:-40])
+    result = CliRunner().invoke(msl_stats, [str(torn), "--tokenizer", str(tmp_path / "tok")])
+    assert result.exit_code == 1 and "Unterminated" not in result.output
+    assert f"cannot read {torn}: the last line of {torn}/kept.jsonl:34 is cut short" in " ".join(result.output.split())
+
+
 def without_cot(record):
     """No assistant turn of the record has a CoT (read off the targets, not the tokens)."""
     targets = [m["target"] for m in record.get("messages") or [] if m["role"] == "assistant"] or [record["target"]]
