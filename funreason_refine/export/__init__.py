@@ -24,7 +24,7 @@ from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES
 from funreason_refine.run_state import FolderState, finished_records, outcome_lines, readable_state
 
-__all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "restorable", "to_row"]
+__all__ = ["FORMATS", "ExportResult", "export_reviewed", "export_run", "restorable", "reviewed_lines", "to_row"]
 
 
 @dataclass
@@ -171,6 +171,25 @@ def _rows(
         yield row
 
 
+def reviewed_lines(
+    run_dir: Path, fmt: str, allow_partial: bool = False, *, doing: str = "export", offer_partial: bool = True
+) -> tuple[Iterator[dict[str, Any]], ExportResult]:
+    """The run-folder lines an export of ``run_dir`` in ``fmt`` writes, in input order: its kept records with
+    a review's decisions (overrides.jsonl) applied; and the ExportResult that counts what the review changed,
+    complete once every line has been read. Refused as an export is: a folder that is not a finished run is a
+    PartialRun unless ``allow_partial`` (``doing`` names what is refused; ``offer_partial``: the refusal offers
+    --allow-partial), unreadable decisions an UnreadableDecisions, a damaged line an UnreadableLine."""
+    run_dir = Path(run_dir)
+    state = readable_state(run_dir, doing, allow_partial, offer_partial)
+    decisions = read_decisions(run_dir)
+    result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
+    if state.stopped is not None:
+        result.warnings.append(
+            f"{state.stop_note()}, then {doing} again (this {doing} holds what it kept before it stopped)"
+        )
+    return _reviewed(run_dir, fmt, result, decisions), result
+
+
 def export_run(run_dir: Path, fmt: str, out: Path) -> int:
     """Write the kept records of ``run_dir`` to ``out`` (Parquet when it ends in .parquet); returns the count."""
     return export_reviewed(run_dir, fmt, out).written
@@ -183,18 +202,11 @@ def export_reviewed(
     finished run is refused (PartialRun) unless ``allow_partial``: then the result's ``partial`` says so.
     ``dataset_info``: for sharegpt, write LLaMA-Factory's dataset_info.json beside ``out``."""
     run_dir, out = Path(run_dir), Path(out)
-    state = readable_state(run_dir, "export", allow_partial, offer_partial=True)
-    decisions = read_decisions(run_dir)
-    result = ExportResult(partial=None if state.complete else state, warnings=decisions.check())
-    if state.stopped is not None:
-        result.warnings.append(
-            f"{state.stop_note()}, then export again (this export holds what it kept before it stopped)"
-        )
+    lines, result = reviewed_lines(run_dir, fmt, allow_partial)
     if fmt == "sharegpt" and dataset_info:
         dataset_info_entries(out.parent / "dataset_info.json")  # refused before anything is written
     lost = _TextBesideCalls() if fmt == "funreason" else None
     check = LlamaFactoryCheck() if fmt == "sharegpt" else None
-    lines = _reviewed(run_dir, fmt, result, decisions)
     rows = _rows(lines if lost is None else map(lost.count, lines), fmt, out.suffix == ".parquet", check)
     result.written = write_rows(out, rows, fmt)
     if lost is not None and lost.turns:

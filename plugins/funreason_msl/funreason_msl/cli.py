@@ -24,7 +24,9 @@ import click
 @click.option("--max-length", type=click.IntRange(min=16), help="Truncate as training would.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def msl_stats(run_dir: Path, tokenizer_path: str, gguf_file: str | None, max_length: int | None, as_json: bool) -> None:
-    """Think and result token counts of RUN_DIR's kept records (the paper's Table 1), also per assistant turn."""
+    """Think and result token counts of RUN_DIR's kept records (the paper's Table 1), also per assistant turn.
+
+    The records `refine export` writes: a review's decisions (overrides.jsonl) applied, and said how."""
     from rich.console import Console
 
     from funreason_msl.data import MSLDataset
@@ -41,12 +43,16 @@ def msl_stats(run_dir: Path, tokenizer_path: str, gguf_file: str | None, max_len
     except (RefineError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     stats = segment_stats(dataset)
+    review = dataset.report.review
     if as_json:
         click.echo(json.dumps(stats, indent=2))
-        return
-    console = Console()
-    console.print(segment_table(stats))
-    console.print(turn_table(stats))
+    else:
+        console = Console()
+        console.print(segment_table(stats))
+        console.print(turn_table(stats))
+    if review is not None:  # as export says it: on stderr, so that --json stays JSON
+        for line in filter(None, [review.describe(), *review.warnings]):
+            click.echo(line, err=True)
 
 
 def segment_table(stats: dict[str, Any]) -> Any:

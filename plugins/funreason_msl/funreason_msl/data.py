@@ -1,4 +1,5 @@
-"""Training examples from a run folder: every kept record (a conversation too) as one labelled example."""
+"""Training examples from a run folder: every record export writes (the kept records, a review's decisions
+applied; a conversation too) as one labelled example."""
 
 from __future__ import annotations
 
@@ -11,33 +12,42 @@ import torch
 
 from funreason_msl.labels import Example, encode_chat
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET
+from funreason_refine.export import ExportResult, reviewed_lines
 from funreason_refine.export.formats import to_row
 from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES
-from funreason_refine.run_state import outcome_lines, readable_state
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Kept records of a run folder (``RUN_DIR`` or ``RUN_DIR/kept.jsonl``), each assistant turn with its ``target``.
+    """The records `refine export --format funreason` writes of a run folder (``RUN_DIR`` or
+    ``RUN_DIR/kept.jsonl``), each assistant turn with its ``target``; see :func:`read_run`."""
+    return read_run(path)[0]
 
-    Read and refused as `refine export` does: a folder that is not a finished run (being written, interrupted,
-    a line cut short) is a PartialRun saying what to do; a line `refine run` did not write, an UnreadableLine
-    naming its file and line.
+
+def read_run(path: str | Path) -> tuple[list[dict[str, Any]], ExportResult]:
+    """The records `refine export --format funreason` writes of a run folder (``RUN_DIR`` or ``RUN_DIR/kept.jsonl``):
+    its kept records, without those a person marked wrongly kept in its review (overrides.jsonl), with those
+    marked wrongly discarded; and what the review changed (its ``describe()`` is the line export prints).
+
+    Read and refused as export does: a folder that is not a finished run (being written, interrupted, a line
+    cut short) is a PartialRun saying what to do; a line `refine run` did not write, an UnreadableLine naming
+    its file and line. A kept record without its ``target`` is a ValueError (the format stage writes it).
     """
     run_dir = Path(path)
     if run_dir.name == FILES[Outcome.KEPT] and run_dir.is_file():
         run_dir = run_dir.parent
-    readable_state(run_dir, "read")
-    kept = run_dir / FILES[Outcome.KEPT]
-    records = list(outcome_lines(kept)) if kept.exists() else []
+    lines, review = reviewed_lines(run_dir, "funreason", doing="read", offer_partial=False)
+    records = list(lines)
     for record in records:
-        missing = _missing_target(record)
+        # A record a person restored from discarded.jsonl (it names the stage that discarded it) may have been
+        # discarded before the format stage: export renders its target, and so does messages().
+        missing = None if record.get("stage") else _missing_target(record)
         if missing is not None:
             raise ValueError(
-                f"{kept}: record {record.get('index')} (id {record.get('id')!r}) has no training target{missing}; "
-                "run the format stage so kept records carry one"
+                f"{run_dir / FILES[Outcome.KEPT]}: record {record.get('index')} (id {record.get('id')!r}) has no "
+                f"training target{missing}; run the format stage so kept records carry one"
             )
-    return records
+    return records, review
 
 
 def _missing_target(record: dict[str, Any]) -> str | None:
@@ -66,6 +76,7 @@ class BuildReport:
     truncated: int = 0
     dropped: list[str] = field(default_factory=list)
     turns_dropped: int = 0  # assistant turns that truncation left out of conversations
+    review: ExportResult | None = None  # from_run: what the run's review (overrides.jsonl) changed, as export says
 
 
 def encode(
@@ -109,8 +120,12 @@ class MSLDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_run(cls, run_dir: str | Path, tokenizer: Any, **kwargs: Any) -> MSLDataset:
-        """The kept records of a finished run folder (see :func:`read_records`)."""
-        return cls(read_records(run_dir), tokenizer, **kwargs)
+        """The records `refine export --format funreason` writes of a finished run folder, its review applied
+        (see :func:`read_run`); ``report.review`` says what the review changed."""
+        records, review = read_run(run_dir)
+        dataset = cls(records, tokenizer, **kwargs)
+        dataset.report.review = review
+        return dataset
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -50,8 +50,8 @@ def segment_stats(dataset: MSLDataset) -> dict[str, Any]:
     """Think and result target tokens per example (mean, median, max; a conversation's turns summed)
     and each segment's share of the plain-SFT loss, which averages over all target tokens alike and
     so gives each segment its share of the tokens (at equal per-token loss); how many examples
-    have no CoT (their 0 think tokens are in the mean); then assistant turns per example and the
-    same counts by turn position."""
+    have no CoT (their 0 think tokens are in the mean); then assistant turns per example, the
+    same counts by turn position, and what the run's review changed."""
     think = [sum(1 for s in e.segments if s == THINK) for e in dataset.examples]
     result = [sum(1 for s in e.segments if s == RESULT) for e in dataset.examples]
     total = sum(think) + sum(result)
@@ -70,4 +70,19 @@ def segment_stats(dataset: MSLDataset) -> dict[str, Any]:
             "dropped_by_truncation": dataset.report.turns_dropped,
         },
         "per_turn": per_turn(dataset),
+        "review": review_counts(dataset),
+    }
+
+
+def review_counts(dataset: MSLDataset) -> dict[str, Any] | None:
+    """What the run's review changed (None for a dataset not read from a run): records restored and left out,
+    decisions ignored as stale, restored records that cannot be written (each with why)."""
+    review = dataset.report.review
+    if review is None:
+        return None
+    return {
+        "restored": review.restored,
+        "left_out": review.dropped,
+        "stale": review.stale,
+        "not_exportable": review.unexportable,
     }

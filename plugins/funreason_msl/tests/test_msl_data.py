@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 from conftest import run_with_kept
-from funreason_msl.data import MSLCollator, MSLDataset, encode, read_records
+from funreason_msl.data import MSLCollator, MSLDataset, encode, messages, read_records, read_run
 from funreason_msl.loss import IGNORE_INDEX, NOT_TARGET, RESULT, THINK
 
 RECORD = {
@@ -92,6 +92,37 @@ def test_run_folder_records_read_and_a_missing_target_is_named(kept_run, tmp_pat
     broken = run_with_kept(kept_run, tmp_path / "run", {"id": "x", "query": "q", "tools": []})
     with pytest.raises(ValueError, match=r"kept.jsonl: record 0 \(id 'x'\) has no training target"):
         read_records(broken)
+
+
+def review(run, *decisions):
+    """Write a review of ``run``: (outcome line, kind) pairs each marked wrong."""
+    from funreason_refine.overrides import OVERRIDES, decision_for
+
+    (run / OVERRIDES).write_text(
+        "".join(decision_for(line, kind, "wrong").model_dump_json() + "\n" for line, kind in decisions)
+    )
+
+
+def test_the_records_are_those_export_writes_the_review_applied(kept_run, tmp_path, tokenizer):
+    import shutil
+
+    from funreason_refine.export import export_reviewed
+    from funreason_refine.jsonl import read_jsonl
+
+    run = shutil.copytree(kept_run, tmp_path / "run")
+    wrongly_kept = next(iter(read_jsonl(run / "kept.jsonl")))
+    # discarded by query_tool, before the format stage wrote its target: export renders it
+    wrongly_discarded = next(line for line in read_jsonl(run / "discarded.jsonl") if line["id"] == "unknown-function")
+    review(run, (wrongly_kept, "kept"), (wrongly_discarded, "discarded"))
+    records, applied = read_run(run)
+    exported = export_reviewed(run, "funreason", tmp_path / "train.jsonl")
+    assert [messages(r) for r in records] == [row["messages"] for row in read_jsonl(tmp_path / "train.jsonl")]
+    ids = [r["id"] for r in records]
+    assert len(ids) == 31 and wrongly_kept["id"] not in ids and "unknown-function" in ids
+    said = "applied the review (overrides.jsonl): 1 wrongly discarded record(s) restored; 1 wrongly kept left out"
+    assert applied.describe() == exported.describe() == said
+    dataset = MSLDataset.from_run(run, tokenizer)
+    assert len(dataset) == 31 and dataset.report.review is not None and dataset.report.review.describe() == said
 
 
 def test_a_folder_that_is_not_a_finished_run_is_refused_as_export_refuses_it(kept_run, tmp_path):

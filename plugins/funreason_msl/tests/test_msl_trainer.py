@@ -226,6 +226,24 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
 
 
+def test_msl_stats_counts_the_records_export_writes_and_says_what_the_review_changed(tmp_path, mixed_run, tokenizer):
+    import shutil
+
+    from funreason_refine.jsonl import read_jsonl
+    from funreason_refine.overrides import OVERRIDES, decision_for
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    run = shutil.copytree(mixed_run, tmp_path / "run")
+    wrongly_kept = next(iter(read_jsonl(run / "kept.jsonl")))
+    (run / OVERRIDES).write_text(decision_for(wrongly_kept, "kept", "wrong").model_dump_json() + "\n")
+    result = CliRunner().invoke(msl_stats, [str(run), "--tokenizer", str(tmp_path / "tok"), "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["examples"] == 33  # of 34: the one a person marked wrongly kept is left out, as export leaves it
+    assert stats["review"] == {"restored": 0, "left_out": 1, "stale": 0, "not_exportable": []}
+    assert "0 wrongly discarded record(s) restored; 1 wrongly kept left out" in result.stderr
+
+
 def test_msl_stats_refuses_a_run_with_a_line_cut_short_naming_it_and_what_to_do(tmp_path, mixed_run, tokenizer):
     import shutil
 
