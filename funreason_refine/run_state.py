@@ -232,18 +232,7 @@ def folder_state(path: Path) -> FolderState:
             return FolderState(path, State.TORN, torn=f"{path / name}:{line}", run_args=run_args)
     if not (path / SUMMARY).is_file():
         return FolderState(path, State.INTERRUPTED, holder=_last_lock_text(path), run_args=run_args)
-    stopped = stopped_early(path)
-    if stopped is not None and run_args is not None:
-        run_args += _reading_args(path)  # going on reads as far as the run meant to
-    return FolderState(path, State.COMPLETE, run_args=run_args, stopped=stopped)
-
-
-def _reading_args(path: Path) -> str:
-    """The --limit and --target-kept the run in ``path`` was given (run.json), as arguments of `refine run`."""
-    from funreason_refine.run_identity import recorded_reading
-
-    limit, target = recorded_reading(path) or (None, None)
-    return (f" --limit {limit}" if limit is not None else "") + (f" --target-kept {target}" if target else "")
+    return FolderState(path, State.COMPLETE, run_args=run_args, stopped=stopped_early(path))
 
 
 def readable_state(path: Path, doing: str, allow_partial: bool = False, offer_partial: bool = False) -> FolderState:
