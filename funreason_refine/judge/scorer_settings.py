@@ -49,6 +49,10 @@ class ScorerSettings(ModelSettings):
     """The `scorer` table of a stage: the model, its kind, how a record is shown to it, and the cut."""
 
     streamable: ClassVar[bool] = False  # a few tokens, read with their logprobs from the whole response
+    client_keys: ClassVar[dict[str, str]] = {
+        **ModelSettings.client_keys,
+        "logprobs": "a yes_no scorer asks for its answer's logprobs; set top_logprobs",
+    }
 
     kind: ScorerKind = Field(
         description="yes_no: a chat model's probability of 'yes' (logprobs); classify: vLLM /classify, the "

@@ -85,6 +85,13 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # With first_token_timeout the answer is streamed (a scorer's is not: its logprobs come whole).
     streamable: ClassVar[bool] = True
+    # The LiteLLM parameters each call sets (Caller._completion, _streamed) that are no key of the table, with
+    # what sets them: refused in extra, like the table's own keys (model, temperature, max_tokens, timeout, ...).
+    client_keys: ClassVar[dict[str, str]] = {
+        "messages": "the prompt",
+        "stream": "answers are streamed when first_token_timeout is set",
+        "stream_options": "answers are streamed when first_token_timeout is set",
+    }
 
     model: str = Field(description="Any LiteLLM model string: openai/..., anthropic/..., ollama/..., hosted_vllm/...")
     api_base: str | list[str] | None = Field(
@@ -128,7 +135,11 @@ class ModelSettings(BaseModel):
         "does not know (a local server): refine estimate and refine validate --prompts count the records over it.",
     )
     max_retries: int = Field(5, ge=0, le=20, description="Retries on 429, 5xx, timeouts and dropped connections.")
-    extra: dict[str, Any] = Field(default_factory=dict, description="More LiteLLM parameters (top_p, seed, ...).")
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More LiteLLM parameters (top_p, seed, ...); not the table's own keys (temperature, max_tokens, "
+        "timeout, ...) nor what the call sets itself (messages, stream).",
+    )
     prices: Prices | None = Field(
         None, description="Prices when LiteLLM does not know the model (with batch = true: the batch prices)."
     )
@@ -152,7 +163,19 @@ class ModelSettings(BaseModel):
                     f"{key!r} looks like a credential; keys come from the environment "
                     "(OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), never from the pipeline file"
                 )
+            cls._not_set_twice(key)
         return value
+
+    @classmethod
+    def _not_set_twice(cls, key: str) -> None:
+        """Refuse an ``extra`` key that the call sets already: given twice, LiteLLM's call fails on every record
+        (a keyword given twice), or one of the two is dropped in silence."""
+        own = {name for name, f in cls.model_fields.items() if name != "extra"}
+        own |= {f.alias for f in cls.model_fields.values() if f.alias}
+        if key in own:
+            raise ValueError(f"{key!r} is a key of this table: write {key} = ... beside extra, not in it")
+        if key in cls.client_keys:
+            raise ValueError(f"{key!r} is set by the client itself ({cls.client_keys[key]}); remove it from extra")
 
     @field_validator("api_base", mode="before")
     @classmethod
@@ -267,6 +290,12 @@ class JudgeModel(ModelSettings):
         'vLLM), "json_object" (llama-cpp-python\'s server) or "ollama" (Ollama\'s format). Default: "ollama" for '
         'ollama/ and ollama_chat/ models, else "json_schema".',
     )
+
+    client_keys: ClassVar[dict[str, str]] = {
+        **ModelSettings.client_keys,
+        "response_format": 'a JSON verdict is asked for with verdict_format = "json"',
+        "format": 'a JSON verdict is asked for with verdict_format = "json"',
+    }
 
     # The LiteLLM parameters that ask for a JSON verdict (set by asking()): sent with every call, but no part of
     # sampling(), so that a server moved to another json_form keeps its cached answers and its run folder.
