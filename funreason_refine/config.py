@@ -57,7 +57,7 @@ class StageTable(BaseModel):
     judges: list[dict[str, Any]] | None = Field(None, description="An ensemble: tables overriding [judge].")
     vote: Vote = Field("unanimous", description="How an ensemble decides: unanimous or majority.")
     prompt: str | None = Field(None, description="Judge prompt template overriding the stage spec's.")
-    prompt_file: Path | None = Field(None, description="A file holding the judge prompt template.")
+    prompt_file: Path | None = Field(None, description="A file holding the judge prompt template (UTF-8).")
     generate: bool | dict[str, Any] | None = Field(
         None, description="false: no generator here; a table: keys overriding [generate] for this stage."
     )
@@ -90,7 +90,8 @@ class PipelineFile(BaseModel):
     )
     source: dict[str, Any] | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(
-        None, description="A folder of stage spec TOML files (judge-only stages, or new prompts for code stages)."
+        None,
+        description="A folder of stage spec TOML files (UTF-8; judge-only stages, or new prompts for code stages).",
     )
     audit: AuditSettings = Field(
         default_factory=AuditSettings, description="Dataset audits: eval sets, and which findings drop a record."
@@ -364,7 +365,7 @@ class _Loader:
         if specs_dir is not None:
             folder = self.base / specs_dir
             if folder.is_dir():
-                specs.update(specs_in(folder, self.problems))
+                specs.update(specs_in(folder, self.problems, f"{self.path}: key 'stage_specs_dir': "))
             else:
                 self.problems.append(f"{self.path}: key 'stage_specs_dir': folder {folder} not found")
         for number, table in self.tables:

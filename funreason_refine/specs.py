@@ -84,14 +84,29 @@ def spec_from(data: dict[str, object], where: str, problems: list[str]) -> Stage
     return None
 
 
-def specs_in(folder: Traversable | Path, problems: list[str]) -> dict[str, StageSpec]:
-    """The specs of every ``*.toml`` file in ``folder``, by stage name."""
+def not_utf8(path: object, exc: UnicodeDecodeError) -> str:
+    """What to say of a file that is not UTF-8: where its first wrong byte is (from 0), and what to do."""
+    return f"{path} is not UTF-8 (byte {exc.start}): save it as UTF-8"
+
+
+def specs_in(folder: Traversable | Path, problems: list[str], where: str = "") -> dict[str, StageSpec]:
+    """The specs of every ``*.toml`` file in ``folder``, by stage name; ``where`` starts a problem of a file that
+    cannot be read (the pipeline file and its key)."""
     specs = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            spec = read_spec(entry.read_text("utf-8"), str(entry), problems)
-            if spec is not None:
-                specs[spec.name] = spec
+        if not entry.name.endswith(".toml"):
+            continue
+        try:
+            text = entry.read_text("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{where}{not_utf8(entry, exc)}")
+            continue
+        except OSError as exc:
+            problems.append(f"{where}cannot read {entry} ({exc.strerror or exc})")
+            continue
+        spec = read_spec(text, str(entry), problems)
+        if spec is not None:
+            specs[spec.name] = spec
     return specs
 
 

@@ -191,3 +191,26 @@ def test_a_stage_not_found_while_installed_plugins_are_off_says_so(tmp_path, mon
     path.write_text('[input]\npath = "in.jsonl"\n[[stages]]\nname = "max_calls"\n')
     text = "\n".join(problems(path))
     assert "no such stage; installed plugins are not loaded (FUNREASON_REFINE_NO_PLUGINS is set)" in text
+
+
+def test_a_prompt_file_or_stage_spec_that_is_not_utf8_is_one_line_naming_the_file_and_byte(tmp_path):
+    # Both were a UnicodeDecodeError traceback out of validate and run.
+    from tests.conftest import refine
+
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "prompt.txt").write_bytes("Check {query} é\n".encode("latin-1"))
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "cot.toml").write_bytes('name = "cot"\nprompt = "Check {query} é"\n'.encode("latin-1"))
+    top = '[input]\npath = "in.jsonl"\n[judge]\nmodel = "openai/x"\n'
+    (tmp_path / "p.toml").write_text(top + '[[stages]]\nname = "cot"\nprompt_file = "prompt.txt"\n')
+    said = refine("validate", tmp_path / "p.toml", code=1)
+    assert "Traceback" not in said
+    assert (
+        f"p.toml: [[stages]] #1 (name = 'cot') key 'prompt_file': {tmp_path / 'prompt.txt'} is not UTF-8 (byte 14): "
+        "save it as UTF-8" in " ".join(said.split())
+    )
+    (tmp_path / "p.toml").write_text('stage_specs_dir = "specs"\n' + top)
+    assert problems(tmp_path / "p.toml") == [
+        f"{tmp_path / 'p.toml'}: key 'stage_specs_dir': {tmp_path / 'specs' / 'cot.toml'} is not UTF-8 (byte 37): "
+        "save it as UTF-8"
+    ]

@@ -18,7 +18,7 @@ from funreason_refine.config import StageTable, error_fix, error_key
 from funreason_refine.judge.scorer_settings import ScorerSettings
 from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, JudgeSettings, ModelSettings
 from funreason_refine.plugin_manager import StageRegistry
-from funreason_refine.specs import StageSpec, check_template
+from funreason_refine.specs import StageSpec, check_template, not_utf8
 from funreason_refine.stages.base import JudgeOnlyStage, PipelineStage
 
 
@@ -220,6 +220,9 @@ class StageModels:
                 text = prompt_path.read_text("utf-8")
             except OSError as exc:
                 self.problems.append(f"{where} key 'prompt_file': cannot read {prompt_path} ({exc.strerror or exc})")
+                return None
+            except UnicodeDecodeError as exc:
+                self.problems.append(f"{where} key 'prompt_file': {not_utf8(prompt_path, exc)}")
                 return None
             if _is_spec(text):
                 self.problems.append(
