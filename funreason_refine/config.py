@@ -52,7 +52,9 @@ class StageTable(BaseModel):
     max_attempts: int | None = Field(None, ge=1, le=10, description="Regenerations before a discard.")
     timeout: float | None = Field(None, gt=0, description="Seconds one check may take; default from the stage.")
     judge: bool | dict[str, Any] | None = Field(
-        None, description="false: no judge for this stage; a table: keys overriding [judge] for this stage."
+        None,
+        description="false: no judge for this stage; true: the [judge] table's judge (as when left out); a table: "
+        "keys overriding [judge] for this stage.",
     )
     judges: list[dict[str, Any]] | None = Field(None, description="An ensemble: tables overriding [judge].")
     vote: Vote = Field("unanimous", description="How an ensemble decides: unanimous or majority.")
@@ -310,6 +312,7 @@ class _Loader:
             or t.prompt is not None
             or t.prompt_file is not None
             or t.judges is not None
+            or t.judge is True
             or isinstance(t.judge, dict)
             or isinstance(t.generate, dict)
             for _, t in self.tables

@@ -214,3 +214,46 @@ def test_a_prompt_file_or_stage_spec_that_is_not_utf8_is_one_line_naming_the_fil
         f"{tmp_path / 'p.toml'}: key 'stage_specs_dir': {tmp_path / 'specs' / 'cot.toml'} is not UTF-8 (byte 37): "
         "save it as UTF-8"
     ]
+
+
+def test_a_stages_own_generator_that_no_failing_record_reaches_is_refused_like_an_unused_generate(tmp_path):
+    # A stage's generate = {...} under on_fail = "discard" was dropped in silence: validate said ok, and the
+    # records it was meant to rewrite were discarded.
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    stage = '[[stages]]\nname = "cot"\ngenerate = {model = "openai/x"}\n'
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n' + stage)
+    assert problems(tmp_path / "p.toml") == [
+        f"{tmp_path / 'p.toml'}: [[stages]] #1 (name = 'cot') key 'generate': no record is rewritten with it, as "
+        "on_fail is 'discard'. To rewrite the cot of failing records, set on_fail = \"regenerate\" in this table; "
+        "else remove generate"
+    ]
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n' + stage + 'on_fail = "regenerate"\n')
+    (cot,) = load_pipeline(tmp_path / "p.toml").stages
+    assert cot.generator is not None and cot.generator.model == "openai/x"
+
+
+def test_a_stage_that_asks_for_a_judge_it_cannot_have_is_said_before_the_run(tmp_path):
+    # prompt = "..." or judge = true without a [judge] table ran rules-only without a word.
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    stages = (
+        '[[stages]]\nname = "conversation"\njudge = true\n'
+        '[[stages]]\nname = "cot"\njudge = true\n'
+        '[[stages]]\nname = "format"\nprompt = "Is {answer} right?"\n'
+    )
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n' + stages)
+    loaded = load_pipeline(tmp_path / "p.toml")
+    assert loaded.judging is None
+    assert [" ".join(w.split()[1:6]) for w in loaded.warnings] == [
+        "[[stages]] #1 (name = 'conversation'):",
+        "[[stages]] #2 (name = 'cot'):",
+        "[[stages]] #3 (name = 'format'):",
+    ]
+    said = "\n".join(loaded.warnings)
+    assert "it has judge = true but no prompt to ask a judge with (no stage spec names conversation)" in said
+    assert "it has judge = true but no judge to ask (no [judge] table, no judge table of its own)" in said
+    assert "it has prompt but no judge to ask" in said and "add a [judge] table or run with --judge-model" in said
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[judge]\nmodel = "openai/x"\n' + stages)
+    loaded = load_pipeline(tmp_path / "p.toml")
+    assert [s.name for s in loaded.stages if s.judge is not None] == ["cot", "format"]
+    (warning,) = loaded.warnings
+    assert "(name = 'conversation'): it has judge = true but no prompt" in warning

@@ -141,6 +141,11 @@ class StageModels:
         judge_may_change_calls."""
         template = self._template(where, table, spec)
         default = self.judge
+        if table.judge is True and template is None:
+            self.warnings.append(
+                f"{where}: it has judge = true but no prompt to ask a judge with (no stage spec names "
+                f"{table.name}): give it prompt or prompt_file, or remove judge"
+            )
         if table.judge is False or template is None:
             return None
         if table.judges is not None:
@@ -150,6 +155,7 @@ class StageModels:
         else:
             tables, key = ([{}] if default is not None else []), "judge"
         if not tables:
+            self._no_judge(where, table)
             return None
         base = (
             default.model_dump(exclude_unset=True, exclude={"max_concurrency", "protocol_retries"}) if default else {}
@@ -169,6 +175,17 @@ class StageModels:
             system=system,
         )
 
+    def _no_judge(self, where: str, table: StageTable) -> None:
+        """Say that a stage that asks for a judge (its prompt, or judge = true) has none: no [judge] table."""
+        given = [key for key in ("prompt", "prompt_file") if getattr(table, key) is not None]
+        if table.judge is True:
+            given.append("judge = true")
+        if given:
+            self.warnings.append(
+                f"{where}: it has {' and '.join(given)} but no judge to ask (no [judge] table, no judge table of its "
+                "own): the stage's rules decide alone; add a [judge] table or run with --judge-model"
+            )
+
     def _generator(
         self, where: str, table: StageTable, spec: StageSpec | None, stage: PipelineStage
     ) -> GenerateSettings | None:
@@ -176,6 +193,12 @@ class StageModels:
         field = stage.stage.regenerates
         if isinstance(table.generate, dict) and field is None:
             self.problems.append(f"{where} key 'generate': stage {table.name} names no field a generator could write")
+            return None
+        if isinstance(table.generate, dict) and stage.on_fail != "regenerate":
+            self.problems.append(
+                f"{where} key 'generate': no record is rewritten with it, as on_fail is {stage.on_fail!r}. To rewrite "
+                f'the {field} of failing records, set on_fail = "regenerate" in this table; else remove generate'
+            )
             return None
         default = self.generate
         if field is None or stage.on_fail != "regenerate" or table.generate is False:
