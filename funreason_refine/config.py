@@ -70,6 +70,13 @@ class StageTable(BaseModel):
         "{kind, model, api_base, threshold, ...}. A name no stage has makes a scorer-only stage.",
     )
 
+    @field_validator("judge", "generate", mode="before")
+    @classmethod
+    def _flag_or_table(cls, value: Any) -> Any:
+        if value is None or isinstance(value, bool | dict):
+            return value
+        raise ValueError("true, false or a table ({model = ...}) is wanted")  # not pydantic's words for each type
+
 
 class PipelineFile(BaseModel):
     """The pipeline file but its ``[[stages]]``, which are checked one table at a time."""
@@ -240,7 +247,7 @@ class _Loader:
         if errors:  # in the order of the file's keys, as one model would give them (unknown keys last)
             keys = list(PipelineFile.model_fields)
             errors.sort(key=lambda e: keys.index(e["loc"][0]) if e["loc"] and e["loc"][0] in keys else len(keys))
-            self.problems += [f"{self._where(tuple(e['loc']))}: {e['msg']} ({error_fix(e)})" for e in errors]
+            self.problems += [f"{self._where(tuple(e['loc']))}: {error_text(e)} ({error_fix(e)})" for e in errors]
             return None
         assert parsed is not None
         if parsed.input.answers is not None:
@@ -349,7 +356,9 @@ class _Loader:
                 tables.append((number, StageTable.model_validate(table)))
             except ValidationError as exc:
                 where = self._entry(number, table.get("name"))
-                self.problems += [f"{where} key {error_key(e)!r}: {e['msg']} ({error_fix(e)})" for e in exc.errors()]
+                self.problems += [
+                    f"{where} key {error_key(e)!r}: {error_text(e)} ({error_fix(e)})" for e in exc.errors()
+                ]
         return tables
 
     # --- specs and judge-only stages -----------------------------------------------------
@@ -433,7 +442,7 @@ class _Loader:
         except ValidationError as exc:
             allowed = ", ".join(cls.Config.model_fields) or "none"
             self.problems += [
-                f"{where} key {error_key(e)!r}: {e['msg']} ({error_fix(e)}; this stage's own keys: {allowed})"
+                f"{where} key {error_key(e)!r}: {error_text(e)} ({error_fix(e)}; this stage's own keys: {allowed})"
                 for e in exc.errors()
             ]
             return None
@@ -507,6 +516,8 @@ class _Loader:
         return f"{self.path}: [[stages]] #{number}" + (f" (name = {name!r})" if name else "")
 
     def _where(self, loc: tuple[Any, ...]) -> str:
+        if len(loc) == 1 and loc[0] in self.data and not isinstance(self.data[loc[0]], dict):
+            return f"{self.path}: key {loc[0]!r}"  # a key of the top level (max_cost), not a table
         section = f"[{loc[0]}]" if loc else ""
         rest = ".".join(str(p) for p in loc[1:])
         return f"{self.path}: {section}" + (f" key {rest!r}" if rest else "")
@@ -551,6 +562,16 @@ def _stage_payload(stage: PipelineStage) -> dict[str, Any]:
 def error_key(err: Any) -> str:
     """Where a validation error is, as a key of the table: ``judge.model``."""
     return ".".join(str(p) for p in err["loc"])
+
+
+def error_text(err: Any) -> str:
+    """A validation error's message in a pipeline author's words: without pydantic's "Value error, ", and a
+    path's type said plainly (not as Python's class)."""
+    if err["type"] == "path_type":
+        return "a path (text) is wanted"
+    if err["type"] in ("dict_type", "model_type"):
+        return "a table is wanted"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def error_fix(err: Any) -> str:

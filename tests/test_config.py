@@ -257,3 +257,26 @@ def test_a_stage_that_asks_for_a_judge_it_cannot_have_is_said_before_the_run(tmp
     assert [s.name for s in loaded.stages if s.judge is not None] == ["cot", "format"]
     (warning,) = loaded.warnings
     assert "(name = 'conversation'): it has judge = true but no prompt" in warning
+
+
+def test_a_key_of_the_wrong_type_is_said_in_one_line_without_pydantics_internals(tmp_path):
+    # [input] path = 5 printed key 'path.lax-or-strict[lax=union[json-or-python[...]]]' and a second line for
+    # the hf:// reading; judge = 5 a line for each of bool and dict[str,any].
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "p.toml").write_text(
+        'stage_specs_dir = 5\n[input]\npath = 5\nanswers = 3\n[judge]\nmodel = "openai/x"\nextra = {api_key = "k"}\n'
+        '[[stages]]\nname = "cot"\njudge = 5\ngenerate = "yes"\njudges = [3]\nprompt_file = 4\n'
+    )
+    at = f"{tmp_path / 'p.toml'}:"
+    assert problems(tmp_path / "p.toml") == [
+        f"{at} [input] key 'path': a path (text) is wanted (got 5)",
+        f"{at} [input] key 'answers': a path (text) is wanted (got 3)",
+        f"{at} [judge] key 'extra': 'api_key' looks like a credential; keys come from the environment "
+        "(OPENAI_API_KEY, ANTHROPIC_API_KEY, ...), never from the pipeline file (got {'api_key': 'k'})",
+        f"{at} key 'stage_specs_dir': a path (text) is wanted (got 5)",
+        f"{at} [[stages]] #1 (name = 'cot') key 'judge': true, false or a table ({{model = ...}}) is wanted (got 5)",
+        f"{at} [[stages]] #1 (name = 'cot') key 'judges.0': a table is wanted (got 3)",
+        f"{at} [[stages]] #1 (name = 'cot') key 'prompt_file': a path (text) is wanted (got 4)",
+        f"{at} [[stages]] #1 (name = 'cot') key 'generate': true, false or a table ({{model = ...}}) is wanted "
+        "(got 'yes')",
+    ]

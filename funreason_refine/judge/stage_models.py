@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from funreason_refine.config import StageTable, error_fix, error_key
+from funreason_refine.config import StageTable, error_fix, error_key, error_text
 from funreason_refine.judge.scorer_settings import ScorerSettings
 from funreason_refine.judge.settings import GenerateSettings, JudgeModel, JudgePanel, JudgeSettings, ModelSettings
 from funreason_refine.plugin_manager import StageRegistry
@@ -131,7 +131,7 @@ class StageModels:
         except ValidationError as exc:
             for e in exc.errors():
                 key = ".".join(["scorer", *map(str, e["loc"])]) if e["loc"] else "scorer"
-                self.problems.append(f"{where} key {key!r}: {e['msg'].removeprefix('Value error, ')} ({error_fix(e)})")
+                self.problems.append(f"{where} key {key!r}: {error_text(e)} ({error_fix(e)})")
             return None
 
     def _panel(
@@ -228,7 +228,7 @@ class StageModels:
             label = f"{key}[{i}]" if i is not None else key
             for e in exc.errors():
                 hint = f" (set [{key}] model or give model in this table)" if e["type"] == "missing" else ""
-                self.problems.append(f"{where} key '{label}.{error_key(e)}': {e['msg']}{hint}")
+                self.problems.append(f"{where} key '{label}.{error_key(e)}': {error_text(e)}{hint}")
             return None
 
     def _template(self, where: str, table: StageTable, spec: StageSpec | None) -> str | None:

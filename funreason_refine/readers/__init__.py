@@ -168,7 +168,11 @@ class InputConfig(BaseModel):
     @field_validator("path", mode="before")
     @classmethod
     def _hub_path(cls, value: Any) -> Any:
-        return HubPath.parse(value) if is_hub_path(value) else value
+        if isinstance(value, str) and is_hub_path(value):
+            return HubPath.parse(value)
+        if not isinstance(value, str | Path | HubPath):  # said here: pydantic would name each type of the union
+            raise ValueError("a path (text) is wanted")
+        return value
 
 
 class InputStream:

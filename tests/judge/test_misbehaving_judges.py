@@ -259,12 +259,12 @@ def test_max_cost_holds_when_the_server_leaves_usage_out(tmp_path):
 @pytest.mark.parametrize(
     "judge, words",
     [
-        ('api_base = "htp://gpu-1:8000/v1"', "[judge] key 'api_base': Value error, 'htp://gpu-1:8000/v1' is not a"),
+        ('api_base = "htp://gpu-1:8000/v1"', "[judge] key 'api_base': 'htp://gpu-1:8000/v1' is not a"),
         ('api_base = "gpu-1:8000/v1"', "write it as http://HOST:PORT/v1"),
         ('api_base = ["http://gpu-1:8000/v1", "http://gpu-1:8000/v1/"]', "http://gpu-1:8000/v1/ is listed twice"),
         (
             '[[judge.endpoints]]\napi_base = "http://a:8000/v1"\n[[judge.endpoints]]\napi_base = "http://a:8000/v1"',
-            "[judge] key 'endpoints': Value error, http://a:8000/v1 is listed twice; list each server once",
+            "[judge] key 'endpoints': http://a:8000/v1 is listed twice; list each server once",
         ),
         ('[[judge.endpoints]]\napi_base = "htp://a/v1"', "[judge] key 'endpoints.0.api_base'"),
     ],
