@@ -202,6 +202,7 @@ class _Loader:
         self.base = path.parent
         self.data = data
         self.given = given  # the command line's --input, in place of [input] path
+        self.input_key = "--input" if given is not None else "[input] key 'path'"
         self.problems: list[str] = []
         self.parsed: PipelineFile | None = None
         self.tables: list[tuple[int, StageTable]] = []
@@ -254,13 +255,7 @@ class _Loader:
             parsed.input.answers = self.base / parsed.input.answers
         if not isinstance(parsed.input.path, HubPath):  # an hf:// path is pinned with the output folder (_pipeline)
             parsed.input.path = self.base / parsed.input.path
-            if not parsed.input.path.is_file():
-                self.problems.append(
-                    f"{self.path}: [input] key 'path': file {parsed.input.path} not found "
-                    "(relative paths start at the pipeline file's folder)"
-                )
-            else:
-                self._check_container(parsed.input.path)
+            self._check_input(parsed.input.path)
         self._check_answers(parsed.input)
         self._resolve_eval_sets(parsed.audit)
         return parsed
@@ -281,13 +276,20 @@ class _Loader:
             if problem is not None:
                 self.problems.append(f"{self.path}: [input] key 'format': {problem}")
 
-    def _check_container(self, path: Path) -> None:
+    def _check_input(self, path: Path) -> None:
+        """The input file is there, and not compressed."""
         from funreason_refine.readers.raw import detect_container
 
+        if not path.is_file():
+            start = "the current folder" if self.input_key == "--input" else "the pipeline file's folder"
+            self.problems.append(
+                f"{self.path}: {self.input_key}: file {path} not found (relative paths start at {start})"
+            )
+            return
         try:
             detect_container(path)
         except InputError as exc:  # compressed
-            self.problems.append(f"{self.path}: [input] key 'path': {exc}")
+            self.problems.append(f"{self.path}: {self.input_key}: {exc}")
 
     def _model_tables(self, top: dict[str, Any]) -> list[Any]:
         """[judge], [generate] and [source] read with their models, when given; the errors, each under its table."""

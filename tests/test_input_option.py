@@ -71,5 +71,8 @@ def test_retry_redoes_its_errors_from_the_recorded_input(tmp_path, flaky_stage):
 def test_validate_and_estimate_name_a_missing_input(tmp_path):
     pipeline = two_inputs(tmp_path)
     for command in ("validate", "estimate"):
-        output = refine(command, pipeline, "--input", tmp_path / "missing.jsonl", code=1)
-        assert f"file {tmp_path / 'missing.jsonl'} not found" in output
+        output = " ".join(refine(command, pipeline, "--input", tmp_path / "missing.jsonl", code=1).split())
+        # the path came from the command line, not from the file's [input] path (nor from its folder)
+        assert f"--input: file {tmp_path / 'missing.jsonl'} not found (relative paths start at the current folder)" in (
+            output
+        )
