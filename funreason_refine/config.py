@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from funreason_refine.audit.settings import AuditSettings
 from funreason_refine.errors import ConfigError, InputError, PluginError
@@ -69,6 +69,14 @@ class StageTable(BaseModel):
         description="A model that scores the records the stage's rules pass, and the cut (docs/scorers.md): "
         "{kind, model, api_base, threshold, ...}. A name no stage has makes a scorer-only stage.",
     )
+
+    # The keys left out because they were wrong (and said so): the rest of the table is checked all the same, and
+    # what depends on a key left out is not judged (a generate table under an on_fail that could not be read).
+    _unread: set[str] = PrivateAttr(default_factory=set)
+
+    @property
+    def unread(self) -> set[str]:
+        return self._unread
 
     @field_validator("judge", "generate", mode="before")
     @classmethod
@@ -206,7 +214,7 @@ class _Loader:
         self.problems: list[str] = []
         self.parsed: PipelineFile | None = None
         self.tables: list[tuple[int, StageTable]] = []
-        self.broken: set[str] = set()  # stages whose inline spec is wrong
+        self.broken: set[str] = set()  # stages whose inline spec (or scorer) is wrong
         self.judge: JudgeSettings | None = None  # [judge], [generate], [source]: checked by _model_tables
         self.generate: GenerateSettings | None = None
         self.source: SourceSettings | None = None
@@ -361,7 +369,24 @@ class _Loader:
                 self.problems += [
                     f"{where} key {error_key(e)!r}: {error_text(e)} ({error_fix(e)})" for e in exc.errors()
                 ]
+                rest = self._without(table, {e["loc"][0] for e in exc.errors() if e["loc"]})
+                if rest is not None:
+                    tables.append((number, rest))
         return tables
+
+    def _without(self, table: dict[str, Any], wrong: set[Any]) -> StageTable | None:
+        """The table without its wrong common keys, so that its other keys (the stage's own, its judges) are
+        checked too; None when its name is wrong. A stage whose spec or scorer is wrong is not looked up."""
+        if "name" in wrong:
+            return None
+        try:
+            rest = StageTable.model_validate({k: v for k, v in table.items() if k not in wrong})
+        except ValidationError:
+            return None
+        rest._unread = {str(key) for key in wrong}
+        if rest.unread & {"spec", "scorer"}:
+            self.broken.add(rest.name)
+        return rest
 
     # --- specs and judge-only stages -----------------------------------------------------
 
@@ -420,7 +445,7 @@ class _Loader:
             if stage is not None:
                 stages.append(stage)
         if self.models is not None:
-            self.models.check(stages)
+            self.models.check(stages, unread=set().union(*(t.unread for _, t in tables)))
         return stages
 
     def _stage(
@@ -459,7 +484,8 @@ class _Loader:
         )
         if self.models is not None:
             self.models.attach(where, table, spec, stage)
-        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None:
+        judged = table.unread & {"judge", "judges", "prompt", "prompt_file"}  # wrong, and said so
+        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None and not judged:
             self.problems.append(
                 f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table or run with "
                 "--judge-model"

@@ -280,3 +280,24 @@ def test_a_key_of_the_wrong_type_is_said_in_one_line_without_pydantics_internals
         f"{at} [[stages]] #1 (name = 'cot') key 'generate': true, false or a table ({{model = ...}}) is wanted "
         "(got 'yes')",
     ]
+
+
+def test_a_wrong_common_key_of_a_stage_hides_none_of_its_other_problems_and_adds_none(tmp_path):
+    # A wrong on_fail or vote dropped the whole [[stages]] table: its misspelt own key and its judges went unsaid.
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    (tmp_path / "p.toml").write_text(
+        '[input]\npath = "in.jsonl"\n[judge]\nmodel = "openai/x"\n[generate]\nmodel = "openai/x"\n'
+        '[[stages]]\nname = "cot"\non_fail = "drop"\nrequird = true\ngenerate = {temperature = 0.3}\n'
+        '[[stages]]\nname = "format"\nvote = "most"\njudges = [{model = 5}]\n'
+        '[[stages]]\nname = "my_scorer"\nscorer = 5\n'
+    )
+    found = [p.removeprefix(f"{tmp_path / 'p.toml'}: [[stages]] ") for p in problems(tmp_path / "p.toml")]
+    assert sorted(found) == [
+        "#1 (name = 'cot') key 'on_fail': Input should be 'discard', 'regenerate', 'hard_pool' or 'truncate' "
+        "(got 'drop')",
+        "#1 (name = 'cot') key 'requird': Extra inputs are not permitted (remove it or check its spelling; this "
+        "stage's own keys: required, forbid_uncalled_functions)",
+        "#2 (name = 'format') key 'judges[0].model': Input should be a valid string",
+        "#2 (name = 'format') key 'vote': Input should be 'unanimous' or 'majority' (got 'most')",
+        "#3 (name = 'my_scorer') key 'scorer': a table is wanted (got 5)",
+    ]  # and not: [generate] unused, cot's generate under on_fail discard, no stage named my_scorer

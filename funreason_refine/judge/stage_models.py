@@ -88,9 +88,10 @@ class StageModels:
         stage.judge = self._panel(where, table, spec, stage.stage.judge_may_change_calls)
         stage.generator = self._generator(where, table, spec, stage)
 
-    def check(self, stages: list[PipelineStage]) -> None:
+    def check(self, stages: list[PipelineStage], unread: set[str]) -> None:
         """What holds across the stages: [generate] is used, the relative cuts group records one way; a [judge]
-        that no stage asks is said (``warnings``)."""
+        that no stage asks is said (``warnings``). ``unread``: the keys of [[stages]] tables that were wrong (and
+        said so), on which the use of [generate] is not judged."""
         if self.judge is not None and not any(s.judge for s in stages):
             names = ", ".join(s.name for s in stages) or "none"
             self.warnings.append(
@@ -98,7 +99,7 @@ class StageModels:
                 "built-in stages and stage specs have a prompt, a stage of code alone has none, and judge = false "
                 "takes a stage's away); the stages' rules decide alone"
             )
-        if self.generate is not None and not any(s.generator for s in stages):
+        if self.generate is not None and not any(s.generator for s in stages) and not unread & {"on_fail", "generate"}:
             self.problems.append(
                 f"{self.path}: [generate]: no stage writes with it. To write CoTs for records without one and "
                 'rewrite failing ones, set on_fail = "regenerate" and required = true in the [[stages]] table of cot'
@@ -194,7 +195,7 @@ class StageModels:
         if isinstance(table.generate, dict) and field is None:
             self.problems.append(f"{where} key 'generate': stage {table.name} names no field a generator could write")
             return None
-        if isinstance(table.generate, dict) and stage.on_fail != "regenerate":
+        if isinstance(table.generate, dict) and stage.on_fail != "regenerate" and "on_fail" not in table.unread:
             self.problems.append(
                 f"{where} key 'generate': no record is rewritten with it, as on_fail is {stage.on_fail!r}. To rewrite "
                 f'the {field} of failing records, set on_fail = "regenerate" in this table; else remove generate'
