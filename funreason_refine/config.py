@@ -233,8 +233,7 @@ class _Loader:
         if asks_models:
             from funreason_refine.judge.stage_models import StageModels
 
-            judge, generate = (self.judge, self.generate) if self.parsed is not None else (None, None)
-            self.models = StageModels(self.path, self.problems, judge, generate)
+            self.models = StageModels(self.path, self.problems, self.judge, self.generate, self._wrong_defaults())
             self.models.register_scorer_only(registry, specs, [t for _, t in self.tables])
         stages = self._stages(registry, specs)
         if self.problems:
@@ -322,7 +321,7 @@ class _Loader:
     def _asks_models(self) -> bool:
         """Whether the file names a model or a prompt: a default judge or generator, or a [[stages]] table with a
         judge, judges, generator, scorer, prompt or prompt_file. Without, no stage asks a model (rules only)."""
-        if self.parsed is not None and (self.judge is not None or self.generate is not None):
+        if self.judge is not None or self.generate is not None or self._wrong_defaults():
             return True
         return any(
             t.scorer is not None
@@ -334,6 +333,11 @@ class _Loader:
             or isinstance(t.generate, dict)
             for _, t in self.tables
         )
+
+    def _wrong_defaults(self) -> set[str]:
+        """[judge] and [generate] when given but wrong (and said so): the stages' tables over them are checked
+        without them, and what they would have given is not asked for again."""
+        return {key for key in ("judge", "generate") if self.data.get(key) is not None and getattr(self, key) is None}
 
     def _resolve_eval_sets(self, audit: AuditSettings) -> None:
         audit.eval_sets = [(self.base / p).resolve() for p in audit.eval_sets]  # the same in every shard
@@ -484,8 +488,11 @@ class _Loader:
         )
         if self.models is not None:
             self.models.attach(where, table, spec, stage)
-        judged = table.unread & {"judge", "judges", "prompt", "prompt_file"}  # wrong, and said so
-        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None and not judged:
+        # a judge-only stage needs a judge, unless the keys that give it one are wrong (and said so)
+        judge_wrong = (
+            bool(table.unread & {"judge", "judges", "prompt", "prompt_file"}) or "judge" in self._wrong_defaults()
+        )
+        if issubclass(cls, JudgeOnlyStage) and stage.judge is None and table.scorer is None and not judge_wrong:
             self.problems.append(
                 f"{where}: a judge-only stage (a spec, no code) needs a judge: add a [judge] table or run with "
                 "--judge-model"

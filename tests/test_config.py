@@ -301,3 +301,28 @@ def test_a_wrong_common_key_of_a_stage_hides_none_of_its_other_problems_and_adds
         "#2 (name = 'format') key 'vote': Input should be 'unanimous' or 'majority' (got 'most')",
         "#3 (name = 'my_scorer') key 'scorer': a table is wanted (got 5)",
     ]  # and not: [generate] unused, cot's generate under on_fail discard, no stage named my_scorer
+
+
+def test_a_wrong_judge_table_is_said_once_not_again_by_each_stage_table_over_it(tmp_path):
+    # [judge] timeout = 0 also gave "key 'judge.model': Field required (set [judge] model ...)" for a stage's
+    # judge = {temperature = 0.5}, though [judge] model was set; and a wrong [input] did the same.
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    stages = (
+        '[[stages]]\nname = "cot"\njudge = {temperature = 0.5}\n'
+        '[[stages]]\nname = "format"\njudges = [{temperature = 0.5}, {model = "openai/y"}]\n'
+        '[[stages]]\nname = "mine"\nspec = {description = "Mine.", prompt = "Is {query} fine?"}\n'
+    )
+    path = tmp_path / "p.toml"
+    path.write_text('[input]\npath = "in.jsonl"\n[judge]\nmodel = "openai/x"\ntimeout = 0\n' + stages)
+    assert problems(path) == [f"{path}: [judge] key 'timeout': Input should be greater than 0 (got 0)"]
+    path.write_text('[input]\npath = 5\n[judge]\nmodel = "openai/x"\n' + stages)
+    assert problems(path) == [f"{path}: [input] key 'path': a path (text) is wanted (got 5)"]
+    path.write_text('[input]\npath = "in.jsonl"\n' + stages.replace('"mine"', '"mine"\njudge = false'))
+    assert sorted(problems(path)) == [
+        f"{path}: [[stages]] #1 (name = 'cot') key 'judge.model': Field required (set [judge] model or give model "
+        "in this table)",
+        f"{path}: [[stages]] #2 (name = 'format') key 'judges[0].model': Field required (set [judge] model or give "
+        "model in this table)",
+        f"{path}: [[stages]] #3 (name = 'mine'): a judge-only stage (a spec, no code) needs a judge: add a [judge] "
+        "table or run with --judge-model",
+    ]

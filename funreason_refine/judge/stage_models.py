@@ -8,6 +8,7 @@ config.py reads a file with this module only when some table of it names a model
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +65,20 @@ class StageModels:
     """What each stage of one pipeline file asks of models; problems go to the loader's list (``problems``),
     each naming the file and the table (``where``)."""
 
-    def __init__(self, path: Path, problems: list[str], judge: JudgeSettings | None, generate: GenerateSettings | None):
+    def __init__(
+        self,
+        path: Path,
+        problems: list[str],
+        judge: JudgeSettings | None,
+        generate: GenerateSettings | None,
+        wrong: Collection[str] = (),
+    ):
         self.path = path
         self.base = path.parent
         self.problems = problems
         self.judge = judge  # [judge]: the default judge of every stage with a prompt
         self.generate = generate  # [generate]: the default generator
+        self.wrong = wrong  # "judge", "generate": given but wrong (and said so); a key missing here may be there
         self.warnings: list[str] = []  # what is allowed but likely not meant, said before a run
 
     def register_scorer_only(
@@ -227,8 +236,11 @@ class StageModels:
             return model.over(base, table)  # a table that names its own servers replaces the default's
         except ValidationError as exc:
             label = f"{key}[{i}]" if i is not None else key
+            default = "generate" if key == "generate" else "judge"
             for e in exc.errors():
-                hint = f" (set [{key}] model or give model in this table)" if e["type"] == "missing" else ""
+                if e["type"] == "missing" and default in self.wrong:
+                    continue  # given in [judge] (or [generate]), which is wrong: said there
+                hint = f" (set [{default}] model or give model in this table)" if e["type"] == "missing" else ""
                 self.problems.append(f"{where} key '{label}.{error_key(e)}': {error_text(e)}{hint}")
             return None
 
