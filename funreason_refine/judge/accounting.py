@@ -88,8 +88,14 @@ class Ledger:
             self._counted_locally(settings.model)
         return cost
 
-    def batched(self, usage: Usage, settings: ModelSettings, messages: list[dict[str, str]], got: Cached) -> None:
-        """Count an answer a batch job gave (priced when it was collected)."""
+    def batched(
+        self, usage: Usage, settings: ModelSettings, messages: list[dict[str, str]], got: Cached, paid: bool
+    ) -> None:
+        """Count an answer a batch job gave (priced when it was collected). A batch line is paid for once: of the
+        calls that waited on it (the same prompt), the one not ``paid`` counts it as answered from the cache."""
+        if not paid:
+            self.cached(usage, got)
+            return
         usage.calls += 1
         usage.prompt_tokens += got.prompt_tokens
         usage.completion_tokens += got.completion_tokens

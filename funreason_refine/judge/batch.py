@@ -6,7 +6,8 @@ Each wave is written to the run folder, uploaded and submitted as a batch, polle
 every answer goes into the answer cache under its call's cache key (the batch line's ``custom_id``)
 before the call it answers goes on, so the protocol, cache and verdict path are the ones of ordinary
 calls. A line that failed in its batch is made again as an ordinary call; lines of an expired batch
-go into a new one. On resume the batches the journal has not collected are collected (found by
+go into a new one. Each line is one paid call: calls that waited on the same line (the same prompt) count
+it as answered from the cache. On resume the batches the journal has not collected are collected (found by
 their metadata when their id was never written, resubmitted when the provider has none): a call
 already submitted waits for its batch and is never paid for twice. Written by hand: LiteLLM has the
 files and batches calls, not the scheduling, journal or recovery around them.
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from funreason_refine.errors import RefineError
 from funreason_refine.judge.batch_journal import BATCH_KEY, RUN_KEY, BatchJournal
@@ -40,6 +41,14 @@ LIST_PAGES = 20  # pages of 100 batches looked through for one whose id was neve
 PROVIDERS = ("openai", "azure", "vertex_ai", "hosted_vllm", "litellm_proxy")
 DONE = ("completed", "expired", "cancelled", "failed")
 T = TypeVar("T")
+
+
+class Taken(NamedTuple):
+    """A call's answer from a batch; ``paid``: this call counts the batch line as paid for (the first call to take
+    it), where the others that waited on the same line count it as answered from the cache."""
+
+    answer: Cached
+    paid: bool
 
 
 class BatchLineFailed(Exception):
@@ -115,6 +124,7 @@ class Batcher:
         self.counts = {"submitted": 0, "in_progress": 0, "done": 0}
         self.owed = 0.0  # cost of answers collected for waiting calls that have not yet taken them
         self._waiting: Counter[str] = Counter()
+        self._unpaid: set[str] = set()  # lines collected for waiting calls, that none of them has counted yet
         self._on_change = on_change
         self._litellm = litellm
         self._futures: dict[str, asyncio.Future[Cached]] = {}
@@ -125,7 +135,7 @@ class Batcher:
         self._recovered: asyncio.Lock | None = None
         self._recovery_done = False
 
-    async def ask(self, settings: ModelSettings, messages: list[dict[str, str]], key: str) -> Cached | None:
+    async def ask(self, settings: ModelSettings, messages: list[dict[str, str]], key: str) -> Taken | None:
         """The answer to one call, by way of a batch (one submitted before, else a new one when the model's
         ``batch`` is on; None when it is off); :class:`BatchLineFailed` when its line failed."""
         self._poll, self._max_requests = settings.batch_poll_interval, settings.batch_max_requests
@@ -138,13 +148,16 @@ class Batcher:
             self._join(Group.of(self._litellm, settings), {"custom_id": key, **_request(settings, messages)})
         self._waiting[key] += 1
         try:
-            return await asyncio.shield(future)
+            answer = await asyncio.shield(future)
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key]
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.owed -= future.result().cost  # the caller counts it now, before anything else runs
+        if key not in self._unpaid:
+            return Taken(answer, paid=False)
+        self._unpaid.discard(key)
+        self.owed -= answer.cost  # the caller counts it now, before anything else runs
+        return Taken(answer, paid=True)
 
     async def aclose(self) -> None:
         """Stop following batches (a later run collects them) and close LiteLLM's clients while the loop runs."""
@@ -273,8 +286,11 @@ class Batcher:
             future = self._futures.pop(key, None)
             if future is not None and not future.done():
                 # Counted for max_cost at once: the calls of a batch resume one after another, and the first
-                # would otherwise join the next batch before the cost of the others is seen.
-                self.owed += answer.cost * self._waiting[key]
+                # would otherwise join the next batch before the cost of the others is seen. Once a line: the
+                # calls waiting on it (the same prompt) share one paid answer.
+                if self._waiting[key]:
+                    self.owed += answer.cost
+                    self._unpaid.add(key)
                 future.set_result(answer)
         for key, why in failed.items():
             future = self._futures.pop(key, None)

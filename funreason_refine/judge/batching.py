@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from funreason_refine.judge.cache import AnswerCache, Cached
+from funreason_refine.judge.cache import AnswerCache
 from funreason_refine.judge.settings import ModelSettings
 
 if TYPE_CHECKING:
-    from funreason_refine.judge.batch import Batcher
+    from funreason_refine.judge.batch import Batcher, Taken
 
 
 class BatchRoute:
@@ -54,7 +54,7 @@ class BatchRoute:
 
     async def ask(
         self, settings: ModelSettings, messages: list[dict[str, str]], key: str, on_retry: Callable[[], None]
-    ) -> Cached | None:
+    ) -> Taken | None:
         """The answer by way of a batch job; None when the call is to be made as an ordinary one (its model's
         batch is off, or its line failed in its batch: then ``on_retry`` is called)."""
         from funreason_refine.judge.batch import Batcher, BatchLineFailed

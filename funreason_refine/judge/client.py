@@ -147,8 +147,8 @@ class LLMClient:
                 raise BudgetStop(spent)
             got = await self._batches.ask(settings, messages, key, usage.add_retry)
             if got is not None:
-                self._ledger.batched(usage, settings, messages, got)
-                return Answer.of(got.text, got.reasoning, got.finish_reason)
+                self._ledger.batched(usage, settings, messages, got.answer, got.paid)
+                return Answer.of(got.answer.text, got.answer.reasoning, got.answer.finish_reason, not got.paid)
 
         def paid_for_nothing(reply: Reply) -> None:  # an answer without content: its cost is spent all the same
             cost = self._ledger.answered(usage, settings, messages, reply)

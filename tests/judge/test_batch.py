@@ -319,3 +319,32 @@ def test_max_cost_holds_for_batch_answers_without_usage(tmp_path):
     assert "max_cost" in result.summary.stopped and server.batches.created == 1, "no batch after the budget"
     assert result.summary.judge.cost_usd > 0.5 and result.summary.judge.prompt_tokens > 4 * 100
     assert result.summary.records == 0, "every record is redone by the next run, from the cache"
+
+
+def copies(tmp_path, server, judge=""):
+    """The pipeline on each record twice (under another id): every prompt is asked by two records at once."""
+    path = pipeline(tmp_path, server, judge=judge)
+    write_jsonl(tmp_path / "in.jsonl", ROWS + [{**row, "id": f"copy of {row['id']}"} for row in ROWS])
+    return path
+
+
+def test_two_records_with_the_same_prompt_pay_for_one_batch_line_and_count_one_call(tmp_path):
+    with FakeLLM(script) as server:
+        judge = run_pipeline(load_pipeline(copies(tmp_path, server))).summary.as_dict()["judge"]
+    lines = sum(submitted_keys(server).values())
+    assert lines == 17 and set(submitted_keys(server).values()) == {1}, "one line for both records' call"
+    per_call = (10 * 1000 + 5 * 2000) / 1e6
+    assert (judge["calls"], judge["cached"]) == (17, 17), "the second record's call counts as a cache hit"
+    assert judge["cost_usd"] == pytest.approx(17 * per_call) == cache.spent(tmp_path / "run")
+    assert judge["cached_cost_usd"] == pytest.approx(17 * per_call)
+
+
+def test_max_cost_counts_a_batch_line_that_two_records_waited_on_once(tmp_path):
+    per_call = (10 * 1000 + 5 * 2000) / 1e6
+    with FakeLLM(script) as server:
+        path = copies(tmp_path, server)
+        path.write_text(f"max_cost = {4.5 * per_call}\n" + path.read_text())
+        result = run_pipeline(load_pipeline(path))
+    # The first wave: 4 lines for 8 records ($4 of 4.5); counted once a waiting record, it had stopped the run there.
+    assert "max_cost" in result.summary.stopped and server.batches.created == 2
+    assert result.summary.judge.cost_usd == pytest.approx(8 * per_call) == cache.spent(tmp_path / "run")
