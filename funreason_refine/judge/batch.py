@@ -6,8 +6,10 @@ Each wave is written to the run folder, uploaded and submitted as a batch, polle
 every answer goes into the answer cache under its call's cache key (the batch line's ``custom_id``)
 before the call it answers goes on, so the protocol, cache and verdict path are the ones of ordinary
 calls. A line that failed in its batch is made again as an ordinary call; lines of an expired batch
-go into a new one. Each line is one paid call: calls that waited on the same line (the same prompt) count
-it as answered from the cache. On resume the batches the journal has not collected are collected (found by
+go into a new one; a batch that ended failed or cancelled stops the run (resumable: its calls go into a
+new batch when the run is made again), rather than paying the full price for all of its calls. Each line
+is one paid call: calls that waited on the same line (the same prompt) count it as answered from the
+cache. On resume the batches the journal has not collected are collected (found by
 their metadata when their id was never written, resubmitted when the provider has none): a call
 already submitted waits for its batch and is never paid for twice. Written by hand: LiteLLM has the
 files and batches calls, not the scheduling, journal or recovery around them.
@@ -52,7 +54,7 @@ class Taken(NamedTuple):
 
 
 class BatchLineFailed(Exception):
-    """The call failed inside its batch (or the batch failed): it is made again as an ordinary call."""
+    """The call failed inside its batch: it is made again as an ordinary call."""
 
 
 class BatchError(RefineError):
@@ -255,7 +257,8 @@ class Batcher:
         self._count("done", 1)
 
     async def _collect(self, group: Group, batch: str, status: Any, lines: list[dict[str, Any]]) -> None:
-        """Answers into the cache (then to their calls); failed lines to ordinary calls; expired ones to a new batch."""
+        """Answers into the cache (then to their calls); failed lines to ordinary calls; expired ones to a new batch;
+        a batch that ended failed or cancelled stops the run."""
         answered: dict[str, Cached] = {}
         failed: dict[str, str] = {}
         sent = {line["custom_id"]: line for line in lines}
@@ -269,15 +272,23 @@ class Batcher:
         for key, answer in answered.items():
             self.cache.put(key, answer)
         self.cache.write()  # on disk before the journal says collected: a crash between them must not lose them
+        missing = [line for line in lines if line["custom_id"] not in answered and line["custom_id"] not in failed]
+        if status.status != "expired":
+            failed.update({line["custom_id"]: _ended(status) for line in missing})
         counts = {"answered": len(answered), "failed": len(failed)}
         self.journal.note({"event": "collected", "batch": batch, "status": status.status, **counts})
-        missing = [line for line in lines if line["custom_id"] not in answered and line["custom_id"] not in failed]
         if missing and status.status == "expired":
             self.notes.add("a batch expired before it finished: its unanswered calls went into a new batch")
             for line in missing:
                 self._join(group, line)
-        elif missing:
-            failed.update({line["custom_id"]: _ended(status) for line in missing})
+        elif missing and status.status in ("failed", "cancelled"):
+            self._settle(answered, {})
+            raise BatchError(_stopped(group, batch, status, len(missing)))
+        if failed:
+            self.notes.add(
+                f"batch {batch} ({status.id}): {len(failed)} of its {len(lines)} calls failed inside it "
+                f"({next(iter(failed.values()))}); they were made again as ordinary calls, at the full price"
+            )
         self._settle(answered, failed)
 
     def _settle(self, answered: dict[str, Cached], failed: dict[str, str]) -> None:
@@ -429,9 +440,34 @@ def _rows(content: bytes) -> list[dict[str, Any]]:
 
 def _ended(status: Any) -> str:
     """Why a batch left calls unanswered: its status and the errors it reports."""
-    data = getattr(getattr(status, "errors", None), "data", None) or []
-    errors = "; ".join(str(getattr(e, "message", e)) for e in data)[:300]
+    if status.status == "completed":
+        return f"batch {status.id} completed without an answer for it"
+    errors = _errors(status)
     return f"batch {status.id} ended {status.status}" + (f": {errors}" if errors else "")
+
+
+def _errors(status: Any) -> str:
+    """The errors a batch reports (OpenAI's ``errors.data``: code and message each), as one line."""
+    errors = getattr(status, "errors", None)
+    data = (errors.get("data") if isinstance(errors, dict) else getattr(errors, "data", None)) or []
+    said = [": ".join(str(part) for part in (_field(e, "code"), _field(e, "message")) if part) or str(e) for e in data]
+    return " ".join("; ".join(said).split())[:300]
+
+
+def _field(error: Any, name: str) -> Any:
+    return error.get(name) if isinstance(error, dict) else getattr(error, name, None)
+
+
+def _stopped(group: Group, batch: str, status: Any, unanswered: int) -> str:
+    """The run stops on a batch that ended failed or cancelled: which, why, and what to do."""
+    errors = _errors(status) or "the provider gave no reason"
+    return (
+        f"{group.model}: batch {batch} (at the provider {status.id}) ended {status.status} ({errors}); its "
+        f"{unanswered} unanswered calls were not made as ordinary calls, which cost the full price. Everything "
+        "finished is saved and the batch is journaled in the run folder's batches/: fix the cause (a token limit: "
+        "wait for the provider's other batches to finish, or lower batch_max_requests) and run the same command "
+        "again to send them in a new batch, or set batch = false to make them as ordinary calls at the full price"
+    )
 
 
 def _refused(group: Group, exc: Exception) -> str:

@@ -56,7 +56,7 @@ class BatchRoute:
         self, settings: ModelSettings, messages: list[dict[str, str]], key: str, on_retry: Callable[[], None]
     ) -> Taken | None:
         """The answer by way of a batch job; None when the call is to be made as an ordinary one (its model's
-        batch is off, or its line failed in its batch: then ``on_retry`` is called)."""
+        batch is off, or its line failed in its batch: then ``on_retry`` is called; the batch's note says why)."""
         from funreason_refine.judge.batch import Batcher, BatchLineFailed
 
         if self._batcher is None:
@@ -66,7 +66,6 @@ class BatchRoute:
             return await self._batcher.ask(settings, messages, key)
         except BatchLineFailed:
             on_retry()
-            self._notes.add("calls that failed inside their batch were made again as ordinary calls")
             return None
 
     def counts(self) -> dict[str, int] | None:

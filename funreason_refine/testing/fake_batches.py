@@ -6,7 +6,8 @@ with metadata), retrieve it (``GET /v1/batches/{id}``), list batches newest firs
 (``GET /v1/files/{id}/content``). A batch moves on each time it is retrieved: validating, then
 in_progress, then (unless ``hold`` is set) completed: its lines are answered then, by the server's
 script, each as a chat request; an answer with a status other than 200 goes to the error file.
-``expire_after = n`` lets the next batch answer n lines and end ``expired``.
+``expire_after = n`` lets the next batch answer n lines and end ``expired``; ``end_next`` ends the next batch
+as it says (``{"status": "failed", "errors": {...}}``) without answering a line.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Batches:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     hold: bool = False  # batches stay in_progress while set
     expire_after: int | None = None  # the next batch to finish answers this many lines, then expires
+    end_next: dict[str, Any] | None = None  # the next batch to finish ends so (status, errors), answering nothing
     created: int = 0  # batch creations, ever
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -111,6 +113,10 @@ class Batches:
 
     def _finish(self, batch: dict[str, Any]) -> None:
         lines = [json.loads(x) for x in self.files[batch["input_file_id"]][1].splitlines() if x.strip()]
+        if self.end_next is not None:
+            batch.update(self.end_next, request_counts={"total": len(lines), "completed": 0, "failed": 0})
+            self.end_next = None
+            return
         limit, self.expire_after = self.expire_after, None
         done, failed = [], []
         for number, line in enumerate(lines):

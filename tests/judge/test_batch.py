@@ -348,3 +348,25 @@ def test_max_cost_counts_a_batch_line_that_two_records_waited_on_once(tmp_path):
     # The first wave: 4 lines for 8 records ($4 of 4.5); counted once a waiting record, it had stopped the run there.
     assert "max_cost" in result.summary.stopped and server.batches.created == 2
     assert result.summary.judge.cost_usd == pytest.approx(8 * per_call) == cache.spent(tmp_path / "run")
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_a_failed_or_cancelled_batch_stops_the_run_with_its_reason_and_the_next_run_sends_its_calls_again(
+    tmp_path, status
+):
+    errors = [{"code": "token_limit_exceeded", "message": "Enqueued token limit reached for fake", "line": None}]
+    with FakeLLM(script) as server:
+        server.batches.end_next = {"status": status, "errors": {"object": "list", "data": errors}}
+        path = pipeline(tmp_path, server)
+        with pytest.raises(RefineError) as stop:
+            run_pipeline(load_pipeline(path))
+        assert ordinary(server) == [], "nothing was asked again at the full price"
+        (collected,) = [e for e in journal(tmp_path / "run") if e["event"] == "collected"]
+        assert (collected["status"], collected["answered"], collected["failed"]) == (status, 0, 4)
+        result = run_pipeline(load_pipeline(path))
+    message = str(stop.value)
+    assert f"batch {collected['batch']} (at the provider batch_1) ended {status}" in message
+    assert "token_limit_exceeded: Enqueued token limit reached for fake" in message
+    assert "its 4 unanswered calls were not made as ordinary calls" in message and "run the same command" in message
+    assert result.summary.as_dict()["outcomes"]["kept"] == 3 and ordinary(server) == []
+    assert submitted_keys(server).most_common(1)[0][1] == 2, "the failed batch's lines, sent again in a new batch"
