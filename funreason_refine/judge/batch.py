@@ -7,9 +7,10 @@ every answer goes into the answer cache under its call's cache key (the batch li
 before the call it answers goes on, so the protocol, cache and verdict path are the ones of ordinary
 calls. A line that failed in its batch is made again as an ordinary call; lines of an expired batch
 go into a new one; a batch that ended failed or cancelled stops the run (resumable: its calls go into a
-new batch when the run is made again), rather than paying the full price for all of its calls. Each line
-is one paid call: calls that waited on the same line (the same prompt) count it as answered from the
-cache. On resume the batches the journal has not collected are collected (found by
+new batch when the run is made again), rather than paying the full price for all of its calls. Output
+lines of a call the batch does not hold are ignored, and a call answered twice, differently, counts as
+failed. Each line is one paid call: calls that waited on the same line (the same prompt) count it as
+answered from the cache. On resume the batches the journal has not collected are collected (found by
 their metadata when their id was never written, resubmitted when the provider has none): a call
 already submitted waits for its batch and is never paid for twice. Written by hand: LiteLLM has the
 files and batches calls, not the scheduling, journal or recovery around them.
@@ -259,16 +260,12 @@ class Batcher:
     async def _collect(self, group: Group, batch: str, status: Any, lines: list[dict[str, Any]]) -> None:
         """Answers into the cache (then to their calls); failed lines to ordinary calls; expired ones to a new batch;
         a batch that ended failed or cancelled stops the run."""
-        answered: dict[str, Cached] = {}
-        failed: dict[str, str] = {}
-        sent = {line["custom_id"]: line for line in lines}
-        for file_id in (status.output_file_id, status.error_file_id):
-            for row in await self._download(group, file_id):
-                answer = self._answer(group, row, sent.get(str(row.get("custom_id"))))
-                if isinstance(answer, Cached):
-                    answered[str(row.get("custom_id"))] = answer
-                else:
-                    failed[str(row.get("custom_id"))] = answer
+        rows = [
+            row
+            for file_id in (status.output_file_id, status.error_file_id)
+            for row in await self._download(group, file_id)
+        ]
+        answered, failed = self._read(group, f"batch {batch} ({status.id})", rows, lines)
         for key, answer in answered.items():
             self.cache.put(key, answer)
         self.cache.write()  # on disk before the journal says collected: a crash between them must not lose them
@@ -290,6 +287,32 @@ class Batcher:
                 f"({next(iter(failed.values()))}); they were made again as ordinary calls, at the full price"
             )
         self._settle(answered, failed)
+
+    def _read(
+        self, group: Group, name: str, rows: list[dict[str, Any]], lines: list[dict[str, Any]]
+    ) -> tuple[dict[str, Cached], dict[str, str]]:
+        """(answers, why lines failed) of a batch's output ``rows``: a row for a call the batch does not hold is
+        ignored; a call answered twice, differently, is not trusted (it fails, to be asked again)."""
+        sent = {line["custom_id"]: line for line in lines}
+        got: dict[str, Cached | str] = {}
+        unknown, twice = 0, set()
+        for row in rows:
+            key = str(row.get("custom_id"))
+            if key not in sent:
+                unknown += 1
+                continue
+            answer = self._answer(group, row, sent[key])
+            if got.setdefault(key, answer) != answer:
+                twice.add(key)
+        if unknown:
+            self.notes.add(
+                f"{name}: {unknown} of its output lines answer a custom_id that none of its calls has: ignored "
+                "(neither kept nor counted)"
+            )
+        for key in twice:
+            got[key] = "the batch's output answers it twice, differently: neither answer is trusted"
+        answered = {key: answer for key, answer in got.items() if isinstance(answer, Cached)}
+        return answered, {key: why for key, why in got.items() if isinstance(why, str)}
 
     def _settle(self, answered: dict[str, Cached], failed: dict[str, str]) -> None:
         """Hand the collected answers to the calls waiting for them; failed lines become ordinary calls."""

@@ -7,7 +7,8 @@ with metadata), retrieve it (``GET /v1/batches/{id}``), list batches newest firs
 in_progress, then (unless ``hold`` is set) completed: its lines are answered then, by the server's
 script, each as a chat request; an answer with a status other than 200 goes to the error file.
 ``expire_after = n`` lets the next batch answer n lines and end ``expired``; ``end_next`` ends the next batch
-as it says (``{"status": "failed", "errors": {...}}``) without answering a line.
+as it says (``{"status": "failed", "errors": {...}}``) without answering a line; ``edit_next`` rewrites the
+next batch's output rows (a provider's duplicated or stray lines).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Batches:
     hold: bool = False  # batches stay in_progress while set
     expire_after: int | None = None  # the next batch to finish answers this many lines, then expires
     end_next: dict[str, Any] | None = None  # the next batch to finish ends so (status, errors), answering nothing
+    edit_next: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None  # its output rows, rewritten
     created: int = 0  # batch creations, ever
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -118,6 +120,7 @@ class Batches:
             self.end_next = None
             return
         limit, self.expire_after = self.expire_after, None
+        edit, self.edit_next = self.edit_next or (lambda rows: rows), None
         done, failed = [], []
         for number, line in enumerate(lines):
             if limit is not None and number >= limit:
@@ -128,7 +131,7 @@ class Batches:
                 done.append({**row, "response": {"status_code": 200, "body": body}, "error": None})
             else:
                 failed.append({**row, "response": {"status_code": status, "body": body}, "error": None})
-        batch["output_file_id"] = self._store(done)
+        batch["output_file_id"] = self._store(edit(done))
         batch["error_file_id"] = self._store(failed)
         batch["request_counts"] = {"total": len(lines), "completed": len(done), "failed": len(failed)}
         batch["status"] = "expired" if limit is not None else "completed"

@@ -370,3 +370,46 @@ def test_a_failed_or_cancelled_batch_stops_the_run_with_its_reason_and_the_next_
     assert "its 4 unanswered calls were not made as ordinary calls" in message and "run the same command" in message
     assert result.summary.as_dict()["outcomes"]["kept"] == 3 and ordinary(server) == []
     assert submitted_keys(server).most_common(1)[0][1] == 2, "the failed batch's lines, sent again in a new batch"
+
+
+def first_line_also_answered(text):
+    """A batch output edit: the first row once more, its answer ``text`` (the same answer: ``None``)."""
+
+    def edit(rows):
+        again = json.loads(json.dumps(rows[0]))
+        if text is not None:
+            again["response"]["body"]["choices"][0]["message"]["content"] = text
+        return [*rows, again]
+
+    return edit
+
+
+def test_a_line_answered_twice_differently_is_asked_again_and_twice_the_same_is_taken(tmp_path):
+    per_call = (10 * 1000 + 5 * 2000) / 1e6
+    for name, text, asked_again in (("differently", NO, 1), ("same", None, 0)):
+        with FakeLLM(script) as server:
+            server.batches.edit_next = first_line_also_answered(text)
+            result = run_pipeline(load_pipeline(pipeline(tmp_path / name, server)))
+        discarded = [json.loads(x) for x in (tmp_path / name / "run" / "discarded.jsonl").read_text().splitlines()]
+        assert [d["stage"] for d in discarded] == ["query_tool"], f"{name}: only the Lima record, by its judge"
+        assert len(ordinary(server)) == asked_again, name
+        collected = next(e for e in journal(tmp_path / name / "run") if e["event"] == "collected")
+        assert (collected["answered"], collected["failed"]) == (4 - asked_again, asked_again), name
+        notes = result.summary.as_dict()["judge"]["notes"]
+        assert any("answers it twice, differently" in n for n in notes) == bool(asked_again), name
+        assert cache.spent(tmp_path / name / "run") == pytest.approx(17 * per_call), name
+
+
+def test_an_output_line_for_a_call_the_batch_does_not_hold_is_ignored_with_a_note(tmp_path):
+    def stray(rows):
+        return [*rows, {**rows[0], "custom_id": "not one of ours"}]
+
+    per_call = (10 * 1000 + 5 * 2000) / 1e6
+    with FakeLLM(script) as server:
+        server.batches.edit_next = stray
+        judge = run_pipeline(load_pipeline(pipeline(tmp_path, server))).summary.as_dict()["judge"]
+    collected = next(e for e in journal(tmp_path / "run") if e["event"] == "collected")
+    assert (collected["answered"], collected["failed"]) == (4, 0)
+    assert judge["calls"] == 17 and cache.spent(tmp_path / "run") == pytest.approx(17 * per_call)
+    (note,) = [n for n in judge["notes"] if "custom_id" in n]
+    assert note.startswith(f"batch {collected['batch']} (batch_1): 1 ") and "ignored" in note
