@@ -13,7 +13,7 @@ from funreason_refine.estimate.dry import Call
 from funreason_refine.estimate.figures import Key, key_of
 from funreason_refine.estimate.findings import Findings, KindTiming, ServerFindings, StageProtocol, Wave
 from funreason_refine.judge.cache import FILE, AnswerCache, Cached
-from funreason_refine.judge.client import JudgeCallError, LLMClient
+from funreason_refine.judge.client import JudgeCallError, LLMClient, cache_keys
 from funreason_refine.judge.library import load_litellm
 from funreason_refine.judge.protocol import JudgeAnswer
 from funreason_refine.judge.runner import CORRECTED, PASSED, JudgeRunner, decide
@@ -31,8 +31,7 @@ def cached_answer(cache: AnswerCache | None, call: Call) -> Cached | None:
     """The cache's answer to ``call``, looked up as a run looks it up (also under its key of old)."""
     if cache is None:
         return None
-    key = call.settings.cache_key(call.messages, call.variant)
-    hit, _ = cache.find(key, lambda: call.settings.legacy_cache_key(call.messages, call.variant))
+    hit, _ = cache.find(*cache_keys(call.settings, call.messages, call.variant))
     return hit
 
 
@@ -50,7 +49,7 @@ class FirstCalls:
                 continue
             distinct = self._chosen[key_of(call)]
             if len(distinct) < self.per_key:
-                distinct.setdefault(call.settings.cache_key(call.messages, call.variant), call)
+                distinct.setdefault(cache_keys(call.settings, call.messages, call.variant)[0], call)
 
     def calls(self) -> list[Call]:
         return [call for distinct in self._chosen.values() for call in distinct.values()]

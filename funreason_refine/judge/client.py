@@ -134,10 +134,10 @@ class LLMClient:
         keeps apart answers asked for again on purpose (samples). ``send`` makes the request instead of
         LiteLLM's chat completion; ``read`` turns the reply into the text kept (a scorer's score)."""
         messages = sendable(messages)
-        key = settings.cache_key(messages, variant)
+        key, old_key = cache_keys(settings, messages, variant)
         usage = self._ledger.used.stage(stage)
         if self.cache is not None:
-            hit = self.cache.recall(key, lambda: settings.legacy_cache_key(messages, variant))
+            hit = self.cache.recall(key, old_key)
             if hit is not None:
                 self._ledger.cached(usage, hit)
                 return Answer.of(hit.text, hit.reasoning, hit.finish_reason, cached=True)
@@ -172,9 +172,9 @@ class LLMClient:
         counted: in this run's usage, and in what the folder spent (the cache's :func:`spent`)."""
         if self.cache is None:
             return
-        messages = sendable(messages)
-        self.cache.drop(settings.cache_key(messages, variant))
-        old = settings.legacy_cache_key(messages, variant) if self.cache.inherited else None
+        key, old_key = cache_keys(settings, messages, variant)
+        self.cache.drop(key)
+        old = old_key() if self.cache.inherited else None
         if old is not None:  # where an older version kept it: found there again otherwise
             self.cache.drop(old)
 
@@ -191,6 +191,16 @@ class LLMClient:
         finally:
             if self.cache is not None:
                 self.cache.close()
+
+
+def cache_keys(
+    settings: ModelSettings, messages: list[dict[str, Any]], variant: str = ""
+) -> tuple[str, Callable[[], str | None]]:
+    """The answer cache's key of a call and (a function giving) its key of old, made from the messages as the
+    request carries them (:func:`sendable`): every lookup of a call's answer (a run's, an estimate's) goes
+    through it, so that a record holding a lone surrogate is found under the key its answer was kept under."""
+    sent = sendable(messages)
+    return settings.cache_key(sent, variant), lambda: settings.legacy_cache_key(sent, variant)
 
 
 def sendable(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

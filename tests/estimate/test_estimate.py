@@ -224,3 +224,13 @@ def test_json_verdicts_are_estimated_as_a_run_asks_them(tmp_path):
     assert before.total.input_tokens.low == pytest.approx(judge["prompt_tokens"], rel=0.005)
     # The estimate's prompts are the run's, the JSON note included: every call is found in the answer cache.
     assert (again.total.calls.low, again.total.cached.low) == (0, 26)
+
+
+def test_after_a_run_a_record_holding_a_lone_surrogate_is_found_in_the_answer_cache(tmp_path):
+    rows = [forecast("plain"), forecast("odd", city="Odd \ud800 town")]  # a legal JSON escape UTF-8 cannot encode
+    with FakeLLM(server_script()) as server:
+        path = pipeline(tmp_path, rows, server)
+        judge = run_pipeline(load_pipeline(path)).summary.as_dict()["judge"]
+        again = estimate(load_pipeline(path))
+    assert judge["calls"] > 5, "the odd record was judged too"
+    assert (again.total.calls.low, again.total.cached.low) == (0, judge["calls"]), "a second run pays for nothing"
