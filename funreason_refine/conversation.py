@@ -97,12 +97,13 @@ def last_user_text(messages: list[Message], before: int) -> str:
     return next((m.content or "" for m in reversed(messages[:before]) if m.role == "user"), "")
 
 
-def used_before(messages: list[Message], turn: int) -> list[Any]:
-    """The call ids of assistant turn ``turn`` that an earlier turn used too."""
+def used_before(messages: list[Message], turn: int, ids: list[Any] | None = None) -> list[Any]:
+    """The call ids of assistant turn ``turn`` (``ids``, else those its message holds) that an earlier turn
+    used too."""
     known = layout(messages)
     at = known.positions[turn]
     repeated = []
-    for value in messages[at].call_ids:
+    for value in messages[at].call_ids if ids is None else ids:
         key = id_key(value)
         earlier = (p for p in known.uses.get(key, ()) if p < at)
         # a use recorded before a repair changed that turn's ids is checked against the turn as it is
@@ -135,9 +136,7 @@ def store(record: Record) -> Record:
     known = layout(record.messages)
     at = known.positions[record.turn]
     message = record.messages[at]
-    ids = list(message.call_ids)  # an answer that could not be read keeps its calls' ids, for their results
-    if record.answer is not None:
-        ids = ids[: len(record.calls)] + [f"call_{record.turn}_{i}" for i in range(len(ids), len(record.calls))]
+    ids = turn_ids(record)
     update = {"answer": record.answer, "cot": record.cot, "target": record.target, "call_ids": ids}
     if all(getattr(message, key) == value for key, value in update.items()):
         return record
@@ -150,6 +149,39 @@ def store(record: Record) -> Record:
         return record
     messages = [*record.messages[:at], changed, *record.messages[at + 1 :]]
     return record.model_copy(update={"messages": messages})
+
+
+def turn_ids(record: Record) -> list[Any]:
+    """The call ids of the turn in focus as its answer now stands (a repair may have changed its calls): a
+    call the turn made before keeps its id wherever it now stands, a changed call takes the id of the call
+    in its place, a call added a new id. An answer that could not be read keeps its calls' ids, for their
+    results."""
+    message = record.messages[layout(record.messages).positions[record.turn or 0]]
+    ids = list(message.call_ids)
+    if record.answer is None or record.answer is message.answer:
+        return ids
+    before = message.answer if isinstance(message.answer, list) else []
+    given: list[Any] = [None] * len(record.calls)
+    free = list(range(len(ids)))
+    for i, call in enumerate(record.calls):  # the same call as before: its own id
+        same = next((j for j in free if j < len(before) and before[j] == call), None)
+        if same is not None:
+            given[i] = ids[same]
+            free.remove(same)
+    taken = {id_key(i) for i in given if i is not None}
+    for i in range(len(given)):  # a changed call: the first id no call kept, else a new one
+        if given[i] is None:
+            given[i] = ids[free.pop(0)] if free else _new_id(record.turn or 0, i, taken)
+            taken.add(id_key(given[i]))
+    return given
+
+
+def _new_id(turn: int, at: int, taken: set[Hashable]) -> str:
+    new = f"call_{turn}_{at}"
+    while new in taken:
+        at += 1
+        new = f"call_{turn}_{at}"
+    return new
 
 
 def cut_before(record: Record, turn: int) -> Record | None:

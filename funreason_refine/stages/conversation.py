@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from funreason_refine.conversation import assistant_positions, id_key, id_text, used_before
+from funreason_refine.conversation import assistant_positions, id_key, id_text, turn_ids, used_before
 from funreason_refine.record import Message, Record, Verdict
 from funreason_refine.stages.base import Stage
 
@@ -28,10 +28,10 @@ class ConversationStructure(Stage):
         at = positions[turn]
         last = turn + 1 == len(positions)
         following = len(record.messages) if last else positions[turn + 1]
-        ids = record.messages[at].call_ids
+        ids = turn_ids(record)  # as the turn's answer now stands: a repair may have changed its calls
         segment = record.messages[at + 1 : following]
         verdict = (
-            _ids(ids, used_before(record.messages, turn), turn)
+            _ids(ids, used_before(record.messages, turn, ids), turn)
             or (_orphans(record.messages[:at], [], "before the first assistant turn") if turn == 0 else None)
             or _results(segment, ids, turn, last)
         )

@@ -1,0 +1,81 @@
+"""A repair of a conversation turn's calls (a judge's NewFC, a plugin's) is checked against that turn's
+tool results: the conversation stage sees the calls as they now stand, and each call keeps its own id."""
+
+import pytest
+
+from funreason_refine.readers import InputStream
+from funreason_refine.record import FunctionCall, Verdict
+from funreason_refine.refine import refine_record
+from funreason_refine.stages.base import PipelineStage, Stage
+from funreason_refine.stages.conversation import ConversationStructure
+from tests.chats import WEATHER, calls, chat, result, say, user
+from tests.conftest import write_jsonl
+
+OSLO = FunctionCall(name="get_weather", arguments={"city": "Oslo"})
+BERGEN = FunctionCall(name="get_weather", arguments={"city": "Bergen"})
+LIMA = FunctionCall(name="get_weather", arguments={"city": "Lima"})
+
+
+class Corrects(Stage):
+    """Corrects turn 0's calls to ``calls``, once, as a judge's NewFC does."""
+
+    name = "corrects"
+    on_fail = "regenerate"
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def check(self, record):
+        if record.turn == 0 and record.answer != self.calls:
+            return Verdict.regenerate(record.model_copy(update={"answer": self.calls}), "corrected", "new calls")
+        return Verdict.passed()
+
+
+def weather_chat(tmp_path):
+    row = chat(
+        "w",
+        user("Weather in Oslo and Bergen?"),
+        calls(("c1", "get_weather", {"city": "Oslo"}), ("c2", "get_weather", {"city": "Bergen"})),
+        result("c1", '{"sky": "snow"}'),
+        result("c2", '{"sky": "rain"}'),
+        say("Oslo: snow. Bergen: rain."),
+        tools=[WEATHER],
+    )
+    (record,) = InputStream(write_jsonl(tmp_path / "in.jsonl", [row]), "openai").items()
+    return record
+
+
+def refined(record, corrected):
+    stages = [
+        PipelineStage(ConversationStructure(), "builtin", "discard", 3, trusted=True),
+        PipelineStage(Corrects(corrected), "tests", "regenerate", 3),
+    ]
+    return refine_record(record, stages)
+
+
+@pytest.mark.parametrize(
+    "corrected, reason",
+    [
+        ([OSLO], "result_without_call"),  # c2's result answers a call the turn no longer makes
+        ([OSLO, BERGEN, LIMA], "missing_result"),  # the new call has no result before the next turn
+    ],
+)
+def test_a_correction_that_leaves_results_and_calls_untied_is_discarded(tmp_path, corrected, reason):
+    # The conversation stage read the ids the turn had before the correction and passed: the kept
+    # conversation held a result for a call it no longer made, or a call without a result.
+    finished = refined(weather_chat(tmp_path), corrected)
+    assert (finished.outcome, finished.stage, finished.reason) == ("discarded", "conversation", reason)
+
+
+def test_calls_a_correction_reorders_keep_their_own_ids_and_results(tmp_path):
+    # Ids went by position: Oslo's "snow" became the result of the Bergen call.
+    finished = refined(weather_chat(tmp_path), [BERGEN, OSLO])
+    assert finished.outcome == "kept"
+    turn = finished.record.messages[1]
+    assert turn.answer == [BERGEN, OSLO] and turn.call_ids == ["c2", "c1"]
+
+
+def test_a_changed_call_takes_the_id_of_the_call_it_replaces(tmp_path):
+    finished = refined(weather_chat(tmp_path), [OSLO, LIMA])
+    assert finished.outcome == "kept" and finished.record.messages[1].call_ids == ["c1", "c2"]
