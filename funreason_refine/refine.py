@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel
 
+from funreason_refine.calls import same_answer
 from funreason_refine.conversation import cut_before, focus, owned, store, turn_count
 from funreason_refine.memo import Memo
 from funreason_refine.record import Action, DiscardedRecord, ErroredRecord, Outcome, Record, Step, Verdict, changed
 from funreason_refine.run_folder import Written, to_json_line
 from funreason_refine.stages.base import REPAIRED, TAKES_REPAIRS, PipelineStage, changed_content
 from funreason_refine.stages.timeout import StageFailed
-from funreason_refine.targets import answer_text
+from funreason_refine.targets import answer_as_text, answer_text
 
 if TYPE_CHECKING:
     from funreason_refine.audit.features import Features
@@ -144,6 +145,7 @@ class Refinement:
 
     def _begin(self, turn: int) -> None:
         self._turn = turn
+        self._given = self.record.answer  # the turn's answer as read, to say when a discard is of a repair's
         self._todo = deque(range(len(self.stages)))
         self._attempts = [0] * len(self.stages)
         self._at = 0
@@ -249,6 +251,11 @@ class Refinement:
         outcome = Outcome.HARD if stage.on_fail == "hard_pool" else Outcome.DISCARDED
         self._finish(outcome, stage.name, reason, verdict.message + note)
 
+    def _repaired(self) -> bool:
+        """Whether the turn's answer is no longer the one read: a repair wrote it."""
+        answer = self.record.answer
+        return answer is not self._given and self._given is not None and not same_answer(answer, self._given)
+
     def _regenerate(self, stage: PipelineStage, verdict: Verdict, by: str) -> None:
         self._add(stage, Action.REGENERATE, verdict, by, before=answer_text(self.record))
         if verdict.record is None:
@@ -294,6 +301,8 @@ class Refinement:
         self.trail.append(_shared_steps(fields) if shared else _new_step(fields, before, verdict.score))
 
     def _finish(self, outcome: Outcome, stage: str | None = None, reason: str | None = None, message: str = "") -> None:
+        if outcome is Outcome.DISCARDED and self._repaired():
+            message += f" (the answer is a repair's; the record's own was {answer_as_text(self._given)})"
         record = store(self.record)
         if record.trail is not self.trail:  # a stage built a record of its own instead of a copy
             record = changed(record, {"trail": self.trail})

@@ -148,7 +148,8 @@ def flaky_stage(plugin):
 
 class KillAfter:
     """A plugin that stops a run (as Ctrl-C or SIGTERM would) once it has written ``after`` records (of the run
-    folder named ``folder`` only, where one is given: a round of selfrefine)."""
+    folder named ``folder`` only, where one is given: a round of selfrefine): record_finished comes before a
+    record's line is written, so it stops at the next record's."""
 
     def __init__(self, after: int, folder: str | None = None):
         self.after, self.folder, self.seen = after, folder, 0
@@ -157,7 +158,7 @@ class KillAfter:
     def record_finished(self, run_dir):
         if self.folder is None or run_dir.name == self.folder:
             self.seen += 1
-            if self.seen == self.after:
+            if self.seen == self.after + 1:
                 raise KeyboardInterrupt
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from funreason_refine.config import load_pipeline
 from funreason_refine.engine import run_pipeline
-from funreason_refine.errors import RunFolderError
+from funreason_refine.errors import ConfigError, RunFolderError
 from funreason_refine.record import Verdict
 from funreason_refine.refine import refine_record
 from funreason_refine.stages.base import PipelineStage, Stage
@@ -91,7 +91,7 @@ def test_a_folder_with_a_record_twice_is_refused(tmp_pipeline):
 def test_an_unwritable_run_folder_is_a_clear_error(tmp_pipeline, tmp_path):
     pipeline, _ = tmp_pipeline(ROWS)
     (tmp_path / "run").write_text("a file where the folder should be")
-    with pytest.raises(RunFolderError, match="cannot write the run folder"):
+    with pytest.raises(ConfigError, match="run is a file, not a folder: choose another \\[output\\] dir"):
         run(pipeline)
 
 

@@ -571,3 +571,15 @@ def test_with_debug_on_a_check_s_exception_prints_its_traceback(monkeypatch, cap
     assert finished.outcome == "errors" and "raised KeyError: 'boom'" in finished.message
     err = capsys.readouterr().err
     assert "stage explodes (plugin tests), record 0:" in err and "Traceback" in err and 'raise KeyError("boom")' in err
+
+
+def test_a_discard_of_an_answer_a_repair_wrote_says_so_and_gives_the_record_s_own():
+    # "the answer calls get_forecast, which is not among the tools" blamed the record for its repair's call.
+    finished = refine(make_record(), staged(QueryTool(), SwitchToForecast()))
+    assert (finished.outcome, finished.stage, finished.reason) == ("discarded", "query_tool", "unknown_function")
+    assert finished.message.endswith(
+        """(the answer is a repair's; the record's own was [get_weather(city="Paris")])"""
+    ), finished.message
+    assert "repair's" not in refine(make_record(), staged(Explodes())).message
+    plain = refine(make_record(answers=[{"name": "nope", "arguments": {}}]), staged(QueryTool()))
+    assert plain.outcome == "discarded" and "repair's" not in plain.message
