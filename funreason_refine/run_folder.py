@@ -150,13 +150,14 @@ def own_file(run_dir: Path, path: Path) -> str | None:
     set): ``path`` is one of the files runs into that folder write, read back or clear (OWN_FILES, the judge answer
     cache, anything in its shard or batch folders), which a run would read as its own finished work and --fresh would
     delete; None when it is not (another file in that folder is read as any other). Links are followed."""
-    from funreason_refine.judge.batch_journal import FOLDER as BATCHES
-    from funreason_refine.judge.cache import FILE as CACHE
-
     try:
         inside = Path(path).resolve().relative_to(Path(run_dir).resolve())
     except ValueError:
         return None
+    # judge code only for a file inside the run folder: a rules-only run imports none
+    from funreason_refine.judge.batch_journal import FOLDER as BATCHES
+    from funreason_refine.judge.cache import FILE as CACHE
+
     top = inside.parts[0] if inside.parts else None
     if top in (SHARDS, BATCHES):
         what = f"in {Path(run_dir) / top}, which a run writes in its run folder {run_dir}"

@@ -216,6 +216,7 @@ def test_a_rules_only_run_of_one_record_imports_only_what_it_uses(tmp_path):
     imported = set(run.stdout.split())
     assert "funreason_refine.cli.run" in imported and (tmp_path / "r" / "summary.json").is_file()
     assert sorted(m for m in NOT_FOR_A_RULES_ONLY_RUN if m in imported) == []
+    assert sorted(m for m in imported if m.startswith("funreason_refine.judge")) == []  # no judge code at all
 
 
 def test_bad_records_in_json_array_input(tmp_path):
