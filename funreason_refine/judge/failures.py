@@ -3,9 +3,9 @@ record, or stop the run.
 
 LiteLLM reports a refused connection, a dropped one, a body it could not read and a server's HTTP 500
 all as an ``InternalServerError`` with status 500, and an HTTP status it has no class for (413 from a
-proxy's body size limit) as a bare ``APIError``. Only a real response brings headers, so the status is
-believed only with them; without them the exception's chain (``__cause__``, ``__context__``) says what
-happened on the wire.
+proxy's body size limit; 403 from its openai provider) as a bare ``APIError``. Only a real response brings
+headers, so the status is believed only with them; without them the exception's chain (``__cause__``,
+``__context__``) says what happened on the wire.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ NO_CREDENTIALS = re.compile(
 key is set."""
 CONNECT_TIMEOUT = ("ConnectTimeout", "ConnectionTimeout", "PoolTimeout")
 """Timeouts before the request reached the server (httpx, aiohttp): it is not known to be up."""
+CHECK_SETUP = "Check the model name, api_base and the API key in the environment"
+"""What to do about a key, model or server the provider refused (401, 403, 404): no retry can change it."""
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:[\w ]*?(?:Error|Exception):\s*)*(?:\w+Exception - )?")
 
 
@@ -82,11 +84,7 @@ class Failure(Exception):
 def classify(exc: Exception, litellm: Any, url: str, timeout: float) -> Failure:
     """The failure a LiteLLM call on the server at ``url`` raised (any exception: none escapes as a traceback)."""
     if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError | litellm.NotFoundError):
-        return Failure(
-            f"{type(exc).__name__}: {said(exc)}. Check the model name, api_base and the API key in the environment",
-            "alive",
-            "setup",
-        )
+        return Failure(f"{type(exc).__name__}: {said(exc)}. {CHECK_SETUP}", "alive", "setup")
     if _no_credentials(exc):
         return Failure(
             f"no API key: {said(exc).rstrip('.')}. Nothing was sent to {url}: set the key variable of the model's "
@@ -160,7 +158,10 @@ def _over_context(exc: Exception, litellm: Any) -> bool:
 
 
 def _http_status(exc: Exception, status: int, url: str) -> Failure:
-    """A response with an error status: 5xx and "later" statuses are retried, other 4xx fail the record."""
+    """A response with an error status: 5xx and "later" statuses are retried, a refused key (401, 403) stops the
+    run, other 4xx fail the record."""
+    if status in (401, 403):  # as LiteLLM's openai provider raises them: a bare APIError, not PermissionDeniedError
+        return Failure(f"HTTP {status} from {url}: {said(exc)}. {CHECK_SETUP}", "alive", "setup", status=status)
     if status == 413:
         return Failure(
             f"HTTP 413 from {url}: the request body is too large for the server or a proxy in front of it; raise "

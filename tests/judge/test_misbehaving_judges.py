@@ -86,6 +86,36 @@ def test_a_status_litellm_has_no_class_for_is_an_error_naming_it_retried_when_it
     assert len(server.requests) == tries
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_stops_the_run_whatever_class_litellm_raised_it_as(status):
+    # LiteLLM's openai provider raises a 403 as a bare APIError, not PermissionDeniedError: it was taken for the
+    # record's failure, and every record of the run went to errors.jsonl with the same refusal.
+    litellm = load_litellm()
+    exc = litellm.APIError(status, "Project proj_x does not have access to model gpt-4o", "openai", "gpt-4o")
+    exc.litellm_response_headers = {}
+    failure = classify(exc, litellm, "http://h:1/v1", 5.0)
+    assert failure.action == "setup", failure.message
+    assert failure.message.startswith(f"HTTP {status} from http://h:1/v1: Project proj_x does not have access")
+    assert failure.message.endswith("Check the model name, api_base and the API key in the environment")
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"])
+def test_a_403_from_the_judge_stops_the_run_at_once_with_no_record_in_errors(tmp_path, model, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    refused = Reply(status=403, text="Project proj_x does not have access to model gpt-4o")
+    rows = [forecast_row(str(i), days=i % 7 + 1) for i in range(6)]
+    with FakeLLM(lambda r: refused) as server:
+        path = write(tmp_path, server, rows=rows, judge="max_concurrency = 1\n")
+        base = server.api_base if model.startswith("openai/") else f"http://127.0.0.1:{server.port}"
+        path.write_text(path.read_text().replace("openai/fake-judge", model).replace(server.api_base, base))
+        result = CliRunner().invoke(main, ["run", str(path)])
+        sent = len(server.requests)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1, said
+    assert "does not have access to model gpt-4o" in said and "Check the model name, api_base and the API key" in said
+    assert sent == 1 and read_jsonl(tmp_path / "run" / "errors.jsonl") == []
+
+
 @pytest.mark.parametrize(
     "reply, words",
     [
