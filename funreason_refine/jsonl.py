@@ -48,12 +48,18 @@ UNIQUE_KEYS = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite
 a record), which reads what the package wrote itself."""
 
 
-def loads_unique(text: str) -> Any:
+_UNIQUE_KEYS_LAX = json.JSONDecoder(
+    parse_constant=_not_a_number, parse_float=_finite, object_pairs_hook=_unique, strict=False
+)
+
+
+def loads_unique(text: str, strict: bool = True) -> Any:
     """UNIQUE_KEYS.decode, a refused value's place said before why (``at answers[0].arguments: the key
     'city' is given twice ...``): json's hooks are not told where they are, so a text refused so is read
-    again by a decoder that marks what the first refused, and the marks are looked for in json's order."""
+    again by a decoder that marks what the first refused, and the marks are looked for in json's order.
+    ``strict=False`` takes control characters (a raw line break) inside strings, as ``json.loads`` does."""
     try:
-        return UNIQUE_KEYS.decode(text)
+        return (UNIQUE_KEYS if strict else _UNIQUE_KEYS_LAX).decode(text)
     except json.JSONDecodeError:
         raise
     except ValueError as exc:
@@ -88,7 +94,11 @@ def _mark_float(text: str) -> Any:
 
 
 _MARKING = json.JSONDecoder(
-    parse_constant=lambda _: _Refused(), parse_float=_mark_float, parse_int=_mark_int, object_pairs_hook=_mark_twice
+    parse_constant=lambda _: _Refused(),
+    parse_float=_mark_float,
+    parse_int=_mark_int,
+    object_pairs_hook=_mark_twice,
+    strict=False,  # it reads only texts a decoder took as JSON: a strict one's, or a lax one's
 )
 
 

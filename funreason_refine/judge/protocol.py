@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from funreason_refine.calls import parse_calls
 from funreason_refine.errors import CallSyntaxError
+from funreason_refine.jsonl import loads_unique
 from funreason_refine.judge.answer import Answer, separate
 from funreason_refine.judge.structured import VerdictFormat
 from funreason_refine.record import FunctionCall
@@ -150,8 +151,9 @@ def parse_json(text: str, allow_newfc: bool) -> JudgeAnswer:
     try:
         # strict=False: a line break inside a string is read as one. llama.cpp's grammars (llama-cpp-python,
         # Ollama) let a model write them raw, which strict JSON refuses.
-        verdict = _JsonVerdict.model_validate(json.loads(body, strict=False))
-    except ValueError as exc:  # JSONDecodeError, or pydantic's ValidationError (a ValueError too)
+        # A key given twice is refused ({"judge": false, ..., "judge": true}): json.loads took the last one.
+        verdict = _JsonVerdict.model_validate(loads_unique(body, strict=False))
+    except ValueError as exc:  # JSONDecodeError, a key given twice, or pydantic's ValidationError (a ValueError)
         raise _not_the_object(exc) from None
     reason = " ".join(verdict.reason.split())[:500]
     new_fc = (verdict.new_fc or "").strip() if allow_newfc and not verdict.judge else ""
@@ -159,6 +161,12 @@ def parse_json(text: str, allow_newfc: bool) -> JudgeAnswer:
 
 
 def _not_the_object(exc: ValueError) -> ProtocolError:
+    if not isinstance(exc, json.JSONDecodeError | ValidationError):  # read, but refused: a key given twice
+        return ProtocolError(
+            f"the answer's JSON object cannot be read as one verdict ({exc})",
+            "bad_json",
+            f"Your JSON object could not be read as one verdict ({exc}). Answer with {JSON}, each key once.",
+        )
     first = exc.errors()[0] if isinstance(exc, ValidationError) else None
     if first is None or not first["loc"]:
         what = f"not one JSON object ({first['msg'] if first else exc})"

@@ -190,6 +190,13 @@ def test_json_verdicts(text, expected):
         ('{"reason": "x"}', "bad_json", "field 'judge': Field required"),
         ('{"judge": true} and more', "not_json", "not one JSON object"),
         ('{"judge": false, "new_fc": "[f(]"}', "bad_newfc", "not a call list"),
+        # A key given twice is two answers, as two <judge> tags are: json.loads kept the last one (a keep).
+        (
+            '{"judge": false, "reason": "the city is wrong", "judge": true}',
+            "bad_json",
+            "the key 'judge' is given twice",
+        ),
+        ('{"reason": "a raw\nbreak", "judge": true, "reason": "b"}', "bad_json", "at the top level: the key 'reason'"),
     ],
 )
 def test_json_that_is_not_a_verdict(text, problem, said):
