@@ -290,7 +290,9 @@ class JudgeSection(JudgeUsage):
     generator: str | None = Field(None, description="the models that rewrote fields, comma-separated")
     per_stage: dict[str, JudgeUsage] = Field(default_factory=dict, description="the same figures per stage")
     tokens_counted_locally: dict[str, int] | None = Field(
-        None, description="per model, the calls whose tokens were counted here because its server reported no usage"
+        None,
+        description="per model, the calls whose tokens were counted here because its server reported no usage "
+        "(or left out the output's or the prompt's tokens)",
     )
     protocol: dict[str, ProtocolCounts] | None = Field(
         None, description="per model, its answers that were not verdicts and the re-asks they took"

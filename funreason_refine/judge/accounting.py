@@ -118,6 +118,7 @@ class Ledger:
     def _counted_locally(self, model: str) -> None:
         self.used.tokens_counted_locally[model] += 1
         self._notes.add(
-            f"{model}: some answers came without token usage; their tokens were counted here with LiteLLM's "
-            "token_counter (tokens_counted_locally), and their cost and max_cost rest on that count"
+            f"{model}: some answers came without token usage (or without their output or prompt tokens); their "
+            "tokens were counted here with LiteLLM's token_counter (tokens_counted_locally), and their cost and "
+            "max_cost rest on that count"
         )

@@ -33,7 +33,7 @@ from funreason_refine.judge.batch_journal import BATCH_KEY, RUN_KEY, BatchJourna
 from funreason_refine.judge.cache import AnswerCache, Cached
 from funreason_refine.judge.prices import price_of
 from funreason_refine.judge.settings import ModelSettings, Prices
-from funreason_refine.judge.tokens import counted_here
+from funreason_refine.judge.tokens import filled_in
 
 SETTLE_SECONDS = 0.5
 SUBMIT_ATTEMPTS = 4
@@ -368,10 +368,8 @@ class Batcher:
         call, where it left usage out, the tokens of the line's messages and of the answer counted here."""
         usage = usage if isinstance(usage, dict) else {}
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        if prompt or completion:
-            return prompt, completion, False
         messages = ((line or {}).get("body") or {}).get("messages") or []
-        return *counted_here(self._litellm, group.model, messages, text, reasoning), True
+        return filled_in(self._litellm, group.model, messages, text, reasoning, (prompt, completion))
 
     async def _retry(self, group: Group, call: Callable[[], Awaitable[T]]) -> T:
         """A files or batches call, retried on connection errors and 5xx; a refusal stops the run."""

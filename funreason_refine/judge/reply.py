@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from funreason_refine.judge.failures import Failure, empty_answer
-from funreason_refine.judge.tokens import counted_here
+from funreason_refine.judge.tokens import filled_in
 
 
 @dataclass(frozen=True)
 class Reply:
     """An answer: its text as the server sent it, its reasoning field (None when it had none), its
-    finish_reason, its tokens (as the server reported them, or counted here when it reported none:
-    ``counted_locally``), the server that gave it and the seconds it took. ``response`` is LiteLLM's."""
+    finish_reason, its tokens (as the server reported them, or counted here when it reported none, or left
+    out the prompt's or the output's: ``counted_locally``), the server that gave it and the seconds it took.
+    ``response`` is LiteLLM's."""
 
     text: str
     reasoning: str | None
@@ -45,20 +46,17 @@ def read_reply(
     """The answer in ``response``; :class:`~funreason_refine.judge.failures.Failure` when it holds none.
     ``usage_reported``: False when the usage in ``response`` was counted by LiteLLM (a stream without it)."""
     usage = getattr(response, "usage", None)
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    # Usage that cannot be true (negative) is no usage: counted here, as when a server reports none.
-    reported = usage_reported and (prompt or completion) and prompt >= 0 and completion >= 0
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage_reported else 0
+    completion = int(getattr(usage, "completion_tokens", 0) or 0) if usage_reported else 0
     try:
         text, reasoning, finish = answer_parts(response, server)
     except Failure as failed:  # an answer without content is paid for all the same, when its usage says so
-        if reported:
+        if (prompt or completion) and prompt >= 0 and completion >= 0:
             failed.paid = Reply("", None, None, prompt, completion, server, seconds, False, response, waited)
         raise
-    if reported:
-        return Reply(text, reasoning, finish, prompt, completion, server, seconds, False, response, waited)
-    counted = counted_here(litellm, model, messages, text, reasoning)
-    return Reply(text, reasoning, finish, *counted, server, seconds, True, response, waited)
+    # What the server left out of its usage (all of it, or the output tokens alone) is counted here.
+    counted = filled_in(litellm, model, messages, text, reasoning, (prompt, completion))
+    return Reply(text, reasoning, finish, *counted[:2], server, seconds, counted[2], response, waited)
 
 
 def answer_parts(response: Any, server: str) -> tuple[str, str | None, str | None]:

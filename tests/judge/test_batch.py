@@ -311,6 +311,15 @@ def test_batch_answers_without_usage_have_their_tokens_counted_here_and_priced(t
     assert any("without token usage" in note for note in counted["notes"])
 
 
+def test_a_batch_answer_whose_usage_gives_no_output_tokens_has_them_counted_here(tmp_path):
+    with FakeLLM(lambda r: Reply(text=script(r), completion_tokens=0)) as server:
+        judge = run_pipeline(load_pipeline(pipeline(tmp_path, server))).summary.as_dict()["judge"]
+    assert (judge["calls"], judge["prompt_tokens"]) == (17, 17 * 10), "the prompts' tokens, as reported"
+    assert judge["completion_tokens"] >= 17 * 5 and judge["tokens_counted_locally"] == {"openai/fake": 17}
+    prices = (judge["prompt_tokens"] * 1000.0 + judge["completion_tokens"] * 2000.0) / 1e6
+    assert judge["cost_usd"] == pytest.approx(prices)
+
+
 def test_max_cost_holds_for_batch_answers_without_usage(tmp_path):
     with FakeLLM(lambda r: Reply(text=script(r), usage=False)) as server:
         path = pipeline(tmp_path, server)

@@ -94,3 +94,24 @@ def test_token_counts_that_cannot_be_true_are_counted_here_instead(tmp_path):
         judge = run_pipeline(load_pipeline(priced_pipeline(tmp_path, server))).summary.as_dict()["judge"]
     assert judge["calls"] == 8 and judge["prompt_tokens"] > 0 and judge["completion_tokens"] > 0
     assert judge["cost_usd"] > 0 and judge["tokens_counted_locally"] == {"openai/fake": 8}
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [{"prompt_tokens": 400}, {"prompt_tokens": 400, "completion_tokens": 0, "total_tokens": 400}],
+    ids=["prompt tokens only", "zero output tokens"],
+)
+def test_an_answer_whose_usage_leaves_out_its_output_tokens_has_them_counted_here(tmp_path, usage):
+    # They were taken as 0: the answers' output cost nothing, max_cost ran low, and no note said so.
+    from funreason_refine.judge.library import load_litellm
+
+    answer = "<think>" + "reasoning " * 300 + "</think><judge>True</judge>"
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+    with FakeLLM(lambda r: completion(choices=[choice], usage=usage)) as server:
+        judge = run_pipeline(load_pipeline(priced_pipeline(tmp_path, server))).summary.as_dict()["judge"]
+    written = load_litellm().token_counter(model="openai/fake", text=answer)
+    assert written > 300 and (judge["calls"], judge["prompt_tokens"]) == (8, 8 * 400), "the prompt's, as reported"
+    assert judge["completion_tokens"] == 8 * written
+    assert judge["cost_usd"] == pytest.approx(8 * (400 * 0.001 + written * 0.005))
+    assert judge["tokens_counted_locally"] == {"openai/fake": 8}
+    assert any("without their output or prompt tokens" in note for note in judge["notes"])
