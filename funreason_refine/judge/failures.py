@@ -55,6 +55,8 @@ CONNECT_TIMEOUT = ("ConnectTimeout", "ConnectionTimeout", "PoolTimeout")
 CHECK_SETUP = "Check the model name, api_base and the API key in the environment"
 """What to do about a key, model or server the provider refused (401, 403, 404): no retry can change it."""
 _PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:[\w ]*?(?:Error|Exception):\s*)*(?:\w+Exception - )?")
+_ADVICE = re.compile(r"\.?\s*Handle with `litellm\.\w+`\.?$")
+"""LiteLLM's advice to its callers after what the server said ("Handle with `litellm.InternalServerError`.")."""
 
 
 class Failure(Exception):
@@ -217,8 +219,9 @@ def chain(exc: BaseException) -> list[BaseException]:
 
 
 def said(exc: BaseException) -> str:
-    """What the server or client said, without LiteLLM's prefixes ("litellm.APIError: APIError: OpenAIException - ")."""
-    text = _PREFIX.sub("", " ".join(str(exc).split()), count=1) or type(exc).__name__
+    """What the server or client said, without LiteLLM's prefixes ("litellm.APIError: APIError: OpenAIException - ")
+    and its advice after it ("Handle with `litellm.InternalServerError`.")."""
+    text = _ADVICE.sub("", _PREFIX.sub("", " ".join(str(exc).split()), count=1)) or type(exc).__name__
     return text if len(text) <= 300 else text[:300] + "..."
 
 
@@ -236,7 +239,16 @@ def _named(exc: BaseException, parts: tuple[str, ...]) -> bool:
 
 
 def _status(exc: Exception) -> int:
+    """The HTTP status the server answered with. LiteLLM raises some 5xx as an InternalServerError of 500
+    (Anthropic's 529 "overloaded"): the status it kept (``provider_status_code``, or in a LiteLLM without it
+    the status of the provider's error it was raised from) is the server's."""
     status = getattr(exc, "status_code", None)
+    if status == 500:
+        kept = [
+            getattr(exc, "provider_status_code", None),
+            *(getattr(link, "status_code", None) for link in chain(exc)),
+        ]
+        status = next((code for code in kept if isinstance(code, int) and code > 500), 500)
     return status if isinstance(status, int) else 0
 
 

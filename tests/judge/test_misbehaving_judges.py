@@ -116,6 +116,39 @@ def test_a_403_from_the_judge_stops_the_run_at_once_with_no_record_in_errors(tmp
     assert sent == 1 and read_jsonl(tmp_path / "run" / "errors.jsonl") == []
 
 
+def test_anthropics_529_overloaded_is_said_as_529_in_the_servers_words_not_litellms_advice(monkeypatch):
+    # LiteLLM raises it as an InternalServerError of status 500, its message ending in "Handle with
+    # `litellm.InternalServerError`.": errors.jsonl said "HTTP 500 from ...", and that advice.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    with FakeLLM(lambda r: Reply(status=529, text="overloaded")) as server:
+        root = f"http://127.0.0.1:{server.port}"
+        result = ask(settings(root, model="anthropic/claude-sonnet-4-5"))
+    assert isinstance(result, JudgeCallError), result
+    message = str(result)
+    assert f"HTTP 529 from {root}: " in message and '"overloaded"' in message, message
+    assert "Handle with" not in message and message.endswith("after 2 attempt(s)"), message
+    assert len(server.requests) == 2, "a 5xx is retried"
+
+
+def test_a_5xx_litellm_raised_as_500_is_said_with_the_status_of_the_error_it_was_raised_from():
+    # A LiteLLM without provider_status_code: the provider's error under it kept the status.
+    litellm = load_litellm()
+
+    class AnthropicError(Exception):
+        status_code = 529
+
+    try:
+        try:
+            raise AnthropicError("overloaded")
+        except AnthropicError as cause:
+            raise litellm.InternalServerError("AnthropicException - overloaded", "anthropic", "claude") from cause
+    except litellm.InternalServerError as exc:
+        exc.provider_status_code = None
+        exc.litellm_response_headers = {}
+        failure = classify(exc, litellm, "http://h:1", 5.0)
+    assert failure.message == "HTTP 529 from http://h:1: overloaded" and failure.action == "retry"
+
+
 @pytest.mark.parametrize(
     "reply, words",
     [
