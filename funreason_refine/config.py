@@ -102,8 +102,9 @@ class PipelineFile(BaseModel):
         gt=0,
         description="USD; what the run folder's model calls cost, over every command run on it (a rerun of a "
         "stopped run counts what the earlier ones spent; `--fresh` keeps the answer cache and what it cost): the "
-        "run stops cleanly, resumable, when reached (`refine selfrefine`: over all its rounds, samples and judges "
-        "together; a shard: its own folder).",
+        "run stops cleanly, resumable, when reached; the calls then in flight (up to `max_concurrency`, a batch's "
+        "lines) go on and may pass it, and the stop says what was spent (`refine selfrefine`: over all its "
+        "rounds, samples and judges together; a shard: its own folder).",
     )
     source: dict[str, Any] | None = Field(None, description="Self-refinement: the model that samples candidates.")
     stage_specs_dir: Path | None = Field(

@@ -89,7 +89,8 @@ class LLMClient:
         return prompt_tokens(self.litellm, model, messages)
 
     def budget_spent(self) -> str | None:
-        """Why no new call may be made (max_cost reached by what the run folder spent), or None."""
+        """Why no new call may be made (max_cost reached by what the run folder spent), or None. A call starts
+        only while less is spent: the calls then in flight (``max_concurrency``, a batch's lines) may pass it."""
         if self.max_cost is None:
             return None
         now = self._ledger.used.cost_usd + (self._batches.owed if self._batches is not None else 0.0)
@@ -97,11 +98,14 @@ class LLMClient:
         # A billionth of a dollar of slack: twenty calls of $0.01 add up to 0.19999999999999998.
         if spent < self.max_cost - 1e-9:
             return None
+        # No call starts once max_cost is spent, but the calls in flight then go on: what they add is said.
+        over = spent - self.max_cost
+        past = f"; ${over:.4f} over it, by calls started before it was reached" if over >= 0.00005 else ""
         if not self.spent_before:
-            return f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent)"
+            return f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent{past})"
         return (
             f"max_cost of ${self.max_cost:g} reached (${spent:.4f} spent in this run folder: ${self.spent_before:.4f} "
-            f"by earlier commands on it, ${now:.4f} by this one)"
+            f"by earlier commands on it, ${now:.4f} by this one{past})"
         )
 
     def endpoint_stats(self) -> dict[str, list[dict[str, Any]]]:

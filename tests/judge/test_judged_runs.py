@@ -375,6 +375,31 @@ def test_calls_cancelled_in_flight_at_a_max_cost_stop_are_noted(tmp_path):
     assert cancelled and int(cancelled[0].split()[0]) == len(server.requests) - judge["calls"], cancelled
 
 
+def test_a_max_cost_stop_says_how_much_the_calls_in_flight_spent_over_it():
+    # A call starts only while less than max_cost is spent: the 8 started together at $0 all go on and are paid,
+    # $0.08 against a max_cost of $0.03. The stop said "max_cost of $0.03 reached ($0.0800 spent)", as if it held.
+    import asyncio
+
+    from funreason_refine.judge.client import BudgetStop, LLMClient
+    from funreason_refine.judge.settings import ModelSettings
+
+    with FakeLLM(lambda r: Reply(YES, delay=0.2)) as server:  # 10 tokens = $0.01 a call
+        settings = ModelSettings.model_validate(
+            {"model": "openai/j", "api_base": server.api_base, "prices": {"input_per_million": 1000.0}}
+        )
+        client = LLMClient(max_concurrency=8, max_cost=0.03)
+
+        async def calls(n: int) -> list:
+            asks = (client.complete(settings, [{"role": "user", "content": f"q{i}"}], "cot") for i in range(n))
+            return await asyncio.gather(*asks, return_exceptions=True)
+
+        first, late = asyncio.run(calls(8)), asyncio.run(calls(1))
+    said = "max_cost of $0.03 reached ($0.0800 spent; $0.0500 over it, by calls started before it was reached)"
+    assert not [a for a in first if isinstance(a, BaseException)] and len(server.requests) == 8
+    assert client.budget_spent() == said
+    assert isinstance(late[0], BudgetStop) and str(late[0]) == said
+
+
 def test_a_record_that_tries_prompt_injection_is_judged_as_data(tmp_path):
     def script(r):
         if "===== QUERY =====" not in r.prompt:
