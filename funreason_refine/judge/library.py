@@ -22,6 +22,6 @@ def load_litellm() -> Any:
     # A call cancelled by Ctrl-C, or refused before it was sent (no API key), leaves the coroutine of LiteLLM's
     # provider handler unawaited in its thread: Python's warning about it says nothing a user can act on.
     warnings.filterwarnings(
-        "ignore", message=r"coroutine '\w*(Completion|Handler)\.\w+' was never awaited", category=RuntimeWarning
+        "ignore", message=r"coroutine '\w*(Completion|Handler)\.[\w.<>]+' was never awaited", category=RuntimeWarning
     )
     return litellm
