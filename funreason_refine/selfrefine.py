@@ -152,6 +152,15 @@ def _round_pipeline(pipeline: Pipeline, folder: Path, budget: float | None, reco
     )
 
 
+def _spelled(folder: Path) -> str | None:
+    """The round's candidates path as its run.json spells it (from the folder an earlier command ran in), so that
+    the same command from elsewhere is the same configuration; None for a new round."""
+    from funreason_refine.run_identity import read_run_file
+
+    path = ((read_run_file(folder).get("config") or {}).get("input") or {}).get("path")
+    return path if isinstance(path, str) and Path(path).name == CANDIDATES else None
+
+
 def round_pipeline(run_dir: Path, run_file: dict[str, Any], judge_model: str | None) -> Pipeline | None:
     """The pipeline that refined a round of `refine selfrefine` in ``run_dir`` (for `refine retry`), or None when
     the folder is not such a round."""
@@ -233,7 +242,8 @@ class SelfRefinement:
                 )
         # What the round's folder spent already (its samples, an earlier try at its judging) the run counts itself.
         budget = budget_left(self.caps, tally.spent)
-        result = run_pipeline(_round_pipeline(self.pipeline, folder, budget), progress=self.progress)
+        refining = _round_pipeline(self.pipeline, folder, budget, recorded=_spelled(folder))
+        result = run_pipeline(refining, progress=self.progress)
         self.rounds.append(self._count(round_no, folder, result.summary))
         if result.stopped is not None and self.caps.max_cost is not None:
             return cost_stop(self.caps.max_cost, Tally.of(self.rounds))

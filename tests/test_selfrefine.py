@@ -218,3 +218,17 @@ def test_selfrefine_json_counts_the_rounds_errors(tmp_path):
         0,
     )
     assert summary.stopped_by == "pool" and "1 query waits for `refine retry`" in summary.stopped
+
+
+def test_selfrefine_goes_on_when_its_pipeline_is_named_from_another_folder(tmp_path, monkeypatch):
+    # A round's configuration held its candidates' path as spelled from the folder the command ran in: the same
+    # command from elsewhere (or with the pipeline's absolute path) was refused as another configuration.
+    model = '<think>Paris: get_weather.</think>\n\n[get_weather(city="Paris")]'
+    with FakeLLM(lambda r: model) as server:
+        pipeline(tmp_path, server)
+        monkeypatch.chdir(tmp_path)
+        first = CliRunner().invoke(main, ["selfrefine", "p.toml", "--rounds", "1"])
+        assert first.exit_code == 0, first.output
+        monkeypatch.chdir(tmp_path.parent)
+        again = CliRunner().invoke(main, ["selfrefine", str(tmp_path / "p.toml"), "--rounds", "1"])
+    assert again.exit_code == 0 and "another pipeline configuration" not in again.output, again.output
