@@ -48,18 +48,17 @@ UNIQUE_KEYS = json.JSONDecoder(parse_constant=_not_a_number, parse_float=_finite
 a record), which reads what the package wrote itself."""
 
 
-_UNIQUE_KEYS_LAX = json.JSONDecoder(
-    parse_constant=_not_a_number, parse_float=_finite, object_pairs_hook=_unique, strict=False
-)
+KEYS_ONCE = json.JSONDecoder(strict=False, object_pairs_hook=_unique)
+"""json's own decoder (NaN and control characters in strings read, as json.loads(strict=False) does), refusing
+only a key given twice: for answers from a model, such as a judge's JSON verdict."""
 
 
-def loads_unique(text: str, strict: bool = True) -> Any:
+def loads_unique(text: str) -> Any:
     """UNIQUE_KEYS.decode, a refused value's place said before why (``at answers[0].arguments: the key
     'city' is given twice ...``): json's hooks are not told where they are, so a text refused so is read
-    again by a decoder that marks what the first refused, and the marks are looked for in json's order.
-    ``strict=False`` takes control characters (a raw line break) inside strings, as ``json.loads`` does."""
+    again by a decoder that marks what the first refused, and the marks are looked for in json's order."""
     try:
-        return (UNIQUE_KEYS if strict else _UNIQUE_KEYS_LAX).decode(text)
+        return UNIQUE_KEYS.decode(text)
     except json.JSONDecodeError:
         raise
     except ValueError as exc:

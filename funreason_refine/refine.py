@@ -245,6 +245,7 @@ class Refinement:
             if kept is not None:
                 self._add(stage, Action.DISCARD, verdict, by, note=f" (conversation kept up to turn {self._turn - 1})")
                 self.record = kept
+                self._given = kept.answer  # the turn now in focus is as read: no repair to speak of
                 self._keep()
                 return
         self._add(stage, Action.DISCARD, verdict, by, note=note)

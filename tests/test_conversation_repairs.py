@@ -79,3 +79,25 @@ def test_calls_a_correction_reorders_keep_their_own_ids_and_results(tmp_path):
 def test_a_changed_call_takes_the_id_of_the_call_it_replaces(tmp_path):
     finished = refined(weather_chat(tmp_path), [OSLO, LIMA])
     assert finished.outcome == "kept" and finished.record.messages[1].call_ids == ["c1", "c2"]
+
+
+class FailsTurn1(Stage):
+    name = "fails_turn_1"
+    on_fail = "truncate"
+
+    def check(self, record):
+        return Verdict.discard("bad", "turn 1 is bad") if record.turn == 1 else Verdict.passed()
+
+
+def test_a_truncation_to_an_unreadable_turn_does_not_speak_of_a_repair(tmp_path):
+    # The cut conversation was discarded (its turn 0 unreadable) saying "(the answer is a repair's; ...)":
+    # the turn it remembered was the later one, and no repair was made.
+    bad = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{no"}}],
+    }
+    row = chat("a", user("Weather in Oslo?"), bad, result("c1", "snow"), say("Snowing."), tools=[WEATHER])
+    (record,) = InputStream(write_jsonl(tmp_path / "in.jsonl", [row]), "openai").items()
+    finished = refine_record(record, [PipelineStage(FailsTurn1(), "tests", "truncate", 3)])
+    assert finished.outcome == "discarded" and "repair's" not in finished.message, finished.message

@@ -1,6 +1,7 @@
 """The policy of one record through the stages: what each verdict leads to."""
 
 import asyncio
+import functools
 
 import pytest
 
@@ -583,3 +584,57 @@ def test_a_discard_of_an_answer_a_repair_wrote_says_so_and_gives_the_record_s_ow
     assert "repair's" not in refine(make_record(), staged(Explodes())).message
     plain = refine(make_record(answers=[{"name": "nope", "arguments": {}}]), staged(QueryTool()))
     assert plain.outcome == "discarded" and "repair's" not in plain.message
+
+
+class NewTools(Stage):
+    name = "new_tools"
+
+    def check(self, record):
+        if record.tools[0]["description"] == "x":
+            return Verdict.passed()
+        return Verdict.regenerate(
+            record.model_copy(update={"tools": [{**record.tools[0], "description": "x"}]}), "r", "m"
+        )
+
+
+def _mutate_tools(record):
+    record.tools[0]["description"] = "MUTATED"
+
+
+def test_tools_a_repair_gave_are_read_only_too():
+    # A later stage changed them in place unseen: only a reader's tools were frozen.
+    stages = staged(NewTools(), ChangesInPlace(_mutate_tools))
+    finished = refine(make_record(), stages)
+    assert (finished.outcome, finished.stage) == ("errors", "in_place") and "read-only" in finished.message
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"city": "Paris", "x": functools.reduce(lambda v, _: [v], range(300), "Paris")},
+        {"city": "Paris", "o": {"\udc00": 1}},
+    ],
+    ids=["nested past the serialiser's depth", "a lone surrogate as a key"],
+)
+def test_a_record_the_snapshot_cannot_write_is_not_watched_and_does_not_crash(arguments):
+    # The snapshot raised out of PipelineStage.check and stopped the whole run.
+    record = make_record(answers=[{"name": "get_weather", "arguments": arguments}])
+    assert refine(record, staged(ChangesInPlace(lambda r: None))).outcome == "kept"
+
+
+def test_judge_only_stages_are_trusted_as_the_package_s_own_and_a_plugin_s_check_is_not(tmp_path):
+    # A judge-only stage (whose check passes every record as it is) paid a snapshot of the whole conversation at
+    # every turn: a conversation's cost was quadratic again.
+    from funreason_refine.config import load_pipeline
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "tone.toml").write_text(
+        'name = "tone"\ndescription = "Polite?"\nprompt = "Polite? {query}"\n'
+    )
+    (tmp_path / "in.jsonl").write_text("")
+    (tmp_path / "p.toml").write_text(
+        'stage_specs_dir = "specs"\n[input]\npath = "in.jsonl"\n[output]\ndir = "r"\n[judge]\nmodel = "openai/x"\n'
+        '[[stages]]\nname = "tone"\n[[stages]]\nname = "cot"\n'
+    )
+    stages = {s.name: s for s in load_pipeline(tmp_path / "p.toml").stages}
+    assert stages["tone"].trusted and stages["cot"].trusted

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from funreason_refine.calls import parse_calls
 from funreason_refine.errors import CallSyntaxError
-from funreason_refine.jsonl import loads_unique
+from funreason_refine.jsonl import KEYS_ONCE
 from funreason_refine.judge.answer import Answer, separate
 from funreason_refine.judge.structured import VerdictFormat
 from funreason_refine.record import FunctionCall
@@ -152,7 +152,7 @@ def parse_json(text: str, allow_newfc: bool) -> JudgeAnswer:
         # strict=False: a line break inside a string is read as one. llama.cpp's grammars (llama-cpp-python,
         # Ollama) let a model write them raw, which strict JSON refuses.
         # A key given twice is refused ({"judge": false, ..., "judge": true}): json.loads took the last one.
-        verdict = _JsonVerdict.model_validate(loads_unique(body, strict=False))
+        verdict = _JsonVerdict.model_validate(KEYS_ONCE.decode(body))
     except ValueError as exc:  # JSONDecodeError, a key given twice, or pydantic's ValidationError (a ValueError)
         raise _not_the_object(exc) from None
     reason = " ".join(verdict.reason.split())[:500]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from funreason_refine.calls import same_answer
+from funreason_refine.frozen import freeze
 from funreason_refine.record import Action, Record, Verdict
 from funreason_refine.stages.timeout import CheckTimeout, StageFailed, call_with_timeout
 
@@ -200,33 +201,48 @@ class PipelineStage:
         )
 
 
-_WATCHED = tuple(name for name in Record.model_fields if name != "tools")  # tools are read-only (frozen)
+_LISTS = ("messages", "trail", "problems")
+"""Fields whose lists are compared by their items' identity, not their text: a conversation's messages grow
+with it, and serialising them at every turn made a conversation's cost quadratic again."""
+_WATCHED = tuple(name for name in Record.model_fields if name not in ("tools", *_LISTS))
 
 
 class _Contents(NamedTuple):
-    """A record's fields as JSON, and its tools (read-only: replaced, never changed), to tell whether a
-    stage's check changed them in place."""
+    """A record's fields as JSON, its tools (read-only when a reader gave them: replaced, never changed) and
+    the items of its lists, to tell whether a stage's check changed them in place. A message changed in
+    place inside the conversation is not seen; the turn in focus is (its answer, CoT and query are fields)."""
 
     fields: bytes
     tools: object
+    lists: tuple[tuple[int, ...], ...]
 
     def changed(self, record: Record) -> str:
         """The fields ``record`` holds otherwise than when this was taken, as text; empty when none."""
         now = _contents(record)
-        if now == self:
+        if now is None or now == self:
             return ""
         before, after = json.loads(self.fields), json.loads(now.fields)
         changed = [name for name, a, b in zip(_WATCHED, before, after, strict=True) if a != b]
+        changed += [name for name, a, b in zip(_LISTS, self.lists, now.lists, strict=True) if a != b]
         return ", ".join(changed + ([] if now.tools is self.tools else ["tools"]))
 
 
-def _contents(record: Record) -> _Contents:
+def _contents(record: Record) -> _Contents | None:
+    """The record's contents to compare, or None when they cannot be written (nested past the serialiser's
+    depth, a lone surrogate as a key): such a record is not watched, never failed for it."""
     fields = record.__dict__
     values = [fields[name] for name in _WATCHED]
+    lists = tuple(tuple(map(id, fields[name])) for name in _LISTS)
     try:
-        return _Contents(to_json(values, fallback=repr), fields["tools"])
+        text = to_json(values, fallback=repr)
     except PydanticSerializationError:  # a lone surrogate, which UTF-8 cannot hold: JSON's escape can
-        return _Contents(json.dumps(to_jsonable_python(values, fallback=repr)).encode(), fields["tools"])
+        try:
+            text = json.dumps(to_jsonable_python(values, fallback=repr)).encode()
+        except (ValueError, TypeError, RecursionError, PydanticSerializationError):
+            return None
+    except (ValueError, RecursionError):
+        return None
+    return _Contents(text, fields["tools"], lists)
 
 
 SAID = ("query", "tools", "system", "messages")
@@ -262,7 +278,9 @@ def validated_changes(new: Record, old: Record) -> Record:
             raise ValueError(f"{name!r} is not a record field")
         value = given[name]
         valid = _valid_field(name, value)
-        if valid is not value and valid != value:
+        if name == "tools":  # read-only as a reader's are: a later stage cannot change them in place unseen
+            valid = freeze(valid)
+        if valid is not value and (valid != value or name == "tools"):
             fixed[name] = valid
     if len(given) != len(_RECORD_FIELDS):  # unknown fields were refused: one is missing
         raise ValueError(f"field {sorted(_RECORD_FIELDS.keys() - given.keys())[0]!r} is missing")

@@ -196,7 +196,7 @@ def test_json_verdicts(text, expected):
             "bad_json",
             "the key 'judge' is given twice",
         ),
-        ('{"reason": "a raw\nbreak", "judge": true, "reason": "b"}', "bad_json", "at the top level: the key 'reason'"),
+        ('{"reason": "a raw\nbreak", "judge": true, "reason": "b"}', "bad_json", "the key 'reason' is given twice"),
     ],
 )
 def test_json_that_is_not_a_verdict(text, problem, said):
@@ -212,3 +212,9 @@ def test_the_schema_asks_for_new_fc_only_where_the_stage_allows_it():
     jsonschema.validate({"reason": "x", "judge": False, "new_fc": None}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"reason": "x", "judge": "False", "new_fc": None}, schema)
+
+
+def test_a_json_verdict_with_a_value_json_has_not_beside_it_is_read_as_before():
+    # Refusing a key given twice had also refused NaN in a key the verdict does not read.
+    answer = parse_json('{"judge": true, "reason": "ok", "confidence": NaN}', allow_newfc=True)
+    assert (answer.ok, answer.reason) == (True, "ok")
