@@ -61,7 +61,9 @@ class StageTable(BaseModel):
     prompt: str | None = Field(None, description="Judge prompt template overriding the stage spec's.")
     prompt_file: Path | None = Field(None, description="A file holding the judge prompt template (UTF-8).")
     generate: bool | dict[str, Any] | None = Field(
-        None, description="false: no generator here; a table: keys overriding [generate] for this stage."
+        None,
+        description="false: no generator here; true: [generate]'s (which the file must have); a table: keys "
+        "overriding [generate] for this stage.",
     )
     spec: dict[str, Any] | None = Field(None, description="An inline stage spec: a judge-only stage with no code.")
     scorer: dict[str, Any] | None = Field(
@@ -331,6 +333,7 @@ class _Loader:
             or t.judges is not None
             or t.judge is True
             or isinstance(t.judge, dict)
+            or t.generate is True
             or isinstance(t.generate, dict)
             for _, t in self.tables
         )

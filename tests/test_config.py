@@ -326,3 +326,22 @@ def test_a_wrong_judge_table_is_said_once_not_again_by_each_stage_table_over_it(
         f"{path}: [[stages]] #3 (name = 'mine'): a judge-only stage (a spec, no code) needs a judge: add a [judge] "
         "table or run with --judge-model",
     ]
+
+
+def test_generate_true_without_a_generate_table_is_refused(tmp_path):
+    # generate = true took its model from [generate]; with none, it was dropped in silence and the records it was
+    # meant to rewrite were discarded.
+    write_jsonl(tmp_path / "in.jsonl", [xlam_row("a")])
+    stage = '[[stages]]\nname = "cot"\non_fail = "regenerate"\ngenerate = true\n'
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n' + stage)
+    assert problems(tmp_path / "p.toml") == [
+        f"{tmp_path / 'p.toml'}: [[stages]] #1 (name = 'cot') key 'generate': true, but the file has no [generate] "
+        "table to take the model from: add [generate] model = ..., or give generate = {model = ...} in this table"
+    ]
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n' + stage.replace('on_fail = "regenerate"\n', ""))
+    (problem,) = problems(tmp_path / "p.toml")
+    assert "key 'generate': no record is rewritten with it, as on_fail is 'discard'" in problem
+    top = '[generate]\nmodel = "openai/x"\nprompt = "Write a CoT for {query}"\n'
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n' + top + stage)
+    (cot,) = load_pipeline(tmp_path / "p.toml").stages
+    assert cot.generator is not None and cot.generator.model == "openai/x"

@@ -201,10 +201,11 @@ class StageModels:
     ) -> GenerateSettings | None:
         """The model that rewrites the field the stage names, when its records fail and on_fail is regenerate."""
         field = stage.stage.regenerates
-        if isinstance(table.generate, dict) and field is None:
+        asked = table.generate is True or isinstance(table.generate, dict)  # generate = true, or a table
+        if asked and field is None:
             self.problems.append(f"{where} key 'generate': stage {table.name} names no field a generator could write")
             return None
-        if isinstance(table.generate, dict) and stage.on_fail != "regenerate" and "on_fail" not in table.unread:
+        if asked and stage.on_fail != "regenerate" and "on_fail" not in table.unread:
             self.problems.append(
                 f"{where} key 'generate': no record is rewritten with it, as on_fail is {stage.on_fail!r}. To rewrite "
                 f'the {field} of failing records, set on_fail = "regenerate" in this table; else remove generate'
@@ -214,6 +215,11 @@ class StageModels:
         if field is None or stage.on_fail != "regenerate" or table.generate is False:
             return None
         if not isinstance(table.generate, dict) and default is None:
+            if table.generate is True:  # it was dropped in silence: failing records were discarded, never rewritten
+                self.problems.append(
+                    f"{where} key 'generate': true, but the file has no [generate] table to take the model from: add "
+                    "[generate] model = ..., or give generate = {model = ...} in this table"
+                )
             return None
         base = default.model_dump(exclude_unset=True) if default else {}
         override = table.generate if isinstance(table.generate, dict) else {}
