@@ -200,13 +200,14 @@ def stop_remedy(stopped: str, command: str) -> str:
 def stopped_early(folder: Path) -> str | None:
     """Why the run that wrote ``folder``'s summary.json stopped before its input's end; None when it did not, or
     when there is no summary.json to say."""
+    from funreason_refine.errors import RefineError
+    from funreason_refine.summary import Summary
+
     try:
-        summary = json.loads((Path(folder) / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        summary = Summary.read(folder)
+    except (OSError, RefineError):  # none, or one the commands that read it say is unreadable
         return None
-    if not isinstance(summary, dict) or summary.get("complete", True):
-        return None
-    return str(summary.get("stopped") or "before the end of its input")
+    return None if summary.complete else summary.stopped or "before the end of its input"
 
 
 def _is_run_folder(path: Path) -> bool:
