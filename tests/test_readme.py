@@ -25,13 +25,17 @@ def test_the_first_two_blocks_are_the_set_up_commands_and_ci_runs_the_second():
     assert blocks[1] in (REPO / ".ci" / "run").read_text()
 
 
-def test_the_stage_example_registers_and_judges():
+def readme_plugin():
+    """The README's stage example, run as written, as a plugin module."""
     code = re.search(r"```python\n(.*?)\n```", README, re.S).group(1)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    module = type("ReadmePlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
+    return type("ReadmePlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
+
+
+def test_the_stage_example_registers_and_judges():
     pm = get_plugin_manager()
-    pm.register(module, name="readme_plugin")
+    pm.register(readme_plugin(), name="readme_plugin")
     try:
         entry = stage_registry()["query_has_values"]
         assert entry.plugin == "readme_plugin"
@@ -107,12 +111,8 @@ def test_every_link_between_the_pages_leads_somewhere(page):
 def test_the_stage_example_registers_beside_the_example_package_the_test_command_installs():
     # Both were named values_in_query: following the README with the example installed was refused.
     example = pytest.importorskip("values_in_query", reason="the README's test command installs it")
-    code = re.search(r"```python\n(.*?)\n```", README, re.S).group(1)
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    module = type("ReadmePlugin", (), {"register_stages": staticmethod(namespace["register_stages"])})
     pm = get_plugin_manager()
-    pm.register(module, name="readme_plugin")
+    pm.register(readme_plugin(), name="readme_plugin")
     pm.register(example, name="values_in_query")
     try:
         registry = stage_registry()
