@@ -212,7 +212,7 @@ class _Loader:
         self.path = path
         self.base = path.parent
         self.data = data
-        self.given = given  # the command line's --input, in place of [input] path
+        # where the input's path comes from: the command line's --input (in place of [input] path), or the file
         self.input_key = "--input" if given is not None else "[input] key 'path'"
         self.problems: list[str] = []
         self.parsed: PipelineFile | None = None
@@ -543,7 +543,7 @@ class _Loader:
                 f"{where}: {existing} is a file, not a folder{below}: choose another [output] dir (or --out)"
             )
         read = [
-            ("--input" if self.given is not None else "[input] key 'path'", parsed.input.path),
+            (self.input_key, parsed.input.path),
             ("[input] key 'answers'", parsed.input.answers),
             *((f"[audit] key 'eval_sets[{i}]'", p) for i, p in enumerate(parsed.audit.eval_sets)),
         ]
