@@ -157,7 +157,12 @@ def _spelled(folder: Path) -> str | None:
     the same command from elsewhere is the same configuration; None for a new round."""
     from funreason_refine.run_identity import read_run_file
 
-    path = ((read_run_file(folder).get("config") or {}).get("input") or {}).get("path")
+    return _candidates_in(read_run_file(folder))
+
+
+def _candidates_in(run_file: dict[str, Any]) -> str | None:
+    """The candidates path a round's run.json records as its input; None when it records no such input."""
+    path = ((run_file.get("config") or {}).get("input") or {}).get("path")
     return path if isinstance(path, str) and Path(path).name == CANDIDATES else None
 
 
@@ -166,10 +171,9 @@ def round_pipeline(run_dir: Path, run_file: dict[str, Any], judge_model: str | N
     the folder is not such a round."""
     from funreason_refine.config import load_pipeline
 
-    recorded = (run_file.get("config") or {}).get("input") or {}
-    path, pipeline = recorded.get("path"), run_file.get("pipeline")
+    path, pipeline = _candidates_in(run_file), run_file.get("pipeline")
     is_round = run_dir.name.startswith("round-") and (run_dir / CANDIDATES).is_file()
-    if not (is_round and isinstance(path, str) and Path(path).name == CANDIDATES and isinstance(pipeline, str)):
+    if not (is_round and path is not None and isinstance(pipeline, str)):
         return None
     return _round_pipeline(load_pipeline(Path(pipeline), judge_model=judge_model), run_dir, None, recorded=path)
 
