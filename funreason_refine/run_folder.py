@@ -62,7 +62,12 @@ class Written(NamedTuple):
 
 
 class ConfigChanged(RunFolderError):
-    """The folder was started with another pipeline configuration."""
+    """The folder was started with another pipeline configuration: ``what`` says how it differs, the
+    message adds what ``refine run`` offers (a command with other remedies says its own after ``what``)."""
+
+    def __init__(self, what: str, remedy: str) -> None:
+        super().__init__(f"{what}\n{remedy}")
+        self.what = what
 
 
 class FolderInUse(RunFolderError):
@@ -304,7 +309,7 @@ class RunFolder:
             if previous.get("config_hash") == config_hash and previous.get(INPUT_GIVEN) == input_given:
                 return None
             if not accept_changes:
-                raise ConfigChanged(self._changed(previous, config, input_given))
+                raise ConfigChanged(*self._changed(previous, config, input_given))
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
         if input_given is not None:
             payload[INPUT_GIVEN] = input_given
@@ -319,7 +324,8 @@ class RunFolder:
         kept = {k: v for k, v in previous.items() if k not in update.payload and k != INPUT_GIVEN}
         write_run_file(self.path, {**update.payload, **kept})
 
-    def _changed(self, previous: dict[str, Any], config: dict[str, Any], input_given: str | None) -> str:
+    def _changed(self, previous: dict[str, Any], config: dict[str, Any], input_given: str | None) -> tuple[str, str]:
+        """How the configuration differs from the folder's, and refine run's remedies."""
         changes = _diff(previous.get("config", {}), config) or ["(the configuration differs)"]
         started = previous.get(INPUT_GIVEN)
         if started != input_given:
@@ -329,10 +335,9 @@ class RunFolder:
             if started and started != input_given
             else ""
         )
-        return (
-            f"{self.path} was started with another pipeline configuration:\n  "
-            + "\n  ".join(changes[:20])
-            + f"\n{advice}Run again with --accept-changes to go on with the new configuration (finished "
+        what = f"{self.path} was started with another pipeline configuration:\n  " + "\n  ".join(changes[:20])
+        return what, (
+            f"{advice}Run again with --accept-changes to go on with the new configuration (finished "
             "records stay as they are; cached judge answers are reused), or start this folder over "
             "with `refine run PIPELINE --fresh` (with --shard I/N --out RUN_DIR for a shard)."
         )

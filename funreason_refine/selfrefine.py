@@ -29,8 +29,8 @@ from typing import Any
 
 from funreason_refine.call_text import calls_from_text
 from funreason_refine.config import Pipeline, config_hash
-from funreason_refine.engine import Progress, run_pipeline
-from funreason_refine.errors import ConfigError, RefineError
+from funreason_refine.engine import Progress, RunResult, run_pipeline
+from funreason_refine.errors import ConfigError, RefineError, RunFolderError
 from funreason_refine.jsonl import json_line, read_jsonl
 from funreason_refine.judge.answer import Answer
 from funreason_refine.judge.cache import spent
@@ -39,6 +39,7 @@ from funreason_refine.judge.limits import PromptTooLong, check_prompt
 from funreason_refine.judge.settings import SourceSettings
 from funreason_refine.readers import InputConfig, InputStream
 from funreason_refine.record import Outcome, Record
+from funreason_refine.run_folder import ConfigChanged
 from funreason_refine.selfrefine_summary import SelfRefineRound, SelfRefineSummary
 from funreason_refine.summary import Summary
 from funreason_refine.targets import funreason_messages
@@ -247,11 +248,23 @@ class SelfRefinement:
         # What the round's folder spent already (its samples, an earlier try at its judging) the run counts itself.
         budget = budget_left(self.caps, tally.spent)
         refining = _round_pipeline(self.pipeline, folder, budget, recorded=_spelled(folder))
-        result = run_pipeline(refining, progress=self.progress)
+        result = self._refine(refining)
         self.rounds.append(self._count(round_no, folder, result.summary))
         if result.stopped is not None and self.caps.max_cost is not None:
             return cost_stop(self.caps.max_cost, Tally.of(self.rounds))
         return None
+
+    def _refine(self, refining: Pipeline) -> RunResult:
+        """Refine a round's candidates; a round refined before under another configuration is refused with
+        selfrefine's own remedies (it has neither refine run's --accept-changes nor --fresh)."""
+        try:
+            return run_pipeline(refining, progress=self.progress)
+        except ConfigChanged as exc:
+            raise RunFolderError(
+                f"{exc.what}\nThe rounds of {self.base} go on only under the configuration they were refined "
+                f"with: put {self.pipeline.path} back as it was (the lines above say what changed), or start the "
+                f"rounds over in a new folder (another [output] dir, or delete {self.base})."
+            ) from None
 
     def _pairs(self) -> Iterator[tuple[Record, int]]:
         """Every candidate the pool offers: the queries drawn fewest times first, then in input order (a query

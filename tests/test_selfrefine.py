@@ -232,3 +232,18 @@ def test_selfrefine_goes_on_when_its_pipeline_is_named_from_another_folder(tmp_p
         monkeypatch.chdir(tmp_path.parent)
         again = CliRunner().invoke(main, ["selfrefine", str(tmp_path / "p.toml"), "--rounds", "1"])
     assert again.exit_code == 0 and "another pipeline configuration" not in again.output, again.output
+
+
+def test_a_changed_pipeline_is_refused_with_selfrefines_own_remedies(tmp_path, monkeypatch):
+    # The refusal offered refine run's --accept-changes and `refine run --fresh`: selfrefine has neither.
+    model = '<think>Paris: get_weather.</think>\n\n[get_weather(city="Paris")]'
+    with FakeLLM(lambda r: model) as server:
+        toml = pipeline(tmp_path, server)
+        monkeypatch.chdir(tmp_path)
+        assert CliRunner().invoke(main, ["selfrefine", "p.toml", "--rounds", "1"]).exit_code == 0
+        toml.write_text(toml.read_text().replace('on_fail = "hard_pool"', 'on_fail = "discard"'))
+        again = CliRunner().invoke(main, ["selfrefine", "p.toml", "--rounds", "1"])
+    assert again.exit_code == 1, again.output
+    assert 'stages[1].on_fail: "hard_pool" -> "discard"' in again.output
+    assert "--accept-changes" not in again.output and "--fresh" not in again.output
+    assert "put p.toml back as it was" in again.output and "delete sr" in again.output
