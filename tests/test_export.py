@@ -167,6 +167,36 @@ def test_a_function_call_turn_holds_its_cot_as_llamafactory_reads_it(tmp_path):
     assert isinstance(read, Record) and read.messages[1].cot == "I call get_weather."
 
 
+def test_a_gpt_turn_holds_its_cot_in_the_thought_words_llamafactory_takes_out(tmp_path):
+    """A gpt turn's CoT was written <think>{cot}</think>: not LLaMA-Factory's thought words (those of its
+    function_call turns), so `enable_thinking: false` (remove_thought) left the CoT in the training text."""
+    import re
+
+    from tests.readers.test_faithful import WEATHER, call, refine
+
+    one_call = call("c1", "Oslo")
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "<think>Ask first.</think>Which Oslo?"},
+        {"role": "user", "content": "Norway."},
+        {"role": "assistant", "content": "<think>I call get_weather.</think>On it.", "tool_calls": [one_call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "assistant", "content": "<think>Say it.</think>Sunny."},
+    ]
+    refine(tmp_path, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+    export_run(tmp_path / "run", "sharegpt", tmp_path / "t.jsonl")
+    (row,) = read_jsonl(tmp_path / "t.jsonl")
+    gpt = [t["value"] for t in row["conversations"] if t["from"] == "gpt"]
+    assert gpt[0] == "<think>\nAsk first.\n</think>\n\nWhich Oslo?" and gpt[2] == "<think>\nSay it.\n</think>\n\nSunny."
+    assert gpt[1].startswith("<think>\nI call get_weather.\n</think>\n\nOn it.\n<tool_call>")
+    # LLaMA-Factory's ReasoningTemplate.remove_thought with its default thought words:
+    removed = [re.sub(r"<think>\n(.*?)\n</think>\n\n", "", v, flags=re.DOTALL).lstrip("\n") for v in gpt]
+    assert removed[0] == "Which Oslo?" and removed[2] == "Sunny." and "<think>" not in removed[1]
+    (read,) = InputStream(tmp_path / "t.jsonl", None).items()
+    assert isinstance(read, Record)
+    assert [m.cot for m in read.messages if m.role == "assistant"] == ["Ask first.", "I call get_weather.", "Say it."]
+
+
 def test_what_llamafactory_would_do_with_a_sharegpt_row():
     from funreason_refine.export.sharegpt import llamafactory_problem
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from funreason_refine.calls import render_calls
@@ -111,13 +112,13 @@ def named(row: Line, message: Line) -> Line:
     return {**row, "name": message["name"]} if message.get("name") is not None else row
 
 
-def assistant_content(message: Line, text: str) -> Any:
-    """An assistant's content: its CoT as a leading think block, then ``text`` (its answer, or what it
-    wrote beside its calls). When it was read from content parts (they still say it: a stage that
-    changed the turn dropped them), those parts, after a think part when they do not hold the CoT."""
+def assistant_content(message: Line, text: str, block: Callable[[Line], str] = think) -> Any:
+    """An assistant's content: its CoT as a leading think block (``block`` writes it), then ``text`` (its
+    answer, or what it wrote beside its calls). When it was read from content parts (they still say it: a
+    stage that changed the turn dropped them), those parts, after a think part when they do not hold the CoT."""
     parts = message.get("parts")
     if parts is None:
-        return think(message) + text
-    if not think(message) or split_think(parts_text(parts))[0] is not None:
+        return block(message) + text
+    if not block(message) or split_think(parts_text(parts))[0] is not None:
         return parts
-    return [{"type": "text", "text": think(message)}, *parts]
+    return [{"type": "text", "text": block(message)}, *parts]

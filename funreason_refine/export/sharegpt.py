@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from funreason_refine.export.messages import Line, assistant_content, calls, chat, content, in_call_order, think
+from funreason_refine.export.messages import Line, assistant_content, calls, chat, content, in_call_order
 from funreason_refine.targets import hermes_calls
 
 
@@ -38,18 +38,19 @@ def _answer(message: Line) -> Line:
     no text)."""
     found = calls(message)
     if found is None:
-        return {"from": "gpt", "value": assistant_content(message, message["answer"])}
+        return {"from": "gpt", "value": assistant_content(message, message["answer"], _thought)}
     if message.get("content"):
-        return {"from": "gpt", "value": think(message) + f"{message['content']}\n" + hermes_calls(found)}
+        return {"from": "gpt", "value": _thought(message) + f"{message['content']}\n" + hermes_calls(found)}
     items = [{"name": c.name, "arguments": c.arguments} for c in found]
     made = json.dumps(items if len(items) != 1 else items[0], ensure_ascii=False)
     return {"from": "function_call", "value": _thought(message) + made}
 
 
 def _thought(message: Line) -> str:
-    """A function_call turn's CoT as LLaMA-Factory (0.9.2 on) reads one before the JSON: its templates'
-    thought words, ``<think>\n`` and ``\n</think>\n\n``, exactly (without the newlines its FunctionFormatter
-    finds no thought, and the JSON does not parse)."""
+    """An assistant turn's CoT in LLaMA-Factory's thought words, ``<think>\n`` and ``\n</think>\n\n``, exactly,
+    as its reasoning templates (and Qwen3's chat template) write it: a function_call turn's before the JSON,
+    where its FunctionFormatter (0.9.2 on) finds and takes it off (without the newlines the JSON does not
+    parse); a gpt turn's before its text, where ``enable_thinking: false`` finds it to take out."""
     cot = (message.get("cot") or "").strip()
     return f"<think>\n{cot}\n</think>\n\n" if cot else ""
 
