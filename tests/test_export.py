@@ -197,6 +197,50 @@ def test_a_gpt_turn_holds_its_cot_in_the_thought_words_llamafactory_takes_out(tm
     assert [m.cot for m in read.messages if m.role == "assistant"] == ["Ask first.", "I call get_weather.", "Say it."]
 
 
+@pytest.mark.parametrize("fmt", ["funreason", "hermes", "sharegpt", "openai"])
+def test_without_cot_writes_no_assistant_turn_with_its_cot(tmp_path, fmt):
+    """Templates with no place for a thought (mistral, gemma: export.md) stopped on every call turn with a CoT."""
+    from tests.readers.test_faithful import WEATHER, call, refine
+
+    one_call = call("c1", "Oslo")
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "<think>Ask.</think>Which Oslo?"}]},
+        {"role": "user", "content": "Norway."},
+        {"role": "assistant", "content": "<think>I call get_weather.</think>", "tool_calls": [one_call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "assistant", "content": "<think>Say it.</think>Sunny."},
+    ]
+    refine(tmp_path, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+    out = tmp_path / f"t-{fmt}.jsonl"
+    said = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(out), "--without-cot"])
+    assert said.exit_code == 0 and "wrote 1 records to" in said.output and "without their CoTs" in said.output
+    text = out.read_text(encoding="utf-8")
+    assert "Ask." not in text and "I call get_weather" not in text and "Say it." not in text
+    assert "Which Oslo?" in text and "Sunny." in text
+    (row,) = read_jsonl(out)
+    said_by_assistant = [
+        json.dumps(m.get("content") if "role" in m else m["value"])
+        for m in row.get("messages") or row["conversations"]
+        if m.get("role") == "assistant" or m.get("from") in ("gpt", "function_call")
+    ]
+    assert len(said_by_assistant) == 3 and not any("think>" in said for said in said_by_assistant)
+    (read,) = InputStream(out, None).items()
+    assert isinstance(read, Record)
+    turns = [m for m in read.messages if m.role == "assistant"]
+    assert [m.cot for m in turns] == [None, None, None] and turns[1].answer[0].arguments == {"city": "Oslo"}
+    with_cot = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(out)])
+    assert with_cot.exit_code == 0 and "I call get_weather" in out.read_text(encoding="utf-8")
+
+
+def test_without_cot_is_for_a_training_file_not_a_hub_folder(tmp_path, run_dir):
+    said = CliRunner().invoke(
+        main, ["export", str(run_dir), "--format", "sharegpt", "--hub-dir", str(tmp_path / "hub"), "--without-cot"]
+    )
+    assert said.exit_code == 2 and "--without-cot applies to -o FILE" in said.output
+    assert not (tmp_path / "hub").exists()
+
+
 def test_what_llamafactory_would_do_with_a_sharegpt_row():
     from funreason_refine.export.sharegpt import llamafactory_problem
 

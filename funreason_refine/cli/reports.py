@@ -182,16 +182,30 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
     help="Export (-o) a run that is not finished (interrupted, or still being written): the records it has "
     "finished, with a warning. Without it such a folder is refused.",
 )
-def export(run_dir: Path, fmt: str, output: Path | None, hub_dir: Path | None, allow_partial: bool) -> None:
+@click.option(
+    "--without-cot",
+    is_flag=True,
+    help="Write every assistant turn without its CoT (-o only): for chat templates with no place for one "
+    "(see docs/export.md).",
+)
+def export(
+    run_dir: Path, fmt: str, output: Path | None, hub_dir: Path | None, allow_partial: bool, without_cot: bool
+) -> None:
     """Write RUN_DIR's kept records as training data (-o FILE), or as a dataset folder (--hub-dir DIR)."""
     from funreason_refine.export import export_reviewed
 
     if output is None and hub_dir is None:
         raise click.UsageError("give -o FILE, --hub-dir DIR, or both")
+    if without_cot and output is None:
+        raise click.UsageError(
+            "--without-cot applies to -o FILE: a dataset folder (--hub-dir) publishes the records whole, CoTs "
+            "included, for its users to choose"
+        )
     if output is not None:
-        result = export_reviewed(run_dir, fmt, output, allow_partial)
+        result = export_reviewed(run_dir, fmt, output, allow_partial, with_cot=not without_cot)
         out.print(
             f"wrote {result.written} records to {output}"
+            + (" without their CoTs" if without_cot else "")
             + (f" and {output.parent / 'dataset_info.json'}" if fmt == "sharegpt" else ""),
             markup=False,
             highlight=False,

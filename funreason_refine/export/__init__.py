@@ -16,7 +16,7 @@ from typing import Any
 
 from funreason_refine.errors import CallSyntaxError, RefineError
 from funreason_refine.export.formats import FORMATS, to_row
-from funreason_refine.export.messages import UnplacedResults
+from funreason_refine.export.messages import UnplacedResults, without_cot
 from funreason_refine.export.sharegpt import LlamaFactoryCheck
 from funreason_refine.export.write import dataset_info_entries, parquet_problem, write_dataset_info, write_rows
 from funreason_refine.overrides import OVERRIDES, Decisions, read_decisions
@@ -196,13 +196,21 @@ def export_run(run_dir: Path, fmt: str, out: Path) -> int:
 
 
 def export_reviewed(
-    run_dir: Path, fmt: str, out: Path, allow_partial: bool = False, dataset_info: bool = True
+    run_dir: Path,
+    fmt: str,
+    out: Path,
+    allow_partial: bool = False,
+    dataset_info: bool = True,
+    with_cot: bool = True,
 ) -> ExportResult:
     """As export_run, and say what the review's decisions (overrides.jsonl) changed. A folder that is not a
     finished run is refused (PartialRun) unless ``allow_partial``: then the result's ``partial`` says so.
-    ``dataset_info``: for sharegpt, write LLaMA-Factory's dataset_info.json beside ``out``."""
+    ``dataset_info``: for sharegpt, write LLaMA-Factory's dataset_info.json beside ``out``; ``with_cot``
+    False: write every assistant turn without its CoT."""
     run_dir, out = Path(run_dir), Path(out)
     lines, result = reviewed_lines(run_dir, fmt, allow_partial)
+    if not with_cot:
+        lines = map(without_cot, lines)
     if fmt == "sharegpt" and dataset_info:
         dataset_info_entries(out.parent / "dataset_info.json")  # refused before anything is written
     lost = _TextBesideCalls() if fmt == "funreason" else None

@@ -22,6 +22,21 @@ def chat(record: Line) -> list[Line]:
     return [{"role": "user", "content": record["query"]}, {**answer, "target": record.get("target")}]
 
 
+def without_cot(record: Line) -> Line:
+    """A kept line as if no assistant turn had a CoT (``refine export --without-cot``): for templates that
+    have no place for one. An assistant turn read from parts that hold its CoT is written from its text."""
+    kept = {k: v for k, v in record.items() if k not in ("cot", "target")}
+    if record.get("messages"):
+        kept["messages"] = [_without_cot(m) if m.get("role") == "assistant" else m for m in record["messages"]]
+    return kept
+
+
+def _without_cot(message: Line) -> Line:
+    parts = message.get("parts")
+    thinks = parts is not None and split_think(parts_text(parts))[0] is not None
+    return {k: v for k, v in message.items() if k not in ("cot", "target") and not (k == "parts" and thinks)}
+
+
 class UnplacedResults(ValueError):
     """Results a format without call ids cannot place: the conversation stage discards such conversations."""
 
