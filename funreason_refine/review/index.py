@@ -7,6 +7,7 @@ only when the page asks for it, whatever the size of the run.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from collections import Counter
@@ -73,6 +74,11 @@ def _scan(path: Path) -> list[tuple[int, int, bytes]]:
     return out
 
 
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    """A file's device and inode: a run started over (--fresh) writes new outcome files."""
+    return stat.st_dev, stat.st_ino
+
+
 def _item(kind: str, offset: int, raw: bytes) -> Item:
     line = _parse(raw, f"{kind}.jsonl at byte {offset}")
     return Item(line["index"], kind, offset, str(line.get("id", "")), line.get("stage"), line.get("reason"))
@@ -90,6 +96,7 @@ class RunIndex:
                 "folder `refine run` wrote (the pipeline's [output] dir or --out)"
             )
         self._where: dict[int, tuple[str, int]] = {}
+        self._files: dict[str, tuple[int, int]] = {}  # each outcome file's identity when it was scanned
         discards = [_item("discarded", offset, raw) for _, offset, raw in self._scan("discarded")]
         kept = self._scan("kept")
         wanted = set(random.Random(SEED).sample([i for i, _, _ in kept], min(kept_sample, len(kept))))
@@ -100,6 +107,7 @@ class RunIndex:
         path = self.run_dir / f"{kind}.jsonl"
         if not path.exists():
             return []
+        self._files[kind] = _identity(path.stat())
         found = _scan(path)
         for index, offset, _ in found:
             self._where[index] = (kind, offset)
@@ -130,9 +138,20 @@ class RunIndex:
         if found is None:
             return None
         kind, offset = found
-        with (self.run_dir / f"{kind}.jsonl").open("rb") as fh:
-            fh.seek(offset)
-            return _parse(fh.readline(), f"{kind}.jsonl at byte {offset}"), kind
+        path = self.run_dir / f"{kind}.jsonl"
+        line = None
+        if path.exists():
+            with path.open("rb") as fh:
+                if _identity(os.fstat(fh.fileno())) == self._files[kind]:
+                    fh.seek(offset)
+                    line = _parse(fh.readline(), f"{kind}.jsonl at byte {offset}")
+        if line is None or line["index"] != index:  # the run was refined again: another record is there now
+            raise RefineError(
+                f"{path} changed since this review started (the run folder was refined again): record {index} is "
+                "no longer where it was, and nothing was saved. Stop `refine review` and start it again to review "
+                "the run as it is now"
+            )
+        return line, kind
 
     def __contains__(self, index: object) -> bool:
         return index in self._where

@@ -5,9 +5,11 @@ import json
 
 import pytest
 
+from funreason_refine.config import load_pipeline
+from funreason_refine.engine import run_pipeline
 from funreason_refine.overrides import OVERRIDES, read_decisions
 from funreason_refine.review.server import ReviewServer
-from tests.review.conftest import HOSTILE
+from tests.review.conftest import HOSTILE, rows
 
 
 @pytest.fixture
@@ -163,3 +165,20 @@ def test_an_index_of_other_digits_is_no_record_and_a_note_may_hold_a_lone_surrog
     status, reply = post(server, b'{"index": 4, "decision": "wrong", "note": "odd \\ud800 char"}')
     assert status == 200, reply
     assert read_decisions(run_dir).latest[4].note == "odd \\ud800 char"
+
+
+def test_a_run_refined_again_while_the_review_is_open_is_refused_not_decided_on_another_record(server, run_dir):
+    """The review reads each record at the offset it found when it started: after `refine run --fresh` on
+    reordered input, record 4's offset holds another record, which must not get the decision made on 4."""
+    first_discard = next(iter((run_dir / "discarded.jsonl").open()))
+    assert json.loads(first_discard)["index"] == 3
+    redone = rows()[3:] + rows()[:3]  # the same records, the discarded ones first
+    with (run_dir.parent / "input.jsonl").open("w") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in redone)
+    run_pipeline(load_pipeline(run_dir.parent / "pipeline.toml"), workers=1, fresh=True)
+    assert json.loads(next(iter((run_dir / "discarded.jsonl").open())))["index"] == 0
+    status, reply = post(server, {"index": 4, "decision": "wrong"})
+    assert status == 500 and "changed since this review started" in reply["error"], reply
+    assert "start it again" in reply["error"] and not (run_dir / OVERRIDES).exists()
+    status, _, body = request(server, "GET", "/api/record?index=3")
+    assert status == 500 and b"changed since this review started" in body
