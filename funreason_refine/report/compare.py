@@ -10,6 +10,7 @@ from funreason_refine.report.data import RunData
 
 DECIDED = (Outcome.KEPT, Outcome.DISCARDED, Outcome.HARD)
 """The outcomes a run's stages decided (kept, or let go)."""
+NO_JUDGE = "none: no [judge] table"
 
 
 def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
@@ -80,8 +81,8 @@ def compare_runs(a: RunData, b: RunData, show: int = 50) -> dict[str, Any]:
     return {
         "run_a": str(a.path),
         "run_b": str(b.path),
-        "judge_a": a.summary.judge.model,
-        "judge_b": b.summary.judge.model,
+        "judge_a": a.summary.judge.model or NO_JUDGE,
+        "judge_b": b.summary.judge.model or NO_JUDGE,
         "records": len(rows),
         "only_in_one": a.records.height + b.records.height - 2 * len(rows),
         "kept": {

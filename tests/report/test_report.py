@@ -265,3 +265,18 @@ def test_audit_shows_the_hard_pool_beside_the_discarded(tmp_path):
     assert "(hard pool) classification / malformed_answer" in CliRunner().invoke(main, ["audit", str(run)]).output
     missing = CliRunner().invoke(main, ["audit", str(run), "--reason", "nope"])
     assert "--stage classification --reason malformed_answer (1)" in " ".join(missing.output.split())
+
+
+def test_the_comparison_page_says_it_lists_only_the_first_disagreements_and_names_a_missing_judge(tmp_path):
+    # It said "Records they disagree on (60)" above a table of 50 rows, and "judge None" for a run without one.
+    rows = [xlam_row(f"r{i}", answers=[{"name": "get_time", "arguments": {}}]) for i in range(60)]
+    run_rows(rows, tmp_path / "a")  # the rules discard every record at query_tool
+    run_rows(rows, tmp_path / "b", stages_toml='[[stages]]\nname = "format"\n')  # and keep them here
+    html = tmp_path / "compare.html"
+    result = invoke("compare", tmp_path / "a" / "run", tmp_path / "b" / "run", "--html", html)
+    assert result.exit_code == 0, result.output
+    page = html.read_text(encoding="utf-8")
+    assert "Records they disagree on (60, the first 50 listed)" in page
+    assert page.count("discarded at query_tool unknown_function") == 50
+    assert "judge None" not in page and "(judge none: no [judge] table)" in page
+    assert "None" not in result.output
