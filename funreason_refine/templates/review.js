@@ -231,11 +231,16 @@ function saved(entry) {
 window.addEventListener("beforeunload", (e) => {
   if (saving.size || unsaved.size) e.preventDefault();  // the browser asks before a decision not saved is lost
 });
-$("right").addEventListener("click", () => decide("right", true));
-$("wrong").addEventListener("click", () => decide("wrong", true));
-$("clear").addEventListener("click", () => decide("none", false));
-$("prev").addEventListener("click", () => show(pos - 1));
-$("next").addEventListener("click", () => show(pos + 1));
+// A clicked button gives the focus back: kept, Space (to scroll the record) or Enter would press it
+// again, deciding the next record unread.
+function button(id, action) {
+  $(id).addEventListener("click", (e) => { e.currentTarget.blur(); action(); });
+}
+button("right", () => decide("right", true));
+button("wrong", () => decide("wrong", true));
+button("clear", () => decide("none", false));
+button("prev", () => show(pos - 1));
+button("next", () => show(pos + 1));
 $("note").addEventListener("change", () => {
   const d = items[pos] && wanted(items[pos].index);
   if (d && d.decision !== "none") decide(d.decision, false);  // a note edited after the decision is saved with it

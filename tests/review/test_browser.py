@@ -342,3 +342,27 @@ def test_a_decision_the_server_did_not_save_stays_on_the_page_until_it_is_saved(
     assert (row(browser, first, "data-state"), row(browser, first, "data-decision")) == ("", "wrong")
     assert browser.find_element(By.ID, "counts").text == "2 of 6 · 1 decided"
     assert not leaving_asks(browser)
+
+
+def test_space_or_enter_after_a_click_on_a_verdict_button_decides_nothing_more(browser, run_dir):
+    # The clicked button kept the focus: Space (to scroll the next record) or Enter pressed it again,
+    # marking the record after it right without the person reading it, and the next, and so on.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    process, url = start_review(run_dir)
+    try:
+        open_page(browser, url)
+        first, second = listed(browser)[:2]
+        browser.find_element(By.ID, "right").click()
+        status_is(browser, f"saved #{first}: verdict right")
+        assert browser.find_element(By.ID, "title").text.startswith(f"Record {second} ")
+        press(browser, Keys.SPACE + Keys.ENTER)
+        time.sleep(0.5)
+        assert browser.find_element(By.ID, "title").text.startswith(f"Record {second} ")
+        assert saved(run_dir) == [(first, "right")]
+        press(browser, "w")  # the keys still decide
+        status_is(browser, f"saved #{second}: verdict wrong")
+    finally:
+        process.terminate()
+        process.wait(10)
