@@ -16,6 +16,12 @@ from funreason_refine.engine import Progress as EngineProgress
 from funreason_refine.report.dataset import dataset_tables, example_table
 from funreason_refine.summary import DatasetSection, JudgeSection, StageCounts, Summary
 
+VERDICT_COUNTS = (
+    "a record re-checked after a repair counts again; at a judged stage the rules' pass and the judge's verdict "
+    "count one each"
+)
+"""Why a stage's verdicts can outnumber the records that reached it."""
+
 
 class RunDisplay:
     """A progress bar over the input bytes (with a ``limit``: over its records, the file's size saying nothing of
@@ -132,9 +138,7 @@ def count_tables(
         head.add_column(kind, justify="right")
     head.add_row(*(f"{outcomes[k]} ({outcomes[k] / total:.0%})" if total else "0" for k in outcomes))
 
-    stages = Table(
-        title="Verdicts per stage", caption="a record re-checked after a repair counts again", show_edge=False
-    )
+    stages = Table(title="Verdicts per stage", caption=VERDICT_COUNTS, show_edge=False)
     truncating = any(s.truncated for s in stage_counts.values())
     columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
         ("stage", "left"),

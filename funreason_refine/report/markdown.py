@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from funreason_refine.calibrate.worth_view import page_section
+from funreason_refine.console import VERDICT_COUNTS
 from funreason_refine.report.conversations import verdict_cell
 from funreason_refine.report.scores import sparkline
 
@@ -81,6 +82,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 for s in report["stages"]
             ],
         ),
+        "",
+        f"Verdict counts: {VERDICT_COUNTS}.",
     ]
     parts += _scores(report.get("scores", []))
     if judge.get("model") or judge.get("generator") or judge.get("calls") or judge.get("cached"):

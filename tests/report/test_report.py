@@ -280,3 +280,17 @@ def test_the_comparison_page_says_it_lists_only_the_first_disagreements_and_name
     assert page.count("discarded at query_tool unknown_function") == 50
     assert "judge None" not in page and "(judge none: no [judge] table)" in page
     assert "None" not in result.output
+
+
+def test_the_report_says_why_a_judged_stage_passes_more_verdicts_than_it_had_records(tmp_path, fake_judge):
+    # Two records through a judged stage: 4 passes (the rules' and the judge's for each), explained only as
+    # "a record re-checked after a repair counts again", though nothing was repaired.
+    server = fake_judge(lambda request: "<judge>True</judge>")
+    judge = f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\nmax_retries = 0\n'
+    run_rows([xlam_row("a"), xlam_row("b")], tmp_path, stages_toml='[[stages]]\nname = "query_tool"\n' + judge)
+    result = invoke("report", tmp_path / "run")
+    said = "at a judged stage the rules' pass and the judge's verdict count one each"
+    assert said in " ".join(result.output.split())
+    assert "| query_tool | 4 | 0 | 0 |" in (tmp_path / "run" / "report.md").read_text()
+    assert said in (tmp_path / "run" / "report.md").read_text()
+    assert said in unescape((tmp_path / "run" / "report.html").read_text())
