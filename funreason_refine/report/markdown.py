@@ -159,7 +159,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         parts += ["", "## Discarded examples", ""]
         for e in report["examples"]["discarded"]:
             parts += [
-                f"- **{e['stage']} / {e['reason']}** (record {e['index']}, id {e['id']}): {e['message']}",
+                f"- **{e['stage']} / {e['reason']}** (record {e['index']}, id {_cell(e['id'])}): {_cell(e['message'])}",
                 f"  - query: {_cell(e['query'])[:300]}",
                 f"  - answer: `{_cell(e['answer'])[:300]}`",
             ]
@@ -333,7 +333,8 @@ def _dataset(dataset: dict[str, Any] | None) -> list[str]:
     if dups["examples"]:
         parts += ["", "Duplicates (first ones):", ""]
         parts += [
-            f"- record {e['index']} ({e['id']}), {e['kind']} (similarity {e['similarity']:.2f}) of record {e['of']}"
+            f"- record {e['index']} ({_cell(e['id'])}), {e['kind']} (similarity {e['similarity']:.2f}) "
+            f"of record {e['of']}"
             + (f" ({e['first']['id']})" if e.get("first") else "")
             + (", dropped" if e["dropped"] else "")
             + f": {_cell(e['query'])}"
@@ -342,7 +343,7 @@ def _dataset(dataset: dict[str, Any] | None) -> list[str]:
     if cont["examples"]:
         parts += ["", "Contaminated (first ones):", ""]
         parts += [
-            f"- record {e['index']} ({e['id']}), {e['overlap']:.0%} of its {cont['ngram']}-word sequences in "
+            f"- record {e['index']} ({_cell(e['id'])}), {e['overlap']:.0%} of its {cont['ngram']}-word sequences in "
             f"{e.get('eval_set')}, item {e.get('eval_id')}"
             + (", dropped" if e["dropped"] else "")
             + f": {_cell(e['query'])}"

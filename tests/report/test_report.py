@@ -294,3 +294,18 @@ def test_the_report_says_why_a_judged_stage_passes_more_verdicts_than_it_had_rec
     assert "| query_tool | 4 | 0 | 0 |" in (tmp_path / "run" / "report.md").read_text()
     assert said in (tmp_path / "run" / "report.md").read_text()
     assert said in unescape((tmp_path / "run" / "report.html").read_text())
+
+
+def test_an_id_or_message_of_several_lines_stays_in_its_example_in_report_md(tmp_path, fake_judge):
+    # The discarded example's id and message went into report.md as they were, unlike the query and the
+    # judge's reasons: an id with a line break and "## b" after it became a heading of the report.
+    reason = "The city is invented.\n\n# Reviewed by a person\n\n| all | right |"
+    server = fake_judge(lambda request: f"<judge>False</judge><reason>{reason}</reason>")
+    judge = f'[judge]\nmodel = "openai/fake"\napi_base = "{server.api_base}"\nmax_retries = 0\n'
+    row = {**xlam_row("a"), "id": "a\n## b"}
+    run_rows([row], tmp_path, stages_toml='[[stages]]\nname = "query_tool"\n' + judge)
+    invoke("report", tmp_path / "run")
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+    assert "# Reviewed by a person" not in headings and "## b" not in headings and "| all | right |" not in markdown
+    assert "(record 0, id a ## b): The city is invented. # Reviewed by a person \\| all \\| right \\|\n" in markdown
