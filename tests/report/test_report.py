@@ -309,3 +309,15 @@ def test_an_id_or_message_of_several_lines_stays_in_its_example_in_report_md(tmp
     headings = [line for line in markdown.splitlines() if line.startswith("#")]
     assert "# Reviewed by a person" not in headings and "## b" not in headings and "| all | right |" not in markdown
     assert "(record 0, id a ## b): The city is invented. # Reviewed by a person \\| all \\| right \\|\n" in markdown
+
+
+def test_audit_shows_terminal_control_characters_in_record_text_and_does_not_send_them(tmp_path):
+    # A query's escape sequences reached the terminal as they were: this one clears the screen, colours what
+    # follows red and links "click" to another site; a carriage return writes over what the line said.
+    query = "\x1b]8;;http://evil.example\x1b\\click\x1b]8;;\x1b\\ \x1b[2J\x1b[31mred\rfine"
+    rows = [xlam_row("ok"), xlam_row("id\x1b[8m", query=query, answers=[{"name": "get_time", "arguments": {}}])]
+    run_rows(rows, tmp_path)
+    result = invoke("audit", tmp_path / "run")
+    assert "\x1b" not in result.output and "\r" not in result.output
+    assert "\\x1b]8;;http://evil.example\\x1b\\click" in result.output
+    assert "\\x1b[2J\\x1b[31mred\\rfine" in result.output and "id\\x1b[8m" in result.output
