@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 # A bad answer quoted back to the model when it is asked again: its start and end (a long answer cut off
 # by the token limit would crowd a small model's context otherwise).
 QUOTED_CHARS = 2000
+# A chat template's special token (ChatML's <|im_end|>, Llama 3's <|eot_id|>, gpt-oss's <|channel|>): in an
+# answer's text only when a server sent the model's raw output.
+_SPECIAL_TOKEN = re.compile(r"<\|[a-z_]{2,30}\|>")
+_MAGISTRAL_THINK = re.compile(r"\[/?THINK\]")  # Magistral's think block, raw
 
 
 @dataclass
@@ -111,26 +116,50 @@ class JudgeRunner:
         variant = f"rewrite {field}, attempt {attempt}"
         answer = await self.client.complete(generator, messages, stage, priority=self.priority(record), variant=variant)
         try:
-            text = written(generator.model, field, answer)
+            text = written(generator.model, field, answer, messages[-1]["content"])
         except JudgeCallError:
             self.client.forget(generator, messages, variant)  # cut off or empty: a retry asks again
             raise
         return record.model_copy(update={field: text})
 
 
-def written(model: str, field: str, answer: Answer) -> str:
+def written(model: str, field: str, answer: Answer, prompt: str = "") -> str:
     """The text a generator wrote: its answer alone (its reasoning is its scratchpad, never training data),
-    whole (an answer the token limit cut off is not)."""
+    whole (an answer the token limit cut off is not), and nothing but its answer: one that still holds a think
+    tag, a chat template's special token or a line of the prompt's ===== fences is not kept (``prompt``: the
+    prompt it answered)."""
     if answer.cut_off:
         raise JudgeCallError(
             f"{model} was cut off by the token limit (finish_reason length) while it wrote the {field}: raise the "
             "generator's max_tokens"
         )
-    text = THINK_TAG.sub("", answer.text).strip()
+    text = answer.text.strip()
     if not text:
         said = "only reasoning, and no" if answer.reasoning else "an empty"
         raise JudgeCallError(f"{model} wrote {said} {field}: ask it again with `refine retry`, or use another model")
+    mixed = _not_the_answer_alone(text, prompt)
+    if mixed:
+        raise JudgeCallError(
+            f"{model} wrote a {field} that holds {mixed}: not kept as the {field}; `refine retry` asks again, or use "
+            "another model (a server that sends a model's raw output needs its reasoning parser and chat template: "
+            "docs/judges.md#reasoning-models)"
+        )
     return text
+
+
+def _not_the_answer_alone(text: str, prompt: str) -> str | None:
+    """What in a generator's answer is not its answer (reasoning, a chat template's markup, the prompt echoed
+    back), in words; None when nothing is. A record's own text cannot hold a fence line or a think tag (the
+    prompt escapes them), so such a line in the answer came from the prompt."""
+    tag = THINK_TAG.search(text) or _MAGISTRAL_THINK.search(text)
+    if tag:
+        return f"a {tag.group(0)} tag outside a think block at its start (reasoning, not an answer)"
+    token = _SPECIAL_TOKEN.search(text)
+    if token:
+        return f"the chat template's special token {token.group(0)} (the server sent its raw output)"
+    fences = {line.strip() for line in prompt.splitlines() if line.startswith("=====")}
+    echoed = next((line.strip() for line in text.splitlines() if line.strip() in fences), None)
+    return f"the prompt's line {echoed!r} (it echoed the prompt)" if echoed else None
 
 
 def reask(messages: list[dict[str, str]], answer: Answer, problem: ProtocolError) -> list[dict[str, str]]:

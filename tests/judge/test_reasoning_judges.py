@@ -136,13 +136,38 @@ def test_a_generator_that_wrote_no_whole_cot_sends_the_record_to_errors(tmp_pipe
 
 
 @pytest.mark.parametrize(
+    "reply, said",
+    [
+        # The answer, then a think block opened again and never closed: the tags were taken out, the reasoning kept.
+        (Reply(text=f"{COT}\n<think>\n{SCRATCH}"), "holds a <think> tag outside a think block"),
+        (Reply(text=f"[THINK]{SCRATCH}[/THINK]{COT}"), "holds a [THINK] tag"),  # Magistral, raw
+        # gpt-oss's raw harmony output (a server without its parser): the analysis channel is its reasoning.
+        (
+            Reply(
+                text=f"<|channel|>analysis<|message|>{SCRATCH}<|end|><|start|>assistant<|channel|>final<|message|>{COT}"
+            ),
+            "special token <|channel|>",
+        ),
+        (Reply(text=f"{COT}<|im_end|>"), "special token <|im_end|>"),
+        # The prompt echoed back before the CoT.
+        (Reply(text=f"===== QUERY =====\nWhat's the weather?\n===== END =====\n\n{COT}"), "'===== QUERY ====='"),
+    ],
+    ids=["think reopened", "magistral", "harmony", "chatml end", "echoed prompt"],
+)
+def test_a_generator_answer_holding_more_than_its_answer_is_never_the_training_data(tmp_pipeline, reply, said):
+    kind, line = generated(tmp_pipeline, reply, code=3)
+    assert kind == "errors" and said in line["error"] and "not kept as the cot" in line["error"]
+
+
+@pytest.mark.parametrize(
     "reply",
     [
         Reply(text="<think>The user asks for", finish_reason="length"),
         Reply(text="", reasoning=SCRATCH),
         Reply(text=f"{SCRATCH}\n</think>\n"),
+        Reply(text=f"{COT}\n<think>\n{SCRATCH}"),
     ],
-    ids=["cut off", "reasoning field only", "reasoning only"],
+    ids=["cut off", "reasoning field only", "reasoning only", "think reopened"],
 )
 def test_a_retry_asks_the_generator_again_instead_of_reading_back_what_it_could_not_use(tmp_pipeline, reply):
     kind, line = generated(tmp_pipeline, reply, code=3, then=Reply(text=COT))
