@@ -10,9 +10,11 @@ headers, so the status is believed only with them; without them the exception's 
 
 from __future__ import annotations
 
+import email.utils
 import errno
 import re
 import socket
+import time
 from typing import Any, Literal
 
 from funreason_refine.errors import RefineError
@@ -254,12 +256,33 @@ def _status(exc: Exception) -> int:
 
 def _retry_after(exc: Exception) -> float | None:
     """The server's Retry-After in seconds, when it sent one (at most 300)."""
-    headers = getattr(exc, "litellm_response_headers", None) or {}
+    return retry_after(getattr(exc, "litellm_response_headers", None) or {})
+
+
+def retry_after(headers: Any) -> float | None:
+    """The seconds a response's headers say to wait (at most 300), or None when they say none: Retry-After in
+    seconds or as an HTTP date (both are HTTP's), or OpenAI's and Azure's retry-after-ms."""
+    waits = []
     try:
-        value = float(headers.get("retry-after") or "")
+        waits.append(float(headers.get("retry-after-ms") or "") / 1000)
     except (TypeError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    try:
+        waits.append(float(value or ""))
+    except (TypeError, ValueError):
+        when = _http_date(value)
+        if when is not None:
+            waits.append(when - time.time())
+    return min(max(waits[0], 0.0), 300.0) if waits else None
+
+
+def _http_date(value: Any) -> float | None:
+    """The POSIX time of an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"), or None."""
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() if isinstance(value, str) else None
+    except (TypeError, ValueError, IndexError):
         return None
-    return min(max(value, 0.0), 300.0)
 
 
 def empty_answer(url: str, what: str, finish_reason: Any) -> Failure:

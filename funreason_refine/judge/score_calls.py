@@ -24,7 +24,7 @@ from typing import Any
 
 from funreason_refine.jsonl import escaped_surrogates
 from funreason_refine.judge.calls import Send
-from funreason_refine.judge.failures import Failure, JudgeCallError, JudgeSetupError, on_the_wire
+from funreason_refine.judge.failures import Failure, JudgeCallError, JudgeSetupError, on_the_wire, retry_after
 from funreason_refine.judge.reply import Reply
 from funreason_refine.judge.score_input import ScoreInput
 from funreason_refine.judge.scorer_settings import ScorerSettings
@@ -185,7 +185,7 @@ def _payload(response: Any, url: str, kind: str) -> dict[str, Any]:
     """The JSON body of a 200 answer; a :class:`Failure` saying what the status means otherwise."""
     said = " ".join(response.text.split())[:300]
     if response.status_code != 200:
-        raise _refused(response.status_code, said, url, kind, _after(response))
+        raise _refused(response.status_code, said, url, kind, retry_after(response.headers))
     try:
         payload = response.json()
     except ValueError:
@@ -212,13 +212,6 @@ def _refused(status: int, said: str, url: str, kind: str, retry_after: float | N
     if status >= 500 or status in RETRIED:
         return Failure(f"HTTP {status} from {url}: {said}", "failing", retry_after=retry_after)
     return Failure(f"the request was refused: HTTP {status} from {url}: {said}", "alive", "record")
-
-
-def _after(response: Any) -> float | None:
-    try:
-        return min(max(float(response.headers.get("retry-after") or ""), 0.0), 300.0)
-    except ValueError:
-        return None
 
 
 def _pooled_score(settings: ScorerSettings, payload: dict[str, Any], url: str) -> float:

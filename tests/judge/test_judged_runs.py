@@ -1,5 +1,6 @@
 """Judged pipelines end to end: LiteLLM over real HTTP to a scripted server on 127.0.0.1."""
 
+import email.utils
 import gc
 import json
 import time
@@ -268,6 +269,27 @@ def test_rate_limits_honour_retry_after_and_server_errors_are_retried(tmp_path):
         result = run(pipeline(tmp_path, [forecast_row()], server, judge="max_retries = 4"))
     assert time.perf_counter() - start >= 1.0
     assert result.summary.as_dict()["outcomes"]["kept"] == 1 and result.summary.as_dict()["judge"]["retries"] == 3
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        lambda: {"retry-after": email.utils.formatdate(time.time() + 2, usegmt=True)},  # HTTP's other form
+        lambda: {"retry-after-ms": "1500"},  # OpenAI's and Azure's
+    ],
+    ids=["http date", "milliseconds"],
+)
+def test_a_retry_after_given_as_a_date_or_in_milliseconds_is_waited_as_it_says(tmp_path, headers):
+    asked = []
+
+    def script(r):
+        asked.append(time.monotonic())
+        return Reply(status=429, headers=headers(), text="slow down") if len(asked) == 1 else YES
+
+    with FakeLLM(script) as server:
+        result = run(pipeline(tmp_path, [forecast_row()], server, judge="max_retries = 4"))
+    assert result.summary.as_dict()["outcomes"]["kept"] == 1
+    assert asked[1] - asked[0] >= 0.9, "retried after a backoff of its own instead of the server's Retry-After"
 
 
 @pytest.mark.parametrize(
