@@ -201,6 +201,9 @@ def on_the_wire(exc: Exception, url: str) -> Failure:
             return Failure(
                 f"{url} closed the connection before it answered (crashed, restarted or overloaded?)", "down"
             )
+    told = _error_in_body(links[-1])
+    if told:
+        return Failure(f"{url} answered with an error in place of a chat completion: {told}", "failing")
     if any(_named(link, ("APIConnectionError",)) or isinstance(link, OSError) for link in links):
         return Failure(f"cannot connect to {url}: {_deepest(links)}: check api_base and that the server is up", "down")
     return Failure(
@@ -225,6 +228,18 @@ def said(exc: BaseException) -> str:
     and its advice after it ("Handle with `litellm.InternalServerError`.")."""
     text = _ADVICE.sub("", _PREFIX.sub("", " ".join(str(exc).split()), count=1)) or type(exc).__name__
     return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _error_in_body(link: BaseException) -> str | None:
+    """What an error object in a response's body said (``{"error": {"message": ..., "code": ...}}``, which
+    OpenRouter and proxies send with HTTP 200), or None. LiteLLM raises it as an exception without text, its
+    ``message`` and ``status_code`` taken from the object."""
+    message = getattr(link, "message", None)
+    if str(link) or not isinstance(message, str) or not message.strip():
+        return None
+    code = getattr(link, "status_code", None)
+    told = " ".join(message.split())[:300]
+    return f"{told} (code {code})" if code not in (None, "") else told
 
 
 def _deepest(links: list[BaseException]) -> str:
