@@ -73,8 +73,18 @@ def answer_parts(response: Any, server: str) -> tuple[str, str | None, str | Non
     text = message.content if isinstance(message.content, str) else ""
     reasoning = getattr(message, "reasoning_content", None) or _thinking(getattr(message, "thinking_blocks", None))
     if not text and not reasoning:
-        raise empty_answer(server, "but its message has no content", finish)
+        raise empty_answer(server, f"but its message has no content{_called(message)}", finish)
     return text, reasoning if isinstance(reasoning, str) else None, finish if isinstance(finish, str) else None
+
+
+def _called(message: Any) -> str:
+    """What a message without content did instead: called tools (the model answered with a tool call, not
+    in text), in words; empty when it did not."""
+    calls = getattr(message, "tool_calls", None) or []
+    names = [getattr(getattr(call, "function", None), "name", None) for call in calls]
+    if not names:
+        return ""
+    return f", only a tool call ({', '.join(str(n) for n in names)}): the model must answer in text"
 
 
 def _thinking(blocks: Any) -> str | None:

@@ -158,13 +158,40 @@ def test_a_5xx_litellm_raised_as_500_is_said_with_the_status_of_the_error_it_was
         (completion(choices=None), "not a chat completion"),
         (Reply(raw=b'{"choices": [{"mess'), "a body cut short"),
         (Reply(raw=b"<html>Bad gateway</html>"), "not a chat completion"),
+        (
+            completion(
+                choices=[
+                    {
+                        "index": 0,
+                        "finish_reason": "tool_calls",
+                        "message": {
+                            "role": "assistant",
+                            "content": None,
+                            "tool_calls": [
+                                {"id": "c", "type": "function", "function": {"name": "verdict", "arguments": "{}"}}
+                            ],
+                        },
+                    }
+                ]
+            ),
+            "no content, only a tool call (verdict): the model must answer in text",
+        ),
         # OpenRouter's and proxies' error object with HTTP 200: what it says is said.
         (
             Reply(raw=b'{"error": {"message": "Provider returned error", "code": 502}}'),
             "answered with an error in place of a chat completion: Provider returned error (code 502)",
         ),
     ],
-    ids=["no choices", "no message", "null content", "no choices key", "cut short", "not JSON", "error object"],
+    ids=[
+        "no choices",
+        "no message",
+        "null content",
+        "no choices key",
+        "cut short",
+        "not JSON",
+        "tool call",
+        "error object",
+    ],
 )
 def test_an_http_200_without_an_answer_is_retried_then_an_error_saying_what_the_body_lacked(reply, words):
     with FakeLLM(lambda r: reply) as server:
