@@ -101,9 +101,14 @@ async def sample_round(
         try:
             if source.max_prompt_tokens is not None:  # a query too long for the source model is not sampled
                 check_prompt("sample", source, client.count_prompt(source.model, messages))
-            answer = await client.complete(
-                source, messages, "sample", priority=record.index, variant=f"round-{round_no}/sample-{k}"
-            )
+            variant = f"round-{round_no}/sample-{k}"
+            answer = await client.complete(source, messages, "sample", priority=record.index, variant=variant)
+            if answer.cut_off:  # a truncated answer is no candidate; not kept in the cache: asked again next time
+                client.forget(source, messages, variant)
+                raise JudgeCallError(
+                    f"{source.model}'s answer was cut off by the token limit (finish_reason length): raise the "
+                    "[source] max_tokens"
+                )
         except (JudgeCallError, PromptTooLong) as exc:
             return {"error": str(exc), "query_id": record.id, "sample": k}
         except BudgetStop as exc:

@@ -247,3 +247,22 @@ def test_a_changed_pipeline_is_refused_with_selfrefines_own_remedies(tmp_path, m
     assert 'stages[1].on_fail: "hard_pool" -> "discard"' in again.output
     assert "--accept-changes" not in again.output and "--fresh" not in again.output
     assert "put p.toml back as it was" in again.output and "delete sr" in again.output
+
+
+def test_a_sample_cut_off_by_the_token_limit_is_never_a_candidate(tmp_path):
+    from funreason_refine.testing.fake_llm import Reply
+
+    def script(r):
+        if "joke" in r.prompt:  # a text reply the token limit cut off mid-sentence
+            return Reply(text="Why did the weather forecaster bring a", finish_reason="length")
+        return '[get_weather(city="Paris")]'
+
+    with FakeLLM(script) as server:
+        path = pipeline(tmp_path, server)
+        path.write_text(path.read_text().replace('text_answers = "discard"', 'text_answers = "keep"'))
+        (summary,) = selfrefine(load_pipeline(path), rounds=1).rounds
+    candidates = [row for f in (tmp_path / "sr").rglob("candidates.jsonl") for row in read_jsonl(f)]
+    assert all(row["meta"]["query_id"] != "C" for row in candidates), "a cut-off answer went in as a candidate"
+    assert summary.sampling_errors == 2
+    rows = read_jsonl(next((tmp_path / "sr").rglob("sampling_errors.jsonl")))
+    assert {r["query_id"] for r in rows} == {"C"} and "cut off by the token limit" in rows[0]["error"]
