@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from typing import Any, Literal
@@ -22,20 +21,6 @@ VERDICT_COUNTS = (
     "count one each"
 )
 """Why a stage's verdicts can outnumber the records that reached it."""
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and line feed: a terminal acts on them
-
-
-def terminal_safe(value: Any) -> Any:
-    """Record text (strings, in lists and dicts) as a terminal shows it instead of obeying it: control
-    characters (an escape sequence that clears the screen, hides or recolours text or links it, a carriage
-    return that writes over the line) written as their escape, \\x1b."""
-    if isinstance(value, str):
-        return _CONTROLS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), value)
-    if isinstance(value, dict):
-        return {k: terminal_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [terminal_safe(v) for v in value]
-    return value
 
 
 class RunDisplay:
@@ -278,9 +263,9 @@ def audit_panels(record: dict[str, Any], boxed: bool = True) -> list[Any]:
     conversation, its trail. Unboxed, no line is padded to the width of the longest."""
     from rich.panel import Panel
 
-    from funreason_refine.report.data import clean, line_answer_text
+    from funreason_refine.report.data import clean, line_answer_text, shown
 
-    record = terminal_safe(record)
+    record = shown(record)
     tools = ", ".join(
         f"{t.get('name')}({', '.join((t.get('parameters') or {}).get('properties', {}))})"
         for t in record.get("tools", [])

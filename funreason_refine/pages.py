@@ -36,10 +36,11 @@ def environment() -> jinja2.Environment:
 
 
 def _printable(value: Any) -> Any:
-    """Each printed value as UTF-8 can hold it: record text may carry lone surrogates (legal JSON escapes)."""
+    """Each printed value as UTF-8 can hold it (record text may carry lone surrogates, legal JSON escapes) and as
+    a person should see it: a bidirectional or control character written as its escape (report.data.shown)."""
     from markupsafe import Markup
 
-    from funreason_refine.report.data import clean
+    from funreason_refine.report.data import clean, shown
 
-    shown = clean(value)
-    return Markup(shown) if isinstance(value, Markup) else shown
+    printed = clean(shown(value))
+    return Markup(printed) if isinstance(value, Markup) else printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ from funreason_refine.run_state import FolderState, outcome_lines, readable_stat
 from funreason_refine.summary import Summary
 
 QUERY_CHARS = 300  # of each record's query, kept for the report's examples
+# Characters a screen acts on instead of showing: control characters but tab and line feed (by them a terminal
+# clears, recolours, hides, links or writes over a line) and Unicode's bidirectional controls (they reorder the
+# text around them: an argument "ab" would read "ba").
+_UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass
@@ -60,6 +65,18 @@ def clean(text: Any) -> Any:
     """Text as polars and terminals can hold it: lone surrogates (legal JSON escapes, not valid
     Unicode) are shown as their escape, \\ud800, instead of failing."""
     return escaped_surrogates(text) if isinstance(text, str) else text
+
+
+def shown(value: Any) -> Any:
+    """Record text (strings, also in lists and dicts) as a person should see it on a terminal or a page: each
+    character a screen acts on instead of showing written as its escape (\\x1b, \\u202e)."""
+    if isinstance(value, str):
+        return _UNSEEN.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), value)
+    if isinstance(value, dict):
+        return {k: shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    return value
 
 
 def line_answer_text(record: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from funreason_refine.errors import RefineError
 from funreason_refine.jsonl import escaped_surrogates
 from funreason_refine.overrides import OVERRIDES, Decision, OverrideLog, decision_for, read_decisions
+from funreason_refine.report.data import shown
 from funreason_refine.review.index import DEFAULT_KEPT_SAMPLE, RunIndex
 from funreason_refine.review.page import render_page
 from funreason_refine.review.view import record_view
@@ -70,7 +71,7 @@ class ReviewState:
         ]
         return {
             "run_dir": str(self.run_dir),
-            "items": [i.public() for i in self.index.items],
+            "items": shown([i.public() for i in self.index.items]),
             "decisions": decisions,
             "notes": notes,
         }
@@ -186,7 +187,7 @@ class Handler(BaseHTTPRequestHandler):
             found = state.index.line(int(values[0])) if values[0].isascii() and values[0].isdigit() else None
             if found is None:
                 return self._error(404, f"no kept or discarded record {values[0]!r} in this run")
-            return self._json(200, record_view(*found))
+            return self._json(200, shown(record_view(*found)))
         return self._error(404, "not found")
 
     def do_POST(self) -> None:

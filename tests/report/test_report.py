@@ -321,3 +321,16 @@ def test_audit_shows_terminal_control_characters_in_record_text_and_does_not_sen
     assert "\x1b" not in result.output and "\r" not in result.output
     assert "\\x1b]8;;http://evil.example\\x1b\\click" in result.output
     assert "\\x1b[2J\\x1b[31mred\\rfine" in result.output and "id\\x1b[8m" in result.output
+
+
+def test_bidirectional_controls_in_record_text_are_shown_in_audit_and_on_the_report_page(tmp_path):
+    # An RTL override (U+202E) reordered what followed it: "5 days" showed as "syad 5" to the person auditing.
+    query = "Forecast for Oslo, \u202e5 days\u202c please"
+    rows = [xlam_row("ok"), xlam_row("id\u2066", query=query, answers=[{"name": "get_time", "arguments": {}}])]
+    run_rows(rows, tmp_path)
+    audit = invoke("audit", tmp_path / "run")
+    assert "\u202e" not in audit.output and "id\\u2066" in audit.output
+    assert "\\u202e5 days\\u202c please" in audit.output
+    assert invoke("report", tmp_path / "run").exit_code == 0
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "\u202e" not in page and "\u2066" not in page and "\\u202e5 days" in page

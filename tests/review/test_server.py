@@ -182,3 +182,20 @@ def test_a_run_refined_again_while_the_review_is_open_is_refused_not_decided_on_
     assert "start it again" in reply["error"] and not (run_dir / OVERRIDES).exists()
     status, _, body = request(server, "GET", "/api/record?index=3")
     assert status == 500 and b"changed since this review started" in body
+
+
+def test_bidirectional_controls_in_a_record_are_shown_not_obeyed(tmp_path):
+    # U+202E reversed what followed it on the page: the argument "5 days" read "syad 5", the id another id.
+    from funreason_refine.testing import run_rows
+    from tests.conftest import xlam_row
+
+    query = "Forecast for Oslo, \u202e5 days\u202c please"
+    run_rows([xlam_row("id\u2067x", query=query, answers=[{"name": "get_time", "arguments": {}}])], tmp_path)
+    srv = ReviewServer(tmp_path / "run").start()
+    try:
+        (item,) = json.loads(request(srv, "GET", "/api/items")[2])["items"]
+        view = json.loads(request(srv, "GET", "/api/record?index=0")[2])
+    finally:
+        srv.stop()
+    assert item["id"] == "id\\u2067x" and view["id"] == "id\\u2067x"
+    assert view["query"] == "Forecast for Oslo, \\u202e5 days\\u202c please"
