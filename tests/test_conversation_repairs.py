@@ -101,3 +101,32 @@ def test_a_truncation_to_an_unreadable_turn_does_not_speak_of_a_repair(tmp_path)
     (record,) = InputStream(write_jsonl(tmp_path / "in.jsonl", [row]), "openai").items()
     finished = refine_record(record, [PipelineStage(FailsTurn1(), "tests", "truncate", 3)])
     assert finished.outcome == "discarded" and "repair's" not in finished.message, finished.message
+
+
+def test_a_sharegpt_observation_follows_the_calls_a_repair_reordered(tmp_path):
+    # The observation was written back as it was read, in the order of the calls before the repair:
+    # read back, Lima's call took Cusco's result, and Cusco's Lima's.
+    import json
+
+    from funreason_refine.export.formats import to_row
+
+    cities = ("Quito", "Cusco", "Lima")
+    made = [{"name": "get_weather", "arguments": {"city": c}} for c in cities]
+    row = {
+        "id": "s",
+        "tools": [WEATHER["function"]],
+        "conversations": [
+            {"from": "human", "value": "Weather in Quito, Cusco and Lima?"},
+            {"from": "function_call", "value": json.dumps(made)},
+            {"from": "observation", "value": json.dumps([f"{c}: sunny" for c in cities])},
+            {"from": "gpt", "value": "Sunny everywhere."},
+        ],
+    }
+    (record,) = InputStream(write_jsonl(tmp_path / "in.jsonl", [row]), "sharegpt").items()
+    quito, cusco, lima = (FunctionCall(**c) for c in made)
+    finished = refined(record, [quito, lima, cusco])
+    assert finished.outcome == "kept"
+    exported = to_row(json.loads(finished.written().line), "sharegpt")["conversations"]
+    assert json.loads(exported[2]["value"]) == ["Quito: sunny", "Lima: sunny", "Cusco: sunny"]
+    unchanged = to_row(json.loads(refined(record, [quito, cusco, lima]).written().line), "sharegpt")
+    assert unchanged["conversations"][2]["value"] == row["conversations"][2]["value"]  # as it was read

@@ -12,7 +12,8 @@ def sharegpt(record: Line, tools_json: str) -> Line:
     """Turns alternate, so one observation answers a function_call turn (a JSON list of results when it
     made several calls). Each turn's value holds its CoT (a function_call turn's as LLaMA-Factory's
     thought before the JSON); ``cot`` (one turn) or ``cots`` (one per assistant turn) holds them too."""
-    messages = in_call_order(chat(record))
+    read = chat(record)
+    messages = in_call_order(read)
     turns: list[Line] = []
     for at, message in enumerate(messages):
         if message["role"] in ("user", "system"):
@@ -21,7 +22,7 @@ def sharegpt(record: Line, tools_json: str) -> Line:
         elif message["role"] == "assistant":
             turns.append(_answer(message))
         elif at == 0 or messages[at - 1]["role"] != "tool":  # the first result after a call turn
-            turns.append({"from": "observation", "value": _observation(messages, at)})
+            turns.append({"from": "observation", "value": _observation(messages, read, at)})
     row: Line = {
         "conversations": turns,
         "tools": tools_json,
@@ -55,17 +56,20 @@ def _thought(message: Line) -> str:
     return f"<think>\n{cot}\n</think>\n\n" if cot else ""
 
 
-def _observation(messages: list[Line], at: int) -> str:
-    """The results after a call turn: the observation they were read from when they were one, else
-    the one result, or a JSON list of them."""
+def _observation(messages: list[Line], read: list[Line], at: int) -> str:
+    """The results after a call turn: the observation they were read from when they were one and are
+    still in the order of the calls (``read``: the messages before the results were put in call order;
+    a repair may have reordered the calls), else the one result, or a JSON list of them."""
     results = []
     for message in messages[at:]:
         if message["role"] != "tool":
             break
-        results.append(message.get("content") or "")
-    if messages[at].get("observation") is not None and len(results) > 1:
+        results.append(message)
+    as_read = all(m is r for m, r in zip(results, read[at:], strict=False))
+    if messages[at].get("observation") is not None and len(results) > 1 and as_read:
         return str(messages[at]["observation"])
-    return results[0] if len(results) == 1 else json.dumps(results, ensure_ascii=False)
+    texts = [m.get("content") or "" for m in results]
+    return texts[0] if len(texts) == 1 else json.dumps(texts, ensure_ascii=False)
 
 
 _ASKS = ("human", "observation")  # LLaMA-Factory's "odd" tags: the turns at even places after a system turn
