@@ -213,9 +213,10 @@ def report_tables(report: dict[str, Any]) -> list[Table]:
     kept.add_column("value", justify="right")
     for name, value in (
         ("records", facts["kept"]),
+        ("answers (assistant turns)", facts["answers"]),
         ("parallel-call share", f"{facts['parallel_share']:.1%}"),
         ("no-call share", f"{facts['no_call_share']:.1%}"),
-        ("records with a CoT", f"{facts['cot_share']:.1%}"),
+        ("answers with a CoT", f"{facts['cot_share']:.1%}"),
         ("CoT chars, median", f"{facts['cot_chars']['median']:g}"),
         ("answer chars, median", f"{facts['answer_chars']['median']:g}"),
         ("top function", facts["top_functions"][0]["function"] if facts["top_functions"] else "-"),

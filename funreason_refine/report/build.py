@@ -112,7 +112,9 @@ def build_report(run: RunData) -> dict[str, Any]:
         )
 
     examples = _examples(run, stages)
-    calls = kept.filter(~pl.col("text_answer"))
+    answers = run.answers  # a conversation counts each assistant turn's answer, not only its last turn's
+    calls = answers.filter(~pl.col("text_answer"))
+    with_cot = answers.filter(pl.col("cot_chars") > 0)
     calls_per_record = dict(
         calls.with_columns(pl.col("n_calls").clip(upper_bound=4)).group_by("n_calls").len().iter_rows()
     )
@@ -126,16 +128,17 @@ def build_report(run: RunData) -> dict[str, Any]:
     )
     facts = {
         "kept": kept.height,
-        "text_answers": kept.height - calls.height,
+        "answers": answers.height,
+        "text_answers": answers.height - calls.height,
         "calls_per_record": {("4+" if k == 4 else str(k)): v for k, v in sorted(calls_per_record.items())},
         **_call_shares(summary, calls),
         "tools_per_record": _quantiles(kept["n_tools"]),
         "top_functions": [{"function": f, "records": n} for f, n in top_functions.iter_rows()],
-        "cot_chars": _quantiles(kept.filter(pl.col("cot_chars") > 0)["cot_chars"]),
-        "cot_share": round(kept.filter(pl.col("cot_chars") > 0).height / kept.height, 4) if kept.height else 0.0,
-        "cot_histogram": _histogram(kept.filter(pl.col("cot_chars") > 0)["cot_chars"]),
-        "answer_chars": _quantiles(kept["answer_chars"]),
-        "answer_histogram": _histogram(kept["answer_chars"]),
+        "cot_chars": _quantiles(with_cot["cot_chars"]),
+        "cot_share": round(with_cot.height / answers.height, 4) if answers.height else 0.0,
+        "cot_histogram": _histogram(with_cot["cot_chars"]),
+        "answer_chars": _quantiles(answers["answer_chars"]),
+        "answer_histogram": _histogram(answers["answer_chars"]),
     }
     return {
         "run_dir": str(run.path),

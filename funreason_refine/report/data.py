@@ -28,7 +28,7 @@ class RunData:
 
     path: Path
     _summary: Summary | None = None  # None for a run that is not finished (allow_partial)
-    _frames: tuple[Any, Any] | None = None
+    _frames: tuple[Any, Any, Any] | None = None
     state: FolderState | None = None  # the folder's state when it is not a finished run (allow_partial)
 
     @property
@@ -49,7 +49,13 @@ class RunData:
         """polars.DataFrame, one row per verdict of every trail."""
         return self._load()[1]
 
-    def _load(self) -> tuple[Any, Any]:
+    @property
+    def answers(self) -> Any:
+        """polars.DataFrame, one row per answer of a kept record (a single-turn record's, each assistant turn
+        of a conversation): index, n_calls, text_answer, cot_chars, answer_chars, functions."""
+        return self._load()[2]
+
+    def _load(self) -> tuple[Any, Any, Any]:
         if self._frames is None:
             self._frames = _frames(self.path)
         return self._frames
@@ -98,7 +104,22 @@ def load_run(path: Path, doing: str = "read", allow_partial: bool = False, offer
     return RunData(path=path, _summary=Summary.read(path))
 
 
-def _frames(path: Path) -> tuple[Any, Any]:
+_ANSWER_COLUMNS = ("index", "n_calls", "text_answer", "cot_chars", "answer_chars", "functions")
+
+
+def _add_answer(columns: dict[str, list[Any]], index: int, answer_of: dict[str, Any]) -> None:
+    """One answer's row: a single-turn record's own (its line), or a conversation's assistant turn (its message)."""
+    answer = answer_of.get("answer")
+    calls = answer if isinstance(answer, list) else []
+    columns["index"].append(index)
+    columns["n_calls"].append(len(calls))
+    columns["text_answer"].append(isinstance(answer, str))
+    columns["cot_chars"].append(len(answer_of.get("cot") or ""))
+    columns["answer_chars"].append(len(line_answer_text(answer_of)))
+    columns["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
+
+
+def _frames(path: Path) -> tuple[Any, Any, Any]:
     import polars as pl
 
     rec: dict[str, list[Any]] = {
@@ -120,6 +141,7 @@ def _frames(path: Path) -> tuple[Any, Any]:
         )
     }
     steps: dict[str, list[Any]] = {k: [] for k in ("index", "kind", "stage", "verdict", "reason", "judge", "attempt")}
+    answers: dict[str, list[Any]] = {k: [] for k in _ANSWER_COLUMNS}
     for kind, name in FILES.items():
         file = path / name
         if not file.exists():
@@ -141,6 +163,10 @@ def _frames(path: Path) -> tuple[Any, Any]:
             rec["functions"].append([clean(c.get("name", "")) for c in calls if isinstance(c, dict)])
             query = r.get("query")
             rec["query"].append(clean(query[:QUERY_CHARS]) if isinstance(query, str) else "")
+            if kind == Outcome.KEPT:
+                turns = [m for m in r.get("messages") or [] if m.get("role") == "assistant"]
+                for answer_of in turns or [r]:
+                    _add_answer(answers, r["index"], answer_of)
             for s in r.get("trail") or []:
                 steps["index"].append(r["index"])
                 steps["kind"].append(kind)
@@ -164,4 +190,12 @@ def _frames(path: Path) -> tuple[Any, Any]:
             "attempt": pl.Int64,
         },
     )
-    return records.sort("index"), step_frame
+    answer_frame = pl.DataFrame(
+        answers,
+        schema_overrides={
+            **{n: pl.Int64 for n in ("index", "n_calls", "cot_chars", "answer_chars")},
+            "text_answer": pl.Boolean,
+            "functions": pl.List(pl.String),
+        },
+    )
+    return records.sort("index"), step_frame, answer_frame.sort("index", maintain_order=True)

@@ -131,15 +131,16 @@ def render_markdown(report: dict[str, Any]) -> str:
             ["fact", "value"],
             [
                 ["records", facts["kept"]],
+                ["answers (assistant turns)", facts["answers"]],
                 ["text answers", facts["text_answers"]],
-                ["calls per record", ", ".join(f"{k}: {v}" for k, v in facts["calls_per_record"].items())],
+                ["calls per answer", ", ".join(f"{k}: {v}" for k, v in facts["calls_per_record"].items())],
                 ["parallel-call share", f"{facts['parallel_share']:.1%}"],
                 ["no-call share", f"{facts['no_call_share']:.1%}"],
                 [
                     "tools per record (median / max)",
                     f"{facts['tools_per_record']['median']:g} / {facts['tools_per_record']['max']:g}",
                 ],
-                ["records with a CoT", f"{facts['cot_share']:.1%}"],
+                ["answers with a CoT", f"{facts['cot_share']:.1%}"],
                 ["CoT characters (p10 / median / p90)", "{p10:g} / {median:g} / {p90:g}".format(**facts["cot_chars"])],
                 [
                     "answer characters (p10 / median / p90)",
@@ -150,7 +151,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Most frequent functions:",
         "",
-        _table(["function", "records"], [[f["function"], f["records"]] for f in facts["top_functions"]]),
+        _table(["function", "answers"], [[f["function"], f["records"]] for f in facts["top_functions"]]),
     ]
     parts += _dataset(report.get("dataset"))
     parts += _review(report.get("review"))

@@ -195,6 +195,20 @@ def test_report_counts_turns_verdicts_cuts_and_tool_errors(run_dir):
     assert "truncated │ query_tool │ unknown_function │ 1 │ 1" in terminal
 
 
+def test_the_kept_facts_count_every_assistant_turn(run_dir):
+    """The kept set's facts (CoTs, lengths, calls per answer, functions) counted each conversation's last turn
+    alone: a conversation set that ends in text replies had "top function: -" and no calls per record."""
+    assert invoke("report", run_dir).exit_code == 0
+    numbers = Numbers()
+    numbers.feed((run_dir / "report.html").read_text())
+    got = numbers.values
+    # kept answers by hand: paris-ok call, text; tool-errors 2 calls, call, text; cut-at-1 call;
+    # days-fixed call, call, text; single call
+    assert (got["facts.kept"], got["facts.answers"], got["facts.text_answers"]) == ("5", "10", "3")
+    assert (got["calls.1"], got["calls.2"]) == ("6", "1")
+    assert (got["functions.get_weather"], got["functions.get_time"], got["functions.get_forecast"]) == ("6", "1", "1")
+
+
 def test_verdicts_per_turn_add_up_to_summary_json(run_dir):
     """summary.json counts every verdict; the per-turn table those on conversation turns: the single-turn
     record adds one pass to each stage after the conversation stage (which does not check it)."""
