@@ -328,6 +328,32 @@ def test_the_funreason_export_trains_on_every_assistant_turn(tmp_path):
     )
 
 
+def test_the_judge_sees_which_call_each_earlier_result_answers(tmp_path):
+    # The results named call ids the calls above them did not show: with Bergen's result first, a judge
+    # read "timeout" as Oslo's.
+    from funreason_refine.conversation import focus
+    from funreason_refine.judge.prompt import conversation_text
+
+    row = {
+        "id": "ids",
+        "tools": TOOLS,
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo and Bergen?"},
+            {
+                "role": "assistant",
+                "tool_calls": [call("o", "get_weather", city="Oslo"), call(7, "get_weather", city="Bergen")],
+            },
+            result(7, "timeout"),
+            result("o", "snow"),
+            {"role": "assistant", "content": "Snow in Oslo; Bergen timed out."},
+        ],
+    }
+    (record,) = read(tmp_path, [row])
+    shown = conversation_text(focus(record, 1))
+    assert 'assistant calls: [get_weather(city="Oslo"), get_weather(city="Bergen")] (call ids: o, 7)\n' in shown
+    assert "tool result for 7: timeout\ntool result for o: snow" in shown
+
+
 def test_a_judged_conversation_shows_the_judge_each_turn_with_the_conversation_before_it(tmp_path, monkeypatch):
     from funreason_refine.testing.fake_llm import FakeLLM
 

@@ -8,6 +8,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
+from funreason_refine.conversation import id_text
 from funreason_refine.memo import Memo
 from funreason_refine.record import Message, Record
 from funreason_refine.targets import answer_as_text, answer_text
@@ -49,8 +50,9 @@ def _line(message: Message) -> str:
         return f"system: {message.content or ''}"
     if message.role == "tool":
         return f"tool result for {message.call_id or '?'}: {message.content or ''}"
-    if isinstance(message.answer, list):
-        return f"assistant calls: {answer_as_text(message.answer)}"
+    if isinstance(message.answer, list):  # the ids the results below name, in the order of the calls
+        ids = f" (call ids: {', '.join(id_text(i) for i in message.call_ids)})" if message.call_ids else ""
+        return f"assistant calls: {answer_as_text(message.answer)}{ids}"
     return f"assistant: {message.answer or ''}"
 
 
