@@ -25,7 +25,7 @@ from funreason_refine.plugin_manager import call_hook, get_plugin_manager
 from funreason_refine.readers import InputStream, RawItem
 from funreason_refine.record import Outcome
 from funreason_refine.refiners.base import Emit, EnoughKept, Refiner
-from funreason_refine.run_folder import RunFolder, Written, own_file, write_summary
+from funreason_refine.run_folder import RunFolder, Written, own_file, refuse_past_limit, write_summary
 from funreason_refine.run_identity import (
     check_input,
     configurations,
@@ -259,6 +259,8 @@ def _open_folder(
             from funreason_refine.run_target import refuse_over_target
 
             refuse_over_target(folder.path, target)
+        if limit is not None:
+            refuse_past_limit(folder.path, limit)
         # After every refusal: a refused run leaves run.json as it was.
         if not fresh:
             _call(on_open)

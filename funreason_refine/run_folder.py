@@ -476,6 +476,29 @@ class RunFolder:
             self._lock = None
 
 
+_LINE_INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line a run writes starts
+
+
+def refuse_past_limit(run_dir: Path, limit: int) -> None:
+    """Refuse a --limit short of the input records the folder already holds (an earlier run read further): they
+    cannot be taken back, and the run would end with more outcomes than the input records it was to read. Read
+    before the folder is opened, so that a refused run leaves it as it was (its summary.json too)."""
+    reach = 0  # one past the highest input index with an outcome in the folder
+    for name in FILES.values():
+        file = Path(run_dir) / name
+        if file.exists():
+            for _, raw in read_lines(file):
+                match = _LINE_INDEX.match(raw)
+                if match is not None:
+                    reach = max(reach, int(match[1]) + 1)
+    if reach > limit:
+        raise RunFolderError(
+            f"{run_dir} already holds outcomes of input records up to record {reach - 1}, past --limit {limit} (an "
+            f"earlier run read further): give --limit {reach} or more, or leave it out, or start the folder over "
+            "with --fresh (or use another --out)"
+        )
+
+
 def write_summary(run_dir: Path, summary: Summary) -> None:
     """summary.json, replaced in one step (a reader never sees half of it)."""
     path = Path(run_dir) / SUMMARY

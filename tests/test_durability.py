@@ -24,6 +24,7 @@ from funreason_refine.errors import ConfigError, RunFolderError
 from funreason_refine.judge.cache import WRITE_SECONDS
 from funreason_refine.readers.raw import COMPRESSED
 from funreason_refine.run_folder import ConfigChanged, RunFolder
+from funreason_refine.run_state import State, folder_state
 from funreason_refine.testing import run_rows
 from funreason_refine.testing.fake_llm import FakeLLM, Reply
 from tests import children
@@ -65,6 +66,19 @@ def test_a_changed_pipeline_is_refused_with_what_changed_then_continued_or_start
     assert go_on.resumed == 10 and sum(go_on.summary.as_dict()["outcomes"].values()) == 60
     again = run_pipeline(load_pipeline(path, tmp_path / "run"), fresh=True)
     assert again.resumed == 0 and indices(tmp_path / "run") == list(range(60))
+
+
+def test_a_limit_short_of_what_the_folder_holds_is_refused_and_leaves_it_finished(tmp_path):
+    # It ended in "accounting error: 10 input records but 60 outcomes", the folder's summary.json gone, and the
+    # command that `refine status` then gave to resume it was the one that had just failed.
+    path = quickstart_copy(tmp_path)
+    run_pipeline(load_pipeline(path, tmp_path / "run"))
+    kept = (tmp_path / "run" / "kept.jsonl").read_bytes()
+    with pytest.raises(RunFolderError, match="up to record 59, past --limit 10.*give --limit 60 or more"):
+        run_pipeline(load_pipeline(path, tmp_path / "run"), limit=10)
+    assert folder_state(tmp_path / "run").state is State.COMPLETE
+    assert (tmp_path / "run" / "kept.jsonl").read_bytes() == kept
+    assert run_pipeline(load_pipeline(path, tmp_path / "run"), limit=60).resumed == 60
 
 
 def test_two_runs_on_one_folder_are_refused_not_interleaved(tmp_path):
