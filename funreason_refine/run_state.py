@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from funreason_refine.errors import RefineError, RunFolderError
+from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, LOCK, RUN_FILE, SUMMARY
 
 TAIL_CHUNK = 1 << 16
@@ -302,7 +303,22 @@ def folder_status(path: Path) -> str:
     state = folder_state(path)
     finished = f"{finished_records(state.path):,} records finished"
     if state.stopped is not None:
-        return f"{state.path}: stopped: {state.stopped}; {finished}, the rest of its input not read. {state.remedy()}"
+        return (
+            f"{state.path}: stopped: {state.stopped}; {finished}, the rest of its input not read. {state.remedy()}"
+            f"{_errors_note(state.path)}"
+        )
     if state.complete:
-        return f"{state.path}: complete, {finished}"
+        return f"{state.path}: complete, {finished}{_errors_note(state.path)}"
     return f"{state.describe()}; {finished} so far. {state.remedy()}"
+
+
+def _errors_note(path: Path) -> str:
+    """What `refine status` says of a run's records in errors.jsonl (none of them kept or discarded yet)."""
+    errors = whole_lines(path / FILES[Outcome.ERRORS])
+    if not errors:
+        return ""
+    are = "is" if errors == 1 else "are"
+    return (
+        f"; of these, {errors:,} {are} in {path / FILES[Outcome.ERRORS]}, with no verdict (a stage or its judge "
+        f"failed: see each line's error): fix the cause, then run `refine retry {path}`"
+    )

@@ -119,6 +119,16 @@ def test_status_of_a_one_process_folder(run_dir):
     assert "is an interrupted run" in text and "4 records finished so far. Run `refine run" in text
 
 
+def test_status_of_a_finished_folder_says_which_records_wait_for_a_retry(run_dir):
+    # It said "complete, 4 records finished" of a run whose records were in errors.jsonl, with no verdict.
+    kept = (run_dir / "kept.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "kept.jsonl").write_text("".join(kept[1:]))
+    (run_dir / "errors.jsonl").write_text(kept[0])
+    text = " ".join(invoke("status", run_dir).output.split())
+    assert text.startswith(f"{run_dir}: complete, 4 records finished; of these, 1 is in {run_dir / 'errors.jsonl'}")
+    assert text.endswith(f"fix the cause, then run `refine retry {run_dir}`")
+
+
 @pytest.mark.parametrize("reading", [["--limit", "2"], ["--target-kept", "1"], ["--limit", "3", "--target-kept", "2"]])
 def test_the_command_that_resumes_an_interrupted_run_reads_as_far_as_it_was_started_to(run_dir, tmp_path, reading):
     # Resumed without its --limit or --target-kept, it would refine the whole input (with a paid judge).
