@@ -39,7 +39,22 @@ def status(run_dir: Path) -> None:
 
         out.print(folder_status(run_dir), highlight=False, markup=False)
         return
-    out.print(shards_table(Watcher(run_dir).states(), f"shards of {run_dir}"))
+    states = Watcher(run_dir).states()
+    out.print(shards_table(states, f"shards of {run_dir}"))
+    if all(s.complete for s in states):
+        out.print(merge_state(run_dir), highlight=False, markup=False)
+
+
+def merge_state(run_dir: Path) -> str:
+    """Whether a sharded run whose shards are all complete is merged, as its shards are now."""
+    from funreason_refine.errors import RefineError
+    from funreason_refine.executors.layout import require_merged
+
+    try:
+        require_merged(run_dir)
+    except RefineError as exc:
+        return str(exc)
+    return f"merged into {run_dir}: its summary.json and outcome files hold the shards as they are now"
 
 
 def merge_and_report(run_dir: Path) -> None:

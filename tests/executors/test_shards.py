@@ -76,6 +76,20 @@ def test_three_shards_run_apart_then_merged_are_byte_for_byte_the_one_process_ru
     assert sum(s["records"] for s in merged["shards"]) == one["input"]["records"]
 
 
+def test_status_says_whether_complete_shards_are_merged_as_they_are_now(tmp_path):
+    # With every shard complete it said "3 of 3 shards complete" whether the merge had run, was killed half-way or
+    # was out of date: only `refine report` then said that the folder was not merged.
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    run = tmp_path / "sharded"
+    for i in range(3):
+        refine("run", path, "--shard", f"{i}/3", "--out", run)
+    assert f"not merged yet: run `refine merge {run}` first" in " ".join(refine("status", run).split())
+    refine("merge", run)
+    assert f"merged into {run}: its summary.json" in " ".join(refine("status", run).split())
+    (run / "summary.json").unlink()  # what a merge killed half-way leaves (it removes it first)
+    assert f"not merged yet: run `refine merge {run}` first" in " ".join(refine("status", run).split())
+
+
 def test_jsonl_shards_read_only_their_own_bytes_and_number_records_as_the_whole_file(tmp_path):
     rows = [json.dumps(xlam_row(f"r{i}", query="q" * (i % 7) * 40)).encode() for i in range(40)]
     rows[9] = b"   "  # a blank line: no record, but a line
