@@ -299,21 +299,24 @@ class RunFolder:
         input_given: str | None = None,
     ) -> ConfigUpdate | None:
         """Refuse a changed configuration on a folder started before, unless accepted; what run.json is
-        to record (None: the same configuration, nothing to record). Writes nothing: a run refused later
-        (its input changed, its target already exceeded) leaves run.json as it was; record_config writes.
+        to record (None: the same configuration from the same pipeline file, nothing to record). Writes
+        nothing: a run refused later (its input changed, its target already exceeded) leaves run.json as it
+        was; record_config writes.
         ``input_given``: the command line's --input, recorded so that retry and merge read the same input."""
         from funreason_refine import __version__
 
         previous = read_run_file(self.path)
-        if previous:
-            if previous.get("config_hash") == config_hash and previous.get(INPUT_GIVEN) == input_given:
-                return None
-            if not accept_changes:
-                raise ConfigChanged(*self._changed(previous, config, input_given))
+        same = previous.get("config_hash") == config_hash and previous.get(INPUT_GIVEN) == input_given
+        if same and previous.get("pipeline") == pipeline_path:
+            return None
+        if previous and not same and not accept_changes:
+            raise ConfigChanged(*self._changed(previous, config, input_given))
         payload = {"pipeline": pipeline_path, "config_hash": config_hash, "config": config, "version": __version__}
         if input_given is not None:
             payload[INPUT_GIVEN] = input_given
-        return ConfigUpdate(payload, previous.get("config_hash"))
+        # The same configuration from a pipeline file elsewhere (the folder or the file moved): recorded where it
+        # is now, for refine retry and the commands that say how to resume.
+        return ConfigUpdate(payload, None if same else previous.get("config_hash"))
 
     def record_config(self, update: ConfigUpdate | None) -> None:
         """Write what check_config found to record, keeping the rest of run.json (the input's identity,

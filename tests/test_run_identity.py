@@ -62,6 +62,26 @@ def test_an_input_touched_or_grown_by_appended_records_resumes(tmp_path):
     assert recorded[0]["bytes"] == (tmp_path / "in.jsonl").stat().st_size
 
 
+def test_a_folder_whose_pipeline_file_moved_says_what_to_do_and_goes_on_with_the_file_where_it_is(tmp_path):
+    # refine retry said only "/old/p.toml: pipeline file not found"; the same configuration run from the file's new
+    # place left run.json naming the old one, so that refine retry kept failing.
+    path = pipeline(tmp_path)
+    refine("run", path, "--limit", "5")
+    moved = tmp_path / "elsewhere" / "p.toml"
+    moved.parent.mkdir()
+    moved.write_text(path.read_text().replace('path = "in.jsonl"', f'path = "{tmp_path / "in.jsonl"}"'))
+    path.unlink()
+    run = tmp_path / "run"
+    gone = " ".join(refine("retry", run, code=1).split())
+    assert f"{run / 'run.json'} names the pipeline file {path}, which is not there" in gone
+    assert f"`refine run PIPELINE --limit 5 --out {run} --accept-changes` (finished records stay" in gone
+    assert gone.endswith(f"then `refine retry {run}`")
+    refine("run", moved, "--limit", "5", "--out", run)  # the same configuration: no change to accept
+    assert json.loads((run / "run.json").read_text())["pipeline"] == str(moved)
+    assert "configurations" not in json.loads((run / "summary.json").read_text())
+    refine("retry", run)
+
+
 def test_accepted_configuration_changes_are_recorded_in_summary_json_and_shown(tmp_path):
     path = pipeline(tmp_path)
     first = run_pipeline(load_pipeline(path), limit=4).summary.config_hash

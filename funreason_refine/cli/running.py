@@ -42,7 +42,26 @@ def load_run_pipeline(run_dir: Path, out_dir: Path, judge_model: str | None) -> 
         raise RefineError(
             f"{run_dir} has no {RUN_FILE} naming its pipeline: it is not a run folder made by `refine run`"
         )
+    if not Path(pipeline).is_file():
+        raise RefineError(_pipeline_gone(run_dir, out_dir, run_file))
     return load_pipeline(Path(pipeline), out_dir, judge_model=judge_model, input_path=run_file.get(INPUT_GIVEN))
+
+
+def _pipeline_gone(run_dir: Path, out_dir: Path, run_file: dict[str, Any]) -> str:
+    """What to do when the pipeline file a run folder's run.json names is not there: the folder was moved or copied
+    (to another machine) from where it was made. The command goes on as far as the folder's last run read."""
+    from funreason_refine.executors.layout import Shard
+    from funreason_refine.run_identity import RUN_FILE
+    from funreason_refine.run_state import run_args
+
+    shard = Shard.of_folder(run_dir)
+    again = f"refine run {run_args({**run_file, 'pipeline': 'PIPELINE'})}{f' --shard {shard}' if shard else ''}"
+    return (
+        f"{run_dir / RUN_FILE} names the pipeline file {run_file['pipeline']}, which is not there (was the run "
+        f"folder moved or copied from where it was made?): put the pipeline file back there, or go on with the "
+        f"pipeline where it is now: `{again} --out {out_dir} --accept-changes` (finished records stay as they are), "
+        f"then `refine retry {run_dir}`"
+    )
 
 
 def run_loaded(loaded: Pipeline, shard: Any = None, **options: Any) -> None:
