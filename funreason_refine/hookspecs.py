@@ -48,12 +48,14 @@ def register_commands(cli: click.Group) -> None:
 def record_finished(kind: str, record: dict[str, Any], run_dir: Path) -> None:
     """Observe one finished record, right before its line is written to the run folder.
 
-    Fires in the main process, once per record, in input order. ``kind`` is ``kept``,
+    Fires in the main process, once per record and run, in input order. ``kind`` is ``kept``,
     ``discarded``, ``quarantined`` or ``errors``; ``record`` is the line about to be written, parsed
     (for discarded records it has ``stage``, ``reason`` and ``message``; every line has
     ``index``). Do not modify it. Exceptions stop the run with a message naming the plugin; the
     record it raised on is not written, so the resumed run refines it and calls the hook with it
-    again (a record may come twice to a plugin that failed on it: at least once, never lost).
+    again (a record may come twice to a plugin that failed on it: at least once, never lost). A record
+    also comes again after a kill lost its line (the last 0.2 s before a SIGKILL), and after `refine retry`
+    redoes a record that came as ``errors``: key on ``record["index"]``, the last one told counting.
     Return nothing.
     """
 

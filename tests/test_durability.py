@@ -191,10 +191,18 @@ def judged_pipeline(tmp_path, server, rows, judge=""):
     )
 
 
-def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch):
+def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch, plugin):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     rows = [xlam_row(str(i), cot="get_weather for Paris") for i in range(6)]
     broken = {"on": True}
+    told: list[tuple[str, int]] = []
+
+    class Exporter:
+        @hookimpl
+        def record_finished(self, kind, record, run_dir):
+            told.append((kind, record["index"]))
+
+    plugin(Exporter(), "exporter")
 
     def script(r):
         if broken["on"] and "===== COT =====" in r.prompt and '"3"' not in r.prompt:
@@ -216,6 +224,8 @@ def test_refine_retry_redoes_only_the_errors(tmp_path, monkeypatch):
     assert indices(tmp_path / "run") == list(range(6))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["outcomes"] == {"kept": 6, "discarded": 0, "quarantined": 0, "errors": 0}
+    # docs/plugins.md: a record redone by the retry is told again, with its new kind.
+    assert told == [("errors", i) for i in range(6)] + [("kept", i) for i in range(6)]
 
 
 def test_faults_at_twenty_percent_every_record_ends_once(tmp_path, monkeypatch):
