@@ -96,7 +96,7 @@ def audit(
 ) -> None:
     """Browse the discarded records of RUN_DIR (and its hard pool's) with the reasons and verdict trail."""
     from funreason_refine.console import audit_panels
-    from funreason_refine.report.audit import discarded, filters_available
+    from funreason_refine.report.audit import discarded, filters_available, nothing_let_go
     from funreason_refine.report.data import load_run
 
     run = load_run(run_dir, "audit", allow_partial, offer_partial=True)
@@ -112,7 +112,10 @@ def audit(
         else:
             for part in audit_panels(record, boxed=out.is_terminal):
                 out.print(part)
-    if not found:
+    nothing = None if found else nothing_let_go(run)
+    if nothing is not None:
+        err.print(nothing, markup=False, highlight=False)
+    elif not found:
         raise RefineError(f"no discarded record in {run_dir} matches; there are: {filters_available(run, turn)}")
     if found > limit:
         left = found - limit

@@ -50,3 +50,18 @@ def filters_available(run: RunData, turn: int | None = None) -> str:
     shown = ", ".join(f"{f} ({n})" for f, n in found.most_common(SHOWN_FILTERS))
     left = len(found) - SHOWN_FILTERS
     return shown if left <= 0 else f"{shown}, and {left} more (`refine report` counts every stage and reason)"
+
+
+def nothing_let_go(run: RunData) -> str | None:
+    """What to say of a run whose stages let no record go (nothing for audit to show), or None when they did: what
+    became of its records instead, errors.jsonl's with the command that redoes them."""
+    if next(let_go(run), None) is not None:
+        return None
+    counts = {kind: sum(1 for _ in run.lines(kind)) for kind in ("kept", "quarantined", "errors")}
+    said = f"no record of {run.path} was discarded: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    if counts["errors"]:
+        said += (
+            f". The {counts['errors']} in {run.path / FILES[Outcome.ERRORS]} have no verdict yet (a judge call failed: "
+            f"each line says why): fix the cause, then `refine retry {run.path}`"
+        )
+    return said
