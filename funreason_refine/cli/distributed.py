@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def merge(run_dir: Path) -> None:
     """Write RUN_DIR's outcome files and summary.json from its complete shards, in input order."""
-    merge_and_report(run_dir)
+    try:
+        merge_and_report(run_dir)
+    except KeyboardInterrupt:  # only click's "Aborted!" said so
+        err.print(
+            f"[yellow]stopped:[/] the merge of {escape(str(run_dir))} was interrupted before it finished; the shards "
+            f"are as they were: run `refine merge {escape(str(run_dir))}` again",
+            highlight=False,
+        )
+        sys.exit(EXIT_INTERRUPTED)
 
 
 @main.command()

@@ -360,3 +360,19 @@ def test_merge_names_an_eval_set_that_is_gone(tmp_path):
     (tmp_path / "eval.jsonl").unlink()
     output = refine("merge", tmp_path / "sharded", code=1)
     assert "eval.jsonl" in output and "run refine merge where the pipeline's files are" in output
+
+
+def test_ctrl_c_during_merge_says_the_shards_are_untouched_and_to_merge_again(tmp_path, monkeypatch):
+    # Only click's "Aborted!" said so, and the exit status was 1.
+    import funreason_refine.executors.merge as merging
+
+    def interrupted(run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merging, "merge_run", interrupted)
+    said = CliRunner().invoke(main, ["merge", str(tmp_path / "run")])
+    assert said.exit_code == 130, said.output
+    assert "Aborted!" not in said.output
+    stopped = f"the merge of {tmp_path / 'run'} was interrupted before it finished; the shards are as they were"
+    assert stopped in said.output
+    assert f"run `refine merge {tmp_path / 'run'}` again" in said.output
