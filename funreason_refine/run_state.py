@@ -308,8 +308,18 @@ def folder_status(path: Path) -> str:
             f"{_errors_note(state.path)}"
         )
     if state.complete:
-        return f"{state.path}: complete, {finished}{_errors_note(state.path)}"
+        return f"{state.path}: complete{_how_far(state.path)}, {finished}{_errors_note(state.path)}"
     return f"{state.describe()}; {finished} so far. {state.remedy()}"
+
+
+def _how_far(path: Path) -> str:
+    """How far a complete run was asked to read, when not to its input's end: `` to --limit N`` and/or
+    ``--target-kept N`` (what its run.json records of its last run)."""
+    from funreason_refine.run_identity import reading_of, run_file_of
+
+    limit, target = reading_of(run_file_of(path)) or (None, None)
+    asked = [f"--limit {limit}"] * (limit is not None) + [f"--target-kept {target}"] * (target is not None)
+    return f" to {' and '.join(asked)}" if asked else ""
 
 
 def _errors_note(path: Path) -> str:

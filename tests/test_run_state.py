@@ -130,6 +130,15 @@ def test_status_of_a_finished_folder_says_which_records_wait_for_a_retry(run_dir
 
 
 @pytest.mark.parametrize("reading", [["--limit", "2"], ["--target-kept", "1"], ["--limit", "3", "--target-kept", "2"]])
+def test_status_of_a_complete_run_says_how_far_it_was_asked_to_read(run_dir, tmp_path, reading):
+    # "complete, 2 records finished" read as a whole input refined.
+    assert invoke("run", tmp_path / "pipeline.toml", "--fresh", *reading).exit_code in (0, 5)
+    text = " ".join(invoke("status", run_dir).output.split())
+    asked = " and ".join(f"{option} {n}" for option, n in zip(reading[::2], reading[1::2], strict=True))
+    assert text.startswith(f"{run_dir}: complete to {asked}, "), text
+
+
+@pytest.mark.parametrize("reading", [["--limit", "2"], ["--target-kept", "1"], ["--limit", "3", "--target-kept", "2"]])
 def test_the_command_that_resumes_an_interrupted_run_reads_as_far_as_it_was_started_to(run_dir, tmp_path, reading):
     # Resumed without its --limit or --target-kept, it would refine the whole input (with a paid judge).
     pipeline = tmp_path / "pipeline.toml"
