@@ -25,6 +25,9 @@ function status(text, isError) {
 
 // What each record shows: the saved decision, one sent and not yet saved, or one whose save failed.
 const saving = new Map(), unsaved = new Map();
+// Notes typed on a record not decided yet: a note is saved with a decision, so until then it waits here, shown
+// again when the record is, and the browser asks before the page is left with one.
+const drafts = new Map();
 let rowOf = [], saves = Promise.resolve();
 const posOf = new Map();
 
@@ -148,8 +151,9 @@ function renderDecision() {
   if (saving.has(index)) text = decision ? "Saving: verdict " + decision + "\u2026" : "Clearing\u2026";
   else if (unsaved.has(index)) text = "NOT saved: " + (decision ? "verdict " + decision : "clearing") + " (" + d.error + "); press the key again";
   else if (d) text = "Your decision: verdict " + d.decision + (d.note ? " \u2014 " + d.note : "") + " (" + d.at + ")";
+  else if (drafts.has(index)) text = "Not decided yet: the note is saved with your decision (r or w)";
   $("decision").textContent = text;
-  if (document.activeElement !== $("note")) $("note").value = d ? d.note : "";
+  if (document.activeElement !== $("note")) $("note").value = d ? d.note : (drafts.get(index) || "");
 }
 
 // Records by index once fetched; the next record is fetched ahead, so a step is shown at once.
@@ -192,6 +196,7 @@ function decide(decision, advance) {
   const item = items[pos];
   if (!item) return;
   const entry = {index: item.index, decision: decision, note: $("note").value};
+  drafts.delete(item.index);
   saving.set(item.index, entry);
   unsaved.delete(item.index);
   paint(pos);
@@ -229,7 +234,7 @@ function saved(entry) {
 }
 
 window.addEventListener("beforeunload", (e) => {
-  if (saving.size || unsaved.size) e.preventDefault();  // the browser asks before a decision not saved is lost
+  if (saving.size || unsaved.size || drafts.size) e.preventDefault();  // the browser asks before a decision or note not saved is lost
 });
 // A clicked button gives the focus back: kept, Space (to scroll the record) or Enter would press it
 // again, deciding the next record unread.
@@ -244,6 +249,10 @@ button("next", () => show(pos + 1));
 $("note").addEventListener("change", () => {
   const d = items[pos] && wanted(items[pos].index);
   if (d && d.decision !== "none") decide(d.decision, false);  // a note edited after the decision is saved with it
+  else if (items[pos]) {
+    if ($("note").value) drafts.set(items[pos].index, $("note").value); else drafts.delete(items[pos].index);
+    renderDecision();
+  }
 });
 document.addEventListener("keydown", (e) => {
   if (e.target === $("note")) {

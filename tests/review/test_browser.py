@@ -366,3 +366,32 @@ def test_space_or_enter_after_a_click_on_a_verdict_button_decides_nothing_more(b
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_note_on_a_record_not_decided_yet_waits_for_the_decision(browser, run_dir):
+    # The note was lost without a word when the person moved on before deciding.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    process, url = start_review(run_dir)
+    try:
+        open_page(browser, url)
+        first, second = listed(browser)[:2]
+        press(browser, "n")
+        press(browser, NOTE + Keys.ESCAPE)
+        assert browser.find_element(By.ID, "decision").text == (
+            "Not decided yet: the note is saved with your decision (r or w)"
+        )
+        press(browser, "j")
+        wait(browser, lambda d: d.find_element(By.ID, "title").text.startswith(f"Record {second} "), "the next")
+        assert browser.find_element(By.ID, "note").get_property("value") == ""
+        press(browser, "k")
+        wait(browser, lambda d: d.find_element(By.ID, "title").text.startswith(f"Record {first} "), "back")
+        assert browser.find_element(By.ID, "note").get_property("value") == NOTE
+        press(browser, "w")
+        status_is(browser, f"saved #{first}: verdict wrong")
+        (decision,) = read_jsonl(run_dir / "overrides.jsonl")
+        assert (decision["index"], decision["decision"], decision["note"]) == (first, "wrong", NOTE)
+    finally:
+        process.terminate()
+        process.wait(10)
