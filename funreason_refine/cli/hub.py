@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from funreason_refine.cli.app import main, out
+from funreason_refine.cli.app import main, out, warn
 
 FORMATS = ["funreason", "hermes", "sharegpt", "openai"]
 
@@ -24,6 +24,8 @@ def hub_folder(run_dir: Path, fmt: str, hub_dir: Path) -> None:
     )
     if folder.export.describe():
         out.print(folder.export.describe(), highlight=False, markup=False)
+    for warning in folder.export.warnings:
+        warn(warning)
     out.print(
         f"before publishing, fill in what {hub_dir / CARD} marks TO FILL IN (the licence first)",
         highlight=False,
@@ -53,6 +55,8 @@ def push(run_dir: Path, repo_id: str, fmt: str, private: bool, dry_run: bool) ->
         out.print(f"  {name}  (deleted: not in this run's folder)", highlight=False, markup=False)
     if result.review:
         out.print(result.review, highlight=False, markup=False)
+    for warning in result.warnings:
+        warn(warning)
     if result.card_kept:
         out.print(
             "kept the README.md on the Hub: it was edited since funreason-refine wrote it. This run's card: "
