@@ -141,7 +141,8 @@ def render_card(
         autoescape=False,  # Markdown and YAML, not HTML; YAML strings go through the `yaml` filter
     )
     env.filters["yaml"] = lambda value: json.dumps(value, ensure_ascii=False)  # JSON strings are YAML strings
-    kept = facts.summary.outcomes.get("kept", 0)
+    run_kept = facts.summary.outcomes.get("kept", 0)
+    kept = configs[0]["rows"] if configs else run_kept  # the default configuration: a person's review applied
     context = {
         "facts": facts,
         "fmt": fmt,
@@ -149,7 +150,9 @@ def render_card(
         "configs": configs,
         "review": review,
         "repo_id": repo_id,
-        "size_category": size_category(configs[0]["rows"] if configs else kept),
+        "kept": kept,
+        "run_kept": run_kept,
+        "size_category": size_category(kept),
         "paper_stages": PAPER_STAGES,
         "describe": describe_stage,
         "pretty_name": f"{repo_id.split('/')[-1] if repo_id else 'Function calls'} (refined with funreason-refine)",

@@ -79,12 +79,13 @@ def test_the_review_moves_records_between_the_configurations(tmp_path, quickstar
     wrongly_discarded = next(
         line for line in read_jsonl(run / "discarded.jsonl") if line["stage"] == "dataset"
     )  # a duplicate: it can be trained on
-    wrongly_kept = next(iter(read_jsonl(run / "kept.jsonl")))
+    wrongly_kept, also_wrong = read_jsonl(run / "kept.jsonl")[:2]
     log = OverrideLog(run)
     log.append(decision_for(wrongly_discarded, "discarded", "wrong"))
     log.append(decision_for(wrongly_kept, "kept", "wrong", note="the answer is off"))
+    log.append(decision_for(also_wrong, "kept", "wrong"))
     output = refine("export", run, "--format", "openai", "--hub-dir", tmp_path / "hub")
-    assert "1 wrongly discarded record(s) restored" in output
+    assert "1 wrongly discarded record(s) restored; 2 wrongly kept left out" in output
     kept, discarded = load(tmp_path / "hub"), load(tmp_path / "hub", "discarded")
     assert wrongly_discarded["id"] in kept["id"] and wrongly_kept["id"] not in kept["id"]
     reviewed = [r for r in discarded if r["id"] == wrongly_kept["id"]]
@@ -93,7 +94,12 @@ def test_the_review_moves_records_between_the_configurations(tmp_path, quickstar
     ]
     assert wrongly_discarded["index"] not in discarded["index"]
     assert discarded["index"] == sorted(discarded["index"])
-    assert "applied the review" in (tmp_path / "hub" / "README.md").read_text()
+    card = " ".join((tmp_path / "hub" / "README.md").read_text().split())
+    assert "applied the review" in card
+    # The card's count is the default configuration's (one restored, one left out), not the run's.
+    run_kept = json.loads((run / "summary.json").read_text())["outcomes"]["kept"]
+    assert kept.num_rows == run_kept - 1
+    assert f"**{kept.num_rows}** were kept after a person's review (the run kept {run_kept})" in card
 
 
 def test_the_card_of_a_judged_run_from_the_hub_names_the_dataset_commit_judges_and_cost(tmp_path, hub, monkeypatch):
