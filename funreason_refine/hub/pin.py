@@ -22,8 +22,12 @@ def pin(path: HubPath, run_dir: Path) -> HubPath:
     """``path`` at the commit ``run_dir`` recorded for it, else at the commit its revision is at now."""
     if path.commit is not None:
         return path
+    from funreason_refine.hub.reader import refuse_compressed
+
     commit = recorded_commit(path, run_dir) or resolve_commit(path)
-    return path.pinned(commit, list_files(path, commit))
+    pinned = path.pinned(commit, list_files(path, commit))
+    refuse_compressed(pinned)  # before the run folder is made, as a local compressed file is
+    return pinned
 
 
 def recorded_commit(path: HubPath, run_dir: Path) -> str | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import bisect
 import io
+import posixpath
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 from itertools import accumulate, islice
 from typing import Any, BinaryIO
 
@@ -27,6 +29,7 @@ from funreason_refine.readers.raw import (
     OnBytes,
     RawLine,
     column_kinds,
+    compression,
     container_of_head,
     container_of_name,
     iter_jsonl_file,
@@ -48,9 +51,11 @@ def container(path: HubPath) -> str:
     kinds = set()
     for file in path.files:
         kind = container_of_name(file.path)
-        if kind is None:
+        if kind is None:  # a name such as train.jsonl.gz: its first bytes say
             with open_file(path, file) as fh:
-                kind = container_of_head(fh.read(4096))
+                head = fh.read(4096)
+            _refuse_compressed(path, file, head)
+            kind = container_of_head(head)
         kinds.add(kind)
     if len(kinds) != 1:
         raise InputError(
@@ -58,6 +63,28 @@ def container(path: HubPath) -> str:
             "give a pattern that matches one kind, e.g. data/*.parquet"
         )
     return kinds.pop()
+
+
+def refuse_compressed(path: HubPath) -> None:
+    """InputError when a file of the input whose name is not a data file's (train.jsonl.gz) is compressed."""
+    with hub_errors(path.repo_id, path.revision):
+        for file in path.files:
+            if container_of_name(file.path) is None and not file.path.lower().endswith(".json"):
+                with open_file(path, file) as fh:
+                    _refuse_compressed(path, file, fh.read(16))
+
+
+def _refuse_compressed(path: HubPath, file: HubFile, head: bytes) -> None:
+    """InputError for a compressed file of the input: its bytes would be read as lines of garbage."""
+    compressed = compression(head)
+    if compressed is not None:
+        kind, command = compressed
+        name = posixpath.basename(file.path)
+        raise InputError(
+            f"{replace(path, pattern=file.path)} is {kind}-compressed, which refine does not read: download it (hf "
+            f"download {path.repo_id} {file.path} --repo-type dataset --revision {path.commit} --local-dir .), "
+            f"decompress it ({command} {name}) and give the decompressed file as the input"
+        )
 
 
 def iter_hub(

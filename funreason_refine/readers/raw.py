@@ -90,13 +90,19 @@ def detect_container(path: Path) -> str:
     InputError for a compressed file: its bytes would be read as lines of garbage."""
     with path.open("rb") as fh:
         head = fh.read(4096)
-    for magic, (kind, command) in COMPRESSED.items():
-        if head.startswith(magic):
-            raise InputError(
-                f"{path} is {kind}-compressed, which refine does not read: decompress it ({command} {path.name}) "
-                "and give the decompressed file as the input"
-            )
+    compressed = compression(head)
+    if compressed is not None:
+        kind, command = compressed
+        raise InputError(
+            f"{path} is {kind}-compressed, which refine does not read: decompress it ({command} {path.name}) "
+            "and give the decompressed file as the input"
+        )
     return container_of_name(path.name) or container_of_head(head)
+
+
+def compression(head: bytes) -> tuple[str, str] | None:
+    """The compression a file's first bytes say (its name, and the command that decompresses it), or None."""
+    return next((found for magic, found in COMPRESSED.items() if head.startswith(magic)), None)
 
 
 def container_of_name(name: str) -> str | None:

@@ -222,3 +222,18 @@ def test_a_hub_input_given_on_the_command_line_is_read_and_pinned(tmp_path, hub)
     run_file = json.loads((run / "run.json").read_text())
     assert run_file["input"] == "hf://datasets/org/ds/train.jsonl"
     assert run_file["config"]["input"]["commit"] == repo.refs["main"]
+
+
+def test_a_compressed_file_on_the_hub_is_refused_as_a_local_one_is(tmp_path, hub):
+    # train.jsonl.gz was read as lines of garbage: every "record" quarantined, or the format not told.
+    import gzip
+
+    repo = hub.dataset("org/ds", {"data/train.jsonl.gz": gzip.compress(jsonl(*xlam_rows("r", 20)))})
+    for extra in ("", 'format = "xlam"'):
+        output = refine("run", pipeline(tmp_path, "hf://datasets/org/ds/data/*.gz", extra), code=1)
+        commit = repo.refs["main"]
+        assert f"hf://datasets/org/ds@{commit}/data/train.jsonl.gz is gzip-compressed" in " ".join(output.split())
+        assert f"hf download org/ds data/train.jsonl.gz --repo-type dataset --revision {commit}" in " ".join(
+            output.split()
+        )
+        assert not (tmp_path / "run" / "quarantined.jsonl").exists()
