@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -17,6 +18,8 @@ from urllib.parse import quote, unquote
 PREFIX = "hf://"
 DATASETS = "datasets/"
 GLOB_CHARS = frozenset("*?[")
+# The revisions whose names hold a "/" that a path writes unquoted (huggingface_hub's SPECIAL_REFS_REVISION_REGEX)
+SPECIAL_REFS = re.compile(r"(refs/convert/\w+|refs/pr/\d+)/(.*)\Z", re.DOTALL)
 
 
 class HubFile(NamedTuple):
@@ -63,6 +66,11 @@ class HubPath(_PathLike):
         name, _, revision = name.partition("@")
         if not name or "@" in revision:
             raise ValueError(f"{text!r}: write the revision once, after the dataset name: {example}")
+        special = SPECIAL_REFS.match(f"{revision}/{pattern}")  # @refs/convert/parquet/..., as HfFileSystem reads it
+        if special is not None:
+            revision, pattern = special[1], special[2]
+        if not pattern.strip("/"):
+            raise ValueError(f"{text!r} names no file in the repository; write {example}")
         return cls(f"{org}/{name}", pattern.strip("/"), unquote(revision) or None)
 
     @property

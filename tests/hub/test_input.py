@@ -237,3 +237,19 @@ def test_a_compressed_file_on_the_hub_is_refused_as_a_local_one_is(tmp_path, hub
             output.split()
         )
         assert not (tmp_path / "run" / "quarantined.jsonl").exists()
+
+
+def test_the_hubs_parquet_conversion_is_read_at_refs_convert_parquet_as_the_hub_writes_it(tmp_path, hub):
+    import io
+
+    repo = hub.dataset("org/ds", {"train.jsonl": jsonl(*xlam_rows("r", 5))})
+    rows = [{k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()} for row in xlam_rows("p", 4)]
+    buffer = io.BytesIO()
+    pl.from_dicts(rows).write_parquet(buffer)
+    commit = repo.commit({"default/train/0000.parquet": buffer.getvalue()}, branch="refs/convert/parquet")
+    refine(
+        "run",
+        pipeline(tmp_path, "hf://datasets/org/ds@refs/convert/parquet/default/train/*.parquet", 'format = "xlam"'),
+    )
+    assert ids(tmp_path / "run") == ["p0", "p1", "p2", "p3"]
+    assert json.loads((tmp_path / "run/run.json").read_text())["config"]["input"]["commit"] == commit

@@ -44,3 +44,32 @@ def test_the_input_table_takes_local_and_hub_paths():
     assert isinstance(InputConfig(path="hf://datasets/o/n/f.jsonl").path, HubPath)
     assert str(InputConfig(path="records.jsonl").path) == "records.jsonl"
     assert InputConfig(path="hf://datasets/o/n/f.jsonl").model_dump(mode="json")["path"] == "hf://datasets/o/n/f.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("text", "revision", "pattern"),
+    [
+        (
+            "hf://datasets/o/n@refs/convert/parquet/default/train/*.parquet",
+            "refs/convert/parquet",
+            "default/train/*.parquet",
+        ),
+        ("hf://datasets/o/n@refs/pr/12/data/train.jsonl", "refs/pr/12", "data/train.jsonl"),
+        (
+            "hf://datasets/o/n@refs%2Fconvert%2Fparquet/default/train/0000.parquet",
+            "refs/convert/parquet",
+            "default/train/0000.parquet",
+        ),
+        ("hf://datasets/o/n@refs/data/train.jsonl", "refs", "data/train.jsonl"),  # a branch named refs
+    ],
+)
+def test_the_hubs_special_revisions_are_read_unquoted_as_hffilesystem_reads_them(text, revision, pattern):
+    # The Hub's Parquet conversion is at @refs/convert/parquet: it was read as revision 'refs' (not found).
+    path = HubPath.parse(text)
+    assert (path.revision, path.pattern) == (revision, pattern)
+    assert HubPath.parse(path.url) == path
+
+
+def test_a_special_revision_with_no_file_after_it_names_no_file():
+    with pytest.raises(ValueError, match="names no file in the repository"):
+        HubPath.parse("hf://datasets/o/n@refs/convert/parquet/")
