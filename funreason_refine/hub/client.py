@@ -54,6 +54,8 @@ def explain(exc: BaseException, repo_id: str, revision: str | None = None) -> st
 
     page = f"{endpoint()}/datasets/{repo_id}"
     cause = exc.__cause__ if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None else exc
+    if isinstance(cause, errors.HFValidationError):
+        return f"{repo_id!r} is not a dataset name: write ORG/NAME as the dataset's page shows it ({cause})"
     if isinstance(cause, errors.GatedRepoError):
         return f"the dataset {repo_id} is gated: accept its conditions at {page}, then {LOGIN}"
     if isinstance(cause, errors.RepositoryNotFoundError):
@@ -88,6 +90,11 @@ def hub_errors(repo_id: str, revision: str | None = None, then: str = "") -> Ite
         message = explain(exc, repo_id, revision)
         if message is None:
             raise
-        settled = (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, FileNotFoundError)
+        settled = (
+            errors.RepositoryNotFoundError,
+            errors.RevisionNotFoundError,
+            FileNotFoundError,
+            errors.HFValidationError,
+        )
         passing = not isinstance(exc.__cause__ or exc, settled)
         raise InputError(message + (f"; {then}" if then and passing else "")) from exc

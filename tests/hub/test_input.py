@@ -173,6 +173,7 @@ def test_a_private_dataset_is_read_with_the_token_of_the_environment_which_never
         ("hf://datasets/org/ds/*.parquet", {}, "no file of hf://datasets/org/ds/*.parquet matches"),
         ("hf://datasets/org/ds/train.jsonl", {"gated": True}, "the dataset org/ds is gated: accept its conditions at"),
         ("hf://models/org/ds/train.jsonl", {}, "only dataset repositories can be read"),
+        ("hf://datasets/org/d s/train.jsonl", {}, "'org/d s' is not a dataset name: write ORG/NAME"),  # a traceback
     ],
 )
 def test_an_input_that_cannot_be_read_is_a_one_line_error_saying_what_to_do(tmp_path, hub, url, flags, message):
