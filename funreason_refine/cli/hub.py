@@ -18,7 +18,8 @@ def hub_folder(run_dir: Path, fmt: str, hub_dir: Path) -> None:
     folder = write_hub_folder(run_dir, fmt, hub_dir)
     out.print(
         f"wrote the dataset folder {hub_dir}: {folder.kept} kept records (config default), "
-        f"{folder.discarded} discarded (config discarded) and {CARD}",
+        + (f"{folder.discarded} discarded (config discarded)" if folder.discarded else "no discarded record to publish")
+        + f" and {CARD}",
         highlight=False,
         markup=False,
     )

@@ -58,10 +58,11 @@ def write_hub_folder(run_dir: Path, fmt: str, out_dir: Path, repo_id: str | None
             "rows": discarded,
             "description": "the discarded records, each with its `stage`, `reason` code and `message`",
         },
-    ]
+    ][: 2 if discarded else 1]  # a configuration of no rows is one `datasets` cannot load ("corresponds to no data")
     card = render_card(facts, fmt, configs, review=result.describe(), repo_id=repo_id)
     (out_dir / CARD).write_text(signed(card), encoding="utf-8")
-    return HubFolder(out_dir, [CARD, DISCARDED, KEPT], result.written, discarded, result)
+    files = [CARD, DISCARDED, KEPT] if discarded else [CARD, KEPT]
+    return HubFolder(out_dir, files, result.written, discarded, result)
 
 
 # Every column of the discarded configuration, typed, so that the Parquet schema is the same whatever the run.
@@ -85,10 +86,13 @@ DISCARDED_SCHEMA = {
 
 
 def write_discarded(run_dir: Path, fmt: str, out: Path) -> int:
-    """The discarded configuration as Parquet; returns its rows."""
+    """The discarded configuration as Parquet; returns its rows (none: no file)."""
     import polars as pl
 
     rows = list(discarded_rows(run_dir, fmt))
+    if not rows:  # no configuration: nor the file an earlier export into the folder wrote
+        out.unlink(missing_ok=True)
+        return 0
     schema = {name: getattr(pl, kind) for name, kind in DISCARDED_SCHEMA.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(rows, schema=schema).write_parquet(out)

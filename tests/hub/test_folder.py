@@ -161,3 +161,29 @@ def test_the_folder_and_a_push_say_what_the_format_left_out_as_export_o_does(tmp
     assert said in " ".join(output.split())
     output = refine("push", tmp_path / "run", "me/chats", "--format", "openai", "--dry-run")
     assert "beside their calls" not in output
+
+
+def test_a_run_that_discarded_nothing_has_no_discarded_configuration_which_datasets_could_not_load(
+    tmp_path, hub, monkeypatch, quickstart_run
+):
+    # An empty discarded configuration was written, and load_dataset(..., "discarded") raised on it.
+    from tests.conftest import write_jsonl
+    from tests.hub.conftest import xlam_rows
+
+    write_jsonl(tmp_path / "in.jsonl", xlam_rows("r", 3))
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "format"\n')
+    refine("run", tmp_path / "p.toml")
+    folder = tmp_path / "hub"
+    refine("export", quickstart_run, "--format", "openai", "--hub-dir", folder)  # an earlier export into the folder
+    output = refine("export", tmp_path / "run", "--format", "openai", "--hub-dir", folder)
+    assert "3 kept records (config default), no discarded record to publish" in " ".join(output.split())
+    assert not (folder / "discarded").exists() or not any((folder / "discarded").iterdir())
+    card = DatasetCard.load(folder / "README.md")
+    assert [c["config_name"] for c in card.data.to_dict()["configs"]] == ["default"]
+    assert '"discarded", split=' not in card.text and "there is no `discarded` configuration" in card.text
+    assert load(folder)["id"] == ["r0", "r1", "r2"]
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    refine("push", quickstart_run, "me/refined")
+    output = refine("push", tmp_path / "run", "me/refined")
+    assert "discarded/train-00000-of-00001.parquet  (deleted: not in this run's folder)" in output
+    assert sorted(hub.repos["me/refined"].tree("main")) == ["README.md", "data/train-00000-of-00001.parquet"]
