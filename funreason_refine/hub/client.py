@@ -48,12 +48,19 @@ def filesystem() -> HfFileSystem:
     return HfFileSystem(endpoint=endpoint())
 
 
-def explain(exc: BaseException, repo_id: str, revision: str | None = None) -> str | None:
-    """What went wrong talking to the Hub about ``repo_id``, and what to do; None for an unknown error."""
+def explain(exc: BaseException, repo_id: str, revision: str | None = None, commit: str | None = None) -> str | None:
+    """What went wrong talking to the Hub about ``repo_id`` (read at ``commit``, once pinned), and what to do;
+    None for an unknown error."""
     from huggingface_hub import errors
 
     page = f"{endpoint()}/datasets/{repo_id}"
-    cause = exc.__cause__ if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None else exc
+    cause = _cause(exc)
+    if isinstance(cause, errors.RevisionNotFoundError) and commit is not None:
+        return (
+            f"the dataset {repo_id} no longer has commit {commit}, which this run folder reads (run.json: "
+            "config.input.commit): its history was rewritten. Its records cannot be read again as the run read "
+            "them; to refine the dataset as it is now, give a new --out"
+        )
     if isinstance(cause, errors.HFValidationError):
         return f"{repo_id!r} is not a dataset name: write ORG/NAME as the dataset's page shows it ({cause})"
     if isinstance(cause, errors.GatedRepoError):
@@ -75,10 +82,15 @@ def explain(exc: BaseException, repo_id: str, revision: str | None = None) -> st
     return None
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The Hub's error: HfFileSystem raises FileNotFoundError from it."""
+    return exc.__cause__ if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None else exc
+
+
 @contextmanager
-def hub_errors(repo_id: str, revision: str | None = None, then: str = "") -> Iterator[None]:
+def hub_errors(repo_id: str, revision: str | None = None, then: str = "", commit: str | None = None) -> Iterator[None]:
     """Turn the Hub's errors inside the block into one-line InputErrors; ``then``: what to do next after a
-    failure that may pass (a connection lost, the Hub's own error)."""
+    failure that may pass (a connection lost, the Hub's own error); ``commit``: the commit read, once pinned."""
     require("reading or writing the Hugging Face Hub")
     from huggingface_hub import errors
 
@@ -87,7 +99,7 @@ def hub_errors(repo_id: str, revision: str | None = None, then: str = "") -> Ite
     except RefineError:
         raise
     except Exception as exc:
-        message = explain(exc, repo_id, revision)
+        message = explain(exc, repo_id, revision, commit)
         if message is None:
             raise
         settled = (
@@ -96,5 +108,5 @@ def hub_errors(repo_id: str, revision: str | None = None, then: str = "") -> Ite
             FileNotFoundError,
             errors.HFValidationError,
         )
-        passing = not isinstance(exc.__cause__ or exc, settled)
+        passing = not isinstance(_cause(exc), settled)
         raise InputError(message + (f"; {then}" if then and passing else "")) from exc

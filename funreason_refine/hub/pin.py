@@ -64,7 +64,7 @@ def list_files(path: HubPath, commit: str) -> tuple[HubFile, ...]:
     """The files ``path`` names at ``commit``, in name order: one file, a glob's matches, or a folder's data files."""
     fs: Any = filesystem()  # glob(detail=True) gives a dict, not the list fsspec's annotation says
     root = path.pinned(commit, ()).fs_path("")
-    with hub_errors(path.repo_id, path.revision):
+    with hub_errors(path.repo_id, path.revision, commit=commit):
         if path.is_glob:
             found = fs.glob(root + path.pattern, detail=True)
         else:

@@ -67,7 +67,7 @@ def container(path: HubPath) -> str:
 
 def refuse_compressed(path: HubPath) -> None:
     """InputError when a file of the input whose name is not a data file's (train.jsonl.gz) is compressed."""
-    with hub_errors(path.repo_id, path.revision):
+    with hub_errors(path.repo_id, path.revision, commit=path.commit):
         for file in path.files:
             if container_of_name(file.path) is None and not file.path.lower().endswith(".json"):
                 with open_file(path, file) as fh:
@@ -91,7 +91,7 @@ def iter_hub(
     path: HubPath, max_record_bytes: int, on_bytes: OnBytes = None, parse: bool = True, part: Part | None = None
 ) -> Iterator[RawLine]:
     """The items of the input, or of one ``part`` of it (a shard), as raw.iter_raw gives a local file's."""
-    with hub_errors(path.repo_id, path.revision, then=AGAIN):
+    with hub_errors(path.repo_id, path.revision, then=AGAIN, commit=path.commit):
         kind = container(path)
         if kind == "parquet":
             yield from _parquet_rows(path, part, on_bytes, max_record_bytes)
@@ -111,7 +111,7 @@ def iter_hub(
 def split_hub(path: HubPath, number: int, count: int, max_record_bytes: int) -> Part:
     """Part ``number`` of ``count`` of the input, cut as parts.py cuts a local file."""
     size = path.size
-    with hub_errors(path.repo_id, path.revision):
+    with hub_errors(path.repo_id, path.revision, commit=path.commit):
         kind = container(path)
         if kind == "jsonl":
             with JoinedFiles(path) as fh:
@@ -129,7 +129,7 @@ def bfcl_answers(path: HubPath) -> dict[str, Any]:
     if len(path.files) != 1:
         raise InputError(f"{path.url}: BFCL input from the Hub is one question file; name one file, not a pattern")
     answers = path.parent / "possible_answer" / path.name  # BFCL's layout, as bfcl.default_answers_path
-    with hub_errors(path.repo_id, path.revision):
+    with hub_errors(path.repo_id, path.revision, commit=path.commit):
         try:
             with open_file(path, HubFile(answers.pattern, 0)) as fh:
                 return read_answers(fh, str(answers))

@@ -254,3 +254,22 @@ def test_the_hubs_parquet_conversion_is_read_at_refs_convert_parquet_as_the_hub_
     )
     assert ids(tmp_path / "run") == ["p0", "p1", "p2", "p3"]
     assert json.loads((tmp_path / "run/run.json").read_text())["config"]["input"]["commit"] == commit
+
+
+def test_a_resume_whose_commit_the_dataset_no_longer_has_says_so_and_what_to_do(tmp_path, hub):
+    from huggingface_hub import HfFileSystem
+
+    # History squashed (or force-pushed) since the run: it said "no revision None: write a branch ... after '@';
+    # run the same command again", none of which was so.
+    repo = hub.dataset("org/ds", {"train.jsonl": jsonl(*xlam_rows("old", 5))})
+    first = repo.refs["main"]
+    path = pipeline(tmp_path, "hf://datasets/org/ds/train.jsonl")
+    refine("run", path, "--limit", "2")
+    repo.commit({"train.jsonl": jsonl(*xlam_rows("new", 3))})
+    del repo.commits[first]
+    HfFileSystem.clear_instance_cache()  # as a new process finds it: its listing too is gone
+    output = " ".join(refine("run", path, code=1).split())
+    assert f"the dataset org/ds no longer has commit {first}, which this run folder reads" in output
+    assert "give a new --out" in output and "None" not in output and "run the same command again" not in output
+    refine("run", path, "--out", tmp_path / "now")
+    assert ids(tmp_path / "now") == ["new0", "new1", "new2"]
