@@ -511,10 +511,12 @@ class _Loader:
         self._check_output(parsed, output_dir, out_dir is not None)
         if self.problems:
             raise ConfigError(self.problems)
+        warnings = list(self.models.warnings) if self.models is not None else []
         if isinstance(parsed.input.path, HubPath):  # at the commit the run folder read, or its revision's now
-            from funreason_refine.hub.pin import pin
+            from funreason_refine.hub.pin import held_out_files, pin
 
             parsed.input.path = pin(parsed.input.path, output_dir)
+            warnings += held_out_files(parsed.input.path)
         payload = _payload(parsed, stages)
         return Pipeline(
             path=self.path,
@@ -527,7 +529,7 @@ class _Loader:
             source=self.source,
             audit=parsed.audit,
             max_cost=parsed.max_cost,
-            warnings=self.models.warnings if self.models is not None else [],
+            warnings=warnings,
         )
 
     def _check_output(self, parsed: PipelineFile, output_dir: Path, given: bool) -> None:

@@ -8,6 +8,7 @@ commit, even when the dataset has moved on. A fresh run folder resolves the revi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from funreason_refine.hub.client import api, endpoint, filesystem, hub_errors
 from funreason_refine.hub.paths import DATASETS, HubFile, HubPath
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+# A held-out split's name in a file's path, as the Hub names splits (data/test-00000-of-00001.parquet, dev.jsonl)
+HELD_OUT = re.compile(r"(?:^|[-._ /0-9])(test|testing|eval|evaluation|validation|valid|val|dev)(?:[-._ /0-9]|$)", re.I)
 
 
 def pin(path: HubPath, run_dir: Path) -> HubPath:
@@ -28,6 +31,19 @@ def pin(path: HubPath, run_dir: Path) -> HubPath:
     pinned = path.pinned(commit, list_files(path, commit))
     refuse_compressed(pinned)  # before the run folder is made, as a local compressed file is
     return pinned
+
+
+def held_out_files(path: HubPath) -> list[str]:
+    """A warning when the input's files are some of a held-out split (test, validation) and some not: a folder
+    or a glob that takes a dataset's test split into the data to train on, beside its train split."""
+    held_out = [f.path for f in path.files if HELD_OUT.search(f.path)]
+    if not held_out or len(held_out) == len(path.files):
+        return []
+    return [
+        f"{path.url} matches {len(path.files)} files, of which {len(held_out)} named as a held-out split "
+        f"(test, validation), read as records to train on: {', '.join(held_out[:3])}"
+        f"{' ...' if len(held_out) > 3 else ''}. If they are not meant, name the files to read (e.g. data/train-*)"
+    ]
 
 
 def recorded_commit(path: HubPath, run_dir: Path) -> str | None:

@@ -273,3 +273,21 @@ def test_a_resume_whose_commit_the_dataset_no_longer_has_says_so_and_what_to_do(
     assert "give a new --out" in output and "None" not in output and "run the same command again" not in output
     refine("run", path, "--out", tmp_path / "now")
     assert ids(tmp_path / "now") == ["new0", "new1", "new2"]
+
+
+def test_a_folder_that_takes_a_test_split_beside_the_train_split_says_so(tmp_path, hub):
+    # A Hub dataset's data/ folder holds its splits: its test split was read as records to train on, without a word.
+    rows = xlam_rows("r", 6)
+    files = {
+        "data/train-00000-of-00002.jsonl": jsonl(*rows[:2]),
+        "data/train-00001-of-00002.jsonl": jsonl(*rows[2:4]),
+        "data/test-00000-of-00001.jsonl": jsonl(*rows[4:]),
+    }
+    hub.dataset("org/ds", files)
+    said = "hf://datasets/org/ds/data matches 3 files, of which 1 named as a held-out split (test, validation)"
+    for command in ("validate", "run"):
+        output = " ".join(refine(command, pipeline(tmp_path, "hf://datasets/org/ds/data")).split())
+        assert said in output and "data/test-00000-of-00001.jsonl. If they are not meant" in output
+    assert "held-out" not in refine(
+        "run", pipeline(tmp_path, "hf://datasets/org/ds/data/train-*"), "--out", tmp_path / "again"
+    )
