@@ -81,6 +81,7 @@ DISCARDED_SCHEMA = {
     "messages": "String",  # JSON: a conversation's messages
     "source": "String",  # file:line of the input
     "trail": "String",  # JSON: each stage's verdict
+    "meta": "String",  # JSON: the record's meta, as the kept records carry it (export/formats.py)
     "score": "Float64",  # a scorer's score, when one scored it (the last one's)
 }
 
@@ -150,5 +151,6 @@ def _row(line: dict[str, Any], stage: Any, reason: Any, message: Any) -> dict[st
         "messages": _text(line.get("messages")),
         "source": _clean(f"{source.get('file')}:{source.get('line')}") if source else None,
         "trail": _text(line.get("trail")),
+        "meta": _text(line.get("meta")),
         "score": last_score(line),
     }

@@ -187,3 +187,22 @@ def test_a_run_that_discarded_nothing_has_no_discarded_configuration_which_datas
     output = refine("push", tmp_path / "run", "me/refined")
     assert "discarded/train-00000-of-00001.parquet  (deleted: not in this run's folder)" in output
     assert sorted(hub.repos["me/refined"].tree("main")) == ["README.md", "data/train-00000-of-00001.parquet"]
+
+
+def test_the_discarded_configuration_keeps_each_records_meta_as_the_kept_one_does(tmp_path):
+    # The discarded rows had no meta column: a record's own metadata (its category, its origin) was lost there.
+    from tests.conftest import write_jsonl, xlam_row
+
+    good, bad = xlam_row("good"), xlam_row("bad", answers=[{"name": "nope", "arguments": {}}])
+    good["meta"], bad["meta"] = {"category": "weather"}, {"category": "travel", "origin": ["a", 1]}
+    write_jsonl(tmp_path / "in.jsonl", [good, bad])
+    (tmp_path / "p.toml").write_text(
+        '[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "function_params"\n'
+    )
+    refine("run", tmp_path / "p.toml")
+    refine("export", tmp_path / "run", "--format", "openai", "--hub-dir", tmp_path / "hub")
+    kept, discarded = load(tmp_path / "hub"), load(tmp_path / "hub", "discarded")
+    assert [json.loads(m) for m in kept["meta"]] == [{"category": "weather"}]
+    assert [(r["id"], json.loads(r["meta"])) for r in discarded] == [
+        ("bad", {"category": "travel", "origin": ["a", 1]})
+    ]
