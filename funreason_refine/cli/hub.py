@@ -25,7 +25,7 @@ def hub_folder(run_dir: Path, fmt: str, hub_dir: Path) -> None:
     )
     if folder.export.describe():
         out.print(folder.export.describe(), highlight=False, markup=False)
-    for warning in folder.export.warnings:
+    for warning in folder.warnings:
         warn(warning)
     out.print(
         f"before publishing, fill in what {hub_dir / CARD} marks TO FILL IN (the licence first)",

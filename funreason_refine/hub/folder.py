@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from funreason_refine.hub.card import render_card, run_facts, signed
 from funreason_refine.jsonl import escaped_surrogates, read_jsonl
 from funreason_refine.overrides import read_decisions
 from funreason_refine.record import Outcome
+from funreason_refine.run_folder import FILES
+from funreason_refine.run_state import whole_lines
 
 KEPT = "data/train-00000-of-00001.parquet"
 DISCARDED = "discarded/train-00000-of-00001.parquet"
@@ -38,6 +40,12 @@ class HubFolder:
     kept: int
     discarded: int
     export: ExportResult
+    left_out: list[str] = field(default_factory=list)  # the run's records in neither configuration (left_out)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the folder holds less than the run: the export's warnings, and the records in neither config."""
+        return [*self.export.warnings, *self.left_out]
 
 
 def write_hub_folder(run_dir: Path, fmt: str, out_dir: Path, repo_id: str | None = None) -> HubFolder:
@@ -62,7 +70,25 @@ def write_hub_folder(run_dir: Path, fmt: str, out_dir: Path, repo_id: str | None
     card = render_card(facts, fmt, configs, review=result.describe(), repo_id=repo_id)
     (out_dir / CARD).write_text(signed(card), encoding="utf-8")
     files = [CARD, DISCARDED, KEPT] if discarded else [CARD, KEPT]
-    return HubFolder(out_dir, files, result.written, discarded, result)
+    return HubFolder(out_dir, files, result.written, discarded, result, left_out(run_dir))
+
+
+def left_out(run_dir: Path) -> list[str]:
+    """The run's records that are in neither configuration: those with no verdict yet, and unreadable input."""
+    notes = []
+    errors, quarantined = (whole_lines(run_dir / FILES[o]) for o in (Outcome.ERRORS, Outcome.QUARANTINED))
+    if errors:
+        notes.append(
+            f"{errors} record(s) in {run_dir / FILES[Outcome.ERRORS]} are in neither configuration: a stage or its "
+            f"judge failed on them, so they have no verdict yet. Fix the cause, run `refine retry {run_dir}`, then "
+            "write the folder again"
+        )
+    if quarantined:
+        notes.append(
+            f"{quarantined} input record(s) that could not be read ({run_dir / FILES[Outcome.QUARANTINED]}) are in "
+            "neither configuration"
+        )
+    return notes
 
 
 # Every column of the discarded configuration, typed, so that the Parquet schema is the same whatever the run.

@@ -35,7 +35,7 @@ class PushResult:
     url: str | None = None
     review: str | None = None
     card_kept: bool = False  # the repository's README.md was edited by a person: left as it is
-    warnings: list[str] = field(default_factory=list)  # what the export left out or could not check (export/)
+    warnings: list[str] = field(default_factory=list)  # what the folder holds less than the run (folder.py)
 
 
 def push_run(run_dir: Path, repo_id: str, fmt: str, private: bool = False, dry_run: bool = False) -> PushResult:
@@ -48,7 +48,7 @@ def push_run(run_dir: Path, repo_id: str, fmt: str, private: bool = False, dry_r
         folder = write_hub_folder(run_dir, fmt, Path(tmp), repo_id=repo_id)
         files = [(name, (folder.path / name).stat().st_size) for name in folder.files]
         result = PushResult(repo_id, files, folder.kept, folder.discarded, review=folder.export.describe())
-        result.warnings = folder.export.warnings
+        result.warnings = folder.warnings
         if not dry_run:
             _commit(folder.path, folder.files, result, private, run_dir, fmt)
     return result

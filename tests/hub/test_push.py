@@ -66,3 +66,23 @@ def test_without_a_write_token_push_is_a_one_line_error(hub, quickstart_run):
 def test_a_bad_repository_id_is_refused_before_anything_is_sent(hub, quickstart_run):
     assert "write ORG/NAME" in refine("push", quickstart_run, "refined", code=1)
     assert not hub.log
+
+
+def test_records_in_neither_configuration_are_said_by_the_folder_and_the_push(tmp_path, hub, flaky_stage):
+    # A run whose stage failed on a record (errors.jsonl: no verdict yet) was published without it, without a word.
+    from tests.conftest import write_jsonl
+    from tests.hub.conftest import xlam_rows
+
+    flaky_stage.add("r1")
+    write_jsonl(tmp_path / "in.jsonl", [*xlam_rows("r", 4), "{not json"])
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n[[stages]]\nname = "flaky"\n')
+    refine("run", tmp_path / "p.toml", code=3)
+    run = tmp_path / "run"
+    for output in (
+        refine("export", run, "--format", "openai", "--hub-dir", tmp_path / "hub"),
+        refine("push", run, "me/refined", "--dry-run"),
+    ):
+        said = " ".join(output.split())
+        assert f"1 record(s) in {run / 'errors.jsonl'} are in neither configuration" in said
+        assert f"run `refine retry {run}`, then write the folder again" in said
+        assert f"1 input record(s) that could not be read ({run / 'quarantined.jsonl'})" in said
