@@ -77,6 +77,7 @@ def _commit(folder: Path, names: list[str], result: PushResult, private: bool, r
             commit_message=f"Refined data from funreason-refine ({Path(run_dir).name}, {fmt})",
             commit_description=f"{result.kept} kept and {result.discarded} discarded records; see {CARD}.",
             repo_type="dataset",
+            parent_commit=before,  # refused if a commit came in since the files and the card were looked at
         )
     except Exception as exc:
         raise RefineError(_why(exc, result.repo_id)) from exc
@@ -101,6 +102,11 @@ def _why(exc: Exception, repo_id: str) -> str:
         return (
             f"the Hub refused to write to the dataset {repo_id} ({status}): set HF_TOKEN to a token with write "
             "access to it (or run `hf auth login`)"
+        )
+    if isinstance(exc, errors.HfHubHTTPError) and status == 412:
+        return (
+            f"the dataset {repo_id} changed on the Hub while this push looked at it (a commit came in): nothing was "
+            "written; push again"
         )
     message = explain(exc, repo_id)
     if message is None:

@@ -8,7 +8,8 @@ It answers what huggingface_hub's HfApi and HfFileSystem ask of the Hub for data
 - ``POST /api/datasets/{repo}/paths-info/{rev}``: the entries at some paths;
 - ``HEAD`` and ``GET /datasets/{repo}/resolve/{rev}/{path}``: a file, whole or a byte range;
 - ``POST /api/repos/create``, ``POST /api/validate-yaml``, ``POST /api/datasets/{repo}/preupload/{rev}``
-  and ``POST /api/datasets/{repo}/commit/{rev}`` (files sent inline, as "regular" uploads).
+  and ``POST /api/datasets/{repo}/commit/{rev}`` (files sent inline, as "regular" uploads; a
+  ``parentCommit`` that the branch is no longer at is refused, 412, as the Hub does).
 
 Errors carry the Hub's ``X-Error-Code`` header, which huggingface_hub turns into its own exceptions.
 Every request is logged (method, path, range, authorization) for the tests to look at.
@@ -287,6 +288,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             tree = dict(repo.tree(rev) or {})
             for line in body.splitlines():
                 item = json.loads(line)
+                parent = item["value"].get("parentCommit") if item["key"] == "header" else None
+                if parent is not None and parent != repo.refs.get(rev):
+                    return self._error(412, "PreconditionFailed", "A commit has happened since. Please refresh")
                 if item["key"] == "file":
                     tree[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
                 elif item["key"] == "deletedFile":

@@ -86,3 +86,28 @@ def test_records_in_neither_configuration_are_said_by_the_folder_and_the_push(tm
         assert f"1 record(s) in {run / 'errors.jsonl'} are in neither configuration" in said
         assert f"run `refine retry {run}`, then write the folder again" in said
         assert f"1 input record(s) that could not be read ({run / 'quarantined.jsonl'})" in said
+
+
+def test_a_card_a_person_edits_while_the_push_runs_is_not_replaced(hub, monkeypatch, quickstart_run):
+    # The push looked at the README.md, then committed on whatever the branch was at by then: an edit made in
+    # between was overwritten without a word.
+    import funreason_refine.hub.push as push
+
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    refine("push", quickstart_run, "me/refined")
+    repo = hub.repos["me/refined"]
+    edited = repo.tree("main")["README.md"].replace(b"license: unknown", b"license: cc-by-4.0")
+    looked = push._edited_card
+
+    def a_person_edits_meanwhile(card_path, new):
+        answer = looked(card_path, new)
+        repo.commit({"README.md": edited}, keep=True)
+        return answer
+
+    monkeypatch.setattr(push, "_edited_card", a_person_edits_meanwhile)
+    output = refine("push", quickstart_run, "me/refined", "--format", "openai", code=1)
+    assert "the dataset me/refined changed on the Hub while this push looked at it" in " ".join(output.split())
+    assert repo.tree("main")["README.md"] == edited
+    monkeypatch.setattr(push, "_edited_card", looked)
+    assert "kept the README.md on the Hub" in refine("push", quickstart_run, "me/refined", "--format", "openai")
+    assert repo.tree("main")["README.md"] == edited
