@@ -149,13 +149,24 @@ def cuttable(segments: list[int], offsets: list[tuple[int, int]], span: Span, rn
     ]
 
 
+def whole_characters(cut: list[int], offsets: list[tuple[int, int]], keep: int) -> int:
+    """How many of the CoT tokens ``cut`` to keep, at most ``keep``, so that the kept ones end on a character.
+
+    A byte-level tokenizer splits a character it has no token for (an emoji, a rare CJK one) into
+    tokens that share its offsets: keeping the first of them would train the CoT on a broken character.
+    """
+    while 0 < keep < len(cut) and offsets[cut[keep - 1]][1] > offsets[cut[keep]][0]:
+        keep -= 1
+    return keep
+
+
 def truncate(example: Example, offsets: list[tuple[int, int]], spans: list[Span], max_length: int) -> Example:
     """``example`` within ``max_length`` tokens, never a turn's call without everything before it.
 
     The chat is cut after the last assistant turn that fits, that turn's CoT losing tokens from
-    its end (keeping ``</think>``) when it alone is over; earlier turns stay whole. A single-turn
-    record thus loses CoT tokens from the end, never its prompt or call. ValueError when the first
-    turn's prompt and call alone do not fit.
+    its end (keeping ``</think>``, and never part of a character) when it alone is over; earlier
+    turns stay whole. A single-turn record thus loses CoT tokens from the end, never its prompt or
+    call. ValueError when the first turn's prompt and call alone do not fit.
     """
     ranges = example.turns
     for turn in reversed(range(len(ranges))):
@@ -163,7 +174,8 @@ def truncate(example: Example, offsets: list[tuple[int, int]], spans: list[Span]
         cut = cuttable(example.segments, offsets, spans[turn], ranges[turn])
         if end - len(cut) > max_length:
             continue
-        drop = set(cut[len(cut) - max(end - max_length, 0) :])  # all inside this turn's tokens
+        keep = whole_characters(cut, offsets, len(cut) - max(end - max_length, 0))
+        drop = set(cut[keep:])  # all inside this turn's tokens
         return Example(
             [v for i, v in enumerate(example.input_ids[:end]) if i not in drop],
             [v for i, v in enumerate(example.labels[:end]) if i not in drop],

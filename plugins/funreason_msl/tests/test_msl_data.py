@@ -63,6 +63,19 @@ def test_truncation_cuts_the_cot_never_the_call(tokenizer):
     assert text_of(tokenizer, short, NOT_TARGET) == text_of(tokenizer, full, NOT_TARGET).removesuffix("\n")
 
 
+def test_truncation_never_keeps_part_of_a_character_the_tokenizer_splits_into_bytes(tokenizer):
+    cot = "Rome 🌧🌦 Madrid ☀ 晴天与雨天"  # no token for these: each character is two or more byte tokens
+    record = {**RECORD, "target": f'<think>{cot}</think>\n\n[get_weather(city="Rome")]'}
+    full = encode(record, tokenizer)
+    assert text_of(tokenizer, full, THINK) == f"<think>{cot}</think>"
+    for cut in range(1, 20):
+        short = encode(record, tokenizer, max_length=len(full.input_ids) - cut)
+        think = text_of(tokenizer, short, THINK)
+        assert "\ufffd" not in think, (cut, think)  # a broken character decodes as the replacement character
+        assert think.removesuffix("</think>") in f"<think>{cot}"
+        assert text_of(tokenizer, short, RESULT) == text_of(tokenizer, full, RESULT)
+
+
 def test_records_whose_prompt_and_call_do_not_fit_are_dropped_and_reported(tokenizer):
     fits = len(encode(RECORD, tokenizer).input_ids) + 10
     dataset = MSLDataset([RECORD, {**RECORD, "id": "huge", "query": "word " * 500}], tokenizer, max_length=fits)
