@@ -53,6 +53,17 @@ def msl_stats(run_dir: Path, tokenizer_path: str, gguf_file: str | None, max_len
     if review is not None:  # as export says it: on stderr, so that --json stays JSON
         for line in filter(None, [review.describe(), *review.warnings]):
             click.echo(line, err=True)
+    for line in dropped_lines(dataset.report.dropped):
+        click.echo(line, err=True)
+
+
+def dropped_lines(dropped: list[str], shown: int = 10) -> list[str]:
+    """Which records training would leave out and why (the first ``shown``; --json lists them all)."""
+    if not dropped:
+        return []
+    more = len(dropped) - shown
+    tail = [f"  ... and {more} more (--json lists them all, under dropped_records)"] if more > 0 else []
+    return [f"{len(dropped)} record(s) dropped, left out of training:", *(f"  {d}" for d in dropped[:shown]), *tail]
 
 
 def segment_table(stats: dict[str, Any]) -> Any:

@@ -61,6 +61,7 @@ def segment_stats(dataset: MSLDataset) -> dict[str, Any]:
         "without_cot": sum(1 for n in think if n == 0),  # all their targets are result tokens
         "truncated": dataset.report.truncated,
         "dropped": len(dataset.report.dropped),
+        "dropped_records": list(dataset.report.dropped),  # "id: why", as training leaves them out
         # Not rounded here: the table rounds the share once, as it shows it (rounded twice, 9/44 showed as 20.4%).
         "think": {**describe(think), "sft_loss_share": sum(think) / total if total else 0.0},
         "result": {**describe(result), "sft_loss_share": sum(result) / total if total else 0.0},

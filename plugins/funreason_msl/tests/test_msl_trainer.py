@@ -6,6 +6,7 @@ import torch
 from click.testing import CliRunner
 from funreason_msl import MSLCollator, MSLDataset, MSLLoss, MSLTrainer
 from funreason_msl.cli import msl_stats
+from funreason_msl.data import encode
 from funreason_msl.tiny import tiny_model
 from transformers import Trainer, TrainingArguments
 
@@ -224,6 +225,22 @@ def test_msl_stats_prints_the_papers_table_for_a_run_and_counts_per_turn(tmp_pat
     assert json.loads(cut.output)["turns"]["dropped_by_truncation"] == 5  # later turns of conv-5 and conv-oslo
     missing = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "cannot load a tokenizer" in missing.output
+
+
+def test_msl_stats_names_the_records_training_would_drop_and_why(tmp_path, mixed_run, records, tokenizer):
+    tokenizer.save_pretrained(tmp_path / "tok")
+    lengths = sorted(len(encode(r, tokenizer).input_ids) for r in records)
+    cut = ["--max-length", str(lengths[len(lengths) // 4])]  # too short for many prompts and calls
+    expected = MSLDataset(records, tokenizer, max_length=int(cut[1])).report.dropped
+    assert len(expected) > 10
+    result = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), *cut, "--json"])
+    stats = json.loads(result.stdout)
+    assert stats["dropped"] == len(expected) and stats["dropped_records"] == expected
+    assert f"{len(expected)} record(s) dropped, left out of training:" in result.stderr
+    assert expected[0] in result.stderr and expected[-1] not in result.stderr  # the first ten, then how many more
+    assert f"... and {len(expected) - 10} more (--json lists them all, under dropped_records)" in result.stderr
+    table = CliRunner().invoke(msl_stats, [str(mixed_run), "--tokenizer", str(tmp_path / "tok"), *cut])
+    assert expected[0] in table.stderr and "prompt and call alone take" in expected[0]
 
 
 def test_msl_stats_counts_the_records_export_writes_and_says_what_the_review_changed(tmp_path, mixed_run, tokenizer):
