@@ -141,6 +141,14 @@ class MSLCollator:
 
     pad_token_id: int
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.pad_token_id, int):
+            raise ValueError(
+                f"MSLCollator needs a token id to pad with, got {self.pad_token_id!r} (a tokenizer without a pad "
+                "token, as Llama 3's, has pad_token_id None): pass MSLCollator(tokenizer.eos_token_id); padding is "
+                "masked out of attention and loss, so any id does"
+            )
+
     def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         width = max(len(b["input_ids"]) for b in batch)
 

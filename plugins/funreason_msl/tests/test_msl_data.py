@@ -171,6 +171,12 @@ def test_quickstart_dataset_and_collator(records, tokenizer):
     assert batch["labels"].dtype == torch.long
 
 
+def test_a_collator_without_a_pad_id_is_refused_when_made_not_at_the_first_uneven_batch():
+    # Llama 3's tokenizer has no pad token: MSLCollator(tokenizer.pad_token_id) is MSLCollator(None)
+    with pytest.raises(ValueError, match=r"got None .*pass MSLCollator\(tokenizer.eos_token_id\)"):
+        MSLCollator(None)
+
+
 def test_a_chat_template_without_generation_markers_still_yields_targets(tokenizer):
     assert "{% generation %}" not in tokenizer.chat_template
     example = encode(RECORD, tokenizer)
