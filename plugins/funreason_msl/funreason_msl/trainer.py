@@ -134,7 +134,14 @@ class MSLLoss:
             return_parts=True,
         )
         alpha_value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
-        self.last = {"loss_think": float(l_think), "loss_result": float(l_result), "alpha": alpha_value}
+        own = [int(c) for c in segment_counts(labels, segments)]  # this batch's tokens: what its means weigh
+        self.last = {
+            "loss_think": float(l_think),
+            "loss_result": float(l_result),
+            "alpha": alpha_value,
+            "think_tokens": own[0],
+            "result_tokens": own[1],
+        }
         return loss
 
 
@@ -202,8 +209,13 @@ class MSLMixin:
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if self._msl_logs and "loss" in logs:
-            for key in ("loss_think", "loss_result", "alpha"):
-                logs[key] = round(sum(entry[key] for entry in self._msl_logs) / len(self._msl_logs), 4)
+            entries = self._msl_logs
+            # Each segment's mean over all its tokens since the last log: a micro-batch without a CoT has no think
+            # loss to average in (its loss_think is 0 of 0 tokens), and a long one weighs by its tokens.
+            for key, count in (("loss_think", "think_tokens"), ("loss_result", "result_tokens")):
+                tokens = sum(entry[count] for entry in entries)
+                logs[key] = round(sum(entry[key] * entry[count] for entry in entries) / max(tokens, 1), 4)
+            logs["alpha"] = round(sum(entry["alpha"] for entry in entries) / len(entries), 4)
             self._msl_logs.clear()
         super().log(logs, *args, **kwargs)  # type: ignore[misc]
 

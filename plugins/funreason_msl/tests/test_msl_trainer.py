@@ -118,6 +118,35 @@ def test_evaluation_after_training_is_the_loss_of_its_own_batches_and_stays_out_
         assert (h["loss_think"], h["loss_result"]) == pytest.approx((float(think), float(result)), abs=2e-4)
 
 
+def test_logged_segment_losses_are_the_steps_means_when_a_micro_batch_has_no_cot(tmp_path, dataset, tokenizer):
+    from funreason_msl import msl_loss
+    from funreason_msl.loss import THINK
+
+    with_cot = [i for i in range(len(dataset)) if THINK in dataset[i]["segments"]][:2]
+    without = [i for i in range(len(dataset)) if THINK not in dataset[i]["segments"]][:2]
+    step = torch.utils.data.Subset(dataset, with_cot + without)
+    collator = MSLCollator(tokenizer.pad_token_id)
+    model = tiny_model(len(tokenizer), seed=0)
+    with torch.no_grad():
+        batch = collator([step[i] for i in range(4)])
+        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        _, (think, result) = msl_loss(logits, batch["labels"], batch["segments"], return_parts=True)
+    trainer = MSLTrainer(
+        args=args(
+            tmp_path, max_steps=1, learning_rate=0.0, per_device_train_batch_size=1, gradient_accumulation_steps=4
+        ),
+        model=model,
+        train_dataset=step,
+        data_collator=collator,
+        alpha=0.7,
+    )
+    trainer.train()
+    (logged,) = [h for h in trainer.state.log_history if "loss" in h]
+    # the two micro-batches without a CoT have no think loss: they must not pull loss_think toward 0
+    assert (logged["loss_think"], logged["loss_result"]) == pytest.approx((float(think), float(result)), abs=2e-4)
+    assert logged["loss"] == pytest.approx(0.7 * float(think) + 0.3 * float(result), abs=2e-4)
+
+
 def test_msl_loss_alone_refuses_gradient_accumulation(tmp_path, dataset, tokenizer):
     trainer = Trainer(
         model=tiny_model(len(tokenizer)),
