@@ -108,3 +108,63 @@ def test_a_few_steps_lower_the_loss_and_teach_the_target_shape(tmp_path, kept_ru
     shaped = [text for text, ended in answers if ended and SHAPE.fullmatch(text)]
     assert len(shaped) >= 2, answers  # held-out prompts; the untrained model answers none in this shape
     model.save_pretrained(tmp_path / "trained")
+
+
+def chatml_classes(chat):
+    """Independently of the plugin: SmolLM2's ChatML text of ``chat`` and each character's segment (0 none, 1 think
+    from <think> to the end of </think>, 2 the rest of an assistant turn through its <|im_end|>)."""
+    text, classes = "", []
+    for message in chat:
+        head, body = f"<|im_start|>{message['role']}\n", message["content"] + "<|im_end|>"
+        text += head + body + "\n"
+        if message["role"] != "assistant":
+            classes += [0] * len(head + body + "\n")
+            continue
+        think = body.index("</think>") + len("</think>") if body.startswith("<think>") and "</think>" in body else 0
+        classes += [0] * len(head) + [1] * think + [2] * (len(body) - think) + [0]
+    return text, classes
+
+
+def test_smollm2_labels_every_token_as_an_independent_reading_of_the_text_and_the_loss_agrees(
+    mixed_run, gguf, smol_tokenizer
+):
+    import torch
+    import torch.nn.functional as F
+    from funreason_msl import MSLCollator, load_model, msl_loss
+    from funreason_msl.data import encode, messages, read_records
+
+    records = {r["id"]: r for r in read_records(mixed_run)}
+    prime = records["ok-prime"]
+    cot = "质数 🙂🤔 check: 用户想知道97是否是质数 ← ok"
+    picked = [
+        {**prime, "target": f"<think>{cot}</think>\n\n[is_prime(n=97)]"},  # CJK and emoji: byte tokens
+        {**prime, "target": "[is_prime(n=97)]"},  # no CoT
+        {**prime, "target": "<think>Text only.</think>\n\n97 is prime; it says </think> too."},
+        records["conv-5"],  # five assistant turns, tool results and a user turn between them
+    ]
+    examples, expected = [], []
+    for record in picked:
+        text, classes = chatml_classes(messages(record))
+        assert smol_tokenizer.apply_chat_template(messages(record), tokenize=False) == text
+        example = encode(record, smol_tokenizer)
+        offsets = smol_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        want = [classes[start] if end > start else 0 for start, end in offsets]
+        assert all(len(set(classes[start:end])) <= 1 for start, end in offsets)  # no token straddles two parts here
+        assert example.segments == want, record["id"]
+        examples.append(example)
+        expected.append(want)
+    batch = MSLCollator(smol_tokenizer.pad_token_id)(
+        [{"input_ids": e.input_ids, "labels": e.labels, "segments": e.segments} for e in examples]
+    )
+    model = load_model(gguf).eval()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.double()
+    losses = {1: [], 2: []}
+    for row, (example, want) in enumerate(zip(examples, expected, strict=True)):
+        for j in range(1, len(example.input_ids)):
+            if want[j]:
+                losses[want[j]].append(F.cross_entropy(logits[row, j - 1], torch.tensor(example.input_ids[j])))
+    think, result = (float(sum(v) / len(v)) for v in (losses[1], losses[2]))
+    for alpha in (0.0, 0.7, 1.0):
+        got = float(msl_loss(logits, batch["labels"], batch["segments"], alpha=alpha))
+        assert got == pytest.approx(alpha * think + (1 - alpha) * result, rel=1e-9)
