@@ -221,9 +221,19 @@ def _pooled_score(settings: ScorerSettings, payload: dict[str, Any], url: str) -
     values = row.get("probs" if settings.kind == "classify" else "data") if row is not None else None
     if isinstance(values, list) and values and isinstance(values[-1], list):
         values = values[-1]
+    what = "data[0].probs" if settings.kind == "classify" else "data[0].data"
     if not isinstance(values, list) or not values or not all(_number(v) for v in values):
-        what = "data[0].probs" if settings.kind == "classify" else "data[0].data"
+        if isinstance(values, list) and any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise Failure(f"the answer from {url} has {what} = {values[:8]}: the model gave no finite score", "failing")
         raise Failure(f"the answer from {url} has no {what} with numbers in it: is api_base a vLLM server?", "failing")
+    if settings.kind == "classify" and not all(0 <= v <= 1 for v in values):
+        raise Failure(
+            f"the answer from {url} has {what} = {values[:8]}, not probabilities between 0 and 1 (the server "
+            "returns the classifier's logits: its activation is off); serve it with its activation, or score the "
+            'raw values with kind = "reward"',
+            "alive",
+            "setup",
+        )
     if len(values) == 1:
         return float(values[0])  # one output (a sigmoid classifier, a reward model): it is the score
     if settings.positive_label >= len(values):

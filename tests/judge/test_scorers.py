@@ -258,6 +258,14 @@ def test_a_yes_or_no_without_a_usable_probability_is_a_record_error():
         read_yes_no(settings, Answer("Yes", None, None, 1, 1, "http://h:1/v1", 0.1, False, response))
 
 
+def test_a_classifier_answering_logits_stops_the_run_rather_than_cut_them_as_probabilities(tmp_path):
+    # A /classify whose activation is off (use_activation = false, an override of the pooler) answers logits.
+    with FakeLLM(lambda r: Reply(probs=[-2.0, 3.0])) as server:
+        output = refine("run", pipeline(tmp_path, server, 'kind = "classify", threshold = 0.5', n=1), code=1)
+    assert "data[0].probs = [-2.0, 3.0], not probabilities between 0 and 1" in output and 'kind = "reward"' in output
+    assert not (tmp_path / "run" / "kept.jsonl").read_text()
+
+
 def test_shards_merged_add_their_score_histograms_up_to_the_one_process_run(tmp_path):
     good = [0.9, 0.3, 0.6, 0.2, 0.75, 0.55]
     scorer = 'kind = "classify", threshold = 0.5'
