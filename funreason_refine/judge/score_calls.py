@@ -70,7 +70,7 @@ def read_yes_no(settings: ScorerSettings, reply: Reply) -> str:
         )
     for position in content:
         if _word(getattr(position, "token", None)) in (yes, no):
-            p_yes, p_no = _probabilities(position, yes, no)
+            p_yes, p_no = _at_answer(settings, reply, position)
             if p_yes + p_no <= 0:
                 break  # the server gave the token no usable logprob
             good = p_yes if settings.good_answer == "yes" else p_no
@@ -80,6 +80,24 @@ def read_yes_no(settings: ScorerSettings, reply: Reply) -> str:
         f"{settings.no_token!r} token that has a probability: check the scorer's template (or set yes_token and "
         "no_token to the words the model answers with)"
     )
+
+
+def _at_answer(settings: ScorerSettings, reply: Reply, position: Any) -> tuple[float, float]:
+    """The probabilities of 'yes' and 'no' at the answer token ``position`` (errors: none can be read there)."""
+    said = f"{settings.model} answered {reply.text[:120]!r} from {reply.server}"
+    if settings.top_logprobs > 1 and len(getattr(position, "top_logprobs", None) or []) < 2:
+        raise JudgeSetupError(
+            f"{said} with no top_logprobs at {position.token!r}: a yes_no scorer weighs 'yes' against 'no' among "
+            "the token's alternatives, and without them every score would be 0 or 1; use a server that returns "
+            "top_logprobs (vLLM does)"
+        )
+    p_yes, p_no = _probabilities(position, settings.yes_token.strip().lower(), settings.no_token.strip().lower())
+    if math.isnan(p_yes + p_no):
+        raise JudgeCallError(
+            f"{said} with a logprob that is not a number (NaN) at {position.token!r}: no score can be read from it; "
+            "check the server (its dtype, a model that overflows)"
+        )
+    return p_yes, p_no
 
 
 def _probabilities(position: Any, yes: str, no: str) -> tuple[float, float]:

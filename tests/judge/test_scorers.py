@@ -252,9 +252,33 @@ def test_a_yes_or_no_without_a_usable_probability_is_a_record_error():
     from funreason_refine.judge.scorer_settings import ScorerSettings
 
     settings = ScorerSettings(model="hosted_vllm/g", kind="yes_no", api_base="http://h:1/v1")
-    position = NS(token="Yes", logprob=None, top_logprobs=[NS(token="Yes", logprob=None)])
+    position = NS(token="Yes", logprob=None, top_logprobs=[NS(token="Yes", logprob=None), NS(token="No", logprob=None)])
     response = NS(choices=[NS(logprobs=NS(content=[position]))])
     with pytest.raises(RefineError, match="no 'yes' or 'no' token that has a probability"):
+        read_yes_no(settings, Answer("Yes", None, None, 1, 1, "http://h:1/v1", 0.1, False, response))
+
+
+@pytest.mark.parametrize(
+    ("top", "said"),
+    [
+        ([], "with no top_logprobs at 'Yes'"),  # a server that returns logprobs but ignores top_logprobs
+        ([("Yes", float("nan")), ("No", -1.0)], "a logprob that is not a number (NaN) at 'Yes'"),
+    ],
+)
+def test_a_yes_or_no_whose_probability_the_server_did_not_give_is_never_read_as_0_or_1(top, said):
+    from types import SimpleNamespace as NS
+
+    from funreason_refine.errors import RefineError
+    from funreason_refine.judge.reply import Reply as Answer
+    from funreason_refine.judge.score_calls import read_yes_no
+    from funreason_refine.judge.scorer_settings import ScorerSettings
+
+    settings = ScorerSettings(model="hosted_vllm/g", kind="yes_no", template="prompt", api_base="http://h:1/v1")
+    alternatives = [NS(token=t, logprob=p) for t, p in top]
+    position = NS(token="Yes", logprob=-0.6 if top == [] else float("nan"), top_logprobs=alternatives)
+    response = NS(choices=[NS(logprobs=NS(content=[position]))])
+    # Before, the first read 1.0 (a 0.55 "Yes" alone), the second blamed the answer cache.
+    with pytest.raises(RefineError, match=said.replace("(", r"\(").replace(")", r"\)")):
         read_yes_no(settings, Answer("Yes", None, None, 1, 1, "http://h:1/v1", 0.1, False, response))
 
 
