@@ -95,6 +95,11 @@ def threshold_lines(report: dict[str, Any]) -> list[str]:
             best = t["best_f1"]
             if best is not None:
                 lines.append(f"  best F1 at threshold {best['threshold']:g}: {_point(best)}; paste: {best['paste']}")
+            else:
+                lines.append(
+                    "  no threshold discards a record labelled discard (F1 0 at each): none proposed; one below "
+                    "every score discards none"
+                )
             if t["target_precision"] is not None:
                 lines.append(_target_line(t))
     return lines

@@ -125,7 +125,8 @@ def fit(
     for stage, table in tables.items():
         others = {s: t for s, t in thresholds.items() if s != stage}
         points = curve(golden, endings, stage, others)
-        best = _pick(points, "f1")
+        # F1 0 everywhere (no threshold discards a record labelled discard): nothing to propose.
+        best = _pick(points, "f1", lambda p: p["f1"] > 0)
         target = None
         if target_precision is not None:
             target = _pick(

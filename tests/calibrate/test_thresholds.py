@@ -112,3 +112,19 @@ def test_a_precision_no_threshold_reaches_is_said():
         lines[-1]
         == "  no threshold reaches precision 0.9 (the highest is 0.600): label more records, or try another scorer"
     )
+
+
+def test_labels_that_keep_every_scored_record_get_no_threshold_that_would_discard_one():
+    from funreason_refine.calibrate.golden import GoldenRecord, Label
+    from funreason_refine.calibrate.thresholds import fit
+
+    golden = [GoldenRecord(i + 1, {}, Label(outcome="keep"), None, f"g{i}") for i in range(3)]
+    endings = [Ending("kept", scores=(("rm", s),)) for s in (0.9, 0.2, 0.6)]
+    fitted = fit(golden, endings, {"rm": {"model": "m", "kind": "classify", "threshold": 0.5}})["rm"]
+    # Every threshold above 0.2 discards a record the person keeps (F1 0): before, 0.6 was proposed to paste.
+    assert fitted["best_f1"] is None
+    lines = threshold_lines({"candidates": [{"name": "c", "thresholds": {"rm": fitted}}]})
+    assert lines[-1] == (
+        "  no threshold discards a record labelled discard (F1 0 at each): none proposed; one below every score "
+        "discards none"
+    )
