@@ -59,8 +59,10 @@ def peak_bytes(loaded, **options):
 @pytest.mark.usefixtures("small_caches")
 def test_peak_memory_is_flat_from_1050_to_3150_records(tmp_path):
     estimate(pipeline(tmp_path, 1050), output_tokens=20)
-    small, few = peak_bytes(pipeline(tmp_path, 1050))
-    large, many = peak_bytes(pipeline(tmp_path, 3150))
+    # tracemalloc counts every thread's allocations: a thread an earlier test of this worker left (a server's,
+    # LiteLLM's) can add to one measurement on a busy machine, never take from it. The least of two is the run's.
+    small, few = min((peak_bytes(pipeline(tmp_path, 1050)) for _ in range(2)), key=lambda measured: measured[0])
+    large, many = min((peak_bytes(pipeline(tmp_path, 3150)) for _ in range(2)), key=lambda measured: measured[0])
     assert many.total.calls.low == 3 * few.total.calls.low, "three times the records, three times the calls"
     # Keeping every record and its prompts (before), the peak grew with the input: 11.8 MB, then 35 MB here.
     assert large < 1.1 * small, (small, large)
