@@ -126,8 +126,8 @@ class JudgeRunner:
 def written(model: str, field: str, answer: Answer, prompt: str = "") -> str:
     """The text a generator wrote: its answer alone (its reasoning is its scratchpad, never training data),
     whole (an answer the token limit cut off is not), and nothing but its answer: one that still holds a think
-    tag, a chat template's special token or a line of the prompt's ===== fences is not kept (``prompt``: the
-    prompt it answered)."""
+    tag, a chat template's special token that the prompt does not hold (a record's text may) or a line of the
+    prompt's ===== fences is not kept (``prompt``: the prompt it answered)."""
     if answer.cut_off:
         raise JudgeCallError(
             f"{model} was cut off by the token limit (finish_reason length) while it wrote the {field}: raise the "
@@ -154,7 +154,8 @@ def _not_the_answer_alone(text: str, prompt: str) -> str | None:
     tag = THINK_TAG.search(text) or _MAGISTRAL_THINK.search(text)
     if tag:
         return f"a {tag.group(0)} tag outside a think block at its start (reasoning, not an answer)"
-    token = _SPECIAL_TOKEN.search(text)
+    # A token the prompt holds is the record's own text (a call's argument), quoted: no template put it there.
+    token = next((t for t in _SPECIAL_TOKEN.finditer(text) if t.group(0) not in prompt), None)
     if token:
         return f"the chat template's special token {token.group(0)} (the server sent its raw output)"
     fences = {line.strip() for line in prompt.splitlines() if line.startswith("=====")}

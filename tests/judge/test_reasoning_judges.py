@@ -159,6 +159,20 @@ def test_a_generator_answer_holding_more_than_its_answer_is_never_the_training_d
     assert kind == "errors" and said in line["error"] and "not kept as the cot" in line["error"]
 
 
+def test_a_cot_quoting_a_special_token_the_record_holds_is_kept():
+    """A call's argument may hold a chat template's token (a tokenizer tool's input): the CoT that says where the
+    argument comes from quotes it. Only a token the prompt does not hold came from the server's raw output."""
+    from funreason_refine.judge.answer import Answer
+    from funreason_refine.judge.failures import JudgeCallError
+    from funreason_refine.judge.runner import written
+
+    prompt = '===== CALLS =====\n[count_tokens(text="<|endoftext|>")]\n===== END ====='
+    cot = "The user wants the tokens of <|endoftext|>, so I call count_tokens with text <|endoftext|>."
+    assert written("m", "cot", Answer(cot), prompt) == cot
+    with pytest.raises(JudgeCallError, match="special token <\\|im_end\\|>"):
+        written("m", "cot", Answer(f"{cot}<|im_end|>"), prompt)
+
+
 @pytest.mark.parametrize(
     "reply",
     [
