@@ -128,3 +128,10 @@ def test_labels_that_keep_every_scored_record_get_no_threshold_that_would_discar
         "  no threshold discards a record labelled discard (F1 0 at each): none proposed; one below every score "
         "discards none"
     )
+    # The page says so too (it left the row out, without a word).
+    from funreason_refine.calibrate.html import threshold_chart
+    from funreason_refine.pages import render
+
+    shown = {"candidate": {"name": "c", "slug": "c"}, "stage": "rm", "fit": fitted, "chart": threshold_chart(fitted)}
+    html = render("calibration/thresholds.html", thresholds=[shown])
+    assert 'data-key="thresholds.c.rm.best_F1">none proposed: no threshold discards a record labelled discard' in html
