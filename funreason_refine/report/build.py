@@ -119,7 +119,7 @@ def build_report(run: RunData) -> dict[str, Any]:
         calls.with_columns(pl.col("n_calls").clip(upper_bound=4)).group_by("n_calls").len().iter_rows()
     )
     top_functions = (
-        calls.select(pl.col("functions").explode())
+        calls.select(pl.col("functions").list.unique().explode())  # an answer calling a function twice: one answer
         .drop_nulls()
         .group_by("functions")
         .len()

@@ -334,3 +334,17 @@ def test_bidirectional_controls_in_record_text_are_shown_in_audit_and_on_the_rep
     assert invoke("report", tmp_path / "run").exit_code == 0
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "\u202e" not in page and "\u2066" not in page and "\\u202e5 days" in page
+
+
+def test_the_most_frequent_functions_count_the_answers_that_call_each(tmp_path):
+    # Counted per call: an answer calling get_weather for two cities counted 2 in a column named "answers".
+    paris, oslo = ({"name": "get_weather", "arguments": {"city": c}} for c in ("Paris", "Oslo"))
+    rows = [xlam_row("two", query="Weather in Paris and Oslo?", answers=[paris, oslo]), xlam_row("one")]
+    run_rows(rows, tmp_path, stages_toml='[[stages]]\nname = "format"\n')
+    from funreason_refine.report.build import build_report
+    from funreason_refine.report.data import load_run
+
+    facts = build_report(load_run(tmp_path / "run"))["facts"]
+    assert facts["answers"] == 2 and facts["top_functions"] == [{"function": "get_weather", "records": 2}]
+    assert invoke("report", tmp_path / "run").exit_code == 0
+    assert "| get_weather | 2 |" in (tmp_path / "run" / "report.md").read_text()
