@@ -11,6 +11,7 @@ import os
 import random
 import re
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ def _scan(path: Path) -> list[tuple[int, int, bytes]]:
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int]:
-    """A file's device and inode: a run started over (--fresh) writes new outcome files."""
+    """A file's device and inode: a run started over (--fresh) writes new outcome files (which ext4 often gives
+    the inodes of the files it deleted: then the line read at a record's offset tells)."""
     return stat.st_dev, stat.st_ino
 
 
@@ -142,9 +144,10 @@ class RunIndex:
         line = None
         if path.exists():
             with path.open("rb") as fh:
-                if _identity(os.fstat(fh.fileno())) == self._files[kind]:
+                if _identity(os.fstat(fh.fileno())) == self._files[kind]:  # a new file may have the old inode
                     fh.seek(offset)
-                    line = _parse(fh.readline(), f"{kind}.jsonl at byte {offset}")
+                    with suppress(RefineError):  # a line read whole when the review started: the file changed
+                        line = _parse(fh.readline(), f"{kind}.jsonl at byte {offset}")
         if line is None or line["index"] != index:  # the run was refined again: another record is there now
             raise RefineError(
                 f"{path} changed since this review started (the run folder was refined again): record {index} is "

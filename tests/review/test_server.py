@@ -184,6 +184,21 @@ def test_a_run_refined_again_while_the_review_is_open_is_refused_not_decided_on_
     assert status == 500 and b"changed since this review started" in body
 
 
+def test_a_run_refined_again_into_files_of_the_same_inode_is_refused_as_changed(server, run_dir):
+    """A file system that gives the new outcome file the inode the old one had (ext4 does, after `refine run
+    --fresh` deleted it) left a record's offset in the middle of a line, or past the end: the review said the
+    folder "cannot be reviewed", not that it changed and to start the review again."""
+    discarded = run_dir / "discarded.jsonl"
+    first = discarded.read_bytes().split(b"\n")[0]
+    with discarded.open("r+b") as fh:  # the new run's shorter file, where the old one was
+        fh.write(first[:-20] + b"}\n")
+        fh.truncate()
+    for index in (4, 5):  # an offset past the end of the file, and one inside what is now a line
+        status, reply = post(server, {"index": index, "decision": "wrong"})
+        assert status == 500 and "changed since this review started" in reply["error"], reply
+    assert not (run_dir / OVERRIDES).exists()
+
+
 def test_bidirectional_controls_in_a_record_are_shown_not_obeyed(tmp_path):
     # U+202E reversed what followed it on the page: the argument "5 days" read "syad 5", the id another id.
     from funreason_refine.testing import run_rows
