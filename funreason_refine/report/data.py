@@ -75,11 +75,12 @@ def clean(text: Any) -> Any:
 
 def shown(value: Any) -> Any:
     """Record text (strings, also in lists and dicts) as a person should see it on a terminal or a page: each
-    character a screen acts on instead of showing written as its escape (\\x1b, \\u202e)."""
+    character a screen acts on instead of showing written as its escape (\\x1b, \\u202e). A dict's keys too: a
+    parameter's or an argument's name is record text."""
     if isinstance(value, str):
         return _UNSEEN.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), value)
     if isinstance(value, dict):
-        return {k: shown(v) for k, v in value.items()}
+        return {shown(k): shown(v) for k, v in value.items()}
     if isinstance(value, list):
         return [shown(v) for v in value]
     return value

@@ -348,3 +348,14 @@ def test_the_most_frequent_functions_count_the_answers_that_call_each(tmp_path):
     assert facts["answers"] == 2 and facts["top_functions"] == [{"function": "get_weather", "records": 2}]
     assert invoke("report", tmp_path / "run").exit_code == 0
     assert "| get_weather | 2 |" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_audit_shows_control_characters_in_parameter_and_argument_names(tmp_path):
+    # Names are dict keys, which were sent as they were: this parameter's name cleared the screen, the argument's
+    # name reversed what followed it.
+    tools = [{"name": "get_weather", "description": "W.", "parameters": {"ci\x1b[2Jty": {"type": "str"}}}]
+    answer = [{"name": "get_weather", "arguments": {"ci\u202ety": "Paris"}}]
+    run_rows([xlam_row("ok"), xlam_row("bad", tools=tools, answers=answer)], tmp_path)
+    result = invoke("audit", tmp_path / "run")
+    assert "bad" in result.output and "\x1b" not in result.output and "\u202e" not in result.output
+    assert "get_weather(ci\\x1b[2Jty)" in result.output and "ci\\\\u202ety" in result.output
