@@ -17,6 +17,7 @@ from funreason_refine.hub.client import api, endpoint, filesystem, hub_errors
 from funreason_refine.hub.paths import DATASETS, HubFile, HubPath
 
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+_COMPRESSED_DATA = tuple(data + packed for data in DATA_SUFFIXES for packed in (".gz", ".bz2", ".xz", ".zst", ".zip"))
 # A held-out split's name in a file's path, as the Hub names splits (data/test-00000-of-00001.parquet, dev.jsonl)
 HELD_OUT = re.compile(r"(?:^|[-._ /0-9])(test|testing|eval|evaluation|validation|valid|val|dev)(?:[-._ /0-9]|$)", re.I)
 
@@ -106,4 +107,7 @@ def _file_or_folder(fs: Any, name: str) -> dict[str, Any]:
     if info["type"] == "file":
         return {name: info}
     found = fs.find(name, detail=True)
-    return {n: i for n, i in found.items() if n.lower().endswith(DATA_SUFFIXES)}
+    data = {n: i for n, i in found.items() if n.lower().endswith(DATA_SUFFIXES)}
+    # A folder of compressed data files alone (train.jsonl.gz): named, so that the input is refused saying how to read
+    # them, not as a folder without files.
+    return data or {n: i for n, i in found.items() if n.lower().endswith(_COMPRESSED_DATA)}

@@ -240,6 +240,16 @@ def test_a_compressed_file_on_the_hub_is_refused_as_a_local_one_is(tmp_path, hub
         assert not (tmp_path / "run" / "quarantined.jsonl").exists()
 
 
+def test_a_folder_of_compressed_files_on_the_hub_is_refused_saying_so(tmp_path, hub):
+    # It said "no file of hf://datasets/org/ds/data matches" of a folder whose page lists train.jsonl.gz.
+    import gzip
+
+    repo = hub.dataset("org/ds", {"data/train.jsonl.gz": gzip.compress(jsonl(*xlam_rows("r", 3))), "README.md": b"x"})
+    output = " ".join(refine("run", pipeline(tmp_path, "hf://datasets/org/ds/data"), code=1).split())
+    assert f"hf://datasets/org/ds@{repo.refs['main']}/data/train.jsonl.gz is gzip-compressed" in output
+    assert "hf download org/ds data/train.jsonl.gz" in output and not (tmp_path / "run").exists()
+
+
 def test_the_hubs_parquet_conversion_is_read_at_refs_convert_parquet_as_the_hub_writes_it(tmp_path, hub):
     import io
 
