@@ -17,9 +17,11 @@ from funreason_refine.summary import Summary
 
 QUERY_CHARS = 300  # of each record's query, kept for the report's examples
 # Characters a screen acts on instead of showing: control characters but tab and line feed (by them a terminal
-# clears, recolours, hides, links or writes over a line) and Unicode's bidirectional controls (they reorder the
-# text around them: an argument "ab" would read "ba").
-_UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# clears, recolours, hides, links or writes over a line) and Unicode's bidirectional embeddings, overrides and
+# isolates (they reorder the text around them: an argument "ab" would read "ba"). The plain direction marks
+# (U+200E, U+200F, U+061C) reorder nothing but neutral characters and are common in Hebrew and Arabic text: shown
+# as they are.
+_UNSEEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass

@@ -359,3 +359,13 @@ def test_audit_shows_control_characters_in_parameter_and_argument_names(tmp_path
     result = invoke("audit", tmp_path / "run")
     assert "bad" in result.output and "\x1b" not in result.output and "\u202e" not in result.output
     assert "get_weather(ci\\x1b[2Jty)" in result.output and "ci\\\\u202ety" in result.output
+
+
+def test_direction_marks_of_ordinary_hebrew_and_arabic_text_are_shown_as_they_are():
+    # U+200F (RLM) is common in Hebrew and Arabic text and reorders nothing but neutral characters: escaping it
+    # cluttered every such record with \\u200f; the overrides and isolates that reorder text are still escaped.
+    from funreason_refine.report.data import shown
+
+    text = "\u05de\u05d6\u05d2 \u05d0\u05d5\u05d5\u05d9\u200f (Tel Aviv)\u061c \u200e"
+    assert shown(text) == text
+    assert shown("a\u202eb\u2067c") == "a\\u202eb\\u2067c"
