@@ -197,7 +197,7 @@ def test_a_gpt_turn_holds_its_cot_in_the_thought_words_llamafactory_takes_out(tm
     assert [m.cot for m in read.messages if m.role == "assistant"] == ["Ask first.", "I call get_weather.", "Say it."]
 
 
-@pytest.mark.parametrize("fmt", ["funreason", "hermes", "sharegpt", "openai"])
+@pytest.mark.parametrize("fmt", ["sharegpt", "openai"])
 def test_without_cot_writes_no_assistant_turn_with_its_cot(tmp_path, fmt):
     """Templates with no place for a thought (mistral, gemma: export.md) stopped on every call turn with a CoT."""
     from tests.readers.test_faithful import WEATHER, call, refine
@@ -231,6 +231,15 @@ def test_without_cot_writes_no_assistant_turn_with_its_cot(tmp_path, fmt):
     assert [m.cot for m in turns] == [None, None, None] and turns[1].answer[0].arguments == {"city": "Oslo"}
     with_cot = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(out)])
     assert with_cot.exit_code == 0 and "I call get_weather" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["funreason", "hermes"])
+def test_without_cot_is_refused_for_formats_whose_system_prompt_asks_for_a_think_block(tmp_path, run_dir, fmt):
+    said = CliRunner().invoke(
+        main, ["export", str(run_dir), "--format", fmt, "-o", str(tmp_path / "t.jsonl"), "--without-cot"]
+    )
+    assert said.exit_code == 2 and "--without-cot applies to --format sharegpt or openai" in said.output
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 def test_without_cot_is_for_a_training_file_not_a_hub_folder(tmp_path, run_dir):

@@ -188,8 +188,8 @@ def compare(run_a: Path, run_b: Path, html_path: Path) -> None:
 @click.option(
     "--without-cot",
     is_flag=True,
-    help="Write every assistant turn without its CoT (-o only): for chat templates with no place for one "
-    "(see docs/export.md).",
+    help="Write every assistant turn without its CoT (-o; sharegpt and openai): for chat templates with no place "
+    "for one (see docs/export.md).",
 )
 def export(
     run_dir: Path, fmt: str, output: Path | None, hub_dir: Path | None, allow_partial: bool, without_cot: bool
@@ -199,6 +199,11 @@ def export(
 
     if output is None and hub_dir is None:
         raise click.UsageError("give -o FILE, --hub-dir DIR, or both")
+    if without_cot and fmt in ("funreason", "hermes"):
+        raise click.UsageError(
+            f"--without-cot applies to --format sharegpt or openai: the {fmt} format's system prompt asks for "
+            "a <think> block, which answers without one would contradict"
+        )
     if without_cot and output is None:
         raise click.UsageError(
             "--without-cot applies to -o FILE: a dataset folder (--hub-dir) publishes the records whole, CoTs "
