@@ -142,6 +142,24 @@ def test_sharegpt_says_which_conversations_llamafactory_would_skip(tmp_path):
     assert len(read_jsonl(out)) == 3  # written all the same: other ShareGPT readers (ours) take them
 
 
+def test_sharegpt_says_a_value_of_content_parts_will_not_load_in_llamafactory(tmp_path):
+    """A message read as content parts is written as its list, as read (our reader takes it back), but
+    LLaMA-Factory reads a value only as a text: the export now says so, naming the record and turn."""
+    from tests.readers.test_faithful import WEATHER, refine
+
+    parts = [{"type": "text", "text": "Weather here?"}, {"type": "image_url", "image_url": {"url": "data:,x"}}]
+    messages = [{"role": "user", "content": parts}, {"role": "assistant", "content": "Oslo: sunny."}]
+    refine(tmp_path, [{"id": "pic", "messages": messages, "tools": [WEATHER]}])
+    out = tmp_path / "t.jsonl"
+    said = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", "sharegpt", "-o", str(out)])
+    assert said.exit_code == 0, said.output
+    said_ = " ".join(said.output.split())
+    assert "1 record(s) of this sharegpt export will not train as written in LLaMA-Factory" in said_
+    assert "record 0 (id pic): its conversations[0] value is a list of content parts (as read)" in said_
+    (row,) = read_jsonl(out)
+    assert row["conversations"][0]["value"] == parts
+
+
 def test_a_function_call_turn_holds_its_cot_as_llamafactory_reads_it(tmp_path):
     """The CoT of a call turn was only in cots, which LLaMA-Factory does not read: it trained those turns
     without their CoT. Its FunctionFormatter takes a thought in its templates' thought words before the JSON."""

@@ -80,7 +80,7 @@ def llamafactory_problem(row: Line) -> str | None:
     """How LLaMA-Factory's SharegptDatasetConverter would mistrain a row, or None. It takes a leading
     system turn as the system prompt (the row's ``system`` field is then not read); after it, turns must
     alternate human or observation, then gpt or function_call, ending with the latter, or it skips the
-    whole conversation as "abnormal" (a warning in its log, nothing trained)."""
+    whole conversation as "abnormal" (a warning in its log, nothing trained). A value must be a text."""
     turns = row["conversations"]
     start = 1 if turns and turns[0]["from"] == "system" else 0
     for at in range(start, len(turns)):
@@ -94,6 +94,12 @@ def llamafactory_problem(row: Line) -> str | None:
         return f"it ends with its {turns[-1]['from']} turn, so LLaMA-Factory skips it as abnormal"
     if start and row.get("system"):
         return "its first turn is a system turn, which LLaMA-Factory reads in place of the row's system field"
+    parts = next((at for at, turn in enumerate(turns) if not isinstance(turn["value"], str)), None)
+    if parts is not None:
+        return (
+            f"its conversations[{parts}] value is a list of content parts (as read), which LLaMA-Factory takes only "
+            "as a text (its images go in an images column), so the dataset fails to load"
+        )
     return None
 
 
@@ -117,8 +123,7 @@ class LlamaFactoryCheck:
         if not self.records:
             return None
         return (
-            f"{self.records} record(s) of this sharegpt export will not train as written in LLaMA-Factory, whose turns "
-            "alternate human or observation, then gpt or function_call, after one leading system turn (the first: "
+            f"{self.records} record(s) of this sharegpt export will not train as written in LLaMA-Factory (the first: "
             f"{self.first}). Leave them out (a review can mark them wrongly kept) or edit them in the input, then run "
             "again"
         )
