@@ -54,7 +54,7 @@ def run_on_ray(
     todo = [s for s in everyone if not _complete(s.folder(run_dir), pipeline.config_hash)]
     started_here = not ray.is_initialized()
     if started_here and todo:
-        ray.init(address=address, log_to_driver=False)
+        _init(ray, address)
     try:
         task = ray.remote(num_cpus=1, max_retries=max_retries)(shard_task)
         args = (str(pipeline.path), str(run_dir), os.getcwd(), judge_model, pipeline.input_given, accept_changes)
@@ -115,6 +115,20 @@ def _run_when_free(pipeline: Pipeline, shard: Shard, accept_changes: bool) -> Ru
                 raise
             time.sleep(LOCK_POLL_SECONDS)
             waited += LOCK_POLL_SECONDS
+
+
+def _init(ray: Any, address: str | None) -> None:
+    """Join the cluster at ``address`` (None: start a Ray here); a cluster that cannot be reached is said, with
+    what to do."""
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError as exc:
+        at = f" at --address {address}" if address else ""
+        raise RefineError(
+            f"cannot reach the Ray cluster{at}: {exc} Start it with `ray start --head` (and "
+            "`ray start --address HEAD:6379` on the other nodes), give the address `ray start` printed (or auto on "
+            "a node of the cluster), or leave --address out to start a Ray here. No shard was run"
+        ) from None
 
 
 def _wait(

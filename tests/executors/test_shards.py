@@ -301,6 +301,26 @@ def test_a_ray_task_waits_for_its_shards_lock_to_lapse_then_runs_it(tmp_path, mo
     assert json.loads((tmp_path / "run/shards/0001-of-0002/shard.json").read_text())["complete"]
 
 
+def test_a_ray_cluster_that_cannot_be_reached_is_said_with_what_to_do(tmp_path, monkeypatch):
+    """Ray's ConnectionError (no cluster at --address) came out as a traceback."""
+    from types import SimpleNamespace
+
+    from funreason_refine.executors import ray as ray_executor
+
+    def init(address, log_to_driver):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}.")
+
+    fake_ray = SimpleNamespace(is_initialized=lambda: False, init=init)
+    monkeypatch.setattr(ray_executor, "_import_ray", lambda: fake_ray)
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    command = ["run", str(path), "--executor", "ray", "--shards", "2", "--address", "10.0.0.9:6379"]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    said = " ".join(result.output.split())
+    assert "cannot reach the Ray cluster at --address 10.0.0.9:6379: Failed to connect" in said
+    assert "ray start --head" in said and "leave --address out" in said and "No shard was run" in said
+
+
 def test_a_judge_outage_stops_a_shard_cleanly_and_the_shard_resumes_once_the_judge_is_back(tmp_path, monkeypatch):
     import threading
 
