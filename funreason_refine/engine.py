@@ -198,7 +198,7 @@ def choose_refiner(
     if workers > 1:
         from funreason_refine.refiners.pool import PoolRefiner
 
-        return PoolRefiner(pipeline, workers, audited=audit is not None)
+        return PoolRefiner(pipeline, stream, workers, audited=audit is not None)
     from funreason_refine.refiners.local import InProcessRefiner
 
     return InProcessRefiner(stream, pipeline.stages, features)

@@ -217,6 +217,12 @@ class InputStream:
         """The formats records were read in so far, first met first."""
         return list(self._readers)
 
+    def met(self, formats: list[str]) -> None:
+        """Formats that records were read in elsewhere (by a worker process), met here after those met before."""
+        for fmt in formats:
+            if fmt not in self._readers:
+                self._reader(fmt)
+
     def _convert(self, obj: dict[str, Any], source: Source, index: int) -> Record:
         fmt = (format_of(obj) or self.format) if self.per_record else self.format
         to_record = self._readers.get(fmt) or self._reader(fmt)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from funreason_refine.audit.features import FeatureReader
     from funreason_refine.config import Pipeline
 
+Refined = tuple[Written, list[str]]  # a record written, and the formats first met (in its worker) at it
 BATCH = 512  # records per task sent to a worker (fewer, larger tasks: less overhead per record)
 # Imported once by the fork server, so that each worker starts with them.
 PRELOAD = ["funreason_refine.config", "funreason_refine.refiners.pool", "jsonschema", "jsonschema_rs"]
@@ -50,7 +51,7 @@ def stages_workers_cannot_load(stages: list[PipelineStage]) -> list[PipelineStag
 
 
 class PoolRefiner(Refiner):
-    def __init__(self, pipeline: Pipeline, workers: int, audited: bool = True):
+    def __init__(self, pipeline: Pipeline, stream: InputStream, workers: int, audited: bool = True):
         missing = stages_workers_cannot_load(pipeline.stages)
         if missing:
             names = ", ".join(f"{s.name} (plugin {s.plugin})" for s in missing)
@@ -60,6 +61,7 @@ class PoolRefiner(Refiner):
                 "package, or run with --workers 1"
             )
         self.args = (str(pipeline.path), str(pipeline.output_dir), pipeline.input_given, audited, os.getpid())
+        self.stream = stream  # told the formats the workers read records in, as if it had read them itself
         self.workers = workers
         self.start_method = start_method()
 
@@ -71,14 +73,14 @@ class PoolRefiner(Refiner):
         if self.start_method == "forkserver":
             context.set_forkserver_preload(PRELOAD)
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start, initargs=self.args) as pool:
-            window: deque[Future[list[Written]]] = deque()
+            window: deque[Future[list[Refined]]] = deque()
             try:
                 for batch in iter(lambda: list(islice(items, BATCH)), []):
                     window.append(pool.submit(_work, batch))
                     if len(window) > 2 * self.workers:
-                        _emit_all(window.popleft(), emit)
+                        _emit_all(window.popleft(), emit, self.stream)
                 while window:
-                    _emit_all(window.popleft(), emit)
+                    _emit_all(window.popleft(), emit, self.stream)
             except BrokenProcessPool:
                 raise RunFolderError(
                     "a worker process died (out of memory?); what was finished is saved: run the same command "
@@ -89,8 +91,9 @@ class PoolRefiner(Refiner):
                 raise
 
 
-def _emit_all(future: Future[list[Written]], emit: Emit) -> None:
-    for written in future.result():
+def _emit_all(future: Future[list[Refined]], emit: Emit, stream: InputStream) -> None:
+    for written, formats in future.result():
+        stream.met(formats)  # summary.json's input formats: those of the records read up to this one
         emit(written)
 
 
@@ -140,7 +143,12 @@ def _exists(pid: int) -> bool:
     return True
 
 
-def _work(batch: list[RawItem]) -> list[Written]:
+def _work(batch: list[RawItem]) -> list[Refined]:
+    """Each record refined, with the formats first met in this worker at it (in input order)."""
     assert _WORKER is not None, "the worker was not started by _start"
     stream, stages, features = _WORKER
-    return [refine_raw(raw, stream, stages, features) for raw in batch]
+    done: list[Refined] = []
+    for raw in batch:
+        known = len(stream.formats)
+        done.append((refine_raw(raw, stream, stages, features), stream.formats[known:]))
+    return done
