@@ -132,6 +132,7 @@ def run_pipeline(
     summary = _summary(pipeline, folder, stream, refiner, limit, stopped, started, time.perf_counter() - t0)
     if part is not None:
         summary.shard = InputPart.model_validate(part.as_dict())
+        summary.input.formats = stream.formats or None  # even one: the merge lists those of every shard
     if kept is not None:
         summary = _with_target(summary, kept, len(folder.done), limit, stopped if unread is None else None, unread)
     finish(folder.path, summary, audit)

@@ -47,7 +47,7 @@ class Section(BaseModel):
         return data
 
 
-def _mixed(formats: list[str]) -> list[str] | None:
+def mixed_formats(formats: list[str]) -> list[str] | None:
     """The formats, each once, first met first; None unless more than one."""
     found = list(dict.fromkeys(formats))
     return found if len(found) > 1 else None
@@ -353,7 +353,8 @@ class InputInfo(Section):
     formats: list[str] | None = Field(
         None,
         description="without [input] format, the formats records were read in, first met first, when more than "
-        "one (a file that mixes them; left out otherwise)",
+        "one (a file that mixes them; left out otherwise). A shard's lists each format it met, even one: the merge "
+        "lists those of every shard",
     )
     records: int | None = Field(
         None,
@@ -518,7 +519,7 @@ class Summary(Section):
                 "input": self.input.model_copy(
                     update={
                         "records": None if None in records else sum(r or 0 for r in records),
-                        "formats": _mixed([*(self.input.formats or []), *(other.input.formats or [])]),
+                        "formats": mixed_formats([*(self.input.formats or []), *(other.input.formats or [])]),
                     }
                 ),
                 "outcomes": {k: outcomes[k] for k in dict.fromkeys([*self.outcomes, *other.outcomes])},

@@ -29,7 +29,7 @@ from funreason_refine.record import Outcome
 from funreason_refine.run_folder import FILES, RunFolder, Written
 from funreason_refine.run_identity import INPUT_GIVEN, read_run_file, run_file_of, write_run_file
 from funreason_refine.run_state import run_args
-from funreason_refine.summary import ShardEntry, Summary
+from funreason_refine.summary import ShardEntry, Summary, mixed_formats
 from funreason_refine.tally import line_scores
 
 _INDEX = re.compile(rb'^\{"index":(\d+)[,}]')  # how every line this tool writes starts
@@ -270,10 +270,13 @@ def merged_summary(run_file: dict[str, Any], folder: RunFolder, states: list[Sha
             "version": __version__,
             "complete": True,
             "stopped": None,
-            "input": total.input.model_copy(update={"records": len(folder.done), "limit": None}),
+            "input": total.input.model_copy(
+                update={"records": len(folder.done), "limit": None, "formats": mixed_formats(total.input.formats or [])}
+            ),
             "outcomes": outcomes,
             "stages": counts,
             "timings": total.timings.model_copy(update={"merge_seconds": round(seconds, 3)}),
+            "shard": None,  # a split into one: no sum of two cleared it
             "shards": [_shard_entry(s.shard, s, summary) for s, summary in zip(states, parts, strict=True)],
             "configurations": _configurations(states, parts),
         }

@@ -76,6 +76,26 @@ def test_three_shards_run_apart_then_merged_are_byte_for_byte_the_one_process_ru
     assert sum(s["records"] for s in merged["shards"]) == one["input"]["records"]
 
 
+def test_shards_that_each_read_one_format_merge_to_the_formats_of_the_one_process_run(tmp_path):
+    # A shard listed its input's formats only when it met more than one: xLAM rows in shard 0 and chats in shard 1
+    # merged to a summary without input.formats, where one process lists both. A split into one kept "shard".
+    xlam = xlam_row("x", cot="get_weather for Paris")
+    chat = {"id": "c", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    write_jsonl(tmp_path / "in.jsonl", [xlam] * 4 + [chat] * 9)
+    assert split_input(tmp_path / "in.jsonl", 1, 2, 16384).first_index == 4  # xLAM rows, then chats
+    (tmp_path / "p.toml").write_text('[input]\npath = "in.jsonl"\n[output]\ndir = "run"\n')
+    refine("run", tmp_path / "p.toml", "--out", tmp_path / "one")
+    for i in (0, 1):
+        refine("run", tmp_path / "p.toml", "--shard", f"{i}/2", "--out", tmp_path / "two")
+    refine("run", tmp_path / "p.toml", "--shard", "0/1", "--out", tmp_path / "whole")
+    for folder in ("two", "whole"):
+        refine("merge", tmp_path / folder)
+    one, two, whole = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two", "whole"))
+    assert one["input"]["formats"] == ["xlam", "openai"]
+    assert two["input"] == whole["input"] == one["input"]
+    assert "shard" not in whole and "shard" not in two
+
+
 def test_status_says_whether_complete_shards_are_merged_as_they_are_now(tmp_path):
     # With every shard complete it said "3 of 3 shards complete" whether the merge had run, was killed half-way or
     # was out of date: only `refine report` then said that the folder was not merged.
