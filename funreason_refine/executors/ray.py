@@ -145,7 +145,7 @@ def _wait(
                 try:
                     outcome = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    failures.append(f"{pending[ref]}: {getattr(exc, 'cause', None) or exc}")
+                    failures.append(f"{pending[ref]}: {_what_failed(exc)}")
                 else:
                     if outcome.get("outage"):
                         outages.append(JudgeOutage(*outcome["outage"]))
@@ -160,6 +160,13 @@ def _wait(
             "interrupted; complete shards are kept and partial ones resume: run the same command again"
         ) from None
     return failures, outages
+
+
+def _what_failed(exc: Exception) -> str:
+    """What a task's failure says: our own errors' words, else the exception's type too (a KeyError's words alone
+    are a bare key)."""
+    cause = getattr(exc, "cause", None) or exc
+    return str(cause) if isinstance(cause, RefineError) else f"{type(cause).__name__}: {cause}"
 
 
 def _complete(folder: Path, config_hash: str) -> bool:

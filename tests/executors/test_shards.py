@@ -341,6 +341,35 @@ def test_a_ray_cluster_that_cannot_be_reached_is_said_with_what_to_do(tmp_path, 
     assert "ray start --head" in said and "leave --address out" in said and "No shard was run" in said
 
 
+def test_a_ray_task_that_failed_is_said_with_what_it_met(tmp_path):
+    """A task that raised KeyError('tools') was said as "1/2: 'tools'": the exception's type is said too."""
+    from types import SimpleNamespace
+
+    from funreason_refine.errors import InputError
+    from funreason_refine.executors import ray as ray_executor
+    from funreason_refine.executors.layout import Shard
+    from funreason_refine.executors.progress import Watcher
+
+    class RayTaskError(Exception):
+        def __init__(self, cause):
+            super().__init__(f"ray_executor.shard_task() failed, traceback ... {cause!r}")
+            self.cause = cause
+
+    causes = {"a": RayTaskError(KeyError("tools")), "b": RayTaskError(InputError("input file not found: in.jsonl"))}
+
+    def get(ref):
+        raise causes[ref]
+
+    fake_ray = SimpleNamespace(
+        wait=lambda refs, num_returns, timeout: (refs[:1], refs[1:]),
+        get=get,
+        exceptions=SimpleNamespace(RayError=RayTaskError),
+    )
+    pending = {"a": Shard(0, 2), "b": Shard(1, 2)}
+    failures, outages = ray_executor._wait(fake_ray, pending, Watcher(tmp_path, 2), None)
+    assert failures == ["0/2: KeyError: 'tools'", "1/2: input file not found: in.jsonl"] and outages == []
+
+
 def test_a_judge_outage_stops_a_shard_cleanly_and_the_shard_resumes_once_the_judge_is_back(tmp_path, monkeypatch):
     import threading
 
