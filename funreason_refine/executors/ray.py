@@ -23,6 +23,7 @@ from funreason_refine.executors.progress import ShardState, Watcher
 from funreason_refine.executors.shards import refuse_one_process_folder, refuse_other_split, run_shard
 from funreason_refine.refiners.pool import stages_workers_cannot_load
 from funreason_refine.run_folder import FolderInUse, RunFolder
+from funreason_refine.run_state import stop_remedy
 
 MAX_RETRIES = 3  # times Ray runs a shard's task again after its worker process or node died
 POLL_SECONDS = 0.5  # how often the driver reads the shard folders for the display
@@ -59,19 +60,34 @@ def run_on_ray(
         task = ray.remote(num_cpus=1, max_retries=max_retries)(shard_task)
         args = (str(pipeline.path), str(run_dir), os.getcwd(), judge_model, pipeline.input_given, accept_changes)
         pending = {task.remote(*args, s.number, s.count): s for s in todo}
-        failures, outages = _wait(ray, pending, Watcher(run_dir, shards), on_progress)
+        failures, stops, outages = _wait(ray, pending, Watcher(run_dir, shards), on_progress)
     finally:
         if started_here and ray.is_initialized():
             ray.shutdown()
+    _check_finished(failures, stops, outages)
+    return merge_run(run_dir)
+
+
+def _check_finished(failures: list[str], stops: list[tuple[Shard, str]], outages: list[JudgeOutage]) -> None:
+    """Refuse the merge while a shard failed, was stopped by a judge outage, or stopped early (max_cost)."""
+    stopped = [f"{shard}: stopped: {why}" for shard, why in stops]
     if failures:
         raise RefineError(
-            f"{len(failures) + len(outages)} shard(s) failed: "
-            + "; ".join(failures + [str(o) for o in outages])
+            f"{len(failures) + len(outages) + len(stops)} shard(s) failed or stopped: "
+            + "; ".join(failures + [str(o) for o in outages] + stopped)
             + ". Complete shards are kept and partial ones resume: fix the cause and run the same command again"
         )
     if outages:
         raise outages[0]  # the other shards were complete, or stopped by the same outage: all resume
-    return merge_run(run_dir)
+    if stops:
+        budget = stops[0][1].startswith("max_cost")
+        per_shard = " (max_cost holds per shard, over each shard's folder)" if budget else ""
+        raise RefineError(
+            f"{len(stops)} shard(s) stopped before the end of their part, so nothing was merged: "
+            + "; ".join(stopped)
+            + f". Complete shards are kept and stopped ones resume. {stop_remedy(stops[0][1], 'the same command')}"
+            + per_shard
+        )
 
 
 def shard_task(
@@ -133,9 +149,11 @@ def _init(ray: Any, address: str | None) -> None:
 
 def _wait(
     ray: Any, pending: dict[Any, Shard], watcher: Watcher, on_progress: OnProgress | None
-) -> tuple[list[str], list[JudgeOutage]]:
-    """Wait for the tasks, showing progress; what each failed task said, and the judge outages that stopped some."""
+) -> tuple[list[str], list[tuple[Shard, str]], list[JudgeOutage]]:
+    """Wait for the tasks, showing progress; what each failed task said, the shards stopped early (max_cost) and
+    why, and the judge outages that stopped some."""
     failures: list[str] = []
+    stops: list[tuple[Shard, str]] = []
     outages: list[JudgeOutage] = []
     refs = list(pending)
     try:
@@ -150,7 +168,7 @@ def _wait(
                     if outcome.get("outage"):
                         outages.append(JudgeOutage(*outcome["outage"]))
                     elif outcome["stopped"]:
-                        failures.append(f"{outcome['shard']}: stopped: {outcome['stopped']}")
+                        stops.append((pending[ref], outcome["stopped"]))
             if on_progress is not None:
                 on_progress(watcher.states())
     except KeyboardInterrupt:
@@ -159,7 +177,7 @@ def _wait(
         raise RunInterrupted(
             "interrupted; complete shards are kept and partial ones resume: run the same command again"
         ) from None
-    return failures, outages
+    return failures, stops, outages
 
 
 def _what_failed(exc: Exception) -> str:

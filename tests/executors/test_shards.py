@@ -366,8 +366,32 @@ def test_a_ray_task_that_failed_is_said_with_what_it_met(tmp_path):
         exceptions=SimpleNamespace(RayError=RayTaskError),
     )
     pending = {"a": Shard(0, 2), "b": Shard(1, 2)}
-    failures, outages = ray_executor._wait(fake_ray, pending, Watcher(tmp_path, 2), None)
-    assert failures == ["0/2: KeyError: 'tools'", "1/2: input file not found: in.jsonl"] and outages == []
+    failures, stops, outages = ray_executor._wait(fake_ray, pending, Watcher(tmp_path, 2), None)
+    assert failures == ["0/2: KeyError: 'tools'", "1/2: input file not found: in.jsonl"] and stops == outages == []
+
+
+def test_shards_stopped_by_max_cost_on_ray_say_to_raise_it_not_that_they_failed(tmp_path, monkeypatch):
+    """A shard that max_cost stopped was said to have failed, with "fix the cause"; it says what stopped it and
+    to raise max_cost, which holds per shard."""
+    from types import SimpleNamespace
+
+    from funreason_refine.executors import ray as ray_executor
+
+    stopped = "max_cost of $0.05 reached ($0.2400 spent)"
+    fake_ray = SimpleNamespace(
+        is_initialized=lambda: True,  # a Ray this process already joined: neither started nor shut down here
+        remote=lambda **options: lambda task: SimpleNamespace(remote=lambda *args: args[-2]),
+        wait=lambda refs, num_returns, timeout: (refs, []),
+        get=lambda number: {"shard": f"{number}/2", "stopped": stopped if number else None, "errors": 0},
+        exceptions=SimpleNamespace(RayError=RuntimeError),
+    )
+    monkeypatch.setattr(ray_executor, "_import_ray", lambda: fake_ray)
+    path = pipeline_file(tmp_path, quickstart_input(tmp_path, "jsonl"))
+    result = CliRunner().invoke(main, ["run", str(path), "--executor", "ray", "--shards", "2"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "failed" not in said and "fix the cause" not in said, said
+    assert f"1 shard(s) stopped before the end of their part, so nothing was merged: 1/2: stopped: {stopped}" in said
+    assert "Raise max_cost" in said and "max_cost holds per shard" in said
 
 
 def test_a_judge_outage_stops_a_shard_cleanly_and_the_shard_resumes_once_the_judge_is_back(tmp_path, monkeypatch):
