@@ -52,7 +52,9 @@ class RunDisplay:
 
     def __enter__(self) -> EngineProgress:
         self._progress.start()
-        return EngineProgress(on_bytes=self._on_bytes, on_outcome=self._on_outcome, on_judge=self._on_judge)
+        return EngineProgress(
+            on_bytes=self._on_bytes, on_outcome=self._on_outcome, on_judge=self._on_judge, on_resumed=self._on_resumed
+        )
 
     def __exit__(self, *exc: object) -> None:
         self._update()
@@ -86,10 +88,14 @@ class RunDisplay:
             self._update()
 
     def finished(self, resumed: int, enough: bool = False) -> None:
-        """The records that were done before this run (known once it returns): a bar over records counts them.
+        """The records that were done before this run (as told when the folder opened): a bar over records counts them.
         ``enough``: the run read all it was asked to (a --target-kept reached before the input's end): a full bar."""
         self._resumed = resumed
         self._enough = enough
+
+    def _on_resumed(self, resumed: int) -> None:
+        """The records done before this run: a bar over records (--limit) starts from them, not from 0."""
+        self._resumed = resumed
 
     def _on_bytes(self, n: int) -> None:
         self._bytes += n

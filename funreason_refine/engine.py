@@ -50,6 +50,7 @@ class Progress:
     on_bytes: Callable[[int], None] | None = None
     on_outcome: Callable[[str], None] | None = None
     on_judge: Callable[[dict[str, Any]], None] | None = None
+    on_resumed: Callable[[int], None] | None = None  # the records done before this run, once the folder is open
 
 
 @dataclass
@@ -107,6 +108,8 @@ def run_pipeline(
     audit = DatasetAudit(pipeline.audit) if part is None else None
     folder = _open_folder(pipeline, stream, fresh, accept_changes, retry_errors, audit, target, limit, on_open)
     kept = _kept_count(target, folder.tally.outcomes[Outcome.KEPT]) if target is not None else None
+    if progress.on_resumed is not None:
+        progress.on_resumed(folder.resumed)
     started, t0 = datetime.now(UTC), time.perf_counter()
     try:
         refiner = choose_refiner(pipeline, stream, workers, progress, audit)

@@ -342,6 +342,28 @@ def test_the_progress_display_shows_outcome_counts():
     assert "1 kept" in screen.getvalue() and "1 discarded" in screen.getvalue() and "50%" in screen.getvalue()
 
 
+def test_the_progress_bar_over_limit_records_counts_those_done_before_a_resume_from_the_start(tmp_path):
+    # The records done before were told to the display only once the run returned: a run resumed with --limit 10
+    # after 8 showed 0%, then 10%, 20%, then jumped to 100%.
+    import io
+
+    from rich.console import Console
+
+    from funreason_refine.config import load_pipeline
+    from funreason_refine.console import RunDisplay
+    from funreason_refine.engine import run_pipeline
+    from tests.conftest import QUICKSTART
+
+    pipeline = QUICKSTART / "pipeline.toml"
+    run_pipeline(load_pipeline(pipeline, tmp_path / "run"), limit=8)
+    screen = io.StringIO()
+    display = RunDisplay(Console(file=screen, force_terminal=True, width=200), 1000, "in.jsonl", limit=10)
+    with display as progress:  # left without display.finished(): the bar as the run itself left it
+        run_pipeline(load_pipeline(pipeline, tmp_path / "run"), limit=10, progress=progress)
+    shown = screen.getvalue().rsplit("\r", 1)[-1]
+    assert "100%" in shown, shown
+
+
 def test_the_progress_bar_of_a_run_that_reached_its_target_before_the_input_ended_is_full():
     import io
 
