@@ -112,6 +112,25 @@ def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path):
     assert two.summary.input.formats == ["xlam", "openai"]
 
 
+def test_workers_that_cannot_load_the_pipeline_say_so_not_that_a_worker_died(tmp_path):
+    # Workers load the pipeline from its file when they start; one changed since the run loaded it failed their
+    # start, which read as "a worker process died (out of memory?)".
+    from funreason_refine.errors import RefineError
+    from tests.conftest import QUICKSTART
+
+    path = tmp_path / "pipeline.toml"
+    text = (QUICKSTART / "pipeline.toml").read_text()
+    path.write_text(text.replace('"records.jsonl"', f'"{QUICKSTART}/records.jsonl"'))
+    (tmp_path / "eval_set.json").write_bytes((QUICKSTART / "eval_set.json").read_bytes())
+    loaded = load_pipeline(path, tmp_path / "run")
+    path.write_text(path.read_text().replace('name = "format"', 'name = "formatt"'))  # edited as the run starts
+    with pytest.raises(RefineError) as raised:
+        run_pipeline(loaded, workers=2)
+    said = str(raised.value)
+    assert "out of memory" not in said and "could not load the pipeline" in said and "'formatt'" in said, said
+    assert "changed since the run started" in said
+
+
 def test_workers_start_the_same_way_whatever_threads_run(monkeypatch):
     import threading
 

@@ -100,6 +100,7 @@ def _emit_all(future: Future[list[Refined]], emit: Emit, stream: InputStream) ->
 # --- in the worker processes -----------------------------------------------------------------
 
 _WORKER: tuple[InputStream, list[PipelineStage], FeatureReader | None] | None = None
+_NOT_STARTED: str | None = None  # why _start could not load the pipeline
 
 
 def _start(pipeline_path: str, out_dir: str, input_given: str | None, audited: bool, run_pid: int) -> None:
@@ -111,10 +112,17 @@ def _start(pipeline_path: str, out_dir: str, input_given: str | None, audited: b
     from funreason_refine.audit.features import FeatureReader
     from funreason_refine.config import load_pipeline
 
-    global _WORKER
-    pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), input_path=input_given)
-    features = FeatureReader(pipeline.audit) if audited else None  # a shard's records are audited when merged
-    _WORKER = (InputStream.open(pipeline.input, pipeline.input_name), pipeline.stages, features)
+    global _WORKER, _NOT_STARTED
+    try:
+        pipeline = load_pipeline(Path(pipeline_path), Path(out_dir), input_path=input_given)
+        features = FeatureReader(pipeline.audit) if audited else None  # a shard's records are audited when merged
+        _WORKER = (InputStream.open(pipeline.input, pipeline.input_name), pipeline.stages, features)
+    except Exception as exc:  # said by the first batch, as what it is: not a worker that died
+        _NOT_STARTED = (
+            f"a worker process could not load the pipeline {pipeline_path}, as workers do when they start: "
+            f"{type(exc).__name__}: {exc}. Was the pipeline file (or a file it names) changed since the run "
+            "started? Put it back as it was, or fix it, and run the same command again (what was finished is saved)"
+        )
 
 
 def _end_with(run_pid: int) -> None:
@@ -145,7 +153,8 @@ def _exists(pid: int) -> bool:
 
 def _work(batch: list[RawItem]) -> list[Refined]:
     """Each record refined, with the formats first met in this worker at it (in input order)."""
-    assert _WORKER is not None, "the worker was not started by _start"
+    if _WORKER is None:
+        raise RefineError(_NOT_STARTED or "the worker was not started by _start")
     stream, stages, features = _WORKER
     done: list[Refined] = []
     for raw in batch:
