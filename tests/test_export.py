@@ -459,7 +459,8 @@ def test_a_tool_that_is_no_function_is_exported_as_it_was_given(tmp_path):
     assert line["tools"] == [WEATHER, {"type": "web_search_preview"}]
 
 
-def test_the_funreason_format_says_which_text_beside_calls_it_leaves_out(tmp_path):
+def refine_text_beside_calls(folder):
+    """A run folder (folder/run) of one kept chat whose call turn writes text beside its call."""
     from tests.readers.test_faithful import WEATHER, call, refine
 
     messages = [
@@ -472,7 +473,11 @@ def test_the_funreason_format_says_which_text_beside_calls_it_leaves_out(tmp_pat
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
         {"role": "assistant", "content": "Sunny."},
     ]
-    refine(tmp_path, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+    refine(folder, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+
+
+def test_the_funreason_format_says_which_text_beside_calls_it_leaves_out(tmp_path):
+    refine_text_beside_calls(tmp_path)
     said = {}
     for fmt in ("funreason", "openai"):
         result = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--format", fmt, "-o", str(tmp_path / fmt)])

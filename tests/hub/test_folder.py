@@ -140,20 +140,9 @@ def test_help_imports_none_of_the_hub_libraries():
 
 def test_the_folder_and_a_push_say_what_the_format_left_out_as_export_o_does(tmp_path, hub):
     # The funreason format has no place for text beside calls: -o warned, --hub-dir and push dropped it silently.
-    from tests.readers.test_faithful import WEATHER, call
-    from tests.readers.test_faithful import refine as refine_rows
+    from tests.test_export import refine_text_beside_calls
 
-    messages = [
-        {"role": "user", "content": "Weather in Oslo?"},
-        {
-            "role": "assistant",
-            "content": "<think>I call get_weather.</think>Let me check.",
-            "tool_calls": [call("c1", "Oslo")],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-        {"role": "assistant", "content": "Sunny."},
-    ]
-    refine_rows(tmp_path, [{"id": "chat", "messages": messages, "tools": [WEATHER]}])
+    refine_text_beside_calls(tmp_path)
     said = "1 assistant turn(s) of 1 record(s) wrote text beside their calls"
     output = refine("export", tmp_path / "run", "--format", "funreason", "--hub-dir", tmp_path / "hub")
     assert said in " ".join(output.split())
