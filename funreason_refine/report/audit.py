@@ -9,6 +9,7 @@ from typing import Any
 from funreason_refine.record import Outcome
 from funreason_refine.report.data import RunData
 from funreason_refine.run_folder import FILES
+from funreason_refine.run_state import whole_lines
 
 
 def discarded(
@@ -57,7 +58,7 @@ def nothing_let_go(run: RunData) -> str | None:
     became of its records instead, errors.jsonl's with the command that redoes them."""
     if next(let_go(run), None) is not None:
         return None
-    counts = {kind: sum(1 for _ in run.lines(kind)) for kind in ("kept", "quarantined", "errors")}
+    counts = {kind: whole_lines(run.path / FILES[Outcome(kind)]) for kind in ("kept", "quarantined", "errors")}
     said = f"no record of {run.path} was discarded: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
     if counts["errors"]:
         said += (

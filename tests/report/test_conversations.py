@@ -337,31 +337,12 @@ def test_a_run_without_conversations_has_no_conversation_section(tmp_path):
     assert "Verdicts per turn" not in result.output
 
 
-class Broken(Stage):
-    """Breaks on the record "b": errors.jsonl."""
-
-    name = "broken"
-
-    def check(self, record):
-        if record.id == "b":
-            raise RuntimeError("broken on b")
-        return Verdict.passed()
-
-
-class BrokenPlugin:
-    @hookimpl
-    def register_stages(self, register):
-        register(Broken)
-
-
 def test_audit_of_a_run_that_discarded_nothing_says_where_its_records_went(tmp_path):
     # It exited 1 with "no discarded record matches; there are: none", also for a run whose records all
     # waited in errors.jsonl for refine retry.
-    from funreason_refine.testing import run_rows
-    from tests.conftest import xlam_row
-
-    with registered(BrokenPlugin(), "broken"):
-        run_rows([xlam_row("a"), xlam_row("b")], tmp_path, stages_toml='[[stages]]\nname = "broken"\n')
+    boom = {**ROWS[0], "id": "boom"}  # two assistant turns: Boom breaks on its turn 1
+    with registered(BoomPlugin(), "boom"):
+        run_chats([ROWS[0], boom], tmp_path, '[[stages]]\nname = "boom"\n')
     said = CliRunner().invoke(main, ["audit", str(tmp_path / "run")])
     assert said.exit_code == 0, said.output
     assert f"no record of {tmp_path / 'run'} was discarded: 1 kept, 0 quarantined, 1 errors" in said.output
